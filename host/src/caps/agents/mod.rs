@@ -1,0 +1,92 @@
+//! `paddock:agent/agents`: one agent calling another (the supervisor pattern).
+//!
+//! Checks happen here — the grant, the depth, cycles — and the call itself is
+//! handed to a [`Dispatch`] the runtime provides, so this module needs no
+//! knowledge of how agents are loaded or run.
+
+use super::CallContext;
+use super::wit::agents::Host;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use wasmtime::component::HasData;
+
+/// Runs an agent on behalf of another.
+pub trait Dispatch: Send + Sync {
+    /// Runs `agent` with `input` for `tenant`; `chain` is the callers so far,
+    /// outermost first, ending with the immediate caller. Errors are text
+    /// starting with their kind (`denied:`, `failed:`, `limit:`, `crashed:`).
+    fn call(&self, tenant: Arc<str>, chain: Vec<Arc<str>>, agent: String, input: String)
+    -> Pin<Box<dyn Future<Output = Result<String, String>> + Send + 'static>>;
+}
+
+/// Per-invocation state of the `agents` interface.
+pub struct AgentsCtx {
+    call: Arc<CallContext>,
+    granted: Arc<[String]>,
+    chain: Vec<Arc<str>>,
+    max_depth: u32,
+    dispatch: Option<Arc<dyn Dispatch>>,
+}
+
+impl AgentsCtx {
+    /// The agents interface for one invocation. `granted` lists the agents it
+    /// may call; `chain` its callers (outermost first, ending with itself).
+    pub fn new(
+        call: Arc<CallContext>,
+        granted: Arc<[String]>,
+        chain: Vec<Arc<str>>,
+        max_depth: u32,
+        dispatch: Option<Arc<dyn Dispatch>>,
+    ) -> Self {
+        AgentsCtx { call, granted, chain, max_depth, dispatch }
+    }
+
+    fn path(&self, next: &str) -> String {
+        let mut names: Vec<&str> = self.chain.iter().map(|n| &**n).collect();
+        names.push(next);
+        names.join(" → ")
+    }
+}
+
+impl Host for AgentsCtx {
+    async fn call(&mut self, agent: String, input: String) -> wasmtime::Result<Result<String, String>> {
+        let call = &self.call;
+        call.check_size("agents.call input", input.len() + agent.len(), call.caps.io_bytes, "limits.max-io-bytes")?;
+        if !self.granted.iter().any(|g| *g == agent) {
+            return Ok(Err(format!(
+                "denied: agent {:?} may not call {agent:?} (not in its manifest's capabilities.agents)",
+                &*call.agent
+            )));
+        }
+        if self.chain.iter().any(|n| **n == *agent) {
+            return Ok(Err(format!("denied: calling {agent:?} would make a cycle: {}", self.path(&agent))));
+        }
+        if self.chain.len() as u32 > self.max_depth {
+            return Ok(Err(format!(
+                "denied: call depth limit of {} reached (limits.max-call-depth): {}",
+                self.max_depth,
+                self.path(&agent)
+            )));
+        }
+        let Some(dispatch) = &self.dispatch else {
+            return Ok(Err("denied: this host cannot run other agents from here".to_string()));
+        };
+        Ok(dispatch.call(call.tenant.clone(), self.chain.clone(), agent, input).await)
+    }
+}
+
+/// [`HasData`] marker for the `agents` interface.
+pub struct Agents;
+
+impl HasData for Agents {
+    type Data<'a> = &'a mut AgentsCtx;
+}
+
+/// Adds `paddock:agent/agents` to `linker`.
+pub fn add_to_linker<T: Send + 'static>(
+    linker: &mut wasmtime::component::Linker<T>,
+    get: fn(&mut T) -> &mut AgentsCtx,
+) -> wasmtime::Result<()> {
+    super::wit::agents::add_to_linker::<T, Agents>(linker, get)
+}

@@ -1,0 +1,99 @@
+//! `paddock:agent/blackboard`: the calling tenant's [`Namespace`], and nothing else.
+
+use super::CallContext;
+use super::wit::blackboard::{Change, Entry, Error, Host};
+use crate::blackboard::{BoardError, LIST_MAX, Namespace};
+use std::sync::Arc;
+use std::time::Duration;
+use wasmtime::component::HasData;
+
+/// Per-invocation state of the `blackboard` interface.
+#[derive(Debug)]
+pub struct BoardCtx {
+    call: Arc<CallContext>,
+    board: Arc<Namespace>,
+}
+
+impl BoardCtx {
+    /// The blackboard interface over `board`, which must be the caller's tenant's.
+    pub fn new(call: Arc<CallContext>, board: Arc<Namespace>) -> Self {
+        debug_assert_eq!(board.tenant(), &*call.tenant);
+        BoardCtx { call, board }
+    }
+
+    /// Traps on a value over the argument cap; smaller values over the
+    /// blackboard's own limit get `too-large`, which the guest can act on.
+    fn check_value(&self, value: &[u8]) -> wasmtime::Result<()> {
+        let caps = &self.call.caps;
+        self.call.check_size("blackboard value", value.len(), caps.arg_bytes.max(caps.value_bytes), "limits.max-arg-bytes")
+    }
+}
+
+fn to_wit(e: BoardError) -> Error {
+    match e {
+        BoardError::InvalidKey(why) => Error::Denied(why),
+        BoardError::Conflict { current } => Error::Conflict(current),
+        BoardError::TooLarge { limit, .. } => Error::TooLarge(limit),
+        BoardError::QuotaExceeded(why) => Error::QuotaExceeded(why),
+        BoardError::Lagged { resume_after, .. } => Error::Lagged(resume_after),
+    }
+}
+
+impl Host for BoardCtx {
+    async fn get(&mut self, key: String) -> wasmtime::Result<Result<Option<Entry>, Error>> {
+        Ok(self
+            .board
+            .get(&key)
+            .map(|e| e.map(|e| Entry { value: e.value.to_vec(), revision: e.revision, writer: e.writer.to_string() }))
+            .map_err(to_wit))
+    }
+
+    async fn put(&mut self, key: String, value: Vec<u8>) -> wasmtime::Result<Result<u64, Error>> {
+        self.check_value(&value)?;
+        Ok(self.board.put(&key, &value, &self.call.agent).map_err(to_wit))
+    }
+
+    async fn compare_and_swap(&mut self, key: String, expected: u64, value: Vec<u8>) -> wasmtime::Result<Result<u64, Error>> {
+        self.check_value(&value)?;
+        Ok(self.board.compare_and_swap(&key, expected, &value, &self.call.agent).map_err(to_wit))
+    }
+
+    async fn delete(&mut self, key: String) -> wasmtime::Result<Result<bool, Error>> {
+        Ok(self.board.delete(&key, &self.call.agent).map_err(to_wit))
+    }
+
+    async fn list(&mut self, prefix: String) -> wasmtime::Result<Result<Vec<String>, Error>> {
+        Ok(self
+            .board
+            .list(&prefix, LIST_MAX)
+            .map(|keys| keys.iter().map(|k| k.to_string()).collect())
+            .map_err(to_wit))
+    }
+
+    async fn watch(&mut self, prefix: String, after: u64, timeout_ms: u32) -> wasmtime::Result<Result<Vec<Change>, Error>> {
+        let changes = self.board.watch(&prefix, after, Duration::from_millis(timeout_ms.into())).await;
+        Ok(changes
+            .map(|changes| {
+                changes
+                    .into_iter()
+                    .map(|c| Change { key: c.key.to_string(), value: c.value.map(|v| v.to_vec()), revision: c.revision })
+                    .collect()
+            })
+            .map_err(to_wit))
+    }
+}
+
+/// [`HasData`] marker for the `blackboard` interface.
+pub struct Blackboard;
+
+impl HasData for Blackboard {
+    type Data<'a> = &'a mut BoardCtx;
+}
+
+/// Adds `paddock:agent/blackboard` to `linker`.
+pub fn add_to_linker<T: Send + 'static>(
+    linker: &mut wasmtime::component::Linker<T>,
+    get: fn(&mut T) -> &mut BoardCtx,
+) -> wasmtime::Result<()> {
+    super::wit::blackboard::add_to_linker::<T, Blackboard>(linker, get)
+}

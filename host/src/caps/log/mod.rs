@@ -1,0 +1,162 @@
+//! `paddock:agent/log`: the agent's log records, kept per invocation and sent
+//! to `tracing` under the agent's name. Captured stdout and stderr land here too.
+
+use super::CallContext;
+use super::wit::log::{Host, Level};
+use parking_lot::Mutex;
+use std::sync::Arc;
+use wasmtime::component::HasData;
+
+/// Where a record came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Source {
+    /// The `log` interface.
+    Log,
+    /// A line the agent wrote to stdout.
+    Stdout,
+    /// A line the agent wrote to stderr.
+    Stderr,
+    /// The host, about the agent (e.g. output dropped).
+    Host,
+}
+
+/// Severity, as in the WIT `level`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// Very detailed.
+    Trace,
+    /// Detailed.
+    Debug,
+    /// Normal.
+    Info,
+    /// Something looks wrong.
+    Warn,
+    /// Something failed.
+    Error,
+}
+
+/// One record of an agent's log.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct LogRecord {
+    /// Severity.
+    pub level: Severity,
+    /// Where it came from.
+    pub source: Source,
+    /// The text.
+    pub message: String,
+}
+
+/// The log of one invocation, capped in total bytes.
+#[derive(Debug)]
+pub struct AgentLog {
+    agent: Arc<str>,
+    tenant: Arc<str>,
+    limit: u64,
+    state: Mutex<LogState>,
+}
+
+#[derive(Debug, Default)]
+struct LogState {
+    records: Vec<LogRecord>,
+    bytes: u64,
+    dropped: u64,
+}
+
+impl AgentLog {
+    /// An empty log keeping at most `limit` bytes of messages.
+    pub fn new(agent: Arc<str>, tenant: Arc<str>, limit: u64) -> Self {
+        AgentLog { agent, tenant, limit, state: Mutex::default() }
+    }
+
+    /// Records a message (and emits it to `tracing`), or counts it as dropped
+    /// once the invocation has logged its limit.
+    pub fn push(&self, level: Severity, source: Source, message: String) {
+        let mut state = self.state.lock();
+        let size = message.len() as u64;
+        if state.bytes + size > self.limit {
+            state.dropped += 1;
+            return;
+        }
+        state.bytes += size;
+        self.emit(level, source, &message);
+        state.records.push(LogRecord { level, source, message });
+    }
+
+    /// Takes the records, ending with a note of how many were dropped.
+    pub fn take(&self) -> Vec<LogRecord> {
+        let mut state = self.state.lock();
+        let mut records = std::mem::take(&mut state.records);
+        if state.dropped > 0 {
+            let message = format!(
+                "{} log records dropped: this invocation logged more than limits.max-log-total-bytes ({} bytes)",
+                state.dropped, self.limit
+            );
+            self.emit(Severity::Warn, Source::Host, &message);
+            records.push(LogRecord { level: Severity::Warn, source: Source::Host, message });
+            state.dropped = 0;
+        }
+        records
+    }
+
+    fn emit(&self, level: Severity, source: Source, message: &str) {
+        let (agent, tenant) = (&*self.agent, &*self.tenant);
+        macro_rules! event {
+            ($lvl:expr) => {
+                tracing::event!(target: "paddock::agent", $lvl, agent, tenant, source = ?source, "{message}")
+            };
+        }
+        match level {
+            Severity::Trace => event!(tracing::Level::TRACE),
+            Severity::Debug => event!(tracing::Level::DEBUG),
+            Severity::Info => event!(tracing::Level::INFO),
+            Severity::Warn => event!(tracing::Level::WARN),
+            Severity::Error => event!(tracing::Level::ERROR),
+        }
+    }
+}
+
+/// Per-invocation state of the `log` interface.
+#[derive(Debug)]
+pub struct LogCtx {
+    call: Arc<CallContext>,
+}
+
+impl LogCtx {
+    /// The `log` interface for one invocation.
+    pub fn new(call: Arc<CallContext>) -> Self {
+        LogCtx { call }
+    }
+}
+
+impl Host for LogCtx {
+    async fn log(&mut self, level: Level, message: String) -> wasmtime::Result<()> {
+        let call = &self.call;
+        call.check_size("log message", message.len(), call.caps.log_bytes, "limits.max-log-bytes")?;
+        let level = match level {
+            Level::Trace => Severity::Trace,
+            Level::Debug => Severity::Debug,
+            Level::Info => Severity::Info,
+            Level::Warn => Severity::Warn,
+            Level::Error => Severity::Error,
+        };
+        call.log.push(level, Source::Log, message);
+        Ok(())
+    }
+}
+
+/// [`HasData`] marker for the `log` interface.
+pub struct Log;
+
+impl HasData for Log {
+    type Data<'a> = &'a mut LogCtx;
+}
+
+/// Adds `paddock:agent/log` to `linker`.
+pub fn add_to_linker<T: Send + 'static>(
+    linker: &mut wasmtime::component::Linker<T>,
+    get: fn(&mut T) -> &mut LogCtx,
+) -> wasmtime::Result<()> {
+    super::wit::log::add_to_linker::<T, Log>(linker, get)
+}

@@ -1,0 +1,79 @@
+//! The host side of each WIT interface: thin glue from the `Host` traits that
+//! `bindgen!` generates to the services, and nothing else.
+//!
+//! Each interface is a folder holding a per-invocation context struct, a
+//! [`HasData`](wasmtime::component::HasData) marker and its `impl Host`. All of
+//! them share one [`CallContext`]: who is calling and the size caps.
+
+pub mod agents;
+pub mod approval;
+pub mod blackboard;
+pub mod llm;
+pub mod log;
+
+use crate::config::SizeCaps;
+use std::sync::{Arc, OnceLock};
+
+wasmtime::component::bindgen!({
+    path: "../wit",
+    world: "agent-world",
+    // Every import may wait (a provider, a watch, an approval) without holding
+    // a thread, and may trap when a hostile guest passes an oversized argument.
+    imports: { default: async | trappable },
+    exports: { default: async },
+    with: {
+        "paddock:agent/llm.completion-stream": llm::CompletionStream,
+    },
+});
+
+/// The generated types of `paddock:agent`, by interface.
+pub use paddock::agent as wit;
+
+/// A host call that broke a size cap; it ends the invocation.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{what} of {size} bytes is over {key} ({limit} bytes)")]
+pub struct Violation {
+    /// What was too large, e.g. "log message".
+    pub what: &'static str,
+    /// Its size in bytes.
+    pub size: u64,
+    /// The limit in bytes.
+    pub limit: u64,
+    /// The configuration key that sets the limit.
+    pub key: &'static str,
+}
+
+/// Who is calling, shared by every capability of one invocation.
+#[derive(Debug)]
+pub struct CallContext {
+    /// The agent's name.
+    pub agent: Arc<str>,
+    /// The tenant the invocation runs for.
+    pub tenant: Arc<str>,
+    /// Byte caps on arguments.
+    pub caps: SizeCaps,
+    /// Records the first size cap broken, for the invocation's error.
+    pub violation: OnceLock<Violation>,
+    /// Where the agent's log records go.
+    pub log: log::AgentLog,
+}
+
+impl CallContext {
+    /// A context for `agent` in `tenant`.
+    pub fn new(agent: Arc<str>, tenant: Arc<str>, caps: SizeCaps) -> Arc<Self> {
+        let log = log::AgentLog::new(agent.clone(), tenant.clone(), caps.log_total_bytes);
+        Arc::new(CallContext { agent, tenant, caps, violation: OnceLock::new(), log })
+    }
+
+    /// Traps the invocation when `size` is over `limit`, recording why.
+    pub fn check_size(&self, what: &'static str, size: usize, limit: u64, key: &'static str) -> wasmtime::Result<()> {
+        let size = size as u64;
+        if size <= limit {
+            return Ok(());
+        }
+        let violation = Violation { what, size, limit, key };
+        let message = violation.to_string();
+        let _ = self.violation.set(violation);
+        Err(wasmtime::Error::msg(message))
+    }
+}

@@ -1,0 +1,140 @@
+//! The `paddock` command line: the only place that prints for humans.
+//!
+//! Exit codes (also in the README and `paddock --help`):
+//!
+//! | code | meaning |
+//! |---|---|
+//! | 0 | success |
+//! | 1 | the agent returned an error |
+//! | 2 | bad command line or options |
+//! | 3 | the agent hit a limit (fuel, memory, time, stack, a size cap) |
+//! | 4 | the agent could not be loaded (missing file, not WebAssembly, core module, wrong world, bad manifest) |
+//! | 5 | the configuration file is wrong |
+//! | 6 | the agent crashed (trapped other than on a limit) or could not start |
+//! | 7 | a build command failed |
+
+mod build;
+mod inspect;
+mod plugins;
+mod run;
+
+use crate::config::{ConfigError, Settings};
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Exit code: the agent returned an error.
+pub const EXIT_AGENT_ERROR: u8 = 1;
+/// Exit code: bad command line or options.
+pub const EXIT_USAGE: u8 = 2;
+/// Exit code: the agent hit a limit.
+pub const EXIT_LIMIT: u8 = 3;
+/// Exit code: the agent could not be loaded.
+pub const EXIT_LOAD: u8 = 4;
+/// Exit code: the configuration is wrong.
+pub const EXIT_CONFIG: u8 = 5;
+/// Exit code: the agent crashed or could not start.
+pub const EXIT_CRASH: u8 = 6;
+/// Exit code: a build command failed.
+pub const EXIT_BUILD: u8 = 7;
+
+const EXIT_CODES: &str = "\
+Exit codes:
+  0  success
+  1  the agent returned an error
+  2  bad command line or options
+  3  the agent hit a limit (fuel, memory, time, stack, a size cap)
+  4  the agent could not be loaded (missing, not WebAssembly, core module, wrong world, bad manifest)
+  5  the configuration file is wrong
+  6  the agent crashed or could not start
+  7  a build command failed";
+
+/// Run AI agents as sandboxed WebAssembly components.
+#[derive(Debug, Parser)]
+#[command(name = "paddock", version, after_help = EXIT_CODES)]
+pub struct Cli {
+    /// Configuration file [default: ./paddock.toml if present, else built-in defaults]
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Plugins folder [default: host.plugins of the configuration, "plugins"]
+    #[arg(long, global = true, value_name = "DIR")]
+    pub plugins: Option<PathBuf>,
+    /// More host logging (-v debug, -vv trace); PADDOCK_LOG overrides
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run an agent once and print its output
+    #[command(after_help = concat!(
+        "Examples:\n  paddock run hello --input '{\"name\":\"ada\"}'\n  paddock run ./agent.wasm --fuel 1000000 --memory 16 --timeout 2s\n  paddock run reader --dir ./data::/data\n\n",
+        "Exit codes: 0 ok, 1 agent error, 2 usage, 3 limit hit, 4 could not load, 5 bad config, 6 crashed"
+    ))]
+    Run(run::RunArgs),
+    /// Run each plugin's build command
+    #[command(after_help = "Example:\n  paddock build            # every plugin under plugins/\n  paddock build my-agents")]
+    Build(build::BuildArgs),
+    /// Show a component's imports and exports and whether it fits the agent world
+    #[command(after_help = "Example:\n  paddock inspect plugins/target/wasm32-wasip2/release/hello.wasm")]
+    Inspect(inspect::InspectArgs),
+    /// List and check plugins
+    #[command(subcommand)]
+    Plugins(plugins::PluginsCommand),
+}
+
+/// Runs the command line and returns the process exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(cli.verbose);
+    let settings = match load_settings(&cli) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("start the tokio runtime");
+    let code = runtime.block_on(async {
+        match cli.command {
+            Command::Run(args) => run::run(settings, args).await,
+            Command::Build(args) => build::build(settings, args).await,
+            Command::Inspect(args) => inspect::inspect(settings, args),
+            Command::Plugins(cmd) => plugins::plugins(settings, cmd),
+        }
+    });
+    ExitCode::from(code)
+}
+
+fn load_settings(cli: &Cli) -> Result<Settings, ConfigError> {
+    let mut settings = Settings::load(cli.config.as_deref())?;
+    if let Some(dir) = &cli.plugins {
+        settings.plugins_dir = dir.clone();
+    }
+    Ok(settings)
+}
+
+fn init_tracing(verbose: u8) {
+    use tracing_subscriber::EnvFilter;
+    let default = match verbose {
+        0 => "warn,paddock::agent=info",
+        1 => "debug,cranelift=info,wasmtime=info",
+        _ => "trace",
+    };
+    let filter = EnvFilter::try_from_env("PADDOCK_LOG").unwrap_or_else(|_| EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .without_time()
+        .try_init();
+}
+
+/// Prints an error the way every command does.
+fn fail(code: u8, message: impl std::fmt::Display) -> u8 {
+    eprintln!("error: {message}");
+    code
+}

@@ -1,0 +1,517 @@
+//! `paddock.toml`: read with unknown keys refused, then validated into typed
+//! [`Settings`]. Every error names the file and the key.
+
+mod units;
+
+pub use units::{ByteSize, Span};
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The file name looked for in the working directory when no `--config` is given.
+pub const DEFAULT_FILE: &str = "paddock.toml";
+
+/// A configuration file that could not be read or is wrong.
+#[derive(Debug, thiserror::Error)]
+#[error("{file}: {message}")]
+pub struct ConfigError {
+    /// The file at fault (or `<embedded defaults>`).
+    pub file: String,
+    /// What is wrong, naming the key.
+    pub message: String,
+}
+
+/// Per-invocation limits an agent may lower (manifest, command line) but never
+/// raise above the operator's ceiling.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Wasm fuel: a deterministic CPU budget (~44 G/s of a tight loop here).
+    pub fuel: u64,
+    /// Linear memory, in bytes, summed over the component's memories.
+    pub memory: u64,
+    /// Wall-clock time for the whole invocation.
+    pub timeout: Duration,
+}
+
+/// Limits asked for by an agent's manifest or on the command line; `None`
+/// keeps the value it would otherwise have.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Requested {
+    /// Fuel.
+    pub fuel: Option<u64>,
+    /// Memory in bytes.
+    pub memory: Option<u64>,
+    /// Wall-clock time.
+    pub timeout: Option<Duration>,
+}
+
+impl Limits {
+    fn pairs(req: &Requested) -> [(&'static str, Option<u64>); 3] {
+        [("fuel", req.fuel), ("memory", req.memory), ("timeout", req.timeout.map(|t| t.as_millis() as u64))]
+    }
+
+    fn set(&mut self, key: &str, value: u64) {
+        match key {
+            "fuel" => self.fuel = value,
+            "memory" => self.memory = value,
+            _ => self.timeout = Duration::from_millis(value),
+        }
+    }
+
+    fn get(&self, key: &str) -> u64 {
+        match key {
+            "fuel" => self.fuel,
+            "memory" => self.memory,
+            _ => self.timeout.as_millis() as u64,
+        }
+    }
+
+    /// Applies what an agent's manifest asks for. A value above the ceiling is
+    /// cut down to it, and a note says so (the agent still loads).
+    pub fn with_request(mut self, ceiling: &Limits, req: &Requested) -> (Limits, Vec<String>) {
+        let mut notes = Vec::new();
+        for (key, value) in Limits::pairs(req) {
+            let Some(value) = value else { continue };
+            let max = ceiling.get(key);
+            if value > max {
+                notes.push(format!("limits.{key} ({}) is above the operator's ceiling.{key}; using {}", show(key, value), show(key, max)));
+            }
+            self.set(key, value.min(max));
+        }
+        (self, notes)
+    }
+
+    /// Applies the operator's overrides (the command line). A value above the
+    /// ceiling is an error naming the option and the ceiling.
+    pub fn with_overrides(mut self, ceiling: &Limits, req: &Requested) -> Result<Limits, String> {
+        for (key, value) in Limits::pairs(req) {
+            let Some(value) = value else { continue };
+            if value == 0 {
+                return Err(format!("--{key} must be greater than zero"));
+            }
+            let max = ceiling.get(key);
+            if value > max {
+                return Err(format!("--{key} {} is above ceiling.{key} ({})", show(key, value), show(key, max)));
+            }
+            self.set(key, value);
+        }
+        Ok(self)
+    }
+}
+
+/// Byte caps on what crosses the sandbox boundary. Operator-only: agents cannot change them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SizeCaps {
+    /// Any single string or list argument of a host call (an LLM request as a whole).
+    pub arg_bytes: u64,
+    /// One `log` message.
+    pub log_bytes: u64,
+    /// Everything one invocation may log (messages and captured output) before
+    /// further records are dropped.
+    pub log_total_bytes: u64,
+    /// A blackboard key or prefix.
+    pub key_bytes: u64,
+    /// A blackboard value.
+    pub value_bytes: u64,
+    /// Captured stdout, and separately stderr, per invocation; the rest is dropped.
+    pub output_bytes: u64,
+    /// The input given to an agent and the output it returns.
+    pub io_bytes: u64,
+}
+
+/// How the wasmtime engine is shaped.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EngineSettings {
+    /// Use the pooling instance allocator (fast instantiation, fixed capacity).
+    pub pooling: bool,
+    /// Invocations that may run at once (pooling slots).
+    pub max_instances: u32,
+    /// Tables per invocation.
+    pub max_tables: u32,
+    /// Elements per table.
+    pub max_table_elements: u32,
+    /// Core instances per component instance.
+    pub max_core_instances: u32,
+    /// How often the wall-clock deadline is checked and busy guests yield.
+    pub epoch_tick: Duration,
+}
+
+/// A host directory the operator lends to an agent.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DirGrant {
+    /// Directory on the host.
+    pub host: PathBuf,
+    /// Where the agent sees it, e.g. `/data`.
+    pub guest: String,
+    /// Whether the agent may create, change and delete files in it.
+    pub write: bool,
+}
+
+impl DirGrant {
+    /// Parses the command-line form `HOST[::GUEST]` (guest defaults to `/data`).
+    pub fn parse(text: &str, write: bool) -> Result<Self, String> {
+        let (host, guest) = match text.split_once("::") {
+            Some((h, g)) => (h, g),
+            None => (text, "/data"),
+        };
+        if host.is_empty() || guest.is_empty() {
+            return Err(format!("`{text}` is not HOST[::GUEST]"));
+        }
+        Ok(DirGrant { host: PathBuf::from(host), guest: guest.to_string(), write })
+    }
+}
+
+/// What the operator grants one agent beyond the defaults.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AgentPolicy {
+    /// Directories preopened for it.
+    pub dirs: Vec<DirGrant>,
+}
+
+/// Validated settings of a host.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// The file these came from, or `None` for the embedded defaults.
+    pub source: Option<PathBuf>,
+    /// Where plugins (folders with `agent.toml`) live.
+    pub plugins_dir: PathBuf,
+    /// The tenant used when an invocation names none.
+    pub default_tenant: String,
+    /// Limits applied when nothing lowers them.
+    pub limits: Limits,
+    /// The operator's maximum for each limit.
+    pub ceiling: Limits,
+    /// Byte caps at the sandbox boundary.
+    pub caps: SizeCaps,
+    /// How deep `agents.call` may nest.
+    pub max_call_depth: u32,
+    /// Engine shape.
+    pub engine: EngineSettings,
+    /// Per-agent grants, by agent name.
+    pub agents: BTreeMap<String, AgentPolicy>,
+    /// Each tenant's blackboard limits.
+    pub board: crate::blackboard::BoardLimits,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings::from_file(FileConfig::default(), None, Path::new("."))
+            .expect("embedded defaults are valid")
+    }
+}
+
+impl Settings {
+    /// Loads `path`, or `./paddock.toml` when present, or the embedded defaults.
+    pub fn load(path: Option<&Path>) -> Result<Settings, ConfigError> {
+        let path = match path {
+            Some(p) => p.to_path_buf(),
+            None if Path::new(DEFAULT_FILE).is_file() => PathBuf::from(DEFAULT_FILE),
+            None => return Ok(Settings::default()),
+        };
+        let text = std::fs::read_to_string(&path).map_err(|e| ConfigError {
+            file: path.display().to_string(),
+            message: format!("cannot read: {e}"),
+        })?;
+        Settings::parse(&text, &path)
+    }
+
+    /// Parses configuration text that came from `path` (used for errors and
+    /// to resolve relative paths).
+    pub fn parse(text: &str, path: &Path) -> Result<Settings, ConfigError> {
+        let file: FileConfig = toml::from_str(text).map_err(|e| ConfigError {
+            file: path.display().to_string(),
+            message: e.to_string().trim_end().to_string(),
+        })?;
+        let base = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        Settings::from_file(file, Some(path), base)
+    }
+
+    fn from_file(file: FileConfig, path: Option<&Path>, base: &Path) -> Result<Settings, ConfigError> {
+        let name = path.map_or("<embedded defaults>".to_string(), |p| p.display().to_string());
+        let fail = |message: String| ConfigError { file: name.clone(), message };
+
+        let ceiling = Limits {
+            fuel: file.ceiling.fuel.unwrap_or(1_000_000_000_000),
+            memory: file.ceiling.memory.map_or(1 << 30, |b| b.0),
+            timeout: file.ceiling.timeout.map_or(Duration::from_secs(600), |s| s.0),
+        };
+        let limits = Limits {
+            fuel: file.limits.fuel.unwrap_or(10_000_000_000.min(ceiling.fuel)),
+            memory: file.limits.memory.map_or((128 << 20).min(ceiling.memory), |b| b.0),
+            timeout: file.limits.timeout.map_or(Duration::from_secs(30).min(ceiling.timeout), |s| s.0),
+        };
+        for (key, value, max) in [
+            ("fuel", limits.fuel, ceiling.fuel),
+            ("memory", limits.memory, ceiling.memory),
+            ("timeout", limits.timeout.as_millis() as u64, ceiling.timeout.as_millis() as u64),
+        ] {
+            if value == 0 {
+                return Err(fail(format!("limits.{key} must be greater than zero")));
+            }
+            if value > max {
+                return Err(fail(format!(
+                    "limits.{key} ({}) is above ceiling.{key} ({}); raise the ceiling or lower the default",
+                    show(key, value),
+                    show(key, max)
+                )));
+            }
+        }
+        // The pooling allocator reserves address space for the largest memory
+        // up front, so the memory ceiling must fit a wasm32 address space.
+        if ceiling.memory > 4 << 30 {
+            return Err(fail(format!("ceiling.memory ({}) is above 4 GiB, the most a 32-bit wasm memory can hold", ByteSize(ceiling.memory))));
+        }
+
+        let l = &file.limits;
+        let caps = SizeCaps {
+            arg_bytes: l.max_arg_bytes.map_or(1 << 20, |b| b.0),
+            log_bytes: l.max_log_bytes.map_or(64 << 10, |b| b.0),
+            log_total_bytes: l.max_log_total_bytes.map_or(1 << 20, |b| b.0),
+            key_bytes: l.max_key_bytes.map_or(512, |b| b.0),
+            value_bytes: l.max_value_bytes.map_or(1 << 20, |b| b.0),
+            output_bytes: l.max_output_bytes.map_or(64 << 10, |b| b.0),
+            io_bytes: l.max_io_bytes.map_or(4 << 20, |b| b.0),
+        };
+        for (key, value) in [
+            ("max-arg-bytes", caps.arg_bytes),
+            ("max-log-bytes", caps.log_bytes),
+            ("max-key-bytes", caps.key_bytes),
+            ("max-value-bytes", caps.value_bytes),
+            ("max-io-bytes", caps.io_bytes),
+        ] {
+            if value == 0 {
+                return Err(fail(format!("limits.{key} must be greater than zero")));
+            }
+        }
+
+        let e = &file.engine;
+        let engine = EngineSettings {
+            pooling: e.pooling.unwrap_or(true),
+            max_instances: e.max_instances.unwrap_or(1000),
+            max_tables: e.max_tables.unwrap_or(16),
+            max_table_elements: e.max_table_elements.unwrap_or(100_000),
+            max_core_instances: e.max_core_instances.unwrap_or(32),
+            epoch_tick: e.epoch_tick.map_or(Duration::from_millis(10), |s| s.0),
+        };
+        if engine.max_instances == 0 {
+            return Err(fail("engine.max-instances must be greater than zero".into()));
+        }
+        if engine.epoch_tick < Duration::from_millis(1) || engine.epoch_tick > Duration::from_secs(1) {
+            return Err(fail(format!("engine.epoch-tick ({}) must be between 1ms and 1s", Span(engine.epoch_tick))));
+        }
+
+        let default_tenant = file.host.default_tenant.unwrap_or_else(|| "default".to_string());
+        crate::blackboard::validate_tenant(&default_tenant)
+            .map_err(|why| fail(format!("host.default-tenant: {why}")))?;
+
+        let mut agents = BTreeMap::new();
+        for (agent, policy) in file.agents {
+            let mut dirs = Vec::new();
+            for (i, d) in policy.dirs.into_iter().enumerate() {
+                if !d.guest.starts_with('/') {
+                    return Err(fail(format!("agents.{agent}.dirs[{i}].guest must be an absolute path like \"/data\", not `{}`", d.guest)));
+                }
+                dirs.push(DirGrant { host: base.join(d.host), guest: d.guest, write: d.write });
+            }
+            agents.insert(agent, AgentPolicy { dirs });
+        }
+
+        Ok(Settings {
+            source: path.map(Path::to_path_buf),
+            plugins_dir: base.join(file.host.plugins.unwrap_or_else(|| PathBuf::from("plugins"))),
+            default_tenant,
+            limits,
+            ceiling,
+            caps,
+            max_call_depth: file.limits.max_call_depth.unwrap_or(4),
+            engine,
+            agents,
+            board: crate::blackboard::BoardLimits {
+                key_bytes: caps.key_bytes,
+                value_bytes: caps.value_bytes,
+                max_keys: file.blackboard.max_keys.unwrap_or(100_000),
+                max_bytes: file.blackboard.max_bytes.map_or(256 << 20, |b| b.0),
+                history: file.blackboard.history.unwrap_or(4096),
+            },
+        })
+    }
+
+    /// Where these settings came from, for messages.
+    pub fn source_name(&self) -> String {
+        self.source.as_ref().map_or("<embedded defaults>".to_string(), |p| p.display().to_string())
+    }
+}
+
+/// Renders a limit value in the unit its key uses.
+pub fn show(key: &str, value: u64) -> String {
+    match key {
+        "memory" => ByteSize(value).to_string(),
+        "timeout" => Span(Duration::from_millis(value)).to_string(),
+        _ => value.to_string(),
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct FileConfig {
+    #[serde(default)]
+    host: HostSection,
+    #[serde(default)]
+    limits: LimitsSection,
+    #[serde(default)]
+    ceiling: CeilingSection,
+    #[serde(default)]
+    engine: EngineSection,
+    #[serde(default)]
+    agents: BTreeMap<String, AgentSection>,
+    #[serde(default)]
+    blackboard: BlackboardSection,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct BlackboardSection {
+    max_keys: Option<u64>,
+    max_bytes: Option<ByteSize>,
+    history: Option<usize>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct HostSection {
+    plugins: Option<PathBuf>,
+    default_tenant: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct LimitsSection {
+    fuel: Option<u64>,
+    memory: Option<ByteSize>,
+    timeout: Option<Span>,
+    max_arg_bytes: Option<ByteSize>,
+    max_log_bytes: Option<ByteSize>,
+    max_log_total_bytes: Option<ByteSize>,
+    max_key_bytes: Option<ByteSize>,
+    max_value_bytes: Option<ByteSize>,
+    max_output_bytes: Option<ByteSize>,
+    max_io_bytes: Option<ByteSize>,
+    max_call_depth: Option<u32>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct CeilingSection {
+    fuel: Option<u64>,
+    memory: Option<ByteSize>,
+    timeout: Option<Span>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct EngineSection {
+    pooling: Option<bool>,
+    max_instances: Option<u32>,
+    max_tables: Option<u32>,
+    max_table_elements: Option<u32>,
+    max_core_instances: Option<u32>,
+    epoch_tick: Option<Span>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct AgentSection {
+    #[serde(default)]
+    dirs: Vec<DirSection>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct DirSection {
+    host: PathBuf,
+    guest: String,
+    #[serde(default)]
+    write: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Settings, ConfigError> {
+        Settings::parse(text, Path::new("conf/paddock.toml"))
+    }
+
+    #[test]
+    fn embedded_defaults_are_within_their_ceiling() {
+        let s = Settings::default();
+        assert_eq!(s.limits.fuel, 10_000_000_000);
+        assert_eq!(s.limits.memory, 128 << 20);
+        assert_eq!(s.limits.timeout, Duration::from_secs(30));
+        assert_eq!(s.source_name(), "<embedded defaults>");
+    }
+
+    #[test]
+    fn unknown_key_is_refused_naming_file_and_key() {
+        let err = parse("[limits]\nfule = 3\n").unwrap_err();
+        assert_eq!(err.file, "conf/paddock.toml");
+        assert!(err.message.contains("unknown field `fule`"), "{}", err.message);
+        assert!(err.message.contains("line 2"), "{}", err.message);
+    }
+
+    #[test]
+    fn default_above_ceiling_is_refused_naming_both_keys() {
+        let err = parse("[limits]\nmemory = \"2GiB\"\n[ceiling]\nmemory = \"1GiB\"\n").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "conf/paddock.toml: limits.memory (2 GiB) is above ceiling.memory (1 GiB); raise the ceiling or lower the default"
+        );
+    }
+
+    #[test]
+    fn bad_size_value_names_the_value() {
+        let err = parse("[limits]\nmemory = \"lots\"\n").unwrap_err();
+        assert!(err.message.contains("`lots` is not a size"), "{}", err.message);
+    }
+
+    #[test]
+    fn paths_resolve_against_the_config_folder() {
+        let s = parse("[host]\nplugins = \"agents\"\n[agents.reader]\ndirs = [{ host = \"data\", guest = \"/data\" }]\n").unwrap();
+        assert_eq!(s.plugins_dir, Path::new("conf/agents"));
+        assert_eq!(s.agents["reader"].dirs[0].host, Path::new("conf/data"));
+        assert!(!s.agents["reader"].dirs[0].write);
+    }
+
+    #[test]
+    fn relative_guest_path_is_refused() {
+        let err = parse("[agents.reader]\ndirs = [{ host = \"data\", guest = \"data\" }]\n").unwrap_err();
+        assert_eq!(err.message, "agents.reader.dirs[0].guest must be an absolute path like \"/data\", not `data`");
+    }
+
+    #[test]
+    fn manifest_requests_are_cut_to_the_ceiling_with_a_note() {
+        let s = Settings::default();
+        let req = Requested { fuel: Some(u64::MAX), memory: Some(1 << 20), timeout: None };
+        let (limits, notes) = s.limits.with_request(&s.ceiling, &req);
+        assert_eq!((limits.fuel, limits.memory, limits.timeout), (s.ceiling.fuel, 1 << 20, s.limits.timeout));
+        assert_eq!(notes.len(), 1);
+        assert!(notes[0].starts_with("limits.fuel (18446744073709551615) is above the operator's ceiling.fuel"), "{}", notes[0]);
+    }
+
+    #[test]
+    fn command_line_over_the_ceiling_is_an_error() {
+        let s = Settings::default();
+        let req = Requested { memory: Some(2 << 30), ..Default::default() };
+        assert_eq!(s.limits.with_overrides(&s.ceiling, &req).unwrap_err(), "--memory 2 GiB is above ceiling.memory (1 GiB)");
+    }
+
+    #[test]
+    fn dir_grant_parses_host_and_guest() {
+        let g = DirGrant::parse("./in::/input", false).unwrap();
+        assert_eq!(g.host, Path::new("./in"));
+        assert_eq!(g.guest, "/input");
+        assert_eq!(DirGrant::parse("./in", true).unwrap().guest, "/data");
+    }
+}

@@ -1,0 +1,123 @@
+//! Human-friendly units in config files: byte sizes ("64MiB") and durations ("250ms").
+
+use serde::{Deserialize, Deserializer, de};
+use std::fmt;
+use std::time::Duration;
+
+/// A size in bytes, written as an integer (bytes) or a string with a unit:
+/// `B`, `KiB`, `MiB`, `GiB` (powers of 1024) or `KB`, `MB`, `GB` (powers of 1000).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ByteSize(pub u64);
+
+impl ByteSize {
+    /// Parses `"64MiB"`, `"1 GiB"`, `"512"` and the like.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let text = text.trim();
+        let split = text
+            .find(|c: char| !c.is_ascii_digit() && c != '_')
+            .unwrap_or(text.len());
+        let (digits, unit) = text.split_at(split);
+        let number: u64 = digits
+            .replace('_', "")
+            .parse()
+            .map_err(|_| format!("`{text}` is not a size (examples: 65536, \"64KiB\", \"128MiB\")"))?;
+        let scale: u64 = match unit.trim() {
+            "" | "B" => 1,
+            "KiB" => 1 << 10,
+            "MiB" => 1 << 20,
+            "GiB" => 1 << 30,
+            "KB" => 1_000,
+            "MB" => 1_000_000,
+            "GB" => 1_000_000_000,
+            other => return Err(format!("unknown size unit `{other}` in `{text}` (use B, KiB, MiB, GiB, KB, MB or GB)")),
+        };
+        number
+            .checked_mul(scale)
+            .map(ByteSize)
+            .ok_or_else(|| format!("size `{text}` is too large"))
+    }
+}
+
+impl fmt::Display for ByteSize {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let b = self.0;
+        for (unit, scale) in [("GiB", 1u64 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)] {
+            if b >= scale && b % scale == 0 {
+                return write!(f, "{} {unit}", b / scale);
+            }
+        }
+        write!(f, "{b} bytes")
+    }
+}
+
+impl<'de> Deserialize<'de> for ByteSize {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Int(u64),
+            Text(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Int(n) => Ok(ByteSize(n)),
+            Raw::Text(t) => ByteSize::parse(&t).map_err(de::Error::custom),
+        }
+    }
+}
+
+/// A duration written as `"250ms"`, `"30s"`, `"5m"` (humantime syntax).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Span(pub Duration);
+
+impl Span {
+    /// Parses `"250ms"`, `"1m 30s"` and the like.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        humantime::parse_duration(text.trim())
+            .map(Span)
+            .map_err(|e| format!("`{text}` is not a duration ({e}; examples: \"250ms\", \"30s\", \"5m\")"))
+    }
+}
+
+impl fmt::Display for Span {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", humantime::format_duration(self.0))
+    }
+}
+
+impl<'de> Deserialize<'de> for Span {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        Span::parse(&text).map_err(de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_accept_binary_and_decimal_units() {
+        assert_eq!(ByteSize::parse("64MiB").unwrap().0, 64 << 20);
+        assert_eq!(ByteSize::parse("1 GiB").unwrap().0, 1 << 30);
+        assert_eq!(ByteSize::parse("10KB").unwrap().0, 10_000);
+        assert_eq!(ByteSize::parse("4_096").unwrap().0, 4096);
+    }
+
+    #[test]
+    fn sizes_reject_unknown_units_naming_them() {
+        let err = ByteSize::parse("64mb").unwrap_err();
+        assert_eq!(err, "unknown size unit `mb` in `64mb` (use B, KiB, MiB, GiB, KB, MB or GB)");
+    }
+
+    #[test]
+    fn sizes_display_in_the_largest_exact_unit() {
+        assert_eq!(ByteSize(128 << 20).to_string(), "128 MiB");
+        assert_eq!(ByteSize(1000).to_string(), "1000 bytes");
+    }
+
+    #[test]
+    fn durations_parse_humantime() {
+        assert_eq!(Span::parse("250ms").unwrap().0, Duration::from_millis(250));
+        assert!(Span::parse("soon").unwrap_err().starts_with("`soon` is not a duration"));
+    }
+}

@@ -1,0 +1,10 @@
+//! Agents on disk: manifests, the plugins folder, and loading a component into
+//! a pre-instantiated form checked against the world.
+
+pub mod load;
+pub mod manifest;
+pub mod registry;
+
+pub use load::{Inspection, LoadError};
+pub use manifest::{Capabilities, Manifest, ManifestError};
+pub use registry::Registry;

@@ -1,0 +1,217 @@
+//! The host in one value: engine, linker, plugins and services. Loads agents
+//! by name or path and runs invocations; also runs the agents one agent calls.
+
+use crate::blackboard::{Blackboard, validate_tenant};
+use crate::caps::AgentWorldPre;
+use crate::caps::agents::Dispatch;
+use crate::config::{DirGrant, Limits, Requested, Settings};
+use crate::engine::{self, EpochTicker};
+use crate::plugins::load::{self, Inspection, LoadError};
+use crate::plugins::{Manifest, Registry};
+use crate::sandbox::{self, AgentState, InvokeError, Invocation, Outcome};
+use parking_lot::Mutex;
+use std::collections::HashMap;
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::Arc;
+use wasmtime::Engine;
+use wasmtime::component::Linker;
+
+/// A loaded agent, ready to be instantiated any number of times.
+pub struct Agent {
+    /// Its name (from the manifest, or the file stem of a bare `.wasm`).
+    pub name: Arc<str>,
+    /// Its manifest, unless it was loaded as a bare file.
+    pub manifest: Option<Manifest>,
+    /// The component file.
+    pub component: PathBuf,
+    /// Its limits: the defaults, with what its manifest asked for up to the ceiling.
+    pub limits: Limits,
+    /// Notes from loading (e.g. a limit cut down to the ceiling).
+    pub notes: Vec<String>,
+    callable: Arc<[String]>,
+    pre: AgentWorldPre<AgentState>,
+}
+
+/// Options of one invocation.
+#[derive(Clone, Debug, Default)]
+pub struct RunOptions {
+    /// The tenant; the configured default when `None`.
+    pub tenant: Option<String>,
+    /// Limits set by the operator for this run (bounded by the ceiling).
+    pub overrides: Requested,
+    /// Directories granted for this run, besides the configured ones.
+    pub dirs: Vec<DirGrant>,
+}
+
+/// Why a run could not even start.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The agent could not be loaded.
+    #[error(transparent)]
+    Load(#[from] LoadError),
+    /// The options are wrong (a limit above the ceiling, a bad tenant name).
+    #[error("{0}")]
+    Options(String),
+}
+
+/// The host.
+#[derive(Clone)]
+pub struct Runtime {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    settings: Settings,
+    engine: Engine,
+    linker: Linker<AgentState>,
+    registry: Registry,
+    board: Arc<Blackboard>,
+    loaded: Mutex<HashMap<String, Arc<Agent>>>,
+    _ticker: EpochTicker,
+}
+
+impl Runtime {
+    /// Builds a host from `settings`.
+    pub fn new(settings: Settings) -> wasmtime::Result<Runtime> {
+        let engine = engine::build(&settings.engine, &settings.ceiling)?;
+        let linker = sandbox::linker(&engine)?;
+        let ticker = EpochTicker::start(&engine, settings.engine.epoch_tick);
+        let inner = Inner {
+            registry: Registry::new(&settings.plugins_dir),
+            board: Arc::new(Blackboard::new(settings.board)),
+            loaded: Mutex::default(),
+            settings,
+            engine,
+            linker,
+            _ticker: ticker,
+        };
+        Ok(Runtime { inner: Arc::new(inner) })
+    }
+
+    /// The settings it runs with.
+    pub fn settings(&self) -> &Settings {
+        &self.inner.settings
+    }
+
+    /// The blackboard of every tenant.
+    pub fn blackboard(&self) -> &Arc<Blackboard> {
+        &self.inner.board
+    }
+
+    /// The plugins folder.
+    pub fn registry(&self) -> &Registry {
+        &self.inner.registry
+    }
+
+    /// Loads an agent named by `spec`: a path to a `.wasm`/`.wat` file or to
+    /// an `agent.toml`, or the name of a plugin. Loaded agents are kept.
+    pub fn load(&self, spec: &str) -> Result<Arc<Agent>, LoadError> {
+        if let Some(agent) = self.inner.loaded.lock().get(spec) {
+            return Ok(agent.clone());
+        }
+        let path = Path::new(spec);
+        let is_path = spec.contains('/') || spec.ends_with(".wasm") || spec.ends_with(".wat") || spec.ends_with(".toml");
+        let agent = if !is_path {
+            self.load_manifest(self.inner.registry.find(spec)?)?
+        } else if spec.ends_with(".toml") {
+            self.load_manifest(Manifest::load(path)?)?
+        } else {
+            let name = path.file_stem().map_or("agent".into(), |s| s.to_string_lossy().into_owned());
+            self.load_file(&name, path, None)?
+        };
+        let agent = Arc::new(agent);
+        self.inner.loaded.lock().insert(spec.to_string(), agent.clone());
+        Ok(agent)
+    }
+
+    fn load_manifest(&self, manifest: Manifest) -> Result<Agent, LoadError> {
+        let name = manifest.name.clone();
+        let component = manifest.component.clone();
+        self.load_file(&name, &component, Some(manifest)).map_err(|e| match e {
+            LoadError::Missing { path, .. } => {
+                LoadError::Missing { path, hint: Some(format!("build it first: `paddock build` or `paddock run {name} --build`")) }
+            }
+            other => other,
+        })
+    }
+
+    fn load_file(&self, name: &str, path: &Path, manifest: Option<Manifest>) -> Result<Agent, LoadError> {
+        let s = &self.inner.settings;
+        let pre = load::load_component(&self.inner.engine, &self.inner.linker, path)?;
+        let requested = manifest.as_ref().map(|m| m.limits).unwrap_or_default();
+        let (limits, notes) = s.limits.with_request(&s.ceiling, &requested);
+        for note in &notes {
+            tracing::warn!(agent = name, "{note}");
+        }
+        let callable = manifest.as_ref().map(|m| m.capabilities.agents.clone()).unwrap_or_default();
+        Ok(Agent { name: Arc::from(name), manifest, component: path.to_path_buf(), limits, notes, callable: callable.into(), pre })
+    }
+
+    /// Inspects a file: imports, exports, and whether it fits the world.
+    pub fn inspect(&self, path: &Path) -> Result<Inspection, LoadError> {
+        load::inspect(&self.inner.engine, &self.inner.linker, path)
+    }
+
+    /// Runs `agent` once with `input`.
+    pub async fn run(&self, agent: &Agent, input: &str, options: &RunOptions) -> Result<Outcome, RunError> {
+        let s = &self.inner.settings;
+        let tenant = options.tenant.clone().unwrap_or_else(|| s.default_tenant.clone());
+        validate_tenant(&tenant).map_err(RunError::Options)?;
+        let limits = agent.limits.with_overrides(&s.ceiling, &options.overrides).map_err(RunError::Options)?;
+        let mut dirs = s.agents.get(&*agent.name).map(|p| p.dirs.clone()).unwrap_or_default();
+        dirs.extend(options.dirs.iter().cloned());
+        Ok(self.invoke(agent, input, Arc::from(tenant), limits, dirs, vec![agent.name.clone()]).await)
+    }
+
+    fn invoke(
+        &self,
+        agent: &Agent,
+        input: &str,
+        tenant: Arc<str>,
+        limits: Limits,
+        dirs: Vec<DirGrant>,
+        chain: Vec<Arc<str>>,
+    ) -> impl Future<Output = Outcome> + Send + 'static {
+        let s = &self.inner.settings;
+        let invocation = Invocation {
+            agent: agent.name.clone(),
+            board: self.inner.board.namespace(&tenant),
+            tenant,
+            limits,
+            caps: s.caps,
+            table_elements: s.engine.max_table_elements.into(),
+            instances: s.engine.max_core_instances as usize,
+            tables: s.engine.max_tables as usize,
+            dirs,
+            callable: agent.callable.clone(),
+            chain,
+            max_call_depth: s.max_call_depth,
+            dispatch: Some(Arc::new(self.clone()) as Arc<dyn Dispatch>),
+        };
+        let (engine, pre, input) = (self.inner.engine.clone(), agent.pre.clone(), input.to_string());
+        async move { sandbox::invoke(&engine, &pre, invocation, &input).await }
+    }
+}
+
+impl Dispatch for Runtime {
+    fn call(&self, tenant: Arc<str>, chain: Vec<Arc<str>>, agent: String, input: String)
+    -> Pin<Box<dyn Future<Output = Result<String, String>> + Send + 'static>> {
+        let runtime = self.clone();
+        Box::pin(async move {
+            let callee = runtime.load(&agent).map_err(|e| format!("denied: cannot load agent {agent:?}: {e}"))?;
+            let s = &runtime.inner.settings;
+            let dirs = s.agents.get(&agent).map(|p| p.dirs.clone()).unwrap_or_default();
+            let mut chain = chain;
+            chain.push(callee.name.clone());
+            let outcome = runtime.invoke(&callee, &input, tenant, callee.limits, dirs, chain).await;
+            outcome.result.map_err(|e| match e {
+                InvokeError::Failed { message, .. } => format!("failed: {message}"),
+                InvokeError::Limit { .. } => format!("limit: {e}"),
+                InvokeError::Crashed { .. } => format!("crashed: {e}"),
+                InvokeError::Start { .. } => format!("denied: {e}"),
+            })
+        })
+    }
+}

@@ -1,0 +1,250 @@
+//! One invocation of one agent: a fresh `Store` from a cached pre-instance,
+//! the limits applied to it, a WASI context that grants nothing by default,
+//! and an error that names whatever limit ended it.
+
+mod limits;
+mod output;
+
+pub use limits::{LimitHit, Limiter};
+
+use crate::blackboard::Namespace;
+use crate::caps::agents::{AgentsCtx, Dispatch};
+use crate::caps::approval::ApprovalCtx;
+use crate::caps::blackboard::BoardCtx;
+use crate::caps::llm::LlmCtx;
+use crate::caps::log::{LogCtx, LogRecord, Source};
+use crate::caps::{AgentWorldPre, CallContext};
+use crate::config::{DirGrant, Limits, SizeCaps};
+use output::Capture;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use wasmtime::component::{Linker, ResourceTable};
+use wasmtime::{Engine, Store, Trap, UpdateDeadline};
+use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+
+/// Fuel between two voluntary yields of a busy guest (~0.2 ms of a tight loop
+/// here): short enough that a CPU-bound agent cannot hold a worker thread
+/// from the others, long enough that yielding costs under 1%.
+const FUEL_YIELD_INTERVAL: u64 = 10_000_000;
+
+/// The store's data: WASI plus every capability's per-invocation state.
+pub struct AgentState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    limiter: Limiter,
+    log: LogCtx,
+    board: BoardCtx,
+    llm: LlmCtx,
+    agents: AgentsCtx,
+    approval: ApprovalCtx,
+    call: Arc<CallContext>,
+    timed_out: bool,
+}
+
+impl WasiView for AgentState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+/// The linker every agent is instantiated with: WASI 0.2 and each
+/// `paddock:agent` interface.
+pub fn linker(engine: &Engine) -> wasmtime::Result<Linker<AgentState>> {
+    let mut linker: Linker<AgentState> = Linker::new(engine);
+    wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+    crate::caps::log::add_to_linker(&mut linker, |s| &mut s.log)?;
+    crate::caps::blackboard::add_to_linker(&mut linker, |s| &mut s.board)?;
+    crate::caps::llm::add_to_linker(&mut linker, |s| &mut s.llm)?;
+    crate::caps::agents::add_to_linker(&mut linker, |s| &mut s.agents)?;
+    crate::caps::approval::add_to_linker(&mut linker, |s| &mut s.approval)?;
+    Ok(linker)
+}
+
+/// Everything one invocation needs besides the component.
+pub struct Invocation {
+    /// The agent's name.
+    pub agent: Arc<str>,
+    /// The tenant it runs for.
+    pub tenant: Arc<str>,
+    /// Its limits, already resolved against the ceiling.
+    pub limits: Limits,
+    /// Byte caps at the boundary.
+    pub caps: SizeCaps,
+    /// Most elements per table.
+    pub table_elements: u64,
+    /// Most core instances (and memories) per store.
+    pub instances: usize,
+    /// Most tables per store.
+    pub tables: usize,
+    /// Directories the operator granted.
+    pub dirs: Vec<DirGrant>,
+    /// The tenant's blackboard.
+    pub board: Arc<Namespace>,
+    /// Agents it may call.
+    pub callable: Arc<[String]>,
+    /// Its callers, outermost first, ending with itself.
+    pub chain: Vec<Arc<str>>,
+    /// How deep `agents.call` may nest.
+    pub max_call_depth: u32,
+    /// Who runs the agents it calls.
+    pub dispatch: Option<Arc<dyn Dispatch>>,
+}
+
+/// How an invocation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum InvokeError {
+    /// The agent ran and returned an error of its own.
+    #[error("agent {agent:?} returned an error: {message}")]
+    Failed {
+        /// The agent.
+        agent: String,
+        /// Its error text.
+        message: String,
+    },
+    /// The agent hit a limit and was stopped.
+    #[error("agent {agent:?} {limit}")]
+    Limit {
+        /// The agent.
+        agent: String,
+        /// Which limit, with its value.
+        limit: LimitHit,
+    },
+    /// The agent trapped for a reason other than a limit (a bug or a panic).
+    #[error("agent {agent:?} crashed: {reason}")]
+    Crashed {
+        /// The agent.
+        agent: String,
+        /// The trap.
+        reason: String,
+    },
+    /// The agent could not be started (a grant could not be honoured, the
+    /// host is at capacity).
+    #[error("agent {agent:?} could not start: {reason}")]
+    Start {
+        /// The agent.
+        agent: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// What an invocation produced.
+#[derive(Debug)]
+pub struct Outcome {
+    /// The agent's output, or why there is none.
+    pub result: Result<String, InvokeError>,
+    /// Everything it logged (including captured stdout and stderr).
+    pub logs: Vec<LogRecord>,
+    /// Fuel it burned.
+    pub fuel_consumed: u64,
+    /// Wall-clock time from store creation to the end.
+    pub elapsed: Duration,
+}
+
+/// Runs `input` through a fresh instance of `pre`.
+pub async fn invoke(engine: &Engine, pre: &AgentWorldPre<AgentState>, inv: Invocation, input: &str) -> Outcome {
+    let started = Instant::now();
+    let call = CallContext::new(inv.agent.clone(), inv.tenant.clone(), inv.caps);
+    let agent = inv.agent.to_string();
+    let finish = |result, fuel_consumed| Outcome { result, logs: call.log.take(), fuel_consumed, elapsed: started.elapsed() };
+
+    if input.len() as u64 > inv.caps.io_bytes {
+        let limit = LimitHit::Io { what: "input", size: input.len() as u64, limit: inv.caps.io_bytes };
+        return finish(Err(InvokeError::Limit { agent, limit }), 0);
+    }
+    let (stdout, stderr) = (Capture::new(call.clone(), Source::Stdout), Capture::new(call.clone(), Source::Stderr));
+    let wasi = match wasi_context(&inv.dirs, &stdout, &stderr) {
+        Ok(wasi) => wasi,
+        Err(reason) => return finish(Err(InvokeError::Start { agent, reason }), 0),
+    };
+    let state = AgentState {
+        wasi,
+        table: ResourceTable::new(),
+        limiter: Limiter::new(inv.limits.memory, inv.table_elements, inv.instances, inv.tables),
+        log: LogCtx::new(call.clone()),
+        board: BoardCtx::new(call.clone(), inv.board),
+        llm: LlmCtx::new(call.clone()),
+        agents: AgentsCtx::new(call.clone(), inv.callable, inv.chain, inv.max_call_depth, inv.dispatch),
+        approval: ApprovalCtx::new(call.clone()),
+        call: call.clone(),
+        timed_out: false,
+    };
+    let mut store = Store::new(engine, state);
+    store.limiter(|s| &mut s.limiter);
+    let limits = inv.limits;
+    let setup = store.set_fuel(limits.fuel).and_then(|()| store.fuel_async_yield_interval(Some(FUEL_YIELD_INTERVAL)));
+    if let Err(e) = setup {
+        return finish(Err(InvokeError::Start { agent, reason: format!("{e:#}") }), 0);
+    }
+    let deadline = started + limits.timeout;
+    store.set_epoch_deadline(1);
+    store.epoch_deadline_callback(move |mut ctx| {
+        if Instant::now() >= deadline {
+            ctx.data_mut().timed_out = true;
+            return Err(wasmtime::Error::msg("wall-clock deadline passed"));
+        }
+        Ok(UpdateDeadline::Yield(1))
+    });
+
+    // The epoch callback stops a guest that computes past its deadline; this
+    // timeout stops one that waits past it inside a host call.
+    let run = async {
+        let instance = pre.instantiate_async(&mut store).await.map_err(|e| (e, true))?;
+        instance.paddock_agent_agent().call_run(&mut store, input).await.map_err(|e| (e, false))
+    };
+    let ran = tokio::time::timeout(limits.timeout, run).await;
+    stdout.finish();
+    stderr.finish();
+    let fuel_consumed = limits.fuel.saturating_sub(store.get_fuel().unwrap_or(0));
+    let result = match ran {
+        Err(_elapsed) => Err(InvokeError::Limit { agent, limit: LimitHit::Timeout(limits.timeout) }),
+        Ok(Ok(Ok(output))) if output.len() as u64 > inv.caps.io_bytes => {
+            let limit = LimitHit::Io { what: "output", size: output.len() as u64, limit: inv.caps.io_bytes };
+            Err(InvokeError::Limit { agent, limit })
+        }
+        Ok(Ok(Ok(output))) => Ok(output),
+        Ok(Ok(Err(message))) => Err(InvokeError::Failed { agent, message }),
+        Ok(Err((error, instantiating))) => Err(classify(&store, &limits, agent, error, instantiating)),
+    };
+    finish(result, fuel_consumed)
+}
+
+/// Names the limit behind a trap, or reports a crash.
+fn classify(store: &Store<AgentState>, limits: &Limits, agent: String, error: wasmtime::Error, instantiating: bool) -> InvokeError {
+    let state = store.data();
+    if let Some(v) = state.call.violation.get() {
+        return InvokeError::Limit { agent, limit: LimitHit::HostCall(v.clone()) };
+    }
+    if let Some(hit) = &state.limiter.hit {
+        return InvokeError::Limit { agent, limit: hit.clone() };
+    }
+    if state.timed_out {
+        return InvokeError::Limit { agent, limit: LimitHit::Timeout(limits.timeout) };
+    }
+    match error.downcast_ref::<Trap>() {
+        Some(Trap::OutOfFuel) => InvokeError::Limit { agent, limit: LimitHit::Fuel(limits.fuel) },
+        Some(Trap::StackOverflow) => InvokeError::Limit { agent, limit: LimitHit::Stack(crate::engine::MAX_WASM_STACK) },
+        Some(Trap::Interrupt) => InvokeError::Limit { agent, limit: LimitHit::Timeout(limits.timeout) },
+        Some(trap) => {
+            tracing::debug!(agent, error = format!("{error:?}"), "agent trapped");
+            InvokeError::Crashed { agent, reason: trap.to_string() }
+        }
+        None if instantiating => InvokeError::Start { agent, reason: format!("{error:#}") },
+        None => InvokeError::Crashed { agent, reason: format!("{error:#}") },
+    }
+}
+
+/// A WASI context that grants nothing but clocks, random, captured output and
+/// the directories the operator granted. Network access is off by default in
+/// `WasiCtxBuilder`: no TCP, no UDP, no name lookup.
+fn wasi_context(dirs: &[DirGrant], stdout: &Capture, stderr: &Capture) -> Result<WasiCtx, String> {
+    let mut builder = WasiCtxBuilder::new();
+    builder.stdout(stdout.clone()).stderr(stderr.clone());
+    for dir in dirs {
+        let perms = if dir.write { FsPerms::ReadWrite } else { FsPerms::ReadOnly };
+        builder
+            .preopened_dir(&dir.host, &dir.guest, perms)
+            .map_err(|e| format!("cannot open granted directory {} (for {}): {e:#}", dir.host.display(), dir.guest))?;
+    }
+    Ok(builder.build())
+}
