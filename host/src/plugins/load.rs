@@ -148,15 +148,21 @@ pub fn load_component(engine: &Engine, linker: &Linker<AgentState>, path: &Path)
 pub fn prepare(engine: &Engine, linker: &Linker<AgentState>, component: &Component) -> Result<AgentWorldPre<AgentState>, String> {
     let ty = component.component_type();
     let exports: Vec<&str> = ty.exports(engine).map(|(name, _)| name).collect();
-    if !exports.iter().any(|e| *e == AGENT_EXPORT) {
+    let mut problems = Vec::new();
+    if !exports.contains(&AGENT_EXPORT) {
         let found = if exports.is_empty() { "it exports nothing".to_string() } else { format!("it exports {}", exports.join(", ")) };
-        return Err(format!("missing export `{AGENT_EXPORT}` ({found})"));
+        problems.push(format!("missing export `{AGENT_EXPORT}` ({found})"));
     }
-    if let Some((name, _)) = ty.imports(engine).find(|(name, _)| !is_provided(name)) {
-        return Err(format!(
-            "unexpected import `{name}`: this host provides paddock:agent/{{{}}}@0.1 and WASI 0.2 only",
+    let unexpected: Vec<String> = ty.imports(engine).filter(|(name, _)| !is_provided(name)).map(|(n, _)| format!("`{n}`")).collect();
+    if !unexpected.is_empty() {
+        problems.push(format!(
+            "unexpected import {} (this host provides paddock:agent/{{{}}}@0.1 and WASI 0.2 only)",
+            unexpected.join(", "),
             PROVIDED.join(",")
         ));
+    }
+    if !problems.is_empty() {
+        return Err(problems.join("; "));
     }
     let pre = linker.instantiate_pre(component).map_err(|e| format!("{e:#}"))?;
     AgentWorldPre::new(pre).map_err(|e| format!("{e:#}"))

@@ -227,7 +227,12 @@ fn classify(store: &Store<AgentState>, limits: &Limits, agent: String, error: wa
         Some(Trap::Interrupt) => InvokeError::Limit { agent, limit: LimitHit::Timeout(limits.timeout) },
         Some(trap) => {
             tracing::debug!(agent, error = format!("{error:?}"), "agent trapped");
-            InvokeError::Crashed { agent, reason: trap.to_string() }
+            let hint = match trap {
+                Trap::MemoryOutOfBounds => " (in Rust and C guests often their own stack overrunning linear memory)",
+                Trap::UnreachableCodeReached => " (a Rust guest panics or aborts this way; its stderr is in the log)",
+                _ => "",
+            };
+            InvokeError::Crashed { agent, reason: format!("{trap}{hint}") }
         }
         None if instantiating => InvokeError::Start { agent, reason: format!("{error:#}") },
         None => InvokeError::Crashed { agent, reason: format!("{error:#}") },

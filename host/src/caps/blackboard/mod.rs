@@ -14,18 +14,14 @@ pub struct BoardCtx {
     board: Arc<Namespace>,
 }
 
+// Oversized keys and values are answered with `denied` and `too-large`, not a
+// trap: the guest can act on them, and what it sent is already bounded by its
+// memory limit.
 impl BoardCtx {
     /// The blackboard interface over `board`, which must be the caller's tenant's.
     pub fn new(call: Arc<CallContext>, board: Arc<Namespace>) -> Self {
         debug_assert_eq!(board.tenant(), &*call.tenant);
         BoardCtx { call, board }
-    }
-
-    /// Traps on a value over the argument cap; smaller values over the
-    /// blackboard's own limit get `too-large`, which the guest can act on.
-    fn check_value(&self, value: &[u8]) -> wasmtime::Result<()> {
-        let caps = &self.call.caps;
-        self.call.check_size("blackboard value", value.len(), caps.arg_bytes.max(caps.value_bytes), "limits.max-arg-bytes")
     }
 }
 
@@ -49,12 +45,10 @@ impl Host for BoardCtx {
     }
 
     async fn put(&mut self, key: String, value: Vec<u8>) -> wasmtime::Result<Result<u64, Error>> {
-        self.check_value(&value)?;
         Ok(self.board.put(&key, &value, &self.call.agent).map_err(to_wit))
     }
 
     async fn compare_and_swap(&mut self, key: String, expected: u64, value: Vec<u8>) -> wasmtime::Result<Result<u64, Error>> {
-        self.check_value(&value)?;
         Ok(self.board.compare_and_swap(&key, expected, &value, &self.call.agent).map_err(to_wit))
     }
 

@@ -1,0 +1,167 @@
+//! The `paddock` binary: output on stdout, errors on stderr, a distinct exit
+//! code per kind of failure.
+
+use crate::util::*;
+use paddock_test_guests::guests;
+
+fn in_temp(args: &[&str]) -> (tempfile::TempDir, Ran) {
+    let dir = tempfile::tempdir().unwrap();
+    let ran = TestCommand::new(dir.path(), args).run();
+    (dir, ran)
+}
+
+#[test]
+fn hello_builds_and_greets_by_name() {
+    let plugins = format!("{}/plugins", guests::ROOT);
+    let dir = tempfile::tempdir().unwrap();
+    let built = TestCommand::new(dir.path(), &["build", "--plugins", &plugins]).run();
+    assert_eq!(built.code, 0, "{}", built.stderr);
+    assert!(built.stdout.starts_with("built hello 0.1.0 -> "), "{}", built.stdout);
+
+    let ran = TestCommand::new(dir.path(), &["--plugins", &plugins, "run", "hello", "--input", r#"{"name":"ada"}"#]).run();
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    let out: serde_json::Value = serde_json::from_str(ran.stdout.trim()).unwrap();
+    assert_eq!(out["greeting"], "Hello, ada!");
+    assert_eq!(out["visits"], 1);
+    assert!(ran.stderr.contains("greeting ada"), "the agent's log goes to stderr: {}", ran.stderr);
+}
+
+#[test]
+fn agent_error_exits_1() {
+    let (_d, ran) = in_temp(&["run", guests::GIANT_VALUE, "--input", r#"{"bytes":2000000}"#]);
+    assert_eq!(ran.code, 1);
+    assert_eq!(ran.stderr.trim_end(), "error: agent \"giant_value\" returned an error: Error::TooLarge(1048576)");
+    assert_eq!(ran.stdout, "");
+}
+
+#[test]
+fn bad_input_json_exits_2() {
+    let (_d, ran) = in_temp(&["run", guests::ECHO, "--input", "{nope"]);
+    assert_eq!(ran.code, 2);
+    assert!(ran.stderr.starts_with("error: --input is not valid JSON: "), "{}", ran.stderr);
+}
+
+#[test]
+fn limit_above_the_ceiling_exits_2() {
+    let (_d, ran) = in_temp(&["run", guests::ECHO, "--memory", "4096"]);
+    assert_eq!(ran.code, 2);
+    assert_eq!(ran.stderr.trim_end(), "error: --memory 4 GiB is above ceiling.memory (1 GiB)");
+}
+
+#[test]
+fn fuel_limit_exits_3_naming_the_limit() {
+    let (_d, ran) = in_temp(&["run", guests::SPIN, "--fuel", "1000000"]);
+    assert_eq!(ran.code, 3);
+    assert_eq!(ran.stderr.trim_end(), "error: agent \"spin\" ran out of fuel (limit 1000000)");
+}
+
+#[test]
+fn memory_and_timeout_flags_apply() {
+    let (_d, ran) = in_temp(&["run", guests::MEMORY_BOMB, "--memory", "8"]);
+    assert_eq!(ran.code, 3);
+    assert!(ran.stderr.ends_with("error: agent \"memory_bomb\" exceeded its memory limit (8 MiB)\n"), "{}", ran.stderr);
+    let (_d, ran) = in_temp(&["run", guests::WATCHER, "--timeout", "200ms"]);
+    assert_eq!(ran.code, 3);
+    assert_eq!(ran.stderr.trim_end(), "error: agent \"watcher\" exceeded its wall-clock limit (timeout 200ms)");
+}
+
+#[test]
+fn unloadable_files_exit_4_with_their_reason() {
+    let (_d, ran) = in_temp(&["run", "/nowhere/x.wasm"]);
+    assert_eq!((ran.code, ran.stderr.trim_end()), (4, "error: /nowhere/x.wasm: no such file"));
+    let other = format!("{}/other-world.wat", guests::FIXTURES);
+    let (_d, ran) = in_temp(&["run", &other]);
+    assert_eq!(ran.code, 4);
+    assert!(ran.stderr.contains("does not fit world paddock:agent/agent-world@0.1.0: missing export"), "{}", ran.stderr);
+    let (_d, ran) = in_temp(&["run", "nosuchplugin"]);
+    assert_eq!(ran.code, 4);
+    assert!(ran.stderr.starts_with("error: no plugin named \"nosuchplugin\" in ./plugins (found: none)"), "{}", ran.stderr);
+}
+
+#[test]
+fn bad_configuration_exits_5_naming_file_and_key() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("paddock.toml"), "[limits]\ntimeout = \"forever\"\n").unwrap();
+    let ran = TestCommand::new(dir.path(), &["run", guests::ECHO]).run();
+    assert_eq!(ran.code, 5);
+    assert!(ran.stderr.starts_with("error: paddock.toml: TOML parse error at line 2, column 11"), "{}", ran.stderr);
+    assert!(ran.stderr.contains("`forever` is not a duration"), "{}", ran.stderr);
+}
+
+#[test]
+fn crash_exits_6() {
+    let (_d, ran) = in_temp(&["run", guests::PANICKER, "--input", "1"]);
+    assert_eq!(ran.code, 6);
+    assert!(ran.stderr.contains("boom: 1"), "{}", ran.stderr);
+    assert!(ran.stderr.contains("error: agent \"panicker\" crashed: wasm trap: wasm `unreachable` instruction executed"), "{}", ran.stderr);
+}
+
+#[test]
+fn failing_build_command_exits_7() {
+    let dir = tempfile::tempdir().unwrap();
+    plugin(dir.path(), "broken", "out.wasm", "[build]\ncommand = \"echo compiling; exit 3\"\n");
+    let ran = TestCommand::new(dir.path(), &["build", "."]).run();
+    assert_eq!(ran.code, 7);
+    assert!(ran.stderr.contains("compiling"), "build output is shown: {}", ran.stderr);
+    assert!(ran.stderr.contains("error: broken: build command exited with 3 after"), "{}", ran.stderr);
+}
+
+#[test]
+fn build_that_produces_no_component_exits_7() {
+    let dir = tempfile::tempdir().unwrap();
+    plugin(dir.path(), "liar", "out.wasm", "[build]\ncommand = \"true\"\n");
+    let ran = TestCommand::new(dir.path(), &["build", "."]).run();
+    assert_eq!(ran.code, 7);
+    assert!(ran.stderr.contains("the build command succeeded but liar/out.wasm does not exist"), "{}", ran.stderr);
+}
+
+#[test]
+fn build_copies_a_component_and_reports_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let command = format!("[build]\ncommand = \"cp {} out.wasm\"\n", guests::ECHO);
+    plugin(dir.path(), "copied", "out.wasm", &command);
+    let ran = TestCommand::new(dir.path(), &["build", "."]).run();
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    assert!(ran.stdout.starts_with("built copied 1.0.0 -> copied/out.wasm ("), "{}", ran.stdout);
+    let ran = TestCommand::new(dir.path(), &["--plugins", ".", "run", "copied", "--input", "[1]"]).run();
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+}
+
+#[test]
+fn json_output_carries_output_logs_and_fuel() {
+    let (_d, ran) = in_temp(&["run", guests::ECHO, "--input", "{\"a\":1}", "--json"]);
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    let report: serde_json::Value = serde_json::from_str(ran.stdout.trim()).unwrap();
+    assert_eq!(report["agent"], "echo");
+    assert_eq!(report["error"], serde_json::Value::Null);
+    assert_eq!(report["logs"][0]["message"], "echo 7 bytes");
+    assert!(report["fuel_consumed"].as_u64().unwrap() > 0);
+    let out: serde_json::Value = serde_json::from_str(report["output"].as_str().unwrap()).unwrap();
+    assert_eq!(out["input"], "{\"a\":1}");
+}
+
+#[test]
+fn inspect_reports_the_fit_and_exits_4_on_a_misfit() {
+    let (_d, ran) = in_temp(&["inspect", guests::ECHO]);
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    assert!(ran.stdout.contains("exports:\n  paddock:agent/agent@0.1.0\n"), "{}", ran.stdout);
+    assert!(ran.stdout.ends_with("fits paddock:agent/agent-world@0.1.0: yes\n"), "{}", ran.stdout);
+    let other = format!("{}/other-world.wat", guests::FIXTURES);
+    let (_d, ran) = in_temp(&["inspect", &other]);
+    assert_eq!(ran.code, 4);
+    assert!(ran.stdout.contains("  foo:bar/baz   <- not provided by this host\n"), "{}", ran.stdout);
+    assert!(ran.stdout.contains("fits paddock:agent/agent-world@0.1.0: no: missing export"), "{}", ran.stdout);
+}
+
+#[test]
+fn plugins_list_shows_each_plugin_and_broken_manifests() {
+    let dir = tempfile::tempdir().unwrap();
+    plugin(dir.path(), "good", guests::ECHO, "description = \"fine\"\n");
+    std::fs::create_dir(dir.path().join("bad")).unwrap();
+    std::fs::write(dir.path().join("bad/agent.toml"), "name = \"Bad Name\"\nversion = \"1.0.0\"\ncomponent = \"x.wasm\"\n").unwrap();
+    let ran = TestCommand::new(dir.path(), &["--plugins", ".", "plugins", "list", "--json"]).run();
+    assert_eq!(ran.code, 4);
+    let rows: serde_json::Value = serde_json::from_str(ran.stdout.trim()).unwrap();
+    assert_eq!(rows[0]["error"].as_str().unwrap(), "./bad/agent.toml: name: `Bad Name` is not an agent name: use 1 to 64 of a-z, 0-9, '-' and '_', starting with a letter");
+    assert_eq!((rows[1]["name"].as_str(), rows[1]["built"].as_bool()), (Some("good"), Some(true)));
+}

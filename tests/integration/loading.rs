@@ -1,0 +1,122 @@
+//! Each way a component can fail to load has its own message.
+
+use crate::util::*;
+use paddock::plugins::LoadError;
+use paddock_test_guests::guests;
+use std::path::Path;
+
+fn load_error(rt: &paddock::runtime::Runtime, spec: &str) -> LoadError {
+    match rt.load(spec) {
+        Ok(_) => panic!("{spec} loaded"),
+        Err(e) => e,
+    }
+}
+
+#[test]
+fn missing_component_file_is_named() {
+    let rt = runtime("");
+    let err = load_error(&rt, "/nowhere/agent.wasm");
+    assert!(matches!(err, LoadError::Missing { .. }));
+    assert_eq!(err.to_string(), "/nowhere/agent.wasm: no such file");
+}
+
+#[test]
+fn bytes_that_are_not_webassembly_are_refused() {
+    let rt = runtime("");
+    let path = format!("{}/not-wasm.wasm", guests::FIXTURES);
+    let err = load_error(&rt, &path);
+    assert_eq!(err.to_string(), format!("{path}: not a WebAssembly file (it starts with 74 68 69 73 20 69 73 20, not 00 61 73 6d)"));
+}
+
+#[test]
+fn an_empty_file_is_not_webassembly() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("empty.wasm");
+    std::fs::write(&path, b"").unwrap();
+    let err = load_error(&runtime(""), path.to_str().unwrap());
+    assert_eq!(err.to_string(), format!("{}: not a WebAssembly file (the file is empty)", path.display()));
+}
+
+#[test]
+fn core_module_is_refused_as_not_a_component() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("core.wasm");
+    std::fs::write(&path, b"\0asm\x01\0\0\0").unwrap();
+    let err = load_error(&runtime(""), path.to_str().unwrap());
+    assert!(matches!(err, LoadError::CoreModule { .. }));
+    assert_eq!(
+        err.to_string(),
+        format!("{}: a core WebAssembly module, not a component; build for wasm32-wasip2 or wrap it with `wasm-tools component new`", path.display())
+    );
+    let wat = format!("{}/core-module.wat", guests::FIXTURES);
+    assert!(matches!(load_error(&runtime(""), &wat), LoadError::CoreModule { .. }));
+}
+
+#[test]
+fn component_of_another_world_names_the_missing_export_and_the_unexpected_import() {
+    let path = format!("{}/other-world.wat", guests::FIXTURES);
+    let err = load_error(&runtime(""), &path);
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "{path}: does not fit world paddock:agent/agent-world@0.1.0: missing export `paddock:agent/agent@0.1.0` (it exports nothing); \
+             unexpected import `foo:bar/baz` (this host provides paddock:agent/{{llm,blackboard,log,agents,approval}}@0.1 and WASI 0.2 only)"
+        )
+    );
+}
+
+#[test]
+fn truncated_component_is_invalid() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cut.wasm");
+    let bytes = std::fs::read(guests::ECHO).unwrap();
+    std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
+    let err = load_error(&runtime(""), path.to_str().unwrap());
+    assert!(matches!(err, LoadError::Invalid { .. }), "{err}");
+    assert!(err.to_string().starts_with(&format!("{}: invalid component: ", path.display())), "{err}");
+}
+
+#[test]
+fn manifest_with_an_unknown_key_names_the_file_and_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = plugin(dir.path(), "typo", guests::ECHO, "[limits]\nfule = 5\n");
+    let err = load_error(&runtime_with_plugins(dir.path(), ""), "typo");
+    let text = err.to_string();
+    assert!(text.starts_with(&format!("{}: TOML parse error at line 5", manifest.display())), "{text}");
+    assert!(text.contains("unknown field `fule`, expected one of `fuel`, `memory`, `timeout`"), "{text}");
+}
+
+#[test]
+fn unknown_plugin_lists_the_plugins_found() {
+    let dir = tempfile::tempdir().unwrap();
+    plugin(dir.path(), "alpha", guests::ECHO, "");
+    plugin(dir.path(), "beta", guests::ECHO, "");
+    let err = load_error(&runtime_with_plugins(dir.path(), ""), "gamma");
+    assert_eq!(err.to_string(), format!("no plugin named \"gamma\" in {} (found: alpha, beta)", dir.path().display()));
+}
+
+#[test]
+fn plugin_built_nowhere_says_how_to_build_it() {
+    let dir = tempfile::tempdir().unwrap();
+    plugin(dir.path(), "unbuilt", "target/unbuilt.wasm", "");
+    let err = load_error(&runtime_with_plugins(dir.path(), ""), "unbuilt");
+    let component = dir.path().join("unbuilt/target/unbuilt.wasm");
+    assert_eq!(
+        err.to_string(),
+        format!("{}: no such file (build it first: `paddock build` or `paddock run unbuilt --build`)", component.display())
+    );
+}
+
+#[test]
+fn inspect_lists_imports_and_exports_and_judges_the_fit() {
+    let rt = runtime("");
+    let report = rt.inspect(Path::new(guests::ECHO)).unwrap();
+    assert!(report.misfit.is_none(), "{:?}", report.misfit);
+    assert_eq!(report.exports, ["paddock:agent/agent@0.1.0"]);
+    assert!(report.imports.iter().any(|i| i.name == "paddock:agent/blackboard@0.1.0" && i.provided));
+    assert!(report.imports.iter().all(|i| i.provided));
+    let other = rt.inspect(Path::new(&format!("{}/other-world.wat", guests::FIXTURES))).unwrap();
+    assert_eq!(other.imports.len(), 1);
+    assert!(!other.imports[0].provided);
+    assert!(other.misfit.unwrap().starts_with("missing export"));
+}

@@ -1,0 +1,11 @@
+//! Behaviour across the sandbox boundary, with real components.
+//!
+//! One test binary made of modules; guests come from `paddock_test_guests`.
+
+mod agents;
+mod blackboard;
+mod cli;
+mod limits;
+mod loading;
+mod util;
+mod wasi;

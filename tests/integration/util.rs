@@ -1,0 +1,97 @@
+//! Helpers: hosts with test settings, plugin folders, and the real binary.
+
+use paddock::config::Settings;
+use paddock::runtime::{RunOptions, Runtime};
+use paddock::sandbox::{InvokeError, Outcome};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// Settings from `toml` (as if read from `<dir>/paddock.toml`), with a small
+/// pooling allocator so many tests can hold hosts at once.
+pub fn settings_in(dir: &Path, toml: &str) -> Settings {
+    let text = if toml.contains("[engine]") { toml.to_string() } else { format!("[engine]\nmax-instances = 32\n{toml}") };
+    Settings::parse(&text, &dir.join("paddock.toml")).expect("test settings are valid")
+}
+
+/// A host with `toml` settings and no plugins folder.
+pub fn runtime(toml: &str) -> Runtime {
+    Runtime::new(settings_in(Path::new("/nonexistent"), toml)).expect("engine starts")
+}
+
+/// A host whose plugins folder is `dir`.
+pub fn runtime_with_plugins(dir: &Path, toml: &str) -> Runtime {
+    let toml = format!("[host]\nplugins = {:?}\n{toml}", dir.display().to_string());
+    Runtime::new(settings_in(dir, &toml)).expect("engine starts")
+}
+
+/// Writes `<dir>/<name>/agent.toml` for the component `wasm`, with `extra` appended.
+pub fn plugin(dir: &Path, name: &str, wasm: &str, extra: &str) -> PathBuf {
+    let folder = dir.join(name);
+    std::fs::create_dir_all(&folder).unwrap();
+    let manifest = folder.join("agent.toml");
+    std::fs::write(&manifest, format!("name = {name:?}\nversion = \"1.0.0\"\ncomponent = {wasm:?}\n{extra}")).unwrap();
+    manifest
+}
+
+/// Loads `spec` and runs it once with `input` and `options`.
+pub async fn run_with(rt: &Runtime, spec: &str, input: &str, options: &RunOptions) -> Outcome {
+    let agent = rt.load(spec).unwrap_or_else(|e| panic!("load {spec}: {e}"));
+    rt.run(&agent, input, options).await.expect("options are valid")
+}
+
+/// Loads `spec` and runs it once with `input` in the default tenant.
+pub async fn run(rt: &Runtime, spec: &str, input: &str) -> Outcome {
+    run_with(rt, spec, input, &RunOptions::default()).await
+}
+
+/// The error's display text; panics when the invocation succeeded.
+pub fn error_text(outcome: &Outcome) -> String {
+    match &outcome.result {
+        Ok(output) => panic!("expected an error, got output {output}"),
+        Err(e) => e.to_string(),
+    }
+}
+
+/// Asserts the invocation succeeded and parses its output as JSON.
+pub fn output_json(outcome: &Outcome) -> serde_json::Value {
+    match &outcome.result {
+        Ok(output) => serde_json::from_str(output).unwrap_or_else(|e| panic!("output {output} is not JSON: {e}")),
+        Err(e) => panic!("expected output, got error: {e}"),
+    }
+}
+
+/// Whether the error is a limit hit.
+pub fn is_limit(outcome: &Outcome) -> bool {
+    matches!(outcome.result, Err(InvokeError::Limit { .. }))
+}
+
+/// The real `paddock` binary, run in a folder of its own.
+pub struct TestCommand {
+    cmd: Command,
+}
+
+/// What the binary did.
+pub struct Ran {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl TestCommand {
+    /// `paddock` with `args`, run in `dir`.
+    pub fn new(dir: &Path, args: &[&str]) -> Self {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_paddock"));
+        cmd.current_dir(dir).args(args).env_remove("PADDOCK_LOG").env_remove("RUST_LOG");
+        TestCommand { cmd }
+    }
+
+    /// Runs it to completion.
+    pub fn run(mut self) -> Ran {
+        let Output { status, stdout, stderr } = self.cmd.output().expect("run paddock");
+        Ran {
+            code: status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&stderr).into_owned(),
+        }
+    }
+}
