@@ -1,1 +1,70 @@
-fn main() {}
+//! What one invocation costs: a fresh store from the cached pre-instance plus
+//! `run` of the `hello` plugin; one guest→host blackboard `get`; and the
+//! blackboard service on its own.
+//!
+//! `cargo bench -p paddock --bench invoke`
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use paddock::blackboard::Blackboard;
+use paddock::config::Settings;
+use paddock::runtime::{RunOptions, Runtime};
+use paddock_test_guests::guests;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+fn runtime(pooling: bool) -> Runtime {
+    let toml = format!("[engine]\npooling = {pooling}\nmax-instances = 64\n");
+    Runtime::new(Settings::parse(&toml, Path::new("bench/paddock.toml")).unwrap()).unwrap()
+}
+
+fn invoke(c: &mut Criterion) {
+    let tokio = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let mut group = c.benchmark_group("invoke");
+    for (label, pooling) in [("hello_pooling", true), ("hello_on_demand", false)] {
+        let rt = runtime(pooling);
+        let agent = rt.load(guests::HELLO).unwrap();
+        let options = RunOptions::default();
+        group.bench_function(label, |b| {
+            b.to_async(&tokio).iter(|| async {
+                let outcome = rt.run(&agent, r#"{"name":"ada"}"#, &options).await.unwrap();
+                assert!(outcome.result.is_ok());
+            })
+        });
+    }
+    let rt = runtime(true);
+    let echo = rt.load(guests::ECHO).unwrap();
+    group.bench_function("echo_pooling", |b| {
+        b.to_async(&tokio).iter(|| async { rt.run(&echo, "{}", &RunOptions::default()).await.unwrap().result.unwrap() })
+    });
+    group.finish();
+}
+
+fn guest_get(c: &mut Criterion) {
+    let tokio = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let rt = runtime(true);
+    let agent = rt.load(guests::BENCH_GET).unwrap();
+    c.bench_function("blackboard/guest_get", |b| {
+        // The guest times its own loop of gets, so the clock sees only the calls.
+        b.iter_custom(|iters| {
+            let input = format!(r#"{{"n":{iters}}}"#);
+            let outcome = tokio.block_on(rt.run(&agent, &input, &RunOptions::default())).unwrap();
+            let out: serde_json::Value = serde_json::from_str(&outcome.result.unwrap()).unwrap();
+            Duration::from_nanos(out["nanos"].as_u64().unwrap())
+        })
+    });
+}
+
+fn host_get(c: &mut Criterion) {
+    let board = Blackboard::default();
+    let ns = board.namespace("bench");
+    let writer: Arc<str> = Arc::from("bench");
+    for i in 0..10_000 {
+        ns.put(&format!("key/{i}"), b"0123456789abcdef", &writer).unwrap();
+    }
+    c.bench_function("blackboard/host_get", |b| b.iter(|| ns.get(std::hint::black_box("key/5000")).unwrap()));
+    c.bench_function("blackboard/host_put", |b| b.iter(|| ns.put("key/5000", b"0123456789abcdef", &writer).unwrap()));
+}
+
+criterion_group!(benches, invoke, guest_get, host_get);
+criterion_main!(benches);

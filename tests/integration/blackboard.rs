@@ -45,3 +45,11 @@ async fn concurrent_compare_and_swap_increments_lose_no_update() {
     let stored = rt.blackboard().namespace("default").get("visits/ada").unwrap().unwrap();
     assert_eq!(&*stored.value, b"32");
 }
+
+#[tokio::test]
+async fn the_get_benchmark_guest_reads_what_it_wrote_each_time() {
+    let rt = runtime("");
+    let out = output_json(&run(&rt, guests::BENCH_GET, r#"{"n":100}"#).await);
+    assert_eq!(out["found"], 100);
+    assert!(out["nanos"].as_u64().unwrap() > 0);
+}

@@ -14,6 +14,11 @@ pub const MAX_WASM_STACK: usize = 1 << 20;
 /// Native stack of each invocation's fiber: room for [`MAX_WASM_STACK`] plus host calls.
 const FIBER_STACK: usize = 2 << 20;
 
+/// Decommits (madvise) batched per pool shard. One at a time, every
+/// invocation's teardown paid a syscall and a cross-core TLB shootdown;
+/// batching 64 cut `hello`'s instantiate+run from ~58 µs to ~52 µs here.
+const DECOMMIT_BATCH: usize = 64;
+
 /// Builds the engine every agent runs on.
 ///
 /// `ceiling` sizes the pooling allocator's slots: no invocation may use more
@@ -39,10 +44,13 @@ pub fn build(settings: &EngineSettings, ceiling: &Limits) -> wasmtime::Result<En
             .max_memory_size(ceiling.memory as usize)
             .max_tables_per_module(settings.max_tables)
             .max_memories_per_module(1)
-            // Keep a warm slot's pages resident up to 1 MiB: re-zeroing with
-            // memset is cheaper than madvise for small agents.
-            .linear_memory_keep_resident(1 << 20)
-            .table_keep_resident(1 << 16);
+            // Not kept resident: a Rust guest's 1 MiB shadow stack sits at the
+            // bottom of its memory and is touched only at the top, so keeping
+            // the first N bytes resident memsets pages nobody uses (1 MiB cost
+            // ~20 µs per invocation here); decommitting is cheaper.
+            .linear_memory_keep_resident(0)
+            .table_keep_resident(1 << 16)
+            .decommit_batch_size(DECOMMIT_BATCH);
         config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     }
     Engine::new(&config)
