@@ -29,15 +29,29 @@ fn main() {
         let wasm = target.join("guests/wasm32-wasip2/release").join(format!("{}.wasm", guest.replace('-', "_")));
         assert!(wasm.is_file(), "guest {guest} did not produce {}", wasm.display());
         if !tests_text.contains(&format!("guests::{constant}")) {
-            panic!("test guest `{guest}` is used by no test: use `guests::{constant}` in tests/integration or remove it");
+            panic!(
+                "test guest `{guest}` is used by no test: use `guests::{constant}` in tests/integration or remove it"
+            );
         }
-        code.push_str(&format!("/// The `{guest}` test guest.\npub const {constant}: &str = {:?};\n", wasm.display().to_string()));
+        code.push_str(&format!(
+            "/// The `{guest}` test guest.\npub const {constant}: &str = {:?};\n",
+            wasm.display().to_string()
+        ));
         all.push(format!("({guest:?}, {constant})"));
     }
     let hello = target.join("plugins/wasm32-wasip2/release/hello.wasm");
-    code.push_str(&format!("/// The `hello` example plugin.\npub const HELLO: &str = {:?};\n", hello.display().to_string()));
-    code.push_str(&format!("/// Every test guest: (name, component file).\npub const ALL: &[(&str, &str)] = &[{}];\n", all.join(", ")));
-    code.push_str(&format!("/// The fixtures folder.\npub const FIXTURES: &str = {:?};\n", manifest_dir.join("fixtures").display().to_string()));
+    code.push_str(&format!(
+        "/// The `hello` example plugin.\npub const HELLO: &str = {:?};\n",
+        hello.display().to_string()
+    ));
+    code.push_str(&format!(
+        "/// Every test guest: (name, component file).\npub const ALL: &[(&str, &str)] = &[{}];\n",
+        all.join(", ")
+    ));
+    code.push_str(&format!(
+        "/// The fixtures folder.\npub const FIXTURES: &str = {:?};\n",
+        manifest_dir.join("fixtures").display().to_string()
+    ));
     code.push_str(&format!("/// The repository's root.\npub const ROOT: &str = {:?};\n", root.display().to_string()));
     std::fs::write(out_dir.join("guests.rs"), code).unwrap();
 }
@@ -61,7 +75,14 @@ fn cargo_build(manifest: &Path, target_dir: &Path) {
         .arg("--target-dir")
         .arg(target_dir);
     // Flags meant for the host build must not leak into the guests' build.
-    for var in ["RUSTFLAGS", "CARGO_ENCODED_RUSTFLAGS", "CARGO_BUILD_RUSTFLAGS", "CARGO_TARGET_DIR", "CARGO_BUILD_TARGET", "RUSTC_WORKSPACE_WRAPPER"] {
+    for var in [
+        "RUSTFLAGS",
+        "CARGO_ENCODED_RUSTFLAGS",
+        "CARGO_BUILD_RUSTFLAGS",
+        "CARGO_TARGET_DIR",
+        "CARGO_BUILD_TARGET",
+        "RUSTC_WORKSPACE_WRAPPER",
+    ] {
         cmd.env_remove(var);
     }
     let status = cmd.status().expect("run cargo for the test guests");

@@ -8,7 +8,7 @@ use crate::config::{DirGrant, Limits, Requested, Settings};
 use crate::engine::{self, EpochTicker};
 use crate::plugins::load::{self, Inspection, LoadError};
 use crate::plugins::{Manifest, Registry};
-use crate::sandbox::{self, AgentState, InvokeError, Invocation, Outcome};
+use crate::sandbox::{self, AgentState, Invocation, InvokeError, Outcome};
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::future::Future;
@@ -112,7 +112,8 @@ impl Runtime {
             return Ok(agent.clone());
         }
         let path = Path::new(spec);
-        let is_path = spec.contains('/') || spec.ends_with(".wasm") || spec.ends_with(".wat") || spec.ends_with(".toml");
+        let is_path =
+            spec.contains('/') || spec.ends_with(".wasm") || spec.ends_with(".wat") || spec.ends_with(".toml");
         let agent = if !is_path {
             self.load_manifest(self.inner.registry.find(spec)?)?
         } else if spec.ends_with(".toml") {
@@ -130,9 +131,10 @@ impl Runtime {
         let name = manifest.name.clone();
         let component = manifest.component.clone();
         self.load_file(&name, &component, Some(manifest)).map_err(|e| match e {
-            LoadError::Missing { path, .. } => {
-                LoadError::Missing { path, hint: Some(format!("build it first: `paddock build` or `paddock run {name} --build`")) }
-            }
+            LoadError::Missing { path, .. } => LoadError::Missing {
+                path,
+                hint: Some(format!("build it first: `paddock build` or `paddock run {name} --build`")),
+            },
             other => other,
         })
     }
@@ -146,7 +148,15 @@ impl Runtime {
             tracing::warn!(agent = name, "{note}");
         }
         let callable = manifest.as_ref().map(|m| m.capabilities.agents.clone()).unwrap_or_default();
-        Ok(Agent { name: Arc::from(name), manifest, component: path.to_path_buf(), limits, notes, callable: callable.into(), pre })
+        Ok(Agent {
+            name: Arc::from(name),
+            manifest,
+            component: path.to_path_buf(),
+            limits,
+            notes,
+            callable: callable.into(),
+            pre,
+        })
     }
 
     /// Inspects a file: imports, exports, and whether it fits the world.
@@ -196,8 +206,13 @@ impl Runtime {
 }
 
 impl Dispatch for Runtime {
-    fn call(&self, tenant: Arc<str>, chain: Vec<Arc<str>>, agent: String, input: String)
-    -> Pin<Box<dyn Future<Output = Result<String, String>> + Send + 'static>> {
+    fn call(
+        &self,
+        tenant: Arc<str>,
+        chain: Vec<Arc<str>>,
+        agent: String,
+        input: String,
+    ) -> Pin<Box<dyn Future<Output = Result<String, String>> + Send + 'static>> {
         let runtime = self.clone();
         Box::pin(async move {
             let callee = runtime.load(&agent).map_err(|e| format!("denied: cannot load agent {agent:?}: {e}"))?;

@@ -25,7 +25,9 @@ impl fmt::Display for JsonError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             JsonError::Board(e) => write!(f, "blackboard: {}", describe(e)),
-            JsonError::Decode { key, reason } => write!(f, "blackboard key {key:?} does not hold the expected JSON: {reason}"),
+            JsonError::Decode { key, reason } => {
+                write!(f, "blackboard key {key:?} does not hold the expected JSON: {reason}")
+            }
         }
     }
 }
@@ -61,7 +63,8 @@ pub fn get_json<T: DeserializeOwned>(key: &str) -> Result<Option<(T, u64)>, Json
 
 /// Writes `value` as JSON to `key`; returns the new revision.
 pub fn put_json<T: Serialize>(key: &str, value: &T) -> Result<u64, JsonError> {
-    let bytes = serde_json::to_vec(value).map_err(|e| JsonError::Decode { key: key.to_string(), reason: e.to_string() })?;
+    let bytes =
+        serde_json::to_vec(value).map_err(|e| JsonError::Decode { key: key.to_string(), reason: e.to_string() })?;
     Ok(put(key, &bytes)?)
 }
 
@@ -79,7 +82,8 @@ where
             None => (None, 0),
         };
         let next = f(current);
-        let bytes = serde_json::to_vec(&next).map_err(|e| JsonError::Decode { key: key.to_string(), reason: e.to_string() })?;
+        let bytes =
+            serde_json::to_vec(&next).map_err(|e| JsonError::Decode { key: key.to_string(), reason: e.to_string() })?;
         match compare_and_swap(key, revision, &bytes) {
             Ok(revision) => return Ok((next, revision)),
             Err(Error::Conflict(_)) => continue,

@@ -46,7 +46,12 @@ impl Chat {
     }
 
     fn message(mut self, role: Role, content: &str) -> Self {
-        self.request.messages.push(Message { role, content: content.to_string(), tool_calls: Vec::new(), tool_call_id: None });
+        self.request.messages.push(Message {
+            role,
+            content: content.to_string(),
+            tool_calls: Vec::new(),
+            tool_call_id: None,
+        });
         self
     }
 
@@ -78,7 +83,11 @@ impl Chat {
 
     /// Offers a tool; `parameters` is a JSON Schema as text.
     pub fn tool(mut self, name: &str, description: &str, parameters: &str) -> Self {
-        self.request.tools.push(Tool { name: name.into(), description: description.into(), parameters: parameters.into() });
+        self.request.tools.push(Tool {
+            name: name.into(),
+            description: description.into(),
+            parameters: parameters.into(),
+        });
         self
     }
 

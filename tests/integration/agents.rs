@@ -57,7 +57,10 @@ async fn calls_nest_only_to_the_depth_limit() {
         plugin(dir.path(), name, guests::CALLER, &format!("[capabilities]\nagents = [{next:?}]\n"));
     }
     plugin(dir.path(), "e", guests::ECHO, "");
-    let input = call("b", serde_json::json!({ "agent": "c", "input": { "agent": "d", "input": { "agent": "e", "input": "deep" } } }));
+    let input = call(
+        "b",
+        serde_json::json!({ "agent": "c", "input": { "agent": "d", "input": { "agent": "e", "input": "deep" } } }),
+    );
 
     let deep_enough = runtime_with_plugins(dir.path(), "[limits]\nmax-call-depth = 4\n");
     let out = output_json(&run(&deep_enough, "a", &input).await);
@@ -77,7 +80,10 @@ async fn a_callee_hitting_a_limit_is_reported_to_the_caller_as_a_limit() {
     plugin(dir.path(), "looper", guests::SPIN, "[limits]\nfuel = 1000000\n");
     let rt = runtime_with_plugins(dir.path(), "");
     let outcome = run(&rt, "boss", &call("looper", serde_json::json!({}))).await;
-    assert_eq!(error_text(&outcome), "agent \"boss\" returned an error: limit: agent \"looper\" ran out of fuel (limit 1000000)");
+    assert_eq!(
+        error_text(&outcome),
+        "agent \"boss\" returned an error: limit: agent \"looper\" ran out of fuel (limit 1000000)"
+    );
 }
 
 #[tokio::test]

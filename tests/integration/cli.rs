@@ -18,7 +18,8 @@ fn hello_builds_and_greets_by_name() {
     assert_eq!(built.code, 0, "{}", built.stderr);
     assert!(built.stdout.starts_with("built hello 0.1.0 -> "), "{}", built.stdout);
 
-    let ran = TestCommand::new(dir.path(), &["--plugins", &plugins, "run", "hello", "--input", r#"{"name":"ada"}"#]).run();
+    let ran =
+        TestCommand::new(dir.path(), &["--plugins", &plugins, "run", "hello", "--input", r#"{"name":"ada"}"#]).run();
     assert_eq!(ran.code, 0, "{}", ran.stderr);
     let out: serde_json::Value = serde_json::from_str(ran.stdout.trim()).unwrap();
     assert_eq!(out["greeting"], "Hello, ada!");
@@ -72,10 +73,18 @@ fn unloadable_files_exit_4_with_their_reason() {
     let other = format!("{}/other-world.wat", guests::FIXTURES);
     let (_d, ran) = in_temp(&["run", &other]);
     assert_eq!(ran.code, 4);
-    assert!(ran.stderr.contains("does not fit world paddock:agent/agent-world@0.1.0: missing export"), "{}", ran.stderr);
+    assert!(
+        ran.stderr.contains("does not fit world paddock:agent/agent-world@0.1.0: missing export"),
+        "{}",
+        ran.stderr
+    );
     let (_d, ran) = in_temp(&["run", "nosuchplugin"]);
     assert_eq!(ran.code, 4);
-    assert!(ran.stderr.starts_with("error: no plugin named \"nosuchplugin\" in ./plugins (found: none)"), "{}", ran.stderr);
+    assert!(
+        ran.stderr.starts_with("error: no plugin named \"nosuchplugin\" in ./plugins (found: none)"),
+        "{}",
+        ran.stderr
+    );
 }
 
 #[test]
@@ -93,7 +102,11 @@ fn crash_exits_6() {
     let (_d, ran) = in_temp(&["run", guests::PANICKER, "--input", "1"]);
     assert_eq!(ran.code, 6);
     assert!(ran.stderr.contains("boom: 1"), "{}", ran.stderr);
-    assert!(ran.stderr.contains("error: agent \"panicker\" crashed: wasm trap: wasm `unreachable` instruction executed"), "{}", ran.stderr);
+    assert!(
+        ran.stderr.contains("error: agent \"panicker\" crashed: wasm trap: wasm `unreachable` instruction executed"),
+        "{}",
+        ran.stderr
+    );
 }
 
 #[test]
@@ -158,10 +171,17 @@ fn plugins_list_shows_each_plugin_and_broken_manifests() {
     let dir = tempfile::tempdir().unwrap();
     plugin(dir.path(), "good", guests::ECHO, "description = \"fine\"\n");
     std::fs::create_dir(dir.path().join("bad")).unwrap();
-    std::fs::write(dir.path().join("bad/agent.toml"), "name = \"Bad Name\"\nversion = \"1.0.0\"\ncomponent = \"x.wasm\"\n").unwrap();
+    std::fs::write(
+        dir.path().join("bad/agent.toml"),
+        "name = \"Bad Name\"\nversion = \"1.0.0\"\ncomponent = \"x.wasm\"\n",
+    )
+    .unwrap();
     let ran = TestCommand::new(dir.path(), &["--plugins", ".", "plugins", "list", "--json"]).run();
     assert_eq!(ran.code, 4);
     let rows: serde_json::Value = serde_json::from_str(ran.stdout.trim()).unwrap();
-    assert_eq!(rows[0]["error"].as_str().unwrap(), "./bad/agent.toml: name: `Bad Name` is not an agent name: use 1 to 64 of a-z, 0-9, '-' and '_', starting with a letter");
+    assert_eq!(
+        rows[0]["error"].as_str().unwrap(),
+        "./bad/agent.toml: name: `Bad Name` is not an agent name: use 1 to 64 of a-z, 0-9, '-' and '_', starting with a letter"
+    );
     assert_eq!((rows[1]["name"].as_str(), rows[1]["built"].as_bool()), (Some("good"), Some(true)));
 }

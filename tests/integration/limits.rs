@@ -41,7 +41,12 @@ async fn memory_bomb_is_stopped_at_its_memory_limit() {
     let outcome = run(&rt, guests::MEMORY_BOMB, "{}").await;
     assert_eq!(error_text(&outcome), "agent \"memory_bomb\" exceeded its memory limit (16 MiB)");
     // The guest's own report of the failed allocation reaches the log.
-    assert!(outcome.logs.iter().any(|r| r.source == Source::Stderr && r.message.contains("memory allocation of 1048576 bytes failed")));
+    assert!(
+        outcome
+            .logs
+            .iter()
+            .any(|r| r.source == Source::Stderr && r.message.contains("memory allocation of 1048576 bytes failed"))
+    );
     still_serves(&rt).await;
 }
 
@@ -108,14 +113,17 @@ async fn stdout_is_captured_line_by_line_and_cut_at_the_output_cap() {
     let rt = runtime("[limits]\nmax-output-bytes = 1000\n");
     let outcome = run(&rt, guests::CHATTY, r#"{"lines":500}"#).await;
     assert_eq!(outcome.result.as_deref().ok(), Some("printed 500"));
-    let stdout: Vec<&str> = outcome.logs.iter().filter(|r| r.source == Source::Stdout).map(|r| r.message.as_str()).collect();
+    let stdout: Vec<&str> =
+        outcome.logs.iter().filter(|r| r.source == Source::Stdout).map(|r| r.message.as_str()).collect();
     // The first 1000 bytes of "line 0\nline 1\n…": whole lines, then the cut one.
     let all: String = (0..500).map(|i| format!("line {i}\n")).collect();
     let expected: Vec<&str> = all[..1000].split_terminator('\n').collect();
     assert_eq!(stdout, expected);
-    let host: Vec<&str> = outcome.logs.iter().filter(|r| r.source == Source::Host).map(|r| r.message.as_str()).collect();
+    let host: Vec<&str> =
+        outcome.logs.iter().filter(|r| r.source == Source::Host).map(|r| r.message.as_str()).collect();
     assert_eq!(host, ["stdout truncated: the agent wrote more than limits.max-output-bytes (1000 bytes)"]);
-    let stderr: Vec<&str> = outcome.logs.iter().filter(|r| r.source == Source::Stderr).map(|r| r.message.as_str()).collect();
+    let stderr: Vec<&str> =
+        outcome.logs.iter().filter(|r| r.source == Source::Stderr).map(|r| r.message.as_str()).collect();
     assert_eq!(stderr, ["done printing"]);
 }
 
@@ -127,7 +135,12 @@ async fn total_log_volume_is_capped_and_the_drop_is_reported() {
     assert!(kept <= 100, "kept {kept} bytes");
     let last = outcome.logs.last().unwrap();
     assert_eq!(last.source, Source::Host);
-    assert!(last.message.ends_with("log records dropped: this invocation logged more than limits.max-log-total-bytes (100 bytes)"), "{}", last.message);
+    assert!(
+        last.message
+            .ends_with("log records dropped: this invocation logged more than limits.max-log-total-bytes (100 bytes)"),
+        "{}",
+        last.message
+    );
 }
 
 #[tokio::test]
@@ -139,7 +152,11 @@ async fn panic_is_a_crash_with_the_panic_message_in_the_log() {
         error_text(&outcome),
         "agent \"panicker\" crashed: wasm trap: wasm `unreachable` instruction executed (a Rust guest panics or aborts this way; its stderr is in the log)"
     );
-    assert!(outcome.logs.iter().any(|r| r.source == Source::Stderr && r.message == "boom: \"x\""), "{:?}", outcome.logs);
+    assert!(
+        outcome.logs.iter().any(|r| r.source == Source::Stderr && r.message == "boom: \"x\""),
+        "{:?}",
+        outcome.logs
+    );
     still_serves(&rt).await;
 }
 
@@ -155,7 +172,11 @@ async fn input_over_the_io_cap_is_refused_before_the_agent_starts() {
 async fn output_over_the_io_cap_is_a_limit_hit() {
     let rt = runtime("[limits]\nmax-io-bytes = 40\n");
     let outcome = run(&rt, guests::ECHO, r#""0123456789""#).await;
-    assert!(matches!(outcome.result, Err(InvokeError::Limit { limit: LimitHit::Io { what: "output", .. }, .. })), "{:?}", outcome.result);
+    assert!(
+        matches!(outcome.result, Err(InvokeError::Limit { limit: LimitHit::Io { what: "output", .. }, .. })),
+        "{:?}",
+        outcome.result
+    );
 }
 
 #[tokio::test]
@@ -198,7 +219,10 @@ async fn run_overrides_lower_limits_but_never_pass_the_ceiling() {
     let low = RunOptions { overrides: Requested { fuel: Some(1_000_000), ..Default::default() }, ..Default::default() };
     let outcome = rt.run(&agent, "{}", &low).await.unwrap();
     assert_eq!(error_text(&outcome), "agent \"spin\" ran out of fuel (limit 1000000)");
-    let high = RunOptions { overrides: Requested { timeout: Some(Duration::from_secs(3600)), ..Default::default() }, ..Default::default() };
+    let high = RunOptions {
+        overrides: Requested { timeout: Some(Duration::from_secs(3600)), ..Default::default() },
+        ..Default::default()
+    };
     let err = rt.run(&agent, "{}", &high).await.unwrap_err();
     assert_eq!(err.to_string(), "--timeout 1h is above ceiling.timeout (10m)");
 }

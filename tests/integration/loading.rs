@@ -25,7 +25,10 @@ fn bytes_that_are_not_webassembly_are_refused() {
     let rt = runtime("");
     let path = format!("{}/not-wasm.wasm", guests::FIXTURES);
     let err = load_error(&rt, &path);
-    assert_eq!(err.to_string(), format!("{path}: not a WebAssembly file (it starts with 74 68 69 73 20 69 73 20, not 00 61 73 6d)"));
+    assert_eq!(
+        err.to_string(),
+        format!("{path}: not a WebAssembly file (it starts with 74 68 69 73 20 69 73 20, not 00 61 73 6d)")
+    );
 }
 
 #[test]
@@ -46,7 +49,10 @@ fn core_module_is_refused_as_not_a_component() {
     assert!(matches!(err, LoadError::CoreModule { .. }));
     assert_eq!(
         err.to_string(),
-        format!("{}: a core WebAssembly module, not a component; build for wasm32-wasip2 or wrap it with `wasm-tools component new`", path.display())
+        format!(
+            "{}: a core WebAssembly module, not a component; build for wasm32-wasip2 or wrap it with `wasm-tools component new`",
+            path.display()
+        )
     );
     let wat = format!("{}/core-module.wat", guests::FIXTURES);
     assert!(matches!(load_error(&runtime(""), &wat), LoadError::CoreModule { .. }));
@@ -103,7 +109,10 @@ fn plugin_built_nowhere_says_how_to_build_it() {
     let component = dir.path().join("unbuilt/target/unbuilt.wasm");
     assert_eq!(
         err.to_string(),
-        format!("{}: no such file (build it first: `paddock build` or `paddock run unbuilt --build`)", component.display())
+        format!(
+            "{}: no such file (build it first: `paddock build` or `paddock run unbuilt --build`)",
+            component.display()
+        )
     );
 }
 

@@ -9,7 +9,8 @@ use std::process::{Command, Output};
 /// Settings from `toml` (as if read from `<dir>/paddock.toml`), with a small
 /// pooling allocator so many tests can hold hosts at once.
 pub fn settings_in(dir: &Path, toml: &str) -> Settings {
-    let text = if toml.contains("[engine]") { toml.to_string() } else { format!("[engine]\nmax-instances = 32\n{toml}") };
+    let text =
+        if toml.contains("[engine]") { toml.to_string() } else { format!("[engine]\nmax-instances = 32\n{toml}") };
     Settings::parse(&text, &dir.join("paddock.toml")).expect("test settings are valid")
 }
 

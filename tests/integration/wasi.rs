@@ -57,9 +57,15 @@ async fn without_a_grant_there_is_no_filesystem_at_all() {
 #[tokio::test]
 async fn a_granted_directory_that_does_not_exist_stops_the_start_naming_it() {
     let rt = runtime("");
-    let options = RunOptions { dirs: vec![DirGrant { host: "/no/such/dir".into(), guest: "/data".into(), write: false }], ..Default::default() };
+    let options = RunOptions {
+        dirs: vec![DirGrant { host: "/no/such/dir".into(), guest: "/data".into(), write: false }],
+        ..Default::default()
+    };
     let outcome = run_with(&rt, guests::ECHO, "{}", &options).await;
-    assert!(error_text(&outcome).starts_with("agent \"echo\" could not start: cannot open granted directory /no/such/dir (for /data): "));
+    assert!(
+        error_text(&outcome)
+            .starts_with("agent \"echo\" could not start: cannot open granted directory /no/such/dir (for /data): ")
+    );
 }
 
 #[tokio::test]
@@ -72,5 +78,9 @@ async fn network_access_is_denied_and_nothing_connects() {
     assert_eq!(out["tcp"]["err"], "Permission denied (os error 2)", "{out}");
     assert_eq!(out["udp"]["err"], "Permission denied (os error 2)", "{out}");
     assert!(out["dns"]["err"].is_string(), "{out}");
-    assert_eq!(listener.accept().map(|_| ()).unwrap_err().kind(), std::io::ErrorKind::WouldBlock, "a connection arrived");
+    assert_eq!(
+        listener.accept().map(|_| ()).unwrap_err().kind(),
+        std::io::ErrorKind::WouldBlock,
+        "a connection arrived"
+    );
 }

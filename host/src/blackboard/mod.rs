@@ -102,7 +102,11 @@ pub fn validate_tenant(name: &str) -> Result<(), String> {
     let ok = !name.is_empty()
         && name.len() <= 64
         && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
-    if ok { Ok(()) } else { Err(format!("tenant name `{}` must be 1 to 64 of a-z, 0-9, '-' and '_'", name.escape_debug())) }
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("tenant name `{}` must be 1 to 64 of a-z, 0-9, '-' and '_'", name.escape_debug()))
+    }
 }
 
 /// All tenants' boards.
@@ -180,7 +184,13 @@ impl Namespace {
     }
 
     /// Writes `key` if its revision is `expected` (0 = absent); returns the new revision.
-    pub fn compare_and_swap(&self, key: &str, expected: u64, value: &[u8], writer: &Arc<str>) -> Result<u64, BoardError> {
+    pub fn compare_and_swap(
+        &self,
+        key: &str,
+        expected: u64,
+        value: &[u8],
+        writer: &Arc<str>,
+    ) -> Result<u64, BoardError> {
         self.write(key, Some(expected), Some(value), writer)
     }
 
@@ -240,16 +250,16 @@ impl Namespace {
             return Err(BoardError::Lagged { after, resume_after: state.revision });
         }
         let start = state.history.partition_point(|c| c.revision <= after);
-        Ok(state
-            .history
-            .range(start..)
-            .filter(|c| c.key.starts_with(prefix))
-            .take(WATCH_MAX)
-            .cloned()
-            .collect())
+        Ok(state.history.range(start..).filter(|c| c.key.starts_with(prefix)).take(WATCH_MAX).cloned().collect())
     }
 
-    fn write(&self, key: &str, expected: Option<u64>, value: Option<&[u8]>, writer: &Arc<str>) -> Result<u64, BoardError> {
+    fn write(
+        &self,
+        key: &str,
+        expected: Option<u64>,
+        value: Option<&[u8]>,
+        writer: &Arc<str>,
+    ) -> Result<u64, BoardError> {
         self.check_key(key)?;
         if let Some(v) = value
             && v.len() as u64 > self.limits.value_bytes

@@ -27,7 +27,7 @@ wasmtime::component::bindgen!({
 });
 
 /// The generated types of `paddock:agent`, by interface.
-pub use paddock::agent as wit;
+pub use self::paddock::agent as wit;
 
 /// A host call that broke a size cap; it ends the invocation.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]

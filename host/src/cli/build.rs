@@ -27,7 +27,9 @@ pub async fn build(settings: Settings, args: BuildArgs) -> u8 {
                 eprintln!("error: {e}");
                 code = code.max(EXIT_LOAD);
             }
-            Ok(m) if m.build.is_none() => eprintln!("skipped {} {}: no [build] command in {}", m.name, m.version, m.file.display()),
+            Ok(m) if m.build.is_none() => {
+                eprintln!("skipped {} {}: no [build] command in {}", m.name, m.version, m.file.display())
+            }
             Ok(m) => {
                 if let Err(c) = build_one(&m).await {
                     code = code.max(c);
@@ -66,7 +68,11 @@ pub async fn build_one(manifest: &Manifest) -> Result<(), u8> {
         }
         Ok(s) if !s.success() => {
             let how = s.code().map_or("was killed".to_string(), |c| format!("exited with {c}"));
-            eprintln!("error: {}: build command {how} after {seconds:.1}s ({})", manifest.name, manifest.file.display());
+            eprintln!(
+                "error: {}: build command {how} after {seconds:.1}s ({})",
+                manifest.name,
+                manifest.file.display()
+            );
             return Err(EXIT_BUILD);
         }
         Ok(_) => {}

@@ -75,7 +75,9 @@ enum Command {
     ))]
     Run(run::RunArgs),
     /// Run each plugin's build command
-    #[command(after_help = "Example:\n  paddock build            # every plugin under plugins/\n  paddock build my-agents")]
+    #[command(
+        after_help = "Example:\n  paddock build            # every plugin under plugins/\n  paddock build my-agents"
+    )]
     Build(build::BuildArgs),
     /// Show a component's imports and exports and whether it fits the agent world
     #[command(after_help = "Example:\n  paddock inspect plugins/target/wasm32-wasip2/release/hello.wasm")]

@@ -62,7 +62,9 @@ pub async fn run(settings: Settings, args: RunArgs) -> u8 {
         }
     }
     let memory = match args.memory.map(|m| m.checked_mul(1 << 20)) {
-        Some(None) => return fail(EXIT_USAGE, format!("--memory {} MiB is too large", args.memory.unwrap_or_default())),
+        Some(None) => {
+            return fail(EXIT_USAGE, format!("--memory {} MiB is too large", args.memory.unwrap_or_default()));
+        }
         Some(Some(bytes)) => Some(bytes),
         None => None,
     };

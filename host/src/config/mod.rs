@@ -76,7 +76,11 @@ impl Limits {
             let Some(value) = value else { continue };
             let max = ceiling.get(key);
             if value > max {
-                notes.push(format!("limits.{key} ({}) is above the operator's ceiling.{key}; using {}", show(key, value), show(key, max)));
+                notes.push(format!(
+                    "limits.{key} ({}) is above the operator's ceiling.{key}; using {}",
+                    show(key, value),
+                    show(key, max)
+                ));
             }
             self.set(key, value.min(max));
         }
@@ -197,8 +201,7 @@ pub struct Settings {
 
 impl Default for Settings {
     fn default() -> Self {
-        Settings::from_file(FileConfig::default(), None, Path::new("."))
-            .expect("embedded defaults are valid")
+        Settings::from_file(FileConfig::default(), None, Path::new(".")).expect("embedded defaults are valid")
     }
 }
 
@@ -210,10 +213,8 @@ impl Settings {
             None if Path::new(DEFAULT_FILE).is_file() => PathBuf::from(DEFAULT_FILE),
             None => return Ok(Settings::default()),
         };
-        let text = std::fs::read_to_string(&path).map_err(|e| ConfigError {
-            file: path.display().to_string(),
-            message: format!("cannot read: {e}"),
-        })?;
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| ConfigError { file: path.display().to_string(), message: format!("cannot read: {e}") })?;
         Settings::parse(&text, &path)
     }
 
@@ -261,7 +262,10 @@ impl Settings {
         // The pooling allocator reserves address space for the largest memory
         // up front, so the memory ceiling must fit a wasm32 address space.
         if ceiling.memory > 4 << 30 {
-            return Err(fail(format!("ceiling.memory ({}) is above 4 GiB, the most a 32-bit wasm memory can hold", ByteSize(ceiling.memory))));
+            return Err(fail(format!(
+                "ceiling.memory ({}) is above 4 GiB, the most a 32-bit wasm memory can hold",
+                ByteSize(ceiling.memory)
+            )));
         }
 
         let l = &file.limits;
@@ -311,7 +315,10 @@ impl Settings {
             let mut dirs = Vec::new();
             for (i, d) in policy.dirs.into_iter().enumerate() {
                 if !d.guest.starts_with('/') {
-                    return Err(fail(format!("agents.{agent}.dirs[{i}].guest must be an absolute path like \"/data\", not `{}`", d.guest)));
+                    return Err(fail(format!(
+                        "agents.{agent}.dirs[{i}].guest must be an absolute path like \"/data\", not `{}`",
+                        d.guest
+                    )));
                 }
                 dirs.push(DirGrant { host: base.join(d.host), guest: d.guest, write: d.write });
             }
@@ -478,7 +485,9 @@ mod tests {
 
     #[test]
     fn paths_resolve_against_the_config_folder() {
-        let s = parse("[host]\nplugins = \"agents\"\n[agents.reader]\ndirs = [{ host = \"data\", guest = \"/data\" }]\n").unwrap();
+        let s =
+            parse("[host]\nplugins = \"agents\"\n[agents.reader]\ndirs = [{ host = \"data\", guest = \"/data\" }]\n")
+                .unwrap();
         assert_eq!(s.plugins_dir, Path::new("conf/agents"));
         assert_eq!(s.agents["reader"].dirs[0].host, Path::new("conf/data"));
         assert!(!s.agents["reader"].dirs[0].write);
@@ -497,14 +506,21 @@ mod tests {
         let (limits, notes) = s.limits.with_request(&s.ceiling, &req);
         assert_eq!((limits.fuel, limits.memory, limits.timeout), (s.ceiling.fuel, 1 << 20, s.limits.timeout));
         assert_eq!(notes.len(), 1);
-        assert!(notes[0].starts_with("limits.fuel (18446744073709551615) is above the operator's ceiling.fuel"), "{}", notes[0]);
+        assert!(
+            notes[0].starts_with("limits.fuel (18446744073709551615) is above the operator's ceiling.fuel"),
+            "{}",
+            notes[0]
+        );
     }
 
     #[test]
     fn command_line_over_the_ceiling_is_an_error() {
         let s = Settings::default();
         let req = Requested { memory: Some(2 << 30), ..Default::default() };
-        assert_eq!(s.limits.with_overrides(&s.ceiling, &req).unwrap_err(), "--memory 2 GiB is above ceiling.memory (1 GiB)");
+        assert_eq!(
+            s.limits.with_overrides(&s.ceiling, &req).unwrap_err(),
+            "--memory 2 GiB is above ceiling.memory (1 GiB)"
+        );
     }
 
     #[test]

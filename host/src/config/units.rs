@@ -13,9 +13,7 @@ impl ByteSize {
     /// Parses `"64MiB"`, `"1 GiB"`, `"512"` and the like.
     pub fn parse(text: &str) -> Result<Self, String> {
         let text = text.trim();
-        let split = text
-            .find(|c: char| !c.is_ascii_digit() && c != '_')
-            .unwrap_or(text.len());
+        let split = text.find(|c: char| !c.is_ascii_digit() && c != '_').unwrap_or(text.len());
         let (digits, unit) = text.split_at(split);
         let number: u64 = digits
             .replace('_', "")
@@ -29,12 +27,11 @@ impl ByteSize {
             "KB" => 1_000,
             "MB" => 1_000_000,
             "GB" => 1_000_000_000,
-            other => return Err(format!("unknown size unit `{other}` in `{text}` (use B, KiB, MiB, GiB, KB, MB or GB)")),
+            other => {
+                return Err(format!("unknown size unit `{other}` in `{text}` (use B, KiB, MiB, GiB, KB, MB or GB)"));
+            }
         };
-        number
-            .checked_mul(scale)
-            .map(ByteSize)
-            .ok_or_else(|| format!("size `{text}` is too large"))
+        number.checked_mul(scale).map(ByteSize).ok_or_else(|| format!("size `{text}` is too large"))
     }
 }
 
@@ -42,7 +39,7 @@ impl fmt::Display for ByteSize {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let b = self.0;
         for (unit, scale) in [("GiB", 1u64 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)] {
-            if b >= scale && b % scale == 0 {
+            if b >= scale && b.is_multiple_of(scale) {
                 return write!(f, "{} {unit}", b / scale);
             }
         }

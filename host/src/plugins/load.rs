@@ -114,7 +114,10 @@ pub fn read_wasm(path: &Path) -> Result<(Vec<u8>, FileKind), LoadError> {
         return match bytes.get(4..8) {
             Some([_, _, 1, 0]) => Ok((bytes, FileKind::Component)),
             Some([1, 0, 0, 0]) => Ok((bytes, FileKind::CoreModule)),
-            _ => Err(LoadError::NotWasm { path: path.to_path_buf(), reason: "unknown WebAssembly version or layer".into() }),
+            _ => Err(LoadError::NotWasm {
+                path: path.to_path_buf(),
+                reason: "unknown WebAssembly version or layer".into(),
+            }),
         };
     }
     // The text format is accepted for components written by hand (.wat).
@@ -129,12 +132,20 @@ pub fn read_wasm(path: &Path) -> Result<(Vec<u8>, FileKind), LoadError> {
         }
     }
     let shown: String = bytes.iter().take(8).map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(" ");
-    let reason = if bytes.is_empty() { "the file is empty".to_string() } else { format!("it starts with {shown}, not 00 61 73 6d") };
+    let reason = if bytes.is_empty() {
+        "the file is empty".to_string()
+    } else {
+        format!("it starts with {shown}, not 00 61 73 6d")
+    };
     Err(LoadError::NotWasm { path: path.to_path_buf(), reason })
 }
 
 /// Compiles the component at `path` and checks it against the world.
-pub fn load_component(engine: &Engine, linker: &Linker<AgentState>, path: &Path) -> Result<AgentWorldPre<AgentState>, LoadError> {
+pub fn load_component(
+    engine: &Engine,
+    linker: &Linker<AgentState>,
+    path: &Path,
+) -> Result<AgentWorldPre<AgentState>, LoadError> {
     let (bytes, kind) = read_wasm(path)?;
     if kind == FileKind::CoreModule {
         return Err(LoadError::CoreModule { path: path.to_path_buf() });
@@ -145,15 +156,24 @@ pub fn load_component(engine: &Engine, linker: &Linker<AgentState>, path: &Path)
 }
 
 /// Checks `component`'s exports and imports against the world and pre-instantiates it.
-pub fn prepare(engine: &Engine, linker: &Linker<AgentState>, component: &Component) -> Result<AgentWorldPre<AgentState>, String> {
+pub fn prepare(
+    engine: &Engine,
+    linker: &Linker<AgentState>,
+    component: &Component,
+) -> Result<AgentWorldPre<AgentState>, String> {
     let ty = component.component_type();
     let exports: Vec<&str> = ty.exports(engine).map(|(name, _)| name).collect();
     let mut problems = Vec::new();
     if !exports.contains(&AGENT_EXPORT) {
-        let found = if exports.is_empty() { "it exports nothing".to_string() } else { format!("it exports {}", exports.join(", ")) };
+        let found = if exports.is_empty() {
+            "it exports nothing".to_string()
+        } else {
+            format!("it exports {}", exports.join(", "))
+        };
         problems.push(format!("missing export `{AGENT_EXPORT}` ({found})"));
     }
-    let unexpected: Vec<String> = ty.imports(engine).filter(|(name, _)| !is_provided(name)).map(|(n, _)| format!("`{n}`")).collect();
+    let unexpected: Vec<String> =
+        ty.imports(engine).filter(|(name, _)| !is_provided(name)).map(|(n, _)| format!("`{n}`")).collect();
     if !unexpected.is_empty() {
         problems.push(format!(
             "unexpected import {} (this host provides paddock:agent/{{{}}}@0.1 and WASI 0.2 only)",
@@ -216,7 +236,10 @@ pub fn inspect(engine: &Engine, linker: &Linker<AgentState>, path: &Path) -> Res
             path: path.to_path_buf(),
             bytes: size,
             kind,
-            imports: module.imports().map(|i| Import { name: format!("{}::{}", i.module(), i.name()), provided: false }).collect(),
+            imports: module
+                .imports()
+                .map(|i| Import { name: format!("{}::{}", i.module(), i.name()), provided: false })
+                .collect(),
             exports: module.exports().map(|e| e.name().to_string()).collect(),
             misfit: Some("a core module, not a component".into()),
         });
@@ -228,7 +251,10 @@ pub fn inspect(engine: &Engine, linker: &Linker<AgentState>, path: &Path) -> Res
         path: path.to_path_buf(),
         bytes: size,
         kind,
-        imports: ty.imports(engine).map(|(name, _)| Import { name: name.to_string(), provided: is_provided(name) }).collect(),
+        imports: ty
+            .imports(engine)
+            .map(|(name, _)| Import { name: name.to_string(), provided: is_provided(name) })
+            .collect(),
         exports: ty.exports(engine).map(|(name, _)| name.to_string()).collect(),
         misfit: prepare(engine, linker, &component).err(),
     })

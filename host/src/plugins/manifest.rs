@@ -242,7 +242,10 @@ agents = ["helper"]
 
     #[test]
     fn zero_limits_and_missing_component_are_refused() {
-        assert_eq!(parse(&GOOD.replace("\"5s\"", "\"0s\"")).unwrap_err().message, "limits.timeout: must be greater than zero");
+        assert_eq!(
+            parse(&GOOD.replace("\"5s\"", "\"0s\"")).unwrap_err().message,
+            "limits.timeout: must be greater than zero"
+        );
         let err = parse("name = \"a\"\nversion = \"1.0.0\"\n").unwrap_err();
         assert!(err.message.contains("missing field `component`"), "{}", err.message);
     }

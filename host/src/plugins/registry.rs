@@ -50,7 +50,11 @@ impl Registry {
                 continue;
             }
             if let Some(first) = &found {
-                return Err(LoadError::Duplicate { name: name.into(), first: first.file.clone(), second: manifest.file });
+                return Err(LoadError::Duplicate {
+                    name: name.into(),
+                    first: first.file.clone(),
+                    second: manifest.file,
+                });
             }
             found = Some(manifest);
         }

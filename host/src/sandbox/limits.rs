@@ -108,6 +108,9 @@ mod tests {
     fn limit_messages_name_the_limit_and_value() {
         assert_eq!(LimitHit::Fuel(50_000_000).to_string(), "ran out of fuel (limit 50000000)");
         assert_eq!(LimitHit::Memory(64 << 20).to_string(), "exceeded its memory limit (64 MiB)");
-        assert_eq!(LimitHit::Timeout(Duration::from_millis(1500)).to_string(), "exceeded its wall-clock limit (timeout 1s 500ms)");
+        assert_eq!(
+            LimitHit::Timeout(Duration::from_millis(1500)).to_string(),
+            "exceeded its wall-clock limit (timeout 1s 500ms)"
+        );
     }
 }

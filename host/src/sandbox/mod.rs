@@ -146,7 +146,8 @@ pub async fn invoke(engine: &Engine, pre: &AgentWorldPre<AgentState>, inv: Invoc
     let started = Instant::now();
     let call = CallContext::new(inv.agent.clone(), inv.tenant.clone(), inv.caps);
     let agent = inv.agent.to_string();
-    let finish = |result, fuel_consumed| Outcome { result, logs: call.log.take(), fuel_consumed, elapsed: started.elapsed() };
+    let finish =
+        |result, fuel_consumed| Outcome { result, logs: call.log.take(), fuel_consumed, elapsed: started.elapsed() };
 
     if input.len() as u64 > inv.caps.io_bytes {
         let limit = LimitHit::Io { what: "input", size: input.len() as u64, limit: inv.caps.io_bytes };
@@ -210,7 +211,13 @@ pub async fn invoke(engine: &Engine, pre: &AgentWorldPre<AgentState>, inv: Invoc
 }
 
 /// Names the limit behind a trap, or reports a crash.
-fn classify(store: &Store<AgentState>, limits: &Limits, agent: String, error: wasmtime::Error, instantiating: bool) -> InvokeError {
+fn classify(
+    store: &Store<AgentState>,
+    limits: &Limits,
+    agent: String,
+    error: wasmtime::Error,
+    instantiating: bool,
+) -> InvokeError {
     let state = store.data();
     if let Some(v) = state.call.violation.get() {
         return InvokeError::Limit { agent, limit: LimitHit::HostCall(v.clone()) };
@@ -223,7 +230,9 @@ fn classify(store: &Store<AgentState>, limits: &Limits, agent: String, error: wa
     }
     match error.downcast_ref::<Trap>() {
         Some(Trap::OutOfFuel) => InvokeError::Limit { agent, limit: LimitHit::Fuel(limits.fuel) },
-        Some(Trap::StackOverflow) => InvokeError::Limit { agent, limit: LimitHit::Stack(crate::engine::MAX_WASM_STACK) },
+        Some(Trap::StackOverflow) => {
+            InvokeError::Limit { agent, limit: LimitHit::Stack(crate::engine::MAX_WASM_STACK) }
+        }
         Some(Trap::Interrupt) => InvokeError::Limit { agent, limit: LimitHit::Timeout(limits.timeout) },
         Some(trap) => {
             tracing::debug!(agent, error = format!("{error:?}"), "agent trapped");

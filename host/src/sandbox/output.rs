@@ -33,7 +33,14 @@ impl Capture {
     pub fn new(call: Arc<CallContext>, source: Source) -> Self {
         let limit = call.caps.output_bytes;
         Capture {
-            inner: Arc::new(Mutex::new(CaptureState { call, source, line: Vec::new(), taken: 0, limit, truncated: false })),
+            inner: Arc::new(Mutex::new(CaptureState {
+                call,
+                source,
+                line: Vec::new(),
+                taken: 0,
+                limit,
+                truncated: false,
+            })),
         }
     }
 
@@ -67,7 +74,8 @@ impl Capture {
                 state.emit(&line);
             }
             let name = if state.source == Source::Stdout { "stdout" } else { "stderr" };
-            let message = format!("{name} truncated: the agent wrote more than limits.max-output-bytes ({} bytes)", state.limit);
+            let message =
+                format!("{name} truncated: the agent wrote more than limits.max-output-bytes ({} bytes)", state.limit);
             state.call.log.push(Severity::Warn, Source::Host, message);
         }
     }

@@ -29,7 +29,11 @@ impl Agent for Hello {
             .map_err(|e| e.to_string())?
             .ok_or("last-greeted vanished right after it was written")?;
 
-        let fact = match Chat::new("fast").user(&format!("One fun fact about the name {name}, in one sentence.")).max_tokens(60).send() {
+        let fact = match Chat::new("fast")
+            .user(&format!("One fun fact about the name {name}, in one sentence."))
+            .max_tokens(60)
+            .send()
+        {
             Ok(answer) => json!({ "text": answer.text, "provider": answer.provider, "model": answer.model }),
             Err(e) => {
                 log::warn(&format!("no fun fact: {}", llm::describe(&e)));

@@ -16,8 +16,13 @@ pub trait Dispatch: Send + Sync {
     /// Runs `agent` with `input` for `tenant`; `chain` is the callers so far,
     /// outermost first, ending with the immediate caller. Errors are text
     /// starting with their kind (`denied:`, `failed:`, `limit:`, `crashed:`).
-    fn call(&self, tenant: Arc<str>, chain: Vec<Arc<str>>, agent: String, input: String)
-    -> Pin<Box<dyn Future<Output = Result<String, String>> + Send + 'static>>;
+    fn call(
+        &self,
+        tenant: Arc<str>,
+        chain: Vec<Arc<str>>,
+        agent: String,
+        input: String,
+    ) -> Pin<Box<dyn Future<Output = Result<String, String>> + Send + 'static>>;
 }
 
 /// Per-invocation state of the `agents` interface.
@@ -53,7 +58,7 @@ impl Host for AgentsCtx {
     async fn call(&mut self, agent: String, input: String) -> wasmtime::Result<Result<String, String>> {
         let call = &self.call;
         call.check_size("agents.call input", input.len() + agent.len(), call.caps.io_bytes, "limits.max-io-bytes")?;
-        if !self.granted.iter().any(|g| *g == agent) {
+        if !self.granted.contains(&agent) {
             return Ok(Err(format!(
                 "denied: agent {:?} may not call {agent:?} (not in its manifest's capabilities.agents)",
                 &*call.agent

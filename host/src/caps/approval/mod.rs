@@ -20,7 +20,12 @@ impl ApprovalCtx {
 }
 
 impl Host for ApprovalCtx {
-    async fn ask(&mut self, question: String, options: Vec<String>, _timeout_ms: u32) -> wasmtime::Result<Result<String, String>> {
+    async fn ask(
+        &mut self,
+        question: String,
+        options: Vec<String>,
+        _timeout_ms: u32,
+    ) -> wasmtime::Result<Result<String, String>> {
         let size = question.len() + options.iter().map(String::len).sum::<usize>();
         self.call.check_size("approval question", size, self.call.caps.arg_bytes, "limits.max-arg-bytes")?;
         Ok(Err("denied: approvals are not configured on this host".to_string()))

@@ -48,7 +48,12 @@ impl Host for BoardCtx {
         Ok(self.board.put(&key, &value, &self.call.agent).map_err(to_wit))
     }
 
-    async fn compare_and_swap(&mut self, key: String, expected: u64, value: Vec<u8>) -> wasmtime::Result<Result<u64, Error>> {
+    async fn compare_and_swap(
+        &mut self,
+        key: String,
+        expected: u64,
+        value: Vec<u8>,
+    ) -> wasmtime::Result<Result<u64, Error>> {
         Ok(self.board.compare_and_swap(&key, expected, &value, &self.call.agent).map_err(to_wit))
     }
 
@@ -57,20 +62,25 @@ impl Host for BoardCtx {
     }
 
     async fn list(&mut self, prefix: String) -> wasmtime::Result<Result<Vec<String>, Error>> {
-        Ok(self
-            .board
-            .list(&prefix, LIST_MAX)
-            .map(|keys| keys.iter().map(|k| k.to_string()).collect())
-            .map_err(to_wit))
+        Ok(self.board.list(&prefix, LIST_MAX).map(|keys| keys.iter().map(|k| k.to_string()).collect()).map_err(to_wit))
     }
 
-    async fn watch(&mut self, prefix: String, after: u64, timeout_ms: u32) -> wasmtime::Result<Result<Vec<Change>, Error>> {
+    async fn watch(
+        &mut self,
+        prefix: String,
+        after: u64,
+        timeout_ms: u32,
+    ) -> wasmtime::Result<Result<Vec<Change>, Error>> {
         let changes = self.board.watch(&prefix, after, Duration::from_millis(timeout_ms.into())).await;
         Ok(changes
             .map(|changes| {
                 changes
                     .into_iter()
-                    .map(|c| Change { key: c.key.to_string(), value: c.value.map(|v| v.to_vec()), revision: c.revision })
+                    .map(|c| Change {
+                        key: c.key.to_string(),
+                        value: c.value.map(|v| v.to_vec()),
+                        revision: c.revision,
+                    })
                     .collect()
             })
             .map_err(to_wit))
