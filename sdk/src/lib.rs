@@ -31,9 +31,12 @@
 //!
 //! Host calls work only inside the Paddock host; on other targets they panic.
 
+#![warn(missing_docs)]
+
 extern crate self as paddock_sdk;
 
 /// The raw bindings `wit-bindgen` generates for `paddock:agent/agent-world`.
+#[allow(missing_docs)]
 pub mod bindings {
     wit_bindgen::generate!({
         path: "../wit",

@@ -14,20 +14,26 @@ pub mod log;
 use crate::config::SizeCaps;
 use std::sync::{Arc, OnceLock};
 
-wasmtime::component::bindgen!({
-    path: "../wit",
-    world: "agent-world",
-    // Every import may wait (a provider, a watch, an approval) without holding
-    // a thread, and may trap when a hostile guest passes an oversized argument.
-    imports: { default: async | trappable },
-    exports: { default: async },
-    with: {
-        "paddock:agent/llm.completion-stream": llm::CompletionStream,
-    },
-});
+/// What `bindgen!` generates for `paddock:agent/agent-world`.
+#[allow(missing_docs)]
+mod bindings {
+    wasmtime::component::bindgen!({
+        path: "../wit",
+        world: "agent-world",
+        // Every import may wait (a provider, a watch, an approval) without holding
+        // a thread, and may trap when a hostile guest passes an oversized argument.
+        imports: { default: async | trappable },
+        exports: { default: async },
+        with: {
+            "paddock:agent/llm.completion-stream": super::llm::CompletionStream,
+        },
+    });
+}
+
+pub use bindings::{AgentWorld, AgentWorldPre};
 
 /// The generated types of `paddock:agent`, by interface.
-pub use self::paddock::agent as wit;
+pub use bindings::paddock::agent as wit;
 
 /// A host call that broke a size cap; it ends the invocation.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]

@@ -8,6 +8,7 @@ use clap::Subcommand;
 #[derive(Debug, Subcommand)]
 pub enum PluginsCommand {
     /// List the plugins: name, version, component, and any manifest error
+    #[command(after_help = "Example:\n  paddock plugins list --json\n\nExit code 4 when a manifest is broken.")]
     List {
         /// Print JSON
         #[arg(long)]
