@@ -180,6 +180,16 @@ async fn output_over_the_io_cap_is_a_limit_hit() {
 }
 
 #[tokio::test]
+async fn error_text_over_the_io_cap_is_a_limit_hit() {
+    let rt = runtime("[limits]\nmax-io-bytes = 40\n");
+    let outcome = run(&rt, guests::GIANT_VALUE, r#"{"bytes":1,"key_bytes":600}"#).await;
+    assert_eq!(
+        error_text(&outcome),
+        "agent \"giant_value\" error text of 66 bytes is over limits.max-io-bytes (40 bytes)"
+    );
+}
+
+#[tokio::test]
 async fn hostile_guests_running_at_once_end_only_their_own_invocations() {
     let rt = runtime("[limits]\nfuel = 200000000\nmemory = \"16MiB\"\n");
     let mut tasks = Vec::new();

@@ -84,7 +84,7 @@ pub async fn build_one(manifest: &Manifest) -> Result<(), u8> {
                 manifest.name,
                 manifest.version,
                 manifest.component.display(),
-                ByteSize(meta.len()).to_string().replace(" bytes", " B")
+                ByteSize(meta.len())
             );
             Ok(())
         }

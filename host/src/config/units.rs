@@ -43,7 +43,11 @@ impl fmt::Display for ByteSize {
                 return write!(f, "{} {unit}", b / scale);
             }
         }
-        write!(f, "{b} bytes")
+        // Limits are exact, so only sizes measured (files, usage) reach here.
+        match [("GiB", 1u64 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)].into_iter().find(|(_, scale)| b >= *scale) {
+            Some((unit, scale)) => write!(f, "{:.1} {unit}", b as f64 / scale as f64),
+            None => write!(f, "{b} bytes"),
+        }
     }
 }
 
@@ -110,6 +114,7 @@ mod tests {
     fn sizes_display_in_the_largest_exact_unit() {
         assert_eq!(ByteSize(128 << 20).to_string(), "128 MiB");
         assert_eq!(ByteSize(1000).to_string(), "1000 bytes");
+        assert_eq!(ByteSize(200_197).to_string(), "195.5 KiB");
     }
 
     #[test]

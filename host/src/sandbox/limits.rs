@@ -28,7 +28,7 @@ pub enum LimitHit {
     /// The input given or output returned is over `limits.max-io-bytes`.
     #[error("{what} of {size} bytes is over limits.max-io-bytes ({limit} bytes)")]
     Io {
-        /// "input" or "output".
+        /// "input", "output" or "error text".
         what: &'static str,
         /// Its size.
         size: u64,

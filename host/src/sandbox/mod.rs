@@ -204,6 +204,10 @@ pub async fn invoke(engine: &Engine, pre: &AgentWorldPre<AgentState>, inv: Invoc
             Err(InvokeError::Limit { agent, limit })
         }
         Ok(Ok(Ok(output))) => Ok(output),
+        Ok(Ok(Err(message))) if message.len() as u64 > inv.caps.io_bytes => {
+            let limit = LimitHit::Io { what: "error text", size: message.len() as u64, limit: inv.caps.io_bytes };
+            Err(InvokeError::Limit { agent, limit })
+        }
         Ok(Ok(Err(message))) => Err(InvokeError::Failed { agent, message }),
         Ok(Err((error, instantiating))) => Err(classify(&store, &limits, agent, error, instantiating)),
     };
