@@ -5,7 +5,7 @@
 //! `cargo bench -p paddock --bench invoke`
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use paddock::blackboard::Blackboard;
+use paddock::blackboard::{Blackboard, BoardLimits, RedbBackend};
 use paddock::config::Settings;
 use paddock::runtime::{RunOptions, Runtime};
 use paddock_test_guests::guests;
@@ -66,5 +66,19 @@ fn host_get(c: &mut Criterion) {
     c.bench_function("blackboard/host_put", |b| b.iter(|| ns.put("key/5000", b"0123456789abcdef", &writer).unwrap()));
 }
 
-criterion_group!(benches, invoke, guest_get, host_get);
+fn durable(c: &mut Criterion) {
+    let dir = tempfile::tempdir().unwrap();
+    let backend = RedbBackend::open(&dir.path().join("bench.redb")).unwrap();
+    let board = Blackboard::with_backend(BoardLimits::default(), Arc::new(backend));
+    let ns = board.namespace("bench");
+    let writer: Arc<str> = Arc::from("bench");
+    for i in 0..1_000 {
+        ns.put(&format!("key/{i}"), b"0123456789abcdef", &writer).unwrap();
+    }
+    c.bench_function("blackboard/durable_get", |b| b.iter(|| ns.get(std::hint::black_box("key/500")).unwrap()));
+    // Each put is one committed (fsynced) transaction.
+    c.bench_function("blackboard/durable_put", |b| b.iter(|| ns.put("key/500", b"0123456789abcdef", &writer).unwrap()));
+}
+
+criterion_group!(benches, invoke, guest_get, host_get, durable);
 criterion_main!(benches);

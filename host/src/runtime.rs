@@ -1,10 +1,10 @@
 //! The host in one value: engine, linker, plugins and services. Loads agents
 //! by name or path and runs invocations; also runs the agents one agent calls.
 
-use crate::blackboard::{Blackboard, validate_tenant};
+use crate::blackboard::{Blackboard, RedbBackend, validate_tenant};
 use crate::caps::AgentWorldPre;
 use crate::caps::agents::Dispatch;
-use crate::config::{DirGrant, Limits, Requested, Settings};
+use crate::config::{BoardStore, DirGrant, Limits, Requested, Settings};
 use crate::engine::{self, EpochTicker};
 use crate::plugins::load::{self, Inspection, LoadError};
 use crate::plugins::{Manifest, Registry};
@@ -75,12 +75,19 @@ struct Inner {
 impl Runtime {
     /// Builds a host from `settings`.
     pub fn new(settings: Settings) -> wasmtime::Result<Runtime> {
+        let board = match &settings.board_store {
+            BoardStore::Memory => Blackboard::new(settings.board),
+            BoardStore::Durable(path) => {
+                let backend = RedbBackend::open(path).map_err(|e| wasmtime::format_err!("blackboard.path: {e}"))?;
+                Blackboard::with_backend(settings.board, Arc::new(backend))
+            }
+        };
         let engine = engine::build(&settings.engine, &settings.ceiling)?;
         let linker = sandbox::linker(&engine)?;
         let ticker = EpochTicker::start(&engine, settings.engine.epoch_tick);
         let inner = Inner {
             registry: Registry::new(&settings.plugins_dir),
-            board: Arc::new(Blackboard::new(settings.board)),
+            board: Arc::new(board),
             loaded: Mutex::default(),
             settings,
             engine,

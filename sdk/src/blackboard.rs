@@ -48,6 +48,7 @@ pub fn describe(e: &Error) -> String {
         Error::TooLarge(limit) => format!("too large: the limit is {limit} bytes"),
         Error::QuotaExceeded(why) => format!("quota exceeded: {why}"),
         Error::Lagged(resume) => format!("lagged: resynchronise, then watch after revision {resume}"),
+        Error::Unavailable(why) => format!("unavailable: {why}"),
     }
 }
 

@@ -185,3 +185,31 @@ fn plugins_list_shows_each_plugin_and_broken_manifests() {
     );
     assert_eq!((rows[1]["name"].as_str(), rows[1]["built"].as_bool()), (Some("good"), Some(true)));
 }
+
+#[test]
+fn a_durable_blackboard_keeps_state_across_host_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("paddock.toml"), "[blackboard]\nstore = \"durable\"\n").unwrap();
+    for expected in 1..=3 {
+        let ran = TestCommand::new(dir.path(), &["run", guests::HELLO, "--input", r#"{"name":"ada"}"#]).run();
+        assert_eq!(ran.code, 0, "{}", ran.stderr);
+        let out: serde_json::Value = serde_json::from_str(ran.stdout.trim()).unwrap();
+        assert_eq!(out["visits"], expected, "run {expected}");
+    }
+    assert!(dir.path().join(".paddock/blackboard.redb").is_file());
+}
+
+#[test]
+fn an_unreadable_board_file_stops_the_host_naming_the_key_and_file() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("paddock.toml"), "[blackboard]\nstore = \"durable\"\npath = \"board.redb\"\n")
+        .unwrap();
+    std::fs::write(dir.path().join("board.redb"), "this is not a redb file, only text of some length").unwrap();
+    let ran = TestCommand::new(dir.path(), &["run", guests::ECHO]).run();
+    assert_eq!(ran.code, 6);
+    assert!(
+        ran.stderr.starts_with("error: cannot start the host: blackboard.path: storage failure: ./board.redb: "),
+        "{}",
+        ran.stderr
+    );
+}

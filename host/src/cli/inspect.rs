@@ -19,7 +19,7 @@ pub struct InspectArgs {
 pub fn inspect(settings: Settings, args: InspectArgs) -> u8 {
     let runtime = match Runtime::new(settings) {
         Ok(r) => r,
-        Err(e) => return fail(EXIT_CRASH, format!("cannot start the engine: {e:#}")),
+        Err(e) => return fail(EXIT_CRASH, format!("cannot start the host: {e:#}")),
     };
     let report = match runtime.inspect(&args.file) {
         Ok(report) => report,

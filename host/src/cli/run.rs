@@ -70,7 +70,7 @@ pub async fn run(settings: Settings, args: RunArgs) -> u8 {
     };
     let runtime = match Runtime::new(settings) {
         Ok(r) => r,
-        Err(e) => return fail(EXIT_CRASH, format!("cannot start the engine: {e:#}")),
+        Err(e) => return fail(EXIT_CRASH, format!("cannot start the host: {e:#}")),
     };
     if args.build {
         let manifest = match runtime.registry().find(&args.agent) {

@@ -197,6 +197,17 @@ pub struct Settings {
     pub agents: BTreeMap<String, AgentPolicy>,
     /// Each tenant's blackboard limits.
     pub board: crate::blackboard::BoardLimits,
+    /// Where the blackboard is kept.
+    pub board_store: BoardStore,
+}
+
+/// Where the blackboard is kept.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BoardStore {
+    /// In memory: fast, gone when the process ends.
+    Memory,
+    /// In a redb file that survives restarts and crashes (one process at a time).
+    Durable(PathBuf),
 }
 
 impl Default for Settings {
@@ -342,6 +353,17 @@ impl Settings {
                 max_bytes: file.blackboard.max_bytes.map_or(256 << 20, |b| b.0),
                 history: file.blackboard.history.unwrap_or(4096),
             },
+            board_store: match file.blackboard.store.as_deref().unwrap_or("memory") {
+                "memory" => BoardStore::Memory,
+                "durable" => BoardStore::Durable(
+                    base.join(file.blackboard.path.unwrap_or_else(|| PathBuf::from(".paddock/blackboard.redb"))),
+                ),
+                other => {
+                    return Err(fail(format!(
+                        "blackboard.store: `{other}` is not a store; use \"memory\" or \"durable\""
+                    )));
+                }
+            },
         })
     }
 
@@ -380,6 +402,8 @@ struct FileConfig {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 struct BlackboardSection {
+    store: Option<String>,
+    path: Option<PathBuf>,
     max_keys: Option<u64>,
     max_bytes: Option<ByteSize>,
     history: Option<usize>,
@@ -521,6 +545,15 @@ mod tests {
             s.limits.with_overrides(&s.ceiling, &req).unwrap_err(),
             "--memory 2 GiB is above ceiling.memory (1 GiB)"
         );
+    }
+
+    #[test]
+    fn blackboard_store_is_memory_unless_durable_is_asked_for() {
+        assert_eq!(Settings::default().board_store, BoardStore::Memory);
+        let s = parse("[blackboard]\nstore = \"durable\"\n").unwrap();
+        assert_eq!(s.board_store, BoardStore::Durable(PathBuf::from("conf/.paddock/blackboard.redb")));
+        let err = parse("[blackboard]\nstore = \"redis\"\n").unwrap_err();
+        assert_eq!(err.message, "blackboard.store: `redis` is not a store; use \"memory\" or \"durable\"");
     }
 
     #[test]

@@ -32,6 +32,7 @@ fn to_wit(e: BoardError) -> Error {
         BoardError::TooLarge { limit, .. } => Error::TooLarge(limit),
         BoardError::QuotaExceeded(why) => Error::QuotaExceeded(why),
         BoardError::Lagged { resume_after, .. } => Error::Lagged(resume_after),
+        BoardError::Storage(why) => Error::Unavailable(why),
     }
 }
 
