@@ -84,7 +84,8 @@ impl Runtime {
         };
         let engine = engine::build(&settings.engine, &settings.ceiling)?;
         let linker = sandbox::linker(&engine)?;
-        let ticker = EpochTicker::start(&engine, settings.engine.epoch_tick);
+        let ticker = EpochTicker::start(&engine, settings.engine.epoch_tick)
+            .map_err(|e| wasmtime::format_err!("cannot start the epoch thread: {e}"))?;
         let inner = Inner {
             registry: Registry::new(&settings.plugins_dir),
             board: Arc::new(board),

@@ -42,7 +42,7 @@ struct MemoryTenant {
 struct State {
     entries: BTreeMap<Arc<str>, Entry>,
     revision: u64,
-    totals: Option<Totals>,
+    totals: Totals,
     history: VecDeque<Change>,
 }
 
@@ -54,10 +54,9 @@ impl TenantStore for MemoryTenant {
     fn write(&self, write: &Write<'_>) -> Result<u64, BoardError> {
         let mut state = self.state.write();
         let current = state.entries.get_key_value(write.key).map(|(k, e)| (k.clone(), e.revision, e.value.len()));
-        let totals = state.totals.unwrap_or(Totals { keys: 0, bytes: 0 });
-        let after = plan_write(&self.tenant, &self.limits, current.as_ref().map(|c| (c.1, c.2)), totals, write)?;
+        let after = plan_write(&self.tenant, &self.limits, current.as_ref().map(|c| (c.1, c.2)), state.totals, write)?;
         state.revision += 1;
-        state.totals = Some(after);
+        state.totals = after;
         let revision = state.revision;
         // Reuse the stored key so the map and the history share one allocation.
         let key: Arc<str> = current.map_or_else(|| Arc::from(write.key), |c| c.0);

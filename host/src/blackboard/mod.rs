@@ -164,7 +164,7 @@ pub struct Write<'a> {
 }
 
 /// What a tenant holds after a write.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Totals {
     /// Keys.
     pub keys: u64,

@@ -98,7 +98,10 @@ pub fn main() -> ExitCode {
             return ExitCode::from(EXIT_CONFIG);
         }
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("start the tokio runtime");
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => return ExitCode::from(fail(EXIT_CRASH, format!("cannot start the async runtime: {e}"))),
+    };
     let code = runtime.block_on(async {
         match cli.command {
             Command::Run(args) => run::run(settings, args).await,

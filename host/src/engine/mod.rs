@@ -66,23 +66,20 @@ pub struct EpochTicker {
 
 impl EpochTicker {
     /// Starts ticking `engine`.
-    pub fn start(engine: &Engine, tick: Duration) -> Self {
+    pub fn start(engine: &Engine, tick: Duration) -> std::io::Result<Self> {
         let stop = Arc::new(AtomicBool::new(false));
         let engine = engine.weak();
         let flag = stop.clone();
-        let thread = std::thread::Builder::new()
-            .name("paddock-epoch".into())
-            .spawn(move || {
-                while !flag.load(Ordering::Relaxed) {
-                    std::thread::sleep(tick);
-                    match engine.upgrade() {
-                        Some(engine) => engine.increment_epoch(),
-                        None => return,
-                    }
+        let thread = std::thread::Builder::new().name("paddock-epoch".into()).spawn(move || {
+            while !flag.load(Ordering::Relaxed) {
+                std::thread::sleep(tick);
+                match engine.upgrade() {
+                    Some(engine) => engine.increment_epoch(),
+                    None => return,
                 }
-            })
-            .expect("spawn the epoch thread");
-        EpochTicker { stop, thread: Some(thread) }
+            }
+        })?;
+        Ok(EpochTicker { stop, thread: Some(thread) })
     }
 }
 

@@ -97,7 +97,7 @@ pub enum InvokeError {
     #[error("agent {agent:?} returned an error: {message}")]
     Failed {
         /// The agent.
-        agent: String,
+        agent: Arc<str>,
         /// Its error text.
         message: String,
     },
@@ -105,7 +105,7 @@ pub enum InvokeError {
     #[error("agent {agent:?} {limit}")]
     Limit {
         /// The agent.
-        agent: String,
+        agent: Arc<str>,
         /// Which limit, with its value.
         limit: LimitHit,
     },
@@ -113,7 +113,7 @@ pub enum InvokeError {
     #[error("agent {agent:?} crashed: {reason}")]
     Crashed {
         /// The agent.
-        agent: String,
+        agent: Arc<str>,
         /// The trap.
         reason: String,
     },
@@ -122,7 +122,7 @@ pub enum InvokeError {
     #[error("agent {agent:?} could not start: {reason}")]
     Start {
         /// The agent.
-        agent: String,
+        agent: Arc<str>,
         /// Why.
         reason: String,
     },
@@ -145,7 +145,7 @@ pub struct Outcome {
 pub async fn invoke(engine: &Engine, pre: &AgentWorldPre<AgentState>, inv: Invocation, input: &str) -> Outcome {
     let started = Instant::now();
     let call = CallContext::new(inv.agent.clone(), inv.tenant.clone(), inv.caps);
-    let agent = inv.agent.to_string();
+    let agent = inv.agent.clone();
     let finish =
         |result, fuel_consumed| Outcome { result, logs: call.log.take(), fuel_consumed, elapsed: started.elapsed() };
 
@@ -218,7 +218,7 @@ pub async fn invoke(engine: &Engine, pre: &AgentWorldPre<AgentState>, inv: Invoc
 fn classify(
     store: &Store<AgentState>,
     limits: &Limits,
-    agent: String,
+    agent: Arc<str>,
     error: wasmtime::Error,
     instantiating: bool,
 ) -> InvokeError {
@@ -239,7 +239,7 @@ fn classify(
         }
         Some(Trap::Interrupt) => InvokeError::Limit { agent, limit: LimitHit::Timeout(limits.timeout) },
         Some(trap) => {
-            tracing::debug!(agent, error = format!("{error:?}"), "agent trapped");
+            tracing::debug!(agent = &*agent, error = format!("{error:?}"), "agent trapped");
             let hint = match trap {
                 Trap::MemoryOutOfBounds => " (in Rust and C guests often their own stack overrunning linear memory)",
                 Trap::UnreachableCodeReached => " (a Rust guest panics or aborts this way; its stderr is in the log)",
