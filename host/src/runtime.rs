@@ -6,6 +6,7 @@ use crate::caps::AgentWorldPre;
 use crate::caps::agents::Dispatch;
 use crate::config::{BoardStore, DirGrant, Limits, Requested, Settings};
 use crate::engine::{self, EpochTicker};
+use crate::gateway::Gateway;
 use crate::plugins::load::{self, Inspection, LoadError};
 use crate::plugins::{Manifest, Registry};
 use crate::sandbox::{self, AgentState, Invocation, InvokeError, Outcome};
@@ -31,6 +32,7 @@ pub struct Agent {
     /// Notes from loading (e.g. a limit cut down to the ceiling).
     pub notes: Vec<String>,
     callable: Arc<[String]>,
+    routes: Arc<[String]>,
     pre: AgentWorldPre<AgentState>,
 }
 
@@ -68,6 +70,7 @@ struct Inner {
     linker: Linker<AgentState>,
     registry: Registry,
     board: Arc<Blackboard>,
+    gateway: Gateway,
     loaded: Mutex<HashMap<String, Arc<Agent>>>,
     _ticker: EpochTicker,
 }
@@ -86,7 +89,9 @@ impl Runtime {
         let linker = sandbox::linker(&engine)?;
         let ticker = EpochTicker::start(&engine, settings.engine.epoch_tick)
             .map_err(|e| wasmtime::format_err!("cannot start the epoch thread: {e}"))?;
+        let gateway = Gateway::new(&settings.gateway).map_err(wasmtime::Error::msg)?;
         let inner = Inner {
+            gateway,
             registry: Registry::new(&settings.plugins_dir),
             board: Arc::new(board),
             loaded: Mutex::default(),
@@ -106,6 +111,11 @@ impl Runtime {
     /// The blackboard of every tenant.
     pub fn blackboard(&self) -> &Arc<Blackboard> {
         &self.inner.board
+    }
+
+    /// The LLM gateway.
+    pub fn gateway(&self) -> &Gateway {
+        &self.inner.gateway
     }
 
     /// The plugins folder.
@@ -156,6 +166,7 @@ impl Runtime {
             tracing::warn!(agent = name, "{note}");
         }
         let callable = manifest.as_ref().map(|m| m.capabilities.agents.clone()).unwrap_or_default();
+        let routes = manifest.as_ref().map(|m| m.capabilities.routes.clone()).unwrap_or_default();
         Ok(Agent {
             name: Arc::from(name),
             manifest,
@@ -163,6 +174,7 @@ impl Runtime {
             limits,
             notes,
             callable: callable.into(),
+            routes: routes.into(),
             pre,
         })
     }
@@ -207,6 +219,8 @@ impl Runtime {
             chain,
             max_call_depth: s.max_call_depth,
             dispatch: Some(Arc::new(self.clone()) as Arc<dyn Dispatch>),
+            gateway: Some(self.inner.gateway.clone()),
+            routes: agent.routes.clone(),
         };
         let (engine, pre, input) = (self.inner.engine.clone(), agent.pre.clone(), input.to_string());
         async move { sandbox::invoke(&engine, &pre, invocation, &input).await }

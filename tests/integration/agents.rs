@@ -85,11 +85,3 @@ async fn a_callee_hitting_a_limit_is_reported_to_the_caller_as_a_limit() {
         "agent \"boss\" returned an error: limit: agent \"looper\" ran out of fuel (limit 1000000)"
     );
 }
-
-#[tokio::test]
-async fn llm_without_routes_answers_denied_naming_the_route() {
-    let rt = runtime("");
-    let out = output_json(&run(&rt, guests::HELLO, r#"{"name":"ada"}"#).await);
-    assert_eq!(out["fun_fact"]["error"], "denied: no route named \"fast\"");
-    assert_eq!(out["greeting"], "Hello, ada!");
-}

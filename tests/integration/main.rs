@@ -6,6 +6,8 @@ mod agents;
 mod blackboard;
 mod cli;
 mod limits;
+mod llm;
 mod loading;
+mod resilience;
 mod util;
 mod wasi;

@@ -1,10 +1,13 @@
 //! Helpers: hosts with test settings, plugin folders, and the real binary.
 
 use paddock::config::Settings;
+use paddock::gateway::clock::ManualClock;
+use paddock::gateway::types::{ChatRequest, Message, Role};
 use paddock::runtime::{RunOptions, Runtime};
 use paddock::sandbox::{InvokeError, Outcome};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::sync::Arc;
 
 /// Settings from `toml` (as if read from `<dir>/paddock.toml`), with a small
 /// pooling allocator so many tests can hold hosts at once.
@@ -95,4 +98,40 @@ impl TestCommand {
             stderr: String::from_utf8_lossy(&stderr).into_owned(),
         }
     }
+}
+
+/// A gateway for the `[providers]`/`[routes]` of `toml`, on a clock the test moves.
+pub fn gateway(toml: &str) -> (paddock::gateway::Gateway, Arc<ManualClock>) {
+    gateway_with_quota(toml, Arc::new(paddock::gateway::Unmetered))
+}
+
+/// The same, with budgets from `quota`.
+pub fn gateway_with_quota(
+    toml: &str,
+    quota: Arc<dyn paddock::gateway::Quota>,
+) -> (paddock::gateway::Gateway, Arc<ManualClock>) {
+    let settings = Settings::parse(toml, Path::new("/nonexistent/paddock.toml"))
+        .unwrap_or_else(|e| panic!("test settings are valid: {e}"));
+    let clock = ManualClock::new();
+    let gateway = paddock::gateway::Gateway::with(&settings.gateway, clock.clone(), quota).expect("gateway starts");
+    (gateway, clock)
+}
+
+/// A one-message request on `route`.
+pub fn ask(route: &str, prompt: &str) -> ChatRequest {
+    ChatRequest { route: route.into(), messages: vec![Message::new(Role::User, prompt)], ..Default::default() }
+}
+
+/// The caller used by gateway tests.
+pub fn caller() -> paddock::gateway::Caller {
+    paddock::gateway::Caller { tenant: Arc::from("acme"), agent: Arc::from("tester") }
+}
+
+/// `[providers.NAME]` for a fake server speaking `kind`.
+pub fn fake_provider(name: &str, kind: &str, fake: &paddock_fake_provider::FakeProvider) -> String {
+    let base = match kind {
+        "openai" => format!("{}/v1", fake.url()),
+        _ => fake.url(),
+    };
+    format!("[providers.{name}]\nkind = {kind:?}\nbase-url = {base:?}\n")
 }

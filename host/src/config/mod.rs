@@ -199,6 +199,8 @@ pub struct Settings {
     pub board: crate::blackboard::BoardLimits,
     /// Where the blackboard is kept.
     pub board_store: BoardStore,
+    /// LLM providers, routes and prices.
+    pub gateway: crate::gateway::GatewaySettings,
 }
 
 /// Where the blackboard is kept.
@@ -336,7 +338,19 @@ impl Settings {
             agents.insert(agent, AgentPolicy { dirs });
         }
 
+        let gateway = gateway_settings(
+            crate::gateway::settings::GatewayFile {
+                providers: file.providers,
+                routes: file.routes,
+                prices: file.prices,
+                secrets: file.host.secrets,
+            },
+            base,
+        )
+        .map_err(fail)?;
+
         Ok(Settings {
+            gateway,
             source: path.map(Path::to_path_buf),
             plugins_dir: base.join(file.host.plugins.unwrap_or_else(|| PathBuf::from("plugins"))),
             default_tenant,
@@ -373,6 +387,30 @@ impl Settings {
     }
 }
 
+/// Providers, routes and prices. With none configured, the simulated
+/// provider and its routes `fast` and `smart` stand in, so the demo runs
+/// offline; a `simulated` provider is always there to route to.
+fn gateway_settings(
+    file: crate::gateway::settings::GatewayFile,
+    base: &Path,
+) -> Result<crate::gateway::GatewaySettings, String> {
+    use crate::gateway::GatewaySettings;
+    if file.providers.is_empty() && file.routes.is_empty() {
+        let mut defaults = GatewaySettings::simulated_defaults();
+        for (model, price) in file.prices {
+            defaults.prices.extend(
+                crate::gateway::settings::GatewayFile { prices: [(model, price)].into(), ..Default::default() }
+                    .validate(&crate::gateway::settings::KeySource { env: &|_| None, base })?
+                    .prices,
+            );
+        }
+        return Ok(defaults);
+    }
+    let mut file = file;
+    file.providers.entry("simulated".to_string()).or_insert_with(crate::gateway::settings::ProviderFile::simulated);
+    file.validate(&crate::gateway::settings::KeySource { env: &|name| std::env::var(name).ok(), base })
+}
+
 /// Renders a limit value in the unit its key uses.
 pub fn show(key: &str, value: u64) -> String {
     match key {
@@ -397,6 +435,12 @@ struct FileConfig {
     agents: BTreeMap<String, AgentSection>,
     #[serde(default)]
     blackboard: BlackboardSection,
+    #[serde(default)]
+    providers: BTreeMap<String, crate::gateway::settings::ProviderFile>,
+    #[serde(default)]
+    routes: BTreeMap<String, crate::gateway::settings::RouteFile>,
+    #[serde(default)]
+    prices: BTreeMap<String, crate::gateway::settings::PriceFile>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -414,6 +458,7 @@ struct BlackboardSection {
 struct HostSection {
     plugins: Option<PathBuf>,
     default_tenant: Option<String>,
+    secrets: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]

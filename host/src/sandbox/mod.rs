@@ -88,6 +88,10 @@ pub struct Invocation {
     pub max_call_depth: u32,
     /// Who runs the agents it calls.
     pub dispatch: Option<Arc<dyn Dispatch>>,
+    /// The LLM gateway, if the host has one.
+    pub gateway: Option<crate::gateway::Gateway>,
+    /// LLM routes it may use.
+    pub routes: Arc<[String]>,
 }
 
 /// How an invocation failed.
@@ -164,7 +168,7 @@ pub async fn invoke(engine: &Engine, pre: &AgentWorldPre<AgentState>, inv: Invoc
         limiter: Limiter::new(inv.limits.memory, inv.table_elements, inv.instances, inv.tables),
         log: LogCtx::new(call.clone()),
         board: BoardCtx::new(call.clone(), inv.board),
-        llm: LlmCtx::new(call.clone()),
+        llm: LlmCtx::new(call.clone(), inv.gateway, inv.routes),
         agents: AgentsCtx::new(call.clone(), inv.callable, inv.chain, inv.max_call_depth, inv.dispatch),
         approval: ApprovalCtx::new(call.clone()),
         call: call.clone(),

@@ -1,34 +1,37 @@
 //! `paddock:agent/llm`: completions through the operator's routes.
 //!
-//! This host has no providers yet, so every route is unknown and every call
-//! answers `denied` naming the route — the truthful answer, never a fake reply.
+//! The glue checks sizes and grants, converts between the WIT types and the
+//! gateway's, and keeps each open stream in a resource table. The agent sees
+//! a provider's configured name, the model, usage and attempts — never a
+//! URL or a key.
 
 use super::CallContext;
-use super::wit::llm::{Error, Host, HostCompletionStream, Request, Response, Usage};
-use std::collections::VecDeque;
+use super::wit::llm::{self as wit, Error, Host, HostCompletionStream, Request, Response, Usage};
+use crate::gateway::types::{ChatRequest, Message, Role, ToolCall, ToolSpec};
+use crate::gateway::{Caller, Completion, Gateway, LlmError, ReplyStream};
 use std::sync::Arc;
 use wasmtime::component::{HasData, Resource, ResourceTable};
 
-/// The host side of a `completion-stream`: pieces not yet taken, and the
-/// usage once the answer is complete.
-#[derive(Debug, Default)]
-pub struct CompletionStream {
-    /// Pieces (or the error that ends the stream) waiting for `next`.
-    pub pending: VecDeque<Result<String, Error>>,
-    /// Usage of the whole answer, once known.
-    pub usage: Option<Usage>,
-}
+/// The host side of a `completion-stream`.
+pub struct CompletionStream(ReplyStream);
+
+/// The most streams one invocation may hold open at once.
+const MAX_OPEN_STREAMS: usize = 64;
 
 /// Per-invocation state of the `llm` interface.
 pub struct LlmCtx {
     call: Arc<CallContext>,
+    gateway: Option<Gateway>,
+    routes: Arc<[String]>,
     streams: ResourceTable,
+    open: usize,
 }
 
 impl LlmCtx {
-    /// The llm interface for one invocation.
-    pub fn new(call: Arc<CallContext>) -> Self {
-        LlmCtx { call, streams: ResourceTable::new() }
+    /// The llm interface for one invocation: `routes` are those the agent's
+    /// manifest asks for; without a gateway every route is unknown.
+    pub fn new(call: Arc<CallContext>, gateway: Option<Gateway>, routes: Arc<[String]>) -> Self {
+        LlmCtx { call, gateway, routes, streams: ResourceTable::new(), open: 0 }
     }
 
     fn check_request(&self, req: &Request) -> wasmtime::Result<()> {
@@ -49,40 +52,150 @@ impl LlmCtx {
         self.call.check_size("llm request", size, self.call.caps.arg_bytes, "limits.max-arg-bytes")
     }
 
-    fn route(&self, route: &str) -> Error {
-        Error::Denied(format!("no route named {route:?}"))
+    /// The gateway, if `route` is granted to this agent.
+    fn granted(&self, route: &str) -> Result<&Gateway, Error> {
+        if !self.routes.iter().any(|r| r == route) {
+            let asked = if self.routes.is_empty() { "none".to_string() } else { self.routes.join(", ") };
+            return Err(Error::Denied(format!(
+                "route {route:?} is not granted to agent {:?} (its manifest's capabilities.routes: {asked})",
+                &*self.call.agent
+            )));
+        }
+        self.gateway.as_ref().ok_or_else(|| Error::Denied(format!("no route named {route:?}")))
+    }
+
+    fn caller(&self) -> Caller {
+        Caller { tenant: self.call.tenant.clone(), agent: self.call.agent.clone() }
+    }
+}
+
+fn request(req: Request) -> ChatRequest {
+    ChatRequest {
+        route: req.route,
+        messages: req
+            .messages
+            .into_iter()
+            .map(|m| Message {
+                role: match m.role {
+                    wit::Role::System => Role::System,
+                    wit::Role::User => Role::User,
+                    wit::Role::Assistant => Role::Assistant,
+                    wit::Role::Tool => Role::Tool,
+                },
+                content: m.content,
+                tool_calls: m
+                    .tool_calls
+                    .into_iter()
+                    .map(|c| ToolCall { id: c.id, name: c.name, arguments: c.arguments })
+                    .collect(),
+                tool_call_id: m.tool_call_id,
+            })
+            .collect(),
+        tools: req
+            .tools
+            .into_iter()
+            .map(|t| ToolSpec { name: t.name, description: t.description, parameters: t.parameters })
+            .collect(),
+        response_schema: req.response_schema,
+        max_tokens: req.max_tokens,
+        temperature: req.temperature,
+        stop: req.stop,
+        conversation: req.conversation,
+    }
+}
+
+fn response(c: Completion) -> Response {
+    Response {
+        text: c.reply.text,
+        tool_calls: c
+            .reply
+            .tool_calls
+            .into_iter()
+            .map(|t| wit::ToolCall { id: t.id, name: t.name, arguments: t.arguments })
+            .collect(),
+        provider: c.provider,
+        model: c.model,
+        usage: Usage { input_tokens: c.tokens.input, output_tokens: c.tokens.output, cost_micros: c.cost_micros },
+        finish_reason: c.reply.finish.as_str().to_string(),
+        attempts: c.attempts,
+    }
+}
+
+fn error(e: LlmError) -> Error {
+    match e {
+        LlmError::Denied(m) => Error::Denied(m),
+        LlmError::BudgetExceeded(m) => Error::BudgetExceeded(m),
+        LlmError::RateLimited(wait) => Error::RateLimited(wait.as_millis().min(u64::MAX as u128) as u64),
+        LlmError::InvalidRequest(m) => Error::InvalidRequest(m),
+        LlmError::ContentFiltered(m) => Error::ContentFiltered(m),
+        LlmError::Timeout(_) => Error::Timeout,
+        LlmError::Unavailable(m) => Error::Unavailable(m),
     }
 }
 
 impl Host for LlmCtx {
     async fn complete(&mut self, req: Request) -> wasmtime::Result<Result<Response, Error>> {
         self.check_request(&req)?;
-        Ok(Err(self.route(&req.route)))
+        let gateway = match self.granted(&req.route) {
+            Ok(g) => g,
+            Err(e) => return Ok(Err(e)),
+        };
+        Ok(gateway.complete(&self.caller(), request(req)).await.map(response).map_err(|f| error(f.error)))
     }
 
     async fn stream(&mut self, req: Request) -> wasmtime::Result<Result<Resource<CompletionStream>, Error>> {
         self.check_request(&req)?;
-        Ok(Err(self.route(&req.route)))
+        if self.open >= MAX_OPEN_STREAMS {
+            return Ok(Err(Error::InvalidRequest(format!(
+                "{MAX_OPEN_STREAMS} streams are already open; drop one before starting another"
+            ))));
+        }
+        let gateway = match self.granted(&req.route) {
+            Ok(g) => g,
+            Err(e) => return Ok(Err(e)),
+        };
+        match gateway.stream(&self.caller(), request(req)).await {
+            Ok(stream) => {
+                self.open += 1;
+                Ok(Ok(self.streams.push(CompletionStream(stream))?))
+            }
+            Err(f) => Ok(Err(error(f.error))),
+        }
     }
 
     async fn embed(&mut self, route: String, inputs: Vec<String>) -> wasmtime::Result<Result<Vec<Vec<f32>>, Error>> {
         let size = route.len() + inputs.iter().map(String::len).sum::<usize>();
         self.call.check_size("embed request", size, self.call.caps.arg_bytes, "limits.max-arg-bytes")?;
-        Ok(Err(self.route(&route)))
+        let gateway = match self.granted(&route) {
+            Ok(g) => g,
+            Err(e) => return Ok(Err(e)),
+        };
+        Ok(gateway.embed(&self.caller(), &route, &inputs).await.map_err(|f| error(f.error)))
     }
 }
 
 impl HostCompletionStream for LlmCtx {
     async fn next(&mut self, stream: Resource<CompletionStream>) -> wasmtime::Result<Option<Result<String, Error>>> {
-        Ok(self.streams.get_mut(&stream)?.pending.pop_front())
+        let stream = &mut self.streams.get_mut(&stream)?.0;
+        Ok(stream.next_text().await.map(|piece| piece.map_err(error)))
     }
 
     async fn usage(&mut self, stream: Resource<CompletionStream>) -> wasmtime::Result<Option<Usage>> {
-        Ok(self.streams.get(&stream)?.usage)
+        let stream = &self.streams.get(&stream)?.0;
+        Ok(stream.usage().map(|(tokens, cost)| Usage {
+            input_tokens: tokens.input,
+            output_tokens: tokens.output,
+            cost_micros: cost,
+        }))
+    }
+
+    async fn response(&mut self, stream: Resource<CompletionStream>) -> wasmtime::Result<Option<Response>> {
+        Ok(self.streams.get(&stream)?.0.completion().map(response))
     }
 
     async fn drop(&mut self, stream: Resource<CompletionStream>) -> wasmtime::Result<()> {
         self.streams.delete(stream)?;
+        self.open = self.open.saturating_sub(1);
         Ok(())
     }
 }
