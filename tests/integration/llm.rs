@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 fn host_for(dir: &std::path::Path, kind: &str, fake: &FakeProvider, extra: &str) -> paddock::runtime::Runtime {
     plugin(dir, "client", guests::LLM_CLIENT, "[capabilities]\nroutes = [\"r\", \"e\"]\n");
     let toml = format!(
-        "{}[routes.r]\nretries = 0\nbackoff-base = \"1ms\"\nbreaker = {{ failures = 1000, min-calls = 1000 }}\ntargets = [{{ provider = \"p\", model = \"m-1\" }}]\n\
+        "{}[routes.r]\nretries = 0\nbackoff-base = \"1ms\"\nrate-limit-wait = \"0s\"\nbreaker = {{ failures = 1000, min-calls = 1000 }}\ntargets = [{{ provider = \"p\", model = \"m-1\" }}]\n\
          [routes.e]\ntargets = [{{ provider = \"p\", model = \"embedder\" }}]\n\
          [prices.m-1]\ninput = 1.0\noutput = 2.0\n{extra}",
         fake_provider("p", kind, fake)

@@ -4,6 +4,7 @@
 
 mod agents;
 mod blackboard;
+mod chaos;
 mod cli;
 mod limits;
 mod llm;

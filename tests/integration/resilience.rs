@@ -2,7 +2,7 @@
 //! "Resilience policy"), against fake providers on 127.0.0.1. Time that the
 //! policy measures (breaker waits, Retry-After) runs on a manual clock.
 
-use crate::util::{ask, caller, fake_provider, gateway, gateway_with_quota};
+use crate::util::{ask, caller, fake_provider, gateway, gateway_with_quota, live_gateway};
 use paddock::gateway::types::Tokens;
 use paddock::gateway::{AttemptOutcome, CallRecord, Caller, ErrorClass, Estimate, LlmError, Quota, Reservation};
 use paddock_fake_provider::{Behavior, FakeProvider, Fault, RateLimitHeaders, Reply, RetryAfter};
@@ -69,18 +69,39 @@ async fn every_form_of_retry_after_is_honoured() {
     for (kind, retry_after, expected) in cases {
         let a = FakeProvider::start().await.unwrap();
         a.push(fault(Fault::RateLimited { retry_after: retry_after.clone() }));
-        let (gw, _clock) = gateway(&one_target(&a, kind, ""));
+        let (gw, _clock) = gateway(&one_target(&a, kind, "rate-limit-wait = \"0s\""));
         let failure = gw.complete(&caller(), ask("r", "x")).await.unwrap_err();
         assert_eq!(failure.error, LlmError::RateLimited(expected), "{kind} {retry_after:?}");
     }
     // An HTTP date has whole-second precision: the wait is 19 to 20 s.
     let a = FakeProvider::start().await.unwrap();
     a.push(fault(Fault::RateLimited { retry_after: RetryAfter::HttpDate { secs_from_now: 20 } }));
-    let (gw, _clock) = gateway(&one_target(&a, "openai", ""));
+    let (gw, _clock) = gateway(&one_target(&a, "openai", "rate-limit-wait = \"0s\""));
     match gw.complete(&caller(), ask("r", "x")).await.unwrap_err().error {
         LlmError::RateLimited(wait) => assert!((19..=20).contains(&wait.as_secs()), "{wait:?}"),
         other => panic!("expected rate-limited, got {other:?}"),
     }
+}
+
+#[tokio::test]
+async fn a_short_retry_after_on_every_target_is_waited_out_within_the_deadline() {
+    let (a, b) = fakes().await;
+    a.push(fault(Fault::RateLimited { retry_after: RetryAfter::Millis(150) }));
+    b.push(fault(Fault::RateLimited { retry_after: RetryAfter::Millis(300) }));
+    let gw = live_gateway(&two_targets(&a, &b, ""));
+    let started = Instant::now();
+    let done = gw.complete(&caller(), ask("r", "x")).await.unwrap();
+    assert!(started.elapsed() >= Duration::from_millis(150), "{:?}", started.elapsed());
+    assert_eq!((done.provider.as_str(), done.attempts), ("a", 3));
+    // A wait longer than rate-limit-wait is not waited out: the agent decides.
+    a.push(fault(Fault::RateLimited { retry_after: RetryAfter::Seconds(30) }));
+    b.push(fault(Fault::RateLimited { retry_after: RetryAfter::Seconds(20) }));
+    let failure = gw.complete(&caller(), ask("r", "x")).await.unwrap_err();
+    assert!(
+        matches!(failure.error, LlmError::RateLimited(wait) if wait > Duration::from_secs(19)),
+        "{:?}",
+        failure.error
+    );
 }
 
 #[tokio::test]

@@ -135,3 +135,10 @@ pub fn fake_provider(name: &str, kind: &str, fake: &paddock_fake_provider::FakeP
     };
     format!("[providers.{name}]\nkind = {kind:?}\nbase-url = {base:?}\n")
 }
+
+/// A gateway for `toml` on the real clock.
+pub fn live_gateway(toml: &str) -> paddock::gateway::Gateway {
+    let settings = Settings::parse(toml, Path::new("/nonexistent/paddock.toml"))
+        .unwrap_or_else(|e| panic!("test settings are valid: {e}"));
+    paddock::gateway::Gateway::new(&settings.gateway).expect("gateway starts")
+}

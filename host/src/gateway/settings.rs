@@ -11,6 +11,12 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
+/// How long a request may wait, in all, for rate-limited targets to come
+/// back. Short enough that an agent is not left hanging on a long Retry-After
+/// (it gets `rate-limited(ms)` and decides), long enough to ride out the
+/// sub-second waits providers ask for under bursts.
+const DEFAULT_RATE_LIMIT_WAIT: Duration = Duration::from_secs(2);
+
 /// How a route orders its targets.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Strategy {
@@ -82,6 +88,9 @@ pub struct RouteSettings {
     pub backoff_max: Duration,
     /// Keep a conversation on the target that served it while it is healthy.
     pub affinity: bool,
+    /// When every target is rate limited, the longest a request waits for
+    /// the soonest to come back before answering `rate-limited`.
+    pub rate_limit_wait: Duration,
 }
 
 /// Price of a model in micro-dollars per million tokens.
@@ -190,6 +199,7 @@ pub(crate) struct RouteFile {
     backoff_base: Option<Span>,
     backoff_max: Option<Span>,
     affinity: Option<bool>,
+    rate_limit_wait: Option<Span>,
     #[serde(flatten)]
     policy: PolicyFile,
 }
@@ -357,6 +367,7 @@ impl GatewayFile {
                 backoff_base: r.backoff_base.map_or(Duration::from_millis(250), |s| s.0),
                 backoff_max: r.backoff_max.map_or(Duration::from_secs(8), |s| s.0),
                 affinity: r.affinity.unwrap_or(true),
+                rate_limit_wait: r.rate_limit_wait.map_or(DEFAULT_RATE_LIMIT_WAIT, |s| s.0),
             };
             if settings.max_attempts == 0 {
                 return Err(format!("{at}.max-attempts must be at least 1"));
@@ -396,6 +407,7 @@ impl GatewaySettings {
             backoff_base: Duration::from_millis(250),
             backoff_max: Duration::from_secs(8),
             affinity: true,
+            rate_limit_wait: DEFAULT_RATE_LIMIT_WAIT,
         };
         GatewaySettings {
             providers: BTreeMap::from([("simulated".to_string(), provider)]),

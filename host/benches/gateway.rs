@@ -1,0 +1,423 @@
+//! The latency the host adds to an LLM call, under load.
+//!
+//! One fake OpenAI provider on 127.0.0.1 answers every path with the same
+//! canned reply. Each path is driven by C concurrent loops (a closed loop: a
+//! loop sends its next call as soon as its last one returns), for C in 1, 64
+//! and 512, on a tokio runtime with two workers (the machine has two cores):
+//!
+//! - `direct`: a pooled reqwest client POSTs the exact body the host sends and
+//!   reads the whole answer. The floor: HTTP client, loopback and the fake.
+//! - `gateway`: `Gateway::complete`, the host's code without wasm: admission,
+//!   route order, breaker, the attempt, JSON both ways, metrics.
+//! - `agent`: `Runtime::run` of the `llm-client` guest with a fresh instance
+//!   per call, as in production: instantiate, guest → host `llm.complete` →
+//!   gateway → fake → guest, and the output back.
+//! - `agent-repeat`: one invocation making many `llm.complete` calls, its time
+//!   divided by their number; this leaves instantiation out.
+//!
+//! Each row counts the calls that completed in the measured window (after a
+//! warm-up): throughput, p50 and p99, and `+p50`/`+p99`, that percentile minus
+//! `direct`'s at the same concurrency — the host's added latency. At C = 1 it
+//! is what one call on an idle host pays. At 64 and 512 both cores are busy,
+//! so a call mostly waits behind the others (latency ≈ C / throughput) and
+//! its added latency is the host's extra work per call times the queue ahead
+//! of it; `+µs/call` (1 / throughput − 1 / throughput of `direct`) shows that
+//! extra machine time per call directly.
+//!
+//! `cargo bench -p paddock --bench gateway` (add `-- --quick`, or set
+//! `PADDOCK_BENCH_QUICK=1`, for a short run). It prints a markdown table and
+//! writes the same figures as JSON to `target/gateway-bench.json`.
+
+use paddock::config::Settings;
+use paddock::gateway::Caller;
+use paddock::gateway::types::{ChatRequest, Message, Role};
+use paddock::runtime::{Agent, RunOptions, Runtime};
+use paddock_fake_provider::FakeProvider;
+use paddock_test_guests::guests;
+use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Concurrent loops per run.
+const CONCURRENCY: [usize; 3] = [1, 64, 512];
+/// The route and model every path uses.
+const ROUTE: &str = "r";
+const MODEL: &str = "m";
+const PROMPT: &str = "hi";
+/// Calls per `agent-repeat` invocation.
+const REPEAT: u64 = 100;
+/// At most this many calls in all the `agent-repeat` invocations in flight:
+/// 512 invocations of 100 calls would take seconds each, longer than the
+/// window, so at C = 512 an invocation makes 12 calls (still enough to hide
+/// instantiation, which costs about a tenth of one call).
+const REPEAT_CALLS_IN_FLIGHT: u64 = 6_400;
+
+/// How long each run warms up and then measures.
+#[derive(Clone, Copy)]
+struct Phases {
+    warmup: Duration,
+    measure: Duration,
+}
+
+impl Phases {
+    /// About 65 s for the whole bench; about 16 s when `quick`.
+    fn new(quick: bool) -> Phases {
+        if quick {
+            Phases { warmup: Duration::from_millis(250), measure: Duration::from_secs(1) }
+        } else {
+            Phases { warmup: Duration::from_secs(1), measure: Duration::from_secs(4) }
+        }
+    }
+}
+
+/// The ways to the fake that are compared.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Way {
+    Direct,
+    Gateway,
+    Agent,
+    AgentRepeat,
+}
+
+impl Way {
+    const ALL: [Way; 4] = [Way::Direct, Way::Gateway, Way::Agent, Way::AgentRepeat];
+
+    fn name(self) -> &'static str {
+        match self {
+            Way::Direct => "direct",
+            Way::Gateway => "gateway",
+            Way::Agent => "agent",
+            Way::AgentRepeat => "agent-repeat",
+        }
+    }
+
+    /// LLM calls one sample makes at `concurrency`.
+    fn calls_per_sample(self, concurrency: usize) -> u64 {
+        match self {
+            Way::AgentRepeat => (REPEAT_CALLS_IN_FLIGHT / concurrency as u64).clamp(1, REPEAT),
+            _ => 1,
+        }
+    }
+}
+
+/// Everything a call needs, shared by all loops.
+struct Subjects {
+    http: reqwest::Client,
+    completions_url: String,
+    body: Vec<u8>,
+    runtime: Runtime,
+    agent: Arc<Agent>,
+    caller: Caller,
+}
+
+impl Subjects {
+    /// One sample along `way`: one LLM call, or as many as `input` asks of `agent-repeat`.
+    async fn sample(&self, way: Way, input: &str) {
+        match way {
+            Way::Direct => self.direct().await,
+            Way::Gateway => self.gateway().await,
+            Way::Agent | Way::AgentRepeat => self.agent(input).await,
+        }
+    }
+
+    async fn direct(&self) {
+        let response = self
+            .http
+            .post(&self.completions_url)
+            .header("content-type", "application/json")
+            .body(self.body.clone())
+            .send()
+            .await
+            .expect("the fake answers");
+        assert!(response.status().is_success(), "the fake answered {}", response.status());
+        response.bytes().await.expect("the fake sends its whole answer");
+    }
+
+    async fn gateway(&self) {
+        let req = ChatRequest {
+            route: ROUTE.to_string(),
+            messages: vec![Message::new(Role::User, PROMPT)],
+            ..Default::default()
+        };
+        if let Err(failure) = self.runtime.gateway().complete(&self.caller, req).await {
+            panic!("the gateway failed: {}", failure.error);
+        }
+    }
+
+    async fn agent(&self, input: &str) {
+        let outcome = self.runtime.run(&self.agent, input, &RunOptions::default()).await.expect("options are valid");
+        match outcome.result {
+            Ok(output) if output.starts_with(r#"{"ok""#) => {}
+            Ok(output) => panic!("the agent's call failed: {output}"),
+            Err(e) => panic!("the agent failed: {e}"),
+        }
+    }
+}
+
+/// The request body the host sends for `PROMPT`, byte for byte (checked at start).
+fn openai_body() -> Value {
+    json!({ "model": MODEL, "messages": [{ "role": "user", "content": PROMPT }] })
+}
+
+/// The input that makes the `llm-client` guest call `calls` times.
+fn agent_input(calls: u64) -> String {
+    json!({ "op": "complete", "route": ROUTE, "prompt": PROMPT, "repeat": calls }).to_string()
+}
+
+/// A host whose route `r` goes to the fake at `base_url`, with the
+/// `llm-client` guest installed as plugin `client` and granted that route.
+fn host(plugins: &Path, base_url: &str) -> Runtime {
+    let folder = plugins.join("client");
+    std::fs::create_dir_all(&folder).expect("a temporary folder is writable");
+    let manifest = format!(
+        "name = \"client\"\nversion = \"1.0.0\"\ncomponent = {:?}\n[capabilities]\nroutes = [{ROUTE:?}]\n",
+        guests::LLM_CLIENT
+    );
+    std::fs::write(folder.join("agent.toml"), manifest).expect("a temporary folder is writable");
+    // Every loop of the agent rows holds an instance: the pool needs a slot for each.
+    let toml = format!(
+        "[host]\nplugins = {:?}\n[engine]\nmax-instances = 1000\n\
+         [providers.fake]\nkind = \"openai\"\nbase-url = \"{base_url}/v1\"\n\
+         [routes.{ROUTE}]\ntargets = [{{ provider = \"fake\", model = {MODEL:?} }}]\n",
+        plugins.display().to_string()
+    );
+    let settings = Settings::parse(&toml, &plugins.join("paddock.toml")).expect("bench settings are valid");
+    Runtime::new(settings).expect("the engine starts")
+}
+
+/// A client pooled like the host's own, so that `direct` differs from the
+/// host only by what the host does.
+fn direct_client() -> reqwest::Client {
+    reqwest::Client::builder().tcp_nodelay(true).pool_max_idle_per_host(1024).build().expect("an HTTP client builds")
+}
+
+/// What one run measured.
+struct Run {
+    way: Way,
+    concurrency: usize,
+    calls: u64,
+    per_second: f64,
+    p50: Duration,
+    p99: Duration,
+}
+
+/// Drives `way` with `concurrency` loops through `phases`.
+async fn run(subjects: &Arc<Subjects>, way: Way, concurrency: usize, phases: Phases) -> Run {
+    let calls_per_sample = way.calls_per_sample(concurrency);
+    let input: Arc<str> = agent_input(calls_per_sample).into();
+    let from = Instant::now() + phases.warmup;
+    let until = from + phases.measure;
+    let loops: Vec<_> =
+        (0..concurrency).map(|_| tokio::spawn(call_loop(subjects.clone(), way, input.clone(), from, until))).collect();
+    let mut nanos = Vec::new();
+    for lp in loops {
+        nanos.extend(lp.await.expect("a loop does not panic"));
+    }
+    nanos.sort_unstable();
+    let calls = nanos.len() as u64 * calls_per_sample;
+    let per_call = |q: f64| Duration::from_nanos(percentile(&nanos, q) / calls_per_sample);
+    Run {
+        way,
+        concurrency,
+        calls,
+        per_second: calls as f64 / phases.measure.as_secs_f64(),
+        p50: per_call(0.50),
+        p99: per_call(0.99),
+    }
+}
+
+/// Samples back to back until `until`; keeps the latency, in nanoseconds, of
+/// those that ended in `from..until`. Counting by end time makes the count
+/// over the window an unbiased throughput.
+async fn call_loop(subjects: Arc<Subjects>, way: Way, input: Arc<str>, from: Instant, until: Instant) -> Vec<u64> {
+    let mut nanos = Vec::new();
+    loop {
+        let began = Instant::now();
+        if began >= until {
+            return nanos;
+        }
+        subjects.sample(way, &input).await;
+        let ended = Instant::now();
+        if ended >= from && ended < until {
+            nanos.push((ended - began).as_nanos() as u64);
+        }
+    }
+}
+
+/// The nearest-rank percentile `q` of sorted `values` (0 when empty).
+fn percentile(values: &[u64], q: f64) -> u64 {
+    if values.is_empty() {
+        return 0;
+    }
+    let rank = (q * values.len() as f64).ceil() as usize;
+    values[rank.clamp(1, values.len()) - 1]
+}
+
+/// A run with its difference from `direct` at the same concurrency.
+struct Row<'a> {
+    run: &'a Run,
+    direct: &'a Run,
+}
+
+impl Row<'_> {
+    fn added(&self, pick: fn(&Run) -> Duration) -> f64 {
+        micros(pick(self.run)) - micros(pick(self.direct))
+    }
+
+    /// Extra machine time per call: 1 / throughput over `direct`'s.
+    fn added_per_call(&self) -> f64 {
+        1e6 / self.run.per_second - 1e6 / self.direct.per_second
+    }
+
+    fn markdown(&self) -> String {
+        let r = self.run;
+        format!(
+            "| {} | {} | {:.0} | {:.1} | {:.1} | {:+.1} | {:+.1} | {:+.1} |",
+            r.way.name(),
+            r.concurrency,
+            r.per_second,
+            micros(r.p50),
+            micros(r.p99),
+            self.added(|r| r.p50),
+            self.added(|r| r.p99),
+            self.added_per_call(),
+        )
+    }
+
+    fn json(&self) -> Value {
+        let r = self.run;
+        json!({
+            "path": r.way.name(),
+            "concurrency": r.concurrency,
+            "calls": r.calls,
+            "calls_per_s": r.per_second.round(),
+            "p50_us": round1(micros(r.p50)),
+            "p99_us": round1(micros(r.p99)),
+            "added_p50_us": round1(self.added(|r| r.p50)),
+            "added_p99_us": round1(self.added(|r| r.p99)),
+            "added_us_per_call": round1(self.added_per_call()),
+        })
+    }
+}
+
+fn micros(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e6
+}
+
+fn round1(x: f64) -> f64 {
+    (x * 10.0).round() / 10.0
+}
+
+/// Pairs each run with the `direct` run at its concurrency.
+fn rows(runs: &[Run]) -> Vec<Row<'_>> {
+    runs.iter()
+        .map(|run| {
+            let direct = runs
+                .iter()
+                .find(|d| d.way == Way::Direct && d.concurrency == run.concurrency)
+                .expect("direct runs first at every concurrency");
+            Row { run, direct }
+        })
+        .collect()
+}
+
+fn print_table(rows: &[Row]) {
+    println!("| path | C | calls/s | p50 µs | p99 µs | +p50 µs | +p99 µs | +µs/call |");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
+    for row in rows {
+        println!("{}", row.markdown());
+    }
+}
+
+/// `target/gateway-bench.json`: `CARGO_TARGET_TMPDIR` is `target/tmp`.
+fn json_path() -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR")).parent().expect("target/tmp has a parent").join("gateway-bench.json")
+}
+
+fn write_json(rows: &[Row], phases: Phases) {
+    let report = json!({
+        "bench": "gateway",
+        "cores": std::thread::available_parallelism().map_or(0, |n| n.get()),
+        "warmup_s": phases.warmup.as_secs_f64(),
+        "measure_s": phases.measure.as_secs_f64(),
+        "rows": rows.iter().map(Row::json).collect::<Vec<_>>(),
+    });
+    let path = json_path();
+    let text = serde_json::to_string_pretty(&report).expect("JSON values serialise");
+    match std::fs::write(&path, text + "\n") {
+        Ok(()) => eprintln!("wrote {}", path.display()),
+        Err(e) => eprintln!("cannot write {}: {e}", path.display()),
+    }
+}
+
+/// Checks that `direct` sends what the host sends, so the two differ only by the host.
+async fn check_same_body(subjects: &Subjects, fake: &FakeProvider) {
+    subjects.gateway().await;
+    let sent = fake.requests().pop().expect("the fake recorded the gateway's request").body;
+    assert_eq!(sent, openai_body(), "the direct body must be what the gateway sends");
+}
+
+async fn bench(fake: &FakeProvider, phases: Phases) -> Vec<Run> {
+    let plugins = tempfile::tempdir().expect("a temporary folder");
+    let runtime = host(plugins.path(), &fake.url());
+    let agent = runtime.load("client").unwrap_or_else(|e| panic!("cannot load llm-client: {e}"));
+    let subjects = Arc::new(Subjects {
+        http: direct_client(),
+        completions_url: format!("{}/v1/chat/completions", fake.url()),
+        body: serde_json::to_vec(&openai_body()).expect("JSON values serialise"),
+        runtime,
+        agent,
+        caller: Caller { tenant: "bench".into(), agent: "client".into() },
+    });
+    check_same_body(&subjects, fake).await;
+    let mut runs = Vec::new();
+    for concurrency in CONCURRENCY {
+        for way in Way::ALL {
+            let run = run(&subjects, way, concurrency, phases).await;
+            eprintln!("{:>12} C={concurrency:<3} {:>7.0} calls/s", way.name(), run.per_second);
+            runs.push(run);
+        }
+    }
+    runs
+}
+
+/// Starts the fake on a single-thread runtime of its own OS thread; it
+/// serves until the returned sender is dropped.
+fn fake_on_own_thread() -> (FakeProvider, tokio::sync::oneshot::Sender<()>) {
+    let (send_fake, fake) = std::sync::mpsc::channel();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio starts");
+        rt.block_on(async move {
+            let fake = FakeProvider::start().await.expect("the fake provider starts");
+            send_fake.send(fake).expect("main waits for the fake");
+            let _ = stopped.await;
+        });
+    });
+    (fake.recv().expect("the fake's thread sends it"), stop)
+}
+
+fn main() {
+    // Cargo passes `--bench`; other arguments are ignored.
+    let quick =
+        std::env::args().any(|a| a == "--quick") || std::env::var_os("PADDOCK_BENCH_QUICK").is_some_and(|v| v == "1");
+    let phases = Phases::new(quick);
+    let own_thread = std::env::var_os("PADDOCK_BENCH_FAKE").is_some_and(|v| v == "thread");
+    let tokio =
+        tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("tokio starts");
+    let runs = tokio.block_on(async {
+        if own_thread {
+            let (fake, _stop) = fake_on_own_thread();
+            bench(&fake, phases).await
+        } else {
+            let fake = FakeProvider::start().await.expect("the fake provider starts");
+            let runs = bench(&fake, phases).await;
+            fake.shutdown().await;
+            runs
+        }
+    });
+    let rows = rows(&runs);
+    print_table(&rows);
+    write_json(&rows, phases);
+}
