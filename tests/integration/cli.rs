@@ -2,6 +2,7 @@
 //! code per kind of failure.
 
 use crate::util::*;
+use paddock_fake_provider::{Behavior, FakeProvider, Fault};
 use paddock_test_guests::guests;
 
 fn in_temp(args: &[&str]) -> (tempfile::TempDir, Ran) {
@@ -212,4 +213,36 @@ fn an_unreadable_board_file_stops_the_host_naming_the_key_and_file() {
         "{}",
         ran.stderr
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn providers_check_reports_each_target_and_exits_8_when_one_fails() {
+    let (good, bad) = (FakeProvider::start().await.unwrap(), FakeProvider::start().await.unwrap());
+    bad.set_default(Behavior::Fault(Fault::Unauthorized));
+    let dir = tempfile::tempdir().unwrap();
+    let toml = format!(
+        "{}{}[routes.fast]\ntargets = [{{ provider = \"good\", model = \"m1\" }}, {{ provider = \"bad\", model = \"m2\" }}]\n",
+        fake_provider("good", "openai", &good),
+        fake_provider("bad", "anthropic", &bad)
+    );
+    std::fs::write(dir.path().join("paddock.toml"), toml).unwrap();
+    let path = dir.path().to_path_buf();
+    let ran = tokio::task::spawn_blocking(move || TestCommand::new(&path, &["providers", "check", "--json"]).run())
+        .await
+        .unwrap();
+    assert_eq!(ran.code, 8, "{}", ran.stderr);
+    let reports: serde_json::Value = serde_json::from_str(&ran.stdout).unwrap();
+    assert_eq!(reports[0]["provider"], "good");
+    assert_eq!(reports[0]["status"], "ok");
+    assert_eq!(reports[0]["breaker"], "closed");
+    assert_eq!(reports[1]["provider"], "bad");
+    assert!(reports[1]["status"].as_str().unwrap().starts_with("auth (HTTP 401)"), "{}", reports[1]);
+    assert_eq!((good.request_count(), bad.request_count()), (1, 1));
+
+    let path = dir.path().to_path_buf();
+    let listed =
+        tokio::task::spawn_blocking(move || TestCommand::new(&path, &["providers", "list"]).run()).await.unwrap();
+    assert_eq!(listed.code, 0, "{}", listed.stderr);
+    assert!(listed.stdout.contains("fast         bad              anthropic  m2"), "{}", listed.stdout);
+    assert_eq!(good.request_count(), 1, "list makes no request");
 }

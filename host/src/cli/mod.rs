@@ -12,10 +12,12 @@
 //! | 5 | the configuration file is wrong |
 //! | 6 | the agent crashed (trapped other than on a limit) or could not start |
 //! | 7 | a build command failed |
+//! | 8 | a provider target failed its check |
 
 mod build;
 mod inspect;
 mod plugins;
+mod providers;
 mod run;
 
 use crate::config::{ConfigError, Settings};
@@ -37,6 +39,8 @@ pub const EXIT_CONFIG: u8 = 5;
 pub const EXIT_CRASH: u8 = 6;
 /// Exit code: a build command failed.
 pub const EXIT_BUILD: u8 = 7;
+/// Exit code: a provider target failed its check.
+pub const EXIT_PROVIDER: u8 = 8;
 
 const EXIT_CODES: &str = "\
 Exit codes:
@@ -47,7 +51,8 @@ Exit codes:
   4  the agent could not be loaded (missing, not WebAssembly, core module, wrong world, bad manifest)
   5  the configuration file is wrong
   6  the agent crashed or could not start
-  7  a build command failed";
+  7  a build command failed
+  8  a provider target failed its check";
 
 /// Run AI agents as sandboxed WebAssembly components.
 #[derive(Debug, Parser)]
@@ -85,6 +90,9 @@ enum Command {
     /// List and check plugins
     #[command(subcommand)]
     Plugins(plugins::PluginsCommand),
+    /// List LLM routes and check each provider target
+    #[command(subcommand)]
+    Providers(providers::ProvidersCommand),
 }
 
 /// Runs the command line and returns the process exit code.
@@ -108,6 +116,7 @@ pub fn main() -> ExitCode {
             Command::Build(args) => build::build(settings, args).await,
             Command::Inspect(args) => inspect::inspect(settings, args),
             Command::Plugins(cmd) => plugins::plugins(settings, cmd),
+            Command::Providers(cmd) => providers::providers(settings, cmd).await,
         }
     });
     ExitCode::from(code)

@@ -602,6 +602,80 @@ mod tests {
     }
 
     #[test]
+    fn nothing_configured_means_the_simulated_routes_fast_and_smart() {
+        let s = Settings::default();
+        assert!(s.gateway.simulated_defaults);
+        assert_eq!(s.gateway.routes.keys().collect::<Vec<_>>(), ["fast", "smart"]);
+    }
+
+    #[test]
+    fn provider_and_route_errors_name_the_key() {
+        let cases = [
+            (
+                "[providers.x]\nkind = \"bedrock\"\n",
+                "providers.x.kind: `bedrock` is not a provider kind; use openai, anthropic, gemini, ollama or simulated",
+            ),
+            (
+                "[providers.x]\nkind = \"openai\"\napi-key-env = \"PADDOCK_TEST_UNSET_KEY\"\n",
+                "providers.x.api-key-env: the environment variable PADDOCK_TEST_UNSET_KEY is not set",
+            ),
+            (
+                "[providers.x]\nkind = \"openai\"\napi-key-secret = \"k\"\n",
+                "providers.x.api-key-secret: no secrets file is configured (host.secrets)",
+            ),
+            (
+                "[providers.x]\nkind = \"openai\"\nbase-url = \"api.openai.com\"\n",
+                "providers.x.base-url: `api.openai.com` is not an http:// or https:// URL",
+            ),
+            (
+                "[routes.fast]\ntargets = [{ provider = \"nope\", model = \"m\" }]\n",
+                "routes.fast.targets[0].provider: no provider named \"nope\" (configured: simulated)",
+            ),
+            (
+                "[routes.fast]\nstrategy = \"cheapest\"\ntargets = [{ provider = \"simulated\", model = \"m\" }]\n",
+                "routes.fast.targets[0]: strategy \"cheapest\" needs a price for simulated/m in [prices]",
+            ),
+            ("[routes.fast]\ntargets = []\n", "routes.fast.targets: a route needs at least one target"),
+            (
+                "[routes.fast]\nthrottle-below = 2.0\ntargets = [{ provider = \"simulated\", model = \"m\" }]\n",
+                "routes.fast.throttle-below: 2 is not a fraction between 0 and 1",
+            ),
+        ];
+        for (text, message) in cases {
+            assert_eq!(parse(text).unwrap_err().message, message, "{text}");
+        }
+    }
+
+    #[test]
+    fn route_and_target_thresholds_layer_over_the_defaults() {
+        let s = parse(
+            "[routes.r]\nretries = 3\nbreaker = { failures = 5 }\ntargets = [\n  { provider = \"simulated\", model = \"a\" },\n  { provider = \"simulated\", model = \"b\", retries = 0, breaker = { open-for = \"5s\" } },\n]\n",
+        )
+        .unwrap();
+        let r = &s.gateway.routes["r"];
+        assert_eq!((r.targets[0].policy.retries, r.targets[0].policy.breaker.failures), (3, 5));
+        assert_eq!((r.targets[1].policy.retries, r.targets[1].policy.breaker.open_for), (0, Duration::from_secs(5)));
+        assert_eq!(r.targets[1].policy.breaker.failures, 5, "breaker keys layer one by one");
+        assert!(!s.gateway.simulated_defaults);
+    }
+
+    #[test]
+    fn a_secrets_file_others_can_read_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let secrets = dir.path().join("secrets.toml");
+        std::fs::write(&secrets, "k = \"sk-1\"\n").unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&secrets, std::fs::Permissions::from_mode(0o644)).unwrap();
+            let text = "[host]\nsecrets = \"secrets.toml\"\n[providers.x]\nkind = \"openai\"\napi-key-secret = \"k\"\n";
+            let err = Settings::parse(text, &dir.path().join("paddock.toml")).unwrap_err();
+            assert!(err.message.contains("can be read by other users (mode 644); run `chmod 600"), "{}", err.message);
+            assert!(!err.message.contains("sk-1"));
+        }
+    }
+
+    #[test]
     fn dir_grant_parses_host_and_guest() {
         let g = DirGrant::parse("./in::/input", false).unwrap();
         assert_eq!(g.host, Path::new("./in"));

@@ -139,7 +139,9 @@ impl Simulated {
 
     /// A whole reply, after the configured latency.
     pub async fn complete(&self, model: &str, req: &ChatRequest) -> Result<Reply, ProviderError> {
-        tokio::time::sleep(self.settings.latency).await;
+        if !self.settings.latency.is_zero() {
+            tokio::time::sleep(self.settings.latency).await;
+        }
         if let Some(e) = self.failure() {
             return Err(e);
         }
@@ -154,7 +156,9 @@ impl Simulated {
 
     /// The same reply a word at a time.
     pub async fn stream(&self, model: &str, req: &ChatRequest) -> Result<Pieces, ProviderError> {
-        tokio::time::sleep(self.settings.latency).await;
+        if !self.settings.latency.is_zero() {
+            tokio::time::sleep(self.settings.latency).await;
+        }
         if let Some(e) = self.failure() {
             return Err(e);
         }
@@ -175,7 +179,9 @@ impl Simulated {
 
     /// A deterministic unit vector per input.
     pub async fn embed(&self, inputs: &[String]) -> Result<Vec<Vec<f32>>, ProviderError> {
-        tokio::time::sleep(self.settings.latency).await;
+        if !self.settings.latency.is_zero() {
+            tokio::time::sleep(self.settings.latency).await;
+        }
         Ok(inputs
             .iter()
             .map(|text| {
