@@ -119,7 +119,7 @@ async fn conformance(kind: &str) {
 
     // Each error class, as the agent sees it.
     for (fault, wit_kind, text) in expected_errors(kind) {
-        fake.push(Behavior::Fault(fault.clone()));
+        fake.push(Behavior::Fault(fault));
         let out = client(&rt, json!({"op": "complete", "route": "r", "prompt": "hi"})).await;
         assert_eq!(out["error"]["kind"], wit_kind, "{kind} {fault:?}: {out}");
         let message = out["error"]["message"].as_str().unwrap();

@@ -68,7 +68,7 @@ async fn every_form_of_retry_after_is_honoured() {
     ];
     for (kind, retry_after, expected) in cases {
         let a = FakeProvider::start().await.unwrap();
-        a.push(fault(Fault::RateLimited { retry_after: retry_after.clone() }));
+        a.push(fault(Fault::RateLimited { retry_after }));
         let (gw, _clock) = gateway(&one_target(&a, kind, "rate-limit-wait = \"0s\""));
         let failure = gw.complete(&caller(), ask("r", "x")).await.unwrap_err();
         assert_eq!(failure.error, LlmError::RateLimited(expected), "{kind} {retry_after:?}");
@@ -138,7 +138,7 @@ async fn never_retry_errors_end_the_request_at_once() {
     ];
     for (f, kind) in cases {
         let (a, b) = fakes().await;
-        a.push(fault(f.clone()));
+        a.push(fault(f));
         let (gw, _clock) = gateway(&two_targets(&a, &b, "retries = 3"));
         let failure = gw.complete(&caller(), ask("r", "x")).await.unwrap_err();
         assert_eq!(failure.error.kind(), kind, "{f:?}: {}", failure.error);

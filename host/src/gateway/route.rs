@@ -152,6 +152,9 @@ impl RouteTarget {
     }
 }
 
+/// A conversation, scoped to its tenant: two tenants' ids never collide.
+type Conversation = (Arc<str>, String);
+
 /// A route at run time.
 #[derive(Debug)]
 pub struct Route {
@@ -161,7 +164,7 @@ pub struct Route {
     pub settings: RouteSettings,
     /// Its targets, in configured order.
     pub targets: Vec<Arc<RouteTarget>>,
-    affinity: Mutex<HashMap<(Arc<str>, String), (usize, Instant)>>,
+    affinity: Mutex<HashMap<Conversation, (usize, Instant)>>,
 }
 
 impl Route {
