@@ -37,6 +37,22 @@ pub enum ErrorClass {
 }
 
 impl ErrorClass {
+    /// Every class, in the order above.
+    pub const ALL: [ErrorClass; 12] = [
+        ErrorClass::RateLimited,
+        ErrorClass::Overloaded,
+        ErrorClass::Server,
+        ErrorClass::Timeout,
+        ErrorClass::Connection,
+        ErrorClass::Malformed,
+        ErrorClass::InvalidRequest,
+        ErrorClass::Auth,
+        ErrorClass::ContentFilter,
+        ErrorClass::InsufficientQuota,
+        ErrorClass::SpendLimit,
+        ErrorClass::DailyQuota,
+    ];
+
     /// Whether another attempt (after backoff) may succeed.
     pub fn is_retryable(self) -> bool {
         matches!(

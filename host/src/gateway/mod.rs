@@ -307,12 +307,7 @@ impl Gateway {
                     trail,
                 })
             }
-            Err(failure) => {
-                let attempts = count_attempts(&failure.trail);
-                let kind = failure.error.kind();
-                inner.record(caller, &route, None, attempts, started, Tokens::default(), kind, false, reservation);
-                Err(failure)
-            }
+            Err(failure) => Err(inner.record_failure(caller, &route, started, failure, false, reservation)),
         }
     }
 
@@ -357,12 +352,7 @@ impl Gateway {
                 rest,
                 trail,
             )),
-            Err(failure) => {
-                let attempts = count_attempts(&failure.trail);
-                let kind = failure.error.kind();
-                inner.record(caller, &route, None, attempts, started, Tokens::default(), kind, true, reservation);
-                Err(failure)
-            }
+            Err(failure) => Err(inner.record_failure(caller, &route, started, failure, true, reservation)),
         }
     }
 
@@ -404,12 +394,7 @@ impl Gateway {
                 inner.record(caller, &route, Some(&target), attempts, started, tokens, "ok", false, reservation);
                 Ok(vectors)
             }
-            Err(failure) => {
-                let attempts = count_attempts(&failure.trail);
-                let kind = failure.error.kind();
-                inner.record(caller, &route, None, attempts, started, Tokens::default(), kind, false, reservation);
-                Err(failure)
-            }
+            Err(failure) => Err(inner.record_failure(caller, &route, started, failure, false, reservation)),
         }
     }
 
@@ -732,6 +717,22 @@ impl Inner {
     fn failed(&self, route: &Route, error: LlmError, trail: Vec<Attempt>) -> Failure {
         tracing::warn!(route = %route.name, %error, "llm call failed");
         Failure { error, trail }
+    }
+
+    /// Records a call that failed, and hands its failure back.
+    fn record_failure(
+        &self,
+        caller: &Caller,
+        route: &Route,
+        started: Instant,
+        failure: Failure,
+        streamed: bool,
+        reservation: Reservation,
+    ) -> Failure {
+        let attempts = count_attempts(&failure.trail);
+        let kind = failure.error.kind();
+        self.record(caller, route, None, attempts, started, Tokens::default(), kind, streamed, reservation);
+        failure
     }
 
     /// Records a finished call: metrics, a tracing event, and the budget commit.

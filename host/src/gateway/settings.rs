@@ -465,23 +465,7 @@ fn fraction(value: Option<f64>, default: f64, key: &str) -> Result<f64, String> 
 
 /// The error class named `name` (as in messages: "server-error", "rate-limited"…).
 pub fn class_named(name: &str) -> Option<ErrorClass> {
-    use ErrorClass::*;
-    [
-        RateLimited,
-        Overloaded,
-        Server,
-        Timeout,
-        Connection,
-        Malformed,
-        InvalidRequest,
-        Auth,
-        ContentFilter,
-        InsufficientQuota,
-        SpendLimit,
-        DailyQuota,
-    ]
-    .into_iter()
-    .find(|c| c.as_str() == name)
+    ErrorClass::ALL.into_iter().find(|c| c.as_str() == name)
 }
 
 /// Reads a secrets file: TOML of `name = "key"`. A file others may read is refused.

@@ -419,6 +419,29 @@ fn json_text(text: &str) -> Value {
     serde_json::from_str(text).unwrap_or(Value::Null)
 }
 
+/// Tools in the OpenAI shape, which Ollama copies.
+fn function_tools(req: &ChatRequest) -> Vec<Value> {
+    req.tools
+        .iter()
+        .map(|t| {
+            serde_json::json!({"type": "function", "function": {
+                "name": t.name, "description": t.description, "parameters": json_text(&t.parameters)
+            }})
+        })
+        .collect()
+}
+
+/// A role's name in the OpenAI shape, which Ollama copies.
+fn role_name(role: super::types::Role) -> &'static str {
+    use super::types::Role;
+    match role {
+        Role::System => "system",
+        Role::User => "user",
+        Role::Assistant => "assistant",
+        Role::Tool => "tool",
+    }
+}
+
 /// An id for a tool call when the provider gives none (Gemini, Ollama).
 fn synthetic_call_id(n: usize) -> String {
     format!("call_{n}")

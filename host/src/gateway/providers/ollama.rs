@@ -1,8 +1,8 @@
 //! Ollama `/api/chat`: newline-delimited JSON, streaming unless told not to.
 
-use super::{Decode, Frame, Framing, count, frame_json, json_text, synthetic_call_id};
+use super::{Decode, Frame, Framing, count, frame_json, function_tools, json_text, role_name, synthetic_call_id};
 use crate::gateway::error::{ErrorClass, ProviderError, class_of_status, excerpt};
-use crate::gateway::types::{ChatRequest, Finish, Piece, Reply, Role, Tokens, ToolCall};
+use crate::gateway::types::{ChatRequest, Finish, Piece, Reply, Tokens, ToolCall};
 use serde_json::{Map, Value, json};
 
 pub(super) fn body(model: &str, req: &ChatRequest, stream: bool) -> Value {
@@ -10,12 +10,7 @@ pub(super) fn body(model: &str, req: &ChatRequest, stream: bool) -> Value {
         .messages
         .iter()
         .map(|m| {
-            let role = match m.role {
-                Role::System => "system",
-                Role::User => "user",
-                Role::Assistant => "assistant",
-                Role::Tool => "tool",
-            };
+            let role = role_name(m.role);
             let mut msg = json!({"role": role, "content": m.content});
             if !m.tool_calls.is_empty() {
                 let calls: Vec<Value> = m
@@ -31,16 +26,7 @@ pub(super) fn body(model: &str, req: &ChatRequest, stream: bool) -> Value {
     let mut body = json!({ "model": model, "messages": messages, "stream": stream });
     let b = body.as_object_mut().expect("an object literal");
     if !req.tools.is_empty() {
-        let tools: Vec<Value> = req
-            .tools
-            .iter()
-            .map(|t| {
-                json!({"type": "function", "function": {
-                    "name": t.name, "description": t.description, "parameters": json_text(&t.parameters)
-                }})
-            })
-            .collect();
-        b.insert("tools".into(), tools.into());
+        b.insert("tools".into(), function_tools(req).into());
     }
     if let Some(schema) = &req.response_schema {
         b.insert("format".into(), json_text(schema));

@@ -1,8 +1,8 @@
 //! OpenAI chat completions (and every server that copies the format).
 
-use super::{Decode, Frame, Framing, count, frame_json, json_text};
+use super::{Decode, Frame, Framing, count, frame_json, function_tools, json_text, role_name};
 use crate::gateway::error::{ErrorClass, ProviderError, class_of_status, excerpt};
-use crate::gateway::types::{ChatRequest, Finish, Piece, Reply, Role, Tokens, ToolCall};
+use crate::gateway::types::{ChatRequest, Finish, Piece, Reply, Tokens, ToolCall};
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
 
@@ -12,12 +12,7 @@ pub(super) fn body(model: &str, req: &ChatRequest, stream: bool) -> Value {
         .iter()
         .map(|m| {
             let mut msg = Map::new();
-            let role = match m.role {
-                Role::System => "system",
-                Role::User => "user",
-                Role::Assistant => "assistant",
-                Role::Tool => "tool",
-            };
+            let role = role_name(m.role);
             msg.insert("role".into(), role.into());
             msg.insert("content".into(), m.content.clone().into());
             if !m.tool_calls.is_empty() {
@@ -37,16 +32,7 @@ pub(super) fn body(model: &str, req: &ChatRequest, stream: bool) -> Value {
     let mut body = json!({ "model": model, "messages": messages });
     let b = body.as_object_mut().expect("an object literal");
     if !req.tools.is_empty() {
-        let tools: Vec<Value> = req
-            .tools
-            .iter()
-            .map(|t| {
-                json!({"type": "function", "function": {
-                    "name": t.name, "description": t.description, "parameters": json_text(&t.parameters)
-                }})
-            })
-            .collect();
-        b.insert("tools".into(), tools.into());
+        b.insert("tools".into(), function_tools(req).into());
     }
     if let Some(schema) = &req.response_schema {
         b.insert(
