@@ -19,6 +19,17 @@ use std::sync::Arc;
 use wasmtime::Engine;
 use wasmtime::component::Linker;
 
+/// Opens the blackboard `settings` name: in memory, or the durable file.
+pub fn open_blackboard(settings: &Settings) -> Result<Blackboard, String> {
+    Ok(match &settings.board_store {
+        BoardStore::Memory => Blackboard::new(settings.board),
+        BoardStore::Durable(path) => {
+            let backend = RedbBackend::open(path).map_err(|e| format!("blackboard.path: {e}"))?;
+            Blackboard::with_backend(settings.board, Arc::new(backend))
+        }
+    })
+}
+
 /// A loaded agent, ready to be instantiated any number of times.
 pub struct Agent {
     /// Its name (from the manifest, or the file stem of a bare `.wasm`).
@@ -78,13 +89,7 @@ struct Inner {
 impl Runtime {
     /// Builds a host from `settings`.
     pub fn new(settings: Settings) -> wasmtime::Result<Runtime> {
-        let board = match &settings.board_store {
-            BoardStore::Memory => Blackboard::new(settings.board),
-            BoardStore::Durable(path) => {
-                let backend = RedbBackend::open(path).map_err(|e| wasmtime::format_err!("blackboard.path: {e}"))?;
-                Blackboard::with_backend(settings.board, Arc::new(backend))
-            }
-        };
+        let board = open_blackboard(&settings).map_err(wasmtime::Error::msg)?;
         let engine = engine::build(&settings.engine, &settings.ceiling)?;
         let linker = sandbox::linker(&engine)?;
         let ticker = EpochTicker::start(&engine, settings.engine.epoch_tick)

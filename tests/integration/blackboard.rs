@@ -53,3 +53,124 @@ async fn the_get_benchmark_guest_reads_what_it_wrote_each_time() {
     assert_eq!(out["found"], 100);
     assert!(out["nanos"].as_u64().unwrap() > 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sixty_four_guests_each_cas_incrementing_a_thousand_times_count_exactly_64000() {
+    let rt = runtime("[engine]\nmax-instances = 64\n");
+    let agent = rt.load(guests::COUNTER).unwrap();
+    let runs = (0..64).map(|_| {
+        let (rt, agent) = (rt.clone(), agent.clone());
+        tokio::spawn(async move { rt.run(&agent, r#"{"key":"hits","times":1000}"#, &RunOptions::default()).await })
+    });
+    let mut conflicts = 0;
+    for run in runs {
+        let outcome = run.await.unwrap().unwrap();
+        conflicts += output_json(&outcome)["conflicts"].as_u64().unwrap();
+    }
+    let entry = rt.blackboard().namespace("default").get("hits").unwrap().unwrap();
+    assert_eq!(std::str::from_utf8(&entry.value).unwrap(), "64000", "no lost update ({conflicts} conflicts retried)");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hundred_watchers_each_see_every_change_in_revision_order() {
+    let board = paddock::blackboard::Blackboard::new(Default::default());
+    let ns = board.namespace("acme");
+    let watchers: Vec<_> = (0..100)
+        .map(|_| {
+            let ns = ns.clone();
+            tokio::spawn(async move {
+                let (mut cursor, mut seen) = (0, Vec::new());
+                while seen.len() < 500 {
+                    for change in ns.watch("jobs/", cursor, std::time::Duration::from_secs(10)).await.unwrap() {
+                        cursor = change.revision;
+                        seen.push(change.revision);
+                    }
+                }
+                seen
+            })
+        })
+        .collect();
+    let writer: std::sync::Arc<str> = std::sync::Arc::from("writer");
+    for i in 0..1000u64 {
+        // Every other write is outside the watched prefix.
+        let key = if i % 2 == 0 { format!("jobs/{i}") } else { format!("other/{i}") };
+        ns.put(&key, b"x", &writer).unwrap();
+        if i % 50 == 0 {
+            tokio::task::yield_now().await;
+        }
+    }
+    let expected: Vec<u64> = (0..1000u64).filter(|i| i % 2 == 0).map(|i| i + 1).collect();
+    for w in watchers {
+        assert_eq!(w.await.unwrap(), expected);
+    }
+}
+
+#[test]
+fn bb_commands_write_read_list_and_show_history_of_a_durable_board() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("paddock.toml"), "[blackboard]\nstore = \"durable\"\n").unwrap();
+    let bb = |args: &[&str]| TestCommand::new(dir.path(), &[&["bb"], args].concat()).run();
+    assert_eq!(bb(&["put", "tasks/1", "write docs", "--tenant", "acme"]).stdout, "tasks/1 1\n");
+    assert_eq!(bb(&["put", "tasks/2", "review", "--tenant", "acme", "--expect", "0"]).stdout, "tasks/2 2\n");
+    let conflict = bb(&["put", "tasks/2", "again", "--tenant", "acme", "--expect", "0"]);
+    assert_eq!((conflict.code, conflict.stderr.trim()), (1, "error: conflict: current revision is 2"));
+    let got: serde_json::Value =
+        serde_json::from_str(&bb(&["get", "tasks/1", "--tenant", "acme", "--json"]).stdout).unwrap();
+    assert_eq!(
+        (got["value"].as_str(), got["writer"].as_str(), got["revision"].as_u64()),
+        (Some("write docs"), Some("paddock-cli"), Some(1))
+    );
+    assert_eq!(bb(&["list", "tasks/", "--tenant", "acme"]).stdout, "tasks/1\ntasks/2\n");
+    assert_eq!(bb(&["list", "--tenant", "globex"]).stdout, "", "another tenant's board is its own");
+    assert_eq!(bb(&["history", "--after", "1", "--tenant", "acme"]).stdout, "2 put tasks/2 review (by paddock-cli)\n");
+    let missing = bb(&["get", "nope", "--tenant", "acme"]);
+    assert_eq!((missing.code, missing.stderr.trim()), (1, "no key \"nope\" in tenant \"acme\""));
+}
+
+#[test]
+fn acknowledged_writes_survive_kill_9() {
+    use std::io::{BufRead, BufReader, Write};
+    use std::process::{Command, Stdio};
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("paddock.toml"), "[blackboard]\nstore = \"durable\"\n").unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_paddock"))
+        .current_dir(dir.path())
+        .args(["bb", "put", "--lines", "--tenant", "acme"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let writer = std::thread::spawn(move || {
+        for i in 0..100_000 {
+            if writeln!(stdin, "k/{i:06} value-{i}").is_err() {
+                break; // killed
+            }
+        }
+    });
+    let mut acked = Vec::new();
+    for line in BufReader::new(child.stdout.take().unwrap()).lines() {
+        let line = line.unwrap();
+        let (key, rev) = line.split_once(' ').unwrap();
+        acked.push((key.to_string(), rev.parse::<u64>().unwrap()));
+        if acked.len() == 300 {
+            // SIGKILL by this child's own PID, mid-stream.
+            Command::new("kill").args(["-9", &child.id().to_string()]).status().unwrap();
+            break;
+        }
+    }
+    let _ = child.wait();
+    let _ = writer.join();
+
+    let settings = settings_in(dir.path(), "[blackboard]\nstore = \"durable\"\n");
+    let board = paddock::runtime::open_blackboard(&settings).unwrap();
+    let ns = board.namespace("acme");
+    for (key, revision) in &acked {
+        let entry = ns.get(key).unwrap().unwrap_or_else(|| panic!("acknowledged {key} lost"));
+        assert_eq!(entry.revision, *revision, "{key}");
+        let i: u64 = key[2..].parse().unwrap();
+        assert_eq!(&*entry.value, format!("value-{i}").as_bytes());
+    }
+    assert!(ns.revision().unwrap() >= 300);
+}

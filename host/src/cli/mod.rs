@@ -14,6 +14,7 @@
 //! | 7 | a build command failed |
 //! | 8 | a provider target failed its check |
 
+mod bb;
 mod build;
 mod inspect;
 mod plugins;
@@ -90,6 +91,9 @@ enum Command {
     /// List and check plugins
     #[command(subcommand)]
     Plugins(plugins::PluginsCommand),
+    /// Read, write, list and watch a tenant's blackboard
+    #[command(subcommand)]
+    Bb(bb::BbCommand),
     /// List LLM routes and check each provider target
     #[command(subcommand)]
     Providers(providers::ProvidersCommand),
@@ -117,6 +121,7 @@ pub fn main() -> ExitCode {
             Command::Inspect(args) => inspect::inspect(settings, args),
             Command::Plugins(cmd) => plugins::plugins(settings, cmd),
             Command::Providers(cmd) => providers::providers(settings, cmd).await,
+            Command::Bb(cmd) => bb::bb(settings, cmd).await,
         }
     });
     ExitCode::from(code)

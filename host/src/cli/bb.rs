@@ -1,0 +1,270 @@
+//! `paddock bb`: read and write a tenant's blackboard from the shell.
+//!
+//! With the memory store (the default) the board lives only as long as this
+//! command, which is rarely what an operator wants; every command says so.
+
+use super::{EXIT_AGENT_ERROR, EXIT_CRASH, EXIT_USAGE, fail};
+use crate::blackboard::{BoardError, Change, Entry, Namespace, validate_tenant};
+use crate::config::{BoardStore, Settings, Span};
+use clap::Subcommand;
+use std::io::{BufRead, Write};
+use std::sync::Arc;
+use std::time::{Duration, UNIX_EPOCH};
+
+/// The writer recorded for changes made from the command line.
+const CLI_WRITER: &str = "paddock-cli";
+
+#[derive(Debug, Subcommand)]
+pub enum BbCommand {
+    /// Print a key's value (exit 1 when the key is absent)
+    #[command(after_help = "Example:\n  paddock bb get tasks/1 --tenant acme --json")]
+    Get {
+        /// The key
+        key: String,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Write a value (or, with --lines, one `KEY VALUE` per stdin line, printing each revision once stored)
+    #[command(
+        after_help = "Examples:\n  paddock bb put tasks/1 '{\"todo\":\"write\"}'\n  paddock bb put --lines < batch.txt"
+    )]
+    Put {
+        /// The key
+        #[arg(required_unless_present = "lines")]
+        key: Option<String>,
+        /// The value (text)
+        #[arg(required_unless_present = "lines")]
+        value: Option<String>,
+        /// Only if the key's revision is this (0 = absent): compare-and-swap
+        #[arg(long, value_name = "REV")]
+        expect: Option<u64>,
+        /// Read `KEY VALUE` lines from stdin
+        #[arg(long, conflicts_with_all = ["key", "value", "expect"])]
+        lines: bool,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// List keys under a prefix
+    #[command(after_help = "Example:\n  paddock bb list tasks/ --limit 100")]
+    List {
+        /// The prefix (empty: every key)
+        #[arg(default_value = "")]
+        prefix: String,
+        /// Most keys to print
+        #[arg(long, default_value_t = 1000)]
+        limit: usize,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Print changes under a prefix as they happen
+    #[command(after_help = "Example:\n  paddock bb watch tasks/ --after 0 --count 10")]
+    Watch {
+        /// The prefix (empty: every key)
+        #[arg(default_value = "")]
+        prefix: String,
+        /// Start after this revision [default: now]
+        #[arg(long, value_name = "REV")]
+        after: Option<u64>,
+        /// Stop after this many changes
+        #[arg(long)]
+        count: Option<usize>,
+        /// Stop when nothing changed for this long
+        #[arg(long, value_parser = Span::parse)]
+        timeout: Option<Span>,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Print the kept history of changes under a prefix
+    #[command(after_help = "Example:\n  paddock bb history tasks/ --after 120 --json")]
+    History {
+        /// The prefix (empty: every key)
+        #[arg(default_value = "")]
+        prefix: String,
+        /// Changes after this revision
+        #[arg(long, default_value_t = 0, value_name = "REV")]
+        after: u64,
+        #[command(flatten)]
+        common: Common,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+pub struct Common {
+    /// The tenant [default: host.default-tenant]
+    #[arg(long)]
+    tenant: Option<String>,
+    /// Print JSON
+    #[arg(long)]
+    json: bool,
+}
+
+pub async fn bb(settings: Settings, command: BbCommand) -> u8 {
+    let common = match &command {
+        BbCommand::Get { common, .. }
+        | BbCommand::Put { common, .. }
+        | BbCommand::List { common, .. }
+        | BbCommand::Watch { common, .. }
+        | BbCommand::History { common, .. } => common,
+    };
+    let tenant = common.tenant.clone().unwrap_or_else(|| settings.default_tenant.clone());
+    if let Err(e) = validate_tenant(&tenant) {
+        return fail(EXIT_USAGE, format!("--tenant: {e}"));
+    }
+    if settings.board_store == BoardStore::Memory {
+        eprintln!("note: blackboard.store is \"memory\": this board ends with this command (set store = \"durable\")");
+    }
+    let board = match crate::runtime::open_blackboard(&settings) {
+        Ok(b) => b,
+        Err(e) => return fail(EXIT_CRASH, e),
+    };
+    let ns = board.namespace(&tenant);
+    let json = common.json;
+    let result = match command {
+        BbCommand::Get { key, .. } => get(&ns, &key, json),
+        BbCommand::Put { lines: true, .. } => put_lines(&ns, json),
+        BbCommand::Put { key, value, expect, .. } => {
+            put(&ns, &key.unwrap_or_default(), &value.unwrap_or_default(), expect, json)
+        }
+        BbCommand::List { prefix, limit, .. } => list(&ns, &prefix, limit, json),
+        BbCommand::Watch { prefix, after, count, timeout, .. } => {
+            watch(&ns, &prefix, after, count, timeout.map(|s| s.0), json).await
+        }
+        BbCommand::History { prefix, after, .. } => ns.changes_after(&prefix, after).map(|changes| {
+            for c in &changes {
+                print_change(c, json);
+            }
+            0
+        }),
+    };
+    result.unwrap_or_else(|e| fail(EXIT_AGENT_ERROR, e))
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn millis(entry: &Entry) -> u128 {
+    entry.written_at.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis())
+}
+
+fn get(ns: &Namespace, key: &str, json: bool) -> Result<u8, BoardError> {
+    let Some(entry) = ns.get(key)? else {
+        eprintln!("no key {key:?} in tenant {:?}", ns.tenant());
+        return Ok(EXIT_AGENT_ERROR);
+    };
+    if json {
+        let out = serde_json::json!({
+            "key": key, "value": text(&entry.value), "revision": entry.revision,
+            "writer": &*entry.writer, "written_at_ms": millis(&entry) as u64,
+        });
+        println!("{out}");
+    } else {
+        println!("{}", text(&entry.value));
+    }
+    Ok(0)
+}
+
+fn put(ns: &Namespace, key: &str, value: &str, expect: Option<u64>, json: bool) -> Result<u8, BoardError> {
+    let writer: Arc<str> = Arc::from(CLI_WRITER);
+    let revision = match expect {
+        Some(rev) => ns.compare_and_swap(key, rev, value.as_bytes(), &writer)?,
+        None => ns.put(key, value.as_bytes(), &writer)?,
+    };
+    print_written(key, revision, json);
+    Ok(0)
+}
+
+/// One write per line; each revision is printed (and flushed) only once the
+/// store has acknowledged it, so a caller can trust every printed line.
+fn put_lines(ns: &Namespace, json: bool) -> Result<u8, BoardError> {
+    let writer: Arc<str> = Arc::from(CLI_WRITER);
+    for (n, line) in std::io::stdin().lock().lines().enumerate() {
+        let line = line.map_err(|e| BoardError::Storage(format!("reading stdin: {e}")))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let Some((key, value)) = line.split_once(' ') else {
+            eprintln!("error: line {}: expected `KEY VALUE`", n + 1);
+            return Ok(EXIT_USAGE);
+        };
+        let revision = ns.put(key, value.as_bytes(), &writer)?;
+        print_written(key, revision, json);
+    }
+    Ok(0)
+}
+
+fn print_written(key: &str, revision: u64, json: bool) {
+    if json {
+        println!("{}", serde_json::json!({ "key": key, "revision": revision }));
+    } else {
+        println!("{key} {revision}");
+    }
+    let _ = std::io::stdout().flush();
+}
+
+fn list(ns: &Namespace, prefix: &str, limit: usize, json: bool) -> Result<u8, BoardError> {
+    let mut keys: Vec<Arc<str>> = Vec::new();
+    let mut after: Option<Arc<str>> = None;
+    while keys.len() < limit {
+        let page = ns.list_after(prefix, after.as_deref(), limit - keys.len())?;
+        let Some(last) = page.last().cloned() else { break };
+        keys.extend(page);
+        after = Some(last);
+    }
+    if json {
+        let keys: Vec<&str> = keys.iter().map(|k| &**k).collect();
+        println!("{}", serde_json::json!(keys));
+    } else {
+        for key in &keys {
+            println!("{key}");
+        }
+    }
+    Ok(0)
+}
+
+fn print_change(c: &Change, json: bool) {
+    let value = c.value.as_ref().map(|v| text(v));
+    if json {
+        let out = serde_json::json!({ "revision": c.revision, "key": &*c.key, "value": value, "writer": &*c.writer });
+        println!("{out}");
+    } else {
+        match value {
+            Some(v) => println!("{} put {} {} (by {})", c.revision, c.key, v, c.writer),
+            None => println!("{} delete {} (by {})", c.revision, c.key, c.writer),
+        }
+    }
+    let _ = std::io::stdout().flush();
+}
+
+async fn watch(
+    ns: &Namespace,
+    prefix: &str,
+    after: Option<u64>,
+    count: Option<usize>,
+    timeout: Option<Duration>,
+    json: bool,
+) -> Result<u8, BoardError> {
+    let mut cursor = match after {
+        Some(rev) => rev,
+        None => ns.revision()?,
+    };
+    let mut seen = 0;
+    let wait = timeout.unwrap_or(Duration::from_secs(3600));
+    loop {
+        let changes = ns.watch(prefix, cursor, wait).await?;
+        if changes.is_empty() {
+            if timeout.is_some() {
+                return Ok(0);
+            }
+            continue;
+        }
+        for c in &changes {
+            print_change(c, json);
+            cursor = c.revision;
+            seen += 1;
+            if count.is_some_and(|n| seen >= n) {
+                return Ok(0);
+            }
+        }
+    }
+}
