@@ -29,3 +29,4 @@ pub mod gateway;
 pub mod plugins;
 pub mod runtime;
 pub mod sandbox;
+pub mod triggers;

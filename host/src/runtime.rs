@@ -118,6 +118,11 @@ impl Runtime {
         &self.inner.board
     }
 
+    /// Starts every configured trigger; they run until the set is dropped.
+    pub fn start_triggers(&self) -> tokio::task::JoinSet<()> {
+        crate::triggers::start(self)
+    }
+
     /// The LLM gateway.
     pub fn gateway(&self) -> &Gateway {
         &self.inner.gateway

@@ -174,3 +174,78 @@ fn acknowledged_writes_survive_kill_9() {
     }
     assert!(ns.revision().unwrap() >= 300);
 }
+
+async fn wait_for(ns: &paddock::blackboard::Namespace, key: &str, want: &str) -> bool {
+    for _ in 0..200 {
+        if ns.get(key).unwrap().is_some_and(|e| &*e.value == want.as_bytes()) {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    false
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trigger_runs_its_agent_once_per_change_under_its_prefix() {
+    let dir = tempfile::tempdir().unwrap();
+    plugin(dir.path(), "tally", guests::COUNTER, "");
+    let toml = "[[triggers]]\nname = \"tally-jobs\"\ntenant = \"acme\"\nprefix = \"jobs/\"\nagent = \"tally\"\nconcurrency = 4\ninput = { key = \"tally\", times = 1 }\n";
+    let rt = runtime_with_plugins(dir.path(), toml);
+    let triggers = rt.start_triggers();
+    let ns = rt.blackboard().namespace("acme");
+    let writer: std::sync::Arc<str> = std::sync::Arc::from("test");
+    for i in 0..20 {
+        ns.put(&format!("jobs/{i}"), b"{}", &writer).unwrap();
+        ns.put(&format!("elsewhere/{i}"), b"{}", &writer).unwrap();
+    }
+    ns.delete("jobs/0", &writer).unwrap(); // deletes do not fire unless asked
+    assert!(wait_for(&ns, "tally", "20").await, "tally is {:?}", ns.get("tally").unwrap());
+    // The cursor is stored where no tenant can reach it, past every handled change.
+    let system = rt.blackboard().namespace(paddock::triggers::SYSTEM_NAMESPACE);
+    let cursor_ok = async {
+        for _ in 0..200 {
+            let cursor = system.get("triggers/tally-jobs/cursor").unwrap().map(|e| e.value.to_vec());
+            if cursor.as_deref() == Some(b"41".as_slice()) {
+                return true;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+        false
+    };
+    assert!(cursor_ok.await);
+    assert!(rt.blackboard().namespace("other").get("tally").unwrap().is_none());
+    drop(triggers);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_host_delivers_the_changes_after_its_cursor_and_no_others() {
+    let dir = tempfile::tempdir().unwrap();
+    plugin(dir.path(), "tally", guests::COUNTER, "");
+    let toml = "[blackboard]\nstore = \"durable\"\n[[triggers]]\nname = \"t\"\nprefix = \"jobs/\"\nagent = \"tally\"\ninput = { key = \"tally\", times = 1 }\n";
+    let writer: std::sync::Arc<str> = std::sync::Arc::from("test");
+    let put = |rt: &paddock::runtime::Runtime, range: std::ops::Range<u32>| {
+        let ns = rt.blackboard().namespace("default");
+        for i in range {
+            ns.put(&format!("jobs/{i}"), b"{}", &writer).unwrap();
+        }
+    };
+    {
+        let rt = runtime_with_plugins(dir.path(), toml);
+        let mut triggers = rt.start_triggers();
+        put(&rt, 0..5);
+        assert!(wait_for(&rt.blackboard().namespace("default"), "tally", "5").await);
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await; // the cursor is stored after the run
+        triggers.shutdown().await;
+    }
+    {
+        // The host is down for triggers while three more jobs arrive.
+        let rt = runtime_with_plugins(dir.path(), toml);
+        put(&rt, 5..8);
+    }
+    let rt = runtime_with_plugins(dir.path(), toml);
+    let _triggers = rt.start_triggers();
+    let ns = rt.blackboard().namespace("default");
+    assert!(wait_for(&ns, "tally", "8").await, "tally is {:?}", ns.get("tally").unwrap());
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(&*ns.get("tally").unwrap().unwrap().value, b"8", "the first five were not delivered again");
+}

@@ -201,6 +201,8 @@ pub struct Settings {
     pub board_store: BoardStore,
     /// LLM providers, routes and prices.
     pub gateway: crate::gateway::GatewaySettings,
+    /// Agents run when blackboard keys change.
+    pub triggers: Vec<crate::triggers::Trigger>,
 }
 
 /// Where the blackboard is kept.
@@ -349,7 +351,38 @@ impl Settings {
         )
         .map_err(fail)?;
 
+        let mut triggers = Vec::new();
+        for (i, t) in file.triggers.into_iter().enumerate() {
+            let at = format!("triggers[{i}]");
+            let tenant = t.tenant.unwrap_or_else(|| default_tenant.clone());
+            crate::blackboard::validate_tenant(&tenant).map_err(|why| fail(format!("{at}.tenant: {why}")))?;
+            if t.agent.is_empty() {
+                return Err(fail(format!("{at}.agent must name an agent")));
+            }
+            if t.prefix.len() as u64 > caps.key_bytes || t.prefix.chars().any(char::is_control) {
+                return Err(fail(format!("{at}.prefix must be a key prefix of at most {} bytes", caps.key_bytes)));
+            }
+            let concurrency = t.concurrency.unwrap_or(1);
+            if concurrency == 0 {
+                return Err(fail(format!("{at}.concurrency must be at least 1")));
+            }
+            let name = t.name.unwrap_or_else(|| format!("{}-{i}", t.agent));
+            if triggers.iter().any(|x: &crate::triggers::Trigger| x.name == name) {
+                return Err(fail(format!("{at}.name: another trigger is named {name:?}")));
+            }
+            triggers.push(crate::triggers::Trigger {
+                name,
+                tenant,
+                prefix: t.prefix,
+                agent: t.agent,
+                concurrency,
+                deletes: t.deletes,
+                input: t.input,
+            });
+        }
+
         Ok(Settings {
+            triggers,
             gateway,
             source: path.map(Path::to_path_buf),
             plugins_dir: base.join(file.host.plugins.unwrap_or_else(|| PathBuf::from("plugins"))),
@@ -441,6 +474,22 @@ struct FileConfig {
     routes: BTreeMap<String, crate::gateway::settings::RouteFile>,
     #[serde(default)]
     prices: BTreeMap<String, crate::gateway::settings::PriceFile>,
+    #[serde(default)]
+    triggers: Vec<TriggerSection>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct TriggerSection {
+    name: Option<String>,
+    tenant: Option<String>,
+    prefix: String,
+    agent: String,
+    concurrency: Option<usize>,
+    #[serde(default)]
+    deletes: bool,
+    #[serde(default)]
+    input: serde_json::Map<String, serde_json::Value>,
 }
 
 #[derive(Debug, Default, Deserialize)]
