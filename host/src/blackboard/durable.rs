@@ -271,6 +271,10 @@ impl TenantStore for RedbTenant {
         Ok(totals.get(self.tenant.as_str()).map_err(storage)?.map_or(0, |g| g.value().0))
     }
 
+    fn writes_block(&self) -> bool {
+        true
+    }
+
     fn subscribe(&self) -> watch::Receiver<u64> {
         self.latest.subscribe()
     }

@@ -147,6 +147,11 @@ pub trait TenantStore: Send + Sync {
     fn revision(&self) -> Result<u64, BoardError>;
     /// A receiver told the newest revision after each write.
     fn subscribe(&self) -> watch::Receiver<u64>;
+    /// Whether a write waits on the disk (an fsync), so async callers should
+    /// run it off the async worker threads.
+    fn writes_block(&self) -> bool {
+        false
+    }
 }
 
 /// One write: a put (`value` set), a delete (`value` none), conditional on
@@ -283,6 +288,11 @@ impl Namespace {
     /// The tenant this board belongs to.
     pub fn tenant(&self) -> &str {
         &self.tenant
+    }
+
+    /// Whether writes wait on the disk; see [`TenantStore::writes_block`].
+    pub fn writes_block(&self) -> bool {
+        self.store.writes_block()
     }
 
     /// The newest revision (0 when nothing was ever written).

@@ -25,6 +25,25 @@ impl BoardCtx {
     }
 }
 
+impl BoardCtx {
+    /// Runs a write. A durable write waits for its fsync (a few hundred
+    /// microseconds) on a blocking thread, so the async workers keep running
+    /// other agents meanwhile.
+    async fn write<T: Send + 'static>(
+        &self,
+        write: impl FnOnce(&Namespace, &Arc<str>) -> Result<T, BoardError> + Send + 'static,
+    ) -> Result<T, Error> {
+        if !self.board.writes_block() {
+            return write(&self.board, &self.call.agent).map_err(to_wit);
+        }
+        let (board, writer) = (self.board.clone(), self.call.agent.clone());
+        tokio::task::spawn_blocking(move || write(&board, &writer))
+            .await
+            .unwrap_or_else(|e| Err(BoardError::Storage(format!("the write task failed: {e}"))))
+            .map_err(to_wit)
+    }
+}
+
 fn to_wit(e: BoardError) -> Error {
     match e {
         BoardError::InvalidKey(why) => Error::Denied(why),
@@ -46,7 +65,7 @@ impl Host for BoardCtx {
     }
 
     async fn put(&mut self, key: String, value: Vec<u8>) -> wasmtime::Result<Result<u64, Error>> {
-        Ok(self.board.put(&key, &value, &self.call.agent).map_err(to_wit))
+        Ok(self.write(move |board, writer| board.put(&key, &value, writer)).await)
     }
 
     async fn compare_and_swap(
@@ -55,11 +74,11 @@ impl Host for BoardCtx {
         expected: u64,
         value: Vec<u8>,
     ) -> wasmtime::Result<Result<u64, Error>> {
-        Ok(self.board.compare_and_swap(&key, expected, &value, &self.call.agent).map_err(to_wit))
+        Ok(self.write(move |board, writer| board.compare_and_swap(&key, expected, &value, writer)).await)
     }
 
     async fn delete(&mut self, key: String) -> wasmtime::Result<Result<bool, Error>> {
-        Ok(self.board.delete(&key, &self.call.agent).map_err(to_wit))
+        Ok(self.write(move |board, writer| board.delete(&key, writer)).await)
     }
 
     async fn list(&mut self, prefix: String) -> wasmtime::Result<Result<Vec<String>, Error>> {
