@@ -226,10 +226,11 @@ impl Gateway {
             .filter(|(_, p)| p.kind == Kind::Simulated)
             .map(|(name, p)| (name.as_str(), Arc::new(Simulated::new(p.simulated.clone()))))
             .collect();
+        let metrics = Metrics::default();
         let mut accounts: HashMap<(String, String), Arc<Account>> = HashMap::new();
         let mut routes = HashMap::new();
         for (name, route) in &settings.routes {
-            let built = Route::new(name, route.clone(), |provider, model| {
+            let built = Route::new(name, route.clone(), &metrics, |provider, model| {
                 let account = accounts.entry((provider.to_string(), model.to_string())).or_default().clone();
                 (
                     providers[provider].clone(),
@@ -240,14 +241,7 @@ impl Gateway {
             });
             routes.insert(name.clone(), Arc::new(built));
         }
-        let inner = Inner {
-            routes,
-            client,
-            clock,
-            quota,
-            metrics: Metrics::default(),
-            simulated_defaults: settings.simulated_defaults,
-        };
+        let inner = Inner { routes, client, clock, quota, metrics, simulated_defaults: settings.simulated_defaults };
         Ok(Gateway { inner: Arc::new(inner) })
     }
 
@@ -611,13 +605,13 @@ impl Inner {
                         Ok(value) => {
                             target.record(ticket, true, now, &self.metrics);
                             target.account.observe_latency(latency);
-                            self.metrics.attempts.get_or_create(&target.labels("ok")).inc();
-                            self.metrics
-                                .attempt_seconds
-                                .get_or_create(&target.labels("ok"))
-                                .observe(latency.as_secs_f64());
+                            target.count_ok(latency);
                             tracing::debug!(route = %route.name, target = %target.label(), attempt = made, ms = latency.as_millis() as u64, "attempt ok");
-                            trail.push(Attempt { target: target.label(), outcome: AttemptOutcome::Ok, latency });
+                            trail.push(Attempt {
+                                target: target.label().to_string(),
+                                outcome: AttemptOutcome::Ok,
+                                latency,
+                            });
                             if let Some(conversation) = &req.conversation {
                                 route.stick(&caller.tenant, conversation, index, now);
                             }
@@ -636,7 +630,7 @@ impl Inner {
                                 .observe(latency.as_secs_f64());
                             tracing::warn!(route = %route.name, target = %target.label(), attempt = made, %error, "attempt failed");
                             trail.push(Attempt {
-                                target: target.label(),
+                                target: target.label().to_string(),
                                 outcome: AttemptOutcome::Failed(error.clone()),
                                 latency,
                             });
@@ -702,7 +696,11 @@ impl Inner {
     fn skip(&self, trail: &mut Vec<Attempt>, target: &RouteTarget, reason: &str, why: String) {
         tracing::info!(route = %target.route, target = %target.label(), reason, "target skipped");
         self.metrics.skips.get_or_create(&target.labels(reason)).inc();
-        trail.push(Attempt { target: target.label(), outcome: AttemptOutcome::Skipped(why), latency: Duration::ZERO });
+        trail.push(Attempt {
+            target: target.label().to_string(),
+            outcome: AttemptOutcome::Skipped(why),
+            latency: Duration::ZERO,
+        });
     }
 
     fn timed_out(&self, route: &Route, trail: Vec<Attempt>, timeout: Duration) -> Failure {

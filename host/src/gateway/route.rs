@@ -9,6 +9,8 @@ use super::providers::Provider;
 use super::providers::simulated::Simulated;
 use super::settings::{Price, RouteSettings, Strategy, TargetPolicy};
 use parking_lot::Mutex;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::histogram::Histogram;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -96,12 +98,23 @@ pub struct RouteTarget {
     /// The account it shares with other routes.
     pub account: Arc<Account>,
     breaker: Mutex<Breaker>,
+    label: String,
+    /// Series of successful attempts, looked up once: the hot path then
+    /// costs two atomic adds, not a label-set allocation and a map lookup.
+    ok_attempts: Counter,
+    ok_seconds: Histogram,
 }
 
 impl RouteTarget {
     /// `provider/model`, as attempts are listed.
-    pub fn label(&self) -> String {
-        format!("{}/{}", self.provider.name, self.model)
+    pub fn label(&self) -> &str {
+        &self.label
+    }
+
+    /// Counts a successful attempt that took `latency`.
+    pub fn count_ok(&self, latency: Duration) {
+        self.ok_attempts.inc();
+        self.ok_seconds.observe(latency.as_secs_f64());
     }
 
     /// Metric labels with `outcome`.
@@ -172,6 +185,7 @@ impl Route {
     pub fn new(
         name: &str,
         settings: RouteSettings,
+        metrics: &Metrics,
         mut resolve: impl FnMut(&str, &str) -> (Arc<Provider>, Option<Arc<Simulated>>, Option<Price>, Arc<Account>),
     ) -> Route {
         let name: Arc<str> = Arc::from(name);
@@ -180,7 +194,16 @@ impl Route {
             .iter()
             .map(|t| {
                 let (provider, simulated, price, account) = resolve(&t.provider, &t.model);
+                let labels = TargetLabels {
+                    route: name.to_string(),
+                    provider: provider.name.clone(),
+                    model: t.model.clone(),
+                    outcome: "ok".into(),
+                };
                 Arc::new(RouteTarget {
+                    label: format!("{}/{}", provider.name, t.model),
+                    ok_attempts: metrics.attempts.get_or_create(&labels).clone(),
+                    ok_seconds: metrics.attempt_seconds.get_or_create(&labels).clone(),
                     route: name.clone(),
                     provider,
                     simulated,
