@@ -131,7 +131,21 @@ impl Chat {
         raw::complete(&self.request)
     }
 
-    /// Sends it and returns the answer as a stream of text pieces.
+    /// Sends it and returns the answer as a stream of text pieces. The host
+    /// falls back to another target only before the first piece; once `next`
+    /// returns `None`, `response()` has the whole answer (tool calls, usage,
+    /// provider, attempts).
+    ///
+    /// ```no_run
+    /// use paddock_sdk::llm::Chat;
+    /// let stream = Chat::new("fast").user("Tell me a story.").stream()?;
+    /// while let Some(piece) = stream.next() {
+    ///     print!("{}", piece?);
+    /// }
+    /// let whole = stream.response().expect("complete once next() returned None");
+    /// println!("\n{} tokens from {}", whole.usage.output_tokens, whole.provider);
+    /// # Ok::<(), paddock_sdk::llm::Error>(())
+    /// ```
     pub fn stream(self) -> Result<CompletionStream, Error> {
         raw::stream(&self.request)
     }
