@@ -15,18 +15,22 @@
 //! - `agent-repeat`: one invocation making many `llm.complete` calls, its time
 //!   divided by their number; this leaves instantiation out.
 //!
-//! Each row counts the calls that completed in the measured window (after a
-//! warm-up): throughput, p50 and p99, and `+p50`/`+p99`, that percentile minus
-//! `direct`'s at the same concurrency — the host's added latency. At C = 1 it
-//! is what one call on an idle host pays. At 64 and 512 both cores are busy,
-//! so a call mostly waits behind the others (latency ≈ C / throughput) and
-//! its added latency is the host's extra work per call times the queue ahead
-//! of it; `+µs/call` (1 / throughput − 1 / throughput of `direct`) shows that
+//! Each path at each concurrency runs in four stretches of a second, the
+//! paths taking turns, and each stretch starts with a warm-up that is not
+//! counted. A row gives throughput, p50 and p99 over the calls that ended in
+//! the measured seconds, and `+p50`/`+p99`: that percentile minus `direct`'s
+//! at the same concurrency — the latency the host adds. At C = 1 that is
+//! what one call on an idle host pays. At 64 and 512 both cores are busy, so
+//! a call mostly waits behind the others (latency ≈ C / throughput) and its
+//! added latency is the host's extra work per call times the queue ahead of
+//! it; `+µs/call` (1 / throughput − 1 / throughput of `direct`) shows that
 //! extra machine time per call directly.
 //!
 //! `cargo bench -p paddock --bench gateway` (add `-- --quick`, or set
 //! `PADDOCK_BENCH_QUICK=1`, for a short run). It prints a markdown table and
-//! writes the same figures as JSON to `target/gateway-bench.json`.
+//! writes the same figures as JSON to `target/gateway-bench.json`. For
+//! profiling, `PADDOCK_BENCH_ONLY=<path>` runs only `direct` and that path,
+//! and `PADDOCK_BENCH_CONCURRENCY=<C>` only that concurrency.
 
 use paddock::config::Settings;
 use paddock::gateway::Caller;
@@ -47,32 +51,48 @@ const MODEL: &str = "m";
 const PROMPT: &str = "hi";
 /// Calls per `agent-repeat` invocation.
 const REPEAT: u64 = 100;
-/// At most this many calls in all the `agent-repeat` invocations in flight:
-/// 512 invocations of 100 calls would take seconds each, longer than the
-/// window, so at C = 512 an invocation makes 12 calls (still enough to hide
-/// instantiation, which costs about a tenth of one call).
+/// At most this many calls in all the `agent-repeat` invocations in flight,
+/// so that an invocation ends well within a measured stretch: at C = 512 an
+/// invocation makes 12 calls, and a twelfth of an instantiation still falls
+/// on each.
 const REPEAT_CALLS_IN_FLIGHT: u64 = 6_400;
 
-/// How long each run warms up and then measures.
+/// How each path is driven at each concurrency.
+///
+/// The paths take turns, round after round, rather than each running once
+/// for the whole time: on this VM the same call takes anywhere from one to
+/// three times as long depending on whether the other core is asleep when a
+/// wake-up arrives, and on what the neighbours do. Taking turns lays such
+/// swings on every path alike, so the differences stay honest.
 #[derive(Clone, Copy)]
 struct Phases {
+    /// Before each measured stretch: the loops start together, and their
+    /// first calls queue behind each other.
     warmup: Duration,
+    /// One measured stretch.
     measure: Duration,
+    /// Stretches per path and concurrency.
+    rounds: u32,
 }
 
 impl Phases {
-    /// About 65 s for the whole bench; about 16 s when `quick`.
+    /// About 75 s for the whole bench; about 17 s when `quick`.
     fn new(quick: bool) -> Phases {
         if quick {
-            Phases { warmup: Duration::from_millis(250), measure: Duration::from_secs(1) }
+            Phases { warmup: Duration::from_millis(200), measure: Duration::from_millis(500), rounds: 2 }
         } else {
-            Phases { warmup: Duration::from_secs(1), measure: Duration::from_secs(4) }
+            Phases { warmup: Duration::from_millis(500), measure: Duration::from_secs(1), rounds: 4 }
         }
+    }
+
+    /// The measured time of one path at one concurrency.
+    fn measured(&self) -> Duration {
+        self.measure * self.rounds
     }
 }
 
-/// The ways to the fake that are compared.
-#[derive(Clone, Copy, PartialEq, Eq)]
+/// The paths to the fake that are compared (`Path` is taken by std).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Way {
     Direct,
     Gateway,
@@ -192,7 +212,7 @@ fn direct_client() -> reqwest::Client {
     reqwest::Client::builder().tcp_nodelay(true).pool_max_idle_per_host(1024).build().expect("an HTTP client builds")
 }
 
-/// What one run measured.
+/// What one path measured at one concurrency.
 struct Run {
     way: Way,
     concurrency: usize,
@@ -202,45 +222,94 @@ struct Run {
     p99: Duration,
 }
 
-/// Drives `way` with `concurrency` loops through `phases`.
-async fn run(subjects: &Arc<Subjects>, way: Way, concurrency: usize, phases: Phases) -> Run {
-    let calls_per_sample = way.calls_per_sample(concurrency);
-    let input: Arc<str> = agent_input(calls_per_sample).into();
-    let from = Instant::now() + phases.warmup;
-    let until = from + phases.measure;
-    let loops: Vec<_> =
-        (0..concurrency).map(|_| tokio::spawn(call_loop(subjects.clone(), way, input.clone(), from, until))).collect();
-    let mut nanos = Vec::new();
-    for lp in loops {
-        nanos.extend(lp.await.expect("a loop does not panic"));
-    }
-    nanos.sort_unstable();
-    let calls = nanos.len() as u64 * calls_per_sample;
-    let per_call = |q: f64| Duration::from_nanos(percentile(&nanos, q) / calls_per_sample);
-    Run {
-        way,
-        concurrency,
-        calls,
-        per_second: calls as f64 / phases.measure.as_secs_f64(),
-        p50: per_call(0.50),
-        p99: per_call(0.99),
+impl Run {
+    fn new(way: Way, concurrency: usize, mut tally: Tally, phases: Phases) -> Run {
+        let calls_per_sample = way.calls_per_sample(concurrency);
+        tally.nanos.sort_unstable();
+        let calls = tally.samples * calls_per_sample as f64;
+        let per_call = |q: f64| Duration::from_nanos(percentile(&tally.nanos, q) / calls_per_sample);
+        Run {
+            way,
+            concurrency,
+            calls: calls.round() as u64,
+            per_second: calls / phases.measured().as_secs_f64(),
+            p50: per_call(0.50),
+            p99: per_call(0.99),
+        }
     }
 }
 
-/// Samples back to back until `until`; keeps the latency, in nanoseconds, of
-/// those that ended in `from..until`. Counting by end time makes the count
-/// over the window an unbiased throughput.
-async fn call_loop(subjects: Arc<Subjects>, way: Way, input: Arc<str>, from: Instant, until: Instant) -> Vec<u64> {
-    let mut nanos = Vec::new();
+/// Drives every path in `ways` with `concurrency` loops, taking turns.
+async fn measure(subjects: &Arc<Subjects>, ways: &[Way], concurrency: usize, phases: Phases) -> Vec<Run> {
+    let mut tallies: Vec<Tally> = ways.iter().map(|_| Tally::default()).collect();
+    for _ in 0..phases.rounds {
+        for (way, total) in ways.iter().zip(&mut tallies) {
+            total.add(stretch(subjects, *way, concurrency, phases).await);
+        }
+    }
+    ways.iter().zip(tallies).map(|(way, tally)| Run::new(*way, concurrency, tally, phases)).collect()
+}
+
+/// One warm-up and measured stretch of `way` with `concurrency` loops.
+async fn stretch(subjects: &Arc<Subjects>, way: Way, concurrency: usize, phases: Phases) -> Tally {
+    let input: Arc<str> = agent_input(way.calls_per_sample(concurrency)).into();
+    let from = Instant::now() + phases.warmup;
+    let window = Window { from, until: from + phases.measure };
+    let loops: Vec<_> =
+        (0..concurrency).map(|_| tokio::spawn(call_loop(subjects.clone(), way, input.clone(), window))).collect();
+    let mut total = Tally::default();
+    for lp in loops {
+        total.add(lp.await.expect("a loop does not panic"));
+    }
+    total
+}
+
+/// The measured part of a stretch.
+#[derive(Clone, Copy)]
+struct Window {
+    from: Instant,
+    until: Instant,
+}
+
+impl Window {
+    /// The share of `began..ended` inside the window.
+    fn share(&self, began: Instant, ended: Instant) -> f64 {
+        let inside = ended.min(self.until).saturating_duration_since(began.max(self.from));
+        inside.as_secs_f64() / (ended - began).as_secs_f64().max(f64::MIN_POSITIVE)
+    }
+}
+
+/// What one loop saw.
+#[derive(Default)]
+struct Tally {
+    /// Latencies, in nanoseconds, of the samples that ended in the window.
+    nanos: Vec<u64>,
+    /// Samples done in the window, each counted by the share of it inside:
+    /// an `agent-repeat` sample can last a good part of the window, and
+    /// counting it whole or not at all would make its throughput jump.
+    samples: f64,
+}
+
+impl Tally {
+    fn add(&mut self, other: Tally) {
+        self.nanos.extend(other.nanos);
+        self.samples += other.samples;
+    }
+}
+
+/// Samples back to back until the window ends.
+async fn call_loop(subjects: Arc<Subjects>, way: Way, input: Arc<str>, window: Window) -> Tally {
+    let mut tally = Tally::default();
     loop {
         let began = Instant::now();
-        if began >= until {
-            return nanos;
+        if began >= window.until {
+            return tally;
         }
         subjects.sample(way, &input).await;
         let ended = Instant::now();
-        if ended >= from && ended < until {
-            nanos.push((ended - began).as_nanos() as u64);
+        tally.samples += window.share(began, ended);
+        if ended >= window.from && ended < window.until {
+            tally.nanos.push((ended - began).as_nanos() as u64);
         }
     }
 }
@@ -341,6 +410,7 @@ fn write_json(rows: &[Row], phases: Phases) {
         "cores": std::thread::available_parallelism().map_or(0, |n| n.get()),
         "warmup_s": phases.warmup.as_secs_f64(),
         "measure_s": phases.measure.as_secs_f64(),
+        "rounds": phases.rounds,
         "rows": rows.iter().map(Row::json).collect::<Vec<_>>(),
     });
     let path = json_path();
@@ -358,7 +428,7 @@ async fn check_same_body(subjects: &Subjects, fake: &FakeProvider) {
     assert_eq!(sent, openai_body(), "the direct body must be what the gateway sends");
 }
 
-async fn bench(fake: &FakeProvider, phases: Phases) -> Vec<Run> {
+async fn bench(fake: &FakeProvider, options: &Options) -> Vec<Run> {
     let plugins = tempfile::tempdir().expect("a temporary folder");
     let runtime = host(plugins.path(), &fake.url());
     let agent = runtime.load("client").unwrap_or_else(|e| panic!("cannot load llm-client: {e}"));
@@ -372,52 +442,62 @@ async fn bench(fake: &FakeProvider, phases: Phases) -> Vec<Run> {
     });
     check_same_body(&subjects, fake).await;
     let mut runs = Vec::new();
-    for concurrency in CONCURRENCY {
-        for way in Way::ALL {
-            let run = run(&subjects, way, concurrency, phases).await;
-            eprintln!("{:>12} C={concurrency:<3} {:>7.0} calls/s", way.name(), run.per_second);
+    let ways: Vec<Way> =
+        Way::ALL.into_iter().filter(|w| *w == Way::Direct || options.only.is_none_or(|o| o == *w)).collect();
+    for concurrency in options.concurrency.map_or(CONCURRENCY.to_vec(), |c| vec![c]) {
+        for run in measure(&subjects, &ways, concurrency, options.phases).await {
+            eprintln!("{:>12} C={concurrency:<3} {:>7.0} calls/s", run.way.name(), run.per_second);
             runs.push(run);
         }
     }
     runs
 }
 
-/// Starts the fake on a single-thread runtime of its own OS thread; it
-/// serves until the returned sender is dropped.
-fn fake_on_own_thread() -> (FakeProvider, tokio::sync::oneshot::Sender<()>) {
-    let (send_fake, fake) = std::sync::mpsc::channel();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio starts");
-        rt.block_on(async move {
-            let fake = FakeProvider::start().await.expect("the fake provider starts");
-            send_fake.send(fake).expect("main waits for the fake");
-            let _ = stopped.await;
+/// What to run, from the command line and the environment.
+struct Options {
+    phases: Phases,
+    /// `PADDOCK_BENCH_ONLY=<path>`: `direct` and that path only, for profiling.
+    only: Option<Way>,
+    /// `PADDOCK_BENCH_CONCURRENCY=<C>`: that concurrency only, for profiling.
+    concurrency: Option<usize>,
+}
+
+impl Options {
+    fn read() -> Options {
+        // Cargo passes `--bench`; other arguments are ignored.
+        let quick = std::env::args().any(|a| a == "--quick") || env("PADDOCK_BENCH_QUICK").is_some_and(|v| v == "1");
+        let only = env("PADDOCK_BENCH_ONLY").map(|name| {
+            Way::ALL.into_iter().find(|w| w.name() == name).unwrap_or_else(|| panic!("no path named {name:?}"))
         });
-    });
-    (fake.recv().expect("the fake's thread sends it"), stop)
+        let concurrency = env("PADDOCK_BENCH_CONCURRENCY")
+            .map(|c| c.parse().unwrap_or_else(|_| panic!("PADDOCK_BENCH_CONCURRENCY={c:?} is not a number")));
+        Options { phases: Phases::new(quick), only, concurrency }
+    }
+}
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
 }
 
 fn main() {
-    // Cargo passes `--bench`; other arguments are ignored.
-    let quick =
-        std::env::args().any(|a| a == "--quick") || std::env::var_os("PADDOCK_BENCH_QUICK").is_some_and(|v| v == "1");
-    let phases = Phases::new(quick);
-    let own_thread = std::env::var_os("PADDOCK_BENCH_FAKE").is_some_and(|v| v == "thread");
+    let options = Options::read();
+    // One runtime for the host, the loops and the fake alike. The fake could
+    // have a thread of its own, as a remote provider would, but on two cores
+    // that third busy thread competes with the workers under the OS
+    // scheduler: in trials it made the gateway's extra work per call look
+    // half as large (part of it hid in time the fake's thread left idle) and
+    // p99 at C = 512 noisier. Sharing the workers makes every microsecond the
+    // host spends show in throughput. At C = 1 both ways measured the same
+    // added latency.
     let tokio =
         tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("tokio starts");
     let runs = tokio.block_on(async {
-        if own_thread {
-            let (fake, _stop) = fake_on_own_thread();
-            bench(&fake, phases).await
-        } else {
-            let fake = FakeProvider::start().await.expect("the fake provider starts");
-            let runs = bench(&fake, phases).await;
-            fake.shutdown().await;
-            runs
-        }
+        let fake = FakeProvider::start().await.expect("the fake provider starts");
+        let runs = bench(&fake, &options).await;
+        fake.shutdown().await;
+        runs
     });
     let rows = rows(&runs);
     print_table(&rows);
-    write_json(&rows, phases);
+    write_json(&rows, options.phases);
 }

@@ -64,6 +64,12 @@ fn host_get(c: &mut Criterion) {
     }
     c.bench_function("blackboard/host_get", |b| b.iter(|| ns.get(std::hint::black_box("key/5000")).unwrap()));
     c.bench_function("blackboard/host_put", |b| b.iter(|| ns.put("key/5000", b"0123456789abcdef", &writer).unwrap()));
+    c.bench_function("blackboard/host_cas", |b| {
+        b.iter(|| {
+            let current = ns.get("key/5000").unwrap().map_or(0, |e| e.revision);
+            ns.compare_and_swap("key/5000", current, b"0123456789abcdef", &writer).unwrap()
+        })
+    });
 }
 
 fn durable(c: &mut Criterion) {
