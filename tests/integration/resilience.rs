@@ -411,3 +411,31 @@ async fn unknown_routes_and_bad_requests_are_refused_without_an_attempt() {
     );
     assert_eq!(a.request_count(), 0);
 }
+
+#[tokio::test]
+async fn a_failed_call_is_committed_once_naming_the_target_tried_last() {
+    let (a, b) = fakes().await;
+    a.push(fault(Fault::Status { code: 500 }));
+    b.push(fault(Fault::InvalidRequest));
+    let ledger = Arc::new(Ledger::default());
+    let (gw, _clock) = gateway_with_quota(&two_targets(&a, &b, "retries = 0"), ledger.clone());
+    gw.complete(&caller(), ask("r", "x")).await.unwrap_err();
+    let committed = ledger.committed.lock();
+    assert_eq!(committed.len(), 1);
+    let record = &committed[0].1;
+    assert_eq!((record.provider.as_str(), record.attempts, record.outcome.as_str()), ("b", 2, "invalid-request"));
+    assert_eq!((record.tokens, record.cost_micros), (Tokens::default(), 0));
+}
+
+#[tokio::test]
+async fn openai_reasoning_models_get_max_completion_tokens() {
+    let a = FakeProvider::start().await.unwrap();
+    let toml = one_target(&a, "openai", "")
+        .replace("kind = \"openai\"\n", "kind = \"openai\"\nmax-tokens-field = \"max_completion_tokens\"\n");
+    let (gw, _clock) = gateway(&toml);
+    let mut req = ask("r", "x");
+    req.max_tokens = Some(7);
+    gw.complete(&caller(), req).await.unwrap();
+    let body = &a.requests()[0].body;
+    assert_eq!((body["max_completion_tokens"].as_u64(), body.get("max_tokens")), (Some(7), None));
+}

@@ -729,7 +729,24 @@ impl Inner {
     ) -> Failure {
         let attempts = count_attempts(&failure.trail);
         let kind = failure.error.kind();
-        self.record(caller, route, None, attempts, started, Tokens::default(), kind, streamed, reservation);
+        // The record names the target tried last; it billed nothing.
+        let last = failure
+            .trail
+            .iter()
+            .rev()
+            .find(|a| !matches!(a.outcome, AttemptOutcome::Skipped(_)))
+            .and_then(|a| route.targets.iter().find(|t| t.label() == a.target));
+        self.record(
+            caller,
+            route,
+            last.map(|t| &**t),
+            attempts,
+            started,
+            Tokens::default(),
+            kind,
+            streamed,
+            reservation,
+        );
         failure
     }
 

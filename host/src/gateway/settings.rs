@@ -140,6 +140,7 @@ pub(crate) struct ProviderFile {
     api_key_secret: Option<String>,
     key_header: Option<String>,
     query: Option<String>,
+    max_tokens_field: Option<String>,
     // simulated only
     seed: Option<u64>,
     latency: Option<Span>,
@@ -271,6 +272,16 @@ impl GatewayFile {
                     return Err(format!("{at}.key-header: `{other}` is not one of \"authorization\", \"api-key\""));
                 }
             };
+            let max_completion_tokens = match (kind, p.max_tokens_field.as_deref()) {
+                (_, None) | (Kind::OpenAi, Some("max_tokens")) => false,
+                (Kind::OpenAi, Some("max_completion_tokens")) => true,
+                (Kind::OpenAi, Some(other)) => {
+                    return Err(format!(
+                        "{at}.max-tokens-field: `{other}` is not one of \"max_tokens\", \"max_completion_tokens\""
+                    ));
+                }
+                (_, Some(_)) => return Err(format!("{at}.max-tokens-field is for kind = \"openai\" only")),
+            };
             let base_url = p.base_url.unwrap_or_else(|| kind.default_base_url().to_string());
             if kind != Kind::Simulated && !(base_url.starts_with("http://") || base_url.starts_with("https://")) {
                 return Err(format!("{at}.base-url: `{base_url}` is not an http:// or https:// URL"));
@@ -298,6 +309,7 @@ impl GatewayFile {
                 key,
                 key_header,
                 query: p.query,
+                max_completion_tokens,
                 simulated,
             };
             providers.insert(name, provider);
@@ -393,6 +405,7 @@ impl GatewaySettings {
             key: None,
             key_header: KeyHeader::Bearer,
             query: None,
+            max_completion_tokens: false,
             simulated: SimSettings::default(),
         };
         let route = |model: &str| RouteSettings {

@@ -128,6 +128,10 @@ pub struct Provider {
     pub key_header: KeyHeader,
     /// A query string added to every URL (Azure's `api-version=…`).
     pub query: Option<String>,
+    /// OpenAI only: send the token cap as `max_completion_tokens` (which
+    /// OpenAI's reasoning models require) instead of `max_tokens` (which
+    /// every compatible server accepts).
+    pub max_completion_tokens: bool,
     /// Settings of a simulated provider.
     pub simulated: simulated::SimSettings,
 }
@@ -181,7 +185,9 @@ impl Provider {
         meta: &mut Meta,
     ) -> Result<reqwest::Response, ProviderError> {
         let (path, body) = match self.kind {
-            Kind::OpenAi => ("/chat/completions".to_string(), openai::body(model, req, stream)),
+            Kind::OpenAi => {
+                ("/chat/completions".to_string(), openai::body(model, req, stream, self.max_completion_tokens))
+            }
             Kind::Anthropic => ("/v1/messages".to_string(), anthropic::body(model, req, stream)),
             Kind::Gemini => (gemini::path(model, stream), gemini::body(req)),
             Kind::Ollama => ("/api/chat".to_string(), ollama::body(model, req, stream)),

@@ -6,7 +6,7 @@ use crate::gateway::types::{ChatRequest, Finish, Piece, Reply, Tokens, ToolCall}
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
 
-pub(super) fn body(model: &str, req: &ChatRequest, stream: bool) -> Value {
+pub(super) fn body(model: &str, req: &ChatRequest, stream: bool, max_completion_tokens: bool) -> Value {
     let messages: Vec<Value> = req
         .messages
         .iter()
@@ -41,7 +41,8 @@ pub(super) fn body(model: &str, req: &ChatRequest, stream: bool) -> Value {
         );
     }
     if let Some(n) = req.max_tokens {
-        b.insert("max_tokens".into(), n.into());
+        let field = if max_completion_tokens { "max_completion_tokens" } else { "max_tokens" };
+        b.insert(field.into(), n.into());
     }
     if let Some(t) = req.temperature {
         b.insert("temperature".into(), f64::from(t).into());
