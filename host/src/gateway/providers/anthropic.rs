@@ -7,7 +7,7 @@
 use super::{Decode, Frame, Framing, count, frame_json, json_text};
 use crate::gateway::error::{ErrorClass, ProviderError, class_of_status, excerpt};
 use crate::gateway::types::{ChatRequest, Finish, Piece, Reply, Role, Tokens, ToolCall};
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
 
 /// The forced tool that carries a structured reply.
@@ -44,12 +44,10 @@ pub(super) fn body(model: &str, req: &ChatRequest, stream: bool) -> Value {
             _ => json!({"role": "user", "content": m.content}),
         })
         .collect();
-    let mut body = json!({
-        "model": model,
-        "max_tokens": req.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS),
-        "messages": messages,
-    });
-    let b = body.as_object_mut().expect("an object literal");
+    let mut b = Map::new();
+    b.insert("model".into(), model.into());
+    b.insert("max_tokens".into(), req.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS).into());
+    b.insert("messages".into(), messages.into());
     if !system.is_empty() {
         b.insert("system".into(), system.join("\n\n").into());
     }
@@ -78,7 +76,7 @@ pub(super) fn body(model: &str, req: &ChatRequest, stream: bool) -> Value {
     if stream {
         b.insert("stream".into(), true.into());
     }
-    body
+    Value::Object(b)
 }
 
 fn finish(reason: &str) -> Finish {

@@ -8,7 +8,7 @@
 use super::{Decode, Frame, Framing, count, frame_json, json_text, synthetic_call_id};
 use crate::gateway::error::{ErrorClass, ProviderError, class_of_status, excerpt};
 use crate::gateway::types::{ChatRequest, Finish, Piece, Reply, Role, Tokens, ToolCall};
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -49,8 +49,8 @@ pub(super) fn body(req: &ChatRequest) -> Value {
             _ => json!({"role": "user", "parts": [{"text": m.content}]}),
         })
         .collect();
-    let mut body = json!({ "contents": contents });
-    let b = body.as_object_mut().expect("an object literal");
+    let mut b = Map::new();
+    b.insert("contents".into(), contents.into());
     if !system.is_empty() {
         b.insert("systemInstruction".into(), json!({ "parts": system }));
     }
@@ -79,7 +79,7 @@ pub(super) fn body(req: &ChatRequest) -> Value {
     if !config.is_empty() {
         b.insert("generationConfig".into(), config.into());
     }
-    body
+    Value::Object(b)
 }
 
 pub(super) fn embed_body(model: &str, inputs: &[String]) -> Value {

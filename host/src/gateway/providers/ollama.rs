@@ -23,8 +23,10 @@ pub(super) fn body(model: &str, req: &ChatRequest, stream: bool) -> Value {
             msg
         })
         .collect();
-    let mut body = json!({ "model": model, "messages": messages, "stream": stream });
-    let b = body.as_object_mut().expect("an object literal");
+    let mut b = Map::new();
+    b.insert("model".into(), model.into());
+    b.insert("messages".into(), messages.into());
+    b.insert("stream".into(), stream.into());
     if !req.tools.is_empty() {
         b.insert("tools".into(), function_tools(req).into());
     }
@@ -44,7 +46,7 @@ pub(super) fn body(model: &str, req: &ChatRequest, stream: bool) -> Value {
     if !options.is_empty() {
         b.insert("options".into(), options.into());
     }
-    body
+    Value::Object(b)
 }
 
 fn finish(json: &Value, calls: usize) -> Finish {

@@ -29,8 +29,9 @@ pub(super) fn body(model: &str, req: &ChatRequest, stream: bool, max_completion_
             Value::Object(msg)
         })
         .collect();
-    let mut body = json!({ "model": model, "messages": messages });
-    let b = body.as_object_mut().expect("an object literal");
+    let mut b = Map::new();
+    b.insert("model".into(), model.into());
+    b.insert("messages".into(), messages.into());
     if !req.tools.is_empty() {
         b.insert("tools".into(), function_tools(req).into());
     }
@@ -55,7 +56,7 @@ pub(super) fn body(model: &str, req: &ChatRequest, stream: bool, max_completion_
         // Without this, a stream carries no usage at all.
         b.insert("stream_options".into(), json!({"include_usage": true}));
     }
-    body
+    Value::Object(b)
 }
 
 fn finish(reason: &str) -> Finish {
