@@ -30,6 +30,13 @@ pub fn open_blackboard(settings: &Settings) -> Result<Blackboard, String> {
     })
 }
 
+/// A new run id: 12 hex digits of milliseconds since 1970, then 8 random
+/// ones, so ids sort by start time and do not collide in practice.
+pub fn new_run_id() -> Arc<str> {
+    let millis = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis());
+    Arc::from(format!("{:012x}{:08x}", millis & 0xffff_ffff_ffff, fastrand::u32(..)))
+}
+
 /// A loaded agent, ready to be instantiated any number of times.
 pub struct Agent {
     /// Its name (from the manifest, or the file stem of a bare `.wasm`).
@@ -52,6 +59,8 @@ pub struct Agent {
 pub struct RunOptions {
     /// The tenant; the configured default when `None`.
     pub tenant: Option<String>,
+    /// The run this invocation belongs to; a new id when `None`.
+    pub run: Option<String>,
     /// Limits set by the operator for this run (bounded by the ceiling).
     pub overrides: Requested,
     /// Directories granted for this run, besides the configured ones.
@@ -202,7 +211,8 @@ impl Runtime {
         let limits = agent.limits.with_overrides(&s.ceiling, &options.overrides).map_err(RunError::Options)?;
         let mut dirs = s.agents.get(&*agent.name).map(|p| p.dirs.clone()).unwrap_or_default();
         dirs.extend(options.dirs.iter().cloned());
-        Ok(self.invoke(agent, input, Arc::from(tenant), limits, dirs, vec![agent.name.clone()]).await)
+        let run = options.run.as_deref().map_or_else(new_run_id, Arc::from);
+        Ok(self.invoke(agent, input, Arc::from(tenant), run, limits, dirs, vec![agent.name.clone()]).await)
     }
 
     fn invoke(
@@ -210,6 +220,7 @@ impl Runtime {
         agent: &Agent,
         input: &str,
         tenant: Arc<str>,
+        run: Arc<str>,
         limits: Limits,
         dirs: Vec<DirGrant>,
         chain: Vec<Arc<str>>,
@@ -219,6 +230,7 @@ impl Runtime {
             agent: agent.name.clone(),
             board: self.inner.board.namespace(&tenant),
             tenant,
+            run,
             limits,
             caps: s.caps,
             table_elements: s.engine.max_table_elements.into(),
@@ -241,6 +253,7 @@ impl Dispatch for Runtime {
     fn call(
         &self,
         tenant: Arc<str>,
+        run: Arc<str>,
         chain: Vec<Arc<str>>,
         agent: String,
         input: String,
@@ -252,7 +265,7 @@ impl Dispatch for Runtime {
             let dirs = s.agents.get(&agent).map(|p| p.dirs.clone()).unwrap_or_default();
             let mut chain = chain;
             chain.push(callee.name.clone());
-            let outcome = runtime.invoke(&callee, &input, tenant, callee.limits, dirs, chain).await;
+            let outcome = runtime.invoke(&callee, &input, tenant, run, callee.limits, dirs, chain).await;
             outcome.result.map_err(|e| match e {
                 InvokeError::Failed { message, .. } => format!("failed: {message}"),
                 InvokeError::Limit { .. } => format!("limit: {e}"),

@@ -56,6 +56,9 @@ pub struct CallContext {
     pub agent: Arc<str>,
     /// The tenant the invocation runs for.
     pub tenant: Arc<str>,
+    /// The run it belongs to: one id for a top-level invocation and every
+    /// agent it calls (recorded as provenance of its blackboard writes).
+    pub run: Arc<str>,
     /// Byte caps on arguments.
     pub caps: SizeCaps,
     /// Records the first size cap broken, for the invocation's error.
@@ -65,10 +68,10 @@ pub struct CallContext {
 }
 
 impl CallContext {
-    /// A context for `agent` in `tenant`.
-    pub fn new(agent: Arc<str>, tenant: Arc<str>, caps: SizeCaps) -> Arc<Self> {
+    /// A context for `agent` in `tenant`, part of `run`.
+    pub fn new(agent: Arc<str>, tenant: Arc<str>, run: Arc<str>, caps: SizeCaps) -> Arc<Self> {
         let log = log::AgentLog::new(agent.clone(), tenant.clone(), caps.log_total_bytes);
-        Arc::new(CallContext { agent, tenant, caps, violation: OnceLock::new(), log })
+        Arc::new(CallContext { agent, tenant, run, caps, violation: OnceLock::new(), log })
     }
 
     /// Traps the invocation when `size` is over `limit`, recording why.

@@ -87,6 +87,7 @@ pub async fn run(settings: Settings, args: RunArgs) -> u8 {
     };
     let options = RunOptions {
         tenant: args.tenant.clone(),
+        run: None,
         overrides: Requested { fuel: args.fuel, memory, timeout: args.timeout.map(|t| t.0) },
         dirs,
     };
@@ -108,6 +109,7 @@ pub async fn run(settings: Settings, args: RunArgs) -> u8 {
         };
         let report = serde_json::json!({
             "agent": &*agent.name,
+            "run": &*outcome.run,
             "output": output,
             "error": error,
             "logs": outcome.logs,

@@ -66,6 +66,8 @@ pub struct Invocation {
     pub agent: Arc<str>,
     /// The tenant it runs for.
     pub tenant: Arc<str>,
+    /// The run it belongs to.
+    pub run: Arc<str>,
     /// Its limits, already resolved against the ceiling.
     pub limits: Limits,
     /// Byte caps at the boundary.
@@ -135,6 +137,8 @@ pub enum InvokeError {
 /// What an invocation produced.
 #[derive(Debug)]
 pub struct Outcome {
+    /// The run it belonged to.
+    pub run: Arc<str>,
     /// The agent's output, or why there is none.
     pub result: Result<String, InvokeError>,
     /// Everything it logged (including captured stdout and stderr).
@@ -148,10 +152,15 @@ pub struct Outcome {
 /// Runs `input` through a fresh instance of `pre`.
 pub async fn invoke(engine: &Engine, pre: &AgentWorldPre<AgentState>, inv: Invocation, input: &str) -> Outcome {
     let started = Instant::now();
-    let call = CallContext::new(inv.agent.clone(), inv.tenant.clone(), inv.caps);
+    let call = CallContext::new(inv.agent.clone(), inv.tenant.clone(), inv.run.clone(), inv.caps);
     let agent = inv.agent.clone();
-    let finish =
-        |result, fuel_consumed| Outcome { result, logs: call.log.take(), fuel_consumed, elapsed: started.elapsed() };
+    let finish = |result, fuel_consumed| Outcome {
+        run: call.run.clone(),
+        result,
+        logs: call.log.take(),
+        fuel_consumed,
+        elapsed: started.elapsed(),
+    };
 
     if input.len() as u64 > inv.caps.io_bytes {
         let limit = LimitHit::Io { what: "input", size: input.len() as u64, limit: inv.caps.io_bytes };

@@ -13,12 +13,13 @@ use wasmtime::component::HasData;
 
 /// Runs an agent on behalf of another.
 pub trait Dispatch: Send + Sync {
-    /// Runs `agent` with `input` for `tenant`; `chain` is the callers so far,
+    /// Runs `agent` with `input` for `tenant` as part of `run`; `chain` is the callers so far,
     /// outermost first, ending with the immediate caller. Errors are text
     /// starting with their kind (`denied:`, `failed:`, `limit:`, `crashed:`).
     fn call(
         &self,
         tenant: Arc<str>,
+        run: Arc<str>,
         chain: Vec<Arc<str>>,
         agent: String,
         input: String,
@@ -77,7 +78,7 @@ impl Host for AgentsCtx {
         let Some(dispatch) = &self.dispatch else {
             return Ok(Err("denied: this host cannot run other agents from here".to_string()));
         };
-        Ok(dispatch.call(call.tenant.clone(), self.chain.clone(), agent, input).await)
+        Ok(dispatch.call(call.tenant.clone(), call.run.clone(), self.chain.clone(), agent, input).await)
     }
 }
 
