@@ -140,6 +140,9 @@ pub struct EngineSettings {
     pub max_core_instances: u32,
     /// How often the wall-clock deadline is checked and busy guests yield.
     pub epoch_tick: Duration,
+    /// Guests that may compute at once, shared fairly between tenants
+    /// (default: the number of CPUs; 0 turns fair scheduling off).
+    pub cpu_slots: usize,
 }
 
 /// A host directory the operator lends to an agent.
@@ -313,6 +316,9 @@ impl Settings {
             max_table_elements: e.max_table_elements.unwrap_or(100_000),
             max_core_instances: e.max_core_instances.unwrap_or(32),
             epoch_tick: e.epoch_tick.map_or(Duration::from_millis(10), |s| s.0),
+            cpu_slots: e
+                .cpu_slots
+                .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, std::num::NonZero::get)),
         };
         if engine.max_instances == 0 {
             return Err(fail("engine.max-instances must be greater than zero".into()));
@@ -543,6 +549,7 @@ struct EngineSection {
     max_table_elements: Option<u32>,
     max_core_instances: Option<u32>,
     epoch_tick: Option<Span>,
+    cpu_slots: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
