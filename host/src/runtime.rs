@@ -8,7 +8,10 @@ use crate::config::{BoardStore, DirGrant, Limits, Requested, Settings};
 use crate::engine::{self, EpochTicker};
 use crate::gateway::Gateway;
 use crate::plugins::load::{self, Inspection, LoadError};
-use crate::plugins::{Manifest, Registry};
+use crate::gateway::clock::SystemClock;
+use crate::plugins::{Capabilities, Manifest, Registry};
+use crate::quota::{Budgets, Ledger};
+use crate::tenants::{self, Admission, Grants, TenantCeiling, TenantPolicy, Tenants};
 use crate::sandbox::{self, AgentState, Invocation, InvokeError, Outcome};
 use parking_lot::Mutex;
 use std::collections::HashMap;
@@ -49,9 +52,28 @@ pub struct Agent {
     pub limits: Limits,
     /// Notes from loading (e.g. a limit cut down to the ceiling).
     pub notes: Vec<String>,
-    callable: Arc<[String]>,
-    routes: Arc<[String]>,
+    /// What it asks for: its manifest's capabilities (a bare component asks
+    /// for its tenant's board and nothing else).
+    pub requested: Arc<Capabilities>,
+    /// What each tenant granted it, computed once per tenant.
+    grants: Mutex<HashMap<Arc<str>, Arc<Grants>>>,
     pre: AgentWorldPre<AgentState>,
+}
+
+impl Agent {
+    /// What `policy` grants this agent (cached per tenant).
+    pub fn grants(&self, policy: &TenantPolicy) -> Arc<Grants> {
+        if let Some(g) = self.grants.lock().get(policy.name.as_str()) {
+            return g.clone();
+        }
+        let grants = tenants::resolve(policy, &self.requested);
+        for r in grants.refused.iter() {
+            tracing::info!(agent = &*self.name, tenant = %policy.name, capability = %r.capability, "not granted: {}", r.reason);
+        }
+        let grants = Arc::new(grants);
+        self.grants.lock().insert(Arc::from(policy.name.as_str()), grants.clone());
+        grants
+    }
 }
 
 /// Options of one invocation.
@@ -76,6 +98,10 @@ pub enum RunError {
     /// The options are wrong (a limit above the ceiling, a bad tenant name).
     #[error("{0}")]
     Options(String),
+    /// The tenant's policy refused the run: no such tenant, an agent it may
+    /// not run, or its concurrency cap stayed full. The text names the rule.
+    #[error("{0}")]
+    Refused(String),
 }
 
 /// The host.
@@ -91,6 +117,8 @@ struct Inner {
     registry: Registry,
     board: Arc<Blackboard>,
     gateway: Gateway,
+    ledger: Option<Arc<Ledger>>,
+    admission: Admission,
     loaded: Mutex<HashMap<String, Arc<Agent>>>,
     _ticker: EpochTicker,
 }
@@ -103,9 +131,14 @@ impl Runtime {
         let linker = sandbox::linker(&engine)?;
         let ticker = EpochTicker::start(&engine, settings.engine.epoch_tick)
             .map_err(|e| wasmtime::format_err!("cannot start the epoch thread: {e}"))?;
-        let gateway = Gateway::new(&settings.gateway).map_err(wasmtime::Error::msg)?;
+        let ledger = Ledger::open(&settings.ledger, budgets(&settings.tenants), Arc::new(SystemClock))
+            .map_err(|e| wasmtime::format_err!("host.ledger: {e}"))?;
+        let gateway = Gateway::with(&settings.gateway, Arc::new(SystemClock), ledger.clone())
+            .map_err(wasmtime::Error::msg)?;
         let inner = Inner {
             gateway,
+            ledger: Some(ledger),
+            admission: Admission::default(),
             registry: Registry::new(&settings.plugins_dir),
             board: Arc::new(board),
             loaded: Mutex::default(),
@@ -135,6 +168,11 @@ impl Runtime {
     /// The LLM gateway.
     pub fn gateway(&self) -> &Gateway {
         &self.inner.gateway
+    }
+
+    /// The budget ledger.
+    pub fn ledger(&self) -> Option<&Arc<Ledger>> {
+        self.inner.ledger.as_ref()
     }
 
     /// The plugins folder.
@@ -184,16 +222,15 @@ impl Runtime {
         for note in &notes {
             tracing::warn!(agent = name, "{note}");
         }
-        let callable = manifest.as_ref().map(|m| m.capabilities.agents.clone()).unwrap_or_default();
-        let routes = manifest.as_ref().map(|m| m.capabilities.routes.clone()).unwrap_or_default();
+        let requested = Arc::new(manifest.as_ref().map(|m| m.capabilities.clone()).unwrap_or_default());
         Ok(Agent {
             name: Arc::from(name),
             manifest,
             component: path.to_path_buf(),
             limits,
             notes,
-            callable: callable.into(),
-            routes: routes.into(),
+            requested,
+            grants: Mutex::default(),
             pre,
         })
     }
@@ -203,16 +240,38 @@ impl Runtime {
         load::inspect(&self.inner.engine, &self.inner.linker, path)
     }
 
-    /// Runs `agent` once with `input`.
+    /// Runs `agent` once with `input`: checks the tenant's policy, waits for
+    /// admission under its concurrency caps, then invokes.
     pub async fn run(&self, agent: &Agent, input: &str, options: &RunOptions) -> Result<Outcome, RunError> {
         let s = &self.inner.settings;
         let tenant = options.tenant.clone().unwrap_or_else(|| s.default_tenant.clone());
         validate_tenant(&tenant).map_err(RunError::Options)?;
-        let limits = agent.limits.with_overrides(&s.ceiling, &options.overrides).map_err(RunError::Options)?;
-        let mut dirs = s.agents.get(&*agent.name).map(|p| p.dirs.clone()).unwrap_or_default();
+        let policy = s.tenants.get(&tenant).map_err(RunError::Refused)?;
+        policy.check_agent(&agent.name).map_err(RunError::Refused)?;
+        let ceiling = policy.ceiling.apply(&s.ceiling);
+        let limits = agent.limits.capped(&ceiling).with_overrides(&ceiling, &options.overrides).map_err(|e| {
+            RunError::Options(if policy.ceiling == TenantCeiling::default() {
+                e
+            } else {
+                format!("{e} (lowered by tenants.{}.ceiling)", policy.name)
+            })
+        })?;
+        let grants = agent.grants(&policy);
+        let mut dirs = self.operator_dirs(&agent.name, &grants);
         dirs.extend(options.dirs.iter().cloned());
+        let _admitted =
+            self.inner.admission.admit(&policy, &agent.name, limits.timeout).await.map_err(RunError::Refused)?;
         let run = options.run.as_deref().map_or_else(new_run_id, Arc::from);
-        Ok(self.invoke(agent, input, Arc::from(tenant), run, limits, dirs, vec![agent.name.clone()]).await)
+        let tenant = Arc::from(tenant);
+        Ok(self.invoke(agent, input, tenant, run, limits, dirs, &grants, vec![agent.name.clone()]).await)
+    }
+
+    /// The directories an invocation gets: the operator's `[agents.NAME]`
+    /// grants and the tenant's directories the agent asked for.
+    fn operator_dirs(&self, agent: &str, grants: &Grants) -> Vec<DirGrant> {
+        let mut dirs = self.inner.settings.agents.get(agent).map(|p| p.dirs.clone()).unwrap_or_default();
+        dirs.extend(grants.dirs.iter().cloned());
+        dirs
     }
 
     fn invoke(
@@ -223,6 +282,7 @@ impl Runtime {
         run: Arc<str>,
         limits: Limits,
         dirs: Vec<DirGrant>,
+        grants: &Arc<Grants>,
         chain: Vec<Arc<str>>,
     ) -> impl Future<Output = Outcome> + Send + 'static {
         let s = &self.inner.settings;
@@ -237,12 +297,12 @@ impl Runtime {
             instances: s.engine.max_core_instances as usize,
             tables: s.engine.max_tables as usize,
             dirs,
-            callable: agent.callable.clone(),
+            grants: grants.clone(),
+            requested: agent.requested.clone(),
             chain,
             max_call_depth: s.max_call_depth,
             dispatch: Some(Arc::new(self.clone()) as Arc<dyn Dispatch>),
             gateway: Some(self.inner.gateway.clone()),
-            routes: agent.routes.clone(),
         };
         let (engine, pre, input) = (self.inner.engine.clone(), agent.pre.clone(), input.to_string());
         async move { sandbox::invoke(&engine, &pre, invocation, &input).await }
@@ -260,12 +320,16 @@ impl Dispatch for Runtime {
     ) -> Pin<Box<dyn Future<Output = Result<String, String>> + Send + 'static>> {
         let runtime = self.clone();
         Box::pin(async move {
-            let callee = runtime.load(&agent).map_err(|e| format!("denied: cannot load agent {agent:?}: {e}"))?;
             let s = &runtime.inner.settings;
-            let dirs = s.agents.get(&agent).map(|p| p.dirs.clone()).unwrap_or_default();
+            let policy = s.tenants.get(&tenant)?;
+            policy.check_agent(&agent)?;
+            let callee = runtime.load(&agent).map_err(|e| format!("denied: cannot load agent {agent:?}: {e}"))?;
+            let grants = callee.grants(&policy);
+            let dirs = runtime.operator_dirs(&agent, &grants);
+            let limits = callee.limits.capped(&policy.ceiling.apply(&s.ceiling));
             let mut chain = chain;
             chain.push(callee.name.clone());
-            let outcome = runtime.invoke(&callee, &input, tenant, run, callee.limits, dirs, chain).await;
+            let outcome = runtime.invoke(&callee, &input, tenant, run, limits, dirs, &grants, chain).await;
             outcome.result.map_err(|e| match e {
                 InvokeError::Failed { message, .. } => format!("failed: {message}"),
                 InvokeError::Limit { .. } => format!("limit: {e}"),
@@ -274,4 +338,16 @@ impl Dispatch for Runtime {
             })
         })
     }
+}
+
+/// The ledger's budgets: every configured tenant's, and its agents'.
+fn budgets(tenants: &Tenants) -> Budgets {
+    let mut budgets = Budgets::default();
+    for policy in tenants.iter() {
+        budgets.tenants.insert(policy.name.clone(), policy.budget);
+        for (agent, b) in &policy.agent_budgets {
+            budgets.agents.insert((policy.name.clone(), agent.clone()), b.budget);
+        }
+    }
+    budgets
 }

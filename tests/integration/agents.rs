@@ -19,7 +19,7 @@ async fn calling_an_agent_not_in_the_manifest_is_denied_naming_both() {
     let outcome = run(&rt, "boss", &call("echoer", "hi".into())).await;
     assert_eq!(
         error_text(&outcome),
-        "agent \"boss\" returned an error: denied: agent \"boss\" may not call \"echoer\" (not in its manifest's capabilities.agents)"
+        "agent \"boss\" returned an error: denied: calling agent \"echoer\" is not granted to agent \"boss\" (its manifest's capabilities.agents: helper)"
     );
 }
 
@@ -33,7 +33,7 @@ async fn a_granted_call_runs_the_callee_in_the_callers_tenant() {
     let out = output_json(&run_with(&rt, "boss", &call("echoer", "hi".into()), &options).await);
     assert_eq!((out["input"].as_str(), out["writer"].as_str()), (Some("\"hi\""), Some("echoer")));
     let entry = rt.blackboard().namespace("acme").get("echo/last").unwrap().unwrap();
-    assert_eq!((&*entry.value, &*entry.writer), (&b"\"hi\""[..], "echoer"));
+    assert_eq!((&*entry.value, &*entry.writer.agent), (&b"\"hi\""[..], "echoer"));
     assert_eq!(rt.blackboard().namespace("default").get("echo/last").unwrap(), None);
 }
 

@@ -4,11 +4,13 @@
 
 mod agents;
 mod blackboard;
+mod budgets;
 mod chaos;
 mod cli;
 mod limits;
 mod llm;
 mod loading;
 mod resilience;
+mod tenants;
 mod util;
 mod wasi;

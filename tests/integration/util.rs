@@ -12,9 +12,16 @@ use std::sync::Arc;
 /// Settings from `toml` (as if read from `<dir>/paddock.toml`), with a small
 /// pooling allocator so many tests can hold hosts at once.
 pub fn settings_in(dir: &Path, toml: &str) -> Settings {
-    let text =
+    let mut text =
         if toml.contains("[engine]") { toml.to_string() } else { format!("[engine]\nmax-instances = 32\n{toml}") };
-    Settings::parse(&text, &dir.join("paddock.toml")).expect("test settings are valid")
+    // Usage is kept in memory unless a test asks for the durable ledger.
+    if !text.contains("ledger =") {
+        text = match text.contains("[host]\n") {
+            true => text.replacen("[host]\n", "[host]\nledger = \"memory\"\n", 1),
+            false => format!("[host]\nledger = \"memory\"\n{text}"),
+        };
+    }
+    Settings::parse(&text, &dir.join("paddock.toml")).unwrap_or_else(|e| panic!("test settings are valid: {e}"))
 }
 
 /// A host with `toml` settings and no plugins folder.

@@ -13,6 +13,7 @@
 //! | 6 | the agent crashed (trapped other than on a limit) or could not start |
 //! | 7 | a build command failed |
 //! | 8 | a provider target failed its check |
+//! | 9 | refused by a tenant's policy (no such tenant, not granted, at a concurrency cap) |
 
 mod bb;
 mod build;
@@ -20,6 +21,7 @@ mod inspect;
 mod plugins;
 mod providers;
 mod run;
+mod usage;
 
 use crate::config::{ConfigError, Settings};
 use clap::{Parser, Subcommand};
@@ -42,6 +44,8 @@ pub const EXIT_CRASH: u8 = 6;
 pub const EXIT_BUILD: u8 = 7;
 /// Exit code: a provider target failed its check.
 pub const EXIT_PROVIDER: u8 = 8;
+/// Exit code: a tenant's policy refused (the run, or a capability asked for).
+pub const EXIT_DENIED: u8 = 9;
 
 const EXIT_CODES: &str = "\
 Exit codes:
@@ -53,7 +57,8 @@ Exit codes:
   5  the configuration file is wrong
   6  the agent crashed or could not start
   7  a build command failed
-  8  a provider target failed its check";
+  8  a provider target failed its check
+  9  refused by a tenant's policy (no such tenant, not granted, at a concurrency cap)";
 
 /// Run AI agents as sandboxed WebAssembly components.
 #[derive(Debug, Parser)]
@@ -77,7 +82,7 @@ enum Command {
     /// Run an agent once and print its output
     #[command(after_help = concat!(
         "Examples:\n  paddock run hello --input '{\"name\":\"ada\"}'\n  paddock run ./agent.wasm --fuel 1000000 --memory 16 --timeout 2s\n  paddock run reader --dir ./data::/data\n\n",
-        "Exit codes: 0 ok, 1 agent error, 2 usage, 3 limit hit, 4 could not load, 5 bad config, 6 crashed"
+        "Exit codes: 0 ok, 1 agent error, 2 usage, 3 limit hit, 4 could not load, 5 bad config, 6 crashed, 9 refused by the tenant"
     ))]
     Run(run::RunArgs),
     /// Run each plugin's build command
@@ -97,6 +102,9 @@ enum Command {
     /// List LLM routes and check each provider target
     #[command(subcommand)]
     Providers(providers::ProvidersCommand),
+    /// Spend, tokens, requests and refusals per tenant, agent and window
+    #[command(after_help = "Examples:\n  paddock usage\n  paddock usage --tenant acme --json")]
+    Usage(usage::UsageArgs),
 }
 
 /// Runs the command line and returns the process exit code.
@@ -122,6 +130,7 @@ pub fn main() -> ExitCode {
             Command::Plugins(cmd) => plugins::plugins(settings, cmd),
             Command::Providers(cmd) => providers::providers(settings, cmd).await,
             Command::Bb(cmd) => bb::bb(settings, cmd).await,
+            Command::Usage(args) => usage::usage(settings, args),
         }
     });
     ExitCode::from(code)

@@ -1,6 +1,6 @@
 //! `paddock run`: one invocation, output on stdout, errors on stderr.
 
-use super::{EXIT_AGENT_ERROR, EXIT_CRASH, EXIT_LIMIT, EXIT_LOAD, EXIT_USAGE, fail};
+use super::{EXIT_AGENT_ERROR, EXIT_CRASH, EXIT_DENIED, EXIT_LIMIT, EXIT_LOAD, EXIT_USAGE, fail};
 use crate::config::{DirGrant, Requested, Settings, Span};
 use crate::runtime::{RunError, RunOptions, Runtime};
 use crate::sandbox::InvokeError;
@@ -95,6 +95,7 @@ pub async fn run(settings: Settings, args: RunArgs) -> u8 {
         Ok(outcome) => outcome,
         Err(RunError::Load(e)) => return fail(EXIT_LOAD, e),
         Err(RunError::Options(message)) => return fail(EXIT_USAGE, message),
+        Err(RunError::Refused(message)) => return fail(EXIT_DENIED, message),
     };
     let code = match &outcome.result {
         Ok(_) => 0,

@@ -1,6 +1,7 @@
 //! `paddock.toml`: read with unknown keys refused, then validated into typed
 //! [`Settings`]. Every error names the file and the key.
 
+mod tenants;
 mod units;
 
 pub use units::{ByteSize, Span};
@@ -85,6 +86,15 @@ impl Limits {
             self.set(key, value.min(max));
         }
         (self, notes)
+    }
+
+    /// Each limit lowered to `ceiling` where it is above it.
+    pub fn capped(self, ceiling: &Limits) -> Limits {
+        Limits {
+            fuel: self.fuel.min(ceiling.fuel),
+            memory: self.memory.min(ceiling.memory),
+            timeout: self.timeout.min(ceiling.timeout),
+        }
     }
 
     /// Applies the operator's overrides (the command line). A value above the
@@ -206,6 +216,10 @@ pub struct Settings {
     pub gateway: crate::gateway::GatewaySettings,
     /// Agents run when blackboard keys change.
     pub triggers: Vec<crate::triggers::Trigger>,
+    /// Each tenant's grants, ceilings and budgets.
+    pub tenants: crate::tenants::Tenants,
+    /// Where usage and budgets are kept.
+    pub ledger: crate::quota::LedgerStore,
 }
 
 /// Where the blackboard is kept.
@@ -327,6 +341,13 @@ impl Settings {
             return Err(fail(format!("engine.epoch-tick ({}) must be between 1ms and 1s", Span(engine.epoch_tick))));
         }
 
+        let data_dir = base.join(file.host.data.clone().unwrap_or_else(|| PathBuf::from(".paddock")));
+        let ledger = match file.host.ledger.as_deref().unwrap_or("durable") {
+            "memory" => crate::quota::LedgerStore::Memory,
+            "durable" => crate::quota::LedgerStore::Sqlite(data_dir.join("ledger.sqlite")),
+            other => return Err(fail(format!("host.ledger: `{other}` is not a store; use \"durable\" or \"memory\""))),
+        };
+
         let default_tenant = file.host.default_tenant.unwrap_or_else(|| "default".to_string());
         crate::blackboard::validate_tenant(&default_tenant)
             .map_err(|why| fail(format!("host.default-tenant: {why}")))?;
@@ -357,11 +378,15 @@ impl Settings {
         )
         .map_err(fail)?;
 
+        let known = tenants::Known { routes: gateway.routes.keys().map(String::as_str).collect(), ceiling: &ceiling, base };
+        let tenants = crate::tenants::Tenants::new(tenants::policies(file.tenants, &known).map_err(fail)?);
+
         let mut triggers = Vec::new();
         for (i, t) in file.triggers.into_iter().enumerate() {
             let at = format!("triggers[{i}]");
             let tenant = t.tenant.unwrap_or_else(|| default_tenant.clone());
             crate::blackboard::validate_tenant(&tenant).map_err(|why| fail(format!("{at}.tenant: {why}")))?;
+            tenants.get(&tenant).map_err(|why| fail(format!("{at}.tenant: {why}")))?;
             if t.agent.is_empty() {
                 return Err(fail(format!("{at}.agent must name an agent")));
             }
@@ -388,6 +413,8 @@ impl Settings {
         }
 
         Ok(Settings {
+            ledger,
+            tenants,
             triggers,
             gateway,
             source: path.map(Path::to_path_buf),
@@ -409,7 +436,7 @@ impl Settings {
             board_store: match file.blackboard.store.as_deref().unwrap_or("memory") {
                 "memory" => BoardStore::Memory,
                 "durable" => BoardStore::Durable(
-                    base.join(file.blackboard.path.unwrap_or_else(|| PathBuf::from(".paddock/blackboard.redb"))),
+                    file.blackboard.path.map_or_else(|| data_dir.join("blackboard.redb"), |p| base.join(p)),
                 ),
                 other => {
                     return Err(fail(format!(
@@ -482,6 +509,8 @@ struct FileConfig {
     prices: BTreeMap<String, crate::gateway::settings::PriceFile>,
     #[serde(default)]
     triggers: Vec<TriggerSection>,
+    #[serde(default)]
+    tenants: BTreeMap<String, tenants::TenantSection>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -512,6 +541,8 @@ struct BlackboardSection {
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 struct HostSection {
     plugins: Option<PathBuf>,
+    data: Option<PathBuf>,
+    ledger: Option<String>,
     default_tenant: Option<String>,
     secrets: Option<PathBuf>,
 }

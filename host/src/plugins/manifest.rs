@@ -31,6 +31,33 @@ pub struct Capabilities {
     /// Whether it asks people questions through `approval.ask`.
     #[serde(default)]
     pub approvals: bool,
+    /// The blackboard prefixes it reads and writes; absent = its tenant's whole board.
+    #[serde(default)]
+    pub blackboard: Option<BoardRequest>,
+    /// Directories it expects, by the path it sees (e.g. "/data").
+    #[serde(default)]
+    pub dirs: Vec<String>,
+}
+
+/// Blackboard access an agent asks for, as key prefixes ("" = every key).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct BoardRequest {
+    /// Prefixes it reads (get, list, watch).
+    #[serde(default)]
+    pub read: Vec<String>,
+    /// Prefixes it writes (put, compare-and-swap, delete); writing implies reading.
+    #[serde(default)]
+    pub write: Vec<String>,
+}
+
+impl Capabilities {
+    /// The blackboard access asked for: what the manifest says, or the whole
+    /// board of its tenant when it says nothing (the board is the tenant's own
+    /// shared space; the tenant's policy can narrow it).
+    pub fn board(&self) -> BoardRequest {
+        self.blackboard.clone().unwrap_or_else(|| BoardRequest { read: vec![String::new()], write: vec![String::new()] })
+    }
 }
 
 /// How to build the component.
@@ -162,6 +189,22 @@ impl Manifest {
         for (i, route) in raw.capabilities.routes.iter().enumerate() {
             if route.is_empty() || route.len() > 64 {
                 return Err(fail(format!("capabilities.routes[{i}]: a route name is 1 to 64 characters")));
+            }
+        }
+        if let Some(board) = &raw.capabilities.blackboard {
+            for (kind, prefixes) in [("read", &board.read), ("write", &board.write)] {
+                for (i, p) in prefixes.iter().enumerate() {
+                    if p.len() > 512 || p.chars().any(char::is_control) {
+                        return Err(fail(format!(
+                            "capabilities.blackboard.{kind}[{i}]: a key prefix has at most 512 bytes and no control characters"
+                        )));
+                    }
+                }
+            }
+        }
+        for (i, dir) in raw.capabilities.dirs.iter().enumerate() {
+            if !dir.starts_with('/') {
+                return Err(fail(format!("capabilities.dirs[{i}]: `{dir}` must be an absolute guest path like \"/data\"")));
             }
         }
         Ok(Manifest {

@@ -82,8 +82,10 @@ pub struct Invocation {
     pub dirs: Vec<DirGrant>,
     /// The tenant's blackboard.
     pub board: Arc<Namespace>,
-    /// Agents it may call.
-    pub callable: Arc<[String]>,
+    /// What its manifest asked for and its tenant granted.
+    pub grants: Arc<crate::tenants::Grants>,
+    /// What its manifest asked for.
+    pub requested: Arc<crate::plugins::Capabilities>,
     /// Its callers, outermost first, ending with itself.
     pub chain: Vec<Arc<str>>,
     /// How deep `agents.call` may nest.
@@ -92,8 +94,6 @@ pub struct Invocation {
     pub dispatch: Option<Arc<dyn Dispatch>>,
     /// The LLM gateway, if the host has one.
     pub gateway: Option<crate::gateway::Gateway>,
-    /// LLM routes it may use.
-    pub routes: Arc<[String]>,
 }
 
 /// How an invocation failed.
@@ -177,9 +177,16 @@ pub async fn invoke(engine: &Engine, pre: &AgentWorldPre<AgentState>, inv: Invoc
         limiter: Limiter::new(inv.limits.memory, inv.table_elements, inv.instances, inv.tables),
         log: LogCtx::new(call.clone()),
         board: BoardCtx::new(call.clone(), inv.board),
-        llm: LlmCtx::new(call.clone(), inv.gateway, inv.routes),
-        agents: AgentsCtx::new(call.clone(), inv.callable, inv.chain, inv.max_call_depth, inv.dispatch),
-        approval: ApprovalCtx::new(call.clone()),
+        llm: LlmCtx::new(call.clone(), inv.gateway, inv.grants.clone(), inv.requested.clone()),
+        agents: AgentsCtx::new(
+            call.clone(),
+            inv.grants.clone(),
+            inv.requested.clone(),
+            inv.chain,
+            inv.max_call_depth,
+            inv.dispatch,
+        ),
+        approval: ApprovalCtx::new(call.clone(), inv.grants.approvals),
         call: call.clone(),
         timed_out: false,
     };

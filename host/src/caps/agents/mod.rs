@@ -6,6 +6,8 @@
 
 use super::CallContext;
 use super::wit::agents::Host;
+use crate::plugins::Capabilities;
+use crate::tenants::Grants;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -29,23 +31,25 @@ pub trait Dispatch: Send + Sync {
 /// Per-invocation state of the `agents` interface.
 pub struct AgentsCtx {
     call: Arc<CallContext>,
-    granted: Arc<[String]>,
+    grants: Arc<Grants>,
+    requested: Arc<Capabilities>,
     chain: Vec<Arc<str>>,
     max_depth: u32,
     dispatch: Option<Arc<dyn Dispatch>>,
 }
 
 impl AgentsCtx {
-    /// The agents interface for one invocation. `granted` lists the agents it
-    /// may call; `chain` its callers (outermost first, ending with itself).
+    /// The agents interface for one invocation. `grants.agents` lists the
+    /// agents it may call; `chain` its callers (outermost first, ending with itself).
     pub fn new(
         call: Arc<CallContext>,
-        granted: Arc<[String]>,
+        grants: Arc<Grants>,
+        requested: Arc<Capabilities>,
         chain: Vec<Arc<str>>,
         max_depth: u32,
         dispatch: Option<Arc<dyn Dispatch>>,
     ) -> Self {
-        AgentsCtx { call, granted, chain, max_depth, dispatch }
+        AgentsCtx { call, grants, requested, chain, max_depth, dispatch }
     }
 
     fn path(&self, next: &str) -> String {
@@ -59,11 +63,11 @@ impl Host for AgentsCtx {
     async fn call(&mut self, agent: String, input: String) -> wasmtime::Result<Result<String, String>> {
         let call = &self.call;
         call.check_size("agents.call input", input.len() + agent.len(), call.caps.io_bytes, "limits.max-io-bytes")?;
-        if !self.granted.contains(&agent) {
-            return Ok(Err(format!(
-                "denied: agent {:?} may not call {agent:?} (not in its manifest's capabilities.agents)",
-                &*call.agent
-            )));
+        if !self.grants.agents.contains(&agent) {
+            let capability = format!("agent {agent:?}");
+            let asked = &self.requested.agents;
+            let why = self.grants.denial(&capability, &call.agent, &call.tenant, "capabilities.agents", asked);
+            return Ok(Err(format!("denied: calling {why}")));
         }
         if self.chain.iter().any(|n| **n == *agent) {
             return Ok(Err(format!("denied: calling {agent:?} would make a cycle: {}", self.path(&agent))));

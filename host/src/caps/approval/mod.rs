@@ -10,12 +10,14 @@ use wasmtime::component::HasData;
 #[derive(Debug)]
 pub struct ApprovalCtx {
     call: Arc<CallContext>,
+    granted: bool,
 }
 
 impl ApprovalCtx {
-    /// The approval interface for one invocation.
-    pub fn new(call: Arc<CallContext>) -> Self {
-        ApprovalCtx { call }
+    /// The approval interface for one invocation; `granted` when its manifest
+    /// asked for approvals and its tenant allows them.
+    pub fn new(call: Arc<CallContext>, granted: bool) -> Self {
+        ApprovalCtx { call, granted }
     }
 }
 
@@ -28,6 +30,12 @@ impl Host for ApprovalCtx {
     ) -> wasmtime::Result<Result<String, String>> {
         let size = question.len() + options.iter().map(String::len).sum::<usize>();
         self.call.check_size("approval question", size, self.call.caps.arg_bytes, "limits.max-arg-bytes")?;
+        if !self.granted {
+            return Ok(Err(format!(
+                "denied: approvals are not granted to agent {:?} for tenant {:?} (its manifest's capabilities.approvals and the tenant's approvals must both allow them)",
+                &*self.call.agent, &*self.call.tenant
+            )));
+        }
         Ok(Err("denied: approvals are not configured on this host".to_string()))
     }
 }

@@ -9,6 +9,8 @@ use super::CallContext;
 use super::wit::llm::{self as wit, Error, Host, HostCompletionStream, Request, Response, Usage};
 use crate::gateway::types::{ChatRequest, Message, Role, ToolCall, ToolSpec};
 use crate::gateway::{Caller, Completion, Gateway, LlmError, ReplyStream};
+use crate::plugins::Capabilities;
+use crate::tenants::Grants;
 use std::sync::Arc;
 use wasmtime::component::{HasData, Resource, ResourceTable};
 
@@ -22,16 +24,23 @@ const MAX_OPEN_STREAMS: usize = 64;
 pub struct LlmCtx {
     call: Arc<CallContext>,
     gateway: Option<Gateway>,
-    routes: Arc<[String]>,
+    grants: Arc<Grants>,
+    requested: Arc<Capabilities>,
     streams: ResourceTable,
     open: usize,
 }
 
 impl LlmCtx {
-    /// The llm interface for one invocation: `routes` are those the agent's
-    /// manifest asks for; without a gateway every route is unknown.
-    pub fn new(call: Arc<CallContext>, gateway: Option<Gateway>, routes: Arc<[String]>) -> Self {
-        LlmCtx { call, gateway, routes, streams: ResourceTable::new(), open: 0 }
+    /// The llm interface for one invocation: `grants.routes` are the routes
+    /// its manifest asked for and its tenant granted; without a gateway every
+    /// route is unknown.
+    pub fn new(
+        call: Arc<CallContext>,
+        gateway: Option<Gateway>,
+        grants: Arc<Grants>,
+        requested: Arc<Capabilities>,
+    ) -> Self {
+        LlmCtx { call, gateway, grants, requested, streams: ResourceTable::new(), open: 0 }
     }
 
     fn check_request(&self, req: &Request) -> wasmtime::Result<()> {
@@ -54,11 +63,16 @@ impl LlmCtx {
 
     /// The gateway, if `route` is granted to this agent.
     fn granted(&self, route: &str) -> Result<&Gateway, Error> {
-        if !self.routes.iter().any(|r| r == route) {
-            let asked = if self.routes.is_empty() { "none".to_string() } else { self.routes.join(", ") };
-            return Err(Error::Denied(format!(
-                "route {route:?} is not granted to agent {:?} (its manifest's capabilities.routes: {asked})",
-                &*self.call.agent
+        if !self.grants.routes.iter().any(|r| r == route) {
+            let call = &self.call;
+            let capability = format!("route {route:?}");
+            let routes = &self.requested.routes;
+            return Err(Error::Denied(self.grants.denial(
+                &capability,
+                &call.agent,
+                &call.tenant,
+                "capabilities.routes",
+                routes,
             )));
         }
         self.gateway.as_ref().ok_or_else(|| Error::Denied(format!("no route named {route:?}")))

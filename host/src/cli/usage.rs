@@ -1,0 +1,117 @@
+//! `paddock usage`: what the ledger holds — spend, tokens, requests and
+//! refusals per tenant, agent and window, beside the budgets configured.
+
+use super::{EXIT_CONFIG, EXIT_USAGE, fail};
+use crate::config::Settings;
+use crate::quota::{Budget, LedgerStore, UsageRow};
+use clap::Args;
+
+#[derive(Debug, Args)]
+pub struct UsageArgs {
+    /// Only this tenant
+    #[arg(long)]
+    tenant: Option<String>,
+    /// Print JSON (one array of rows)
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn usage(settings: Settings, args: UsageArgs) -> u8 {
+    let path = match &settings.ledger {
+        LedgerStore::Sqlite(path) => path.clone(),
+        LedgerStore::Memory => {
+            return fail(
+                EXIT_USAGE,
+                format!(
+                    "{}: host.ledger is \"memory\", so usage is not kept between runs; set it to \"durable\"",
+                    settings.source_name()
+                ),
+            );
+        }
+    };
+    if !path.exists() {
+        if args.json {
+            println!("[]");
+        } else {
+            println!("no usage recorded yet ({} does not exist)", path.display());
+        }
+        return 0;
+    }
+    let rows = match crate::quota::read_usage(&path, args.tenant.as_deref()) {
+        Ok(rows) => rows,
+        Err(e) => return fail(EXIT_CONFIG, format!("host.ledger: {e}")),
+    };
+    if args.json {
+        let rows: Vec<serde_json::Value> = rows
+            .iter()
+            .map(|r| {
+                let mut v = serde_json::to_value(r).unwrap_or_default();
+                if let Some(budget) = budget_of(&settings, r) {
+                    v["budget"] = budget_json(&budget, &r.window);
+                }
+                v
+            })
+            .collect();
+        println!("{}", serde_json::Value::Array(rows));
+        return 0;
+    }
+    if rows.is_empty() {
+        println!("no usage recorded yet");
+        return 0;
+    }
+    println!(
+        "{:<16} {:<16} {:<10} {:>9} {:>12} {:>12} {:>12} {:>9}",
+        "TENANT", "AGENT", "WINDOW", "REQUESTS", "TOKENS IN", "TOKENS OUT", "COST USD", "REFUSALS"
+    );
+    for r in &rows {
+        let budget = budget_of(&settings, r);
+        let tokens_budget = budget.and_then(|b| if is_day(&r.window) { b.tokens_per_day } else { b.tokens_per_month });
+        let cost_budget =
+            budget.and_then(|b| if is_day(&r.window) { b.cost_micros_per_day } else { b.cost_micros_per_month });
+        println!(
+            "{:<16} {:<16} {:<10} {:>9} {:>12} {:>12} {:>12} {:>9}{}",
+            r.tenant,
+            r.agent.as_deref().unwrap_or("*"),
+            r.window,
+            r.requests,
+            r.input_tokens,
+            r.output_tokens,
+            usd(r.cost_micros),
+            r.refusals,
+            match (tokens_budget, cost_budget) {
+                (None, None) => String::new(),
+                (t, c) => format!(
+                    "   budget:{}{}",
+                    t.map_or(String::new(), |t| format!(" {} of {t} tokens", r.input_tokens + r.output_tokens)),
+                    c.map_or(String::new(), |c| format!(" ${} of ${}", usd(r.cost_micros), usd(c))),
+                ),
+            }
+        );
+    }
+    0
+}
+
+/// A day window is `YYYY-MM-DD`, a month `YYYY-MM`.
+fn is_day(window: &str) -> bool {
+    window.len() == 10
+}
+
+fn usd(micros: u64) -> String {
+    format!("{:.4}", micros as f64 / 1e6)
+}
+
+fn budget_of(settings: &Settings, row: &UsageRow) -> Option<Budget> {
+    let policy = settings.tenants.iter().find(|p| p.name == row.tenant)?;
+    match &row.agent {
+        None => Some(policy.budget),
+        Some(agent) => policy.agent_budgets.get(agent).map(|b| b.budget),
+    }
+}
+
+fn budget_json(b: &Budget, window: &str) -> serde_json::Value {
+    if is_day(window) {
+        serde_json::json!({ "tokens": b.tokens_per_day, "cost_micros": b.cost_micros_per_day })
+    } else {
+        serde_json::json!({ "tokens": b.tokens_per_month, "cost_micros": b.cost_micros_per_month })
+    }
+}
