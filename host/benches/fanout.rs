@@ -5,8 +5,7 @@
 //!
 //! `cargo bench -p paddock --bench fanout`
 
-use paddock::blackboard::Blackboard;
-use std::sync::Arc;
+use paddock::blackboard::{Blackboard, Writer};
 use std::time::{Duration, Instant};
 
 const WATCHERS: usize = 100;
@@ -37,7 +36,7 @@ fn main() {
             })
             .collect();
         tokio::time::sleep(Duration::from_millis(100)).await;
-        let writer: Arc<str> = Arc::from("bench");
+        let writer = Writer::new("bench", "bench");
         let mut written = vec![Duration::ZERO; WRITES + 1];
         for i in 0..WRITES {
             let at = start.elapsed();

@@ -1,11 +1,11 @@
 //! What one invocation costs: a fresh store from the cached pre-instance plus
-//! `run` of the `hello` plugin; one guest→host blackboard `get`; and the
-//! blackboard service on its own.
+//! `run` of the `hello` plugin; one guest→host blackboard `get`, `put` and
+//! compare-and-swap; and the blackboard service on its own.
 //!
-//! `cargo bench -p paddock --bench invoke`
+//! `cargo bench -p paddock --bench invoke` (or `-- blackboard/` for the board only)
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use paddock::blackboard::{Blackboard, BoardLimits, RedbBackend};
+use paddock::blackboard::{Blackboard, BoardLimits, RedbBackend, Writer};
 use paddock::config::Settings;
 use paddock::runtime::{RunOptions, Runtime};
 use paddock_test_guests::guests;
@@ -40,25 +40,28 @@ fn invoke(c: &mut Criterion) {
     group.finish();
 }
 
-fn guest_get(c: &mut Criterion) {
+fn guest_ops(c: &mut Criterion) {
     let tokio = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     let rt = runtime(true);
-    let agent = rt.load(guests::BENCH_GET).unwrap();
-    c.bench_function("blackboard/guest_get", |b| {
-        // The guest times its own loop of gets, so the clock sees only the calls.
-        b.iter_custom(|iters| {
-            let input = format!(r#"{{"n":{iters}}}"#);
-            let outcome = tokio.block_on(rt.run(&agent, &input, &RunOptions::default())).unwrap();
-            let out: serde_json::Value = serde_json::from_str(&outcome.result.unwrap()).unwrap();
-            Duration::from_nanos(out["nanos"].as_u64().unwrap())
-        })
-    });
+    let agent = rt.load(guests::BENCH_BOARD).unwrap();
+    for op in ["get", "put", "cas"] {
+        c.bench_function(&format!("blackboard/guest_{op}"), |b| {
+            // The guest times its own loop of `iters` calls, so the clock sees only the calls.
+            b.iter_custom(|iters| {
+                let input = format!(r#"{{"op":"{op}","n":{iters}}}"#);
+                let outcome = tokio.block_on(rt.run(&agent, &input, &RunOptions::default())).unwrap();
+                let out: serde_json::Value = serde_json::from_str(&outcome.result.unwrap()).unwrap();
+                assert_eq!(out["done"].as_u64(), Some(iters));
+                Duration::from_nanos(out["nanos"].as_u64().unwrap())
+            })
+        });
+    }
 }
 
 fn host_get(c: &mut Criterion) {
     let board = Blackboard::default();
     let ns = board.namespace("bench");
-    let writer: Arc<str> = Arc::from("bench");
+    let writer = Writer::new("bench", "bench");
     for i in 0..10_000 {
         ns.put(&format!("key/{i}"), b"0123456789abcdef", &writer).unwrap();
     }
@@ -77,7 +80,7 @@ fn durable(c: &mut Criterion) {
     let backend = RedbBackend::open(&dir.path().join("bench.redb")).unwrap();
     let board = Blackboard::with_backend(BoardLimits::default(), Arc::new(backend));
     let ns = board.namespace("bench");
-    let writer: Arc<str> = Arc::from("bench");
+    let writer = Writer::new("bench", "bench");
     for i in 0..1_000 {
         ns.put(&format!("key/{i}"), b"0123456789abcdef", &writer).unwrap();
     }
@@ -86,5 +89,5 @@ fn durable(c: &mut Criterion) {
     c.bench_function("blackboard/durable_put", |b| b.iter(|| ns.put("key/500", b"0123456789abcdef", &writer).unwrap()));
 }
 
-criterion_group!(benches, invoke, guest_get, host_get, durable);
+criterion_group!(benches, invoke, guest_ops, host_get, durable);
 criterion_main!(benches);

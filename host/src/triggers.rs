@@ -9,7 +9,7 @@
 //! logged and passed over; the dead-letter queue of the workflow engine will
 //! take them.
 
-use crate::blackboard::{Blackboard, BoardError, Change, Namespace};
+use crate::blackboard::{Blackboard, BoardError, Change, Namespace, Writer};
 use crate::runtime::{RunOptions, Runtime};
 use serde_json::json;
 use std::collections::BTreeSet;
@@ -53,7 +53,8 @@ impl Trigger {
                 "key": &*change.key,
                 "value": change.value.as_ref().map(|v| String::from_utf8_lossy(v).into_owned()),
                 "revision": change.revision,
-                "writer": &*change.writer,
+                "writer": &*change.writer.agent,
+                "run": &*change.writer.run,
                 "deleted": change.value.is_none(),
             }),
         );
@@ -131,7 +132,7 @@ async fn run_trigger(runtime: Runtime, trigger: Trigger) {
 fn advance(system: &Namespace, trigger: &Trigger, pending: &BTreeSet<u64>, seen: u64, cursor: u64) -> u64 {
     let next = pending.first().map_or(seen, |oldest| oldest - 1);
     if next > cursor {
-        let writer: Arc<str> = Arc::from("paddock-triggers");
+        let writer = Writer::new("paddock-triggers", format!("trigger/{}", trigger.name));
         if let Err(e) = system.put(&trigger.cursor_key(), next.to_string().as_bytes(), &writer) {
             tracing::error!(trigger = %trigger.name, error = %e, "cannot store the trigger cursor");
             return cursor;

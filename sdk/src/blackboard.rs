@@ -1,11 +1,18 @@
 //! The tenant's shared blackboard: raw bytes, and JSON values through serde.
+//!
+//! Every [`Entry`] and [`Change`] names its writer (agent) and run; an entry
+//! written with [`put_expiring`] or [`compare_and_swap_expiring`] reads as
+//! absent once its ttl (in milliseconds) runs out, and the host then publishes
+//! its deletion as a change by writer `"paddock"`, run `"ttl"`.
 
 use crate::bindings::paddock::agent::blackboard as raw;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::fmt;
 
-pub use raw::{Change, Entry, Error, compare_and_swap, delete, get, list, put, watch};
+pub use raw::{
+    Change, Entry, Error, compare_and_swap, compare_and_swap_expiring, delete, get, list, put, put_expiring, watch,
+};
 
 /// A blackboard error, or a value that was not the JSON expected.
 #[derive(Debug)]

@@ -1,8 +1,11 @@
-//! The blackboard through real guests: per-tenant, with no lost updates.
+//! The blackboard through real guests: per-tenant, with no lost updates,
+//! provenance down to the run, and keys that expire.
 
 use crate::util::*;
+use paddock::blackboard::Writer;
 use paddock::runtime::RunOptions;
 use paddock_test_guests::guests;
+use std::time::Duration;
 
 fn tenant(name: &str) -> RunOptions {
     RunOptions { tenant: Some(name.into()), ..Default::default() }
@@ -47,11 +50,88 @@ async fn concurrent_compare_and_swap_increments_lose_no_update() {
 }
 
 #[tokio::test]
-async fn the_get_benchmark_guest_reads_what_it_wrote_each_time() {
+async fn the_board_benchmark_guest_completes_every_get_put_and_swap_it_times() {
     let rt = runtime("");
-    let out = output_json(&run(&rt, guests::BENCH_GET, r#"{"n":100}"#).await);
-    assert_eq!(out["found"], 100);
-    assert!(out["nanos"].as_u64().unwrap() > 0);
+    for (op, revision) in [("get", 1), ("put", 102), ("cas", 203)] {
+        let out = output_json(&run(&rt, guests::BENCH_BOARD, &format!(r#"{{"op":"{op}","n":100}}"#)).await);
+        assert_eq!((out["done"].as_u64(), out["revision"].as_u64()), (Some(100), Some(revision)), "{op}");
+        assert!(out["nanos"].as_u64().unwrap() > 0);
+    }
+}
+
+#[tokio::test]
+async fn a_guests_write_records_its_agent_and_the_run_of_its_invocation() {
+    let rt = runtime("");
+    let outcome = run(&rt, guests::ECHO, r#""hello""#).await;
+    let out = output_json(&outcome);
+    assert_eq!((out["writer"].as_str(), out["run"].as_str()), (Some("echo"), Some(&*outcome.run)));
+    let ns = rt.blackboard().namespace("default");
+    let entry = ns.get("echo/last").unwrap().unwrap();
+    assert_eq!(entry.writer, Writer::new("echo", outcome.run.clone()));
+    let change = ns.changes_after("echo/", 0).unwrap().pop().unwrap();
+    assert_eq!((change.revision, change.writer), (1, Writer::new("echo", outcome.run.clone())));
+}
+
+#[tokio::test]
+async fn an_agent_called_by_another_writes_under_the_callers_run() {
+    let dir = tempfile::tempdir().unwrap();
+    plugin(dir.path(), "boss", guests::CALLER, "[capabilities]\nagents = [\"echoer\"]\n");
+    plugin(dir.path(), "echoer", guests::ECHO, "");
+    let rt = runtime_with_plugins(dir.path(), "");
+    let input = serde_json::json!({ "agent": "echoer", "input": "hi" }).to_string();
+    let outcome = run(&rt, "boss", &input).await;
+    assert_eq!(output_json(&outcome)["run"].as_str(), Some(&*outcome.run));
+    let entry = rt.blackboard().namespace("default").get("echo/last").unwrap().unwrap();
+    assert_eq!(entry.writer, Writer::new("echoer", outcome.run.clone()));
+}
+
+/// Runs the `lease` guest with `input`; its output and its run id.
+async fn lease(rt: &paddock::runtime::Runtime, input: serde_json::Value) -> (serde_json::Value, String) {
+    let outcome = run(rt, guests::LEASE, &input.to_string()).await;
+    (output_json(&outcome), outcome.run.to_string())
+}
+
+#[tokio::test]
+async fn a_guests_lease_reads_absent_after_its_ttl_and_its_removal_is_a_change_by_paddock_ttl() {
+    let rt = runtime("");
+    let (first, first_run) = lease(&rt, serde_json::json!({ "key": "lock", "ttl_ms": 40, "expect": 0 })).await;
+    let entry = &first["entry"];
+    assert_eq!((first["revision"].as_u64(), entry["writer"].as_str()), (Some(1), Some("lease")));
+    assert_eq!(entry["run"].as_str(), Some(first_run.as_str()));
+    let (written, expires) = (entry["written_at"].as_u64().unwrap(), entry["expires_at"].as_u64().unwrap());
+    assert_eq!(expires - written, 40, "expires-at is written-at plus the ttl");
+
+    // Wait until the lease has lapsed by the wall clock (at most the 40 ms ttl).
+    let expires_at = std::time::UNIX_EPOCH + Duration::from_millis(expires);
+    if let Ok(left) = expires_at.duration_since(std::time::SystemTime::now()) {
+        tokio::time::sleep(left + Duration::from_millis(2)).await;
+    }
+    // No sweeper runs here: the next claim meets the expired entry and removes it first.
+    let (second, second_run) =
+        lease(&rt, serde_json::json!({ "key": "lock", "ttl_ms": 60_000, "expect": 0, "after": 1 })).await;
+    assert_eq!(second["revision"].as_u64(), Some(3));
+    assert_eq!(
+        second["changes"],
+        serde_json::json!([
+            { "revision": 2, "key": "lock", "deleted": true, "writer": "paddock", "run": "ttl" },
+            { "revision": 3, "key": "lock", "deleted": false, "writer": "lease", "run": second_run },
+        ])
+    );
+    let (third, _) = lease(&rt, serde_json::json!({ "key": "lock", "ttl_ms": 60_000, "expect": 0 })).await;
+    assert_eq!(third, serde_json::json!({ "error": "conflict: the current revision is 3" }), "the new lease holds");
+}
+
+#[tokio::test]
+async fn a_guests_ttl_of_zero_or_over_a_year_is_denied_naming_the_key() {
+    let rt = runtime("");
+    let (zero, _) = lease(&rt, serde_json::json!({ "key": "lock", "ttl_ms": 0 })).await;
+    assert_eq!(zero["error"], "denied: invalid ttl for key \"lock\": it must be at least 1ms, not 0s");
+    let (long, _) = lease(&rt, serde_json::json!({ "key": "lock", "ttl_ms": 31_536_000_001u64 })).await;
+    assert_eq!(
+        long["error"],
+        "denied: invalid ttl for key \"lock\": 31536000001 ms is over the limit of 31536000000 ms (365 days)"
+    );
+    assert_eq!(rt.blackboard().namespace("default").revision(), Ok(0));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -90,7 +170,7 @@ async fn a_hundred_watchers_each_see_every_change_in_revision_order() {
             })
         })
         .collect();
-    let writer: std::sync::Arc<str> = std::sync::Arc::from("writer");
+    let writer = Writer::new("writer", "test");
     for i in 0..1000u64 {
         // Every other write is outside the watched prefix.
         let key = if i % 2 == 0 { format!("jobs/{i}") } else { format!("other/{i}") };
@@ -117,14 +197,38 @@ fn bb_commands_write_read_list_and_show_history_of_a_durable_board() {
     let got: serde_json::Value =
         serde_json::from_str(&bb(&["get", "tasks/1", "--tenant", "acme", "--json"]).stdout).unwrap();
     assert_eq!(
-        (got["value"].as_str(), got["writer"].as_str(), got["revision"].as_u64()),
-        (Some("write docs"), Some("paddock-cli"), Some(1))
+        (got["value"].as_str(), got["writer"].as_str(), got["run"].as_str(), got["revision"].as_u64()),
+        (Some("write docs"), Some("paddock-cli"), Some("cli"), Some(1))
     );
     assert_eq!(bb(&["list", "tasks/", "--tenant", "acme"]).stdout, "tasks/1\ntasks/2\n");
     assert_eq!(bb(&["list", "--tenant", "globex"]).stdout, "", "another tenant's board is its own");
-    assert_eq!(bb(&["history", "--after", "1", "--tenant", "acme"]).stdout, "2 put tasks/2 review (by paddock-cli)\n");
+    assert_eq!(
+        bb(&["history", "--after", "1", "--tenant", "acme"]).stdout,
+        "2 put tasks/2 review (by paddock-cli, run cli)\n"
+    );
     let missing = bb(&["get", "nope", "--tenant", "acme"]);
     assert_eq!((missing.code, missing.stderr.trim()), (1, "no key \"nope\" in tenant \"acme\""));
+}
+
+#[test]
+fn bb_put_with_a_ttl_expires_and_later_commands_show_its_removal() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("paddock.toml"), "[blackboard]\nstore = \"durable\"\n").unwrap();
+    let bb = |args: &[&str]| TestCommand::new(dir.path(), &[&["bb"], args].concat()).run();
+    assert_eq!(bb(&["put", "held", "x", "--ttl", "1h"]).stdout, "held 1\n");
+    let got: serde_json::Value = serde_json::from_str(&bb(&["get", "held", "--json"]).stdout).unwrap();
+    let (written, expires) = (got["written_at_ms"].as_u64().unwrap(), got["expires_at_ms"].as_u64().unwrap());
+    assert_eq!(expires - written, 3_600_000);
+    // A millisecond has passed before the next command has even started.
+    assert_eq!(bb(&["put", "brief", "y", "--ttl", "1ms"]).stdout, "brief 2\n");
+    assert_eq!(bb(&["get", "brief"]).code, 1);
+    assert_eq!(bb(&["list"]).stdout, "held\n");
+    assert_eq!(bb(&["history", "--after", "2"]).stdout, "3 delete brief (by paddock, run ttl)\n");
+    let zero = bb(&["put", "k", "v", "--ttl", "0s"]);
+    assert_eq!(
+        (zero.code, zero.stderr.trim()),
+        (1, "error: invalid ttl for key \"k\": it must be at least 1ms, not 0s")
+    );
 }
 
 #[test]
@@ -193,7 +297,7 @@ async fn a_trigger_runs_its_agent_once_per_change_under_its_prefix() {
     let rt = runtime_with_plugins(dir.path(), toml);
     let triggers = rt.start_triggers();
     let ns = rt.blackboard().namespace("acme");
-    let writer: std::sync::Arc<str> = std::sync::Arc::from("test");
+    let writer = Writer::new("test", "test");
     for i in 0..20 {
         ns.put(&format!("jobs/{i}"), b"{}", &writer).unwrap();
         ns.put(&format!("elsewhere/{i}"), b"{}", &writer).unwrap();
@@ -222,7 +326,7 @@ async fn a_restarted_host_delivers_the_changes_after_its_cursor_and_no_others() 
     let dir = tempfile::tempdir().unwrap();
     plugin(dir.path(), "tally", guests::COUNTER, "");
     let toml = "[blackboard]\nstore = \"durable\"\n[[triggers]]\nname = \"t\"\nprefix = \"jobs/\"\nagent = \"tally\"\ninput = { key = \"tally\", times = 1 }\n";
-    let writer: std::sync::Arc<str> = std::sync::Arc::from("test");
+    let writer = Writer::new("test", "test");
     let put = |rt: &paddock::runtime::Runtime, range: std::ops::Range<u32>| {
         let ns = rt.blackboard().namespace("default");
         for i in range {

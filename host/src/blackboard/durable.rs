@@ -8,25 +8,32 @@
 //! queries, neither of which the board needs.
 //!
 //! Layout (all keys start with the tenant, so tenants never share a key):
-//! - `entries`: (tenant, key) → revision, written-at, writer, value
-//! - `history`: (tenant, revision) → key, writer, value or deletion
+//! - `entries`: (tenant, key) → revision, written-at, expires-at, agent, run, value
+//! - `history`: (tenant, revision) → key, agent, run, value or deletion
+//! - `expiry`:  (tenant, expires-at millis, key) → (), for entries with a ttl
 //! - `totals`:  tenant → (revision, keys, bytes)
+//! - `meta`:    "format" → the record format (see `codec.rs`)
 //!
-//! A write updates all three in one transaction, so after a crash the board is
+//! A write updates them in one transaction, so after a crash the board is
 //! exactly as of the last acknowledged write.
 
-use super::{Backend, BoardError, BoardLimits, Change, Entry, TenantStore, Totals, Write, plan_write};
+mod codec;
+
+use super::expiry::SWEEP_BATCH;
+use super::{Backend, BoardError, BoardLimits, Change, Entry, TenantStore, Totals, Write, Writer, plan_write};
+use codec::{Stored, decode_change, decode_entry, encode_change, encode_entry};
 use parking_lot::Mutex;
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{Database, ReadableDatabase, ReadableTable, Table, TableDefinition, WriteTransaction};
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::watch;
 
 const ENTRIES: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("entries");
 const HISTORY: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("history");
+const EXPIRY: TableDefinition<(&str, u64, &str), ()> = TableDefinition::new("expiry");
 const TOTALS: TableDefinition<&str, (u64, u64, u64)> = TableDefinition::new("totals");
+const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 
 /// Boards kept in a redb file; every acknowledged write survives a crash.
 pub struct RedbBackend {
@@ -35,18 +42,39 @@ pub struct RedbBackend {
 }
 
 impl RedbBackend {
-    /// Opens (or creates) the board file at `path`, creating its folder.
+    /// Opens (or creates) the board file at `path`, creating its folder, and
+    /// brings records of an older format up to date.
     pub fn open(path: &Path) -> Result<Self, BoardError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)
                 .map_err(|e| BoardError::Storage(format!("cannot create {}: {e}", dir.display())))?;
         }
-        let db = Database::create(path).map_err(|e| BoardError::Storage(format!("{}: {e}", path.display())))?;
+        let named = |e: String| BoardError::Storage(format!("{}: {e}", path.display()));
+        let db = Database::create(path).map_err(|e| named(e.to_string()))?;
         // Create the tables up front so readers never meet a missing one.
         let txn = db.begin_write().map_err(storage)?;
-        txn.open_table(ENTRIES).map_err(storage)?;
-        txn.open_table(HISTORY).map_err(storage)?;
-        txn.open_table(TOTALS).map_err(storage)?;
+        {
+            let mut entries = txn.open_table(ENTRIES).map_err(storage)?;
+            let mut history = txn.open_table(HISTORY).map_err(storage)?;
+            txn.open_table(EXPIRY).map_err(storage)?;
+            txn.open_table(TOTALS).map_err(storage)?;
+            let mut meta = txn.open_table(META).map_err(storage)?;
+            let format = meta.get("format").map_err(storage)?.map(|g| g.value());
+            match format {
+                Some(codec::FORMAT) => {}
+                // A file from before the format was recorded holds format-1 records.
+                None => {
+                    codec::upgrade_from_1(&mut entries, &mut history).map_err(|e| named(e.to_string()))?;
+                    meta.insert("format", codec::FORMAT).map_err(storage)?;
+                }
+                Some(other) => {
+                    return Err(named(format!(
+                        "a board of record format {other}, newer than this paddock reads ({})",
+                        codec::FORMAT
+                    )));
+                }
+            }
+        }
         txn.commit().map_err(storage)?;
         Ok(RedbBackend { db: Arc::new(db), tenants: Mutex::default() })
     }
@@ -67,6 +95,25 @@ impl Backend for RedbBackend {
             })
             .clone()
     }
+
+    fn expiring(&self, now_ms: u64) -> Result<Vec<String>, BoardError> {
+        let txn = self.db.begin_read().map_err(storage)?;
+        let table = txn.open_table(EXPIRY).map_err(storage)?;
+        // Skip from tenant to tenant: each one's first row is its soonest expiry,
+        // and `tenant + "\0"` is the smallest name after it.
+        let mut tenants = Vec::new();
+        let mut from = String::new();
+        loop {
+            let Some(row) = table.range((from.as_str(), 0, "")..).map_err(storage)?.next() else { break };
+            let (row, _) = row.map_err(storage)?;
+            let (tenant, at, _) = row.value();
+            if at <= now_ms {
+                tenants.push(tenant.to_string());
+            }
+            from = format!("{tenant}\0");
+        }
+        Ok(tenants)
+    }
 }
 
 struct RedbTenant {
@@ -80,7 +127,11 @@ fn storage(e: impl Into<redb::Error>) -> BoardError {
     BoardError::Storage(e.into().to_string())
 }
 
-/// A write's failure: refused by the rules, or by the database.
+fn corrupt(what: &str, tenant: &str) -> BoardError {
+    BoardError::Storage(format!("a corrupt {what} record of tenant \"{tenant}\""))
+}
+
+/// A failure inside a transaction: refused by the rules, or by the database.
 enum Refused {
     Rule(BoardError),
     Db(redb::Error),
@@ -92,57 +143,159 @@ impl<E: Into<redb::Error>> From<E> for Refused {
     }
 }
 
-fn encode_entry(revision: u64, writer: &str, value: &[u8]) -> Vec<u8> {
-    let millis = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
-    let mut out = Vec::with_capacity(20 + writer.len() + value.len());
-    out.extend_from_slice(&revision.to_le_bytes());
-    out.extend_from_slice(&millis.to_le_bytes());
-    out.extend_from_slice(&(writer.len() as u32).to_le_bytes());
-    out.extend_from_slice(writer.as_bytes());
-    out.extend_from_slice(value);
-    out
+/// A key's current revision, value length and expiry.
+#[derive(Clone, Copy)]
+struct Current {
+    revision: u64,
+    len: usize,
+    expires_ms: Option<u64>,
 }
 
-/// (revision, written-at millis, writer, value) of an encoded entry.
-fn decode_entry(bytes: &[u8]) -> Option<(u64, u64, &str, &[u8])> {
-    let revision = u64::from_le_bytes(bytes.get(0..8)?.try_into().ok()?);
-    let millis = u64::from_le_bytes(bytes.get(8..16)?.try_into().ok()?);
-    let len = u32::from_le_bytes(bytes.get(16..20)?.try_into().ok()?) as usize;
-    let writer = std::str::from_utf8(bytes.get(20..20 + len)?).ok()?;
-    Some((revision, millis, writer, bytes.get(20 + len..)?))
-}
-
-fn encode_change(key: &str, writer: &str, value: Option<&[u8]>) -> Vec<u8> {
-    let mut out = Vec::with_capacity(9 + key.len() + writer.len() + value.map_or(0, <[u8]>::len));
-    out.extend_from_slice(&(key.len() as u32).to_le_bytes());
-    out.extend_from_slice(key.as_bytes());
-    out.extend_from_slice(&(writer.len() as u32).to_le_bytes());
-    out.extend_from_slice(writer.as_bytes());
-    match value {
-        Some(v) => {
-            out.push(1);
-            out.extend_from_slice(v);
-        }
-        None => out.push(0),
+impl Current {
+    fn is_expired(&self, now_ms: u64) -> bool {
+        self.expires_ms.is_some_and(|at| at <= now_ms)
     }
-    out
 }
 
-fn decode_change(revision: u64, bytes: &[u8]) -> Option<Change> {
-    let klen = u32::from_le_bytes(bytes.get(0..4)?.try_into().ok()?) as usize;
-    let key = std::str::from_utf8(bytes.get(4..4 + klen)?).ok()?;
-    let rest = bytes.get(4 + klen..)?;
-    let wlen = u32::from_le_bytes(rest.get(0..4)?.try_into().ok()?) as usize;
-    let writer = std::str::from_utf8(rest.get(4..4 + wlen)?).ok()?;
-    let value = match rest.get(4 + wlen)? {
-        1 => Some(Arc::from(rest.get(5 + wlen..)?)),
-        _ => None,
-    };
-    Some(Change { key: Arc::from(key), value, revision, writer: Arc::from(writer) })
+/// One tenant's tables inside a write transaction, with its revision and
+/// totals as they stand in it.
+struct Tx<'t> {
+    tenant: &'t str,
+    limits: &'t BoardLimits,
+    entries: Table<'t, (&'static str, &'static str), &'static [u8]>,
+    history: Table<'t, (&'static str, u64), &'static [u8]>,
+    expiry: Table<'t, (&'static str, u64, &'static str), ()>,
+    totals_table: Table<'t, &'static str, (u64, u64, u64)>,
+    revision: u64,
+    totals: Totals,
 }
 
-fn corrupt(what: &str, tenant: &str) -> BoardError {
-    BoardError::Storage(format!("a corrupt {what} record of tenant \"{tenant}\""))
+impl<'t> Tx<'t> {
+    fn open(txn: &'t WriteTransaction, tenant: &'t str, limits: &'t BoardLimits) -> Result<Self, Refused> {
+        let totals_table = txn.open_table(TOTALS)?;
+        let (revision, keys, bytes) = totals_table.get(tenant)?.map_or((0, 0, 0), |g| g.value());
+        Ok(Tx {
+            tenant,
+            limits,
+            entries: txn.open_table(ENTRIES)?,
+            history: txn.open_table(HISTORY)?,
+            expiry: txn.open_table(EXPIRY)?,
+            totals_table,
+            revision,
+            totals: Totals { keys, bytes },
+        })
+    }
+
+    fn current(&self, key: &str) -> Result<Option<Current>, Refused> {
+        let Some(guard) = self.entries.get((self.tenant, key))? else { return Ok(None) };
+        let stored = decode_entry(guard.value()).ok_or_else(|| Refused::Rule(corrupt("entry", self.tenant)))?;
+        Ok(Some(Current { revision: stored.revision, len: stored.value.len(), expires_ms: stored.expires_ms }))
+    }
+
+    /// Plans and applies one write; nothing is changed when it is refused.
+    fn apply(&mut self, write: &Write<'_>) -> Result<u64, Refused> {
+        let (tenant, key) = (self.tenant, write.key);
+        let current = self.current(key)?;
+        let totals = plan_write(tenant, self.limits, current.map(|c| (c.revision, c.len)), self.totals, write)
+            .map_err(Refused::Rule)?;
+        let revision = self.revision + 1;
+        if let Some(at) = current.and_then(|c| c.expires_ms) {
+            self.expiry.remove((tenant, at, key))?;
+        }
+        match write.value {
+            Some(v) => {
+                self.entries.insert((tenant, key), encode_entry(revision, write, v).as_slice())?;
+                if let Some(at) = write.expires_ms {
+                    self.expiry.insert((tenant, at, key), ())?;
+                }
+            }
+            None => {
+                self.entries.remove((tenant, key))?;
+            }
+        }
+        let kept = self.limits.history as u64;
+        if kept > 0 {
+            self.history.insert((tenant, revision), encode_change(key, write.writer, write.value).as_slice())?;
+            if revision > kept {
+                self.history.remove((tenant, revision - kept))?;
+            }
+        }
+        self.revision = revision;
+        self.totals = totals;
+        Ok(revision)
+    }
+
+    /// Removes `key` if it has expired at `now_ms` (and, when given, still has
+    /// `revision`); whether it did.
+    fn remove_if_expired(&mut self, key: &str, revision: Option<u64>, now_ms: u64) -> Result<bool, Refused> {
+        let due = self.current(key)?.is_some_and(|c| c.is_expired(now_ms) && revision.is_none_or(|r| r == c.revision));
+        if due {
+            self.apply(&Write::expiry(key, &Writer::expiry(), now_ms))?;
+        }
+        Ok(due)
+    }
+
+    /// Removes up to `limit` entries expired at `now_ms`, soonest first.
+    fn sweep(&mut self, now_ms: u64, limit: usize) -> Result<usize, Refused> {
+        let tenant = self.tenant;
+        let mut due: Vec<(u64, String)> = Vec::new();
+        for row in self.expiry.range((tenant, 0, "")..(tenant, now_ms.saturating_add(1), ""))?.take(limit) {
+            let (row, _) = row?;
+            let (_, at, key) = row.value();
+            due.push((at, key.to_string()));
+        }
+        let mut removed = 0;
+        for (at, key) in due {
+            if self.remove_if_expired(&key, None, now_ms)? {
+                removed += 1;
+            } else {
+                // An index row without its entry; never expected, but it must not stop the sweep.
+                self.expiry.remove((tenant, at, key.as_str()))?;
+            }
+        }
+        Ok(removed)
+    }
+
+    /// Stores the revision and totals; the tables are closed for the commit.
+    fn finish(mut self) -> Result<(), Refused> {
+        self.totals_table.insert(self.tenant, (self.revision, self.totals.keys, self.totals.bytes))?;
+        Ok(())
+    }
+}
+
+impl RedbTenant {
+    /// Runs `body` in a write transaction and commits whatever it changed —
+    /// also when its answer is a refusal, so an expired entry removed on the
+    /// way stays removed — then tells watchers. Nothing changed: no commit.
+    fn transact<T>(&self, body: impl FnOnce(&mut Tx<'_>) -> Result<T, Refused>) -> Result<T, BoardError> {
+        let attempt = || -> Result<(Result<T, BoardError>, Option<u64>), Refused> {
+            let txn = self.db.begin_write()?;
+            let mut tx = Tx::open(&txn, &self.tenant, &self.limits)?;
+            let before = tx.revision;
+            let answer = match body(&mut tx) {
+                Ok(answer) => Ok(answer),
+                Err(Refused::Rule(e)) => Err(e),
+                Err(db) => return Err(db),
+            };
+            let latest = tx.revision;
+            if latest == before {
+                return Ok((answer, None));
+            }
+            tx.finish()?;
+            txn.commit()?;
+            Ok((answer, Some(latest)))
+        };
+        match attempt() {
+            Ok((answer, latest)) => {
+                if let Some(latest) = latest {
+                    self.latest.send_replace(latest);
+                }
+                answer
+            }
+            Err(Refused::Rule(e)) => Err(e),
+            Err(Refused::Db(e)) => Err(BoardError::Storage(e.to_string())),
+        }
+    }
 }
 
 impl TenantStore for RedbTenant {
@@ -150,69 +303,29 @@ impl TenantStore for RedbTenant {
         let txn = self.db.begin_read().map_err(storage)?;
         let table = txn.open_table(ENTRIES).map_err(storage)?;
         let Some(guard) = table.get((self.tenant.as_str(), key)).map_err(storage)? else { return Ok(None) };
-        let (revision, millis, writer, value) =
-            decode_entry(guard.value()).ok_or_else(|| corrupt("entry", &self.tenant))?;
-        Ok(Some(Entry {
-            value: Arc::from(value),
-            revision,
-            writer: Arc::from(writer),
-            written_at: UNIX_EPOCH + Duration::from_millis(millis),
-        }))
+        let stored: Stored<'_> = decode_entry(guard.value()).ok_or_else(|| corrupt("entry", &self.tenant))?;
+        Ok(Some(stored.to_entry()))
     }
 
     fn write(&self, write: &Write<'_>) -> Result<u64, BoardError> {
-        let tenant = self.tenant.as_str();
-        let attempt = || -> Result<u64, Refused> {
-            let txn = self.db.begin_write()?;
-            let revision;
-            {
-                let mut entries = txn.open_table(ENTRIES)?;
-                let mut history = txn.open_table(HISTORY)?;
-                let mut totals = txn.open_table(TOTALS)?;
-                let (last, keys, bytes) = totals.get(tenant)?.map_or((0, 0, 0), |g| g.value());
-                let current = match entries.get((tenant, write.key))? {
-                    Some(g) => {
-                        let (rev, _, _, value) =
-                            decode_entry(g.value()).ok_or(Refused::Rule(corrupt("entry", tenant)))?;
-                        Some((rev, value.len()))
-                    }
-                    None => None,
-                };
-                let after =
-                    plan_write(tenant, &self.limits, current, Totals { keys, bytes }, write).map_err(Refused::Rule)?;
-                revision = last + 1;
-                match write.value {
-                    Some(v) => {
-                        entries.insert((tenant, write.key), encode_entry(revision, write.writer, v).as_slice())?;
-                    }
-                    None => {
-                        entries.remove((tenant, write.key))?;
-                    }
+        self.transact(|tx| {
+            tx.remove_if_expired(write.key, None, write.at_ms)?;
+            match tx.apply(write) {
+                Err(Refused::Rule(BoardError::QuotaExceeded(_))) if tx.sweep(write.at_ms, SWEEP_BATCH)? > 0 => {
+                    tx.apply(write)
                 }
-                let kept = self.limits.history as u64;
-                if kept > 0 {
-                    history
-                        .insert((tenant, revision), encode_change(write.key, write.writer, write.value).as_slice())?;
-                    if revision > kept {
-                        history.remove((tenant, revision - kept))?;
-                    }
-                }
-                totals.insert(tenant, (revision, after.keys, after.bytes))?;
+                answer => answer,
             }
-            txn.commit()?;
-            Ok(revision)
-        };
-        match attempt() {
-            Ok(revision) => {
-                self.latest.send_replace(revision);
-                Ok(revision)
-            }
-            Err(Refused::Rule(e)) => Err(e),
-            Err(Refused::Db(e)) => Err(BoardError::Storage(e.to_string())),
-        }
+        })
     }
 
-    fn list(&self, prefix: &str, start_after: Option<&str>, limit: usize) -> Result<Vec<Arc<str>>, BoardError> {
+    fn list(
+        &self,
+        prefix: &str,
+        start_after: Option<&str>,
+        limit: usize,
+        now_ms: u64,
+    ) -> Result<Vec<Arc<str>>, BoardError> {
         let tenant = self.tenant.as_str();
         let txn = self.db.begin_read().map_err(storage)?;
         let table = txn.open_table(ENTRIES).map_err(storage)?;
@@ -222,12 +335,13 @@ impl TenantStore for RedbTenant {
         };
         let mut keys = Vec::new();
         for item in table.range((tenant, start)..).map_err(storage)? {
-            let (k, _) = item.map_err(storage)?;
+            let (k, v) = item.map_err(storage)?;
             let (t, key) = k.value();
             if t != tenant || !key.starts_with(prefix) || keys.len() == limit {
                 break;
             }
-            if Some(key) == start_after {
+            let expired = decode_entry(v.value()).ok_or_else(|| corrupt("entry", tenant))?.is_expired(now_ms);
+            if Some(key) == start_after || expired {
                 continue;
             }
             keys.push(Arc::from(key));
@@ -277,5 +391,13 @@ impl TenantStore for RedbTenant {
 
     fn subscribe(&self) -> watch::Receiver<u64> {
         self.latest.subscribe()
+    }
+
+    fn reap(&self, key: &str, revision: u64, now_ms: u64) -> Result<bool, BoardError> {
+        self.transact(|tx| tx.remove_if_expired(key, Some(revision), now_ms))
+    }
+
+    fn sweep(&self, now_ms: u64, limit: usize) -> Result<usize, BoardError> {
+        self.transact(|tx| tx.sweep(now_ms, limit))
     }
 }

@@ -1,11 +1,15 @@
-//! The in-memory backend: a B-tree and a ring of recent changes per tenant.
+//! The in-memory backend: per tenant, a B-tree of entries, an ordered set of
+//! expiry times, and a ring of recent changes.
 
-use super::{Backend, BoardError, BoardLimits, Change, Entry, TenantStore, Totals, Write, plan_write};
+use super::expiry::SWEEP_BATCH;
+use super::{
+    Backend, BoardError, BoardLimits, Change, Entry, TenantStore, Totals, Write, Writer, from_unix_millis, plan_write,
+    unix_millis,
+};
 use parking_lot::{Mutex, RwLock};
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::ops::Bound;
 use std::sync::Arc;
-use std::time::SystemTime;
 use tokio::sync::watch;
 
 /// Boards kept in memory: fast, gone when the process ends.
@@ -29,6 +33,11 @@ impl Backend for MemoryBackend {
             })
             .clone()
     }
+
+    fn expiring(&self, now_ms: u64) -> Result<Vec<String>, BoardError> {
+        let tenants: Vec<Arc<MemoryTenant>> = self.tenants.lock().values().cloned().collect();
+        Ok(tenants.into_iter().filter(|t| t.state.read().has_expired(now_ms)).map(|t| t.tenant.clone()).collect())
+    }
 }
 
 struct MemoryTenant {
@@ -41,9 +50,99 @@ struct MemoryTenant {
 #[derive(Default)]
 struct State {
     entries: BTreeMap<Arc<str>, Entry>,
+    /// (expires-at millis, key) of every entry with a ttl.
+    expiry: BTreeSet<(u64, Arc<str>)>,
     revision: u64,
     totals: Totals,
     history: VecDeque<Change>,
+}
+
+impl State {
+    fn has_expired(&self, now_ms: u64) -> bool {
+        self.expiry.first().is_some_and(|(at, _)| *at <= now_ms)
+    }
+
+    /// Plans and applies one write; the state is untouched when it is refused.
+    fn apply(&mut self, tenant: &str, limits: &BoardLimits, write: &Write<'_>) -> Result<u64, BoardError> {
+        let current = self.entries.get_key_value(write.key).map(|(k, e)| (k.clone(), e.revision, e.value.len()));
+        self.totals = plan_write(tenant, limits, current.as_ref().map(|c| (c.1, c.2)), self.totals, write)?;
+        self.revision += 1;
+        let revision = self.revision;
+        // Reuse the stored key so the map, the index and the history share one allocation.
+        let key: Arc<str> = current.map_or_else(|| Arc::from(write.key), |c| c.0);
+        let old = match write.value {
+            Some(v) => {
+                let entry = Entry {
+                    value: Arc::from(v),
+                    revision,
+                    writer: write.writer.clone(),
+                    written_at: from_unix_millis(write.at_ms),
+                    expires_at: write.expires_ms.map(from_unix_millis),
+                };
+                if let Some(at) = write.expires_ms {
+                    self.expiry.insert((at, key.clone()));
+                }
+                let value = entry.value.clone();
+                (self.entries.insert(key.clone(), entry), Some(value))
+            }
+            None => (self.entries.remove(&key), None),
+        };
+        if let Some(at) = old.0.and_then(|e| e.expires_at) {
+            let at = unix_millis(at);
+            if write.expires_ms != Some(at) {
+                self.expiry.remove(&(at, key.clone()));
+            }
+        }
+        if limits.history > 0 {
+            if self.history.len() >= limits.history {
+                self.history.pop_front();
+            }
+            self.history.push_back(Change { key, value: old.1, revision, writer: write.writer.clone() });
+        }
+        Ok(revision)
+    }
+
+    /// Removes `key` if it has expired at `now_ms`; whether it did.
+    fn remove_if_expired(&mut self, tenant: &str, limits: &BoardLimits, key: &str, now_ms: u64) -> bool {
+        if !self.entries.get(key).is_some_and(|e| e.is_expired(now_ms)) {
+            return false;
+        }
+        let writer = Writer::expiry();
+        self.apply(tenant, limits, &Write::expiry(key, &writer, now_ms)).is_ok()
+    }
+
+    /// Removes up to `limit` entries expired at `now_ms`, soonest first.
+    fn sweep(&mut self, tenant: &str, limits: &BoardLimits, now_ms: u64, limit: usize) -> usize {
+        let mut removed = 0;
+        while removed < limit {
+            let Some((at, key)) = self.expiry.first().cloned() else { break };
+            if at > now_ms {
+                break;
+            }
+            if self.remove_if_expired(tenant, limits, &key, now_ms) {
+                removed += 1;
+            } else {
+                // An index row without its entry; never expected, but it must not stop the sweep.
+                self.expiry.remove(&(at, key));
+            }
+        }
+        removed
+    }
+}
+
+impl MemoryTenant {
+    /// Runs `f` under the write lock and tells watchers if the revision moved.
+    fn mutate<T>(&self, f: impl FnOnce(&mut State) -> T) -> T {
+        let mut state = self.state.write();
+        let before = state.revision;
+        let answer = f(&mut state);
+        let after = state.revision;
+        drop(state);
+        if after != before {
+            self.latest.send_replace(after);
+        }
+        answer
+    }
 }
 
 impl TenantStore for MemoryTenant {
@@ -52,37 +151,29 @@ impl TenantStore for MemoryTenant {
     }
 
     fn write(&self, write: &Write<'_>) -> Result<u64, BoardError> {
-        let mut state = self.state.write();
-        let current = state.entries.get_key_value(write.key).map(|(k, e)| (k.clone(), e.revision, e.value.len()));
-        let after = plan_write(&self.tenant, &self.limits, current.as_ref().map(|c| (c.1, c.2)), state.totals, write)?;
-        state.revision += 1;
-        state.totals = after;
-        let revision = state.revision;
-        // Reuse the stored key so the map and the history share one allocation.
-        let key: Arc<str> = current.map_or_else(|| Arc::from(write.key), |c| c.0);
-        let value: Option<Arc<[u8]>> = write.value.map(Arc::from);
-        match &value {
-            Some(v) => {
-                let entry =
-                    Entry { value: v.clone(), revision, writer: write.writer.clone(), written_at: SystemTime::now() };
-                state.entries.insert(key.clone(), entry);
+        let (tenant, limits) = (self.tenant.as_str(), &self.limits);
+        self.mutate(|state| {
+            // Checking the index first keeps writes on boards without expired entries at one lookup.
+            if state.has_expired(write.at_ms) {
+                state.remove_if_expired(tenant, limits, write.key, write.at_ms);
             }
-            None => {
-                state.entries.remove(&key);
+            match state.apply(tenant, limits, write) {
+                Err(BoardError::QuotaExceeded(_)) if state.has_expired(write.at_ms) => {
+                    state.sweep(tenant, limits, write.at_ms, SWEEP_BATCH);
+                    state.apply(tenant, limits, write)
+                }
+                answer => answer,
             }
-        }
-        if self.limits.history > 0 {
-            if state.history.len() >= self.limits.history {
-                state.history.pop_front();
-            }
-            state.history.push_back(Change { key, value, revision, writer: write.writer.clone() });
-        }
-        drop(state);
-        self.latest.send_replace(revision);
-        Ok(revision)
+        })
     }
 
-    fn list(&self, prefix: &str, start_after: Option<&str>, limit: usize) -> Result<Vec<Arc<str>>, BoardError> {
+    fn list(
+        &self,
+        prefix: &str,
+        start_after: Option<&str>,
+        limit: usize,
+        now_ms: u64,
+    ) -> Result<Vec<Arc<str>>, BoardError> {
         let state = self.state.read();
         let start = match start_after {
             Some(after) if after >= prefix => Bound::Excluded(after),
@@ -92,6 +183,7 @@ impl TenantStore for MemoryTenant {
             .entries
             .range::<str, _>((start, Bound::Unbounded))
             .take_while(|(k, _)| k.starts_with(prefix))
+            .filter(|(_, e)| !e.is_expired(now_ms))
             .take(limit)
             .map(|(k, _)| k.clone())
             .collect())
@@ -117,5 +209,18 @@ impl TenantStore for MemoryTenant {
 
     fn subscribe(&self) -> watch::Receiver<u64> {
         self.latest.subscribe()
+    }
+
+    fn reap(&self, key: &str, revision: u64, now_ms: u64) -> Result<bool, BoardError> {
+        let (tenant, limits) = (self.tenant.as_str(), &self.limits);
+        Ok(self.mutate(|state| {
+            state.entries.get(key).is_some_and(|e| e.revision == revision)
+                && state.remove_if_expired(tenant, limits, key, now_ms)
+        }))
+    }
+
+    fn sweep(&self, now_ms: u64, limit: usize) -> Result<usize, BoardError> {
+        let (tenant, limits) = (self.tenant.as_str(), &self.limits);
+        Ok(self.mutate(|state| state.sweep(tenant, limits, now_ms, limit)))
     }
 }

@@ -1,5 +1,5 @@
 //! The blackboard: a versioned key-value board per tenant, with
-//! compare-and-swap, prefix listing and watch cursors.
+//! compare-and-swap, prefix listing, watch cursors and keys that expire.
 //!
 //! Tenants are separate [`Namespace`]s, never prefixes of one key space: a
 //! guest's key is looked up only inside its own tenant's map, so no key
@@ -8,19 +8,24 @@
 //!
 //! Storage sits behind [`Backend`] / [`TenantStore`]: [`MemoryBackend`] (the
 //! fast default for tests) and [`RedbBackend`] (durable, in the data folder).
-//! Checks on keys and sizes, and the quota arithmetic, live here once so every
-//! backend gives the same answers; one conformance suite runs against each.
+//! Checks on keys, sizes and time-to-live, and the quota arithmetic, live here
+//! once so every backend gives the same answers; one conformance suite runs
+//! against each. Expiry is in `expiry.rs`.
 
+#[cfg(test)]
+mod conformance;
 mod durable;
+mod expiry;
 mod memory;
 
 pub use durable::RedbBackend;
+pub use expiry::{MAX_TTL, SWEEP_EVERY, spawn_sweeper};
 pub use memory::MemoryBackend;
 
 use parking_lot::RwLock;
 use std::collections::HashMap;
-use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::sync::{Arc, LazyLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::watch;
 
 /// Most keys one `list` returns.
@@ -55,6 +60,14 @@ pub enum BoardError {
     /// The key or prefix is not acceptable; the text says why.
     #[error("invalid key: {0}")]
     InvalidKey(String),
+    /// The time-to-live is zero or over [`MAX_TTL`].
+    #[error("invalid ttl for key {key:?}: {why}")]
+    InvalidTtl {
+        /// The key written.
+        key: String,
+        /// What is wrong, with the limits.
+        why: String,
+    },
     /// Compare-and-swap found another revision (0 = absent).
     #[error("conflict: current revision is {current}")]
     Conflict {
@@ -85,6 +98,35 @@ pub enum BoardError {
     },
 }
 
+/// Who made a write: an agent, in one run. The tenant is implicit: it is the
+/// namespace written to. Cheap to clone (two shared strings).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Writer {
+    /// The agent's name (`paddock-cli` from the command line).
+    pub agent: Arc<str>,
+    /// The run the write was part of.
+    pub run: Arc<str>,
+}
+
+/// The agent recorded for the deletes the host makes when a ttl runs out.
+pub const EXPIRY_AGENT: &str = "paddock";
+/// The run recorded for those deletes.
+pub const EXPIRY_RUN: &str = "ttl";
+
+static EXPIRY_WRITER: LazyLock<Writer> = LazyLock::new(|| Writer::new(EXPIRY_AGENT, EXPIRY_RUN));
+
+impl Writer {
+    /// `agent` writing as part of `run`.
+    pub fn new(agent: impl Into<Arc<str>>, run: impl Into<Arc<str>>) -> Self {
+        Writer { agent: agent.into(), run: run.into() }
+    }
+
+    /// The writer of the host's removal of an expired key: `paddock`, run `ttl`.
+    pub fn expiry() -> Self {
+        EXPIRY_WRITER.clone()
+    }
+}
+
 /// A stored value with its provenance.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Entry {
@@ -92,10 +134,19 @@ pub struct Entry {
     pub value: Arc<[u8]>,
     /// Revision of the write that stored it.
     pub revision: u64,
-    /// Who wrote it (the agent's name).
-    pub writer: Arc<str>,
-    /// When it was written.
+    /// Who wrote it.
+    pub writer: Writer,
+    /// When it was written (to the millisecond).
     pub written_at: SystemTime,
+    /// When it expires, if it was written with a ttl.
+    pub expires_at: Option<SystemTime>,
+}
+
+impl Entry {
+    /// Whether it has expired at `now_ms` (milliseconds since the Unix epoch).
+    pub fn is_expired(&self, now_ms: u64) -> bool {
+        self.expires_at.is_some_and(|at| unix_millis(at) <= now_ms)
+    }
 }
 
 /// One change, as seen by watchers.
@@ -107,9 +158,37 @@ pub struct Change {
     pub value: Option<Arc<[u8]>>,
     /// The write's revision.
     pub revision: u64,
-    /// Who made it.
-    pub writer: Arc<str>,
+    /// Who made it; [`Writer::expiry`] when the host removed an expired key.
+    pub writer: Writer,
 }
+
+/// What a read found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Lookup {
+    /// A live entry.
+    Found(Entry),
+    /// No entry.
+    Absent,
+    /// An entry whose ttl ran out, not yet removed; it reads as absent.
+    Expired {
+        /// Its revision, for a removal conditional on it.
+        revision: u64,
+    },
+}
+
+/// Milliseconds since the Unix epoch (0 before it).
+pub fn unix_millis(at: SystemTime) -> u64 {
+    at.duration_since(UNIX_EPOCH).map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// The time `millis` milliseconds after the Unix epoch.
+pub fn from_unix_millis(millis: u64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_millis(millis)
+}
+
+/// The wall clock a board reads for write times and expiry. Tests pass one
+/// they move by hand instead of sleeping.
+pub type Clock = Arc<dyn Fn() -> SystemTime + Send + Sync>;
 
 /// Checks a tenant name: 1 to 64 of `a-z 0-9 - _`.
 pub fn validate_tenant(name: &str) -> Result<(), String> {
@@ -129,17 +208,34 @@ pub trait Backend: Send + Sync + 'static {
     /// The store of `tenant`'s board. Every call for one tenant returns a
     /// handle to the same store (and the same change notifications).
     fn open(&self, tenant: &str, limits: BoardLimits) -> Arc<dyn TenantStore>;
+    /// The tenants holding an entry expired at `now_ms`, including tenants not
+    /// opened since the process started, so their sweep is not forgotten.
+    fn expiring(&self, now_ms: u64) -> Result<Vec<String>, BoardError>;
 }
 
 /// One tenant's board in a backend. Each write is applied atomically with its
 /// checks (see [`plan_write`]); revisions are consecutive, starting at 1.
+///
+/// Expiry is the same in every backend: an entry expired at a time is never
+/// listed then; a write that meets an expired entry first removes it (a delete
+/// by [`Writer::expiry`] with its own revision) and is then judged as on an
+/// absent key; a write refused for quota while expired entries remain first
+/// removes those and tries once more. Removals are kept even when the write
+/// itself is refused.
 pub trait TenantStore: Send + Sync {
-    /// Reads `key`.
+    /// Reads `key` as stored, expired or not ([`Namespace::lookup`] judges).
     fn get(&self, key: &str) -> Result<Option<Entry>, BoardError>;
     /// Applies `write` and returns its revision.
     fn write(&self, write: &Write<'_>) -> Result<u64, BoardError>;
-    /// Keys starting with `prefix` and after `start_after`, in byte order, at most `limit`.
-    fn list(&self, prefix: &str, start_after: Option<&str>, limit: usize) -> Result<Vec<Arc<str>>, BoardError>;
+    /// Keys starting with `prefix` and after `start_after`, in byte order, at
+    /// most `limit`, leaving out entries expired at `now_ms`.
+    fn list(
+        &self,
+        prefix: &str,
+        start_after: Option<&str>,
+        limit: usize,
+        now_ms: u64,
+    ) -> Result<Vec<Arc<str>>, BoardError>;
     /// Kept changes under `prefix` after revision `after`, in order, at most `limit`;
     /// `Lagged` when some after `after` are no longer kept.
     fn changes_after(&self, prefix: &str, after: u64, limit: usize) -> Result<Vec<Change>, BoardError>;
@@ -147,6 +243,12 @@ pub trait TenantStore: Send + Sync {
     fn revision(&self) -> Result<u64, BoardError>;
     /// A receiver told the newest revision after each write.
     fn subscribe(&self) -> watch::Receiver<u64>;
+    /// Removes `key` if it still has `revision` and has expired at `now_ms`;
+    /// whether it did.
+    fn reap(&self, key: &str, revision: u64, now_ms: u64) -> Result<bool, BoardError>;
+    /// Removes up to `limit` entries expired at `now_ms`, soonest expiry
+    /// first; how many it removed.
+    fn sweep(&self, now_ms: u64, limit: usize) -> Result<usize, BoardError>;
     /// Whether a write waits on the disk (an fsync), so async callers should
     /// run it off the async worker threads.
     fn writes_block(&self) -> bool {
@@ -165,7 +267,20 @@ pub struct Write<'a> {
     /// The new value; `None` deletes.
     pub value: Option<&'a [u8]>,
     /// Who writes.
-    pub writer: &'a Arc<str>,
+    pub writer: &'a Writer,
+    /// When, in milliseconds since the Unix epoch: the entry's write time,
+    /// and the time a current entry's expiry is judged at.
+    pub at_ms: u64,
+    /// When the new value expires (milliseconds since the Unix epoch); `None`
+    /// keeps it until overwritten, clearing any earlier ttl.
+    pub expires_ms: Option<u64>,
+}
+
+impl<'a> Write<'a> {
+    /// The host's removal of the expired `key` at `at_ms`.
+    pub fn expiry(key: &'a str, writer: &'a Writer, at_ms: u64) -> Self {
+        Write { key, expected: None, value: None, writer, at_ms, expires_ms: None }
+    }
 }
 
 /// What a tenant holds after a write.
@@ -224,6 +339,7 @@ pub fn plan_write(
 pub struct Blackboard {
     limits: BoardLimits,
     backend: Arc<dyn Backend>,
+    clock: Clock,
     namespaces: RwLock<HashMap<String, Arc<Namespace>>>,
 }
 
@@ -245,14 +361,24 @@ impl Blackboard {
         Blackboard::with_backend(limits, Arc::new(MemoryBackend::default()))
     }
 
-    /// A board kept by `backend`.
+    /// A board kept by `backend`, on the system clock.
     pub fn with_backend(limits: BoardLimits, backend: Arc<dyn Backend>) -> Self {
-        Blackboard { limits, backend, namespaces: RwLock::default() }
+        Blackboard { limits, backend, clock: Arc::new(SystemTime::now), namespaces: RwLock::default() }
+    }
+
+    /// The same board reading `clock` instead of the system clock.
+    pub fn with_clock(self, clock: Clock) -> Self {
+        Blackboard { clock, namespaces: RwLock::default(), ..self }
     }
 
     /// The limits every tenant's board has.
     pub fn limits(&self) -> BoardLimits {
         self.limits
+    }
+
+    /// The time on the board's clock.
+    pub fn now(&self) -> SystemTime {
+        (self.clock)()
     }
 
     /// The board of `tenant`.
@@ -265,17 +391,23 @@ impl Blackboard {
             .entry(tenant.to_string())
             .or_insert_with(|| {
                 let store = self.backend.open(tenant, self.limits);
-                Arc::new(Namespace { tenant: tenant.to_string(), limits: self.limits, store })
+                Arc::new(Namespace {
+                    tenant: tenant.to_string(),
+                    limits: self.limits,
+                    store,
+                    clock: self.clock.clone(),
+                })
             })
             .clone()
     }
 }
 
-/// One tenant's board: checks keys and sizes, then asks its store.
+/// One tenant's board: checks keys, sizes and ttls, then asks its store.
 pub struct Namespace {
     tenant: String,
     limits: BoardLimits,
     store: Arc<dyn TenantStore>,
+    clock: Clock,
 }
 
 impl std::fmt::Debug for Namespace {
@@ -300,31 +432,82 @@ impl Namespace {
         self.store.revision()
     }
 
-    /// Reads `key`.
+    fn now_ms(&self) -> u64 {
+        unix_millis((self.clock)())
+    }
+
+    /// Reads `key`; an expired entry reads as absent and is removed on the
+    /// spot (with a blocking store this waits for the removal's commit: see
+    /// [`Namespace::lookup`] to do that elsewhere).
     pub fn get(&self, key: &str) -> Result<Option<Entry>, BoardError> {
+        match self.lookup(key)? {
+            Lookup::Found(entry) => Ok(Some(entry)),
+            Lookup::Absent => Ok(None),
+            Lookup::Expired { revision } => {
+                self.reap_expired(key, revision);
+                Ok(None)
+            }
+        }
+    }
+
+    /// Reads `key` without removing anything; the caller may pass an
+    /// `Expired` answer to [`Namespace::reap_expired`].
+    pub fn lookup(&self, key: &str) -> Result<Lookup, BoardError> {
         self.check_key(key)?;
-        self.store.get(key)
+        Ok(match self.store.get(key)? {
+            None => Lookup::Absent,
+            // The clock is read only for entries with a ttl, which keeps plain gets cheap.
+            Some(entry) if entry.expires_at.is_some() && entry.is_expired(self.now_ms()) => {
+                Lookup::Expired { revision: entry.revision }
+            }
+            Some(entry) => Lookup::Found(entry),
+        })
     }
 
-    /// Writes `key` unconditionally; returns the new revision.
-    pub fn put(&self, key: &str, value: &[u8], writer: &Arc<str>) -> Result<u64, BoardError> {
-        self.write(Write { key, expected: None, value: Some(value), writer })
+    /// Removes the expired `key` if it still has `revision`; whether it did.
+    /// A failure is logged, not returned: the key reads as absent anyway and
+    /// the sweeper tries again.
+    pub fn reap_expired(&self, key: &str, revision: u64) -> bool {
+        match self.store.reap(key, revision, self.now_ms()) {
+            Ok(reaped) => reaped,
+            Err(e) => {
+                tracing::warn!(tenant = %self.tenant, key, error = %e, "cannot remove an expired blackboard key");
+                false
+            }
+        }
     }
 
-    /// Writes `key` if its revision is `expected` (0 = absent); returns the new revision.
-    pub fn compare_and_swap(
+    /// Writes `key` unconditionally, clearing any ttl; returns the new revision.
+    pub fn put(&self, key: &str, value: &[u8], writer: &Writer) -> Result<u64, BoardError> {
+        self.write(key, None, Some(value), None, writer)
+    }
+
+    /// Writes `key` to expire `ttl` from now (1 ms to [`MAX_TTL`]); returns the new revision.
+    pub fn put_expiring(&self, key: &str, value: &[u8], ttl: Duration, writer: &Writer) -> Result<u64, BoardError> {
+        self.write(key, None, Some(value), Some(ttl), writer)
+    }
+
+    /// Writes `key` if its revision is `expected` (0 = absent), clearing any
+    /// ttl; returns the new revision.
+    pub fn compare_and_swap(&self, key: &str, expected: u64, value: &[u8], writer: &Writer) -> Result<u64, BoardError> {
+        self.write(key, Some(expected), Some(value), None, writer)
+    }
+
+    /// [`Namespace::compare_and_swap`] with a ttl: a lease that lapses unless renewed.
+    pub fn compare_and_swap_expiring(
         &self,
         key: &str,
         expected: u64,
         value: &[u8],
-        writer: &Arc<str>,
+        ttl: Duration,
+        writer: &Writer,
     ) -> Result<u64, BoardError> {
-        self.write(Write { key, expected: Some(expected), value: Some(value), writer })
+        self.write(key, Some(expected), Some(value), Some(ttl), writer)
     }
 
-    /// Deletes `key`; `false` when it was absent.
-    pub fn delete(&self, key: &str, writer: &Arc<str>) -> Result<bool, BoardError> {
-        match self.write(Write { key, expected: None, value: None, writer }) {
+    /// Deletes `key`; `false` when it was absent (or expired).
+    pub fn delete(&self, key: &str, writer: &Writer) -> Result<bool, BoardError> {
+        match self.write(key, None, None, None, writer) {
             Ok(_) => Ok(true),
             Err(BoardError::Conflict { current: 0 }) => Ok(false),
             Err(e) => Err(e),
@@ -344,7 +527,7 @@ impl Namespace {
         limit: usize,
     ) -> Result<Vec<Arc<str>>, BoardError> {
         self.check_prefix(prefix)?;
-        self.store.list(prefix, start_after, limit.min(LIST_MAX))
+        self.store.list(prefix, start_after, limit.min(LIST_MAX), self.now_ms())
     }
 
     /// Kept changes under `prefix` after revision `after`, without waiting.
@@ -371,14 +554,23 @@ impl Namespace {
         }
     }
 
-    fn write(&self, write: Write<'_>) -> Result<u64, BoardError> {
-        self.check_key(write.key)?;
-        if let Some(v) = write.value
+    fn write(
+        &self,
+        key: &str,
+        expected: Option<u64>,
+        value: Option<&[u8]>,
+        ttl: Option<Duration>,
+        writer: &Writer,
+    ) -> Result<u64, BoardError> {
+        self.check_key(key)?;
+        if let Some(v) = value
             && v.len() as u64 > self.limits.value_bytes
         {
             return Err(BoardError::TooLarge { size: v.len() as u64, limit: self.limits.value_bytes });
         }
-        self.store.write(&write)
+        let at_ms = self.now_ms();
+        let expires_ms = ttl.map(|ttl| expiry::expires_ms(key, ttl, at_ms)).transpose()?;
+        self.store.write(&Write { key, expected, value, writer, at_ms, expires_ms })
     }
 
     fn check_key(&self, key: &str) -> Result<(), BoardError> {
@@ -400,238 +592,5 @@ impl Namespace {
             return Err(BoardError::InvalidKey(format!("a key must not contain control characters (found {:?})", c)));
         }
         Ok(())
-    }
-}
-
-/// One suite of behaviour every backend must show, instantiated per backend.
-#[cfg(test)]
-mod conformance {
-    use super::*;
-
-    fn writer() -> Arc<str> {
-        Arc::from("tester")
-    }
-
-    macro_rules! suite {
-        ($backend:ident, $make:expr) => {
-            mod $backend {
-                use super::*;
-
-                /// A board with `limits`, and what must live as long as it.
-                fn board(limits: BoardLimits) -> (Blackboard, Option<tempfile::TempDir>) {
-                    $make(limits)
-                }
-
-                fn ns(limits: BoardLimits) -> (Arc<Namespace>, Option<tempfile::TempDir>) {
-                    let (board, dir) = board(limits);
-                    (board.namespace("t"), dir)
-                }
-
-                #[test]
-                fn revisions_increase_by_one_per_write_and_record_the_writer() {
-                    let (ns, _d) = ns(BoardLimits::default());
-                    assert_eq!(ns.put("a", b"1", &writer()), Ok(1));
-                    assert_eq!(ns.put("b", b"2", &writer()), Ok(2));
-                    assert_eq!(ns.put("a", b"3", &writer()), Ok(3));
-                    let e = ns.get("a").unwrap().unwrap();
-                    assert_eq!((&*e.value, e.revision, &*e.writer), (&b"3"[..], 3, "tester"));
-                    assert!(e.written_at <= SystemTime::now());
-                    assert_eq!(ns.revision(), Ok(3));
-                }
-
-                #[test]
-                fn compare_and_swap_refuses_a_stale_revision_with_the_current_one() {
-                    let (ns, _d) = ns(BoardLimits::default());
-                    assert_eq!(ns.compare_and_swap("k", 0, b"x", &writer()), Ok(1));
-                    assert_eq!(ns.compare_and_swap("k", 0, b"y", &writer()), Err(BoardError::Conflict { current: 1 }));
-                    assert_eq!(ns.compare_and_swap("k", 1, b"y", &writer()), Ok(2));
-                    assert_eq!(
-                        ns.compare_and_swap("absent", 5, b"y", &writer()),
-                        Err(BoardError::Conflict { current: 0 })
-                    );
-                }
-
-                #[test]
-                fn tenants_never_see_each_others_keys() {
-                    let (board, _d) = board(BoardLimits::default());
-                    board.namespace("a").put("secret", b"1", &writer()).unwrap();
-                    let b = board.namespace("b");
-                    for key in ["secret", "../a/secret", "/secret", "a/secret", "a:secret", "secret\u{200b}"] {
-                        assert_eq!(b.get(key), Ok(None), "{key}");
-                    }
-                    assert!(b.list("", 10).unwrap().is_empty());
-                    assert!(b.changes_after("", 0).unwrap().is_empty());
-                    assert_eq!(b.put("secret", b"2", &writer()), Ok(1), "revisions are per tenant");
-                    assert_eq!(&*board.namespace("a").get("secret").unwrap().unwrap().value, b"1");
-                }
-
-                #[test]
-                fn keys_with_control_characters_or_over_the_limit_are_invalid() {
-                    let (ns, _d) = ns(BoardLimits::default());
-                    assert_eq!(
-                        ns.put("a\0b", b"", &writer()),
-                        Err(BoardError::InvalidKey("a key must not contain control characters (found '\\0')".into()))
-                    );
-                    let long = "k".repeat(513);
-                    assert_eq!(
-                        ns.get(&long),
-                        Err(BoardError::InvalidKey("a key of 513 bytes is over the limit of 512 bytes".into()))
-                    );
-                    assert_eq!(ns.get(""), Err(BoardError::InvalidKey("a key must not be empty".into())));
-                }
-
-                #[test]
-                fn value_over_the_limit_is_too_large_and_nothing_is_written() {
-                    let (ns, _d) = ns(BoardLimits { value_bytes: 4, ..Default::default() });
-                    assert_eq!(ns.put("k", b"12345", &writer()), Err(BoardError::TooLarge { size: 5, limit: 4 }));
-                    assert_eq!(ns.revision(), Ok(0));
-                }
-
-                #[test]
-                fn key_count_quota_names_tenant_and_limit_and_deletes_free_room() {
-                    let (board, _d) = board(BoardLimits { max_keys: 1, ..Default::default() });
-                    let ns = board.namespace("acme");
-                    ns.put("a", b"", &writer()).unwrap();
-                    ns.put("a", b"again", &writer()).unwrap();
-                    assert_eq!(
-                        ns.put("b", b"", &writer()),
-                        Err(BoardError::QuotaExceeded(
-                            "tenant \"acme\" holds 1 keys, the limit (blackboard.max-keys)".into()
-                        ))
-                    );
-                    assert_eq!(ns.delete("a", &writer()), Ok(true));
-                    assert_eq!(ns.put("b", b"", &writer()), Ok(4));
-                }
-
-                #[test]
-                fn byte_quota_counts_keys_and_values() {
-                    let (board, _d) = board(BoardLimits { max_bytes: 10, ..Default::default() });
-                    let ns = board.namespace("acme");
-                    assert_eq!(ns.put("k", b"123456789", &writer()), Ok(1));
-                    assert_eq!(
-                        ns.put("k", b"1234567890", &writer()),
-                        Err(BoardError::QuotaExceeded(
-                            "tenant \"acme\" would hold 11 bytes, over the limit of 10 (blackboard.max-bytes)".into()
-                        ))
-                    );
-                    assert_eq!(ns.put("k", b"1", &writer()), Ok(2), "shrinking is always allowed");
-                }
-
-                #[test]
-                fn list_returns_prefix_matches_in_byte_order_and_pages() {
-                    let (ns, _d) = ns(BoardLimits::default());
-                    for k in ["task/3", "task/2", "task/1", "tasks", "other"] {
-                        ns.put(k, b"", &writer()).unwrap();
-                    }
-                    let names = |keys: Vec<Arc<str>>| keys.iter().map(|k| k.to_string()).collect::<Vec<_>>();
-                    assert_eq!(names(ns.list("task/", 10).unwrap()), ["task/1", "task/2", "task/3"]);
-                    assert_eq!(names(ns.list_after("task/", None, 2).unwrap()), ["task/1", "task/2"]);
-                    assert_eq!(names(ns.list_after("task/", Some("task/2"), 2).unwrap()), ["task/3"]);
-                    assert_eq!(names(ns.list("", 10).unwrap()), ["other", "task/1", "task/2", "task/3", "tasks"]);
-                }
-
-                #[test]
-                fn delete_reports_whether_the_key_existed_and_is_watched() {
-                    let (ns, _d) = ns(BoardLimits::default());
-                    ns.put("k", b"v", &writer()).unwrap();
-                    assert_eq!(ns.delete("k", &writer()), Ok(true));
-                    assert_eq!(ns.delete("k", &writer()), Ok(false));
-                    assert_eq!(ns.get("k"), Ok(None));
-                    let changes = ns.changes_after("", 1).unwrap();
-                    assert_eq!((changes.len(), changes[0].value.is_none(), changes[0].revision), (1, true, 2));
-                }
-
-                #[test]
-                fn changes_come_in_revision_order_with_values_and_writers() {
-                    let (ns, _d) = ns(BoardLimits::default());
-                    for i in 0..5u8 {
-                        ns.put(&format!("k{}", i % 2), &[i], &writer()).unwrap();
-                    }
-                    let changes = ns.changes_after("k1", 0).unwrap();
-                    let seen: Vec<(u64, Vec<u8>)> =
-                        changes.iter().map(|c| (c.revision, c.value.as_deref().unwrap().to_vec())).collect();
-                    assert_eq!(seen, [(2, vec![1]), (4, vec![3])]);
-                    assert!(changes.iter().all(|c| &*c.writer == "tester"));
-                }
-
-                #[tokio::test]
-                async fn watch_wakes_on_a_later_write_under_its_prefix_only() {
-                    let (ns, _d) = ns(BoardLimits::default());
-                    let watcher = {
-                        let ns = ns.clone();
-                        tokio::spawn(async move { ns.watch("jobs/", 0, Duration::from_secs(5)).await })
-                    };
-                    tokio::task::yield_now().await;
-                    ns.put("other", b"x", &writer()).unwrap();
-                    ns.put("jobs/1", b"y", &writer()).unwrap();
-                    let changes = watcher.await.unwrap().unwrap();
-                    assert_eq!(changes.len(), 1);
-                    assert_eq!((&*changes[0].key, changes[0].revision), ("jobs/1", 2));
-                }
-
-                #[tokio::test]
-                async fn watch_times_out_empty() {
-                    let (ns, _d) = ns(BoardLimits::default());
-                    assert_eq!(ns.watch("", 0, Duration::from_millis(20)).await, Ok(vec![]));
-                }
-
-                #[test]
-                fn a_watcher_behind_the_kept_history_is_told_it_lagged() {
-                    let (ns, _d) = ns(BoardLimits { history: 2, ..Default::default() });
-                    for i in 0..5 {
-                        ns.put(&format!("k{i}"), b"", &writer()).unwrap();
-                    }
-                    assert_eq!(ns.changes_after("", 1), Err(BoardError::Lagged { after: 1, resume_after: 5 }));
-                    assert_eq!(ns.changes_after("", 3).unwrap().len(), 2);
-                    assert_eq!(ns.changes_after("", 5).unwrap().len(), 0);
-                }
-            }
-        };
-    }
-
-    suite!(memory, |limits| (Blackboard::new(limits), None));
-
-    suite!(redb, |limits| {
-        let dir = tempfile::tempdir().unwrap();
-        let backend = RedbBackend::open(&dir.path().join("board.redb")).unwrap();
-        (Blackboard::with_backend(limits, Arc::new(backend)), Some(dir))
-    });
-
-    #[test]
-    fn the_durable_board_survives_a_reopen_and_keeps_counting() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("data/board.redb");
-        {
-            let board = Blackboard::with_backend(BoardLimits::default(), Arc::new(RedbBackend::open(&path).unwrap()));
-            let ns = board.namespace("t");
-            ns.put("a", b"1", &writer()).unwrap();
-            ns.put("b", b"2", &writer()).unwrap();
-            ns.delete("b", &writer()).unwrap();
-        }
-        let board = Blackboard::with_backend(BoardLimits::default(), Arc::new(RedbBackend::open(&path).unwrap()));
-        let ns = board.namespace("t");
-        assert_eq!(&*ns.get("a").unwrap().unwrap().value, b"1");
-        assert_eq!(ns.get("b"), Ok(None));
-        assert_eq!(ns.changes_after("", 0).unwrap().len(), 3);
-        assert_eq!(ns.put("c", b"3", &writer()), Ok(4));
-    }
-
-    #[test]
-    fn opening_a_file_that_is_not_a_board_is_a_storage_error_naming_it() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("junk.redb");
-        std::fs::write(&path, b"not a database at all, just some bytes that go on for a while").unwrap();
-        match RedbBackend::open(&path) {
-            Err(BoardError::Storage(why)) => assert!(why.starts_with(&path.display().to_string()), "{why}"),
-            Err(other) => panic!("unexpected error {other}"),
-            Ok(_) => panic!("a junk file opened as a board"),
-        }
-    }
-
-    #[test]
-    fn tenant_names_are_restricted() {
-        assert!(validate_tenant("acme-1").is_ok());
-        assert!(validate_tenant("../x").is_err());
-        assert!(validate_tenant("").is_err());
     }
 }

@@ -2,17 +2,23 @@
 //!
 //! With the memory store (the default) the board lives only as long as this
 //! command, which is rarely what an operator wants; every command says so.
+//! Each command first removes the keys whose ttl ran out while no host did,
+//! so `history` and `watch` show their deletions; `watch` keeps doing so.
 
 use super::{EXIT_AGENT_ERROR, EXIT_CRASH, EXIT_USAGE, fail};
-use crate::blackboard::{BoardError, Change, Entry, Namespace, validate_tenant};
+use crate::blackboard::{
+    BoardError, Change, Entry, Namespace, SWEEP_EVERY, Writer, spawn_sweeper, unix_millis, validate_tenant,
+};
 use crate::config::{BoardStore, Settings, Span};
 use clap::Subcommand;
 use std::io::{BufRead, Write};
 use std::sync::Arc;
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
-/// The writer recorded for changes made from the command line.
-const CLI_WRITER: &str = "paddock-cli";
+/// The agent recorded for changes made from the command line.
+const CLI_AGENT: &str = "paddock-cli";
+/// The run recorded for them.
+const CLI_RUN: &str = "cli";
 
 #[derive(Debug, Subcommand)]
 pub enum BbCommand {
@@ -26,7 +32,7 @@ pub enum BbCommand {
     },
     /// Write a value (or, with --lines, one `KEY VALUE` per stdin line, printing each revision once stored)
     #[command(
-        after_help = "Examples:\n  paddock bb put tasks/1 '{\"todo\":\"write\"}'\n  paddock bb put --lines < batch.txt"
+        after_help = "Examples:\n  paddock bb put tasks/1 '{\"todo\":\"write\"}'\n  paddock bb put locks/report me --expect 0 --ttl 30s\n  paddock bb put --lines < batch.txt"
     )]
     Put {
         /// The key
@@ -38,6 +44,9 @@ pub enum BbCommand {
         /// Only if the key's revision is this (0 = absent): compare-and-swap
         #[arg(long, value_name = "REV")]
         expect: Option<u64>,
+        /// Expire after this long (1ms to 365 days, e.g. 30s, 5m, 2h): the key then reads as absent
+        #[arg(long, value_parser = Span::parse, value_name = "DURATION")]
+        ttl: Option<Span>,
         /// Read `KEY VALUE` lines from stdin
         #[arg(long, conflicts_with_all = ["key", "value", "expect"])]
         lines: bool,
@@ -114,20 +123,24 @@ pub async fn bb(settings: Settings, command: BbCommand) -> u8 {
         eprintln!("note: blackboard.store is \"memory\": this board ends with this command (set store = \"durable\")");
     }
     let board = match crate::runtime::open_blackboard(&settings) {
-        Ok(b) => b,
+        Ok(b) => Arc::new(b),
         Err(e) => return fail(EXIT_CRASH, e),
     };
+    board.sweep_expired(board.now());
     let ns = board.namespace(&tenant);
     let json = common.json;
     let result = match command {
         BbCommand::Get { key, .. } => get(&ns, &key, json),
-        BbCommand::Put { lines: true, .. } => put_lines(&ns, json),
-        BbCommand::Put { key, value, expect, .. } => {
-            put(&ns, &key.unwrap_or_default(), &value.unwrap_or_default(), expect, json)
+        BbCommand::Put { lines: true, ttl, .. } => put_lines(&ns, ttl.map(|t| t.0), json),
+        BbCommand::Put { key, value, expect, ttl, .. } => {
+            put(&ns, &key.unwrap_or_default(), &value.unwrap_or_default(), expect, ttl.map(|t| t.0), json)
         }
         BbCommand::List { prefix, limit, .. } => list(&ns, &prefix, limit, json),
         BbCommand::Watch { prefix, after, count, timeout, .. } => {
-            watch(&ns, &prefix, after, count, timeout.map(|s| s.0), json).await
+            let sweeper = spawn_sweeper(&board, SWEEP_EVERY);
+            let watched = watch(&ns, &prefix, after, count, timeout.map(|s| s.0), json).await;
+            sweeper.abort();
+            watched
         }
         BbCommand::History { prefix, after, .. } => ns.changes_after(&prefix, after).map(|changes| {
             for c in &changes {
@@ -143,8 +156,12 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
-fn millis(entry: &Entry) -> u128 {
-    entry.written_at.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis())
+fn cli_writer() -> Writer {
+    Writer::new(CLI_AGENT, CLI_RUN)
+}
+
+fn rfc3339(at: SystemTime) -> String {
+    humantime::format_rfc3339_millis(at).to_string()
 }
 
 fn get(ns: &Namespace, key: &str, json: bool) -> Result<u8, BoardError> {
@@ -155,20 +172,46 @@ fn get(ns: &Namespace, key: &str, json: bool) -> Result<u8, BoardError> {
     if json {
         let out = serde_json::json!({
             "key": key, "value": text(&entry.value), "revision": entry.revision,
-            "writer": &*entry.writer, "written_at_ms": millis(&entry) as u64,
+            "writer": &*entry.writer.agent, "run": &*entry.writer.run,
+            "written_at_ms": unix_millis(entry.written_at),
+            "expires_at_ms": entry.expires_at.map(unix_millis),
         });
         println!("{out}");
     } else {
+        // The value alone on stdout, so `$(paddock bb get KEY)` is the value; provenance on stderr.
         println!("{}", text(&entry.value));
+        eprintln!("{}", provenance(&entry));
     }
     Ok(0)
 }
 
-fn put(ns: &Namespace, key: &str, value: &str, expect: Option<u64>, json: bool) -> Result<u8, BoardError> {
-    let writer: Arc<str> = Arc::from(CLI_WRITER);
-    let revision = match expect {
-        Some(rev) => ns.compare_and_swap(key, rev, value.as_bytes(), &writer)?,
-        None => ns.put(key, value.as_bytes(), &writer)?,
+/// `revision 3 by planner (run 0190…) at 2025-06-01T12:00:00.000Z[, expires …]`.
+fn provenance(entry: &Entry) -> String {
+    let expires = entry.expires_at.map_or(String::new(), |at| format!(", expires {}", rfc3339(at)));
+    format!(
+        "revision {} by {} (run {}) at {}{expires}",
+        entry.revision,
+        entry.writer.agent,
+        entry.writer.run,
+        rfc3339(entry.written_at)
+    )
+}
+
+fn put(
+    ns: &Namespace,
+    key: &str,
+    value: &str,
+    expect: Option<u64>,
+    ttl: Option<Duration>,
+    json: bool,
+) -> Result<u8, BoardError> {
+    let writer = cli_writer();
+    let value = value.as_bytes();
+    let revision = match (expect, ttl) {
+        (Some(rev), Some(ttl)) => ns.compare_and_swap_expiring(key, rev, value, ttl, &writer)?,
+        (Some(rev), None) => ns.compare_and_swap(key, rev, value, &writer)?,
+        (None, Some(ttl)) => ns.put_expiring(key, value, ttl, &writer)?,
+        (None, None) => ns.put(key, value, &writer)?,
     };
     print_written(key, revision, json);
     Ok(0)
@@ -176,8 +219,8 @@ fn put(ns: &Namespace, key: &str, value: &str, expect: Option<u64>, json: bool) 
 
 /// One write per line; each revision is printed (and flushed) only once the
 /// store has acknowledged it, so a caller can trust every printed line.
-fn put_lines(ns: &Namespace, json: bool) -> Result<u8, BoardError> {
-    let writer: Arc<str> = Arc::from(CLI_WRITER);
+fn put_lines(ns: &Namespace, ttl: Option<Duration>, json: bool) -> Result<u8, BoardError> {
+    let writer = cli_writer();
     for (n, line) in std::io::stdin().lock().lines().enumerate() {
         let line = line.map_err(|e| BoardError::Storage(format!("reading stdin: {e}")))?;
         if line.trim().is_empty() {
@@ -187,7 +230,10 @@ fn put_lines(ns: &Namespace, json: bool) -> Result<u8, BoardError> {
             eprintln!("error: line {}: expected `KEY VALUE`", n + 1);
             return Ok(EXIT_USAGE);
         };
-        let revision = ns.put(key, value.as_bytes(), &writer)?;
+        let revision = match ttl {
+            Some(ttl) => ns.put_expiring(key, value.as_bytes(), ttl, &writer)?,
+            None => ns.put(key, value.as_bytes(), &writer)?,
+        };
         print_written(key, revision, json);
     }
     Ok(0)
@@ -225,12 +271,16 @@ fn list(ns: &Namespace, prefix: &str, limit: usize, json: bool) -> Result<u8, Bo
 fn print_change(c: &Change, json: bool) {
     let value = c.value.as_ref().map(|v| text(v));
     if json {
-        let out = serde_json::json!({ "revision": c.revision, "key": &*c.key, "value": value, "writer": &*c.writer });
+        let out = serde_json::json!({
+            "revision": c.revision, "key": &*c.key, "value": value,
+            "writer": &*c.writer.agent, "run": &*c.writer.run,
+        });
         println!("{out}");
     } else {
+        let by = format!("by {}, run {}", c.writer.agent, c.writer.run);
         match value {
-            Some(v) => println!("{} put {} {} (by {})", c.revision, c.key, v, c.writer),
-            None => println!("{} delete {} (by {})", c.revision, c.key, c.writer),
+            Some(v) => println!("{} put {} {} ({by})", c.revision, c.key, v),
+            None => println!("{} delete {} ({by})", c.revision, c.key),
         }
     }
     let _ = std::io::stdout().flush();

@@ -2,7 +2,7 @@
 
 use super::CallContext;
 use super::wit::blackboard::{Change, Entry, Error, Host};
-use crate::blackboard::{BoardError, LIST_MAX, Namespace};
+use crate::blackboard::{BoardError, LIST_MAX, Lookup, Namespace, Writer, unix_millis};
 use std::sync::Arc;
 use std::time::Duration;
 use wasmtime::component::HasData;
@@ -10,8 +10,9 @@ use wasmtime::component::HasData;
 /// Per-invocation state of the `blackboard` interface.
 #[derive(Debug)]
 pub struct BoardCtx {
-    call: Arc<CallContext>,
     board: Arc<Namespace>,
+    /// The caller's agent and run, recorded with each write.
+    writer: Writer,
 }
 
 // Oversized keys and values are answered with `denied` and `too-large`, not a
@@ -21,7 +22,8 @@ impl BoardCtx {
     /// The blackboard interface over `board`, which must be the caller's tenant's.
     pub fn new(call: Arc<CallContext>, board: Arc<Namespace>) -> Self {
         debug_assert_eq!(board.tenant(), &*call.tenant);
-        BoardCtx { call, board }
+        let writer = Writer { agent: call.agent.clone(), run: call.run.clone() };
+        BoardCtx { board, writer }
     }
 }
 
@@ -31,12 +33,12 @@ impl BoardCtx {
     /// other agents meanwhile.
     async fn write<T: Send + 'static>(
         &self,
-        write: impl FnOnce(&Namespace, &Arc<str>) -> Result<T, BoardError> + Send + 'static,
+        write: impl FnOnce(&Namespace, &Writer) -> Result<T, BoardError> + Send + 'static,
     ) -> Result<T, Error> {
         if !self.board.writes_block() {
-            return write(&self.board, &self.call.agent).map_err(to_wit);
+            return write(&self.board, &self.writer).map_err(to_wit);
         }
-        let (board, writer) = (self.board.clone(), self.call.agent.clone());
+        let (board, writer) = (self.board.clone(), self.writer.clone());
         tokio::task::spawn_blocking(move || write(&board, &writer))
             .await
             .unwrap_or_else(|e| Err(BoardError::Storage(format!("the write task failed: {e}"))))
@@ -47,6 +49,7 @@ impl BoardCtx {
 fn to_wit(e: BoardError) -> Error {
     match e {
         BoardError::InvalidKey(why) => Error::Denied(why),
+        e @ BoardError::InvalidTtl { .. } => Error::Denied(e.to_string()),
         BoardError::Conflict { current } => Error::Conflict(current),
         BoardError::TooLarge { limit, .. } => Error::TooLarge(limit),
         BoardError::QuotaExceeded(why) => Error::QuotaExceeded(why),
@@ -57,15 +60,33 @@ fn to_wit(e: BoardError) -> Error {
 
 impl Host for BoardCtx {
     async fn get(&mut self, key: String) -> wasmtime::Result<Result<Option<Entry>, Error>> {
-        Ok(self
-            .board
-            .get(&key)
-            .map(|e| e.map(|e| Entry { value: e.value.to_vec(), revision: e.revision, writer: e.writer.to_string() }))
-            .map_err(to_wit))
+        let found = match self.board.lookup(&key) {
+            Ok(Lookup::Found(entry)) => Some(entry),
+            Ok(Lookup::Absent) => None,
+            Ok(Lookup::Expired { revision }) => {
+                // Removing it is a write: a durable one waits for its commit off the async workers.
+                let _ = self.write(move |board, _| Ok(board.reap_expired(&key, revision))).await;
+                None
+            }
+            Err(e) => return Ok(Err(to_wit(e))),
+        };
+        Ok(Ok(found.map(|e| Entry {
+            value: e.value.to_vec(),
+            revision: e.revision,
+            writer: e.writer.agent.to_string(),
+            run: e.writer.run.to_string(),
+            written_at: unix_millis(e.written_at),
+            expires_at: e.expires_at.map(unix_millis),
+        })))
     }
 
     async fn put(&mut self, key: String, value: Vec<u8>) -> wasmtime::Result<Result<u64, Error>> {
         Ok(self.write(move |board, writer| board.put(&key, &value, writer)).await)
+    }
+
+    async fn put_expiring(&mut self, key: String, value: Vec<u8>, ttl_ms: u64) -> wasmtime::Result<Result<u64, Error>> {
+        let ttl = Duration::from_millis(ttl_ms);
+        Ok(self.write(move |board, writer| board.put_expiring(&key, &value, ttl, writer)).await)
     }
 
     async fn compare_and_swap(
@@ -75,6 +96,17 @@ impl Host for BoardCtx {
         value: Vec<u8>,
     ) -> wasmtime::Result<Result<u64, Error>> {
         Ok(self.write(move |board, writer| board.compare_and_swap(&key, expected, &value, writer)).await)
+    }
+
+    async fn compare_and_swap_expiring(
+        &mut self,
+        key: String,
+        expected: u64,
+        value: Vec<u8>,
+        ttl_ms: u64,
+    ) -> wasmtime::Result<Result<u64, Error>> {
+        let ttl = Duration::from_millis(ttl_ms);
+        Ok(self.write(move |board, writer| board.compare_and_swap_expiring(&key, expected, &value, ttl, writer)).await)
     }
 
     async fn delete(&mut self, key: String) -> wasmtime::Result<Result<bool, Error>> {
@@ -100,6 +132,8 @@ impl Host for BoardCtx {
                         key: c.key.to_string(),
                         value: c.value.map(|v| v.to_vec()),
                         revision: c.revision,
+                        writer: c.writer.agent.to_string(),
+                        run: c.writer.run.to_string(),
                     })
                     .collect()
             })

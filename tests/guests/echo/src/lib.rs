@@ -9,7 +9,8 @@ impl Agent for Echo {
         let revision = blackboard::put("echo/last", input.as_bytes()).map_err(|e| blackboard::describe(&e))?;
         let entry = blackboard::get("echo/last").map_err(|e| blackboard::describe(&e))?.ok_or("echo/last vanished")?;
         let value = String::from_utf8(entry.value).map_err(|e| e.to_string())?;
-        Ok(serde_json::json!({ "input": value, "revision": revision, "writer": entry.writer }).to_string())
+        let out = serde_json::json!({ "input": value, "revision": revision, "writer": entry.writer, "run": entry.run });
+        Ok(out.to_string())
     }
 }
 
