@@ -27,6 +27,8 @@ pub mod config;
 pub mod engine;
 pub mod gateway;
 pub mod plugins;
+pub mod quota;
 pub mod runtime;
 pub mod sandbox;
+pub mod tenants;
 pub mod triggers;
