@@ -7,12 +7,12 @@ use crate::caps::agents::Dispatch;
 use crate::config::{BoardStore, DirGrant, Limits, Requested, Settings};
 use crate::engine::{self, EpochTicker};
 use crate::gateway::Gateway;
-use crate::plugins::load::{self, Inspection, LoadError};
 use crate::gateway::clock::SystemClock;
+use crate::plugins::load::{self, Inspection, LoadError};
 use crate::plugins::{Capabilities, Manifest, Registry};
 use crate::quota::{Budgets, Ledger};
-use crate::tenants::{self, Admission, Grants, TenantCeiling, TenantPolicy, Tenants};
 use crate::sandbox::{self, AgentState, Invocation, InvokeError, Outcome};
+use crate::tenants::{self, Admission, Grants, TenantCeiling, TenantPolicy, Tenants};
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::future::Future;
@@ -24,13 +24,26 @@ use wasmtime::component::Linker;
 
 /// Opens the blackboard `settings` name: in memory, or the durable file.
 pub fn open_blackboard(settings: &Settings) -> Result<Blackboard, String> {
-    Ok(match &settings.board_store {
+    let board = match &settings.board_store {
         BoardStore::Memory => Blackboard::new(settings.board),
         BoardStore::Durable(path) => {
             let backend = RedbBackend::open(path).map_err(|e| format!("blackboard.path: {e}"))?;
             Blackboard::with_backend(settings.board, Arc::new(backend))
         }
-    })
+    };
+    // A tenant's policy may only lower the host's board limits.
+    let tenant_limits = settings
+        .tenants
+        .iter()
+        .map(|p| {
+            let mut limits = settings.board;
+            limits.per_tenant = p.board_max_keys.is_some() || p.board_max_bytes.is_some();
+            limits.max_keys = p.board_max_keys.map_or(limits.max_keys, |k| k.min(limits.max_keys));
+            limits.max_bytes = p.board_max_bytes.map_or(limits.max_bytes, |b| b.min(limits.max_bytes));
+            (p.name.clone(), limits)
+        })
+        .collect();
+    Ok(board.with_tenant_limits(tenant_limits))
 }
 
 /// A new run id: 12 hex digits of milliseconds since 1970, then 8 random
@@ -133,8 +146,8 @@ impl Runtime {
             .map_err(|e| wasmtime::format_err!("cannot start the epoch thread: {e}"))?;
         let ledger = Ledger::open(&settings.ledger, budgets(&settings.tenants), Arc::new(SystemClock))
             .map_err(|e| wasmtime::format_err!("host.ledger: {e}"))?;
-        let gateway = Gateway::with(&settings.gateway, Arc::new(SystemClock), ledger.clone())
-            .map_err(wasmtime::Error::msg)?;
+        let gateway =
+            Gateway::with(&settings.gateway, Arc::new(SystemClock), ledger.clone()).map_err(wasmtime::Error::msg)?;
         let inner = Inner {
             gateway,
             ledger: Some(ledger),

@@ -93,7 +93,7 @@ async fn oversized_blackboard_key_is_denied_naming_the_limit() {
     let outcome = run(&rt, guests::GIANT_VALUE, r#"{"bytes":1,"key_bytes":600}"#).await;
     assert_eq!(
         error_text(&outcome),
-        "agent \"giant_value\" returned an error: Error::Denied(\"a key of 600 bytes is over the limit of 512 bytes\")"
+        "agent \"giant_value\" returned an error: Error::Denied(\"blackboard key: a key of 600 bytes is over the limit of 512 bytes\")"
     );
 }
 
@@ -185,7 +185,7 @@ async fn error_text_over_the_io_cap_is_a_limit_hit() {
     let outcome = run(&rt, guests::GIANT_VALUE, r#"{"bytes":1,"key_bytes":600}"#).await;
     assert_eq!(
         error_text(&outcome),
-        "agent \"giant_value\" error text of 66 bytes is over limits.max-io-bytes (40 bytes)"
+        "agent \"giant_value\" error text of 82 bytes is over limits.max-io-bytes (40 bytes)"
     );
 }
 

@@ -14,7 +14,7 @@ routes = ["fast"]
 [tenants.b]
 agents = ["prober", "billing"]
 routes = ["fast", "smart"]
-blackboard = { read = ["shared/"], write = ["tasks/"] }
+blackboard = { read = ["shared/"], write = ["tasks/", "echo/"] }
 "#;
 
 fn tenant(name: &str) -> RunOptions {
@@ -172,4 +172,66 @@ async fn a_tenant_ceiling_lowers_limits_and_overrides_above_it_are_refused() {
         }
         other => panic!("expected an options error, got {other:?}"),
     }
+}
+
+#[test]
+fn plugins_check_and_usage_show_grants_refusals_and_spend_per_tenant() {
+    let dir = tempfile::tempdir().unwrap();
+    plugin(
+        &dir.path().join("plugins"),
+        "prober",
+        guests::PROBER,
+        "[capabilities]\nroutes = [\"fast\", \"smart\"]\nblackboard = { write = [\"tasks/\"] }\n",
+    );
+    let config = "[host]\ndefault-tenant = \"acme\"\n[tenants.acme]\nagents = [\"prober\"]\nroutes = [\"fast\"]\nbudget = { tokens-per-day = 30 }\n";
+    std::fs::write(dir.path().join("paddock.toml"), config).unwrap();
+    let paddock = |args: &[&str]| TestCommand::new(dir.path(), args).run();
+
+    let check = paddock(&["plugins", "check"]);
+    assert_eq!(check.code, 9, "a refusal makes plugins check exit 9: {}", check.stderr);
+    assert!(check.stdout.starts_with("prober 1.0.0 for tenant acme: may run\n"), "{}", check.stdout);
+    assert!(
+        check.stdout.contains("    routes     asked [\"fast\",\"smart\"]  granted [\"fast\"]\n"),
+        "{}",
+        check.stdout
+    );
+    assert!(check.stdout.contains("    refused   route \"smart\": not in tenants.acme.routes = [fast]\n"));
+
+    let ops = r#"{"ops":[{"op":"llm","route":"fast"},{"op":"llm","route":"fast"}]}"#;
+    let ran = paddock(&["run", "prober", "--input", ops]);
+    let answers: Value = serde_json::from_str(&ran.stdout).unwrap_or_else(|_| panic!("{} {}", ran.stdout, ran.stderr));
+    assert!(
+        answers[0]["ok"].is_string()
+            && answers[1]["err"].as_str().unwrap().starts_with("budget exceeded: tenant \"acme\"")
+    );
+
+    let usage = paddock(&["usage", "--tenant", "acme", "--json"]);
+    let rows: Vec<Value> = serde_json::from_str(&usage.stdout).unwrap();
+    let day = rows.iter().find(|r| r["agent"].is_null() && r["window"].as_str().unwrap().len() == 10).unwrap();
+    assert_eq!((day["requests"].as_u64(), day["refusals"].as_u64()), (Some(1), Some(1)));
+    assert_eq!(day["budget"]["tokens"].as_u64(), Some(30));
+
+    let refused = paddock(&["run", "prober", "--tenant", "globex", "--input", "{}"]);
+    assert_eq!(
+        (refused.code, refused.stderr.trim()),
+        (9, "error: denied: no tenant named \"globex\" (configured: acme)")
+    );
+}
+
+#[tokio::test]
+async fn a_tenants_board_limits_are_its_own_and_named_by_its_key() {
+    let dir = tempfile::tempdir().unwrap();
+    plugin(dir.path(), "prober", guests::PROBER, "");
+    let rt = runtime_with_plugins(
+        dir.path(),
+        "[tenants.a]\nagents = [\"*\"]\nblackboard = { max-keys = 1 }\n[tenants.b]\nagents = [\"*\"]\n",
+    );
+    let two_keys = json!([{ "op": "put", "key": "k1", "value": "x" }, { "op": "put", "key": "k2", "value": "x" }]);
+    let answers = probe(&rt, "a", two_keys.clone()).await;
+    assert_eq!(
+        answers[1],
+        json!({ "err": "quota exceeded: tenant \"a\" holds 1 keys, the limit (tenants.a.blackboard.max-keys)" })
+    );
+    let answers = probe(&rt, "b", two_keys).await;
+    assert_eq!(answers[1], json!({ "ok": 2 }), "another tenant keeps the host's limits");
 }

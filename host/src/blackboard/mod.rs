@@ -46,11 +46,21 @@ pub struct BoardLimits {
     pub max_bytes: u64,
     /// Changes kept for watchers; a watcher further behind gets `Lagged`.
     pub history: usize,
+    /// Whether the key and byte counts come from the tenant's own policy
+    /// (`tenants.NAME.blackboard`) rather than `[blackboard]`, for messages.
+    pub per_tenant: bool,
 }
 
 impl Default for BoardLimits {
     fn default() -> Self {
-        BoardLimits { key_bytes: 512, value_bytes: 1 << 20, max_keys: 100_000, max_bytes: 256 << 20, history: 4096 }
+        BoardLimits {
+            key_bytes: 512,
+            value_bytes: 1 << 20,
+            max_keys: 100_000,
+            max_bytes: 256 << 20,
+            history: 4096,
+            per_tenant: false,
+        }
     }
 }
 
@@ -319,17 +329,22 @@ pub fn plan_write(
         (true, false) => totals.keys.saturating_sub(1),
         _ => totals.keys,
     };
+    let key = |name: &str| {
+        if limits.per_tenant { format!("tenants.{tenant}.blackboard.{name}") } else { format!("blackboard.{name}") }
+    };
     if keys > limits.max_keys && keys > totals.keys {
         return Err(BoardError::QuotaExceeded(format!(
-            "tenant \"{tenant}\" holds {} keys, the limit (blackboard.max-keys)",
-            limits.max_keys
+            "tenant \"{tenant}\" holds {} keys, the limit ({})",
+            limits.max_keys,
+            key("max-keys")
         )));
     }
     let bytes = totals.bytes.saturating_sub(old_bytes) + new_bytes;
     if bytes > limits.max_bytes && new_bytes > old_bytes {
         return Err(BoardError::QuotaExceeded(format!(
-            "tenant \"{tenant}\" would hold {bytes} bytes, over the limit of {} (blackboard.max-bytes)",
-            limits.max_bytes
+            "tenant \"{tenant}\" would hold {bytes} bytes, over the limit of {} ({})",
+            limits.max_bytes,
+            key("max-bytes")
         )));
     }
     Ok(Totals { keys, bytes })
@@ -338,6 +353,7 @@ pub fn plan_write(
 /// All tenants' boards.
 pub struct Blackboard {
     limits: BoardLimits,
+    tenant_limits: HashMap<String, BoardLimits>,
     backend: Arc<dyn Backend>,
     clock: Clock,
     namespaces: RwLock<HashMap<String, Arc<Namespace>>>,
@@ -363,7 +379,13 @@ impl Blackboard {
 
     /// A board kept by `backend`, on the system clock.
     pub fn with_backend(limits: BoardLimits, backend: Arc<dyn Backend>) -> Self {
-        Blackboard { limits, backend, clock: Arc::new(SystemTime::now), namespaces: RwLock::default() }
+        Blackboard {
+            limits,
+            tenant_limits: HashMap::new(),
+            backend,
+            clock: Arc::new(SystemTime::now),
+            namespaces: RwLock::default(),
+        }
     }
 
     /// The same board reading `clock` instead of the system clock.
@@ -371,9 +393,19 @@ impl Blackboard {
         Blackboard { clock, namespaces: RwLock::default(), ..self }
     }
 
-    /// The limits every tenant's board has.
+    /// The same board with other limits for some tenants (their policy's).
+    pub fn with_tenant_limits(self, tenant_limits: HashMap<String, BoardLimits>) -> Self {
+        Blackboard { tenant_limits, ..self }
+    }
+
+    /// The limits of tenants with none of their own.
     pub fn limits(&self) -> BoardLimits {
         self.limits
+    }
+
+    /// The limits of `tenant`'s board.
+    pub fn limits_of(&self, tenant: &str) -> BoardLimits {
+        self.tenant_limits.get(tenant).copied().unwrap_or(self.limits)
     }
 
     /// The time on the board's clock.
@@ -390,13 +422,9 @@ impl Blackboard {
             .write()
             .entry(tenant.to_string())
             .or_insert_with(|| {
-                let store = self.backend.open(tenant, self.limits);
-                Arc::new(Namespace {
-                    tenant: tenant.to_string(),
-                    limits: self.limits,
-                    store,
-                    clock: self.clock.clone(),
-                })
+                let limits = self.limits_of(tenant);
+                let store = self.backend.open(tenant, limits);
+                Arc::new(Namespace { tenant: tenant.to_string(), limits, store, clock: self.clock.clone() })
             })
             .clone()
     }

@@ -46,8 +46,8 @@ pub fn usage(settings: Settings, args: UsageArgs) -> u8 {
             .iter()
             .map(|r| {
                 let mut v = serde_json::to_value(r).unwrap_or_default();
-                if let Some(budget) = budget_of(&settings, r) {
-                    v["budget"] = budget_json(&budget, &r.window);
+                if let Some(budget) = budget_of(&settings, r).and_then(|b| budget_json(&b, &r.window)) {
+                    v["budget"] = budget;
                 }
                 v
             })
@@ -108,10 +108,12 @@ fn budget_of(settings: &Settings, row: &UsageRow) -> Option<Budget> {
     }
 }
 
-fn budget_json(b: &Budget, window: &str) -> serde_json::Value {
-    if is_day(window) {
-        serde_json::json!({ "tokens": b.tokens_per_day, "cost_micros": b.cost_micros_per_day })
+/// The row's budgets, when its window has any.
+fn budget_json(b: &Budget, window: &str) -> Option<serde_json::Value> {
+    let (tokens, cost) = if is_day(window) {
+        (b.tokens_per_day, b.cost_micros_per_day)
     } else {
-        serde_json::json!({ "tokens": b.tokens_per_month, "cost_micros": b.cost_micros_per_month })
-    }
+        (b.tokens_per_month, b.cost_micros_per_month)
+    };
+    (tokens.is_some() || cost.is_some()).then(|| serde_json::json!({ "tokens": tokens, "cost_micros": cost }))
 }

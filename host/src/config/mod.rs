@@ -378,7 +378,8 @@ impl Settings {
         )
         .map_err(fail)?;
 
-        let known = tenants::Known { routes: gateway.routes.keys().map(String::as_str).collect(), ceiling: &ceiling, base };
+        let known =
+            tenants::Known { routes: gateway.routes.keys().map(String::as_str).collect(), ceiling: &ceiling, base };
         let tenants = crate::tenants::Tenants::new(tenants::policies(file.tenants, &known).map_err(fail)?);
 
         let mut triggers = Vec::new();
@@ -432,6 +433,7 @@ impl Settings {
                 max_keys: file.blackboard.max_keys.unwrap_or(100_000),
                 max_bytes: file.blackboard.max_bytes.map_or(256 << 20, |b| b.0),
                 history: file.blackboard.history.unwrap_or(4096),
+                per_tenant: false,
             },
             board_store: match file.blackboard.store.as_deref().unwrap_or("memory") {
                 "memory" => BoardStore::Memory,

@@ -176,7 +176,7 @@ pub async fn invoke(engine: &Engine, pre: &AgentWorldPre<AgentState>, inv: Invoc
         table: ResourceTable::new(),
         limiter: Limiter::new(inv.limits.memory, inv.table_elements, inv.instances, inv.tables),
         log: LogCtx::new(call.clone()),
-        board: BoardCtx::new(call.clone(), inv.board),
+        board: BoardCtx::new(call.clone(), inv.board, inv.grants.clone()),
         llm: LlmCtx::new(call.clone(), inv.gateway, inv.grants.clone(), inv.requested.clone()),
         agents: AgentsCtx::new(
             call.clone(),

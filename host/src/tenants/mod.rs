@@ -137,7 +137,11 @@ impl TenantPolicy {
 
     /// The config key of this tenant's `field`, for messages.
     pub fn key(&self, field: &str) -> String {
-        if self.open { format!("(no [tenants] configured: {field} is open)") } else { format!("tenants.{}.{field}", self.name) }
+        if self.open {
+            format!("(no [tenants] configured: {field} is open)")
+        } else {
+            format!("tenants.{}.{field}", self.name)
+        }
     }
 
     /// Refuses `agent` unless this tenant may run it.
@@ -270,6 +274,19 @@ pub struct Refusal {
     pub reason: String,
 }
 
+/// Sorted prefixes without those another one already covers.
+fn minimal(mut prefixes: Vec<String>) -> Arc<[String]> {
+    prefixes.sort();
+    prefixes.dedup();
+    let mut out: Vec<String> = Vec::new();
+    for p in prefixes {
+        if !covered(&p, &out) {
+            out.push(p);
+        }
+    }
+    out.into()
+}
+
 /// Whether a prefix asked for lies inside one granted.
 fn covered(asked: &str, granted: &[String]) -> bool {
     granted.iter().any(|g| asked.starts_with(g.as_str()))
@@ -300,8 +317,17 @@ pub fn resolve(policy: &TenantPolicy, requested: &Capabilities) -> Grants {
     let mut prefixes = |kind: &str, asked: &[String], granted: &[String], field: &str| -> Arc<[String]> {
         let mut out = Vec::new();
         for prefix in asked {
-            if covered(prefix, granted) {
-                out.push(prefix.clone());
+            // The keys under both: the longer prefix, where one extends the other.
+            let both: Vec<String> = granted
+                .iter()
+                .filter_map(|g| match () {
+                    () if prefix.starts_with(g.as_str()) => Some(prefix.clone()),
+                    () if g.starts_with(prefix.as_str()) => Some(g.clone()),
+                    () => None,
+                })
+                .collect();
+            if !both.is_empty() {
+                out.extend(both);
             } else {
                 refused.push(Refusal {
                     capability: format!("blackboard {kind} {prefix:?}"),
@@ -314,19 +340,13 @@ pub fn resolve(policy: &TenantPolicy, requested: &Capabilities) -> Grants {
     let write = prefixes("write", &board.write, &policy.write, "blackboard.write");
     let read = prefixes("read", &board.read, &readable, "blackboard.read");
     // Writing implies reading what one writes.
-    let read: Arc<[String]> = {
-        let mut all: Vec<String> = read.iter().chain(write.iter()).cloned().collect();
-        all.sort();
-        all.dedup();
-        all.into()
-    };
+    let read = minimal(read.iter().chain(write.iter()).cloned().collect());
+    let write = minimal(write.to_vec());
 
     let approvals = requested.approvals && policy.approvals;
     if requested.approvals && !policy.approvals {
-        refused.push(Refusal {
-            capability: "approvals".into(),
-            reason: format!("{} is false", policy.key("approvals")),
-        });
+        refused
+            .push(Refusal { capability: "approvals".into(), reason: format!("{} is false", policy.key("approvals")) });
     }
     let mut dirs = Vec::new();
     for guest in &requested.dirs {
@@ -366,7 +386,7 @@ mod tests {
             approvals: true,
             blackboard: Some(BoardRequest {
                 read: vec!["shared/news".into(), "secrets/".into()],
-                write: vec!["tasks/7".into(), "".into()],
+                write: vec!["tasks/7".into(), "other/".into()],
             }),
             dirs: vec!["/data".into()],
         }
@@ -392,7 +412,7 @@ mod tests {
             [
                 "route \"smart\": not in tenants.acme.routes = [fast]",
                 "agent \"billing\": not in tenants.acme.agents = [executor]",
-                "blackboard write \"\": not under any of tenants.acme.blackboard.write = [\"tasks/\"]",
+                "blackboard write \"other/\": not under any of tenants.acme.blackboard.write = [\"tasks/\"]",
                 "blackboard read \"secrets/\": not under any of tenants.acme.blackboard.read = [\"shared/\", \"tasks/\"]",
                 "approvals: tenants.acme.approvals is false",
                 "directory \"/data\": no entry with guest = \"/data\" in tenants.acme.dirs",
@@ -409,10 +429,13 @@ mod tests {
     }
 
     #[test]
-    fn a_manifest_without_a_blackboard_section_asks_for_the_whole_board() {
+    fn a_manifest_without_a_blackboard_section_gets_what_its_tenant_grants() {
         let grants = resolve(&policy(), &Capabilities::default());
-        assert!(grants.write.is_empty() && grants.read.is_empty());
-        assert_eq!(grants.refused.len(), 2, "{:?}", grants.refused);
+        assert_eq!(
+            (&*grants.read, &*grants.write),
+            (&["shared/".to_string(), "tasks/".into()][..], &["tasks/".to_string()][..])
+        );
+        assert!(grants.refused.is_empty(), "{:?}", grants.refused);
     }
 
     #[test]

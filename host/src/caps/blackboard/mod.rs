@@ -3,6 +3,7 @@
 use super::CallContext;
 use super::wit::blackboard::{Change, Entry, Error, Host};
 use crate::blackboard::{BoardError, LIST_MAX, Lookup, Namespace, Writer, unix_millis};
+use crate::tenants::{BoardAccess, Grants};
 use std::sync::Arc;
 use std::time::Duration;
 use wasmtime::component::HasData;
@@ -13,17 +14,25 @@ pub struct BoardCtx {
     board: Arc<Namespace>,
     /// The caller's agent and run, recorded with each write.
     writer: Writer,
+    /// The prefixes it may read and write.
+    grants: Arc<Grants>,
 }
 
 // Oversized keys and values are answered with `denied` and `too-large`, not a
 // trap: the guest can act on them, and what it sent is already bounded by its
 // memory limit.
 impl BoardCtx {
-    /// The blackboard interface over `board`, which must be the caller's tenant's.
-    pub fn new(call: Arc<CallContext>, board: Arc<Namespace>) -> Self {
+    /// The blackboard interface over `board`, which must be the caller's
+    /// tenant's, limited to the prefixes in `grants`.
+    pub fn new(call: Arc<CallContext>, board: Arc<Namespace>, grants: Arc<Grants>) -> Self {
         debug_assert_eq!(board.tenant(), &*call.tenant);
         let writer = Writer { agent: call.agent.clone(), run: call.run.clone() };
-        BoardCtx { board, writer }
+        BoardCtx { board, writer, grants }
+    }
+
+    /// Refuses an access outside the granted prefixes with `denied`.
+    fn allow(&self, access: BoardAccess<'_>) -> Result<(), Error> {
+        self.grants.check_board(access, &self.writer.agent, self.board.tenant()).map_err(Error::Denied)
     }
 }
 
@@ -48,7 +57,7 @@ impl BoardCtx {
 
 fn to_wit(e: BoardError) -> Error {
     match e {
-        BoardError::InvalidKey(why) => Error::Denied(why),
+        BoardError::InvalidKey(why) => Error::Denied(format!("blackboard key: {why}")),
         e @ BoardError::InvalidTtl { .. } => Error::Denied(e.to_string()),
         BoardError::Conflict { current } => Error::Conflict(current),
         BoardError::TooLarge { limit, .. } => Error::TooLarge(limit),
@@ -60,6 +69,9 @@ fn to_wit(e: BoardError) -> Error {
 
 impl Host for BoardCtx {
     async fn get(&mut self, key: String) -> wasmtime::Result<Result<Option<Entry>, Error>> {
+        if let Err(e) = self.allow(BoardAccess::Read(&key)) {
+            return Ok(Err(e));
+        }
         let found = match self.board.lookup(&key) {
             Ok(Lookup::Found(entry)) => Some(entry),
             Ok(Lookup::Absent) => None,
@@ -81,10 +93,16 @@ impl Host for BoardCtx {
     }
 
     async fn put(&mut self, key: String, value: Vec<u8>) -> wasmtime::Result<Result<u64, Error>> {
+        if let Err(e) = self.allow(BoardAccess::Write(&key)) {
+            return Ok(Err(e));
+        }
         Ok(self.write(move |board, writer| board.put(&key, &value, writer)).await)
     }
 
     async fn put_expiring(&mut self, key: String, value: Vec<u8>, ttl_ms: u64) -> wasmtime::Result<Result<u64, Error>> {
+        if let Err(e) = self.allow(BoardAccess::Write(&key)) {
+            return Ok(Err(e));
+        }
         let ttl = Duration::from_millis(ttl_ms);
         Ok(self.write(move |board, writer| board.put_expiring(&key, &value, ttl, writer)).await)
     }
@@ -95,6 +113,9 @@ impl Host for BoardCtx {
         expected: u64,
         value: Vec<u8>,
     ) -> wasmtime::Result<Result<u64, Error>> {
+        if let Err(e) = self.allow(BoardAccess::Write(&key)) {
+            return Ok(Err(e));
+        }
         Ok(self.write(move |board, writer| board.compare_and_swap(&key, expected, &value, writer)).await)
     }
 
@@ -105,15 +126,24 @@ impl Host for BoardCtx {
         value: Vec<u8>,
         ttl_ms: u64,
     ) -> wasmtime::Result<Result<u64, Error>> {
+        if let Err(e) = self.allow(BoardAccess::Write(&key)) {
+            return Ok(Err(e));
+        }
         let ttl = Duration::from_millis(ttl_ms);
         Ok(self.write(move |board, writer| board.compare_and_swap_expiring(&key, expected, &value, ttl, writer)).await)
     }
 
     async fn delete(&mut self, key: String) -> wasmtime::Result<Result<bool, Error>> {
+        if let Err(e) = self.allow(BoardAccess::Write(&key)) {
+            return Ok(Err(e));
+        }
         Ok(self.write(move |board, writer| board.delete(&key, writer)).await)
     }
 
     async fn list(&mut self, prefix: String) -> wasmtime::Result<Result<Vec<String>, Error>> {
+        if let Err(e) = self.allow(BoardAccess::ReadPrefix(&prefix)) {
+            return Ok(Err(e));
+        }
         Ok(self.board.list(&prefix, LIST_MAX).map(|keys| keys.iter().map(|k| k.to_string()).collect()).map_err(to_wit))
     }
 
@@ -123,6 +153,9 @@ impl Host for BoardCtx {
         after: u64,
         timeout_ms: u32,
     ) -> wasmtime::Result<Result<Vec<Change>, Error>> {
+        if let Err(e) = self.allow(BoardAccess::ReadPrefix(&prefix)) {
+            return Ok(Err(e));
+        }
         let changes = self.board.watch(&prefix, after, Duration::from_millis(timeout_ms.into())).await;
         Ok(changes
             .map(|changes| {
