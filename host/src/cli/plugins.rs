@@ -17,7 +17,9 @@ pub enum PluginsCommand {
         json: bool,
     },
     /// Show what each plugin asks for, what its tenant grants, and what is refused
-    #[command(after_help = "Examples:\n  paddock plugins check\n  paddock plugins check --tenant acme --json\n\nExit code 9 when a tenant refuses a plugin or a capability it asks for; 4 when a manifest is broken.")]
+    #[command(
+        after_help = "Examples:\n  paddock plugins check\n  paddock plugins check --tenant acme --json\n\nExit code 9 when a tenant refuses a plugin or a capability it asks for; 4 when a manifest is broken."
+    )]
     Check {
         /// Only this tenant [default: every configured tenant, or host.default-tenant]
         #[arg(long)]

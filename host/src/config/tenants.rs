@@ -195,7 +195,9 @@ fn budget(b: &BudgetSection, at: &str) -> Result<(Budget, Option<u32>), String> 
         ("max-concurrent", b.max_concurrent.map(u64::from)),
     ] {
         if value == Some(0) {
-            return Err(format!("{at}.{key} must be greater than zero (to deny, leave the agent out of the tenant's agents)"));
+            return Err(format!(
+                "{at}.{key} must be greater than zero (to deny, leave the agent out of the tenant's agents)"
+            ));
         }
     }
     Ok((budget, b.max_concurrent))
@@ -247,8 +249,14 @@ agent-budgets.planner = { tokens-per-day = 100, max-concurrent = 1 }
     fn tenant_errors_name_the_key() {
         let cases = [
             ("[tenants.\"A B\"]\n", "tenants.A B: tenant name `A B` must be 1 to 64 of a-z, 0-9, '-' and '_'"),
-            ("[tenants.a]\nroutes = [\"nope\"]\n", "tenants.a.routes[0]: no route named \"nope\" (configured: fast, smart)"),
-            ("[tenants.a]\nagents = [\"*\", \"x\"]\n", "tenants.a.agents: \"*\" grants every name and cannot be combined with others"),
+            (
+                "[tenants.a]\nroutes = [\"nope\"]\n",
+                "tenants.a.routes[0]: no route named \"nope\" (configured: fast, smart)",
+            ),
+            (
+                "[tenants.a]\nagents = [\"*\", \"x\"]\n",
+                "tenants.a.agents: \"*\" grants every name and cannot be combined with others",
+            ),
             (
                 "[tenants.a]\nceiling = { memory = \"2GiB\" }\n",
                 "tenants.a.ceiling.memory (2 GiB) is above the host's ceiling.memory (1 GiB); a tenant can only lower it",

@@ -56,7 +56,9 @@ impl Capabilities {
     /// board of its tenant when it says nothing (the board is the tenant's own
     /// shared space; the tenant's policy can narrow it).
     pub fn board(&self) -> BoardRequest {
-        self.blackboard.clone().unwrap_or_else(|| BoardRequest { read: vec![String::new()], write: vec![String::new()] })
+        self.blackboard
+            .clone()
+            .unwrap_or_else(|| BoardRequest { read: vec![String::new()], write: vec![String::new()] })
     }
 }
 
@@ -204,7 +206,9 @@ impl Manifest {
         }
         for (i, dir) in raw.capabilities.dirs.iter().enumerate() {
             if !dir.starts_with('/') {
-                return Err(fail(format!("capabilities.dirs[{i}]: `{dir}` must be an absolute guest path like \"/data\"")));
+                return Err(fail(format!(
+                    "capabilities.dirs[{i}]: `{dir}` must be an absolute guest path like \"/data\""
+                )));
             }
         }
         Ok(Manifest {
