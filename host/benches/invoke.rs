@@ -14,7 +14,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 fn runtime(pooling: bool) -> Runtime {
-    let toml = format!("[engine]\npooling = {pooling}\nmax-instances = 64\n");
+    // Usage in memory: the ledger's disk writer is measured by the ledger bench.
+    let toml = format!("[host]\nledger = \"memory\"\n[engine]\npooling = {pooling}\nmax-instances = 64\n");
     Runtime::new(Settings::parse(&toml, Path::new("bench/paddock.toml")).unwrap()).unwrap()
 }
 

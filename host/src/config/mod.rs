@@ -387,10 +387,11 @@ impl Settings {
             let at = format!("triggers[{i}]");
             let tenant = t.tenant.unwrap_or_else(|| default_tenant.clone());
             crate::blackboard::validate_tenant(&tenant).map_err(|why| fail(format!("{at}.tenant: {why}")))?;
-            tenants.get(&tenant).map_err(|why| fail(format!("{at}.tenant: {why}")))?;
+            let policy = tenants.get(&tenant).map_err(|why| fail(format!("{at}.tenant: {why}")))?;
             if t.agent.is_empty() {
                 return Err(fail(format!("{at}.agent must name an agent")));
             }
+            policy.check_agent(&t.agent).map_err(|why| fail(format!("{at}.agent: {why}")))?;
             if t.prefix.len() as u64 > caps.key_bytes || t.prefix.chars().any(char::is_control) {
                 return Err(fail(format!("{at}.prefix must be a key prefix of at most {} bytes", caps.key_bytes)));
             }

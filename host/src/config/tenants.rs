@@ -277,6 +277,10 @@ agent-budgets.planner = { tokens-per-day = 100, max-concurrent = 1 }
                 "[tenants.a]\n[[triggers]]\ntenant = \"b\"\nprefix = \"x/\"\nagent = \"y\"\n",
                 "triggers[0].tenant: denied: no tenant named \"b\" (configured: a)",
             ),
+            (
+                "[tenants.a]\n[[triggers]]\ntenant = \"a\"\nprefix = \"x/\"\nagent = \"y\"\n",
+                "triggers[0].agent: denied: agent \"y\" is not granted to tenant \"a\" (tenants.a.agents = [])",
+            ),
         ];
         for (text, message) in cases {
             assert_eq!(parse(text).unwrap_err().message, message, "{text}");

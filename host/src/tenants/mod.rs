@@ -40,7 +40,6 @@ impl NameGrant {
     pub fn describe(&self) -> String {
         match self {
             NameGrant::Any => "*".into(),
-            NameGrant::Only(names) if names.is_empty() => "none".into(),
             NameGrant::Only(names) => names.join(", "),
         }
     }
