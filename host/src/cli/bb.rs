@@ -119,6 +119,9 @@ pub async fn bb(settings: Settings, command: BbCommand) -> u8 {
     if let Err(e) = validate_tenant(&tenant) {
         return fail(EXIT_USAGE, format!("--tenant: {e}"));
     }
+    if let Err(e) = settings.tenants.get(&tenant) {
+        return fail(EXIT_USAGE, format!("--tenant: {e}"));
+    }
     if settings.board_store == BoardStore::Memory {
         eprintln!("note: blackboard.store is \"memory\": this board ends with this command (set store = \"durable\")");
     }

@@ -15,7 +15,7 @@ pub use admission::{Admission, Admitted};
 
 use crate::config::{DirGrant, Limits};
 use crate::plugins::Capabilities;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 /// A set of names granted by policy: every name, or exactly these.
@@ -161,12 +161,17 @@ impl TenantPolicy {
 #[derive(Clone, Debug)]
 pub struct Tenants {
     configured: BTreeMap<String, Arc<TenantPolicy>>,
+    /// Open policies handed out so far, so a run does not build one each time.
+    open: Arc<parking_lot::Mutex<HashMap<String, Arc<TenantPolicy>>>>,
 }
 
 impl Tenants {
     /// The configured tenants; empty means one open policy per tenant name.
     pub fn new(policies: impl IntoIterator<Item = TenantPolicy>) -> Self {
-        Tenants { configured: policies.into_iter().map(|p| (p.name.clone(), Arc::new(p))).collect() }
+        Tenants {
+            configured: policies.into_iter().map(|p| (p.name.clone(), Arc::new(p))).collect(),
+            open: Arc::default(),
+        }
     }
 
     /// Whether any tenant is configured.
@@ -182,7 +187,13 @@ impl Tenants {
     /// The policy of `tenant`, or a `denied` text when it is not configured.
     pub fn get(&self, tenant: &str) -> Result<Arc<TenantPolicy>, String> {
         if self.configured.is_empty() {
-            return Ok(Arc::new(TenantPolicy::open(tenant)));
+            let mut open = self.open.lock();
+            if let Some(p) = open.get(tenant) {
+                return Ok(p.clone());
+            }
+            let policy = Arc::new(TenantPolicy::open(tenant));
+            open.insert(tenant.to_string(), policy.clone());
+            return Ok(policy);
         }
         self.configured.get(tenant).cloned().ok_or_else(|| {
             let names: Vec<&str> = self.configured.keys().map(String::as_str).collect();
