@@ -117,6 +117,14 @@ pub enum RunError {
     Refused(String),
 }
 
+/// Who an invocation runs for: its tenant, its run, and its callers
+/// (outermost first, ending with itself).
+struct Scope {
+    tenant: Arc<str>,
+    run: Arc<str>,
+    chain: Vec<Arc<str>>,
+}
+
 /// The host.
 #[derive(Clone)]
 pub struct Runtime {
@@ -275,8 +283,8 @@ impl Runtime {
         let _admitted =
             self.inner.admission.admit(&policy, &agent.name, limits.timeout).await.map_err(RunError::Refused)?;
         let run = options.run.as_deref().map_or_else(new_run_id, Arc::from);
-        let tenant = Arc::from(tenant);
-        Ok(self.invoke(agent, input, tenant, run, limits, dirs, &grants, vec![agent.name.clone()]).await)
+        let scope = Scope { tenant: Arc::from(tenant), run, chain: vec![agent.name.clone()] };
+        Ok(self.invoke(agent, input, scope, limits, dirs, &grants).await)
     }
 
     /// The directories an invocation gets: the operator's `[agents.NAME]`
@@ -291,14 +299,13 @@ impl Runtime {
         &self,
         agent: &Agent,
         input: &str,
-        tenant: Arc<str>,
-        run: Arc<str>,
+        scope: Scope,
         limits: Limits,
         dirs: Vec<DirGrant>,
         grants: &Arc<Grants>,
-        chain: Vec<Arc<str>>,
     ) -> impl Future<Output = Outcome> + Send + 'static {
         let s = &self.inner.settings;
+        let Scope { tenant, run, chain } = scope;
         let invocation = Invocation {
             agent: agent.name.clone(),
             board: self.inner.board.namespace(&tenant),
@@ -342,7 +349,8 @@ impl Dispatch for Runtime {
             let limits = callee.limits.capped(&policy.ceiling.apply(&s.ceiling));
             let mut chain = chain;
             chain.push(callee.name.clone());
-            let outcome = runtime.invoke(&callee, &input, tenant, run, limits, dirs, &grants, chain).await;
+            let scope = Scope { tenant, run, chain };
+            let outcome = runtime.invoke(&callee, &input, scope, limits, dirs, &grants).await;
             outcome.result.map_err(|e| match e {
                 InvokeError::Failed { message, .. } => format!("failed: {message}"),
                 InvokeError::Limit { .. } => format!("limit: {e}"),

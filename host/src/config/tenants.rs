@@ -69,7 +69,7 @@ pub(super) fn policies(
 fn policy(name: String, t: TenantSection, known: &Known<'_>) -> Result<TenantPolicy, String> {
     let at = format!("tenants.{name}");
     crate::blackboard::validate_tenant(&name).map_err(|why| format!("{at}: {why}"))?;
-    let agents = names(&t.agents, &format!("{at}.agents"), |agent| crate::plugins::manifest::validate_name(agent))?;
+    let agents = names(&t.agents, &format!("{at}.agents"), crate::plugins::manifest::validate_name)?;
     let routes = names(&t.routes, &format!("{at}.routes"), |route| {
         if known.routes.contains(&route) {
             Ok(())
