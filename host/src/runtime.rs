@@ -152,6 +152,13 @@ impl Runtime {
         let linker = sandbox::linker(&engine)?;
         let ticker = EpochTicker::start(&engine, settings.engine.epoch_tick)
             .map_err(|e| wasmtime::format_err!("cannot start the epoch thread: {e}"))?;
+        let board = Arc::new(board);
+        // Expired keys read as absent anyway; the sweeper also removes the ones
+        // nobody touches, freeing quota and telling watchers. It needs a tokio
+        // runtime, and stops when the board is dropped.
+        if tokio::runtime::Handle::try_current().is_ok() {
+            crate::blackboard::spawn_sweeper(&board, crate::blackboard::SWEEP_EVERY);
+        }
         let ledger = Ledger::open(&settings.ledger, budgets(&settings.tenants), Arc::new(SystemClock))
             .map_err(|e| wasmtime::format_err!("host.ledger: {e}"))?;
         let gateway =
@@ -161,7 +168,7 @@ impl Runtime {
             ledger: Some(ledger),
             admission: Admission::default(),
             registry: Registry::new(&settings.plugins_dir),
-            board: Arc::new(board),
+            board,
             loaded: Mutex::default(),
             settings,
             engine,

@@ -113,3 +113,33 @@ async fn the_ledger_still_holds_after_a_restart() {
     let day = rows.iter().find(|u| u.agent.is_none() && u.window == today()).unwrap();
     assert_eq!(day.input_tokens + day.output_tokens, 988);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_abandoned_when_its_invocation_times_out_keeps_no_budget_reserved() {
+    use paddock_fake_provider::{Behavior, FakeProvider, Fault, Reply};
+    let fake = FakeProvider::start().await.unwrap();
+    fake.push(Behavior::Fault(Fault::StallBeforeFirstByte { ms: 10_000 }));
+    fake.set_default(Behavior::Reply(Reply::text("fine")));
+    let dir = tempfile::tempdir().unwrap();
+    plugin(dir.path(), "prober", guests::PROBER, "[capabilities]\nroutes = [\"fast\"]\n");
+    // A call reserves 19 tokens of the 30: a leaked reservation would refuse the next call.
+    let toml = format!(
+        "{}[routes.fast]\ntargets = [{{ provider = \"f\", model = \"m\" }}]\n[tenants.a]\nagents = [\"prober\"]\nroutes = [\"fast\"]\nbudget = {{ tokens-per-day = 30 }}\n",
+        fake_provider("f", "openai", &fake)
+    );
+    let rt = runtime_with_plugins(dir.path(), &toml);
+    let prober = rt.load("prober").unwrap();
+    let ops = json!({ "ops": [{ "op": "llm", "route": "fast" }] }).to_string();
+    let short = RunOptions {
+        overrides: paddock::config::Requested {
+            timeout: Some(std::time::Duration::from_millis(300)),
+            ..Default::default()
+        },
+        ..tenant("a")
+    };
+    let stalled = rt.run(&prober, &ops, &short).await.unwrap();
+    assert!(is_limit(&stalled), "the stalled call outlives its invocation: {:?}", stalled.result);
+    let answers = output_json(&rt.run(&prober, &ops, &tenant("a")).await.unwrap());
+    assert_eq!(answers[0], json!({ "ok": "fine" }));
+    fake.shutdown().await;
+}

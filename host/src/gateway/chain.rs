@@ -4,7 +4,7 @@
 use super::breaker::Ticket;
 use super::metrics::RouteLabels;
 use super::providers::Meta;
-use super::quota::{CallRecord, Caller, Reservation};
+use super::quota::{CallRecord, Caller, Quota, Reservation};
 use super::route::{DEFAULT_COOLDOWN, Route, RouteTarget};
 use super::types::{ChatRequest, Tokens};
 use super::{
@@ -244,7 +244,7 @@ impl Inner {
         started: Instant,
         failure: Failure,
         streamed: bool,
-        reservation: Reservation,
+        reservation: Reserved,
     ) -> Failure {
         let attempts = count_attempts(&failure.trail);
         let kind = failure.error.kind();
@@ -281,7 +281,7 @@ impl Inner {
         tokens: Tokens,
         outcome: &str,
         streamed: bool,
-        reservation: Reservation,
+        mut reservation: Reserved,
     ) {
         let latency = started.elapsed();
         let cost = target.and_then(|t| t.price).map_or(0, |p| p.cost(tokens.input, tokens.output));
@@ -311,6 +311,48 @@ impl Inner {
             model = %record.model, attempts, latency_ms = latency.as_millis() as u64, input_tokens = tokens.input,
             output_tokens = tokens.output, cost_micros = cost, outcome, streamed, "llm call"
         );
+        if let Some(r) = reservation.reservation.take() {
+            self.quota.commit(r, &record);
+        }
+    }
+}
+
+/// A budget reservation committed exactly once: by [`Inner::record`] when the
+/// call ends, or — when the call's future is dropped first (its invocation
+/// timed out or ended) — on drop, as a `cancelled` call with no usage, so an
+/// abandoned call never keeps budget reserved. (What a provider may bill for
+/// an answer nobody waited for is not known to the host.)
+pub(super) struct Reserved {
+    quota: Arc<dyn Quota>,
+    caller: Caller,
+    route: Arc<str>,
+    started: Instant,
+    reservation: Option<Reservation>,
+}
+
+impl Reserved {
+    pub(super) fn new(quota: Arc<dyn Quota>, caller: &Caller, route: Arc<str>, reservation: Reservation) -> Self {
+        Reserved { quota, caller: caller.clone(), route, started: Instant::now(), reservation: Some(reservation) }
+    }
+}
+
+impl Drop for Reserved {
+    fn drop(&mut self) {
+        let Some(reservation) = self.reservation.take() else { return };
+        let record = CallRecord {
+            tenant: self.caller.tenant.clone(),
+            agent: self.caller.agent.clone(),
+            route: self.route.clone(),
+            provider: String::new(),
+            model: String::new(),
+            attempts: 0,
+            latency: self.started.elapsed(),
+            tokens: Tokens::default(),
+            cost_micros: 0,
+            outcome: "cancelled".into(),
+            streamed: false,
+        };
+        tracing::info!(tenant = %record.tenant, agent = %record.agent, route = %record.route, "llm call abandoned by its caller");
         self.quota.commit(reservation, &record);
     }
 }

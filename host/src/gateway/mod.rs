@@ -28,6 +28,7 @@ pub use quota::{CallRecord, Caller, Estimate, Quota, Reservation, Unmetered};
 pub use settings::GatewaySettings;
 pub use stream::ReplyStream;
 
+use chain::Reserved;
 use clock::{Clock, SystemClock};
 use metrics::{Metrics, RouteLabels};
 use providers::simulated::Simulated;
@@ -439,7 +440,7 @@ impl Gateway {
     }
 
     /// Checks the route and the request, and reserves budget.
-    fn admit(&self, caller: &Caller, req: &ChatRequest) -> Result<(Arc<Route>, Reservation), Failure> {
+    fn admit(&self, caller: &Caller, req: &ChatRequest) -> Result<(Arc<Route>, Reserved), Failure> {
         let inner = &self.inner;
         let refuse = |error: LlmError| {
             inner
@@ -460,7 +461,7 @@ impl Gateway {
         let estimate = Estimate { input_tokens: input, output_tokens: output, cost_micros: cost };
         let reservation =
             inner.quota.reserve(caller, &route.name, estimate).map_err(|m| refuse(LlmError::BudgetExceeded(m)))?;
-        Ok((route.clone(), reservation))
+        Ok((route.clone(), Reserved::new(inner.quota.clone(), caller, route.name.clone(), reservation)))
     }
 }
 

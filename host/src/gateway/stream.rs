@@ -3,9 +3,10 @@
 //! running totals, and the call recorded exactly once — at the end, on an
 //! error, or when the agent drops the stream early.
 
+use super::chain::Reserved;
 use super::error::{ErrorClass, ProviderError};
 use super::providers::Pieces;
-use super::quota::{Caller, Reservation};
+use super::quota::Caller;
 use super::route::{Route, RouteTarget};
 use super::types::{Finish, Piece, Reply, Tokens, ToolCall};
 use super::{Attempt, Completion, Inner, LlmError, count_attempts};
@@ -35,7 +36,7 @@ pub struct ReplyStream {
     route: Arc<Route>,
     target: Arc<RouteTarget>,
     caller: Caller,
-    reservation: Option<Reservation>,
+    reservation: Option<Reserved>,
     started: Instant,
     deadline: Instant,
     buffered: VecDeque<Piece>,
@@ -62,7 +63,7 @@ impl ReplyStream {
         route: Arc<Route>,
         target: Arc<RouteTarget>,
         caller: Caller,
-        reservation: Reservation,
+        reservation: Reserved,
         started: Instant,
         deadline: Instant,
         buffered: VecDeque<Piece>,
