@@ -11,7 +11,7 @@ use crate::gateway::clock::SystemClock;
 use crate::plugins::load::{self, Inspection, LoadError};
 use crate::plugins::{Capabilities, Manifest, Registry};
 use crate::quota::{Budgets, Ledger};
-use crate::sandbox::{self, AgentState, Invocation, InvokeError, Outcome};
+use crate::sandbox::{self, AgentState, CpuScheduler, Invocation, InvokeError, Outcome};
 use crate::tenants::{self, Admission, Grants, TenantCeiling, TenantPolicy, Tenants};
 use parking_lot::Mutex;
 use std::collections::HashMap;
@@ -141,6 +141,7 @@ struct Inner {
     ledger: Option<Arc<Ledger>>,
     admission: Admission,
     loaded: Mutex<HashMap<String, Arc<Agent>>>,
+    cpu: Arc<CpuScheduler>,
     _ticker: EpochTicker,
 }
 
@@ -170,6 +171,7 @@ impl Runtime {
             registry: Registry::new(&settings.plugins_dir),
             board,
             loaded: Mutex::default(),
+            cpu: CpuScheduler::new(settings.engine.cpu_slots, settings.engine.epoch_tick, HashMap::new()),
             settings,
             engine,
             linker,
@@ -316,6 +318,7 @@ impl Runtime {
         let invocation = Invocation {
             agent: agent.name.clone(),
             board: self.inner.board.namespace(&tenant),
+            cpu: self.inner.cpu.ticket(tenant.clone()),
             tenant,
             run,
             limits,

@@ -7,6 +7,7 @@ mod blackboard;
 mod budgets;
 mod chaos;
 mod cli;
+mod fairness;
 mod limits;
 mod llm;
 mod loading;

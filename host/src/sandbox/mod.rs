@@ -4,8 +4,10 @@
 
 mod limits;
 mod output;
+mod sched;
 
 pub use limits::{LimitHit, Limiter};
+pub use sched::{CpuScheduler, CpuTicket};
 
 use crate::blackboard::Namespace;
 use crate::caps::agents::{AgentsCtx, Dispatch};
@@ -94,6 +96,8 @@ pub struct Invocation {
     pub dispatch: Option<Arc<dyn Dispatch>>,
     /// The LLM gateway, if the host has one.
     pub gateway: Option<crate::gateway::Gateway>,
+    /// Its place in the fair CPU scheduler, if one runs.
+    pub cpu: Option<CpuTicket>,
 }
 
 /// How an invocation failed.
@@ -199,12 +203,17 @@ pub async fn invoke(engine: &Engine, pre: &AgentWorldPre<AgentState>, inv: Invoc
     }
     let deadline = started + limits.timeout;
     store.set_epoch_deadline(1);
+    let mut cpu = inv.cpu;
     store.epoch_deadline_callback(move |mut ctx| {
-        if Instant::now() >= deadline {
+        let now = Instant::now();
+        if now >= deadline {
             ctx.data_mut().timed_out = true;
             return Err(wasmtime::Error::msg("wall-clock deadline passed"));
         }
-        Ok(UpdateDeadline::Yield(1))
+        Ok(match cpu.as_mut() {
+            Some(cpu) => cpu.tick(now, limits.fuel.saturating_sub(ctx.get_fuel().unwrap_or(0))),
+            None => UpdateDeadline::Yield(1),
+        })
     });
 
     // The epoch callback stops a guest that computes past its deadline; this

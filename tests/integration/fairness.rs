@@ -1,0 +1,53 @@
+//! Fair CPU scheduling: one tenant's busy agents do not starve another's.
+
+use crate::util::*;
+use paddock::config::Requested;
+use paddock::runtime::RunOptions;
+use paddock_test_guests::guests;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// The work of one of tenant A's jobs: `spin` stopped by its fuel, about
+/// 45 ms of one core. Tenant B's job is twice that.
+const A_FUEL: u64 = 2_000_000_000;
+
+/// `spin` for `tenant`, stopped after `fuel`.
+fn spin_for(tenant: &str, fuel: u64) -> RunOptions {
+    RunOptions {
+        tenant: Some(tenant.into()),
+        overrides: Requested { fuel: Some(fuel), ..Requested::default() },
+        ..RunOptions::default()
+    }
+}
+
+// Left to tokio, 17 busy guests would share two workers evenly and B, with
+// the most work, would finish last. With two slots shared between tenants,
+// B computes on one slot while A's jobs take turns on the other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenants_job_finishes_before_most_of_another_tenants_sixteen_busy_jobs() {
+    let rt = runtime("[engine]\nmax-instances = 32\ncpu-slots = 2\n");
+    let spin = rt.load(guests::SPIN).expect("spin loads");
+    let a_done = Arc::new(AtomicUsize::new(0));
+    let a_jobs: Vec<_> = (0..16)
+        .map(|_| {
+            let (rt, spin, a_done) = (rt.clone(), spin.clone(), a_done.clone());
+            tokio::spawn(async move {
+                let outcome = rt.run(&spin, "{}", &spin_for("a", A_FUEL)).await.expect("options are valid");
+                a_done.fetch_add(1, Ordering::SeqCst);
+                outcome
+            })
+        })
+        .collect();
+    // B runs on a worker too: the test's own thread is not one.
+    let b = tokio::spawn(async move {
+        let outcome = rt.run(&spin, "{}", &spin_for("b", 2 * A_FUEL)).await.expect("options are valid");
+        (outcome, a_done.load(Ordering::SeqCst))
+    });
+    let (b, a_done_before_b) = b.await.expect("B's job does not panic");
+    assert_eq!(error_text(&b), format!("agent \"spin\" ran out of fuel (limit {})", 2 * A_FUEL));
+    for job in a_jobs {
+        let outcome = job.await.expect("A's job does not panic");
+        assert_eq!(error_text(&outcome), format!("agent \"spin\" ran out of fuel (limit {A_FUEL})"));
+    }
+    assert!(a_done_before_b < 8, "B finished after {a_done_before_b} of A's 16 jobs");
+}
