@@ -171,7 +171,11 @@ impl Runtime {
             registry: Registry::new(&settings.plugins_dir),
             board,
             loaded: Mutex::default(),
-            cpu: CpuScheduler::new(settings.engine.cpu_slots, settings.engine.epoch_tick, HashMap::new()),
+            cpu: CpuScheduler::new(
+                settings.engine.cpu_slots,
+                settings.engine.epoch_tick,
+                fuel_shares(&settings.tenants),
+            ),
             settings,
             engine,
             linker,
@@ -369,6 +373,11 @@ impl Dispatch for Runtime {
             })
         })
     }
+}
+
+/// Each configured tenant's fuel per minute, for the CPU scheduler.
+fn fuel_shares(tenants: &Tenants) -> HashMap<String, u64> {
+    tenants.iter().filter_map(|p| Some((p.name.clone(), p.fuel_per_minute?))).collect()
 }
 
 /// The ledger's budgets: every configured tenant's, and its agents'.

@@ -51,3 +51,38 @@ async fn a_tenants_job_finishes_before_most_of_another_tenants_sixteen_busy_jobs
     }
     assert!(a_done_before_b < 8, "B finished after {a_done_before_b} of A's 16 jobs");
 }
+
+// A share of 60 M fuel a minute is 1 M a second. Each run burns 5 M (well under
+// a tick, so only its settlement charges it): 5 s of share. After 13 runs the
+// tenant owes over a minute, and the next run, whose timeout is 1 s, is
+// refused at once naming the share.
+#[tokio::test]
+async fn a_tenant_over_its_fuel_share_is_held_back_even_with_invocations_shorter_than_a_tick() {
+    let rt = runtime(
+        "[engine]\nmax-instances = 32\n[tenants.a]\nagents = [\"*\"]\nbudget = { fuel-per-minute = 60_000_000 }\n[tenants.b]\nagents = [\"*\"]\n",
+    );
+    let spin = rt.load(guests::SPIN).expect("spin loads");
+    let short = |tenant: &str| RunOptions {
+        overrides: Requested {
+            timeout: Some(std::time::Duration::from_secs(1)),
+            ..spin_for(tenant, 5_000_000).overrides
+        },
+        ..spin_for(tenant, 5_000_000)
+    };
+    let mut admitted = 0;
+    let refusal = loop {
+        let outcome = rt.run(&spin, "{}", &short("a")).await.unwrap();
+        match outcome.result {
+            Err(paddock::sandbox::InvokeError::Start { reason, .. }) => break reason,
+            _ => admitted += 1,
+        }
+        assert!(admitted < 20, "the share never held");
+    };
+    assert_eq!(admitted, 13);
+    assert!(
+        refusal.starts_with("tenant \"a\" is over its fuel share (tenants.a.budget.fuel-per-minute = 60000000) for "),
+        "{refusal}"
+    );
+    let other = rt.run(&spin, "{}", &short("b")).await.unwrap();
+    assert!(is_limit(&other), "another tenant is not held back: {:?}", other.result);
+}

@@ -203,15 +203,31 @@ pub async fn invoke(engine: &Engine, pre: &AgentWorldPre<AgentState>, inv: Invoc
     }
     let deadline = started + limits.timeout;
     store.set_epoch_deadline(1);
-    let mut cpu = inv.cpu;
+    // The ticket is shared by the epoch callback (each tick) and this
+    // function (the fuel share before the start, the fuel after the end).
+    let cpu = inv.cpu.map(|t| Arc::new(parking_lot::Mutex::new(t)));
+    if let Some(until) = cpu.as_ref().and_then(|c| c.lock().throttled_until(Instant::now())) {
+        if until >= deadline {
+            let share = cpu.as_ref().and_then(|c| c.lock().share()).unwrap_or_default();
+            let reason = format!(
+                "tenant {:?} is over its fuel share (tenants.{}.budget.fuel-per-minute = {share}) for {} more, past this invocation's timeout",
+                &*inv.tenant,
+                &*inv.tenant,
+                crate::config::Span(until.saturating_duration_since(Instant::now()))
+            );
+            return finish(Err(InvokeError::Start { agent, reason }), 0);
+        }
+        tokio::time::sleep_until(until.into()).await;
+    }
+    let ticking = cpu.clone();
     store.epoch_deadline_callback(move |mut ctx| {
         let now = Instant::now();
         if now >= deadline {
             ctx.data_mut().timed_out = true;
             return Err(wasmtime::Error::msg("wall-clock deadline passed"));
         }
-        Ok(match cpu.as_mut() {
-            Some(cpu) => cpu.tick(now, limits.fuel.saturating_sub(ctx.get_fuel().unwrap_or(0))),
+        Ok(match &ticking {
+            Some(cpu) => cpu.lock().tick(now, limits.fuel.saturating_sub(ctx.get_fuel().unwrap_or(0))),
             None => UpdateDeadline::Yield(1),
         })
     });
@@ -226,6 +242,9 @@ pub async fn invoke(engine: &Engine, pre: &AgentWorldPre<AgentState>, inv: Invoc
     stdout.finish();
     stderr.finish();
     let fuel_consumed = limits.fuel.saturating_sub(store.get_fuel().unwrap_or(0));
+    if let Some(cpu) = &cpu {
+        cpu.lock().settle(fuel_consumed);
+    }
     let result = match ran {
         Err(_elapsed) => Err(InvokeError::Limit { agent, limit: LimitHit::Timeout(limits.timeout) }),
         Ok(Ok(Ok(output))) if output.len() as u64 > inv.caps.io_bytes => {

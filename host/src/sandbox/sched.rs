@@ -158,6 +158,32 @@ impl CpuTicket {
         }
     }
 
+    /// Charges what the invocation burned after its last tick — all of it,
+    /// for one shorter than a tick — once it has ended.
+    pub fn settle(&mut self, fuel_consumed: u64) {
+        let burned = fuel_consumed.saturating_sub(self.charged);
+        self.charged = self.charged.max(fuel_consumed);
+        if let Some(share) = self.share.filter(|_| burned > 0) {
+            self.sched.state.lock().charge(&self.tenant, share, burned, Instant::now());
+        }
+    }
+
+    /// When its tenant is more than a minute's fuel share in debt: the
+    /// instant it is back within it. Checked before an invocation starts, so
+    /// a tenant whose invocations are each shorter than a tick is held to its
+    /// share too.
+    pub fn throttled_until(&self, now: Instant) -> Option<Instant> {
+        self.share?;
+        let state = self.sched.state.lock();
+        let debt = state.tenants.get(&self.tenant)?.debt(now);
+        (debt > SHARE_PERIOD).then(|| now + (debt - SHARE_PERIOD))
+    }
+
+    /// Its tenant's fuel per minute, if metered.
+    pub fn share(&self) -> Option<u64> {
+        self.share
+    }
+
     fn tick_at(&mut self, now: Instant, fuel_consumed: u64) -> Verdict {
         let burned = fuel_consumed.saturating_sub(self.charged);
         self.charged = self.charged.max(fuel_consumed);
