@@ -238,7 +238,8 @@ pub async fn invoke(engine: &Engine, pre: &AgentWorldPre<AgentState>, inv: Invoc
         let instance = pre.instantiate_async(&mut store).await.map_err(|e| (e, true))?;
         instance.paddock_agent_agent().call_run(&mut store, input).await.map_err(|e| (e, false))
     };
-    let ran = tokio::time::timeout(limits.timeout, run).await;
+    // The same deadline as the epoch callback's, which a wait for the fuel share has used up part of.
+    let ran = tokio::time::timeout_at(deadline.into(), run).await;
     stdout.finish();
     stderr.finish();
     let fuel_consumed = limits.fuel.saturating_sub(store.get_fuel().unwrap_or(0));
