@@ -38,8 +38,11 @@ use paddock::gateway::types::{ChatRequest, Message, Role};
 use paddock::runtime::{Agent, RunOptions, Runtime};
 use paddock_fake_provider::FakeProvider;
 use paddock_test_guests::guests;
+#[path = "common/report.rs"]
+mod report;
+
 use serde_json::{Value, json};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -400,10 +403,6 @@ fn print_table(rows: &[Row]) {
 }
 
 /// `target/gateway-bench.json`: `CARGO_TARGET_TMPDIR` is `target/tmp`.
-fn json_path() -> PathBuf {
-    Path::new(env!("CARGO_TARGET_TMPDIR")).parent().expect("target/tmp has a parent").join("gateway-bench.json")
-}
-
 fn write_json(rows: &[Row], phases: Phases) {
     let report = json!({
         "bench": "gateway",
@@ -413,12 +412,7 @@ fn write_json(rows: &[Row], phases: Phases) {
         "rounds": phases.rounds,
         "rows": rows.iter().map(Row::json).collect::<Vec<_>>(),
     });
-    let path = json_path();
-    let text = serde_json::to_string_pretty(&report).expect("JSON values serialise");
-    match std::fs::write(&path, text + "\n") {
-        Ok(()) => eprintln!("wrote {}", path.display()),
-        Err(e) => eprintln!("cannot write {}: {e}", path.display()),
-    }
+    report::write("gateway", &report);
 }
 
 /// Checks that `direct` sends what the host sends, so the two differ only by the host.

@@ -28,8 +28,11 @@
 use paddock::config::{Requested, Settings};
 use paddock::runtime::{Agent, RunOptions, Runtime};
 use paddock_test_guests::guests;
+#[path = "common/report.rs"]
+mod report;
+
 use serde_json::{Value, json};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -230,10 +233,6 @@ fn load_average() -> Option<f64> {
 }
 
 /// `target/noisy-bench.json`: `CARGO_TARGET_TMPDIR` is `target/tmp`.
-fn json_path() -> PathBuf {
-    Path::new(env!("CARGO_TARGET_TMPDIR")).parent().expect("target/tmp has a parent").join("noisy-bench.json")
-}
-
 fn write_json(rows: &[Row], samples: usize, pause: Duration, load: (Option<f64>, Option<f64>)) {
     let report = json!({
         "bench": "noisy",
@@ -247,12 +246,7 @@ fn write_json(rows: &[Row], samples: usize, pause: Duration, load: (Option<f64>,
         "load_average_after": load.1,
         "rows": rows.iter().map(Row::json).collect::<Vec<_>>(),
     });
-    let path = json_path();
-    let text = serde_json::to_string_pretty(&report).expect("JSON values serialise");
-    match std::fs::write(&path, text + "\n") {
-        Ok(()) => eprintln!("wrote {}", path.display()),
-        Err(e) => eprintln!("cannot write {}: {e}", path.display()),
-    }
+    report::write("noisy", &report);
 }
 
 fn cores() -> usize {

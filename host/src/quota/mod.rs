@@ -50,6 +50,13 @@ mod tests;
 use crate::gateway::clock::Clock;
 use crate::gateway::{CallRecord, Caller, Estimate, Quota, Reservation};
 use calendar::{Day, Window};
+
+/// The day and month windows `at` falls in, as usage rows and refusals name
+/// them (`2026-11-21`, `2026-11`; UTC).
+pub fn window_names(at: std::time::SystemTime) -> (String, String) {
+    let day = Day::of(at);
+    (day.to_string(), day.month().to_string())
+}
 use parking_lot::Mutex;
 use scope::{Scope, Usage, Who};
 use std::collections::{BTreeMap, HashMap};
