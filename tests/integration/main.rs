@@ -11,6 +11,7 @@ mod fairness;
 mod limits;
 mod llm;
 mod loading;
+mod reload;
 mod resilience;
 mod tenants;
 mod util;

@@ -14,12 +14,18 @@ use std::sync::Arc;
 pub fn settings_in(dir: &Path, toml: &str) -> Settings {
     let mut text =
         if toml.contains("[engine]") { toml.to_string() } else { format!("[engine]\nmax-instances = 32\n{toml}") };
-    // Usage is kept in memory unless a test asks for the durable ledger.
-    if !text.contains("ledger =") {
-        text = match text.contains("[host]\n") {
-            true => text.replacen("[host]\n", "[host]\nledger = \"memory\"\n", 1),
-            false => format!("[host]\nledger = \"memory\"\n{text}"),
-        };
+    // Usage, accepted capabilities and approvals are kept in memory, and
+    // compiled code in one cache shared by the tests, unless a test says otherwise.
+    let cache = format!("code-cache = {:?}", concat!(env!("CARGO_TARGET_TMPDIR"), "/code-cache"));
+    for (key, line) in
+        [("ledger =", "ledger = \"memory\""), ("plugin-state =", "plugin-state = \"memory\""), ("code-cache =", &cache)]
+    {
+        if !text.contains(key) {
+            text = match text.contains("[host]\n") {
+                true => text.replacen("[host]\n", &format!("[host]\n{line}\n"), 1),
+                false => format!("[host]\n{line}\n{text}"),
+            };
+        }
     }
     Settings::parse(&text, &dir.join("paddock.toml")).unwrap_or_else(|e| panic!("test settings are valid: {e}"))
 }

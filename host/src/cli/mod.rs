@@ -21,6 +21,7 @@ mod inspect;
 mod plugins;
 mod providers;
 mod run;
+mod serve;
 mod usage;
 
 use crate::config::{ConfigError, Settings};
@@ -93,9 +94,15 @@ enum Command {
     /// Show a component's imports and exports and whether it fits the agent world
     #[command(after_help = "Example:\n  paddock inspect plugins/target/wasm32-wasip2/release/hello.wasm")]
     Inspect(inspect::InspectArgs),
-    /// List and check plugins
+    /// List, check and approve plugins
     #[command(subcommand)]
     Plugins(plugins::PluginsCommand),
+    /// Keep the host up: reload plugins as they change, run triggers, answer HTTP
+    #[command(after_help = concat!(
+        "Examples:\n  paddock serve\n  paddock serve --listen 127.0.0.1:0 --debounce 50ms\n\n",
+        "API:\n  POST /v1/agents/NAME/run   body = input JSON; header x-paddock-tenant\n  GET  /v1/plugins\n  GET  /v1/health\n  GET  /metrics"
+    ))]
+    Serve(serve::ServeArgs),
     /// Read, write, list and watch a tenant's blackboard
     #[command(subcommand)]
     Bb(bb::BbCommand),
@@ -127,7 +134,8 @@ pub fn main() -> ExitCode {
             Command::Run(args) => run::run(settings, args).await,
             Command::Build(args) => build::build(settings, args).await,
             Command::Inspect(args) => inspect::inspect(settings, args),
-            Command::Plugins(cmd) => plugins::plugins(settings, cmd),
+            Command::Plugins(cmd) => plugins::plugins(settings, cmd).await,
+            Command::Serve(args) => serve::serve(settings, args).await,
             Command::Providers(cmd) => providers::providers(settings, cmd).await,
             Command::Bb(cmd) => bb::bb(settings, cmd).await,
             Command::Usage(args) => usage::usage(settings, args),

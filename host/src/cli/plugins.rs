@@ -1,20 +1,35 @@
 //! `paddock plugins`: what is in the plugins folder.
 
-use super::{EXIT_DENIED, EXIT_LOAD, fail};
+use super::{EXIT_CONFIG, EXIT_DENIED, EXIT_LOAD, EXIT_USAGE, fail};
 use crate::config::Settings;
-use crate::plugins::{Manifest, Registry};
+use crate::plugins::book::{self, Book};
+use crate::plugins::load::read_component;
+use crate::plugins::{Manifest, Registry, Widening};
+use crate::runtime::PluginStatus;
 use crate::tenants::{self, TenantPolicy};
 use clap::Subcommand;
 use std::sync::Arc;
 
 #[derive(Debug, Subcommand)]
 pub enum PluginsCommand {
-    /// List the plugins: name, version, component, and any manifest error
-    #[command(after_help = "Example:\n  paddock plugins list --json\n\nExit code 4 when a manifest is broken.")]
+    /// List the plugins: version, hash, what serves, held versions, errors
+    #[command(
+        after_help = "With a `paddock serve` host running on the same host.data, shows what it serves: version, hash,\nloaded at, invocations, held versions and the last error. Otherwise reads the plugins folder.\n\nExample:\n  paddock plugins list --json\n\nExit code 4 when a manifest is broken or a plugin has no version serving."
+    )]
     List {
         /// Print JSON
         #[arg(long)]
         json: bool,
+    },
+    /// Let a held version go live: one that asks for capabilities its predecessor did not have
+    #[command(
+        after_help = "Example:\n  paddock plugins approve planner 1.3.0+3fa2c9d1e0b4\n\nThe version id is the one `paddock plugins list` shows."
+    )]
+    Approve {
+        /// The plugin
+        name: String,
+        /// The version id to approve
+        version: String,
     },
     /// Show what each plugin asks for, what its tenant grants, and what is refused
     #[command(
@@ -30,15 +45,26 @@ pub enum PluginsCommand {
     },
 }
 
-pub fn plugins(settings: Settings, command: PluginsCommand) -> u8 {
+pub async fn plugins(settings: Settings, command: PluginsCommand) -> u8 {
     match command {
-        PluginsCommand::List { json } => list(settings, json),
+        PluginsCommand::List { json } => match super::serve::serving_address(&settings.data_dir) {
+            Some(address) => match live(&address).await {
+                Ok(rows) => show_live(&address, rows, json),
+                Err(e) => {
+                    eprintln!("note: the host at {address} did not answer ({e}); reading the plugins folder");
+                    list(settings, json)
+                }
+            },
+            None => list(settings, json),
+        },
+        PluginsCommand::Approve { name, version } => approve(settings, &name, &version),
         PluginsCommand::Check { tenant, json } => check(settings, tenant, json),
     }
 }
 
 fn list(settings: Settings, json: bool) -> u8 {
     let registry = Registry::new(&settings.plugins_dir);
+    let book = open_book(&settings);
     let mut code = 0;
     let mut rows = Vec::new();
     for manifest in registry.scan() {
@@ -46,6 +72,8 @@ fn list(settings: Settings, json: bool) -> u8 {
             Ok(m) => serde_json::json!({
                 "name": m.name,
                 "version": m.version.to_string(),
+                "version_id": version_id(&m),
+                "held": held(&settings, &book, &m),
                 "description": m.description,
                 "component": m.component,
                 "built": m.component.is_file(),
@@ -69,13 +97,19 @@ fn list(settings: Settings, json: bool) -> u8 {
     for row in rows {
         match row["error"].as_str() {
             Some(error) => println!("!  {error}"),
-            None => println!(
-                "{:<20} {:<10} {:<9} {}",
-                row["name"].as_str().unwrap_or(""),
-                row["version"].as_str().unwrap_or(""),
-                if row["built"].as_bool() == Some(true) { "built" } else { "not built" },
-                row["description"].as_str().unwrap_or("")
-            ),
+            None => {
+                println!(
+                    "{:<20} {:<26} {:<9} {}",
+                    row["name"].as_str().unwrap_or(""),
+                    row["version_id"].as_str().or(row["version"].as_str()).unwrap_or(""),
+                    if row["built"].as_bool() == Some(true) { "built" } else { "not built" },
+                    row["description"].as_str().unwrap_or("")
+                );
+                if let Some(asks) = row["held"].as_array() {
+                    let asks: Vec<&str> = asks.iter().filter_map(|a| a.as_str()).collect();
+                    println!("   held: asks for {} beyond the accepted version", asks.join(", "));
+                }
+            }
         }
     }
     code
@@ -178,4 +212,112 @@ fn check_one(policy: &TenantPolicy, m: &Manifest) -> serde_json::Value {
         },
         "refused": &*grants.refused,
     })
+}
+
+/// The version id a manifest's component would get, once built.
+fn version_id(m: &Manifest) -> Option<String> {
+    read_component(&m.component).ok().map(|f| format!("{}+{}", m.version, f.hash.short()))
+}
+
+fn open_book(settings: &Settings) -> Book {
+    match &settings.plugins.book {
+        Some(dir) => Book::open(dir).unwrap_or_else(|e| {
+            eprintln!("warning: {e}");
+            Book::memory()
+        }),
+        None => Book::memory(),
+    }
+}
+
+/// What `m` asks for beyond the accepted version, when a host would hold it.
+fn held(settings: &Settings, book: &Book, m: &Manifest) -> Option<Vec<String>> {
+    let accepted = book.accepted(&m.name)?;
+    let widening = Widening::between(&accepted.capabilities, &m.capabilities);
+    let approved = version_id(m).is_some_and(|v| book.approved(&m.name, &v));
+    if widening.is_empty() || approved || widening.granted_in_advance(&settings.tenants, &m.name) {
+        return None;
+    }
+    Some(widening.describe())
+}
+
+/// The plugins of the host serving at `address`.
+async fn live(address: &str) -> Result<Vec<PluginStatus>, String> {
+    crate::gateway::install_crypto();
+    let client =
+        reqwest::Client::builder().timeout(std::time::Duration::from_secs(5)).build().map_err(|e| e.to_string())?;
+    let response = client.get(format!("http://{address}/v1/plugins")).send().await.map_err(|e| e.to_string())?;
+    if !response.status().is_success() {
+        return Err(format!("it answered {}", response.status()));
+    }
+    response.json().await.map_err(|e| e.to_string())
+}
+
+fn show_live(address: &str, rows: Vec<PluginStatus>, json: bool) -> u8 {
+    let code = if rows.iter().any(|r| r.serving.is_none()) { EXIT_LOAD } else { 0 };
+    if json {
+        println!("{}", serde_json::to_string(&rows).unwrap_or_default());
+        return code;
+    }
+    println!("served by the host at http://{address}");
+    for row in rows {
+        match &row.serving {
+            Some(v) => println!(
+                "{:<20} {:<26} {} invocations, loaded {} ({})",
+                row.name,
+                v.version,
+                v.invocations,
+                v.loaded_at,
+                if v.compiled == crate::plugins::cache::Compiled::Cached { "from the code cache" } else { "compiled" },
+            ),
+            None => println!("{:<20} {:<26} nothing serving", row.name, "-"),
+        }
+        if let Some(h) = &row.held {
+            println!(
+                "   held: {} asks for {}; approve with `paddock plugins approve {} {}`",
+                h.version.version,
+                h.asks.join(", "),
+                row.name,
+                h.version.version
+            );
+        }
+        if let Some(e) = &row.last_error {
+            println!("   last error ({}): {}", e.at, e.message);
+        }
+    }
+    code
+}
+
+fn approve(settings: Settings, name: &str, version: &str) -> u8 {
+    let Some(dir) = &settings.plugins.book else {
+        return fail(
+            EXIT_CONFIG,
+            "host.plugin-state is \"memory\": approvals are not kept; a host in memory mode approves through its API",
+        );
+    };
+    let registry = Registry::new(&settings.plugins_dir);
+    let on_disk = registry.find(name).ok().and_then(|m| version_id(&m));
+    let held: Option<String> = super::serve::serving_address(&settings.data_dir).and_then(|address| {
+        let rows = tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(live(&address))).ok()?;
+        rows.into_iter().find(|r| r.name == name)?.held.map(|h| h.version.version)
+    });
+    if on_disk.as_deref() != Some(version) && held.as_deref() != Some(version) {
+        let known: Vec<String> =
+            [held.map(|h| format!("held: {h}")), on_disk.map(|d| format!("in the plugins folder: {d}"))]
+                .into_iter()
+                .flatten()
+                .collect();
+        let known = if known.is_empty() { "none".to_string() } else { known.join(", ") };
+        return fail(EXIT_USAGE, format!("plugin {name:?} has no version {version} ({known})"));
+    }
+    match book::approve(dir, name, version) {
+        Ok(true) => {
+            println!("approved {name} {version}");
+            0
+        }
+        Ok(false) => {
+            println!("{name} {version} was approved already");
+            0
+        }
+        Err(e) => fail(EXIT_CONFIG, e),
+    }
 }

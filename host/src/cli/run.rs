@@ -110,6 +110,7 @@ pub async fn run(settings: Settings, args: RunArgs) -> u8 {
         };
         let report = serde_json::json!({
             "agent": &*agent.name,
+            "version": &*outcome.version,
             "run": &*outcome.run,
             "output": output,
             "error": error,

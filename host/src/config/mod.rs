@@ -1,9 +1,11 @@
 //! `paddock.toml`: read with unknown keys refused, then validated into typed
 //! [`Settings`]. Every error names the file and the key.
 
+mod plugins;
 mod tenants;
 mod units;
 
+pub use plugins::{DEFAULT_LISTEN, PluginSettings};
 pub use units::{ByteSize, Span};
 
 use serde::Deserialize;
@@ -220,6 +222,10 @@ pub struct Settings {
     pub tenants: crate::tenants::Tenants,
     /// Where usage and budgets are kept.
     pub ledger: crate::quota::LedgerStore,
+    /// `host.data`: where the host keeps its files.
+    pub data_dir: PathBuf,
+    /// The compiled-code cache, accepted capabilities, and `paddock serve`.
+    pub plugins: PluginSettings,
 }
 
 /// Where the blackboard is kept.
@@ -348,6 +354,15 @@ impl Settings {
             other => return Err(fail(format!("host.ledger: `{other}` is not a store; use \"durable\" or \"memory\""))),
         };
 
+        let plugins = plugins::plugin_settings(
+            file.host.code_cache,
+            file.host.plugin_state.as_deref(),
+            file.serve,
+            &data_dir,
+            base,
+        )
+        .map_err(fail)?;
+
         let default_tenant = file.host.default_tenant.unwrap_or_else(|| "default".to_string());
         crate::blackboard::validate_tenant(&default_tenant)
             .map_err(|why| fail(format!("host.default-tenant: {why}")))?;
@@ -416,6 +431,8 @@ impl Settings {
 
         Ok(Settings {
             ledger,
+            data_dir: data_dir.clone(),
+            plugins,
             tenants,
             triggers,
             gateway,
@@ -514,6 +531,8 @@ struct FileConfig {
     triggers: Vec<TriggerSection>,
     #[serde(default)]
     tenants: BTreeMap<String, tenants::TenantSection>,
+    #[serde(default)]
+    serve: plugins::ServeSection,
 }
 
 #[derive(Debug, Deserialize)]
@@ -546,6 +565,8 @@ struct HostSection {
     plugins: Option<PathBuf>,
     data: Option<PathBuf>,
     ledger: Option<String>,
+    code_cache: Option<plugins::CodeCacheFile>,
+    plugin_state: Option<String>,
     default_tenant: Option<String>,
     secrets: Option<PathBuf>,
 }

@@ -195,8 +195,9 @@ impl fmt::Debug for Gateway {
     }
 }
 
-/// Installs rustls' ring provider once per process (reqwest is built without a default).
-fn install_crypto() {
+/// Installs rustls' ring provider once per process (reqwest is built without
+/// a default): call it before building any reqwest client.
+pub fn install_crypto() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
         let _ = rustls::crypto::ring::default_provider().install_default();

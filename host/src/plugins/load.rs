@@ -2,6 +2,7 @@
 //! each way it can fail: missing, not WebAssembly, a core module, invalid, or
 //! a component of another world.
 
+use super::cache::{CodeCache, Compiled, ContentHash};
 use super::manifest::ManifestError;
 use crate::caps::AgentWorldPre;
 use crate::sandbox::AgentState;
@@ -87,6 +88,15 @@ pub enum LoadError {
         /// The missing export or the unexpected import.
         reason: String,
     },
+    /// The plugin is known but no version of it serves: the only version
+    /// waits for approval, or failed to load.
+    #[error("plugin {name:?} has no version serving: {reason}")]
+    NotServing {
+        /// The name.
+        name: String,
+        /// Why.
+        reason: String,
+    },
     /// The manifest is wrong.
     #[error(transparent)]
     Manifest(#[from] ManifestError),
@@ -140,19 +150,50 @@ pub fn read_wasm(path: &Path) -> Result<(Vec<u8>, FileKind), LoadError> {
     Err(LoadError::NotWasm { path: path.to_path_buf(), reason })
 }
 
-/// Compiles the component at `path` and checks it against the world.
-pub fn load_component(
-    engine: &Engine,
-    linker: &Linker<AgentState>,
-    path: &Path,
-) -> Result<AgentWorldPre<AgentState>, LoadError> {
+/// A component read from disk: its bytes and their hash.
+pub struct ComponentFile {
+    /// The file.
+    pub path: PathBuf,
+    /// Its bytes.
+    pub bytes: Vec<u8>,
+    /// Their hash.
+    pub hash: ContentHash,
+}
+
+/// Reads the component at `path`, refusing anything that is not one.
+pub fn read_component(path: &Path) -> Result<ComponentFile, LoadError> {
     let (bytes, kind) = read_wasm(path)?;
     if kind == FileKind::CoreModule {
         return Err(LoadError::CoreModule { path: path.to_path_buf() });
     }
-    let component = Component::new(engine, &bytes)
-        .map_err(|e| LoadError::Invalid { path: path.to_path_buf(), reason: format!("{e:#}") })?;
-    prepare(engine, linker, &component).map_err(|reason| LoadError::WrongWorld { path: path.to_path_buf(), reason })
+    let hash = ContentHash::of(&bytes);
+    Ok(ComponentFile { path: path.to_path_buf(), bytes, hash })
+}
+
+/// A component compiled and checked against the world.
+pub struct Prepared {
+    /// Ready to instantiate.
+    pub pre: AgentWorldPre<AgentState>,
+    /// Whether it was compiled now or mapped from the cache.
+    pub compiled: Compiled,
+}
+
+/// Compiles `file` (or maps it from `cache`) and checks it against the world.
+pub fn compile(
+    engine: &Engine,
+    linker: &Linker<AgentState>,
+    file: &ComponentFile,
+    cache: Option<&CodeCache>,
+) -> Result<Prepared, LoadError> {
+    let path = &file.path;
+    let invalid = |e: wasmtime::Error| LoadError::Invalid { path: path.clone(), reason: format!("{e:#}") };
+    let (component, compiled) = match cache {
+        Some(cache) => cache.component(engine, &file.bytes, &file.hash).map_err(invalid)?,
+        None => (Component::new(engine, &file.bytes).map_err(invalid)?, Compiled::Fresh),
+    };
+    let pre =
+        prepare(engine, linker, &component).map_err(|reason| LoadError::WrongWorld { path: path.clone(), reason })?;
+    Ok(Prepared { pre, compiled })
 }
 
 /// Checks `component`'s exports and imports against the world and pre-instantiates it.

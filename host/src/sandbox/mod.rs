@@ -64,6 +64,8 @@ pub fn linker(engine: &Engine) -> wasmtime::Result<Linker<AgentState>> {
 
 /// Everything one invocation needs besides the component.
 pub struct Invocation {
+    /// The version of the agent that serves it.
+    pub version: Arc<str>,
     /// The agent's name.
     pub agent: Arc<str>,
     /// The tenant it runs for.
@@ -143,6 +145,8 @@ pub enum InvokeError {
 pub struct Outcome {
     /// The run it belonged to.
     pub run: Arc<str>,
+    /// The version of the agent that served it.
+    pub version: Arc<str>,
     /// The agent's output, or why there is none.
     pub result: Result<String, InvokeError>,
     /// Everything it logged (including captured stdout and stderr).
@@ -157,9 +161,10 @@ pub struct Outcome {
 pub async fn invoke(engine: &Engine, pre: &AgentWorldPre<AgentState>, inv: Invocation, input: &str) -> Outcome {
     let started = Instant::now();
     let call = CallContext::new(inv.agent.clone(), inv.tenant.clone(), inv.run.clone(), inv.caps);
-    let agent = inv.agent.clone();
+    let (agent, version) = (inv.agent.clone(), inv.version.clone());
     let finish = |result, fuel_consumed| Outcome {
         run: call.run.clone(),
+        version: version.clone(),
         result,
         logs: call.log.take(),
         fuel_consumed,

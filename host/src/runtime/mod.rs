@@ -2,25 +2,33 @@
 //! by name or path and runs invocations; also runs the agents one agent calls.
 
 use crate::blackboard::{Blackboard, RedbBackend, validate_tenant};
-use crate::caps::AgentWorldPre;
 use crate::caps::agents::Dispatch;
 use crate::config::{BoardStore, DirGrant, Limits, Requested, Settings};
 use crate::engine::{self, EpochTicker};
 use crate::gateway::Gateway;
 use crate::gateway::clock::SystemClock;
+use crate::plugins::Registry;
+use crate::plugins::book::Book;
+use crate::plugins::cache::CodeCache;
 use crate::plugins::load::{self, Inspection, LoadError};
-use crate::plugins::{Capabilities, Manifest, Registry};
 use crate::quota::{Budgets, Ledger};
 use crate::sandbox::{self, AgentState, CpuScheduler, Invocation, InvokeError, Outcome};
-use crate::tenants::{self, Admission, Grants, TenantCeiling, TenantPolicy, Tenants};
-use parking_lot::Mutex;
+
+mod agent;
+mod live;
+mod watch;
+
+use crate::tenants::{Admission, Grants, TenantCeiling, Tenants};
+pub use agent::Agent;
+pub use live::{ErrorStatus, HeldStatus, PluginStatus, Reload, VersionStatus};
 use std::collections::HashMap;
 use std::future::Future;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::pin::Pin;
 use std::sync::Arc;
 use wasmtime::Engine;
 use wasmtime::component::Linker;
+pub use watch::Watch;
 
 /// Opens the blackboard `settings` name: in memory, or the durable file.
 pub fn open_blackboard(settings: &Settings) -> Result<Blackboard, String> {
@@ -51,42 +59,6 @@ pub fn open_blackboard(settings: &Settings) -> Result<Blackboard, String> {
 pub fn new_run_id() -> Arc<str> {
     let millis = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis());
     Arc::from(format!("{:012x}{:08x}", millis & 0xffff_ffff_ffff, fastrand::u32(..)))
-}
-
-/// A loaded agent, ready to be instantiated any number of times.
-pub struct Agent {
-    /// Its name (from the manifest, or the file stem of a bare `.wasm`).
-    pub name: Arc<str>,
-    /// Its manifest, unless it was loaded as a bare file.
-    pub manifest: Option<Manifest>,
-    /// The component file.
-    pub component: PathBuf,
-    /// Its limits: the defaults, with what its manifest asked for up to the ceiling.
-    pub limits: Limits,
-    /// Notes from loading (e.g. a limit cut down to the ceiling).
-    pub notes: Vec<String>,
-    /// What it asks for: its manifest's capabilities (a bare component asks
-    /// for its tenant's board and nothing else).
-    pub requested: Arc<Capabilities>,
-    /// What each tenant granted it, computed once per tenant.
-    grants: Mutex<HashMap<Arc<str>, Arc<Grants>>>,
-    pre: AgentWorldPre<AgentState>,
-}
-
-impl Agent {
-    /// What `policy` grants this agent (cached per tenant).
-    pub fn grants(&self, policy: &TenantPolicy) -> Arc<Grants> {
-        if let Some(g) = self.grants.lock().get(policy.name.as_str()) {
-            return g.clone();
-        }
-        let grants = tenants::resolve(policy, &self.requested);
-        for r in grants.refused.iter() {
-            tracing::info!(agent = &*self.name, tenant = %policy.name, capability = %r.capability, "not granted: {}", r.reason);
-        }
-        let grants = Arc::new(grants);
-        self.grants.lock().insert(Arc::from(policy.name.as_str()), grants.clone());
-        grants
-    }
 }
 
 /// Options of one invocation.
@@ -140,7 +112,9 @@ struct Inner {
     gateway: Gateway,
     ledger: Option<Arc<Ledger>>,
     admission: Admission,
-    loaded: Mutex<HashMap<String, Arc<Agent>>>,
+    live: live::Live,
+    cache: Option<Arc<CodeCache>>,
+    book: Book,
     cpu: Arc<CpuScheduler>,
     _ticker: EpochTicker,
 }
@@ -164,13 +138,19 @@ impl Runtime {
             .map_err(|e| wasmtime::format_err!("host.ledger: {e}"))?;
         let gateway =
             Gateway::with(&settings.gateway, Arc::new(SystemClock), ledger.clone()).map_err(wasmtime::Error::msg)?;
+        let book = match &settings.plugins.book {
+            Some(dir) => Book::open(dir).map_err(|e| wasmtime::format_err!("host.plugin-state: {e}"))?,
+            None => Book::memory(),
+        };
         let inner = Inner {
             gateway,
             ledger: Some(ledger),
             admission: Admission::default(),
             registry: Registry::new(&settings.plugins_dir),
             board,
-            loaded: Mutex::default(),
+            live: live::Live::default(),
+            cache: settings.plugins.code_cache.as_ref().map(|dir| Arc::new(CodeCache::new(dir, &engine))),
+            book,
             cpu: CpuScheduler::new(
                 settings.engine.cpu_slots,
                 settings.engine.epoch_tick,
@@ -214,59 +194,9 @@ impl Runtime {
         &self.inner.registry
     }
 
-    /// Loads an agent named by `spec`: a path to a `.wasm`/`.wat` file or to
-    /// an `agent.toml`, or the name of a plugin. Loaded agents are kept.
-    pub fn load(&self, spec: &str) -> Result<Arc<Agent>, LoadError> {
-        if let Some(agent) = self.inner.loaded.lock().get(spec) {
-            return Ok(agent.clone());
-        }
-        let path = Path::new(spec);
-        let is_path =
-            spec.contains('/') || spec.ends_with(".wasm") || spec.ends_with(".wat") || spec.ends_with(".toml");
-        let agent = if !is_path {
-            self.load_manifest(self.inner.registry.find(spec)?)?
-        } else if spec.ends_with(".toml") {
-            self.load_manifest(Manifest::load(path)?)?
-        } else {
-            let name = path.file_stem().map_or("agent".into(), |s| s.to_string_lossy().into_owned());
-            self.load_file(&name, path, None)?
-        };
-        let agent = Arc::new(agent);
-        self.inner.loaded.lock().insert(spec.to_string(), agent.clone());
-        Ok(agent)
-    }
-
-    fn load_manifest(&self, manifest: Manifest) -> Result<Agent, LoadError> {
-        let name = manifest.name.clone();
-        let component = manifest.component.clone();
-        self.load_file(&name, &component, Some(manifest)).map_err(|e| match e {
-            LoadError::Missing { path, .. } => LoadError::Missing {
-                path,
-                hint: Some(format!("build it first: `paddock build` or `paddock run {name} --build`")),
-            },
-            other => other,
-        })
-    }
-
-    fn load_file(&self, name: &str, path: &Path, manifest: Option<Manifest>) -> Result<Agent, LoadError> {
-        let s = &self.inner.settings;
-        let pre = load::load_component(&self.inner.engine, &self.inner.linker, path)?;
-        let requested = manifest.as_ref().map(|m| m.limits).unwrap_or_default();
-        let (limits, notes) = s.limits.with_request(&s.ceiling, &requested);
-        for note in &notes {
-            tracing::warn!(agent = name, "{note}");
-        }
-        let requested = Arc::new(manifest.as_ref().map(|m| m.capabilities.clone()).unwrap_or_default());
-        Ok(Agent {
-            name: Arc::from(name),
-            manifest,
-            component: path.to_path_buf(),
-            limits,
-            notes,
-            requested,
-            grants: Mutex::default(),
-            pre,
-        })
+    /// The compiled-code cache, unless it is off.
+    pub fn code_cache(&self) -> Option<&CodeCache> {
+        self.inner.cache.as_deref()
     }
 
     /// Inspects a file: imports, exports, and whether it fits the world.
@@ -319,8 +249,10 @@ impl Runtime {
     ) -> impl Future<Output = Outcome> + Send + 'static {
         let s = &self.inner.settings;
         let Scope { tenant, run, chain } = scope;
+        agent.invocations.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let invocation = Invocation {
             agent: agent.name.clone(),
+            version: agent.version.clone(),
             board: self.inner.board.namespace(&tenant),
             cpu: self.inner.cpu.ticket(tenant.clone()),
             tenant,

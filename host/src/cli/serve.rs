@@ -1,0 +1,210 @@
+//! `paddock serve`: keep the host up, reload plugins as their files change,
+//! run triggers, and answer invocations over HTTP.
+//!
+//! | method and path | what |
+//! |---|---|
+//! | `POST /v1/agents/{name}/run` | body = the input (JSON text); header `x-paddock-tenant` picks the tenant |
+//! | `GET /v1/plugins` | what `paddock plugins list --json` shows |
+//! | `GET /v1/health` | `{"status":"ok"}` |
+//! | `GET /metrics` | Prometheus text: the gateway's `paddock_llm_*` series |
+
+use super::{EXIT_CONFIG, EXIT_CRASH, EXIT_LOAD, EXIT_USAGE, fail};
+use crate::config::{Settings, Span};
+use crate::plugins::LoadError;
+use crate::plugins::cache::Compiled;
+use crate::runtime::{Reload, RunError, RunOptions, Runtime};
+use crate::sandbox::InvokeError;
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use clap::Args;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// The file in `host.data` that tells other commands where the host serves.
+pub const SERVE_FILE: &str = "serve.json";
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on [default: serve.listen, 127.0.0.1:7700]; port 0 picks one
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<SocketAddr>,
+    /// How long file changes settle before a reload [default: serve.debounce, 100ms]
+    #[arg(long, value_name = "DURATION", value_parser = Span::parse)]
+    debounce: Option<Span>,
+}
+
+pub async fn serve(settings: Settings, args: ServeArgs) -> u8 {
+    let listen = args.listen.unwrap_or(settings.plugins.listen);
+    let debounce = args.debounce.map_or(settings.plugins.debounce, |s| s.0);
+    let data = settings.data_dir.clone();
+    if let Err(e) = std::fs::create_dir_all(&data) {
+        return fail(EXIT_CONFIG, format!("host.data: cannot create {}: {e}", data.display()));
+    }
+    let runtime = match Runtime::new(settings) {
+        Ok(r) => r,
+        Err(e) => return fail(EXIT_CRASH, format!("cannot start the host: {e:#}")),
+    };
+    let watch = match runtime.watch(debounce).await {
+        Ok(w) => w,
+        Err(e) => return fail(EXIT_LOAD, e),
+    };
+    for status in runtime.plugins() {
+        match (&status.serving, &status.held, &status.last_error) {
+            (Some(v), _, _) => eprintln!(
+                "loaded {} {} ({})",
+                status.name,
+                v.version,
+                if v.compiled == Compiled::Cached { "from the code cache" } else { "compiled" }
+            ),
+            (None, Some(h), _) => {
+                eprintln!("held {} {}: asks for {}", status.name, h.version.version, h.asks.join(", "))
+            }
+            (None, None, Some(e)) => eprintln!("error: {}: {}", status.name, e.message),
+            (None, None, None) => {}
+        }
+    }
+    let mut events = watch.events();
+    tokio::spawn(async move {
+        while let Ok((name, reload)) = events.recv().await {
+            match reload {
+                Reload::Swapped { from, to } => {
+                    eprintln!("reloaded {name}: {} -> {to}", from.as_deref().unwrap_or("none"))
+                }
+                Reload::Held { version, asks } => eprintln!(
+                    "held {name} {version}: asks for {}; approve with `paddock plugins approve {name} {version}`",
+                    asks.join(", ")
+                ),
+                Reload::Failed(message) => eprintln!("error: {name}: {message} (the serving version is kept)"),
+                Reload::Removed => eprintln!("removed {name}"),
+                Reload::Unchanged => {}
+            }
+        }
+    });
+    let _triggers = runtime.start_triggers();
+
+    let listener = match tokio::net::TcpListener::bind(listen).await {
+        Ok(l) => l,
+        Err(e) => return fail(EXIT_USAGE, format!("cannot listen on {listen}: {e}")),
+    };
+    let address = listener.local_addr().unwrap_or(listen);
+    let marker = data.join(SERVE_FILE);
+    let record = serde_json::json!({ "pid": std::process::id(), "address": address.to_string() });
+    if let Err(e) = std::fs::write(&marker, record.to_string()) {
+        tracing::warn!("cannot write {}: {e}", marker.display());
+    }
+    println!("serving on http://{address}");
+    let limit = runtime.settings().caps.io_bytes.try_into().unwrap_or(usize::MAX);
+    let app = Router::new()
+        .route("/v1/agents/{name}/run", post(run))
+        .route("/v1/plugins", get(plugins))
+        .route("/v1/health", get(|| async { axum::Json(serde_json::json!({ "status": "ok" })) }))
+        .route("/metrics", get(metrics))
+        .layer(DefaultBodyLimit::max(limit))
+        .with_state(runtime);
+    let served = axum::serve(listener, app).with_graceful_shutdown(shutdown()).await;
+    drop(watch);
+    remove_marker(&marker);
+    match served {
+        Ok(()) => 0,
+        Err(e) => fail(EXIT_CRASH, format!("serving stopped: {e}")),
+    }
+}
+
+/// Where a host serving from `data` listens, if one is running.
+pub fn serving_address(data: &std::path::Path) -> Option<String> {
+    let text = std::fs::read_to_string(data.join(SERVE_FILE)).ok()?;
+    let record: serde_json::Value = serde_json::from_str(&text).ok()?;
+    let pid = record["pid"].as_u64()?;
+    // A record left by a host that died is ignored.
+    if !PathBuf::from(format!("/proc/{pid}")).exists() {
+        return None;
+    }
+    record["address"].as_str().map(String::from)
+}
+
+fn remove_marker(marker: &std::path::Path) {
+    let ours = std::fs::read_to_string(marker)
+        .ok()
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+        .is_some_and(|r| r["pid"].as_u64() == Some(u64::from(std::process::id())));
+    if ours {
+        let _ = std::fs::remove_file(marker);
+    }
+}
+
+async fn shutdown() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => return std::future::pending().await,
+        };
+        tokio::select! {
+            _ = interrupt => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = interrupt.await;
+}
+
+fn error(status: StatusCode, kind: &str, message: impl std::fmt::Display) -> Response {
+    let body = serde_json::json!({ "error": { "kind": kind, "message": message.to_string() } });
+    (status, axum::Json(body)).into_response()
+}
+
+async fn run(State(runtime): State<Runtime>, Path(name): Path<String>, headers: HeaderMap, input: String) -> Response {
+    if let Err(e) = serde_json::from_str::<serde_json::Value>(&input) {
+        return error(StatusCode::BAD_REQUEST, "bad-request", format!("the input is not valid JSON: {e}"));
+    }
+    // Only names from the plugins folder: a path would let a caller load any file.
+    if name.contains(['/', '\\', '.']) {
+        return error(StatusCode::NOT_FOUND, "not-found", format!("no plugin named {name:?}"));
+    }
+    let tenant = match headers.get("x-paddock-tenant").map(|v| v.to_str()) {
+        Some(Ok(t)) => Some(t.to_string()),
+        Some(Err(_)) => return error(StatusCode::BAD_REQUEST, "bad-request", "x-paddock-tenant is not text"),
+        None => None,
+    };
+    let agent = match runtime.load(&name) {
+        Ok(agent) => agent,
+        Err(e @ LoadError::NoPlugin { .. }) => return error(StatusCode::NOT_FOUND, "not-found", e),
+        Err(e) => return error(StatusCode::SERVICE_UNAVAILABLE, "not-serving", e),
+    };
+    let options = RunOptions { tenant, ..RunOptions::default() };
+    let outcome = match runtime.run(&agent, &input, &options).await {
+        Ok(outcome) => outcome,
+        Err(RunError::Load(e)) => return error(StatusCode::SERVICE_UNAVAILABLE, "not-serving", e),
+        Err(RunError::Options(m)) => return error(StatusCode::BAD_REQUEST, "bad-request", m),
+        Err(RunError::Refused(m)) => return error(StatusCode::FORBIDDEN, "denied", m),
+    };
+    let (status, output, err) = match &outcome.result {
+        Ok(output) => (StatusCode::OK, Some(output.as_str()), None),
+        Err(e @ InvokeError::Failed { .. }) => (StatusCode::UNPROCESSABLE_ENTITY, None, Some(("failed", e))),
+        Err(e @ InvokeError::Limit { .. }) => (StatusCode::UNPROCESSABLE_ENTITY, None, Some(("limit", e))),
+        Err(e @ InvokeError::Crashed { .. }) => (StatusCode::INTERNAL_SERVER_ERROR, None, Some(("crashed", e))),
+        Err(e @ InvokeError::Start { .. }) => (StatusCode::SERVICE_UNAVAILABLE, None, Some(("start", e))),
+    };
+    let body = serde_json::json!({
+        "agent": &*agent.name,
+        "version": &*outcome.version,
+        "run": &*outcome.run,
+        "output": output,
+        "error": err.map(|(kind, e)| serde_json::json!({ "kind": kind, "message": e.to_string() })),
+        "fuel_consumed": outcome.fuel_consumed,
+        "elapsed_us": outcome.elapsed.as_micros() as u64,
+    });
+    (status, [("x-paddock-version", outcome.version.to_string())], axum::Json(body)).into_response()
+}
+
+async fn plugins(State(runtime): State<Runtime>) -> Response {
+    axum::Json(runtime.plugins()).into_response()
+}
+
+async fn metrics(State(runtime): State<Runtime>) -> Response {
+    ([("content-type", "text/plain; version=0.0.4")], runtime.gateway().metrics().render()).into_response()
+}

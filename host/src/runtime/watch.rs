@@ -1,0 +1,131 @@
+//! Watching the plugins folder: after file changes settle, the host brings
+//! its plugins up to date ([`Runtime::sync`]).
+//!
+//! Only the folders that matter are watched, each without recursion: the
+//! plugins folder (plugins added or removed), each plugin's folder (its
+//! manifest), the folder of each component (which may be a build's output
+//! folder elsewhere, e.g. `plugins/target/wasm32-wasip2/release`), and
+//! `host.data` (approvals). A recursive watch of a build tree would cost an
+//! inotify watch per folder of it, thousands for a cargo target folder.
+
+use super::{Reload, Runtime};
+use notify::RecursiveMode;
+use notify_debouncer_full::{DebounceEventResult, Debouncer, RecommendedCache, new_debouncer};
+use parking_lot::Mutex;
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{Notify, broadcast};
+
+/// A running watch; dropping it stops watching.
+pub struct Watch {
+    task: tokio::task::JoinHandle<()>,
+    events: broadcast::Sender<(String, Reload)>,
+}
+
+impl Watch {
+    /// What each reload did, as it happens.
+    pub fn events(&self) -> broadcast::Receiver<(String, Reload)> {
+        self.events.subscribe()
+    }
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+type FsWatcher = Debouncer<notify::RecommendedWatcher, RecommendedCache>;
+
+impl Runtime {
+    /// Loads every plugin of the plugins folder, then keeps them up to date
+    /// as files change, `debounce` after the last change of a burst. Needs a
+    /// tokio runtime.
+    pub async fn watch(&self, debounce: Duration) -> Result<Watch, String> {
+        let dir = self.inner.registry.dir().to_path_buf();
+        if !dir.is_dir() {
+            return Err(format!("the plugins folder {} does not exist", dir.display()));
+        }
+        let changed = Arc::new(Notify::new());
+        let signal = changed.clone();
+        let debouncer = new_debouncer(debounce, None, move |result: DebounceEventResult| {
+            if let Err(errors) = &result {
+                for e in errors {
+                    tracing::warn!("watching the plugins folder: {e}");
+                }
+            }
+            signal.notify_one();
+        })
+        .map_err(|e| format!("cannot watch {}: {e}", dir.display()))?;
+        let watcher = Arc::new(Mutex::new((debouncer, BTreeSet::new())));
+        let (events, _) = broadcast::channel(256);
+        // The first sync happens before returning, so the caller serves a
+        // complete set of plugins from the start.
+        let first = self.sync().await;
+        watch_folders(self, &watcher);
+        publish(&events, first);
+        let (runtime, sender) = (self.clone(), events.clone());
+        let task = tokio::spawn(async move {
+            loop {
+                changed.notified().await;
+                let reloads = runtime.sync().await;
+                watch_folders(&runtime, &watcher);
+                publish(&sender, reloads);
+            }
+        });
+        Ok(Watch { task, events })
+    }
+
+    /// The folders whose changes matter now.
+    fn folders_to_watch(&self) -> BTreeSet<PathBuf> {
+        let mut folders = BTreeSet::new();
+        folders.insert(self.inner.registry.dir().to_path_buf());
+        for status in self.plugins() {
+            if let Some(manifest) = &status.manifest {
+                folders.extend(manifest.parent().map(PathBuf::from));
+            }
+            for component in status.serving.iter().chain(status.held.as_ref().map(|h| &h.version)) {
+                folders.extend(component.component.parent().map(PathBuf::from));
+            }
+        }
+        // A plugin whose component was never built still names where it will appear.
+        for manifest in self.inner.registry.scan().into_iter().flatten() {
+            folders.extend(manifest.file.parent().map(PathBuf::from));
+            folders.extend(manifest.component.parent().map(PathBuf::from));
+        }
+        if let Some(file) = self.inner.book.approvals_file() {
+            folders.extend(file.parent().map(PathBuf::from));
+        }
+        folders.into_iter().filter(|f| f.is_dir()).collect()
+    }
+}
+
+fn watch_folders(runtime: &Runtime, watcher: &Mutex<(FsWatcher, BTreeSet<PathBuf>)>) {
+    let wanted = runtime.folders_to_watch();
+    let mut guard = watcher.lock();
+    let (debouncer, watched) = &mut *guard;
+    for gone in watched.difference(&wanted).cloned().collect::<Vec<_>>() {
+        let _ = debouncer.unwatch(&gone);
+        watched.remove(&gone);
+    }
+    for folder in wanted {
+        if watched.contains(&folder) {
+            continue;
+        }
+        match debouncer.watch(&folder, RecursiveMode::NonRecursive) {
+            Ok(()) => {
+                watched.insert(folder);
+            }
+            Err(e) => tracing::warn!(folder = %folder.display(), "cannot watch: {e}"),
+        }
+    }
+}
+
+fn publish(events: &broadcast::Sender<(String, Reload)>, reloads: Vec<(String, Reload)>) {
+    for event in reloads {
+        // Nobody listening is fine.
+        let _ = events.send(event);
+    }
+}

@@ -1,0 +1,368 @@
+//! Hot reload: new versions go live while clients invoke, broken ones never
+//! replace a working one, wider ones wait for approval, removed plugins stop
+//! taking new invocations, and a warm code cache compiles nothing.
+
+use crate::util::{TestCommand, error_text, settings_in};
+use paddock::plugins::cache::{Compiled, ContentHash};
+use paddock::runtime::{Reload, RunOptions, Runtime, Watch};
+use paddock_test_guests::{guests, variant};
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+use tokio::sync::broadcast::Receiver;
+
+/// Writes plugin `name` into `dir` with its component in its own folder.
+fn write_plugin(dir: &Path, name: &str, version: &str, wasm: &[u8], capabilities: &str) {
+    let folder = dir.join(name);
+    std::fs::create_dir_all(&folder).unwrap();
+    std::fs::write(folder.join("agent.wasm"), wasm).unwrap();
+    std::fs::write(
+        folder.join("agent.toml"),
+        format!("name = {name:?}\nversion = {version:?}\ncomponent = \"agent.wasm\"\n[capabilities]\n{capabilities}"),
+    )
+    .unwrap();
+}
+
+fn host(dir: &Path, toml: &str) -> Runtime {
+    let plugins = format!("[host]\nplugins = {:?}\n", dir.join("plugins").display().to_string());
+    let toml = match toml.contains("[host]\n") {
+        true => toml.replacen("[host]\n", &plugins, 1),
+        false => format!("{plugins}{toml}"),
+    };
+    Runtime::new(settings_in(dir, &toml)).expect("engine starts")
+}
+
+/// The next event about `name` that `pick` accepts, within 20 s.
+async fn next(events: &mut Receiver<(String, Reload)>, name: &str, pick: impl Fn(&Reload) -> bool) -> Reload {
+    let wait = async {
+        loop {
+            match events.recv().await {
+                Ok((n, r)) if n == name && pick(&r) => return r,
+                Ok(_) => {}
+                Err(e) => panic!("reload events ended: {e}"),
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(20), wait).await.expect("the reload happened within 20 s")
+}
+
+async fn watching(rt: &Runtime) -> (Watch, Receiver<(String, Reload)>) {
+    let watch = rt.watch(Duration::from_millis(20)).await.expect("the plugins folder is watched");
+    let events = watch.events();
+    (watch, events)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn twenty_replacements_under_eight_clients_fail_no_invocation_and_versions_only_move_forward() {
+    let dir = tempfile::tempdir().unwrap();
+    let plugins = dir.path().join("plugins");
+    let base = std::fs::read(guests::ECHO).unwrap();
+    write_plugin(&plugins, "echo", "1.0.0", &variant(&base, 0), "");
+    let rt = host(dir.path(), "");
+    let (_watch, mut events) = watching(&rt).await;
+    let first = rt.load("echo").unwrap().version.to_string();
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut clients = Vec::new();
+    for client in 0..8 {
+        let (rt, stop) = (rt.clone(), stop.clone());
+        clients.push(tokio::spawn(async move {
+            let mut seen: Vec<String> = Vec::new();
+            let mut failures = Vec::new();
+            while !stop.load(Ordering::Relaxed) {
+                let outcome = match rt.load("echo") {
+                    Ok(agent) => rt.run(&agent, &format!("{{\"client\":{client}}}"), &RunOptions::default()).await,
+                    Err(e) => {
+                        failures.push(format!("load: {e}"));
+                        continue;
+                    }
+                };
+                match outcome {
+                    Ok(o) if o.result.is_ok() => seen.push(o.version.to_string()),
+                    Ok(o) => failures.push(error_text(&o)),
+                    Err(e) => failures.push(e.to_string()),
+                }
+            }
+            (seen, failures)
+        }));
+    }
+
+    // Each replacement writes the component in place (readers may see it
+    // half-written) and bumps the manifest's version.
+    let mut order = vec![first];
+    for n in 1..=20u32 {
+        let wasm = variant(&base, n);
+        let expected = format!("1.0.{n}+{}", ContentHash::of(&wasm).short());
+        std::fs::write(plugins.join("echo/agent.wasm"), &wasm).unwrap();
+        std::fs::write(
+            plugins.join("echo/agent.toml"),
+            format!("name = \"echo\"\nversion = \"1.0.{n}\"\ncomponent = \"agent.wasm\"\n"),
+        )
+        .unwrap();
+        loop {
+            let reload = next(&mut events, "echo", |r| matches!(r, Reload::Swapped { .. })).await;
+            let Reload::Swapped { to, .. } = reload else { unreachable!() };
+            order.push(to.to_string());
+            if *to == *expected {
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+    stop.store(true, Ordering::Relaxed);
+
+    let rank: HashMap<&str, usize> = order.iter().enumerate().map(|(i, v)| (v.as_str(), i)).collect();
+    let mut total = 0;
+    let mut served = std::collections::HashSet::new();
+    for client in clients {
+        let (seen, failures) = client.await.unwrap();
+        assert_eq!(failures, Vec::<String>::new(), "no invocation fails during reloads");
+        let ranks: Vec<usize> =
+            seen.iter().map(|v| *rank.get(v.as_str()).unwrap_or_else(|| panic!("{v} was never swapped in"))).collect();
+        assert!(ranks.windows(2).all(|w| w[0] <= w[1]), "a client saw versions move backwards: {seen:?}");
+        total += seen.len();
+        served.extend(seen);
+    }
+    assert!(total > 100, "the clients kept invoking ({total} invocations)");
+    assert!(served.len() >= 10, "most versions served invocations ({} of {})", served.len(), order.len());
+    assert_eq!(rt.load("echo").unwrap().version.as_ref(), order.last().unwrap().as_str());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_corrupt_file_or_a_component_of_another_world_never_replaces_the_serving_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let plugins = dir.path().join("plugins");
+    let good = std::fs::read(guests::ECHO).unwrap();
+    write_plugin(&plugins, "echo", "1.0.0", &good, "");
+    let rt = host(dir.path(), "");
+    let (_watch, mut events) = watching(&rt).await;
+    let serving = rt.load("echo").unwrap().version.clone();
+
+    // The second is an empty component: the preamble alone.
+    let empty_component = vec![0x00, 0x61, 0x73, 0x6d, 0x0d, 0x00, 0x01, 0x00];
+    for (bytes, error) in [
+        (
+            b"garbage, not wasm".to_vec(),
+            "not a WebAssembly file (it starts with 67 61 72 62 61 67 65 2c, not 00 61 73 6d)",
+        ),
+        (
+            empty_component,
+            "does not fit world paddock:agent/agent-world@0.1.0: missing export `paddock:agent/agent@0.1.0` (it exports nothing)",
+        ),
+    ] {
+        std::fs::write(plugins.join("echo/agent.wasm"), &bytes).unwrap();
+        let Reload::Failed(message) = next(&mut events, "echo", |r| matches!(r, Reload::Failed(_))).await else {
+            unreachable!()
+        };
+        assert!(message.ends_with(error), "{message}");
+        assert_eq!(rt.load("echo").unwrap().version, serving, "the old version keeps serving");
+        let outcome = crate::util::run(&rt, "echo", "{}").await;
+        assert!(outcome.result.is_ok(), "{:?}", outcome.result);
+        let status = rt.plugins().into_iter().find(|p| p.name == "echo").unwrap();
+        assert!(status.last_error.unwrap().message.ends_with(error));
+        assert_eq!(status.serving.unwrap().version, *serving);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_version_asking_for_a_new_route_is_held_until_approved() {
+    let dir = tempfile::tempdir().unwrap();
+    let plugins = dir.path().join("plugins");
+    let base = std::fs::read(guests::ECHO).unwrap();
+    write_plugin(&plugins, "echo", "1.0.0", &base, "routes = [\"fast\"]\n");
+    let rt = host(dir.path(), "");
+    let (_watch, mut events) = watching(&rt).await;
+    let wasm = variant(&base, 2);
+    let v2 = format!("2.0.0+{}", ContentHash::of(&wasm).short());
+    write_plugin(&plugins, "echo", "2.0.0", &wasm, "routes = [\"fast\", \"smart\"]\n");
+    let held = next(&mut events, "echo", |r| matches!(&r, Reload::Held { version, .. } if **version == *v2)).await;
+    assert_eq!(held, Reload::Held { version: v2.as_str().into(), asks: vec!["route \"smart\"".into()] });
+    // The component may have changed before the manifest did: what serves is
+    // whichever version did not ask for more.
+    let serving = rt.load("echo").unwrap();
+    assert_eq!(*serving.requested.routes, ["fast".to_string()], "a version without the new route serves");
+    let v1 = serving.version.clone();
+    let status = rt.plugins().into_iter().find(|p| p.name == "echo").unwrap();
+    assert_eq!(status.held.unwrap().version.version, v2);
+
+    let approved = rt.approve("echo", &v2);
+    assert_eq!(approved, vec![("echo".to_string(), Reload::Swapped { from: Some(v1), to: v2.as_str().into() })]);
+    assert_eq!(*rt.load("echo").unwrap().version, *v2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_capability_every_tenant_already_grants_goes_live_without_approval() {
+    let dir = tempfile::tempdir().unwrap();
+    let plugins = dir.path().join("plugins");
+    let base = std::fs::read(guests::ECHO).unwrap();
+    write_plugin(&plugins, "echo", "1.0.0", &base, "routes = [\"fast\"]\n");
+    let rt = host(
+        dir.path(),
+        "[tenants.a]\nagents = [\"echo\"]\nroutes = [\"fast\", \"smart\"]\n[tenants.b]\nagents = [\"other\"]\n",
+    );
+    let (_watch, mut events) = watching(&rt).await;
+    write_plugin(&plugins, "echo", "2.0.0", &variant(&base, 1), "routes = [\"fast\", \"smart\"]\n");
+    let reload = next(&mut events, "echo", |r| match r {
+        Reload::Swapped { to, .. } => to.starts_with("2.0.0+"),
+        other => matches!(other, Reload::Held { .. }),
+    })
+    .await;
+    assert!(matches!(&reload, Reload::Swapped { .. }), "{reload:?}");
+    assert_eq!(*rt.load("echo").unwrap().requested.routes, ["fast".to_string(), "smart".to_string()]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_is_no_way_around_a_hold() {
+    let dir = tempfile::tempdir().unwrap();
+    let plugins = dir.path().join("plugins");
+    let base = std::fs::read(guests::ECHO).unwrap();
+    let durable = "[host]\nplugin-state = \"durable\"\n";
+    write_plugin(&plugins, "echo", "1.0.0", &base, "");
+    {
+        let rt = host(dir.path(), durable);
+        assert!(rt.load("echo").is_ok());
+    }
+    // While no host runs, the plugin is replaced by one asking to call another agent.
+    let wasm = variant(&base, 1);
+    let v2 = format!("1.1.0+{}", ContentHash::of(&wasm).short());
+    write_plugin(&plugins, "echo", "1.1.0", &wasm, "agents = [\"billing\"]\n");
+    let rt = host(dir.path(), durable);
+    let err = rt.load("echo").err().expect("the wider version does not serve").to_string();
+    assert_eq!(
+        err,
+        format!(
+            "plugin \"echo\" has no version serving: version {v2} is held: it asks for calling agent \"billing\", which the version before it did not; approve it with `paddock plugins approve echo {v2}`"
+        )
+    );
+    // The CLI writes the approval; a host started afterwards serves it.
+    let ran = TestCommand::new(dir.path(), &["--plugins", "plugins", "plugins", "approve", "echo", &v2]).run();
+    assert_eq!((ran.code, ran.stdout.as_str()), (0, format!("approved echo {v2}\n").as_str()), "{}", ran.stderr);
+    let rt = host(dir.path(), durable);
+    assert_eq!(*rt.load("echo").unwrap().version, *v2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn removing_a_plugin_stops_new_invocations_and_lets_running_ones_finish() {
+    let dir = tempfile::tempdir().unwrap();
+    let plugins = dir.path().join("plugins");
+    write_plugin(&plugins, "slow", "1.0.0", &std::fs::read(guests::WATCHER).unwrap(), "");
+    let rt = host(dir.path(), "");
+    let (_watch, mut events) = watching(&rt).await;
+    let agent = rt.load("slow").unwrap();
+    let running = {
+        let rt = rt.clone();
+        tokio::spawn(async move { rt.run(&agent, r#"{"wait_ms":1500}"#, &RunOptions::default()).await })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    std::fs::remove_dir_all(plugins.join("slow")).unwrap();
+    assert_eq!(next(&mut events, "slow", |_| true).await, Reload::Removed);
+    let err = rt.load("slow").err().expect("no new invocation").to_string();
+    assert!(err.starts_with("no plugin named \"slow\" in "), "{err}");
+    let finished = running.await.unwrap().unwrap();
+    assert_eq!(finished.result.unwrap(), "0 changes", "the running invocation finished on the removed version");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_with_a_warm_code_cache_compiles_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let plugins = dir.path().join("plugins");
+    let base = std::fs::read(guests::ECHO).unwrap();
+    for n in 0..3 {
+        write_plugin(&plugins, &format!("p{n}"), "1.0.0", &variant(&base, 100 + n), "");
+    }
+    let cached = format!("[host]\ncode-cache = {:?}\n", dir.path().join("code").display().to_string());
+    let cold = host(dir.path(), &cached);
+    assert_eq!(cold.sync().await.len(), 3);
+    let cache = cold.code_cache().unwrap();
+    assert_eq!((cache.compiles(), cache.hits()), (3, 0));
+    let warm = host(dir.path(), &cached);
+    warm.sync().await;
+    let cache = warm.code_cache().unwrap();
+    assert_eq!((cache.compiles(), cache.hits()), (0, 3));
+    assert!(warm.plugins().iter().all(|p| p.serving.as_ref().unwrap().compiled == Compiled::Cached));
+}
+
+/// A `paddock serve` process, killed by its PID when dropped.
+struct Served {
+    child: std::process::Child,
+    address: String,
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn serve(dir: &Path) -> Served {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_paddock"))
+        .current_dir(dir)
+        .args(["serve", "--listen", "127.0.0.1:0", "--debounce", "20ms"])
+        .env_remove("PADDOCK_LOG")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("paddock serve starts");
+    let stdout = child.stdout.take().unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(stdout).read_line(&mut line).unwrap();
+    let address = line.trim().strip_prefix("serving on http://").unwrap_or_else(|| panic!("{line}")).to_string();
+    Served { child, address }
+}
+
+async fn invoke(client: &reqwest::Client, address: &str, agent: &str) -> (u16, serde_json::Value) {
+    let response = client.post(format!("http://{address}/v1/agents/{agent}/run")).body("{}").send().await.unwrap();
+    (response.status().as_u16(), response.json().await.unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paddock_serve_reloads_holds_a_wider_version_and_serves_it_once_the_cli_approves_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let plugins = dir.path().join("plugins");
+    let base = std::fs::read(guests::ECHO).unwrap();
+    write_plugin(&plugins, "echo", "1.0.0", &base, "");
+    std::fs::write(dir.path().join("paddock.toml"), "[host]\nledger = \"memory\"\n").unwrap();
+    let served = serve(dir.path());
+    paddock::gateway::install_crypto();
+    let client = reqwest::Client::new();
+    let (status, body) = invoke(&client, &served.address, "echo").await;
+    assert_eq!(
+        (status, body["version"].as_str()),
+        (200, Some(format!("1.0.0+{}", ContentHash::of(&base).short()).as_str()))
+    );
+    let (status, body) = invoke(&client, &served.address, "nobody").await;
+    assert_eq!((status, body["error"]["kind"].as_str()), (404, Some("not-found")));
+
+    let wasm = variant(&base, 7);
+    let v2 = format!("2.0.0+{}", ContentHash::of(&wasm).short());
+    write_plugin(&plugins, "echo", "2.0.0", &wasm, "approvals = true\n");
+    let list = || TestCommand::new(dir.path(), &["plugins", "list", "--json"]).run();
+    let mut rows = serde_json::Value::Null;
+    for _ in 0..200 {
+        rows = serde_json::from_str(list().stdout.trim()).unwrap();
+        if rows[0]["held"]["version"]["version"] == *v2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(rows[0]["held"]["asks"], serde_json::json!(["approvals"]), "{rows}");
+    assert_eq!(rows[0]["serving"]["invocations"], 1);
+    let (_, body) = invoke(&client, &served.address, "echo").await;
+    assert_ne!(body["version"].as_str(), Some(v2.as_str()), "the held version does not serve");
+
+    let ran = TestCommand::new(dir.path(), &["plugins", "approve", "echo", &v2]).run();
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    let mut version = String::new();
+    for _ in 0..200 {
+        version = invoke(&client, &served.address, "echo").await.1["version"].as_str().unwrap_or_default().to_string();
+        if version == v2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(version, v2, "the approved version serves");
+}
