@@ -38,6 +38,9 @@ pub struct ServeArgs {
 
 pub async fn serve(settings: Settings, args: ServeArgs) -> u8 {
     let listen = args.listen.unwrap_or(settings.plugins.listen);
+    if let Err(why) = crate::config::check_listen(&listen) {
+        return fail(EXIT_USAGE, format!("--listen: {why}"));
+    }
     let debounce = args.debounce.map_or(settings.plugins.debounce, |s| s.0);
     let data = settings.data_dir.clone();
     if let Err(e) = std::fs::create_dir_all(&data) {

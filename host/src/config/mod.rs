@@ -5,7 +5,7 @@ mod plugins;
 mod tenants;
 mod units;
 
-pub use plugins::{DEFAULT_LISTEN, PluginSettings};
+pub use plugins::{DEFAULT_LISTEN, PluginSettings, check_listen};
 pub use units::{ByteSize, Span};
 
 use serde::Deserialize;

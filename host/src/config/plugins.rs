@@ -63,9 +63,56 @@ pub(super) fn plugin_settings(
     let listen = listen_text
         .parse()
         .map_err(|_| format!("serve.listen: `{listen_text}` is not an address like \"127.0.0.1:7700\""))?;
+    check_listen(&listen).map_err(|why| format!("serve.listen: {why}"))?;
     let debounce = serve.debounce.map_or(Duration::from_millis(100), |s| s.0);
     if debounce > Duration::from_secs(60) {
         return Err(format!("serve.debounce ({}) must be at most 60s", Span(debounce)));
     }
     Ok(PluginSettings { code_cache, book, listen, debounce })
+}
+
+/// Refuses an address other hosts can reach: the HTTP API has no
+/// authentication of its own, so anyone who reaches it may run any agent for
+/// any tenant.
+pub fn check_listen(address: &SocketAddr) -> Result<(), String> {
+    if address.ip().is_loopback() {
+        return Ok(());
+    }
+    Err(format!(
+        "{address} is not a loopback address; the HTTP API has no authentication of its own, so listen on 127.0.0.1 or ::1 behind a proxy that authenticates callers"
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::Settings;
+    use std::path::Path;
+
+    fn parse(text: &str) -> Result<Settings, String> {
+        Settings::parse(text, Path::new("conf/paddock.toml")).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn the_code_cache_and_plugin_state_live_in_host_data_by_default() {
+        let s = parse("[host]\ndata = \"state\"\n").unwrap();
+        assert_eq!(s.plugins.code_cache.as_deref(), Some(Path::new("conf/state/code")));
+        assert_eq!(s.plugins.book.as_deref(), Some(Path::new("conf/state")));
+        assert_eq!(s.plugins.listen.to_string(), "127.0.0.1:7700");
+        let off = parse("[host]\ncode-cache = false\nplugin-state = \"memory\"\n").unwrap();
+        assert_eq!((off.plugins.code_cache, off.plugins.book), (None, None));
+        let dir = parse("[host]\ncode-cache = \"/var/cache/paddock\"\n").unwrap();
+        assert_eq!(dir.plugins.code_cache.as_deref(), Some(Path::new("/var/cache/paddock")));
+    }
+
+    #[test]
+    fn a_listen_address_other_hosts_can_reach_is_refused() {
+        let err = parse("[serve]\nlisten = \"0.0.0.0:7700\"\n").unwrap_err();
+        assert_eq!(
+            err,
+            "conf/paddock.toml: serve.listen: 0.0.0.0:7700 is not a loopback address; the HTTP API has no authentication of its own, so listen on 127.0.0.1 or ::1 behind a proxy that authenticates callers"
+        );
+        assert!(parse("[serve]\nlisten = \"[::1]:0\"\n").is_ok());
+        let err = parse("[host]\nplugin-state = \"disk\"\n").unwrap_err();
+        assert!(err.ends_with("host.plugin-state: `disk` is not a store; use \"durable\" or \"memory\""), "{err}");
+    }
 }
