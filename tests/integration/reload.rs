@@ -187,8 +187,14 @@ async fn a_version_asking_for_a_new_route_is_held_until_approved() {
     let status = rt.plugins().into_iter().find(|p| p.name == "echo").unwrap();
     assert_eq!(status.held.unwrap().version.version, v2);
 
+    let swapped = Reload::Swapped { from: Some(v1), to: v2.as_str().into() };
     let approved = rt.approve("echo", &v2);
-    assert_eq!(approved, vec![("echo".to_string(), Reload::Swapped { from: Some(v1), to: v2.as_str().into() })]);
+    // The watcher's own sync may release the approved version first.
+    if approved.is_empty() {
+        assert_eq!(next(&mut events, "echo", |r| matches!(r, Reload::Swapped { .. })).await, swapped);
+    } else {
+        assert_eq!(approved, vec![("echo".to_string(), swapped)]);
+    }
     assert_eq!(*rt.load("echo").unwrap().version, *v2);
 }
 
