@@ -31,4 +31,5 @@ pub mod quota;
 pub mod runtime;
 pub mod sandbox;
 pub mod tenants;
+pub mod toolchain;
 pub mod triggers;
