@@ -15,7 +15,7 @@ fn in_temp(args: &[&str]) -> (tempfile::TempDir, Ran) {
 fn hello_builds_and_greets_by_name() {
     let plugins = format!("{}/plugins", guests::ROOT);
     let dir = tempfile::tempdir().unwrap();
-    let built = TestCommand::new(dir.path(), &["build", "--plugins", &plugins]).run();
+    let built = TestCommand::new(dir.path(), &["build", "--plugins", &plugins, "hello"]).run();
     assert_eq!(built.code, 0, "{}", built.stderr);
     assert!(built.stdout.starts_with("built hello 0.1.0 -> "), "{}", built.stdout);
 

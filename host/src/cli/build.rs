@@ -1,25 +1,63 @@
-//! `paddock build`: run each plugin's build command and report what it built.
+//! `paddock build`: run plugins' build commands and report what they built,
+//! after checking that the tools each command runs are installed; and the
+//! steps of a C agent's build that paddock does in-process (`c-bindings`,
+//! `component`, see [`crate::toolchain::c`]).
 
 use super::{EXIT_BUILD, EXIT_LOAD};
 use crate::config::{ByteSize, Settings};
-use crate::plugins::{Manifest, Registry};
-use clap::Args;
-use std::path::PathBuf;
+use crate::plugins::manifest::{FILE_NAME, validate_name};
+use crate::plugins::{Manifest, ManifestError, Registry};
+use crate::toolchain::{self, SystemProbe, c};
+use clap::{Args, Subcommand};
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 #[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct BuildArgs {
-    /// The folder holding the plugins [default: the plugins folder]
-    dir: Option<PathBuf>,
+    /// A plugin's folder, a folder of plugins, or a plugin's name [default: the plugins folder]
+    #[arg(value_name = "DIR|NAME")]
+    target: Option<String>,
+    #[command(subcommand)]
+    step: Option<Step>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Step {
+    /// Write the C bindings of the agent world (a step of C agents' build commands)
+    #[command(name = "c-bindings", after_help = "Example:\n  paddock build c-bindings wit build/bindings")]
+    CBindings {
+        /// The WIT folder (package paddock:agent)
+        wit: PathBuf,
+        /// Where to write <world>.h, <world>.c and <world>_component_type.o
+        out: PathBuf,
+        /// The world to bind
+        #[arg(long, default_value = c::WORLD)]
+        world: String,
+    },
+    /// Wrap a WASI preview 1 core module into a component (a step of C agents' build commands)
+    #[command(after_help = "Example:\n  paddock build component build/core.wasm -o build/agent.wasm")]
+    Component {
+        /// The core module (clang --target=wasm32-wasi -mexec-model=reactor, linked with the bindings)
+        core: PathBuf,
+        /// The component to write
+        #[arg(short, long, value_name = "FILE")]
+        output: PathBuf,
+    },
 }
 
 pub async fn build(settings: Settings, args: BuildArgs) -> u8 {
-    let dir = args.dir.unwrap_or(settings.plugins_dir);
-    let manifests = Registry::new(&dir).scan();
-    if manifests.is_empty() {
-        eprintln!("error: no plugins (folders with agent.toml) under {}", dir.display());
-        return EXIT_LOAD;
+    if let Some(step) = args.step {
+        return run_step(step);
     }
+    let manifests = match plugins_to_build(&settings.plugins_dir, args.target.as_deref()) {
+        Ok(manifests) => manifests,
+        Err(message) => {
+            eprintln!("error: {message}");
+            return EXIT_LOAD;
+        }
+    };
     let mut code = 0;
     for manifest in manifests {
         match manifest {
@@ -40,11 +78,67 @@ pub async fn build(settings: Settings, args: BuildArgs) -> u8 {
     code
 }
 
-/// Runs `manifest`'s build command, then checks that it produced the component.
+/// The manifests `target` names: a plugin's folder (or its agent.toml), every
+/// plugin in a folder, or the plugin of that name in the plugins folder.
+fn plugins_to_build(plugins_dir: &Path, target: Option<&str>) -> Result<Vec<Result<Manifest, ManifestError>>, String> {
+    let scan = |dir: &Path| {
+        let found = Registry::new(dir).scan();
+        match found.is_empty() {
+            true => Err(format!("no plugins (folders with {FILE_NAME}) under {}", dir.display())),
+            false => Ok(found),
+        }
+    };
+    let Some(target) = target else { return scan(plugins_dir) };
+    let path = Path::new(target);
+    if path.join(FILE_NAME).is_file() {
+        return Ok(vec![Manifest::load(&path.join(FILE_NAME))]);
+    }
+    if path.is_file() && path.file_name().is_some_and(|n| n == FILE_NAME) {
+        return Ok(vec![Manifest::load(path)]);
+    }
+    if path.is_dir() {
+        return scan(path);
+    }
+    if validate_name(target).is_err() {
+        return Err(format!("{target}: no such folder, and not a plugin name"));
+    }
+    match Registry::new(plugins_dir).find(target) {
+        Ok(manifest) => Ok(vec![Ok(manifest)]),
+        Err(e) => Err(format!("{target}: no such folder, and {e}")),
+    }
+}
+
+/// `PATH` for build commands: the folder of this `paddock` first, so that a
+/// command's `paddock build …` steps run this very binary (also under `cargo run`).
+pub(super) fn build_path() -> OsString {
+    let inherited = std::env::var_os("PATH").unwrap_or_default();
+    let own = std::env::current_exe().ok().and_then(|exe| exe.parent().map(Path::to_path_buf));
+    let dirs = own.into_iter().chain(std::env::split_paths(&inherited));
+    std::env::join_paths(dirs).unwrap_or(inherited)
+}
+
+/// Checks the tools `manifest`'s build command runs, runs it, then checks
+/// that it produced the component.
 pub async fn build_one(manifest: &Manifest) -> Result<(), u8> {
     let Some(build) = &manifest.build else {
         return Ok(());
     };
+    let path = build_path();
+    let checked = toolchain::check(&toolchain::tools_in(&build.command), &SystemProbe::new(path.clone()));
+    for note in &checked.notes {
+        eprintln!("warning: {}: {note}", manifest.name);
+    }
+    if !checked.missing.is_empty() {
+        for missing in &checked.missing {
+            eprintln!("error: {}: {missing}", manifest.name);
+        }
+        eprintln!(
+            "error: {}: not built: its build command ({}) needs the tools above",
+            manifest.name,
+            manifest.file.display()
+        );
+        return Err(EXIT_BUILD);
+    }
     eprintln!("building {} {}: {} (in {})", manifest.name, manifest.version, build.command, build.workdir.display());
     let started = Instant::now();
     // Build output goes to stderr so that stdout stays the report. A target
@@ -54,6 +148,7 @@ pub async fn build_one(manifest: &Manifest) -> Result<(), u8> {
         .arg("-c")
         .arg(&build.command)
         .current_dir(&build.workdir)
+        .env("PATH", &path)
         .env_remove("CARGO_TARGET_DIR")
         .env_remove("CARGO_BUILD_TARGET")
         .stdin(std::process::Stdio::null())
@@ -96,6 +191,24 @@ pub async fn build_one(manifest: &Manifest) -> Result<(), u8> {
                 manifest.file.display()
             );
             Err(EXIT_BUILD)
+        }
+    }
+}
+
+fn run_step(step: Step) -> u8 {
+    let done = match step {
+        Step::CBindings { wit, out, world } => c::write_bindings(&wit, &world, &out).map(|files| {
+            let names: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
+            println!("wrote {}", names.join(", "));
+        }),
+        Step::Component { core, output } => c::componentize_file(&core, &output)
+            .map(|size| println!("wrote {} ({}) from {}", output.display(), ByteSize(size), core.display())),
+    };
+    match done {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("error: {e}");
+            EXIT_BUILD
         }
     }
 }

@@ -18,6 +18,7 @@
 mod bb;
 mod build;
 mod inspect;
+mod new;
 mod plugins;
 mod providers;
 mod run;
@@ -86,6 +87,13 @@ enum Command {
         "Exit codes: 0 ok, 1 agent error, 2 usage, 3 limit hit, 4 could not load, 5 bad config, 6 crashed, 9 refused by the tenant"
     ))]
     Run(run::RunArgs),
+    /// Write a new agent's folder (manifest, source, README, WIT) in Rust, Python, JavaScript or C
+    #[command(after_help = concat!(
+        "Examples:\n  paddock new greeter --lang python && paddock build greeter && paddock run greeter --input '{\"name\":\"ada\"}'\n",
+        "  paddock new greeter --lang c --dir ../agents/greeter\n\n",
+        "Exit codes: 0 written, 2 bad name, or the folder is not empty or cannot be written"
+    ))]
+    New(new::NewArgs),
     /// Run each plugin's build command
     #[command(
         after_help = "Example:\n  paddock build            # every plugin under plugins/\n  paddock build my-agents"
@@ -132,6 +140,7 @@ pub fn main() -> ExitCode {
     let code = runtime.block_on(async {
         match cli.command {
             Command::Run(args) => run::run(settings, args).await,
+            Command::New(args) => new::new(&settings.plugins_dir, args),
             Command::Build(args) => build::build(settings, args).await,
             Command::Inspect(args) => inspect::inspect(settings, args),
             Command::Plugins(cmd) => plugins::plugins(settings, cmd).await,

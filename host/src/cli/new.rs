@@ -1,0 +1,251 @@
+//! `paddock new`: write an agent's folder in one of the languages, ready for
+//! `paddock build` and `paddock run` with no edits.
+//!
+//! Everything it writes is embedded in the binary: the sources of the example
+//! agents (`plugins/hello-py`, `plugins/hello-js`, `plugins/hello-c`, so each
+//! example is exactly what `paddock new` writes, and a test holds them to it),
+//! the Rust template (`host/templates/rust`), the manifest and README
+//! templates (`host/templates`), and the WIT contract (`wit/`). Every agent
+//! carries its copy of the contract, so it builds outside this repository.
+//!
+//! A Rust agent depends on `wit-bindgen` from crates.io rather than on
+//! `paddock-sdk`: the SDK is not published, and a path to it works only
+//! inside this repository.
+
+use super::{EXIT_USAGE, fail};
+use crate::plugins::manifest::{FILE_NAME, validate_name};
+use crate::toolchain::{self, Lang, SystemProbe};
+use clap::Args;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Args)]
+pub struct NewArgs {
+    /// The agent's name: 1 to 64 of a-z 0-9 - _, starting with a letter
+    name: String,
+    /// Its language
+    #[arg(long, value_enum)]
+    lang: Lang,
+    /// The folder to create [default: NAME in the plugins folder]
+    #[arg(long, value_name = "DIR")]
+    dir: Option<PathBuf>,
+}
+
+/// A file of a template: where it goes in the agent's folder, and its text.
+struct File {
+    path: &'static str,
+    text: &'static str,
+}
+
+macro_rules! embed {
+    ($path:literal, $source:literal) => {
+        File { path: $path, text: include_str!($source) }
+    };
+}
+
+/// The contract, as `wit/` in this repository holds it (a unit test checks the list is whole).
+const WIT: &[File] = &[
+    embed!("wit/agent.wit", "../../../wit/agent.wit"),
+    embed!("wit/agents.wit", "../../../wit/agents.wit"),
+    embed!("wit/approval.wit", "../../../wit/approval.wit"),
+    embed!("wit/blackboard.wit", "../../../wit/blackboard.wit"),
+    embed!("wit/llm.wit", "../../../wit/llm.wit"),
+    embed!("wit/log.wit", "../../../wit/log.wit"),
+    embed!("wit/world.wit", "../../../wit/world.wit"),
+];
+
+const MANIFEST: &str = include_str!("../../templates/agent.toml");
+const README: &str = include_str!("../../templates/README.md");
+
+/// What differs between languages.
+struct Template {
+    /// The language's name in prose.
+    language: &'static str,
+    /// Its sources, with `{{name}}` where the agent's name goes.
+    sources: &'static [File],
+    /// The file to edit, named in the README.
+    main: &'static str,
+    /// `component` of the manifest; `{{crate}}` is the name with `_` for `-`.
+    component: &'static str,
+    /// The `[build]` lines of the manifest.
+    build: &'static str,
+    /// The memory it asks for: interpreters need room for their heap.
+    memory: &'static str,
+    /// Its `.gitignore`.
+    ignore: &'static str,
+}
+
+fn template(lang: Lang) -> Template {
+    match lang {
+        Lang::Rust => Template {
+            language: "Rust",
+            sources: &[
+                embed!("Cargo.toml", "../../templates/rust/Cargo.toml.in"),
+                embed!("src/lib.rs", "../../templates/rust/src/lib.rs"),
+            ],
+            main: "src/lib.rs",
+            component: "target/wasm32-wasip2/release/{{crate}}.wasm",
+            build: "command = \"cargo build --release --target wasm32-wasip2\"",
+            memory: "16MiB",
+            ignore: "target/\n.paddock/\n",
+        },
+        Lang::Python => Template {
+            language: "Python",
+            sources: &[embed!("app.py", "../../../plugins/hello-py/app.py")],
+            main: "app.py",
+            component: "build/agent.wasm",
+            build: "# componentize-py bundles CPython and app.py into one component (~18 MB).\n\
+                    command = \"componentize-py -d wit -w agent-world componentize app -o build/agent.wasm\"",
+            memory: "32MiB",
+            ignore: "build/\n__pycache__/\n.paddock/\n",
+        },
+        Lang::Js => Template {
+            language: "JavaScript",
+            sources: &[embed!("app.js", "../../../plugins/hello-js/app.js")],
+            main: "app.js",
+            component: "build/agent.wasm",
+            build: "# componentize-js bundles SpiderMonkey and app.js into one component (~12 MB);\n\
+                    # `-d http fetch-event` leaves out wasi:http, which the host does not provide.\n\
+                    command = \"mkdir -p build && componentize-js app.js --wit wit --world-name agent-world -d http fetch-event -o build/agent.wasm\"",
+            memory: "32MiB",
+            ignore: "build/\n.paddock/\n",
+        },
+        Lang::C => Template {
+            language: "C",
+            sources: &[
+                embed!("src/agent.c", "../../../plugins/hello-c/src/agent.c"),
+                embed!("src/json.c", "../../../plugins/hello-c/src/json.c"),
+                embed!("src/json.h", "../../../plugins/hello-c/src/json.h"),
+            ],
+            main: "src/agent.c",
+            component: "build/agent.wasm",
+            build: "# clang compiles; paddock writes the bindings first and wraps the module into a\n\
+                    # component after, in-process (no wit-bindgen or wasm-tools to install).\n\
+                    command = \"\"\"\n\
+                    paddock build c-bindings wit build/bindings && \\\n\
+                    clang --target=wasm32-wasi -mexec-model=reactor -O2 -Wall -Wextra -Ibuild/bindings -o build/core.wasm \\\n  \
+                    src/*.c build/bindings/agent_world.c build/bindings/agent_world_component_type.o && \\\n\
+                    paddock build component build/core.wasm -o build/agent.wasm\"\"\"",
+            memory: "16MiB",
+            ignore: "build/\n.paddock/\n",
+        },
+    }
+}
+
+/// The files of agent `name` in `lang`: paths in its folder and their text.
+fn render(name: &str, lang: Lang) -> Vec<(String, String)> {
+    let t = template(lang);
+    let crate_name = name.replace('-', "_");
+    let fill = |text: &str| {
+        text.replace("{{component}}", t.component)
+            .replace("{{build}}", t.build)
+            .replace("{{language}}", t.language)
+            .replace("{{memory}}", t.memory)
+            .replace("{{source}}", t.main)
+            .replace("{{install}}", &lang.install())
+            .replace("{{crate}}", &crate_name)
+            .replace("{{name}}", name)
+    };
+    let mut files = vec![
+        (FILE_NAME.to_string(), fill(MANIFEST)),
+        ("README.md".to_string(), fill(README)),
+        (".gitignore".to_string(), t.ignore.to_string()),
+    ];
+    files.extend(t.sources.iter().chain(WIT).map(|f| (f.path.to_string(), fill(f.text))));
+    files
+}
+
+pub fn new(plugins_dir: &Path, args: NewArgs) -> u8 {
+    if let Err(message) = validate_name(&args.name) {
+        return fail(EXIT_USAGE, message);
+    }
+    let dir = args.dir.clone().unwrap_or_else(|| plugins_dir.join(&args.name));
+    if std::fs::read_dir(&dir).is_ok_and(|mut entries| entries.next().is_some()) {
+        return fail(
+            EXIT_USAGE,
+            format!("{} already exists and is not empty: choose another name or --dir", dir.display()),
+        );
+    }
+    let files = render(&args.name, args.lang);
+    for (path, text) in &files {
+        let path = dir.join(path);
+        let written = path.parent().map_or(Ok(()), std::fs::create_dir_all).and_then(|()| std::fs::write(&path, text));
+        if let Err(e) = written {
+            return fail(EXIT_USAGE, format!("cannot write {}: {e}", path.display()));
+        }
+    }
+    println!("created {}: a {} agent ({} files)", dir.display(), template(args.lang).language, files.len());
+    let (build, run) = match args.dir {
+        None => (args.name.clone(), args.name.clone()),
+        Some(_) => (dir.display().to_string(), dir.join(FILE_NAME).display().to_string()),
+    };
+    println!("next:\n  paddock build {build}\n  paddock run {run} --input '{{\"name\":\"ada\"}}'");
+    let manifest = files.iter().find(|(path, _)| path == FILE_NAME).and_then(|(_, text)| build_command(text));
+    let checked = toolchain::check(
+        &toolchain::tools_in(&manifest.unwrap_or_default()),
+        &SystemProbe::new(super::build::build_path()),
+    );
+    for missing in &checked.missing {
+        eprintln!("warning: before building: {missing}");
+    }
+    0
+}
+
+/// The build command of a manifest's text.
+fn build_command(manifest: &str) -> Option<String> {
+    let table: toml::Table = manifest.parse().ok()?;
+    table.get("build")?.get("command")?.as_str().map(str::to_string)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_wit_file_of_the_contract_is_embedded() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../wit");
+        let mut on_disk: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| format!("wit/{}", e.unwrap().file_name().to_string_lossy()))
+            .collect();
+        on_disk.sort();
+        let embedded: Vec<&str> = WIT.iter().map(|f| f.path).collect();
+        assert_eq!(embedded, on_disk);
+    }
+
+    #[test]
+    fn every_manifest_parses_and_names_its_component() {
+        let dir = tempfile::tempdir().unwrap();
+        for lang in Lang::ALL {
+            let files = render("my-agent", lang);
+            let (_, text) = files.iter().find(|(p, _)| p == FILE_NAME).unwrap();
+            assert!(!text.contains("{{"), "{text}");
+            let file = dir.path().join(format!("{}.toml", lang.name()));
+            std::fs::write(&file, text).unwrap();
+            let manifest = crate::plugins::Manifest::load(&file).unwrap_or_else(|e| panic!("{lang:?}: {e}"));
+            assert_eq!(manifest.name, "my-agent");
+            assert_eq!(manifest.capabilities.routes, ["fast"]);
+            assert_eq!(build_command(text), Some(manifest.build.unwrap().command));
+            let expected = match lang {
+                Lang::Rust => "target/wasm32-wasip2/release/my_agent.wasm",
+                _ => "build/agent.wasm",
+            };
+            assert_eq!(manifest.component, dir.path().join(expected));
+        }
+    }
+
+    #[test]
+    fn the_c_build_command_is_one_shell_line_of_three_steps() {
+        let files = render("c-agent", Lang::C);
+        let command = build_command(&files[0].1).unwrap();
+        assert_eq!(
+            command,
+            "paddock build c-bindings wit build/bindings && clang --target=wasm32-wasi -mexec-model=reactor -O2 \
+             -Wall -Wextra -Ibuild/bindings -o build/core.wasm src/*.c build/bindings/agent_world.c \
+             build/bindings/agent_world_component_type.o && paddock build component build/core.wasm -o build/agent.wasm"
+        );
+        assert_eq!(
+            toolchain::tools_in(&command),
+            [toolchain::Tool::Clang { program: "clang".into(), target: Some("wasm32-wasi".into()), sysroot: None }]
+        );
+    }
+}
