@@ -8,6 +8,7 @@ mod budgets;
 mod chaos;
 mod cli;
 mod fairness;
+mod languages;
 mod limits;
 mod llm;
 mod loading;
