@@ -1,0 +1,151 @@
+//! Agents in four languages, from `paddock new` to a running agent: component
+//! size, build time (a clean folder, and again after an edit), first load
+//! (compile and store in the code cache), cached load (a new host mapping the
+//! stored code), and instantiate + run (the agent of `paddock new`: a
+//! blackboard compare-and-swap and a call to the simulated provider).
+//!
+//! `cargo bench -p paddock --bench languages [-- LANG...]`; figures also go to
+//! `target/languages-bench.json`. A language whose toolchain is missing is
+//! reported and left out (`.ci/run` installs them all).
+
+#[path = "common/report.rs"]
+mod report;
+
+use paddock::config::Settings;
+use paddock::runtime::{RunOptions, Runtime};
+use paddock::toolchain::Lang;
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// Invocations timed per language, after `WARMUP` untimed ones.
+const RUNS: usize = 300;
+const WARMUP: usize = 20;
+/// Hosts started to time a cached load.
+const CACHED_LOADS: usize = 5;
+
+fn host(dir: &Path) -> Runtime {
+    let toml = format!(
+        "[host]\nledger = \"memory\"\nplugin-state = \"memory\"\nplugins = {:?}\ncode-cache = {:?}\n",
+        dir.join("plugins").display().to_string(),
+        dir.join("code").display().to_string()
+    );
+    Runtime::new(Settings::parse(&toml, &dir.join("paddock.toml")).expect("bench settings are valid"))
+        .expect("the engine starts")
+}
+
+/// Runs `paddock` with `args` in `dir`; its stderr when it fails.
+fn paddock(dir: &Path, args: &[&str]) -> Result<Duration, String> {
+    let started = Instant::now();
+    let out = Command::new(env!("CARGO_BIN_EXE_paddock"))
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .map_err(|e| format!("cannot run paddock: {e}"))?;
+    match out.status.success() {
+        true => Ok(started.elapsed()),
+        false => Err(String::from_utf8_lossy(&out.stderr).into_owned()),
+    }
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+fn median(mut times: Vec<Duration>) -> Duration {
+    times.sort();
+    times[times.len() / 2]
+}
+
+fn main_source(lang: Lang) -> &'static str {
+    match lang {
+        Lang::Rust => "src/lib.rs",
+        Lang::Python => "app.py",
+        Lang::Js => "app.js",
+        Lang::C => "src/agent.c",
+    }
+}
+
+fn measure(lang: Lang, tokio: &tokio::runtime::Runtime) -> Result<serde_json::Value, String> {
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let name = format!("bench-{}", lang.name());
+    paddock(dir.path(), &["new", &name, "--lang", lang.name()])?;
+    let clean_build = paddock(dir.path(), &["build", &name])?;
+    // An edit: the main source changes (a comment), so every toolchain rebuilds.
+    let source = dir.path().join("plugins").join(&name).join(main_source(lang));
+    let mut text = std::fs::read_to_string(&source).map_err(|e| e.to_string())?;
+    text.push_str(if lang == Lang::Python { "\n# edited\n" } else { "\n// edited\n" });
+    std::fs::write(&source, text).map_err(|e| e.to_string())?;
+    let rebuild = paddock(dir.path(), &["build", &name])?;
+
+    tokio.block_on(async {
+        let rt = host(dir.path());
+        let started = Instant::now();
+        let agent = rt.load(&name).map_err(|e| e.to_string())?;
+        let first_load = started.elapsed();
+        let size = std::fs::metadata(&agent.component).map_err(|e| e.to_string())?.len();
+
+        let mut cached = Vec::new();
+        for _ in 0..CACHED_LOADS {
+            let again = host(dir.path());
+            let started = Instant::now();
+            again.load(&name).map_err(|e| e.to_string())?;
+            cached.push(started.elapsed());
+        }
+
+        let options = RunOptions::default();
+        let mut runs = Vec::new();
+        for i in 0..WARMUP + RUNS {
+            let started = Instant::now();
+            let outcome = rt.run(&agent, r#"{"name":"ada"}"#, &options).await.map_err(|e| e.to_string())?;
+            let took = started.elapsed();
+            outcome.result.map_err(|e| e.to_string())?;
+            if i >= WARMUP {
+                runs.push(took);
+            }
+        }
+        runs.sort();
+        let p99 = runs[runs.len() * 99 / 100];
+        let run = median(runs);
+        let cached = median(cached);
+        println!(
+            "languages/{:<6} size {:>8.1} KiB | build {:>5.1} s, after an edit {:>5.1} s | first load {:>7.1} ms, cached {:>5.1} ms | instantiate + run p50 {:>8.1} µs, p99 {:>8.1} µs",
+            lang.name(),
+            size as f64 / 1024.0,
+            clean_build.as_secs_f64(),
+            rebuild.as_secs_f64(),
+            ms(first_load),
+            ms(cached),
+            run.as_secs_f64() * 1e6,
+            p99.as_secs_f64() * 1e6,
+        );
+        Ok(serde_json::json!({
+            "component_bytes": size,
+            "build_s": clean_build.as_secs_f64(),
+            "rebuild_after_edit_s": rebuild.as_secs_f64(),
+            "first_load_ms": ms(first_load),
+            "cached_load_ms": ms(cached),
+            "run_p50_us": run.as_secs_f64() * 1e6,
+            "run_p99_us": p99.as_secs_f64() * 1e6,
+        }))
+    })
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; anything else names languages.
+    let asked: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
+    let tokio = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("a tokio runtime");
+    let mut report = serde_json::Map::new();
+    for lang in Lang::ALL {
+        if !asked.is_empty() && !asked.iter().any(|a| a == lang.name()) {
+            continue;
+        }
+        match measure(lang, &tokio) {
+            Ok(figures) => {
+                report.insert(lang.name().to_string(), figures);
+            }
+            Err(why) => println!("languages/{}: skipped: {}", lang.name(), why.trim_end()),
+        }
+    }
+    report::write("languages", &serde_json::Value::Object(report));
+}
