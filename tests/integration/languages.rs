@@ -8,7 +8,7 @@
 //! otherwise passes after saying loudly that it skipped.
 
 use crate::util::*;
-use paddock::config::Requested;
+use paddock::config::{Requested, Settings};
 use paddock::gateway::Caller;
 use paddock::gateway::types::{ChatRequest, Message, Role};
 use paddock::plugins::cache::Compiled;
@@ -41,17 +41,25 @@ struct Built {
 }
 
 impl Built {
-    fn plugins(&self) -> PathBuf {
-        self.dir.path().join("plugins")
-    }
-
-    /// A host for its plugins folder, with its own code cache (Python and
-    /// JavaScript builds are not reproducible, so a shared cache would only grow).
+    /// A host for its plugins folder, configured by the `paddock.toml` beside
+    /// it, which `paddock run` in that folder reads too: the same engine
+    /// settings, so both find what the other compiled in the code cache.
     fn host(&self) -> Runtime {
-        let cache = self.dir.path().join("code-cache");
-        let toml = format!("[host]\nplugins = {:?}\ncode-cache = {:?}\n{TENANTS}", self.plugins(), cache);
-        Runtime::new(settings_in(self.dir.path(), &toml)).expect("engine starts")
+        let settings = Settings::load(Some(&self.dir.path().join("paddock.toml")));
+        Runtime::new(settings.unwrap_or_else(|e| panic!("test settings are valid: {e}"))).expect("engine starts")
     }
+}
+
+/// Settings for a test folder: few instances, state in memory, and a code
+/// cache of its own (Python and JavaScript builds are not reproducible, so a
+/// cache shared between test runs would only grow).
+fn write_settings(dir: &Path) {
+    let toml = format!(
+        "[engine]\nmax-instances = 32\n[host]\nplugins = {:?}\ncode-cache = {:?}\nledger = \"memory\"\nplugin-state = \"memory\"\n{TENANTS}",
+        dir.join("plugins"),
+        dir.join("code-cache")
+    );
+    std::fs::write(dir.join("paddock.toml"), toml).unwrap();
 }
 
 /// `paddock` with `args` in `dir`, with `path` as PATH when given.
@@ -72,6 +80,7 @@ fn paddock(dir: &Path, args: &[&str], path: Option<&Path>) -> Ran {
 /// Writes and builds `agent-<lang>`; `None` when the toolchain is missing outside CI.
 fn build(lang: Lang) -> Option<Built> {
     let dir = tempfile::tempdir().unwrap();
+    write_settings(dir.path());
     let name = format!("agent-{}", lang.name());
     let made = paddock(dir.path(), &["new", &name, "--lang", lang.name()], None);
     assert_eq!(made.code, 0, "{}", made.stderr);
@@ -202,6 +211,19 @@ async fn behaves_like_every_other_language(lang: Lang) {
     drop(rt);
     let again = built.host().load(name).unwrap();
     assert_eq!(again.compiled, Compiled::Cached);
+
+    // And so does `paddock run`, the last step of `paddock new`'s instructions.
+    let dir = built.dir.path().to_path_buf();
+    let owned = name.to_string();
+    let ran = tokio::task::spawn_blocking(move || {
+        paddock(&dir, &["run", &owned, "--tenant", "open", "--input", r#"{"name":"ada"}"#], None)
+    })
+    .await
+    .unwrap();
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    let printed: Value = serde_json::from_str(ran.stdout.trim()).unwrap();
+    assert_eq!(printed, greeting(&fact, lang, 1));
+    assert!(ran.stderr.contains("greeting ada"), "the agent's log goes to stderr: {}", ran.stderr);
 }
 
 /// The output for ada's `visits`-th visit.
