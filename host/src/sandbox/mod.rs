@@ -262,7 +262,16 @@ pub async fn invoke(engine: &Engine, pre: &AgentWorldPre<AgentState>, inv: Invoc
             let limit = LimitHit::Io { what: "error text", size: message.len() as u64, limit: inv.caps.io_bytes };
             Err(InvokeError::Limit { agent, limit })
         }
-        Ok(Ok(Err(message))) => Err(InvokeError::Failed { agent, message }),
+        // A guest that survives a refused allocation (JavaScript and C do)
+        // and then gives up failed because of its memory limit: say so, the
+        // same way as for a guest that died of it.
+        Ok(Ok(Err(message))) => match &store.data().limiter.hit {
+            Some(hit) => {
+                tracing::debug!(agent = &*agent, "returned an error after hitting {hit}: {message}");
+                Err(InvokeError::Limit { agent, limit: hit.clone() })
+            }
+            None => Err(InvokeError::Failed { agent, message }),
+        },
         Ok(Err((error, instantiating))) => Err(classify(&store, &limits, agent, error, instantiating)),
     };
     finish(result, fuel_consumed)
