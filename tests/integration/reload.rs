@@ -372,3 +372,25 @@ async fn paddock_serve_reloads_holds_a_wider_version_and_serves_it_once_the_cli_
     }
     assert_eq!(version, v2, "the approved version serves");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn putting_the_serving_files_back_drops_the_held_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let plugins = dir.path().join("plugins");
+    let base = std::fs::read(guests::ECHO).unwrap();
+    write_plugin(&plugins, "echo", "1.0.0", &base, "");
+    let rt = host(dir.path(), "");
+    let (_watch, mut events) = watching(&rt).await;
+    write_plugin(&plugins, "echo", "1.0.0", &base, "approvals = true\n");
+    next(&mut events, "echo", |r| matches!(r, Reload::Held { .. })).await;
+    write_plugin(&plugins, "echo", "1.0.0", &base, "");
+    for _ in 0..400 {
+        if rt.plugins()[0].held.is_none() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let status = &rt.plugins()[0];
+    assert!(status.held.is_none(), "{status:?}");
+    assert_eq!(status.serving.as_ref().unwrap().version, format!("1.0.0+{}", ContentHash::of(&base).short()));
+}

@@ -57,7 +57,7 @@ pub async fn plugins(settings: Settings, command: PluginsCommand) -> u8 {
             },
             None => list(settings, json),
         },
-        PluginsCommand::Approve { name, version } => approve(settings, &name, &version),
+        PluginsCommand::Approve { name, version } => approve(settings, &name, &version).await,
         PluginsCommand::Check { tenant, json } => check(settings, tenant, json),
     }
 }
@@ -287,7 +287,7 @@ fn show_live(address: &str, rows: Vec<PluginStatus>, json: bool) -> u8 {
     code
 }
 
-fn approve(settings: Settings, name: &str, version: &str) -> u8 {
+async fn approve(settings: Settings, name: &str, version: &str) -> u8 {
     let Some(dir) = &settings.plugins.book else {
         return fail(
             EXIT_CONFIG,
@@ -296,10 +296,13 @@ fn approve(settings: Settings, name: &str, version: &str) -> u8 {
     };
     let registry = Registry::new(&settings.plugins_dir);
     let on_disk = registry.find(name).ok().and_then(|m| version_id(&m));
-    let held: Option<String> = super::serve::serving_address(&settings.data_dir).and_then(|address| {
-        let rows = tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(live(&address))).ok()?;
-        rows.into_iter().find(|r| r.name == name)?.held.map(|h| h.version.version)
-    });
+    let held = match super::serve::serving_address(&settings.data_dir) {
+        Some(address) => live(&address)
+            .await
+            .ok()
+            .and_then(|rows| rows.into_iter().find(|r| r.name == name)?.held.map(|h| h.version.version)),
+        None => None,
+    };
     if on_disk.as_deref() != Some(version) && held.as_deref() != Some(version) {
         let known: Vec<String> =
             [held.map(|h| format!("held: {h}")), on_disk.map(|d| format!("in the plugins folder: {d}"))]

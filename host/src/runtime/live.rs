@@ -393,7 +393,14 @@ impl Runtime {
             if let Some(slot) = slot {
                 let serving = slot.serving.load_full();
                 let held = slot.state.lock().held.as_ref().map(|h| h.agent.clone());
-                if serving.as_deref().is_some_and(same) || held.as_deref().is_some_and(same) {
+                if serving.as_deref().is_some_and(same) {
+                    // Back to what serves: a version held meanwhile is no longer on disk.
+                    let mut state = slot.state.lock();
+                    state.held = None;
+                    state.last_error = None;
+                    return Ok(None);
+                }
+                if held.as_deref().is_some_and(same) {
                     return Ok(None);
                 }
             }
