@@ -15,7 +15,9 @@ use std::time::Duration;
 
 fn runtime(pooling: bool) -> Runtime {
     // Usage in memory: the ledger's disk writer is measured by the ledger bench.
-    let toml = format!("[host]\nledger = \"memory\"\nplugin-state = \"memory\"\ncode-cache = false\n[engine]\npooling = {pooling}\nmax-instances = 64\n");
+    let toml = format!(
+        "[host]\nledger = \"memory\"\nplugin-state = \"memory\"\ncode-cache = false\n[engine]\npooling = {pooling}\nmax-instances = 64\n"
+    );
     Runtime::new(Settings::parse(&toml, Path::new("bench/paddock.toml")).unwrap()).unwrap()
 }
 

@@ -117,8 +117,10 @@ async fn b_loop(runtime: Runtime, spin: Arc<Agent>, samples: usize, pause: Durat
 /// A host with `slots` CPU slots and room for every job in flight.
 fn host(slots: usize) -> Runtime {
     // Usage in memory: no ledger file in the source tree, no disk writer beside the jobs.
-    let toml =
-        format!("[host]\nledger = \"memory\"\nplugin-state = \"memory\"\ncode-cache = false\n[engine]\nmax-instances = {}\ncpu-slots = {slots}\n", A_IN_FLIGHT * 2);
+    let toml = format!(
+        "[host]\nledger = \"memory\"\nplugin-state = \"memory\"\ncode-cache = false\n[engine]\nmax-instances = {}\ncpu-slots = {slots}\n",
+        A_IN_FLIGHT * 2
+    );
     let settings = Settings::parse(&toml, Path::new("bench/paddock.toml")).expect("bench settings are valid");
     Runtime::new(settings).expect("the engine starts")
 }

@@ -124,9 +124,6 @@ fn main() {
         ms(warm),
         cold.as_secs_f64() / warm.as_secs_f64()
     );
-    report.insert(
-        format!("start_{PLUGINS}_plugins"),
-        serde_json::json!({ "cold_ms": ms(cold), "warm_ms": ms(warm) }),
-    );
+    report.insert(format!("start_{PLUGINS}_plugins"), serde_json::json!({ "cold_ms": ms(cold), "warm_ms": ms(warm) }));
     report::write("reload", &serde_json::Value::Object(report));
 }

@@ -69,17 +69,20 @@ fn list(settings: Settings, json: bool) -> u8 {
     let mut rows = Vec::new();
     for manifest in registry.scan() {
         let row = match manifest {
-            Ok(m) => serde_json::json!({
+            Ok(m) => {
+                let id = version_id(&m);
+                serde_json::json!({
                 "name": m.name,
                 "version": m.version.to_string(),
-                "version_id": version_id(&m),
-                "held": held(&settings, &book, &m),
+                "held": held(&settings, &book, &m, id.as_deref()),
+                "version_id": id,
                 "description": m.description,
                 "component": m.component,
                 "built": m.component.is_file(),
                 "capabilities": m.capabilities,
                 "error": null,
-            }),
+                })
+            }
             Err(e) => {
                 code = EXIT_LOAD;
                 serde_json::json!({ "manifest": e.file, "error": e.to_string() })
@@ -229,11 +232,11 @@ fn open_book(settings: &Settings) -> Book {
     }
 }
 
-/// What `m` asks for beyond the accepted version, when a host would hold it.
-fn held(settings: &Settings, book: &Book, m: &Manifest) -> Option<Vec<String>> {
+/// What `m` (of version `id`, when built) asks for beyond the accepted version, when a host would hold it.
+fn held(settings: &Settings, book: &Book, m: &Manifest, id: Option<&str>) -> Option<Vec<String>> {
     let accepted = book.accepted(&m.name)?;
     let widening = Widening::between(&accepted.capabilities, &m.capabilities);
-    let approved = version_id(m).is_some_and(|v| book.approved(&m.name, &v));
+    let approved = id.is_some_and(|v| book.approved(&m.name, v));
     if widening.is_empty() || approved || widening.granted_in_advance(&settings.tenants, &m.name) {
         return None;
     }

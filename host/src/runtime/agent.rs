@@ -42,9 +42,6 @@ pub struct Agent {
     pub loaded_at: SystemTime,
     /// Whether it was compiled or mapped from the compiled-code cache.
     pub compiled: Compiled,
-    /// Its place among the versions of its name loaded by this host: later
-    /// versions have larger numbers.
-    pub generation: u64,
     pub(super) invocations: AtomicU64,
     /// What each tenant granted it, computed once per tenant.
     grants: Mutex<HashMap<Arc<str>, Arc<Grants>>>,
@@ -60,7 +57,6 @@ pub(super) struct AgentParts {
     pub limits: Limits,
     pub notes: Vec<String>,
     pub compiled: Compiled,
-    pub generation: u64,
     pub pre: AgentWorldPre<AgentState>,
 }
 
@@ -82,7 +78,6 @@ impl Agent {
             requested,
             loaded_at: SystemTime::now(),
             compiled: p.compiled,
-            generation: p.generation,
             invocations: AtomicU64::new(0),
             grants: Mutex::default(),
             pre: p.pre,

@@ -19,7 +19,6 @@ use parking_lot::{Mutex, RwLock};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::SystemTime;
 
 /// Every slot, by the name or path it was loaded by.
@@ -53,7 +52,6 @@ pub(super) struct Slot {
     state: Mutex<SlotState>,
     /// Reloads of one name happen one at a time, so versions only move forward.
     reloading: tokio::sync::Mutex<()>,
-    generation: AtomicU64,
     /// Loaded by name from the plugins folder (so reloaded and removed with it).
     named: bool,
 }
@@ -61,6 +59,8 @@ pub(super) struct Slot {
 #[derive(Default)]
 struct SlotState {
     manifest: Option<PathBuf>,
+    /// Where the manifest says the component is (built or not yet).
+    component: Option<PathBuf>,
     stamp: Option<Stamp>,
     held: Option<Held>,
     last_error: Option<Failure>,
@@ -72,7 +72,6 @@ impl Slot {
             serving: ArcSwapOption::empty(),
             state: Mutex::new(SlotState { manifest, ..SlotState::default() }),
             reloading: tokio::sync::Mutex::new(()),
-            generation: AtomicU64::new(0),
             named,
         }
     }
@@ -255,12 +254,14 @@ impl Runtime {
         let component = manifest.as_ref().map_or_else(|| PathBuf::from(spec), |m| m.component.clone());
         let file = read_with_hint(&component, &name, manifest.is_some())?;
         let stamp = manifest.as_ref().map(Stamp::of);
-        let agent = Arc::new(self.build_agent(&name, manifest, file, 1)?);
+        let agent = Arc::new(self.build_agent(&name, manifest, file)?);
         let decision = self.decide(&agent, None);
         let (slot, inserted) = self.inner.live.get_or_insert(spec, || {
             let slot = Slot::new(!is_path, agent.manifest.as_ref().map(|m| m.file.clone()));
-            slot.generation.store(1, Ordering::Relaxed);
-            slot.state.lock().stamp = stamp;
+            let mut state = slot.state.lock();
+            state.stamp = stamp;
+            state.component = Some(agent.component.clone());
+            drop(state);
             slot
         });
         if inserted {
@@ -270,13 +271,7 @@ impl Runtime {
     }
 
     /// Compiles `file` and gives the agent its limits.
-    fn build_agent(
-        &self,
-        name: &str,
-        manifest: Option<Manifest>,
-        file: ComponentFile,
-        generation: u64,
-    ) -> Result<Agent, LoadError> {
+    fn build_agent(&self, name: &str, manifest: Option<Manifest>, file: ComponentFile) -> Result<Agent, LoadError> {
         let s = &self.inner.settings;
         let prepared = load::compile(&self.inner.engine, &self.inner.linker, &file, self.inner.cache.as_deref())?;
         let requested = manifest.as_ref().map(|m| m.limits).unwrap_or_default();
@@ -292,7 +287,6 @@ impl Runtime {
             limits,
             notes,
             compiled: prepared.compiled,
-            generation,
             pre: prepared.pre,
         }))
     }
@@ -381,9 +375,9 @@ impl Runtime {
             }
             state.stamp = Some(stamp);
             state.manifest = Some(manifest.file.clone());
+            state.component = Some(manifest.component.clone());
         }
         let runtime = self.clone();
-        let generation = slot.generation.fetch_add(1, Ordering::Relaxed) + 1;
         // Reading and compiling may take seconds (interpreted languages);
         // they happen off the async workers.
         let built = tokio::task::spawn_blocking(move || -> Result<Option<Agent>, LoadError> {
@@ -404,7 +398,7 @@ impl Runtime {
                     return Ok(None);
                 }
             }
-            runtime.build_agent(&manifest.name.clone(), Some(manifest), file, generation).map(Some)
+            runtime.build_agent(&manifest.name.clone(), Some(manifest), file).map(Some)
         })
         .await;
         let agent = match built {
@@ -533,6 +527,17 @@ impl Runtime {
             }
         }
         out
+    }
+
+    /// The manifests and component files of every plugin this host has loaded
+    /// or tried to, built or not, and the broken manifests.
+    pub(super) fn plugin_files(&self) -> Vec<PathBuf> {
+        let mut files: Vec<PathBuf> = self.inner.live.strays.lock().keys().cloned().collect();
+        for slot in self.inner.live.slots.read().values() {
+            let state = slot.state.lock();
+            files.extend(state.manifest.iter().chain(&state.component).cloned());
+        }
+        files
     }
 
     /// Every plugin this host has loaded or tried to, sorted by name.

@@ -82,18 +82,10 @@ impl Runtime {
     fn folders_to_watch(&self) -> BTreeSet<PathBuf> {
         let mut folders = BTreeSet::new();
         folders.insert(self.inner.registry.dir().to_path_buf());
-        for status in self.plugins() {
-            if let Some(manifest) = &status.manifest {
-                folders.extend(manifest.parent().map(PathBuf::from));
-            }
-            for component in status.serving.iter().chain(status.held.as_ref().map(|h| &h.version)) {
-                folders.extend(component.component.parent().map(PathBuf::from));
-            }
-        }
-        // A plugin whose component was never built still names where it will appear.
-        for manifest in self.inner.registry.scan().into_iter().flatten() {
-            folders.extend(manifest.file.parent().map(PathBuf::from));
-            folders.extend(manifest.component.parent().map(PathBuf::from));
+        // Each plugin's folder (its manifest) and its component's folder,
+        // which `sync` recorded even for a component not built yet.
+        for file in self.plugin_files() {
+            folders.extend(file.parent().map(PathBuf::from));
         }
         if let Some(file) = self.inner.book.approvals_file() {
             folders.extend(file.parent().map(PathBuf::from));
