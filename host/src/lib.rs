@@ -26,6 +26,7 @@ pub mod cli;
 pub mod config;
 pub mod engine;
 pub mod gateway;
+pub mod journal;
 pub mod plugins;
 pub mod quota;
 pub mod runtime;

@@ -65,13 +65,29 @@ pub struct CallContext {
     pub violation: OnceLock<Violation>,
     /// Where the agent's log records go.
     pub log: log::AgentLog,
+    /// Records (or replays) every host call, when the run keeps a journal.
+    pub journal: Option<Arc<crate::journal::Tape>>,
+    /// The budget of the run (or flow step) it belongs to, if one is set.
+    pub budget: Option<Arc<crate::quota::run::RunBudget>>,
 }
 
 impl CallContext {
     /// A context for `agent` in `tenant`, part of `run`.
     pub fn new(agent: Arc<str>, tenant: Arc<str>, run: Arc<str>, caps: SizeCaps) -> Arc<Self> {
+        Self::with(agent, tenant, run, caps, None, None)
+    }
+
+    /// A context that also journals its host calls and spends `budget`.
+    pub fn with(
+        agent: Arc<str>,
+        tenant: Arc<str>,
+        run: Arc<str>,
+        caps: SizeCaps,
+        journal: Option<Arc<crate::journal::Tape>>,
+        budget: Option<Arc<crate::quota::run::RunBudget>>,
+    ) -> Arc<Self> {
         let log = log::AgentLog::new(agent.clone(), tenant.clone(), caps.log_total_bytes);
-        Arc::new(CallContext { agent, tenant, run, caps, violation: OnceLock::new(), log })
+        Arc::new(CallContext { agent, tenant, run, caps, violation: OnceLock::new(), log, journal, budget })
     }
 
     /// Traps the invocation when `size` is over `limit`, recording why.

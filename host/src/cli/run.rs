@@ -90,6 +90,7 @@ pub async fn run(settings: Settings, args: RunArgs) -> u8 {
         run: None,
         overrides: Requested { fuel: args.fuel, memory, timeout: args.timeout.map(|t| t.0) },
         dirs,
+        ..RunOptions::default()
     };
     let outcome = match runtime.run(&agent, &input, &options).await {
         Ok(outcome) => outcome,

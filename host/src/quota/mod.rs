@@ -42,6 +42,7 @@
 
 mod calendar;
 mod gcra;
+pub mod run;
 mod scope;
 mod store;
 #[cfg(test)]

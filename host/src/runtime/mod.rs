@@ -2,7 +2,9 @@
 //! by name or path and runs invocations; also runs the agents one agent calls.
 
 use crate::blackboard::{Blackboard, RedbBackend, validate_tenant};
-use crate::caps::agents::Dispatch;
+use crate::caps::agents::{CallerScope, Dispatch};
+use crate::caps::approval::Approvals;
+use crate::quota::run::RunBudget;
 use crate::config::{BoardStore, DirGrant, Limits, Requested, Settings};
 use crate::engine::{self, EpochTicker};
 use crate::gateway::Gateway;
@@ -72,6 +74,12 @@ pub struct RunOptions {
     pub overrides: Requested,
     /// Directories granted for this run, besides the configured ones.
     pub dirs: Vec<DirGrant>,
+    /// Records (or replays) the invocation's host calls.
+    pub journal: Option<Arc<crate::journal::Tape>>,
+    /// The budget its LLM calls (and those of the agents it calls) spend.
+    pub budget: Option<Arc<RunBudget>>,
+    /// Environment variables the agent sees.
+    pub env: Vec<(String, String)>,
 }
 
 /// Why a run could not even start.
@@ -95,6 +103,9 @@ struct Scope {
     tenant: Arc<str>,
     run: Arc<str>,
     chain: Vec<Arc<str>>,
+    journal: Option<Arc<crate::journal::Tape>>,
+    budget: Option<Arc<RunBudget>>,
+    env: Vec<(String, String)>,
 }
 
 /// The host.
@@ -116,6 +127,7 @@ struct Inner {
     cache: Option<Arc<CodeCache>>,
     book: Book,
     cpu: Arc<CpuScheduler>,
+    approvals: std::sync::OnceLock<Arc<dyn Approvals>>,
     _ticker: EpochTicker,
 }
 
@@ -156,6 +168,7 @@ impl Runtime {
                 settings.engine.epoch_tick,
                 fuel_shares(&settings.tenants),
             ),
+            approvals: std::sync::OnceLock::new(),
             settings,
             engine,
             linker,
@@ -182,6 +195,12 @@ impl Runtime {
     /// The LLM gateway.
     pub fn gateway(&self) -> &Gateway {
         &self.inner.gateway
+    }
+
+    /// Sends the approval questions of agents to `service` (the flow store's);
+    /// without one they are refused. The first service set stays.
+    pub fn set_approvals(&self, service: Arc<dyn Approvals>) {
+        let _ = self.inner.approvals.set(service);
     }
 
     /// The budget ledger.
@@ -226,7 +245,14 @@ impl Runtime {
         let _admitted =
             self.inner.admission.admit(&policy, &agent.name, limits.timeout).await.map_err(RunError::Refused)?;
         let run = options.run.as_deref().map_or_else(new_run_id, Arc::from);
-        let scope = Scope { tenant: Arc::from(tenant), run, chain: vec![agent.name.clone()] };
+        let scope = Scope {
+            tenant: Arc::from(tenant),
+            run,
+            chain: vec![agent.name.clone()],
+            journal: options.journal.clone(),
+            budget: options.budget.clone(),
+            env: options.env.clone(),
+        };
         Ok(self.invoke(agent, input, scope, limits, dirs, &grants).await)
     }
 
@@ -248,7 +274,7 @@ impl Runtime {
         grants: &Arc<Grants>,
     ) -> impl Future<Output = Outcome> + Send + 'static {
         let s = &self.inner.settings;
-        let Scope { tenant, run, chain } = scope;
+        let Scope { tenant, run, chain, journal, budget, env } = scope;
         agent.invocations.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let invocation = Invocation {
             agent: agent.name.clone(),
@@ -269,6 +295,10 @@ impl Runtime {
             max_call_depth: s.max_call_depth,
             dispatch: Some(Arc::new(self.clone()) as Arc<dyn Dispatch>),
             gateway: Some(self.inner.gateway.clone()),
+            journal,
+            budget,
+            env,
+            approvals: self.inner.approvals.get().cloned(),
         };
         let (engine, pre, input) = (self.inner.engine.clone(), agent.pre.clone(), input.to_string());
         async move { sandbox::invoke(&engine, &pre, invocation, &input).await }
@@ -278,13 +308,12 @@ impl Runtime {
 impl Dispatch for Runtime {
     fn call(
         &self,
-        tenant: Arc<str>,
-        run: Arc<str>,
-        chain: Vec<Arc<str>>,
+        caller: CallerScope,
         agent: String,
         input: String,
     ) -> Pin<Box<dyn Future<Output = Result<String, String>> + Send + 'static>> {
         let runtime = self.clone();
+        let CallerScope { tenant, run, chain, budget } = caller;
         Box::pin(async move {
             let s = &runtime.inner.settings;
             let policy = s.tenants.get(&tenant)?;
@@ -295,7 +324,7 @@ impl Dispatch for Runtime {
             let limits = callee.limits.capped(&policy.ceiling.apply(&s.ceiling));
             let mut chain = chain;
             chain.push(callee.name.clone());
-            let scope = Scope { tenant, run, chain };
+            let scope = Scope { tenant, run, chain, journal: None, budget, env: Vec::new() };
             let outcome = runtime.invoke(&callee, &input, scope, limits, dirs, &grants).await;
             outcome.result.map_err(|e| match e {
                 InvokeError::Failed { message, .. } => format!("failed: {message}"),

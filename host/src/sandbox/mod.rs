@@ -100,6 +100,14 @@ pub struct Invocation {
     pub gateway: Option<crate::gateway::Gateway>,
     /// Its place in the fair CPU scheduler, if one runs.
     pub cpu: Option<CpuTicket>,
+    /// Records (or replays) its host calls, when its run keeps a journal.
+    pub journal: Option<Arc<crate::journal::Tape>>,
+    /// The run's (or flow step's) budget, if one is set.
+    pub budget: Option<Arc<crate::quota::run::RunBudget>>,
+    /// Environment variables it sees (`PADDOCK_RUN`, `PADDOCK_IDEMPOTENCY_KEY`...).
+    pub env: Vec<(String, String)>,
+    /// Where its approval questions go, if this host keeps approvals.
+    pub approvals: Option<Arc<dyn crate::caps::approval::Approvals>>,
 }
 
 /// How an invocation failed.
@@ -160,7 +168,14 @@ pub struct Outcome {
 /// Runs `input` through a fresh instance of `pre`.
 pub async fn invoke(engine: &Engine, pre: &AgentWorldPre<AgentState>, inv: Invocation, input: &str) -> Outcome {
     let started = Instant::now();
-    let call = CallContext::new(inv.agent.clone(), inv.tenant.clone(), inv.run.clone(), inv.caps);
+    let call = CallContext::with(
+        inv.agent.clone(),
+        inv.tenant.clone(),
+        inv.run.clone(),
+        inv.caps,
+        inv.journal.clone(),
+        inv.budget.clone(),
+    );
     let (agent, version) = (inv.agent.clone(), inv.version.clone());
     let finish = |result, fuel_consumed| Outcome {
         run: call.run.clone(),
@@ -176,7 +191,7 @@ pub async fn invoke(engine: &Engine, pre: &AgentWorldPre<AgentState>, inv: Invoc
         return finish(Err(InvokeError::Limit { agent, limit }), 0);
     }
     let (stdout, stderr) = (Capture::new(call.clone(), Source::Stdout), Capture::new(call.clone(), Source::Stderr));
-    let wasi = match wasi_context(&inv.dirs, &stdout, &stderr) {
+    let wasi = match wasi_context(&inv.dirs, &inv.env, &stdout, &stderr) {
         Ok(wasi) => wasi,
         Err(reason) => return finish(Err(InvokeError::Start { agent, reason }), 0),
     };
@@ -195,7 +210,7 @@ pub async fn invoke(engine: &Engine, pre: &AgentWorldPre<AgentState>, inv: Invoc
             inv.max_call_depth,
             inv.dispatch,
         ),
-        approval: ApprovalCtx::new(call.clone(), inv.grants.approvals),
+        approval: ApprovalCtx::new(call.clone(), inv.grants.approvals, inv.approvals),
         call: call.clone(),
         timed_out: false,
     };
@@ -315,12 +330,18 @@ fn classify(
     }
 }
 
-/// A WASI context that grants nothing but clocks, random, captured output and
-/// the directories the operator granted. Network access is off by default in
-/// `WasiCtxBuilder`: no TCP, no UDP, no name lookup.
-fn wasi_context(dirs: &[DirGrant], stdout: &Capture, stderr: &Capture) -> Result<WasiCtx, String> {
+/// A WASI context that grants nothing but clocks, random, captured output,
+/// the host's `PADDOCK_*` variables and the directories the operator granted.
+/// Network access is off by default in `WasiCtxBuilder`: no TCP, no UDP, no
+/// name lookup.
+fn wasi_context(
+    dirs: &[DirGrant],
+    env: &[(String, String)],
+    stdout: &Capture,
+    stderr: &Capture,
+) -> Result<WasiCtx, String> {
     let mut builder = WasiCtxBuilder::new();
-    builder.stdout(stdout.clone()).stderr(stderr.clone());
+    builder.stdout(stdout.clone()).stderr(stderr.clone()).envs(env);
     for dir in dirs {
         let perms = if dir.write { FsPerms::ReadWrite } else { FsPerms::ReadOnly };
         builder

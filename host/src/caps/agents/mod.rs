@@ -15,17 +15,27 @@ use wasmtime::component::HasData;
 
 /// Runs an agent on behalf of another.
 pub trait Dispatch: Send + Sync {
-    /// Runs `agent` with `input` for `tenant` as part of `run`; `chain` is the callers so far,
-    /// outermost first, ending with the immediate caller. Errors are text
+    /// Runs `agent` with `input` on behalf of `caller`. Errors are text
     /// starting with their kind (`denied:`, `failed:`, `limit:`, `crashed:`).
     fn call(
         &self,
-        tenant: Arc<str>,
-        run: Arc<str>,
-        chain: Vec<Arc<str>>,
+        caller: CallerScope,
         agent: String,
         input: String,
     ) -> Pin<Box<dyn Future<Output = Result<String, String>> + Send + 'static>>;
+}
+
+/// Who calls: what a callee inherits from its caller.
+#[derive(Clone, Debug)]
+pub struct CallerScope {
+    /// The caller's tenant.
+    pub tenant: Arc<str>,
+    /// The caller's run.
+    pub run: Arc<str>,
+    /// The callers so far, outermost first, ending with the immediate caller.
+    pub chain: Vec<Arc<str>>,
+    /// The caller's run budget, which the callee's LLM calls spend too.
+    pub budget: Option<Arc<crate::quota::run::RunBudget>>,
 }
 
 /// Per-invocation state of the `agents` interface.
@@ -82,7 +92,13 @@ impl Host for AgentsCtx {
         let Some(dispatch) = &self.dispatch else {
             return Ok(Err("denied: this host cannot run other agents from here".to_string()));
         };
-        Ok(dispatch.call(call.tenant.clone(), call.run.clone(), self.chain.clone(), agent, input).await)
+        let caller = CallerScope {
+            tenant: call.tenant.clone(),
+            run: call.run.clone(),
+            chain: self.chain.clone(),
+            budget: call.budget.clone(),
+        };
+        Ok(dispatch.call(caller, agent, input).await)
     }
 }
 

@@ -1,23 +1,51 @@
-//! `paddock:agent/approval`: human decisions. No approval service runs in
-//! this host yet, so every question is refused, saying so.
+//! `paddock:agent/approval`: human decisions, through the host's approval
+//! service (the flow store's pending questions, answered with `paddock approve`).
 
 use super::CallContext;
 use super::wit::approval::Host;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 use wasmtime::component::HasData;
 
+/// A question for a person.
+#[derive(Clone, Debug)]
+pub struct Question {
+    /// The tenant asking.
+    pub tenant: Arc<str>,
+    /// The run it is part of.
+    pub run: Arc<str>,
+    /// Who asks: an agent's name, or a flow's step.
+    pub asker: String,
+    /// The question.
+    pub text: String,
+    /// The answers on offer.
+    pub options: Vec<String>,
+    /// How long to wait for an answer.
+    pub timeout: Duration,
+}
+
+/// Where questions go and answers come from.
+pub trait Approvals: Send + Sync {
+    /// Asks `question` and waits (holding no thread) for an answer: the
+    /// option chosen, or an error text starting with its kind (`timeout`,
+    /// `denied: ...`, `unavailable: ...`).
+    fn ask(&self, question: Question) -> Pin<Box<dyn Future<Output = Result<String, String>> + Send + 'static>>;
+}
+
 /// Per-invocation state of the `approval` interface.
-#[derive(Debug)]
 pub struct ApprovalCtx {
     call: Arc<CallContext>,
     granted: bool,
+    service: Option<Arc<dyn Approvals>>,
 }
 
 impl ApprovalCtx {
     /// The approval interface for one invocation; `granted` when its manifest
     /// asked for approvals and its tenant allows them.
-    pub fn new(call: Arc<CallContext>, granted: bool) -> Self {
-        ApprovalCtx { call, granted }
+    pub fn new(call: Arc<CallContext>, granted: bool, service: Option<Arc<dyn Approvals>>) -> Self {
+        ApprovalCtx { call, granted, service }
     }
 }
 
@@ -26,7 +54,7 @@ impl Host for ApprovalCtx {
         &mut self,
         question: String,
         options: Vec<String>,
-        _timeout_ms: u32,
+        timeout_ms: u32,
     ) -> wasmtime::Result<Result<String, String>> {
         let size = question.len() + options.iter().map(String::len).sum::<usize>();
         self.call.check_size("approval question", size, self.call.caps.arg_bytes, "limits.max-arg-bytes")?;
@@ -36,7 +64,21 @@ impl Host for ApprovalCtx {
                 &*self.call.agent, &*self.call.tenant
             )));
         }
-        Ok(Err("denied: approvals are not configured on this host".to_string()))
+        if options.is_empty() {
+            return Ok(Err("denied: a question needs at least one option".to_string()));
+        }
+        let Some(service) = &self.service else {
+            return Ok(Err("denied: approvals are not configured on this host".to_string()));
+        };
+        let question = Question {
+            tenant: self.call.tenant.clone(),
+            run: self.call.run.clone(),
+            asker: self.call.agent.to_string(),
+            text: question,
+            options,
+            timeout: Duration::from_millis(timeout_ms.into()),
+        };
+        Ok(service.ask(question).await)
     }
 }
 

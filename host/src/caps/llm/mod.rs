@@ -14,8 +14,8 @@ use crate::tenants::Grants;
 use std::sync::Arc;
 use wasmtime::component::{HasData, Resource, ResourceTable};
 
-/// The host side of a `completion-stream`.
-pub struct CompletionStream(ReplyStream);
+/// The host side of a `completion-stream`, and whether its usage was charged.
+pub struct CompletionStream(ReplyStream, bool);
 
 /// The most streams one invocation may hold open at once.
 const MAX_OPEN_STREAMS: usize = 64;
@@ -76,6 +76,18 @@ impl LlmCtx {
             )));
         }
         self.gateway.as_ref().ok_or_else(|| Error::Denied(format!("no route named {route:?}")))
+    }
+
+    /// Refuses a call when the run's budget is spent.
+    fn affordable(&self) -> Result<(), Error> {
+        self.call.budget.as_ref().map_or(Ok(()), |b| b.check().map_err(Error::BudgetExceeded))
+    }
+
+    /// Charges the run's budget with what a call used.
+    fn charge(&self, usage: &Usage) {
+        if let Some(b) = &self.call.budget {
+            b.charge(u64::from(usage.input_tokens) + u64::from(usage.output_tokens), usage.cost_micros);
+        }
     }
 
     fn caller(&self) -> Caller {
@@ -150,11 +162,15 @@ fn error(e: LlmError) -> Error {
 impl Host for LlmCtx {
     async fn complete(&mut self, req: Request) -> wasmtime::Result<Result<Response, Error>> {
         self.check_request(&req)?;
-        let gateway = match self.granted(&req.route) {
+        let gateway = match self.granted(&req.route).and_then(|g| self.affordable().map(|()| g)) {
             Ok(g) => g,
             Err(e) => return Ok(Err(e)),
         };
-        Ok(gateway.complete(&self.caller(), request(req)).await.map(response).map_err(|f| error(f.error)))
+        let answer = gateway.complete(&self.caller(), request(req)).await.map(response).map_err(|f| error(f.error));
+        if let Ok(r) = &answer {
+            self.charge(&r.usage);
+        }
+        Ok(answer)
     }
 
     async fn stream(&mut self, req: Request) -> wasmtime::Result<Result<Resource<CompletionStream>, Error>> {
@@ -164,14 +180,14 @@ impl Host for LlmCtx {
                 "{MAX_OPEN_STREAMS} streams are already open; drop one before starting another"
             ))));
         }
-        let gateway = match self.granted(&req.route) {
+        let gateway = match self.granted(&req.route).and_then(|g| self.affordable().map(|()| g)) {
             Ok(g) => g,
             Err(e) => return Ok(Err(e)),
         };
         match gateway.stream(&self.caller(), request(req)).await {
             Ok(stream) => {
                 self.open += 1;
-                Ok(Ok(self.streams.push(CompletionStream(stream))?))
+                Ok(Ok(self.streams.push(CompletionStream(stream, false))?))
             }
             Err(f) => Ok(Err(error(f.error))),
         }
@@ -190,8 +206,17 @@ impl Host for LlmCtx {
 
 impl HostCompletionStream for LlmCtx {
     async fn next(&mut self, stream: Resource<CompletionStream>) -> wasmtime::Result<Option<Result<String, Error>>> {
-        let stream = &mut self.streams.get_mut(&stream)?.0;
-        Ok(stream.next_text().await.map(|piece| piece.map_err(error)))
+        let s = self.streams.get_mut(&stream)?;
+        let piece = s.0.next_text().await.map(|piece| piece.map_err(error));
+        if piece.is_none() && !s.1 {
+            // The answer is complete: charge the run's budget once.
+            s.1 = true;
+            if let Some((tokens, cost)) = s.0.usage() {
+                let usage = Usage { input_tokens: tokens.input, output_tokens: tokens.output, cost_micros: cost };
+                self.charge(&usage);
+            }
+        }
+        Ok(piece)
     }
 
     async fn usage(&mut self, stream: Resource<CompletionStream>) -> wasmtime::Result<Option<Usage>> {
