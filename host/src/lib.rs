@@ -25,6 +25,7 @@ pub mod caps;
 pub mod cli;
 pub mod config;
 pub mod engine;
+pub mod flow;
 pub mod gateway;
 pub mod journal;
 pub mod plugins;

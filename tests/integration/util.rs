@@ -14,11 +14,16 @@ use std::sync::Arc;
 pub fn settings_in(dir: &Path, toml: &str) -> Settings {
     let mut text =
         if toml.contains("[engine]") { toml.to_string() } else { format!("[engine]\nmax-instances = 32\n{toml}") };
-    // Usage, accepted capabilities and approvals are kept in memory, and
+    // Usage, accepted capabilities, approvals and flow runs are kept in memory, and
     // compiled code in one cache shared by the tests, unless a test says otherwise.
     let cache = format!("code-cache = {:?}", concat!(env!("CARGO_TARGET_TMPDIR"), "/code-cache"));
     for (key, line) in
-        [("ledger =", "ledger = \"memory\""), ("plugin-state =", "plugin-state = \"memory\""), ("code-cache =", &cache)]
+        [
+            ("ledger =", "ledger = \"memory\""),
+            ("plugin-state =", "plugin-state = \"memory\""),
+            ("flows =", "flows = \"memory\""),
+            ("code-cache =", &cache),
+        ]
     {
         if !text.contains(key) {
             text = match text.contains("[host]\n") {

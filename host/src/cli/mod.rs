@@ -16,6 +16,7 @@
 //! | 9 | refused by a tenant's policy (no such tenant, not granted, at a concurrency cap) |
 
 mod bb;
+mod flow;
 mod build;
 mod inspect;
 mod new;
@@ -108,7 +109,7 @@ enum Command {
     /// Keep the host up: reload plugins as they change, run triggers, answer HTTP
     #[command(after_help = concat!(
         "Examples:\n  paddock serve\n  paddock serve --listen 127.0.0.1:0 --debounce 50ms\n\n",
-        "API:\n  POST /v1/agents/NAME/run   body = input JSON; header x-paddock-tenant\n  GET  /v1/plugins\n  GET  /v1/health\n  GET  /metrics"
+        "API:\n  POST /v1/agents/NAME/run   body = input JSON; header x-paddock-tenant\n  GET  /v1/approvals         questions waiting for an answer\n  POST /v1/approvals/ID      body = {\"option\": \"...\", \"by\": \"...\"}\n  GET  /v1/plugins\n  GET  /v1/health\n  GET  /metrics"
     ))]
     Serve(serve::ServeArgs),
     /// Read, write, list and watch a tenant's blackboard
@@ -117,6 +118,20 @@ enum Command {
     /// List LLM routes and check each provider target
     #[command(subcommand)]
     Providers(providers::ProvidersCommand),
+    /// Run flows (pipelines, fan-out, votes, sagas, machines, approvals) durably
+    #[command(subcommand)]
+    Flow(flow::FlowCommand),
+    /// Questions a flow or agent waits on
+    #[command(subcommand)]
+    Approvals(flow::ApprovalsCommand),
+    /// Answer a question: paddock approve ID OPTION
+    Approve(flow::ApproveArgs),
+    /// The dead-letter queue: tasks that exhausted their retries
+    #[command(subcommand)]
+    Dlq(flow::DlqCommand),
+    /// Run a recorded run's agent steps again against their journals, calling nothing
+    #[command(after_help = "Examples:\n  paddock replay 019a3c5e8f21a1b2c3d4\n  paddock replay 019a3c5e8f21a1b2c3d4 --step 'main/execute[1]/task'\n\nExit codes: 0 every step did the same, 1 a step diverged, 2 no such run or step")]
+    Replay(flow::ReplayArgs),
     /// Spend, tokens, requests and refusals per tenant, agent and window
     #[command(after_help = "Examples:\n  paddock usage\n  paddock usage --tenant acme --json")]
     Usage(usage::UsageArgs),
@@ -148,6 +163,11 @@ pub fn main() -> ExitCode {
             Command::Providers(cmd) => providers::providers(settings, cmd).await,
             Command::Bb(cmd) => bb::bb(settings, cmd).await,
             Command::Usage(args) => usage::usage(settings, args),
+            Command::Flow(cmd) => flow::flow(settings, cmd).await,
+            Command::Approvals(cmd) => flow::approvals(settings, cmd),
+            Command::Approve(args) => flow::approve(settings, args),
+            Command::Dlq(cmd) => flow::dlq(settings, cmd).await,
+            Command::Replay(args) => flow::replay(settings, args).await,
         }
     });
     ExitCode::from(code)

@@ -87,6 +87,16 @@ pub async fn serve(settings: Settings, args: ServeArgs) -> u8 {
         }
     });
     let _triggers = runtime.start_triggers();
+    // Runs interrupted by a crash continue here, at their first unfinished step.
+    let flows = match crate::flow::Flows::open(runtime.clone()) {
+        Ok(f) => f,
+        Err(e) => return fail(EXIT_CONFIG, e),
+    };
+    match flows.resume_orphans() {
+        Ok(resumed) if !resumed.is_empty() => eprintln!("resuming {} interrupted flow runs", resumed.len()),
+        Ok(_) => {}
+        Err(e) => eprintln!("error: cannot look for interrupted flow runs: {e}"),
+    }
 
     let listener = match tokio::net::TcpListener::bind(listen).await {
         Ok(l) => l,
@@ -106,7 +116,14 @@ pub async fn serve(settings: Settings, args: ServeArgs) -> u8 {
         .route("/v1/health", get(|| async { axum::Json(serde_json::json!({ "status": "ok" })) }))
         .route("/metrics", get(metrics))
         .layer(DefaultBodyLimit::max(limit))
-        .with_state(runtime);
+        .with_state(runtime)
+        .merge(
+            Router::new()
+                .route("/v1/approvals", get(approvals))
+                .route("/v1/approvals/{id}", post(answer))
+                .layer(DefaultBodyLimit::max(64 * 1024))
+                .with_state(flows),
+        );
     let served = axum::serve(listener, app).with_graceful_shutdown(shutdown()).await;
     drop(watch);
     remove_marker(&marker);
@@ -210,4 +227,31 @@ async fn plugins(State(runtime): State<Runtime>) -> Response {
 
 async fn metrics(State(runtime): State<Runtime>) -> Response {
     ([("content-type", "text/plain; version=0.0.4")], runtime.gateway().metrics().render()).into_response()
+}
+
+/// Questions waiting for an answer.
+async fn approvals(State(flows): State<crate::flow::Flows>) -> Response {
+    let now = crate::flow::now_ms();
+    match flows.store().approvals() {
+        Ok(all) => {
+            let waiting: Vec<_> = all.into_iter().filter(|a| a.answer.is_none() && a.deadline_ms > now).collect();
+            axum::Json(waiting).into_response()
+        }
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "unavailable", e),
+    }
+}
+
+/// Answers a question: body `{"option": "ship", "by": "ada"}`.
+async fn answer(State(flows): State<crate::flow::Flows>, Path(id): Path<String>, body: String) -> Response {
+    let Ok(v) = serde_json::from_str::<serde_json::Value>(&body) else {
+        return error(StatusCode::BAD_REQUEST, "invalid", "the body must be JSON: {\"option\": \"...\"}");
+    };
+    let Some(option) = v["option"].as_str() else {
+        return error(StatusCode::BAD_REQUEST, "invalid", "the body needs \"option\"");
+    };
+    match flows.approvals().answer(&id, option, v["by"].as_str().unwrap_or("http")) {
+        Ok(a) => axum::Json(a).into_response(),
+        Err(e) if e.starts_with("no approval") => error(StatusCode::NOT_FOUND, "not-found", e),
+        Err(e) => error(StatusCode::CONFLICT, "invalid", e),
+    }
 }

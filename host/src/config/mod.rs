@@ -222,6 +222,9 @@ pub struct Settings {
     pub tenants: crate::tenants::Tenants,
     /// Where usage and budgets are kept.
     pub ledger: crate::quota::LedgerStore,
+    /// Where flow runs, checkpoints, journals, dead letters and approvals
+    /// are kept: `None` in memory, else this SQLite file.
+    pub flows: Option<PathBuf>,
     /// `host.data`: where the host keeps its files.
     pub data_dir: PathBuf,
     /// The compiled-code cache, accepted capabilities, and `paddock serve`.
@@ -353,6 +356,11 @@ impl Settings {
             "durable" => crate::quota::LedgerStore::Sqlite(data_dir.join("ledger.sqlite")),
             other => return Err(fail(format!("host.ledger: `{other}` is not a store; use \"durable\" or \"memory\""))),
         };
+        let flows = match file.host.flows.as_deref().unwrap_or("durable") {
+            "memory" => None,
+            "durable" => Some(data_dir.join("flows.sqlite")),
+            other => return Err(fail(format!("host.flows: `{other}` is not a store; use \"durable\" or \"memory\""))),
+        };
 
         let plugins = plugins::plugin_settings(
             file.host.code_cache,
@@ -431,6 +439,7 @@ impl Settings {
 
         Ok(Settings {
             ledger,
+            flows,
             data_dir: data_dir.clone(),
             plugins,
             tenants,
@@ -565,6 +574,7 @@ struct HostSection {
     plugins: Option<PathBuf>,
     data: Option<PathBuf>,
     ledger: Option<String>,
+    flows: Option<String>,
     code_cache: Option<plugins::CodeCacheFile>,
     plugin_state: Option<String>,
     default_tenant: Option<String>,

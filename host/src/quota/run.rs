@@ -51,7 +51,7 @@ impl RunBudget {
         let cost = self.cost_micros.load(Ordering::Relaxed);
         if let Some(limit) = self.limits.cost_micros.filter(|l| cost >= *l) {
             return Err(format!(
-                "{} has spent its cost ({}.cost = {}): {} used",
+                "{} has spent its cost ({}.usd = {}): {} used",
                 self.key,
                 self.key,
                 dollars(limit),
@@ -97,7 +97,7 @@ mod tests {
         step.charge(40, 1_000);
         assert_eq!(
             step.check(),
-            Err("steps.plan.budget has spent its cost (steps.plan.budget.cost = $0.001000): $0.001000 used".into())
+            Err("steps.plan.budget has spent its cost (steps.plan.budget.usd = $0.001000): $0.001000 used".into())
         );
         assert_eq!(flow.spent(), (40, 1_000));
         flow.charge(60, 0);

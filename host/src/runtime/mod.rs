@@ -4,7 +4,6 @@
 use crate::blackboard::{Blackboard, RedbBackend, validate_tenant};
 use crate::caps::agents::{CallerScope, Dispatch};
 use crate::caps::approval::Approvals;
-use crate::quota::run::RunBudget;
 use crate::config::{BoardStore, DirGrant, Limits, Requested, Settings};
 use crate::engine::{self, EpochTicker};
 use crate::gateway::Gateway;
@@ -13,6 +12,7 @@ use crate::plugins::Registry;
 use crate::plugins::book::Book;
 use crate::plugins::cache::CodeCache;
 use crate::plugins::load::{self, Inspection, LoadError};
+use crate::quota::run::RunBudget;
 use crate::quota::{Budgets, Ledger};
 use crate::sandbox::{self, AgentState, CpuScheduler, Invocation, InvokeError, Outcome};
 
@@ -80,6 +80,8 @@ pub struct RunOptions {
     pub budget: Option<Arc<RunBudget>>,
     /// Environment variables the agent sees.
     pub env: Vec<(String, String)>,
+    /// Calls `compensate` instead of `run` (a saga undoing a step).
+    pub compensate: bool,
 }
 
 /// Why a run could not even start.
@@ -106,6 +108,7 @@ struct Scope {
     journal: Option<Arc<crate::journal::Tape>>,
     budget: Option<Arc<RunBudget>>,
     env: Vec<(String, String)>,
+    compensate: bool,
 }
 
 /// The host.
@@ -245,13 +248,15 @@ impl Runtime {
         let _admitted =
             self.inner.admission.admit(&policy, &agent.name, limits.timeout).await.map_err(RunError::Refused)?;
         let run = options.run.as_deref().map_or_else(new_run_id, Arc::from);
+        let env = run_env(&options.env, &run);
         let scope = Scope {
             tenant: Arc::from(tenant),
             run,
             chain: vec![agent.name.clone()],
             journal: options.journal.clone(),
             budget: options.budget.clone(),
-            env: options.env.clone(),
+            env,
+            compensate: options.compensate,
         };
         Ok(self.invoke(agent, input, scope, limits, dirs, &grants).await)
     }
@@ -274,7 +279,7 @@ impl Runtime {
         grants: &Arc<Grants>,
     ) -> impl Future<Output = Outcome> + Send + 'static {
         let s = &self.inner.settings;
-        let Scope { tenant, run, chain, journal, budget, env } = scope;
+        let Scope { tenant, run, chain, journal, budget, env, compensate } = scope;
         agent.invocations.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let invocation = Invocation {
             agent: agent.name.clone(),
@@ -299,6 +304,7 @@ impl Runtime {
             budget,
             env,
             approvals: self.inner.approvals.get().cloned(),
+            compensate,
         };
         let (engine, pre, input) = (self.inner.engine.clone(), agent.pre.clone(), input.to_string());
         async move { sandbox::invoke(&engine, &pre, invocation, &input).await }
@@ -324,7 +330,8 @@ impl Dispatch for Runtime {
             let limits = callee.limits.capped(&policy.ceiling.apply(&s.ceiling));
             let mut chain = chain;
             chain.push(callee.name.clone());
-            let scope = Scope { tenant, run, chain, journal: None, budget, env: Vec::new() };
+            let env = run_env(&[], &run);
+            let scope = Scope { tenant, run, chain, journal: None, budget, env, compensate: false };
             let outcome = runtime.invoke(&callee, &input, scope, limits, dirs, &grants).await;
             outcome.result.map_err(|e| match e {
                 InvokeError::Failed { message, .. } => format!("failed: {message}"),
@@ -334,6 +341,19 @@ impl Dispatch for Runtime {
             })
         })
     }
+}
+
+/// The variables an invocation sees: `PADDOCK_RUN` and
+/// `PADDOCK_IDEMPOTENCY_KEY` (the run id, unless a flow gave its own), and
+/// whatever a flow adds (`PADDOCK_FLOW`, `PADDOCK_STEP`, `PADDOCK_ATTEMPT`).
+fn run_env(given: &[(String, String)], run: &str) -> Vec<(String, String)> {
+    let mut env = given.to_vec();
+    for name in ["PADDOCK_RUN", "PADDOCK_IDEMPOTENCY_KEY"] {
+        if !env.iter().any(|(k, _)| k == name) {
+            env.push((name.to_string(), run.to_string()));
+        }
+    }
+    env
 }
 
 /// Each configured tenant's fuel per minute, for the CPU scheduler.

@@ -108,6 +108,9 @@ pub struct Invocation {
     pub env: Vec<(String, String)>,
     /// Where its approval questions go, if this host keeps approvals.
     pub approvals: Option<Arc<dyn crate::caps::approval::Approvals>>,
+    /// Calls the agent's `compensate` export instead of `run` (a saga
+    /// undoing a step); its output is then empty.
+    pub compensate: bool,
 }
 
 /// How an invocation failed.
@@ -256,7 +259,13 @@ pub async fn invoke(engine: &Engine, pre: &AgentWorldPre<AgentState>, inv: Invoc
     // timeout stops one that waits past it inside a host call.
     let run = async {
         let instance = pre.instantiate_async(&mut store).await.map_err(|e| (e, true))?;
-        instance.paddock_agent_agent().call_run(&mut store, input).await.map_err(|e| (e, false))
+        let agent = instance.paddock_agent_agent();
+        if inv.compensate {
+            let undone = agent.call_compensate(&mut store, input).await.map_err(|e| (e, false))?;
+            Ok(undone.map(|()| String::new()))
+        } else {
+            agent.call_run(&mut store, input).await.map_err(|e| (e, false))
+        }
     };
     // The same deadline as the epoch callback's, which a wait for the fuel share has used up part of.
     let ran = tokio::time::timeout_at(deadline.into(), run).await;

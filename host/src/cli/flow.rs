@@ -1,0 +1,440 @@
+//! `paddock flow run | resume | status | list | check`, `paddock approvals`,
+//! `paddock approve`, `paddock dlq` and `paddock replay`.
+
+use super::{EXIT_AGENT_ERROR, EXIT_CONFIG, EXIT_CRASH, EXIT_LOAD, EXIT_USAGE, fail};
+use crate::config::Settings;
+use crate::flow::{Event, Flow, Flows, Report, RunStatus, Start, StepStatus, now_ms};
+use crate::runtime::Runtime;
+use clap::{Args, Subcommand};
+use serde_json::{Value, json};
+use std::path::PathBuf;
+
+#[derive(Debug, Subcommand)]
+pub enum FlowCommand {
+    /// Run a flow, printing each step as it runs; the output goes to stdout
+    #[command(after_help = concat!(
+        "Examples:\n  paddock flow run examples/plan-execute-audit.toml --build --input '{\"goal\":\"write the launch note\"}'\n",
+        "  paddock flow run flow.toml --json     # one JSON event per line\n\n",
+        "Exit codes: 0 succeeded, 1 the run failed, 2 usage, 4 an agent could not load, 5 the spec is wrong"
+    ))]
+    Run(RunArgs),
+    /// Continue an interrupted run at its first unfinished step
+    #[command(after_help = "Example:\n  paddock flow resume 019a3c5e8f21a1b2c3d4")]
+    Resume(ResumeArgs),
+    /// Show a run and each step's checkpoint
+    Status(StatusArgs),
+    /// List runs, newest first
+    List(JsonArgs),
+    /// Check a flow spec without running it
+    Check(CheckArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The flow spec (TOML)
+    file: PathBuf,
+    /// The input, as JSON
+    #[arg(long, default_value = "{}")]
+    input: String,
+    /// The tenant to run for [default: host.default-tenant]
+    #[arg(long)]
+    tenant: Option<String>,
+    /// The run's id [default: a new one]
+    #[arg(long)]
+    run_id: Option<String>,
+    /// Run each agent's build command first
+    #[arg(long)]
+    build: bool,
+    /// Print one JSON event per line instead of readable progress
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ResumeArgs {
+    /// The run's id
+    run: String,
+    /// Finish on the agents' current versions when they changed since the run started
+    #[arg(long)]
+    repin: bool,
+    /// Print one JSON event per line
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// The run's id
+    run: String,
+    /// Print JSON
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct JsonArgs {
+    /// Print JSON
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// The flow spec (TOML)
+    file: PathBuf,
+}
+
+fn engine(settings: Settings) -> Result<Flows, u8> {
+    let runtime = Runtime::new(settings).map_err(|e| fail(EXIT_CRASH, format!("cannot start the host: {e:#}")))?;
+    Flows::open(runtime).map_err(|e| fail(EXIT_CONFIG, e))
+}
+
+/// Prints events as they come, readable on stderr or JSON lines on stdout.
+fn printer(json: bool) -> (tokio::sync::mpsc::UnboundedSender<Event>, tokio::task::JoinHandle<()>) {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Event>();
+    let task = tokio::spawn(async move {
+        while let Some(e) = rx.recv().await {
+            if json {
+                println!("{}", serde_json::to_string(&e).unwrap_or_default());
+            } else {
+                eprintln!("{}", e.line());
+            }
+        }
+    });
+    (tx, task)
+}
+
+async fn finish(report: Result<Report, String>, task: tokio::task::JoinHandle<()>, json: bool) -> u8 {
+    let _ = task.await;
+    match report {
+        Ok(r) if r.status == RunStatus::Succeeded => {
+            if !json {
+                println!("{}", r.output.unwrap_or(Value::Null));
+            }
+            0
+        }
+        Ok(r) => {
+            if !json {
+                eprintln!("error: run {} failed: {}", r.run, r.error.unwrap_or_default());
+            }
+            EXIT_AGENT_ERROR
+        }
+        Err(e) => fail(EXIT_LOAD, e),
+    }
+}
+
+pub async fn flow(settings: Settings, cmd: FlowCommand) -> u8 {
+    match cmd {
+        FlowCommand::Run(args) => {
+            let Ok(input) = serde_json::from_str::<Value>(&args.input) else {
+                return fail(EXIT_USAGE, format!("--input: {:?} is not JSON", args.input));
+            };
+            let origin = args.file.display().to_string();
+            let flow = match std::fs::read_to_string(&args.file) {
+                Ok(text) => match Flow::parse(&text, &origin) {
+                    Ok(f) => f,
+                    Err(e) => return fail(EXIT_CONFIG, e),
+                },
+                Err(e) => return fail(EXIT_USAGE, format!("cannot read {origin}: {e}")),
+            };
+            let flows = match engine(settings) {
+                Ok(f) => f,
+                Err(code) => return code,
+            };
+            if args.build {
+                for name in flow.agents().keys() {
+                    let manifest = match flows.runtime().registry().find(name) {
+                        Ok(m) => m,
+                        Err(e) => return fail(EXIT_LOAD, e),
+                    };
+                    if let Err(code) = super::build::build_one(&manifest).await {
+                        return code;
+                    }
+                }
+            }
+            let (tx, task) = printer(args.json);
+            let start = Start { tenant: args.tenant, run: args.run_id, events: Some(tx) };
+            let report = flows.start(flow, &origin, input, start).await;
+            finish(report, task, args.json).await
+        }
+        FlowCommand::Resume(args) => {
+            let flows = match engine(settings) {
+                Ok(f) => f,
+                Err(code) => return code,
+            };
+            let (tx, task) = printer(args.json);
+            let report = flows.resume(&args.run, Some(tx), args.repin).await;
+            finish(report, task, args.json).await
+        }
+        FlowCommand::Status(args) => status(settings, args),
+        FlowCommand::List(args) => list(settings, args.json),
+        FlowCommand::Check(args) => {
+            let origin = args.file.display().to_string();
+            match std::fs::read_to_string(&args.file).map_err(|e| format!("cannot read {origin}: {e}")) {
+                Ok(text) => match Flow::parse(&text, &origin) {
+                    Ok(f) => {
+                        let agents: Vec<&str> = f.agents().keys().copied().collect();
+                        println!(
+                            "{origin}: flow {} is valid: {} steps, agents {}",
+                            f.name,
+                            f.steps.len(),
+                            agents.join(", ")
+                        );
+                        0
+                    }
+                    Err(e) => fail(EXIT_CONFIG, e),
+                },
+                Err(e) => fail(EXIT_USAGE, e),
+            }
+        }
+    }
+}
+
+/// The store alone, without building a host: for commands that only read or answer.
+fn store(settings: &Settings) -> Result<std::sync::Arc<dyn crate::flow::FlowStore>, u8> {
+    match &settings.flows {
+        None => Err(fail(EXIT_CONFIG, "host.flows = \"memory\": runs live only inside the process that runs them")),
+        Some(path) => crate::flow::sqlite::SqliteStore::open(path)
+            .map(|s| std::sync::Arc::new(s) as std::sync::Arc<dyn crate::flow::FlowStore>)
+            .map_err(|e| fail(EXIT_CONFIG, format!("host.flows: {e}"))),
+    }
+}
+
+fn status(settings: Settings, args: StatusArgs) -> u8 {
+    let store = match store(&settings) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let (run, steps) = match store.run(&args.run).and_then(|r| Ok((r, store.steps(&args.run)?))) {
+        Ok((Some(r), steps)) => (r, steps),
+        Ok((None, _)) => return fail(EXIT_USAGE, format!("no run with id {:?}", args.run)),
+        Err(e) => return fail(EXIT_CONFIG, e),
+    };
+    if args.json {
+        let out = json!({ "run": run, "steps": steps });
+        println!("{out}");
+        return 0;
+    }
+    println!("run {}  flow {}  tenant {}  {:?}", run.id, run.flow, run.tenant, run.status);
+    for s in steps.iter().filter(|s| s.status != StepStatus::Decided) {
+        let took = s.ended_ms.map(|e| format!("{} ms", e.saturating_sub(s.started_ms))).unwrap_or_default();
+        let what = s.error.clone().or(s.output.clone()).unwrap_or_default();
+        println!(
+            "  {:<20} {:<40} {:>8}  {}",
+            format!("{:?}", s.status).to_lowercase(),
+            s.path,
+            took,
+            crate::flow::events::abbreviate(&what, 80)
+        );
+    }
+    match (&run.output, &run.error) {
+        (Some(o), _) => println!("output: {o}"),
+        (_, Some(e)) => println!("error: {e}"),
+        _ => {}
+    }
+    0
+}
+
+fn list(settings: Settings, json: bool) -> u8 {
+    let store = match store(&settings) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let runs = match store.runs() {
+        Ok(r) => r,
+        Err(e) => return fail(EXIT_CONFIG, e),
+    };
+    for r in runs {
+        if json {
+            let line = json!({"run": r.id, "flow": r.flow, "tenant": r.tenant, "status": r.status, "created_ms": r.created_ms});
+            println!("{line}");
+        } else {
+            println!("{}  {:<24} {:<12} {:?}", r.id, r.flow, r.tenant, r.status);
+        }
+    }
+    0
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ApprovalsCommand {
+    /// Questions waiting for an answer (all of them with --all)
+    List(ApprovalsListArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ApprovalsListArgs {
+    /// Include answered and timed-out questions
+    #[arg(long)]
+    all: bool,
+    /// Print one JSON object per line
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn approvals(settings: Settings, cmd: ApprovalsCommand) -> u8 {
+    let ApprovalsCommand::List(args) = cmd;
+    let store = match store(&settings) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let all = match store.approvals() {
+        Ok(a) => a,
+        Err(e) => return fail(EXIT_CONFIG, e),
+    };
+    let now = now_ms();
+    for a in all.iter().filter(|a| args.all || (a.answer.is_none() && a.deadline_ms > now)) {
+        if args.json {
+            println!("{}", serde_json::to_string(a).unwrap_or_default());
+        } else {
+            let state = match &a.answer {
+                Some(x) => format!("answered {x:?}"),
+                None if a.deadline_ms <= now => "timed out".to_string(),
+                None => format!("waiting, {} s left", (a.deadline_ms - now) / 1000),
+            };
+            println!("{}  run {}  {}  {}  [{}]  {state}", a.id, a.run, a.asker, a.question, a.options.join(" | "));
+        }
+    }
+    0
+}
+
+#[derive(Debug, Args)]
+pub struct ApproveArgs {
+    /// The approval's id (see `paddock approvals list`)
+    id: String,
+    /// The option chosen
+    option: String,
+    /// Who answers [default: $USER]
+    #[arg(long)]
+    by: Option<String>,
+}
+
+pub fn approve(settings: Settings, args: ApproveArgs) -> u8 {
+    let store = match store(&settings) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let by = args.by.or_else(|| std::env::var("USER").ok()).unwrap_or_else(|| "cli".into());
+    match store.answer(&args.id, &args.option, &by, now_ms()) {
+        Ok(a) => {
+            println!("approval {}: {} (by {by})", a.id, args.option);
+            0
+        }
+        Err(e) => fail(EXIT_USAGE, e),
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DlqCommand {
+    /// Tasks that exhausted their retries
+    List(JsonArgs),
+    /// One dead letter: input, error, attempts and journal
+    Show(DlqIdArgs),
+    /// Run the task again (same input and idempotency key); it leaves the queue when it succeeds
+    Retry(DlqIdArgs),
+    /// Remove a dead letter
+    Drop(DlqIdArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DlqIdArgs {
+    /// The dead letter's id
+    id: String,
+}
+
+pub async fn dlq(settings: Settings, cmd: DlqCommand) -> u8 {
+    let store = match store(&settings) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    match cmd {
+        DlqCommand::List(args) => match store.dead_letters() {
+            Ok(all) => {
+                for d in all {
+                    if args.json {
+                        let line = json!({"id": d.id, "run": d.run, "step": d.step, "agent": d.agent, "attempts": d.attempts, "error": d.error});
+                        println!("{line}");
+                    } else {
+                        println!(
+                            "{}  run {}  {}  ({}, {} attempts)  {}",
+                            d.id, d.run, d.step, d.agent, d.attempts, d.error
+                        );
+                    }
+                }
+                0
+            }
+            Err(e) => fail(EXIT_CONFIG, e),
+        },
+        DlqCommand::Show(args) => match store.dead_letters().map(|all| all.into_iter().find(|d| d.id == args.id)) {
+            Ok(Some(d)) => {
+                println!("{}", serde_json::to_string_pretty(&d).unwrap_or_default());
+                0
+            }
+            Ok(None) => fail(EXIT_USAGE, format!("no dead letter with id {:?}", args.id)),
+            Err(e) => fail(EXIT_CONFIG, e),
+        },
+        DlqCommand::Drop(args) => match store.drop_dead(&args.id) {
+            Ok(true) => {
+                println!("dropped {}", args.id);
+                0
+            }
+            Ok(false) => fail(EXIT_USAGE, format!("no dead letter with id {:?}", args.id)),
+            Err(e) => fail(EXIT_CONFIG, e),
+        },
+        DlqCommand::Retry(args) => {
+            drop(store);
+            let flows = match engine(settings) {
+                Ok(f) => f,
+                Err(code) => return code,
+            };
+            match flows.retry_dead(&args.id).await {
+                Ok(output) => {
+                    println!("{output}");
+                    0
+                }
+                Err(e) => fail(EXIT_AGENT_ERROR, format!("dead letter {}: {e}", args.id)),
+            }
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    /// The run's id
+    run: String,
+    /// Only the step at this path (see `paddock flow status RUN`)
+    #[arg(long)]
+    step: Option<String>,
+    /// Print one JSON object per step
+    #[arg(long)]
+    json: bool,
+}
+
+pub async fn replay(settings: Settings, args: ReplayArgs) -> u8 {
+    let flows = match engine(settings) {
+        Ok(f) => f,
+        Err(code) => return code,
+    };
+    match flows.replay(&args.run, args.step.as_deref()).await {
+        Ok(steps) => {
+            let same = steps.iter().all(|s| s.same);
+            for s in &steps {
+                if args.json {
+                    println!("{}", serde_json::to_string(s).unwrap_or_default());
+                } else if s.same {
+                    println!("same      {}  ({} {}, {} host calls)", s.step, s.agent, s.version, s.calls);
+                } else {
+                    println!(
+                        "DIVERGED  {}  ({} {}, recorded on {}): {}",
+                        s.step,
+                        s.agent,
+                        s.version,
+                        s.recorded_version,
+                        s.divergence.as_deref().unwrap_or_default()
+                    );
+                }
+            }
+            if same { 0 } else { EXIT_AGENT_ERROR }
+        }
+        Err(e) => fail(EXIT_USAGE, e),
+    }
+}

@@ -1,0 +1,366 @@
+//! Workflows: a TOML spec of steps (agent, sequence, parallel, vote, branch,
+//! saga, approval, machine) run durably — every step checkpointed before the
+//! next starts, interrupted runs resumed where they stopped, every agent
+//! step's host calls journaled for replay, failed tasks kept in a
+//! dead-letter queue, and questions for people waited on without a thread.
+
+pub mod approvals;
+pub mod events;
+pub mod expr;
+mod replay;
+mod run;
+pub mod spec;
+pub mod sqlite;
+mod steps;
+pub mod store;
+
+pub use approvals::{ApprovalService, now_ms};
+pub use events::Event;
+pub use replay::Replayed;
+pub use run::StepErr;
+pub use spec::Flow;
+pub use store::{FlowStore, MemoryStore, RunRecord, RunStatus, StepRecord, StepStatus};
+
+use crate::quota::run::RunBudget;
+use crate::runtime::{Agent, RunOptions, Runtime, new_run_id};
+use parking_lot::Mutex;
+use run::{Ctx, Scope};
+use serde_json::Value;
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc::UnboundedSender;
+
+/// How often a running run tells the store its process is alive.
+const HEARTBEAT: Duration = Duration::from_secs(2);
+/// A run whose heartbeat is older than this is taken for orphaned.
+const STALE: Duration = Duration::from_secs(15);
+
+/// The flow engine of one host.
+#[derive(Clone)]
+pub struct Flows {
+    runtime: Runtime,
+    store: Arc<dyn FlowStore>,
+    approvals: Arc<ApprovalService>,
+    live: Arc<Mutex<HashSet<String>>>,
+}
+
+/// Options of a new run.
+#[derive(Default)]
+pub struct Start {
+    /// The tenant; the configured default when `None`.
+    pub tenant: Option<String>,
+    /// The run's id; a new one when `None`.
+    pub run: Option<String>,
+    /// Where progress goes.
+    pub events: Option<UnboundedSender<Event>>,
+}
+
+/// How a run ended.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Report {
+    /// The run.
+    pub run: String,
+    /// `Succeeded` or `Failed`.
+    pub status: RunStatus,
+    /// The output, when it succeeded.
+    pub output: Option<Value>,
+    /// The error, when it failed.
+    pub error: Option<String>,
+}
+
+impl Flows {
+    /// The engine over `store`; agents' approval questions go to its approvals.
+    pub fn new(runtime: Runtime, store: Arc<dyn FlowStore>) -> Flows {
+        let approvals = ApprovalService::new(store.clone());
+        runtime.set_approvals(Arc::new(approvals::AgentQuestions(approvals.clone())));
+        Flows { runtime, store, approvals, live: Arc::default() }
+    }
+
+    /// The engine over the store the settings name (`host.flows`).
+    pub fn open(runtime: Runtime) -> Result<Flows, String> {
+        let store: Arc<dyn FlowStore> = match &runtime.settings().flows {
+            None => Arc::new(MemoryStore::default()),
+            Some(path) => Arc::new(sqlite::SqliteStore::open(path).map_err(|e| format!("host.flows: {e}"))?),
+        };
+        Ok(Flows::new(runtime, store))
+    }
+
+    /// Its store.
+    pub fn store(&self) -> &Arc<dyn FlowStore> {
+        &self.store
+    }
+
+    /// Its approvals.
+    pub fn approvals(&self) -> &Arc<ApprovalService> {
+        &self.approvals
+    }
+
+    /// The host it runs on.
+    pub fn runtime(&self) -> &Runtime {
+        &self.runtime
+    }
+
+    /// Starts a run of `flow` on `input` and runs it to the end.
+    pub async fn start(&self, flow: Flow, origin: &str, input: Value, start: Start) -> Result<Report, String> {
+        let mut agents = HashMap::new();
+        let mut pins = std::collections::BTreeMap::new();
+        for (name, step) in flow.agents() {
+            let agent = self.runtime.load(name).map_err(|e| format!("{origin}: steps.{step}.agent: {e}"))?;
+            pins.insert(name.to_string(), agent.version.to_string());
+            agents.insert(name.to_string(), agent);
+        }
+        let tenant = start.tenant.unwrap_or_else(|| self.runtime.settings().default_tenant.clone());
+        crate::blackboard::validate_tenant(&tenant)?;
+        let id = start.run.unwrap_or_else(|| new_run_id().to_string());
+        if self.store.run(&id)?.is_some() {
+            return Err(format!("a run with id {id:?} already exists"));
+        }
+        let now = now_ms();
+        let record = RunRecord {
+            id: id.clone(),
+            flow: flow.name.clone(),
+            origin: origin.to_string(),
+            source: flow.source.clone(),
+            input: input.to_string(),
+            tenant: tenant.clone(),
+            status: RunStatus::Running,
+            output: None,
+            error: None,
+            pins,
+            owner: std::process::id(),
+            heartbeat_ms: now,
+            created_ms: now,
+            updated_ms: now,
+        };
+        self.store.put_run(&record)?;
+        let ctx = self.context(flow, record.clone(), agents, Vec::new(), start.events);
+        self.execute(ctx, record, false).await
+    }
+
+    /// Continues an interrupted run at its first unfinished step. With
+    /// `repin`, agents whose version changed meanwhile run their new version.
+    pub async fn resume(
+        &self,
+        id: &str,
+        events: Option<UnboundedSender<Event>>,
+        repin: bool,
+    ) -> Result<Report, String> {
+        let mut record = self.store.run(id)?.ok_or_else(|| format!("no run with id {id:?}"))?;
+        if record.status != RunStatus::Running {
+            let how = if record.status == RunStatus::Succeeded { "succeeded" } else { "failed" };
+            return Err(format!("run {id} has {how}; only an unfinished run can be resumed"));
+        }
+        if self.live.lock().contains(id) {
+            return Err(format!("run {id} is running in this process"));
+        }
+        if owner_alive(&record) {
+            return Err(format!(
+                "run {id} is being run by process {} (its last heartbeat was {} ms ago)",
+                record.owner,
+                now_ms().saturating_sub(record.heartbeat_ms)
+            ));
+        }
+        let flow = Flow::parse(&record.source, &record.origin)?;
+        let mut agents = HashMap::new();
+        for (name, pinned) in record.pins.clone() {
+            let step = flow.agents().get(name.as_str()).map(|s| s.to_string()).unwrap_or_default();
+            let agent = self.runtime.load(&name).map_err(|e| format!("steps.{step}.agent: {e}"))?;
+            if *agent.version != *pinned {
+                if !repin {
+                    return Err(format!(
+                        "agent {name:?} is now version {}, but run {id} is pinned to {pinned}; resume with --repin to finish it on {}",
+                        agent.version, agent.version
+                    ));
+                }
+                record.pins.insert(name.clone(), agent.version.to_string());
+            }
+            agents.insert(name, agent);
+        }
+        record.owner = std::process::id();
+        record.heartbeat_ms = now_ms();
+        self.store.put_run(&record)?;
+        let steps = self.store.steps(id)?;
+        let ctx = self.context(flow, record.clone(), agents, steps, events);
+        self.execute(ctx, record, true).await
+    }
+
+    /// Unfinished runs whose process is gone.
+    pub fn orphans(&self) -> Result<Vec<RunRecord>, String> {
+        let live = self.live.lock().clone();
+        Ok(self
+            .store
+            .runs()?
+            .into_iter()
+            .filter(|r| r.status == RunStatus::Running && !live.contains(&r.id) && !owner_alive(r))
+            .collect())
+    }
+
+    /// Resumes every orphaned run in the background (what a starting host does).
+    pub fn resume_orphans(&self) -> Result<Vec<tokio::task::JoinHandle<Result<Report, String>>>, String> {
+        let mut handles = Vec::new();
+        for run in self.orphans()? {
+            let this = self.clone();
+            tracing::info!(run = %run.id, flow = %run.flow, "resuming an interrupted run");
+            handles.push(tokio::spawn(async move {
+                let report = this.resume(&run.id, None, false).await;
+                match &report {
+                    Ok(r) => tracing::info!(run = %r.run, status = ?r.status, "resumed run finished"),
+                    Err(e) => tracing::warn!(run = %run.id, "cannot resume: {e}"),
+                }
+                report
+            }));
+        }
+        Ok(handles)
+    }
+
+    /// Runs a dead letter's task again (same input and idempotency key);
+    /// on success it leaves the queue and its output is returned.
+    pub async fn retry_dead(&self, id: &str) -> Result<String, String> {
+        let mut dead = self
+            .store
+            .dead_letters()?
+            .into_iter()
+            .find(|d| d.id == id)
+            .ok_or_else(|| format!("no dead letter with id {id:?}"))?;
+        let agent: Arc<Agent> = self.runtime.load(&dead.agent).map_err(|e| e.to_string())?;
+        let attempt = dead.attempts + 1;
+        let tape = crate::journal::Tape::recording();
+        let options = RunOptions {
+            tenant: Some(dead.tenant.clone()),
+            run: Some(dead.run.clone()),
+            journal: Some(tape.clone()),
+            env: run::step_env(&dead.run, &dead.flow, &dead.step, attempt, ""),
+            ..RunOptions::default()
+        };
+        let result = match self.runtime.run(&agent, &dead.input, &options).await {
+            Ok(outcome) => outcome.result.map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        match result {
+            Ok(output) => {
+                self.store.drop_dead(id)?;
+                Ok(output)
+            }
+            Err(e) => {
+                dead.attempts = attempt;
+                dead.error = e.clone();
+                dead.version = agent.version.to_string();
+                dead.journal = tape.entries();
+                self.store.put_dead(&dead)?;
+                Err(e)
+            }
+        }
+    }
+
+    fn context(
+        &self,
+        flow: Flow,
+        record: RunRecord,
+        agents: HashMap<String, Arc<Agent>>,
+        steps: Vec<StepRecord>,
+        events: Option<UnboundedSender<Event>>,
+    ) -> Arc<Ctx> {
+        let seq = steps.iter().map(|s| s.seq + 1).max().unwrap_or(0);
+        Arc::new(Ctx {
+            runtime: self.runtime.clone(),
+            store: self.store.clone(),
+            approvals: self.approvals.clone(),
+            flow: Arc::new(flow),
+            run: Arc::from(record.id.as_str()),
+            tenant: record.tenant.clone(),
+            input: serde_json::from_str(&record.input).unwrap_or(Value::Null),
+            agents,
+            checkpoints: Mutex::new(steps.into_iter().map(|s| (s.path.clone(), s)).collect()),
+            outputs: Mutex::default(),
+            seq: AtomicU64::new(seq),
+            events,
+        })
+    }
+
+    async fn execute(&self, ctx: Arc<Ctx>, record: RunRecord, resumed: bool) -> Result<Report, String> {
+        let started = Instant::now();
+        self.live.lock().insert(record.id.clone());
+        let shared = Arc::new(Mutex::new(record));
+        let beat = {
+            let (store, shared) = (self.store.clone(), shared.clone());
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(HEARTBEAT).await;
+                    let mut r = shared.lock();
+                    r.heartbeat_ms = now_ms();
+                    if let Err(e) = store.put_run(&r) {
+                        tracing::warn!(run = %r.id, "cannot record the heartbeat: {e}");
+                    }
+                }
+            })
+        };
+        let (id, pins, tenant) = {
+            let r = shared.lock();
+            (r.id.clone(), r.pins.clone(), r.tenant.clone())
+        };
+        ctx.emit(|| Event::RunStarted { run: id.clone(), flow: ctx.flow.name.clone(), tenant, resumed, pins });
+        let budget = ctx.flow.budget.map(|b| RunBudget::new("flow.budget", b, None));
+        let start_name = ctx.flow.steps[ctx.flow.start].name.clone();
+        let out = steps::exec(
+            ctx.clone(),
+            ctx.flow.start,
+            ctx.input.clone(),
+            start_name,
+            Scope { budget, ..Scope::default() },
+        )
+        .await;
+        beat.abort();
+        let report = {
+            let mut r = shared.lock();
+            r.updated_ms = now_ms();
+            match &out {
+                Ok(v) => {
+                    r.status = RunStatus::Succeeded;
+                    r.output = Some(v.to_string());
+                }
+                Err(e) => {
+                    r.status = RunStatus::Failed;
+                    r.error = Some(e.text());
+                }
+            }
+            let stored = self.store.put_run(&r);
+            self.live.lock().remove(&id);
+            stored?;
+            Report { run: id.clone(), status: r.status, output: out.as_ref().ok().cloned(), error: r.error.clone() }
+        };
+        ctx.emit(|| Event::RunFinished {
+            run: id,
+            status: if report.status == RunStatus::Succeeded { "succeeded" } else { "failed" },
+            output: report.output.clone(),
+            error: report.error.clone(),
+            ms: started.elapsed().as_millis() as u64,
+        });
+        Ok(report)
+    }
+}
+
+/// Whether the process that owns `run` still runs it: alive, and its
+/// heartbeat fresh.
+fn owner_alive(run: &RunRecord) -> bool {
+    if run.owner == std::process::id() {
+        return false;
+    }
+    let fresh = now_ms().saturating_sub(run.heartbeat_ms) < STALE.as_millis() as u64;
+    fresh && process_alive(run.owner)
+}
+
+/// Whether process `pid` exists and is not a zombie (Linux); elsewhere the
+/// heartbeat alone decides.
+fn process_alive(pid: u32) -> bool {
+    let stat = std::path::Path::new("/proc").join(pid.to_string()).join("stat");
+    if !std::path::Path::new("/proc/self").exists() {
+        return true;
+    }
+    match std::fs::read_to_string(stat) {
+        // The state follows the command name in parentheses: `123 (paddock) S ...`.
+        Ok(s) => s.rsplit_once(") ").is_some_and(|(_, rest)| !rest.starts_with('Z') && !rest.starts_with('X')),
+        Err(_) => false,
+    }
+}

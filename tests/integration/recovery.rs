@@ -1,0 +1,138 @@
+//! Crash recovery: `paddock flow run` killed with SIGKILL in the middle of a
+//! run, then resumed by `paddock flow resume` or by a starting `paddock
+//! serve`. Counters on the durable blackboard prove no finished step ran twice.
+
+use crate::util::*;
+use paddock_test_guests::guests;
+use std::io::BufRead;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A process killed (SIGKILL) by its PID when dropped.
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+const FLOW: &str = r#"
+[flow]
+name = "crash"
+[steps.main]
+kind = "sequence"
+steps = ["first", "second", "third"]
+[steps.first]
+agent = "step"
+input = { name = "first" }
+[steps.second]
+agent = "step"
+input = { name = "second", wait_first_ms = 60000 }
+[steps.third]
+agent = "step"
+input = { name = "third", output = "done" }
+"#;
+
+/// A folder with the `step` plugin, a durable blackboard and durable flows.
+fn setup(dir: &Path) {
+    plugin(&dir.join("plugins"), "step", guests::FLOW_STEP, "[limits]\ntimeout = \"120s\"\n");
+    std::fs::write(
+        dir.join("paddock.toml"),
+        "[host]\nledger = \"memory\"\nplugin-state = \"memory\"\n[blackboard]\nstore = \"durable\"\n",
+    )
+    .unwrap();
+    std::fs::write(dir.join("crash.toml"), FLOW).unwrap();
+}
+
+/// Starts `paddock flow run crash.toml --json` and kills it with SIGKILL once
+/// the second step has counted its run (its log line says so); returns the run id.
+fn run_and_kill(dir: &Path) -> String {
+    let child = Command::new(env!("CARGO_BIN_EXE_paddock"))
+        .current_dir(dir)
+        .args(["flow", "run", "crash.toml", "--json"])
+        .env_remove("PADDOCK_LOG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("paddock flow run starts");
+    let mut child = Killed(child);
+    let mut events = std::io::BufReader::new(child.0.stdout.take().unwrap()).lines();
+    let started: serde_json::Value = serde_json::from_str(&events.next().unwrap().unwrap()).unwrap();
+    assert_eq!(started["event"], "run-started");
+    let run = started["run"].as_str().unwrap().to_string();
+    let stderr = std::io::BufReader::new(child.0.stderr.take().unwrap());
+    let counted = stderr.lines().map_while(Result::ok).any(|l| l.contains("second counted run 1 on attempt 1"));
+    assert!(counted, "the second step started");
+    drop(child); // SIGKILL, then reaped
+    run
+}
+
+fn counter(dir: &Path, name: &str) -> String {
+    let got = TestCommand::new(dir, &["bb", "get", &format!("runs/{name}")]).run();
+    assert_eq!(got.code, 0, "{}", got.stderr);
+    got.stdout.trim().to_string()
+}
+
+#[test]
+fn a_run_killed_mid_step_resumes_and_no_finished_step_runs_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    setup(dir.path());
+    let run = run_and_kill(dir.path());
+    let status = TestCommand::new(dir.path(), &["flow", "status", &run, "--json"]).run();
+    let status: serde_json::Value = serde_json::from_str(&status.stdout).unwrap();
+    assert_eq!(status["run"]["status"], "running");
+    let steps: Vec<(&str, &str)> = status["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (s["path"].as_str().unwrap(), s["status"].as_str().unwrap()))
+        .collect();
+    assert_eq!(steps, [("main/first", "done"), ("main/second", "started")]);
+
+    // The interrupted step runs again, as attempt 2, which does not wait.
+    let resumed = TestCommand::new(dir.path(), &["flow", "resume", &run]).run();
+    assert_eq!(resumed.code, 0, "{}", resumed.stderr);
+    assert_eq!(resumed.stdout.trim(), "\"done\"");
+    assert!(resumed.stderr.contains("↺ main/first  finished before; not run again"), "{}", resumed.stderr);
+    assert_eq!(counter(dir.path(), "first"), "1", "the finished step did not run again");
+    assert_eq!(counter(dir.path(), "second"), "2", "the interrupted step ran again");
+    assert_eq!(counter(dir.path(), "third"), "1");
+    let again = TestCommand::new(dir.path(), &["flow", "resume", &run]).run();
+    assert_eq!(
+        (again.code, again.stderr.trim()),
+        (4, format!("error: run {run} has succeeded; only an unfinished run can be resumed").as_str())
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_starting_host_resumes_interrupted_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    setup(dir.path());
+    let run = run_and_kill(dir.path());
+    let serve = Command::new(env!("CARGO_BIN_EXE_paddock"))
+        .current_dir(dir.path())
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env_remove("PADDOCK_LOG")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("paddock serve starts");
+    let _serve = Killed(serve);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let status = TestCommand::new(dir.path(), &["flow", "status", &run, "--json"]).run();
+        let status: serde_json::Value = serde_json::from_str(&status.stdout).unwrap_or_default();
+        if status["run"]["status"] == "succeeded" {
+            assert_eq!(status["run"]["output"], "\"done\"");
+            break;
+        }
+        assert!(Instant::now() < deadline, "the run was not resumed: {status}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    drop(_serve);
+    assert_eq!(counter(dir.path(), "first"), "1");
+    assert_eq!(counter(dir.path(), "third"), "1");
+}
