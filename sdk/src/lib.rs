@@ -51,6 +51,7 @@ pub mod bindings {
 pub mod agents;
 pub mod approval;
 pub mod blackboard;
+pub mod context;
 pub mod llm;
 pub mod log;
 
