@@ -19,13 +19,11 @@ fn host(dir: &Path, extra: &str) -> Flows {
 /// Runs `spec` (after the `[flow]` head) on `input`; returns the report and every event.
 async fn go(flows: &Flows, spec: &str, input: Value) -> (Report, Vec<Event>) {
     let flow = Flow::parse(&format!("{HEAD}{spec}"), "t.toml").unwrap_or_else(|e| panic!("{e}"));
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let start = Start { events: Some(tx), ..Start::default() };
+    let seen = Arc::new(parking_lot::Mutex::new(Vec::new()));
+    let sink = seen.clone();
+    let start = Start { events: Some(Arc::new(move |e| sink.lock().push(e))), ..Start::default() };
     let report = flows.start(flow, "t.toml", input, start).await.unwrap_or_else(|e| panic!("{e}"));
-    let mut events = Vec::new();
-    while let Ok(e) = rx.try_recv() {
-        events.push(e);
-    }
+    let events = std::mem::take(&mut *seen.lock());
     (report, events)
 }
 
@@ -142,9 +140,7 @@ input = { name = "quick", output = "quick" }
 async fn parallel_quorum_succeeds_with_enough_items_and_fails_once_it_cannot() {
     let dir = tempfile::tempdir().unwrap();
     let flows = host(dir.path(), "");
-    let spec = |fails: &str| {
-        format!(
-            r#"
+    let spec = r#"
 [steps.main]
 kind = "parallel"
 for-each = "input"
@@ -154,13 +150,17 @@ quorum = 2
 on-item-error = "skip"
 [steps.item]
 agent = "step"
-input = {{ name = "{{{{item}}}}", fail = {fails}, output = "{{{{item}}}}" }}
-"#
-        )
-    };
-    // Every item fails: 2 of 3 can never succeed.
-    let (report, _) = go(&flows, &spec("\"no\""), json!(["a", "b", "c"])).await;
-    assert_eq!(failed(&report), "main: 2 of 3 items failed, so 2 cannot succeed; first: items were skipped");
+input = { name = "{{item/n}}", fail = "{{item/fail}}", output = "{{item/n}}" }
+"#;
+    let (report, _) = go(&flows, spec, json!([{"n": "a"}, {"n": "b", "fail": "no"}, {"n": "c"}])).await;
+    assert_eq!(ok(&report), &json!(["a", null, "c"]));
+    // One of three fails: 3 can never succeed.
+    let three = spec.replace("quorum = 2", "quorum = 3");
+    let (report, _) = go(&flows, &three, json!([{"n": "a"}, {"n": "b", "fail": "no"}, {"n": "c"}])).await;
+    assert_eq!(
+        failed(&report),
+        "main: 1 of 3 items failed, so 3 cannot succeed; first: main[1]/item: agent \"step\" returned an error: no"
+    );
 }
 
 #[tokio::test]
@@ -336,6 +336,34 @@ async fn a_failing_compensation_is_reported_and_the_earlier_ones_still_run() {
          compensation failed: main/b: agent \"step\" returned an error: refund refused"
     );
     assert_eq!(board(&flows, "compensations"), json!(["a"]));
+}
+
+#[tokio::test]
+async fn a_saga_compensates_every_item_of_a_finished_fan_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let flows = host(dir.path(), "");
+    let spec = r#"
+[steps.main]
+kind = "saga"
+steps = ["fan", "last"]
+[steps.fan]
+kind = "parallel"
+for-each = "flow/items"
+do = "item"
+max-concurrency = 1
+[steps.item]
+agent = "step"
+input = { name = "{{item}}" }
+[steps.last]
+agent = "step"
+input = { name = "last", fail = "no" }
+"#;
+    let (report, _) = go(&flows, spec, json!({"items": ["x", "y"]})).await;
+    assert_eq!(
+        failed(&report),
+        "main: main/last: agent \"step\" returned an error: no; compensated: main/fan[1]/item, main/fan[0]/item"
+    );
+    assert_eq!(board(&flows, "compensations"), json!(["y", "x"]));
 }
 
 #[tokio::test]
@@ -526,4 +554,80 @@ async fn a_flow_naming_an_unknown_agent_fails_before_starting_naming_the_step() 
     let e = flows.start(flow, "f.toml", json!({}), Start::default()).await.unwrap_err();
     assert!(e.starts_with("f.toml: steps.main.agent: no plugin named \"plannr\""), "{e}");
     assert!(flows.store().runs().unwrap().is_empty(), "nothing was started");
+}
+
+/// A plugins folder with the flagship agents (their own manifests, pointing
+/// at the components the test build made).
+fn flagship(dir: &Path) -> Flows {
+    let built = Path::new(guests::HELLO).parent().unwrap();
+    for name in ["planner", "executor", "auditor"] {
+        let manifest =
+            std::fs::read_to_string(Path::new(guests::ROOT).join("plugins").join(name).join("agent.toml")).unwrap();
+        let component = built.join(format!("{name}.wasm")).display().to_string();
+        let manifest: String = manifest
+            .lines()
+            .map(|l| if l.starts_with("component =") { format!("component = {component:?}") } else { l.to_string() })
+            .collect::<Vec<_>>()
+            .join("\n");
+        std::fs::create_dir_all(dir.join(name)).unwrap();
+        std::fs::write(dir.join(name).join("agent.toml"), manifest).unwrap();
+    }
+    Flows::new(runtime_with_plugins(dir, ""), Arc::new(MemoryStore::default()))
+}
+
+async fn flagship_run(flows: &Flows, input: Value) -> (Report, Vec<Event>) {
+    let path = Path::new(guests::ROOT).join("examples/plan-execute-audit.toml");
+    let flow = Flow::parse(&std::fs::read_to_string(&path).unwrap(), "plan-execute-audit.toml").unwrap();
+    let seen = Arc::new(parking_lot::Mutex::new(Vec::new()));
+    let sink = seen.clone();
+    let start = Start { events: Some(Arc::new(move |e| sink.lock().push(e))), ..Start::default() };
+    let report = flows.start(flow, "plan-execute-audit.toml", input, start).await.unwrap();
+    let events = std::mem::take(&mut *seen.lock());
+    (report, events)
+}
+
+#[tokio::test]
+async fn the_flagship_flow_plans_executes_each_task_in_parallel_and_passes_its_audit_offline() {
+    let dir = tempfile::tempdir().unwrap();
+    let flows = flagship(dir.path());
+    let (report, _) = flagship_run(&flows, json!({"goal": "write the launch note", "tasks": 4})).await;
+    let out = ok(&report);
+    assert_eq!((out["verdict"].clone(), out["checked"].clone()), (json!("pass"), json!(4)));
+    let ns = flows.runtime().blackboard().namespace("default");
+    assert_eq!(ns.list(&format!("results/{}/", report.run), 100).unwrap().len(), 4, "one result per task");
+    let plan = board(&flows, &format!("plans/{}", report.run));
+    assert_eq!((plan["source"].clone(), plan["tasks"].as_array().unwrap().len()), (json!("derived"), 4));
+}
+
+#[tokio::test]
+async fn a_failed_flagship_audit_compensates_every_executor_then_the_planner() {
+    let dir = tempfile::tempdir().unwrap();
+    let flows = flagship(dir.path());
+    let (report, events) = flagship_run(&flows, json!({"goal": "write the launch note", "min_words": 40})).await;
+    let error = failed(&report);
+    assert!(
+        error.starts_with("main: main/audit: agent \"auditor\" returned an error: audit failed: task t1 has "),
+        "{error}"
+    );
+    // Executors finish in any order and are undone latest first; the planner last.
+    let (_, listed) = error.split_once("; compensated: ").unwrap();
+    let mut listed: Vec<&str> = listed.split(", ").collect();
+    assert_eq!(listed.pop(), Some("main/plan"));
+    listed.sort();
+    assert_eq!(
+        listed,
+        ["main/execute[0]/execute-task", "main/execute[1]/execute-task", "main/execute[2]/execute-task"]
+    );
+    let undone: Vec<&str> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Compensated { step } => Some(step.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(undone.len(), 4);
+    assert_eq!(undone[3], "main/plan", "the planner is undone last");
+    let ns = flows.runtime().blackboard().namespace("default");
+    assert!(ns.list(&format!("results/{}/", report.run), 100).unwrap().is_empty(), "every result was deleted");
+    assert_eq!(board(&flows, &format!("plans/{}", report.run)), Value::Null, "the plan was deleted");
 }

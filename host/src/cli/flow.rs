@@ -89,23 +89,19 @@ fn engine(settings: Settings) -> Result<Flows, u8> {
     Flows::open(runtime).map_err(|e| fail(EXIT_CONFIG, e))
 }
 
-/// Prints events as they come, readable on stderr or JSON lines on stdout.
-fn printer(json: bool) -> (tokio::sync::mpsc::UnboundedSender<Event>, tokio::task::JoinHandle<()>) {
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Event>();
-    let task = tokio::spawn(async move {
-        while let Some(e) = rx.recv().await {
-            if json {
-                println!("{}", serde_json::to_string(&e).unwrap_or_default());
-            } else {
-                eprintln!("{}", e.line());
-            }
+/// Prints events as they happen, readable on stderr (between the agents'
+/// log lines) or JSON lines on stdout.
+fn printer(json: bool) -> crate::flow::events::Sink {
+    std::sync::Arc::new(move |e: Event| {
+        if json {
+            println!("{}", serde_json::to_string(&e).unwrap_or_default());
+        } else {
+            eprintln!("{}", e.line());
         }
-    });
-    (tx, task)
+    })
 }
 
-async fn finish(report: Result<Report, String>, task: tokio::task::JoinHandle<()>, json: bool) -> u8 {
-    let _ = task.await;
+fn finish(report: Result<Report, String>, json: bool) -> u8 {
     match report {
         Ok(r) if r.status == RunStatus::Succeeded => {
             if !json {
@@ -152,19 +148,17 @@ pub async fn flow(settings: Settings, cmd: FlowCommand) -> u8 {
                     }
                 }
             }
-            let (tx, task) = printer(args.json);
-            let start = Start { tenant: args.tenant, run: args.run_id, events: Some(tx) };
+            let start = Start { tenant: args.tenant, run: args.run_id, events: Some(printer(args.json)) };
             let report = flows.start(flow, &origin, input, start).await;
-            finish(report, task, args.json).await
+            finish(report, args.json)
         }
         FlowCommand::Resume(args) => {
             let flows = match engine(settings) {
                 Ok(f) => f,
                 Err(code) => return code,
             };
-            let (tx, task) = printer(args.json);
-            let report = flows.resume(&args.run, Some(tx), args.repin).await;
-            finish(report, task, args.json).await
+            let report = flows.resume(&args.run, Some(printer(args.json)), args.repin).await;
+            finish(report, args.json)
         }
         FlowCommand::Status(args) => status(settings, args),
         FlowCommand::List(args) => list(settings, args.json),

@@ -4,6 +4,11 @@
 use serde::Serialize;
 use serde_json::Value;
 use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// Where a run's events go, called as they happen (on the run's tasks, so
+/// it must be quick).
+pub type Sink = Arc<dyn Fn(Event) + Send + Sync>;
 
 /// One thing that happened in a run.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -41,8 +46,8 @@ pub enum Event {
         step: String,
         /// Its kind.
         kind: &'static str,
-        /// How long it took, in milliseconds.
-        ms: u64,
+        /// How long it took, in milliseconds (to 0.1).
+        ms: f64,
         /// Its output, cut to 200 characters.
         output: String,
     },
@@ -181,7 +186,7 @@ impl Event {
                 (Some(a), _) => format!("  ▸ {step}  ({a})"),
                 _ => format!("  ▸ {step}  [{kind}]"),
             },
-            Event::StepFinished { step, ms, output, .. } => format!("  ✓ {step}  {ms} ms  → {output}"),
+            Event::StepFinished { step, ms, output, .. } => format!("  ✓ {step}  {ms:.1} ms  → {output}"),
             Event::StepReused { step } => format!("  ↺ {step}  finished before; not run again"),
             Event::StepRetrying { step, attempt, error, wait_ms } => {
                 format!("  ↻ {step}  attempt {attempt} failed: {error}; retrying in {wait_ms} ms")

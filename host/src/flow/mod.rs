@@ -30,7 +30,6 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use std::time::{Duration, Instant};
-use tokio::sync::mpsc::UnboundedSender;
 
 /// How often a running run tells the store its process is alive.
 const HEARTBEAT: Duration = Duration::from_secs(2);
@@ -54,7 +53,7 @@ pub struct Start {
     /// The run's id; a new one when `None`.
     pub run: Option<String>,
     /// Where progress goes.
-    pub events: Option<UnboundedSender<Event>>,
+    pub events: Option<events::Sink>,
 }
 
 /// How a run ended.
@@ -141,12 +140,7 @@ impl Flows {
 
     /// Continues an interrupted run at its first unfinished step. With
     /// `repin`, agents whose version changed meanwhile run their new version.
-    pub async fn resume(
-        &self,
-        id: &str,
-        events: Option<UnboundedSender<Event>>,
-        repin: bool,
-    ) -> Result<Report, String> {
+    pub async fn resume(&self, id: &str, events: Option<events::Sink>, repin: bool) -> Result<Report, String> {
         let mut record = self.store.run(id)?.ok_or_else(|| format!("no run with id {id:?}"))?;
         if record.status != RunStatus::Running {
             let how = if record.status == RunStatus::Succeeded { "succeeded" } else { "failed" };
@@ -260,7 +254,7 @@ impl Flows {
         record: RunRecord,
         agents: HashMap<String, Arc<Agent>>,
         steps: Vec<StepRecord>,
-        events: Option<UnboundedSender<Event>>,
+        events: Option<events::Sink>,
     ) -> Arc<Ctx> {
         let seq = steps.iter().map(|s| s.seq + 1).max().unwrap_or(0);
         Arc::new(Ctx {

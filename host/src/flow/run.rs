@@ -22,7 +22,6 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
-use tokio::sync::mpsc::UnboundedSender;
 
 /// Why a step failed.
 #[derive(Clone, Debug)]
@@ -86,13 +85,13 @@ pub struct Ctx {
     pub(super) checkpoints: Mutex<HashMap<String, StepRecord>>,
     pub(super) outputs: Mutex<HashMap<String, Value>>,
     pub(super) seq: AtomicU64,
-    pub(super) events: Option<UnboundedSender<Event>>,
+    pub(super) events: Option<super::events::Sink>,
 }
 
 impl Ctx {
     pub(super) fn emit(&self, event: impl FnOnce() -> Event) {
-        if let Some(tx) = &self.events {
-            let _ = tx.send(event());
+        if let Some(sink) = &self.events {
+            sink(event());
         }
     }
 
@@ -141,7 +140,7 @@ impl Ctx {
         self.emit(|| Event::StepFinished {
             step: path.to_string(),
             kind: step.kind.label(),
-            ms: started.elapsed().as_millis() as u64,
+            ms: millis(started),
             output: abbreviate(&output.to_string(), 200),
         });
         Ok(output.clone())
@@ -249,20 +248,25 @@ impl Ctx {
                     (Err(e.to_string()), false)
                 }
             };
-            self.store.put_journal(&self.run, path, attempt, &tape.entries()).map_err(|e| StepErr::new(path, e))?;
             rec.ended_ms = Some(now_ms());
+            let journal = tape.entries();
+            if result.is_err() {
+                self.store.put_journal(&self.run, path, attempt, &journal).map_err(|e| StepErr::new(path, e))?;
+            }
             match result {
                 Ok(raw) => {
                     let output = serde_json::from_str(&raw).unwrap_or_else(|_| Value::String(raw.clone()));
                     rec.status = StepStatus::Done;
                     rec.output = Some(output.to_string());
                     rec.raw = Some(raw);
-                    self.record(rec)?;
+                    // The journal and the checkpoint in one commit.
+                    self.store.finish_step(&self.run, &rec, &journal).map_err(|e| StepErr::new(path, e))?;
+                    self.checkpoints.lock().insert(rec.path.clone(), rec);
                     self.outputs.lock().insert(step.name.clone(), output.clone());
                     self.emit(|| Event::StepFinished {
                         step: path.to_string(),
                         kind: "agent",
-                        ms: started.elapsed().as_millis() as u64,
+                        ms: millis(started),
                         output: abbreviate(&output.to_string(), 200),
                     });
                     return Ok(output);
@@ -383,6 +387,11 @@ pub(super) fn step_env(run: &str, flow: &str, path: &str, attempt: u32, key_suff
         ("PADDOCK_ATTEMPT".into(), attempt.to_string()),
         ("PADDOCK_IDEMPOTENCY_KEY".into(), format!("{run}/{path}{key_suffix}")),
     ]
+}
+
+/// Milliseconds since `started`, to 0.1.
+pub(super) fn millis(started: Instant) -> f64 {
+    (started.elapsed().as_secs_f64() * 10_000.0).round() / 10.0
 }
 
 /// Full-jitter exponential backoff before attempt `attempt + 1`.

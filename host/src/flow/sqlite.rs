@@ -114,6 +114,19 @@ impl FlowStore for SqliteStore {
         .map(drop)
     }
 
+    fn finish_step(&self, run: &str, step: &StepRecord, journal: &[Entry]) -> Result<(), String> {
+        let (entries, data) = (to_json(&journal)?, to_json(step)?);
+        let mut conn = self.conn.lock();
+        let tx = conn.transaction().map_err(db)?;
+        tx.prepare_cached("INSERT OR REPLACE INTO journals (run, path, attempt, data) VALUES (?1, ?2, ?3, ?4)")
+            .and_then(|mut s| s.execute(params![run, step.path, step.attempt, entries]))
+            .map_err(db)?;
+        tx.prepare_cached("INSERT OR REPLACE INTO steps (run, path, seq, data) VALUES (?1, ?2, ?3, ?4)")
+            .and_then(|mut s| s.execute(params![run, step.path, step.seq as i64, data]))
+            .map_err(db)?;
+        tx.commit().map_err(db)
+    }
+
     fn journal(&self, run: &str, step: &str) -> Result<Option<(u32, Vec<Entry>)>, String> {
         let conn = self.conn.lock();
         let row: Option<(u32, String)> = conn

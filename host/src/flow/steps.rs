@@ -278,7 +278,8 @@ async fn saga(ctx: &Arc<Ctx>, children: &[StepId], input: Value, path: &str, sco
                 let mut undone = Vec::new();
                 let mut failed = Vec::new();
                 for child in finished.iter().rev() {
-                    let prefix = format!("{child}/");
+                    // Steps inside it: `child/...`, and for-each items `child[i]/...`.
+                    let (inside, item) = (format!("{child}/"), format!("{child}["));
                     let mut leaves: Vec<_> = ctx
                         .checkpoints
                         .lock()
@@ -286,7 +287,7 @@ async fn saga(ctx: &Arc<Ctx>, children: &[StepId], input: Value, path: &str, sco
                         .filter(|r| {
                             r.kind == "agent"
                                 && r.status == StepStatus::Done
-                                && (r.path == *child || r.path.starts_with(&prefix))
+                                && (r.path == *child || r.path.starts_with(&inside) || r.path.starts_with(&item))
                         })
                         .cloned()
                         .collect();
@@ -368,8 +369,10 @@ async fn parallel(
         match out {
             Ok(v) => {
                 // A skipped or dead-lettered agent item answers null.
-                if v.is_null() && ctx.checkpoint(&at).is_some_and(|r| r.status == StepStatus::Skipped) {
+                let skipped = ctx.checkpoint(&at).filter(|r| v.is_null() && r.status == StepStatus::Skipped);
+                if let Some(rec) = skipped {
                     failed += 1;
+                    first_error.get_or_insert_with(|| StepErr::new(&at, rec.error.unwrap_or_default()));
                 } else {
                     ok += 1;
                 }
@@ -411,7 +414,7 @@ async fn parallel(
         }
         if total - failed < needed && join != Join::All {
             set.abort_all();
-            let why = first_error.map(|e| e.text()).unwrap_or_else(|| "items were skipped".into());
+            let why = first_error.map(|e| e.text()).unwrap_or_default();
             return Err(StepErr::new(
                 path,
                 format!("{failed} of {total} items failed, so {needed} cannot succeed; first: {why}"),

@@ -174,6 +174,11 @@ pub trait FlowStore: Send + Sync {
     fn steps(&self, run: &str) -> Result<Vec<StepRecord>, String>;
     /// Keeps the journal of a step's attempt (replacing the previous attempt's).
     fn put_journal(&self, run: &str, step: &str, attempt: u32, entries: &[Entry]) -> Result<(), String>;
+    /// Keeps a finished attempt's journal and checkpoint together.
+    fn finish_step(&self, run: &str, step: &StepRecord, journal: &[Entry]) -> Result<(), String> {
+        self.put_journal(run, &step.path, step.attempt, journal)?;
+        self.put_step(run, step)
+    }
     /// A step's journal and the attempt it is from.
     fn journal(&self, run: &str, step: &str) -> Result<Option<(u32, Vec<Entry>)>, String>;
     /// Adds or replaces a dead letter.

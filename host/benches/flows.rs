@@ -1,0 +1,120 @@
+//! The flow engine's overhead per step: a flow of 100 no-op agent steps (a
+//! sequence) and a 1,000-way fan-out (parallel for-each), against the same
+//! invocations made directly with `Runtime::run`. The difference per step is
+//! what the engine adds: checkpoints before and after, the journal, input
+//! rendering, output parsing, events. On the memory store (the goal is ≤ 100
+//! µs a step) and on the durable SQLite store.
+//!
+//! `cargo bench -p paddock --bench flows` (figures also in `target/flows-bench.json`)
+
+#[path = "common/report.rs"]
+mod report;
+
+use paddock::config::Settings;
+use paddock::flow::{Flow, FlowStore, Flows, MemoryStore, RunStatus, Start};
+use paddock::runtime::{RunOptions, Runtime};
+use paddock_test_guests::guests;
+use serde_json::json;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const ROUNDS: usize = 7;
+
+fn sequence(n: usize) -> String {
+    let names: Vec<String> = (0..n).map(|i| format!("\"s{i}\"")).collect();
+    let mut spec =
+        format!("[flow]\nname = \"seq\"\n[steps.main]\nkind = \"sequence\"\nsteps = [{}]\n", names.join(", "));
+    for i in 0..n {
+        spec.push_str(&format!("[steps.s{i}]\nagent = \"noop\"\ninput = {{}}\n"));
+    }
+    spec
+}
+
+const FANOUT: &str = "[flow]\nname = \"fan\"\n[steps.main]\nkind = \"parallel\"\nfor-each = \"input\"\ndo = \"item\"\nmax-concurrency = 1000\n[steps.item]\nagent = \"noop\"\n";
+
+fn median(mut xs: Vec<Duration>) -> Duration {
+    xs.sort();
+    xs[xs.len() / 2]
+}
+
+fn main() {
+    let tokio = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let plugin = dir.path().join("plugins/noop");
+    std::fs::create_dir_all(&plugin).unwrap();
+    std::fs::write(
+        plugin.join("agent.toml"),
+        format!("name = \"noop\"\nversion = \"1.0.0\"\ncomponent = {:?}\n", guests::ECHO),
+    )
+    .unwrap();
+    let toml = format!(
+        "[host]\nplugins = {:?}\nledger = \"memory\"\nplugin-state = \"memory\"\ncode-cache = false\nflows = \"memory\"\n[engine]\nmax-instances = 1100\n",
+        dir.path().join("plugins").display().to_string()
+    );
+    let settings = Settings::parse(&toml, &dir.path().join("paddock.toml")).unwrap();
+    let mut report = serde_json::Map::new();
+    tokio.block_on(async {
+        let rt = Runtime::new(settings).unwrap();
+        let agent = rt.load("noop").unwrap();
+        let stores: [(&str, Arc<dyn FlowStore>); 2] = [
+            ("memory", Arc::new(MemoryStore::default())),
+            ("sqlite", Arc::new(paddock::flow::sqlite::SqliteStore::open(&dir.path().join("flows.sqlite")).unwrap())),
+        ];
+        // Direct invocations, the baseline: 100 one after another; 1,000 at once.
+        let mut direct_seq = Vec::new();
+        let mut direct_fan = Vec::new();
+        for _ in 0..ROUNDS {
+            let t = Instant::now();
+            for _ in 0..100 {
+                rt.run(&agent, "{}", &RunOptions::default()).await.unwrap().result.unwrap();
+            }
+            direct_seq.push(t.elapsed() / 100);
+            let t = Instant::now();
+            let mut set = tokio::task::JoinSet::new();
+            for _ in 0..1000 {
+                let (rt, agent) = (rt.clone(), agent.clone());
+                set.spawn(async move { rt.run(&agent, "{}", &RunOptions::default()).await.unwrap().result.unwrap() });
+            }
+            while set.join_next().await.is_some() {}
+            direct_fan.push(t.elapsed() / 1000);
+        }
+        let (base_seq, base_fan) = (median(direct_seq), median(direct_fan));
+        println!("direct invocation: {base_seq:?} each in a row; {base_fan:?} each, 1000 at once");
+        report.insert("direct_us".into(), json!({"sequence": base_seq.as_secs_f64() * 1e6, "fanout": base_fan.as_secs_f64() * 1e6}));
+        for (label, store) in stores {
+            let flows = Flows::new(rt.clone(), store);
+            let mut seq = Vec::new();
+            let mut fan = Vec::new();
+            let items: Vec<u32> = (0..1000).collect();
+            for _ in 0..ROUNDS {
+                let flow = Flow::parse(&sequence(100), "seq.toml").unwrap();
+                let t = Instant::now();
+                let r = flows.start(flow, "seq.toml", json!({}), Start::default()).await.unwrap();
+                assert_eq!(r.status, RunStatus::Succeeded, "{:?}", r.error);
+                seq.push(t.elapsed() / 100);
+                let flow = Flow::parse(FANOUT, "fan.toml").unwrap();
+                let t = Instant::now();
+                let r = flows.start(flow, "fan.toml", json!(items), Start::default()).await.unwrap();
+                assert_eq!(r.status, RunStatus::Succeeded, "{:?}", r.error);
+                fan.push(t.elapsed() / 1000);
+            }
+            let (seq, fan) = (median(seq), median(fan));
+            let over = |a: Duration, b: Duration| a.saturating_sub(b).as_secs_f64() * 1e6;
+            println!(
+                "{label} store: 100-step sequence {seq:?} a step (engine overhead {:.1} µs); 1,000-way fan-out {fan:?} an item (overhead {:.1} µs)",
+                over(seq, base_seq),
+                over(fan, base_fan)
+            );
+            report.insert(
+                label.into(),
+                json!({
+                    "sequence_step_us": seq.as_secs_f64() * 1e6,
+                    "sequence_overhead_us": over(seq, base_seq),
+                    "fanout_item_us": fan.as_secs_f64() * 1e6,
+                    "fanout_overhead_us": over(fan, base_fan),
+                }),
+            );
+        }
+    });
+    report::write("flows", &serde_json::Value::Object(report));
+}
