@@ -12,7 +12,7 @@ use std::sync::Arc;
 const HEAD: &str = "[flow]\nname = \"t\"\n";
 
 fn host(dir: &Path, extra: &str) -> Flows {
-    plugin(dir, "step", guests::FLOW_STEP, "[capabilities]\nroutes = [\"fast\"]\n");
+    plugin(dir, "step", guests::FLOW_STEP, "[capabilities]\nroutes = [\"fast\"]\napprovals = true\n");
     Flows::new(runtime_with_plugins(dir, extra), Arc::new(MemoryStore::default()))
 }
 
@@ -412,6 +412,80 @@ input = { name = "publish", output = "published" }
     let timed = spec.replace("timeout = \"30s\"", "timeout = \"50ms\"\non-timeout = \"hold\"");
     let (report, _) = go(&flows, &timed, json!({"what": "v3"})).await;
     assert_eq!(ok(&report), &json!("hold"));
+}
+
+#[tokio::test]
+async fn an_agent_asking_a_person_waits_for_the_answer_or_its_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let flows = host(dir.path(), "");
+    let spec = |timeout_ms: u32| {
+        format!(
+            "[steps.main]\nagent = \"step\"\ninput = {{ name = \"asker\", ask = {{ question = \"Deploy?\", options = [\"yes\", \"no\"], timeout_ms = {timeout_ms} }} }}\n"
+        )
+    };
+    let running = {
+        let (flows, spec) = (flows.clone(), spec(30_000));
+        tokio::spawn(async move { go(&flows, &spec, json!({})).await })
+    };
+    let question = loop {
+        if let Some(a) = flows.store().approvals().unwrap().pop() {
+            break a;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    };
+    assert_eq!((question.asker.as_str(), question.question.as_str()), ("step", "Deploy?"));
+    flows.approvals().answer(&question.id, "no", "ada").unwrap();
+    let (report, _) = running.await.unwrap();
+    assert_eq!(ok(&report), &json!({"answer": "no"}));
+
+    let (report, _) = go(&flows, &spec(50), json!({})).await;
+    assert_eq!(failed(&report), "main: agent \"step\" returned an error: timeout");
+}
+
+#[tokio::test]
+async fn a_run_keeps_the_agent_versions_it_started_with_across_a_reload() {
+    let dir = tempfile::tempdir().unwrap();
+    let flows = host(dir.path(), "");
+    let spec = r#"
+[steps.main]
+kind = "sequence"
+steps = ["before", "gate", "after"]
+[steps.before]
+agent = "step"
+input = { name = "before" }
+[steps.gate]
+kind = "approval"
+question = "go?"
+options = ["go"]
+timeout = "30s"
+[steps.after]
+agent = "step"
+input = { name = "after" }
+"#;
+    let old = flows.runtime().load("step").unwrap().version.to_string();
+    let running = {
+        let flows = flows.clone();
+        tokio::spawn(async move { go(&flows, spec, json!({})).await })
+    };
+    let question = loop {
+        if let Some(a) = flows.store().approvals().unwrap().pop() {
+            break a;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    };
+    // A new version goes live while the run waits.
+    plugin(dir.path(), "step", guests::FLOW_STEP, "[capabilities]\nroutes = [\"fast\"]\napprovals = true\n");
+    let manifest = dir.path().join("step/agent.toml");
+    std::fs::write(&manifest, std::fs::read_to_string(&manifest).unwrap().replace("1.0.0", "10.0.0")).unwrap();
+    flows.runtime().reload("step").await;
+    let new = flows.runtime().load("step").unwrap().version.to_string();
+    assert_ne!(old, new);
+    flows.approvals().answer(&question.id, "go", "ada").unwrap();
+    let (report, _) = running.await.unwrap();
+    ok(&report);
+    let versions: Vec<(String, String)> =
+        flows.store().steps(&report.run).unwrap().into_iter().filter_map(|s| Some((s.path, s.version?))).collect();
+    assert_eq!(versions, [("main/before".to_string(), old.clone()), ("main/after".to_string(), old)]);
 }
 
 #[tokio::test]

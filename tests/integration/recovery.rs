@@ -1,6 +1,8 @@
-//! Crash recovery: `paddock flow run` killed with SIGKILL in the middle of a
-//! run, then resumed by `paddock flow resume` or by a starting `paddock
-//! serve`. Counters on the durable blackboard prove no finished step ran twice.
+//! Flows across processes. Crash recovery: `paddock flow run` killed with
+//! SIGKILL in the middle of a run, then resumed by `paddock flow resume` or
+//! by a starting `paddock serve`; counters on the durable blackboard prove no
+//! finished step ran twice. Approvals: a run in one process answered from
+//! another, by `paddock approve` or over `paddock serve`'s HTTP API.
 
 use crate::util::*;
 use paddock_test_guests::guests;
@@ -135,4 +137,112 @@ async fn a_starting_host_resumes_interrupted_runs() {
     drop(_serve);
     assert_eq!(counter(dir.path(), "first"), "1");
     assert_eq!(counter(dir.path(), "third"), "1");
+}
+
+const ASKING: &str = r#"
+[flow]
+name = "asking"
+[steps.main]
+kind = "approval"
+question = "Ship it?"
+options = ["ship", "hold"]
+timeout = "60s"
+next = { ship = "ship" }
+[steps.ship]
+agent = "step"
+input = { name = "ship", output = "shipped" }
+"#;
+
+/// Starts `paddock flow run asking.toml` and waits until its question is
+/// listed by `paddock approvals list --json`; returns the process and the question.
+fn asking(dir: &Path) -> (Killed, serde_json::Value) {
+    std::fs::write(dir.join("asking.toml"), ASKING).unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_paddock"))
+        .current_dir(dir)
+        .args(["flow", "run", "asking.toml"])
+        .env_remove("PADDOCK_LOG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("paddock flow run starts");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let listed = TestCommand::new(dir, &["approvals", "list", "--json"]).run();
+        if let Some(line) = listed.stdout.lines().next() {
+            return (Killed(child), serde_json::from_str(line).unwrap());
+        }
+        assert!(Instant::now() < deadline, "no question was asked: {}", listed.stderr);
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn finished(mut run: Killed) -> (i32, String) {
+    let status = run.0.wait().unwrap();
+    let mut out = String::new();
+    std::io::Read::read_to_string(&mut run.0.stdout.take().unwrap(), &mut out).unwrap();
+    (status.code().unwrap_or(-1), out.trim().to_string())
+}
+
+#[test]
+fn a_question_asked_in_one_process_is_answered_by_paddock_approve_in_another() {
+    let dir = tempfile::tempdir().unwrap();
+    setup(dir.path());
+    let (run, question) = asking(dir.path());
+    let id = question["id"].as_str().unwrap();
+    assert_eq!(
+        (question["question"].as_str(), question["options"].clone()),
+        (Some("Ship it?"), serde_json::json!(["ship", "hold"]))
+    );
+    let wrong = TestCommand::new(dir.path(), &["approve", id, "later"]).run();
+    assert_eq!(
+        (wrong.code, wrong.stderr.trim()),
+        (2, format!("error: \"later\" is not an option of approval {id} (options: ship, hold)").as_str())
+    );
+    let approved = TestCommand::new(dir.path(), &["approve", id, "ship", "--by", "ada"]).run();
+    assert_eq!((approved.code, approved.stdout.trim()), (0, format!("approval {id}: ship (by ada)").as_str()));
+    assert_eq!(finished(run), (0, "\"shipped\"".to_string()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paddock_serve_lists_and_answers_questions_over_http() {
+    let dir = tempfile::tempdir().unwrap();
+    setup(dir.path());
+    // The board is durable and a host holds it: this test's run keeps it in memory.
+    std::fs::write(dir.path().join("paddock.toml"), "[host]\nledger = \"memory\"\nplugin-state = \"memory\"\n")
+        .unwrap();
+    let serve = Command::new(env!("CARGO_BIN_EXE_paddock"))
+        .current_dir(dir.path())
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env_remove("PADDOCK_LOG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("paddock serve starts");
+    let mut serve = Killed(serve);
+    let mut line = String::new();
+    std::io::BufReader::new(serve.0.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let address = line.trim().strip_prefix("serving on http://").unwrap().to_string();
+    let (run, question) = asking(dir.path());
+    let id = question["id"].as_str().unwrap();
+    paddock::gateway::install_crypto();
+    let client = reqwest::Client::new();
+    let listed: serde_json::Value =
+        client.get(format!("http://{address}/v1/approvals")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(listed[0]["id"], id);
+    let missing = client
+        .post(format!("http://{address}/v1/approvals/ap-nope"))
+        .body(r#"{"option":"ship"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status().as_u16(), 404);
+    let answered = client
+        .post(format!("http://{address}/v1/approvals/{id}"))
+        .body(r#"{"option":"ship","by":"ada"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answered.status().as_u16(), 200);
+    assert_eq!(finished(run), (0, "\"shipped\"".to_string()));
+    drop(serve);
 }

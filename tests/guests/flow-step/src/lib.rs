@@ -1,10 +1,11 @@
-//! A flow step for the workflow tests. Its input says what to do:
-//! `name` (its label), `wait_ms` (wait on the blackboard, burning no fuel;
-//! `wait_first_ms` only on attempt 1),
-//! `fail` (an error text), `fail_before_attempt` (fail while the attempt is
-//! lower), `llm` (a route to ask), `output` (what to return; else a summary).
-//! Every run increments the blackboard counter `runs/<name>`; `compensate`
-//! appends `<name>` to the JSON array at `compensations` (or fails with
+//! A flow step for the workflow tests. Its input says what to do: `name`
+//! (its label), `wait_ms` (wait on the blackboard, burning no fuel;
+//! `wait_first_ms` only on attempt 1), `fail` (an error text),
+//! `fail_before_attempt` (fail while the attempt is lower), `ask`
+//! (`{question, options, timeout_ms}`: ask a person), `llm` (a route to
+//! ask), `output` (what to return; else a summary). Every run increments the
+//! blackboard counter `runs/<name>` and logs it; `compensate` appends
+//! `<name>` to the JSON array at `compensations` (or fails with
 //! `fail_compensate`).
 use paddock_sdk::{Agent, blackboard, export_agent, llm};
 use serde_json::{Value, json};
@@ -51,6 +52,12 @@ impl Agent for Step {
         }
         if let Some(why) = v["fail"].as_str() {
             return Err(why.to_string());
+        }
+        if let Some(q) = v.get("ask") {
+            let options: Vec<&str> = q["options"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+            let timeout = q["timeout_ms"].as_u64().unwrap_or(10_000) as u32;
+            let answer = paddock_sdk::approval::ask(q["question"].as_str().unwrap_or("?"), &options, timeout)?;
+            return Ok(json!({ "answer": answer }).to_string());
         }
         let text = match v["llm"].as_str() {
             Some(route) => {
