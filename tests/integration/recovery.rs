@@ -157,19 +157,21 @@ input = { name = "ship", output = "shipped" }
 /// listed by `paddock approvals list --json`; returns the process and the question.
 fn asking(dir: &Path) -> (Killed, serde_json::Value) {
     std::fs::write(dir.join("asking.toml"), ASKING).unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_paddock"))
-        .current_dir(dir)
-        .args(["flow", "run", "asking.toml"])
-        .env_remove("PADDOCK_LOG")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("paddock flow run starts");
+    let child = Killed(
+        Command::new(env!("CARGO_BIN_EXE_paddock"))
+            .current_dir(dir)
+            .args(["flow", "run", "asking.toml"])
+            .env_remove("PADDOCK_LOG")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("paddock flow run starts"),
+    );
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let listed = TestCommand::new(dir, &["approvals", "list", "--json"]).run();
         if let Some(line) = listed.stdout.lines().next() {
-            return (Killed(child), serde_json::from_str(line).unwrap());
+            return (child, serde_json::from_str(line).unwrap());
         }
         assert!(Instant::now() < deadline, "no question was asked: {}", listed.stderr);
         std::thread::sleep(Duration::from_millis(50));
