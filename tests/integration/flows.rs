@@ -705,3 +705,14 @@ async fn a_failed_flagship_audit_compensates_every_executor_then_the_planner() {
     assert!(ns.list(&format!("results/{}/", report.run), 100).unwrap().is_empty(), "every result was deleted");
     assert_eq!(board(&flows, &format!("plans/{}", report.run)), Value::Null, "the plan was deleted");
 }
+
+#[tokio::test]
+async fn a_tenant_that_may_not_run_an_agent_is_refused_before_the_run_starts() {
+    let dir = tempfile::tempdir().unwrap();
+    let flows = host(dir.path(), "[tenants.a]\nagents = [\"other\"]\n");
+    let flow = Flow::parse(&format!("{HEAD}[steps.main]\nagent = \"step\"\n"), "f.toml").unwrap();
+    let start = Start { tenant: Some("a".into()), ..Start::default() };
+    let e = flows.start(flow, "f.toml", json!({}), start).await.unwrap_err();
+    assert!(e.starts_with("f.toml: steps.main.agent: denied: "), "{e}");
+    assert!(flows.store().runs().unwrap().is_empty(), "nothing was started");
+}

@@ -112,6 +112,11 @@ impl Flows {
         }
         let tenant = start.tenant.unwrap_or_else(|| self.runtime.settings().default_tenant.clone());
         crate::blackboard::validate_tenant(&tenant)?;
+        // A tenant that may not run one of the agents is refused before anything starts.
+        let policy = self.runtime.settings().tenants.get(&tenant)?;
+        for (name, step) in flow.agents() {
+            policy.check_agent(name).map_err(|e| format!("{origin}: steps.{step}.agent: {e}"))?;
+        }
         let id = start.run.unwrap_or_else(|| new_run_id().to_string());
         if self.store.run(&id)?.is_some() {
             return Err(format!("a run with id {id:?} already exists"));
@@ -172,9 +177,12 @@ impl Flows {
             }
             agents.insert(name, agent);
         }
+        let (was, beat) = (record.owner, record.heartbeat_ms);
         record.owner = std::process::id();
         record.heartbeat_ms = now_ms();
-        self.store.put_run(&record)?;
+        if !self.store.claim(&record, was, beat)? {
+            return Err(format!("run {id} was taken over by another process while resuming"));
+        }
         let steps = self.store.steps(id)?;
         let ctx = self.context(flow, record.clone(), agents, steps, events);
         self.execute(ctx, record, true).await

@@ -321,7 +321,9 @@ impl Ctx {
             attempts: 0,
         });
         let journal = self.store.journal(&self.run, &err.path).ok().flatten().map(|j| j.1).unwrap_or_default();
-        let id = format!("dl-{:08x}", fastrand::u32(..));
+        // One dead letter per step instance: a resumed run that meets the
+        // same failure again replaces it rather than adding a second.
+        let id = format!("dl-{}", &blake3::hash(format!("{}/{}", self.run, err.path).as_bytes()).to_hex()[..12]);
         let dead = DeadLetter {
             id: id.clone(),
             run: self.run.to_string(),

@@ -88,6 +88,23 @@ impl FlowStore for SqliteStore {
         self.one("SELECT data FROM runs WHERE id = ?1", params![id])
     }
 
+    fn claim(&self, run: &RunRecord, owner: u32, heartbeat_ms: u64) -> Result<bool, String> {
+        let mut conn = self.conn.lock();
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(db)?;
+        let text: Option<String> = tx
+            .query_row("SELECT data FROM runs WHERE id = ?1", params![run.id], |r| r.get(0))
+            .optional()
+            .map_err(db)?;
+        let Some(text) = text else { return Ok(false) };
+        let stored: RunRecord = from_json(&text)?;
+        if stored.owner != owner || stored.heartbeat_ms != heartbeat_ms {
+            return Ok(false);
+        }
+        tx.execute("UPDATE runs SET data = ?2 WHERE id = ?1", params![run.id, to_json(run)?]).map_err(db)?;
+        tx.commit().map_err(db)?;
+        Ok(true)
+    }
+
     fn runs(&self) -> Result<Vec<RunRecord>, String> {
         self.all("SELECT data FROM runs ORDER BY created DESC, id DESC", [])
     }

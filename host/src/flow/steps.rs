@@ -13,6 +13,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 
+/// The most items one `for-each` runs.
+pub const MAX_ITEMS: usize = 10_000;
+
 /// Runs step `id` on `input` at `path`.
 pub fn exec(ctx: Arc<Ctx>, id: StepId, input: Value, path: String, scope: Scope) -> BoxFuture<'static, Out> {
     Box::pin(async move {
@@ -65,6 +68,16 @@ async fn run_kind(ctx: Arc<Ctx>, id: StepId, input: Value, path: String, scope: 
                             format!("steps.{}.for-each: expected an array, got {}", step.name, kind_of(&list)),
                         ));
                     };
+                    if list.len() > MAX_ITEMS {
+                        return Err(StepErr::new(
+                            &path,
+                            format!(
+                                "steps.{}.for-each: {} items, more than the {MAX_ITEMS} a fan-out may have",
+                                step.name,
+                                list.len()
+                            ),
+                        ));
+                    }
                     let name = &ctx.flow.steps[*each].name;
                     list.into_iter()
                         .enumerate()

@@ -166,6 +166,10 @@ pub trait FlowStore: Send + Sync {
     fn put_run(&self, run: &RunRecord) -> Result<(), String>;
     /// A run by id.
     fn run(&self, id: &str) -> Result<Option<RunRecord>, String>;
+    /// Takes a run over: writes `run` only if the stored one still has
+    /// `owner` and `heartbeat_ms`, so two hosts resuming the same orphan at
+    /// once cannot both win. `false` when another got there first.
+    fn claim(&self, run: &RunRecord, owner: u32, heartbeat_ms: u64) -> Result<bool, String>;
     /// Every run, newest first.
     fn runs(&self) -> Result<Vec<RunRecord>, String>;
     /// Writes a step's checkpoint (replacing the one at its path).
@@ -236,6 +240,17 @@ impl FlowStore for MemoryStore {
 
     fn run(&self, id: &str) -> Result<Option<RunRecord>, String> {
         Ok(self.inner.lock().runs.get(id).cloned())
+    }
+
+    fn claim(&self, run: &RunRecord, owner: u32, heartbeat_ms: u64) -> Result<bool, String> {
+        let mut inner = self.inner.lock();
+        match inner.runs.get_mut(&run.id) {
+            Some(r) if r.owner == owner && r.heartbeat_ms == heartbeat_ms => {
+                r.clone_from(run);
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
     }
 
     fn runs(&self) -> Result<Vec<RunRecord>, String> {
