@@ -716,3 +716,27 @@ async fn a_tenant_that_may_not_run_an_agent_is_refused_before_the_run_starts() {
     assert!(e.starts_with("f.toml: steps.main.agent: denied: "), "{e}");
     assert!(flows.store().runs().unwrap().is_empty(), "nothing was started");
 }
+
+#[tokio::test]
+async fn a_supervisor_s_callees_spend_its_step_budget() {
+    let dir = tempfile::tempdir().unwrap();
+    let flows = host(dir.path(), "");
+    plugin(dir.path(), "boss", guests::CALLER, "[capabilities]\nagents = [\"step\"]\n");
+    let spec = r#"
+[steps.main]
+kind = "sequence"
+steps = ["first", "second"]
+budget = { tokens = 1 }
+[steps.first]
+agent = "boss"
+input = { agent = "step", input = { name = "w1", llm = "fast" } }
+[steps.second]
+agent = "boss"
+input = { agent = "step", input = { name = "w2", llm = "fast" } }
+"#;
+    let (report, _) = go(&flows, spec, json!({})).await;
+    let error = failed(&report);
+    let want = "main/second: agent \"boss\" returned an error: failed: budget exceeded: steps.main.budget has spent its tokens (steps.main.budget.tokens = 1): ";
+    assert!(error.starts_with(want), "{error}");
+    assert_eq!((board(&flows, "runs/w1"), board(&flows, "runs/w2")), (json!(1), json!(1)));
+}
