@@ -209,7 +209,7 @@ fn status(settings: Settings, args: StatusArgs) -> u8 {
         println!("{out}");
         return 0;
     }
-    println!("run {}  flow {}  tenant {}  {:?}", run.id, run.flow, run.tenant, run.status);
+    println!("run {}  flow {}  tenant {}  {}", run.id, run.flow, run.tenant, status_word(run.status));
     for s in steps.iter().filter(|s| s.status != StepStatus::Decided) {
         let took = s.ended_ms.map(|e| format!("{} ms", e.saturating_sub(s.started_ms))).unwrap_or_default();
         let what = s.error.clone().or(s.output.clone()).unwrap_or_default();
@@ -229,6 +229,14 @@ fn status(settings: Settings, args: StatusArgs) -> u8 {
     0
 }
 
+fn status_word(s: RunStatus) -> &'static str {
+    match s {
+        RunStatus::Running => "running",
+        RunStatus::Succeeded => "succeeded",
+        RunStatus::Failed => "failed",
+    }
+}
+
 fn list(settings: Settings, json: bool) -> u8 {
     let store = match store(&settings) {
         Ok(s) => s,
@@ -243,7 +251,7 @@ fn list(settings: Settings, json: bool) -> u8 {
             let line = json!({"run": r.id, "flow": r.flow, "tenant": r.tenant, "status": r.status, "created_ms": r.created_ms});
             println!("{line}");
         } else {
-            println!("{}  {:<24} {:<12} {:?}", r.id, r.flow, r.tenant, r.status);
+            println!("{}  {:<24} {:<12} {}", r.id, r.flow, r.tenant, status_word(r.status));
         }
     }
     0
