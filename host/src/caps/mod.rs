@@ -24,6 +24,8 @@ mod bindings {
         // a thread, and may trap when a hostile guest passes an oversized argument.
         imports: { default: async | trappable },
         exports: { default: async },
+        // The journal keeps each call's arguments and answer as JSON.
+        additional_derives: [serde::Serialize, serde::Deserialize],
         with: {
             "paddock:agent/llm.completion-stream": super::llm::CompletionStream,
         },

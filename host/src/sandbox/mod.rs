@@ -4,6 +4,7 @@
 
 mod limits;
 mod output;
+mod replayable;
 mod sched;
 
 pub use limits::{LimitHit, Limiter};
@@ -54,6 +55,7 @@ impl WasiView for AgentState {
 pub fn linker(engine: &Engine) -> wasmtime::Result<Linker<AgentState>> {
     let mut linker: Linker<AgentState> = Linker::new(engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+    replayable::add_to_linker(&mut linker)?;
     crate::caps::log::add_to_linker(&mut linker, |s| &mut s.log)?;
     crate::caps::blackboard::add_to_linker(&mut linker, |s| &mut s.board)?;
     crate::caps::llm::add_to_linker(&mut linker, |s| &mut s.llm)?;
@@ -312,6 +314,9 @@ fn classify(
     let state = store.data();
     if let Some(v) = state.call.violation.get() {
         return InvokeError::Limit { agent, limit: LimitHit::HostCall(v.clone()) };
+    }
+    if let Some(divergence) = state.call.journal.as_ref().and_then(|j| j.divergence()) {
+        return InvokeError::Crashed { agent, reason: divergence.to_string() };
     }
     if let Some(hit) = &state.limiter.hit {
         return InvokeError::Limit { agent, limit: hit.clone() };

@@ -6,6 +6,7 @@
 
 use super::CallContext;
 use super::wit::agents::Host;
+use crate::journal;
 use crate::plugins::Capabilities;
 use crate::tenants::Grants;
 use std::future::Future;
@@ -69,10 +70,9 @@ impl AgentsCtx {
     }
 }
 
-impl Host for AgentsCtx {
-    async fn call(&mut self, agent: String, input: String) -> wasmtime::Result<Result<String, String>> {
+impl AgentsCtx {
+    async fn call_now(&self, (agent, input): (String, String)) -> wasmtime::Result<Result<String, String>> {
         let call = &self.call;
-        call.check_size("agents.call input", input.len() + agent.len(), call.caps.io_bytes, "limits.max-io-bytes")?;
         if !self.grants.agents.contains(&agent) {
             let capability = format!("agent {agent:?}");
             let asked = &self.requested.agents;
@@ -99,6 +99,16 @@ impl Host for AgentsCtx {
             budget: call.budget.clone(),
         };
         Ok(dispatch.call(caller, agent, input).await)
+    }
+}
+
+impl Host for AgentsCtx {
+    /// Journaled as one call of the caller: the callee's answer is recorded,
+    /// and a replay answers with it without running the callee.
+    async fn call(&mut self, agent: String, input: String) -> wasmtime::Result<Result<String, String>> {
+        let call = &self.call;
+        call.check_size("agents.call input", input.len() + agent.len(), call.caps.io_bytes, "limits.max-io-bytes")?;
+        journal::through(call.journal.as_deref(), "agents.call", (agent, input), |a| self.call_now(a)).await
     }
 }
 

@@ -3,6 +3,7 @@
 
 use super::CallContext;
 use super::wit::approval::Host;
+use crate::journal;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -49,15 +50,11 @@ impl ApprovalCtx {
     }
 }
 
-impl Host for ApprovalCtx {
-    async fn ask(
-        &mut self,
-        question: String,
-        options: Vec<String>,
-        timeout_ms: u32,
+impl ApprovalCtx {
+    async fn ask_now(
+        &self,
+        (question, options, timeout_ms): (String, Vec<String>, u32),
     ) -> wasmtime::Result<Result<String, String>> {
-        let size = question.len() + options.iter().map(String::len).sum::<usize>();
-        self.call.check_size("approval question", size, self.call.caps.arg_bytes, "limits.max-arg-bytes")?;
         if !self.granted {
             return Ok(Err(format!(
                 "denied: approvals are not granted to agent {:?} for tenant {:?} (its manifest's capabilities.approvals and the tenant's approvals must both allow them)",
@@ -79,6 +76,21 @@ impl Host for ApprovalCtx {
             timeout: Duration::from_millis(timeout_ms.into()),
         };
         Ok(service.ask(question).await)
+    }
+}
+
+impl Host for ApprovalCtx {
+    /// Journaled with its answer: a replay answers at once, asking no one.
+    async fn ask(
+        &mut self,
+        question: String,
+        options: Vec<String>,
+        timeout_ms: u32,
+    ) -> wasmtime::Result<Result<String, String>> {
+        let size = question.len() + options.iter().map(String::len).sum::<usize>();
+        self.call.check_size("approval question", size, self.call.caps.arg_bytes, "limits.max-arg-bytes")?;
+        let args = (question, options, timeout_ms);
+        journal::through(self.call.journal.as_deref(), "approval.ask", args, |a| self.ask_now(a)).await
     }
 }
 

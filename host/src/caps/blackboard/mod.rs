@@ -3,6 +3,7 @@
 use super::CallContext;
 use super::wit::blackboard::{Change, Entry, Error, Host};
 use crate::blackboard::{BoardError, LIST_MAX, Lookup, Namespace, Writer, unix_millis};
+use crate::journal::{self, Tape};
 use crate::tenants::{BoardAccess, Grants};
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,6 +17,8 @@ pub struct BoardCtx {
     writer: Writer,
     /// The prefixes it may read and write.
     grants: Arc<Grants>,
+    /// Records (or replays) each call, when the run keeps a journal.
+    journal: Option<Arc<Tape>>,
 }
 
 // Oversized keys and values are answered with `denied` and `too-large`, not a
@@ -27,7 +30,7 @@ impl BoardCtx {
     pub fn new(call: Arc<CallContext>, board: Arc<Namespace>, grants: Arc<Grants>) -> Self {
         debug_assert_eq!(board.tenant(), &*call.tenant);
         let writer = Writer { agent: call.agent.clone(), run: call.run.clone() };
-        BoardCtx { board, writer, grants }
+        BoardCtx { board, writer, grants, journal: call.journal.clone() }
     }
 
     /// Refuses an access outside the granted prefixes with `denied`.
@@ -67,8 +70,8 @@ fn to_wit(e: BoardError) -> Error {
     }
 }
 
-impl Host for BoardCtx {
-    async fn get(&mut self, key: String) -> wasmtime::Result<Result<Option<Entry>, Error>> {
+impl BoardCtx {
+    async fn get_now(&self, (key,): (String,)) -> wasmtime::Result<Result<Option<Entry>, Error>> {
         if let Err(e) = self.allow(BoardAccess::Read(&key)) {
             return Ok(Err(e));
         }
@@ -92,66 +95,52 @@ impl Host for BoardCtx {
         })))
     }
 
-    async fn put(&mut self, key: String, value: Vec<u8>) -> wasmtime::Result<Result<u64, Error>> {
-        if let Err(e) = self.allow(BoardAccess::Write(&key)) {
-            return Ok(Err(e));
-        }
-        Ok(self.write(move |board, writer| board.put(&key, &value, writer)).await)
-    }
-
-    async fn put_expiring(&mut self, key: String, value: Vec<u8>, ttl_ms: u64) -> wasmtime::Result<Result<u64, Error>> {
-        if let Err(e) = self.allow(BoardAccess::Write(&key)) {
-            return Ok(Err(e));
-        }
-        let ttl = Duration::from_millis(ttl_ms);
-        Ok(self.write(move |board, writer| board.put_expiring(&key, &value, ttl, writer)).await)
-    }
-
-    async fn compare_and_swap(
-        &mut self,
-        key: String,
-        expected: u64,
-        value: Vec<u8>,
+    async fn put_now(
+        &self,
+        (key, value, ttl_ms): (String, Vec<u8>, Option<u64>),
     ) -> wasmtime::Result<Result<u64, Error>> {
         if let Err(e) = self.allow(BoardAccess::Write(&key)) {
             return Ok(Err(e));
         }
-        Ok(self.write(move |board, writer| board.compare_and_swap(&key, expected, &value, writer)).await)
+        Ok(match ttl_ms.map(Duration::from_millis) {
+            None => self.write(move |board, writer| board.put(&key, &value, writer)).await,
+            Some(ttl) => self.write(move |board, writer| board.put_expiring(&key, &value, ttl, writer)).await,
+        })
     }
 
-    async fn compare_and_swap_expiring(
-        &mut self,
-        key: String,
-        expected: u64,
-        value: Vec<u8>,
-        ttl_ms: u64,
+    async fn swap_now(
+        &self,
+        (key, expected, value, ttl_ms): (String, u64, Vec<u8>, Option<u64>),
     ) -> wasmtime::Result<Result<u64, Error>> {
         if let Err(e) = self.allow(BoardAccess::Write(&key)) {
             return Ok(Err(e));
         }
-        let ttl = Duration::from_millis(ttl_ms);
-        Ok(self.write(move |board, writer| board.compare_and_swap_expiring(&key, expected, &value, ttl, writer)).await)
+        Ok(match ttl_ms.map(Duration::from_millis) {
+            None => self.write(move |board, writer| board.compare_and_swap(&key, expected, &value, writer)).await,
+            Some(ttl) => {
+                self.write(move |board, writer| board.compare_and_swap_expiring(&key, expected, &value, ttl, writer))
+                    .await
+            }
+        })
     }
 
-    async fn delete(&mut self, key: String) -> wasmtime::Result<Result<bool, Error>> {
+    async fn delete_now(&self, (key,): (String,)) -> wasmtime::Result<Result<bool, Error>> {
         if let Err(e) = self.allow(BoardAccess::Write(&key)) {
             return Ok(Err(e));
         }
         Ok(self.write(move |board, writer| board.delete(&key, writer)).await)
     }
 
-    async fn list(&mut self, prefix: String) -> wasmtime::Result<Result<Vec<String>, Error>> {
+    async fn list_now(&self, (prefix,): (String,)) -> wasmtime::Result<Result<Vec<String>, Error>> {
         if let Err(e) = self.allow(BoardAccess::ReadPrefix(&prefix)) {
             return Ok(Err(e));
         }
         Ok(self.board.list(&prefix, LIST_MAX).map(|keys| keys.iter().map(|k| k.to_string()).collect()).map_err(to_wit))
     }
 
-    async fn watch(
-        &mut self,
-        prefix: String,
-        after: u64,
-        timeout_ms: u32,
+    async fn watch_now(
+        &self,
+        (prefix, after, timeout_ms): (String, u64, u32),
     ) -> wasmtime::Result<Result<Vec<Change>, Error>> {
         if let Err(e) = self.allow(BoardAccess::ReadPrefix(&prefix)) {
             return Ok(Err(e));
@@ -171,6 +160,64 @@ impl Host for BoardCtx {
                     .collect()
             })
             .map_err(to_wit))
+    }
+}
+
+// Every call goes through the journal: recorded, or answered from it in a
+// replay without touching the board.
+impl Host for BoardCtx {
+    async fn get(&mut self, key: String) -> wasmtime::Result<Result<Option<Entry>, Error>> {
+        journal::through(self.journal.as_deref(), "blackboard.get", (key,), |a| self.get_now(a)).await
+    }
+
+    async fn put(&mut self, key: String, value: Vec<u8>) -> wasmtime::Result<Result<u64, Error>> {
+        journal::through(self.journal.as_deref(), "blackboard.put", (key, value), |(k, v)| self.put_now((k, v, None)))
+            .await
+    }
+
+    async fn put_expiring(&mut self, key: String, value: Vec<u8>, ttl_ms: u64) -> wasmtime::Result<Result<u64, Error>> {
+        let put = |(k, v, ttl)| self.put_now((k, v, Some(ttl)));
+        journal::through(self.journal.as_deref(), "blackboard.put-expiring", (key, value, ttl_ms), put).await
+    }
+
+    async fn compare_and_swap(
+        &mut self,
+        key: String,
+        expected: u64,
+        value: Vec<u8>,
+    ) -> wasmtime::Result<Result<u64, Error>> {
+        let swap = |(k, e, v)| self.swap_now((k, e, v, None));
+        journal::through(self.journal.as_deref(), "blackboard.compare-and-swap", (key, expected, value), swap).await
+    }
+
+    async fn compare_and_swap_expiring(
+        &mut self,
+        key: String,
+        expected: u64,
+        value: Vec<u8>,
+        ttl_ms: u64,
+    ) -> wasmtime::Result<Result<u64, Error>> {
+        let args = (key, expected, value, ttl_ms);
+        let swap = |(k, e, v, ttl)| self.swap_now((k, e, v, Some(ttl)));
+        journal::through(self.journal.as_deref(), "blackboard.compare-and-swap-expiring", args, swap).await
+    }
+
+    async fn delete(&mut self, key: String) -> wasmtime::Result<Result<bool, Error>> {
+        journal::through(self.journal.as_deref(), "blackboard.delete", (key,), |a| self.delete_now(a)).await
+    }
+
+    async fn list(&mut self, prefix: String) -> wasmtime::Result<Result<Vec<String>, Error>> {
+        journal::through(self.journal.as_deref(), "blackboard.list", (prefix,), |a| self.list_now(a)).await
+    }
+
+    async fn watch(
+        &mut self,
+        prefix: String,
+        after: u64,
+        timeout_ms: u32,
+    ) -> wasmtime::Result<Result<Vec<Change>, Error>> {
+        let args = (prefix, after, timeout_ms);
+        journal::through(self.journal.as_deref(), "blackboard.watch", args, |a| self.watch_now(a)).await
     }
 }
 

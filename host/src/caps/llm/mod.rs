@@ -9,13 +9,21 @@ use super::CallContext;
 use super::wit::llm::{self as wit, Error, Host, HostCompletionStream, Request, Response, Usage};
 use crate::gateway::types::{ChatRequest, Message, Role, ToolCall, ToolSpec};
 use crate::gateway::{Caller, Completion, Gateway, LlmError, ReplyStream};
+use crate::journal;
 use crate::plugins::Capabilities;
 use crate::tenants::Grants;
 use std::sync::Arc;
 use wasmtime::component::{HasData, Resource, ResourceTable};
 
-/// The host side of a `completion-stream`, and whether its usage was charged.
-pub struct CompletionStream(ReplyStream, bool);
+/// The host side of a `completion-stream`.
+pub struct CompletionStream {
+    /// The provider's stream; `None` when replayed from a journal.
+    live: Option<ReplyStream>,
+    /// Whether its usage was charged to the run's budget.
+    charged: bool,
+    /// Which stream of the invocation it is, from 1 (how the journal names it).
+    number: u32,
+}
 
 /// The most streams one invocation may hold open at once.
 const MAX_OPEN_STREAMS: usize = 64;
@@ -28,6 +36,8 @@ pub struct LlmCtx {
     requested: Arc<Capabilities>,
     streams: ResourceTable,
     open: usize,
+    /// Streams opened so far.
+    opened: u32,
 }
 
 impl LlmCtx {
@@ -40,7 +50,7 @@ impl LlmCtx {
         grants: Arc<Grants>,
         requested: Arc<Capabilities>,
     ) -> Self {
-        LlmCtx { call, gateway, grants, requested, streams: ResourceTable::new(), open: 0 }
+        LlmCtx { call, gateway, grants, requested, streams: ResourceTable::new(), open: 0, opened: 0 }
     }
 
     fn check_request(&self, req: &Request) -> wasmtime::Result<()> {
@@ -159,9 +169,8 @@ fn error(e: LlmError) -> Error {
     }
 }
 
-impl Host for LlmCtx {
-    async fn complete(&mut self, req: Request) -> wasmtime::Result<Result<Response, Error>> {
-        self.check_request(&req)?;
+impl LlmCtx {
+    async fn complete_now(&mut self, (req,): (Request,)) -> wasmtime::Result<Result<Response, Error>> {
         let gateway = match self.granted(&req.route).and_then(|g| self.affordable().map(|()| g)) {
             Ok(g) => g,
             Err(e) => return Ok(Err(e)),
@@ -173,8 +182,12 @@ impl Host for LlmCtx {
         Ok(answer)
     }
 
-    async fn stream(&mut self, req: Request) -> wasmtime::Result<Result<Resource<CompletionStream>, Error>> {
-        self.check_request(&req)?;
+    /// Opens a stream; `opened` receives it, and the journal what the agent learns (ok or the error).
+    async fn stream_now(
+        &mut self,
+        req: Request,
+        opened: &mut Option<ReplyStream>,
+    ) -> wasmtime::Result<Result<(), Error>> {
         if self.open >= MAX_OPEN_STREAMS {
             return Ok(Err(Error::InvalidRequest(format!(
                 "{MAX_OPEN_STREAMS} streams are already open; drop one before starting another"
@@ -184,34 +197,31 @@ impl Host for LlmCtx {
             Ok(g) => g,
             Err(e) => return Ok(Err(e)),
         };
-        match gateway.stream(&self.caller(), request(req)).await {
-            Ok(stream) => {
-                self.open += 1;
-                Ok(Ok(self.streams.push(CompletionStream(stream, false))?))
-            }
-            Err(f) => Ok(Err(error(f.error))),
-        }
+        Ok(gateway.stream(&self.caller(), request(req)).await.map(|s| *opened = Some(s)).map_err(|f| error(f.error)))
     }
 
-    async fn embed(&mut self, route: String, inputs: Vec<String>) -> wasmtime::Result<Result<Vec<Vec<f32>>, Error>> {
-        let size = route.len() + inputs.iter().map(String::len).sum::<usize>();
-        self.call.check_size("embed request", size, self.call.caps.arg_bytes, "limits.max-arg-bytes")?;
+    async fn embed_now(
+        &mut self,
+        (route, inputs): (String, Vec<String>),
+    ) -> wasmtime::Result<Result<Vec<Vec<f32>>, Error>> {
         let gateway = match self.granted(&route) {
             Ok(g) => g,
             Err(e) => return Ok(Err(e)),
         };
         Ok(gateway.embed(&self.caller(), &route, &inputs).await.map_err(|f| error(f.error)))
     }
-}
 
-impl HostCompletionStream for LlmCtx {
-    async fn next(&mut self, stream: Resource<CompletionStream>) -> wasmtime::Result<Option<Result<String, Error>>> {
-        let s = self.streams.get_mut(&stream)?;
-        let piece = s.0.next_text().await.map(|piece| piece.map_err(error));
-        if piece.is_none() && !s.1 {
+    async fn next_now(
+        &mut self,
+        stream: &Resource<CompletionStream>,
+    ) -> wasmtime::Result<Option<Result<String, Error>>> {
+        let s = self.streams.get_mut(stream)?;
+        let live = s.live.as_mut().ok_or_else(not_live)?;
+        let piece = live.next_text().await.map(|piece| piece.map_err(error));
+        if piece.is_none() && !s.charged {
             // The answer is complete: charge the run's budget once.
-            s.1 = true;
-            if let Some((tokens, cost)) = s.0.usage() {
+            s.charged = true;
+            if let Some((tokens, cost)) = live.usage() {
                 let usage = Usage { input_tokens: tokens.input, output_tokens: tokens.output, cost_micros: cost };
                 self.charge(&usage);
             }
@@ -219,17 +229,74 @@ impl HostCompletionStream for LlmCtx {
         Ok(piece)
     }
 
+    fn live(&self, stream: &Resource<CompletionStream>) -> wasmtime::Result<&ReplyStream> {
+        self.streams.get(stream)?.live.as_ref().ok_or_else(not_live)
+    }
+}
+
+/// A stream opened in a replay has nothing behind it: every call on it is
+/// answered from the journal, or diverges before reaching it.
+fn not_live() -> wasmtime::Error {
+    wasmtime::Error::msg("a replayed stream has no provider behind it")
+}
+
+// Every call goes through the journal: recorded, or answered from it in a
+// replay without reaching the gateway (size checks come first: an oversized
+// request traps in a replay too).
+impl Host for LlmCtx {
+    async fn complete(&mut self, req: Request) -> wasmtime::Result<Result<Response, Error>> {
+        self.check_request(&req)?;
+        let journal = self.call.journal.clone();
+        journal::through(journal.as_deref(), "llm.complete", (req,), |a| self.complete_now(a)).await
+    }
+
+    async fn stream(&mut self, req: Request) -> wasmtime::Result<Result<Resource<CompletionStream>, Error>> {
+        self.check_request(&req)?;
+        let (journal, mut live) = (self.call.journal.clone(), None);
+        let opened =
+            journal::through(journal.as_deref(), "llm.stream", (req,), |(req,)| self.stream_now(req, &mut live))
+                .await?;
+        if let Err(e) = opened {
+            return Ok(Err(e));
+        }
+        self.open += 1;
+        self.opened += 1;
+        Ok(Ok(self.streams.push(CompletionStream { live, charged: false, number: self.opened })?))
+    }
+
+    async fn embed(&mut self, route: String, inputs: Vec<String>) -> wasmtime::Result<Result<Vec<Vec<f32>>, Error>> {
+        let size = route.len() + inputs.iter().map(String::len).sum::<usize>();
+        self.call.check_size("embed request", size, self.call.caps.arg_bytes, "limits.max-arg-bytes")?;
+        let journal = self.call.journal.clone();
+        journal::through(journal.as_deref(), "llm.embed", (route, inputs), |a| self.embed_now(a)).await
+    }
+}
+
+// A stream's calls are journaled by the stream's number (the order it was
+// opened in), so a replay serves each stream its own pieces.
+impl HostCompletionStream for LlmCtx {
+    async fn next(&mut self, stream: Resource<CompletionStream>) -> wasmtime::Result<Option<Result<String, Error>>> {
+        let number = self.streams.get(&stream)?.number;
+        let journal = self.call.journal.clone();
+        journal::through(journal.as_deref(), "llm.stream.next", (number,), |_| self.next_now(&stream)).await
+    }
+
     async fn usage(&mut self, stream: Resource<CompletionStream>) -> wasmtime::Result<Option<Usage>> {
-        let stream = &self.streams.get(&stream)?.0;
-        Ok(stream.usage().map(|(tokens, cost)| Usage {
-            input_tokens: tokens.input,
-            output_tokens: tokens.output,
-            cost_micros: cost,
-        }))
+        let number = self.streams.get(&stream)?.number;
+        journal::through_sync(self.call.journal.as_deref(), "llm.stream.usage", (number,), |_| {
+            Ok(self.live(&stream)?.usage().map(|(tokens, cost)| Usage {
+                input_tokens: tokens.input,
+                output_tokens: tokens.output,
+                cost_micros: cost,
+            }))
+        })
     }
 
     async fn response(&mut self, stream: Resource<CompletionStream>) -> wasmtime::Result<Option<Response>> {
-        Ok(self.streams.get(&stream)?.0.completion().map(response))
+        let number = self.streams.get(&stream)?.number;
+        journal::through_sync(self.call.journal.as_deref(), "llm.stream.response", (number,), |_| {
+            Ok(self.live(&stream)?.completion().map(response))
+        })
     }
 
     async fn drop(&mut self, stream: Resource<CompletionStream>) -> wasmtime::Result<()> {
