@@ -9,6 +9,7 @@ mod chaos;
 mod cli;
 mod fairness;
 mod flows;
+mod journal;
 mod languages;
 mod limits;
 mod llm;
