@@ -102,10 +102,12 @@ impl BoardCtx {
         if let Err(e) = self.allow(BoardAccess::Write(&key)) {
             return Ok(Err(e));
         }
-        Ok(match ttl_ms.map(Duration::from_millis) {
-            None => self.write(move |board, writer| board.put(&key, &value, writer)).await,
-            Some(ttl) => self.write(move |board, writer| board.put_expiring(&key, &value, ttl, writer)).await,
-        })
+        Ok(self
+            .write(move |board, writer| match ttl_ms.map(Duration::from_millis) {
+                None => board.put(&key, &value, writer),
+                Some(ttl) => board.put_expiring(&key, &value, ttl, writer),
+            })
+            .await)
     }
 
     async fn swap_now(
@@ -115,13 +117,12 @@ impl BoardCtx {
         if let Err(e) = self.allow(BoardAccess::Write(&key)) {
             return Ok(Err(e));
         }
-        Ok(match ttl_ms.map(Duration::from_millis) {
-            None => self.write(move |board, writer| board.compare_and_swap(&key, expected, &value, writer)).await,
-            Some(ttl) => {
-                self.write(move |board, writer| board.compare_and_swap_expiring(&key, expected, &value, ttl, writer))
-                    .await
-            }
-        })
+        Ok(self
+            .write(move |board, writer| match ttl_ms.map(Duration::from_millis) {
+                None => board.compare_and_swap(&key, expected, &value, writer),
+                Some(ttl) => board.compare_and_swap_expiring(&key, expected, &value, ttl, writer),
+            })
+            .await)
     }
 
     async fn delete_now(&self, (key,): (String,)) -> wasmtime::Result<Result<bool, Error>> {
