@@ -1,17 +1,20 @@
 //! What one invocation costs: a fresh store from the cached pre-instance plus
-//! `run` of the `hello` plugin; one guest→host blackboard `get`, `put` and
-//! compare-and-swap; and the blackboard service on its own.
+//! `run` of the `hello` plugin, also recording its journal and replaying it;
+//! one guest→host blackboard `get`, `put` and compare-and-swap, and a `get`
+//! recorded and replayed; and the blackboard service on its own.
 //!
 //! `cargo bench -p paddock --bench invoke` (or `-- blackboard/` for the board only)
 
-use criterion::{Criterion, criterion_group, criterion_main};
+use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use paddock::blackboard::{Blackboard, BoardLimits, RedbBackend, Writer};
 use paddock::config::Settings;
+use paddock::journal::{Entry, Tape};
 use paddock::runtime::{RunOptions, Runtime};
 use paddock_test_guests::guests;
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 fn runtime(pooling: bool) -> Runtime {
     // Usage in memory: the ledger's disk writer is measured by the ledger bench.
@@ -35,7 +38,23 @@ fn invoke(c: &mut Criterion) {
             })
         });
     }
+    // hello makes five journaled calls: two gets, a compare-and-swap, a put, an LLM call.
     let rt = runtime(true);
+    let agent = rt.load(guests::HELLO).unwrap();
+    let run = |journal: Arc<Tape>| {
+        let options = RunOptions { journal: Some(journal), ..Default::default() };
+        let (rt, agent) = (&rt, &agent);
+        async move { assert!(rt.run(agent, r#"{"name":"ada"}"#, &options).await.unwrap().result.is_ok()) }
+    };
+    group.bench_function("hello_recording", |b| b.to_async(&tokio).iter(|| run(Tape::recording())));
+    let tape = Tape::recording();
+    tokio.block_on(run(tape.clone()));
+    let entries = tape.entries();
+    // The journal's copy for each replay is made outside the timing.
+    group.bench_function("hello_replaying", |b| {
+        b.to_async(&tokio).iter_batched(|| Tape::replaying(entries.clone()), run, BatchSize::SmallInput)
+    });
+
     let echo = rt.load(guests::ECHO).unwrap();
     group.bench_function("echo_pooling", |b| {
         b.to_async(&tokio).iter(|| async { rt.run(&echo, "{}", &RunOptions::default()).await.unwrap().result.unwrap() })
@@ -47,18 +66,51 @@ fn guest_ops(c: &mut Criterion) {
     let tokio = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     let rt = runtime(true);
     let agent = rt.load(guests::BENCH_BOARD).unwrap();
+    // Runs `n` ops in one invocation; the guest times its own loop, so the clock sees only the calls.
+    let timed = |op: &str, n: u64, journal: Option<Arc<Tape>>| {
+        let input = format!(r#"{{"op":"{op}","n":{n}}}"#);
+        let options = RunOptions { journal, ..Default::default() };
+        let outcome = tokio.block_on(rt.run(&agent, &input, &options)).unwrap();
+        let out: serde_json::Value = serde_json::from_str(&outcome.result.unwrap()).unwrap();
+        assert_eq!(out["done"].as_u64(), Some(n));
+        Duration::from_nanos(out["nanos"].as_u64().unwrap())
+    };
     for op in ["get", "put", "cas"] {
-        c.bench_function(&format!("blackboard/guest_{op}"), |b| {
-            // The guest times its own loop of `iters` calls, so the clock sees only the calls.
-            b.iter_custom(|iters| {
-                let input = format!(r#"{{"op":"{op}","n":{iters}}}"#);
-                let outcome = tokio.block_on(rt.run(&agent, &input, &RunOptions::default())).unwrap();
-                let out: serde_json::Value = serde_json::from_str(&outcome.result.unwrap()).unwrap();
-                assert_eq!(out["done"].as_u64(), Some(iters));
-                Duration::from_nanos(out["nanos"].as_u64().unwrap())
-            })
-        });
+        c.bench_function(&format!("blackboard/guest_{op}"), |b| b.iter_custom(|iters| timed(op, iters, None)));
     }
+    // Journaled gets, in invocations of at most 10 000 so the journal stays under its cap.
+    const BATCH: u64 = 10_000;
+    let batches = |iters: u64, mut run: Box<dyn FnMut(u64) -> Duration + '_>| {
+        (0..iters.div_ceil(BATCH)).map(|i| run(BATCH.min(iters - i * BATCH))).sum::<Duration>()
+    };
+    c.bench_function("blackboard/guest_get_recording", |b| {
+        b.iter_custom(|iters| batches(iters, Box::new(|n| timed("get", n, Some(Tape::recording())))))
+    });
+    // A replay serves the guest's clock from the journal too, so its loop is
+    // timed from the host: the whole invocation, instantiation included
+    // (about 5 ns per get at 10 000 gets).
+    let mut recorded: HashMap<u64, Vec<Entry>> = HashMap::new();
+    c.bench_function("blackboard/guest_get_replaying", |b| {
+        b.iter_custom(|iters| {
+            batches(
+                iters,
+                Box::new(|n| {
+                    let entries = recorded.entry(n).or_insert_with(|| {
+                        let tape = Tape::recording();
+                        timed("get", n, Some(tape.clone()));
+                        tape.entries()
+                    });
+                    let options = RunOptions { journal: Some(Tape::replaying(entries.clone())), ..Default::default() };
+                    let input = format!(r#"{{"op":"get","n":{n}}}"#);
+                    let started = Instant::now();
+                    let outcome = tokio.block_on(rt.run(&agent, &input, &options)).unwrap();
+                    let elapsed = started.elapsed();
+                    assert!(outcome.result.is_ok());
+                    elapsed
+                }),
+            )
+        })
+    });
 }
 
 fn host_get(c: &mut Criterion) {
