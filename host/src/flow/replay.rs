@@ -57,7 +57,7 @@ impl Flows {
                 .journal(run, &s.path)?
                 .ok_or_else(|| format!("step {} of run {run} has no journal", s.path))?;
             let agent = self.runtime.load(&name).map_err(|e| format!("step {}: {e}", s.path))?;
-            let calls = entries.len();
+            let calls = entries.iter().filter(|e| e.call != crate::journal::TRUNCATED).count();
             let tape = Tape::replaying(entries);
             let options = RunOptions {
                 tenant: Some(record.tenant.clone()),
