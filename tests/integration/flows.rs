@@ -19,12 +19,38 @@ fn host(dir: &Path, extra: &str) -> Flows {
 /// Runs `spec` (after the `[flow]` head) on `input`; returns the report and every event.
 async fn go(flows: &Flows, spec: &str, input: Value) -> (Report, Vec<Event>) {
     let flow = Flow::parse(&format!("{HEAD}{spec}"), "t.toml").unwrap_or_else(|e| panic!("{e}"));
+    start(flows, flow, "t.toml", input).await
+}
+
+/// Starts `flow` on `input`, collecting its events.
+async fn start(flows: &Flows, flow: Flow, origin: &str, input: Value) -> (Report, Vec<Event>) {
     let seen = Arc::new(parking_lot::Mutex::new(Vec::new()));
     let sink = seen.clone();
     let start = Start { events: Some(Arc::new(move |e| sink.lock().push(e))), ..Start::default() };
-    let report = flows.start(flow, "t.toml", input, start).await.unwrap_or_else(|e| panic!("{e}"));
+    let report = flows.start(flow, origin, input, start).await.unwrap_or_else(|e| panic!("{e}"));
     let events = std::mem::take(&mut *seen.lock());
     (report, events)
+}
+
+/// The steps a saga compensated, in order.
+fn compensated(events: &[Event]) -> Vec<&str> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Compensated { step } => Some(step.as_str()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The first question asked, once one is.
+async fn question(flows: &Flows) -> paddock::flow::store::ApprovalRecord {
+    loop {
+        if let Some(a) = flows.store().approvals().unwrap().pop() {
+            return a;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
 }
 
 fn board(flows: &Flows, key: &str) -> Value {
@@ -315,13 +341,7 @@ async fn a_saga_whose_third_step_fails_compensates_the_second_then_the_first() {
         "main: main/c: agent \"step\" returned an error: out of stock; compensated: main/b, main/a"
     );
     assert_eq!(board(&flows, "compensations"), json!(["b", "a"]));
-    let undone: Vec<&str> = events
-        .iter()
-        .filter_map(|e| match e {
-            Event::Compensated { step } => Some(step.as_str()),
-            _ => None,
-        })
-        .collect();
+    let undone = compensated(&events);
     assert_eq!(undone, ["main/b", "main/a"]);
 }
 
@@ -385,12 +405,7 @@ input = { name = "publish", output = "published" }
         let flows = flows.clone();
         tokio::spawn(async move { go(&flows, spec, json!({"what": "v2"})).await })
     };
-    let question = loop {
-        if let Some(a) = flows.store().approvals().unwrap().pop() {
-            break a;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    };
+    let question = question(&flows).await;
     assert_eq!(
         (question.question.as_str(), question.options.clone()),
         ("Ship v2?", vec!["ship".to_string(), "hold".into()])
@@ -427,12 +442,7 @@ async fn an_agent_asking_a_person_waits_for_the_answer_or_its_timeout() {
         let (flows, spec) = (flows.clone(), spec(30_000));
         tokio::spawn(async move { go(&flows, &spec, json!({})).await })
     };
-    let question = loop {
-        if let Some(a) = flows.store().approvals().unwrap().pop() {
-            break a;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    };
+    let question = question(&flows).await;
     assert_eq!((question.asker.as_str(), question.question.as_str()), ("step", "Deploy?"));
     flows.approvals().answer(&question.id, "no", "ada").unwrap();
     let (report, _) = running.await.unwrap();
@@ -467,12 +477,7 @@ input = { name = "after" }
         let flows = flows.clone();
         tokio::spawn(async move { go(&flows, spec, json!({})).await })
     };
-    let question = loop {
-        if let Some(a) = flows.store().approvals().unwrap().pop() {
-            break a;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    };
+    let question = question(&flows).await;
     // A new version goes live while the run waits.
     plugin(dir.path(), "step", guests::FLOW_STEP, "[capabilities]\nroutes = [\"fast\"]\napprovals = true\n");
     let manifest = dir.path().join("step/agent.toml");
@@ -652,12 +657,7 @@ fn flagship(dir: &Path) -> Flows {
 async fn flagship_run(flows: &Flows, input: Value) -> (Report, Vec<Event>) {
     let path = Path::new(guests::ROOT).join("examples/plan-execute-audit.toml");
     let flow = Flow::parse(&std::fs::read_to_string(&path).unwrap(), "plan-execute-audit.toml").unwrap();
-    let seen = Arc::new(parking_lot::Mutex::new(Vec::new()));
-    let sink = seen.clone();
-    let start = Start { events: Some(Arc::new(move |e| sink.lock().push(e))), ..Start::default() };
-    let report = flows.start(flow, "plan-execute-audit.toml", input, start).await.unwrap();
-    let events = std::mem::take(&mut *seen.lock());
-    (report, events)
+    start(flows, flow, "plan-execute-audit.toml", input).await
 }
 
 #[tokio::test]
@@ -692,13 +692,7 @@ async fn a_failed_flagship_audit_compensates_every_executor_then_the_planner() {
         listed,
         ["main/execute[0]/execute-task", "main/execute[1]/execute-task", "main/execute[2]/execute-task"]
     );
-    let undone: Vec<&str> = events
-        .iter()
-        .filter_map(|e| match e {
-            Event::Compensated { step } => Some(step.as_str()),
-            _ => None,
-        })
-        .collect();
+    let undone = compensated(&events);
     assert_eq!(undone.len(), 4);
     assert_eq!(undone[3], "main/plan", "the planner is undone last");
     let ns = flows.runtime().blackboard().namespace("default");
