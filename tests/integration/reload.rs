@@ -335,17 +335,19 @@ async fn paddock_serve_reloads_holds_a_wider_version_and_serves_it_once_the_cli_
     let served = serve(dir.path());
     paddock::gateway::install_crypto();
     let client = reqwest::Client::new();
+    let v1 = format!("1.0.0+{}", ContentHash::of(&base).short());
     let (status, body) = invoke(&client, &served.address, "echo").await;
-    assert_eq!(
-        (status, body["version"].as_str()),
-        (200, Some(format!("1.0.0+{}", ContentHash::of(&base).short()).as_str()))
-    );
+    assert_eq!((status, body["version"].as_str()), (200, Some(v1.as_str())));
     let (status, body) = invoke(&client, &served.address, "nobody").await;
     assert_eq!((status, body["error"]["kind"].as_str()), (404, Some("not-found")));
 
     let wasm = variant(&base, 7);
     let v2 = format!("2.0.0+{}", ContentHash::of(&wasm).short());
-    write_plugin(&plugins, "echo", "2.0.0", &wasm, "approvals = true\n");
+    // The manifest goes first, so that no state between the two writes (a new
+    // component under the old manifest) can go live and reset the counts.
+    let manifest = "name = \"echo\"\nversion = \"2.0.0\"\ncomponent = \"agent.wasm\"\n[capabilities]\napprovals = true\n";
+    std::fs::write(plugins.join("echo/agent.toml"), manifest).unwrap();
+    std::fs::write(plugins.join("echo/agent.wasm"), &wasm).unwrap();
     let list = || TestCommand::new(dir.path(), &["plugins", "list", "--json"]).run();
     let mut rows = serde_json::Value::Null;
     for _ in 0..200 {
@@ -356,7 +358,7 @@ async fn paddock_serve_reloads_holds_a_wider_version_and_serves_it_once_the_cli_
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(rows[0]["held"]["asks"], serde_json::json!(["approvals"]), "{rows}");
-    assert_eq!(rows[0]["serving"]["invocations"], 1);
+    assert_eq!((&rows[0]["serving"]["version"], &rows[0]["serving"]["invocations"]), (&v1.clone().into(), &1.into()));
     let (_, body) = invoke(&client, &served.address, "echo").await;
     assert_ne!(body["version"].as_str(), Some(v2.as_str()), "the held version does not serve");
 
