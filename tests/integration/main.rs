@@ -17,6 +17,7 @@ mod loading;
 mod recovery;
 mod reload;
 mod resilience;
+mod serve_flows;
 mod tenants;
 mod util;
 mod wasi;

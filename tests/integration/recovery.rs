@@ -114,15 +114,7 @@ async fn a_starting_host_resumes_interrupted_runs() {
     let dir = tempfile::tempdir().unwrap();
     setup(dir.path());
     let run = run_and_kill(dir.path());
-    let serve = Command::new(env!("CARGO_BIN_EXE_paddock"))
-        .current_dir(dir.path())
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .env_remove("PADDOCK_LOG")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("paddock serve starts");
-    let _serve = Killed(serve);
+    let _serve = serve(dir.path(), &[]);
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
         let status = TestCommand::new(dir.path(), &["flow", "status", &run, "--json"]).run();
@@ -212,18 +204,8 @@ async fn paddock_serve_lists_and_answers_questions_over_http() {
     // The board is durable and a host holds it: this test's run keeps it in memory.
     std::fs::write(dir.path().join("paddock.toml"), "[host]\nledger = \"memory\"\nplugin-state = \"memory\"\n")
         .unwrap();
-    let serve = Command::new(env!("CARGO_BIN_EXE_paddock"))
-        .current_dir(dir.path())
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .env_remove("PADDOCK_LOG")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("paddock serve starts");
-    let mut serve = Killed(serve);
-    let mut line = String::new();
-    std::io::BufReader::new(serve.0.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let address = line.trim().strip_prefix("serving on http://").unwrap().to_string();
+    let serve = serve(dir.path(), &[]);
+    let address = serve.address.clone();
     let (run, question) = asking(dir.path());
     let id = question["id"].as_str().unwrap();
     paddock::gateway::install_crypto();

@@ -2,7 +2,7 @@
 //! replace a working one, wider ones wait for approval, removed plugins stop
 //! taking new invocations, and a warm code cache compiles nothing.
 
-use crate::util::{TestCommand, error_text, settings_in};
+use crate::util::{TestCommand, error_text, serve, settings_in};
 use paddock::plugins::cache::{Compiled, ContentHash};
 use paddock::runtime::{Reload, RunOptions, Runtime, Watch};
 use paddock_test_guests::{guests, variant};
@@ -290,36 +290,6 @@ async fn a_restart_with_a_warm_code_cache_compiles_nothing() {
     assert!(warm.plugins().iter().all(|p| p.serving.as_ref().unwrap().compiled == Compiled::Cached));
 }
 
-/// A `paddock serve` process, killed by its PID when dropped.
-struct Served {
-    child: std::process::Child,
-    address: String,
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn serve(dir: &Path) -> Served {
-    use std::io::BufRead;
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_paddock"))
-        .current_dir(dir)
-        .args(["serve", "--listen", "127.0.0.1:0", "--debounce", "20ms"])
-        .env_remove("PADDOCK_LOG")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("paddock serve starts");
-    let stdout = child.stdout.take().unwrap();
-    let mut line = String::new();
-    std::io::BufReader::new(stdout).read_line(&mut line).unwrap();
-    let address = line.trim().strip_prefix("serving on http://").unwrap_or_else(|| panic!("{line}")).to_string();
-    Served { child, address }
-}
-
 async fn invoke(client: &reqwest::Client, address: &str, agent: &str) -> (u16, serde_json::Value) {
     let response = client.post(format!("http://{address}/v1/agents/{agent}/run")).body("{}").send().await.unwrap();
     (response.status().as_u16(), response.json().await.unwrap())
@@ -332,7 +302,7 @@ async fn paddock_serve_reloads_holds_a_wider_version_and_serves_it_once_the_cli_
     let base = std::fs::read(guests::ECHO).unwrap();
     write_plugin(&plugins, "echo", "1.0.0", &base, "");
     std::fs::write(dir.path().join("paddock.toml"), "[host]\nledger = \"memory\"\n").unwrap();
-    let served = serve(dir.path());
+    let served = serve(dir.path(), &["--debounce", "20ms"]);
     paddock::gateway::install_crypto();
     let client = reqwest::Client::new();
     let v1 = format!("1.0.0+{}", ContentHash::of(&base).short());
@@ -345,7 +315,8 @@ async fn paddock_serve_reloads_holds_a_wider_version_and_serves_it_once_the_cli_
     let v2 = format!("2.0.0+{}", ContentHash::of(&wasm).short());
     // The manifest goes first, so that no state between the two writes (a new
     // component under the old manifest) can go live and reset the counts.
-    let manifest = "name = \"echo\"\nversion = \"2.0.0\"\ncomponent = \"agent.wasm\"\n[capabilities]\napprovals = true\n";
+    let manifest =
+        "name = \"echo\"\nversion = \"2.0.0\"\ncomponent = \"agent.wasm\"\n[capabilities]\napprovals = true\n";
     std::fs::write(plugins.join("echo/agent.toml"), manifest).unwrap();
     std::fs::write(plugins.join("echo/agent.wasm"), &wasm).unwrap();
     let list = || TestCommand::new(dir.path(), &["plugins", "list", "--json"]).run();

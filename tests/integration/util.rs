@@ -17,14 +17,12 @@ pub fn settings_in(dir: &Path, toml: &str) -> Settings {
     // Usage, accepted capabilities, approvals and flow runs are kept in memory, and
     // compiled code in one cache shared by the tests, unless a test says otherwise.
     let cache = format!("code-cache = {:?}", concat!(env!("CARGO_TARGET_TMPDIR"), "/code-cache"));
-    for (key, line) in
-        [
-            ("ledger =", "ledger = \"memory\""),
-            ("plugin-state =", "plugin-state = \"memory\""),
-            ("flows =", "flows = \"memory\""),
-            ("code-cache =", &cache),
-        ]
-    {
+    for (key, line) in [
+        ("ledger =", "ledger = \"memory\""),
+        ("plugin-state =", "plugin-state = \"memory\""),
+        ("flows =", "flows = \"memory\""),
+        ("code-cache =", &cache),
+    ] {
         if !text.contains(key) {
             text = match text.contains("[host]\n") {
                 true => text.replacen("[host]\n", &format!("[host]\n{line}\n"), 1),
@@ -159,4 +157,40 @@ pub fn live_gateway(toml: &str) -> paddock::gateway::Gateway {
     let settings = Settings::parse(toml, Path::new("/nonexistent/paddock.toml"))
         .unwrap_or_else(|e| panic!("test settings are valid: {e}"));
     paddock::gateway::Gateway::new(&settings.gateway).expect("gateway starts")
+}
+
+/// A `paddock serve` process, killed by its PID when dropped.
+pub struct Served {
+    pub child: std::process::Child,
+    /// Where it listens (`127.0.0.1:PORT`).
+    pub address: String,
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `paddock serve` in `dir` on a port the OS picks, with `args`, and
+/// waits until it listens.
+pub fn serve(dir: &Path, args: &[&str]) -> Served {
+    use std::io::BufRead;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_paddock"))
+        .current_dir(dir)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .args(args)
+        .env_remove("PADDOCK_LOG")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("paddock serve starts");
+    let stdout = child.stdout.take().expect("piped stdout");
+    let mut served = Served { child, address: String::new() };
+    let mut line = String::new();
+    std::io::BufReader::new(stdout).read_line(&mut line).expect("paddock serve prints its address");
+    let address = line.trim().strip_prefix("serving on http://").unwrap_or_else(|| panic!("paddock serve: {line:?}"));
+    served.address = address.to_string();
+    served
 }

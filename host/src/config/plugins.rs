@@ -18,6 +18,8 @@ pub struct PluginSettings {
     pub listen: SocketAddr,
     /// How long file changes settle before a reload.
     pub debounce: Duration,
+    /// The folder of flow specs `paddock serve` starts by name.
+    pub flows: PathBuf,
 }
 
 /// `[host] code-cache`: on, off, or a folder.
@@ -36,6 +38,7 @@ pub(super) enum CodeCacheFile {
 pub(super) struct ServeSection {
     listen: Option<String>,
     debounce: Option<Span>,
+    flows: Option<PathBuf>,
 }
 
 /// The default address of `paddock serve`: loopback only.
@@ -68,7 +71,8 @@ pub(super) fn plugin_settings(
     if debounce > Duration::from_secs(60) {
         return Err(format!("serve.debounce ({}) must be at most 60s", Span(debounce)));
     }
-    Ok(PluginSettings { code_cache, book, listen, debounce })
+    let flows = base.join(serve.flows.unwrap_or_else(|| PathBuf::from("flows")));
+    Ok(PluginSettings { code_cache, book, listen, debounce, flows })
 }
 
 /// Refuses an address other hosts can reach: the HTTP API has no
@@ -98,6 +102,7 @@ mod tests {
         assert_eq!(s.plugins.code_cache.as_deref(), Some(Path::new("conf/state/code")));
         assert_eq!(s.plugins.book.as_deref(), Some(Path::new("conf/state")));
         assert_eq!(s.plugins.listen.to_string(), "127.0.0.1:7700");
+        assert_eq!(s.plugins.flows, Path::new("conf/flows"));
         let off = parse("[host]\ncode-cache = false\nplugin-state = \"memory\"\n").unwrap();
         assert_eq!((off.plugins.code_cache, off.plugins.book), (None, None));
         let dir = parse("[host]\ncode-cache = \"/var/cache/paddock\"\n").unwrap();

@@ -46,7 +46,8 @@ impl ApprovalService {
     pub fn create(&self, q: &Question) -> Result<ApprovalRecord, String> {
         let created_ms = now_ms();
         let a = ApprovalRecord {
-            id: format!("ap-{:08x}", fastrand::u32(..)),
+            // 64 random bits: ids are typed by people, and never reused.
+            id: format!("ap-{:016x}", fastrand::u64(..)),
             run: q.run.to_string(),
             tenant: q.tenant.to_string(),
             asker: q.asker.clone(),
@@ -58,7 +59,7 @@ impl ApprovalService {
             answered_by: None,
             answered_ms: None,
         };
-        self.store.put_approval(&a)?;
+        self.store.add_approval(&a)?;
         Ok(a)
     }
 
@@ -74,12 +75,7 @@ impl ApprovalService {
         loop {
             // Registered before reading, so an answer given in between still wakes us.
             let notified = self.answered.notified();
-            let a = self
-                .store
-                .approvals()?
-                .into_iter()
-                .find(|a| a.id == id)
-                .ok_or_else(|| format!("no approval with id {id:?}"))?;
+            let a = self.store.approval(id)?.ok_or_else(|| format!("no approval with id {id:?}"))?;
             if a.answer.is_some() {
                 return Ok(Waited::Answered(a));
             }

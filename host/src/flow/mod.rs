@@ -7,6 +7,7 @@
 pub mod approvals;
 pub mod events;
 pub mod expr;
+pub mod hub;
 mod replay;
 mod run;
 pub mod spec;
@@ -43,6 +44,55 @@ pub struct Flows {
     store: Arc<dyn FlowStore>,
     approvals: Arc<ApprovalService>,
     live: Arc<Mutex<HashSet<String>>>,
+    hub: Option<Arc<hub::Hub>>,
+}
+
+/// Why a run did not start. Nothing was written.
+#[derive(Debug, PartialEq)]
+pub enum StartError {
+    /// An agent the flow names does not load.
+    Load(String),
+    /// The tenant may not run an agent the flow names, or is not a tenant.
+    Denied(String),
+    /// A run with the id asked for exists.
+    Exists(String),
+    /// The store failed.
+    Store(String),
+}
+
+impl std::fmt::Display for StartError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StartError::Load(m) | StartError::Denied(m) | StartError::Exists(m) | StartError::Store(m) => {
+                f.write_str(m)
+            }
+        }
+    }
+}
+
+impl From<StartError> for String {
+    fn from(e: StartError) -> String {
+        e.to_string()
+    }
+}
+
+/// A run that is recorded and ready: [`Started::finish`] runs it.
+pub struct Started {
+    flows: Flows,
+    ctx: Arc<Ctx>,
+    record: RunRecord,
+}
+
+impl Started {
+    /// The run's id.
+    pub fn run(&self) -> &str {
+        &self.record.id
+    }
+
+    /// Runs it to the end.
+    pub async fn finish(self) -> Result<Report, String> {
+        self.flows.execute(self.ctx, self.record, false).await
+    }
 }
 
 /// Options of a new run.
@@ -74,7 +124,19 @@ impl Flows {
     pub fn new(runtime: Runtime, store: Arc<dyn FlowStore>) -> Flows {
         let approvals = ApprovalService::new(store.clone());
         runtime.set_approvals(Arc::new(approvals::AgentQuestions(approvals.clone())));
-        Flows { runtime, store, approvals, live: Arc::default() }
+        Flows { runtime, store, approvals, live: Arc::default(), hub: None }
+    }
+
+    /// The engine keeping the live events of its runs for subscribers (what
+    /// `paddock serve` streams).
+    pub fn with_hub(mut self) -> Flows {
+        self.hub = Some(Arc::default());
+        self
+    }
+
+    /// The live events of its runs, when kept.
+    pub fn hub(&self) -> Option<&Arc<hub::Hub>> {
+        self.hub.as_ref()
     }
 
     /// The engine over the store the settings name (`host.flows`).
@@ -103,24 +165,28 @@ impl Flows {
 
     /// Starts a run of `flow` on `input` and runs it to the end.
     pub async fn start(&self, flow: Flow, origin: &str, input: Value, start: Start) -> Result<Report, String> {
+        self.begin(flow, origin, input, start)?.finish().await
+    }
+
+    /// Checks a run of `flow` on `input` (agents load, the tenant may run
+    /// them, the id is free) and records it; nothing has run yet.
+    pub fn begin(&self, flow: Flow, origin: &str, input: Value, start: Start) -> Result<Started, StartError> {
         let mut agents = HashMap::new();
         let mut pins = std::collections::BTreeMap::new();
         for (name, step) in flow.agents() {
-            let agent = self.runtime.load(name).map_err(|e| format!("{origin}: steps.{step}.agent: {e}"))?;
+            let agent =
+                self.runtime.load(name).map_err(|e| StartError::Load(format!("{origin}: steps.{step}.agent: {e}")))?;
             pins.insert(name.to_string(), agent.version.to_string());
             agents.insert(name.to_string(), agent);
         }
         let tenant = start.tenant.unwrap_or_else(|| self.runtime.settings().default_tenant.clone());
-        crate::blackboard::validate_tenant(&tenant)?;
+        crate::blackboard::validate_tenant(&tenant).map_err(StartError::Denied)?;
         // A tenant that may not run one of the agents is refused before anything starts.
-        let policy = self.runtime.settings().tenants.get(&tenant)?;
+        let policy = self.runtime.settings().tenants.get(&tenant).map_err(StartError::Denied)?;
         for (name, step) in flow.agents() {
-            policy.check_agent(name).map_err(|e| format!("{origin}: steps.{step}.agent: {e}"))?;
+            policy.check_agent(name).map_err(|e| StartError::Denied(format!("{origin}: steps.{step}.agent: {e}")))?;
         }
         let id = start.run.unwrap_or_else(|| new_run_id().to_string());
-        if self.store.run(&id)?.is_some() {
-            return Err(format!("a run with id {id:?} already exists"));
-        }
         let now = now_ms();
         let record = RunRecord {
             id: id.clone(),
@@ -138,9 +204,12 @@ impl Flows {
             created_ms: now,
             updated_ms: now,
         };
-        self.store.put_run(&record)?;
+        // Added only if the id is free, so two starts under one id cannot both run.
+        if !self.store.add_run(&record).map_err(StartError::Store)? {
+            return Err(StartError::Exists(format!("a run with id {id:?} already exists")));
+        }
         let ctx = self.context(flow, record.clone(), agents, Vec::new(), start.events);
-        self.execute(ctx, record, false).await
+        Ok(Started { flows: self.clone(), ctx, record })
     }
 
     /// Continues an interrupted run at its first unfinished step. With
@@ -265,6 +334,10 @@ impl Flows {
         events: Option<events::Sink>,
     ) -> Arc<Ctx> {
         let seq = steps.iter().map(|s| s.seq + 1).max().unwrap_or(0);
+        let events = match &self.hub {
+            Some(hub) => Some(hub.sink(&record.id, events)),
+            None => events,
+        };
         Arc::new(Ctx {
             runtime: self.runtime.clone(),
             store: self.store.clone(),
@@ -329,6 +402,9 @@ impl Flows {
             }
             let stored = self.store.put_run(&r);
             self.live.lock().remove(&id);
+            if let (Err(_), Some(hub)) = (&stored, &self.hub) {
+                hub.close(&id);
+            }
             stored?;
             Report { run: id.clone(), status: r.status, output: out.as_ref().ok().cloned(), error: r.error.clone() }
         };

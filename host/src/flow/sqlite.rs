@@ -7,7 +7,7 @@
 //! process being killed (the WAL is in the OS's cache); a power cut may lose
 //! the last commits, whose steps then run again under the same idempotency key.
 
-use super::store::{ApprovalRecord, DeadLetter, FlowStore, RunRecord, StepRecord, apply_answer};
+use super::store::{ApprovalRecord, DeadLetter, FlowStore, RunRecord, StepRecord, apply_answer, taken};
 use crate::journal::Entry;
 use parking_lot::Mutex;
 use rusqlite::{Connection, OptionalExtension, params};
@@ -82,6 +82,15 @@ impl FlowStore for SqliteStore {
             params![run.id, run.created_ms as i64, data],
         )
         .map(drop)
+    }
+
+    fn add_run(&self, run: &RunRecord) -> Result<bool, String> {
+        let data = to_json(run)?;
+        self.exec(
+            "INSERT OR IGNORE INTO runs (id, created, data) VALUES (?1, ?2, ?3)",
+            params![run.id, run.created_ms as i64, data],
+        )
+        .map(|added| added == 1)
     }
 
     fn run(&self, id: &str) -> Result<Option<RunRecord>, String> {
@@ -172,13 +181,17 @@ impl FlowStore for SqliteStore {
         self.exec("DELETE FROM dead WHERE id = ?1", params![id]).map(|n| n > 0)
     }
 
-    fn put_approval(&self, a: &ApprovalRecord) -> Result<(), String> {
+    fn add_approval(&self, a: &ApprovalRecord) -> Result<(), String> {
         let data = to_json(a)?;
-        self.exec(
-            "INSERT OR REPLACE INTO approvals (id, created, data) VALUES (?1, ?2, ?3)",
+        let added = self.exec(
+            "INSERT OR IGNORE INTO approvals (id, created, data) VALUES (?1, ?2, ?3)",
             params![a.id, a.created_ms as i64, data],
-        )
-        .map(drop)
+        )?;
+        if added == 0 { Err(taken(&a.id)) } else { Ok(()) }
+    }
+
+    fn approval(&self, id: &str) -> Result<Option<ApprovalRecord>, String> {
+        self.one("SELECT data FROM approvals WHERE id = ?1", params![id])
     }
 
     fn approvals(&self) -> Result<Vec<ApprovalRecord>, String> {
@@ -198,5 +211,47 @@ impl FlowStore for SqliteStore {
         tx.execute("UPDATE approvals SET data = ?2 WHERE id = ?1", params![id, to_json(&a)?]).map_err(db)?;
         tx.commit().map_err(db)?;
         Ok(a)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::flow::store::MemoryStore;
+
+    fn question(id: &str, text: &str) -> ApprovalRecord {
+        ApprovalRecord {
+            id: id.into(),
+            run: "r".into(),
+            tenant: "default".into(),
+            asker: "step".into(),
+            question: text.into(),
+            options: vec!["yes".into(), "no".into()],
+            created_ms: 1,
+            deadline_ms: u64::MAX,
+            answer: None,
+            answered_by: None,
+            answered_ms: None,
+        }
+    }
+
+    fn an_approval_id_is_never_reused_and_is_found_by_id(store: &dyn FlowStore) {
+        store.add_approval(&question("ap-1", "first")).unwrap();
+        assert_eq!(
+            store.add_approval(&question("ap-1", "second")).unwrap_err(),
+            "flow store: approval id \"ap-1\" is already taken"
+        );
+        assert_eq!(store.approval("ap-1").unwrap().unwrap().question, "first");
+        assert_eq!(store.approval("ap-2").unwrap(), None);
+        store.answer("ap-1", "yes", "ada", 5).unwrap();
+        let answered = store.approval("ap-1").unwrap().unwrap();
+        assert_eq!((answered.answer.as_deref(), answered.answered_by.as_deref()), (Some("yes"), Some("ada")));
+    }
+
+    #[test]
+    fn both_stores_refuse_a_taken_approval_id_and_find_questions_by_id() {
+        an_approval_id_is_never_reused_and_is_found_by_id(&MemoryStore::default());
+        let dir = tempfile::tempdir().unwrap();
+        an_approval_id_is_never_reused_and_is_found_by_id(&SqliteStore::open(&dir.path().join("f.sqlite")).unwrap());
     }
 }

@@ -164,6 +164,8 @@ pub struct ApprovalRecord {
 pub trait FlowStore: Send + Sync {
     /// Writes a run (inserting or replacing it).
     fn put_run(&self, run: &RunRecord) -> Result<(), String>;
+    /// Adds a run unless one with its id exists; `false` when one does.
+    fn add_run(&self, run: &RunRecord) -> Result<bool, String>;
     /// A run by id.
     fn run(&self, id: &str) -> Result<Option<RunRecord>, String>;
     /// Takes a run over: writes `run` only if the stored one still has
@@ -191,13 +193,21 @@ pub trait FlowStore: Send + Sync {
     fn dead_letters(&self) -> Result<Vec<DeadLetter>, String>;
     /// Removes a dead letter; `false` when there was none.
     fn drop_dead(&self, id: &str) -> Result<bool, String>;
-    /// Adds a question.
-    fn put_approval(&self, approval: &ApprovalRecord) -> Result<(), String>;
+    /// Adds a question; refuses an id already taken, so no question ever
+    /// replaces another.
+    fn add_approval(&self, approval: &ApprovalRecord) -> Result<(), String>;
+    /// A question by id.
+    fn approval(&self, id: &str) -> Result<Option<ApprovalRecord>, String>;
     /// Questions, oldest first.
     fn approvals(&self) -> Result<Vec<ApprovalRecord>, String>;
     /// Records `option` as the answer to `id`, unless it is answered, past
     /// its deadline at `now_ms`, or `option` is not on offer.
     fn answer(&self, id: &str, option: &str, by: &str, now_ms: u64) -> Result<ApprovalRecord, String>;
+}
+
+/// The error for a question id that is already in use.
+pub(super) fn taken(id: &str) -> String {
+    format!("flow store: approval id {id:?} is already taken")
 }
 
 /// Checks an answer against its question, then records it.
@@ -236,6 +246,16 @@ impl FlowStore for MemoryStore {
     fn put_run(&self, run: &RunRecord) -> Result<(), String> {
         self.inner.lock().runs.insert(run.id.clone(), run.clone());
         Ok(())
+    }
+
+    fn add_run(&self, run: &RunRecord) -> Result<bool, String> {
+        match self.inner.lock().runs.entry(run.id.clone()) {
+            std::collections::hash_map::Entry::Occupied(_) => Ok(false),
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                slot.insert(run.clone());
+                Ok(true)
+            }
+        }
     }
 
     fn run(&self, id: &str) -> Result<Option<RunRecord>, String> {
@@ -302,9 +322,18 @@ impl FlowStore for MemoryStore {
         Ok(self.inner.lock().dead.remove(id).is_some())
     }
 
-    fn put_approval(&self, approval: &ApprovalRecord) -> Result<(), String> {
-        self.inner.lock().approvals.insert(approval.id.clone(), approval.clone());
-        Ok(())
+    fn add_approval(&self, approval: &ApprovalRecord) -> Result<(), String> {
+        match self.inner.lock().approvals.entry(approval.id.clone()) {
+            std::collections::btree_map::Entry::Occupied(_) => Err(taken(&approval.id)),
+            std::collections::btree_map::Entry::Vacant(slot) => {
+                slot.insert(approval.clone());
+                Ok(())
+            }
+        }
+    }
+
+    fn approval(&self, id: &str) -> Result<Option<ApprovalRecord>, String> {
+        Ok(self.inner.lock().approvals.get(id).cloned())
     }
 
     fn approvals(&self) -> Result<Vec<ApprovalRecord>, String> {

@@ -7,6 +7,10 @@
 //! | `GET /v1/plugins` | what `paddock plugins list --json` shows |
 //! | `GET /v1/health` | `{"status":"ok"}` |
 //! | `GET /metrics` | Prometheus text: the gateway's `paddock_llm_*` series |
+//!
+//! Flows, runs, dead letters and approvals: [`flows`].
+
+mod flows;
 
 use super::{EXIT_CONFIG, EXIT_CRASH, EXIT_LOAD, EXIT_USAGE, fail};
 use crate::config::{Settings, Span};
@@ -89,7 +93,7 @@ pub async fn serve(settings: Settings, args: ServeArgs) -> u8 {
     let _triggers = runtime.start_triggers();
     // Runs interrupted by a crash continue here, at their first unfinished step.
     let flows = match crate::flow::Flows::open(runtime.clone()) {
-        Ok(f) => f,
+        Ok(f) => f.with_hub(),
         Err(e) => return fail(EXIT_CONFIG, e),
     };
     match flows.resume_orphans() {
@@ -117,13 +121,7 @@ pub async fn serve(settings: Settings, args: ServeArgs) -> u8 {
         .route("/metrics", get(metrics))
         .layer(DefaultBodyLimit::max(limit))
         .with_state(runtime)
-        .merge(
-            Router::new()
-                .route("/v1/approvals", get(approvals))
-                .route("/v1/approvals/{id}", post(answer))
-                .layer(DefaultBodyLimit::max(64 * 1024))
-                .with_state(flows),
-        );
+        .merge(flows::routes(flows, limit));
     let served = axum::serve(listener, app).with_graceful_shutdown(shutdown()).await;
     drop(watch);
     remove_marker(&marker);
@@ -172,6 +170,16 @@ async fn shutdown() {
     let _ = interrupt.await;
 }
 
+/// The tenant the `x-paddock-tenant` header names.
+#[allow(clippy::result_large_err)]
+fn tenant_header(headers: &HeaderMap) -> Result<Option<String>, Response> {
+    match headers.get("x-paddock-tenant").map(|v| v.to_str()) {
+        Some(Ok(t)) => Ok(Some(t.to_string())),
+        Some(Err(_)) => Err(error(StatusCode::BAD_REQUEST, "bad-request", "x-paddock-tenant is not text")),
+        None => Ok(None),
+    }
+}
+
 fn error(status: StatusCode, kind: &str, message: impl std::fmt::Display) -> Response {
     let body = serde_json::json!({ "error": { "kind": kind, "message": message.to_string() } });
     (status, axum::Json(body)).into_response()
@@ -185,10 +193,9 @@ async fn run(State(runtime): State<Runtime>, Path(name): Path<String>, headers: 
     if name.contains(['/', '\\', '.']) {
         return error(StatusCode::NOT_FOUND, "not-found", format!("no plugin named {name:?}"));
     }
-    let tenant = match headers.get("x-paddock-tenant").map(|v| v.to_str()) {
-        Some(Ok(t)) => Some(t.to_string()),
-        Some(Err(_)) => return error(StatusCode::BAD_REQUEST, "bad-request", "x-paddock-tenant is not text"),
-        None => None,
+    let tenant = match tenant_header(&headers) {
+        Ok(t) => t,
+        Err(r) => return r,
     };
     let agent = match runtime.load(&name) {
         Ok(agent) => agent,
@@ -227,31 +234,4 @@ async fn plugins(State(runtime): State<Runtime>) -> Response {
 
 async fn metrics(State(runtime): State<Runtime>) -> Response {
     ([("content-type", "text/plain; version=0.0.4")], runtime.gateway().metrics().render()).into_response()
-}
-
-/// Questions waiting for an answer.
-async fn approvals(State(flows): State<crate::flow::Flows>) -> Response {
-    let now = crate::flow::now_ms();
-    match flows.store().approvals() {
-        Ok(all) => {
-            let waiting: Vec<_> = all.into_iter().filter(|a| a.answer.is_none() && a.deadline_ms > now).collect();
-            axum::Json(waiting).into_response()
-        }
-        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "unavailable", e),
-    }
-}
-
-/// Answers a question: body `{"option": "ship", "by": "ada"}`.
-async fn answer(State(flows): State<crate::flow::Flows>, Path(id): Path<String>, body: String) -> Response {
-    let Ok(v) = serde_json::from_str::<serde_json::Value>(&body) else {
-        return error(StatusCode::BAD_REQUEST, "invalid", "the body must be JSON: {\"option\": \"...\"}");
-    };
-    let Some(option) = v["option"].as_str() else {
-        return error(StatusCode::BAD_REQUEST, "invalid", "the body needs \"option\"");
-    };
-    match flows.approvals().answer(&id, option, v["by"].as_str().unwrap_or("http")) {
-        Ok(a) => axum::Json(a).into_response(),
-        Err(e) if e.starts_with("no approval") => error(StatusCode::NOT_FOUND, "not-found", e),
-        Err(e) => error(StatusCode::CONFLICT, "invalid", e),
-    }
 }

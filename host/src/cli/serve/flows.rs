@@ -1,0 +1,461 @@
+//! The flow API of `paddock serve`. Every route acts for the tenant the
+//! `x-paddock-tenant` header names (the default tenant without it) and shows
+//! only that tenant's runs, dead letters and questions: another tenant's are
+//! answered as if they did not exist.
+//!
+//! | method and path | what |
+//! |---|---|
+//! | `GET /v1/flows` | the specs in `serve.flows`, each checked |
+//! | `POST /v1/flows/{name}/runs` | start `<serve.flows>/<name>.toml`; body = the input; `?wait=true` answers when it ends |
+//! | `GET /v1/runs` | runs, newest first (`?flow=`, `?status=`, `?limit=`) |
+//! | `GET /v1/runs/{id}` | a run and each step's checkpoint |
+//! | `GET /v1/runs/{id}/events` | its events as server-sent events, from the first (or after `Last-Event-ID`) |
+//! | `GET /v1/dlq`, `GET /v1/dlq/{id}` | dead letters; one whole, with its journal |
+//! | `POST /v1/dlq/{id}/retry`, `DELETE /v1/dlq/{id}` | run it again; drop it |
+//! | `GET /v1/approvals`, `POST /v1/approvals/{id}` | questions waiting; answer one: `{"option": "...", "by": "..."}` |
+
+// Handlers answer early with a ready response: the `Err` of their helpers.
+#![allow(clippy::result_large_err)]
+
+use super::error;
+use crate::flow::hub::Next;
+use crate::flow::{Event, Flow, Flows, RunRecord, RunStatus, StartError, now_ms};
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::{Value, json};
+use std::convert::Infallible;
+
+/// Runs listed at most per request.
+const MAX_LIST: usize = 1000;
+/// The longest idempotency key.
+const MAX_KEY: usize = 128;
+
+pub(super) fn routes(flows: Flows, body_limit: usize) -> Router {
+    Router::new()
+        .route("/v1/flows", get(list_flows))
+        .route("/v1/flows/{name}/runs", post(start))
+        .route("/v1/runs", get(list_runs))
+        .route("/v1/runs/{id}", get(show_run))
+        .route("/v1/runs/{id}/events", get(events))
+        .route("/v1/dlq", get(list_dead))
+        .route("/v1/dlq/{id}", get(show_dead).delete(drop_dead))
+        .route("/v1/dlq/{id}/retry", post(retry_dead))
+        .route("/v1/approvals", get(approvals))
+        .route("/v1/approvals/{id}", post(answer))
+        .layer(DefaultBodyLimit::max(body_limit))
+        .with_state(flows)
+}
+
+/// The tenant a request acts for.
+fn tenant(flows: &Flows, headers: &HeaderMap) -> Result<String, Response> {
+    match super::tenant_header(headers)? {
+        Some(t) => Ok(t),
+        None => Ok(flows.runtime().settings().default_tenant.clone()),
+    }
+}
+
+fn unavailable(e: impl std::fmt::Display) -> Response {
+    error(StatusCode::INTERNAL_SERVER_ERROR, "unavailable", e)
+}
+
+fn no_run(id: &str) -> Response {
+    error(StatusCode::NOT_FOUND, "not-found", format!("no run with id {id:?}"))
+}
+
+/// Run `id`, if the tenant may see it.
+fn run_of(flows: &Flows, tenant: &str, id: &str) -> Result<RunRecord, Response> {
+    match flows.store().run(id) {
+        Ok(Some(r)) if r.tenant == tenant => Ok(r),
+        Ok(_) => Err(no_run(id)),
+        Err(e) => Err(unavailable(e)),
+    }
+}
+
+fn status_word(s: RunStatus) -> &'static str {
+    match s {
+        RunStatus::Running => "running",
+        RunStatus::Succeeded => "succeeded",
+        RunStatus::Failed => "failed",
+    }
+}
+
+/// A run as the API shows it in lists and answers.
+fn summary(r: &RunRecord) -> Value {
+    json!({
+        "run": r.id,
+        "flow": r.flow,
+        "tenant": r.tenant,
+        "status": status_word(r.status),
+        "output": r.output.as_deref().and_then(|o| serde_json::from_str::<Value>(o).ok()),
+        "error": r.error,
+        "created_ms": r.created_ms,
+        "updated_ms": r.updated_ms,
+        "links": { "self": format!("/v1/runs/{}", r.id), "events": format!("/v1/runs/{}/events", r.id) },
+    })
+}
+
+/// Why a flow spec cannot be started.
+enum SpecError {
+    Missing(String),
+    Unreadable(String),
+    Invalid(String),
+}
+
+impl SpecError {
+    fn message(self) -> String {
+        match self {
+            SpecError::Missing(m) | SpecError::Unreadable(m) | SpecError::Invalid(m) => m,
+        }
+    }
+
+    fn response(self) -> Response {
+        match self {
+            SpecError::Missing(m) => error(StatusCode::NOT_FOUND, "not-found", m),
+            SpecError::Unreadable(m) => unavailable(m),
+            SpecError::Invalid(m) => error(StatusCode::UNPROCESSABLE_ENTITY, "invalid", m),
+        }
+    }
+}
+
+/// The spec `<serve.flows>/<name>.toml`, parsed.
+fn spec(flows: &Flows, name: &str) -> Result<(Flow, String), SpecError> {
+    let dir = &flows.runtime().settings().plugins.flows;
+    // Names only: a path would let a caller run any file as a flow.
+    let named = !name.is_empty()
+        && name.len() <= 64
+        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+    let missing = || SpecError::Missing(format!("no flow named {name:?} in {}", dir.display()));
+    if !named {
+        return Err(missing());
+    }
+    let file = dir.join(format!("{name}.toml"));
+    let origin = file.display().to_string();
+    let text = match std::fs::read_to_string(&file) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(missing()),
+        Err(e) => return Err(SpecError::Unreadable(format!("cannot read {origin}: {e}"))),
+    };
+    Flow::parse(&text, &origin).map(|flow| (flow, origin)).map_err(SpecError::Invalid)
+}
+
+async fn list_flows(State(flows): State<Flows>) -> Response {
+    let dir = flows.runtime().settings().plugins.flows.clone();
+    let mut names: Vec<String> = match std::fs::read_dir(&dir) {
+        Ok(entries) => entries
+            .filter_map(|e| e.ok()?.file_name().into_string().ok()?.strip_suffix(".toml").map(String::from))
+            .collect(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => return unavailable(format!("cannot read {}: {e}", dir.display())),
+    };
+    names.sort();
+    let rows: Vec<Value> = names
+        .into_iter()
+        .map(|name| match spec(&flows, &name) {
+            Ok((f, _)) => json!({
+                "name": name, "flow": f.name, "steps": f.steps.len(),
+                "agents": f.agents().keys().collect::<Vec<_>>(), "error": null,
+            }),
+            Err(e) => json!({ "name": name, "error": e.message() }),
+        })
+        .collect();
+    axum::Json(rows).into_response()
+}
+
+#[derive(serde::Deserialize)]
+struct StartQuery {
+    #[serde(default)]
+    wait: bool,
+}
+
+/// The run id an idempotency key stands for: the same key, tenant and flow
+/// always name the same run.
+fn keyed_run(tenant: &str, flow: &str, headers: &HeaderMap) -> Result<Option<String>, Response> {
+    let Some(key) = headers.get("idempotency-key") else { return Ok(None) };
+    let key = key.to_str().ok().filter(|k| !k.is_empty() && k.len() <= MAX_KEY && !k.contains(char::is_whitespace));
+    let Some(key) = key else {
+        let why = format!("idempotency-key must be 1 to {MAX_KEY} visible ASCII characters");
+        return Err(error(StatusCode::BAD_REQUEST, "bad-request", why));
+    };
+    let hash = blake3::hash(format!("{tenant}\0{flow}\0{key}").as_bytes());
+    Ok(Some(hash.to_hex()[..20].to_string()))
+}
+
+/// A start repeated under the same idempotency key answers with the run it
+/// started, or refuses when the input differs.
+fn repeated(existing: &RunRecord, input: &Value) -> Response {
+    if existing.input != *input.to_string() {
+        let why = format!("this idempotency key started run {} with another input", existing.id);
+        return error(StatusCode::CONFLICT, "conflict", why);
+    }
+    (StatusCode::OK, [(header::LOCATION, format!("/v1/runs/{}", existing.id))], axum::Json(summary(existing)))
+        .into_response()
+}
+
+async fn start(
+    State(flows): State<Flows>,
+    Path(name): Path<String>,
+    Query(query): Query<StartQuery>,
+    headers: HeaderMap,
+    body: String,
+) -> Response {
+    let tenant = match tenant(&flows, &headers) {
+        Ok(t) => t,
+        Err(r) => return r,
+    };
+    let input = match body.trim() {
+        "" => json!({}),
+        text => match serde_json::from_str::<Value>(text) {
+            Ok(v) => v,
+            Err(e) => {
+                return error(StatusCode::BAD_REQUEST, "bad-request", format!("the input is not valid JSON: {e}"));
+            }
+        },
+    };
+    let (flow, origin) = match spec(&flows, &name) {
+        Ok(s) => s,
+        Err(e) => return e.response(),
+    };
+    let run = match keyed_run(&tenant, &name, &headers) {
+        Ok(r) => r,
+        Err(r) => return r,
+    };
+    if let Some(id) = &run {
+        match flows.store().run(id) {
+            Ok(Some(existing)) => return repeated(&existing, &input),
+            Ok(None) => {}
+            Err(e) => return unavailable(e),
+        }
+    }
+    let options = crate::flow::Start { tenant: Some(tenant), run: run.clone(), events: None };
+    let started = match flows.begin(flow, &origin, input.clone(), options) {
+        Ok(s) => s,
+        Err(StartError::Load(m)) => return error(StatusCode::SERVICE_UNAVAILABLE, "not-serving", m),
+        Err(StartError::Denied(m)) => return error(StatusCode::FORBIDDEN, "denied", m),
+        // The same key arriving twice at once: one started it.
+        Err(StartError::Exists(m)) => match run.as_deref().map(|id| flows.store().run(id)) {
+            Some(Ok(Some(existing))) => return repeated(&existing, &input),
+            _ => return error(StatusCode::CONFLICT, "conflict", m),
+        },
+        Err(StartError::Store(m)) => return unavailable(m),
+    };
+    let id = started.run().to_string();
+    // The run goes on when the caller hangs up.
+    let running = tokio::spawn(started.finish());
+    if query.wait
+        && let Err(e) = running.await
+    {
+        return unavailable(format!("run {id} stopped: {e}"));
+    }
+    match flows.store().run(&id) {
+        Ok(Some(r)) => {
+            let status = match r.status {
+                RunStatus::Running => StatusCode::ACCEPTED,
+                RunStatus::Succeeded => StatusCode::OK,
+                RunStatus::Failed => StatusCode::UNPROCESSABLE_ENTITY,
+            };
+            (status, [(header::LOCATION, format!("/v1/runs/{id}"))], axum::Json(summary(&r))).into_response()
+        }
+        Ok(None) => no_run(&id),
+        Err(e) => unavailable(e),
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct ListQuery {
+    flow: Option<String>,
+    status: Option<String>,
+    limit: Option<usize>,
+}
+
+async fn list_runs(State(flows): State<Flows>, Query(q): Query<ListQuery>, headers: HeaderMap) -> Response {
+    let tenant = match tenant(&flows, &headers) {
+        Ok(t) => t,
+        Err(r) => return r,
+    };
+    if let Some(s) = q.status.as_deref().filter(|s| !["running", "succeeded", "failed"].contains(s)) {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "bad-request",
+            format!("status {s:?} is not running, succeeded or failed"),
+        );
+    }
+    let limit = q.limit.unwrap_or(100).min(MAX_LIST);
+    match flows.store().runs() {
+        Ok(runs) => {
+            let rows: Vec<Value> = runs
+                .iter()
+                .filter(|r| r.tenant == tenant)
+                .filter(|r| q.flow.as_deref().is_none_or(|f| r.flow == f))
+                .filter(|r| q.status.as_deref().is_none_or(|s| status_word(r.status) == s))
+                .take(limit)
+                .map(summary)
+                .collect();
+            axum::Json(rows).into_response()
+        }
+        Err(e) => unavailable(e),
+    }
+}
+
+async fn show_run(State(flows): State<Flows>, Path(id): Path<String>, headers: HeaderMap) -> Response {
+    let run = match tenant(&flows, &headers).and_then(|t| run_of(&flows, &t, &id)) {
+        Ok(r) => r,
+        Err(r) => return r,
+    };
+    match flows.store().steps(&id) {
+        Ok(steps) => {
+            let mut body = summary(&run);
+            body["pins"] = json!(run.pins);
+            body["steps"] = json!(steps);
+            axum::Json(body).into_response()
+        }
+        Err(e) => unavailable(e),
+    }
+}
+
+fn sse(n: usize, event: &Event) -> SseEvent {
+    let value = serde_json::to_value(event).unwrap_or(Value::Null);
+    let kind = value["event"].as_str().unwrap_or("event").to_string();
+    SseEvent::default().id(n.to_string()).event(kind).data(value.to_string())
+}
+
+async fn events(State(flows): State<Flows>, Path(id): Path<String>, headers: HeaderMap) -> Response {
+    let run = match tenant(&flows, &headers).and_then(|t| run_of(&flows, &t, &id)) {
+        Ok(r) => r,
+        Err(r) => return r,
+    };
+    // A reconnecting client goes on after the last event it saw.
+    let after = headers.get("last-event-id").and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
+    let hub = match flows.hub() {
+        Some(hub) if hub.has(&id) => hub.clone(),
+        _ if run.status == RunStatus::Running => {
+            let why =
+                format!("run {id} is not running on this host (process {} runs it); poll GET /v1/runs/{id}", run.owner);
+            return error(StatusCode::CONFLICT, "elsewhere", why);
+        }
+        // A run that ended before this host kept its events: how it ended.
+        _ => {
+            let finished = Event::RunFinished {
+                run: run.id.clone(),
+                status: status_word(run.status),
+                output: run.output.as_deref().and_then(|o| serde_json::from_str(o).ok()),
+                error: run.error.clone(),
+                ms: run.updated_ms.saturating_sub(run.created_ms),
+            };
+            let once = futures_util::stream::iter([Ok::<_, Infallible>(sse(0, &finished))]);
+            return Sse::new(once).into_response();
+        }
+    };
+    let cursor = after.map_or(0, |n| n + 1);
+    let stream = futures_util::stream::unfold((hub, id, cursor), |(hub, id, mut cursor)| async move {
+        match hub.next(&id, &mut cursor).await? {
+            Next::Event(event) => Some((Ok::<_, Infallible>(sse(cursor - 1, &event)), (hub, id, cursor))),
+            Next::End => None,
+        }
+    });
+    Sse::new(stream).keep_alive(KeepAlive::default()).into_response()
+}
+
+/// Dead letter `id`, if the tenant may see it.
+fn dead_of(flows: &Flows, tenant: &str, id: &str) -> Result<crate::flow::store::DeadLetter, Response> {
+    match flows.store().dead_letters().map(|all| all.into_iter().find(|d| d.id == id && d.tenant == tenant)) {
+        Ok(Some(d)) => Ok(d),
+        Ok(None) => Err(error(StatusCode::NOT_FOUND, "not-found", format!("no dead letter with id {id:?}"))),
+        Err(e) => Err(unavailable(e)),
+    }
+}
+
+async fn list_dead(State(flows): State<Flows>, headers: HeaderMap) -> Response {
+    let tenant = match tenant(&flows, &headers) {
+        Ok(t) => t,
+        Err(r) => return r,
+    };
+    match flows.store().dead_letters() {
+        Ok(all) => {
+            let rows: Vec<Value> = all
+                .iter()
+                .filter(|d| d.tenant == tenant)
+                .map(|d| {
+                    json!({"id": d.id, "run": d.run, "flow": d.flow, "step": d.step, "agent": d.agent,
+                        "attempts": d.attempts, "error": d.error, "created_ms": d.created_ms})
+                })
+                .collect();
+            axum::Json(rows).into_response()
+        }
+        Err(e) => unavailable(e),
+    }
+}
+
+async fn show_dead(State(flows): State<Flows>, Path(id): Path<String>, headers: HeaderMap) -> Response {
+    match tenant(&flows, &headers).and_then(|t| dead_of(&flows, &t, &id)) {
+        Ok(d) => axum::Json(d).into_response(),
+        Err(r) => r,
+    }
+}
+
+async fn retry_dead(State(flows): State<Flows>, Path(id): Path<String>, headers: HeaderMap) -> Response {
+    if let Err(r) = tenant(&flows, &headers).and_then(|t| dead_of(&flows, &t, &id)) {
+        return r;
+    }
+    match flows.retry_dead(&id).await {
+        Ok(output) => {
+            let output = serde_json::from_str::<Value>(&output).unwrap_or(Value::String(output));
+            axum::Json(json!({ "id": id, "output": output })).into_response()
+        }
+        Err(e) => error(StatusCode::UNPROCESSABLE_ENTITY, "failed", format!("dead letter {id}: {e}")),
+    }
+}
+
+async fn drop_dead(State(flows): State<Flows>, Path(id): Path<String>, headers: HeaderMap) -> Response {
+    if let Err(r) = tenant(&flows, &headers).and_then(|t| dead_of(&flows, &t, &id)) {
+        return r;
+    }
+    match flows.store().drop_dead(&id) {
+        Ok(_) => axum::Json(json!({ "dropped": id })).into_response(),
+        Err(e) => unavailable(e),
+    }
+}
+
+/// Questions waiting for an answer.
+async fn approvals(State(flows): State<Flows>, headers: HeaderMap) -> Response {
+    let tenant = match tenant(&flows, &headers) {
+        Ok(t) => t,
+        Err(r) => return r,
+    };
+    let now = now_ms();
+    match flows.store().approvals() {
+        Ok(all) => {
+            let waiting: Vec<_> =
+                all.into_iter().filter(|a| a.tenant == tenant && a.answer.is_none() && a.deadline_ms > now).collect();
+            axum::Json(waiting).into_response()
+        }
+        Err(e) => unavailable(e),
+    }
+}
+
+/// Answers a question: body `{"option": "ship", "by": "ada"}`.
+async fn answer(State(flows): State<Flows>, Path(id): Path<String>, headers: HeaderMap, body: String) -> Response {
+    let tenant = match tenant(&flows, &headers) {
+        Ok(t) => t,
+        Err(r) => return r,
+    };
+    let Ok(v) = serde_json::from_str::<Value>(&body) else {
+        return error(StatusCode::BAD_REQUEST, "invalid", "the body must be JSON: {\"option\": \"...\"}");
+    };
+    let Some(option) = v["option"].as_str() else {
+        return error(StatusCode::BAD_REQUEST, "invalid", "the body needs \"option\"");
+    };
+    match flows.store().approval(&id) {
+        Ok(Some(a)) if a.tenant == tenant => {}
+        Ok(_) => return error(StatusCode::NOT_FOUND, "not-found", format!("no approval with id {id:?}")),
+        Err(e) => return unavailable(e),
+    }
+    match flows.approvals().answer(&id, option, v["by"].as_str().unwrap_or("http")) {
+        Ok(a) => axum::Json(a).into_response(),
+        Err(e) if e.starts_with("no approval") => error(StatusCode::NOT_FOUND, "not-found", e),
+        Err(e) => error(StatusCode::CONFLICT, "invalid", e),
+    }
+}

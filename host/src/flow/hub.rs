@@ -1,0 +1,193 @@
+//! The live events of the runs a host executes, kept for subscribers
+//! (`GET /v1/runs/{id}/events`): a subscriber that arrives late still reads a
+//! run from its first event, and one that keeps up wakes as each event lands.
+//!
+//! Bounded: a run keeps its last [`KEEP_EVENTS`] events (a subscriber further
+//! behind skips to the oldest kept), and a finished run's events stay until
+//! [`KEEP_FINISHED`] runs finished after it.
+
+use super::events::{Event, Sink};
+use parking_lot::Mutex;
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use tokio::sync::Notify;
+
+/// Events kept per run.
+pub const KEEP_EVENTS: usize = 10_000;
+/// Finished runs whose events are kept.
+pub const KEEP_FINISHED: usize = 64;
+
+/// The events of every run this host executes.
+#[derive(Default)]
+pub struct Hub {
+    inner: Mutex<Runs>,
+}
+
+#[derive(Default)]
+struct Runs {
+    logs: HashMap<String, Arc<Log>>,
+    finished: VecDeque<String>,
+}
+
+/// One run's events.
+#[derive(Default)]
+struct Log {
+    state: Mutex<LogState>,
+    changed: Notify,
+}
+
+#[derive(Default)]
+struct LogState {
+    /// The number of events dropped from the front.
+    dropped: usize,
+    events: VecDeque<Arc<Event>>,
+    finished: bool,
+}
+
+/// What a subscriber reads next.
+#[derive(Debug, PartialEq)]
+pub enum Next {
+    /// The event at the cursor; the cursor moves past it.
+    Event(Arc<Event>),
+    /// The run finished and every event was read.
+    End,
+}
+
+impl Hub {
+    /// A sink for run `run` that keeps its events here, then passes each on to `then`.
+    pub fn sink(self: &Arc<Hub>, run: &str, then: Option<Sink>) -> Sink {
+        let log = {
+            let mut inner = self.inner.lock();
+            inner.logs.entry(run.to_string()).or_default().clone()
+        };
+        // A resumed run starts a fresh log.
+        *log.state.lock() = LogState::default();
+        let (hub, run) = (self.clone(), run.to_string());
+        Arc::new(move |event: Event| {
+            let last = matches!(event, Event::RunFinished { .. });
+            let event = Arc::new(event);
+            {
+                let mut state = log.state.lock();
+                if state.events.len() == KEEP_EVENTS {
+                    state.events.pop_front();
+                    state.dropped += 1;
+                }
+                state.events.push_back(event.clone());
+                state.finished |= last;
+            }
+            log.changed.notify_waiters();
+            if last {
+                hub.retire(&run);
+            }
+            if let Some(then) = &then {
+                then(Arc::unwrap_or_clone(event));
+            }
+        })
+    }
+
+    /// Marks run `run` finished without a `run-finished` event (it failed to
+    /// start), so its subscribers end.
+    pub fn close(&self, run: &str) {
+        let log = self.inner.lock().logs.get(run).cloned();
+        if let Some(log) = log {
+            log.state.lock().finished = true;
+            log.changed.notify_waiters();
+            self.retire(run);
+        }
+    }
+
+    fn retire(&self, run: &str) {
+        let mut inner = self.inner.lock();
+        inner.finished.retain(|r| r != run);
+        inner.finished.push_back(run.to_string());
+        while inner.finished.len() > KEEP_FINISHED {
+            if let Some(old) = inner.finished.pop_front() {
+                inner.logs.remove(&old);
+            }
+        }
+    }
+
+    /// Whether this host keeps events of run `run`.
+    pub fn has(&self, run: &str) -> bool {
+        self.inner.lock().logs.contains_key(run)
+    }
+
+    /// The next event of run `run` at `cursor` (the number of events read so
+    /// far), waiting for it if the run goes on; `None` when this host keeps
+    /// no events of the run.
+    pub async fn next(&self, run: &str, cursor: &mut usize) -> Option<Next> {
+        let log = self.inner.lock().logs.get(run).cloned()?;
+        loop {
+            // Registered before reading, so an event landing in between still wakes us.
+            let changed = log.changed.notified();
+            {
+                let state = log.state.lock();
+                *cursor = (*cursor).max(state.dropped);
+                if let Some(event) = state.events.get(*cursor - state.dropped) {
+                    *cursor += 1;
+                    return Some(Next::Event(event.clone()));
+                }
+                if state.finished {
+                    return Some(Next::End);
+                }
+            }
+            changed.await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn step(n: usize) -> Event {
+        Event::StepReused { step: format!("s{n}") }
+    }
+
+    fn finished(run: &str) -> Event {
+        Event::RunFinished { run: run.into(), status: "succeeded", output: None, error: None, ms: 1 }
+    }
+
+    #[tokio::test]
+    async fn a_late_subscriber_reads_every_event_from_the_first_and_ends_with_the_run() {
+        let hub = Arc::new(Hub::default());
+        let sink = hub.sink("r", None);
+        sink(step(0));
+        sink(step(1));
+        let mut cursor = 0;
+        assert_eq!(hub.next("r", &mut cursor).await, Some(Next::Event(Arc::new(step(0)))));
+        assert_eq!(hub.next("r", &mut cursor).await, Some(Next::Event(Arc::new(step(1)))));
+        let waiting = {
+            let hub = hub.clone();
+            tokio::spawn(async move {
+                let mut cursor = 2;
+                let event = hub.next("r", &mut cursor).await;
+                (event, hub.next("r", &mut cursor).await)
+            })
+        };
+        tokio::task::yield_now().await;
+        sink(finished("r"));
+        assert_eq!(waiting.await.unwrap(), (Some(Next::Event(Arc::new(finished("r")))), Some(Next::End)));
+        assert_eq!(hub.next("elsewhere", &mut 0).await, None);
+    }
+
+    #[tokio::test]
+    async fn a_run_keeps_its_last_events_and_only_the_last_finished_runs_are_kept() {
+        let hub = Arc::new(Hub::default());
+        let sink = hub.sink("r", None);
+        for n in 0..KEEP_EVENTS + 5 {
+            sink(step(n));
+        }
+        let mut cursor = 0;
+        assert_eq!(hub.next("r", &mut cursor).await, Some(Next::Event(Arc::new(step(5)))));
+        assert_eq!(cursor, 6);
+        for n in 0..=KEEP_FINISHED {
+            hub.sink(&format!("f{n}"), None)(finished("f"));
+        }
+        assert!(!hub.has("f0"), "the oldest finished run is dropped");
+        assert!(hub.has("f1") && hub.has(&format!("f{KEEP_FINISHED}")) && hub.has("r"));
+        hub.close("r");
+        let mut cursor = KEEP_EVENTS + 5;
+        assert_eq!(hub.next("r", &mut cursor).await, Some(Next::End));
+    }
+}
