@@ -49,9 +49,19 @@ fn setup(dir: &Path) {
     std::fs::write(dir.join("crash.toml"), FLOW).unwrap();
 }
 
-/// Starts `paddock flow run crash.toml --json` and kills it with SIGKILL once
-/// the second step has counted its run (its log line says so); returns the run id.
-fn run_and_kill(dir: &Path) -> String {
+/// `paddock flow run crash.toml --json` with its second step started.
+struct Running {
+    child: Killed,
+    run: String,
+    /// Its events, one JSON object a line (read on, or it cannot write its last ones).
+    events: std::io::Lines<std::io::BufReader<std::process::ChildStdout>>,
+    /// Its log, kept open for the same reason.
+    _log: std::io::Lines<std::io::BufReader<std::process::ChildStderr>>,
+}
+
+/// Starts `paddock flow run crash.toml --json` and waits until the second
+/// step has counted its run (its log line says so).
+fn running(dir: &Path) -> Running {
     let child = Command::new(env!("CARGO_BIN_EXE_paddock"))
         .current_dir(dir)
         .args(["flow", "run", "crash.toml", "--json"])
@@ -65,9 +75,17 @@ fn run_and_kill(dir: &Path) -> String {
     let started: serde_json::Value = serde_json::from_str(&events.next().unwrap().unwrap()).unwrap();
     assert_eq!(started["event"], "run-started");
     let run = started["run"].as_str().unwrap().to_string();
-    let stderr = std::io::BufReader::new(child.0.stderr.take().unwrap());
-    let counted = stderr.lines().map_while(Result::ok).any(|l| l.contains("second counted run 1 on attempt 1"));
+    let mut log = std::io::BufReader::new(child.0.stderr.take().unwrap()).lines();
+    // "second counted run N on attempt 1": N counts earlier runs in the same folder.
+    let second = |l: &String| l.contains("second counted run ") && l.contains(" on attempt 1");
+    let counted = log.by_ref().map_while(Result::ok).any(|l| second(&l));
     assert!(counted, "the second step started");
+    Running { child, run, events, _log: log }
+}
+
+/// The same, killed with SIGKILL once the second step has started; returns the run id.
+fn run_and_kill(dir: &Path) -> String {
+    let Running { child, run, .. } = running(dir);
     drop(child); // SIGKILL, then reaped
     run
 }
@@ -129,6 +147,47 @@ async fn a_starting_host_resumes_interrupted_runs() {
     drop(_serve);
     assert_eq!(counter(dir.path(), "first"), "1");
     assert_eq!(counter(dir.path(), "third"), "1");
+}
+
+#[test]
+fn paddock_flow_cancel_stops_a_run_in_another_process_and_ends_an_orphan() {
+    let dir = tempfile::tempdir().unwrap();
+    setup(dir.path());
+    let Running { mut child, run, events, .. } = running(dir.path());
+    let cancelled = TestCommand::new(dir.path(), &["flow", "cancel", &run, "--by", "ada"]).run();
+    let owner = child.0.id();
+    assert_eq!(
+        (cancelled.code, cancelled.stdout.trim()),
+        (0, format!("run {run} was cancelled (process {owner} stopped it)").as_str()),
+        "{}",
+        cancelled.stderr
+    );
+    let last: serde_json::Value = serde_json::from_str(&events.map_while(Result::ok).last().unwrap()).unwrap();
+    assert_eq!(
+        (&last["event"], &last["status"], &last["error"]),
+        (&"run-finished".into(), &"cancelled".into(), &"cancelled by ada".into())
+    );
+    assert_eq!(child.0.wait().unwrap().code(), Some(1));
+    let status = TestCommand::new(dir.path(), &["flow", "status", &run, "--json"]).run();
+    let status: serde_json::Value = serde_json::from_str(&status.stdout).unwrap();
+    assert_eq!((&status["run"]["status"], &status["run"]["error"]), (&"cancelled".into(), &"cancelled by ada".into()));
+    let third = TestCommand::new(dir.path(), &["bb", "get", "runs/third"]).run();
+    assert_eq!(third.stderr.trim(), "no key \"runs/third\" in tenant \"default\"", "the step after never ran");
+
+    // A run whose process died is marked cancelled, and cannot be resumed.
+    let orphan = run_and_kill(dir.path());
+    let cancelled = TestCommand::new(dir.path(), &["flow", "cancel", &orphan, "--by", "ada"]).run();
+    assert_eq!((cancelled.code, cancelled.stdout.trim()), (0, format!("run {orphan} was cancelled by ada").as_str()));
+    let resumed = TestCommand::new(dir.path(), &["flow", "resume", &orphan]).run();
+    assert_eq!(
+        (resumed.code, resumed.stderr.trim()),
+        (4, format!("error: run {orphan} was cancelled; only an unfinished run can be resumed").as_str())
+    );
+    let again = TestCommand::new(dir.path(), &["flow", "cancel", &orphan]).run();
+    assert_eq!(
+        (again.code, again.stderr.trim()),
+        (2, format!("error: run {orphan} was cancelled; only an unfinished run can be cancelled").as_str())
+    );
 }
 
 const ASKING: &str = r#"

@@ -44,8 +44,22 @@ agent = "step"
 input = { name = "{{item}}", fail = "{{item}} fails" }
 "#;
 
+const SLOW: &str = r#"
+[flow]
+name = "slow"
+[steps.main]
+kind = "sequence"
+steps = ["wait", "after"]
+[steps.wait]
+agent = "step"
+input = { name = "wait", wait_ms = 60000 }
+[steps.after]
+agent = "step"
+input = { name = "after" }
+"#;
+
 /// Tenants `a` and `b` may both run `step`; the flows folder holds `greet`,
-/// `ask`, `fan` and a broken `bad`.
+/// `ask`, `fan`, `slow` and a broken `bad`.
 fn setup(dir: &Path) -> Served {
     plugin(&dir.join("plugins"), "step", guests::FLOW_STEP, "");
     let cache = concat!(env!("CARGO_TARGET_TMPDIR"), "/code-cache");
@@ -57,7 +71,7 @@ fn setup(dir: &Path) -> Served {
     let flows = dir.join("flows");
     std::fs::create_dir_all(&flows).unwrap();
     let bad = "[flow]\nname = \"bad\"\n[steps.main]\nkind = \"loop\"\n";
-    for (name, text) in [("greet", GREET), ("ask", ASK), ("fan", FAN), ("bad", bad)] {
+    for (name, text) in [("greet", GREET), ("ask", ASK), ("fan", FAN), ("slow", SLOW), ("bad", bad)] {
         std::fs::write(flows.join(format!("{name}.toml")), text).unwrap();
     }
     paddock::gateway::install_crypto();
@@ -247,7 +261,41 @@ async fn bad_starts_are_refused_naming_the_flow_the_file_or_the_input() {
     assert_eq!(status, 200);
     let names: Vec<(&str, bool)> =
         listed.as_array().unwrap().iter().map(|f| (f["name"].as_str().unwrap(), f["error"].is_null())).collect();
-    assert_eq!(names, [("ask", true), ("bad", false), ("fan", true), ("greet", true)]);
+    assert_eq!(names, [("ask", true), ("bad", false), ("fan", true), ("greet", true), ("slow", true)]);
     assert_eq!(listed[1]["error"], invalid);
     assert_eq!(api.get("/v1/runs", "a").await, (200, json!([])), "nothing started");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_run_stops_its_agent_and_starts_nothing_more() {
+    let dir = tempfile::tempdir().unwrap();
+    let served = setup(dir.path());
+    let api = Api::new(&served);
+    let (_, started) = api.send("POST", "/v1/flows/slow/runs", "a", "", None).await;
+    let run = started["run"].as_str().unwrap().to_string();
+    loop {
+        let (_, shown) = api.get(&format!("/v1/runs/{run}"), "a").await;
+        if shown["steps"].as_array().unwrap().iter().any(|s| s["path"] == "main/wait") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let by = r#"{"by": "ada"}"#;
+    let cancel = format!("/v1/runs/{run}/cancel");
+    assert_eq!(api.send("POST", &cancel, "b", by, None).await.0, 404, "another tenant cannot cancel it");
+    let (status, cancelled) = api.send("POST", &cancel, "a", by, None).await;
+    assert_eq!(
+        (status, &cancelled["status"], &cancelled["error"]),
+        (200, &json!("cancelled"), &json!("cancelled by ada"))
+    );
+    let events = api.events(&run, "a").await;
+    assert_eq!(events.last().unwrap().0, "run-finished");
+    assert!(!events.iter().any(|(_, step)| step == "main/after"), "{events:?}");
+    let (status, again) = api.send("POST", &cancel, "a", by, None).await;
+    assert_eq!(
+        (status, again["error"]["message"].as_str().unwrap()),
+        (409, format!("run {run} was cancelled; only an unfinished run can be cancelled").as_str())
+    );
+    let (_, listed) = api.get("/v1/runs?status=cancelled", "a").await;
+    assert_eq!(listed[0]["run"], run.as_str());
 }

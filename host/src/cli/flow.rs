@@ -27,6 +27,20 @@ pub enum FlowCommand {
     List(JsonArgs),
     /// Check a flow spec without running it
     Check(CheckArgs),
+    /// Stop a run: its agents stop, nothing more starts, no compensation runs
+    #[command(
+        after_help = "Example:\n  paddock flow cancel 019a3c5e8f21a1b2c3d4 --by ada\n\nA run in another process stops at its next heartbeat (2 s); this waits for it, up to 10 s."
+    )]
+    Cancel(CancelArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CancelArgs {
+    /// The run's id
+    run: String,
+    /// Who cancels [default: $USER]
+    #[arg(long)]
+    by: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -111,7 +125,11 @@ fn finish(report: Result<Report, String>, json: bool) -> u8 {
         }
         Ok(r) => {
             if !json {
-                eprintln!("error: run {} failed: {}", r.run, r.error.unwrap_or_default());
+                let error = r.error.unwrap_or_default();
+                match r.status {
+                    RunStatus::Cancelled => eprintln!("error: run {} was {error}", r.run),
+                    _ => eprintln!("error: run {} failed: {error}", r.run),
+                }
             }
             EXIT_AGENT_ERROR
         }
@@ -162,6 +180,7 @@ pub async fn flow(settings: Settings, cmd: FlowCommand) -> u8 {
         }
         FlowCommand::Status(args) => status(settings, args),
         FlowCommand::List(args) => list(settings, args.json),
+        FlowCommand::Cancel(args) => cancel(settings, args).await,
         FlowCommand::Check(args) => {
             let origin = args.file.display().to_string();
             match std::fs::read_to_string(&args.file).map_err(|e| format!("cannot read {origin}: {e}")) {
@@ -209,7 +228,7 @@ fn status(settings: Settings, args: StatusArgs) -> u8 {
         println!("{out}");
         return 0;
     }
-    println!("run {}  flow {}  tenant {}  {}", run.id, run.flow, run.tenant, status_word(run.status));
+    println!("run {}  flow {}  tenant {}  {}", run.id, run.flow, run.tenant, run.status.word());
     for s in steps.iter().filter(|s| s.status != StepStatus::Decided) {
         let took = s.ended_ms.map(|e| format!("{} ms", e.saturating_sub(s.started_ms))).unwrap_or_default();
         let what = s.error.clone().or(s.output.clone()).unwrap_or_default();
@@ -229,11 +248,41 @@ fn status(settings: Settings, args: StatusArgs) -> u8 {
     0
 }
 
-fn status_word(s: RunStatus) -> &'static str {
-    match s {
-        RunStatus::Running => "running",
-        RunStatus::Succeeded => "succeeded",
-        RunStatus::Failed => "failed",
+async fn cancel(settings: Settings, args: CancelArgs) -> u8 {
+    let store = match store(&settings) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let by = args.by.or_else(|| std::env::var("USER").ok()).unwrap_or_else(|| "cli".into());
+    match crate::flow::cancel(store.as_ref(), &args.run, &by) {
+        Ok(crate::flow::Cancel::Requested { owner }) => {
+            // The owner stops it at its next heartbeat.
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+            while std::time::Instant::now() < deadline {
+                match store.run(&args.run) {
+                    Ok(Some(r)) if r.status == RunStatus::Cancelled => {
+                        println!("run {} was cancelled (process {owner} stopped it)", r.id);
+                        return 0;
+                    }
+                    Ok(Some(r)) if r.status != RunStatus::Running => {
+                        let why = format!("run {} {} before process {owner} could stop it", r.id, r.status.phrase());
+                        return fail(EXIT_AGENT_ERROR, why);
+                    }
+                    Ok(_) => {}
+                    Err(e) => return fail(EXIT_CONFIG, e),
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            fail(
+                EXIT_AGENT_ERROR,
+                format!("asked process {owner} to cancel run {}; it has not stopped within 10 s", args.run),
+            )
+        }
+        Ok(_) => {
+            println!("run {} was cancelled by {by}", args.run);
+            0
+        }
+        Err(e) => fail(EXIT_USAGE, e),
     }
 }
 
@@ -251,7 +300,7 @@ fn list(settings: Settings, json: bool) -> u8 {
             let line = json!({"run": r.id, "flow": r.flow, "tenant": r.tenant, "status": r.status, "created_ms": r.created_ms});
             println!("{line}");
         } else {
-            println!("{}  {:<24} {:<12} {}", r.id, r.flow, r.tenant, status_word(r.status));
+            println!("{}  {:<24} {:<12} {}", r.id, r.flow, r.tenant, r.status.word());
         }
     }
     0

@@ -27,7 +27,7 @@ use crate::runtime::{Agent, RunOptions, Runtime, new_run_id};
 use parking_lot::Mutex;
 use run::{Ctx, Scope};
 use serde_json::Value;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use std::time::{Duration, Instant};
@@ -43,7 +43,8 @@ pub struct Flows {
     runtime: Runtime,
     store: Arc<dyn FlowStore>,
     approvals: Arc<ApprovalService>,
-    live: Arc<Mutex<HashSet<String>>>,
+    /// The runs executing in this process, each with its cancel signal.
+    live: Arc<Mutex<HashMap<String, tokio::sync::watch::Sender<Option<String>>>>>,
     hub: Option<Arc<hub::Hub>>,
 }
 
@@ -217,10 +218,9 @@ impl Flows {
     pub async fn resume(&self, id: &str, events: Option<events::Sink>, repin: bool) -> Result<Report, String> {
         let mut record = self.store.run(id)?.ok_or_else(|| format!("no run with id {id:?}"))?;
         if record.status != RunStatus::Running {
-            let how = if record.status == RunStatus::Succeeded { "succeeded" } else { "failed" };
-            return Err(format!("run {id} has {how}; only an unfinished run can be resumed"));
+            return Err(format!("run {id} {}; only an unfinished run can be resumed", record.status.phrase()));
         }
-        if self.live.lock().contains(id) {
+        if self.live.lock().contains_key(id) {
             return Err(format!("run {id} is running in this process"));
         }
         if owner_alive(&record) {
@@ -259,13 +259,24 @@ impl Flows {
 
     /// Unfinished runs whose process is gone.
     pub fn orphans(&self) -> Result<Vec<RunRecord>, String> {
-        let live = self.live.lock().clone();
-        Ok(self
-            .store
-            .runs()?
+        let runs = self.store.runs()?;
+        let live = self.live.lock();
+        Ok(runs
             .into_iter()
-            .filter(|r| r.status == RunStatus::Running && !live.contains(&r.id) && !owner_alive(r))
+            .filter(|r| r.status == RunStatus::Running && !live.contains_key(&r.id) && !owner_alive(r))
             .collect())
+    }
+
+    /// Cancels run `id` on behalf of `by`. A run executing here stops at
+    /// once; one another process runs stops at that process's next
+    /// heartbeat; an orphan is marked cancelled. Agents running are stopped,
+    /// nothing more starts, and no compensation runs.
+    pub fn cancel(&self, id: &str, by: &str) -> Result<Cancel, String> {
+        if let Some(signal) = self.live.lock().get(id) {
+            signal.send_replace(Some(by.to_string()));
+            return Ok(Cancel::Stopping);
+        }
+        cancel(self.store.as_ref(), id, by)
     }
 
     /// Resumes every orphaned run in the background (what a starting host does).
@@ -356,7 +367,8 @@ impl Flows {
 
     async fn execute(&self, ctx: Arc<Ctx>, record: RunRecord, resumed: bool) -> Result<Report, String> {
         let started = Instant::now();
-        self.live.lock().insert(record.id.clone());
+        let (signal, mut cancelled) = tokio::sync::watch::channel(None::<String>);
+        self.live.lock().insert(record.id.clone(), signal.clone());
         let shared = Arc::new(Mutex::new(record));
         let beat = {
             let (store, shared) = (self.store.clone(), shared.clone());
@@ -368,6 +380,12 @@ impl Flows {
                     if let Err(e) = store.put_run(&r) {
                         tracing::warn!(run = %r.id, "cannot record the heartbeat: {e}");
                     }
+                    // Another process asked to cancel the run.
+                    match store.cancel_request(&r.id) {
+                        Ok(Some(by)) => drop(signal.send_replace(Some(by))),
+                        Ok(None) => {}
+                        Err(e) => tracing::warn!(run = %r.id, "cannot look for a cancel request: {e}"),
+                    }
                 }
             })
         };
@@ -378,26 +396,34 @@ impl Flows {
         ctx.emit(|| Event::RunStarted { run: id.clone(), flow: ctx.flow.name.clone(), tenant, resumed, pins });
         let budget = ctx.flow.budget.map(|b| RunBudget::new("flow.budget", b, None));
         let start_name = ctx.flow.steps[ctx.flow.start].name.clone();
-        let out = steps::exec(
+        let walk = steps::exec(
             ctx.clone(),
             ctx.flow.start,
             ctx.input.clone(),
             start_name,
             Scope { budget, ..Scope::default() },
-        )
-        .await;
+        );
+        // A cancel drops the walk: its agents stop, its fan-outs' tasks are aborted.
+        let out = tokio::select! {
+            out = walk => Ok(out),
+            by = cancelled.wait_for(Option::is_some) => Err(by.ok().and_then(|b| b.clone()).unwrap_or_default()),
+        };
         beat.abort();
         let report = {
             let mut r = shared.lock();
             r.updated_ms = now_ms();
             match &out {
-                Ok(v) => {
+                Ok(Ok(v)) => {
                     r.status = RunStatus::Succeeded;
                     r.output = Some(v.to_string());
                 }
-                Err(e) => {
+                Ok(Err(e)) => {
                     r.status = RunStatus::Failed;
                     r.error = Some(e.text());
+                }
+                Err(by) => {
+                    r.status = RunStatus::Cancelled;
+                    r.error = Some(format!("cancelled by {by}"));
                 }
             }
             let stored = self.store.put_run(&r);
@@ -406,17 +432,56 @@ impl Flows {
                 hub.close(&id);
             }
             stored?;
-            Report { run: id.clone(), status: r.status, output: out.as_ref().ok().cloned(), error: r.error.clone() }
+            let output = out.ok().and_then(Result::ok);
+            Report { run: id.clone(), status: r.status, output, error: r.error.clone() }
         };
         ctx.emit(|| Event::RunFinished {
             run: id,
-            status: if report.status == RunStatus::Succeeded { "succeeded" } else { "failed" },
+            status: report.status.word(),
             output: report.output.clone(),
             error: report.error.clone(),
             ms: started.elapsed().as_millis() as u64,
         });
         Ok(report)
     }
+}
+
+/// How a cancel was carried out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Cancel {
+    /// The run executes in this process, and stops now.
+    Stopping,
+    /// Process `owner` runs it, and stops it at its next heartbeat (2 s).
+    Requested {
+        /// That process.
+        owner: u32,
+    },
+    /// No process ran it: it is marked cancelled.
+    Cancelled,
+}
+
+/// Cancels run `id` through the store alone (what `paddock flow cancel`
+/// does from another process): asks its owner, or marks an orphan cancelled.
+pub fn cancel(store: &dyn FlowStore, id: &str, by: &str) -> Result<Cancel, String> {
+    let mut record = store.run(id)?.ok_or_else(|| format!("no run with id {id:?}"))?;
+    if record.status != RunStatus::Running {
+        return Err(format!("run {id} {}; only an unfinished run can be cancelled", record.status.phrase()));
+    }
+    if owner_alive(&record) {
+        store.request_cancel(id, by)?;
+        return Ok(Cancel::Requested { owner: record.owner });
+    }
+    let (was, beat) = (record.owner, record.heartbeat_ms);
+    let now = now_ms();
+    record.owner = std::process::id();
+    record.heartbeat_ms = now;
+    record.updated_ms = now;
+    record.status = RunStatus::Cancelled;
+    record.error = Some(format!("cancelled by {by}"));
+    if !store.claim(&record, was, beat)? {
+        return Err(format!("run {id} was taken over by another process while cancelling; cancel it again"));
+    }
+    Ok(Cancel::Cancelled)
 }
 
 /// Whether the process that owns `run` still runs it: alive, and its

@@ -28,6 +28,7 @@ CREATE TABLE IF NOT EXISTS journals (run TEXT NOT NULL, path TEXT NOT NULL, atte
     PRIMARY KEY (run, path));
 CREATE TABLE IF NOT EXISTS dead (id TEXT PRIMARY KEY, created INTEGER NOT NULL, data TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS approvals (id TEXT PRIMARY KEY, created INTEGER NOT NULL, data TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS cancels (run TEXT PRIMARY KEY, by TEXT NOT NULL);
 ";
 
 fn db(e: rusqlite::Error) -> String {
@@ -95,6 +96,15 @@ impl FlowStore for SqliteStore {
 
     fn run(&self, id: &str) -> Result<Option<RunRecord>, String> {
         self.one("SELECT data FROM runs WHERE id = ?1", params![id])
+    }
+
+    fn request_cancel(&self, run: &str, by: &str) -> Result<(), String> {
+        self.exec("INSERT OR REPLACE INTO cancels (run, by) VALUES (?1, ?2)", params![run, by]).map(drop)
+    }
+
+    fn cancel_request(&self, run: &str) -> Result<Option<String>, String> {
+        let conn = self.conn.lock();
+        conn.query_row("SELECT by FROM cancels WHERE run = ?1", params![run], |r| r.get(0)).optional().map_err(db)
     }
 
     fn claim(&self, run: &RunRecord, owner: u32, heartbeat_ms: u64) -> Result<bool, String> {

@@ -18,6 +18,30 @@ pub enum RunStatus {
     Succeeded,
     /// Finished with an error.
     Failed,
+    /// Stopped by someone before it finished.
+    Cancelled,
+}
+
+impl RunStatus {
+    /// One word: `running`, `succeeded`, `failed` or `cancelled`.
+    pub fn word(self) -> &'static str {
+        match self {
+            RunStatus::Running => "running",
+            RunStatus::Succeeded => "succeeded",
+            RunStatus::Failed => "failed",
+            RunStatus::Cancelled => "cancelled",
+        }
+    }
+
+    /// How it stands, as a phrase: `is running`, `has succeeded`, `has failed`, `was cancelled`.
+    pub fn phrase(self) -> &'static str {
+        match self {
+            RunStatus::Running => "is running",
+            RunStatus::Succeeded => "has succeeded",
+            RunStatus::Failed => "has failed",
+            RunStatus::Cancelled => "was cancelled",
+        }
+    }
 }
 
 /// A run.
@@ -168,6 +192,11 @@ pub trait FlowStore: Send + Sync {
     fn add_run(&self, run: &RunRecord) -> Result<bool, String>;
     /// A run by id.
     fn run(&self, id: &str) -> Result<Option<RunRecord>, String>;
+    /// Asks the process running `run` to cancel it, on behalf of `by` (it
+    /// looks at each heartbeat).
+    fn request_cancel(&self, run: &str, by: &str) -> Result<(), String>;
+    /// Who asked to cancel `run`, if anyone did.
+    fn cancel_request(&self, run: &str) -> Result<Option<String>, String>;
     /// Takes a run over: writes `run` only if the stored one still has
     /// `owner` and `heartbeat_ms`, so two hosts resuming the same orphan at
     /// once cannot both win. `false` when another got there first.
@@ -240,6 +269,7 @@ struct Memory {
     journals: HashMap<(String, String), (u32, Vec<Entry>)>,
     dead: BTreeMap<String, DeadLetter>,
     approvals: BTreeMap<String, ApprovalRecord>,
+    cancels: HashMap<String, String>,
 }
 
 impl FlowStore for MemoryStore {
@@ -260,6 +290,15 @@ impl FlowStore for MemoryStore {
 
     fn run(&self, id: &str) -> Result<Option<RunRecord>, String> {
         Ok(self.inner.lock().runs.get(id).cloned())
+    }
+
+    fn request_cancel(&self, run: &str, by: &str) -> Result<(), String> {
+        self.inner.lock().cancels.insert(run.to_string(), by.to_string());
+        Ok(())
+    }
+
+    fn cancel_request(&self, run: &str) -> Result<Option<String>, String> {
+        Ok(self.inner.lock().cancels.get(run).cloned())
     }
 
     fn claim(&self, run: &RunRecord, owner: u32, heartbeat_ms: u64) -> Result<bool, String> {

@@ -9,6 +9,7 @@
 //! | `POST /v1/flows/{name}/runs` | start `<serve.flows>/<name>.toml`; body = the input; `?wait=true` answers when it ends |
 //! | `GET /v1/runs` | runs, newest first (`?flow=`, `?status=`, `?limit=`) |
 //! | `GET /v1/runs/{id}` | a run and each step's checkpoint |
+//! | `POST /v1/runs/{id}/cancel` | stop it (`{"by": "..."}`); answers once it stopped, or 202 after 10 s |
 //! | `GET /v1/runs/{id}/events` | its events as server-sent events, from the first (or after `Last-Event-ID`) |
 //! | `GET /v1/dlq`, `GET /v1/dlq/{id}` | dead letters; one whole, with its journal |
 //! | `POST /v1/dlq/{id}/retry`, `DELETE /v1/dlq/{id}` | run it again; drop it |
@@ -41,6 +42,7 @@ pub(super) fn routes(flows: Flows, body_limit: usize) -> Router {
         .route("/v1/runs", get(list_runs))
         .route("/v1/runs/{id}", get(show_run))
         .route("/v1/runs/{id}/events", get(events))
+        .route("/v1/runs/{id}/cancel", post(cancel))
         .route("/v1/dlq", get(list_dead))
         .route("/v1/dlq/{id}", get(show_dead).delete(drop_dead))
         .route("/v1/dlq/{id}/retry", post(retry_dead))
@@ -75,21 +77,13 @@ fn run_of(flows: &Flows, tenant: &str, id: &str) -> Result<RunRecord, Response> 
     }
 }
 
-fn status_word(s: RunStatus) -> &'static str {
-    match s {
-        RunStatus::Running => "running",
-        RunStatus::Succeeded => "succeeded",
-        RunStatus::Failed => "failed",
-    }
-}
-
 /// A run as the API shows it in lists and answers.
 fn summary(r: &RunRecord) -> Value {
     json!({
         "run": r.id,
         "flow": r.flow,
         "tenant": r.tenant,
-        "status": status_word(r.status),
+        "status": r.status.word(),
         "output": r.output.as_deref().and_then(|o| serde_json::from_str::<Value>(o).ok()),
         "error": r.error,
         "created_ms": r.created_ms,
@@ -255,7 +249,7 @@ async fn start(
             let status = match r.status {
                 RunStatus::Running => StatusCode::ACCEPTED,
                 RunStatus::Succeeded => StatusCode::OK,
-                RunStatus::Failed => StatusCode::UNPROCESSABLE_ENTITY,
+                RunStatus::Failed | RunStatus::Cancelled => StatusCode::UNPROCESSABLE_ENTITY,
             };
             (status, [(header::LOCATION, format!("/v1/runs/{id}"))], axum::Json(summary(&r))).into_response()
         }
@@ -276,12 +270,9 @@ async fn list_runs(State(flows): State<Flows>, Query(q): Query<ListQuery>, heade
         Ok(t) => t,
         Err(r) => return r,
     };
-    if let Some(s) = q.status.as_deref().filter(|s| !["running", "succeeded", "failed"].contains(s)) {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "bad-request",
-            format!("status {s:?} is not running, succeeded or failed"),
-        );
+    if let Some(s) = q.status.as_deref().filter(|s| !["running", "succeeded", "failed", "cancelled"].contains(s)) {
+        let why = format!("status {s:?} is not running, succeeded, failed or cancelled");
+        return error(StatusCode::BAD_REQUEST, "bad-request", why);
     }
     let limit = q.limit.unwrap_or(100).min(MAX_LIST);
     match flows.store().runs() {
@@ -290,7 +281,7 @@ async fn list_runs(State(flows): State<Flows>, Query(q): Query<ListQuery>, heade
                 .iter()
                 .filter(|r| r.tenant == tenant)
                 .filter(|r| q.flow.as_deref().is_none_or(|f| r.flow == f))
-                .filter(|r| q.status.as_deref().is_none_or(|s| status_word(r.status) == s))
+                .filter(|r| q.status.as_deref().is_none_or(|s| r.status.word() == s))
                 .take(limit)
                 .map(summary)
                 .collect();
@@ -313,6 +304,30 @@ async fn show_run(State(flows): State<Flows>, Path(id): Path<String>, headers: H
             axum::Json(body).into_response()
         }
         Err(e) => unavailable(e),
+    }
+}
+
+/// Cancels a run: body `{"by": "ada"}` (optional). Answers with the run once
+/// it stopped (200), or as it stands after 10 s (202).
+async fn cancel(State(flows): State<Flows>, Path(id): Path<String>, headers: HeaderMap, body: String) -> Response {
+    if let Err(r) = tenant(&flows, &headers).and_then(|t| run_of(&flows, &t, &id)) {
+        return r;
+    }
+    let by = serde_json::from_str::<Value>(&body).ok().and_then(|v| v["by"].as_str().map(String::from));
+    if let Err(e) = flows.cancel(&id, by.as_deref().unwrap_or("http")) {
+        return error(StatusCode::CONFLICT, "conflict", e);
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        match flows.store().run(&id) {
+            Ok(Some(r)) if r.status != RunStatus::Running => return axum::Json(summary(&r)).into_response(),
+            Ok(Some(r)) if std::time::Instant::now() >= deadline => {
+                return (StatusCode::ACCEPTED, axum::Json(summary(&r))).into_response();
+            }
+            Ok(Some(_)) => tokio::time::sleep(std::time::Duration::from_millis(20)).await,
+            Ok(None) => return no_run(&id),
+            Err(e) => return unavailable(e),
+        }
     }
 }
 
@@ -340,7 +355,7 @@ async fn events(State(flows): State<Flows>, Path(id): Path<String>, headers: Hea
         _ => {
             let finished = Event::RunFinished {
                 run: run.id.clone(),
-                status: status_word(run.status),
+                status: run.status.word(),
                 output: run.output.as_deref().and_then(|o| serde_json::from_str(o).ok()),
                 error: run.error.clone(),
                 ms: run.updated_ms.saturating_sub(run.created_ms),
