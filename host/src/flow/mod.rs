@@ -276,6 +276,15 @@ impl Flows {
             signal.send_replace(Some(by.to_string()));
             return Ok(Cancel::Stopping);
         }
+        // Begun here and not executing yet: it reads the request as it starts.
+        if let Some(r) = self.store.run(id)?
+            && r.status == RunStatus::Running
+            && r.owner == std::process::id()
+            && now_ms().saturating_sub(r.heartbeat_ms) < STALE.as_millis() as u64
+        {
+            self.store.request_cancel(id, by)?;
+            return Ok(Cancel::Stopping);
+        }
         cancel(self.store.as_ref(), id, by)
     }
 
@@ -369,6 +378,12 @@ impl Flows {
         let started = Instant::now();
         let (signal, mut cancelled) = tokio::sync::watch::channel(None::<String>);
         self.live.lock().insert(record.id.clone(), signal.clone());
+        // Asked to cancel before it executed (or while its process was gone).
+        match self.store.cancel_request(&record.id) {
+            Ok(Some(by)) => drop(signal.send_replace(Some(by))),
+            Ok(None) => {}
+            Err(e) => tracing::warn!(run = %record.id, "cannot look for a cancel request: {e}"),
+        }
         let shared = Arc::new(Mutex::new(record));
         let beat = {
             let (store, shared) = (self.store.clone(), shared.clone());
