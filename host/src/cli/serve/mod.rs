@@ -38,9 +38,15 @@ pub struct ServeArgs {
     /// How long file changes settle before a reload [default: serve.debounce, 100ms]
     #[arg(long, value_name = "DURATION", value_parser = Span::parse)]
     debounce: Option<Span>,
+    /// The folder of flow specs `POST /v1/flows/NAME/runs` starts [default: serve.flows, flows]
+    #[arg(long, value_name = "DIR")]
+    flows: Option<PathBuf>,
 }
 
-pub async fn serve(settings: Settings, args: ServeArgs) -> u8 {
+pub async fn serve(mut settings: Settings, args: ServeArgs) -> u8 {
+    if let Some(dir) = args.flows {
+        settings.plugins.flows = dir;
+    }
     let listen = args.listen.unwrap_or(settings.plugins.listen);
     if let Err(why) = crate::config::check_listen(&listen) {
         return fail(EXIT_USAGE, format!("--listen: {why}"));
