@@ -90,6 +90,11 @@ impl Started {
         &self.record.id
     }
 
+    /// The run as it was recorded.
+    pub fn record(&self) -> &RunRecord {
+        &self.record
+    }
+
     /// Runs it to the end.
     pub async fn finish(self) -> Result<Report, String> {
         self.flows.execute(self.ctx, self.record, false).await

@@ -237,11 +237,15 @@ async fn start(
         Err(StartError::Store(m)) => return unavailable(m),
     };
     let id = started.run().to_string();
+    let location = [(header::LOCATION, format!("/v1/runs/{id}"))];
     // The run goes on when the caller hangs up.
+    let begun = summary(started.record());
     let running = tokio::spawn(started.finish());
-    if query.wait
-        && let Err(e) = running.await
-    {
+    if !query.wait {
+        // As begun, however soon it ends.
+        return (StatusCode::ACCEPTED, location, axum::Json(begun)).into_response();
+    }
+    if let Err(e) = running.await {
         return unavailable(format!("run {id} stopped: {e}"));
     }
     match flows.store().run(&id) {
@@ -251,7 +255,7 @@ async fn start(
                 RunStatus::Succeeded => StatusCode::OK,
                 RunStatus::Failed | RunStatus::Cancelled => StatusCode::UNPROCESSABLE_ENTITY,
             };
-            (status, [(header::LOCATION, format!("/v1/runs/{id}"))], axum::Json(summary(&r))).into_response()
+            (status, location, axum::Json(summary(&r))).into_response()
         }
         Ok(None) => no_run(&id),
         Err(e) => unavailable(e),
