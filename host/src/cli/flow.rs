@@ -333,7 +333,7 @@ pub fn approvals(settings: Settings, cmd: ApprovalsCommand) -> u8 {
         Err(e) => return fail(EXIT_CONFIG, e),
     };
     let now = now_ms();
-    for a in all.iter().filter(|a| args.all || (a.answer.is_none() && a.deadline_ms > now)) {
+    for a in all.iter().filter(|a| args.all || a.waiting(now)) {
         if args.json {
             println!("{}", serde_json::to_string(a).unwrap_or_default());
         } else {
@@ -415,7 +415,7 @@ pub async fn dlq(settings: Settings, cmd: DlqCommand) -> u8 {
             }
             Err(e) => fail(EXIT_CONFIG, e),
         },
-        DlqCommand::Show(args) => match store.dead_letters().map(|all| all.into_iter().find(|d| d.id == args.id)) {
+        DlqCommand::Show(args) => match store.dead(&args.id) {
             Ok(Some(d)) => {
                 println!("{}", serde_json::to_string_pretty(&d).unwrap_or_default());
                 0

@@ -314,12 +314,7 @@ impl Flows {
     /// Runs a dead letter's task again (same input and idempotency key);
     /// on success it leaves the queue and its output is returned.
     pub async fn retry_dead(&self, id: &str) -> Result<String, String> {
-        let mut dead = self
-            .store
-            .dead_letters()?
-            .into_iter()
-            .find(|d| d.id == id)
-            .ok_or_else(|| format!("no dead letter with id {id:?}"))?;
+        let mut dead = self.store.dead(id)?.ok_or_else(|| format!("no dead letter with id {id:?}"))?;
         let agent: Arc<Agent> = self.runtime.load(&dead.agent).map_err(|e| e.to_string())?;
         let attempt = dead.attempts + 1;
         let tape = crate::journal::Tape::recording();

@@ -187,6 +187,10 @@ impl FlowStore for SqliteStore {
         self.all("SELECT data FROM dead ORDER BY created, id", [])
     }
 
+    fn dead(&self, id: &str) -> Result<Option<DeadLetter>, String> {
+        self.one("SELECT data FROM dead WHERE id = ?1", params![id])
+    }
+
     fn drop_dead(&self, id: &str) -> Result<bool, String> {
         self.exec("DELETE FROM dead WHERE id = ?1", params![id]).map(|n| n > 0)
     }

@@ -184,6 +184,13 @@ pub struct ApprovalRecord {
     pub answered_ms: Option<u64>,
 }
 
+impl ApprovalRecord {
+    /// Whether it still waits for an answer at `now_ms`.
+    pub fn waiting(&self, now_ms: u64) -> bool {
+        self.answer.is_none() && now_ms < self.deadline_ms
+    }
+}
+
 /// Where runs keep their state. Every method is a short transaction.
 pub trait FlowStore: Send + Sync {
     /// Writes a run (inserting or replacing it).
@@ -220,6 +227,8 @@ pub trait FlowStore: Send + Sync {
     fn put_dead(&self, dead: &DeadLetter) -> Result<(), String>;
     /// The dead-letter queue, oldest first.
     fn dead_letters(&self) -> Result<Vec<DeadLetter>, String>;
+    /// A dead letter by id.
+    fn dead(&self, id: &str) -> Result<Option<DeadLetter>, String>;
     /// Removes a dead letter; `false` when there was none.
     fn drop_dead(&self, id: &str) -> Result<bool, String>;
     /// Adds a question; refuses an id already taken, so no question ever
@@ -355,6 +364,10 @@ impl FlowStore for MemoryStore {
         let mut all: Vec<DeadLetter> = self.inner.lock().dead.values().cloned().collect();
         all.sort_by(|a, b| a.created_ms.cmp(&b.created_ms).then(a.id.cmp(&b.id)));
         Ok(all)
+    }
+
+    fn dead(&self, id: &str) -> Result<Option<DeadLetter>, String> {
+        Ok(self.inner.lock().dead.get(id).cloned())
     }
 
     fn drop_dead(&self, id: &str) -> Result<bool, String> {

@@ -380,9 +380,9 @@ async fn events(State(flows): State<Flows>, Path(id): Path<String>, headers: Hea
 
 /// Dead letter `id`, if the tenant may see it.
 fn dead_of(flows: &Flows, tenant: &str, id: &str) -> Result<crate::flow::store::DeadLetter, Response> {
-    match flows.store().dead_letters().map(|all| all.into_iter().find(|d| d.id == id && d.tenant == tenant)) {
-        Ok(Some(d)) => Ok(d),
-        Ok(None) => Err(error(StatusCode::NOT_FOUND, "not-found", format!("no dead letter with id {id:?}"))),
+    match flows.store().dead(id) {
+        Ok(Some(d)) if d.tenant == tenant => Ok(d),
+        Ok(_) => Err(error(StatusCode::NOT_FOUND, "not-found", format!("no dead letter with id {id:?}"))),
         Err(e) => Err(unavailable(e)),
     }
 }
@@ -447,8 +447,7 @@ async fn approvals(State(flows): State<Flows>, headers: HeaderMap) -> Response {
     let now = now_ms();
     match flows.store().approvals() {
         Ok(all) => {
-            let waiting: Vec<_> =
-                all.into_iter().filter(|a| a.tenant == tenant && a.answer.is_none() && a.deadline_ms > now).collect();
+            let waiting: Vec<_> = all.into_iter().filter(|a| a.tenant == tenant && a.waiting(now)).collect();
             axum::Json(waiting).into_response()
         }
         Err(e) => unavailable(e),
