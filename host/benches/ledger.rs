@@ -12,7 +12,7 @@
 //! `cargo bench -p paddock --bench ledger`
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use paddock::gateway::clock::SystemClock;
+use paddock::core::clock::SystemClock;
 use paddock::gateway::types::Tokens;
 use paddock::gateway::{CallRecord, Caller, Estimate, Quota};
 use paddock::quota::{Budget, Budgets, Ledger, LedgerStore};

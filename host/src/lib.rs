@@ -6,6 +6,14 @@
 //! fresh store per invocation under fuel, memory and wall-clock limits, with
 //! no filesystem, network or environment unless the operator grants them.
 //!
+//! This crate is the `paddock` command line and HTTP server. The host itself
+//! is a stack of crates, each re-exported here under its short name:
+//! [`core`] (shared vocabulary) at the bottom; the services [`gateway`],
+//! [`blackboard`], [`journal`], [`toolchain`], [`quota`] and [`tenants`], which
+//! know nothing of wasmtime; [`config`], which reads `paddock.toml` into their
+//! settings; [`runtime`] (engine, sandbox, capabilities, plugins, hot reload);
+//! and [`flow`], durable workflows of agents.
+//!
 //! ```no_run
 //! use paddock::config::Settings;
 //! use paddock::runtime::{RunOptions, Runtime};
@@ -20,18 +28,16 @@
 
 #![warn(missing_docs)]
 
-pub mod blackboard;
-pub mod caps;
 pub mod cli;
-pub mod config;
-pub mod engine;
-pub mod flow;
-pub mod gateway;
-pub mod journal;
-pub mod plugins;
-pub mod quota;
-pub mod runtime;
-pub mod sandbox;
-pub mod tenants;
-pub mod toolchain;
-pub mod triggers;
+
+pub use paddock_blackboard as blackboard;
+pub use paddock_config as config;
+pub use paddock_core as core;
+pub use paddock_flow as flow;
+pub use paddock_gateway as gateway;
+pub use paddock_journal as journal;
+pub use paddock_quota as quota;
+pub use paddock_runtime as runtime;
+pub use paddock_runtime::{caps, engine, plugins, sandbox, triggers};
+pub use paddock_tenants as tenants;
+pub use paddock_toolchain as toolchain;

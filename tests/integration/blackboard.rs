@@ -295,7 +295,7 @@ async fn a_trigger_runs_its_agent_once_per_change_under_its_prefix() {
     plugin(dir.path(), "tally", guests::COUNTER, "");
     let toml = "[[triggers]]\nname = \"tally-jobs\"\ntenant = \"acme\"\nprefix = \"jobs/\"\nagent = \"tally\"\nconcurrency = 4\ninput = { key = \"tally\", times = 1 }\n";
     let rt = runtime_with_plugins(dir.path(), toml);
-    let triggers = rt.start_triggers();
+    let triggers = paddock::triggers::start(&rt);
     let ns = rt.blackboard().namespace("acme");
     let writer = Writer::new("test", "test");
     for i in 0..20 {
@@ -335,7 +335,7 @@ async fn a_restarted_host_delivers_the_changes_after_its_cursor_and_no_others() 
     };
     {
         let rt = runtime_with_plugins(dir.path(), toml);
-        let mut triggers = rt.start_triggers();
+        let mut triggers = paddock::triggers::start(&rt);
         put(&rt, 0..5);
         assert!(wait_for(&rt.blackboard().namespace("default"), "tally", "5").await);
         tokio::time::sleep(std::time::Duration::from_millis(100)).await; // the cursor is stored after the run
@@ -347,7 +347,7 @@ async fn a_restarted_host_delivers_the_changes_after_its_cursor_and_no_others() 
         put(&rt, 5..8);
     }
     let rt = runtime_with_plugins(dir.path(), toml);
-    let _triggers = rt.start_triggers();
+    let _triggers = paddock::triggers::start(&rt);
     let ns = rt.blackboard().namespace("default");
     assert!(wait_for(&ns, "tally", "8").await, "tally is {:?}", ns.get("tally").unwrap());
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;

@@ -3,6 +3,7 @@
 //! One test binary made of modules; guests come from `paddock_test_guests`.
 
 mod agents;
+mod architecture;
 mod blackboard;
 mod budgets;
 mod chaos;

@@ -1,7 +1,7 @@
 //! Helpers: hosts with test settings, plugin folders, and the real binary.
 
 use paddock::config::Settings;
-use paddock::gateway::clock::ManualClock;
+use paddock::core::clock::ManualClock;
 use paddock::gateway::types::{ChatRequest, Message, Role};
 use paddock::runtime::{RunOptions, Runtime};
 use paddock::sandbox::{InvokeError, Outcome};

@@ -5,7 +5,8 @@
 
 use super::{EXIT_BUILD, EXIT_LOAD};
 use crate::config::{ByteSize, Settings};
-use crate::plugins::manifest::{FILE_NAME, validate_name};
+use crate::core::names::validate_agent;
+use crate::plugins::manifest::FILE_NAME;
 use crate::plugins::{Manifest, ManifestError, Registry};
 use crate::toolchain::{self, SystemProbe, c};
 use clap::{Args, Subcommand};
@@ -99,7 +100,7 @@ fn plugins_to_build(plugins_dir: &Path, target: Option<&str>) -> Result<Vec<Resu
     if path.is_dir() {
         return scan(path);
     }
-    if validate_name(target).is_err() {
+    if validate_agent(target).is_err() {
         return Err(format!("{target}: no such folder, and not a plugin name"));
     }
     match Registry::new(plugins_dir).find(target) {

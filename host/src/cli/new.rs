@@ -13,7 +13,8 @@
 //! inside this repository.
 
 use super::{EXIT_USAGE, fail};
-use crate::plugins::manifest::{FILE_NAME, validate_name};
+use crate::core::names::validate_agent;
+use crate::plugins::manifest::FILE_NAME;
 use crate::toolchain::{self, Lang, SystemProbe};
 use clap::Args;
 use std::path::{Path, PathBuf};
@@ -155,7 +156,7 @@ fn render(name: &str, lang: Lang) -> Vec<(String, String)> {
 }
 
 pub fn new(plugins_dir: &Path, args: NewArgs) -> u8 {
-    if let Err(message) = validate_name(&args.name) {
+    if let Err(message) = validate_agent(&args.name) {
         return fail(EXIT_USAGE, message);
     }
     let dir = args.dir.clone().unwrap_or_else(|| plugins_dir.join(&args.name));

@@ -96,7 +96,7 @@ pub async fn serve(mut settings: Settings, args: ServeArgs) -> u8 {
             }
         }
     });
-    let _triggers = runtime.start_triggers();
+    let _triggers = crate::triggers::start(&runtime);
     // Runs interrupted by a crash continue here, at their first unfinished step.
     let flows = match crate::flow::Flows::open(runtime.clone()) {
         Ok(f) => f.with_hub(),

@@ -1,0 +1,45 @@
+//! `[engine]`: how the wasmtime engine is shaped.
+
+use crate::file::EngineSection;
+use paddock_core::Span;
+use std::time::Duration;
+
+/// How the wasmtime engine is shaped.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EngineSettings {
+    /// Use the pooling instance allocator (fast instantiation, fixed capacity).
+    pub pooling: bool,
+    /// Invocations that may run at once (pooling slots).
+    pub max_instances: u32,
+    /// Tables per invocation.
+    pub max_tables: u32,
+    /// Elements per table.
+    pub max_table_elements: u32,
+    /// Core instances per component instance.
+    pub max_core_instances: u32,
+    /// How often the wall-clock deadline is checked and busy guests yield.
+    pub epoch_tick: Duration,
+    /// Guests that may compute at once, shared fairly between tenants
+    /// (default: the number of CPUs; 0 turns fair scheduling off).
+    pub cpu_slots: usize,
+}
+
+/// Validates `[engine]`.
+pub(crate) fn engine(e: &EngineSection) -> Result<EngineSettings, String> {
+    let engine = EngineSettings {
+        pooling: e.pooling.unwrap_or(true),
+        max_instances: e.max_instances.unwrap_or(1000),
+        max_tables: e.max_tables.unwrap_or(16),
+        max_table_elements: e.max_table_elements.unwrap_or(100_000),
+        max_core_instances: e.max_core_instances.unwrap_or(32),
+        epoch_tick: e.epoch_tick.map_or(Duration::from_millis(10), |s| s.0),
+        cpu_slots: e.cpu_slots.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, std::num::NonZero::get)),
+    };
+    if engine.max_instances == 0 {
+        return Err("engine.max-instances must be greater than zero".into());
+    }
+    if engine.epoch_tick < Duration::from_millis(1) || engine.epoch_tick > Duration::from_secs(1) {
+        return Err(format!("engine.epoch-tick ({}) must be between 1ms and 1s", Span(engine.epoch_tick)));
+    }
+    Ok(engine)
+}

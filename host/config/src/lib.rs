@@ -1,0 +1,212 @@
+//! `paddock.toml`: read with unknown keys refused, then validated into typed
+//! [`Settings`]. Every error names the file and the key.
+//!
+//! Each service owns its section's types (the gateway its `[providers]`,
+//! `[routes]` and `[prices]`; the blackboard its `BoardLimits`; tenants their
+//! policies); this crate reads the file and composes them.
+//!
+//! ```
+//! use paddock_config::Settings;
+//! use std::path::Path;
+//!
+//! let settings = Settings::parse("[limits]\nmemory = \"64MiB\"\n", Path::new("paddock.toml")).unwrap();
+//! assert_eq!(settings.limits.memory, 64 << 20);
+//! let err = Settings::parse("[limits]\nfule = 3\n", Path::new("paddock.toml")).unwrap_err();
+//! assert!(err.to_string().starts_with("paddock.toml: unknown field `fule`"));
+//! ```
+
+#![warn(missing_docs)]
+
+mod engine;
+mod file;
+mod limits;
+mod plugins;
+mod stores;
+mod tenants;
+#[cfg(test)]
+mod tests;
+mod triggers;
+
+pub use engine::EngineSettings;
+pub use paddock_core::{ByteSize, DirGrant, Limits, Requested, SizeCaps, Span, show};
+pub use plugins::{DEFAULT_LISTEN, PluginSettings, check_listen};
+pub use stores::BoardStore;
+pub use triggers::Trigger;
+
+use file::FileConfig;
+use paddock_blackboard::BoardLimits;
+use paddock_gateway::GatewaySettings;
+use paddock_gateway::settings::GatewayFile;
+use paddock_quota::LedgerStore;
+use paddock_tenants::Tenants;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// The file name looked for in the working directory when no `--config` is given.
+pub const DEFAULT_FILE: &str = "paddock.toml";
+
+/// A configuration file that could not be read or is wrong.
+#[derive(Debug, thiserror::Error)]
+#[error("{file}: {message}")]
+pub struct ConfigError {
+    /// The file at fault (or `<embedded defaults>`).
+    pub file: String,
+    /// What is wrong, naming the key.
+    pub message: String,
+}
+
+/// What the operator grants one agent beyond the defaults.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AgentPolicy {
+    /// Directories preopened for it.
+    pub dirs: Vec<DirGrant>,
+}
+
+/// Validated settings of a host.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// The file these came from, or `None` for the embedded defaults.
+    pub source: Option<PathBuf>,
+    /// Where plugins (folders with `agent.toml`) live.
+    pub plugins_dir: PathBuf,
+    /// The tenant used when an invocation names none.
+    pub default_tenant: String,
+    /// Limits applied when nothing lowers them.
+    pub limits: Limits,
+    /// The operator's maximum for each limit.
+    pub ceiling: Limits,
+    /// Byte caps at the sandbox boundary.
+    pub caps: SizeCaps,
+    /// How deep `agents.call` may nest.
+    pub max_call_depth: u32,
+    /// Engine shape.
+    pub engine: EngineSettings,
+    /// Per-agent grants, by agent name.
+    pub agents: BTreeMap<String, AgentPolicy>,
+    /// Each tenant's blackboard limits.
+    pub board: BoardLimits,
+    /// Where the blackboard is kept.
+    pub board_store: BoardStore,
+    /// LLM providers, routes and prices.
+    pub gateway: GatewaySettings,
+    /// Agents run when blackboard keys change.
+    pub triggers: Vec<Trigger>,
+    /// Each tenant's grants, ceilings and budgets.
+    pub tenants: Tenants,
+    /// Where usage and budgets are kept.
+    pub ledger: LedgerStore,
+    /// Where flow runs, checkpoints, journals, dead letters and approvals
+    /// are kept: `None` in memory, else this SQLite file.
+    pub flows: Option<PathBuf>,
+    /// `host.data`: where the host keeps its files.
+    pub data_dir: PathBuf,
+    /// The compiled-code cache, accepted capabilities, and `paddock serve`.
+    pub plugins: PluginSettings,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings::from_file(FileConfig::default(), None, Path::new(".")).expect("embedded defaults are valid")
+    }
+}
+
+impl Settings {
+    /// Loads `path`, or `./paddock.toml` when present, or the embedded defaults.
+    pub fn load(path: Option<&Path>) -> Result<Settings, ConfigError> {
+        let path = match path {
+            Some(p) => p.to_path_buf(),
+            None if Path::new(DEFAULT_FILE).is_file() => PathBuf::from(DEFAULT_FILE),
+            None => return Ok(Settings::default()),
+        };
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| ConfigError { file: path.display().to_string(), message: format!("cannot read: {e}") })?;
+        Settings::parse(&text, &path)
+    }
+
+    /// Parses configuration text that came from `path` (used for errors and
+    /// to resolve relative paths).
+    pub fn parse(text: &str, path: &Path) -> Result<Settings, ConfigError> {
+        let file: FileConfig = toml::from_str(text).map_err(|e| ConfigError {
+            file: path.display().to_string(),
+            message: e.to_string().trim_end().to_string(),
+        })?;
+        let base = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        Settings::from_file(file, Some(path), base)
+    }
+
+    fn from_file(file: FileConfig, path: Option<&Path>, base: &Path) -> Result<Settings, ConfigError> {
+        let name = path.map_or("<embedded defaults>".to_string(), |p| p.display().to_string());
+        Settings::validate(file, path, base).map_err(|message| ConfigError { file: name, message })
+    }
+
+    /// Each section in turn, each error naming its key.
+    fn validate(file: FileConfig, path: Option<&Path>, base: &Path) -> Result<Settings, String> {
+        let (limits, ceiling, caps) = limits::limits(&file.limits, &file.ceiling)?;
+        let engine = engine::engine(&file.engine)?;
+        let data_dir = base.join(file.host.data.clone().unwrap_or_else(|| PathBuf::from(".paddock")));
+        let stores = stores::stores(&file.host, &file.blackboard, &data_dir, base)?;
+        let plugins =
+            plugins::plugin_settings(file.host.code_cache, file.host.plugin_state.as_deref(), file.serve, &data_dir, base)?;
+        let default_tenant = file.host.default_tenant.unwrap_or_else(|| "default".to_string());
+        paddock_core::names::validate_tenant(&default_tenant).map_err(|why| format!("host.default-tenant: {why}"))?;
+        let agents = agent_policies(file.agents, base)?;
+        let gateway =
+            GatewayFile { providers: file.providers, routes: file.routes, prices: file.prices, secrets: file.host.secrets }
+                .settings(base)?;
+        let known = tenants::Known {
+            routes: gateway.routes.keys().map(String::as_str).collect(),
+            ceiling: &ceiling,
+            base,
+            key_bytes: caps.key_bytes,
+        };
+        let tenants = Tenants::new(tenants::policies(file.tenants, &known)?);
+        let triggers = triggers::triggers(file.triggers, &default_tenant, &tenants, &caps)?;
+        Ok(Settings {
+            ledger: stores.ledger,
+            flows: stores.flows,
+            board_store: stores.board,
+            data_dir,
+            plugins,
+            tenants,
+            triggers,
+            gateway,
+            source: path.map(Path::to_path_buf),
+            plugins_dir: base.join(file.host.plugins.unwrap_or_else(|| PathBuf::from("plugins"))),
+            default_tenant,
+            limits,
+            ceiling,
+            caps,
+            max_call_depth: file.limits.max_call_depth.unwrap_or(4),
+            engine,
+            agents,
+            board: stores::board_limits(&file.blackboard, &caps),
+        })
+    }
+
+    /// Where these settings came from, for messages.
+    pub fn source_name(&self) -> String {
+        self.source.as_ref().map_or("<embedded defaults>".to_string(), |p| p.display().to_string())
+    }
+}
+
+/// Validates `[agents.NAME]`: directories lent to each agent.
+fn agent_policies(
+    sections: BTreeMap<String, file::AgentSection>,
+    base: &Path,
+) -> Result<BTreeMap<String, AgentPolicy>, String> {
+    let mut agents = BTreeMap::new();
+    for (agent, policy) in sections {
+        let mut dirs = Vec::new();
+        for (i, d) in policy.dirs.into_iter().enumerate() {
+            if !d.guest.starts_with('/') {
+                return Err(format!(
+                    "agents.{agent}.dirs[{i}].guest must be an absolute path like \"/data\", not `{}`",
+                    d.guest
+                ));
+            }
+            dirs.push(DirGrant { host: base.join(d.host), guest: d.guest, write: d.write });
+        }
+        agents.insert(agent, AgentPolicy { dirs });
+    }
+    Ok(agents)
+}

@@ -1,0 +1,69 @@
+//! `[limits]` and `[ceiling]`: per-invocation limits, the operator's maximum
+//! for each, and the byte caps at the sandbox boundary.
+
+use crate::file::{CeilingSection, LimitsSection};
+use paddock_core::{ByteSize, Limits, SizeCaps, show};
+use std::time::Duration;
+
+/// The ceiling, the defaults under it, and the byte caps.
+pub(crate) fn limits(file: &LimitsSection, ceiling: &CeilingSection) -> Result<(Limits, Limits, SizeCaps), String> {
+    let ceiling = Limits {
+        fuel: ceiling.fuel.unwrap_or(1_000_000_000_000),
+        memory: ceiling.memory.map_or(1 << 30, |b| b.0),
+        timeout: ceiling.timeout.map_or(Duration::from_secs(600), |s| s.0),
+    };
+    let limits = Limits {
+        fuel: file.fuel.unwrap_or(10_000_000_000.min(ceiling.fuel)),
+        memory: file.memory.map_or((128 << 20).min(ceiling.memory), |b| b.0),
+        timeout: file.timeout.map_or(Duration::from_secs(30).min(ceiling.timeout), |s| s.0),
+    };
+    for (key, value, max) in [
+        ("fuel", limits.fuel, ceiling.fuel),
+        ("memory", limits.memory, ceiling.memory),
+        ("timeout", limits.timeout.as_millis() as u64, ceiling.timeout.as_millis() as u64),
+    ] {
+        if value == 0 {
+            return Err(format!("limits.{key} must be greater than zero"));
+        }
+        if value > max {
+            return Err(format!(
+                "limits.{key} ({}) is above ceiling.{key} ({}); raise the ceiling or lower the default",
+                show(key, value),
+                show(key, max)
+            ));
+        }
+    }
+    // The pooling allocator reserves address space for the largest memory
+    // up front, so the memory ceiling must fit a wasm32 address space.
+    if ceiling.memory > 4 << 30 {
+        return Err(format!(
+            "ceiling.memory ({}) is above 4 GiB, the most a 32-bit wasm memory can hold",
+            ByteSize(ceiling.memory)
+        ));
+    }
+    Ok((limits, ceiling, size_caps(file)?))
+}
+
+fn size_caps(l: &LimitsSection) -> Result<SizeCaps, String> {
+    let caps = SizeCaps {
+        arg_bytes: l.max_arg_bytes.map_or(1 << 20, |b| b.0),
+        log_bytes: l.max_log_bytes.map_or(64 << 10, |b| b.0),
+        log_total_bytes: l.max_log_total_bytes.map_or(1 << 20, |b| b.0),
+        key_bytes: l.max_key_bytes.map_or(512, |b| b.0),
+        value_bytes: l.max_value_bytes.map_or(1 << 20, |b| b.0),
+        output_bytes: l.max_output_bytes.map_or(64 << 10, |b| b.0),
+        io_bytes: l.max_io_bytes.map_or(4 << 20, |b| b.0),
+    };
+    for (key, value) in [
+        ("max-arg-bytes", caps.arg_bytes),
+        ("max-log-bytes", caps.log_bytes),
+        ("max-key-bytes", caps.key_bytes),
+        ("max-value-bytes", caps.value_bytes),
+        ("max-io-bytes", caps.io_bytes),
+    ] {
+        if value == 0 {
+            return Err(format!("limits.{key} must be greater than zero"));
+        }
+    }
+    Ok(caps)
+}

@@ -1,0 +1,171 @@
+//! The file read into settings: defaults, ceilings, stores, errors naming keys.
+
+use super::*;
+use std::time::Duration;
+
+fn parse(text: &str) -> Result<Settings, ConfigError> {
+    Settings::parse(text, Path::new("conf/paddock.toml"))
+}
+
+#[test]
+fn embedded_defaults_are_within_their_ceiling() {
+    let s = Settings::default();
+    assert_eq!(s.limits.fuel, 10_000_000_000);
+    assert_eq!(s.limits.memory, 128 << 20);
+    assert_eq!(s.limits.timeout, Duration::from_secs(30));
+    assert_eq!(s.source_name(), "<embedded defaults>");
+}
+
+#[test]
+fn unknown_key_is_refused_naming_file_and_key() {
+    let err = parse("[limits]\nfule = 3\n").unwrap_err();
+    assert_eq!(err.file, "conf/paddock.toml");
+    assert!(err.message.contains("unknown field `fule`"), "{}", err.message);
+    assert!(err.message.contains("line 2"), "{}", err.message);
+}
+
+#[test]
+fn default_above_ceiling_is_refused_naming_both_keys() {
+    let err = parse("[limits]\nmemory = \"2GiB\"\n[ceiling]\nmemory = \"1GiB\"\n").unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "conf/paddock.toml: limits.memory (2 GiB) is above ceiling.memory (1 GiB); raise the ceiling or lower the default"
+    );
+}
+
+#[test]
+fn bad_size_value_names_the_value() {
+    let err = parse("[limits]\nmemory = \"lots\"\n").unwrap_err();
+    assert!(err.message.contains("`lots` is not a size"), "{}", err.message);
+}
+
+#[test]
+fn paths_resolve_against_the_config_folder() {
+    let s =
+        parse("[host]\nplugins = \"agents\"\n[agents.reader]\ndirs = [{ host = \"data\", guest = \"/data\" }]\n")
+            .unwrap();
+    assert_eq!(s.plugins_dir, Path::new("conf/agents"));
+    assert_eq!(s.agents["reader"].dirs[0].host, Path::new("conf/data"));
+    assert!(!s.agents["reader"].dirs[0].write);
+}
+
+#[test]
+fn relative_guest_path_is_refused() {
+    let err = parse("[agents.reader]\ndirs = [{ host = \"data\", guest = \"data\" }]\n").unwrap_err();
+    assert_eq!(err.message, "agents.reader.dirs[0].guest must be an absolute path like \"/data\", not `data`");
+}
+
+#[test]
+fn manifest_requests_are_cut_to_the_ceiling_with_a_note() {
+    let s = Settings::default();
+    let req = Requested { fuel: Some(u64::MAX), memory: Some(1 << 20), timeout: None };
+    let (limits, notes) = s.limits.with_request(&s.ceiling, &req);
+    assert_eq!((limits.fuel, limits.memory, limits.timeout), (s.ceiling.fuel, 1 << 20, s.limits.timeout));
+    assert_eq!(notes.len(), 1);
+    assert!(
+        notes[0].starts_with("limits.fuel (18446744073709551615) is above the operator's ceiling.fuel"),
+        "{}",
+        notes[0]
+    );
+}
+
+#[test]
+fn command_line_over_the_ceiling_is_an_error() {
+    let s = Settings::default();
+    let req = Requested { memory: Some(2 << 30), ..Default::default() };
+    assert_eq!(
+        s.limits.with_overrides(&s.ceiling, &req).unwrap_err(),
+        "--memory 2 GiB is above ceiling.memory (1 GiB)"
+    );
+}
+
+#[test]
+fn blackboard_store_is_memory_unless_durable_is_asked_for() {
+    assert_eq!(Settings::default().board_store, BoardStore::Memory);
+    let s = parse("[blackboard]\nstore = \"durable\"\n").unwrap();
+    assert_eq!(s.board_store, BoardStore::Durable(PathBuf::from("conf/.paddock/blackboard.redb")));
+    let err = parse("[blackboard]\nstore = \"redis\"\n").unwrap_err();
+    assert_eq!(err.message, "blackboard.store: `redis` is not a store; use \"memory\" or \"durable\"");
+}
+
+#[test]
+fn nothing_configured_means_the_simulated_routes_fast_and_smart() {
+    let s = Settings::default();
+    assert!(s.gateway.simulated_defaults);
+    assert_eq!(s.gateway.routes.keys().collect::<Vec<_>>(), ["fast", "smart"]);
+}
+
+#[test]
+fn provider_and_route_errors_name_the_key() {
+    let cases = [
+        (
+            "[providers.x]\nkind = \"bedrock\"\n",
+            "providers.x.kind: `bedrock` is not a provider kind; use openai, anthropic, gemini, ollama or simulated",
+        ),
+        (
+            "[providers.x]\nkind = \"openai\"\napi-key-env = \"PADDOCK_TEST_UNSET_KEY\"\n",
+            "providers.x.api-key-env: the environment variable PADDOCK_TEST_UNSET_KEY is not set",
+        ),
+        (
+            "[providers.x]\nkind = \"openai\"\napi-key-secret = \"k\"\n",
+            "providers.x.api-key-secret: no secrets file is configured (host.secrets)",
+        ),
+        (
+            "[providers.x]\nkind = \"openai\"\nbase-url = \"api.openai.com\"\n",
+            "providers.x.base-url: `api.openai.com` is not an http:// or https:// URL",
+        ),
+        (
+            "[routes.fast]\ntargets = [{ provider = \"nope\", model = \"m\" }]\n",
+            "routes.fast.targets[0].provider: no provider named \"nope\" (configured: simulated)",
+        ),
+        (
+            "[routes.fast]\nstrategy = \"cheapest\"\ntargets = [{ provider = \"simulated\", model = \"m\" }]\n",
+            "routes.fast.targets[0]: strategy \"cheapest\" needs a price for simulated/m in [prices]",
+        ),
+        ("[routes.fast]\ntargets = []\n", "routes.fast.targets: a route needs at least one target"),
+        (
+            "[routes.fast]\nthrottle-below = 2.0\ntargets = [{ provider = \"simulated\", model = \"m\" }]\n",
+            "routes.fast.throttle-below: 2 is not a fraction between 0 and 1",
+        ),
+    ];
+    for (text, message) in cases {
+        assert_eq!(parse(text).unwrap_err().message, message, "{text}");
+    }
+}
+
+#[test]
+fn route_and_target_thresholds_layer_over_the_defaults() {
+    let s = parse(
+        "[routes.r]\nretries = 3\nbreaker = { failures = 5 }\ntargets = [\n  { provider = \"simulated\", model = \"a\" },\n  { provider = \"simulated\", model = \"b\", retries = 0, breaker = { open-for = \"5s\" } },\n]\n",
+    )
+    .unwrap();
+    let r = &s.gateway.routes["r"];
+    assert_eq!((r.targets[0].policy.retries, r.targets[0].policy.breaker.failures), (3, 5));
+    assert_eq!((r.targets[1].policy.retries, r.targets[1].policy.breaker.open_for), (0, Duration::from_secs(5)));
+    assert_eq!(r.targets[1].policy.breaker.failures, 5, "breaker keys layer one by one");
+    assert!(!s.gateway.simulated_defaults);
+}
+
+#[test]
+fn a_secrets_file_others_can_read_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let secrets = dir.path().join("secrets.toml");
+    std::fs::write(&secrets, "k = \"sk-1\"\n").unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&secrets, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let text = "[host]\nsecrets = \"secrets.toml\"\n[providers.x]\nkind = \"openai\"\napi-key-secret = \"k\"\n";
+        let err = Settings::parse(text, &dir.path().join("paddock.toml")).unwrap_err();
+        assert!(err.message.contains("can be read by other users (mode 644); run `chmod 600"), "{}", err.message);
+        assert!(!err.message.contains("sk-1"));
+    }
+}
+
+#[test]
+fn dir_grant_parses_host_and_guest() {
+    let g = DirGrant::parse("./in::/input", false).unwrap();
+    assert_eq!(g.host, Path::new("./in"));
+    assert_eq!(g.guest, "/input");
+    assert_eq!(DirGrant::parse("./in", true).unwrap().guest, "/data");
+}

@@ -1,0 +1,25 @@
+//! Paddock's shared vocabulary, used by every other crate and depending on
+//! none of them: units of the config file ([`Span`], [`ByteSize`]), the name
+//! rules ([`names`]), per-invocation [`Limits`] and byte caps, what an agent
+//! asks for ([`Capabilities`]), and the [`Clock`] services read.
+//!
+//! ```
+//! use paddock_core::{ByteSize, Span, names};
+//!
+//! assert_eq!(ByteSize::parse("64MiB").unwrap(), ByteSize(64 << 20));
+//! assert_eq!(Span::parse("250ms").unwrap().to_string(), "250ms");
+//! assert!(names::validate_tenant("acme").is_ok());
+//! ```
+
+#![warn(missing_docs)]
+
+pub mod capabilities;
+pub mod clock;
+pub mod limits;
+pub mod names;
+pub mod units;
+
+pub use capabilities::{BoardRequest, Capabilities};
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use limits::{DirGrant, Limits, Requested, SizeCaps, show};
+pub use units::{ByteSize, Span};

@@ -1,0 +1,110 @@
+//! Questions for people: kept in the flow store, answered with `paddock
+//! approve ID OPTION` (or the HTTP API), from this process or another one.
+//!
+//! A waiting step or agent holds no thread: it awaits a notification (an
+//! answer given in this process) or the next poll of the store (an answer
+//! given by another process), whichever comes first, until its deadline.
+
+use super::store::{ApprovalRecord, FlowStore};
+use paddock_runtime::caps::approval::{Approvals, Question};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Notify;
+
+/// How often a waiting question looks for an answer another process gave.
+const POLL: Duration = Duration::from_millis(200);
+
+/// The host's approval service.
+pub struct ApprovalService {
+    store: Arc<dyn FlowStore>,
+    answered: Notify,
+}
+
+/// Milliseconds since 1970.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+/// How a wait ended.
+#[derive(Debug, PartialEq)]
+pub enum Waited {
+    /// Someone answered.
+    Answered(ApprovalRecord),
+    /// The deadline passed first.
+    TimedOut(ApprovalRecord),
+}
+
+impl ApprovalService {
+    /// A service over `store`.
+    pub fn new(store: Arc<dyn FlowStore>) -> Arc<ApprovalService> {
+        Arc::new(ApprovalService { store, answered: Notify::new() })
+    }
+
+    /// Records a new question and returns it.
+    pub fn create(&self, q: &Question) -> Result<ApprovalRecord, String> {
+        let created_ms = now_ms();
+        let a = ApprovalRecord {
+            // 64 random bits: ids are typed by people, and never reused.
+            id: format!("ap-{:016x}", fastrand::u64(..)),
+            run: q.run.to_string(),
+            tenant: q.tenant.to_string(),
+            asker: q.asker.clone(),
+            question: q.text.clone(),
+            options: q.options.clone(),
+            created_ms,
+            deadline_ms: created_ms.saturating_add(q.timeout.as_millis() as u64),
+            answer: None,
+            answered_by: None,
+            answered_ms: None,
+        };
+        self.store.add_approval(&a)?;
+        Ok(a)
+    }
+
+    /// Answers question `id` with `option`, on behalf of `by`.
+    pub fn answer(&self, id: &str, option: &str, by: &str) -> Result<ApprovalRecord, String> {
+        let a = self.store.answer(id, option, by, now_ms())?;
+        self.answered.notify_waiters();
+        Ok(a)
+    }
+
+    /// Waits for question `id` to be answered or to time out.
+    pub async fn wait(&self, id: &str) -> Result<Waited, String> {
+        loop {
+            // Registered before reading, so an answer given in between still wakes us.
+            let notified = self.answered.notified();
+            let a = self.store.approval(id)?.ok_or_else(|| format!("no approval with id {id:?}"))?;
+            if a.answer.is_some() {
+                return Ok(Waited::Answered(a));
+            }
+            let now = now_ms();
+            if now >= a.deadline_ms {
+                return Ok(Waited::TimedOut(a));
+            }
+            let left = Duration::from_millis(a.deadline_ms - now);
+            tokio::select! {
+                () = notified => {}
+                () = tokio::time::sleep(POLL.min(left)) => {}
+            }
+        }
+    }
+}
+
+/// The service as the agents' `approval` capability sees it.
+pub struct AgentQuestions(pub Arc<ApprovalService>);
+
+impl Approvals for AgentQuestions {
+    fn ask(&self, question: Question) -> Pin<Box<dyn Future<Output = Result<String, String>> + Send + 'static>> {
+        let service = self.0.clone();
+        Box::pin(async move {
+            let a = service.create(&question).map_err(|e| format!("unavailable: {e}"))?;
+            tracing::info!(id = %a.id, asker = %a.asker, "approval asked: {} ({})", a.question, a.options.join(" | "));
+            match service.wait(&a.id).await.map_err(|e| format!("unavailable: {e}"))? {
+                Waited::Answered(a) => Ok(a.answer.unwrap_or_default()),
+                Waited::TimedOut(_) => Err("timeout".to_string()),
+            }
+        })
+    }
+}

@@ -1,0 +1,524 @@
+//! Workflows: a TOML spec of steps (agent, sequence, parallel, vote, branch,
+//! saga, approval, machine) run durably — every step checkpointed before the
+//! next starts, interrupted runs resumed where they stopped, every agent
+//! step's host calls journaled for replay, failed tasks kept in a
+//! dead-letter queue, and questions for people waited on without a thread.
+
+pub mod approvals;
+pub mod events;
+pub mod expr;
+pub mod hub;
+mod replay;
+mod run;
+pub mod spec;
+pub mod sqlite;
+mod steps;
+pub mod store;
+
+pub use approvals::{ApprovalService, now_ms};
+pub use events::Event;
+pub use replay::Replayed;
+pub use run::StepErr;
+pub use spec::Flow;
+pub use store::{FlowStore, MemoryStore, RunRecord, RunStatus, StepRecord, StepStatus};
+
+use paddock_quota::run::RunBudget;
+use paddock_runtime::{Agent, RunOptions, Runtime, new_run_id};
+use parking_lot::Mutex;
+use run::{Ctx, Scope};
+use serde_json::Value;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::time::{Duration, Instant};
+
+/// How often a running run tells the store its process is alive.
+const HEARTBEAT: Duration = Duration::from_secs(2);
+/// A run whose heartbeat is older than this is taken for orphaned.
+const STALE: Duration = Duration::from_secs(15);
+
+/// The flow engine of one host.
+#[derive(Clone)]
+pub struct Flows {
+    runtime: Runtime,
+    store: Arc<dyn FlowStore>,
+    approvals: Arc<ApprovalService>,
+    /// The runs executing in this process, each with its cancel signal.
+    live: Arc<Mutex<HashMap<String, tokio::sync::watch::Sender<Option<String>>>>>,
+    hub: Option<Arc<hub::Hub>>,
+}
+
+/// Why a run did not start. Nothing was written.
+#[derive(Debug, PartialEq)]
+pub enum StartError {
+    /// An agent the flow names does not load.
+    Load(String),
+    /// The tenant may not run an agent the flow names, or is not a tenant.
+    Denied(String),
+    /// A run with the id asked for exists.
+    Exists(String),
+    /// The store failed.
+    Store(String),
+}
+
+impl std::fmt::Display for StartError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StartError::Load(m) | StartError::Denied(m) | StartError::Exists(m) | StartError::Store(m) => {
+                f.write_str(m)
+            }
+        }
+    }
+}
+
+impl From<StartError> for String {
+    fn from(e: StartError) -> String {
+        e.to_string()
+    }
+}
+
+/// A run that is recorded and ready: [`Started::finish`] runs it.
+pub struct Started {
+    flows: Flows,
+    ctx: Arc<Ctx>,
+    record: RunRecord,
+}
+
+impl Started {
+    /// The run's id.
+    pub fn run(&self) -> &str {
+        &self.record.id
+    }
+
+    /// The run as it was recorded.
+    pub fn record(&self) -> &RunRecord {
+        &self.record
+    }
+
+    /// Runs it to the end.
+    pub async fn finish(self) -> Result<Report, String> {
+        self.flows.execute(self.ctx, self.record, false).await
+    }
+}
+
+/// Options of a new run.
+#[derive(Default)]
+pub struct Start {
+    /// The tenant; the configured default when `None`.
+    pub tenant: Option<String>,
+    /// The run's id; a new one when `None`.
+    pub run: Option<String>,
+    /// Where progress goes.
+    pub events: Option<events::Sink>,
+}
+
+/// How a run ended.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Report {
+    /// The run.
+    pub run: String,
+    /// `Succeeded` or `Failed`.
+    pub status: RunStatus,
+    /// The output, when it succeeded.
+    pub output: Option<Value>,
+    /// The error, when it failed.
+    pub error: Option<String>,
+}
+
+impl Flows {
+    /// The engine over `store`; agents' approval questions go to its approvals.
+    pub fn new(runtime: Runtime, store: Arc<dyn FlowStore>) -> Flows {
+        let approvals = ApprovalService::new(store.clone());
+        runtime.set_approvals(Arc::new(approvals::AgentQuestions(approvals.clone())));
+        Flows { runtime, store, approvals, live: Arc::default(), hub: None }
+    }
+
+    /// The engine keeping the live events of its runs for subscribers (what
+    /// `paddock serve` streams).
+    pub fn with_hub(mut self) -> Flows {
+        self.hub = Some(Arc::default());
+        self
+    }
+
+    /// The live events of its runs, when kept.
+    pub fn hub(&self) -> Option<&Arc<hub::Hub>> {
+        self.hub.as_ref()
+    }
+
+    /// The engine over the store the settings name (`host.flows`).
+    pub fn open(runtime: Runtime) -> Result<Flows, String> {
+        let store: Arc<dyn FlowStore> = match &runtime.settings().flows {
+            None => Arc::new(MemoryStore::default()),
+            Some(path) => Arc::new(sqlite::SqliteStore::open(path).map_err(|e| format!("host.flows: {e}"))?),
+        };
+        Ok(Flows::new(runtime, store))
+    }
+
+    /// Its store.
+    pub fn store(&self) -> &Arc<dyn FlowStore> {
+        &self.store
+    }
+
+    /// Its approvals.
+    pub fn approvals(&self) -> &Arc<ApprovalService> {
+        &self.approvals
+    }
+
+    /// The host it runs on.
+    pub fn runtime(&self) -> &Runtime {
+        &self.runtime
+    }
+
+    /// Starts a run of `flow` on `input` and runs it to the end.
+    pub async fn start(&self, flow: Flow, origin: &str, input: Value, start: Start) -> Result<Report, String> {
+        self.begin(flow, origin, input, start)?.finish().await
+    }
+
+    /// Checks a run of `flow` on `input` (agents load, the tenant may run
+    /// them, the id is free) and records it; nothing has run yet.
+    pub fn begin(&self, flow: Flow, origin: &str, input: Value, start: Start) -> Result<Started, StartError> {
+        let mut agents = HashMap::new();
+        let mut pins = std::collections::BTreeMap::new();
+        for (name, step) in flow.agents() {
+            let agent =
+                self.runtime.load(name).map_err(|e| StartError::Load(format!("{origin}: steps.{step}.agent: {e}")))?;
+            pins.insert(name.to_string(), agent.version.to_string());
+            agents.insert(name.to_string(), agent);
+        }
+        let tenant = start.tenant.unwrap_or_else(|| self.runtime.settings().default_tenant.clone());
+        paddock_core::names::validate_tenant(&tenant).map_err(StartError::Denied)?;
+        // A tenant that may not run one of the agents is refused before anything starts.
+        let policy = self.runtime.settings().tenants.get(&tenant).map_err(StartError::Denied)?;
+        for (name, step) in flow.agents() {
+            policy.check_agent(name).map_err(|e| StartError::Denied(format!("{origin}: steps.{step}.agent: {e}")))?;
+        }
+        let id = start.run.unwrap_or_else(|| new_run_id().to_string());
+        let now = now_ms();
+        let record = RunRecord {
+            id: id.clone(),
+            flow: flow.name.clone(),
+            origin: origin.to_string(),
+            source: flow.source.clone(),
+            input: input.to_string(),
+            tenant: tenant.clone(),
+            status: RunStatus::Running,
+            output: None,
+            error: None,
+            pins,
+            owner: std::process::id(),
+            heartbeat_ms: now,
+            created_ms: now,
+            updated_ms: now,
+        };
+        // Added only if the id is free, so two starts under one id cannot both run.
+        if !self.store.add_run(&record).map_err(StartError::Store)? {
+            return Err(StartError::Exists(format!("a run with id {id:?} already exists")));
+        }
+        let ctx = self.context(flow, record.clone(), agents, Vec::new(), start.events);
+        Ok(Started { flows: self.clone(), ctx, record })
+    }
+
+    /// Continues an interrupted run at its first unfinished step. With
+    /// `repin`, agents whose version changed meanwhile run their new version.
+    pub async fn resume(&self, id: &str, events: Option<events::Sink>, repin: bool) -> Result<Report, String> {
+        let mut record = self.store.run(id)?.ok_or_else(|| format!("no run with id {id:?}"))?;
+        if record.status != RunStatus::Running {
+            return Err(format!("run {id} {}; only an unfinished run can be resumed", record.status.phrase()));
+        }
+        if self.live.lock().contains_key(id) {
+            return Err(format!("run {id} is running in this process"));
+        }
+        if owner_alive(&record) {
+            return Err(format!(
+                "run {id} is being run by process {} (its last heartbeat was {} ms ago)",
+                record.owner,
+                now_ms().saturating_sub(record.heartbeat_ms)
+            ));
+        }
+        let flow = Flow::parse(&record.source, &record.origin)?;
+        let mut agents = HashMap::new();
+        for (name, pinned) in record.pins.clone() {
+            let step = flow.agents().get(name.as_str()).map(|s| s.to_string()).unwrap_or_default();
+            let agent = self.runtime.load(&name).map_err(|e| format!("steps.{step}.agent: {e}"))?;
+            if *agent.version != *pinned {
+                if !repin {
+                    return Err(format!(
+                        "agent {name:?} is now version {}, but run {id} is pinned to {pinned}; resume with --repin to finish it on {}",
+                        agent.version, agent.version
+                    ));
+                }
+                record.pins.insert(name.clone(), agent.version.to_string());
+            }
+            agents.insert(name, agent);
+        }
+        let (was, beat) = (record.owner, record.heartbeat_ms);
+        record.owner = std::process::id();
+        record.heartbeat_ms = now_ms();
+        if !self.store.claim(&record, was, beat)? {
+            return Err(format!("run {id} was taken over by another process while resuming"));
+        }
+        let steps = self.store.steps(id)?;
+        let ctx = self.context(flow, record.clone(), agents, steps, events);
+        self.execute(ctx, record, true).await
+    }
+
+    /// Unfinished runs whose process is gone.
+    pub fn orphans(&self) -> Result<Vec<RunRecord>, String> {
+        let runs = self.store.runs()?;
+        let live = self.live.lock();
+        Ok(runs
+            .into_iter()
+            .filter(|r| r.status == RunStatus::Running && !live.contains_key(&r.id) && !owner_alive(r))
+            .collect())
+    }
+
+    /// Cancels run `id` on behalf of `by`. A run executing here stops at
+    /// once; one another process runs stops at that process's next
+    /// heartbeat; an orphan is marked cancelled. Agents running are stopped,
+    /// nothing more starts, and no compensation runs.
+    pub fn cancel(&self, id: &str, by: &str) -> Result<Cancel, String> {
+        if let Some(signal) = self.live.lock().get(id) {
+            signal.send_replace(Some(by.to_string()));
+            return Ok(Cancel::Stopping);
+        }
+        // Begun here and not executing yet: it reads the request as it starts.
+        if let Some(r) = self.store.run(id)?
+            && r.status == RunStatus::Running
+            && r.owner == std::process::id()
+            && now_ms().saturating_sub(r.heartbeat_ms) < STALE.as_millis() as u64
+        {
+            self.store.request_cancel(id, by)?;
+            return Ok(Cancel::Stopping);
+        }
+        cancel(self.store.as_ref(), id, by)
+    }
+
+    /// Resumes every orphaned run in the background (what a starting host does).
+    pub fn resume_orphans(&self) -> Result<Vec<tokio::task::JoinHandle<Result<Report, String>>>, String> {
+        let mut handles = Vec::new();
+        for run in self.orphans()? {
+            let this = self.clone();
+            tracing::info!(run = %run.id, flow = %run.flow, "resuming an interrupted run");
+            handles.push(tokio::spawn(async move {
+                let report = this.resume(&run.id, None, false).await;
+                match &report {
+                    Ok(r) => tracing::info!(run = %r.run, status = ?r.status, "resumed run finished"),
+                    Err(e) => tracing::warn!(run = %run.id, "cannot resume: {e}"),
+                }
+                report
+            }));
+        }
+        Ok(handles)
+    }
+
+    /// Runs a dead letter's task again (same input and idempotency key);
+    /// on success it leaves the queue and its output is returned.
+    pub async fn retry_dead(&self, id: &str) -> Result<String, String> {
+        let mut dead = self.store.dead(id)?.ok_or_else(|| format!("no dead letter with id {id:?}"))?;
+        let agent: Arc<Agent> = self.runtime.load(&dead.agent).map_err(|e| e.to_string())?;
+        let attempt = dead.attempts + 1;
+        let tape = paddock_journal::Tape::recording();
+        let options = RunOptions {
+            tenant: Some(dead.tenant.clone()),
+            run: Some(dead.run.clone()),
+            journal: Some(tape.clone()),
+            env: run::step_env(&dead.run, &dead.flow, &dead.step, attempt, ""),
+            ..RunOptions::default()
+        };
+        let result = match self.runtime.run(&agent, &dead.input, &options).await {
+            Ok(outcome) => outcome.result.map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        match result {
+            Ok(output) => {
+                self.store.drop_dead(id)?;
+                Ok(output)
+            }
+            Err(e) => {
+                dead.attempts = attempt;
+                dead.error = e.clone();
+                dead.version = agent.version.to_string();
+                dead.journal = tape.entries();
+                self.store.put_dead(&dead)?;
+                Err(e)
+            }
+        }
+    }
+
+    fn context(
+        &self,
+        flow: Flow,
+        record: RunRecord,
+        agents: HashMap<String, Arc<Agent>>,
+        steps: Vec<StepRecord>,
+        events: Option<events::Sink>,
+    ) -> Arc<Ctx> {
+        let seq = steps.iter().map(|s| s.seq + 1).max().unwrap_or(0);
+        let events = match &self.hub {
+            Some(hub) => Some(hub.sink(&record.id, events)),
+            None => events,
+        };
+        Arc::new(Ctx {
+            runtime: self.runtime.clone(),
+            store: self.store.clone(),
+            approvals: self.approvals.clone(),
+            flow: Arc::new(flow),
+            run: Arc::from(record.id.as_str()),
+            tenant: record.tenant.clone(),
+            input: serde_json::from_str(&record.input).unwrap_or(Value::Null),
+            agents,
+            checkpoints: Mutex::new(steps.into_iter().map(|s| (s.path.clone(), s)).collect()),
+            outputs: Mutex::default(),
+            seq: AtomicU64::new(seq),
+            events,
+        })
+    }
+
+    async fn execute(&self, ctx: Arc<Ctx>, record: RunRecord, resumed: bool) -> Result<Report, String> {
+        let started = Instant::now();
+        let (signal, mut cancelled) = tokio::sync::watch::channel(None::<String>);
+        self.live.lock().insert(record.id.clone(), signal.clone());
+        // Asked to cancel before it executed (or while its process was gone).
+        match self.store.cancel_request(&record.id) {
+            Ok(Some(by)) => drop(signal.send_replace(Some(by))),
+            Ok(None) => {}
+            Err(e) => tracing::warn!(run = %record.id, "cannot look for a cancel request: {e}"),
+        }
+        let shared = Arc::new(Mutex::new(record));
+        let beat = {
+            let (store, shared) = (self.store.clone(), shared.clone());
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(HEARTBEAT).await;
+                    let mut r = shared.lock();
+                    r.heartbeat_ms = now_ms();
+                    if let Err(e) = store.put_run(&r) {
+                        tracing::warn!(run = %r.id, "cannot record the heartbeat: {e}");
+                    }
+                    // Another process asked to cancel the run.
+                    match store.cancel_request(&r.id) {
+                        Ok(Some(by)) => drop(signal.send_replace(Some(by))),
+                        Ok(None) => {}
+                        Err(e) => tracing::warn!(run = %r.id, "cannot look for a cancel request: {e}"),
+                    }
+                }
+            })
+        };
+        let (id, pins, tenant) = {
+            let r = shared.lock();
+            (r.id.clone(), r.pins.clone(), r.tenant.clone())
+        };
+        ctx.emit(|| Event::RunStarted { run: id.clone(), flow: ctx.flow.name.clone(), tenant, resumed, pins });
+        let budget = ctx.flow.budget.map(|b| RunBudget::new("flow.budget", b, None));
+        let start_name = ctx.flow.steps[ctx.flow.start].name.clone();
+        let walk = steps::exec(
+            ctx.clone(),
+            ctx.flow.start,
+            ctx.input.clone(),
+            start_name,
+            Scope { budget, ..Scope::default() },
+        );
+        // A cancel drops the walk: its agents stop, its fan-outs' tasks are aborted.
+        let out = tokio::select! {
+            out = walk => Ok(out),
+            by = cancelled.wait_for(Option::is_some) => Err(by.ok().and_then(|b| b.clone()).unwrap_or_default()),
+        };
+        beat.abort();
+        let report = {
+            let mut r = shared.lock();
+            r.updated_ms = now_ms();
+            match &out {
+                Ok(Ok(v)) => {
+                    r.status = RunStatus::Succeeded;
+                    r.output = Some(v.to_string());
+                }
+                Ok(Err(e)) => {
+                    r.status = RunStatus::Failed;
+                    r.error = Some(e.text());
+                }
+                Err(by) => {
+                    r.status = RunStatus::Cancelled;
+                    r.error = Some(format!("cancelled by {by}"));
+                }
+            }
+            let stored = self.store.put_run(&r);
+            self.live.lock().remove(&id);
+            if let (Err(_), Some(hub)) = (&stored, &self.hub) {
+                hub.close(&id);
+            }
+            stored?;
+            let output = out.ok().and_then(Result::ok);
+            Report { run: id.clone(), status: r.status, output, error: r.error.clone() }
+        };
+        ctx.emit(|| Event::RunFinished {
+            run: id,
+            status: report.status.word(),
+            output: report.output.clone(),
+            error: report.error.clone(),
+            ms: started.elapsed().as_millis() as u64,
+        });
+        Ok(report)
+    }
+}
+
+/// How a cancel was carried out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Cancel {
+    /// The run executes in this process, and stops now.
+    Stopping,
+    /// Process `owner` runs it, and stops it at its next heartbeat (2 s).
+    Requested {
+        /// That process.
+        owner: u32,
+    },
+    /// No process ran it: it is marked cancelled.
+    Cancelled,
+}
+
+/// Cancels run `id` through the store alone (what `paddock flow cancel`
+/// does from another process): asks its owner, or marks an orphan cancelled.
+pub fn cancel(store: &dyn FlowStore, id: &str, by: &str) -> Result<Cancel, String> {
+    let mut record = store.run(id)?.ok_or_else(|| format!("no run with id {id:?}"))?;
+    if record.status != RunStatus::Running {
+        return Err(format!("run {id} {}; only an unfinished run can be cancelled", record.status.phrase()));
+    }
+    if owner_alive(&record) {
+        store.request_cancel(id, by)?;
+        return Ok(Cancel::Requested { owner: record.owner });
+    }
+    let (was, beat) = (record.owner, record.heartbeat_ms);
+    let now = now_ms();
+    record.owner = std::process::id();
+    record.heartbeat_ms = now;
+    record.updated_ms = now;
+    record.status = RunStatus::Cancelled;
+    record.error = Some(format!("cancelled by {by}"));
+    if !store.claim(&record, was, beat)? {
+        return Err(format!("run {id} was taken over by another process while cancelling; cancel it again"));
+    }
+    Ok(Cancel::Cancelled)
+}
+
+/// Whether the process that owns `run` still runs it: alive, and its
+/// heartbeat fresh.
+fn owner_alive(run: &RunRecord) -> bool {
+    if run.owner == std::process::id() {
+        return false;
+    }
+    let fresh = now_ms().saturating_sub(run.heartbeat_ms) < STALE.as_millis() as u64;
+    fresh && process_alive(run.owner)
+}
+
+/// Whether process `pid` exists and is not a zombie (Linux); elsewhere the
+/// heartbeat alone decides.
+fn process_alive(pid: u32) -> bool {
+    let stat = std::path::Path::new("/proc").join(pid.to_string()).join("stat");
+    if !std::path::Path::new("/proc/self").exists() {
+        return true;
+    }
+    match std::fs::read_to_string(stat) {
+        // The state follows the command name in parentheses: `123 (paddock) S ...`.
+        Ok(s) => s.rsplit_once(") ").is_some_and(|(_, rest)| !rest.starts_with('Z') && !rest.starts_with('X')),
+        Err(_) => false,
+    }
+}

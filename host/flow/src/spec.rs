@@ -1,0 +1,752 @@
+//! A flow spec: TOML read into a tree of steps, checked as a whole, with
+//! every error naming the step and the key (`steps.execute.join: ...`).
+
+use super::expr::{Cond, Ref, Root, Template, valid_name};
+use paddock_config::{ByteSize, Requested, Span};
+use paddock_quota::run::RunLimits;
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+use toml::Value;
+
+/// A step's index in [`Flow::steps`].
+pub type StepId = usize;
+
+/// A checked flow.
+#[derive(Debug)]
+pub struct Flow {
+    /// Its name (`flow.name`).
+    pub name: String,
+    /// `flow.description`.
+    pub description: String,
+    /// The step a run starts with (`flow.start`, default `main`).
+    pub start: StepId,
+    /// Every step, by id.
+    pub steps: Vec<Step>,
+    /// The budget of a whole run (`flow.budget`).
+    pub budget: Option<RunLimits>,
+    /// The TOML it was read from (kept with each run, so a resumed run
+    /// follows the spec it started with).
+    pub source: String,
+}
+
+/// One step.
+#[derive(Debug)]
+pub struct Step {
+    /// Its name (the key under `[steps]`).
+    pub name: String,
+    /// What it does.
+    pub kind: Kind,
+    /// Its input; the default depends on where it runs.
+    pub input: Option<Template>,
+    /// How often an agent step is tried.
+    pub retry: Retry,
+    /// A deadline for the whole step (for an agent step: each attempt's timeout).
+    pub timeout: Option<Duration>,
+    /// Tokens and cost everything inside it may spend.
+    pub budget: Option<RunLimits>,
+    /// Limits for an agent step's invocations (bounded by the ceiling).
+    pub limits: Requested,
+    /// What a failure of this step does.
+    pub on_error: ItemPolicy,
+}
+
+/// Retries of an agent step: full-jitter exponential backoff.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Retry {
+    /// Attempts in all (1 = no retry).
+    pub attempts: u32,
+    /// The first backoff's ceiling.
+    pub backoff: Duration,
+    /// The largest backoff.
+    pub max_backoff: Duration,
+}
+
+impl Default for Retry {
+    fn default() -> Self {
+        Retry { attempts: 1, backoff: Duration::from_millis(200), max_backoff: Duration::from_secs(10) }
+    }
+}
+
+/// How `parallel` joins its items.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Join {
+    /// Every item must finish (failures per the item policy).
+    All,
+    /// The first success wins; the others are cancelled.
+    Any,
+    /// This many successes win; the others are cancelled.
+    Quorum(usize),
+}
+
+/// What a failed item (or step) does.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum ItemPolicy {
+    /// Fail the step around it.
+    Fail,
+    /// Give `null` and go on.
+    Skip,
+    /// Put it in the dead-letter queue, give `null` and go on.
+    DeadLetter,
+}
+
+/// How a vote is decided.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Method {
+    /// The answer most voters gave.
+    Majority,
+    /// The answer with the most weight (`weights`, default 1 per voter).
+    Weighted(HashMap<String, u32>),
+    /// A judge step picks among the candidates.
+    Judge(StepId),
+}
+
+/// What a tied vote does.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Tie {
+    /// The step fails, naming the tied answers.
+    Fail,
+    /// The tied answer of the earliest voter wins.
+    First,
+    /// The judge step picks among the tied answers.
+    Judge,
+}
+
+/// A state of a `machine`.
+#[derive(Debug)]
+pub struct State {
+    /// Its name.
+    pub name: String,
+    /// The step run on entering it.
+    pub step: Option<StepId>,
+    /// Transitions, tried in order: a guard (none = always) and the next state.
+    pub next: Vec<(Option<Cond>, usize)>,
+}
+
+/// What a step does.
+#[derive(Debug)]
+pub enum Kind {
+    /// Runs an agent.
+    Agent {
+        /// The agent's name.
+        agent: String,
+        /// Whether a saga calls its `compensate` export.
+        compensate: bool,
+    },
+    /// Runs steps one after another; each gets the previous one's output.
+    Sequence(Vec<StepId>),
+    /// A sequence that compensates its finished steps in reverse when one fails.
+    Saga(Vec<StepId>),
+    /// Runs branches (or one step per item) at once.
+    Parallel {
+        /// Fixed branches, or none with `for_each`.
+        branches: Vec<StepId>,
+        /// An array reference and the step run for each of its items.
+        for_each: Option<(Ref, StepId)>,
+        /// How it joins.
+        join: Join,
+        /// What a failed item does.
+        on_item_error: ItemPolicy,
+        /// Most items running at once.
+        max_concurrency: usize,
+    },
+    /// Voters run at once; one answer wins.
+    Vote {
+        /// The voting steps.
+        voters: Vec<StepId>,
+        /// How the winner is found.
+        method: Method,
+        /// What is compared: a JSON pointer into each output (`""` = all of it).
+        field: String,
+        /// What a tie does.
+        tie: Tie,
+        /// The judge step, for `method = "judge"` or `tie = "judge"`.
+        judge: Option<StepId>,
+    },
+    /// The first case whose condition holds runs.
+    Branch {
+        /// Conditions (all must hold) and their steps.
+        cases: Vec<(Vec<Cond>, StepId)>,
+        /// The step when no case holds; without one the input passes through.
+        otherwise: Option<StepId>,
+    },
+    /// Asks a person.
+    Approval {
+        /// The question.
+        question: Template,
+        /// The answers on offer.
+        options: Vec<String>,
+        /// How long to wait.
+        timeout: Duration,
+        /// The answer taken when nobody answers in time; none = the step fails.
+        on_timeout: Option<String>,
+        /// A step per answer.
+        next: BTreeMap<String, StepId>,
+    },
+    /// A state machine.
+    Machine {
+        /// Its states; the first is the initial one.
+        states: Vec<State>,
+        /// Most transitions in one run of it.
+        max_transitions: u32,
+    },
+}
+
+impl Kind {
+    /// Its name in the spec.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Kind::Agent { .. } => "agent",
+            Kind::Sequence(_) => "sequence",
+            Kind::Saga(_) => "saga",
+            Kind::Parallel { .. } => "parallel",
+            Kind::Vote { .. } => "vote",
+            Kind::Branch { .. } => "branch",
+            Kind::Approval { .. } => "approval",
+            Kind::Machine { .. } => "machine",
+        }
+    }
+
+    /// The steps it runs directly.
+    pub fn children(&self) -> Vec<StepId> {
+        match self {
+            Kind::Agent { .. } => Vec::new(),
+            Kind::Sequence(s) | Kind::Saga(s) => s.clone(),
+            Kind::Parallel { branches, for_each, .. } => {
+                branches.iter().copied().chain(for_each.as_ref().map(|f| f.1)).collect()
+            }
+            Kind::Vote { voters, judge, .. } => voters.iter().copied().chain(*judge).collect(),
+            Kind::Branch { cases, otherwise } => cases.iter().map(|c| c.1).chain(*otherwise).collect(),
+            Kind::Approval { next, .. } => next.values().copied().collect(),
+            Kind::Machine { states, .. } => states.iter().filter_map(|s| s.step).collect(),
+        }
+    }
+}
+
+impl Flow {
+    /// Reads and checks a flow from TOML text; `origin` names the file in errors.
+    pub fn parse(source: &str, origin: &str) -> Result<Flow, String> {
+        let doc: toml::Table = toml::from_str(source).map_err(|e| format!("{origin}: {e}"))?;
+        Reader::read(&doc, source).map_err(|e| format!("{origin}: {e}"))
+    }
+
+    /// Looks a step up by name.
+    pub fn step_named(&self, name: &str) -> Option<StepId> {
+        self.steps.iter().position(|s| s.name == name)
+    }
+
+    /// The agents it runs, each with the first step naming it.
+    pub fn agents(&self) -> BTreeMap<&str, &str> {
+        let mut out = BTreeMap::new();
+        for s in &self.steps {
+            if let Kind::Agent { agent, .. } = &s.kind {
+                out.entry(agent.as_str()).or_insert(s.name.as_str());
+            }
+        }
+        out
+    }
+}
+
+struct Reader<'a> {
+    tables: Vec<(&'a str, &'a toml::Table)>,
+    index: HashMap<&'a str, StepId>,
+}
+
+fn kind_keys(kind: &str) -> &'static [&'static str] {
+    match kind {
+        "agent" => &["agent", "compensate"],
+        "sequence" | "saga" => &["steps"],
+        "parallel" => &["steps", "for-each", "do", "join", "quorum", "on-item-error", "max-concurrency"],
+        "vote" => &["steps", "method", "weights", "judge", "field", "tie"],
+        "branch" => &["cases", "else"],
+        "approval" => &["question", "options", "timeout", "on-timeout", "next"],
+        "machine" => &["initial", "states", "max-transitions"],
+        _ => &[],
+    }
+}
+
+const COMMON_KEYS: &[&str] = &["kind", "input", "retry", "timeout", "budget", "limits", "on-error", "description"];
+
+impl<'a> Reader<'a> {
+    fn read(doc: &'a toml::Table, source: &str) -> Result<Flow, String> {
+        for key in doc.keys() {
+            if key != "flow" && key != "steps" {
+                return Err(format!("unknown top-level key `{key}` (a flow has [flow] and [steps.NAME] tables)"));
+            }
+        }
+        let head = match doc.get("flow") {
+            Some(Value::Table(t)) => t,
+            Some(_) => return Err("flow: must be a table".into()),
+            None => return Err("flow: missing the [flow] table (with name = \"...\")".into()),
+        };
+        for key in head.keys() {
+            if !["name", "description", "start", "budget"].contains(&key.as_str()) {
+                return Err(format!("flow.{key}: unknown key (known: name, description, start, budget)"));
+            }
+        }
+        let name = string(head.get("name"), "flow.name")?.ok_or("flow.name: missing")?;
+        if !valid_name(&name) {
+            return Err(format!("flow.name: {name:?} must be 1 to 64 letters, digits, `-` or `_`"));
+        }
+        let steps = match doc.get("steps") {
+            Some(Value::Table(t)) if !t.is_empty() => t,
+            _ => return Err("steps: a flow needs at least one [steps.NAME] table".into()),
+        };
+        let mut reader = Reader { tables: Vec::new(), index: HashMap::new() };
+        for (step, v) in steps {
+            if !valid_name(step) {
+                return Err(format!("steps.{step}: a step name is 1 to 64 letters, digits, `-` or `_`"));
+            }
+            let Value::Table(t) = v else { return Err(format!("steps.{step}: must be a table")) };
+            reader.index.insert(step.as_str(), reader.tables.len());
+            reader.tables.push((step.as_str(), t));
+        }
+        let start_name = string(head.get("start"), "flow.start")?.unwrap_or_else(|| "main".into());
+        let start = *reader.index.get(start_name.as_str()).ok_or_else(|| {
+            format!(
+                "flow.start: no step named {start_name:?} (steps: {})",
+                reader.tables.iter().map(|t| t.0).collect::<Vec<_>>().join(", ")
+            )
+        })?;
+        let steps = (0..reader.tables.len()).map(|i| reader.step(i)).collect::<Result<Vec<_>, _>>()?;
+        let flow = Flow {
+            name,
+            description: string(head.get("description"), "flow.description")?.unwrap_or_default(),
+            start,
+            budget: budget(head.get("budget"), "flow.budget")?,
+            steps,
+            source: source.to_string(),
+        };
+        check_tree(&flow)?;
+        Ok(flow)
+    }
+
+    fn id(&self, name: &str, key: &str) -> Result<StepId, String> {
+        self.index.get(name).copied().ok_or_else(|| format!("{key}: no step named {name:?}"))
+    }
+
+    fn ids(&self, v: Option<&Value>, key: &str) -> Result<Vec<StepId>, String> {
+        let names = strings(v, key)?;
+        names.iter().map(|n| self.id(n, key)).collect()
+    }
+
+    fn step(&self, i: StepId) -> Result<Step, String> {
+        let (name, t) = self.tables[i];
+        let at = |k: &str| format!("steps.{name}.{k}");
+        let kind_name = string(t.get("kind"), &at("kind"))?.unwrap_or_else(|| "agent".into());
+        let allowed = kind_keys(&kind_name);
+        if allowed.is_empty() {
+            return Err(format!(
+                "{}: unknown kind {kind_name:?} (agent, sequence, parallel, vote, branch, saga, approval, machine)",
+                at("kind")
+            ));
+        }
+        for key in t.keys() {
+            if !COMMON_KEYS.contains(&key.as_str()) && !allowed.contains(&key.as_str()) {
+                return Err(format!(
+                    "{}: unknown key for a {kind_name} step (known: {}, {})",
+                    at(key),
+                    allowed.join(", "),
+                    COMMON_KEYS.join(", ")
+                ));
+            }
+        }
+        let kind = match kind_name.as_str() {
+            "agent" => Kind::Agent {
+                agent: string(t.get("agent"), &at("agent"))?.ok_or_else(|| format!("{}: missing", at("agent")))?,
+                compensate: boolean(t.get("compensate"), &at("compensate"))?.unwrap_or(true),
+            },
+            "sequence" | "saga" => {
+                let steps = self.ids(t.get("steps"), &at("steps"))?;
+                if steps.is_empty() {
+                    return Err(format!("{}: needs at least one step", at("steps")));
+                }
+                if kind_name == "saga" { Kind::Saga(steps) } else { Kind::Sequence(steps) }
+            }
+            "parallel" => self.parallel(name, t)?,
+            "vote" => self.vote(name, t)?,
+            "branch" => self.branch(name, t)?,
+            "approval" => self.approval(name, t)?,
+            _ => self.machine(name, t)?,
+        };
+        let on_error = match string(t.get("on-error"), &at("on-error"))? {
+            None => ItemPolicy::Fail,
+            Some(p) => policy(&p, &at("on-error"))?,
+        };
+        Ok(Step {
+            name: name.to_string(),
+            kind,
+            input: t
+                .get("input")
+                .map(|v| Template::parse(v).map_err(|e| format!("{}: {e}", at("input"))))
+                .transpose()?,
+            retry: retry(t.get("retry"), &at("retry"))?,
+            timeout: span(t.get("timeout"), &at("timeout"))?,
+            budget: budget(t.get("budget"), &at("budget"))?,
+            limits: limits(t.get("limits"), &at("limits"))?,
+            on_error,
+        })
+    }
+
+    fn parallel(&self, name: &str, t: &toml::Table) -> Result<Kind, String> {
+        let at = |k: &str| format!("steps.{name}.{k}");
+        let branches = if t.contains_key("steps") { self.ids(t.get("steps"), &at("steps"))? } else { Vec::new() };
+        let for_each = match (string(t.get("for-each"), &at("for-each"))?, string(t.get("do"), &at("do"))?) {
+            (Some(r), Some(d)) => {
+                let r = Ref::parse(r.trim_start_matches("{{").trim_end_matches("}}"))
+                    .map_err(|e| format!("{}: {e}", at("for-each")))?;
+                Some((r, self.id(&d, &at("do"))?))
+            }
+            (None, None) => None,
+            (Some(_), None) => {
+                return Err(format!("{}: for-each needs `do = \"STEP\"`, the step run per item", at("do")));
+            }
+            (None, Some(_)) => return Err(format!("{}: `do` needs `for-each`, the array to go over", at("for-each"))),
+        };
+        if branches.is_empty() == for_each.is_none() {
+            return Err(format!("{}: a parallel step has either `steps` or `for-each` and `do`", at("steps")));
+        }
+        let join = match string(t.get("join"), &at("join"))?.as_deref().unwrap_or("all") {
+            "all" => Join::All,
+            "any" => Join::Any,
+            "quorum" => {
+                let n = integer(t.get("quorum"), &at("quorum"))?
+                    .ok_or_else(|| format!("{}: join = \"quorum\" needs quorum = N", at("quorum")))?;
+                if n < 1 || (for_each.is_none() && n as usize > branches.len()) {
+                    return Err(format!("{}: {n} is not between 1 and the number of branches", at("quorum")));
+                }
+                Join::Quorum(n as usize)
+            }
+            other => return Err(format!("{}: {other:?} is not all, any or quorum", at("join"))),
+        };
+        let on_item_error = policy(
+            &string(t.get("on-item-error"), &at("on-item-error"))?.unwrap_or_else(|| "fail".into()),
+            &at("on-item-error"),
+        )?;
+        let max_concurrency = integer(t.get("max-concurrency"), &at("max-concurrency"))?.unwrap_or(64);
+        if !(1..=10_000).contains(&max_concurrency) {
+            return Err(format!("{}: {max_concurrency} is not between 1 and 10000", at("max-concurrency")));
+        }
+        Ok(Kind::Parallel { branches, for_each, join, on_item_error, max_concurrency: max_concurrency as usize })
+    }
+
+    fn vote(&self, name: &str, t: &toml::Table) -> Result<Kind, String> {
+        let at = |k: &str| format!("steps.{name}.{k}");
+        let voters = self.ids(t.get("steps"), &at("steps"))?;
+        if voters.len() < 2 {
+            return Err(format!("{}: a vote needs at least two voters", at("steps")));
+        }
+        let judge = string(t.get("judge"), &at("judge"))?.map(|j| self.id(&j, &at("judge"))).transpose()?;
+        let method = match string(t.get("method"), &at("method"))?.as_deref().unwrap_or("majority") {
+            "majority" => Method::Majority,
+            "weighted" => {
+                let Some(Value::Table(w)) = t.get("weights") else {
+                    return Err(format!("{}: method = \"weighted\" needs weights = {{ STEP = N }}", at("weights")));
+                };
+                let mut weights = HashMap::new();
+                for (voter, v) in w {
+                    let key = format!("{}.{voter}", at("weights"));
+                    if !voters.iter().any(|&id| self.tables[id].0 == voter) {
+                        return Err(format!("{key}: {voter:?} is not one of the voters"));
+                    }
+                    let n = integer(Some(v), &key)?.unwrap_or(1);
+                    if !(0..=1_000_000).contains(&n) {
+                        return Err(format!("{key}: {n} is not between 0 and 1000000"));
+                    }
+                    weights.insert(voter.clone(), n as u32);
+                }
+                Method::Weighted(weights)
+            }
+            "judge" => Method::Judge(
+                judge.ok_or_else(|| format!("{}: method = \"judge\" needs judge = \"STEP\"", at("judge")))?,
+            ),
+            other => return Err(format!("{}: {other:?} is not majority, weighted or judge", at("method"))),
+        };
+        let tie = match string(t.get("tie"), &at("tie"))?.as_deref().unwrap_or("fail") {
+            "fail" => Tie::Fail,
+            "first" => Tie::First,
+            "judge" if judge.is_some() => Tie::Judge,
+            "judge" => return Err(format!("{}: tie = \"judge\" needs judge = \"STEP\"", at("judge"))),
+            other => return Err(format!("{}: {other:?} is not fail, first or judge", at("tie"))),
+        };
+        let field = string(t.get("field"), &at("field"))?.unwrap_or_default();
+        if !field.is_empty() && !field.starts_with('/') {
+            return Err(format!("{}: {field:?} is not a JSON pointer (it starts with `/`)", at("field")));
+        }
+        Ok(Kind::Vote { voters, method, field, tie, judge })
+    }
+
+    fn branch(&self, name: &str, t: &toml::Table) -> Result<Kind, String> {
+        let at = |k: &str| format!("steps.{name}.{k}");
+        let Some(Value::Array(items)) = t.get("cases") else {
+            return Err(format!("{}: a branch needs cases = [{{ when = \"...\", then = \"STEP\" }}]", at("cases")));
+        };
+        let mut cases = Vec::new();
+        for (i, item) in items.iter().enumerate() {
+            let key = format!("{}[{i}]", at("cases"));
+            let Value::Table(c) = item else { return Err(format!("{key}: must be {{ when = ..., then = ... }}")) };
+            if let Some(k) = c.keys().find(|k| *k != "when" && *k != "then") {
+                return Err(format!("{key}.{k}: unknown key (known: when, then)"));
+            }
+            let conds = conditions(c.get("when"), &format!("{key}.when"))?;
+            let then = string(c.get("then"), &format!("{key}.then"))?.ok_or_else(|| format!("{key}.then: missing"))?;
+            cases.push((conds, self.id(&then, &format!("{key}.then"))?));
+        }
+        let otherwise = string(t.get("else"), &at("else"))?.map(|e| self.id(&e, &at("else"))).transpose()?;
+        Ok(Kind::Branch { cases, otherwise })
+    }
+
+    fn approval(&self, name: &str, t: &toml::Table) -> Result<Kind, String> {
+        let at = |k: &str| format!("steps.{name}.{k}");
+        let question = t.get("question").ok_or_else(|| format!("{}: missing", at("question")))?;
+        let question = Template::parse(question).map_err(|e| format!("{}: {e}", at("question")))?;
+        let options = strings(t.get("options"), &at("options"))?;
+        if options.is_empty() {
+            return Err(format!("{}: an approval needs at least one option", at("options")));
+        }
+        let timeout = span(t.get("timeout"), &at("timeout"))?
+            .ok_or_else(|| format!("{}: an approval needs a timeout, e.g. \"1h\"", at("timeout")))?;
+        let on_timeout = string(t.get("on-timeout"), &at("on-timeout"))?;
+        if let Some(o) = &on_timeout
+            && !options.contains(o)
+        {
+            return Err(format!("{}: {o:?} is not one of the options {options:?}", at("on-timeout")));
+        }
+        let mut next = BTreeMap::new();
+        if let Some(v) = t.get("next") {
+            let Value::Table(n) = v else { return Err(format!("{}: must be {{ OPTION = \"STEP\" }}", at("next"))) };
+            for (option, step) in n {
+                let key = format!("{}.{option}", at("next"));
+                if !options.contains(option) {
+                    return Err(format!("{key}: {option:?} is not one of the options {options:?}"));
+                }
+                let step = string(Some(step), &key)?.unwrap_or_default();
+                next.insert(option.clone(), self.id(&step, &key)?);
+            }
+        }
+        Ok(Kind::Approval { question, options, timeout, on_timeout, next })
+    }
+
+    fn machine(&self, name: &str, t: &toml::Table) -> Result<Kind, String> {
+        let at = |k: &str| format!("steps.{name}.{k}");
+        let Some(Value::Table(table)) = t.get("states") else {
+            return Err(format!("{}: a machine needs [steps.{name}.states.NAME] tables", at("states")));
+        };
+        let initial = string(t.get("initial"), &at("initial"))?.ok_or_else(|| format!("{}: missing", at("initial")))?;
+        // The initial state first; the others in the file's order.
+        let mut names: Vec<&String> = table.keys().collect();
+        let first = names
+            .iter()
+            .position(|n| **n == initial)
+            .ok_or_else(|| format!("{}: no state named {initial:?}", at("initial")))?;
+        names.swap(0, first);
+        let position = |s: &str, key: &str| {
+            names.iter().position(|n| *n == s).ok_or_else(|| format!("{key}: no state named {s:?}"))
+        };
+        let mut states = Vec::new();
+        for state in &names {
+            let key = format!("{}.{state}", at("states"));
+            let Some(Value::Table(st)) = table.get(*state) else { return Err(format!("{key}: must be a table")) };
+            if let Some(k) = st.keys().find(|k| *k != "step" && *k != "next") {
+                return Err(format!("{key}.{k}: unknown key (known: step, next)"));
+            }
+            let step = string(st.get("step"), &format!("{key}.step"))?
+                .map(|s| self.id(&s, &format!("{key}.step")))
+                .transpose()?;
+            let mut next = Vec::new();
+            if let Some(v) = st.get("next") {
+                let Value::Array(items) = v else {
+                    return Err(format!("{key}.next: must be [{{ when = \"...\", to = \"STATE\" }}]"));
+                };
+                for (i, item) in items.iter().enumerate() {
+                    let k = format!("{key}.next[{i}]");
+                    let Value::Table(tr) = item else { return Err(format!("{k}: must be {{ when = ..., to = ... }}")) };
+                    if let Some(x) = tr.keys().find(|x| *x != "when" && *x != "to") {
+                        return Err(format!("{k}.{x}: unknown key (known: when, to)"));
+                    }
+                    let to = string(tr.get("to"), &format!("{k}.to"))?.ok_or_else(|| format!("{k}.to: missing"))?;
+                    let guard = match tr.get("when") {
+                        None => None,
+                        Some(w) => {
+                            let mut c = conditions(Some(w), &format!("{k}.when"))?;
+                            if c.len() != 1 {
+                                return Err(format!("{k}.when: a transition has one condition"));
+                            }
+                            c.pop()
+                        }
+                    };
+                    next.push((guard, position(&to, &format!("{k}.to"))?));
+                }
+            }
+            states.push(State { name: state.to_string(), step, next });
+        }
+        let max_transitions = integer(t.get("max-transitions"), &at("max-transitions"))?
+            .ok_or_else(|| format!("{}: a machine needs a bound, e.g. max-transitions = 20", at("max-transitions")))?;
+        if !(1..=100_000).contains(&max_transitions) {
+            return Err(format!("{}: {max_transitions} is not between 1 and 100000", at("max-transitions")));
+        }
+        Ok(Kind::Machine { states, max_transitions: max_transitions as u32 })
+    }
+}
+
+/// Whole-flow checks: no step contains itself, every step is used, and
+/// `steps.NAME` references name steps.
+fn check_tree(flow: &Flow) -> Result<(), String> {
+    fn walk(flow: &Flow, id: StepId, path: &mut Vec<StepId>, seen: &mut Vec<bool>) -> Result<(), String> {
+        if let Some(p) = path.iter().position(|&x| x == id) {
+            let names: Vec<&str> = path[p..].iter().chain([&id]).map(|&i| flow.steps[i].name.as_str()).collect();
+            return Err(format!("steps.{}: contains itself ({})", flow.steps[id].name, names.join(" → ")));
+        }
+        seen[id] = true;
+        path.push(id);
+        for child in flow.steps[id].kind.children() {
+            walk(flow, child, path, seen)?;
+        }
+        path.pop();
+        Ok(())
+    }
+    let mut seen = vec![false; flow.steps.len()];
+    walk(flow, flow.start, &mut Vec::new(), &mut seen)?;
+    if let Some(i) = seen.iter().position(|s| !s) {
+        return Err(format!(
+            "steps.{}: never runs (it is not reachable from flow.start = {:?})",
+            flow.steps[i].name, flow.steps[flow.start].name
+        ));
+    }
+    for s in &flow.steps {
+        let mut refs: Vec<(&Ref, &str)> = s.input.iter().flat_map(|t| t.refs()).map(|r| (r, "input")).collect();
+        match &s.kind {
+            Kind::Parallel { for_each: Some((r, _)), .. } => refs.push((r, "for-each")),
+            Kind::Branch { cases, .. } => {
+                refs.extend(cases.iter().flat_map(|c| &c.0).map(|c| (c.reference(), "cases")))
+            }
+            Kind::Machine { states, .. } => refs.extend(
+                states.iter().flat_map(|st| &st.next).filter_map(|n| n.0.as_ref()).map(|c| (c.reference(), "states")),
+            ),
+            Kind::Approval { question, .. } => refs.extend(question.refs().into_iter().map(|r| (r, "question"))),
+            _ => {}
+        }
+        for (r, key) in refs {
+            if let Root::Step(name) = &r.root
+                && flow.step_named(name).is_none()
+            {
+                return Err(format!("steps.{}.{key}: `steps.{name}` names no step", s.name));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn string(v: Option<&Value>, key: &str) -> Result<Option<String>, String> {
+    match v {
+        None => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(other) => Err(format!("{key}: expected a string, got {}", other.type_str())),
+    }
+}
+
+fn strings(v: Option<&Value>, key: &str) -> Result<Vec<String>, String> {
+    match v {
+        None => Err(format!("{key}: missing")),
+        Some(Value::Array(items)) => items
+            .iter()
+            .enumerate()
+            .map(|(i, x)| string(Some(x), &format!("{key}[{i}]")).map(Option::unwrap_or_default))
+            .collect(),
+        Some(other) => Err(format!("{key}: expected an array of strings, got {}", other.type_str())),
+    }
+}
+
+fn integer(v: Option<&Value>, key: &str) -> Result<Option<i64>, String> {
+    match v {
+        None => Ok(None),
+        Some(Value::Integer(n)) => Ok(Some(*n)),
+        Some(other) => Err(format!("{key}: expected an integer, got {}", other.type_str())),
+    }
+}
+
+fn boolean(v: Option<&Value>, key: &str) -> Result<Option<bool>, String> {
+    match v {
+        None => Ok(None),
+        Some(Value::Boolean(b)) => Ok(Some(*b)),
+        Some(other) => Err(format!("{key}: expected true or false, got {}", other.type_str())),
+    }
+}
+
+fn span(v: Option<&Value>, key: &str) -> Result<Option<Duration>, String> {
+    string(v, key)?.map(|s| Span::parse(&s).map(|s| s.0).map_err(|e| format!("{key}: {e}"))).transpose()
+}
+
+fn policy(p: &str, key: &str) -> Result<ItemPolicy, String> {
+    match p {
+        "fail" => Ok(ItemPolicy::Fail),
+        "skip" => Ok(ItemPolicy::Skip),
+        "dead_letter" => Ok(ItemPolicy::DeadLetter),
+        other => Err(format!("{key}: {other:?} is not fail, skip or dead_letter")),
+    }
+}
+
+fn conditions(v: Option<&Value>, key: &str) -> Result<Vec<Cond>, String> {
+    let texts = match v {
+        Some(Value::String(s)) => vec![s.clone()],
+        Some(Value::Array(_)) => strings(v, key)?,
+        None => return Err(format!("{key}: missing")),
+        Some(other) => return Err(format!("{key}: expected a condition string, got {}", other.type_str())),
+    };
+    texts.iter().map(|t| Cond::parse(t).map_err(|e| format!("{key}: {e}"))).collect()
+}
+
+fn table<'v>(v: Option<&'v Value>, key: &str, known: &[&str]) -> Result<Option<&'v toml::Table>, String> {
+    match v {
+        None => Ok(None),
+        Some(Value::Table(t)) => {
+            if let Some(k) = t.keys().find(|k| !known.contains(&k.as_str())) {
+                return Err(format!("{key}.{k}: unknown key (known: {})", known.join(", ")));
+            }
+            Ok(Some(t))
+        }
+        Some(other) => Err(format!("{key}: expected a table, got {}", other.type_str())),
+    }
+}
+
+fn retry(v: Option<&Value>, key: &str) -> Result<Retry, String> {
+    let Some(t) = table(v, key, &["attempts", "backoff", "max-backoff"])? else { return Ok(Retry::default()) };
+    let mut r = Retry::default();
+    if let Some(n) = integer(t.get("attempts"), &format!("{key}.attempts"))? {
+        if !(1..=100).contains(&n) {
+            return Err(format!("{key}.attempts: {n} is not between 1 and 100"));
+        }
+        r.attempts = n as u32;
+    }
+    r.backoff = span(t.get("backoff"), &format!("{key}.backoff"))?.unwrap_or(r.backoff);
+    r.max_backoff = span(t.get("max-backoff"), &format!("{key}.max-backoff"))?.unwrap_or(r.max_backoff);
+    Ok(r)
+}
+
+fn budget(v: Option<&Value>, key: &str) -> Result<Option<RunLimits>, String> {
+    let Some(t) = table(v, key, &["tokens", "usd"])? else { return Ok(None) };
+    let tokens = integer(t.get("tokens"), &format!("{key}.tokens"))?;
+    if let Some(n) = tokens.filter(|n| *n <= 0) {
+        return Err(format!("{key}.tokens: {n} must be above zero"));
+    }
+    let cost = match t.get("usd") {
+        None => None,
+        Some(Value::Float(f)) if *f > 0.0 && f.is_finite() => Some((f * 1e6).round() as u64),
+        Some(Value::Integer(n)) if *n > 0 => Some(*n as u64 * 1_000_000),
+        Some(other) => {
+            return Err(format!("{key}.usd: {other} must be a positive amount of US dollars"));
+        }
+    };
+    Ok(Some(RunLimits { tokens: tokens.map(|n| n as u64), cost_micros: cost }))
+}
+
+fn limits(v: Option<&Value>, key: &str) -> Result<Requested, String> {
+    let Some(t) = table(v, key, &["fuel", "memory"])? else { return Ok(Requested::default()) };
+    let fuel = integer(t.get("fuel"), &format!("{key}.fuel"))?;
+    if let Some(n) = fuel.filter(|n| *n <= 0) {
+        return Err(format!("{key}.fuel: {n} must be above zero"));
+    }
+    let memory = string(t.get("memory"), &format!("{key}.memory"))?
+        .map(|m| ByteSize::parse(&m).map(|b| b.0).map_err(|e| format!("{key}.memory: {e}")))
+        .transpose()?;
+    Ok(Requested { fuel: fuel.map(|n| n as u64), memory, timeout: None })
+}

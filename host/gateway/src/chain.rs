@@ -1,0 +1,389 @@
+//! The attempt loop: the resilience policy over one route's targets for one
+//! request, and the record of every call once it ends.
+
+use super::breaker::Ticket;
+use super::metrics::RouteLabels;
+use super::providers::Meta;
+use super::quota::{CallRecord, Caller, Quota, Reservation};
+use super::route::{DEFAULT_COOLDOWN, Route, RouteTarget};
+use super::types::{ChatRequest, Tokens};
+use super::{
+    Attempt, AttemptOutcome, DEFAULT_OUTPUT_ESTIMATE, ErrorClass, Failure, Inner, LlmError, ProviderError,
+    count_attempts,
+};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// A breaker ticket that is handed back if the attempt is abandoned (the
+/// agent's invocation ended mid-call), so a half-open slot is never leaked.
+struct Held<'a> {
+    target: &'a RouteTarget,
+    ticket: Ticket,
+    armed: bool,
+}
+
+impl Held<'_> {
+    /// The attempt ended: the caller gives the verdict from here on.
+    fn disarm(mut self) -> Ticket {
+        self.armed = false;
+        self.ticket
+    }
+}
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            self.target.release(self.ticket);
+        }
+    }
+}
+
+impl Inner {
+    /// Runs the resilience policy over `route`'s targets, calling `call` for
+    /// each attempt with the time it may take.
+    pub(super) async fn chain<T, F, Fut>(
+        &self,
+        route: &Route,
+        caller: &Caller,
+        req: &ChatRequest,
+        deadline: Instant,
+        mut call: F,
+    ) -> Result<(T, Arc<RouteTarget>, Vec<Attempt>), Failure>
+    where
+        F: FnMut(Arc<RouteTarget>, Duration) -> Fut,
+        Fut: Future<Output = (Result<T, ProviderError>, Meta)>,
+    {
+        let s = &route.settings;
+        let conversation = req.conversation.as_deref().map(|c| (&caller.tenant, c));
+        let mut trail = Vec::new();
+        let mut made = 0u32;
+        let mut retries = 0u32;
+        let mut waited = Duration::ZERO;
+        let mut only_rate_limits = true;
+        // Passes over the chain: a second one only after waiting out a short
+        // Retry-After when every target was rate limited.
+        loop {
+            let order = route.order(
+                req.estimated_input_tokens(),
+                req.max_tokens.unwrap_or(DEFAULT_OUTPUT_ESTIMATE),
+                conversation,
+                &*self.clock,
+                &self.metrics,
+            );
+            let mut soonest_retry: Option<Duration> = None;
+            'targets: for index in order {
+                let target = &route.targets[index];
+                let mut tries = 0u32;
+                loop {
+                    let remaining = deadline.saturating_duration_since(Instant::now());
+                    if remaining.is_zero() {
+                        return Err(self.timed_out(route, trail, s.timeout));
+                    }
+                    if made >= s.max_attempts {
+                        break 'targets;
+                    }
+                    let now = self.clock.now();
+                    if let Some(wait) = target.account.cooling(now) {
+                        soonest_retry = Some(soonest_retry.map_or(wait, |w| w.min(wait)));
+                        self.skip(
+                            &mut trail,
+                            target,
+                            "cooling-down",
+                            format!("rate limited for {}ms more", wait.as_millis()),
+                        );
+                        continue 'targets;
+                    }
+                    let ticket = match target.admit(now, &self.metrics) {
+                        Ok(ticket) => ticket,
+                        Err(wait) => {
+                            only_rate_limits = false;
+                            self.skip(
+                                &mut trail,
+                                target,
+                                "circuit-open",
+                                format!("circuit open for {}ms more", wait.as_millis()),
+                            );
+                            continue 'targets;
+                        }
+                    };
+                    let held = Held { target, ticket, armed: true };
+                    let budget = match ticket {
+                        Ticket::Probe(_) => remaining.min(target.policy.breaker.probe_timeout),
+                        Ticket::Normal => remaining,
+                    };
+                    made += 1;
+                    let started = Instant::now();
+                    let (result, meta) = call(target.clone(), budget).await;
+                    let latency = started.elapsed();
+                    let now = self.clock.now();
+                    if let Some(room) = meta.headroom {
+                        target.account.observe(room, target.policy.throttle_below, now);
+                    }
+                    let ticket = held.disarm();
+                    match result {
+                        Ok(value) => {
+                            target.record(ticket, true, now, &self.metrics);
+                            target.account.observe_latency(latency);
+                            target.count_ok(latency);
+                            tracing::debug!(route = %route.name, target = %target.label(), attempt = made, ms = latency.as_millis() as u64, "attempt ok");
+                            trail.push(Attempt {
+                                target: target.label().to_string(),
+                                outcome: AttemptOutcome::Ok,
+                                latency,
+                            });
+                            if let Some(conversation) = &req.conversation {
+                                route.stick(&caller.tenant, conversation, index, now);
+                            }
+                            return Ok((value, target.clone(), trail));
+                        }
+                        Err(error) => {
+                            if error.class.counts_against_target() {
+                                target.record(ticket, false, now, &self.metrics);
+                            } else {
+                                target.release(ticket);
+                            }
+                            self.metrics.attempts.get_or_create(&target.labels(error.class.as_str())).inc();
+                            self.metrics
+                                .attempt_seconds
+                                .get_or_create(&target.labels("error"))
+                                .observe(latency.as_secs_f64());
+                            tracing::warn!(route = %route.name, target = %target.label(), attempt = made, %error, "attempt failed");
+                            trail.push(Attempt {
+                                target: target.label().to_string(),
+                                outcome: AttemptOutcome::Failed(error.clone()),
+                                latency,
+                            });
+                            if error.class == ErrorClass::RateLimited {
+                                let wait = error.retry_after.unwrap_or(DEFAULT_COOLDOWN);
+                                target.account.cool_down(now, wait);
+                                soonest_retry = Some(soonest_retry.map_or(wait, |w| w.min(wait)));
+                                tracing::info!(route = %route.name, target = %target.label(), wait_ms = wait.as_millis() as u64, "failover after 429");
+                                continue 'targets;
+                            }
+                            only_rate_limits = false;
+                            if !error.class.is_retryable() {
+                                let text = format!("{}: {error}", target.label());
+                                let error = match error.class {
+                                    ErrorClass::InvalidRequest => LlmError::InvalidRequest(text),
+                                    ErrorClass::ContentFilter => LlmError::ContentFiltered(text),
+                                    _ => LlmError::Unavailable(format!("{text} (not retried)")),
+                                };
+                                return Err(self.failed(route, error, trail));
+                            }
+                            tries += 1;
+                            if tries > target.policy.retries {
+                                continue 'targets;
+                            }
+                            let pause = full_jitter(s.backoff_base, s.backoff_max, retries);
+                            retries += 1;
+                            if Instant::now() + pause >= deadline {
+                                continue 'targets;
+                            }
+                            tracing::debug!(route = %route.name, target = %target.label(), pause_ms = pause.as_millis() as u64, "backing off before retry");
+                            tokio::time::sleep(pause).await;
+                        }
+                    }
+                }
+            }
+            if Instant::now() >= deadline {
+                return Err(self.timed_out(route, trail, s.timeout));
+            }
+            // Targets were set aside by Retry-After. Waiting beats failing when
+            // the wait is short: within rate-limit-wait in all, within the
+            // deadline and the retry budget.
+            let Some(wait) = soonest_retry else { break };
+            if made >= s.max_attempts || waited + wait > s.rate_limit_wait || Instant::now() + wait >= deadline {
+                if only_rate_limits {
+                    return Err(self.failed(route, LlmError::RateLimited(wait), trail));
+                }
+                break;
+            }
+            tracing::info!(route = %route.name, wait_ms = wait.as_millis() as u64, "every target rate limited; waiting");
+            tokio::time::sleep(wait).await;
+            waited += wait;
+        }
+        let mut text = format!("every target of route {:?} failed", &*route.name);
+        if made >= s.max_attempts {
+            text.push_str(&format!(" within max-attempts ({})", s.max_attempts));
+        }
+        for (i, attempt) in trail.iter().enumerate() {
+            text.push_str(&format!("; {}. {attempt}", i + 1));
+        }
+        Err(self.failed(route, LlmError::Unavailable(text), trail))
+    }
+
+    fn skip(&self, trail: &mut Vec<Attempt>, target: &RouteTarget, reason: &str, why: String) {
+        tracing::info!(route = %target.route, target = %target.label(), reason, "target skipped");
+        self.metrics.skips.get_or_create(&target.labels(reason)).inc();
+        trail.push(Attempt {
+            target: target.label().to_string(),
+            outcome: AttemptOutcome::Skipped(why),
+            latency: Duration::ZERO,
+        });
+    }
+
+    fn timed_out(&self, route: &Route, trail: Vec<Attempt>, timeout: Duration) -> Failure {
+        let mut text =
+            format!("route {:?} gave no answer within its timeout of {}", &*route.name, paddock_core::Span(timeout));
+        for (i, attempt) in trail.iter().enumerate() {
+            text.push_str(&format!("; {}. {attempt}", i + 1));
+        }
+        self.failed(route, LlmError::Timeout(text), trail)
+    }
+
+    fn failed(&self, route: &Route, error: LlmError, trail: Vec<Attempt>) -> Failure {
+        tracing::warn!(route = %route.name, %error, "llm call failed");
+        Failure { error, trail }
+    }
+
+    /// Records a call that failed, and hands its failure back.
+    pub(super) fn record_failure(
+        &self,
+        caller: &Caller,
+        route: &Route,
+        started: Instant,
+        failure: Failure,
+        streamed: bool,
+        reservation: Reserved,
+    ) -> Failure {
+        let attempts = count_attempts(&failure.trail);
+        let kind = failure.error.kind();
+        // The record names the target tried last; it billed nothing.
+        let last = failure
+            .trail
+            .iter()
+            .rev()
+            .find(|a| !matches!(a.outcome, AttemptOutcome::Skipped(_)))
+            .and_then(|a| route.targets.iter().find(|t| t.label() == a.target));
+        self.record(
+            caller,
+            route,
+            last.map(|t| &**t),
+            attempts,
+            started,
+            Tokens::default(),
+            kind,
+            streamed,
+            reservation,
+        );
+        failure
+    }
+
+    /// Records a finished call: metrics, a tracing event, and the budget commit.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn record(
+        &self,
+        caller: &Caller,
+        route: &Route,
+        target: Option<&RouteTarget>,
+        attempts: u32,
+        started: Instant,
+        tokens: Tokens,
+        outcome: &str,
+        streamed: bool,
+        mut reservation: Reserved,
+    ) {
+        let latency = started.elapsed();
+        let cost = target.and_then(|t| t.price).map_or(0, |p| p.cost(tokens.input, tokens.output));
+        let route_labels = RouteLabels { route: route.name.to_string(), outcome: outcome.to_string() };
+        self.metrics.calls.get_or_create(&route_labels).inc();
+        self.metrics.call_seconds.get_or_create(&route_labels).observe(latency.as_secs_f64());
+        if let Some(t) = target {
+            self.metrics.input_tokens.get_or_create(&t.labels("ok")).inc_by(tokens.input.into());
+            self.metrics.output_tokens.get_or_create(&t.labels("ok")).inc_by(tokens.output.into());
+            self.metrics.cost_micros.get_or_create(&t.labels("ok")).inc_by(cost);
+        }
+        let record = CallRecord {
+            tenant: caller.tenant.clone(),
+            agent: caller.agent.clone(),
+            route: route.name.clone(),
+            provider: target.map_or_else(String::new, |t| t.provider.name.clone()),
+            model: target.map_or_else(String::new, |t| t.model.clone()),
+            attempts,
+            latency,
+            tokens,
+            cost_micros: cost,
+            outcome: outcome.to_string(),
+            streamed,
+        };
+        tracing::info!(
+            tenant = %record.tenant, agent = %record.agent, route = %record.route, provider = %record.provider,
+            model = %record.model, attempts, latency_ms = latency.as_millis() as u64, input_tokens = tokens.input,
+            output_tokens = tokens.output, cost_micros = cost, outcome, streamed, "llm call"
+        );
+        if let Some(r) = reservation.reservation.take() {
+            self.quota.commit(r, &record);
+        }
+    }
+}
+
+/// A budget reservation committed exactly once: by [`Inner::record`] when the
+/// call ends, or — when the call's future is dropped first (its invocation
+/// timed out or ended) — on drop, as a `cancelled` call with no usage, so an
+/// abandoned call never keeps budget reserved. (What a provider may bill for
+/// an answer nobody waited for is not known to the host.)
+pub(super) struct Reserved {
+    quota: Arc<dyn Quota>,
+    caller: Caller,
+    route: Arc<str>,
+    started: Instant,
+    reservation: Option<Reservation>,
+}
+
+impl Reserved {
+    pub(super) fn new(quota: Arc<dyn Quota>, caller: &Caller, route: Arc<str>, reservation: Reservation) -> Self {
+        Reserved { quota, caller: caller.clone(), route, started: Instant::now(), reservation: Some(reservation) }
+    }
+}
+
+impl Drop for Reserved {
+    fn drop(&mut self) {
+        let Some(reservation) = self.reservation.take() else { return };
+        let record = CallRecord {
+            tenant: self.caller.tenant.clone(),
+            agent: self.caller.agent.clone(),
+            route: self.route.clone(),
+            provider: String::new(),
+            model: String::new(),
+            attempts: 0,
+            latency: self.started.elapsed(),
+            tokens: Tokens::default(),
+            cost_micros: 0,
+            outcome: "cancelled".into(),
+            streamed: false,
+        };
+        tracing::info!(tenant = %record.tenant, agent = %record.agent, route = %record.route, "llm call abandoned by its caller");
+        self.quota.commit(reservation, &record);
+    }
+}
+
+/// Exponential backoff with full jitter: a uniform pause in
+/// `[0, min(max, base · 2^retry)]`. Full jitter spreads out the retries of
+/// many callers that failed together, so they do not hit a recovering
+/// provider in lock-step.
+pub fn full_jitter(base: Duration, max: Duration, retry: u32) -> Duration {
+    let ceiling = base.saturating_mul(1u32.checked_shl(retry.min(31)).unwrap_or(u32::MAX)).min(max);
+    ceiling.mul_f64(fastrand::f64())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn full_jitter_stays_under_the_capped_exponential() {
+        let base = Duration::from_millis(100);
+        let max = Duration::from_secs(1);
+        for retry in 0..40 {
+            let ceiling = (base * 2u32.pow(retry.min(20))).min(max);
+            for _ in 0..50 {
+                assert!(full_jitter(base, max, retry) <= ceiling);
+            }
+        }
+        let spread: Vec<Duration> = (0..200).map(|_| full_jitter(base, max, 3)).collect();
+        assert!(
+            spread.iter().any(|d| *d < Duration::from_millis(200))
+                && spread.iter().any(|d| *d > Duration::from_millis(600))
+        );
+    }
+}

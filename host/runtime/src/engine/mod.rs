@@ -1,0 +1,93 @@
+//! The wasmtime [`Engine`]: fuel metering, epoch interruption, the pooling
+//! allocator, and the thread that ticks epochs.
+
+use paddock_config::{EngineSettings, Limits};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+/// Wasm stack an invocation may use. Deep recursion must end in a
+/// stack-overflow trap long before the fiber's own native stack is exhausted.
+pub const MAX_WASM_STACK: usize = 1 << 20;
+
+/// Native stack of each invocation's fiber: room for [`MAX_WASM_STACK`] plus host calls.
+const FIBER_STACK: usize = 2 << 20;
+
+/// Decommits (madvise) batched per pool shard. One at a time, every
+/// invocation's teardown paid a syscall and a cross-core TLB shootdown;
+/// batching 64 cut `hello`'s instantiate+run from ~58 µs to ~52 µs here.
+const DECOMMIT_BATCH: usize = 64;
+
+/// Builds the engine every agent runs on.
+///
+/// `ceiling` sizes the pooling allocator's slots: no invocation may use more
+/// memory than the operator's ceiling, so no slot needs more.
+pub fn build(settings: &EngineSettings, ceiling: &Limits) -> wasmtime::Result<Engine> {
+    let mut config = Config::new();
+    config.consume_fuel(true);
+    config.epoch_interruption(true);
+    config.max_wasm_stack(MAX_WASM_STACK);
+    config.async_stack_size(FIBER_STACK);
+    if settings.pooling {
+        let mut pool = PoolingAllocationConfig::new();
+        pool.total_component_instances(settings.max_instances)
+            .total_stacks(settings.max_instances)
+            // Components of interpreted languages hold many core instances and memories.
+            .total_core_instances(settings.max_instances.saturating_mul(4))
+            .total_memories(settings.max_instances.saturating_mul(2))
+            .total_tables(settings.max_instances.saturating_mul(4))
+            .max_core_instances_per_component(settings.max_core_instances)
+            .max_memories_per_component(settings.max_core_instances)
+            .max_tables_per_component(settings.max_tables)
+            .table_elements(settings.max_table_elements as usize)
+            .max_memory_size(ceiling.memory as usize)
+            .max_tables_per_module(settings.max_tables)
+            .max_memories_per_module(1)
+            // Not kept resident: a Rust guest's 1 MiB shadow stack sits at the
+            // bottom of its memory and is touched only at the top, so keeping
+            // the first N bytes resident memsets pages nobody uses (1 MiB cost
+            // ~20 µs per invocation here); decommitting is cheaper.
+            .linear_memory_keep_resident(0)
+            .table_keep_resident(1 << 16)
+            .decommit_batch_size(DECOMMIT_BATCH);
+        config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    }
+    Engine::new(&config)
+}
+
+/// Increments the engine's epoch every `tick` until dropped, so that wall-clock
+/// deadlines are checked and busy guests yield.
+#[derive(Debug)]
+pub struct EpochTicker {
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl EpochTicker {
+    /// Starts ticking `engine`.
+    pub fn start(engine: &Engine, tick: Duration) -> std::io::Result<Self> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let engine = engine.weak();
+        let flag = stop.clone();
+        let thread = std::thread::Builder::new().name("paddock-epoch".into()).spawn(move || {
+            while !flag.load(Ordering::Relaxed) {
+                std::thread::sleep(tick);
+                match engine.upgrade() {
+                    Some(engine) => engine.increment_epoch(),
+                    None => return,
+                }
+            }
+        })?;
+        Ok(EpochTicker { stop, thread: Some(thread) })
+    }
+}
+
+impl Drop for EpochTicker {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}

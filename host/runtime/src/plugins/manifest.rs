@@ -1,0 +1,244 @@
+//! `agent.toml`: an agent's name, version, component, build command, and the
+//! limits and capabilities it requests.
+
+use paddock_core::{ByteSize, Capabilities, Requested, Span};
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+/// The manifest's file name, in each plugin's folder.
+pub const FILE_NAME: &str = "agent.toml";
+
+/// A manifest that could not be read or is wrong; names the file and the key.
+#[derive(Debug, thiserror::Error)]
+#[error("{file}: {message}")]
+pub struct ManifestError {
+    /// The manifest file.
+    pub file: PathBuf,
+    /// What is wrong.
+    pub message: String,
+}
+
+/// How to build the component.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Build {
+    /// A shell command.
+    pub command: String,
+    /// Where it runs.
+    pub workdir: PathBuf,
+}
+
+/// A validated manifest.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Manifest {
+    /// The file it was read from.
+    pub file: PathBuf,
+    /// Agent name: 1 to 64 of `a-z 0-9 - _`.
+    pub name: String,
+    /// Semantic version.
+    pub version: semver::Version,
+    /// What it does.
+    pub description: String,
+    /// The component file, resolved against the manifest's folder.
+    pub component: PathBuf,
+    /// How to build it.
+    pub build: Option<Build>,
+    /// Limits it asks for.
+    pub limits: Requested,
+    /// Capabilities it asks for.
+    pub capabilities: Capabilities,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct ManifestFile {
+    name: String,
+    version: String,
+    #[serde(default)]
+    description: String,
+    component: PathBuf,
+    build: Option<BuildSection>,
+    #[serde(default)]
+    limits: LimitsSection,
+    #[serde(default)]
+    capabilities: Capabilities,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct BuildSection {
+    command: String,
+    workdir: Option<PathBuf>,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct LimitsSection {
+    fuel: Option<u64>,
+    memory: Option<ByteSize>,
+    timeout: Option<Span>,
+}
+
+/// Joins `relative` to `dir`, folding `.` and `..` so messages show plain paths.
+fn resolve(dir: &Path, relative: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out = PathBuf::new();
+    for part in dir.join(relative).components() {
+        match part {
+            Component::CurDir => {}
+            Component::ParentDir if matches!(out.components().next_back(), Some(Component::Normal(_))) => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    if out.as_os_str().is_empty() { PathBuf::from(".") } else { out }
+}
+
+impl Manifest {
+    /// Checks the blackboard prefixes it asks for against the host's
+    /// `limits.max-key-bytes` (a longer prefix could match no key).
+    pub fn check_key_prefixes(&self, key_bytes: u64) -> Result<(), ManifestError> {
+        let Some(board) = &self.capabilities.blackboard else { return Ok(()) };
+        for (kind, prefixes) in [("read", &board.read), ("write", &board.write)] {
+            for (i, p) in prefixes.iter().enumerate() {
+                paddock_core::names::validate_key_prefix(p, key_bytes).map_err(|why| ManifestError {
+                    file: self.file.clone(),
+                    message: format!("capabilities.blackboard.{kind}[{i}]: {why}"),
+                })?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads and validates the manifest at `file`.
+    pub fn load(file: &Path) -> Result<Manifest, ManifestError> {
+        let text = std::fs::read_to_string(file)
+            .map_err(|e| ManifestError { file: file.to_path_buf(), message: format!("cannot read: {e}") })?;
+        Manifest::parse(&text, file)
+    }
+
+    /// Validates manifest `text` read from `file`.
+    pub fn parse(text: &str, file: &Path) -> Result<Manifest, ManifestError> {
+        let fail = |message: String| ManifestError { file: file.to_path_buf(), message };
+        let raw: ManifestFile = toml::from_str(text).map_err(|e| fail(e.to_string().trim_end().to_string()))?;
+        paddock_core::names::validate_agent(&raw.name).map_err(|why| fail(format!("name: {why}")))?;
+        let version = semver::Version::parse(&raw.version)
+            .map_err(|e| fail(format!("version: `{}` is not a semantic version like \"0.1.0\" ({e})", raw.version)))?;
+        if raw.component.as_os_str().is_empty() {
+            return Err(fail("component: must name the component's .wasm file".into()));
+        }
+        let dir = file.parent().unwrap_or(Path::new("."));
+        let build = match raw.build {
+            Some(b) if b.command.trim().is_empty() => return Err(fail("build.command: must not be empty".into())),
+            Some(b) => Some(Build { command: b.command, workdir: resolve(dir, &b.workdir.unwrap_or_default()) }),
+            None => None,
+        };
+        for (key, value) in [("fuel", raw.limits.fuel), ("memory", raw.limits.memory.map(|m| m.0))] {
+            if value == Some(0) {
+                return Err(fail(format!("limits.{key}: must be greater than zero")));
+            }
+        }
+        if raw.limits.timeout.is_some_and(|t| t.0.is_zero()) {
+            return Err(fail("limits.timeout: must be greater than zero".into()));
+        }
+        for (i, agent) in raw.capabilities.agents.iter().enumerate() {
+            paddock_core::names::validate_agent(agent).map_err(|why| fail(format!("capabilities.agents[{i}]: {why}")))?;
+        }
+        for (i, route) in raw.capabilities.routes.iter().enumerate() {
+            if route.is_empty() || route.len() > 64 {
+                return Err(fail(format!("capabilities.routes[{i}]: a route name is 1 to 64 characters")));
+            }
+        }
+        for (i, dir) in raw.capabilities.dirs.iter().enumerate() {
+            if !dir.starts_with('/') {
+                return Err(fail(format!(
+                    "capabilities.dirs[{i}]: `{dir}` must be an absolute guest path like \"/data\""
+                )));
+            }
+        }
+        Ok(Manifest {
+            file: file.to_path_buf(),
+            name: raw.name,
+            version,
+            description: raw.description,
+            component: resolve(dir, &raw.component),
+            build,
+            limits: Requested {
+                fuel: raw.limits.fuel,
+                memory: raw.limits.memory.map(|m| m.0),
+                timeout: raw.limits.timeout.map(|t| t.0),
+            },
+            capabilities: raw.capabilities,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    const GOOD: &str = r#"
+name = "hello"
+version = "0.1.0"
+description = "greets"
+component = "target/hello.wasm"
+[build]
+command = "cargo build"
+[limits]
+memory = "32MiB"
+timeout = "5s"
+[capabilities]
+agents = ["helper"]
+"#;
+
+    fn parse(text: &str) -> Result<Manifest, ManifestError> {
+        Manifest::parse(text, Path::new("plugins/hello/agent.toml"))
+    }
+
+    #[test]
+    fn a_good_manifest_resolves_paths_against_its_folder() {
+        let m = parse(GOOD).unwrap();
+        assert_eq!(m.component, Path::new("plugins/hello/target/hello.wasm"));
+        assert_eq!(m.build.unwrap().workdir, Path::new("plugins/hello"));
+        assert_eq!(m.limits.memory, Some(32 << 20));
+        assert_eq!(m.limits.timeout, Some(Duration::from_secs(5)));
+        assert_eq!(m.capabilities.agents, ["helper"]);
+    }
+
+    #[test]
+    fn component_paths_fold_parent_folders() {
+        let m = parse(&GOOD.replace("target/hello.wasm", "../target/./hello.wasm")).unwrap();
+        assert_eq!(m.component, Path::new("plugins/target/hello.wasm"));
+    }
+
+    #[test]
+    fn unknown_key_names_the_file_the_key_and_the_line() {
+        let err = parse(&GOOD.replace("[limits]", "[limits]\nfuels = 1")).unwrap_err();
+        let text = err.to_string();
+        assert!(text.starts_with("plugins/hello/agent.toml: "), "{text}");
+        assert!(text.contains("unknown field `fuels`"), "{text}");
+        assert!(text.contains("line 9"), "{text}");
+    }
+
+    #[test]
+    fn bad_name_and_version_are_named() {
+        let err = parse(&GOOD.replace("\"hello\"", "\"Hello World\"")).unwrap_err();
+        assert_eq!(
+            err.message,
+            "name: `Hello World` is not an agent name: use 1 to 64 of a-z, 0-9, '-' and '_', starting with a letter"
+        );
+        let err = parse(&GOOD.replace("0.1.0", "one")).unwrap_err();
+        assert!(err.message.starts_with("version: `one` is not a semantic version"), "{}", err.message);
+    }
+
+    #[test]
+    fn zero_limits_and_missing_component_are_refused() {
+        assert_eq!(
+            parse(&GOOD.replace("\"5s\"", "\"0s\"")).unwrap_err().message,
+            "limits.timeout: must be greater than zero"
+        );
+        let err = parse("name = \"a\"\nversion = \"1.0.0\"\n").unwrap_err();
+        assert!(err.message.contains("missing field `component`"), "{}", err.message);
+    }
+}

@@ -1,0 +1,106 @@
+//! One loaded version of an agent: compiled, checked, pre-instantiated, with
+//! its id, its limits and what it asks for.
+
+use crate::caps::AgentWorldPre;
+use crate::plugins::cache::{Compiled, ContentHash};
+use crate::plugins::Manifest;
+use paddock_core::Capabilities;
+use crate::sandbox::AgentState;
+use paddock_core::Limits;
+use paddock_tenants::{self as tenants, Grants, TenantPolicy};
+use parking_lot::Mutex;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::SystemTime;
+
+/// A loaded version of an agent, ready to be instantiated any number of times.
+///
+/// Invocations hold it by `Arc`, so a version replaced by a hot reload keeps
+/// serving the invocations that started on it until the last one ends.
+pub struct Agent {
+    /// Its name (from the manifest, or the file stem of a bare `.wasm`).
+    pub name: Arc<str>,
+    /// Its version id: the manifest's version and the first 12 hex digits of
+    /// the component's BLAKE3 hash (`0.1.0+3fa2c9d1e0b4`); the hash alone for
+    /// a bare component.
+    pub version: Arc<str>,
+    /// The hash of its component's bytes.
+    pub hash: ContentHash,
+    /// Its manifest, unless it was loaded as a bare file.
+    pub manifest: Option<Manifest>,
+    /// The component file.
+    pub component: PathBuf,
+    /// Its limits: the defaults, with what its manifest asked for up to the ceiling.
+    pub limits: Limits,
+    /// Notes from loading (e.g. a limit cut down to the ceiling).
+    pub notes: Vec<String>,
+    /// What it asks for: its manifest's capabilities (a bare component asks
+    /// for its tenant's board and nothing else).
+    pub requested: Arc<Capabilities>,
+    /// When it was loaded.
+    pub loaded_at: SystemTime,
+    /// Whether it was compiled or mapped from the compiled-code cache.
+    pub compiled: Compiled,
+    pub(super) invocations: AtomicU64,
+    /// What each tenant granted it, computed once per tenant.
+    grants: Mutex<HashMap<Arc<str>, Arc<Grants>>>,
+    pub(super) pre: AgentWorldPre<AgentState>,
+}
+
+/// The parts of an [`Agent`] decided before it is built.
+pub(super) struct AgentParts {
+    pub name: Arc<str>,
+    pub hash: ContentHash,
+    pub manifest: Option<Manifest>,
+    pub component: PathBuf,
+    pub limits: Limits,
+    pub notes: Vec<String>,
+    pub compiled: Compiled,
+    pub pre: AgentWorldPre<AgentState>,
+}
+
+impl Agent {
+    pub(super) fn new(p: AgentParts) -> Agent {
+        let version = match &p.manifest {
+            Some(m) => format!("{}+{}", m.version, p.hash.short()),
+            None => p.hash.short(),
+        };
+        let requested = Arc::new(p.manifest.as_ref().map(|m| m.capabilities.clone()).unwrap_or_default());
+        Agent {
+            name: p.name,
+            version: Arc::from(version),
+            hash: p.hash,
+            manifest: p.manifest,
+            component: p.component,
+            limits: p.limits,
+            notes: p.notes,
+            requested,
+            loaded_at: SystemTime::now(),
+            compiled: p.compiled,
+            invocations: AtomicU64::new(0),
+            grants: Mutex::default(),
+            pre: p.pre,
+        }
+    }
+
+    /// What `policy` grants this agent (cached per tenant).
+    pub fn grants(&self, policy: &TenantPolicy) -> Arc<Grants> {
+        if let Some(g) = self.grants.lock().get(policy.name.as_str()) {
+            return g.clone();
+        }
+        let grants = tenants::resolve(policy, &self.requested);
+        for r in grants.refused.iter() {
+            tracing::info!(agent = &*self.name, tenant = %policy.name, capability = %r.capability, "not granted: {}", r.reason);
+        }
+        let grants = Arc::new(grants);
+        self.grants.lock().insert(Arc::from(policy.name.as_str()), grants.clone());
+        grants
+    }
+
+    /// Invocations started on this version.
+    pub fn invocations(&self) -> u64 {
+        self.invocations.load(Ordering::Relaxed)
+    }
+}

@@ -1,0 +1,593 @@
+//! The agents a host serves, by name, and how a new version replaces the
+//! serving one.
+//!
+//! Each name has a slot whose serving version is an `ArcSwapOption`: taking
+//! it is a lock-free load, and replacing it never waits for invocations,
+//! which hold the version they started on until they end. A new version is
+//! read, compiled (or mapped from the code cache), checked against the world
+//! and pre-instantiated before it is swapped in, so a broken file never
+//! replaces a working version; and one that asks for capabilities its
+//! predecessor did not have is held until approved (see `plugins::widening`).
+
+use super::Runtime;
+use super::agent::{Agent, AgentParts};
+use crate::plugins::book::Accepted;
+use crate::plugins::load::{self, ComponentFile, LoadError};
+use crate::plugins::{Manifest, Widening};
+use paddock_core::Capabilities;
+use arc_swap::ArcSwapOption;
+use parking_lot::{Mutex, RwLock};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+/// Every slot, by the name or path it was loaded by.
+#[derive(Default)]
+pub(super) struct Live {
+    slots: RwLock<HashMap<String, Arc<Slot>>>,
+    /// Manifests that could not be read, so no name is known for them.
+    strays: Mutex<BTreeMap<PathBuf, Failure>>,
+}
+
+impl Live {
+    fn get(&self, key: &str) -> Option<Arc<Slot>> {
+        self.slots.read().get(key).cloned()
+    }
+
+    /// The slot of `key`, inserting `slot` when there is none yet.
+    fn get_or_insert(&self, key: &str, slot: impl FnOnce() -> Slot) -> (Arc<Slot>, bool) {
+        let mut slots = self.slots.write();
+        if let Some(existing) = slots.get(key) {
+            return (existing.clone(), false);
+        }
+        let slot = Arc::new(slot());
+        slots.insert(key.to_string(), slot.clone());
+        (slot, true)
+    }
+}
+
+/// One agent name: the version serving it, and what happened to the last attempt to replace it.
+pub(super) struct Slot {
+    serving: ArcSwapOption<Agent>,
+    state: Mutex<SlotState>,
+    /// Reloads of one name happen one at a time, so versions only move forward.
+    reloading: tokio::sync::Mutex<()>,
+    /// Loaded by name from the plugins folder (so reloaded and removed with it).
+    named: bool,
+}
+
+#[derive(Default)]
+struct SlotState {
+    manifest: Option<PathBuf>,
+    /// Where the manifest says the component is (built or not yet).
+    component: Option<PathBuf>,
+    stamp: Option<Stamp>,
+    held: Option<Held>,
+    last_error: Option<Failure>,
+}
+
+impl Slot {
+    fn new(named: bool, manifest: Option<PathBuf>) -> Slot {
+        Slot {
+            serving: ArcSwapOption::empty(),
+            state: Mutex::new(SlotState { manifest, ..SlotState::default() }),
+            reloading: tokio::sync::Mutex::new(()),
+            named,
+        }
+    }
+
+    /// The serving version, or why there is none.
+    fn current(&self, key: &str) -> Result<Arc<Agent>, LoadError> {
+        if let Some(agent) = self.serving.load_full() {
+            return Ok(agent);
+        }
+        let state = self.state.lock();
+        let reason = match (&state.held, &state.last_error) {
+            (Some(h), _) => h.explain(key),
+            (None, Some(f)) => f.message.clone(),
+            (None, None) => "it is being loaded".to_string(),
+        };
+        Err(LoadError::NotServing { name: key.to_string(), reason })
+    }
+
+    fn fail(&self, message: String) {
+        self.state.lock().last_error = Some(Failure { at: SystemTime::now(), message });
+    }
+}
+
+/// A version kept from serving until the operator approves what it asks for.
+struct Held {
+    agent: Arc<Agent>,
+    widening: Widening,
+}
+
+impl Held {
+    fn explain(&self, name: &str) -> String {
+        format!(
+            "version {} is held: it asks for {}, which the version before it did not; approve it with `paddock plugins approve {name} {}`",
+            self.agent.version,
+            self.widening.describe().join(", "),
+            self.agent.version
+        )
+    }
+}
+
+/// An attempt to load a version that failed.
+#[derive(Clone, Debug)]
+struct Failure {
+    at: SystemTime,
+    message: String,
+}
+
+/// Size and modification time of a manifest and its component: a reload
+/// starts only when one of them changed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Stamp {
+    manifest: Option<(u64, SystemTime)>,
+    component: Option<(u64, SystemTime)>,
+}
+
+impl Stamp {
+    fn of(manifest: &Manifest) -> Stamp {
+        let stat =
+            |p: &Path| std::fs::metadata(p).ok().map(|m| (m.len(), m.modified().unwrap_or(SystemTime::UNIX_EPOCH)));
+        Stamp { manifest: stat(&manifest.file), component: stat(&manifest.component) }
+    }
+}
+
+/// What a reload did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Reload {
+    /// The files did not change (or changed back to what serves).
+    Unchanged,
+    /// A new version serves.
+    Swapped {
+        /// The version it replaced, if any.
+        from: Option<Arc<str>>,
+        /// The version now serving.
+        to: Arc<str>,
+    },
+    /// A new version asks for more and waits for approval; the old one serves.
+    Held {
+        /// The held version.
+        version: Arc<str>,
+        /// What it asks for that the serving one did not.
+        asks: Vec<String>,
+    },
+    /// The new files could not be loaded; the old version (if any) serves.
+    Failed(String),
+    /// The plugin is gone: new invocations fail, running ones finish.
+    Removed,
+}
+
+/// One plugin as `paddock plugins list` shows it.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct PluginStatus {
+    /// The name (or the path it was loaded by; or a broken manifest's file).
+    pub name: String,
+    /// Its manifest file, if any.
+    pub manifest: Option<PathBuf>,
+    /// The serving version.
+    pub serving: Option<VersionStatus>,
+    /// A version waiting for approval.
+    pub held: Option<HeldStatus>,
+    /// The last failed attempt to load a version (cleared when one succeeds).
+    pub last_error: Option<ErrorStatus>,
+}
+
+/// A loaded version.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct VersionStatus {
+    /// Its id.
+    pub version: String,
+    /// The BLAKE3 hash of its component.
+    pub hash: String,
+    /// Its component file.
+    pub component: PathBuf,
+    /// When it was loaded (RFC 3339).
+    pub loaded_at: String,
+    /// Invocations started on it.
+    pub invocations: u64,
+    /// Compiled now, or mapped from the cache.
+    pub compiled: crate::plugins::cache::Compiled,
+}
+
+/// A held version.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct HeldStatus {
+    /// The version.
+    pub version: VersionStatus,
+    /// What it asks for beyond the serving one.
+    pub asks: Vec<String>,
+}
+
+/// A failure.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct ErrorStatus {
+    /// When (RFC 3339).
+    pub at: String,
+    /// What went wrong.
+    pub message: String,
+}
+
+fn rfc3339(t: SystemTime) -> String {
+    humantime::format_rfc3339_millis(t).to_string()
+}
+
+fn version_status(a: &Agent) -> VersionStatus {
+    VersionStatus {
+        version: a.version.to_string(),
+        hash: a.hash.hex(),
+        component: a.component.clone(),
+        loaded_at: rfc3339(a.loaded_at),
+        invocations: a.invocations(),
+        compiled: a.compiled,
+    }
+}
+
+/// Serve the new version, or hold it.
+enum Decision {
+    Serve,
+    Hold(Widening),
+}
+
+impl Runtime {
+    /// Loads an agent named by `spec`: a path to a `.wasm`/`.wat` file or to
+    /// an `agent.toml`, or the name of a plugin. Loaded agents are kept; the
+    /// version returned is the one serving now.
+    pub fn load(&self, spec: &str) -> Result<Arc<Agent>, LoadError> {
+        if let Some(slot) = self.inner.live.get(spec) {
+            return slot.current(spec);
+        }
+        let is_path =
+            spec.contains('/') || spec.ends_with(".wasm") || spec.ends_with(".wat") || spec.ends_with(".toml");
+        let (name, manifest) = if !is_path {
+            let m = self.inner.registry.find(spec)?;
+            (m.name.clone(), Some(m))
+        } else if spec.ends_with(".toml") {
+            let m = Manifest::load(Path::new(spec))?;
+            (m.name.clone(), Some(m))
+        } else {
+            let stem = Path::new(spec).file_stem().map_or("agent".into(), |s| s.to_string_lossy().into_owned());
+            (stem, None)
+        };
+        let component = manifest.as_ref().map_or_else(|| PathBuf::from(spec), |m| m.component.clone());
+        let file = read_with_hint(&component, &name, manifest.is_some())?;
+        let stamp = manifest.as_ref().map(Stamp::of);
+        let agent = Arc::new(self.build_agent(&name, manifest, file)?);
+        let decision = self.decide(&agent, None);
+        let (slot, inserted) = self.inner.live.get_or_insert(spec, || {
+            let slot = Slot::new(!is_path, agent.manifest.as_ref().map(|m| m.file.clone()));
+            let mut state = slot.state.lock();
+            state.stamp = stamp;
+            state.component = Some(agent.component.clone());
+            drop(state);
+            slot
+        });
+        if inserted {
+            self.settle(&slot, agent, decision);
+        }
+        slot.current(spec)
+    }
+
+    /// Compiles `file` and gives the agent its limits.
+    fn build_agent(&self, name: &str, manifest: Option<Manifest>, file: ComponentFile) -> Result<Agent, LoadError> {
+        let s = &self.inner.settings;
+        if let Some(manifest) = &manifest {
+            manifest.check_key_prefixes(s.caps.key_bytes)?;
+        }
+        let prepared = load::compile(&self.inner.engine, &self.inner.linker, &file, self.inner.cache.as_deref())?;
+        let requested = manifest.as_ref().map(|m| m.limits).unwrap_or_default();
+        let (limits, notes) = s.limits.with_request(&s.ceiling, &requested);
+        for note in &notes {
+            tracing::warn!(agent = name, "{note}");
+        }
+        Ok(Agent::new(AgentParts {
+            name: Arc::from(name),
+            hash: file.hash,
+            manifest,
+            component: file.path,
+            limits,
+            notes,
+            compiled: prepared.compiled,
+            pre: prepared.pre,
+        }))
+    }
+
+    /// Whether `agent` may serve: it asks for nothing beyond `prior` (the
+    /// serving version's capabilities, else the last accepted ones), or the
+    /// tenants grant the difference outright, or the operator approved it.
+    fn decide(&self, agent: &Agent, prior: Option<&Capabilities>) -> Decision {
+        if agent.manifest.is_none() {
+            return Decision::Serve;
+        }
+        let accepted;
+        let prior = match prior {
+            Some(p) => p,
+            None => match self.inner.book.accepted(&agent.name) {
+                Some(a) => {
+                    accepted = a;
+                    &accepted.capabilities
+                }
+                None => return Decision::Serve,
+            },
+        };
+        let widening = Widening::between(prior, &agent.requested);
+        if widening.is_empty()
+            || widening.granted_in_advance(&self.inner.settings.tenants, &agent.name)
+            || self.inner.book.approved(&agent.name, &agent.version)
+        {
+            Decision::Serve
+        } else {
+            Decision::Hold(widening)
+        }
+    }
+
+    /// Puts `agent` in `slot`: serving, or held.
+    fn settle(&self, slot: &Slot, agent: Arc<Agent>, decision: Decision) -> Reload {
+        match decision {
+            Decision::Serve => {
+                if agent.manifest.is_some() {
+                    let accepted =
+                        Accepted { version: agent.version.to_string(), capabilities: (*agent.requested).clone() };
+                    if let Err(e) = self.inner.book.accept(&agent.name, accepted) {
+                        tracing::warn!(agent = &*agent.name, "cannot record the accepted version: {e}");
+                    }
+                }
+                let to = agent.version.clone();
+                let from = slot.serving.swap(Some(agent)).map(|old| old.version.clone());
+                let mut state = slot.state.lock();
+                state.held = None;
+                state.last_error = None;
+                Reload::Swapped { from, to }
+            }
+            Decision::Hold(widening) => {
+                let reload = Reload::Held { version: agent.version.clone(), asks: widening.describe() };
+                let held = Held { agent, widening };
+                tracing::warn!(agent = &*held.agent.name, "{}", held.explain(&held.agent.name));
+                slot.state.lock().held = Some(held);
+                reload
+            }
+        }
+    }
+
+    /// Loads the plugin `name` again from the plugins folder, if its files changed.
+    pub async fn reload(&self, name: &str) -> Reload {
+        match self.inner.registry.find(name) {
+            Ok(manifest) => self.reload_manifest(manifest).await,
+            Err(LoadError::NoPlugin { .. }) => self.remove(name),
+            Err(e) => {
+                let message = e.to_string();
+                if let Some(slot) = self.inner.live.get(name) {
+                    slot.fail(message.clone());
+                }
+                Reload::Failed(message)
+            }
+        }
+    }
+
+    async fn reload_manifest(&self, manifest: Manifest) -> Reload {
+        let name = manifest.name.clone();
+        let (slot, _) = self.inner.live.get_or_insert(&name, || Slot::new(true, Some(manifest.file.clone())));
+        let _one_at_a_time = slot.reloading.lock().await;
+        let stamp = Stamp::of(&manifest);
+        {
+            let mut state = slot.state.lock();
+            if state.stamp == Some(stamp) {
+                return Reload::Unchanged;
+            }
+            state.stamp = Some(stamp);
+            state.manifest = Some(manifest.file.clone());
+            state.component = Some(manifest.component.clone());
+        }
+        let runtime = self.clone();
+        // Reading and compiling may take seconds (interpreted languages);
+        // they happen off the async workers.
+        let built = tokio::task::spawn_blocking(move || -> Result<Option<Agent>, LoadError> {
+            let file = read_with_hint(&manifest.component, &manifest.name, true)?;
+            let same = |a: &Agent| a.hash == file.hash && a.manifest.as_ref() == Some(&manifest);
+            let slot = runtime.inner.live.get(&manifest.name);
+            if let Some(slot) = slot {
+                let serving = slot.serving.load_full();
+                let held = slot.state.lock().held.as_ref().map(|h| h.agent.clone());
+                if serving.as_deref().is_some_and(same) {
+                    // Back to what serves: a version held meanwhile is no longer on disk.
+                    let mut state = slot.state.lock();
+                    state.held = None;
+                    state.last_error = None;
+                    return Ok(None);
+                }
+                if held.as_deref().is_some_and(same) {
+                    return Ok(None);
+                }
+            }
+            runtime.build_agent(&manifest.name.clone(), Some(manifest), file).map(Some)
+        })
+        .await;
+        let agent = match built {
+            Ok(Ok(Some(agent))) => Arc::new(agent),
+            Ok(Ok(None)) => return Reload::Unchanged,
+            Ok(Err(e)) => {
+                let message = e.to_string();
+                tracing::error!(agent = %name, "new version not loaded, the old one keeps serving: {message}");
+                slot.fail(message.clone());
+                return Reload::Failed(message);
+            }
+            Err(e) => {
+                let message = format!("loading panicked: {e}");
+                slot.fail(message.clone());
+                return Reload::Failed(message);
+            }
+        };
+        let serving = slot.serving.load_full();
+        let decision = self.decide(&agent, serving.as_ref().map(|s| &*s.requested));
+        let reload = self.settle(&slot, agent, decision);
+        if let Reload::Swapped { from, to } = &reload {
+            tracing::info!(agent = %name, from = from.as_deref().unwrap_or("none"), to = &**to, "new version serving");
+        }
+        reload
+    }
+
+    /// Stops serving `name`: new invocations fail, running ones finish.
+    fn remove(&self, name: &str) -> Reload {
+        let removed = {
+            let mut slots = self.inner.live.slots.write();
+            match slots.get(name) {
+                Some(slot) if slot.named => slots.remove(name),
+                _ => None,
+            }
+        };
+        match removed {
+            Some(_) => {
+                tracing::info!(agent = name, "plugin removed; invocations already running finish");
+                Reload::Removed
+            }
+            None => Reload::Unchanged,
+        }
+    }
+
+    /// Brings every plugin of the plugins folder up to date: new and changed
+    /// ones are loaded, removed ones stop serving, approved ones are released.
+    pub async fn sync(&self) -> Vec<(String, Reload)> {
+        if let Err(e) = self.inner.book.reload_approvals() {
+            tracing::error!("{e}");
+        }
+        let mut out = Vec::new();
+        let mut names = HashSet::new();
+        let mut strays = BTreeMap::new();
+        for scanned in self.inner.registry.scan() {
+            match scanned {
+                Ok(m) if names.contains(&m.name) => {
+                    let message = format!("another plugin is also named {:?}: {} is ignored", m.name, m.file.display());
+                    strays.insert(m.file.clone(), Failure { at: SystemTime::now(), message });
+                }
+                Ok(m) => {
+                    names.insert(m.name.clone());
+                    let name = m.name.clone();
+                    let reload = self.reload_manifest(m).await;
+                    if reload != Reload::Unchanged {
+                        out.push((name, reload));
+                    }
+                }
+                Err(e) => {
+                    let message = e.to_string();
+                    let slots: Vec<Arc<Slot>> = self.inner.live.slots.read().values().cloned().collect();
+                    let owner = slots.iter().find(|s| s.state.lock().manifest.as_deref() == Some(e.file.as_path()));
+                    match owner {
+                        Some(slot) => {
+                            names.extend(self.name_of(slot));
+                            slot.fail(message);
+                        }
+                        None => {
+                            strays.insert(e.file.clone(), Failure { at: SystemTime::now(), message });
+                        }
+                    }
+                }
+            }
+        }
+        *self.inner.live.strays.lock() = strays;
+        let gone: Vec<String> = self
+            .inner
+            .live
+            .slots
+            .read()
+            .iter()
+            .filter(|(key, slot)| slot.named && !names.contains(*key))
+            .map(|(key, _)| key.clone())
+            .collect();
+        for name in gone {
+            out.push((name.clone(), self.remove(&name)));
+        }
+        out.extend(self.release_approved());
+        out
+    }
+
+    fn name_of(&self, slot: &Arc<Slot>) -> Option<String> {
+        self.inner.live.slots.read().iter().find(|(_, s)| Arc::ptr_eq(s, slot)).map(|(k, _)| k.clone())
+    }
+
+    /// Approves `version` of `name` in this host and serves it if it is held.
+    pub fn approve(&self, name: &str, version: &str) -> Vec<(String, Reload)> {
+        self.inner.book.approve_here(name, version);
+        self.release_approved()
+    }
+
+    /// Serves every held version that has been approved since.
+    fn release_approved(&self) -> Vec<(String, Reload)> {
+        let slots: Vec<(String, Arc<Slot>)> =
+            self.inner.live.slots.read().iter().map(|(k, s)| (k.clone(), s.clone())).collect();
+        let mut out = Vec::new();
+        for (key, slot) in slots {
+            let approved = {
+                let mut state = slot.state.lock();
+                match &state.held {
+                    Some(h) if self.inner.book.approved(&h.agent.name, &h.agent.version) => state.held.take(),
+                    _ => None,
+                }
+            };
+            if let Some(held) = approved {
+                out.push((key, self.settle(&slot, held.agent, Decision::Serve)));
+            }
+        }
+        out
+    }
+
+    /// The manifests and component files of every plugin this host has loaded
+    /// or tried to, built or not, and the broken manifests.
+    pub(super) fn plugin_files(&self) -> Vec<PathBuf> {
+        let mut files: Vec<PathBuf> = self.inner.live.strays.lock().keys().cloned().collect();
+        for slot in self.inner.live.slots.read().values() {
+            let state = slot.state.lock();
+            files.extend(state.manifest.iter().chain(&state.component).cloned());
+        }
+        files
+    }
+
+    /// Every plugin this host has loaded or tried to, sorted by name.
+    pub fn plugins(&self) -> Vec<PluginStatus> {
+        let mut out: Vec<PluginStatus> = self
+            .inner
+            .live
+            .slots
+            .read()
+            .iter()
+            .map(|(key, slot)| {
+                let state = slot.state.lock();
+                PluginStatus {
+                    name: key.clone(),
+                    manifest: state.manifest.clone(),
+                    serving: slot.serving.load_full().as_deref().map(version_status),
+                    held: state
+                        .held
+                        .as_ref()
+                        .map(|h| HeldStatus { version: version_status(&h.agent), asks: h.widening.describe() }),
+                    last_error: state
+                        .last_error
+                        .as_ref()
+                        .map(|f| ErrorStatus { at: rfc3339(f.at), message: f.message.clone() }),
+                }
+            })
+            .collect();
+        out.extend(self.inner.live.strays.lock().iter().map(|(file, f)| PluginStatus {
+            name: file.display().to_string(),
+            manifest: Some(file.clone()),
+            serving: None,
+            held: None,
+            last_error: Some(ErrorStatus { at: rfc3339(f.at), message: f.message.clone() }),
+        }));
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        out
+    }
+}
+
+/// Reads a component, telling how to build it when it is missing.
+fn read_with_hint(path: &Path, name: &str, has_manifest: bool) -> Result<ComponentFile, LoadError> {
+    load::read_component(path).map_err(|e| match e {
+        LoadError::Missing { path, .. } if has_manifest => LoadError::Missing {
+            path,
+            hint: Some(format!("build it first: `paddock build` or `paddock run {name} --build`")),
+        },
+        other => other,
+    })
+}

@@ -1,0 +1,369 @@
+//! The host in one value: engine, linker, plugins and services. Loads agents
+//! by name or path and runs invocations; also runs the agents one agent calls.
+
+use crate::caps::agents::{CallerScope, Dispatch};
+use crate::caps::approval::Approvals;
+use crate::engine::{self, EpochTicker};
+use crate::plugins::Registry;
+use crate::plugins::book::Book;
+use crate::plugins::cache::CodeCache;
+use crate::plugins::load::{self, Inspection, LoadError};
+use crate::sandbox::{self, AgentState, CpuScheduler, Invocation, InvokeError, Outcome};
+use paddock_blackboard::{Blackboard, RedbBackend, validate_tenant};
+use paddock_config::{BoardStore, DirGrant, Limits, Requested, Settings};
+use paddock_core::clock::SystemClock;
+use paddock_gateway::Gateway;
+use paddock_quota::run::RunBudget;
+use paddock_quota::{Budgets, Ledger};
+
+mod agent;
+mod live;
+mod watch;
+
+pub use agent::Agent;
+pub use live::{ErrorStatus, HeldStatus, PluginStatus, Reload, VersionStatus};
+use paddock_tenants::{Admission, Grants, TenantCeiling, Tenants};
+use std::collections::HashMap;
+use std::future::Future;
+use std::path::Path;
+use std::pin::Pin;
+use std::sync::Arc;
+use wasmtime::Engine;
+use wasmtime::component::Linker;
+pub use watch::Watch;
+
+/// Opens the blackboard `settings` name: in memory, or the durable file.
+pub fn open_blackboard(settings: &Settings) -> Result<Blackboard, String> {
+    let board = match &settings.board_store {
+        BoardStore::Memory => Blackboard::new(settings.board),
+        BoardStore::Durable(path) => {
+            let backend = RedbBackend::open(path).map_err(|e| format!("blackboard.path: {e}"))?;
+            Blackboard::with_backend(settings.board, Arc::new(backend))
+        }
+    };
+    // A tenant's policy may only lower the host's board limits.
+    let tenant_limits = settings
+        .tenants
+        .iter()
+        .map(|p| {
+            let mut limits = settings.board;
+            limits.per_tenant = p.board_max_keys.is_some() || p.board_max_bytes.is_some();
+            limits.max_keys = p.board_max_keys.map_or(limits.max_keys, |k| k.min(limits.max_keys));
+            limits.max_bytes = p.board_max_bytes.map_or(limits.max_bytes, |b| b.min(limits.max_bytes));
+            (p.name.clone(), limits)
+        })
+        .collect();
+    Ok(board.with_tenant_limits(tenant_limits))
+}
+
+/// A new run id: 12 hex digits of milliseconds since 1970, then 8 random
+/// ones, so ids sort by start time and do not collide in practice.
+pub fn new_run_id() -> Arc<str> {
+    let millis = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis());
+    Arc::from(format!("{:012x}{:08x}", millis & 0xffff_ffff_ffff, fastrand::u32(..)))
+}
+
+/// Options of one invocation.
+#[derive(Clone, Debug, Default)]
+pub struct RunOptions {
+    /// The tenant; the configured default when `None`.
+    pub tenant: Option<String>,
+    /// The run this invocation belongs to; a new id when `None`.
+    pub run: Option<String>,
+    /// Limits set by the operator for this run (bounded by the ceiling).
+    pub overrides: Requested,
+    /// Directories granted for this run, besides the configured ones.
+    pub dirs: Vec<DirGrant>,
+    /// Records (or replays) the invocation's host calls.
+    pub journal: Option<Arc<paddock_journal::Tape>>,
+    /// The budget its LLM calls (and those of the agents it calls) spend.
+    pub budget: Option<Arc<RunBudget>>,
+    /// Environment variables the agent sees.
+    pub env: Vec<(String, String)>,
+    /// Calls `compensate` instead of `run` (a saga undoing a step).
+    pub compensate: bool,
+}
+
+/// Why a run could not even start.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The agent could not be loaded.
+    #[error(transparent)]
+    Load(#[from] LoadError),
+    /// The options are wrong (a limit above the ceiling, a bad tenant name).
+    #[error("{0}")]
+    Options(String),
+    /// The tenant's policy refused the run: no such tenant, an agent it may
+    /// not run, or its concurrency cap stayed full. The text names the rule.
+    #[error("{0}")]
+    Refused(String),
+}
+
+/// Who an invocation runs for: its tenant, its run, and its callers
+/// (outermost first, ending with itself).
+struct Scope {
+    tenant: Arc<str>,
+    run: Arc<str>,
+    chain: Vec<Arc<str>>,
+    journal: Option<Arc<paddock_journal::Tape>>,
+    budget: Option<Arc<RunBudget>>,
+    env: Vec<(String, String)>,
+    compensate: bool,
+}
+
+/// The host.
+#[derive(Clone)]
+pub struct Runtime {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    settings: Settings,
+    engine: Engine,
+    linker: Linker<AgentState>,
+    registry: Registry,
+    board: Arc<Blackboard>,
+    gateway: Gateway,
+    ledger: Option<Arc<Ledger>>,
+    admission: Admission,
+    live: live::Live,
+    cache: Option<Arc<CodeCache>>,
+    book: Book,
+    cpu: Arc<CpuScheduler>,
+    approvals: std::sync::OnceLock<Arc<dyn Approvals>>,
+    _ticker: EpochTicker,
+}
+
+impl Runtime {
+    /// Builds a host from `settings`.
+    pub fn new(settings: Settings) -> wasmtime::Result<Runtime> {
+        let board = open_blackboard(&settings).map_err(wasmtime::Error::msg)?;
+        let engine = engine::build(&settings.engine, &settings.ceiling)?;
+        let linker = sandbox::linker(&engine)?;
+        let ticker = EpochTicker::start(&engine, settings.engine.epoch_tick)
+            .map_err(|e| wasmtime::format_err!("cannot start the epoch thread: {e}"))?;
+        let board = Arc::new(board);
+        // Expired keys read as absent anyway; the sweeper also removes the ones
+        // nobody touches, freeing quota and telling watchers. It needs a tokio
+        // runtime, and stops when the board is dropped.
+        if tokio::runtime::Handle::try_current().is_ok() {
+            paddock_blackboard::spawn_sweeper(&board, paddock_blackboard::SWEEP_EVERY);
+        }
+        let ledger = Ledger::open(&settings.ledger, budgets(&settings.tenants), Arc::new(SystemClock))
+            .map_err(|e| wasmtime::format_err!("host.ledger: {e}"))?;
+        let gateway =
+            Gateway::with(&settings.gateway, Arc::new(SystemClock), ledger.clone()).map_err(wasmtime::Error::msg)?;
+        let book = match &settings.plugins.book {
+            Some(dir) => Book::open(dir).map_err(|e| wasmtime::format_err!("host.plugin-state: {e}"))?,
+            None => Book::memory(),
+        };
+        let inner = Inner {
+            gateway,
+            ledger: Some(ledger),
+            admission: Admission::default(),
+            registry: Registry::new(&settings.plugins_dir),
+            board,
+            live: live::Live::default(),
+            cache: settings.plugins.code_cache.as_ref().map(|dir| Arc::new(CodeCache::new(dir, &engine))),
+            book,
+            cpu: CpuScheduler::new(
+                settings.engine.cpu_slots,
+                settings.engine.epoch_tick,
+                fuel_shares(&settings.tenants),
+            ),
+            approvals: std::sync::OnceLock::new(),
+            settings,
+            engine,
+            linker,
+            _ticker: ticker,
+        };
+        Ok(Runtime { inner: Arc::new(inner) })
+    }
+
+    /// The settings it runs with.
+    pub fn settings(&self) -> &Settings {
+        &self.inner.settings
+    }
+
+    /// The blackboard of every tenant.
+    pub fn blackboard(&self) -> &Arc<Blackboard> {
+        &self.inner.board
+    }
+
+    /// The LLM gateway.
+    pub fn gateway(&self) -> &Gateway {
+        &self.inner.gateway
+    }
+
+    /// Sends the approval questions of agents to `service` (the flow store's);
+    /// without one they are refused. The first service set stays.
+    pub fn set_approvals(&self, service: Arc<dyn Approvals>) {
+        let _ = self.inner.approvals.set(service);
+    }
+
+    /// The budget ledger.
+    pub fn ledger(&self) -> Option<&Arc<Ledger>> {
+        self.inner.ledger.as_ref()
+    }
+
+    /// The plugins folder.
+    pub fn registry(&self) -> &Registry {
+        &self.inner.registry
+    }
+
+    /// The compiled-code cache, unless it is off.
+    pub fn code_cache(&self) -> Option<&CodeCache> {
+        self.inner.cache.as_deref()
+    }
+
+    /// Inspects a file: imports, exports, and whether it fits the world.
+    pub fn inspect(&self, path: &Path) -> Result<Inspection, LoadError> {
+        load::inspect(&self.inner.engine, &self.inner.linker, path)
+    }
+
+    /// Runs `agent` once with `input`: checks the tenant's policy, waits for
+    /// admission under its concurrency caps, then invokes.
+    pub async fn run(&self, agent: &Agent, input: &str, options: &RunOptions) -> Result<Outcome, RunError> {
+        let s = &self.inner.settings;
+        let tenant = options.tenant.clone().unwrap_or_else(|| s.default_tenant.clone());
+        validate_tenant(&tenant).map_err(RunError::Options)?;
+        let policy = s.tenants.get(&tenant).map_err(RunError::Refused)?;
+        policy.check_agent(&agent.name).map_err(RunError::Refused)?;
+        let ceiling = policy.ceiling.apply(&s.ceiling);
+        let limits = agent.limits.capped(&ceiling).with_overrides(&ceiling, &options.overrides).map_err(|e| {
+            RunError::Options(if policy.ceiling == TenantCeiling::default() {
+                e
+            } else {
+                format!("{e} (lowered by tenants.{}.ceiling)", policy.name)
+            })
+        })?;
+        let grants = agent.grants(&policy);
+        let mut dirs = self.operator_dirs(&agent.name, &grants);
+        dirs.extend(options.dirs.iter().cloned());
+        let _admitted =
+            self.inner.admission.admit(&policy, &agent.name, limits.timeout).await.map_err(RunError::Refused)?;
+        let run = options.run.as_deref().map_or_else(new_run_id, Arc::from);
+        let env = run_env(&options.env, &run);
+        let scope = Scope {
+            tenant: Arc::from(tenant),
+            run,
+            chain: vec![agent.name.clone()],
+            journal: options.journal.clone(),
+            budget: options.budget.clone(),
+            env,
+            compensate: options.compensate,
+        };
+        Ok(self.invoke(agent, input, scope, limits, dirs, &grants).await)
+    }
+
+    /// The directories an invocation gets: the operator's `[agents.NAME]`
+    /// grants and the tenant's directories the agent asked for.
+    fn operator_dirs(&self, agent: &str, grants: &Grants) -> Vec<DirGrant> {
+        let mut dirs = self.inner.settings.agents.get(agent).map(|p| p.dirs.clone()).unwrap_or_default();
+        dirs.extend(grants.dirs.iter().cloned());
+        dirs
+    }
+
+    fn invoke(
+        &self,
+        agent: &Agent,
+        input: &str,
+        scope: Scope,
+        limits: Limits,
+        dirs: Vec<DirGrant>,
+        grants: &Arc<Grants>,
+    ) -> impl Future<Output = Outcome> + Send + 'static {
+        let s = &self.inner.settings;
+        let Scope { tenant, run, chain, journal, budget, env, compensate } = scope;
+        agent.invocations.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let invocation = Invocation {
+            agent: agent.name.clone(),
+            version: agent.version.clone(),
+            board: self.inner.board.namespace(&tenant),
+            cpu: self.inner.cpu.ticket(tenant.clone()),
+            tenant,
+            run,
+            limits,
+            caps: s.caps,
+            table_elements: s.engine.max_table_elements.into(),
+            instances: s.engine.max_core_instances as usize,
+            tables: s.engine.max_tables as usize,
+            dirs,
+            grants: grants.clone(),
+            requested: agent.requested.clone(),
+            chain,
+            max_call_depth: s.max_call_depth,
+            dispatch: Some(Arc::new(self.clone()) as Arc<dyn Dispatch>),
+            gateway: Some(self.inner.gateway.clone()),
+            journal,
+            budget,
+            env,
+            approvals: self.inner.approvals.get().cloned(),
+            compensate,
+        };
+        let (engine, pre, input) = (self.inner.engine.clone(), agent.pre.clone(), input.to_string());
+        async move { sandbox::invoke(&engine, &pre, invocation, &input).await }
+    }
+}
+
+impl Dispatch for Runtime {
+    fn call(
+        &self,
+        caller: CallerScope,
+        agent: String,
+        input: String,
+    ) -> Pin<Box<dyn Future<Output = Result<String, String>> + Send + 'static>> {
+        let runtime = self.clone();
+        let CallerScope { tenant, run, chain, budget } = caller;
+        Box::pin(async move {
+            let s = &runtime.inner.settings;
+            let policy = s.tenants.get(&tenant)?;
+            policy.check_agent(&agent)?;
+            let callee = runtime.load(&agent).map_err(|e| format!("denied: cannot load agent {agent:?}: {e}"))?;
+            let grants = callee.grants(&policy);
+            let dirs = runtime.operator_dirs(&agent, &grants);
+            let limits = callee.limits.capped(&policy.ceiling.apply(&s.ceiling));
+            let mut chain = chain;
+            chain.push(callee.name.clone());
+            let env = run_env(&[], &run);
+            let scope = Scope { tenant, run, chain, journal: None, budget, env, compensate: false };
+            let outcome = runtime.invoke(&callee, &input, scope, limits, dirs, &grants).await;
+            outcome.result.map_err(|e| match e {
+                InvokeError::Failed { message, .. } => format!("failed: {message}"),
+                InvokeError::Limit { .. } => format!("limit: {e}"),
+                InvokeError::Crashed { .. } => format!("crashed: {e}"),
+                InvokeError::Start { .. } => format!("denied: {e}"),
+            })
+        })
+    }
+}
+
+/// The variables an invocation sees: `PADDOCK_RUN` and
+/// `PADDOCK_IDEMPOTENCY_KEY` (the run id, unless a flow gave its own), and
+/// whatever a flow adds (`PADDOCK_FLOW`, `PADDOCK_STEP`, `PADDOCK_ATTEMPT`).
+fn run_env(given: &[(String, String)], run: &str) -> Vec<(String, String)> {
+    let mut env = given.to_vec();
+    for name in ["PADDOCK_RUN", "PADDOCK_IDEMPOTENCY_KEY"] {
+        if !env.iter().any(|(k, _)| k == name) {
+            env.push((name.to_string(), run.to_string()));
+        }
+    }
+    env
+}
+
+/// Each configured tenant's fuel per minute, for the CPU scheduler.
+fn fuel_shares(tenants: &Tenants) -> HashMap<String, u64> {
+    tenants.iter().filter_map(|p| Some((p.name.clone(), p.fuel_per_minute?))).collect()
+}
+
+/// The ledger's budgets: every configured tenant's, and its agents'.
+fn budgets(tenants: &Tenants) -> Budgets {
+    let mut budgets = Budgets::default();
+    for policy in tenants.iter() {
+        budgets.tenants.insert(policy.name.clone(), policy.budget);
+        for (agent, b) in &policy.agent_budgets {
+            budgets.agents.insert((policy.name.clone(), agent.clone()), b.budget);
+        }
+    }
+    budgets
+}

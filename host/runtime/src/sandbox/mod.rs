@@ -1,0 +1,366 @@
+//! One invocation of one agent: a fresh `Store` from a cached pre-instance,
+//! the limits applied to it, a WASI context that grants nothing by default,
+//! and an error that names whatever limit ended it.
+
+mod limits;
+mod output;
+mod replayable;
+mod sched;
+
+pub use limits::{LimitHit, Limiter};
+pub use sched::{CpuScheduler, CpuTicket};
+
+use crate::caps::agents::{AgentsCtx, Dispatch};
+use crate::caps::approval::ApprovalCtx;
+use crate::caps::blackboard::BoardCtx;
+use crate::caps::llm::LlmCtx;
+use crate::caps::log::{LogCtx, LogRecord, Source};
+use crate::caps::{AgentWorldPre, CallContext};
+use output::Capture;
+use paddock_blackboard::Namespace;
+use paddock_config::{DirGrant, Limits, SizeCaps};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use wasmtime::component::{Linker, ResourceTable};
+use wasmtime::{Engine, Store, Trap, UpdateDeadline};
+use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+
+/// Fuel between two voluntary yields of a busy guest (~0.2 ms of a tight loop
+/// here): short enough that a CPU-bound agent cannot hold a worker thread
+/// from the others, long enough that yielding costs under 1%.
+const FUEL_YIELD_INTERVAL: u64 = 10_000_000;
+
+/// The store's data: WASI plus every capability's per-invocation state.
+pub struct AgentState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    limiter: Limiter,
+    log: LogCtx,
+    board: BoardCtx,
+    llm: LlmCtx,
+    agents: AgentsCtx,
+    approval: ApprovalCtx,
+    call: Arc<CallContext>,
+    timed_out: bool,
+}
+
+impl WasiView for AgentState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+/// The linker every agent is instantiated with: WASI 0.2 and each
+/// `paddock:agent` interface.
+pub fn linker(engine: &Engine) -> wasmtime::Result<Linker<AgentState>> {
+    let mut linker: Linker<AgentState> = Linker::new(engine);
+    wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+    replayable::add_to_linker(&mut linker)?;
+    crate::caps::log::add_to_linker(&mut linker, |s| &mut s.log)?;
+    crate::caps::blackboard::add_to_linker(&mut linker, |s| &mut s.board)?;
+    crate::caps::llm::add_to_linker(&mut linker, |s| &mut s.llm)?;
+    crate::caps::agents::add_to_linker(&mut linker, |s| &mut s.agents)?;
+    crate::caps::approval::add_to_linker(&mut linker, |s| &mut s.approval)?;
+    Ok(linker)
+}
+
+/// Everything one invocation needs besides the component.
+pub struct Invocation {
+    /// The version of the agent that serves it.
+    pub version: Arc<str>,
+    /// The agent's name.
+    pub agent: Arc<str>,
+    /// The tenant it runs for.
+    pub tenant: Arc<str>,
+    /// The run it belongs to.
+    pub run: Arc<str>,
+    /// Its limits, already resolved against the ceiling.
+    pub limits: Limits,
+    /// Byte caps at the boundary.
+    pub caps: SizeCaps,
+    /// Most elements per table.
+    pub table_elements: u64,
+    /// Most core instances (and memories) per store.
+    pub instances: usize,
+    /// Most tables per store.
+    pub tables: usize,
+    /// Directories the operator granted.
+    pub dirs: Vec<DirGrant>,
+    /// The tenant's blackboard.
+    pub board: Arc<Namespace>,
+    /// What its manifest asked for and its tenant granted.
+    pub grants: Arc<paddock_tenants::Grants>,
+    /// What its manifest asked for.
+    pub requested: Arc<paddock_core::Capabilities>,
+    /// Its callers, outermost first, ending with itself.
+    pub chain: Vec<Arc<str>>,
+    /// How deep `agents.call` may nest.
+    pub max_call_depth: u32,
+    /// Who runs the agents it calls.
+    pub dispatch: Option<Arc<dyn Dispatch>>,
+    /// The LLM gateway, if the host has one.
+    pub gateway: Option<paddock_gateway::Gateway>,
+    /// Its place in the fair CPU scheduler, if one runs.
+    pub cpu: Option<CpuTicket>,
+    /// Records (or replays) its host calls, when its run keeps a journal.
+    pub journal: Option<Arc<paddock_journal::Tape>>,
+    /// The run's (or flow step's) budget, if one is set.
+    pub budget: Option<Arc<paddock_quota::run::RunBudget>>,
+    /// Environment variables it sees (`PADDOCK_RUN`, `PADDOCK_IDEMPOTENCY_KEY`...).
+    pub env: Vec<(String, String)>,
+    /// Where its approval questions go, if this host keeps approvals.
+    pub approvals: Option<Arc<dyn crate::caps::approval::Approvals>>,
+    /// Calls the agent's `compensate` export instead of `run` (a saga
+    /// undoing a step); its output is then empty.
+    pub compensate: bool,
+}
+
+/// How an invocation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum InvokeError {
+    /// The agent ran and returned an error of its own.
+    #[error("agent {agent:?} returned an error: {message}")]
+    Failed {
+        /// The agent.
+        agent: Arc<str>,
+        /// Its error text.
+        message: String,
+    },
+    /// The agent hit a limit and was stopped.
+    #[error("agent {agent:?} {limit}")]
+    Limit {
+        /// The agent.
+        agent: Arc<str>,
+        /// Which limit, with its value.
+        limit: LimitHit,
+    },
+    /// The agent trapped for a reason other than a limit (a bug or a panic).
+    #[error("agent {agent:?} crashed: {reason}")]
+    Crashed {
+        /// The agent.
+        agent: Arc<str>,
+        /// The trap.
+        reason: String,
+    },
+    /// The agent could not be started (a grant could not be honoured, the
+    /// host is at capacity).
+    #[error("agent {agent:?} could not start: {reason}")]
+    Start {
+        /// The agent.
+        agent: Arc<str>,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// What an invocation produced.
+#[derive(Debug)]
+pub struct Outcome {
+    /// The run it belonged to.
+    pub run: Arc<str>,
+    /// The version of the agent that served it.
+    pub version: Arc<str>,
+    /// The agent's output, or why there is none.
+    pub result: Result<String, InvokeError>,
+    /// Everything it logged (including captured stdout and stderr).
+    pub logs: Vec<LogRecord>,
+    /// Fuel it burned.
+    pub fuel_consumed: u64,
+    /// Wall-clock time from store creation to the end.
+    pub elapsed: Duration,
+}
+
+/// Runs `input` through a fresh instance of `pre`.
+pub async fn invoke(engine: &Engine, pre: &AgentWorldPre<AgentState>, inv: Invocation, input: &str) -> Outcome {
+    let started = Instant::now();
+    let call = CallContext::with(
+        inv.agent.clone(),
+        inv.tenant.clone(),
+        inv.run.clone(),
+        inv.caps,
+        inv.journal.clone(),
+        inv.budget.clone(),
+    );
+    let (agent, version) = (inv.agent.clone(), inv.version.clone());
+    let finish = |result, fuel_consumed| Outcome {
+        run: call.run.clone(),
+        version: version.clone(),
+        result,
+        logs: call.log.take(),
+        fuel_consumed,
+        elapsed: started.elapsed(),
+    };
+
+    if input.len() as u64 > inv.caps.io_bytes {
+        let limit = LimitHit::Io { what: "input", size: input.len() as u64, limit: inv.caps.io_bytes };
+        return finish(Err(InvokeError::Limit { agent, limit }), 0);
+    }
+    let (stdout, stderr) = (Capture::new(call.clone(), Source::Stdout), Capture::new(call.clone(), Source::Stderr));
+    let wasi = match wasi_context(&inv.dirs, &inv.env, &stdout, &stderr) {
+        Ok(wasi) => wasi,
+        Err(reason) => return finish(Err(InvokeError::Start { agent, reason }), 0),
+    };
+    let state = AgentState {
+        wasi,
+        table: ResourceTable::new(),
+        limiter: Limiter::new(inv.limits.memory, inv.table_elements, inv.instances, inv.tables),
+        log: LogCtx::new(call.clone()),
+        board: BoardCtx::new(call.clone(), inv.board, inv.grants.clone()),
+        llm: LlmCtx::new(call.clone(), inv.gateway, inv.grants.clone(), inv.requested.clone()),
+        agents: AgentsCtx::new(
+            call.clone(),
+            inv.grants.clone(),
+            inv.requested.clone(),
+            inv.chain,
+            inv.max_call_depth,
+            inv.dispatch,
+        ),
+        approval: ApprovalCtx::new(call.clone(), inv.grants.approvals, inv.approvals),
+        call: call.clone(),
+        timed_out: false,
+    };
+    let mut store = Store::new(engine, state);
+    store.limiter(|s| &mut s.limiter);
+    let limits = inv.limits;
+    let setup = store.set_fuel(limits.fuel).and_then(|()| store.fuel_async_yield_interval(Some(FUEL_YIELD_INTERVAL)));
+    if let Err(e) = setup {
+        return finish(Err(InvokeError::Start { agent, reason: format!("{e:#}") }), 0);
+    }
+    let deadline = started + limits.timeout;
+    store.set_epoch_deadline(1);
+    // The ticket is shared by the epoch callback (each tick) and this
+    // function (the fuel share before the start, the fuel after the end).
+    let cpu = inv.cpu.map(|t| Arc::new(parking_lot::Mutex::new(t)));
+    if let Some(until) = cpu.as_ref().and_then(|c| c.lock().throttled_until(Instant::now())) {
+        if until >= deadline {
+            let share = cpu.as_ref().and_then(|c| c.lock().share()).unwrap_or_default();
+            let reason = format!(
+                "tenant {:?} is over its fuel share (tenants.{}.budget.fuel-per-minute = {share}) for {} more, past this invocation's timeout",
+                &*inv.tenant,
+                &*inv.tenant,
+                paddock_core::Span(until.saturating_duration_since(Instant::now()))
+            );
+            return finish(Err(InvokeError::Start { agent, reason }), 0);
+        }
+        tokio::time::sleep_until(until.into()).await;
+    }
+    let ticking = cpu.clone();
+    store.epoch_deadline_callback(move |mut ctx| {
+        let now = Instant::now();
+        if now >= deadline {
+            ctx.data_mut().timed_out = true;
+            return Err(wasmtime::Error::msg("wall-clock deadline passed"));
+        }
+        Ok(match &ticking {
+            Some(cpu) => cpu.lock().tick(now, limits.fuel.saturating_sub(ctx.get_fuel().unwrap_or(0))),
+            None => UpdateDeadline::Yield(1),
+        })
+    });
+
+    // The epoch callback stops a guest that computes past its deadline; this
+    // timeout stops one that waits past it inside a host call.
+    let run = async {
+        let instance = pre.instantiate_async(&mut store).await.map_err(|e| (e, true))?;
+        let agent = instance.paddock_agent_agent();
+        if inv.compensate {
+            let undone = agent.call_compensate(&mut store, input).await.map_err(|e| (e, false))?;
+            Ok(undone.map(|()| String::new()))
+        } else {
+            agent.call_run(&mut store, input).await.map_err(|e| (e, false))
+        }
+    };
+    // The same deadline as the epoch callback's, which a wait for the fuel share has used up part of.
+    let ran = tokio::time::timeout_at(deadline.into(), run).await;
+    stdout.finish();
+    stderr.finish();
+    let fuel_consumed = limits.fuel.saturating_sub(store.get_fuel().unwrap_or(0));
+    if let Some(cpu) = &cpu {
+        cpu.lock().settle(fuel_consumed);
+    }
+    let result = match ran {
+        Err(_elapsed) => Err(InvokeError::Limit { agent, limit: LimitHit::Timeout(limits.timeout) }),
+        Ok(Ok(Ok(output))) if output.len() as u64 > inv.caps.io_bytes => {
+            let limit = LimitHit::Io { what: "output", size: output.len() as u64, limit: inv.caps.io_bytes };
+            Err(InvokeError::Limit { agent, limit })
+        }
+        Ok(Ok(Ok(output))) => Ok(output),
+        Ok(Ok(Err(message))) if message.len() as u64 > inv.caps.io_bytes => {
+            let limit = LimitHit::Io { what: "error text", size: message.len() as u64, limit: inv.caps.io_bytes };
+            Err(InvokeError::Limit { agent, limit })
+        }
+        // A guest that survives a refused allocation (JavaScript and C do)
+        // and then gives up failed because of its memory limit: say so, the
+        // same way as for a guest that died of it.
+        Ok(Ok(Err(message))) => match &store.data().limiter.hit {
+            Some(hit) => {
+                tracing::debug!(agent = &*agent, "returned an error after hitting {hit}: {message}");
+                Err(InvokeError::Limit { agent, limit: hit.clone() })
+            }
+            None => Err(InvokeError::Failed { agent, message }),
+        },
+        Ok(Err((error, instantiating))) => Err(classify(&store, &limits, agent, error, instantiating)),
+    };
+    finish(result, fuel_consumed)
+}
+
+/// Names the limit behind a trap, or reports a crash.
+fn classify(
+    store: &Store<AgentState>,
+    limits: &Limits,
+    agent: Arc<str>,
+    error: wasmtime::Error,
+    instantiating: bool,
+) -> InvokeError {
+    let state = store.data();
+    if let Some(v) = state.call.violation.get() {
+        return InvokeError::Limit { agent, limit: LimitHit::HostCall(v.clone()) };
+    }
+    if let Some(divergence) = state.call.journal.as_ref().and_then(|j| j.divergence()) {
+        return InvokeError::Crashed { agent, reason: divergence.to_string() };
+    }
+    if let Some(hit) = &state.limiter.hit {
+        return InvokeError::Limit { agent, limit: hit.clone() };
+    }
+    if state.timed_out {
+        return InvokeError::Limit { agent, limit: LimitHit::Timeout(limits.timeout) };
+    }
+    match error.downcast_ref::<Trap>() {
+        Some(Trap::OutOfFuel) => InvokeError::Limit { agent, limit: LimitHit::Fuel(limits.fuel) },
+        Some(Trap::StackOverflow) => {
+            InvokeError::Limit { agent, limit: LimitHit::Stack(crate::engine::MAX_WASM_STACK) }
+        }
+        Some(Trap::Interrupt) => InvokeError::Limit { agent, limit: LimitHit::Timeout(limits.timeout) },
+        Some(trap) => {
+            tracing::debug!(agent = &*agent, error = format!("{error:?}"), "agent trapped");
+            let hint = match trap {
+                Trap::MemoryOutOfBounds => " (in Rust and C guests often their own stack overrunning linear memory)",
+                Trap::UnreachableCodeReached => " (a Rust guest panics or aborts this way; its stderr is in the log)",
+                _ => "",
+            };
+            InvokeError::Crashed { agent, reason: format!("{trap}{hint}") }
+        }
+        None if instantiating => InvokeError::Start { agent, reason: format!("{error:#}") },
+        None => InvokeError::Crashed { agent, reason: format!("{error:#}") },
+    }
+}
+
+/// A WASI context that grants nothing but clocks, random, captured output,
+/// the host's `PADDOCK_*` variables and the directories the operator granted.
+/// Network access is off by default in `WasiCtxBuilder`: no TCP, no UDP, no
+/// name lookup.
+fn wasi_context(
+    dirs: &[DirGrant],
+    env: &[(String, String)],
+    stdout: &Capture,
+    stderr: &Capture,
+) -> Result<WasiCtx, String> {
+    let mut builder = WasiCtxBuilder::new();
+    builder.stdout(stdout.clone()).stderr(stderr.clone()).envs(env);
+    for dir in dirs {
+        let perms = if dir.write { FsPerms::ReadWrite } else { FsPerms::ReadOnly };
+        builder
+            .preopened_dir(&dir.host, &dir.guest, perms)
+            .map_err(|e| format!("cannot open granted directory {} (for {}): {e:#}", dir.host.display(), dir.guest))?;
+    }
+    Ok(builder.build())
+}

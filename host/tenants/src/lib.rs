@@ -1,0 +1,477 @@
+//! Tenants: who may run which agents, with which capabilities, under which
+//! ceilings and budgets.
+//!
+//! An agent's manifest *requests* capabilities; the tenant's policy *grants* a
+//! subset; [`resolve`] computes what an invocation of that agent for that
+//! tenant may do, and what was refused and why. The host checks every host
+//! call against the result. With no `[tenants]` configured there is one open
+//! tenant policy that grants whatever a manifest asks for (the embedded
+//! defaults and single-user setups); once any tenant is configured, only the
+//! configured ones exist and each grants only what it lists.
+
+mod admission;
+
+pub use admission::{Admission, Admitted};
+
+use paddock_core::{DirGrant, Limits};
+use paddock_core::Capabilities;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+/// A set of names granted by policy: every name, or exactly these.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum NameGrant {
+    /// Every name (`"*"` in the config).
+    Any,
+    /// Only these.
+    Only(Vec<String>),
+}
+
+impl NameGrant {
+    /// Whether `name` is granted.
+    pub fn allows(&self, name: &str) -> bool {
+        match self {
+            NameGrant::Any => true,
+            NameGrant::Only(names) => names.iter().any(|n| n == name),
+        }
+    }
+
+    /// The grant as the config writes it, for messages.
+    pub fn describe(&self) -> String {
+        match self {
+            NameGrant::Any => "*".into(),
+            NameGrant::Only(names) => names.join(", "),
+        }
+    }
+}
+
+/// Ceilings a tenant puts on its invocations, below the host's.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TenantCeiling {
+    /// Most fuel per invocation.
+    pub fuel: Option<u64>,
+    /// Most memory per invocation, in bytes.
+    pub memory: Option<u64>,
+    /// Longest invocation.
+    pub timeout: Option<std::time::Duration>,
+}
+
+impl TenantCeiling {
+    /// The host ceiling lowered by this one.
+    pub fn apply(&self, host: &Limits) -> Limits {
+        Limits {
+            fuel: self.fuel.map_or(host.fuel, |f| f.min(host.fuel)),
+            memory: self.memory.map_or(host.memory, |m| m.min(host.memory)),
+            timeout: self.timeout.map_or(host.timeout, |t| t.min(host.timeout)),
+        }
+    }
+}
+
+/// Budgets and caps on the agents of one tenant beyond the tenant's own.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AgentBudget {
+    /// Token, cost and rate budgets.
+    pub budget: paddock_quota::Budget,
+    /// Most invocations of this agent running at once for the tenant.
+    pub max_concurrent: Option<u32>,
+}
+
+/// What one tenant may do.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TenantPolicy {
+    /// Its name.
+    pub name: String,
+    /// Whether this is the open policy used when no tenant is configured.
+    pub open: bool,
+    /// Agents it may run (and its agents may call).
+    pub agents: NameGrant,
+    /// LLM routes its agents may use.
+    pub routes: NameGrant,
+    /// Blackboard prefixes its agents may read ("" = every key).
+    pub read: Vec<String>,
+    /// Blackboard prefixes its agents may write (writing implies reading).
+    pub write: Vec<String>,
+    /// Whether its agents may ask for approvals.
+    pub approvals: bool,
+    /// Directories lent to its agents that ask for them (by guest path).
+    pub dirs: Vec<DirGrant>,
+    /// Its ceiling on per-invocation limits.
+    pub ceiling: TenantCeiling,
+    /// Its blackboard's key count limit, if lower than the host's.
+    pub board_max_keys: Option<u64>,
+    /// Its blackboard's byte limit, if lower than the host's.
+    pub board_max_bytes: Option<u64>,
+    /// Its token, cost and rate budgets.
+    pub budget: paddock_quota::Budget,
+    /// Most invocations running at once for it.
+    pub max_concurrent: Option<u32>,
+    /// Fuel its invocations may burn per minute, shared by all of them.
+    pub fuel_per_minute: Option<u64>,
+    /// Per-agent budgets and caps.
+    pub agent_budgets: BTreeMap<String, AgentBudget>,
+}
+
+impl TenantPolicy {
+    /// The policy of `name` when no tenant is configured: grants whatever a
+    /// manifest asks for, with no budgets.
+    pub fn open(name: &str) -> Self {
+        TenantPolicy {
+            name: name.to_string(),
+            open: true,
+            agents: NameGrant::Any,
+            routes: NameGrant::Any,
+            read: vec![String::new()],
+            write: vec![String::new()],
+            approvals: true,
+            dirs: Vec::new(),
+            ceiling: TenantCeiling::default(),
+            board_max_keys: None,
+            board_max_bytes: None,
+            budget: paddock_quota::Budget::default(),
+            max_concurrent: None,
+            fuel_per_minute: None,
+            agent_budgets: BTreeMap::new(),
+        }
+    }
+
+    /// The config key of this tenant's `field`, for messages.
+    pub fn key(&self, field: &str) -> String {
+        if self.open {
+            format!("(no [tenants] configured: {field} is open)")
+        } else {
+            format!("tenants.{}.{field}", self.name)
+        }
+    }
+
+    /// Refuses `agent` unless this tenant may run it.
+    pub fn check_agent(&self, agent: &str) -> Result<(), String> {
+        if self.agents.allows(agent) {
+            return Ok(());
+        }
+        Err(format!(
+            "denied: agent {agent:?} is not granted to tenant {:?} ({} = [{}])",
+            self.name,
+            self.key("agents"),
+            self.agents.describe()
+        ))
+    }
+}
+
+/// Every tenant of a host.
+#[derive(Clone, Debug)]
+pub struct Tenants {
+    configured: BTreeMap<String, Arc<TenantPolicy>>,
+    /// Open policies handed out so far, so a run does not build one each time.
+    open: Arc<parking_lot::Mutex<HashMap<String, Arc<TenantPolicy>>>>,
+}
+
+impl Tenants {
+    /// The configured tenants; empty means one open policy per tenant name.
+    pub fn new(policies: impl IntoIterator<Item = TenantPolicy>) -> Self {
+        Tenants {
+            configured: policies.into_iter().map(|p| (p.name.clone(), Arc::new(p))).collect(),
+            open: Arc::default(),
+        }
+    }
+
+    /// Whether any tenant is configured.
+    pub fn configured(&self) -> bool {
+        !self.configured.is_empty()
+    }
+
+    /// The configured policies, by name.
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<TenantPolicy>> {
+        self.configured.values()
+    }
+
+    /// The policy of `tenant`, or a `denied` text when it is not configured.
+    pub fn get(&self, tenant: &str) -> Result<Arc<TenantPolicy>, String> {
+        if self.configured.is_empty() {
+            let mut open = self.open.lock();
+            if let Some(p) = open.get(tenant) {
+                return Ok(p.clone());
+            }
+            let policy = Arc::new(TenantPolicy::open(tenant));
+            open.insert(tenant.to_string(), policy.clone());
+            return Ok(policy);
+        }
+        self.configured.get(tenant).cloned().ok_or_else(|| {
+            let names: Vec<&str> = self.configured.keys().map(String::as_str).collect();
+            format!("denied: no tenant named {tenant:?} (configured: {})", names.join(", "))
+        })
+    }
+}
+
+/// What one agent may do for one tenant: what its manifest asked for and
+/// the tenant granted.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Grants {
+    /// LLM routes.
+    pub routes: Arc<[String]>,
+    /// Agents it may call.
+    pub agents: Arc<[String]>,
+    /// Blackboard prefixes it may read.
+    pub read: Arc<[String]>,
+    /// Blackboard prefixes it may write.
+    pub write: Arc<[String]>,
+    /// Whether it may ask for approvals.
+    pub approvals: bool,
+    /// Directories the tenant lends it.
+    pub dirs: Vec<DirGrant>,
+    /// What it asked for and was not granted, with why.
+    pub refused: Arc<[Refusal]>,
+}
+
+impl Grants {
+    /// Why `capability` (e.g. `route "smart"`) was refused, if it was asked for.
+    pub fn refusal(&self, capability: &str) -> Option<&Refusal> {
+        self.refused.iter().find(|r| r.capability == capability)
+    }
+
+    /// The `denied` text for `capability` not granted to `agent` for
+    /// `tenant`: the tenant's rule when the agent asked for it, else the
+    /// manifest key it would have to ask in (`asked` lists what it did ask for).
+    pub fn denial(&self, capability: &str, agent: &str, tenant: &str, manifest_key: &str, asked: &[String]) -> String {
+        match self.refusal(capability) {
+            Some(r) => format!("{capability} is not granted to agent {agent:?} by tenant {tenant:?}: {}", r.reason),
+            None => {
+                let asked = if asked.is_empty() { "none".to_string() } else { asked.join(", ") };
+                format!("{capability} is not granted to agent {agent:?} (its manifest's {manifest_key}: {asked})")
+            }
+        }
+    }
+}
+
+/// A blackboard access to check against the granted prefixes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BoardAccess<'a> {
+    /// get of one key.
+    Read(&'a str),
+    /// list or watch of a prefix.
+    ReadPrefix(&'a str),
+    /// put, compare-and-swap or delete of one key.
+    Write(&'a str),
+}
+
+impl Grants {
+    /// Refuses a blackboard access outside the granted prefixes, naming the
+    /// key or prefix, the agent, the tenant and what is granted.
+    pub fn check_board(&self, access: BoardAccess<'_>, agent: &str, tenant: &str) -> Result<(), String> {
+        let (kind, key, granted) = match access {
+            BoardAccess::Read(k) | BoardAccess::ReadPrefix(k) => ("read", k, &self.read),
+            BoardAccess::Write(k) => ("write", k, &self.write),
+        };
+        if covered(key, granted) {
+            return Ok(());
+        }
+        let what = match access {
+            BoardAccess::ReadPrefix(p) => format!("prefix {p:?}"),
+            _ => format!("{key:?}"),
+        };
+        Err(format!(
+            "blackboard {kind} of {what} is not granted to agent {agent:?} for tenant {tenant:?} (granted: {kind} {:?})",
+            &**granted
+        ))
+    }
+}
+
+/// A capability asked for and not granted.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Refusal {
+    /// The capability, e.g. `route "smart"`.
+    pub capability: String,
+    /// Why, naming the policy key.
+    pub reason: String,
+}
+
+/// Sorted prefixes without those another one already covers.
+fn minimal(mut prefixes: Vec<String>) -> Arc<[String]> {
+    prefixes.sort();
+    prefixes.dedup();
+    let mut out: Vec<String> = Vec::new();
+    for p in prefixes {
+        if !covered(&p, &out) {
+            out.push(p);
+        }
+    }
+    out.into()
+}
+
+/// Whether a prefix asked for lies inside one granted.
+fn covered(asked: &str, granted: &[String]) -> bool {
+    granted.iter().any(|g| asked.starts_with(g.as_str()))
+}
+
+/// What `requested` comes to under `policy`, and what was refused.
+pub fn resolve(policy: &TenantPolicy, requested: &Capabilities) -> Grants {
+    let mut refused = Vec::new();
+    let mut names = |kind: &str, asked: &[String], grant: &NameGrant, field: &str| -> Arc<[String]> {
+        let mut out = Vec::new();
+        for name in asked {
+            if grant.allows(name) {
+                out.push(name.clone());
+            } else {
+                refused.push(Refusal {
+                    capability: format!("{kind} {name:?}"),
+                    reason: format!("not in {} = [{}]", policy.key(field), grant.describe()),
+                });
+            }
+        }
+        out.into()
+    };
+    let routes = names("route", &requested.routes, &policy.routes, "routes");
+    let agents = names("agent", &requested.agents, &policy.agents, "agents");
+
+    let board = requested.board();
+    let readable: Vec<String> = policy.read.iter().chain(&policy.write).cloned().collect();
+    let mut prefixes = |kind: &str, asked: &[String], granted: &[String], field: &str| -> Arc<[String]> {
+        let mut out = Vec::new();
+        for prefix in asked {
+            // The keys under both: the longer prefix, where one extends the other.
+            let both: Vec<String> = granted
+                .iter()
+                .filter_map(|g| match () {
+                    () if prefix.starts_with(g.as_str()) => Some(prefix.clone()),
+                    () if g.starts_with(prefix.as_str()) => Some(g.clone()),
+                    () => None,
+                })
+                .collect();
+            if !both.is_empty() {
+                out.extend(both);
+            } else {
+                refused.push(Refusal {
+                    capability: format!("blackboard {kind} {prefix:?}"),
+                    reason: format!("not under any of {} = {:?}", policy.key(field), granted),
+                });
+            }
+        }
+        out.into()
+    };
+    let write = prefixes("write", &board.write, &policy.write, "blackboard.write");
+    let read = prefixes("read", &board.read, &readable, "blackboard.read");
+    // Writing implies reading what one writes.
+    let read = minimal(read.iter().chain(write.iter()).cloned().collect());
+    let write = minimal(write.to_vec());
+
+    let approvals = requested.approvals && policy.approvals;
+    if requested.approvals && !policy.approvals {
+        refused
+            .push(Refusal { capability: "approvals".into(), reason: format!("{} is false", policy.key("approvals")) });
+    }
+    let mut dirs = Vec::new();
+    for guest in &requested.dirs {
+        match policy.dirs.iter().find(|d| &d.guest == guest) {
+            Some(d) => dirs.push(d.clone()),
+            None if policy.open => {}
+            None => refused.push(Refusal {
+                capability: format!("directory {guest:?}"),
+                reason: format!("no entry with guest = {guest:?} in {}", policy.key("dirs")),
+            }),
+        }
+    }
+    Grants { routes, agents, read, write, approvals, dirs, refused: refused.into() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use paddock_core::BoardRequest;
+
+    fn policy() -> TenantPolicy {
+        TenantPolicy {
+            open: false,
+            agents: NameGrant::Only(vec!["executor".into()]),
+            routes: NameGrant::Only(vec!["fast".into()]),
+            read: vec!["shared/".into()],
+            write: vec!["tasks/".into()],
+            approvals: false,
+            ..TenantPolicy::open("acme")
+        }
+    }
+
+    fn asks() -> Capabilities {
+        Capabilities {
+            routes: vec!["fast".into(), "smart".into()],
+            agents: vec!["executor".into(), "billing".into()],
+            approvals: true,
+            blackboard: Some(BoardRequest {
+                read: vec!["shared/news".into(), "secrets/".into()],
+                write: vec!["tasks/7".into(), "other/".into()],
+            }),
+            dirs: vec!["/data".into()],
+        }
+    }
+
+    #[test]
+    fn grants_are_what_was_asked_for_and_granted() {
+        let grants = resolve(&policy(), &asks());
+        assert_eq!(&*grants.routes, ["fast"]);
+        assert_eq!(&*grants.agents, ["executor"]);
+        assert_eq!(&*grants.write, ["tasks/7"]);
+        assert_eq!(&*grants.read, ["shared/news", "tasks/7"], "writing implies reading");
+        assert!(!grants.approvals);
+        assert!(grants.dirs.is_empty());
+    }
+
+    #[test]
+    fn every_refusal_names_the_capability_and_the_policy_key() {
+        let grants = resolve(&policy(), &asks());
+        let lines: Vec<String> = grants.refused.iter().map(|r| format!("{}: {}", r.capability, r.reason)).collect();
+        assert_eq!(
+            lines,
+            [
+                "route \"smart\": not in tenants.acme.routes = [fast]",
+                "agent \"billing\": not in tenants.acme.agents = [executor]",
+                "blackboard write \"other/\": not under any of tenants.acme.blackboard.write = [\"tasks/\"]",
+                "blackboard read \"secrets/\": not under any of tenants.acme.blackboard.read = [\"shared/\", \"tasks/\"]",
+                "approvals: tenants.acme.approvals is false",
+                "directory \"/data\": no entry with guest = \"/data\" in tenants.acme.dirs",
+            ]
+        );
+    }
+
+    #[test]
+    fn the_open_policy_grants_whatever_is_asked() {
+        let grants = resolve(&TenantPolicy::open("default"), &asks());
+        assert!(grants.refused.is_empty(), "{:?}", grants.refused);
+        assert_eq!(grants.routes.len(), 2);
+        assert!(grants.approvals);
+    }
+
+    #[test]
+    fn a_manifest_without_a_blackboard_section_gets_what_its_tenant_grants() {
+        let grants = resolve(&policy(), &Capabilities::default());
+        assert_eq!(
+            (&*grants.read, &*grants.write),
+            (&["shared/".to_string(), "tasks/".into()][..], &["tasks/".to_string()][..])
+        );
+        assert!(grants.refused.is_empty(), "{:?}", grants.refused);
+    }
+
+    #[test]
+    fn board_access_outside_the_granted_prefixes_is_refused_naming_them() {
+        let grants = resolve(&policy(), &asks());
+        assert_eq!(grants.check_board(BoardAccess::Write("tasks/7"), "p", "acme"), Ok(()));
+        assert_eq!(grants.check_board(BoardAccess::Read("tasks/7"), "p", "acme"), Ok(()));
+        assert_eq!(grants.check_board(BoardAccess::ReadPrefix("shared/news/"), "p", "acme"), Ok(()));
+        assert_eq!(
+            grants.check_board(BoardAccess::ReadPrefix("shared/"), "p", "acme").unwrap_err(),
+            "blackboard read of prefix \"shared/\" is not granted to agent \"p\" for tenant \"acme\" (granted: read [\"shared/news\", \"tasks/7\"])"
+        );
+        assert_eq!(
+            grants.check_board(BoardAccess::Write("tasks/8"), "p", "acme").unwrap_err(),
+            "blackboard write of \"tasks/8\" is not granted to agent \"p\" for tenant \"acme\" (granted: write [\"tasks/7\"])"
+        );
+    }
+
+    #[test]
+    fn an_unconfigured_tenant_is_denied_by_name_once_any_is_configured() {
+        let tenants = Tenants::new([policy()]);
+        assert_eq!(tenants.get("globex").unwrap_err(), "denied: no tenant named \"globex\" (configured: acme)");
+        assert!(Tenants::new([]).get("anyone").unwrap().open);
+        assert_eq!(
+            tenants.get("acme").unwrap().check_agent("billing").unwrap_err(),
+            "denied: agent \"billing\" is not granted to tenant \"acme\" (tenants.acme.agents = [executor])"
+        );
+    }
+}
