@@ -11,7 +11,14 @@
 //!
 //! A Rust agent is written with `paddock-sdk`, which is not published: the
 //! SDK's sources are copied into the agent's `sdk/`, next to `wit/`, which the
-//! SDK binds as `../wit` both there and in this repository.
+//! SDK binds as `../wit` both there and in this repository. Its build command
+//! builds in one target folder shared by every Rust agent on the machine
+//! (`$PADDOCK_CACHE_DIR/target`, else `$XDG_CACHE_HOME/paddock/target`, else
+//! `~/.cache/paddock/target`), so wit-bindgen, syn and serde compile once per
+//! machine rather than once per agent, then copies the component into the
+//! agent's `build/`. The folder is chosen by the shell when the agent builds,
+//! not written into it by `paddock new`: the agent's files name no path of
+//! this machine, and it builds unchanged on another one.
 
 use super::{EXIT_USAGE, fail};
 use crate::plugins::manifest::{FILE_NAME, validate_name};
@@ -81,10 +88,11 @@ struct Template {
     vendored: &'static [File],
     /// The file to edit, named in the README.
     main: &'static str,
-    /// `component` of the manifest; `{{crate}}` is the name with `_` for `-`.
-    component: &'static str,
-    /// The `[build]` lines of the manifest.
+    /// The `[build]` lines of the manifest, which leave the component in
+    /// `build/agent.wasm`; `{{crate}}` is the name with `_` for `-`.
     build: &'static str,
+    /// What the README adds for this language.
+    notes: &'static str,
     /// The memory it asks for: interpreters need room for their heap.
     memory: &'static str,
     /// Its `.gitignore`.
@@ -101,19 +109,24 @@ fn template(lang: Lang) -> Template {
             ],
             vendored: SDK,
             main: "src/lib.rs",
-            component: "target/wasm32-wasip2/release/{{crate}}.wasm",
-            build: "command = \"cargo build --release --target wasm32-wasip2\"",
+            build: "# cargo builds in the target folder every Rust agent of `paddock new` shares on this\n\
+                    # machine (see README.md), so crates compile once; the component is copied into build/.\n\
+                    command = \"\"\"\n\
+                    target=\"${PADDOCK_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/paddock}/target\" && \\\n\
+                    cargo build --release --target wasm32-wasip2 --target-dir \"$target\" && \\\n\
+                    mkdir -p build && cp \"$target/wasm32-wasip2/release/{{crate}}.wasm\" build/agent.wasm\"\"\"",
+            notes: include_str!("../../templates/rust/README.md"),
             memory: "16MiB",
-            ignore: "target/\n.paddock/\n",
+            ignore: "target/\nbuild/\n.paddock/\n",
         },
         Lang::Python => Template {
             language: "Python",
             sources: &[embed!("app.py", "../../../plugins/hello-py/app.py")],
             vendored: &[],
             main: "app.py",
-            component: "build/agent.wasm",
             build: "# componentize-py bundles CPython and app.py into one component (~18 MB).\n\
                     command = \"componentize-py -d wit -w agent-world componentize app -o build/agent.wasm\"",
+            notes: "",
             memory: "32MiB",
             ignore: "build/\n__pycache__/\n.paddock/\n",
         },
@@ -122,10 +135,10 @@ fn template(lang: Lang) -> Template {
             sources: &[embed!("app.js", "../../../plugins/hello-js/app.js")],
             vendored: &[],
             main: "app.js",
-            component: "build/agent.wasm",
             build: "# componentize-js bundles SpiderMonkey and app.js into one component (~12 MB);\n\
                     # `-d http fetch-event` leaves out wasi:http, which the host does not provide.\n\
                     command = \"mkdir -p build && componentize-js app.js --wit wit --world-name agent-world -d http fetch-event -o build/agent.wasm\"",
+            notes: "",
             memory: "32MiB",
             ignore: "build/\n.paddock/\n",
         },
@@ -138,7 +151,6 @@ fn template(lang: Lang) -> Template {
             ],
             vendored: &[],
             main: "src/agent.c",
-            component: "build/agent.wasm",
             build: "# clang compiles; paddock writes the bindings first and wraps the module into a\n\
                     # component after, in-process (no wit-bindgen or wasm-tools to install).\n\
                     command = \"\"\"\n\
@@ -146,6 +158,7 @@ fn template(lang: Lang) -> Template {
                     clang --target=wasm32-wasi -mexec-model=reactor -O2 -Wall -Wextra -Ibuild/bindings -o build/core.wasm \\\n  \
                     src/*.c build/bindings/agent_world.c build/bindings/agent_world_component_type.o && \\\n\
                     paddock build component build/core.wasm -o build/agent.wasm\"\"\"",
+            notes: "",
             memory: "16MiB",
             ignore: "build/\n.paddock/\n",
         },
@@ -157,8 +170,7 @@ fn render(name: &str, lang: Lang) -> Vec<(String, String)> {
     let t = template(lang);
     let crate_name = name.replace('-', "_");
     let fill = |text: &str| {
-        text.replace("{{component}}", t.component)
-            .replace("{{build}}", t.build)
+        text.replace("{{build}}", t.build)
             .replace("{{language}}", t.language)
             .replace("{{memory}}", t.memory)
             .replace("{{source}}", t.main)
@@ -168,7 +180,7 @@ fn render(name: &str, lang: Lang) -> Vec<(String, String)> {
     };
     let mut files = vec![
         (FILE_NAME.to_string(), fill(MANIFEST)),
-        ("README.md".to_string(), fill(README)),
+        ("README.md".to_string(), fill(README) + t.notes),
         (".gitignore".to_string(), t.ignore.to_string()),
     ];
     files.extend(t.sources.iter().map(|f| (f.path.to_string(), fill(f.text))));
@@ -247,11 +259,7 @@ mod tests {
             assert_eq!(manifest.name, "my-agent");
             assert_eq!(manifest.capabilities.routes, ["fast"]);
             assert_eq!(build_command(text), Some(manifest.build.unwrap().command));
-            let expected = match lang {
-                Lang::Rust => "target/wasm32-wasip2/release/my_agent.wasm",
-                _ => "build/agent.wasm",
-            };
-            assert_eq!(manifest.component, dir.path().join(expected));
+            assert_eq!(manifest.component, dir.path().join("build/agent.wasm"));
         }
     }
 
@@ -322,6 +330,33 @@ mod tests {
         // The SDK binds `../wit`: this repository's contract, and in the agent its own copy.
         assert!(file("sdk/src/lib.rs").contains("path: \"../wit\","));
         assert_eq!(file("wit/world.wit"), include_str!("../../../wit/world.wit"));
+    }
+
+    #[test]
+    fn a_rust_agent_builds_in_the_shared_target_folder_and_copies_its_component_home() {
+        let files = render("my-agent", Lang::Rust);
+        let command = build_command(&files[0].1).unwrap();
+        assert_eq!(
+            command,
+            "target=\"${PADDOCK_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/paddock}/target\" && \
+             cargo build --release --target wasm32-wasip2 --target-dir \"$target\" && \
+             mkdir -p build && cp \"$target/wasm32-wasip2/release/my_agent.wasm\" build/agent.wasm"
+        );
+        assert_eq!(toolchain::tools_in(&command), [toolchain::Tool::Cargo { target: Some("wasm32-wasip2".into()) }]);
+        let (choose, _) = command.split_once(" && ").unwrap();
+        let folder = |vars: &[(&str, &str)]| {
+            let out = std::process::Command::new("/bin/sh")
+                .args(["-c", &format!("{choose} && printf %s \"$target\"")])
+                .env_clear()
+                .envs(vars.iter().copied())
+                .output()
+                .unwrap();
+            String::from_utf8(out.stdout).unwrap()
+        };
+        assert_eq!(folder(&[("HOME", "/home/ada")]), "/home/ada/.cache/paddock/target");
+        assert_eq!(folder(&[("HOME", "/home/ada"), ("XDG_CACHE_HOME", "")]), "/home/ada/.cache/paddock/target");
+        assert_eq!(folder(&[("HOME", "/home/ada"), ("XDG_CACHE_HOME", "/xdg")]), "/xdg/paddock/target");
+        assert_eq!(folder(&[("XDG_CACHE_HOME", "/xdg"), ("PADDOCK_CACHE_DIR", "/shared")]), "/shared/target");
     }
 
     #[test]
