@@ -39,6 +39,8 @@ extern crate self as paddock_sdk;
 #[allow(missing_docs)]
 pub mod bindings {
     wit_bindgen::generate!({
+        // Beside this crate: this repository's `wit/`, and in an agent from
+        // `paddock new` (which copies the SDK into its `sdk/`) the agent's own.
         path: "../wit",
         world: "agent-world",
         pub_export_macro: true,

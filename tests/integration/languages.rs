@@ -62,10 +62,18 @@ fn write_settings(dir: &Path) {
     std::fs::write(dir.join("paddock.toml"), toml).unwrap();
 }
 
+/// Where Rust agents built by these tests share their compiled crates: in
+/// this workspace's target folder, which keeps them from one test run to the
+/// next, rather than in the user's cache.
+fn cache_dir() -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR")).join("paddock-cache")
+}
+
 /// `paddock` with `args` in `dir`, with `path` as PATH when given.
 fn paddock(dir: &Path, args: &[&str], path: Option<&Path>) -> Ran {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_paddock"));
     cmd.current_dir(dir).args(args).env_remove("PADDOCK_LOG").env_remove("RUST_LOG");
+    cmd.env("PADDOCK_CACHE_DIR", cache_dir());
     if let Some(path) = path {
         cmd.env("PATH", path);
     }
@@ -85,18 +93,27 @@ fn build(lang: Lang) -> Option<Built> {
     let made = paddock(dir.path(), &["new", &name, "--lang", lang.name()], None);
     assert_eq!(made.code, 0, "{}", made.stderr);
     let built = paddock(dir.path(), &["build", &name], None);
-    if built.code != 0 && built.stderr.contains("; install it with: ") {
-        let why = format!("the {} toolchain is missing:\n{}", lang.name(), built.stderr);
-        assert!(std::env::var_os("CI").is_none(), "CI is set, so this is a failure: {why}");
-        // Straight to stderr: the test harness captures eprintln! of passing tests.
-        let rule = "!".repeat(78);
-        let loud = format!("\n{rule}\nSKIPPED the {} agent test (CI is not set): {why}{rule}\n", lang.name());
-        let _ = std::io::Write::write_all(&mut std::io::stderr(), loud.as_bytes());
+    if toolchain_is_missing(lang, &built) {
         return None;
     }
     assert_eq!(built.code, 0, "{}", built.stderr);
     assert!(built.stdout.starts_with(&format!("built {name} 0.1.0 -> ")), "{}", built.stdout);
     Some(Built { dir, name })
+}
+
+/// Whether `built` failed for want of `lang`'s toolchain: a failure when CI
+/// is set, and otherwise said loudly, for the caller to skip its test.
+fn toolchain_is_missing(lang: Lang, built: &Ran) -> bool {
+    if built.code == 0 || !built.stderr.contains("; install it with: ") {
+        return false;
+    }
+    let why = format!("the {} toolchain is missing:\n{}", lang.name(), built.stderr);
+    assert!(std::env::var_os("CI").is_none(), "CI is set, so this is a failure: {why}");
+    // Straight to stderr: the test harness captures eprintln! of passing tests.
+    let rule = "!".repeat(78);
+    let loud = format!("\n{rule}\nSKIPPED the {} agent test (CI is not set): {why}{rule}\n", lang.name());
+    let _ = std::io::Write::write_all(&mut std::io::stderr(), loud.as_bytes());
+    true
 }
 
 fn options(tenant: &str, fuel: Option<u64>, memory_mib: Option<u64>) -> RunOptions {
@@ -245,6 +262,40 @@ async fn javascript_agent_from_paddock_new_behaves_like_every_other_language() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn c_agent_from_paddock_new_behaves_like_every_other_language() {
     behaves_like_every_other_language(Lang::C).await;
+}
+
+#[test]
+fn a_second_rust_agent_compiles_only_itself_and_its_sdk() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut compiled = Vec::new();
+    for name in ["first-rust", "second-rust"] {
+        assert_eq!(paddock(dir.path(), &["new", name, "--lang", "rust"], None).code, 0);
+        let folder = dir.path().join("plugins").join(name);
+        let manifest = std::fs::read_to_string(folder.join("Cargo.toml")).unwrap();
+        assert!(manifest.contains("paddock-sdk = { path = \"sdk\" }"), "{manifest}");
+        assert!(folder.join("sdk/src/lib.rs").is_file() && folder.join("wit/world.wit").is_file());
+        let built = paddock(dir.path(), &["build", name], None);
+        if toolchain_is_missing(Lang::Rust, &built) {
+            return;
+        }
+        assert_eq!(built.code, 0, "{}", built.stderr);
+        assert!(built.stdout.starts_with(&format!("built {name} 0.1.0 -> ")), "{}", built.stdout);
+        assert!(folder.join("build/agent.wasm").is_file(), "{}", built.stdout);
+        // cargo's own output, which `paddock build` passes on to stderr.
+        let crates: Vec<String> = built
+            .stderr
+            .lines()
+            .filter_map(|line| line.trim_start().strip_prefix("Compiling "))
+            .map(|rest| rest.split(' ').next().unwrap_or_default().to_string())
+            .collect();
+        compiled.push(crates);
+    }
+    // The first may have found the crates already compiled by an earlier run;
+    // the second surely does: wit-bindgen, syn and serde are not built again.
+    assert_eq!(compiled[1], ["paddock-sdk", "second-rust"], "the first compiled {:?}", compiled[0]);
+    let shared = cache_dir().join("target/wasm32-wasip2/release");
+    assert!(shared.join("second_rust.wasm").is_file(), "cargo built in {}", shared.display());
+    assert!(!dir.path().join("plugins/second-rust/target").exists(), "no target folder of its own");
 }
 
 /// Every file of a folder, relative to it, leaving out build output.

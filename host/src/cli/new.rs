@@ -5,12 +5,20 @@
 //! agents (`plugins/hello-py`, `plugins/hello-js`, `plugins/hello-c`, so each
 //! example is exactly what `paddock new` writes, and a test holds them to it),
 //! the Rust template (`host/templates/rust`), the manifest and README
-//! templates (`host/templates`), and the WIT contract (`wit/`). Every agent
-//! carries its copy of the contract, so it builds outside this repository.
+//! templates (`host/templates`), the WIT contract (`wit/`) and the Rust SDK
+//! (`sdk/src`). Every agent carries its copy of the contract, so it builds
+//! outside this repository.
 //!
-//! A Rust agent depends on `wit-bindgen` from crates.io rather than on
-//! `paddock-sdk`: the SDK is not published, and a path to it works only
-//! inside this repository.
+//! A Rust agent is written with `paddock-sdk`, which is not published: the
+//! SDK's sources are copied into the agent's `sdk/`, next to `wit/`, which the
+//! SDK binds as `../wit` both there and in this repository. Its build command
+//! builds in one target folder shared by every Rust agent on the machine
+//! (`$PADDOCK_CACHE_DIR/target`, else `$XDG_CACHE_HOME/paddock/target`, else
+//! `~/.cache/paddock/target`), so wit-bindgen, syn and serde compile once per
+//! machine rather than once per agent, then copies the component into the
+//! agent's `build/`. The folder is chosen by the shell when the agent builds,
+//! not written into it by `paddock new`: the agent's files name no path of
+//! this machine, and it builds unchanged on another one.
 
 use super::{EXIT_USAGE, fail};
 use crate::core::names::validate_agent;
@@ -54,6 +62,20 @@ const WIT: &[File] = &[
     embed!("wit/world.wit", "../../../wit/world.wit"),
 ];
 
+/// The Rust SDK: `sdk/src` as this repository holds it (a unit test checks the
+/// list is whole), and a manifest with no workspace keys (a unit test holds its
+/// dependencies to the workspace's).
+const SDK: &[File] = &[
+    embed!("sdk/Cargo.toml", "../../templates/rust/sdk/Cargo.toml.in"),
+    embed!("sdk/src/agents.rs", "../../../sdk/src/agents.rs"),
+    embed!("sdk/src/approval.rs", "../../../sdk/src/approval.rs"),
+    embed!("sdk/src/blackboard.rs", "../../../sdk/src/blackboard.rs"),
+    embed!("sdk/src/context.rs", "../../../sdk/src/context.rs"),
+    embed!("sdk/src/lib.rs", "../../../sdk/src/lib.rs"),
+    embed!("sdk/src/llm.rs", "../../../sdk/src/llm.rs"),
+    embed!("sdk/src/log.rs", "../../../sdk/src/log.rs"),
+];
+
 const MANIFEST: &str = include_str!("../../templates/agent.toml");
 const README: &str = include_str!("../../templates/README.md");
 
@@ -63,12 +85,15 @@ struct Template {
     language: &'static str,
     /// Its sources, with `{{name}}` where the agent's name goes.
     sources: &'static [File],
+    /// Libraries copied as they are, like the contract.
+    vendored: &'static [File],
     /// The file to edit, named in the README.
     main: &'static str,
-    /// `component` of the manifest; `{{crate}}` is the name with `_` for `-`.
-    component: &'static str,
-    /// The `[build]` lines of the manifest.
+    /// The `[build]` lines of the manifest, which leave the component in
+    /// `build/agent.wasm`; `{{crate}}` is the name with `_` for `-`.
     build: &'static str,
+    /// What the README adds for this language.
+    notes: &'static str,
     /// The memory it asks for: interpreters need room for their heap.
     memory: &'static str,
     /// Its `.gitignore`.
@@ -83,30 +108,38 @@ fn template(lang: Lang) -> Template {
                 embed!("Cargo.toml", "../../templates/rust/Cargo.toml.in"),
                 embed!("src/lib.rs", "../../templates/rust/src/lib.rs"),
             ],
+            vendored: SDK,
             main: "src/lib.rs",
-            component: "target/wasm32-wasip2/release/{{crate}}.wasm",
-            build: "command = \"cargo build --release --target wasm32-wasip2\"",
+            build: "# cargo builds in the target folder every Rust agent of `paddock new` shares on this\n\
+                    # machine (see README.md), so crates compile once; the component is copied into build/.\n\
+                    command = \"\"\"\n\
+                    target=\"${PADDOCK_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/paddock}/target\" && \\\n\
+                    cargo build --release --target wasm32-wasip2 --target-dir \"$target\" && \\\n\
+                    mkdir -p build && cp \"$target/wasm32-wasip2/release/{{crate}}.wasm\" build/agent.wasm\"\"\"",
+            notes: include_str!("../../templates/rust/README.md"),
             memory: "16MiB",
-            ignore: "target/\n.paddock/\n",
+            ignore: "target/\nbuild/\n.paddock/\n",
         },
         Lang::Python => Template {
             language: "Python",
             sources: &[embed!("app.py", "../../../plugins/hello-py/app.py")],
+            vendored: &[],
             main: "app.py",
-            component: "build/agent.wasm",
             build: "# componentize-py bundles CPython and app.py into one component (~18 MB).\n\
                     command = \"componentize-py -d wit -w agent-world componentize app -o build/agent.wasm\"",
+            notes: "",
             memory: "32MiB",
             ignore: "build/\n__pycache__/\n.paddock/\n",
         },
         Lang::Js => Template {
             language: "JavaScript",
             sources: &[embed!("app.js", "../../../plugins/hello-js/app.js")],
+            vendored: &[],
             main: "app.js",
-            component: "build/agent.wasm",
             build: "# componentize-js bundles SpiderMonkey and app.js into one component (~12 MB);\n\
                     # `-d http fetch-event` leaves out wasi:http, which the host does not provide.\n\
                     command = \"mkdir -p build && componentize-js app.js --wit wit --world-name agent-world -d http fetch-event -o build/agent.wasm\"",
+            notes: "",
             memory: "32MiB",
             ignore: "build/\n.paddock/\n",
         },
@@ -117,8 +150,8 @@ fn template(lang: Lang) -> Template {
                 embed!("src/json.c", "../../../plugins/hello-c/src/json.c"),
                 embed!("src/json.h", "../../../plugins/hello-c/src/json.h"),
             ],
+            vendored: &[],
             main: "src/agent.c",
-            component: "build/agent.wasm",
             build: "# clang compiles; paddock writes the bindings first and wraps the module into a\n\
                     # component after, in-process (no wit-bindgen or wasm-tools to install).\n\
                     command = \"\"\"\n\
@@ -126,6 +159,7 @@ fn template(lang: Lang) -> Template {
                     clang --target=wasm32-wasi -mexec-model=reactor -O2 -Wall -Wextra -Ibuild/bindings -o build/core.wasm \\\n  \
                     src/*.c build/bindings/agent_world.c build/bindings/agent_world_component_type.o && \\\n\
                     paddock build component build/core.wasm -o build/agent.wasm\"\"\"",
+            notes: "",
             memory: "16MiB",
             ignore: "build/\n.paddock/\n",
         },
@@ -137,8 +171,7 @@ fn render(name: &str, lang: Lang) -> Vec<(String, String)> {
     let t = template(lang);
     let crate_name = name.replace('-', "_");
     let fill = |text: &str| {
-        text.replace("{{component}}", t.component)
-            .replace("{{build}}", t.build)
+        text.replace("{{build}}", t.build)
             .replace("{{language}}", t.language)
             .replace("{{memory}}", t.memory)
             .replace("{{source}}", t.main)
@@ -148,10 +181,11 @@ fn render(name: &str, lang: Lang) -> Vec<(String, String)> {
     };
     let mut files = vec![
         (FILE_NAME.to_string(), fill(MANIFEST)),
-        ("README.md".to_string(), fill(README)),
+        ("README.md".to_string(), fill(README) + t.notes),
         (".gitignore".to_string(), t.ignore.to_string()),
     ];
-    files.extend(t.sources.iter().chain(WIT).map(|f| (f.path.to_string(), fill(f.text))));
+    files.extend(t.sources.iter().map(|f| (f.path.to_string(), fill(f.text))));
+    files.extend(WIT.iter().chain(t.vendored).map(|f| (f.path.to_string(), f.text.to_string())));
     files
 }
 
@@ -226,12 +260,104 @@ mod tests {
             assert_eq!(manifest.name, "my-agent");
             assert_eq!(manifest.capabilities.routes, ["fast"]);
             assert_eq!(build_command(text), Some(manifest.build.unwrap().command));
-            let expected = match lang {
-                Lang::Rust => "target/wasm32-wasip2/release/my_agent.wasm",
-                _ => "build/agent.wasm",
-            };
-            assert_eq!(manifest.component, dir.path().join(expected));
+            assert_eq!(manifest.component, dir.path().join("build/agent.wasm"));
         }
+    }
+
+    /// Every file under `dir`, as `prefix/<path relative to dir>`, sorted.
+    fn files_under(dir: &Path, prefix: &str) -> Vec<String> {
+        let mut files = Vec::new();
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let entry = entry.unwrap();
+            let path = format!("{prefix}/{}", entry.file_name().to_string_lossy());
+            match entry.file_type().unwrap().is_dir() {
+                true => files.extend(files_under(&entry.path(), &path)),
+                false => files.push(path),
+            }
+        }
+        files.sort();
+        files
+    }
+
+    #[test]
+    fn every_file_of_the_sdk_is_embedded() {
+        let on_disk = files_under(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../sdk"), "sdk");
+        let embedded: Vec<&str> = SDK.iter().map(|f| f.path).collect();
+        assert_eq!(embedded, on_disk);
+    }
+
+    #[test]
+    fn the_vendored_sdk_manifest_is_the_sdks_with_the_workspace_keys_written_out() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let read = |path: &str| -> toml::Table { std::fs::read_to_string(root.join(path)).unwrap().parse().unwrap() };
+        let (workspace, sdk) = (read("Cargo.toml"), read("sdk/Cargo.toml"));
+        // `key.workspace = true` takes the workspace's `[workspace.<section>] key`.
+        let written_out = |section: &str| {
+            let mut table = sdk[section].as_table().unwrap().clone();
+            for (key, value) in table.iter_mut() {
+                if value.get("workspace").and_then(toml::Value::as_bool) == Some(true) {
+                    let only_inherits = value.as_table().is_some_and(|t| t.len() == 1);
+                    assert!(
+                        only_inherits,
+                        "sdk/Cargo.toml: {section}.{key} adds keys to the workspace's, which this test does not resolve"
+                    );
+                    *value = workspace["workspace"][section][key].clone();
+                }
+            }
+            toml::Value::Table(table)
+        };
+        let vendored: toml::Table = SDK[0].text.parse().unwrap();
+        let mut package = written_out("package");
+        package.as_table_mut().unwrap().insert("publish".into(), false.into());
+        assert_eq!(vendored["package"], package);
+        assert_eq!(vendored["dependencies"], written_out("dependencies"));
+        assert_eq!(vendored.len(), 2, "{vendored:?}");
+    }
+
+    #[test]
+    fn a_rust_agent_is_written_with_the_sdk_it_carries_next_to_its_contract() {
+        let files = render("my-agent", Lang::Rust);
+        let file = |path: &str| {
+            let found = files.iter().find(|(p, _)| p == path);
+            found.map(|(_, text)| text.as_str()).unwrap_or_else(|| panic!("no {path} among {files:?}"))
+        };
+        let manifest: toml::Table = file("Cargo.toml").parse().unwrap();
+        let dependencies = manifest["dependencies"].as_table().unwrap();
+        assert_eq!(dependencies["paddock-sdk"]["path"].as_str(), Some("sdk"));
+        assert!(!dependencies.contains_key("wit-bindgen"), "{dependencies:?}");
+        let source = file("src/lib.rs");
+        assert!(source.contains("impl Agent for Greeter") && source.contains("export_agent!(Greeter);"), "{source}");
+        assert!(!source.contains("wit_bindgen") && !source.contains("llm::Request"), "{source}");
+        // The SDK binds `../wit`: this repository's contract, and in the agent its own copy.
+        assert!(file("sdk/src/lib.rs").contains("path: \"../wit\","));
+        assert_eq!(file("wit/world.wit"), include_str!("../../../wit/world.wit"));
+    }
+
+    #[test]
+    fn a_rust_agent_builds_in_the_shared_target_folder_and_copies_its_component_home() {
+        let files = render("my-agent", Lang::Rust);
+        let command = build_command(&files[0].1).unwrap();
+        assert_eq!(
+            command,
+            "target=\"${PADDOCK_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/paddock}/target\" && \
+             cargo build --release --target wasm32-wasip2 --target-dir \"$target\" && \
+             mkdir -p build && cp \"$target/wasm32-wasip2/release/my_agent.wasm\" build/agent.wasm"
+        );
+        assert_eq!(toolchain::tools_in(&command), [toolchain::Tool::Cargo { target: Some("wasm32-wasip2".into()) }]);
+        let (choose, _) = command.split_once(" && ").unwrap();
+        let folder = |vars: &[(&str, &str)]| {
+            let out = std::process::Command::new("/bin/sh")
+                .args(["-c", &format!("{choose} && printf %s \"$target\"")])
+                .env_clear()
+                .envs(vars.iter().copied())
+                .output()
+                .unwrap();
+            String::from_utf8(out.stdout).unwrap()
+        };
+        assert_eq!(folder(&[("HOME", "/home/ada")]), "/home/ada/.cache/paddock/target");
+        assert_eq!(folder(&[("HOME", "/home/ada"), ("XDG_CACHE_HOME", "")]), "/home/ada/.cache/paddock/target");
+        assert_eq!(folder(&[("HOME", "/home/ada"), ("XDG_CACHE_HOME", "/xdg")]), "/xdg/paddock/target");
+        assert_eq!(folder(&[("XDG_CACHE_HOME", "/xdg"), ("PADDOCK_CACHE_DIR", "/shared")]), "/shared/target");
     }
 
     #[test]

@@ -7,24 +7,17 @@
 //! "provider", "model"} or {"error"}, "language"}. `compensate` takes back
 //! the visit.
 //!
-//! The bindings come from `wit/` (the contract, copied into this folder) through
-//! `wit-bindgen`, so the agent builds anywhere with crates.io alone.
+//! It is written with `paddock-sdk`, copied into `sdk/` next to `wit/` (the
+//! contract the SDK binds), so the agent builds anywhere with crates.io alone.
 
-wit_bindgen::generate!({ path: "wit", world: "agent-world" });
-
-use exports::paddock::agent::agent::Guest;
-use paddock::agent::blackboard;
-use paddock::agent::llm;
-use paddock::agent::log::{Level, log};
+use paddock_sdk::llm::{self, Chat};
+use paddock_sdk::{Agent, blackboard, export_agent, log};
 use serde_json::{Map, Value, json};
 
 const ROUTE: &str = "fast";
-/// A compare-and-swap loses only to another writer of the same key; give up
-/// after this many losses in a row rather than loop for ever.
-const MAX_CONFLICTS: usize = 10;
 const MAX_ALLOCATE_MIB: u64 = 4096;
 
-struct Agent;
+struct Greeter;
 
 struct Input {
     name: String,
@@ -32,16 +25,16 @@ struct Input {
     allocate_mib: Option<u64>,
 }
 
-impl Guest for Agent {
+impl Agent for Greeter {
     fn run(input: String) -> Result<String, String> {
         let input = parse_input(&input)?;
         let hog = input.allocate_mib.map(|mib| vec![1u8; (mib as usize) << 20]);
         if input.spin {
-            log(Level::Warn, "spinning until a limit stops me");
+            log::warn("spinning until a limit stops me");
             #[allow(clippy::empty_loop)]
             loop {}
         }
-        log(Level::Info, &format!("greeting {}", input.name));
+        log::info(&format!("greeting {}", input.name));
         let visits = add_visits(&input.name, 1)?;
         let mut output = json!({
             "greeting": format!("Hello, {}!", input.name),
@@ -58,11 +51,13 @@ impl Guest for Agent {
     fn compensate(input: String) -> Result<(), String> {
         let input = parse_input(&input)?;
         let visits = add_visits(&input.name, -1)?;
-        log(Level::Info, &format!("took back a visit of {}: {visits} left", input.name));
+        log::info(&format!("took back a visit of {}: {visits} left", input.name));
         Ok(())
     }
 }
 
+/// Reads the input by hand rather than with serde, so that its errors read the
+/// same as the agents `paddock new` writes in other languages.
 fn parse_input(text: &str) -> Result<Input, String> {
     let Ok(Value::Object(args)) = serde_json::from_str::<Value>(text) else {
         return Err("input must be a JSON object".to_string());
@@ -76,90 +71,39 @@ fn parse_input(text: &str) -> Result<Input, String> {
 }
 
 fn allocate_mib(args: &Map<String, Value>) -> Result<Option<u64>, String> {
+    let invalid = || format!("input.allocate_mib must be a whole number from 0 to {MAX_ALLOCATE_MIB}");
     match args.get("allocate_mib") {
         None | Some(Value::Null) => Ok(None),
         Some(Value::Number(n)) => match n.as_f64() {
             Some(mib) if (0.0..=MAX_ALLOCATE_MIB as f64).contains(&mib) && mib.fract() == 0.0 => Ok(Some(mib as u64)),
-            _ => Err(format!("input.allocate_mib must be a whole number from 0 to {MAX_ALLOCATE_MIB}")),
+            _ => Err(invalid()),
         },
-        Some(_) => Err(format!("input.allocate_mib must be a whole number from 0 to {MAX_ALLOCATE_MIB}")),
+        Some(_) => Err(invalid()),
     }
 }
 
 /// Adds `delta` to visits/<name> (never below 0) and returns the new count.
+/// `update_json` compares and swaps, retrying when another run wrote first, so
+/// no visit is lost.
 fn add_visits(name: &str, delta: i64) -> Result<u64, String> {
-    let key = format!("visits/{name}");
-    for _ in 0..MAX_CONFLICTS {
-        let entry = blackboard::get(&key).map_err(|e| format!("blackboard: {}", describe_board_error(&e)))?;
-        let (count, revision) = match entry {
-            None => (0, 0),
-            Some(entry) => {
-                let count = std::str::from_utf8(&entry.value)
-                    .ok()
-                    .filter(|text| !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()))
-                    .and_then(|text| text.parse::<u64>().ok())
-                    .ok_or_else(|| format!("blackboard: {key} does not hold a count"))?;
-                (count, entry.revision)
-            }
-        };
-        let count = count.saturating_add_signed(delta);
-        match blackboard::compare_and_swap(&key, revision, count.to_string().as_bytes()) {
-            Ok(_) => return Ok(count),
-            Err(blackboard::Error::Conflict(_)) => continue,
-            Err(e) => return Err(format!("blackboard: {}", describe_board_error(&e))),
-        }
-    }
-    Err(format!("blackboard: {key} changed {MAX_CONFLICTS} times in a row; giving up"))
+    let (count, _revision) = blackboard::update_json(&format!("visits/{name}"), |count: Option<u64>| {
+        count.unwrap_or(0).saturating_add_signed(delta)
+    })
+    .map_err(|e| e.to_string())?;
+    Ok(count)
 }
 
 /// Asks the route; a failure becomes {"error": ...} so the greeting still works.
 fn fun_fact(name: &str) -> Value {
-    let request = llm::Request {
-        route: ROUTE.to_string(),
-        messages: vec![llm::Message {
-            role: llm::Role::User,
-            content: format!("One fun fact about the name {name}, in one sentence."),
-            tool_calls: Vec::new(),
-            tool_call_id: None,
-        }],
-        tools: Vec::new(),
-        response_schema: None,
-        max_tokens: Some(60),
-        temperature: None,
-        stop: Vec::new(),
-        conversation: None,
-    };
-    match llm::complete(&request) {
+    let question = format!("One fun fact about the name {name}, in one sentence.");
+    match Chat::new(ROUTE).user(&question).max_tokens(60).send() {
         Ok(answer) => json!({ "text": answer.text, "provider": answer.provider, "model": answer.model }),
         Err(e) => {
-            let why = describe_llm_error(&e);
-            log(Level::Warn, &format!("no fun fact: {why}"));
+            let why = llm::describe(&e);
+            log::warn(&format!("no fun fact: {why}"));
             json!({ "error": why })
         }
     }
 }
 
-fn describe_llm_error(e: &llm::Error) -> String {
-    match e {
-        llm::Error::Denied(why) => format!("denied: {why}"),
-        llm::Error::BudgetExceeded(why) => format!("budget exceeded: {why}"),
-        llm::Error::RateLimited(ms) => format!("rate limited: retry after {ms} ms"),
-        llm::Error::InvalidRequest(why) => format!("invalid request: {why}"),
-        llm::Error::ContentFiltered(why) => format!("content filtered: {why}"),
-        llm::Error::Timeout => "timed out".to_string(),
-        llm::Error::Unavailable(why) => format!("unavailable: {why}"),
-    }
-}
-
-fn describe_board_error(e: &blackboard::Error) -> String {
-    match e {
-        blackboard::Error::Denied(why) => format!("denied: {why}"),
-        blackboard::Error::Conflict(revision) => format!("conflict: now at revision {revision}"),
-        blackboard::Error::TooLarge(limit) => format!("too large: the limit is {limit} bytes"),
-        blackboard::Error::QuotaExceeded(why) => format!("quota exceeded: {why}"),
-        blackboard::Error::Lagged(revision) => format!("lagged: resume after revision {revision}"),
-        blackboard::Error::Unavailable(why) => format!("unavailable: {why}"),
-    }
-}
-
-export!(Agent);
+export_agent!(Greeter);
