@@ -56,6 +56,7 @@ pub mod blackboard;
 pub mod context;
 pub mod llm;
 pub mod log;
+pub mod settings;
 
 #[doc(hidden)]
 pub mod __private {

@@ -100,7 +100,9 @@ fn services_depend_on_no_wasmtime_and_on_no_crate_above_them() {
                     wrong.push(format!("{name} depends on {dep}, which is not below it"));
                 }
                 if dep.starts_with("paddock") && layer_of(dep).is_none() && dep != "paddock-sdk" {
-                    wrong.push(format!("{name} depends on {dep}, which has no layer in tests/integration/architecture.rs"));
+                    wrong.push(format!(
+                        "{name} depends on {dep}, which has no layer in tests/integration/architecture.rs"
+                    ));
                 }
             }
         }
@@ -209,15 +211,11 @@ fn no_crate_has_an_import_circle_between_its_top_level_modules() {
 
 #[test]
 fn the_circle_finder_names_the_modules_of_a_circle() {
-    let graph: BTreeMap<String, BTreeSet<String>> = [
-        ("config", vec!["triggers"]),
-        ("triggers", vec!["runtime"]),
-        ("runtime", vec!["config"]),
-        ("gateway", vec![]),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v.into_iter().map(String::from).collect()))
-    .collect();
+    let graph: BTreeMap<String, BTreeSet<String>> =
+        [("config", vec!["triggers"]), ("triggers", vec!["runtime"]), ("runtime", vec!["config"]), ("gateway", vec![])]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.into_iter().map(String::from).collect()))
+            .collect();
     assert_eq!(find_circle(&graph).unwrap().join(" -> "), "config -> triggers -> runtime -> config");
     let acyclic: BTreeMap<String, BTreeSet<String>> =
         [("a".to_string(), ["b".to_string()].into()), ("b".to_string(), BTreeSet::new())].into();

@@ -19,6 +19,7 @@ mod recovery;
 mod reload;
 mod resilience;
 mod serve_flows;
+mod settings;
 mod tenants;
 mod util;
 mod wasi;

@@ -115,6 +115,8 @@ pub(crate) struct EngineSection {
 pub(crate) struct AgentSection {
     #[serde(default)]
     pub(crate) dirs: Vec<DirSection>,
+    #[serde(default)]
+    pub(crate) settings: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -125,4 +127,3 @@ pub(crate) struct DirSection {
     #[serde(default)]
     pub(crate) write: bool,
 }
-

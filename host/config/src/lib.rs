@@ -41,6 +41,7 @@ use paddock_quota::LedgerStore;
 use paddock_tenants::Tenants;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// The file name looked for in the working directory when no `--config` is given.
 pub const DEFAULT_FILE: &str = "paddock.toml";
@@ -60,6 +61,8 @@ pub struct ConfigError {
 pub struct AgentPolicy {
     /// Directories preopened for it.
     pub dirs: Vec<DirGrant>,
+    /// Its settings (`[agents.NAME.settings]`), read through the `settings` interface.
+    pub settings: Arc<BTreeMap<String, String>>,
 }
 
 /// Validated settings of a host.
@@ -82,7 +85,7 @@ pub struct Settings {
     /// Engine shape.
     pub engine: EngineSettings,
     /// Per-agent grants, by agent name.
-    pub agents: BTreeMap<String, AgentPolicy>,
+    pub agents: BTreeMap<String, Arc<AgentPolicy>>,
     /// Each tenant's blackboard limits.
     pub board: BoardLimits,
     /// Where the blackboard is kept.
@@ -145,14 +148,23 @@ impl Settings {
         let engine = engine::engine(&file.engine)?;
         let data_dir = base.join(file.host.data.clone().unwrap_or_else(|| PathBuf::from(".paddock")));
         let stores = stores::stores(&file.host, &file.blackboard, &data_dir, base)?;
-        let plugins =
-            plugins::plugin_settings(file.host.code_cache, file.host.plugin_state.as_deref(), file.serve, &data_dir, base)?;
+        let plugins = plugins::plugin_settings(
+            file.host.code_cache,
+            file.host.plugin_state.as_deref(),
+            file.serve,
+            &data_dir,
+            base,
+        )?;
         let default_tenant = file.host.default_tenant.unwrap_or_else(|| "default".to_string());
         paddock_core::names::validate_tenant(&default_tenant).map_err(|why| format!("host.default-tenant: {why}"))?;
-        let agents = agent_policies(file.agents, base)?;
-        let gateway =
-            GatewayFile { providers: file.providers, routes: file.routes, prices: file.prices, secrets: file.host.secrets }
-                .settings(base)?;
+        let agents = agent_policies(file.agents, base, &caps)?;
+        let gateway = GatewayFile {
+            providers: file.providers,
+            routes: file.routes,
+            prices: file.prices,
+            secrets: file.host.secrets,
+        }
+        .settings(base)?;
         let known = tenants::Known {
             routes: gateway.routes.keys().map(String::as_str).collect(),
             ceiling: &ceiling,
@@ -189,11 +201,13 @@ impl Settings {
     }
 }
 
-/// Validates `[agents.NAME]`: directories lent to each agent.
+/// Validates `[agents.NAME]`: directories lent to each agent, and its
+/// settings (keys as long as a blackboard key, values as an argument).
 fn agent_policies(
     sections: BTreeMap<String, file::AgentSection>,
     base: &Path,
-) -> Result<BTreeMap<String, AgentPolicy>, String> {
+    caps: &SizeCaps,
+) -> Result<BTreeMap<String, Arc<AgentPolicy>>, String> {
     let mut agents = BTreeMap::new();
     for (agent, policy) in sections {
         let mut dirs = Vec::new();
@@ -206,7 +220,22 @@ fn agent_policies(
             }
             dirs.push(DirGrant { host: base.join(d.host), guest: d.guest, write: d.write });
         }
-        agents.insert(agent, AgentPolicy { dirs });
+        for (key, value) in &policy.settings {
+            if key.is_empty() || key.len() as u64 > caps.key_bytes || key.chars().any(char::is_control) {
+                return Err(format!(
+                    "agents.{agent}.settings: a key is 1 to {} bytes with no control characters, not {key:?}",
+                    caps.key_bytes
+                ));
+            }
+            if value.len() as u64 > caps.arg_bytes {
+                return Err(format!(
+                    "agents.{agent}.settings.{key}: {} bytes is over limits.max-arg-bytes ({} bytes)",
+                    value.len(),
+                    caps.arg_bytes
+                ));
+            }
+        }
+        agents.insert(agent, Arc::new(AgentPolicy { dirs, settings: Arc::new(policy.settings) }));
     }
     Ok(agents)
 }

@@ -48,9 +48,9 @@ mod store;
 #[cfg(test)]
 mod tests;
 
+use calendar::{Day, Window};
 use paddock_core::clock::Clock;
 use paddock_gateway::{CallRecord, Caller, Estimate, Quota, Reservation};
-use calendar::{Day, Window};
 
 /// The day and month windows `at` falls in, as usage rows and refusals name
 /// them (`2026-11-21`, `2026-11`; UTC).

@@ -16,8 +16,8 @@
 //! | 9 | refused by a tenant's policy (no such tenant, not granted, at a concurrency cap) |
 
 mod bb;
-mod flow;
 mod build;
+mod flow;
 mod inspect;
 mod new;
 mod plugins;
@@ -130,7 +130,9 @@ enum Command {
     #[command(subcommand)]
     Dlq(flow::DlqCommand),
     /// Run a recorded run's agent steps again against their journals, calling nothing
-    #[command(after_help = "Examples:\n  paddock replay 019a3c5e8f21a1b2c3d4\n  paddock replay 019a3c5e8f21a1b2c3d4 --step 'main/execute[1]/task'\n\nExit codes: 0 every step did the same, 1 a step diverged, 2 no such run or step")]
+    #[command(
+        after_help = "Examples:\n  paddock replay 019a3c5e8f21a1b2c3d4\n  paddock replay 019a3c5e8f21a1b2c3d4 --step 'main/execute[1]/task'\n\nExit codes: 0 every step did the same, 1 a step diverged, 2 no such run or step"
+    )]
     Replay(flow::ReplayArgs),
     /// Spend, tokens, requests and refusals per tenant, agent and window
     #[command(after_help = "Examples:\n  paddock usage\n  paddock usage --tenant acme --json")]

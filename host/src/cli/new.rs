@@ -51,30 +51,13 @@ macro_rules! embed {
     };
 }
 
-/// The contract, as `wit/` in this repository holds it (a unit test checks the list is whole).
-const WIT: &[File] = &[
-    embed!("wit/agent.wit", "../../../wit/agent.wit"),
-    embed!("wit/agents.wit", "../../../wit/agents.wit"),
-    embed!("wit/approval.wit", "../../../wit/approval.wit"),
-    embed!("wit/blackboard.wit", "../../../wit/blackboard.wit"),
-    embed!("wit/llm.wit", "../../../wit/llm.wit"),
-    embed!("wit/log.wit", "../../../wit/log.wit"),
-    embed!("wit/world.wit", "../../../wit/world.wit"),
-];
+// `WIT_FILES` and `SDK_FILES`: every file of `wit/` and `sdk/src/`, as the
+// build script found them.
+include!(concat!(env!("OUT_DIR"), "/embedded.rs"));
 
-/// The Rust SDK: `sdk/src` as this repository holds it (a unit test checks the
-/// list is whole), and a manifest with no workspace keys (a unit test holds its
+/// The SDK's manifest, with no workspace keys (a unit test holds its
 /// dependencies to the workspace's).
-const SDK: &[File] = &[
-    embed!("sdk/Cargo.toml", "../../templates/rust/sdk/Cargo.toml.in"),
-    embed!("sdk/src/agents.rs", "../../../sdk/src/agents.rs"),
-    embed!("sdk/src/approval.rs", "../../../sdk/src/approval.rs"),
-    embed!("sdk/src/blackboard.rs", "../../../sdk/src/blackboard.rs"),
-    embed!("sdk/src/context.rs", "../../../sdk/src/context.rs"),
-    embed!("sdk/src/lib.rs", "../../../sdk/src/lib.rs"),
-    embed!("sdk/src/llm.rs", "../../../sdk/src/llm.rs"),
-    embed!("sdk/src/log.rs", "../../../sdk/src/log.rs"),
-];
+const SDK_MANIFEST: File = embed!("sdk/Cargo.toml", "../../templates/rust/sdk/Cargo.toml.in");
 
 const MANIFEST: &str = include_str!("../../templates/agent.toml");
 const README: &str = include_str!("../../templates/README.md");
@@ -85,8 +68,8 @@ struct Template {
     language: &'static str,
     /// Its sources, with `{{name}}` where the agent's name goes.
     sources: &'static [File],
-    /// Libraries copied as they are, like the contract.
-    vendored: &'static [File],
+    /// Whether the agent carries the Rust SDK in `sdk/`.
+    sdk: bool,
     /// The file to edit, named in the README.
     main: &'static str,
     /// The `[build]` lines of the manifest, which leave the component in
@@ -108,7 +91,7 @@ fn template(lang: Lang) -> Template {
                 embed!("Cargo.toml", "../../templates/rust/Cargo.toml.in"),
                 embed!("src/lib.rs", "../../templates/rust/src/lib.rs"),
             ],
-            vendored: SDK,
+            sdk: true,
             main: "src/lib.rs",
             build: "# cargo builds in the target folder every Rust agent of `paddock new` shares on this\n\
                     # machine (see README.md), so crates compile once; the component is copied into build/.\n\
@@ -123,7 +106,7 @@ fn template(lang: Lang) -> Template {
         Lang::Python => Template {
             language: "Python",
             sources: &[embed!("app.py", "../../../plugins/hello-py/app.py")],
-            vendored: &[],
+            sdk: false,
             main: "app.py",
             build: "# componentize-py bundles CPython and app.py into one component (~18 MB).\n\
                     command = \"componentize-py -d wit -w agent-world componentize app -o build/agent.wasm\"",
@@ -134,7 +117,7 @@ fn template(lang: Lang) -> Template {
         Lang::Js => Template {
             language: "JavaScript",
             sources: &[embed!("app.js", "../../../plugins/hello-js/app.js")],
-            vendored: &[],
+            sdk: false,
             main: "app.js",
             build: "# componentize-js bundles SpiderMonkey and app.js into one component (~12 MB);\n\
                     # `-d http fetch-event` leaves out wasi:http, which the host does not provide.\n\
@@ -150,7 +133,7 @@ fn template(lang: Lang) -> Template {
                 embed!("src/json.c", "../../../plugins/hello-c/src/json.c"),
                 embed!("src/json.h", "../../../plugins/hello-c/src/json.h"),
             ],
-            vendored: &[],
+            sdk: false,
             main: "src/agent.c",
             build: "# clang compiles; paddock writes the bindings first and wraps the module into a\n\
                     # component after, in-process (no wit-bindgen or wasm-tools to install).\n\
@@ -185,7 +168,9 @@ fn render(name: &str, lang: Lang) -> Vec<(String, String)> {
         (".gitignore".to_string(), t.ignore.to_string()),
     ];
     files.extend(t.sources.iter().map(|f| (f.path.to_string(), fill(f.text))));
-    files.extend(WIT.iter().chain(t.vendored).map(|f| (f.path.to_string(), f.text.to_string())));
+    let sdk: &[(&str, &str)] = if t.sdk { SDK_FILES } else { &[] };
+    let sdk_manifest = t.sdk.then_some((SDK_MANIFEST.path, SDK_MANIFEST.text));
+    files.extend(WIT_FILES.iter().chain(sdk_manifest.iter()).chain(sdk).map(|(p, t)| (p.to_string(), t.to_string())));
     files
 }
 
@@ -243,7 +228,7 @@ mod tests {
             .map(|e| format!("wit/{}", e.unwrap().file_name().to_string_lossy()))
             .collect();
         on_disk.sort();
-        let embedded: Vec<&str> = WIT.iter().map(|f| f.path).collect();
+        let embedded: Vec<&str> = WIT_FILES.iter().map(|f| f.0).collect();
         assert_eq!(embedded, on_disk);
     }
 
@@ -282,7 +267,7 @@ mod tests {
     #[test]
     fn every_file_of_the_sdk_is_embedded() {
         let on_disk = files_under(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../sdk"), "sdk");
-        let embedded: Vec<&str> = SDK.iter().map(|f| f.path).collect();
+        let embedded: Vec<&str> = [SDK_MANIFEST.path].into_iter().chain(SDK_FILES.iter().map(|f| f.0)).collect();
         assert_eq!(embedded, on_disk);
     }
 
@@ -306,7 +291,7 @@ mod tests {
             }
             toml::Value::Table(table)
         };
-        let vendored: toml::Table = SDK[0].text.parse().unwrap();
+        let vendored: toml::Table = SDK_MANIFEST.text.parse().unwrap();
         let mut package = written_out("package");
         package.as_table_mut().unwrap().insert("publish".into(), false.into());
         assert_eq!(vendored["package"], package);

@@ -13,8 +13,8 @@ mod admission;
 
 pub use admission::{Admission, Admitted};
 
-use paddock_core::{DirGrant, Limits};
 use paddock_core::Capabilities;
+use paddock_core::{DirGrant, Limits};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 

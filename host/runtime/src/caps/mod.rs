@@ -1,18 +1,113 @@
 //! The host side of each WIT interface: thin glue from the `Host` traits that
 //! `bindgen!` generates to the services, and nothing else.
 //!
-//! Each interface is a folder holding a per-invocation context struct, a
-//! [`HasData`](wasmtime::component::HasData) marker and its `impl Host`. All of
-//! them share one [`CallContext`]: who is calling and the size caps.
+//! Each interface is a folder holding its per-invocation state (a type that
+//! implements [`Capability`]: built from what the host [`Lent`] the
+//! invocation, checking grants, journaling each call), a
+//! [`HasData`](wasmtime::component::HasData) marker and its `impl Host`. The
+//! list in [`capabilities!`] below is the only other place that names it: the
+//! sandbox builds every invocation's [`Caps`] and links every interface from
+//! that list. All of them share one [`CallContext`]: who is calling, the size
+//! caps, the log, the journal.
 
 pub mod agents;
 pub mod approval;
 pub mod blackboard;
 pub mod llm;
 pub mod log;
+pub mod settings;
 
-use paddock_core::SizeCaps;
+use paddock_blackboard::Namespace;
+use paddock_config::AgentPolicy;
+use paddock_core::{Capabilities, SizeCaps};
+use paddock_gateway::Gateway;
+use paddock_tenants::Grants;
 use std::sync::{Arc, OnceLock};
+use wasmtime::component::Linker;
+
+/// The interfaces of `paddock:agent` the world imports, read from `wit/` by
+/// the build script, so no list of them is kept by hand.
+pub const WORLD_IMPORTS: &[&str] = include!(concat!(env!("OUT_DIR"), "/world_imports.rs"));
+
+/// One WIT interface's per-invocation state: how it is built and linked.
+pub trait Capability: Sized + Send + 'static {
+    /// The interface's name in `paddock:agent` (`"blackboard"`).
+    const INTERFACE: &'static str;
+
+    /// The state of one invocation, from who calls and what the host lends it.
+    fn new(call: &Arc<CallContext>, lent: &Lent) -> Self;
+
+    /// Adds the interface to `linker`, reaching this state through `get`.
+    fn add_to_linker<T: Send + 'static>(linker: &mut Linker<T>, get: fn(&mut T) -> &mut Self) -> wasmtime::Result<()>;
+}
+
+/// What the host lends one invocation's capabilities: the app-wide services
+/// and what the invocation may do with them.
+pub struct Lent {
+    /// The tenant's blackboard.
+    pub board: Arc<Namespace>,
+    /// What its manifest asked for and its tenant granted.
+    pub grants: Arc<Grants>,
+    /// What its manifest asked for.
+    pub requested: Arc<Capabilities>,
+    /// What the operator configured for this agent (`[agents.NAME]`).
+    pub policy: Arc<AgentPolicy>,
+    /// Its callers, outermost first, ending with itself.
+    pub chain: Vec<Arc<str>>,
+    /// How deep `agents.call` may nest.
+    pub max_call_depth: u32,
+    /// Who runs the agents it calls.
+    pub dispatch: Option<Arc<dyn agents::Dispatch>>,
+    /// The LLM gateway, if the host has one.
+    pub gateway: Option<Gateway>,
+    /// Where its approval questions go, if this host keeps approvals.
+    pub approvals: Option<Arc<dyn approval::Approvals>>,
+}
+
+/// A store's data that holds the capabilities' state.
+pub trait HasCaps: Send + 'static {
+    /// The capabilities' state of this invocation.
+    fn caps(&mut self) -> &mut Caps;
+}
+
+/// Declares the capabilities: a field of [`Caps`] each, built and linked in
+/// the order given.
+macro_rules! capabilities {
+    ($($field:ident: $state:ty),* $(,)?) => {
+        /// The per-invocation state of every capability.
+        pub struct Caps {
+            $(
+                #[doc = concat!("`paddock:agent/", stringify!($field), "`.")]
+                pub $field: $state,
+            )*
+        }
+
+        impl Caps {
+            /// Every capability's state for one invocation.
+            pub fn new(call: &Arc<CallContext>, lent: &Lent) -> Self {
+                Caps { $($field: <$state as Capability>::new(call, lent),)* }
+            }
+
+            /// Links every capability's interface.
+            pub fn add_to_linker<T: HasCaps>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
+                $(<$state as Capability>::add_to_linker(linker, |t: &mut T| &mut t.caps().$field)?;)*
+                Ok(())
+            }
+        }
+
+        /// The interfaces the capabilities implement, in the order linked.
+        pub const IMPLEMENTED: &[&str] = &[$(<$state as Capability>::INTERFACE),*];
+    };
+}
+
+capabilities! {
+    log: log::LogCtx,
+    blackboard: blackboard::BoardCtx,
+    llm: llm::LlmCtx,
+    agents: agents::AgentsCtx,
+    approval: approval::ApprovalCtx,
+    settings: settings::SettingsCtx,
+}
 
 /// What `bindgen!` generates for `paddock:agent/agent-world`.
 #[allow(missing_docs)]
@@ -102,5 +197,18 @@ impl CallContext {
         let message = violation.to_string();
         let _ = self.violation.set(violation);
         Err(wasmtime::Error::msg(message))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_interface_the_world_imports_has_a_capability_and_no_other() {
+        let mut world = super::WORLD_IMPORTS.to_vec();
+        let mut implemented = super::IMPLEMENTED.to_vec();
+        world.sort_unstable();
+        implemented.sort_unstable();
+        assert_eq!(implemented, world);
+        assert!(world.contains(&"settings") && world.contains(&"llm"), "{world:?}");
     }
 }

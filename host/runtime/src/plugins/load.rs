@@ -14,8 +14,9 @@ use wasmtime::component::{Component, Linker};
 pub const WORLD: &str = "paddock:agent/agent-world@0.1.0";
 /// The interface every agent must export.
 pub const AGENT_EXPORT: &str = "paddock:agent/agent@0.1.0";
-/// The `paddock:agent` interfaces the host provides.
-pub const PROVIDED: &[&str] = &["llm", "blackboard", "log", "agents", "approval"];
+/// The `paddock:agent` interfaces the host provides: those of the world in `wit/`
+/// (a test holds every one to a registered capability).
+pub const PROVIDED: &[&str] = crate::caps::WORLD_IMPORTS;
 /// The WASI 0.2 packages the host links (each access still denied unless granted).
 pub const PROVIDED_WASI: &[&str] = &["cli", "clocks", "filesystem", "io", "random", "sockets"];
 

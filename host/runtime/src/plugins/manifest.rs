@@ -142,7 +142,8 @@ impl Manifest {
             return Err(fail("limits.timeout: must be greater than zero".into()));
         }
         for (i, agent) in raw.capabilities.agents.iter().enumerate() {
-            paddock_core::names::validate_agent(agent).map_err(|why| fail(format!("capabilities.agents[{i}]: {why}")))?;
+            paddock_core::names::validate_agent(agent)
+                .map_err(|why| fail(format!("capabilities.agents[{i}]: {why}")))?;
         }
         for (i, route) in raw.capabilities.routes.iter().enumerate() {
             if route.is_empty() || route.len() > 64 {

@@ -2,10 +2,10 @@
 //! its id, its limits and what it asks for.
 
 use crate::caps::AgentWorldPre;
-use crate::plugins::cache::{Compiled, ContentHash};
 use crate::plugins::Manifest;
-use paddock_core::Capabilities;
+use crate::plugins::cache::{Compiled, ContentHash};
 use crate::sandbox::AgentState;
+use paddock_core::Capabilities;
 use paddock_core::Limits;
 use paddock_tenants::{self as tenants, Grants, TenantPolicy};
 use parking_lot::Mutex;

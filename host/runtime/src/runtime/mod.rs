@@ -1,6 +1,7 @@
 //! The host in one value: engine, linker, plugins and services. Loads agents
 //! by name or path and runs invocations; also runs the agents one agent calls.
 
+use crate::caps::Lent;
 use crate::caps::agents::{CallerScope, Dispatch};
 use crate::caps::approval::Approvals;
 use crate::engine::{self, EpochTicker};
@@ -276,10 +277,20 @@ impl Runtime {
         let s = &self.inner.settings;
         let Scope { tenant, run, chain, journal, budget, env, compensate } = scope;
         agent.invocations.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let lent = Lent {
+            board: self.inner.board.namespace(&tenant),
+            grants: grants.clone(),
+            requested: agent.requested.clone(),
+            policy: s.agents.get(&*agent.name).cloned().unwrap_or_default(),
+            chain,
+            max_call_depth: s.max_call_depth,
+            dispatch: Some(Arc::new(self.clone()) as Arc<dyn Dispatch>),
+            gateway: Some(self.inner.gateway.clone()),
+            approvals: self.inner.approvals.get().cloned(),
+        };
         let invocation = Invocation {
             agent: agent.name.clone(),
             version: agent.version.clone(),
-            board: self.inner.board.namespace(&tenant),
             cpu: self.inner.cpu.ticket(tenant.clone()),
             tenant,
             run,
@@ -289,16 +300,10 @@ impl Runtime {
             instances: s.engine.max_core_instances as usize,
             tables: s.engine.max_tables as usize,
             dirs,
-            grants: grants.clone(),
-            requested: agent.requested.clone(),
-            chain,
-            max_call_depth: s.max_call_depth,
-            dispatch: Some(Arc::new(self.clone()) as Arc<dyn Dispatch>),
-            gateway: Some(self.inner.gateway.clone()),
+            lent,
             journal,
             budget,
             env,
-            approvals: self.inner.approvals.get().cloned(),
             compensate,
         };
         let (engine, pre, input) = (self.inner.engine.clone(), agent.pre.clone(), input.to_string());

@@ -10,14 +10,9 @@ mod sched;
 pub use limits::{LimitHit, Limiter};
 pub use sched::{CpuScheduler, CpuTicket};
 
-use crate::caps::agents::{AgentsCtx, Dispatch};
-use crate::caps::approval::ApprovalCtx;
-use crate::caps::blackboard::BoardCtx;
-use crate::caps::llm::LlmCtx;
-use crate::caps::log::{LogCtx, LogRecord, Source};
-use crate::caps::{AgentWorldPre, CallContext};
+use crate::caps::log::{LogRecord, Source};
+use crate::caps::{AgentWorldPre, CallContext, Caps, HasCaps, Lent};
 use output::Capture;
-use paddock_blackboard::Namespace;
 use paddock_config::{DirGrant, Limits, SizeCaps};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -35,11 +30,7 @@ pub struct AgentState {
     wasi: WasiCtx,
     table: ResourceTable,
     limiter: Limiter,
-    log: LogCtx,
-    board: BoardCtx,
-    llm: LlmCtx,
-    agents: AgentsCtx,
-    approval: ApprovalCtx,
+    caps: Caps,
     call: Arc<CallContext>,
     timed_out: bool,
 }
@@ -50,17 +41,19 @@ impl WasiView for AgentState {
     }
 }
 
+impl HasCaps for AgentState {
+    fn caps(&mut self) -> &mut Caps {
+        &mut self.caps
+    }
+}
+
 /// The linker every agent is instantiated with: WASI 0.2 and each
 /// `paddock:agent` interface.
 pub fn linker(engine: &Engine) -> wasmtime::Result<Linker<AgentState>> {
     let mut linker: Linker<AgentState> = Linker::new(engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
     replayable::add_to_linker(&mut linker)?;
-    crate::caps::log::add_to_linker(&mut linker, |s| &mut s.log)?;
-    crate::caps::blackboard::add_to_linker(&mut linker, |s| &mut s.board)?;
-    crate::caps::llm::add_to_linker(&mut linker, |s| &mut s.llm)?;
-    crate::caps::agents::add_to_linker(&mut linker, |s| &mut s.agents)?;
-    crate::caps::approval::add_to_linker(&mut linker, |s| &mut s.approval)?;
+    Caps::add_to_linker(&mut linker)?;
     Ok(linker)
 }
 
@@ -86,20 +79,8 @@ pub struct Invocation {
     pub tables: usize,
     /// Directories the operator granted.
     pub dirs: Vec<DirGrant>,
-    /// The tenant's blackboard.
-    pub board: Arc<Namespace>,
-    /// What its manifest asked for and its tenant granted.
-    pub grants: Arc<paddock_tenants::Grants>,
-    /// What its manifest asked for.
-    pub requested: Arc<paddock_core::Capabilities>,
-    /// Its callers, outermost first, ending with itself.
-    pub chain: Vec<Arc<str>>,
-    /// How deep `agents.call` may nest.
-    pub max_call_depth: u32,
-    /// Who runs the agents it calls.
-    pub dispatch: Option<Arc<dyn Dispatch>>,
-    /// The LLM gateway, if the host has one.
-    pub gateway: Option<paddock_gateway::Gateway>,
+    /// What the host lends its capabilities.
+    pub lent: Lent,
     /// Its place in the fair CPU scheduler, if one runs.
     pub cpu: Option<CpuTicket>,
     /// Records (or replays) its host calls, when its run keeps a journal.
@@ -108,8 +89,6 @@ pub struct Invocation {
     pub budget: Option<Arc<paddock_quota::run::RunBudget>>,
     /// Environment variables it sees (`PADDOCK_RUN`, `PADDOCK_IDEMPOTENCY_KEY`...).
     pub env: Vec<(String, String)>,
-    /// Where its approval questions go, if this host keeps approvals.
-    pub approvals: Option<Arc<dyn crate::caps::approval::Approvals>>,
     /// Calls the agent's `compensate` export instead of `run` (a saga
     /// undoing a step); its output is then empty.
     pub compensate: bool,
@@ -204,18 +183,7 @@ pub async fn invoke(engine: &Engine, pre: &AgentWorldPre<AgentState>, inv: Invoc
         wasi,
         table: ResourceTable::new(),
         limiter: Limiter::new(inv.limits.memory, inv.table_elements, inv.instances, inv.tables),
-        log: LogCtx::new(call.clone()),
-        board: BoardCtx::new(call.clone(), inv.board, inv.grants.clone()),
-        llm: LlmCtx::new(call.clone(), inv.gateway, inv.grants.clone(), inv.requested.clone()),
-        agents: AgentsCtx::new(
-            call.clone(),
-            inv.grants.clone(),
-            inv.requested.clone(),
-            inv.chain,
-            inv.max_call_depth,
-            inv.dispatch,
-        ),
-        approval: ApprovalCtx::new(call.clone(), inv.grants.approvals, inv.approvals),
+        caps: Caps::new(&call, &inv.lent),
         call: call.clone(),
         timed_out: false,
     };

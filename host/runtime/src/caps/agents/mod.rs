@@ -119,10 +119,24 @@ impl HasData for Agents {
     type Data<'a> = &'a mut AgentsCtx;
 }
 
-/// Adds `paddock:agent/agents` to `linker`.
-pub fn add_to_linker<T: Send + 'static>(
-    linker: &mut wasmtime::component::Linker<T>,
-    get: fn(&mut T) -> &mut AgentsCtx,
-) -> wasmtime::Result<()> {
-    super::wit::agents::add_to_linker::<T, Agents>(linker, get)
+impl super::Capability for AgentsCtx {
+    const INTERFACE: &'static str = "agents";
+
+    fn new(call: &Arc<CallContext>, lent: &super::Lent) -> Self {
+        AgentsCtx::new(
+            call.clone(),
+            lent.grants.clone(),
+            lent.requested.clone(),
+            lent.chain.clone(),
+            lent.max_call_depth,
+            lent.dispatch.clone(),
+        )
+    }
+
+    fn add_to_linker<T: Send + 'static>(
+        linker: &mut wasmtime::component::Linker<T>,
+        get: fn(&mut T) -> &mut Self,
+    ) -> wasmtime::Result<()> {
+        super::wit::agents::add_to_linker::<T, Agents>(linker, get)
+    }
 }

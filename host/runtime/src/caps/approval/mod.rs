@@ -101,10 +101,17 @@ impl HasData for Approval {
     type Data<'a> = &'a mut ApprovalCtx;
 }
 
-/// Adds `paddock:agent/approval` to `linker`.
-pub fn add_to_linker<T: Send + 'static>(
-    linker: &mut wasmtime::component::Linker<T>,
-    get: fn(&mut T) -> &mut ApprovalCtx,
-) -> wasmtime::Result<()> {
-    super::wit::approval::add_to_linker::<T, Approval>(linker, get)
+impl super::Capability for ApprovalCtx {
+    const INTERFACE: &'static str = "approval";
+
+    fn new(call: &Arc<CallContext>, lent: &super::Lent) -> Self {
+        ApprovalCtx::new(call.clone(), lent.grants.approvals, lent.approvals.clone())
+    }
+
+    fn add_to_linker<T: Send + 'static>(
+        linker: &mut wasmtime::component::Linker<T>,
+        get: fn(&mut T) -> &mut Self,
+    ) -> wasmtime::Result<()> {
+        super::wit::approval::add_to_linker::<T, Approval>(linker, get)
+    }
 }

@@ -229,10 +229,17 @@ impl HasData for Blackboard {
     type Data<'a> = &'a mut BoardCtx;
 }
 
-/// Adds `paddock:agent/blackboard` to `linker`.
-pub fn add_to_linker<T: Send + 'static>(
-    linker: &mut wasmtime::component::Linker<T>,
-    get: fn(&mut T) -> &mut BoardCtx,
-) -> wasmtime::Result<()> {
-    super::wit::blackboard::add_to_linker::<T, Blackboard>(linker, get)
+impl super::Capability for BoardCtx {
+    const INTERFACE: &'static str = "blackboard";
+
+    fn new(call: &Arc<CallContext>, lent: &super::Lent) -> Self {
+        BoardCtx::new(call.clone(), lent.board.clone(), lent.grants.clone())
+    }
+
+    fn add_to_linker<T: Send + 'static>(
+        linker: &mut wasmtime::component::Linker<T>,
+        get: fn(&mut T) -> &mut Self,
+    ) -> wasmtime::Result<()> {
+        super::wit::blackboard::add_to_linker::<T, Blackboard>(linker, get)
+    }
 }

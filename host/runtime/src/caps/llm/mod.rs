@@ -313,10 +313,17 @@ impl HasData for Llm {
     type Data<'a> = &'a mut LlmCtx;
 }
 
-/// Adds `paddock:agent/llm` to `linker`.
-pub fn add_to_linker<T: Send + 'static>(
-    linker: &mut wasmtime::component::Linker<T>,
-    get: fn(&mut T) -> &mut LlmCtx,
-) -> wasmtime::Result<()> {
-    super::wit::llm::add_to_linker::<T, Llm>(linker, get)
+impl super::Capability for LlmCtx {
+    const INTERFACE: &'static str = "llm";
+
+    fn new(call: &Arc<CallContext>, lent: &super::Lent) -> Self {
+        LlmCtx::new(call.clone(), lent.gateway.clone(), lent.grants.clone(), lent.requested.clone())
+    }
+
+    fn add_to_linker<T: Send + 'static>(
+        linker: &mut wasmtime::component::Linker<T>,
+        get: fn(&mut T) -> &mut Self,
+    ) -> wasmtime::Result<()> {
+        super::wit::llm::add_to_linker::<T, Llm>(linker, get)
+    }
 }

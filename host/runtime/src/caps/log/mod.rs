@@ -153,10 +153,17 @@ impl HasData for Log {
     type Data<'a> = &'a mut LogCtx;
 }
 
-/// Adds `paddock:agent/log` to `linker`.
-pub fn add_to_linker<T: Send + 'static>(
-    linker: &mut wasmtime::component::Linker<T>,
-    get: fn(&mut T) -> &mut LogCtx,
-) -> wasmtime::Result<()> {
-    super::wit::log::add_to_linker::<T, Log>(linker, get)
+impl super::Capability for LogCtx {
+    const INTERFACE: &'static str = "log";
+
+    fn new(call: &Arc<CallContext>, _lent: &super::Lent) -> Self {
+        LogCtx::new(call.clone())
+    }
+
+    fn add_to_linker<T: Send + 'static>(
+        linker: &mut wasmtime::component::Linker<T>,
+        get: fn(&mut T) -> &mut Self,
+    ) -> wasmtime::Result<()> {
+        super::wit::log::add_to_linker::<T, Log>(linker, get)
+    }
 }
