@@ -114,7 +114,7 @@ fn advance(system: &Namespace, trigger: &Trigger, pending: &BTreeSet<u64>, seen:
     let next = pending.first().map_or(seen, |oldest| oldest - 1);
     if next > cursor {
         let writer = Writer::new("paddock-triggers", format!("trigger/{}", trigger.name));
-        if let Err(e) = system.put(&cursor_key(&trigger), next.to_string().as_bytes(), &writer) {
+        if let Err(e) = system.put(&cursor_key(trigger), next.to_string().as_bytes(), &writer) {
             tracing::error!(trigger = %trigger.name, error = %e, "cannot store the trigger cursor");
             return cursor;
         }
@@ -124,7 +124,7 @@ fn advance(system: &Namespace, trigger: &Trigger, pending: &BTreeSet<u64>, seen:
 }
 
 fn read_cursor(system: &Namespace, trigger: &Trigger) -> u64 {
-    match system.get(&cursor_key(&trigger)) {
+    match system.get(&cursor_key(trigger)) {
         Ok(Some(entry)) => std::str::from_utf8(&entry.value).ok().and_then(|t| t.parse().ok()).unwrap_or(0),
         Ok(None) => 0,
         Err(e) => {

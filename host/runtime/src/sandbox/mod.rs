@@ -179,51 +179,19 @@ pub async fn invoke(engine: &Engine, pre: &AgentWorldPre<AgentState>, inv: Invoc
         Ok(wasi) => wasi,
         Err(reason) => return finish(Err(InvokeError::Start { agent, reason }), 0),
     };
-    let state = AgentState {
-        wasi,
-        table: ResourceTable::new(),
-        limiter: Limiter::new(inv.limits.memory, inv.table_elements, inv.instances, inv.tables),
-        caps: Caps::new(&call, &inv.lent),
-        call: call.clone(),
-        timed_out: false,
-    };
-    let mut store = Store::new(engine, state);
-    store.limiter(|s| &mut s.limiter);
     let limits = inv.limits;
-    let setup = store.set_fuel(limits.fuel).and_then(|()| store.fuel_async_yield_interval(Some(FUEL_YIELD_INTERVAL)));
-    if let Err(e) = setup {
-        return finish(Err(InvokeError::Start { agent, reason: format!("{e:#}") }), 0);
-    }
+    let mut store = match new_store(engine, &inv, &call, wasi) {
+        Ok(store) => store,
+        Err(reason) => return finish(Err(InvokeError::Start { agent, reason }), 0),
+    };
     let deadline = started + limits.timeout;
-    store.set_epoch_deadline(1);
     // The ticket is shared by the epoch callback (each tick) and this
     // function (the fuel share before the start, the fuel after the end).
     let cpu = inv.cpu.map(|t| Arc::new(parking_lot::Mutex::new(t)));
-    if let Some(until) = cpu.as_ref().and_then(|c| c.lock().throttled_until(Instant::now())) {
-        if until >= deadline {
-            let share = cpu.as_ref().and_then(|c| c.lock().share()).unwrap_or_default();
-            let reason = format!(
-                "tenant {:?} is over its fuel share (tenants.{}.budget.fuel-per-minute = {share}) for {} more, past this invocation's timeout",
-                &*inv.tenant,
-                &*inv.tenant,
-                paddock_core::Span(until.saturating_duration_since(Instant::now()))
-            );
-            return finish(Err(InvokeError::Start { agent, reason }), 0);
-        }
-        tokio::time::sleep_until(until.into()).await;
+    if let Err(reason) = wait_for_fuel_share(cpu.as_ref(), &inv.tenant, deadline).await {
+        return finish(Err(InvokeError::Start { agent, reason }), 0);
     }
-    let ticking = cpu.clone();
-    store.epoch_deadline_callback(move |mut ctx| {
-        let now = Instant::now();
-        if now >= deadline {
-            ctx.data_mut().timed_out = true;
-            return Err(wasmtime::Error::msg("wall-clock deadline passed"));
-        }
-        Ok(match &ticking {
-            Some(cpu) => cpu.lock().tick(now, limits.fuel.saturating_sub(ctx.get_fuel().unwrap_or(0))),
-            None => UpdateDeadline::Yield(1),
-        })
-    });
+    arm_deadline(&mut store, deadline, limits.fuel, cpu.clone());
 
     // The epoch callback stops a guest that computes past its deadline; this
     // timeout stops one that waits past it inside a host call.
@@ -245,15 +213,96 @@ pub async fn invoke(engine: &Engine, pre: &AgentWorldPre<AgentState>, inv: Invoc
     if let Some(cpu) = &cpu {
         cpu.lock().settle(fuel_consumed);
     }
-    let result = match ran {
+    let result = verdict(ran, &store, &limits, inv.caps.io_bytes, agent);
+    finish(result, fuel_consumed)
+}
+
+/// A store for one invocation: its state, memory and table limits, and fuel.
+fn new_store(
+    engine: &Engine,
+    inv: &Invocation,
+    call: &Arc<CallContext>,
+    wasi: WasiCtx,
+) -> Result<Store<AgentState>, String> {
+    let state = AgentState {
+        wasi,
+        table: ResourceTable::new(),
+        limiter: Limiter::new(inv.limits.memory, inv.table_elements, inv.instances, inv.tables),
+        caps: Caps::new(call, &inv.lent),
+        call: call.clone(),
+        timed_out: false,
+    };
+    let mut store = Store::new(engine, state);
+    store.limiter(|s| &mut s.limiter);
+    store
+        .set_fuel(inv.limits.fuel)
+        .and_then(|()| store.fuel_async_yield_interval(Some(FUEL_YIELD_INTERVAL)))
+        .map_err(|e| format!("{e:#}"))?;
+    Ok(store)
+}
+
+/// Waits until the tenant is back within its fuel share, or refuses when
+/// that is past the invocation's deadline.
+async fn wait_for_fuel_share(
+    cpu: Option<&Arc<parking_lot::Mutex<CpuTicket>>>,
+    tenant: &str,
+    deadline: Instant,
+) -> Result<(), String> {
+    let Some(until) = cpu.and_then(|c| c.lock().throttled_until(Instant::now())) else { return Ok(()) };
+    if until >= deadline {
+        let share = cpu.and_then(|c| c.lock().share()).unwrap_or_default();
+        return Err(format!(
+            "tenant {tenant:?} is over its fuel share (tenants.{tenant}.budget.fuel-per-minute = {share}) for {} more, past this invocation's timeout",
+            paddock_core::Span(until.saturating_duration_since(Instant::now()))
+        ));
+    }
+    tokio::time::sleep_until(until.into()).await;
+    Ok(())
+}
+
+/// At each epoch tick: stops a guest past `deadline`, else lets the fair
+/// scheduler charge its fuel and decide whether it yields its slot.
+fn arm_deadline(
+    store: &mut Store<AgentState>,
+    deadline: Instant,
+    fuel: u64,
+    cpu: Option<Arc<parking_lot::Mutex<CpuTicket>>>,
+) {
+    store.set_epoch_deadline(1);
+    store.epoch_deadline_callback(move |mut ctx| {
+        let now = Instant::now();
+        if now >= deadline {
+            ctx.data_mut().timed_out = true;
+            return Err(wasmtime::Error::msg("wall-clock deadline passed"));
+        }
+        Ok(match &cpu {
+            Some(cpu) => cpu.lock().tick(now, fuel.saturating_sub(ctx.get_fuel().unwrap_or(0))),
+            None => UpdateDeadline::Yield(1),
+        })
+    });
+}
+
+/// How the call of the agent's export ended: in time or not; then trapped
+/// (while instantiating or not), or returned the agent's own result.
+type Ran = Result<Result<Result<String, String>, (wasmtime::Error, bool)>, tokio::time::error::Elapsed>;
+
+/// What a finished (or timed out) call of the agent's export comes to.
+fn verdict(
+    ran: Ran,
+    store: &Store<AgentState>,
+    limits: &Limits,
+    io_bytes: u64,
+    agent: Arc<str>,
+) -> Result<String, InvokeError> {
+    match ran {
         Err(_elapsed) => Err(InvokeError::Limit { agent, limit: LimitHit::Timeout(limits.timeout) }),
-        Ok(Ok(Ok(output))) if output.len() as u64 > inv.caps.io_bytes => {
-            let limit = LimitHit::Io { what: "output", size: output.len() as u64, limit: inv.caps.io_bytes };
+        Ok(Ok(Ok(output))) if output.len() as u64 > io_bytes => {
+            let limit = LimitHit::Io { what: "output", size: output.len() as u64, limit: io_bytes };
             Err(InvokeError::Limit { agent, limit })
         }
         Ok(Ok(Ok(output))) => Ok(output),
-        Ok(Ok(Err(message))) if message.len() as u64 > inv.caps.io_bytes => {
-            let limit = LimitHit::Io { what: "error text", size: message.len() as u64, limit: inv.caps.io_bytes };
+        Ok(Ok(Err(message))) if message.len() as u64 > io_bytes => {
+            let limit = LimitHit::Io { what: "error text", size: message.len() as u64, limit: io_bytes };
             Err(InvokeError::Limit { agent, limit })
         }
         // A guest that survives a refused allocation (JavaScript and C do)
@@ -266,9 +315,8 @@ pub async fn invoke(engine: &Engine, pre: &AgentWorldPre<AgentState>, inv: Invoc
             }
             None => Err(InvokeError::Failed { agent, message }),
         },
-        Ok(Err((error, instantiating))) => Err(classify(&store, &limits, agent, error, instantiating)),
-    };
-    finish(result, fuel_consumed)
+        Ok(Err((error, instantiating))) => Err(classify(store, limits, agent, error, instantiating)),
+    }
 }
 
 /// Names the limit behind a trap, or reports a crash.
