@@ -232,7 +232,7 @@ impl Runtime {
         let ceiling = policy.ceiling.apply(&s.ceiling);
         let limits = agent.limits.capped(&ceiling).with_overrides(&ceiling, &options.overrides).map_err(|e| {
             RunError::Options(if policy.ceiling == TenantCeiling::default() {
-                e
+                e.to_string()
             } else {
                 format!("{e} (lowered by tenants.{}.ceiling)", policy.name)
             })
