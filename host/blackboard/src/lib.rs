@@ -200,18 +200,6 @@ pub fn from_unix_millis(millis: u64) -> SystemTime {
 /// they move by hand instead of sleeping.
 pub type Clock = Arc<dyn Fn() -> SystemTime + Send + Sync>;
 
-/// Checks a tenant name: 1 to 64 of `a-z 0-9 - _`.
-pub fn validate_tenant(name: &str) -> Result<(), String> {
-    let ok = !name.is_empty()
-        && name.len() <= 64
-        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
-    if ok {
-        Ok(())
-    } else {
-        Err(format!("tenant name `{}` must be 1 to 64 of a-z, 0-9, '-' and '_'", name.escape_debug()))
-    }
-}
-
 /// Where boards are kept. A backend for several hosts (Redis) implements
 /// these two traits; callers do not change.
 pub trait Backend: Send + Sync + 'static {

@@ -75,6 +75,13 @@ mod tests {
     }
 
     #[test]
+    fn tenant_names_are_restricted() {
+        assert!(validate_tenant("acme-1").is_ok());
+        assert!(validate_tenant("../x").is_err());
+        assert!(validate_tenant("").is_err());
+    }
+
+    #[test]
     fn agent_names_start_with_a_letter() {
         assert_eq!(validate_agent("planner-2"), Ok(()));
         assert_eq!(

@@ -9,9 +9,10 @@ use crate::plugins::book::Book;
 use crate::plugins::cache::CodeCache;
 use crate::plugins::load::{self, Inspection, LoadError};
 use crate::sandbox::{self, AgentState, CpuScheduler, Invocation, InvokeError, Outcome};
-use paddock_blackboard::{Blackboard, RedbBackend, validate_tenant};
+use paddock_blackboard::{Blackboard, RedbBackend};
 use paddock_config::{BoardStore, DirGrant, Limits, Requested, Settings};
 use paddock_core::clock::SystemClock;
+use paddock_core::names::validate_tenant;
 use paddock_gateway::Gateway;
 use paddock_quota::run::RunBudget;
 use paddock_quota::{Budgets, Ledger};
@@ -226,7 +227,7 @@ impl Runtime {
     pub async fn run(&self, agent: &Agent, input: &str, options: &RunOptions) -> Result<Outcome, RunError> {
         let s = &self.inner.settings;
         let tenant = options.tenant.clone().unwrap_or_else(|| s.default_tenant.clone());
-        validate_tenant(&tenant).map_err(RunError::Options)?;
+        validate_tenant(&tenant).map_err(|e| RunError::Options(e.to_string()))?;
         let policy = s.tenants.get(&tenant).map_err(RunError::Refused)?;
         policy.check_agent(&agent.name).map_err(RunError::Refused)?;
         let ceiling = policy.ceiling.apply(&s.ceiling);
