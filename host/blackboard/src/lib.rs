@@ -22,6 +22,7 @@ pub use durable::RedbBackend;
 pub use expiry::{MAX_TTL, SWEEP_EVERY, spawn_sweeper};
 pub use memory::MemoryBackend;
 
+use paddock_core::{Clock, SystemClock};
 use parking_lot::RwLock;
 use std::collections::HashMap;
 use std::sync::{Arc, LazyLock};
@@ -196,10 +197,6 @@ pub fn from_unix_millis(millis: u64) -> SystemTime {
     UNIX_EPOCH + Duration::from_millis(millis)
 }
 
-/// The wall clock a board reads for write times and expiry. Tests pass one
-/// they move by hand instead of sleeping.
-pub type Clock = Arc<dyn Fn() -> SystemTime + Send + Sync>;
-
 /// Where boards are kept. A backend for several hosts (Redis) implements
 /// these two traits; callers do not change.
 pub trait Backend: Send + Sync + 'static {
@@ -343,7 +340,7 @@ pub struct Blackboard {
     limits: BoardLimits,
     tenant_limits: HashMap<String, BoardLimits>,
     backend: Arc<dyn Backend>,
-    clock: Clock,
+    clock: Arc<dyn Clock>,
     namespaces: RwLock<HashMap<String, Arc<Namespace>>>,
 }
 
@@ -371,13 +368,15 @@ impl Blackboard {
             limits,
             tenant_limits: HashMap::new(),
             backend,
-            clock: Arc::new(SystemTime::now),
+            clock: Arc::new(SystemClock),
             namespaces: RwLock::default(),
         }
     }
 
-    /// The same board reading `clock` instead of the system clock.
-    pub fn with_clock(self, clock: Clock) -> Self {
+    /// The same board reading `clock`'s wall time instead of the system
+    /// clock's (tests pass a [`ManualClock`](paddock_core::ManualClock) they
+    /// move by hand instead of sleeping).
+    pub fn with_clock(self, clock: Arc<dyn Clock>) -> Self {
         Blackboard { clock, namespaces: RwLock::default(), ..self }
     }
 
@@ -398,7 +397,7 @@ impl Blackboard {
 
     /// The time on the board's clock.
     pub fn now(&self) -> SystemTime {
-        (self.clock)()
+        self.clock.wall()
     }
 
     /// The board of `tenant`.
@@ -423,7 +422,7 @@ pub struct Namespace {
     tenant: String,
     limits: BoardLimits,
     store: Arc<dyn TenantStore>,
-    clock: Clock,
+    clock: Arc<dyn Clock>,
 }
 
 impl std::fmt::Debug for Namespace {
@@ -449,7 +448,7 @@ impl Namespace {
     }
 
     fn now_ms(&self) -> u64 {
-        unix_millis((self.clock)())
+        unix_millis(self.clock.wall())
     }
 
     /// Reads `key`; an expired entry reads as absent and is removed on the
