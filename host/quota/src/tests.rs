@@ -400,7 +400,7 @@ fn racing_calls_on_a_durable_ledger_reach_the_file_exactly() {
 fn errors(path: &Path) -> (String, String) {
     let store = LedgerStore::Sqlite(path.to_path_buf());
     let open = Ledger::open(&store, Budgets::default(), calendar(NOV_21_NOON)).unwrap_err();
-    (open, read_usage(path, None).unwrap_err())
+    (open.to_string(), read_usage(path, None).unwrap_err().to_string())
 }
 
 #[test]
@@ -425,5 +425,5 @@ fn an_sqlite_file_of_something_else_is_not_taken_over() {
 #[test]
 fn reading_a_missing_ledger_file_names_it() {
     let path = Path::new("/nonexistent/ledger.sqlite");
-    assert_eq!(read_usage(path, None).unwrap_err(), "ledger file /nonexistent/ledger.sqlite: no such file");
+    assert_eq!(read_usage(path, None).unwrap_err().to_string(), "ledger file /nonexistent/ledger.sqlite: no such file");
 }
