@@ -10,8 +10,8 @@
 //! replaying, it does not run at all and the recorded answer comes back.
 //!
 //! ```
-//! use paddock::journal::{Tape, through_sync};
-//! use paddock::journal::Divergence;
+//! use paddock_journal::{Tape, through_sync};
+//! use paddock_journal::Divergence;
 //!
 //! let tape = Tape::recording();
 //! let roll = |tape: &Tape, sides: u32| {

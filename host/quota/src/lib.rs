@@ -3,9 +3,9 @@
 //! budgets that refuse a call before any provider sees it.
 //!
 //! ```
-//! use paddock::core::clock::SystemClock;
-//! use paddock::gateway::{Caller, Estimate, Quota};
-//! use paddock::quota::{Budget, Budgets, Ledger, LedgerStore};
+//! use paddock_core::clock::SystemClock;
+//! use paddock_gateway::{Caller, Estimate, Quota};
+//! use paddock_quota::{Budget, Budgets, Ledger, LedgerStore};
 //! use std::sync::Arc;
 //!
 //! let mut budgets = Budgets::default();

@@ -9,7 +9,7 @@
 //! found" or a linker's cryptic refusal into one line naming the package.
 //!
 //! ```
-//! use paddock::toolchain::{Tool, tools_in};
+//! use paddock_toolchain::{Tool, tools_in};
 //! let tools = tools_in("mkdir -p build && componentize-py -d wit -w agent-world componentize app -o build/agent.wasm");
 //! assert_eq!(tools, vec![Tool::ComponentizePy]);
 //! ```
