@@ -33,7 +33,9 @@ pub(crate) fn engine(e: &EngineSection) -> Result<EngineSettings, String> {
         max_table_elements: e.max_table_elements.unwrap_or(100_000),
         max_core_instances: e.max_core_instances.unwrap_or(32),
         epoch_tick: e.epoch_tick.map_or(Duration::from_millis(10), |s| s.0),
-        cpu_slots: e.cpu_slots.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, std::num::NonZero::get)),
+        cpu_slots: e
+            .cpu_slots
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, std::num::NonZero::get)),
     };
     if engine.max_instances == 0 {
         return Err("engine.max-instances must be greater than zero".into());

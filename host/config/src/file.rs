@@ -125,4 +125,3 @@ pub(crate) struct DirSection {
     #[serde(default)]
     pub(crate) write: bool,
 }
-

@@ -147,14 +147,23 @@ impl Settings {
         let engine = engine::engine(&file.engine)?;
         let data_dir = base.join(file.host.data.clone().unwrap_or_else(|| PathBuf::from(".paddock")));
         let stores = stores::stores(&file.host, &file.blackboard, &data_dir, base)?;
-        let plugins =
-            plugins::plugin_settings(file.host.code_cache, file.host.plugin_state.as_deref(), file.serve, &data_dir, base)?;
+        let plugins = plugins::plugin_settings(
+            file.host.code_cache,
+            file.host.plugin_state.as_deref(),
+            file.serve,
+            &data_dir,
+            base,
+        )?;
         let default_tenant = file.host.default_tenant.unwrap_or_else(|| "default".to_string());
         paddock_core::names::validate_tenant(&default_tenant).map_err(|why| format!("host.default-tenant: {why}"))?;
         let agents = agent_policies(file.agents, base)?;
-        let gateway =
-            GatewayFile { providers: file.providers, routes: file.routes, prices: file.prices, secrets: file.host.secrets }
-                .settings(base)?;
+        let gateway = GatewayFile {
+            providers: file.providers,
+            routes: file.routes,
+            prices: file.prices,
+            secrets: file.host.secrets,
+        }
+        .settings(base)?;
         let known = tenants::Known {
             routes: gateway.routes.keys().map(String::as_str).collect(),
             ceiling: &ceiling,

@@ -41,9 +41,8 @@ fn bad_size_value_names_the_value() {
 
 #[test]
 fn paths_resolve_against_the_config_folder() {
-    let s =
-        parse("[host]\nplugins = \"agents\"\n[agents.reader]\ndirs = [{ host = \"data\", guest = \"/data\" }]\n")
-            .unwrap();
+    let s = parse("[host]\nplugins = \"agents\"\n[agents.reader]\ndirs = [{ host = \"data\", guest = \"/data\" }]\n")
+        .unwrap();
     assert_eq!(s.plugins_dir, Path::new("conf/agents"));
     assert_eq!(s.agents["reader"].dirs[0].host, Path::new("conf/data"));
     assert!(!s.agents["reader"].dirs[0].write);

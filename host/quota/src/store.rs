@@ -129,9 +129,8 @@ fn named(path: &Path) -> impl Fn(rusqlite::Error) -> LedgerError + '_ {
 /// Opens (creating if need be) the ledger file at `path` for writing.
 pub(crate) fn open(path: &Path) -> Result<Connection, LedgerError> {
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent).map_err(|error| {
-            LedgerError::new(path, LedgerProblem::CreateDir { dir: parent.to_path_buf(), error })
-        })?;
+        std::fs::create_dir_all(parent)
+            .map_err(|error| LedgerError::new(path, LedgerProblem::CreateDir { dir: parent.to_path_buf(), error }))?;
     }
     let err = named(path);
     let conn = Connection::open(path).map_err(&err)?;

@@ -124,7 +124,8 @@ pub fn componentize(core: &[u8]) -> Result<Vec<u8>, ComponentizeError> {
 /// [`componentize`] from file to file; returns the component's size in bytes.
 pub fn componentize_file(core: &Path, out: &Path) -> Result<u64, StepError> {
     let bytes = std::fs::read(core).map_err(io(core))?;
-    let component = componentize(&bytes).map_err(|error| StepError::Componentize { path: core.to_path_buf(), error })?;
+    let component =
+        componentize(&bytes).map_err(|error| StepError::Componentize { path: core.to_path_buf(), error })?;
     if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(io(dir))?;
     }
