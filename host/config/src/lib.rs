@@ -12,7 +12,9 @@
 //! let settings = Settings::parse("[limits]\nmemory = \"64MiB\"\n", Path::new("paddock.toml")).unwrap();
 //! assert_eq!(settings.limits.memory, 64 << 20);
 //! let err = Settings::parse("[limits]\nfule = 3\n", Path::new("paddock.toml")).unwrap_err();
-//! assert!(err.to_string().contains("unknown field `fule`"));
+//! let err = err.to_string();
+//! assert!(err.starts_with("paddock.toml: TOML parse error at line 2"), "{err}");
+//! assert!(err.contains("unknown field `fule`, expected one of `fuel`"), "{err}");
 //! ```
 
 #![warn(missing_docs)]
@@ -29,7 +31,7 @@ mod triggers;
 
 pub use engine::EngineSettings;
 pub use paddock_core::{ByteSize, DirGrant, Limits, Requested, SizeCaps, Span, show};
-pub use plugins::{DEFAULT_LISTEN, PluginSettings, check_listen};
+pub use plugins::{DEFAULT_LISTEN, NotLoopback, PluginSettings, check_listen};
 pub use stores::BoardStore;
 pub use triggers::Trigger;
 

@@ -75,16 +75,24 @@ pub(super) fn plugin_settings(
     Ok(PluginSettings { code_cache, book, listen, debounce, flows })
 }
 
+/// A listen address other hosts can reach, refused by [`check_listen`].
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "{address} is not a loopback address; the HTTP API has no authentication of its own, so listen on 127.0.0.1 or ::1 behind a proxy that authenticates callers"
+)]
+pub struct NotLoopback {
+    /// The address refused.
+    pub address: SocketAddr,
+}
+
 /// Refuses an address other hosts can reach: the HTTP API has no
 /// authentication of its own, so anyone who reaches it may run any agent for
 /// any tenant.
-pub fn check_listen(address: &SocketAddr) -> Result<(), String> {
+pub fn check_listen(address: &SocketAddr) -> Result<(), NotLoopback> {
     if address.ip().is_loopback() {
         return Ok(());
     }
-    Err(format!(
-        "{address} is not a loopback address; the HTTP API has no authentication of its own, so listen on 127.0.0.1 or ::1 behind a proxy that authenticates callers"
-    ))
+    Err(NotLoopback { address: *address })
 }
 
 #[cfg(test)]

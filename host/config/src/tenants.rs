@@ -158,7 +158,11 @@ fn policy(name: String, t: TenantSection, known: &Known<'_>) -> Result<TenantPol
 }
 
 /// A list of names, or `["*"]` for any; each checked by `check`.
-fn names(list: &[String], key: &str, check: impl Fn(&str) -> Result<(), String>) -> Result<NameGrant, String> {
+fn names<E: std::fmt::Display>(
+    list: &[String],
+    key: &str,
+    check: impl Fn(&str) -> Result<(), E>,
+) -> Result<NameGrant, String> {
     if list.iter().any(|n| n == "*") {
         if list.len() > 1 {
             return Err(format!("{key}: \"*\" grants every name and cannot be combined with others"));

@@ -73,7 +73,7 @@ fn command_line_over_the_ceiling_is_an_error() {
     let s = Settings::default();
     let req = Requested { memory: Some(2 << 30), ..Default::default() };
     assert_eq!(
-        s.limits.with_overrides(&s.ceiling, &req).unwrap_err(),
+        s.limits.with_overrides(&s.ceiling, &req).unwrap_err().to_string(),
         "--memory 2 GiB is above ceiling.memory (1 GiB)"
     );
 }

@@ -39,7 +39,13 @@ pub struct ManualClock {
 impl ManualClock {
     /// A clock reading the real time now, frozen there.
     pub fn new() -> Arc<Self> {
-        Arc::new(ManualClock { start: Instant::now(), wall_start: SystemTime::now(), offset_nanos: AtomicU64::new(0) })
+        ManualClock::starting_at(SystemTime::now())
+    }
+
+    /// A clock whose wall time stands at `wall` (a test's chosen date, so
+    /// calendar windows and expiry times are known in advance).
+    pub fn starting_at(wall: SystemTime) -> Arc<Self> {
+        Arc::new(ManualClock { start: Instant::now(), wall_start: wall, offset_nanos: AtomicU64::new(0) })
     }
 
     /// Moves time forward by `by`.

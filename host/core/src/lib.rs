@@ -21,5 +21,6 @@ pub mod units;
 
 pub use capabilities::{BoardRequest, Capabilities};
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use limits::{DirGrant, Limits, Requested, SizeCaps, show};
-pub use units::{ByteSize, Span};
+pub use limits::{DirGrant, DirGrantError, Limits, OverrideError, Requested, SizeCaps, show};
+pub use names::NameError;
+pub use units::{ByteSize, Span, UnitError};

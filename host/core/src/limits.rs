@@ -79,20 +79,41 @@ impl Limits {
 
     /// Applies the operator's overrides (the command line). A value above the
     /// ceiling is an error naming the option and the ceiling.
-    pub fn with_overrides(mut self, ceiling: &Limits, req: &Requested) -> Result<Limits, String> {
+    pub fn with_overrides(mut self, ceiling: &Limits, req: &Requested) -> Result<Limits, OverrideError> {
         for (key, value) in Limits::pairs(req) {
             let Some(value) = value else { continue };
             if value == 0 {
-                return Err(format!("--{key} must be greater than zero"));
+                return Err(OverrideError::Zero { key });
             }
             let max = ceiling.get(key);
             if value > max {
-                return Err(format!("--{key} {} is above ceiling.{key} ({})", show(key, value), show(key, max)));
+                return Err(OverrideError::AboveCeiling { key, value, ceiling: max });
             }
             self.set(key, value);
         }
         Ok(self)
     }
+}
+
+/// An operator's override of a limit that cannot apply.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum OverrideError {
+    /// The value is zero.
+    #[error("--{key} must be greater than zero")]
+    Zero {
+        /// The limit: `fuel`, `memory` or `timeout`.
+        key: &'static str,
+    },
+    /// The value is above the ceiling.
+    #[error("--{key} {} is above ceiling.{key} ({})", show(.key, *.value), show(.key, *.ceiling))]
+    AboveCeiling {
+        /// The limit: `fuel`, `memory` or `timeout`.
+        key: &'static str,
+        /// The value asked for, in the limit's unit (bytes, milliseconds).
+        value: u64,
+        /// The ceiling, in the same unit.
+        ceiling: u64,
+    },
 }
 
 /// Byte caps on what crosses the sandbox boundary. Operator-only: agents cannot change them.
@@ -128,16 +149,24 @@ pub struct DirGrant {
 
 impl DirGrant {
     /// Parses the command-line form `HOST[::GUEST]` (guest defaults to `/data`).
-    pub fn parse(text: &str, write: bool) -> Result<Self, String> {
+    pub fn parse(text: &str, write: bool) -> Result<Self, DirGrantError> {
         let (host, guest) = match text.split_once("::") {
             Some((h, g)) => (h, g),
             None => (text, "/data"),
         };
         if host.is_empty() || guest.is_empty() {
-            return Err(format!("`{text}` is not HOST[::GUEST]"));
+            return Err(DirGrantError { text: text.to_string() });
         }
         Ok(DirGrant { host: PathBuf::from(host), guest: guest.to_string(), write })
     }
+}
+
+/// A directory grant that is not `HOST[::GUEST]`.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("`{text}` is not HOST[::GUEST]")]
+pub struct DirGrantError {
+    /// The grant as written.
+    pub text: String,
 }
 
 /// Renders a limit value in the unit its key uses.

@@ -1,38 +1,60 @@
 //! The name rules, once each: tenants, agents and blackboard key prefixes.
 
-/// Checks a tenant name: 1 to 64 of `a-z 0-9 - _`.
-pub fn validate_tenant(name: &str) -> Result<(), String> {
-    let ok = !name.is_empty()
+/// A name or key prefix that breaks its rule; the text states the rule.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum NameError {
+    /// Not 1 to 64 of `a-z 0-9 - _`.
+    #[error("tenant name `{}` must be 1 to 64 of a-z, 0-9, '-' and '_'", .name.escape_debug())]
+    Tenant {
+        /// The name refused.
+        name: String,
+    },
+    /// Not 1 to 64 of `a-z 0-9 - _` starting with a letter.
+    #[error(
+        "`{}` is not an agent name: use 1 to 64 of a-z, 0-9, '-' and '_', starting with a letter",
+        .name.escape_debug()
+    )]
+    Agent {
+        /// The name refused.
+        name: String,
+    },
+    /// Longer than the longest key, or holding a control character.
+    #[error("a key prefix has at most {max_bytes} bytes and no control characters")]
+    KeyPrefix {
+        /// The prefix refused.
+        prefix: String,
+        /// The longest key (`limits.max-key-bytes`).
+        max_bytes: u64,
+    },
+}
+
+/// Whether `name` is 1 to 64 of `a-z 0-9 - _`.
+fn is_word(name: &str) -> bool {
+    !name.is_empty()
         && name.len() <= 64
-        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
-    if ok {
-        Ok(())
-    } else {
-        Err(format!("tenant name `{}` must be 1 to 64 of a-z, 0-9, '-' and '_'", name.escape_debug()))
-    }
+        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+}
+
+/// Checks a tenant name: 1 to 64 of `a-z 0-9 - _`.
+pub fn validate_tenant(name: &str) -> Result<(), NameError> {
+    if is_word(name) { Ok(()) } else { Err(NameError::Tenant { name: name.to_string() }) }
 }
 
 /// Checks an agent name: 1 to 64 of `a-z 0-9 - _`, starting with a letter.
-pub fn validate_agent(name: &str) -> Result<(), String> {
-    let ok = name.len() <= 64
-        && name.starts_with(|c: char| c.is_ascii_lowercase())
-        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
-    if ok {
+pub fn validate_agent(name: &str) -> Result<(), NameError> {
+    if is_word(name) && name.starts_with(|c: char| c.is_ascii_lowercase()) {
         Ok(())
     } else {
-        Err(format!(
-            "`{}` is not an agent name: use 1 to 64 of a-z, 0-9, '-' and '_', starting with a letter",
-            name.escape_debug()
-        ))
+        Err(NameError::Agent { name: name.to_string() })
     }
 }
 
 /// Checks a blackboard key prefix of a grant, a request or a trigger: at most
 /// `max_bytes` (the operator's `limits.max-key-bytes`, since a longer prefix
 /// could match no key) and no control characters. `""` is every key.
-pub fn validate_key_prefix(prefix: &str, max_bytes: u64) -> Result<(), String> {
+pub fn validate_key_prefix(prefix: &str, max_bytes: u64) -> Result<(), NameError> {
     if prefix.len() as u64 > max_bytes || prefix.chars().any(char::is_control) {
-        return Err(format!("a key prefix has at most {max_bytes} bytes and no control characters"));
+        return Err(NameError::KeyPrefix { prefix: prefix.to_string(), max_bytes });
     }
     Ok(())
 }
@@ -44,17 +66,27 @@ mod tests {
     #[test]
     fn tenant_names_are_lowercase_words_of_at_most_64_bytes() {
         assert_eq!(validate_tenant("acme-2_b"), Ok(()));
-        assert_eq!(validate_tenant(""), Err("tenant name `` must be 1 to 64 of a-z, 0-9, '-' and '_'".into()));
+        assert_eq!(
+            validate_tenant("").unwrap_err().to_string(),
+            "tenant name `` must be 1 to 64 of a-z, 0-9, '-' and '_'"
+        );
         assert!(validate_tenant(&"a".repeat(65)).is_err());
         assert!(validate_tenant("Acme").is_err());
+    }
+
+    #[test]
+    fn tenant_names_are_restricted() {
+        assert!(validate_tenant("acme-1").is_ok());
+        assert!(validate_tenant("../x").is_err());
+        assert!(validate_tenant("").is_err());
     }
 
     #[test]
     fn agent_names_start_with_a_letter() {
         assert_eq!(validate_agent("planner-2"), Ok(()));
         assert_eq!(
-            validate_agent("2planner"),
-            Err("`2planner` is not an agent name: use 1 to 64 of a-z, 0-9, '-' and '_', starting with a letter".into())
+            validate_agent("2planner").unwrap_err().to_string(),
+            "`2planner` is not an agent name: use 1 to 64 of a-z, 0-9, '-' and '_', starting with a letter"
         );
     }
 
@@ -62,8 +94,8 @@ mod tests {
     fn key_prefixes_follow_the_configured_key_size() {
         assert_eq!(validate_key_prefix(&"k".repeat(600), 1024), Ok(()));
         assert_eq!(
-            validate_key_prefix(&"k".repeat(600), 512),
-            Err("a key prefix has at most 512 bytes and no control characters".into())
+            validate_key_prefix(&"k".repeat(600), 512).unwrap_err().to_string(),
+            "a key prefix has at most 512 bytes and no control characters"
         );
         assert!(validate_key_prefix("tasks/\n", 512).is_err());
         assert_eq!(validate_key_prefix("", 512), Ok(()));

@@ -9,16 +9,48 @@ use std::time::Duration;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct ByteSize(pub u64);
 
+/// A size or duration that cannot be read; the text gives examples of what can.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum UnitError {
+    /// No number where a size starts.
+    #[error("`{text}` is not a size (examples: 65536, \"64KiB\", \"128MiB\")")]
+    NotASize {
+        /// The size as written (trimmed).
+        text: String,
+    },
+    /// A unit that is not one of B, KiB, MiB, GiB, KB, MB, GB.
+    #[error("unknown size unit `{unit}` in `{text}` (use B, KiB, MiB, GiB, KB, MB or GB)")]
+    UnknownSizeUnit {
+        /// The unit as written.
+        unit: String,
+        /// The size as written (trimmed).
+        text: String,
+    },
+    /// More bytes than a `u64` holds.
+    #[error("size `{text}` is too large")]
+    SizeTooLarge {
+        /// The size as written (trimmed).
+        text: String,
+    },
+    /// Not humantime's syntax.
+    #[error("`{text}` is not a duration ({reason}; examples: \"250ms\", \"30s\", \"5m\")")]
+    NotADuration {
+        /// The duration as written.
+        text: String,
+        /// What humantime found wrong. It is in the message, so it is not also
+        /// the `source` (a report of the chain would print it twice).
+        reason: humantime::DurationError,
+    },
+}
+
 impl ByteSize {
     /// Parses `"64MiB"`, `"1 GiB"`, `"512"` and the like.
-    pub fn parse(text: &str) -> Result<Self, String> {
+    pub fn parse(text: &str) -> Result<Self, UnitError> {
         let text = text.trim();
         let split = text.find(|c: char| !c.is_ascii_digit() && c != '_').unwrap_or(text.len());
         let (digits, unit) = text.split_at(split);
-        let number: u64 = digits
-            .replace('_', "")
-            .parse()
-            .map_err(|_| format!("`{text}` is not a size (examples: 65536, \"64KiB\", \"128MiB\")"))?;
+        let number: u64 =
+            digits.replace('_', "").parse().map_err(|_| UnitError::NotASize { text: text.to_string() })?;
         let scale: u64 = match unit.trim() {
             "" | "B" => 1,
             "KiB" => 1 << 10,
@@ -27,11 +59,9 @@ impl ByteSize {
             "KB" => 1_000,
             "MB" => 1_000_000,
             "GB" => 1_000_000_000,
-            other => {
-                return Err(format!("unknown size unit `{other}` in `{text}` (use B, KiB, MiB, GiB, KB, MB or GB)"));
-            }
+            other => return Err(UnitError::UnknownSizeUnit { unit: other.to_string(), text: text.to_string() }),
         };
-        number.checked_mul(scale).map(ByteSize).ok_or_else(|| format!("size `{text}` is too large"))
+        number.checked_mul(scale).map(ByteSize).ok_or_else(|| UnitError::SizeTooLarge { text: text.to_string() })
     }
 }
 
@@ -72,10 +102,10 @@ pub struct Span(pub Duration);
 
 impl Span {
     /// Parses `"250ms"`, `"1m 30s"` and the like.
-    pub fn parse(text: &str) -> Result<Self, String> {
+    pub fn parse(text: &str) -> Result<Self, UnitError> {
         humantime::parse_duration(text.trim())
             .map(Span)
-            .map_err(|e| format!("`{text}` is not a duration ({e}; examples: \"250ms\", \"30s\", \"5m\")"))
+            .map_err(|reason| UnitError::NotADuration { text: text.to_string(), reason })
     }
 }
 
@@ -106,7 +136,7 @@ mod tests {
 
     #[test]
     fn sizes_reject_unknown_units_naming_them() {
-        let err = ByteSize::parse("64mb").unwrap_err();
+        let err = ByteSize::parse("64mb").unwrap_err().to_string();
         assert_eq!(err, "unknown size unit `mb` in `64mb` (use B, KiB, MiB, GiB, KB, MB or GB)");
     }
 
@@ -120,6 +150,6 @@ mod tests {
     #[test]
     fn durations_parse_humantime() {
         assert_eq!(Span::parse("250ms").unwrap().0, Duration::from_millis(250));
-        assert!(Span::parse("soon").unwrap_err().starts_with("`soon` is not a duration"));
+        assert!(Span::parse("soon").unwrap_err().to_string().starts_with("`soon` is not a duration"));
     }
 }

@@ -186,9 +186,9 @@ impl Flows {
             agents.insert(name.to_string(), agent);
         }
         let tenant = start.tenant.unwrap_or_else(|| self.runtime.settings().default_tenant.clone());
-        paddock_core::names::validate_tenant(&tenant).map_err(StartError::Denied)?;
+        paddock_core::names::validate_tenant(&tenant).map_err(|e| StartError::Denied(e.to_string()))?;
         // A tenant that may not run one of the agents is refused before anything starts.
-        let policy = self.runtime.settings().tenants.get(&tenant).map_err(StartError::Denied)?;
+        let policy = self.runtime.settings().tenants.get(&tenant).map_err(|e| StartError::Denied(e.to_string()))?;
         for (name, step) in flow.agents() {
             policy.check_agent(name).map_err(|e| StartError::Denied(format!("{origin}: steps.{step}.agent: {e}")))?;
         }

@@ -48,16 +48,11 @@ mod store;
 #[cfg(test)]
 mod tests;
 
+pub use store::{LedgerError, LedgerProblem};
+
 use calendar::{Day, Window};
 use paddock_core::clock::Clock;
 use paddock_gateway::{CallRecord, Caller, Estimate, Quota, Reservation};
-
-/// The day and month windows `at` falls in, as usage rows and refusals name
-/// them (`2026-11-21`, `2026-11`; UTC).
-pub fn window_names(at: std::time::SystemTime) -> (String, String) {
-    let day = Day::of(at);
-    (day.to_string(), day.month().to_string())
-}
 use parking_lot::Mutex;
 use scope::{Scope, Usage, Who};
 use std::collections::{BTreeMap, HashMap};
@@ -65,6 +60,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 use store::Writer;
+
+/// The day and month windows `at` falls in, as usage rows and refusals name
+/// them (`2026-11-21`, `2026-11`; UTC).
+pub fn window_names(at: std::time::SystemTime) -> (String, String) {
+    let day = Day::of(at);
+    (day.to_string(), day.month().to_string())
+}
 
 /// Limits of one scope; `None` = unlimited.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -148,7 +150,7 @@ impl std::fmt::Debug for Ledger {
 impl Ledger {
     /// Opens the ledger in `store`, holding the current day's and month's
     /// usage already recorded there, so budgets hold across a restart.
-    pub fn open(store: &LedgerStore, budgets: Budgets, clock: Arc<dyn Clock>) -> Result<Arc<Ledger>, String> {
+    pub fn open(store: &LedgerStore, budgets: Budgets, clock: Arc<dyn Clock>) -> Result<Arc<Ledger>, LedgerError> {
         let today = Day::of(clock.wall());
         let (writer, rows) = match store {
             LedgerStore::Memory => (None, Vec::new()),
@@ -204,7 +206,7 @@ impl Ledger {
 
     /// Returns once every commit so far is in the file (at once for a
     /// memory ledger), or with the error of a write that failed.
-    pub fn flush(&self) -> Result<(), String> {
+    pub fn flush(&self) -> Result<(), LedgerError> {
         self.writer.as_ref().map_or(Ok(()), Writer::flush)
     }
 
@@ -311,6 +313,6 @@ impl Quota for Ledger {
 
 /// Reads the ledger file at `path` without taking it over (it works while
 /// hosts are writing it): every row, or only `tenant`'s, for `paddock usage`.
-pub fn read_usage(path: &Path, tenant: Option<&str>) -> Result<Vec<UsageRow>, String> {
+pub fn read_usage(path: &Path, tenant: Option<&str>) -> Result<Vec<UsageRow>, LedgerError> {
     Ok(store::read(path, tenant)?.into_iter().map(store::usage_row).collect())
 }

@@ -18,6 +18,31 @@ pub struct RunLimits {
     pub cost_micros: Option<u64>,
 }
 
+/// A budget that is spent, so the next call is refused.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum BudgetExceeded {
+    /// Its tokens are used up.
+    #[error("{key} has spent its tokens ({key}.tokens = {limit}): {used} used")]
+    Tokens {
+        /// The key that sets the budget, e.g. `steps.plan.budget`.
+        key: String,
+        /// The budget's tokens.
+        limit: u64,
+        /// Tokens used.
+        used: u64,
+    },
+    /// Its cost is used up.
+    #[error("{key} has spent its cost ({key}.usd = {}): {} used", dollars(*.limit_micros), dollars(*.used_micros))]
+    Cost {
+        /// The key that sets the budget.
+        key: String,
+        /// The budget, in micro-dollars.
+        limit_micros: u64,
+        /// Micro-dollars used.
+        used_micros: u64,
+    },
+}
+
 /// A budget being spent.
 #[derive(Debug)]
 pub struct RunBudget {
@@ -41,22 +66,16 @@ impl RunBudget {
         })
     }
 
-    /// Refuses a call when this budget or one around it is spent; the text
-    /// names the budget's key, its limit and what was used.
-    pub fn check(&self) -> Result<(), String> {
+    /// Refuses a call when this budget or one around it is spent; the
+    /// refusal names the budget's key, its limit and what was used.
+    pub fn check(&self) -> Result<(), BudgetExceeded> {
         let tokens = self.tokens.load(Ordering::Relaxed);
         if let Some(limit) = self.limits.tokens.filter(|l| tokens >= *l) {
-            return Err(format!("{} has spent its tokens ({}.tokens = {limit}): {tokens} used", self.key, self.key));
+            return Err(BudgetExceeded::Tokens { key: self.key.clone(), limit, used: tokens });
         }
         let cost = self.cost_micros.load(Ordering::Relaxed);
         if let Some(limit) = self.limits.cost_micros.filter(|l| cost >= *l) {
-            return Err(format!(
-                "{} has spent its cost ({}.usd = {}): {} used",
-                self.key,
-                self.key,
-                dollars(limit),
-                dollars(cost)
-            ));
+            return Err(BudgetExceeded::Cost { key: self.key.clone(), limit_micros: limit, used_micros: cost });
         }
         self.parent.as_ref().map_or(Ok(()), |p| p.check())
     }
@@ -96,11 +115,14 @@ mod tests {
         assert_eq!(step.check(), Ok(()));
         step.charge(40, 1_000);
         assert_eq!(
-            step.check(),
+            step.check().map_err(|e| e.to_string()),
             Err("steps.plan.budget has spent its cost (steps.plan.budget.usd = $0.001000): $0.001000 used".into())
         );
         assert_eq!(flow.spent(), (40, 1_000));
         flow.charge(60, 0);
-        assert_eq!(flow.check(), Err("flow.budget has spent its tokens (flow.budget.tokens = 100): 100 used".into()));
+        assert_eq!(
+            flow.check().map_err(|e| e.to_string()),
+            Err("flow.budget has spent its tokens (flow.budget.tokens = 100): 100 used".into())
+        );
     }
 }

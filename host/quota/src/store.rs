@@ -11,7 +11,7 @@ use super::scope::Usage;
 use parking_lot::{Condvar, Mutex};
 use rusqlite::{Connection, OpenFlags, TransactionBehavior, params};
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -63,15 +63,74 @@ type RowKey = (Arc<str>, Option<Arc<str>>, Window);
 /// A usage row as stored.
 pub(crate) type StoredRow = (String, Option<String>, String, Usage);
 
-fn named(path: &Path) -> impl Fn(rusqlite::Error) -> String + '_ {
-    move |e| format!("ledger file {}: {e}", path.display())
+/// The ledger file cannot be opened, read or written.
+#[derive(Debug, thiserror::Error)]
+#[error("ledger file {}: {problem}", .path.display())]
+pub struct LedgerError {
+    /// The file.
+    pub path: PathBuf,
+    /// What is wrong with it.
+    pub problem: LedgerProblem,
+}
+
+/// What is wrong with a ledger file. Each message is shown after the file's
+/// name, and carries what it wraps in its text (so none is also a `source`).
+#[derive(Debug, thiserror::Error)]
+pub enum LedgerProblem {
+    /// There is no file to read.
+    #[error("no such file")]
+    Missing,
+    /// Its folder could not be created.
+    #[error("cannot create {}: {error}", .dir.display())]
+    CreateDir {
+        /// The folder.
+        dir: PathBuf,
+        /// Why.
+        error: std::io::Error,
+    },
+    /// SQLite refused (not a database, locked past the wait, I/O).
+    #[error("{0}")]
+    Sqlite(rusqlite::Error),
+    /// SQLite would not use write-ahead logging, which concurrent readers need.
+    #[error("cannot use write-ahead logging (journal mode {0})")]
+    NoWriteAheadLog(String),
+    /// A newer paddock's layout.
+    #[error("written by a newer paddock (layout {found}; this one knows up to {known})")]
+    NewerLayout {
+        /// The file's layout version.
+        found: i64,
+        /// The newest this build knows.
+        known: i64,
+    },
+    /// An SQLite database holding other tables, which is not taken over.
+    #[error("an SQLite database, but not a paddock ledger")]
+    NotALedger,
+    /// An SQLite database without the usage table (read-only opening).
+    #[error("not a paddock ledger (no usage table)")]
+    NoUsageTable,
+    /// The writer thread could not be started.
+    #[error("cannot start its writer thread: {0}")]
+    WriterThread(std::io::Error),
+    /// Recording usage failed; the writer retries it.
+    #[error("cannot record usage: {0}")]
+    Record(Arc<rusqlite::Error>),
+}
+
+impl LedgerError {
+    fn new(path: &Path, problem: LedgerProblem) -> Self {
+        LedgerError { path: path.to_path_buf(), problem }
+    }
+}
+
+fn named(path: &Path) -> impl Fn(rusqlite::Error) -> LedgerError + '_ {
+    move |e| LedgerError::new(path, LedgerProblem::Sqlite(e))
 }
 
 /// Opens (creating if need be) the ledger file at `path` for writing.
-pub(crate) fn open(path: &Path) -> Result<Connection, String> {
+pub(crate) fn open(path: &Path) -> Result<Connection, LedgerError> {
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent)
-            .map_err(|e| format!("ledger file {}: cannot create {}: {e}", path.display(), parent.display()))?;
+            .map_err(|error| LedgerError::new(path, LedgerProblem::CreateDir { dir: parent.to_path_buf(), error }))?;
     }
     let err = named(path);
     let conn = Connection::open(path).map_err(&err)?;
@@ -82,22 +141,19 @@ pub(crate) fn open(path: &Path) -> Result<Connection, String> {
     // hands), though not from a power cut between checkpoints.
     let mode: String = conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0)).map_err(&err)?;
     if !mode.eq_ignore_ascii_case("wal") {
-        return Err(format!("ledger file {}: cannot use write-ahead logging (journal mode {mode})", path.display()));
+        return Err(LedgerError::new(path, LedgerProblem::NoWriteAheadLog(mode)));
     }
     conn.pragma_update(None, "synchronous", "NORMAL").map_err(&err)?;
     let version: i64 = conn.pragma_query_value(None, "user_version", |row| row.get(0)).map_err(&err)?;
     if version > SCHEMA_VERSION {
-        return Err(format!(
-            "ledger file {}: written by a newer paddock (layout {version}; this one knows up to {SCHEMA_VERSION})",
-            path.display()
-        ));
+        return Err(LedgerError::new(path, LedgerProblem::NewerLayout { found: version, known: SCHEMA_VERSION }));
     }
     if version == 0 {
         let others: i64 = conn
             .query_row("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name != 'usage'", [], |r| r.get(0))
             .map_err(&err)?;
         if others > 0 {
-            return Err(format!("ledger file {}: an SQLite database, but not a paddock ledger", path.display()));
+            return Err(LedgerError::new(path, LedgerProblem::NotALedger));
         }
         conn.execute_batch(&format!("BEGIN IMMEDIATE; {SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"))
             .map_err(&err)?;
@@ -106,15 +162,15 @@ pub(crate) fn open(path: &Path) -> Result<Connection, String> {
 }
 
 /// The rows of `day` and of its month: what budgets must count after a restart.
-pub(crate) fn load(conn: &Connection, path: &Path, day: Day) -> Result<Vec<StoredRow>, String> {
+pub(crate) fn load(conn: &Connection, path: &Path, day: Day) -> Result<Vec<StoredRow>, LedgerError> {
     let windows = [day.to_string(), day.month().to_string()];
     select(conn, &format!("{SELECT} WHERE period IN (?1, ?2)"), params![windows[0], windows[1]]).map_err(named(path))
 }
 
 /// Every row of the file at `path` (only `tenant`'s when given), opened read-only.
-pub(crate) fn read(path: &Path, tenant: Option<&str>) -> Result<Vec<StoredRow>, String> {
+pub(crate) fn read(path: &Path, tenant: Option<&str>) -> Result<Vec<StoredRow>, LedgerError> {
     if !path.exists() {
-        return Err(format!("ledger file {}: no such file", path.display()));
+        return Err(LedgerError::new(path, LedgerProblem::Missing));
     }
     let err = named(path);
     let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
@@ -127,7 +183,7 @@ pub(crate) fn read(path: &Path, tenant: Option<&str>) -> Result<Vec<StoredRow>, 
     }
     .map_err(|e| match e {
         rusqlite::Error::SqliteFailure(_, Some(ref m)) if m.starts_with("no such table") => {
-            format!("ledger file {}: not a paddock ledger (no usage table)", path.display())
+            LedgerError::new(path, LedgerProblem::NoUsageTable)
         }
         e => err(e),
     })
@@ -197,7 +253,7 @@ struct Queue {
     written: u64,
     /// How many writes were attempted, and the last one's error if it failed.
     attempts: u64,
-    error: Option<String>,
+    error: Option<Arc<rusqlite::Error>>,
     /// Someone waits in `flush`: write without gathering further.
     urgent: bool,
     /// The ledger is dropped: write what is left and end.
@@ -217,18 +273,20 @@ struct Shared {
 pub(crate) struct Writer {
     shared: Arc<Shared>,
     thread: Option<JoinHandle<()>>,
+    /// The file, for errors.
+    path: PathBuf,
 }
 
 impl Writer {
     /// Starts the writer for `conn`, the file at `path`.
-    pub(crate) fn start(conn: Connection, path: &Path) -> Result<Writer, String> {
+    pub(crate) fn start(conn: Connection, path: &Path) -> Result<Writer, LedgerError> {
         let shared = Arc::new(Shared { queue: Mutex::default(), wake: Condvar::new(), written: Condvar::new() });
         let (s, p) = (shared.clone(), path.to_path_buf());
         let thread = std::thread::Builder::new()
             .name("paddock-ledger".into())
             .spawn(move || run(conn, &p, &s))
-            .map_err(|e| format!("ledger file {}: cannot start its writer thread: {e}", path.display()))?;
-        Ok(Writer { shared, thread: Some(thread) })
+            .map_err(|e| LedgerError::new(path, LedgerProblem::WriterThread(e)))?;
+        Ok(Writer { shared, thread: Some(thread), path: path.to_path_buf() })
     }
 
     /// Queues `rows` to be added to the file.
@@ -246,14 +304,14 @@ impl Writer {
 
     /// Returns once everything queued so far is in the file, or the error
     /// of a write that failed meanwhile.
-    pub(crate) fn flush(&self) -> Result<(), String> {
+    pub(crate) fn flush(&self) -> Result<(), LedgerError> {
         let mut q = self.shared.queue.lock();
         let (target, attempts) = (q.queued, q.attempts);
         while q.written < target {
             if q.attempts > attempts
                 && let Some(e) = &q.error
             {
-                return Err(e.clone());
+                return Err(LedgerError::new(&self.path, LedgerProblem::Record(e.clone())));
             }
             q.urgent = true;
             self.shared.wake.notify_one();
@@ -304,9 +362,10 @@ fn run(mut conn: Connection, path: &Path, shared: &Shared) {
                 q.error = None;
             }
             Err(e) => {
-                let message = format!("ledger file {}: cannot record usage: {e}", path.display());
+                let e = Arc::new(e);
+                let message = LedgerError::new(path, LedgerProblem::Record(e.clone()));
                 tracing::warn!(rows = batch.len(), error = %message, "ledger write failed; will retry");
-                q.error = Some(message);
+                q.error = Some(e);
                 for (key, usage) in batch {
                     q.pending.entry(key).or_default().add(&usage);
                 }

@@ -6,10 +6,9 @@
 //! so `history` and `watch` show their deletions; `watch` keeps doing so.
 
 use super::{EXIT_AGENT_ERROR, EXIT_CRASH, EXIT_USAGE, fail};
-use crate::blackboard::{
-    BoardError, Change, Entry, Namespace, SWEEP_EVERY, Writer, spawn_sweeper, unix_millis, validate_tenant,
-};
+use crate::blackboard::{BoardError, Change, Entry, Namespace, SWEEP_EVERY, Writer, spawn_sweeper, unix_millis};
 use crate::config::{BoardStore, Settings, Span};
+use crate::core::names::validate_tenant;
 use clap::Subcommand;
 use std::io::{BufRead, Write};
 use std::sync::Arc;

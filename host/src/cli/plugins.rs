@@ -198,7 +198,7 @@ fn check_one(policy: &TenantPolicy, m: &Manifest) -> serde_json::Value {
     let caps = &m.capabilities;
     let board = caps.board();
     let grants = tenants::resolve(policy, caps);
-    let why_not = policy.check_agent(&m.name).err();
+    let why_not = policy.check_agent(&m.name).err().map(|e| e.to_string());
     serde_json::json!({
         "tenant": policy.name,
         "plugin": m.name,

@@ -44,7 +44,7 @@ pub struct RunArgs {
 }
 
 fn parse_span(text: &str) -> Result<Span, String> {
-    Span::parse(text)
+    Span::parse(text).map_err(|e| e.to_string())
 }
 
 pub async fn run(settings: Settings, args: RunArgs) -> u8 {

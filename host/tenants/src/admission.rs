@@ -15,6 +15,35 @@ pub struct Admission {
     caps: Mutex<HashMap<String, Arc<Semaphore>>>,
 }
 
+/// A run refused because a concurrency cap stayed full for as long as it
+/// could wait.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "{} is at its max-concurrent of {max} running invocations ({key} = {max}); none ended within {}",
+    who(.tenant, .agent.as_deref()),
+    paddock_core::Span(*.waited)
+)]
+pub struct AtCapacity {
+    /// The tenant.
+    pub tenant: String,
+    /// The agent, when the cap is the agent's within its tenant.
+    pub agent: Option<String>,
+    /// The cap's config key.
+    pub key: String,
+    /// The cap.
+    pub max: u32,
+    /// How long the run waited.
+    pub waited: Duration,
+}
+
+/// `tenant "acme"` or `agent "planner" of tenant "acme"`.
+fn who(tenant: &str, agent: Option<&str>) -> String {
+    match agent {
+        Some(agent) => format!("agent {agent:?} of tenant {tenant:?}"),
+        None => format!("tenant {tenant:?}"),
+    }
+}
+
 /// Held while a run is admitted; dropping it lets the next one in.
 #[derive(Debug)]
 pub struct Admitted {
@@ -27,7 +56,7 @@ impl Admission {
     }
 
     /// Admits one run of `agent` for `policy`'s tenant, waiting up to `wait`.
-    pub async fn admit(&self, policy: &TenantPolicy, agent: &str, wait: Duration) -> Result<Admitted, String> {
+    pub async fn admit(&self, policy: &TenantPolicy, agent: &str, wait: Duration) -> Result<Admitted, AtCapacity> {
         let deadline = tokio::time::Instant::now() + wait;
         let mut permits = Vec::new();
         let tenant = &policy.name;
@@ -35,37 +64,29 @@ impl Admission {
         // The agent's cap first: a run waiting for its agent holds no tenant slot.
         if let Some(max) = agent_cap {
             let semaphore = self.semaphore(format!("{tenant}\0{agent}"), max);
-            let who = format!("agent {agent:?} of tenant {tenant:?}");
             let key = format!("tenants.{tenant}.agent-budgets.{agent}.max-concurrent");
-            permits.push(acquire(semaphore, deadline, wait, &who, max, &key).await?);
+            let full = || AtCapacity { tenant: tenant.clone(), agent: Some(agent.to_string()), key, max, waited: wait };
+            permits.push(acquire(semaphore, deadline, full).await?);
         }
         if let Some(max) = policy.max_concurrent {
             let semaphore = self.semaphore(tenant.clone(), max);
-            let who = format!("tenant {tenant:?}");
             let key = format!("tenants.{tenant}.budget.max-concurrent");
-            permits.push(acquire(semaphore, deadline, wait, &who, max, &key).await?);
+            let full = || AtCapacity { tenant: tenant.clone(), agent: None, key, max, waited: wait };
+            permits.push(acquire(semaphore, deadline, full).await?);
         }
         Ok(Admitted { _permits: permits })
     }
 }
 
+/// A permit of `semaphore` by `deadline`, or the refusal `full` makes.
 async fn acquire(
     semaphore: Arc<Semaphore>,
     deadline: tokio::time::Instant,
-    wait: Duration,
-    who: &str,
-    max: u32,
-    key: &str,
-) -> Result<OwnedSemaphorePermit, String> {
-    let refused = || {
-        format!(
-            "{who} is at its max-concurrent of {max} running invocations ({key} = {max}); none ended within {}",
-            paddock_core::Span(wait)
-        )
-    };
+    full: impl FnOnce() -> AtCapacity,
+) -> Result<OwnedSemaphorePermit, AtCapacity> {
     match tokio::time::timeout_at(deadline, semaphore.acquire_owned()).await {
         Ok(Ok(permit)) => Ok(permit),
-        Ok(Err(_)) | Err(_) => Err(refused()),
+        Ok(Err(_)) | Err(_) => Err(full()),
     }
 }
 
@@ -86,7 +107,7 @@ mod tests {
         let p = policy();
         let _a = admission.admit(&p, "x", Duration::ZERO).await.unwrap();
         let _b = admission.admit(&p, "y", Duration::ZERO).await.unwrap();
-        let err = admission.admit(&p, "z", Duration::from_millis(5)).await.unwrap_err();
+        let err = admission.admit(&p, "z", Duration::from_millis(5)).await.unwrap_err().to_string();
         assert_eq!(
             err,
             "tenant \"acme\" is at its max-concurrent of 2 running invocations (tenants.acme.budget.max-concurrent = 2); none ended within 5ms"
@@ -98,7 +119,7 @@ mod tests {
         let admission = Admission::default();
         let p = policy();
         let first = admission.admit(&p, "slow", Duration::ZERO).await.unwrap();
-        let err = admission.admit(&p, "slow", Duration::ZERO).await.unwrap_err();
+        let err = admission.admit(&p, "slow", Duration::ZERO).await.unwrap_err().to_string();
         assert!(err.starts_with("agent \"slow\" of tenant \"acme\" is at its max-concurrent of 1"), "{err}");
         drop(first);
         assert!(admission.admit(&p, "slow", Duration::ZERO).await.is_ok());

@@ -10,8 +10,10 @@
 //! configured ones exist and each grants only what it lists.
 
 mod admission;
+mod denied;
 
-pub use admission::{Admission, Admitted};
+pub use admission::{Admission, Admitted, AtCapacity};
+pub use denied::Denied;
 
 use paddock_core::Capabilities;
 use paddock_core::{DirGrant, Limits};
@@ -144,16 +146,16 @@ impl TenantPolicy {
     }
 
     /// Refuses `agent` unless this tenant may run it.
-    pub fn check_agent(&self, agent: &str) -> Result<(), String> {
+    pub fn check_agent(&self, agent: &str) -> Result<(), Denied> {
         if self.agents.allows(agent) {
             return Ok(());
         }
-        Err(format!(
-            "denied: agent {agent:?} is not granted to tenant {:?} ({} = [{}])",
-            self.name,
-            self.key("agents"),
-            self.agents.describe()
-        ))
+        Err(Denied::Agent {
+            agent: agent.to_string(),
+            tenant: self.name.clone(),
+            key: self.key("agents"),
+            granted: self.agents.describe(),
+        })
     }
 }
 
@@ -184,8 +186,8 @@ impl Tenants {
         self.configured.values()
     }
 
-    /// The policy of `tenant`, or a `denied` text when it is not configured.
-    pub fn get(&self, tenant: &str) -> Result<Arc<TenantPolicy>, String> {
+    /// The policy of `tenant`, or [`Denied::UnknownTenant`] when it is not configured.
+    pub fn get(&self, tenant: &str) -> Result<Arc<TenantPolicy>, Denied> {
         if self.configured.is_empty() {
             let mut open = self.open.lock();
             if let Some(p) = open.get(tenant) {
@@ -195,9 +197,9 @@ impl Tenants {
             open.insert(tenant.to_string(), policy.clone());
             return Ok(policy);
         }
-        self.configured.get(tenant).cloned().ok_or_else(|| {
-            let names: Vec<&str> = self.configured.keys().map(String::as_str).collect();
-            format!("denied: no tenant named {tenant:?} (configured: {})", names.join(", "))
+        self.configured.get(tenant).cloned().ok_or_else(|| Denied::UnknownTenant {
+            tenant: tenant.to_string(),
+            configured: self.configured.keys().cloned().collect(),
         })
     }
 }
@@ -256,7 +258,7 @@ pub enum BoardAccess<'a> {
 impl Grants {
     /// Refuses a blackboard access outside the granted prefixes, naming the
     /// key or prefix, the agent, the tenant and what is granted.
-    pub fn check_board(&self, access: BoardAccess<'_>, agent: &str, tenant: &str) -> Result<(), String> {
+    pub fn check_board(&self, access: BoardAccess<'_>, agent: &str, tenant: &str) -> Result<(), Denied> {
         let (kind, key, granted) = match access {
             BoardAccess::Read(k) | BoardAccess::ReadPrefix(k) => ("read", k, &self.read),
             BoardAccess::Write(k) => ("write", k, &self.write),
@@ -264,14 +266,14 @@ impl Grants {
         if covered(key, granted) {
             return Ok(());
         }
-        let what = match access {
-            BoardAccess::ReadPrefix(p) => format!("prefix {p:?}"),
-            _ => format!("{key:?}"),
-        };
-        Err(format!(
-            "blackboard {kind} of {what} is not granted to agent {agent:?} for tenant {tenant:?} (granted: {kind} {:?})",
-            &**granted
-        ))
+        Err(Denied::Board {
+            kind,
+            key: key.to_string(),
+            prefix: matches!(access, BoardAccess::ReadPrefix(_)),
+            agent: agent.to_string(),
+            tenant: tenant.to_string(),
+            granted: granted.to_vec(),
+        })
     }
 }
 
@@ -455,11 +457,11 @@ mod tests {
         assert_eq!(grants.check_board(BoardAccess::Read("tasks/7"), "p", "acme"), Ok(()));
         assert_eq!(grants.check_board(BoardAccess::ReadPrefix("shared/news/"), "p", "acme"), Ok(()));
         assert_eq!(
-            grants.check_board(BoardAccess::ReadPrefix("shared/"), "p", "acme").unwrap_err(),
+            grants.check_board(BoardAccess::ReadPrefix("shared/"), "p", "acme").unwrap_err().to_string(),
             "blackboard read of prefix \"shared/\" is not granted to agent \"p\" for tenant \"acme\" (granted: read [\"shared/news\", \"tasks/7\"])"
         );
         assert_eq!(
-            grants.check_board(BoardAccess::Write("tasks/8"), "p", "acme").unwrap_err(),
+            grants.check_board(BoardAccess::Write("tasks/8"), "p", "acme").unwrap_err().to_string(),
             "blackboard write of \"tasks/8\" is not granted to agent \"p\" for tenant \"acme\" (granted: write [\"tasks/7\"])"
         );
     }
@@ -467,10 +469,13 @@ mod tests {
     #[test]
     fn an_unconfigured_tenant_is_denied_by_name_once_any_is_configured() {
         let tenants = Tenants::new([policy()]);
-        assert_eq!(tenants.get("globex").unwrap_err(), "denied: no tenant named \"globex\" (configured: acme)");
+        assert_eq!(
+            tenants.get("globex").unwrap_err().to_string(),
+            "denied: no tenant named \"globex\" (configured: acme)"
+        );
         assert!(Tenants::new([]).get("anyone").unwrap().open);
         assert_eq!(
-            tenants.get("acme").unwrap().check_agent("billing").unwrap_err(),
+            tenants.get("acme").unwrap().check_agent("billing").unwrap_err().to_string(),
             "denied: agent \"billing\" is not granted to tenant \"acme\" (tenants.acme.agents = [executor])"
         );
     }

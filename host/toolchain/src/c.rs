@@ -41,12 +41,12 @@ pub enum StepError {
         message: String,
     },
     /// The core module could not be made into a component.
-    #[error("{path} cannot be made into a component: {message}")]
+    #[error("{path} cannot be made into a component: {error}")]
     Componentize {
         /// The core module.
         path: PathBuf,
         /// What went wrong.
-        message: String,
+        error: ComponentizeError,
     },
     /// A file could not be read or written.
     #[error("{path}: {source}")]
@@ -56,6 +56,18 @@ pub enum StepError {
         /// Why.
         source: std::io::Error,
     },
+}
+
+/// Why a core module could not be made into a component.
+#[derive(Debug, thiserror::Error)]
+pub enum ComponentizeError {
+    /// The module carries no world type: the bindings' object file was not linked.
+    #[error("it carries no WIT world: link the {}_component_type.o that `paddock build c-bindings` writes", WORLD.replace('-', "_"))]
+    NoWorld,
+    /// wit-component could not read or encode the module; the text is its
+    /// whole chain of causes.
+    #[error("{0:#}")]
+    Encode(anyhow::Error),
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StepError + '_ {
@@ -89,18 +101,15 @@ pub fn write_bindings(wit: &Path, world: &str, out: &Path) -> Result<Vec<PathBuf
 
 /// Wraps `core`, a WASI preview 1 reactor module built with the bindings of
 /// [`write_bindings`], into a component.
-pub fn componentize(core: &[u8]) -> Result<Vec<u8>, String> {
+pub fn componentize(core: &[u8]) -> Result<Vec<u8>, ComponentizeError> {
     use wasi_preview1_component_adapter_provider::{
         WASI_SNAPSHOT_PREVIEW1_ADAPTER_NAME, WASI_SNAPSHOT_PREVIEW1_REACTOR_ADAPTER,
     };
     // Without the world's type the encoder would make a component that
     // exports nothing, which the host would refuse later and less clearly.
-    let (stripped, _) = wit_component::metadata::decode(core).map_err(|e| format!("{e:#}"))?;
+    let (stripped, _) = wit_component::metadata::decode(core).map_err(ComponentizeError::Encode)?;
     if stripped.is_none() {
-        return Err(format!(
-            "it carries no WIT world: link the {}_component_type.o that `paddock build c-bindings` writes",
-            WORLD.replace('-', "_")
-        ));
+        return Err(ComponentizeError::NoWorld);
     }
     wit_component::ComponentEncoder::default()
         .validate(true)
@@ -109,14 +118,14 @@ pub fn componentize(core: &[u8]) -> Result<Vec<u8>, String> {
             encoder.adapter(WASI_SNAPSHOT_PREVIEW1_ADAPTER_NAME, WASI_SNAPSHOT_PREVIEW1_REACTOR_ADAPTER)
         })
         .and_then(|mut encoder| encoder.encode())
-        .map_err(|e| format!("{e:#}"))
+        .map_err(ComponentizeError::Encode)
 }
 
 /// [`componentize`] from file to file; returns the component's size in bytes.
 pub fn componentize_file(core: &Path, out: &Path) -> Result<u64, StepError> {
     let bytes = std::fs::read(core).map_err(io(core))?;
     let component =
-        componentize(&bytes).map_err(|message| StepError::Componentize { path: core.to_path_buf(), message })?;
+        componentize(&bytes).map_err(|error| StepError::Componentize { path: core.to_path_buf(), error })?;
     if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(io(dir))?;
     }

@@ -10,9 +10,10 @@ use crate::plugins::book::Book;
 use crate::plugins::cache::CodeCache;
 use crate::plugins::load::{self, Inspection, LoadError};
 use crate::sandbox::{self, AgentState, CpuScheduler, Invocation, InvokeError, Outcome};
-use paddock_blackboard::{Blackboard, RedbBackend, validate_tenant};
+use paddock_blackboard::{Blackboard, RedbBackend};
 use paddock_config::{BoardStore, DirGrant, Limits, Requested, Settings};
 use paddock_core::clock::SystemClock;
+use paddock_core::names::validate_tenant;
 use paddock_gateway::Gateway;
 use paddock_quota::run::RunBudget;
 use paddock_quota::{Budgets, Ledger};
@@ -227,13 +228,13 @@ impl Runtime {
     pub async fn run(&self, agent: &Agent, input: &str, options: &RunOptions) -> Result<Outcome, RunError> {
         let s = &self.inner.settings;
         let tenant = options.tenant.clone().unwrap_or_else(|| s.default_tenant.clone());
-        validate_tenant(&tenant).map_err(RunError::Options)?;
-        let policy = s.tenants.get(&tenant).map_err(RunError::Refused)?;
-        policy.check_agent(&agent.name).map_err(RunError::Refused)?;
+        validate_tenant(&tenant).map_err(|e| RunError::Options(e.to_string()))?;
+        let policy = s.tenants.get(&tenant).map_err(|e| RunError::Refused(e.to_string()))?;
+        policy.check_agent(&agent.name).map_err(|e| RunError::Refused(e.to_string()))?;
         let ceiling = policy.ceiling.apply(&s.ceiling);
         let limits = agent.limits.capped(&ceiling).with_overrides(&ceiling, &options.overrides).map_err(|e| {
             RunError::Options(if policy.ceiling == TenantCeiling::default() {
-                e
+                e.to_string()
             } else {
                 format!("{e} (lowered by tenants.{}.ceiling)", policy.name)
             })
@@ -241,8 +242,12 @@ impl Runtime {
         let grants = agent.grants(&policy);
         let mut dirs = self.operator_dirs(&agent.name, &grants);
         dirs.extend(options.dirs.iter().cloned());
-        let _admitted =
-            self.inner.admission.admit(&policy, &agent.name, limits.timeout).await.map_err(RunError::Refused)?;
+        let _admitted = self
+            .inner
+            .admission
+            .admit(&policy, &agent.name, limits.timeout)
+            .await
+            .map_err(|e| RunError::Refused(e.to_string()))?;
         let run = options.run.as_deref().map_or_else(new_run_id, Arc::from);
         let env = run_env(&options.env, &run);
         let scope = Scope {
@@ -322,8 +327,8 @@ impl Dispatch for Runtime {
         let CallerScope { tenant, run, chain, budget } = caller;
         Box::pin(async move {
             let s = &runtime.inner.settings;
-            let policy = s.tenants.get(&tenant)?;
-            policy.check_agent(&agent)?;
+            let policy = s.tenants.get(&tenant).map_err(|e| e.to_string())?;
+            policy.check_agent(&agent).map_err(|e| e.to_string())?;
             let callee = runtime.load(&agent).map_err(|e| format!("denied: cannot load agent {agent:?}: {e}"))?;
             let grants = callee.grants(&policy);
             let dirs = runtime.operator_dirs(&agent, &grants);

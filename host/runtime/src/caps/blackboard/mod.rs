@@ -35,7 +35,9 @@ impl BoardCtx {
 
     /// Refuses an access outside the granted prefixes with `denied`.
     fn allow(&self, access: BoardAccess<'_>) -> Result<(), Error> {
-        self.grants.check_board(access, &self.writer.agent, self.board.tenant()).map_err(Error::Denied)
+        self.grants
+            .check_board(access, &self.writer.agent, self.board.tenant())
+            .map_err(|e| Error::Denied(e.to_string()))
     }
 }
 

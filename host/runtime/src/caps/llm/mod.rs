@@ -90,7 +90,7 @@ impl LlmCtx {
 
     /// Refuses a call when the run's budget is spent.
     fn affordable(&self) -> Result<(), Error> {
-        self.call.budget.as_ref().map_or(Ok(()), |b| b.check().map_err(Error::BudgetExceeded))
+        self.call.budget.as_ref().map_or(Ok(()), |b| b.check().map_err(|e| Error::BudgetExceeded(e.to_string())))
     }
 
     /// Charges the run's budget with what a call used.

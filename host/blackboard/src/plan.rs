@@ -1,0 +1,62 @@
+//! The rules of a write that every backend applies the same way: a
+//! compare-and-swap conflict, a delete of an absent key, and the tenant's key
+//! and byte quotas.
+
+use crate::{BoardError, BoardLimits, Write};
+
+/// What a tenant holds after a write.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Totals {
+    /// Keys.
+    pub keys: u64,
+    /// Bytes of keys plus values.
+    pub bytes: u64,
+}
+
+/// Decides a write against the key's current `(revision, value length)` and
+/// the tenant's totals: the conflict, quota and delete-of-absent rules every
+/// backend applies. Returns the totals after the write.
+pub fn plan_write(
+    tenant: &str,
+    limits: &BoardLimits,
+    current: Option<(u64, usize)>,
+    totals: Totals,
+    write: &Write<'_>,
+) -> Result<Totals, BoardError> {
+    let current_rev = current.map_or(0, |c| c.0);
+    if let Some(expected) = write.expected
+        && expected != current_rev
+    {
+        return Err(BoardError::Conflict { current: current_rev });
+    }
+    if write.value.is_none() && current.is_none() {
+        return Err(BoardError::Conflict { current: 0 });
+    }
+    let key = write.key.len() as u64;
+    let old_bytes = current.map_or(0, |c| key + c.1 as u64);
+    let new_bytes = write.value.map_or(0, |v| key + v.len() as u64);
+    let keys = match (current.is_some(), write.value.is_some()) {
+        (false, true) => totals.keys + 1,
+        (true, false) => totals.keys.saturating_sub(1),
+        _ => totals.keys,
+    };
+    let key = |name: &str| {
+        if limits.per_tenant { format!("tenants.{tenant}.blackboard.{name}") } else { format!("blackboard.{name}") }
+    };
+    if keys > limits.max_keys && keys > totals.keys {
+        return Err(BoardError::QuotaExceeded(format!(
+            "tenant \"{tenant}\" holds {} keys, the limit ({})",
+            limits.max_keys,
+            key("max-keys")
+        )));
+    }
+    let bytes = totals.bytes.saturating_sub(old_bytes) + new_bytes;
+    if bytes > limits.max_bytes && new_bytes > old_bytes {
+        return Err(BoardError::QuotaExceeded(format!(
+            "tenant \"{tenant}\" would hold {bytes} bytes, over the limit of {} ({})",
+            limits.max_bytes,
+            key("max-bytes")
+        )));
+    }
+    Ok(Totals { keys, bytes })
+}
