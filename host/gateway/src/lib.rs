@@ -29,8 +29,8 @@ pub use settings::GatewaySettings;
 pub use stream::ReplyStream;
 
 use chain::Reserved;
-use paddock_core::clock::{Clock, SystemClock};
 use metrics::{Metrics, RouteLabels};
+use paddock_core::clock::{Clock, SystemClock};
 use providers::simulated::Simulated;
 use providers::{Kind, Meta, Provider};
 use route::{Account, Route};

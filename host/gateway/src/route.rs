@@ -2,12 +2,12 @@
 //! accounts they share, the order they are tried in, and conversation affinity.
 
 use super::breaker::{Breaker, BreakerState, Ticket, Transition};
-use paddock_core::clock::Clock;
 use super::headroom::Headroom;
 use super::metrics::{Metrics, TargetLabels};
 use super::providers::Provider;
 use super::providers::simulated::Simulated;
 use super::settings::{Price, RouteSettings, Strategy, TargetPolicy};
+use paddock_core::clock::Clock;
 use parking_lot::Mutex;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::histogram::Histogram;
