@@ -532,3 +532,6 @@ fn read_secrets(path: &Path) -> Result<BTreeMap<String, String>, String> {
         )
     })
 }
+
+#[cfg(test)]
+mod tests;
