@@ -152,7 +152,8 @@ impl Settings {
         let agents = agent_policies(file.agents, base)?;
         let gateway =
             GatewayFile { providers: file.providers, routes: file.routes, prices: file.prices, secrets: file.host.secrets }
-                .settings(base)?;
+                .settings(base)
+                .map_err(|e| e.to_string())?;
         let known = tenants::Known {
             routes: gateway.routes.keys().map(String::as_str).collect(),
             ceiling: &ceiling,

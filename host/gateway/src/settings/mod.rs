@@ -1,12 +1,14 @@
 //! The `[providers]`, `[routes]` and `[prices]` sections of `paddock.toml`,
 //! read and validated into typed settings.
 
+mod error;
 mod keys;
 mod providers;
 mod routes;
 #[cfg(test)]
 mod tests;
 
+pub use error::SettingsError;
 pub use keys::KeySource;
 pub use providers::ProviderFile;
 pub use routes::RouteFile;
@@ -153,12 +155,15 @@ pub struct PriceFile {
 
 impl PriceFile {
     /// The price of `model` in micro-dollars.
-    fn price(&self, model: &str) -> Result<Price, String> {
+    fn price(&self, model: &str) -> Result<Price, SettingsError> {
         let micros = |usd: f64, which: &str| {
             if usd.is_finite() && usd >= 0.0 {
                 Ok((usd * 1_000_000.0).round() as u64)
             } else {
-                Err(format!("prices.\"{model}\".{which}: {usd} is not a price in US dollars per million tokens"))
+                Err(SettingsError::invalid(
+                    format!("prices.\"{model}\".{which}"),
+                    format!("{usd} is not a price in US dollars per million tokens"),
+                ))
             }
         };
         Ok(Price { input: micros(self.input, "input")?, output: micros(self.output, "output")? })
@@ -183,7 +188,7 @@ impl GatewayFile {
     /// environment. With no providers and no routes, the simulated provider
     /// and its routes `fast` and `smart` stand in, so the demo runs offline;
     /// a `simulated` provider is always there to route to.
-    pub fn settings(self, base: &Path) -> Result<GatewaySettings, String> {
+    pub fn settings(self, base: &Path) -> Result<GatewaySettings, SettingsError> {
         if self.providers.is_empty() && self.routes.is_empty() {
             let mut defaults = GatewaySettings::simulated_defaults();
             let prices = GatewayFile { prices: self.prices, ..Default::default() };
@@ -197,7 +202,7 @@ impl GatewayFile {
 
     /// Validates the sections: providers, then prices, then the routes that
     /// name both. Errors name the key.
-    pub fn validate(self, keys: &KeySource<'_>) -> Result<GatewaySettings, String> {
+    pub fn validate(self, keys: &KeySource<'_>) -> Result<GatewaySettings, SettingsError> {
         let keys = Keys::open(keys, self.secrets.as_deref())?;
         let mut providers = BTreeMap::new();
         for (name, file) in self.providers {
@@ -262,12 +267,15 @@ impl GatewaySettings {
     }
 }
 
-/// `value`, when it is a fraction between 0 and 1; else `default` when there is none.
-fn fraction(value: Option<f64>, default: f64, key: &str) -> Result<f64, String> {
+/// `value` of the key `name` under `at`, when it is a fraction between 0 and
+/// 1; `default` when there is none.
+fn fraction(value: Option<f64>, default: f64, at: &str, name: &str) -> Result<f64, SettingsError> {
     match value {
         None => Ok(default),
         Some(v) if (0.0..=1.0).contains(&v) => Ok(v),
-        Some(v) => Err(format!("{key}: {v} is not a fraction between 0 and 1")),
+        Some(v) => {
+            Err(SettingsError::invalid(format!("{at}.{name}"), format!("{v} is not a fraction between 0 and 1")))
+        }
     }
 }
 

@@ -2,8 +2,8 @@
 //! [`RouteSettings`]: the strategy, the targets, and the thresholds each
 //! target takes from its own keys, else its route's, else the defaults.
 
-use super::fraction;
 use super::{DEFAULT_RATE_LIMIT_WAIT, GatewaySettings, Price, RouteSettings, Strategy, TargetPolicy, TargetSettings};
+use super::{SettingsError, fraction};
 use crate::providers::Provider;
 use paddock_core::Span;
 use serde::Deserialize;
@@ -70,18 +70,21 @@ impl RouteFile {
         name: &str,
         providers: &BTreeMap<String, Provider>,
         prices: &BTreeMap<String, Price>,
-    ) -> Result<RouteSettings, String> {
+    ) -> Result<RouteSettings, SettingsError> {
         let at = format!("routes.{name}");
         let strategy = match self.strategy.as_deref() {
             None | Some("priority") => Strategy::Priority,
             Some("cheapest") => Strategy::Cheapest,
             Some("fastest") => Strategy::Fastest,
             Some(other) => {
-                return Err(format!("{at}.strategy: `{other}` is not one of \"priority\", \"cheapest\", \"fastest\""));
+                return Err(SettingsError::invalid(
+                    format!("{at}.strategy"),
+                    format!("`{other}` is not one of \"priority\", \"cheapest\", \"fastest\""),
+                ));
             }
         };
         if self.targets.is_empty() {
-            return Err(format!("{at}.targets: a route needs at least one target"));
+            return Err(SettingsError::invalid(format!("{at}.targets"), "a route needs at least one target"));
         }
         let route_policy = self.policy.apply(TargetPolicy::default(), &at)?;
         let mut targets = Vec::with_capacity(self.targets.len());
@@ -90,7 +93,7 @@ impl RouteFile {
         }
         let max_attempts = self.max_attempts.unwrap_or(4);
         if max_attempts == 0 {
-            return Err(format!("{at}.max-attempts must be at least 1"));
+            return Err(SettingsError::Rule { key: format!("{at}.max-attempts"), rule: "must be at least 1" });
         }
         Ok(RouteSettings {
             strategy,
@@ -115,19 +118,22 @@ impl TargetFile {
         route_policy: TargetPolicy,
         providers: &BTreeMap<String, Provider>,
         prices: &BTreeMap<String, Price>,
-    ) -> Result<TargetSettings, String> {
+    ) -> Result<TargetSettings, SettingsError> {
         if !providers.contains_key(&self.provider) {
             let known: Vec<&str> = providers.keys().map(String::as_str).collect();
-            return Err(format!(
-                "{at}.provider: no provider named {:?} (configured: {})",
-                self.provider,
-                if known.is_empty() { "none".to_string() } else { known.join(", ") }
+            return Err(SettingsError::invalid(
+                format!("{at}.provider"),
+                format!(
+                    "no provider named {:?} (configured: {})",
+                    self.provider,
+                    if known.is_empty() { "none".to_string() } else { known.join(", ") }
+                ),
             ));
         }
         if strategy == Strategy::Cheapest && GatewaySettings::price_in(prices, &self.provider, &self.model).is_none() {
-            return Err(format!(
-                "{at}: strategy \"cheapest\" needs a price for {}/{} in [prices]",
-                self.provider, self.model
+            return Err(SettingsError::invalid(
+                at,
+                format!("strategy \"cheapest\" needs a price for {}/{} in [prices]", self.provider, self.model),
             ));
         }
         let policy = self.policy.apply(route_policy, at)?;
@@ -137,7 +143,7 @@ impl TargetFile {
 
 impl PolicyFile {
     /// `base` with the thresholds these keys (at `at`) set.
-    fn apply(&self, base: TargetPolicy, at: &str) -> Result<TargetPolicy, String> {
+    fn apply(&self, base: TargetPolicy, at: &str) -> Result<TargetPolicy, SettingsError> {
         let mut p = base;
         if let Some(n) = self.retries {
             p.retries = n;
@@ -149,16 +155,16 @@ impl PolicyFile {
         ] {
             if let Some(Span(d)) = value {
                 if d.is_zero() {
-                    return Err(format!("{at}.{key} must be greater than zero"));
+                    return Err(SettingsError::Rule { key: format!("{at}.{key}"), rule: "must be greater than zero" });
                 }
                 *slot = d;
             }
         }
-        p.throttle_below = fraction(self.throttle_below, p.throttle_below, &format!("{at}.throttle-below"))?;
+        p.throttle_below = fraction(self.throttle_below, p.throttle_below, at, "throttle-below")?;
         if let Some(b) = &self.breaker {
             let s = &mut p.breaker;
             s.failures = b.failures.unwrap_or(s.failures).max(1);
-            s.failure_rate = fraction(b.failure_rate, s.failure_rate, &format!("{at}.breaker.failure-rate"))?;
+            s.failure_rate = fraction(b.failure_rate, s.failure_rate, at, "breaker.failure-rate")?;
             s.window = b.window.map_or(s.window, |x| x.0);
             s.min_calls = b.min_calls.unwrap_or(s.min_calls);
             s.open_for = b.open_for.map_or(s.open_for, |x| x.0);

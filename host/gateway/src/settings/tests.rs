@@ -16,15 +16,15 @@ struct Sections {
 
 /// Validates `text` with `base` as the configuration's folder, where only
 /// the variable `SET_KEY` is set.
-fn validate_in(text: &str, base: &Path) -> Result<GatewaySettings, String> {
+fn validate_in(text: &str, base: &Path) -> Result<GatewaySettings, SettingsError> {
     let s: Sections = toml::from_str(text).expect("the sections parse");
     let file = GatewayFile { providers: s.providers, routes: s.routes, prices: s.prices, secrets: s.secrets };
     let env = |name: &str| (name == "SET_KEY").then(|| "sk-set".to_string());
-    file.validate(&KeySource { env: &env, base }).map_err(|e| e.to_string())
+    file.validate(&KeySource { env: &env, base })
 }
 
 fn error_of(text: &str) -> String {
-    validate_in(text, Path::new("/nonexistent")).expect_err(text)
+    validate_in(text, Path::new("/nonexistent")).expect_err(text).to_string()
 }
 
 const SIM_ROUTE: &str = "[providers.sim]\nkind = \"simulated\"\n[routes.r]\n";
@@ -145,22 +145,36 @@ fn secrets_file_errors_name_host_secrets_and_the_file() {
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).expect("chmod");
     };
     let missing = validate_in(&uses("k"), dir.path()).expect_err("no file");
+    assert!(matches!(missing, SettingsError::SecretsUnreadable { .. }) && missing.key() == "host.secrets");
+    let missing = missing.to_string();
     assert!(missing.starts_with(&format!("host.secrets: cannot read {shown}: ")), "{missing}");
     write("k = \"sk-1\"\n", 0o644);
+    let exposed = validate_in(&uses("k"), dir.path()).expect_err("readable by others");
+    assert!(matches!(exposed, SettingsError::SecretsExposed { mode: 0o644, .. }));
     assert_eq!(
-        validate_in(&uses("k"), dir.path()).expect_err("readable by others"),
+        exposed.to_string(),
         format!("host.secrets: {shown} can be read by other users (mode 644); run `chmod 600 {shown}`")
     );
     write("k = sk-1\n", 0o600);
     assert_eq!(
-        validate_in(&uses("k"), dir.path()).expect_err("not TOML"),
+        validate_in(&uses("k"), dir.path()).expect_err("not TOML").to_string(),
         format!("host.secrets: {shown} is not a TOML table of name = \"key\" strings (error at byte 4)")
     );
     write("k = \"sk-1\"\n", 0o600);
-    assert_eq!(
-        validate_in(&uses("other"), dir.path()).expect_err("no such key"),
-        "providers.x.api-key-secret: the secrets file has no key \"other\""
-    );
+    let unknown = validate_in(&uses("other"), dir.path()).expect_err("no such key");
+    assert_eq!(unknown.key(), "providers.x.api-key-secret");
+    assert_eq!(unknown.to_string(), "providers.x.api-key-secret: the secrets file has no key \"other\"");
     let settings = validate_in(&uses("k"), dir.path()).expect("valid");
     assert!(settings.providers["x"].key.is_some());
+}
+
+#[test]
+fn an_unset_key_variable_is_told_apart_from_a_wrong_file() {
+    let text = "[providers.x]\nkind = \"openai\"\napi-key-env = \"UNSET_KEY\"\n";
+    let unset = validate_in(text, Path::new("/nonexistent")).expect_err("the variable is unset");
+    assert!(matches!(&unset, SettingsError::UnsetVariable { variable, .. } if variable == "UNSET_KEY"));
+    assert_eq!(unset.key(), "providers.x.api-key-env");
+    let wrong =
+        validate_in("[providers.x]\nkind = \"bedrock\"\n", Path::new("/nonexistent")).expect_err("no such kind");
+    assert!(matches!(wrong, SettingsError::Invalid { .. }) && wrong.key() == "providers.x.kind");
 }
