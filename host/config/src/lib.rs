@@ -166,7 +166,8 @@ impl Settings {
             prices: file.prices,
             secrets: file.host.secrets,
         }
-        .settings(base)?;
+        .settings(base)
+        .map_err(|e| e.to_string())?;
         let known = tenants::Known {
             routes: gateway.routes.keys().map(String::as_str).collect(),
             ceiling: &ceiling,

@@ -17,6 +17,7 @@ pub mod headroom;
 pub mod metrics;
 pub mod providers;
 pub mod quota;
+mod record;
 pub mod route;
 pub mod settings;
 mod stream;
@@ -25,14 +26,14 @@ pub mod types;
 pub use chain::full_jitter;
 pub use error::{ErrorClass, ProviderError};
 pub use quota::{CallRecord, Caller, Estimate, Quota, Reservation, Unmetered};
-pub use settings::GatewaySettings;
+pub use settings::{GatewaySettings, SettingsError};
 pub use stream::ReplyStream;
 
-use chain::Reserved;
 use metrics::{Metrics, RouteLabels};
 use paddock_core::clock::{Clock, SystemClock};
 use providers::simulated::Simulated;
 use providers::{Kind, Meta, Provider};
+use record::Reserved;
 use route::{Account, Route};
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -153,6 +154,15 @@ pub struct Completion {
     pub trail: Vec<Attempt>,
 }
 
+/// Why a gateway could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// The HTTP client could not be built: its TLS backend, or the system's
+    /// resolver configuration, failed to load.
+    #[error("cannot build the HTTP client: {0}")]
+    HttpClient(reqwest::Error),
+}
+
 /// A route target's state, for `paddock providers check`.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct TargetReport {
@@ -206,12 +216,16 @@ pub fn install_crypto() {
 
 impl Gateway {
     /// A gateway for `settings`, on the real clock, without budgets.
-    pub fn new(settings: &GatewaySettings) -> Result<Gateway, String> {
+    pub fn new(settings: &GatewaySettings) -> Result<Gateway, BuildError> {
         Gateway::with(settings, Arc::new(SystemClock), Arc::new(Unmetered))
     }
 
     /// A gateway reading time from `clock` and budgets from `quota`.
-    pub fn with(settings: &GatewaySettings, clock: Arc<dyn Clock>, quota: Arc<dyn Quota>) -> Result<Gateway, String> {
+    pub fn with(
+        settings: &GatewaySettings,
+        clock: Arc<dyn Clock>,
+        quota: Arc<dyn Quota>,
+    ) -> Result<Gateway, BuildError> {
         install_crypto();
         let client = reqwest::Client::builder()
             .tcp_nodelay(true)
@@ -220,7 +234,7 @@ impl Gateway {
             .connect_timeout(Duration::from_secs(10))
             .user_agent(concat!("paddock/", env!("CARGO_PKG_VERSION")))
             .build()
-            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+            .map_err(BuildError::HttpClient)?;
         let providers: BTreeMap<&str, Arc<Provider>> =
             settings.providers.iter().map(|(name, p)| (name.as_str(), Arc::new(p.clone()))).collect();
         let simulators: BTreeMap<&str, Arc<Simulated>> = settings

@@ -3,10 +3,10 @@
 //! running totals, and the call recorded exactly once — at the end, on an
 //! error, or when the agent drops the stream early.
 
-use super::chain::Reserved;
 use super::error::{ErrorClass, ProviderError};
 use super::providers::Pieces;
 use super::quota::Caller;
+use super::record::Reserved;
 use super::route::{Route, RouteTarget};
 use super::types::{Finish, Piece, Reply, Tokens, ToolCall};
 use super::{Attempt, Completion, Inner, LlmError, count_attempts};
