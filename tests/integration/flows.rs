@@ -411,7 +411,7 @@ input = { name = "publish", output = "published" }
         ("Ship v2?", vec!["ship".to_string(), "hold".into()])
     );
     assert_eq!(
-        flows.approvals().answer(&question.id, "later", "ada").unwrap_err(),
+        flows.approvals().answer(&question.id, "later", "ada").unwrap_err().to_string(),
         format!("\"later\" is not an option of approval {} (options: ship, hold)", question.id)
     );
     flows.approvals().answer(&question.id, "ship", "ada").unwrap();
@@ -620,7 +620,7 @@ fn spec_errors_name_the_step_and_the_key() {
         ),
     ];
     for (spec, want) in cases {
-        let e = Flow::parse(&format!("{HEAD}{spec}"), "f.toml").unwrap_err();
+        let e = Flow::parse(&format!("{HEAD}{spec}"), "f.toml").unwrap_err().to_string();
         assert!(e.starts_with(&format!("f.toml: {want}")), "got {e:?}, want {want:?}");
     }
 }

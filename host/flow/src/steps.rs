@@ -240,7 +240,7 @@ fn ask(ctx: &Ctx, step: &Step, input: &Value, path: &str, decision: &str, scope:
         options: options.clone(),
         timeout: *timeout,
     };
-    let a = ctx.approvals.create(&q).map_err(|e| StepErr::new(path, e))?;
+    let a = ctx.approvals.create(&q).map_err(|e| StepErr::new(path, e.to_string()))?;
     let mut rec = ctx.rec(decision, "approval", StepStatus::Decided);
     rec.output = Some(a.id.clone());
     ctx.record(rec)?;

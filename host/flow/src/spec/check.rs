@@ -1,15 +1,16 @@
 //! Checks of the whole tree, once every step is read.
 
+use super::error::{Bad, bad};
 use super::{Flow, Kind, StepId};
 use crate::expr::{Ref, Root};
 
 /// Whole-flow checks: no step contains itself, every step is used, and
 /// `steps.NAME` references name steps.
-pub(super) fn check_tree(flow: &Flow) -> Result<(), String> {
-    fn walk(flow: &Flow, id: StepId, path: &mut Vec<StepId>, seen: &mut Vec<bool>) -> Result<(), String> {
+pub(super) fn check_tree(flow: &Flow) -> Result<(), Bad> {
+    fn walk(flow: &Flow, id: StepId, path: &mut Vec<StepId>, seen: &mut Vec<bool>) -> Result<(), Bad> {
         if let Some(p) = path.iter().position(|&x| x == id) {
             let names: Vec<&str> = path[p..].iter().chain([&id]).map(|&i| flow.steps[i].name.as_str()).collect();
-            return Err(format!("steps.{}: contains itself ({})", flow.steps[id].name, names.join(" → ")));
+            return Err(bad(format!("steps.{}", flow.steps[id].name), format!("contains itself ({})", names.join(" → "))));
         }
         seen[id] = true;
         path.push(id);
@@ -22,9 +23,9 @@ pub(super) fn check_tree(flow: &Flow) -> Result<(), String> {
     let mut seen = vec![false; flow.steps.len()];
     walk(flow, flow.start, &mut Vec::new(), &mut seen)?;
     if let Some(i) = seen.iter().position(|s| !s) {
-        return Err(format!(
-            "steps.{}: never runs (it is not reachable from flow.start = {:?})",
-            flow.steps[i].name, flow.steps[flow.start].name
+        return Err(bad(
+            format!("steps.{}", flow.steps[i].name),
+            format!("never runs (it is not reachable from flow.start = {:?})", flow.steps[flow.start].name),
         ));
     }
     for s in &flow.steps {
@@ -44,7 +45,7 @@ pub(super) fn check_tree(flow: &Flow) -> Result<(), String> {
             if let Root::Step(name) = &r.root
                 && flow.step_named(name).is_none()
             {
-                return Err(format!("steps.{}.{key}: `steps.{name}` names no step", s.name));
+                return Err(bad(format!("steps.{}.{key}", s.name), format!("`steps.{name}` names no step")));
             }
         }
     }

@@ -6,10 +6,12 @@
 //! looks at the whole tree once every step is read.
 
 mod check;
+mod error;
 mod kinds;
 mod read;
 mod values;
 
+pub use error::SpecError;
 pub use kinds::{ItemPolicy, Join, Kind, Method, Retry, State, Tie};
 
 use paddock_config::Requested;
@@ -62,9 +64,13 @@ pub struct Step {
 
 impl Flow {
     /// Reads and checks a flow from TOML text; `origin` names the file in errors.
-    pub fn parse(source: &str, origin: &str) -> Result<Flow, String> {
-        let doc: toml::Table = toml::from_str(source).map_err(|e| format!("{origin}: {e}"))?;
-        read::Reader::read(&doc, source).map_err(|e| format!("{origin}: {e}"))
+    pub fn parse(source: &str, origin: &str) -> Result<Flow, SpecError> {
+        let doc: toml::Table =
+            toml::from_str(source).map_err(|error| SpecError::Toml { origin: origin.to_string(), error })?;
+        if let Some(key) = doc.keys().find(|k| *k != "flow" && *k != "steps") {
+            return Err(SpecError::UnknownTable { origin: origin.to_string(), key: key.clone() });
+        }
+        read::Reader::read(&doc, source).map_err(|e| e.within(origin))
     }
 
     /// Looks a step up by name.
