@@ -169,9 +169,9 @@ impl Template {
             toml::Value::Table(t) => Template::Object(
                 t.iter().map(|(k, v)| Ok((k.clone(), Template::parse(v)?))).collect::<Result<_, ExprError>>()?,
             ),
-            other => Template::Literal(
-                serde_json::to_value(other).map_err(|e| ExprError::NoJson { reason: e.to_string() })?,
-            ),
+            other => {
+                Template::Literal(serde_json::to_value(other).map_err(|e| ExprError::NoJson { reason: e.to_string() })?)
+            }
         })
     }
 
@@ -212,9 +212,9 @@ impl Template {
                 Value::String(out)
             }
             Template::Array(items) => Value::Array(items.iter().map(|t| t.render(lookup)).collect::<Result<_, _>>()?),
-            Template::Object(fields) => Value::Object(
-                fields.iter().map(|(k, t)| Ok((k.clone(), t.render(lookup)?))).collect::<Result<_, E>>()?,
-            ),
+            Template::Object(fields) => {
+                Value::Object(fields.iter().map(|(k, t)| Ok((k.clone(), t.render(lookup)?))).collect::<Result<_, E>>()?)
+            }
         })
     }
 }

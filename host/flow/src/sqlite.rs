@@ -52,8 +52,8 @@ impl SqliteStore {
             std::fs::create_dir_all(dir)
                 .map_err(|e| StoreError::CreateDir { dir: dir.to_path_buf(), reason: e.to_string() })?;
         }
-        let conn = Connection::open(path)
-            .map_err(|e| StoreError::Open { path: path.to_path_buf(), reason: e.to_string() })?;
+        let conn =
+            Connection::open(path).map_err(|e| StoreError::Open { path: path.to_path_buf(), reason: e.to_string() })?;
         let setting = |e: rusqlite::Error| StoreError::Sqlite { reason: e.to_string() };
         conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(setting)?;
         conn.pragma_update(None, "journal_mode", "WAL").map_err(setting)?;

@@ -2,13 +2,13 @@
 
 use super::approvals::Waited;
 use super::events::Event;
-use super::run::{Ctx, Out, Scope, StepErr};
 use super::expr::{Cond, Ref};
+use super::run::{Ctx, Out, Scope, StepErr};
 use super::spec::{ItemPolicy, Join, Kind, Method, State, Step, StepId, Tie};
 use super::store::StepStatus;
-use paddock_runtime::caps::approval::Question;
-use paddock_quota::run::RunBudget;
 use futures_util::future::BoxFuture;
+use paddock_quota::run::RunBudget;
+use paddock_runtime::caps::approval::Question;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -261,9 +261,7 @@ fn ask(ctx: &Ctx, step: &Step, input: &Value, path: &str, decision: &str, scope:
 /// The outer error ends the step without a checkpoint of its own; the
 /// inner one is how the machine ended.
 async fn machine(ctx: &Arc<Ctx>, step: &Step, input: Value, path: &str, inner: Scope) -> Result<Out, StepErr> {
-    let Kind::Machine { states, max_transitions } = &step.kind else {
-        unreachable!("machine runs machine steps")
-    };
+    let Kind::Machine { states, max_transitions } = &step.kind else { unreachable!("machine runs machine steps") };
     let mut state = 0;
     let mut value = input;
     let mut n: u32 = 0;
@@ -292,7 +290,12 @@ async fn machine(ctx: &Arc<Ctx>, step: &Step, input: Value, path: &str, inner: S
                 ),
             )));
         }
-        ctx.emit(|| Event::Transition { step: path.to_string(), from: st.name.clone(), to: states[to].name.clone(), n });
+        ctx.emit(|| Event::Transition {
+            step: path.to_string(),
+            from: st.name.clone(),
+            to: states[to].name.clone(),
+            n,
+        });
         state = to;
     }
 }

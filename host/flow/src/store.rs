@@ -329,7 +329,11 @@ pub(super) fn apply_answer(a: &mut ApprovalRecord, option: &str, by: &str, now_m
         return Err(AnswerError::TimedOut(a.id.clone()));
     }
     if !a.options.iter().any(|o| o == option) {
-        return Err(AnswerError::NotAnOption { id: a.id.clone(), option: option.to_string(), options: a.options.clone() });
+        return Err(AnswerError::NotAnOption {
+            id: a.id.clone(),
+            option: option.to_string(),
+            options: a.options.clone(),
+        });
     }
     a.answer = Some(option.to_string());
     a.answered_by = Some(by.to_string());

@@ -10,7 +10,10 @@ pub(super) fn check_tree(flow: &Flow) -> Result<(), Bad> {
     fn walk(flow: &Flow, id: StepId, path: &mut Vec<StepId>, seen: &mut Vec<bool>) -> Result<(), Bad> {
         if let Some(p) = path.iter().position(|&x| x == id) {
             let names: Vec<&str> = path[p..].iter().chain([&id]).map(|&i| flow.steps[i].name.as_str()).collect();
-            return Err(bad(format!("steps.{}", flow.steps[id].name), format!("contains itself ({})", names.join(" → "))));
+            return Err(bad(
+                format!("steps.{}", flow.steps[id].name),
+                format!("contains itself ({})", names.join(" → ")),
+            ));
         }
         seen[id] = true;
         path.push(id);

@@ -39,9 +39,9 @@ impl SpecError {
     /// The file the spec came from.
     pub fn origin(&self) -> &str {
         match self {
-            SpecError::Toml { origin, .. } | SpecError::UnknownTable { origin, .. } | SpecError::Invalid { origin, .. } => {
-                origin
-            }
+            SpecError::Toml { origin, .. }
+            | SpecError::UnknownTable { origin, .. }
+            | SpecError::Invalid { origin, .. } => origin,
         }
     }
 

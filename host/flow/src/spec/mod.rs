@@ -14,9 +14,9 @@ mod values;
 pub use error::SpecError;
 pub use kinds::{ItemPolicy, Join, Kind, Method, Retry, State, Tie};
 
+use crate::expr::Template;
 use paddock_config::Requested;
 use paddock_quota::run::RunLimits;
-use crate::expr::Template;
 use std::collections::BTreeMap;
 use std::time::Duration;
 

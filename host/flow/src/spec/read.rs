@@ -97,7 +97,9 @@ impl<'a> Reader<'a> {
         if allowed.is_empty() {
             return Err(bad(
                 at("kind"),
-                format!("unknown kind {kind_name:?} (agent, sequence, parallel, vote, branch, saga, approval, machine)"),
+                format!(
+                    "unknown kind {kind_name:?} (agent, sequence, parallel, vote, branch, saga, approval, machine)"
+                ),
             ));
         }
         for key in t.keys() {
@@ -218,9 +220,9 @@ impl<'a> Reader<'a> {
                 }
                 Method::Weighted(weights)
             }
-            "judge" => Method::Judge(
-                judge.ok_or_else(|| bad(at("judge"), "method = \"judge\" needs judge = \"STEP\""))?,
-            ),
+            "judge" => {
+                Method::Judge(judge.ok_or_else(|| bad(at("judge"), "method = \"judge\" needs judge = \"STEP\""))?)
+            }
             other => return Err(bad(at("method"), format!("{other:?} is not majority, weighted or judge"))),
         };
         let tie = match string(t.get("tie"), &at("tie"))?.as_deref().unwrap_or("fail") {
@@ -250,7 +252,8 @@ impl<'a> Reader<'a> {
                 return Err(bad(format!("{key}.{k}"), "unknown key (known: when, then)"));
             }
             let conds = conditions(c.get("when"), &format!("{key}.when"))?;
-            let then = string(c.get("then"), &format!("{key}.then"))?.ok_or_else(|| bad(format!("{key}.then"), "missing"))?;
+            let then =
+                string(c.get("then"), &format!("{key}.then"))?.ok_or_else(|| bad(format!("{key}.then"), "missing"))?;
             cases.push((conds, self.id(&then, &format!("{key}.then"))?));
         }
         let otherwise = string(t.get("else"), &at("else"))?.map(|e| self.id(&e, &at("else"))).transpose()?;
@@ -325,7 +328,8 @@ impl<'a> Reader<'a> {
                     if let Some(x) = tr.keys().find(|x| *x != "when" && *x != "to") {
                         return Err(bad(format!("{k}.{x}"), "unknown key (known: when, to)"));
                     }
-                    let to = string(tr.get("to"), &format!("{k}.to"))?.ok_or_else(|| bad(format!("{k}.to"), "missing"))?;
+                    let to =
+                        string(tr.get("to"), &format!("{k}.to"))?.ok_or_else(|| bad(format!("{k}.to"), "missing"))?;
                     let guard = match tr.get("when") {
                         None => None,
                         Some(w) => {
