@@ -10,6 +10,7 @@ mod chaos;
 mod cli;
 mod fairness;
 mod flows;
+mod flows_sagas;
 mod journal;
 mod languages;
 mod limits;

@@ -5,7 +5,7 @@
 //! answer given in this process) or the next poll of the store (an answer
 //! given by another process), whichever comes first, until its deadline.
 
-use super::store::{ApprovalRecord, FlowStore};
+use super::store::{AnswerError, ApprovalRecord, FlowStore, StoreError};
 use paddock_runtime::caps::approval::{Approvals, Question};
 use std::future::Future;
 use std::pin::Pin;
@@ -43,7 +43,7 @@ impl ApprovalService {
     }
 
     /// Records a new question and returns it.
-    pub fn create(&self, q: &Question) -> Result<ApprovalRecord, String> {
+    pub fn create(&self, q: &Question) -> Result<ApprovalRecord, StoreError> {
         let created_ms = now_ms();
         let a = ApprovalRecord {
             // 64 random bits: ids are typed by people, and never reused.
@@ -59,12 +59,12 @@ impl ApprovalService {
             answered_by: None,
             answered_ms: None,
         };
-        self.store.add_approval(&a)?;
+        self.store.add_approval(&a).map_err(StoreError::Failed)?;
         Ok(a)
     }
 
     /// Answers question `id` with `option`, on behalf of `by`.
-    pub fn answer(&self, id: &str, option: &str, by: &str) -> Result<ApprovalRecord, String> {
+    pub fn answer(&self, id: &str, option: &str, by: &str) -> Result<ApprovalRecord, AnswerError> {
         let a = self.store.answer(id, option, by, now_ms())?;
         self.answered.notify_waiters();
         Ok(a)

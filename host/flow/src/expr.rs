@@ -15,6 +15,52 @@
 
 use serde_json::Value;
 
+/// Why a reference, template or condition does not parse. Each quotes the
+/// text it is about.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ExprError {
+    /// `bb:` with nothing after it.
+    #[error("`{text}`: bb: needs a key, e.g. bb:flags/ship")]
+    NoBoardKey {
+        /// The reference.
+        text: String,
+    },
+    /// Not one of the roots a reference starts from.
+    #[error(
+        "`{text}` is not a reference (use input, flow, item, index, run, steps.NAME or bb:KEY, then an optional /pointer)"
+    )]
+    NotAReference {
+        /// The reference.
+        text: String,
+    },
+    /// A pointer that does not start with `/`.
+    #[error("`{text}`: a JSON pointer starts with `/`")]
+    Pointer {
+        /// The reference.
+        text: String,
+    },
+    /// `{{` with no `}}` after it.
+    #[error("`{text}`: `{{{{` without a closing `}}}}`")]
+    Unclosed {
+        /// The template string.
+        text: String,
+    },
+    /// A comparison whose right side is not JSON.
+    #[error("`{text}`: `{literal}` is not a JSON literal (strings need double quotes)")]
+    NotALiteral {
+        /// The condition.
+        text: String,
+        /// Its right side.
+        literal: String,
+    },
+    /// A TOML value with no JSON form.
+    #[error("{reason}")]
+    NoJson {
+        /// What the conversion said.
+        reason: String,
+    },
+}
+
 /// What a reference starts from.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Root {
@@ -45,12 +91,12 @@ pub struct Ref {
 
 impl Ref {
     /// Parses `text`, e.g. `steps.plan/tasks`.
-    pub fn parse(text: &str) -> Result<Ref, String> {
+    pub fn parse(text: &str) -> Result<Ref, ExprError> {
         let text = text.trim();
         if let Some(rest) = text.strip_prefix("bb:") {
             let (key, pointer) = rest.split_once('#').unwrap_or((rest, ""));
             if key.is_empty() {
-                return Err(format!("`{text}`: bb: needs a key, e.g. bb:flags/ship"));
+                return Err(ExprError::NoBoardKey { text: text.to_string() });
             }
             check_pointer(text, pointer)?;
             return Ok(Ref { root: Root::Board(key.to_string()), pointer: pointer.to_string() });
@@ -68,9 +114,7 @@ impl Ref {
             _ => match head.strip_prefix("steps.") {
                 Some(name) if valid_name(name) => Root::Step(name.to_string()),
                 _ => {
-                    return Err(format!(
-                        "`{text}` is not a reference (use input, flow, item, index, run, steps.NAME or bb:KEY, then an optional /pointer)"
-                    ));
+                    return Err(ExprError::NotAReference { text: text.to_string() });
                 }
             },
         };
@@ -79,11 +123,11 @@ impl Ref {
     }
 }
 
-fn check_pointer(text: &str, pointer: &str) -> Result<(), String> {
+fn check_pointer(text: &str, pointer: &str) -> Result<(), ExprError> {
     if pointer.is_empty() || pointer.starts_with('/') {
         Ok(())
     } else {
-        Err(format!("`{text}`: a JSON pointer starts with `/`"))
+        Err(ExprError::Pointer { text: text.to_string() })
     }
 }
 
@@ -118,14 +162,16 @@ pub enum Template {
 
 impl Template {
     /// Parses a template from a TOML value.
-    pub fn parse(value: &toml::Value) -> Result<Template, String> {
+    pub fn parse(value: &toml::Value) -> Result<Template, ExprError> {
         Ok(match value {
             toml::Value::String(s) => parse_text(s)?,
             toml::Value::Array(items) => Template::Array(items.iter().map(Template::parse).collect::<Result<_, _>>()?),
             toml::Value::Table(t) => Template::Object(
-                t.iter().map(|(k, v)| Ok((k.clone(), Template::parse(v)?))).collect::<Result<_, String>>()?,
+                t.iter().map(|(k, v)| Ok((k.clone(), Template::parse(v)?))).collect::<Result<_, ExprError>>()?,
             ),
-            other => Template::Literal(serde_json::to_value(other).map_err(|e| e.to_string())?),
+            other => {
+                Template::Literal(serde_json::to_value(other).map_err(|e| ExprError::NoJson { reason: e.to_string() })?)
+            }
         })
     }
 
@@ -146,8 +192,9 @@ impl Template {
         }
     }
 
-    /// The value, with each reference resolved by `lookup`.
-    pub fn render(&self, lookup: &dyn Fn(&Ref) -> Result<Value, String>) -> Result<Value, String> {
+    /// The value, with each reference resolved by `lookup`; fails only
+    /// with the first error `lookup` gives.
+    pub fn render<E>(&self, lookup: &dyn Fn(&Ref) -> Result<Value, E>) -> Result<Value, E> {
         Ok(match self {
             Template::Literal(v) => v.clone(),
             Template::Whole(r) => lookup(r)?,
@@ -165,19 +212,19 @@ impl Template {
                 Value::String(out)
             }
             Template::Array(items) => Value::Array(items.iter().map(|t| t.render(lookup)).collect::<Result<_, _>>()?),
-            Template::Object(fields) => Value::Object(
-                fields.iter().map(|(k, t)| Ok((k.clone(), t.render(lookup)?))).collect::<Result<_, String>>()?,
-            ),
+            Template::Object(fields) => {
+                Value::Object(fields.iter().map(|(k, t)| Ok((k.clone(), t.render(lookup)?))).collect::<Result<_, E>>()?)
+            }
         })
     }
 }
 
-fn parse_text(s: &str) -> Result<Template, String> {
+fn parse_text(s: &str) -> Result<Template, ExprError> {
     let mut pieces = Vec::new();
     let mut rest = s;
     while let Some(open) = rest.find("{{") {
         let Some(close) = rest[open..].find("}}") else {
-            return Err(format!("`{s}`: `{{{{` without a closing `}}}}`"));
+            return Err(ExprError::Unclosed { text: s.to_string() });
         };
         if open > 0 {
             pieces.push(Piece::Text(rest[..open].to_string()));
@@ -236,7 +283,7 @@ pub enum Cond {
 
 impl Cond {
     /// Parses `text`, e.g. `steps.audit/verdict == "pass"`.
-    pub fn parse(text: &str) -> Result<Cond, String> {
+    pub fn parse(text: &str) -> Result<Cond, ExprError> {
         let t = text.trim();
         if let Some(rest) = t.strip_prefix("not ") {
             return Ok(Cond::Not(Ref::parse(rest)?));
@@ -252,8 +299,9 @@ impl Cond {
             (">", Op::Gt),
         ] {
             if let Some((left, right)) = t.split_once(token) {
-                let literal: Value = serde_json::from_str(right.trim()).map_err(|_| {
-                    format!("`{text}`: `{}` is not a JSON literal (strings need double quotes)", right.trim())
+                let literal: Value = serde_json::from_str(right.trim()).map_err(|_| ExprError::NotALiteral {
+                    text: text.to_string(),
+                    literal: right.trim().to_string(),
                 })?;
                 return Ok(Cond::Compare(Ref::parse(left)?, op, literal));
             }
@@ -327,7 +375,7 @@ mod tests {
             Ref { root: Root::Board("flags/ship".into()), pointer: "/on".into() }
         );
         assert_eq!(
-            Ref::parse("stepz.plan").unwrap_err(),
+            Ref::parse("stepz.plan").unwrap_err().to_string(),
             "`stepz.plan` is not a reference (use input, flow, item, index, run, steps.NAME or bb:KEY, then an optional /pointer)"
         );
     }
@@ -340,7 +388,7 @@ mod tests {
         .unwrap();
         let out = t
             .render(&|r| {
-                Ok(match &r.root {
+                Ok::<_, String>(match &r.root {
                     Root::Item => json!({"id": "t1"}),
                     _ => point(&json!({"goal": "ship"}), &r.pointer),
                 })
@@ -357,7 +405,7 @@ mod tests {
         assert!(Cond::parse("steps.a/tags contains \"x\"").unwrap().holds(&json!(["x"])));
         assert!(Cond::parse("not bb:stop").unwrap().holds(&Value::Null));
         assert_eq!(
-            Cond::parse("steps.a == pass").unwrap_err(),
+            Cond::parse("steps.a == pass").unwrap_err().to_string(),
             "`steps.a == pass`: `pass` is not a JSON literal (strings need double quotes)"
         );
     }

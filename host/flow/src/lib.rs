@@ -5,6 +5,7 @@
 //! dead-letter queue, and questions for people waited on without a thread.
 
 pub mod approvals;
+mod cancel;
 pub mod events;
 pub mod expr;
 pub mod hub;
@@ -16,11 +17,12 @@ mod steps;
 pub mod store;
 
 pub use approvals::{ApprovalService, now_ms};
+pub use cancel::{Cancel, CancelError, cancel};
 pub use events::Event;
 pub use replay::Replayed;
 pub use run::StepErr;
-pub use spec::Flow;
-pub use store::{FlowStore, MemoryStore, RunRecord, RunStatus, StepRecord, StepStatus};
+pub use spec::{Flow, SpecError};
+pub use store::{AnswerError, FlowStore, MemoryStore, RunRecord, RunStatus, StepRecord, StepStatus, StoreError};
 
 use paddock_quota::run::RunBudget;
 use paddock_runtime::{Agent, RunOptions, Runtime, new_run_id};
@@ -76,6 +78,11 @@ impl From<StartError> for String {
         e.to_string()
     }
 }
+
+/// The flow store the settings name (`host.flows`) does not open.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("host.flows: {0}")]
+pub struct OpenError(pub StoreError);
 
 /// A run that is recorded and ready: [`Started::finish`] runs it.
 pub struct Started {
@@ -146,10 +153,10 @@ impl Flows {
     }
 
     /// The engine over the store the settings name (`host.flows`).
-    pub fn open(runtime: Runtime) -> Result<Flows, String> {
+    pub fn open(runtime: Runtime) -> Result<Flows, OpenError> {
         let store: Arc<dyn FlowStore> = match &runtime.settings().flows {
             None => Arc::new(MemoryStore::default()),
-            Some(path) => Arc::new(sqlite::SqliteStore::open(path).map_err(|e| format!("host.flows: {e}"))?),
+            Some(path) => Arc::new(sqlite::SqliteStore::open(path).map_err(OpenError)?),
         };
         Ok(Flows::new(runtime, store))
     }
@@ -235,7 +242,7 @@ impl Flows {
                 now_ms().saturating_sub(record.heartbeat_ms)
             ));
         }
-        let flow = Flow::parse(&record.source, &record.origin)?;
+        let flow = Flow::parse(&record.source, &record.origin).map_err(|e| e.to_string())?;
         let mut agents = HashMap::new();
         for (name, pinned) in record.pins.clone() {
             let step = flow.agents().get(name.as_str()).map(|s| s.to_string()).unwrap_or_default();
@@ -263,8 +270,8 @@ impl Flows {
     }
 
     /// Unfinished runs whose process is gone.
-    pub fn orphans(&self) -> Result<Vec<RunRecord>, String> {
-        let runs = self.store.runs()?;
+    pub fn orphans(&self) -> Result<Vec<RunRecord>, StoreError> {
+        let runs = self.store.runs().map_err(StoreError::Failed)?;
         let live = self.live.lock();
         Ok(runs
             .into_iter()
@@ -276,25 +283,25 @@ impl Flows {
     /// once; one another process runs stops at that process's next
     /// heartbeat; an orphan is marked cancelled. Agents running are stopped,
     /// nothing more starts, and no compensation runs.
-    pub fn cancel(&self, id: &str, by: &str) -> Result<Cancel, String> {
+    pub fn cancel(&self, id: &str, by: &str) -> Result<Cancel, CancelError> {
         if let Some(signal) = self.live.lock().get(id) {
             signal.send_replace(Some(by.to_string()));
             return Ok(Cancel::Stopping);
         }
         // Begun here and not executing yet: it reads the request as it starts.
-        if let Some(r) = self.store.run(id)?
+        if let Some(r) = self.store.run(id).map_err(CancelError::Store)?
             && r.status == RunStatus::Running
             && r.owner == std::process::id()
             && now_ms().saturating_sub(r.heartbeat_ms) < STALE.as_millis() as u64
         {
-            self.store.request_cancel(id, by)?;
+            self.store.request_cancel(id, by).map_err(CancelError::Store)?;
             return Ok(Cancel::Stopping);
         }
         cancel(self.store.as_ref(), id, by)
     }
 
     /// Resumes every orphaned run in the background (what a starting host does).
-    pub fn resume_orphans(&self) -> Result<Vec<tokio::task::JoinHandle<Result<Report, String>>>, String> {
+    pub fn resume_orphans(&self) -> Result<Vec<tokio::task::JoinHandle<Result<Report, String>>>, StoreError> {
         let mut handles = Vec::new();
         for run in self.orphans()? {
             let this = self.clone();
@@ -461,47 +468,9 @@ impl Flows {
     }
 }
 
-/// How a cancel was carried out.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Cancel {
-    /// The run executes in this process, and stops now.
-    Stopping,
-    /// Process `owner` runs it, and stops it at its next heartbeat (2 s).
-    Requested {
-        /// That process.
-        owner: u32,
-    },
-    /// No process ran it: it is marked cancelled.
-    Cancelled,
-}
-
-/// Cancels run `id` through the store alone (what `paddock flow cancel`
-/// does from another process): asks its owner, or marks an orphan cancelled.
-pub fn cancel(store: &dyn FlowStore, id: &str, by: &str) -> Result<Cancel, String> {
-    let mut record = store.run(id)?.ok_or_else(|| format!("no run with id {id:?}"))?;
-    if record.status != RunStatus::Running {
-        return Err(format!("run {id} {}; only an unfinished run can be cancelled", record.status.phrase()));
-    }
-    if owner_alive(&record) {
-        store.request_cancel(id, by)?;
-        return Ok(Cancel::Requested { owner: record.owner });
-    }
-    let (was, beat) = (record.owner, record.heartbeat_ms);
-    let now = now_ms();
-    record.owner = std::process::id();
-    record.heartbeat_ms = now;
-    record.updated_ms = now;
-    record.status = RunStatus::Cancelled;
-    record.error = Some(format!("cancelled by {by}"));
-    if !store.claim(&record, was, beat)? {
-        return Err(format!("run {id} was taken over by another process while cancelling; cancel it again"));
-    }
-    Ok(Cancel::Cancelled)
-}
-
 /// Whether the process that owns `run` still runs it: alive, and its
 /// heartbeat fresh.
-fn owner_alive(run: &RunRecord) -> bool {
+pub(crate) fn owner_alive(run: &RunRecord) -> bool {
     if run.owner == std::process::id() {
         return false;
     }

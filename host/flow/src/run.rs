@@ -13,7 +13,7 @@ use super::expr::{Ref, Root, point};
 use super::spec::{Flow, ItemPolicy, Kind, Step};
 use super::store::{DeadLetter, FlowStore, StepRecord, StepStatus};
 use paddock_blackboard::Lookup;
-use paddock_journal::Tape;
+use paddock_journal::{Entry, Tape};
 use paddock_quota::run::RunBudget;
 use paddock_runtime::{Agent, RunError, RunOptions, Runtime};
 use parking_lot::Mutex;
@@ -216,61 +216,12 @@ impl Ctx {
         let last = step.retry.attempts.max(before + 1);
         let started = Instant::now();
         let mut attempt = before;
-        let error = loop {
+        let (message, rec) = loop {
             attempt += 1;
-            let mut rec = self.rec(path, "agent", StepStatus::Started);
-            rec.agent = Some(name.clone());
-            rec.version = Some(agent.version.to_string());
-            rec.attempt = attempt;
-            rec.input = Some(text.clone());
-            self.record(rec.clone())?;
-            self.emit(|| Event::StepStarted {
-                step: path.to_string(),
-                kind: "agent",
-                agent: Some(name.clone()),
-                attempt: Some(attempt),
-            });
-            let tape = Tape::recording();
-            let mut overrides = step.limits;
-            overrides.timeout = step.timeout;
-            let options = RunOptions {
-                tenant: Some(self.tenant.clone()),
-                run: Some(self.run.to_string()),
-                overrides,
-                journal: Some(tape.clone()),
-                budget: scope.budget.clone(),
-                env: self.env(path, attempt, ""),
-                ..RunOptions::default()
-            };
-            let (result, retryable) = match self.runtime.run(&agent, &text, &options).await {
-                Ok(outcome) => (outcome.result.map_err(|e| e.to_string()), true),
-                Err(e @ (RunError::Load(_) | RunError::Options(_) | RunError::Refused(_))) => {
-                    (Err(e.to_string()), false)
-                }
-            };
-            rec.ended_ms = Some(now_ms());
-            let journal = tape.entries();
-            if result.is_err() {
-                self.store.put_journal(&self.run, path, attempt, &journal).map_err(|e| StepErr::new(path, e))?;
-            }
+            let Attempt { mut rec, journal, result, retryable } =
+                self.attempt(step, &agent, &text, path, attempt, scope).await?;
             match result {
-                Ok(raw) => {
-                    let output = serde_json::from_str(&raw).unwrap_or_else(|_| Value::String(raw.clone()));
-                    rec.status = StepStatus::Done;
-                    rec.output = Some(output.to_string());
-                    rec.raw = Some(raw);
-                    // The journal and the checkpoint in one commit.
-                    self.store.finish_step(&self.run, &rec, &journal).map_err(|e| StepErr::new(path, e))?;
-                    self.checkpoints.lock().insert(rec.path.clone(), rec);
-                    self.outputs.lock().insert(step.name.clone(), output.clone());
-                    self.emit(|| Event::StepFinished {
-                        step: path.to_string(),
-                        kind: "agent",
-                        ms: millis(started),
-                        output: abbreviate(&output.to_string(), 200),
-                    });
-                    return Ok(output);
-                }
+                Ok(raw) => return self.succeed(step, rec, raw, &journal, started),
                 Err(e) if retryable && attempt < last => {
                     let wait = backoff(step, attempt);
                     self.emit(|| Event::StepRetrying {
@@ -287,14 +238,88 @@ impl Ctx {
                 }
             }
         };
-        let (message, mut rec) = error;
         let leaf = Leaf { agent: name.clone(), version: agent.version.to_string(), input: text, attempts: attempt };
         let err = StepErr { path: path.to_string(), message, leaf: Some(Box::new(leaf)) };
+        self.give_up(step, err, rec, scope)
+    }
+
+    /// One attempt of an agent step: checkpointed as started, run, its
+    /// journal kept when it failed (a success keeps it with its checkpoint).
+    async fn attempt(
+        &self,
+        step: &Step,
+        agent: &Arc<Agent>,
+        text: &str,
+        path: &str,
+        attempt: u32,
+        scope: &Scope,
+    ) -> Result<Attempt, StepErr> {
+        let Kind::Agent { agent: name, .. } = &step.kind else { unreachable!("attempt runs agent steps") };
+        let mut rec = self.rec(path, "agent", StepStatus::Started);
+        rec.agent = Some(name.clone());
+        rec.version = Some(agent.version.to_string());
+        rec.attempt = attempt;
+        rec.input = Some(text.to_string());
+        self.record(rec.clone())?;
+        self.emit(|| Event::StepStarted {
+            step: path.to_string(),
+            kind: "agent",
+            agent: Some(name.clone()),
+            attempt: Some(attempt),
+        });
+        let tape = Tape::recording();
+        let mut overrides = step.limits;
+        overrides.timeout = step.timeout;
+        let options = RunOptions {
+            tenant: Some(self.tenant.clone()),
+            run: Some(self.run.to_string()),
+            overrides,
+            journal: Some(tape.clone()),
+            budget: scope.budget.clone(),
+            env: self.env(path, attempt, ""),
+            ..RunOptions::default()
+        };
+        let (result, retryable) = match self.runtime.run(agent, text, &options).await {
+            Ok(outcome) => (outcome.result.map_err(|e| e.to_string()), true),
+            Err(e @ (RunError::Load(_) | RunError::Options(_) | RunError::Refused(_))) => (Err(e.to_string()), false),
+        };
+        rec.ended_ms = Some(now_ms());
+        let journal = tape.entries();
+        if result.is_err() {
+            self.store.put_journal(&self.run, path, attempt, &journal).map_err(|e| StepErr::new(path, e))?;
+        }
+        Ok(Attempt { rec, journal, result, retryable })
+    }
+
+    /// Records an agent step's success: its checkpoint and journal in one
+    /// commit, then its output.
+    fn succeed(&self, step: &Step, mut rec: StepRecord, raw: String, journal: &[Entry], started: Instant) -> Out {
+        let output = serde_json::from_str(&raw).unwrap_or_else(|_| Value::String(raw.clone()));
+        rec.status = StepStatus::Done;
+        rec.output = Some(output.to_string());
+        rec.raw = Some(raw);
+        let path = rec.path.clone();
+        self.store.finish_step(&self.run, &rec, journal).map_err(|e| StepErr::new(&path, e))?;
+        self.checkpoints.lock().insert(path.clone(), rec);
+        self.outputs.lock().insert(step.name.clone(), output.clone());
+        self.emit(|| Event::StepFinished {
+            step: path,
+            kind: "agent",
+            ms: millis(started),
+            output: abbreviate(&output.to_string(), 200),
+        });
+        Ok(output)
+    }
+
+    /// An agent step out of attempts: fails, or (per its item's or its own
+    /// policy) is skipped or dead-lettered and answers `null`.
+    fn give_up(&self, step: &Step, err: StepErr, mut rec: StepRecord, scope: &Scope) -> Out {
+        let path = err.path.clone();
         match scope.policy.unwrap_or(step.on_error) {
             ItemPolicy::Fail => {
                 rec.status = StepStatus::Failed;
                 self.record(rec)?;
-                self.emit(|| Event::StepFailed { step: path.to_string(), error: err.message.clone() });
+                self.emit(|| Event::StepFailed { step: path, error: err.message.clone() });
                 Err(err)
             }
             policy => {
@@ -302,11 +327,7 @@ impl Ctx {
                 rec.output = Some("null".into());
                 self.record(rec)?;
                 let dead = if policy == ItemPolicy::DeadLetter { Some(self.dead_letter(&err)?) } else { None };
-                self.emit(|| Event::StepSkipped {
-                    step: path.to_string(),
-                    error: err.message.clone(),
-                    dead_letter: dead,
-                });
+                self.emit(|| Event::StepSkipped { step: path, error: err.message.clone(), dead_letter: dead });
                 Ok(Value::Null)
             }
         }
@@ -376,6 +397,19 @@ impl Ctx {
         self.record(done).map_err(|e| e.text())?;
         result
     }
+}
+
+/// How one attempt of an agent step went.
+struct Attempt {
+    /// Its checkpoint, `started` until the caller records its end.
+    rec: StepRecord,
+    /// The host calls it made.
+    journal: Vec<Entry>,
+    /// The agent's output text, or why there is none.
+    result: Result<String, String>,
+    /// Whether another attempt may go differently (not for an agent that
+    /// does not load, bad options, or a refusal).
+    retryable: bool,
 }
 
 /// What a flow step's agent sees: `PADDOCK_RUN`, `PADDOCK_FLOW`,

@@ -7,7 +7,9 @@
 //! process being killed (the WAL is in the OS's cache); a power cut may lose
 //! the last commits, whose steps then run again under the same idempotency key.
 
-use super::store::{ApprovalRecord, DeadLetter, FlowStore, RunRecord, StepRecord, apply_answer, taken};
+use super::store::{
+    AnswerError, ApprovalRecord, DeadLetter, FlowStore, RunRecord, StepRecord, StoreError, apply_answer, taken,
+};
 use paddock_journal::Entry;
 use parking_lot::Mutex;
 use rusqlite::{Connection, OptionalExtension, params};
@@ -45,15 +47,19 @@ fn from_json<T: DeserializeOwned>(text: &str) -> Result<T, String> {
 
 impl SqliteStore {
     /// Opens (creating) the store at `path`.
-    pub fn open(path: &Path) -> Result<SqliteStore, String> {
+    pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+            std::fs::create_dir_all(dir)
+                .map_err(|e| StoreError::CreateDir { dir: dir.to_path_buf(), reason: e.to_string() })?;
         }
-        let conn = Connection::open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
-        conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(db)?;
-        conn.pragma_update(None, "journal_mode", "WAL").map_err(db)?;
-        conn.pragma_update(None, "synchronous", "NORMAL").map_err(db)?;
-        conn.execute_batch(SCHEMA).map_err(|e| format!("{}: {e}", path.display()))?;
+        let conn =
+            Connection::open(path).map_err(|e| StoreError::Open { path: path.to_path_buf(), reason: e.to_string() })?;
+        let setting = |e: rusqlite::Error| StoreError::Sqlite { reason: e.to_string() };
+        conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(setting)?;
+        conn.pragma_update(None, "journal_mode", "WAL").map_err(setting)?;
+        conn.pragma_update(None, "synchronous", "NORMAL").map_err(setting)?;
+        conn.execute_batch(SCHEMA)
+            .map_err(|e| StoreError::Schema { path: path.to_path_buf(), reason: e.to_string() })?;
         Ok(SqliteStore { conn: Mutex::new(conn) })
     }
 
@@ -212,18 +218,21 @@ impl FlowStore for SqliteStore {
         self.all("SELECT data FROM approvals ORDER BY created, id", [])
     }
 
-    fn answer(&self, id: &str, option: &str, by: &str, now_ms: u64) -> Result<ApprovalRecord, String> {
+    fn answer(&self, id: &str, option: &str, by: &str, now_ms: u64) -> Result<ApprovalRecord, AnswerError> {
+        let store = |e: rusqlite::Error| AnswerError::Store(db(e));
         let mut conn = self.conn.lock();
         // An immediate transaction: two people answering at once cannot both win.
-        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(db)?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(store)?;
         let text: Option<String> = tx
             .query_row("SELECT data FROM approvals WHERE id = ?1", params![id], |r| r.get(0))
             .optional()
-            .map_err(db)?;
-        let mut a: ApprovalRecord = from_json(&text.ok_or_else(|| format!("no approval with id {id:?}"))?)?;
+            .map_err(store)?;
+        let text = text.ok_or_else(|| AnswerError::NoApproval(id.to_string()))?;
+        let mut a: ApprovalRecord = from_json(&text).map_err(AnswerError::Store)?;
         apply_answer(&mut a, option, by, now_ms)?;
-        tx.execute("UPDATE approvals SET data = ?2 WHERE id = ?1", params![id, to_json(&a)?]).map_err(db)?;
-        tx.commit().map_err(db)?;
+        let data = to_json(&a).map_err(AnswerError::Store)?;
+        tx.execute("UPDATE approvals SET data = ?2 WHERE id = ?1", params![id, data]).map_err(store)?;
+        tx.commit().map_err(store)?;
         Ok(a)
     }
 }

@@ -7,6 +7,78 @@ use paddock_journal::Entry;
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+
+/// Why the flow store failed.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    /// The folder of the SQLite file cannot be made.
+    #[error("cannot create {}: {reason}", dir.display())]
+    CreateDir {
+        /// The folder.
+        dir: PathBuf,
+        /// What the OS said.
+        reason: String,
+    },
+    /// The SQLite file cannot be opened.
+    #[error("cannot open {}: {reason}", path.display())]
+    Open {
+        /// The file.
+        path: PathBuf,
+        /// What SQLite said.
+        reason: String,
+    },
+    /// The file's tables cannot be made (not a flow store, or damaged).
+    #[error("{}: {reason}", path.display())]
+    Schema {
+        /// The file.
+        path: PathBuf,
+        /// What SQLite said.
+        reason: String,
+    },
+    /// SQLite refused a setting.
+    #[error("flow store: {reason}")]
+    Sqlite {
+        /// What SQLite said.
+        reason: String,
+    },
+    /// An operation failed: what a [`FlowStore`] method reported (its
+    /// methods report text).
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// Why an approval was not answered.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum AnswerError {
+    /// No question has this id.
+    #[error("no approval with id {0:?}")]
+    NoApproval(String),
+    /// Someone answered first.
+    #[error("approval {id} is already answered: {given:?}")]
+    Answered {
+        /// The question.
+        id: String,
+        /// The answer given.
+        given: String,
+    },
+    /// Its deadline passed.
+    #[error("approval {0} timed out before it was answered")]
+    TimedOut(String),
+    /// The answer is not on offer.
+    #[error("{option:?} is not an option of approval {id} (options: {})", options.join(", "))]
+    NotAnOption {
+        /// The question.
+        id: String,
+        /// The answer given.
+        option: String,
+        /// The answers on offer.
+        options: Vec<String>,
+    },
+    /// The store failed.
+    #[error("{0}")]
+    Store(String),
+}
 
 /// How a run stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -240,7 +312,7 @@ pub trait FlowStore: Send + Sync {
     fn approvals(&self) -> Result<Vec<ApprovalRecord>, String>;
     /// Records `option` as the answer to `id`, unless it is answered, past
     /// its deadline at `now_ms`, or `option` is not on offer.
-    fn answer(&self, id: &str, option: &str, by: &str, now_ms: u64) -> Result<ApprovalRecord, String>;
+    fn answer(&self, id: &str, option: &str, by: &str, now_ms: u64) -> Result<ApprovalRecord, AnswerError>;
 }
 
 /// The error for a question id that is already in use.
@@ -249,15 +321,19 @@ pub(super) fn taken(id: &str) -> String {
 }
 
 /// Checks an answer against its question, then records it.
-pub(super) fn apply_answer(a: &mut ApprovalRecord, option: &str, by: &str, now_ms: u64) -> Result<(), String> {
+pub(super) fn apply_answer(a: &mut ApprovalRecord, option: &str, by: &str, now_ms: u64) -> Result<(), AnswerError> {
     if let Some(given) = &a.answer {
-        return Err(format!("approval {} is already answered: {given:?}", a.id));
+        return Err(AnswerError::Answered { id: a.id.clone(), given: given.clone() });
     }
     if now_ms >= a.deadline_ms {
-        return Err(format!("approval {} timed out before it was answered", a.id));
+        return Err(AnswerError::TimedOut(a.id.clone()));
     }
     if !a.options.iter().any(|o| o == option) {
-        return Err(format!("{option:?} is not an option of approval {} (options: {})", a.id, a.options.join(", ")));
+        return Err(AnswerError::NotAnOption {
+            id: a.id.clone(),
+            option: option.to_string(),
+            options: a.options.clone(),
+        });
     }
     a.answer = Some(option.to_string());
     a.answered_by = Some(by.to_string());
@@ -394,9 +470,9 @@ impl FlowStore for MemoryStore {
         Ok(all)
     }
 
-    fn answer(&self, id: &str, option: &str, by: &str, now_ms: u64) -> Result<ApprovalRecord, String> {
+    fn answer(&self, id: &str, option: &str, by: &str, now_ms: u64) -> Result<ApprovalRecord, AnswerError> {
         let mut inner = self.inner.lock();
-        let a = inner.approvals.get_mut(id).ok_or_else(|| format!("no approval with id {id:?}"))?;
+        let a = inner.approvals.get_mut(id).ok_or_else(|| AnswerError::NoApproval(id.to_string()))?;
         apply_answer(a, option, by, now_ms)?;
         Ok(a.clone())
     }

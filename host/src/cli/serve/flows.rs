@@ -133,7 +133,7 @@ fn spec(flows: &Flows, name: &str) -> Result<(Flow, String), SpecError> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(missing()),
         Err(e) => return Err(SpecError::Unreadable(format!("cannot read {origin}: {e}"))),
     };
-    Flow::parse(&text, &origin).map(|flow| (flow, origin)).map_err(SpecError::Invalid)
+    Flow::parse(&text, &origin).map(|flow| (flow, origin)).map_err(|e| SpecError::Invalid(e.to_string()))
 }
 
 async fn list_flows(State(flows): State<Flows>) -> Response {
@@ -473,7 +473,7 @@ async fn answer(State(flows): State<Flows>, Path(id): Path<String>, headers: Hea
     }
     match flows.approvals().answer(&id, option, v["by"].as_str().unwrap_or("http")) {
         Ok(a) => axum::Json(a).into_response(),
-        Err(e) if e.starts_with("no approval") => error(StatusCode::NOT_FOUND, "not-found", e),
+        Err(e @ crate::flow::AnswerError::NoApproval(_)) => error(StatusCode::NOT_FOUND, "not-found", e),
         Err(e) => error(StatusCode::CONFLICT, "invalid", e),
     }
 }
