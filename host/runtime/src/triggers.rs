@@ -135,7 +135,7 @@ fn read_cursor(system: &Namespace, trigger: &Trigger) -> u64 {
 }
 
 async fn deliver(runtime: &Runtime, trigger: &Trigger, change: &Change) {
-    let input = input_for(&trigger, change);
+    let input = input_for(trigger, change);
     let options = RunOptions { tenant: Some(trigger.tenant.clone()), ..Default::default() };
     for attempt in 1..=ATTEMPTS {
         let result = match runtime.load(&trigger.agent) {
