@@ -29,6 +29,10 @@ use wasmtime::component::Linker;
 /// the build script, so no list of them is kept by hand.
 pub const WORLD_IMPORTS: &[&str] = include!(concat!(env!("OUT_DIR"), "/world_imports.rs"));
 
+/// Every function of those interfaces, read from `wit/` by the build script:
+/// its interface, its name, and whether it is a method of a resource.
+pub const WORLD_FUNCTIONS: &[(&str, &str, bool)] = include!(concat!(env!("OUT_DIR"), "/world_functions.rs"));
+
 /// One WIT interface's per-invocation state: how it is built and linked.
 pub trait Capability: Sized + Send + 'static {
     /// The interface's name in `paddock:agent` (`"blackboard"`).
@@ -202,6 +206,59 @@ impl CallContext {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeSet;
+    use std::path::Path;
+
+    /// Host calls with nothing for a replay to answer, so not journaled.
+    const NOT_JOURNALED: &[(&str, &str)] = &[("log", "log")];
+
+    /// The label of every `journal::through` and `through_sync` call in the
+    /// folder of `interface`: the first string literal after the call.
+    fn journal_labels(interface: &str) -> BTreeSet<String> {
+        let folder = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/caps").join(interface);
+        let mut labels = BTreeSet::new();
+        for entry in std::fs::read_dir(&folder).unwrap_or_else(|e| panic!("{}: {e}", folder.display())) {
+            let source = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+            for (at, _) in source.match_indices("journal::through") {
+                let rest = &source[at..];
+                let open = rest.find('"').expect("a label after journal::through");
+                let close = rest[open + 1..].find('"').expect("a closed label");
+                labels.insert(rest[open + 1..open + 1 + close].to_string());
+            }
+        }
+        labels
+    }
+
+    #[test]
+    fn every_host_call_the_world_imports_goes_through_the_journal() {
+        let mut unjournaled = Vec::new();
+        let mut labels_with_no_function = Vec::new();
+        for interface in super::WORLD_IMPORTS {
+            let labels = journal_labels(interface);
+            let functions: Vec<_> = super::WORLD_FUNCTIONS.iter().filter(|(i, ..)| i == interface).collect();
+            // A free function's label is "interface.function"; a method's is
+            // "interface.resource.method", the resource as the host names it.
+            let labelled = |label: &str, &&(_, function, method): &&(&str, &str, bool)| {
+                let parts: Vec<_> = label.split('.').collect();
+                match (method, parts.as_slice()) {
+                    (false, [i, f]) => i == interface && *f == function,
+                    (true, [i, _, f]) => i == interface && *f == function,
+                    _ => false,
+                }
+            };
+            for function in &functions {
+                let exempt = NOT_JOURNALED.contains(&(function.0, function.1));
+                if !exempt && !labels.iter().any(|l| labelled(l, function)) {
+                    unjournaled.push(format!("{}.{}", function.0, function.1));
+                }
+            }
+            labels_with_no_function.extend(labels.iter().filter(|l| !functions.iter().any(|f| labelled(l, f))).cloned());
+        }
+        assert_eq!(unjournaled, Vec::<String>::new(), "host calls that skip the journal");
+        assert_eq!(labels_with_no_function, Vec::<String>::new(), "journal labels that name no WIT function");
+        assert!(super::WORLD_FUNCTIONS.contains(&("llm", "next", true)), "{:?}", super::WORLD_FUNCTIONS);
+    }
+
     #[test]
     fn every_interface_the_world_imports_has_a_capability_and_no_other() {
         let mut world = super::WORLD_IMPORTS.to_vec();
