@@ -31,5 +31,6 @@ fn main() {
     }
     let out = Path::new(&std::env::var("OUT_DIR").expect("cargo sets OUT_DIR")).to_path_buf();
     std::fs::write(out.join("world_imports.rs"), format!("&[{}]\n", names.join(", "))).expect("OUT_DIR is writable");
-    std::fs::write(out.join("world_functions.rs"), format!("&[{}]\n", functions.join(", "))).expect("OUT_DIR is writable");
+    std::fs::write(out.join("world_functions.rs"), format!("&[{}]\n", functions.join(", ")))
+        .expect("OUT_DIR is writable");
 }

@@ -36,6 +36,7 @@ pub use paddock_core as core;
 pub use paddock_flow as flow;
 pub use paddock_gateway as gateway;
 pub use paddock_journal as journal;
+pub use paddock_keys as keys;
 pub use paddock_quota as quota;
 pub use paddock_runtime as runtime;
 pub use paddock_runtime::{caps, engine, plugins, sandbox, triggers};

@@ -19,6 +19,7 @@ mod loading;
 mod recovery;
 mod reload;
 mod resilience;
+mod serve_auth;
 mod serve_flows;
 mod settings;
 mod tenants;

@@ -263,17 +263,26 @@ async fn paddock_serve_lists_and_answers_questions_over_http() {
     // The board is durable and a host holds it: this test's run keeps it in memory.
     std::fs::write(dir.path().join("paddock.toml"), "[host]\nledger = \"memory\"\nplugin-state = \"memory\"\n")
         .unwrap();
+    let token = key(dir.path(), "default", "operate");
     let serve = serve(dir.path(), &[]);
     let address = serve.address.clone();
     let (run, question) = asking(dir.path());
     let id = question["id"].as_str().unwrap();
     paddock::gateway::install_crypto();
     let client = reqwest::Client::new();
-    let listed: serde_json::Value =
-        client.get(format!("http://{address}/v1/approvals")).send().await.unwrap().json().await.unwrap();
+    let listed: serde_json::Value = client
+        .get(format!("http://{address}/v1/approvals"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(listed[0]["id"], id);
     let missing = client
         .post(format!("http://{address}/v1/approvals/ap-nope"))
+        .bearer_auth(&token)
         .body(r#"{"option":"ship"}"#)
         .send()
         .await
@@ -281,6 +290,7 @@ async fn paddock_serve_lists_and_answers_questions_over_http() {
     assert_eq!(missing.status().as_u16(), 404);
     let answered = client
         .post(format!("http://{address}/v1/approvals/{id}"))
+        .bearer_auth(&token)
         .body(r#"{"option":"ship","by":"ada"}"#)
         .send()
         .await

@@ -2,7 +2,7 @@
 //! replace a working one, wider ones wait for approval, removed plugins stop
 //! taking new invocations, and a warm code cache compiles nothing.
 
-use crate::util::{TestCommand, error_text, serve, settings_in};
+use crate::util::{TestCommand, error_text, key, serve, settings_in};
 use paddock::plugins::cache::{Compiled, ContentHash};
 use paddock::runtime::{Reload, RunOptions, Runtime, Watch};
 use paddock_test_guests::{guests, variant};
@@ -290,8 +290,9 @@ async fn a_restart_with_a_warm_code_cache_compiles_nothing() {
     assert!(warm.plugins().iter().all(|p| p.serving.as_ref().unwrap().compiled == Compiled::Cached));
 }
 
-async fn invoke(client: &reqwest::Client, address: &str, agent: &str) -> (u16, serde_json::Value) {
-    let response = client.post(format!("http://{address}/v1/agents/{agent}/run")).body("{}").send().await.unwrap();
+async fn invoke(client: &reqwest::Client, address: &str, agent: &str, token: &str) -> (u16, serde_json::Value) {
+    let url = format!("http://{address}/v1/agents/{agent}/run");
+    let response = client.post(url).bearer_auth(token).body("{}").send().await.unwrap();
     (response.status().as_u16(), response.json().await.unwrap())
 }
 
@@ -302,13 +303,14 @@ async fn paddock_serve_reloads_holds_a_wider_version_and_serves_it_once_the_cli_
     let base = std::fs::read(guests::ECHO).unwrap();
     write_plugin(&plugins, "echo", "1.0.0", &base, "");
     std::fs::write(dir.path().join("paddock.toml"), "[host]\nledger = \"memory\"\n").unwrap();
+    let token = key(dir.path(), "default", "run");
     let served = serve(dir.path(), &["--debounce", "20ms"]);
     paddock::gateway::install_crypto();
     let client = reqwest::Client::new();
     let v1 = format!("1.0.0+{}", ContentHash::of(&base).short());
-    let (status, body) = invoke(&client, &served.address, "echo").await;
+    let (status, body) = invoke(&client, &served.address, "echo", &token).await;
     assert_eq!((status, body["version"].as_str()), (200, Some(v1.as_str())));
-    let (status, body) = invoke(&client, &served.address, "nobody").await;
+    let (status, body) = invoke(&client, &served.address, "nobody", &token).await;
     assert_eq!((status, body["error"]["kind"].as_str()), (404, Some("not-found")));
 
     let wasm = variant(&base, 7);
@@ -330,14 +332,17 @@ async fn paddock_serve_reloads_holds_a_wider_version_and_serves_it_once_the_cli_
     }
     assert_eq!(rows[0]["held"]["asks"], serde_json::json!(["approvals"]), "{rows}");
     assert_eq!((&rows[0]["serving"]["version"], &rows[0]["serving"]["invocations"]), (&v1.clone().into(), &1.into()));
-    let (_, body) = invoke(&client, &served.address, "echo").await;
+    let (_, body) = invoke(&client, &served.address, "echo", &token).await;
     assert_ne!(body["version"].as_str(), Some(v2.as_str()), "the held version does not serve");
 
     let ran = TestCommand::new(dir.path(), &["plugins", "approve", "echo", &v2]).run();
     assert_eq!(ran.code, 0, "{}", ran.stderr);
     let mut version = String::new();
     for _ in 0..200 {
-        version = invoke(&client, &served.address, "echo").await.1["version"].as_str().unwrap_or_default().to_string();
+        version = invoke(&client, &served.address, "echo", &token).await.1["version"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
         if version == v2 {
             break;
         }

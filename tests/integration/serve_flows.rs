@@ -58,14 +58,15 @@ agent = "step"
 input = { name = "after" }
 "#;
 
-/// Tenants `a` and `b` may both run `step`; the flows folder holds `greet`,
-/// `ask`, `fan`, `slow` and a broken `bad`.
+/// Tenants `a` and `b` may both run `step`, each with an `operate` key, and
+/// `c` may run nothing, with a `run` key (the keys written to `tokens.json`); the flows folder holds `greet`, `ask`, `fan`,
+/// `slow` and a broken `bad`.
 fn setup(dir: &Path) -> Served {
     plugin(&dir.join("plugins"), "step", guests::FLOW_STEP, "");
     let cache = concat!(env!("CARGO_TARGET_TMPDIR"), "/code-cache");
     let config = format!(
         "[host]\nledger = \"memory\"\nplugin-state = \"memory\"\ncode-cache = {cache:?}\ndefault-tenant = \"a\"\n\
-         [tenants.a]\nagents = [\"step\"]\n[tenants.b]\nagents = [\"step\"]\n"
+         [tenants.a]\nagents = [\"step\"]\n[tenants.b]\nagents = [\"step\"]\n[tenants.c]\nagents = []\n"
     );
     std::fs::write(dir.join("paddock.toml"), config).unwrap();
     let flows = dir.join("flows");
@@ -74,6 +75,8 @@ fn setup(dir: &Path) -> Served {
     for (name, text) in [("greet", GREET), ("ask", ASK), ("fan", FAN), ("slow", SLOW), ("bad", bad)] {
         std::fs::write(flows.join(format!("{name}.toml")), text).unwrap();
     }
+    let tokens = json!({ "a": key(dir, "a", "operate"), "b": key(dir, "b", "operate"), "c": key(dir, "c", "run") });
+    std::fs::write(dir.join("tokens.json"), tokens.to_string()).unwrap();
     paddock::gateway::install_crypto();
     serve(dir, &[])
 }
@@ -81,17 +84,25 @@ fn setup(dir: &Path) -> Served {
 struct Api {
     client: reqwest::Client,
     base: String,
+    /// The API key of each tenant.
+    tokens: Value,
 }
 
 impl Api {
     fn new(served: &Served) -> Api {
-        Api { client: reqwest::Client::new(), base: format!("http://{}", served.address) }
+        let tokens = serde_json::from_str(&std::fs::read_to_string(served.dir.join("tokens.json")).unwrap()).unwrap();
+        Api { client: reqwest::Client::new(), base: format!("http://{}", served.address), tokens }
+    }
+
+    /// A request acting for `tenant`: with its key.
+    fn request(&self, method: reqwest::Method, path: &str, tenant: &str) -> reqwest::RequestBuilder {
+        let token = self.tokens[tenant].as_str().unwrap_or_else(|| panic!("no key for tenant {tenant}"));
+        self.client.request(method, format!("{}{path}", self.base)).bearer_auth(token)
     }
 
     async fn send(&self, method: &str, path: &str, tenant: &str, body: &str, key: Option<&str>) -> (u16, Value) {
         let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
-        let mut request =
-            self.client.request(method, format!("{}{path}", self.base)).header("x-paddock-tenant", tenant);
+        let mut request = self.request(method, path, tenant);
         if let Some(key) = key {
             request = request.header("idempotency-key", key);
         }
@@ -106,8 +117,8 @@ impl Api {
 
     /// The events of a run, read until the stream ends: `(event, step)` pairs.
     async fn events(&self, run: &str, tenant: &str) -> Vec<(String, String)> {
-        let url = format!("{}/v1/runs/{run}/events", self.base);
-        let text = self.client.get(url).header("x-paddock-tenant", tenant).send().await.unwrap().text().await.unwrap();
+        let path = format!("/v1/runs/{run}/events");
+        let text = self.request(reqwest::Method::GET, &path, tenant).send().await.unwrap().text().await.unwrap();
         text.lines()
             .filter_map(|l| l.strip_prefix("data: "))
             .map(|d| serde_json::from_str::<Value>(d).unwrap())
@@ -256,7 +267,7 @@ async fn bad_starts_are_refused_naming_the_flow_the_file_or_the_input() {
         api.send("POST", "/v1/flows/greet/runs", "a", "{}", Some(&"k".repeat(129))).await,
         refused(400, "bad-request", "idempotency-key must be 1 to 128 visible ASCII characters".into())
     );
-    assert_eq!(api.send("POST", "/v1/flows/greet/runs", "nobody", "{}", None).await.1["error"]["kind"], "denied");
+    assert_eq!(api.send("POST", "/v1/flows/greet/runs", "c", "{}", None).await.1["error"]["kind"], "denied");
     let (status, listed) = api.get("/v1/flows", "a").await;
     assert_eq!(status, 200);
     let names: Vec<(&str, bool)> =

@@ -164,6 +164,8 @@ pub struct Served {
     pub child: std::process::Child,
     /// Where it listens (`127.0.0.1:PORT`).
     pub address: String,
+    /// The folder it serves from.
+    pub dir: PathBuf,
 }
 
 impl Drop for Served {
@@ -187,10 +189,18 @@ pub fn serve(dir: &Path, args: &[&str]) -> Served {
         .spawn()
         .expect("paddock serve starts");
     let stdout = child.stdout.take().expect("piped stdout");
-    let mut served = Served { child, address: String::new() };
+    let mut served = Served { child, address: String::new(), dir: dir.to_path_buf() };
     let mut line = String::new();
     std::io::BufReader::new(stdout).read_line(&mut line).expect("paddock serve prints its address");
     let address = line.trim().strip_prefix("serving on http://").unwrap_or_else(|| panic!("paddock serve: {line:?}"));
     served.address = address.to_string();
     served
+}
+
+/// A new API key of `tenant` with `role`, made by `paddock keys create` in
+/// `dir` (the host's data folder is the one its `paddock.toml` names).
+pub fn key(dir: &Path, tenant: &str, role: &str) -> String {
+    let made = TestCommand::new(dir, &["keys", "create", "--tenant", tenant, "--role", role]).run();
+    assert_eq!(made.code, 0, "paddock keys create: {}", made.stderr);
+    made.stdout.trim().to_string()
 }

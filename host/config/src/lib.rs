@@ -31,7 +31,7 @@ mod triggers;
 
 pub use engine::EngineSettings;
 pub use paddock_core::{ByteSize, DirGrant, Limits, Requested, SizeCaps, Span, show};
-pub use plugins::{DEFAULT_LISTEN, NotLoopback, PluginSettings, check_listen};
+pub use plugins::{DEFAULT_LISTEN, NotLoopback, PluginSettings, ServeAuth, check_listen};
 pub use stores::BoardStore;
 pub use triggers::Trigger;
 

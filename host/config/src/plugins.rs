@@ -16,10 +16,25 @@ pub struct PluginSettings {
     pub book: Option<PathBuf>,
     /// Where `paddock serve` listens.
     pub listen: SocketAddr,
+    /// How `paddock serve` authenticates callers.
+    pub auth: ServeAuth,
     /// How long file changes settle before a reload.
     pub debounce: Duration,
     /// The folder of flow specs `paddock serve` starts by name.
     pub flows: PathBuf,
+}
+
+/// How `paddock serve` knows who calls (`serve.auth`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ServeAuth {
+    /// Every request carries an API key (`paddock keys create`); the tenant
+    /// and role come from it.
+    #[default]
+    Keys,
+    /// No authentication, for development: loopback addresses only, the
+    /// `x-paddock-tenant` header picks the tenant, every caller is an admin.
+    None,
 }
 
 /// `[host] code-cache`: on, off, or a folder.
@@ -37,6 +52,7 @@ pub(super) enum CodeCacheFile {
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub(super) struct ServeSection {
     listen: Option<String>,
+    auth: Option<String>,
     debounce: Option<Span>,
     flows: Option<PathBuf>,
 }
@@ -66,30 +82,35 @@ pub(super) fn plugin_settings(
     let listen = listen_text
         .parse()
         .map_err(|_| format!("serve.listen: `{listen_text}` is not an address like \"127.0.0.1:7700\""))?;
-    check_listen(&listen).map_err(|why| format!("serve.listen: {why}"))?;
+    let auth = match serve.auth.as_deref().unwrap_or("keys") {
+        "keys" => ServeAuth::Keys,
+        "none" => ServeAuth::None,
+        other => return Err(format!("serve.auth: `{other}` is not a mode; use \"keys\" or \"none\"")),
+    };
+    check_listen(&listen, auth).map_err(|why| format!("serve.listen: {why}"))?;
     let debounce = serve.debounce.map_or(Duration::from_millis(100), |s| s.0);
     if debounce > Duration::from_secs(60) {
         return Err(format!("serve.debounce ({}) must be at most 60s", Span(debounce)));
     }
     let flows = base.join(serve.flows.unwrap_or_else(|| PathBuf::from("flows")));
-    Ok(PluginSettings { code_cache, book, listen, debounce, flows })
+    Ok(PluginSettings { code_cache, book, listen, auth, debounce, flows })
 }
 
-/// A listen address other hosts can reach, refused by [`check_listen`].
+/// A listen address other hosts can reach, refused by [`check_listen`]
+/// without authentication.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "{address} is not a loopback address; the HTTP API has no authentication of its own, so listen on 127.0.0.1 or ::1 behind a proxy that authenticates callers"
+    "{address} is not a loopback address, and serve.auth = \"none\" lets anyone who reaches it act as any tenant; listen on 127.0.0.1 or ::1, or use API keys (serve.auth = \"keys\", the default)"
 )]
 pub struct NotLoopback {
     /// The address refused.
     pub address: SocketAddr,
 }
 
-/// Refuses an address other hosts can reach: the HTTP API has no
-/// authentication of its own, so anyone who reaches it may run any agent for
-/// any tenant.
-pub fn check_listen(address: &SocketAddr) -> Result<(), NotLoopback> {
-    if address.ip().is_loopback() {
+/// With API keys any address will do; without them (`auth` = none), only a
+/// loopback one: anyone who reaches it may run any agent for any tenant.
+pub fn check_listen(address: &SocketAddr, auth: ServeAuth) -> Result<(), NotLoopback> {
+    if auth == ServeAuth::Keys || address.ip().is_loopback() {
         return Ok(());
     }
     Err(NotLoopback { address: *address })
@@ -118,13 +139,20 @@ mod tests {
     }
 
     #[test]
-    fn a_listen_address_other_hosts_can_reach_is_refused() {
-        let err = parse("[serve]\nlisten = \"0.0.0.0:7700\"\n").unwrap_err();
+    fn without_keys_a_listen_address_other_hosts_can_reach_is_refused() {
+        let err = parse("[serve]\nlisten = \"0.0.0.0:7700\"\nauth = \"none\"\n").unwrap_err();
         assert_eq!(
             err,
-            "conf/paddock.toml: serve.listen: 0.0.0.0:7700 is not a loopback address; the HTTP API has no authentication of its own, so listen on 127.0.0.1 or ::1 behind a proxy that authenticates callers"
+            "conf/paddock.toml: serve.listen: 0.0.0.0:7700 is not a loopback address, and serve.auth = \"none\" lets anyone who reaches it act as any tenant; listen on 127.0.0.1 or ::1, or use API keys (serve.auth = \"keys\", the default)"
         );
-        assert!(parse("[serve]\nlisten = \"[::1]:0\"\n").is_ok());
+        assert!(parse("[serve]\nlisten = \"[::1]:0\"\nauth = \"none\"\n").is_ok());
+        let keyed = parse("[serve]\nlisten = \"0.0.0.0:7700\"\n").unwrap();
+        assert_eq!(
+            (keyed.plugins.listen.to_string(), keyed.plugins.auth),
+            ("0.0.0.0:7700".into(), super::ServeAuth::Keys)
+        );
+        let err = parse("[serve]\nauth = \"basic\"\n").unwrap_err();
+        assert!(err.ends_with("serve.auth: `basic` is not a mode; use \"keys\" or \"none\""), "{err}");
         let err = parse("[host]\nplugin-state = \"disk\"\n").unwrap_err();
         assert!(err.ends_with("host.plugin-state: `disk` is not a store; use \"durable\" or \"memory\""), "{err}");
     }

@@ -19,12 +19,15 @@ mod bb;
 mod build;
 mod flow;
 mod inspect;
+mod keys;
 mod new;
 mod plugins;
 mod providers;
 mod run;
 mod serve;
 mod usage;
+
+pub use serve::auth;
 
 use crate::config::{ConfigError, Settings};
 use clap::{Parser, Subcommand};
@@ -109,9 +112,12 @@ enum Command {
     /// Keep the host up: reload plugins as they change, run triggers, answer HTTP
     #[command(after_help = concat!(
         "Examples:\n  paddock serve\n  paddock serve --listen 127.0.0.1:0 --debounce 50ms\n\n",
-        "API:\n  POST /v1/agents/NAME/run   body = input JSON; header x-paddock-tenant\n  GET  /v1/approvals         questions waiting for an answer\n  POST /v1/approvals/ID      body = {\"option\": \"...\", \"by\": \"...\"}\n  GET  /v1/plugins\n  GET  /v1/health\n  GET  /metrics"
+        "API (header Authorization: Bearer KEY, from `paddock keys create`):\n  POST /v1/agents/NAME/run   body = input JSON\n  GET  /v1/approvals         questions waiting for an answer\n  POST /v1/approvals/ID      body = {\"option\": \"...\", \"by\": \"...\"}\n  GET  /v1/plugins\n  GET  /v1/health\n  GET  /metrics"
     ))]
     Serve(serve::ServeArgs),
+    /// Make, list and revoke the API keys `paddock serve` checks
+    #[command(subcommand)]
+    Keys(keys::KeysCommand),
     /// Read, write, list and watch a tenant's blackboard
     #[command(subcommand)]
     Bb(bb::BbCommand),
@@ -162,6 +168,7 @@ pub fn main() -> ExitCode {
             Command::Inspect(args) => inspect::inspect(settings, args),
             Command::Plugins(cmd) => plugins::plugins(settings, cmd).await,
             Command::Serve(args) => serve::serve(settings, args).await,
+            Command::Keys(cmd) => keys::keys(settings, cmd),
             Command::Providers(cmd) => providers::providers(settings, cmd).await,
             Command::Bb(cmd) => bb::bb(settings, cmd).await,
             Command::Usage(args) => usage::usage(settings, args),

@@ -47,11 +47,11 @@ pub enum PluginsCommand {
 
 pub async fn plugins(settings: Settings, command: PluginsCommand) -> u8 {
     match command {
-        PluginsCommand::List { json } => match super::serve::serving_address(&settings.data_dir) {
-            Some(address) => match live(&address).await {
-                Ok(rows) => show_live(&address, rows, json),
+        PluginsCommand::List { json } => match super::serve::serving(&settings.data_dir) {
+            Some(host) => match live(&host).await {
+                Ok(rows) => show_live(&host.address, rows, json),
                 Err(e) => {
-                    eprintln!("note: the host at {address} did not answer ({e}); reading the plugins folder");
+                    eprintln!("note: the host at {} did not answer ({e}); reading the plugins folder", host.address);
                     list(settings, json)
                 }
             },
@@ -244,11 +244,12 @@ fn held(settings: &Settings, book: &Book, m: &Manifest, id: Option<&str>) -> Opt
 }
 
 /// The plugins of the host serving at `address`.
-async fn live(address: &str) -> Result<Vec<PluginStatus>, String> {
+async fn live(host: &super::serve::Serving) -> Result<Vec<PluginStatus>, String> {
     crate::gateway::install_crypto();
     let client =
         reqwest::Client::builder().timeout(std::time::Duration::from_secs(5)).build().map_err(|e| e.to_string())?;
-    let response = client.get(format!("http://{address}/v1/plugins")).send().await.map_err(|e| e.to_string())?;
+    let request = host.request(&client, reqwest::Method::GET, "/v1/plugins");
+    let response = request.send().await.map_err(|e| e.to_string())?;
     if !response.status().is_success() {
         return Err(format!("it answered {}", response.status()));
     }
@@ -299,8 +300,8 @@ async fn approve(settings: Settings, name: &str, version: &str) -> u8 {
     };
     let registry = Registry::new(&settings.plugins_dir);
     let on_disk = registry.find(name).ok().and_then(|m| version_id(&m));
-    let held = match super::serve::serving_address(&settings.data_dir) {
-        Some(address) => live(&address)
+    let held = match super::serve::serving(&settings.data_dir) {
+        Some(host) => live(&host)
             .await
             .ok()
             .and_then(|rows| rows.into_iter().find(|r| r.name == name)?.held.map(|h| h.version.version)),

@@ -252,7 +252,8 @@ mod tests {
                     unjournaled.push(format!("{}.{}", function.0, function.1));
                 }
             }
-            labels_with_no_function.extend(labels.iter().filter(|l| !functions.iter().any(|f| labelled(l, f))).cloned());
+            labels_with_no_function
+                .extend(labels.iter().filter(|l| !functions.iter().any(|f| labelled(l, f))).cloned());
         }
         assert_eq!(unjournaled, Vec::<String>::new(), "host calls that skip the journal");
         assert_eq!(labels_with_no_function, Vec::<String>::new(), "journal labels that name no WIT function");

@@ -1,7 +1,8 @@
-//! The flow API of `paddock serve`. Every route acts for the tenant the
-//! `x-paddock-tenant` header names (the default tenant without it) and shows
-//! only that tenant's runs, dead letters and questions: another tenant's are
-//! answered as if they did not exist.
+//! The flow API of `paddock serve`. Every route acts for the caller's tenant
+//! (its API key's) and shows only that tenant's runs, dead letters and
+//! questions: another tenant's are answered as if they did not exist. A `run`
+//! key starts, reads and cancels runs and reads questions and dead letters;
+//! answering questions and retrying or dropping dead letters needs `operate`.
 //!
 //! | method and path | what |
 //! |---|---|
@@ -18,9 +19,12 @@
 // Handlers answer early with a ready response: the `Err` of their helpers.
 #![allow(clippy::result_large_err)]
 
+use super::auth::require;
 use super::error;
 use crate::flow::hub::Next;
 use crate::flow::{Event, Flow, Flows, RunRecord, RunStatus, StartError, now_ms};
+use crate::keys::{Caller, Role};
+use axum::Extension;
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -50,14 +54,6 @@ pub(super) fn routes(flows: Flows, body_limit: usize) -> Router {
         .route("/v1/approvals/{id}", post(answer))
         .layer(DefaultBodyLimit::max(body_limit))
         .with_state(flows)
-}
-
-/// The tenant a request acts for.
-fn tenant(flows: &Flows, headers: &HeaderMap) -> Result<String, Response> {
-    match super::tenant_header(headers)? {
-        Some(t) => Ok(t),
-        None => Ok(flows.runtime().settings().default_tenant.clone()),
-    }
 }
 
 fn unavailable(e: impl std::fmt::Display) -> Response {
@@ -193,13 +189,11 @@ async fn start(
     State(flows): State<Flows>,
     Path(name): Path<String>,
     Query(query): Query<StartQuery>,
+    Extension(caller): Extension<Caller>,
     headers: HeaderMap,
     body: String,
 ) -> Response {
-    let tenant = match tenant(&flows, &headers) {
-        Ok(t) => t,
-        Err(r) => return r,
-    };
+    let tenant = caller.tenant.to_string();
     let input = match body.trim() {
         "" => json!({}),
         text => match serde_json::from_str::<Value>(text) {
@@ -269,11 +263,12 @@ struct ListQuery {
     limit: Option<usize>,
 }
 
-async fn list_runs(State(flows): State<Flows>, Query(q): Query<ListQuery>, headers: HeaderMap) -> Response {
-    let tenant = match tenant(&flows, &headers) {
-        Ok(t) => t,
-        Err(r) => return r,
-    };
+async fn list_runs(
+    State(flows): State<Flows>,
+    Query(q): Query<ListQuery>,
+    Extension(caller): Extension<Caller>,
+) -> Response {
+    let tenant = caller.tenant.to_string();
     if let Some(s) = q.status.as_deref().filter(|s| !["running", "succeeded", "failed", "cancelled"].contains(s)) {
         let why = format!("status {s:?} is not running, succeeded, failed or cancelled");
         return error(StatusCode::BAD_REQUEST, "bad-request", why);
@@ -295,8 +290,12 @@ async fn list_runs(State(flows): State<Flows>, Query(q): Query<ListQuery>, heade
     }
 }
 
-async fn show_run(State(flows): State<Flows>, Path(id): Path<String>, headers: HeaderMap) -> Response {
-    let run = match tenant(&flows, &headers).and_then(|t| run_of(&flows, &t, &id)) {
+async fn show_run(
+    State(flows): State<Flows>,
+    Path(id): Path<String>,
+    Extension(caller): Extension<Caller>,
+) -> Response {
+    let run = match run_of(&flows, &caller.tenant, &id) {
         Ok(r) => r,
         Err(r) => return r,
     };
@@ -313,8 +312,13 @@ async fn show_run(State(flows): State<Flows>, Path(id): Path<String>, headers: H
 
 /// Cancels a run: body `{"by": "ada"}` (optional). Answers with the run once
 /// it stopped (200), or as it stands after 10 s (202).
-async fn cancel(State(flows): State<Flows>, Path(id): Path<String>, headers: HeaderMap, body: String) -> Response {
-    if let Err(r) = tenant(&flows, &headers).and_then(|t| run_of(&flows, &t, &id)) {
+async fn cancel(
+    State(flows): State<Flows>,
+    Path(id): Path<String>,
+    Extension(caller): Extension<Caller>,
+    body: String,
+) -> Response {
+    if let Err(r) = run_of(&flows, &caller.tenant, &id) {
         return r;
     }
     let by = serde_json::from_str::<Value>(&body).ok().and_then(|v| v["by"].as_str().map(String::from));
@@ -341,8 +345,13 @@ fn sse(n: usize, event: &Event) -> SseEvent {
     SseEvent::default().id(n.to_string()).event(kind).data(value.to_string())
 }
 
-async fn events(State(flows): State<Flows>, Path(id): Path<String>, headers: HeaderMap) -> Response {
-    let run = match tenant(&flows, &headers).and_then(|t| run_of(&flows, &t, &id)) {
+async fn events(
+    State(flows): State<Flows>,
+    Path(id): Path<String>,
+    Extension(caller): Extension<Caller>,
+    headers: HeaderMap,
+) -> Response {
+    let run = match run_of(&flows, &caller.tenant, &id) {
         Ok(r) => r,
         Err(r) => return r,
     };
@@ -387,11 +396,8 @@ fn dead_of(flows: &Flows, tenant: &str, id: &str) -> Result<crate::flow::store::
     }
 }
 
-async fn list_dead(State(flows): State<Flows>, headers: HeaderMap) -> Response {
-    let tenant = match tenant(&flows, &headers) {
-        Ok(t) => t,
-        Err(r) => return r,
-    };
+async fn list_dead(State(flows): State<Flows>, Extension(caller): Extension<Caller>) -> Response {
+    let tenant = caller.tenant.to_string();
     match flows.store().dead_letters() {
         Ok(all) => {
             let rows: Vec<Value> = all
@@ -408,15 +414,26 @@ async fn list_dead(State(flows): State<Flows>, headers: HeaderMap) -> Response {
     }
 }
 
-async fn show_dead(State(flows): State<Flows>, Path(id): Path<String>, headers: HeaderMap) -> Response {
-    match tenant(&flows, &headers).and_then(|t| dead_of(&flows, &t, &id)) {
+async fn show_dead(
+    State(flows): State<Flows>,
+    Path(id): Path<String>,
+    Extension(caller): Extension<Caller>,
+) -> Response {
+    match dead_of(&flows, &caller.tenant, &id) {
         Ok(d) => axum::Json(d).into_response(),
         Err(r) => r,
     }
 }
 
-async fn retry_dead(State(flows): State<Flows>, Path(id): Path<String>, headers: HeaderMap) -> Response {
-    if let Err(r) = tenant(&flows, &headers).and_then(|t| dead_of(&flows, &t, &id)) {
+async fn retry_dead(
+    State(flows): State<Flows>,
+    Path(id): Path<String>,
+    Extension(caller): Extension<Caller>,
+) -> Response {
+    if let Err(r) = require(&caller, Role::Operate, "retry dead letters") {
+        return r;
+    }
+    if let Err(r) = dead_of(&flows, &caller.tenant, &id) {
         return r;
     }
     match flows.retry_dead(&id).await {
@@ -428,8 +445,15 @@ async fn retry_dead(State(flows): State<Flows>, Path(id): Path<String>, headers:
     }
 }
 
-async fn drop_dead(State(flows): State<Flows>, Path(id): Path<String>, headers: HeaderMap) -> Response {
-    if let Err(r) = tenant(&flows, &headers).and_then(|t| dead_of(&flows, &t, &id)) {
+async fn drop_dead(
+    State(flows): State<Flows>,
+    Path(id): Path<String>,
+    Extension(caller): Extension<Caller>,
+) -> Response {
+    if let Err(r) = require(&caller, Role::Operate, "drop dead letters") {
+        return r;
+    }
+    if let Err(r) = dead_of(&flows, &caller.tenant, &id) {
         return r;
     }
     match flows.store().drop_dead(&id) {
@@ -439,11 +463,8 @@ async fn drop_dead(State(flows): State<Flows>, Path(id): Path<String>, headers: 
 }
 
 /// Questions waiting for an answer.
-async fn approvals(State(flows): State<Flows>, headers: HeaderMap) -> Response {
-    let tenant = match tenant(&flows, &headers) {
-        Ok(t) => t,
-        Err(r) => return r,
-    };
+async fn approvals(State(flows): State<Flows>, Extension(caller): Extension<Caller>) -> Response {
+    let tenant = caller.tenant.to_string();
     let now = now_ms();
     match flows.store().approvals() {
         Ok(all) => {
@@ -455,11 +476,16 @@ async fn approvals(State(flows): State<Flows>, headers: HeaderMap) -> Response {
 }
 
 /// Answers a question: body `{"option": "ship", "by": "ada"}`.
-async fn answer(State(flows): State<Flows>, Path(id): Path<String>, headers: HeaderMap, body: String) -> Response {
-    let tenant = match tenant(&flows, &headers) {
-        Ok(t) => t,
-        Err(r) => return r,
-    };
+async fn answer(
+    State(flows): State<Flows>,
+    Path(id): Path<String>,
+    Extension(caller): Extension<Caller>,
+    body: String,
+) -> Response {
+    if let Err(r) = require(&caller, Role::Operate, "answer approvals") {
+        return r;
+    }
+    let tenant = caller.tenant.to_string();
     let Ok(v) = serde_json::from_str::<Value>(&body) else {
         return error(StatusCode::BAD_REQUEST, "invalid", "the body must be JSON: {\"option\": \"...\"}");
     };

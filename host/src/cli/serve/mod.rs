@@ -1,31 +1,38 @@
 //! `paddock serve`: keep the host up, reload plugins as their files change,
 //! run triggers, and answer invocations over HTTP.
 //!
-//! | method and path | what |
-//! |---|---|
-//! | `POST /v1/agents/{name}/run` | body = the input (JSON text); header `x-paddock-tenant` picks the tenant |
-//! | `GET /v1/plugins` | what `paddock plugins list --json` shows |
-//! | `GET /v1/health` | `{"status":"ok"}` |
-//! | `GET /metrics` | Prometheus text: the gateway's `paddock_llm_*` series |
+//! Every route but `/v1/health` needs an API key ([`auth`]); the tenant a
+//! request acts for is its key's.
+//!
+//! | method and path | role | what |
+//! |---|---|---|
+//! | `POST /v1/agents/{name}/run` | run | body = the input (JSON text) |
+//! | `GET /v1/plugins` | run | what `paddock plugins list --json` shows |
+//! | `GET /v1/health` | none | `{"status":"ok"}` |
+//! | `GET /metrics` | admin | Prometheus text: the gateway's `paddock_llm_*` series |
 //!
 //! Flows, runs, dead letters and approvals: [`flows`].
 
+pub mod auth;
 mod flows;
 
 use super::{EXIT_CONFIG, EXIT_CRASH, EXIT_LOAD, EXIT_USAGE, fail};
-use crate::config::{Settings, Span};
+use crate::config::{ServeAuth, Settings, Span};
+use crate::keys::{Caller, Role};
 use crate::plugins::LoadError;
 use crate::plugins::cache::Compiled;
 use crate::runtime::{Reload, RunError, RunOptions, Runtime};
 use crate::sandbox::InvokeError;
-use axum::Router;
+use auth::Auth;
 use axum::extract::{DefaultBodyLimit, Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use axum::{Extension, Router};
 use clap::Args;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 /// The file in `host.data` that tells other commands where the host serves.
 pub const SERVE_FILE: &str = "serve.json";
@@ -48,7 +55,7 @@ pub async fn serve(mut settings: Settings, args: ServeArgs) -> u8 {
         settings.plugins.flows = dir;
     }
     let listen = args.listen.unwrap_or(settings.plugins.listen);
-    if let Err(why) = crate::config::check_listen(&listen) {
+    if let Err(why) = crate::config::check_listen(&listen, settings.plugins.auth) {
         return fail(EXIT_USAGE, format!("--listen: {why}"));
     }
     let debounce = args.debounce.map_or(settings.plugins.debounce, |s| s.0);
@@ -56,6 +63,10 @@ pub async fn serve(mut settings: Settings, args: ServeArgs) -> u8 {
     if let Err(e) = std::fs::create_dir_all(&data) {
         return fail(EXIT_CONFIG, format!("host.data: cannot create {}: {e}", data.display()));
     }
+    let (auth, local) = match authentication(&settings) {
+        Ok(a) => a,
+        Err(e) => return fail(EXIT_CONFIG, e),
+    };
     let runtime = match Runtime::new(settings) {
         Ok(r) => r,
         Err(e) => return fail(EXIT_CRASH, format!("cannot start the host: {e:#}")),
@@ -114,20 +125,24 @@ pub async fn serve(mut settings: Settings, args: ServeArgs) -> u8 {
     };
     let address = listener.local_addr().unwrap_or(listen);
     let marker = data.join(SERVE_FILE);
-    let record = serde_json::json!({ "pid": std::process::id(), "address": address.to_string() });
-    if let Err(e) = std::fs::write(&marker, record.to_string()) {
+    let record = serde_json::json!({ "pid": std::process::id(), "address": address.to_string(), "token": local });
+    if let Err(e) = write_private(&marker, &record.to_string()) {
         tracing::warn!("cannot write {}: {e}", marker.display());
     }
     println!("serving on http://{address}");
     let limit = runtime.settings().caps.io_bytes.try_into().unwrap_or(usize::MAX);
+    let _upkeep = auth.spawn_upkeep();
     let app = Router::new()
         .route("/v1/agents/{name}/run", post(run))
         .route("/v1/plugins", get(plugins))
-        .route("/v1/health", get(|| async { axum::Json(serde_json::json!({ "status": "ok" })) }))
         .route("/metrics", get(metrics))
         .layer(DefaultBodyLimit::max(limit))
         .with_state(runtime)
-        .merge(flows::routes(flows, limit));
+        .merge(flows::routes(flows, limit))
+        .route_layer(axum::middleware::from_fn_with_state(auth, auth::authenticate))
+        // Load balancers' probes carry no key; the answer tells nothing.
+        .route("/v1/health", get(|| async { axum::Json(serde_json::json!({ "status": "ok" })) }));
+    let app = app.into_make_service_with_connect_info::<SocketAddr>();
     let served = axum::serve(listener, app).with_graceful_shutdown(shutdown()).await;
     drop(watch);
     remove_marker(&marker);
@@ -137,8 +152,57 @@ pub async fn serve(mut settings: Settings, args: ServeArgs) -> u8 {
     }
 }
 
-/// Where a host serving from `data` listens, if one is running.
-pub fn serving_address(data: &std::path::Path) -> Option<String> {
+/// How the host knows its callers, and the key of this machine's CLI (an
+/// admin key of the default tenant that lives only in this process and in
+/// `serve.json`, which only the data folder's owner may read).
+fn authentication(settings: &Settings) -> Result<(Auth, Option<String>), String> {
+    if settings.plugins.auth == ServeAuth::None {
+        return Ok((Auth::open(&settings.default_tenant), None));
+    }
+    let ring = super::keys::open(settings).map_err(|e| e.to_string())?;
+    if ring.working() == 0 {
+        eprintln!(
+            "note: no API keys yet, so every request but /v1/health is refused (401); make one with `paddock keys create --tenant NAME --role run`"
+        );
+    }
+    let local = ring.ephemeral(&settings.default_tenant, Role::Admin, "local-cli").map_err(|e| e.to_string())?;
+    Ok((Auth::keys(Arc::new(ring)), Some(local)))
+}
+
+/// Writes `text` to `path`, readable and writable by its owner alone.
+fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    #[cfg(unix)]
+    use std::os::unix::fs::OpenOptionsExt;
+    let _ = std::fs::remove_file(path);
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    options.mode(0o600);
+    options.open(path)?.write_all(text.as_bytes())
+}
+
+/// A host serving a data folder: where, and the key its CLI uses.
+pub struct Serving {
+    /// `127.0.0.1:PORT`.
+    pub address: String,
+    /// The bearer token for it, when it checks keys.
+    pub token: Option<String>,
+}
+
+impl Serving {
+    /// A client request to `path` on it, with its key.
+    pub fn request(&self, client: &reqwest::Client, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        let request = client.request(method, format!("http://{}{path}", self.address));
+        match &self.token {
+            Some(token) => request.bearer_auth(token),
+            None => request,
+        }
+    }
+}
+
+/// The host serving from `data`, if one is running.
+pub fn serving(data: &std::path::Path) -> Option<Serving> {
     let text = std::fs::read_to_string(data.join(SERVE_FILE)).ok()?;
     let record: serde_json::Value = serde_json::from_str(&text).ok()?;
     let pid = record["pid"].as_u64()?;
@@ -146,7 +210,8 @@ pub fn serving_address(data: &std::path::Path) -> Option<String> {
     if !PathBuf::from(format!("/proc/{pid}")).exists() {
         return None;
     }
-    record["address"].as_str().map(String::from)
+    let address = record["address"].as_str()?.to_string();
+    Some(Serving { address, token: record["token"].as_str().map(String::from) })
 }
 
 fn remove_marker(marker: &std::path::Path) {
@@ -176,22 +241,18 @@ async fn shutdown() {
     let _ = interrupt.await;
 }
 
-/// The tenant the `x-paddock-tenant` header names.
-#[allow(clippy::result_large_err)]
-fn tenant_header(headers: &HeaderMap) -> Result<Option<String>, Response> {
-    match headers.get("x-paddock-tenant").map(|v| v.to_str()) {
-        Some(Ok(t)) => Ok(Some(t.to_string())),
-        Some(Err(_)) => Err(error(StatusCode::BAD_REQUEST, "bad-request", "x-paddock-tenant is not text")),
-        None => Ok(None),
-    }
-}
-
-fn error(status: StatusCode, kind: &str, message: impl std::fmt::Display) -> Response {
+/// The error body every route answers with.
+pub fn error(status: StatusCode, kind: &str, message: impl std::fmt::Display) -> Response {
     let body = serde_json::json!({ "error": { "kind": kind, "message": message.to_string() } });
     (status, axum::Json(body)).into_response()
 }
 
-async fn run(State(runtime): State<Runtime>, Path(name): Path<String>, headers: HeaderMap, input: String) -> Response {
+async fn run(
+    State(runtime): State<Runtime>,
+    Path(name): Path<String>,
+    Extension(caller): Extension<Caller>,
+    input: String,
+) -> Response {
     if let Err(e) = serde_json::from_str::<serde_json::Value>(&input) {
         return error(StatusCode::BAD_REQUEST, "bad-request", format!("the input is not valid JSON: {e}"));
     }
@@ -199,16 +260,12 @@ async fn run(State(runtime): State<Runtime>, Path(name): Path<String>, headers: 
     if name.contains(['/', '\\', '.']) {
         return error(StatusCode::NOT_FOUND, "not-found", format!("no plugin named {name:?}"));
     }
-    let tenant = match tenant_header(&headers) {
-        Ok(t) => t,
-        Err(r) => return r,
-    };
     let agent = match runtime.load(&name) {
         Ok(agent) => agent,
         Err(e @ LoadError::NoPlugin { .. }) => return error(StatusCode::NOT_FOUND, "not-found", e),
         Err(e) => return error(StatusCode::SERVICE_UNAVAILABLE, "not-serving", e),
     };
-    let options = RunOptions { tenant, ..RunOptions::default() };
+    let options = RunOptions { tenant: Some(caller.tenant.to_string()), ..RunOptions::default() };
     let outcome = match runtime.run(&agent, &input, &options).await {
         Ok(outcome) => outcome,
         Err(RunError::Load(e)) => return error(StatusCode::SERVICE_UNAVAILABLE, "not-serving", e),
@@ -238,6 +295,9 @@ async fn plugins(State(runtime): State<Runtime>) -> Response {
     axum::Json(runtime.plugins()).into_response()
 }
 
-async fn metrics(State(runtime): State<Runtime>) -> Response {
+async fn metrics(State(runtime): State<Runtime>, Extension(caller): Extension<Caller>) -> Response {
+    if let Err(r) = auth::require(&caller, Role::Admin, "read the host's metrics") {
+        return r;
+    }
     ([("content-type", "text/plain; version=0.0.4")], runtime.gateway().metrics().render()).into_response()
 }

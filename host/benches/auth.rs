@@ -1,0 +1,62 @@
+//! What authentication costs a request: the middleware of `paddock serve`
+//! deciding who calls, through the whole router (a trivial handler behind
+//! it), with API keys (1,000 keys in the ring) and without them
+//! (`serve.auth = "none"`); and the keyring's lookup alone.
+//!
+//! `cargo bench -p paddock --bench auth`
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use axum::http::Request;
+use axum::routing::get;
+use criterion::{Criterion, criterion_group, criterion_main};
+use paddock::cli::auth::{Auth, authenticate};
+use paddock::core::clock::SystemClock;
+use paddock::keys::{Keyring, MemoryKeys, NewKey, Role};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tower::ServiceExt;
+
+/// A ring of 1,000 keys over 10 tenants, and the token of one of them.
+fn ring() -> (Arc<Keyring>, String) {
+    let ring = Keyring::open(Arc::new(MemoryKeys::default()), Arc::new(SystemClock)).unwrap();
+    let mut token = String::new();
+    for n in 0..1000 {
+        let new = NewKey { tenant: format!("tenant-{}", n % 10), role: Role::Run, name: None, expires_in: None };
+        token = ring.create(new).unwrap().token;
+    }
+    (Arc::new(ring), token)
+}
+
+fn app(auth: Auth) -> Router {
+    Router::new()
+        .route("/v1/runs", get(|| async { "ok" }))
+        .route_layer(axum::middleware::from_fn_with_state(auth, authenticate))
+}
+
+fn request(header: (&str, &str)) -> Request<Body> {
+    let mut request = Request::get("/v1/runs").header(header.0, header.1).body(Body::empty()).unwrap();
+    request.extensions_mut().insert(ConnectInfo(SocketAddr::from(([127, 0, 0, 1], 40000))));
+    request
+}
+
+fn bench(c: &mut Criterion) {
+    let (ring, token) = ring();
+    let tokio = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let bearer = format!("Bearer {token}");
+    let mut group = c.benchmark_group("auth");
+    group.bench_function("keyring lookup", |b| b.iter(|| ring.authenticate(&token).unwrap()));
+    let keyed = app(Auth::keys(ring.clone()));
+    group.bench_function("request, keys", |b| {
+        b.to_async(&tokio).iter(|| keyed.clone().oneshot(request(("authorization", &bearer))))
+    });
+    let open = app(Auth::open("acme"));
+    group.bench_function("request, auth = none", |b| {
+        b.to_async(&tokio).iter(|| open.clone().oneshot(request(("x-paddock-tenant", "acme"))))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

@@ -1,0 +1,163 @@
+//! Who a request comes from. With `serve.auth = "keys"` (the default) every
+//! route but `/v1/health` needs `Authorization: Bearer pdk_...`, and the
+//! caller's tenant and role come from that key and nothing else: an
+//! `x-paddock-tenant` header is ignored. `serve.auth = "none"` is a
+//! development mode, refused on any address but loopback, in which the header
+//! picks the tenant and every caller is an admin.
+//!
+//! Failed authentications are limited per source address
+//! ([`FAILURES_PER_SECOND`], in bursts of [`FAILURE_BURST`]); past that a
+//! source gets 429 until it slows down, while its callers with good keys are
+//! still served.
+
+use crate::keys::{AuthError, Caller, Keyring, Role};
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Failed authentications one source address may make per second.
+pub const FAILURES_PER_SECOND: u32 = 10;
+/// How many failures a source may make at once before the rate applies.
+pub const FAILURE_BURST: u32 = 20;
+/// How often a serving host re-reads the key store for added and revoked keys.
+pub const REFRESH: Duration = Duration::from_millis(250);
+
+/// How a serving host decides who a request comes from.
+#[derive(Clone)]
+pub struct Auth {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    mode: Mode,
+    failures: DefaultKeyedRateLimiter<IpAddr>,
+}
+
+enum Mode {
+    /// Bearer API keys.
+    Keys(Arc<Keyring>),
+    /// No authentication (loopback only): the header names the tenant.
+    Open { default_tenant: Arc<str> },
+}
+
+impl Auth {
+    /// Every request needs a key from `ring`.
+    pub fn keys(ring: Arc<Keyring>) -> Self {
+        Auth::with(Mode::Keys(ring))
+    }
+
+    /// No keys: every caller is an admin of the tenant `x-paddock-tenant`
+    /// names, else of `default_tenant`.
+    pub fn open(default_tenant: &str) -> Self {
+        Auth::with(Mode::Open { default_tenant: default_tenant.into() })
+    }
+
+    fn with(mode: Mode) -> Self {
+        let rate = NonZeroU32::new(FAILURES_PER_SECOND).expect("a positive rate");
+        let burst = NonZeroU32::new(FAILURE_BURST).expect("a positive burst");
+        let failures = DefaultKeyedRateLimiter::keyed(Quota::per_second(rate).allow_burst(burst));
+        Auth { inner: Arc::new(Inner { mode, failures }) }
+    }
+
+    /// Re-reads the key store every [`REFRESH`] (so a key revoked by another
+    /// process stops working within a second) and forgets sources that
+    /// stopped failing; runs until the host stops.
+    pub fn spawn_upkeep(&self) -> tokio::task::JoinHandle<()> {
+        let auth = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(REFRESH);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                if let Mode::Keys(ring) = &auth.inner.mode
+                    && let Err(e) = ring.refresh()
+                {
+                    tracing::error!(error = %e, "cannot re-read the API keys; the last ones read stay in force");
+                }
+                auth.inner.failures.retain_recent();
+            }
+        })
+    }
+
+    /// The caller `headers` identify, coming from `source`.
+    #[allow(clippy::result_large_err)]
+    pub fn caller(&self, headers: &HeaderMap, source: IpAddr) -> Result<Caller, Response> {
+        match &self.inner.mode {
+            Mode::Open { default_tenant } => match headers.get("x-paddock-tenant").map(|v| v.to_str()) {
+                Some(Ok(t)) => Ok(Caller { tenant: t.into(), role: Role::Admin, key: "".into() }),
+                Some(Err(_)) => Err(error(StatusCode::BAD_REQUEST, "bad-request", "x-paddock-tenant is not text")),
+                None => Ok(Caller { tenant: default_tenant.clone(), role: Role::Admin, key: "".into() }),
+            },
+            Mode::Keys(ring) => {
+                let token = bearer(headers);
+                match token.as_deref().map(|t| ring.authenticate(t)) {
+                    Some(Ok(caller)) => Ok(caller),
+                    Some(Err(e)) => Err(self.refused(source, e.to_string(), Some(e))),
+                    None => Err(self.refused(source, "missing Authorization: Bearer <API key>".into(), None)),
+                }
+            }
+        }
+    }
+
+    fn refused(&self, source: IpAddr, message: String, why: Option<AuthError>) -> Response {
+        if let Err(not_until) = self.inner.failures.check_key(&source) {
+            let wait = not_until.wait_time_from(DefaultClock::default().now());
+            let message = format!("too many failed authentications from {source}; retry in {} ms", wait.as_millis());
+            let mut response = error(StatusCode::TOO_MANY_REQUESTS, "rate-limited", message);
+            let seconds = wait.as_secs_f64().ceil().max(1.0) as u64;
+            response.headers_mut().insert(header::RETRY_AFTER, seconds.into());
+            return response;
+        }
+        if let Some(why) = why {
+            tracing::warn!(source = %source, error = %why, "authentication failed");
+        }
+        let mut response = error(StatusCode::UNAUTHORIZED, "unauthenticated", message);
+        response.headers_mut().insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
+        response
+    }
+}
+
+/// The token of an `Authorization: Bearer ...` header.
+fn bearer(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.trim().split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim().to_string())
+}
+
+/// The middleware: puts the [`Caller`] in the request's extensions, or
+/// answers 401 (or 429) itself.
+pub async fn authenticate(State(auth): State<Auth>, mut request: Request, next: Next) -> Response {
+    let source =
+        request.extensions().get::<ConnectInfo<SocketAddr>>().map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.ip());
+    match auth.caller(request.headers(), source) {
+        Ok(caller) => {
+            request.extensions_mut().insert(caller);
+            next.run(request).await
+        }
+        Err(response) => response,
+    }
+}
+
+/// 403 unless `caller`'s role may do what `role` may; `action` says what
+/// ("answer approvals").
+#[allow(clippy::result_large_err)]
+pub fn require(caller: &Caller, role: Role, action: &str) -> Result<(), Response> {
+    if caller.role.allows(role) {
+        return Ok(());
+    }
+    let message = format!("a {} key may not {action}; that needs the {role} role", caller.role);
+    Err(error(StatusCode::FORBIDDEN, "forbidden", message))
+}
+
+/// The error body every route answers with.
+pub fn error(status: StatusCode, kind: &str, message: impl std::fmt::Display) -> Response {
+    let body = serde_json::json!({ "error": { "kind": kind, "message": message.to_string() } });
+    (status, axum::Json(body)).into_response()
+}
