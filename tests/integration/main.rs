@@ -21,6 +21,7 @@ mod reload;
 mod resilience;
 mod serve_auth;
 mod serve_flows;
+mod serve_limits;
 mod settings;
 mod tenants;
 mod util;

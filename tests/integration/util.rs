@@ -192,7 +192,11 @@ pub fn serve(dir: &Path, args: &[&str]) -> Served {
     let mut served = Served { child, address: String::new(), dir: dir.to_path_buf() };
     let mut line = String::new();
     std::io::BufReader::new(stdout).read_line(&mut line).expect("paddock serve prints its address");
-    let address = line.trim().strip_prefix("serving on http://").unwrap_or_else(|| panic!("paddock serve: {line:?}"));
+    let line = line.trim();
+    let address = line
+        .strip_prefix("serving on http://")
+        .or_else(|| line.strip_prefix("serving on https://"))
+        .unwrap_or_else(|| panic!("paddock serve: {line:?}"));
     served.address = address.to_string();
     served
 }

@@ -1,7 +1,7 @@
 //! `paddock.toml` as serde reads it: every section with unknown keys refused.
 //! [`crate::Settings`] validates it into typed settings.
 
-use crate::{plugins, tenants};
+use crate::{plugins, serve, tenants};
 use paddock_core::{ByteSize, Span};
 use paddock_gateway::settings::{PriceFile, ProviderFile, RouteFile};
 use serde::Deserialize;
@@ -34,7 +34,7 @@ pub(crate) struct FileConfig {
     #[serde(default)]
     pub(crate) tenants: BTreeMap<String, tenants::TenantSection>,
     #[serde(default)]
-    pub(crate) serve: plugins::ServeSection,
+    pub(crate) serve: serve::ServeSection,
 }
 
 #[derive(Debug, Deserialize)]

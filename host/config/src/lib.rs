@@ -23,6 +23,7 @@ mod engine;
 mod file;
 mod limits;
 mod plugins;
+mod serve;
 mod stores;
 mod tenants;
 #[cfg(test)]
@@ -31,7 +32,8 @@ mod triggers;
 
 pub use engine::EngineSettings;
 pub use paddock_core::{ByteSize, DirGrant, Limits, Requested, SizeCaps, Span, show};
-pub use plugins::{DEFAULT_LISTEN, NotLoopback, PluginSettings, ServeAuth, check_listen};
+pub use plugins::PluginSettings;
+pub use serve::{ConnectionLimits, DEFAULT_LISTEN, NotLoopback, ServeAuth, ServeSettings, TlsFiles, check_listen};
 pub use stores::BoardStore;
 pub use triggers::Trigger;
 
@@ -105,8 +107,10 @@ pub struct Settings {
     pub flows: Option<PathBuf>,
     /// `host.data`: where the host keeps its files.
     pub data_dir: PathBuf,
-    /// The compiled-code cache, accepted capabilities, and `paddock serve`.
+    /// The compiled-code cache and accepted capabilities.
     pub plugins: PluginSettings,
+    /// How `paddock serve` listens and answers.
+    pub serve: ServeSettings,
 }
 
 impl Default for Settings {
@@ -150,13 +154,9 @@ impl Settings {
         let engine = engine::engine(&file.engine)?;
         let data_dir = base.join(file.host.data.clone().unwrap_or_else(|| PathBuf::from(".paddock")));
         let stores = stores::stores(&file.host, &file.blackboard, &data_dir, base)?;
-        let plugins = plugins::plugin_settings(
-            file.host.code_cache,
-            file.host.plugin_state.as_deref(),
-            file.serve,
-            &data_dir,
-            base,
-        )?;
+        let plugins =
+            plugins::plugin_settings(file.host.code_cache, file.host.plugin_state.as_deref(), &data_dir, base)?;
+        let serve = serve::serve_settings(file.serve, base)?;
         let default_tenant = file.host.default_tenant.unwrap_or_else(|| "default".to_string());
         paddock_core::names::validate_tenant(&default_tenant).map_err(|why| format!("host.default-tenant: {why}"))?;
         let agents = agent_policies(file.agents, base, &caps)?;
@@ -182,6 +182,7 @@ impl Settings {
             board_store: stores.board,
             data_dir,
             plugins,
+            serve,
             tenants,
             triggers,
             gateway,

@@ -49,7 +49,7 @@ pub async fn plugins(settings: Settings, command: PluginsCommand) -> u8 {
     match command {
         PluginsCommand::List { json } => match super::serve::serving(&settings.data_dir) {
             Some(host) => match live(&host).await {
-                Ok(rows) => show_live(&host.address, rows, json),
+                Ok(rows) => show_live(&format!("{}://{}", host.scheme, host.address), rows, json),
                 Err(e) => {
                     eprintln!("note: the host at {} did not answer ({e}); reading the plugins folder", host.address);
                     list(settings, json)
@@ -245,9 +245,7 @@ fn held(settings: &Settings, book: &Book, m: &Manifest, id: Option<&str>) -> Opt
 
 /// The plugins of the host serving at `address`.
 async fn live(host: &super::serve::Serving) -> Result<Vec<PluginStatus>, String> {
-    crate::gateway::install_crypto();
-    let client =
-        reqwest::Client::builder().timeout(std::time::Duration::from_secs(5)).build().map_err(|e| e.to_string())?;
+    let client = host.client()?;
     let request = host.request(&client, reqwest::Method::GET, "/v1/plugins");
     let response = request.send().await.map_err(|e| e.to_string())?;
     if !response.status().is_success() {
@@ -256,13 +254,13 @@ async fn live(host: &super::serve::Serving) -> Result<Vec<PluginStatus>, String>
     response.json().await.map_err(|e| e.to_string())
 }
 
-fn show_live(address: &str, rows: Vec<PluginStatus>, json: bool) -> u8 {
+fn show_live(url: &str, rows: Vec<PluginStatus>, json: bool) -> u8 {
     let code = if rows.iter().any(|r| r.serving.is_none()) { EXIT_LOAD } else { 0 };
     if json {
         println!("{}", serde_json::to_string(&rows).unwrap_or_default());
         return code;
     }
-    println!("served by the host at http://{address}");
+    println!("served by the host at {url}");
     for row in rows {
         match &row.serving {
             Some(v) => println!(

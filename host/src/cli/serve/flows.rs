@@ -113,7 +113,7 @@ impl SpecError {
 
 /// The spec `<serve.flows>/<name>.toml`, parsed.
 fn spec(flows: &Flows, name: &str) -> Result<(Flow, String), SpecError> {
-    let dir = &flows.runtime().settings().plugins.flows;
+    let dir = &flows.runtime().settings().serve.flows;
     // Names only: a path would let a caller run any file as a flow.
     let named = !name.is_empty()
         && name.len() <= 64
@@ -133,7 +133,7 @@ fn spec(flows: &Flows, name: &str) -> Result<(Flow, String), SpecError> {
 }
 
 async fn list_flows(State(flows): State<Flows>) -> Response {
-    let dir = flows.runtime().settings().plugins.flows.clone();
+    let dir = flows.runtime().settings().serve.flows.clone();
     let mut names: Vec<String> = match std::fs::read_dir(&dir) {
         Ok(entries) => entries
             .filter_map(|e| e.ok()?.file_name().into_string().ok()?.strip_suffix(".toml").map(String::from))

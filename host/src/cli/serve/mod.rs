@@ -15,6 +15,7 @@
 
 pub mod auth;
 mod flows;
+mod listen;
 
 use super::{EXIT_CONFIG, EXIT_CRASH, EXIT_LOAD, EXIT_USAGE, fail};
 use crate::config::{ServeAuth, Settings, Span};
@@ -52,13 +53,13 @@ pub struct ServeArgs {
 
 pub async fn serve(mut settings: Settings, args: ServeArgs) -> u8 {
     if let Some(dir) = args.flows {
-        settings.plugins.flows = dir;
+        settings.serve.flows = dir;
     }
-    let listen = args.listen.unwrap_or(settings.plugins.listen);
-    if let Err(why) = crate::config::check_listen(&listen, settings.plugins.auth) {
+    let listen = args.listen.unwrap_or(settings.serve.listen);
+    if let Err(why) = crate::config::check_listen(&listen, settings.serve.auth) {
         return fail(EXIT_USAGE, format!("--listen: {why}"));
     }
-    let debounce = args.debounce.map_or(settings.plugins.debounce, |s| s.0);
+    let debounce = args.debounce.map_or(settings.serve.debounce, |s| s.0);
     let data = settings.data_dir.clone();
     if let Err(e) = std::fs::create_dir_all(&data) {
         return fail(EXIT_CONFIG, format!("host.data: cannot create {}: {e}", data.display()));
@@ -75,6 +76,63 @@ pub async fn serve(mut settings: Settings, args: ServeArgs) -> u8 {
         Ok(w) => w,
         Err(e) => return fail(EXIT_LOAD, e),
     };
+    report_plugins(&runtime, &watch);
+    let _triggers = crate::triggers::start(&runtime);
+    // Runs interrupted by a crash continue here, at their first unfinished step.
+    let flows = match crate::flow::Flows::open(runtime.clone()) {
+        Ok(f) => f.with_hub(),
+        Err(e) => return fail(EXIT_CONFIG, e),
+    };
+    match flows.resume_orphans() {
+        Ok(resumed) if !resumed.is_empty() => eprintln!("resuming {} interrupted flow runs", resumed.len()),
+        Ok(_) => {}
+        Err(e) => eprintln!("error: cannot look for interrupted flow runs: {e}"),
+    }
+
+    let tls = match runtime.settings().serve.tls.as_ref().map(listen::Tls::load).transpose() {
+        Ok(tls) => tls,
+        Err(e) => return fail(EXIT_CONFIG, e),
+    };
+    let _tls_reload = tls.as_ref().map(listen::Tls::spawn_reload);
+    let listener = match tokio::net::TcpListener::bind(listen).await {
+        Ok(l) => l,
+        Err(e) => return fail(EXIT_USAGE, format!("cannot listen on {listen}: {e}")),
+    };
+    let address = listener.local_addr().unwrap_or(listen);
+    let marker = data.join(SERVE_FILE);
+    let scheme = listen::scheme(&tls);
+    let record = serde_json::json!({
+        "pid": std::process::id(), "address": address.to_string(), "scheme": scheme, "token": local,
+    });
+    if let Err(e) = write_private(&marker, &record.to_string()) {
+        tracing::warn!("cannot write {}: {e}", marker.display());
+    }
+    println!("serving on {scheme}://{address}");
+    let limits = runtime.settings().serve.connections;
+    let _upkeep = auth.spawn_upkeep();
+    listen::serve(listener, routes(runtime, flows, auth), tls, limits, shutdown()).await;
+    drop(watch);
+    remove_marker(&marker);
+    0
+}
+
+/// Every route: all but health behind the key check.
+fn routes(runtime: Runtime, flows: crate::flow::Flows, auth: Auth) -> Router {
+    let limit = runtime.settings().caps.io_bytes.try_into().unwrap_or(usize::MAX);
+    Router::new()
+        .route("/v1/agents/{name}/run", post(run))
+        .route("/v1/plugins", get(plugins))
+        .route("/metrics", get(metrics))
+        .layer(DefaultBodyLimit::max(limit))
+        .with_state(runtime)
+        .merge(flows::routes(flows, limit))
+        .route_layer(axum::middleware::from_fn_with_state(auth, auth::authenticate))
+        // Load balancers' probes carry no key; the answer tells nothing.
+        .route("/v1/health", get(|| async { axum::Json(serde_json::json!({ "status": "ok" })) }))
+}
+
+/// Prints what loaded at start, then each reload as it happens.
+fn report_plugins(runtime: &Runtime, watch: &crate::runtime::Watch) {
     for status in runtime.plugins() {
         match (&status.serving, &status.held, &status.last_error) {
             (Some(v), _, _) => eprintln!(
@@ -107,56 +165,13 @@ pub async fn serve(mut settings: Settings, args: ServeArgs) -> u8 {
             }
         }
     });
-    let _triggers = crate::triggers::start(&runtime);
-    // Runs interrupted by a crash continue here, at their first unfinished step.
-    let flows = match crate::flow::Flows::open(runtime.clone()) {
-        Ok(f) => f.with_hub(),
-        Err(e) => return fail(EXIT_CONFIG, e),
-    };
-    match flows.resume_orphans() {
-        Ok(resumed) if !resumed.is_empty() => eprintln!("resuming {} interrupted flow runs", resumed.len()),
-        Ok(_) => {}
-        Err(e) => eprintln!("error: cannot look for interrupted flow runs: {e}"),
-    }
-
-    let listener = match tokio::net::TcpListener::bind(listen).await {
-        Ok(l) => l,
-        Err(e) => return fail(EXIT_USAGE, format!("cannot listen on {listen}: {e}")),
-    };
-    let address = listener.local_addr().unwrap_or(listen);
-    let marker = data.join(SERVE_FILE);
-    let record = serde_json::json!({ "pid": std::process::id(), "address": address.to_string(), "token": local });
-    if let Err(e) = write_private(&marker, &record.to_string()) {
-        tracing::warn!("cannot write {}: {e}", marker.display());
-    }
-    println!("serving on http://{address}");
-    let limit = runtime.settings().caps.io_bytes.try_into().unwrap_or(usize::MAX);
-    let _upkeep = auth.spawn_upkeep();
-    let app = Router::new()
-        .route("/v1/agents/{name}/run", post(run))
-        .route("/v1/plugins", get(plugins))
-        .route("/metrics", get(metrics))
-        .layer(DefaultBodyLimit::max(limit))
-        .with_state(runtime)
-        .merge(flows::routes(flows, limit))
-        .route_layer(axum::middleware::from_fn_with_state(auth, auth::authenticate))
-        // Load balancers' probes carry no key; the answer tells nothing.
-        .route("/v1/health", get(|| async { axum::Json(serde_json::json!({ "status": "ok" })) }));
-    let app = app.into_make_service_with_connect_info::<SocketAddr>();
-    let served = axum::serve(listener, app).with_graceful_shutdown(shutdown()).await;
-    drop(watch);
-    remove_marker(&marker);
-    match served {
-        Ok(()) => 0,
-        Err(e) => fail(EXIT_CRASH, format!("serving stopped: {e}")),
-    }
 }
 
 /// How the host knows its callers, and the key of this machine's CLI (an
 /// admin key of the default tenant that lives only in this process and in
 /// `serve.json`, which only the data folder's owner may read).
 fn authentication(settings: &Settings) -> Result<(Auth, Option<String>), String> {
-    if settings.plugins.auth == ServeAuth::None {
+    if settings.serve.auth == ServeAuth::None {
         return Ok((Auth::open(&settings.default_tenant), None));
     }
     let ring = super::keys::open(settings).map_err(|e| e.to_string())?;
@@ -186,14 +201,27 @@ fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
 pub struct Serving {
     /// `127.0.0.1:PORT`.
     pub address: String,
+    /// `http` or `https`.
+    pub scheme: String,
     /// The bearer token for it, when it checks keys.
     pub token: Option<String>,
 }
 
 impl Serving {
+    /// A client for it: over TLS, one that takes its certificate unchecked,
+    /// since it talks to this machine's own host over loopback.
+    pub fn client(&self) -> Result<reqwest::Client, String> {
+        crate::gateway::install_crypto();
+        reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(5))
+            .danger_accept_invalid_certs(self.scheme == "https")
+            .build()
+            .map_err(|e| e.to_string())
+    }
+
     /// A client request to `path` on it, with its key.
     pub fn request(&self, client: &reqwest::Client, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
-        let request = client.request(method, format!("http://{}{path}", self.address));
+        let request = client.request(method, format!("{}://{}{path}", self.scheme, self.address));
         match &self.token {
             Some(token) => request.bearer_auth(token),
             None => request,
@@ -210,8 +238,13 @@ pub fn serving(data: &std::path::Path) -> Option<Serving> {
     if !PathBuf::from(format!("/proc/{pid}")).exists() {
         return None;
     }
-    let address = record["address"].as_str()?.to_string();
-    Some(Serving { address, token: record["token"].as_str().map(String::from) })
+    // A host listening on every address is reached through loopback.
+    let mut address: SocketAddr = record["address"].as_str()?.parse().ok()?;
+    if address.ip().is_unspecified() {
+        address.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    let scheme = record["scheme"].as_str().unwrap_or("http").to_string();
+    Some(Serving { address: address.to_string(), scheme, token: record["token"].as_str().map(String::from) })
 }
 
 fn remove_marker(marker: &std::path::Path) {

@@ -1,0 +1,248 @@
+//! `[serve]`: how `paddock serve` listens — the address, who may call (API
+//! keys, or none on loopback), TLS, and the limits on connections that hold
+//! against clients who open many or send slowly.
+
+use paddock_core::{ByteSize, Span};
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The default address of `paddock serve`: loopback only.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:7700";
+
+/// How `paddock serve` listens and answers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServeSettings {
+    /// Where it listens.
+    pub listen: SocketAddr,
+    /// How it knows who calls.
+    pub auth: ServeAuth,
+    /// Its certificate and key, when it speaks TLS.
+    pub tls: Option<TlsFiles>,
+    /// Limits on connections.
+    pub connections: ConnectionLimits,
+    /// How long plugin file changes settle before a reload.
+    pub debounce: Duration,
+    /// The folder of flow specs it starts by name.
+    pub flows: PathBuf,
+}
+
+/// How `paddock serve` knows who calls (`serve.auth`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ServeAuth {
+    /// Every request carries an API key (`paddock keys create`); the tenant
+    /// and role come from it.
+    #[default]
+    Keys,
+    /// No authentication, for development: loopback addresses only, the
+    /// `x-paddock-tenant` header picks the tenant, every caller is an admin.
+    None,
+}
+
+/// PEM files of the certificate chain and its private key (`serve.tls`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// The certificate chain, leaf first.
+    pub cert: PathBuf,
+    /// The private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
+}
+
+/// Limits on the connections of `paddock serve`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConnectionLimits {
+    /// Connections open at once; past it new ones are closed at once.
+    pub max_connections: usize,
+    /// Connections open at once from one source address.
+    pub max_per_source: usize,
+    /// The most a connection may take to send a request's head (and its TLS
+    /// handshake), counted from when it opened or its last answer ended: so
+    /// also how long an idle keep-alive connection stays open.
+    pub header_timeout: Duration,
+    /// The most bytes a request's head may take.
+    pub max_header_bytes: usize,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        ConnectionLimits {
+            max_connections: 512,
+            max_per_source: 64,
+            header_timeout: Duration::from_secs(10),
+            max_header_bytes: 16 * 1024,
+        }
+    }
+}
+
+/// `[serve]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(super) struct ServeSection {
+    listen: Option<String>,
+    auth: Option<String>,
+    tls: Option<TlsSection>,
+    max_connections: Option<usize>,
+    max_connections_per_source: Option<usize>,
+    header_timeout: Option<Span>,
+    max_header_bytes: Option<ByteSize>,
+    debounce: Option<Span>,
+    flows: Option<PathBuf>,
+}
+
+/// `serve.tls = { cert = "...", key = "..." }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TlsSection {
+    cert: PathBuf,
+    key: PathBuf,
+}
+
+/// Validates `[serve]`; relative paths are against `base`.
+pub(super) fn serve_settings(serve: ServeSection, base: &Path) -> Result<ServeSettings, String> {
+    let listen_text = serve.listen.as_deref().unwrap_or(DEFAULT_LISTEN);
+    let listen = listen_text
+        .parse()
+        .map_err(|_| format!("serve.listen: `{listen_text}` is not an address like \"127.0.0.1:7700\""))?;
+    let auth = match serve.auth.as_deref().unwrap_or("keys") {
+        "keys" => ServeAuth::Keys,
+        "none" => ServeAuth::None,
+        other => return Err(format!("serve.auth: `{other}` is not a mode; use \"keys\" or \"none\"")),
+    };
+    check_listen(&listen, auth).map_err(|why| format!("serve.listen: {why}"))?;
+    let debounce = serve.debounce.map_or(Duration::from_millis(100), |s| s.0);
+    if debounce > Duration::from_secs(60) {
+        return Err(format!("serve.debounce ({}) must be at most 60s", Span(debounce)));
+    }
+    let connections = connection_limits(&serve)?;
+    let tls = serve.tls.map(|t| TlsFiles { cert: base.join(t.cert), key: base.join(t.key) });
+    Ok(ServeSettings {
+        listen,
+        auth,
+        tls,
+        connections,
+        debounce,
+        flows: base.join(serve.flows.unwrap_or_else(|| PathBuf::from("flows"))),
+    })
+}
+
+fn connection_limits(serve: &ServeSection) -> Result<ConnectionLimits, String> {
+    let default = ConnectionLimits::default();
+    let max_connections = serve.max_connections.unwrap_or(default.max_connections);
+    if !(1..=1_000_000).contains(&max_connections) {
+        return Err(format!("serve.max-connections ({max_connections}) must be 1 to 1000000"));
+    }
+    let max_per_source = serve.max_connections_per_source.unwrap_or(default.max_per_source.min(max_connections));
+    if !(1..=max_connections).contains(&max_per_source) {
+        return Err(format!(
+            "serve.max-connections-per-source ({max_per_source}) must be 1 to serve.max-connections ({max_connections})"
+        ));
+    }
+    let header_timeout = serve.header_timeout.map_or(default.header_timeout, |s| s.0);
+    if !(Duration::from_millis(100)..=Duration::from_secs(300)).contains(&header_timeout) {
+        return Err(format!("serve.header-timeout ({}) must be 100ms to 5m", Span(header_timeout)));
+    }
+    let max_header_bytes = serve.max_header_bytes.map_or(default.max_header_bytes as u64, |b| b.0);
+    // hyper reads a head into a buffer of at least 8 KiB.
+    if !(8 * 1024..=1024 * 1024).contains(&max_header_bytes) {
+        return Err(format!("serve.max-header-bytes ({}) must be 8 KiB to 1 MiB", ByteSize(max_header_bytes)));
+    }
+    Ok(ConnectionLimits {
+        max_connections,
+        max_per_source,
+        header_timeout,
+        max_header_bytes: max_header_bytes as usize,
+    })
+}
+
+/// A listen address other hosts can reach, refused by [`check_listen`]
+/// without authentication.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "{address} is not a loopback address, and serve.auth = \"none\" lets anyone who reaches it act as any tenant; listen on 127.0.0.1 or ::1, or use API keys (serve.auth = \"keys\", the default)"
+)]
+pub struct NotLoopback {
+    /// The address refused.
+    pub address: SocketAddr,
+}
+
+/// With API keys any address will do; without them (`auth` = none), only a
+/// loopback one: anyone who reaches it may run any agent for any tenant.
+pub fn check_listen(address: &SocketAddr, auth: ServeAuth) -> Result<(), NotLoopback> {
+    if auth == ServeAuth::Keys || address.ip().is_loopback() {
+        return Ok(());
+    }
+    Err(NotLoopback { address: *address })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{ConnectionLimits, ServeAuth};
+    use crate::Settings;
+    use std::path::Path;
+    use std::time::Duration;
+
+    fn parse(text: &str) -> Result<Settings, String> {
+        Settings::parse(text, Path::new("conf/paddock.toml")).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn serve_listens_on_loopback_with_keys_by_default() {
+        let s = parse("").unwrap();
+        assert_eq!(s.serve.listen.to_string(), "127.0.0.1:7700");
+        assert_eq!(
+            (s.serve.auth, s.serve.tls, s.serve.connections),
+            (ServeAuth::Keys, None, ConnectionLimits::default())
+        );
+        assert_eq!(s.serve.flows, Path::new("conf/flows"));
+    }
+
+    #[test]
+    fn without_keys_a_listen_address_other_hosts_can_reach_is_refused() {
+        let err = parse("[serve]\nlisten = \"0.0.0.0:7700\"\nauth = \"none\"\n").unwrap_err();
+        assert_eq!(
+            err,
+            "conf/paddock.toml: serve.listen: 0.0.0.0:7700 is not a loopback address, and serve.auth = \"none\" lets anyone who reaches it act as any tenant; listen on 127.0.0.1 or ::1, or use API keys (serve.auth = \"keys\", the default)"
+        );
+        assert!(parse("[serve]\nlisten = \"[::1]:0\"\nauth = \"none\"\n").is_ok());
+        let keyed = parse("[serve]\nlisten = \"0.0.0.0:7700\"\n").unwrap();
+        assert_eq!((keyed.serve.listen.to_string(), keyed.serve.auth), ("0.0.0.0:7700".into(), ServeAuth::Keys));
+        let err = parse("[serve]\nauth = \"basic\"\n").unwrap_err();
+        assert!(err.ends_with("serve.auth: `basic` is not a mode; use \"keys\" or \"none\""), "{err}");
+    }
+
+    #[test]
+    fn tls_files_and_connection_limits_are_read_and_checked() {
+        let s = parse(
+            "[serve]\ntls = { cert = \"tls/cert.pem\", key = \"tls/key.pem\" }\nmax-connections = 100\n\
+             max-connections-per-source = 10\nheader-timeout = \"2s\"\nmax-header-bytes = \"32KiB\"\n",
+        )
+        .unwrap();
+        let tls = s.serve.tls.unwrap();
+        assert_eq!(
+            (tls.cert.as_path(), tls.key.as_path()),
+            (Path::new("conf/tls/cert.pem"), Path::new("conf/tls/key.pem"))
+        );
+        let want = ConnectionLimits {
+            max_connections: 100,
+            max_per_source: 10,
+            header_timeout: Duration::from_secs(2),
+            max_header_bytes: 32 * 1024,
+        };
+        assert_eq!(s.serve.connections, want);
+        for (text, message) in [
+            ("max-connections = 0", "serve.max-connections (0) must be 1 to 1000000"),
+            (
+                "max-connections = 10\nmax-connections-per-source = 11",
+                "serve.max-connections-per-source (11) must be 1 to serve.max-connections (10)",
+            ),
+            ("header-timeout = \"10m\"", "serve.header-timeout (10m) must be 100ms to 5m"),
+            ("max-header-bytes = 1024", "serve.max-header-bytes (1 KiB) must be 8 KiB to 1 MiB"),
+        ] {
+            let err = parse(&format!("[serve]\n{text}\n")).unwrap_err();
+            assert!(err.ends_with(message), "{err}");
+        }
+        let err = parse("[serve]\ntls = { cert = \"c.pem\" }\n").unwrap_err();
+        assert!(err.contains("missing field `key`"), "{err}");
+    }
+}

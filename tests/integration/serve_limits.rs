@@ -1,0 +1,177 @@
+//! `paddock serve` against clients that hold connections open, send slowly,
+//! send too much, or speak plain HTTP to TLS: the limits hold and everyone
+//! else is still served.
+
+use crate::util::*;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpSocket, TcpStream};
+
+/// A host with `serve` settings and no keys (these tests are about
+/// connections, not callers).
+fn setup(dir: &Path, section: &str) -> Served {
+    std::fs::create_dir_all(dir.join("plugins")).unwrap();
+    std::fs::write(
+        dir.join("paddock.toml"),
+        format!("[host]\nledger = \"memory\"\nplugin-state = \"memory\"\n[serve]\nauth = \"none\"\n{section}"),
+    )
+    .unwrap();
+    paddock::gateway::install_crypto();
+    serve(dir, &[])
+}
+
+/// A connection to `to` from the loopback address `from` (all of 127/8 is
+/// this machine's, so each stands for another client).
+async fn connect_from(from: [u8; 4], to: &str) -> TcpStream {
+    let socket = TcpSocket::new_v4().unwrap();
+    socket.bind(SocketAddr::from((from, 0))).unwrap();
+    socket.connect(to.parse().unwrap()).await.unwrap()
+}
+
+/// What the server sends before it closes `stream`, waiting at most `limit`;
+/// `None` if it is still open then.
+async fn until_closed(stream: &mut TcpStream, limit: Duration) -> Option<String> {
+    let mut got = Vec::new();
+    let read = tokio::time::timeout(limit, async {
+        let mut buf = [0u8; 1024];
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+            }
+        }
+    })
+    .await;
+    read.ok().map(|()| String::from_utf8_lossy(&got).into_owned())
+}
+
+const HALF_A_HEAD: &[u8] = b"GET /v1/health HTTP/1.1\r\nhost: paddock\r\n";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn half_open_connections_delay_no_one_and_close_at_the_header_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let served = setup(dir.path(), "max-connections = 64\nmax-connections-per-source = 16\nheader-timeout = \"1s\"\n");
+    let opened = Instant::now();
+    let mut slow = Vec::new();
+    for _ in 0..16 {
+        let mut stream = connect_from([127, 0, 0, 2], &served.address).await;
+        stream.write_all(HALF_A_HEAD).await.unwrap();
+        slow.push(stream);
+    }
+    let mut over = connect_from([127, 0, 0, 2], &served.address).await;
+    let refused = until_closed(&mut over, Duration::from_secs(1)).await.expect("closed at once");
+    assert!(refused.starts_with("HTTP/1.1 503 Service Unavailable\r\n"), "{refused:?}");
+
+    let client = reqwest::Client::new();
+    let asked = Instant::now();
+    let health = client.get(format!("http://{}/v1/health", served.address)).send().await.unwrap();
+    let took = asked.elapsed();
+    assert_eq!(health.status().as_u16(), 200);
+    assert!(took < Duration::from_millis(100), "a normal request took {took:?} beside 16 half-open connections");
+
+    for stream in &mut slow {
+        let left = Duration::from_secs(3).saturating_sub(opened.elapsed());
+        assert!(until_closed(stream, left).await.is_some(), "a half-open connection outlived the header timeout");
+    }
+    assert!(opened.elapsed() >= Duration::from_millis(900), "closed before the timeout: {:?}", opened.elapsed());
+    let again = client.get(format!("http://{}/v1/health", served.address)).send().await.unwrap();
+    assert_eq!(again.status().as_u16(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn past_max_connections_a_new_one_is_refused_until_one_closes() {
+    let dir = tempfile::tempdir().unwrap();
+    let served = setup(dir.path(), "max-connections = 4\nmax-connections-per-source = 4\nheader-timeout = \"1s\"\n");
+    let mut held = Vec::new();
+    for _ in 0..4 {
+        held.push(connect_from([127, 0, 0, 2], &served.address).await);
+    }
+    let mut fifth = connect_from([127, 0, 0, 3], &served.address).await;
+    let refused = until_closed(&mut fifth, Duration::from_secs(1)).await.expect("closed at once");
+    assert!(refused.starts_with("HTTP/1.1 503"), "{refused:?}");
+    drop(held);
+    let client = reqwest::Client::new();
+    let mut status = 0;
+    for _ in 0..50 {
+        match client.get(format!("http://{}/v1/health", served.address)).send().await {
+            Ok(r) if r.status().is_success() => {
+                status = 200;
+                break;
+            }
+            _ => tokio::time::sleep(Duration::from_millis(20)).await,
+        }
+    }
+    assert_eq!(status, 200, "the places of closed connections are given back");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_head_over_max_header_bytes_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let served = setup(dir.path(), "");
+    let client = reqwest::Client::new();
+    let big = "x".repeat(20 * 1024);
+    let response = client.get(format!("http://{}/v1/health", served.address)).header("x-big", big).send().await;
+    assert_eq!(response.map(|r| r.status().as_u16()).ok(), Some(431));
+    let small = client.get(format!("http://{}/v1/health", served.address)).send().await.unwrap();
+    assert_eq!(small.status().as_u16(), 200);
+}
+
+/// A self-signed certificate for `localhost` and its key, as PEM.
+fn certificate() -> (String, String) {
+    let made = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    (made.cert.pem(), made.signing_key.serialize_pem())
+}
+
+fn trusting(cert: &str, address: &str) -> reqwest::Client {
+    reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(cert.as_bytes()).unwrap())
+        .resolve("localhost", address.parse().unwrap())
+        .build()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_serves_https_refuses_plain_http_and_takes_a_new_certificate_without_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let tls = dir.path().join("tls");
+    std::fs::create_dir_all(&tls).unwrap();
+    std::fs::create_dir_all(dir.path().join("plugins")).unwrap();
+    let (cert, private) = certificate();
+    std::fs::write(tls.join("cert.pem"), &cert).unwrap();
+    std::fs::write(tls.join("key.pem"), &private).unwrap();
+    paddock::gateway::install_crypto();
+    std::fs::write(
+        dir.path().join("paddock.toml"),
+        "[host]\nledger = \"memory\"\nplugin-state = \"memory\"\n[serve]\ntls = { cert = \"tls/cert.pem\", key = \"tls/key.pem\" }\n",
+    )
+    .unwrap();
+    let token = key(dir.path(), "default", "run");
+    let served = serve(dir.path(), &[]);
+    let port = served.address.rsplit(':').next().unwrap();
+    let secure = trusting(&cert, &served.address);
+    let health = secure.get(format!("https://localhost:{port}/v1/health")).send().await.unwrap();
+    assert_eq!(health.status().as_u16(), 200);
+    let runs = secure.get(format!("https://localhost:{port}/v1/runs")).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(runs.status().as_u16(), 200);
+    let plain = reqwest::Client::new().get(format!("http://{}/v1/health", served.address)).send().await;
+    assert!(plain.is_err(), "plain HTTP to the TLS port was answered: {plain:?}");
+    let listed = TestCommand::new(dir.path(), &["plugins", "list"]).run();
+    assert!(listed.stdout.starts_with(&format!("served by the host at https://127.0.0.1:{port}")), "{}", listed.stdout);
+
+    // A new certificate: written key first, then the certificate, as a renewal would.
+    let (renewed, renewed_key) = certificate();
+    std::fs::write(tls.join("key.pem"), &renewed_key).unwrap();
+    std::fs::write(tls.join("cert.pem"), &renewed).unwrap();
+    let fresh = trusting(&renewed, &served.address);
+    let since = Instant::now();
+    loop {
+        if let Ok(r) = fresh.get(format!("https://localhost:{port}/v1/health")).send().await {
+            assert_eq!(r.status().as_u16(), 200);
+            break;
+        }
+        assert!(since.elapsed() < Duration::from_secs(5), "the renewed certificate is not served");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
