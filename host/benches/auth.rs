@@ -1,7 +1,8 @@
 //! What authentication costs a request: the middleware of `paddock serve`
 //! deciding who calls, through the whole router (a trivial handler behind
 //! it), with API keys (1,000 keys in the ring) and without them
-//! (`serve.auth = "none"`); and the keyring's lookup alone.
+//! (`serve.auth = "none"`), with and without the per-key request rate; and
+//! the keyring's lookup alone.
 //!
 //! `cargo bench -p paddock --bench auth`
 
@@ -47,9 +48,15 @@ fn bench(c: &mut Criterion) {
     let bearer = format!("Bearer {token}");
     let mut group = c.benchmark_group("auth");
     group.bench_function("keyring lookup", |b| b.iter(|| ring.authenticate(&token).unwrap()));
-    let keyed = app(Auth::keys(ring.clone()));
+    let keyed = app(Auth::keys(ring.clone(), 0));
     group.bench_function("request, keys", |b| {
         b.to_async(&tokio).iter(|| keyed.clone().oneshot(request(("authorization", &bearer))))
+    });
+    // The per-key limiter on, at a rate the loop never reaches (each sample
+    // stays on the allowed path, as a key under its rate does).
+    let limited = app(Auth::keys(ring.clone(), u32::MAX));
+    group.bench_function("request, keys and a per-key rate", |b| {
+        b.to_async(&tokio).iter(|| limited.clone().oneshot(request(("authorization", &bearer))))
     });
     let open = app(Auth::open("acme"));
     group.bench_function("request, auth = none", |b| {

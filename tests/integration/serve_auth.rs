@@ -241,3 +241,27 @@ fn keys_are_refused_for_a_tenant_the_host_does_not_have_and_a_bad_role() {
     let listed = TestCommand::new(dir.path(), &["keys", "list"]).run();
     assert_eq!(listed.stdout.trim(), "no keys; make one with `paddock keys create --tenant NAME --role run`");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_key_is_held_to_its_request_rate_and_other_keys_are_not() {
+    let dir = tempfile::tempdir().unwrap();
+    setup(dir.path());
+    let config = std::fs::read_to_string(dir.path().join("paddock.toml")).unwrap();
+    std::fs::write(dir.path().join("paddock.toml"), format!("{config}[serve]\nrequests-per-key = 5\n")).unwrap();
+    let (busy, quiet) = (key(dir.path(), "acme", "run"), key(dir.path(), "acme", "run"));
+    let served = serve(dir.path(), &[]);
+    let api = Client::new(&served);
+    let mut statuses = Vec::new();
+    let mut last = Value::Null;
+    for _ in 0..10 {
+        let (status, body) = api.call(Method::GET, "/v1/runs", &busy, "").await;
+        statuses.push(status.as_u16());
+        last = body;
+    }
+    assert_eq!(statuses[..5], [200; 5], "the burst");
+    assert_eq!(statuses[9], 429, "{statuses:?}");
+    let id = busy.split('_').nth(1).unwrap();
+    let message = format!("API key {id} is over serve.requests-per-key (5 a second)");
+    assert_eq!(error_of(&last), ("rate-limited", message.as_str()));
+    assert_eq!(api.call(Method::GET, "/v1/runs", &quiet, "").await.0, StatusCode::OK, "another key of the tenant");
+}

@@ -175,3 +175,19 @@ async fn tls_serves_https_refuses_plain_http_and_takes_a_new_certificate_without
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_serve_on_the_same_data_folder_is_refused_naming_the_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let served = setup(dir.path(), "");
+    let second = TestCommand::new(dir.path(), &["serve", "--listen", "127.0.0.1:0"]).run();
+    assert_eq!(second.code, 2, "{}", second.stderr);
+    let expected = format!(
+        "error: paddock serve (pid {}, http://{}) already serves the data folder ./.paddock; stop it, or give this host another host.data",
+        served.child.id(),
+        served.address
+    );
+    assert_eq!(second.stderr.trim(), expected);
+    let health = reqwest::get(format!("http://{}/v1/health", served.address)).await.unwrap();
+    assert_eq!(health.status().as_u16(), 200, "the first one serves on");
+}

@@ -11,6 +11,9 @@ use std::time::Duration;
 /// The default address of `paddock serve`: loopback only.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:7700";
 
+/// Requests one API key may make a second unless `serve.requests-per-key` says otherwise.
+pub const DEFAULT_REQUESTS_PER_KEY: u32 = 1000;
+
 /// How `paddock serve` listens and answers.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ServeSettings {
@@ -22,6 +25,8 @@ pub struct ServeSettings {
     pub tls: Option<TlsFiles>,
     /// Limits on connections.
     pub connections: ConnectionLimits,
+    /// Requests one API key may make a second (0: no limit).
+    pub requests_per_key: u32,
     /// How long plugin file changes settle before a reload.
     pub debounce: Duration,
     /// The folder of flow specs it starts by name.
@@ -86,6 +91,7 @@ pub(super) struct ServeSection {
     max_connections_per_source: Option<usize>,
     header_timeout: Option<Span>,
     max_header_bytes: Option<ByteSize>,
+    requests_per_key: Option<u32>,
     debounce: Option<Span>,
     flows: Option<PathBuf>,
 }
@@ -121,6 +127,7 @@ pub(super) fn serve_settings(serve: ServeSection, base: &Path) -> Result<ServeSe
         auth,
         tls,
         connections,
+        requests_per_key: serve.requests_per_key.unwrap_or(DEFAULT_REQUESTS_PER_KEY),
         debounce,
         flows: base.join(serve.flows.unwrap_or_else(|| PathBuf::from("flows"))),
     })

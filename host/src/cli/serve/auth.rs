@@ -8,7 +8,9 @@
 //! Failed authentications are limited per source address
 //! ([`FAILURES_PER_SECOND`], in bursts of [`FAILURE_BURST`]); past that a
 //! source gets 429 until it slows down, while its callers with good keys are
-//! still served.
+//! still served. Each key may make `serve.requests-per-key` requests a
+//! second (in bursts of as many); past that it gets 429 and other keys,
+//! of its tenant too, are served as before.
 
 use crate::keys::{AuthError, Caller, Keyring, Role};
 use axum::extract::{ConnectInfo, Request, State};
@@ -38,6 +40,8 @@ pub struct Auth {
 struct Inner {
     mode: Mode,
     failures: DefaultKeyedRateLimiter<IpAddr>,
+    /// Requests per key, and the rate (per second) it allows.
+    per_key: Option<(DefaultKeyedRateLimiter<Arc<str>>, u32)>,
 }
 
 enum Mode {
@@ -48,22 +52,25 @@ enum Mode {
 }
 
 impl Auth {
-    /// Every request needs a key from `ring`.
-    pub fn keys(ring: Arc<Keyring>) -> Self {
-        Auth::with(Mode::Keys(ring))
+    /// Every request needs a key from `ring`; each key may make
+    /// `per_second` requests a second (0: no limit).
+    pub fn keys(ring: Arc<Keyring>, per_second: u32) -> Self {
+        let per_key = NonZeroU32::new(per_second)
+            .map(|rate| (DefaultKeyedRateLimiter::keyed(Quota::per_second(rate)), per_second));
+        Auth::with(Mode::Keys(ring), per_key)
     }
 
     /// No keys: every caller is an admin of the tenant `x-paddock-tenant`
     /// names, else of `default_tenant`.
     pub fn open(default_tenant: &str) -> Self {
-        Auth::with(Mode::Open { default_tenant: default_tenant.into() })
+        Auth::with(Mode::Open { default_tenant: default_tenant.into() }, None)
     }
 
-    fn with(mode: Mode) -> Self {
+    fn with(mode: Mode, per_key: Option<(DefaultKeyedRateLimiter<Arc<str>>, u32)>) -> Self {
         let rate = NonZeroU32::new(FAILURES_PER_SECOND).expect("a positive rate");
         let burst = NonZeroU32::new(FAILURE_BURST).expect("a positive burst");
         let failures = DefaultKeyedRateLimiter::keyed(Quota::per_second(rate).allow_burst(burst));
-        Auth { inner: Arc::new(Inner { mode, failures }) }
+        Auth { inner: Arc::new(Inner { mode, failures, per_key }) }
     }
 
     /// Re-reads the key store every [`REFRESH`] (so a key revoked by another
@@ -82,6 +89,9 @@ impl Auth {
                     tracing::error!(error = %e, "cannot re-read the API keys; the last ones read stay in force");
                 }
                 auth.inner.failures.retain_recent();
+                if let Some((limiter, _)) = &auth.inner.per_key {
+                    limiter.retain_recent();
+                }
             }
         })
     }
@@ -98,7 +108,7 @@ impl Auth {
             Mode::Keys(ring) => {
                 let token = bearer(headers);
                 match token.as_deref().map(|t| ring.authenticate(t)) {
-                    Some(Ok(caller)) => Ok(caller),
+                    Some(Ok(caller)) => self.within_rate(caller),
                     Some(Err(e)) => Err(self.refused(source, e.to_string(), Some(e))),
                     None => Err(self.refused(source, "missing Authorization: Bearer <API key>".into(), None)),
                 }
@@ -106,14 +116,21 @@ impl Auth {
         }
     }
 
+    /// `caller`, unless its key is over its rate.
+    #[allow(clippy::result_large_err)]
+    fn within_rate(&self, caller: Caller) -> Result<Caller, Response> {
+        let Some((limiter, rate)) = &self.inner.per_key else { return Ok(caller) };
+        let Err(not_until) = limiter.check_key(&caller.key) else { return Ok(caller) };
+        let wait = not_until.wait_time_from(DefaultClock::default().now());
+        let message = format!("API key {} is over serve.requests-per-key ({rate} a second)", caller.key);
+        Err(too_many(message, wait))
+    }
+
     fn refused(&self, source: IpAddr, message: String, why: Option<AuthError>) -> Response {
         if let Err(not_until) = self.inner.failures.check_key(&source) {
             let wait = not_until.wait_time_from(DefaultClock::default().now());
             let message = format!("too many failed authentications from {source}; retry in {} ms", wait.as_millis());
-            let mut response = error(StatusCode::TOO_MANY_REQUESTS, "rate-limited", message);
-            let seconds = wait.as_secs_f64().ceil().max(1.0) as u64;
-            response.headers_mut().insert(header::RETRY_AFTER, seconds.into());
-            return response;
+            return too_many(message, wait);
         }
         if let Some(why) = why {
             tracing::warn!(source = %source, error = %why, "authentication failed");
@@ -122,6 +139,14 @@ impl Auth {
         response.headers_mut().insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
         response
     }
+}
+
+/// 429 with a `Retry-After` of at least a second.
+fn too_many(message: String, wait: Duration) -> Response {
+    let mut response = error(StatusCode::TOO_MANY_REQUESTS, "rate-limited", message);
+    let seconds = wait.as_secs_f64().ceil().max(1.0) as u64;
+    response.headers_mut().insert(header::RETRY_AFTER, seconds.into());
+    response
 }
 
 /// The token of an `Authorization: Bearer ...` header.

@@ -64,6 +64,11 @@ pub async fn serve(mut settings: Settings, args: ServeArgs) -> u8 {
     if let Err(e) = std::fs::create_dir_all(&data) {
         return fail(EXIT_CONFIG, format!("host.data: cannot create {}: {e}", data.display()));
     }
+    // One host per data folder: the lock lasts as long as this process.
+    let _lock = match lock_data(&data) {
+        Ok(lock) => lock,
+        Err(message) => return fail(EXIT_USAGE, message),
+    };
     let (auth, local) = match authentication(&settings) {
         Ok(a) => a,
         Err(e) => return fail(EXIT_CONFIG, e),
@@ -181,7 +186,35 @@ fn authentication(settings: &Settings) -> Result<(Auth, Option<String>), String>
         );
     }
     let local = ring.ephemeral(&settings.default_tenant, Role::Admin, "local-cli").map_err(|e| e.to_string())?;
-    Ok((Auth::keys(Arc::new(ring)), Some(local)))
+    Ok((Auth::keys(Arc::new(ring), settings.serve.requests_per_key), Some(local)))
+}
+
+/// The file in `host.data` whose lock says a host serves the folder.
+const LOCK_FILE: &str = "serve.lock";
+
+/// Takes the data folder for this process, or says who holds it.
+fn lock_data(data: &std::path::Path) -> Result<std::fs::File, String> {
+    let path = data.join(LOCK_FILE);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let who = serving(data).map_or_else(
+                || "another paddock serve".to_string(),
+                |s| format!("paddock serve (pid {}, {}://{})", s.pid, s.scheme, s.address),
+            );
+            Err(format!(
+                "{who} already serves the data folder {}; stop it, or give this host another host.data",
+                data.display()
+            ))
+        }
+        Err(std::fs::TryLockError::Error(e)) => Err(format!("cannot lock {}: {e}", path.display())),
+    }
 }
 
 /// Writes `text` to `path`, readable and writable by its owner alone.
@@ -199,6 +232,8 @@ fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
 
 /// A host serving a data folder: where, and the key its CLI uses.
 pub struct Serving {
+    /// Its process id.
+    pub pid: u64,
     /// `127.0.0.1:PORT`.
     pub address: String,
     /// `http` or `https`.
@@ -244,7 +279,8 @@ pub fn serving(data: &std::path::Path) -> Option<Serving> {
         address.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
     }
     let scheme = record["scheme"].as_str().unwrap_or("http").to_string();
-    Some(Serving { address: address.to_string(), scheme, token: record["token"].as_str().map(String::from) })
+    let token = record["token"].as_str().map(String::from);
+    Some(Serving { pid, address: address.to_string(), scheme, token })
 }
 
 fn remove_marker(marker: &std::path::Path) {
