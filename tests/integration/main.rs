@@ -22,6 +22,7 @@ mod resilience;
 mod serve_auth;
 mod serve_flows;
 mod serve_limits;
+mod serve_logs;
 mod settings;
 mod tenants;
 mod util;

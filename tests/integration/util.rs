@@ -175,8 +175,11 @@ impl Drop for Served {
     }
 }
 
+/// Where [`serve`] puts the host's stderr, in its folder.
+pub const SERVE_LOG: &str = "serve.stderr";
+
 /// Starts `paddock serve` in `dir` on a port the OS picks, with `args`, and
-/// waits until it listens.
+/// waits until it listens. Its stderr goes to `<dir>/serve.stderr`.
 pub fn serve(dir: &Path, args: &[&str]) -> Served {
     use std::io::BufRead;
     let mut child = Command::new(env!("CARGO_BIN_EXE_paddock"))
@@ -185,7 +188,7 @@ pub fn serve(dir: &Path, args: &[&str]) -> Served {
         .args(args)
         .env_remove("PADDOCK_LOG")
         .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
+        .stderr(std::fs::File::create(dir.join(SERVE_LOG)).expect("a log file in the test's folder"))
         .spawn()
         .expect("paddock serve starts");
     let stdout = child.stdout.take().expect("piped stdout");

@@ -72,6 +72,7 @@ pub(crate) struct HostSection {
     pub(crate) plugin_state: Option<String>,
     pub(crate) default_tenant: Option<String>,
     pub(crate) secrets: Option<PathBuf>,
+    pub(crate) log_format: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

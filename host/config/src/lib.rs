@@ -69,6 +69,18 @@ pub struct AgentPolicy {
     pub settings: Arc<BTreeMap<String, String>>,
 }
 
+/// How the host writes its log (`host.log-format`, or `--log-format`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum LogFormat {
+    /// A line of text per event.
+    #[default]
+    Text,
+    /// A JSON object per line: time, level, target, fields, and the fields of
+    /// the span it happened in (the request id, tenant and key of an HTTP
+    /// request).
+    Json,
+}
+
 /// Validated settings of a host.
 #[derive(Clone, Debug)]
 pub struct Settings {
@@ -78,6 +90,8 @@ pub struct Settings {
     pub plugins_dir: PathBuf,
     /// The tenant used when an invocation names none.
     pub default_tenant: String,
+    /// How the log is written.
+    pub log_format: LogFormat,
     /// Limits applied when nothing lowers them.
     pub limits: Limits,
     /// The operator's maximum for each limit.
@@ -157,6 +171,11 @@ impl Settings {
         let plugins =
             plugins::plugin_settings(file.host.code_cache, file.host.plugin_state.as_deref(), &data_dir, base)?;
         let serve = serve::serve_settings(file.serve, base)?;
+        let log_format = match file.host.log_format.as_deref() {
+            None | Some("text") => LogFormat::Text,
+            Some("json") => LogFormat::Json,
+            Some(other) => return Err(format!("host.log-format: `{other}` is not a format; use \"text\" or \"json\"")),
+        };
         let default_tenant = file.host.default_tenant.unwrap_or_else(|| "default".to_string());
         paddock_core::names::validate_tenant(&default_tenant).map_err(|why| format!("host.default-tenant: {why}"))?;
         let agents = agent_policies(file.agents, base, &caps)?;
@@ -189,6 +208,7 @@ impl Settings {
             source: path.map(Path::to_path_buf),
             plugins_dir: base.join(file.host.plugins.unwrap_or_else(|| PathBuf::from("plugins"))),
             default_tenant,
+            log_format,
             limits,
             ceiling,
             caps,

@@ -29,7 +29,7 @@ mod usage;
 
 pub use serve::auth;
 
-use crate::config::{ConfigError, Settings};
+use crate::config::{ConfigError, LogFormat, Settings};
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -79,6 +79,9 @@ pub struct Cli {
     /// More host logging (-v debug, -vv trace); PADDOCK_LOG overrides
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
+    /// The log's form: text, or JSON a line [default: host.log-format, text]
+    #[arg(long, global = true, value_name = "FORMAT", value_parser = ["text", "json"])]
+    pub log_format: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -148,7 +151,6 @@ enum Command {
 /// Runs the command line and returns the process exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing(cli.verbose);
     let settings = match load_settings(&cli) {
         Ok(s) => s,
         Err(e) => {
@@ -156,6 +158,12 @@ pub fn main() -> ExitCode {
             return ExitCode::from(EXIT_CONFIG);
         }
     };
+    let format = match cli.log_format.as_deref() {
+        Some("json") => LogFormat::Json,
+        Some(_) => LogFormat::Text,
+        None => settings.log_format,
+    };
+    init_tracing(cli.verbose, format, matches!(cli.command, Command::Serve(_)));
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => return ExitCode::from(fail(EXIT_CRASH, format!("cannot start the async runtime: {e}"))),
@@ -190,21 +198,30 @@ fn load_settings(cli: &Cli) -> Result<Settings, ConfigError> {
     Ok(settings)
 }
 
-fn init_tracing(verbose: u8) {
+/// The log on stderr. A serving host logs each HTTP request, invocation and
+/// LLM call (`info`) with the time; a one-shot command only warnings and its
+/// agent's own records, without the time.
+fn init_tracing(verbose: u8, format: LogFormat, serving: bool) {
     use tracing_subscriber::EnvFilter;
-    let default = match verbose {
-        0 => "warn,paddock::agent=info",
-        1 => "debug,cranelift=info,wasmtime=info",
+    let default = match (verbose, serving) {
+        (0, false) => "warn,paddock::agent=info",
+        (0, true) => "warn,paddock=info",
+        (1, _) => "debug,cranelift=info,wasmtime=info",
         _ => "trace",
     };
     let filter = EnvFilter::try_from_env("PADDOCK_LOG").unwrap_or_else(|_| EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .without_time()
-        .try_init();
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = match (format, serving) {
+        (LogFormat::Json, _) => {
+            builder.json().flatten_event(true).with_current_span(true).with_span_list(false).try_init()
+        }
+        (LogFormat::Text, true) => builder.with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())).try_init(),
+        (LogFormat::Text, false) => builder
+            .with_target(false)
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .without_time()
+            .try_init(),
+    };
 }
 
 /// Prints an error the way every command does.

@@ -250,8 +250,9 @@ impl Runtime {
             .map_err(|e| RunError::Refused(e.to_string()))?;
         let run = options.run.as_deref().map_or_else(new_run_id, Arc::from);
         let env = run_env(&options.env, &run);
+        let tenant: Arc<str> = Arc::from(tenant);
         let scope = Scope {
-            tenant: Arc::from(tenant),
+            tenant: tenant.clone(),
             run,
             chain: vec![agent.name.clone()],
             journal: options.journal.clone(),
@@ -259,7 +260,26 @@ impl Runtime {
             env,
             compensate: options.compensate,
         };
-        Ok(self.invoke(agent, input, scope, limits, dirs, &grants).await)
+        let outcome = self.invoke(agent, input, scope, limits, dirs, &grants).await;
+        let result = match &outcome.result {
+            Ok(_) => "ok",
+            Err(InvokeError::Failed { .. }) => "failed",
+            Err(InvokeError::Limit { .. }) => "limit",
+            Err(InvokeError::Crashed { .. }) => "crashed",
+            Err(InvokeError::Start { .. }) => "start",
+        };
+        tracing::info!(
+            target: "paddock::invoke",
+            agent = &*agent.name,
+            version = &*outcome.version,
+            tenant = &*tenant,
+            run = &*outcome.run,
+            outcome = result,
+            fuel = outcome.fuel_consumed,
+            ms = (outcome.elapsed.as_secs_f64() * 1e6).round() / 1e3,
+            "invocation"
+        );
+        Ok(outcome)
     }
 
     /// The directories an invocation gets: the operator's `[agents.NAME]`

@@ -163,6 +163,9 @@ pub async fn authenticate(State(auth): State<Auth>, mut request: Request, next: 
         request.extensions().get::<ConnectInfo<SocketAddr>>().map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.ip());
     match auth.caller(request.headers(), source) {
         Ok(caller) => {
+            let span = tracing::Span::current();
+            span.record("tenant", &*caller.tenant);
+            span.record("key", &*caller.key);
             request.extensions_mut().insert(caller);
             next.run(request).await
         }

@@ -13,6 +13,7 @@
 //!
 //! Flows, runs, dead letters and approvals: [`flows`].
 
+mod access;
 pub mod auth;
 mod flows;
 mod listen;
@@ -134,6 +135,7 @@ fn routes(runtime: Runtime, flows: crate::flow::Flows, auth: Auth) -> Router {
         .route_layer(axum::middleware::from_fn_with_state(auth, auth::authenticate))
         // Load balancers' probes carry no key; the answer tells nothing.
         .route("/v1/health", get(|| async { axum::Json(serde_json::json!({ "status": "ok" })) }))
+        .layer(axum::middleware::from_fn(access::log))
 }
 
 /// Prints what loaded at start, then each reload as it happens.
