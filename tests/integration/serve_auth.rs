@@ -156,8 +156,10 @@ async fn each_role_may_do_what_it_may_and_no_more() {
     assert_eq!((status, error_of(&body).0), (StatusCode::NOT_FOUND, "not-found"), "operate passes the role check");
     let (status, _) = api.call(Method::GET, "/metrics", &operate, "").await;
     assert_eq!(status, StatusCode::FORBIDDEN);
-    let (status, _) = api.call(Method::GET, "/metrics", &admin, "").await;
+    let (status, _, headers) = api.call_with(Method::GET, "/metrics", &admin, "", &[]).await;
     assert_eq!(status, StatusCode::OK);
+    // prometheus-client writes OpenMetrics text, and says so.
+    assert_eq!(headers["content-type"], "application/openmetrics-text; version=1.0.0; charset=utf-8");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

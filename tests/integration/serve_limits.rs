@@ -191,3 +191,57 @@ async fn a_second_serve_on_the_same_data_folder_is_refused_naming_the_first() {
     let health = reqwest::get(format!("http://{}/v1/health", served.address)).await.unwrap();
     assert_eq!(health.status().as_u16(), 200, "the first one serves on");
 }
+
+/// Sends `signal` to the process `pid` (by its id, never by name).
+fn signal(pid: u32, signal: &str) {
+    let sent = std::process::Command::new("kill").args([signal, &pid.to_string()]).status().unwrap();
+    assert!(sent.success(), "kill {signal} {pid}");
+}
+
+/// How `child` exited, waiting at most `limit`.
+async fn exit_of(child: &mut std::process::Child, limit: Duration) -> Option<i32> {
+    let since = Instant::now();
+    while since.elapsed() < limit {
+        if let Some(status) = child.try_wait().unwrap() {
+            return Some(status.code().unwrap_or(-1));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    None
+}
+
+/// A host with the `step` agent, which waits as long as its input says.
+fn waiting_host(dir: &Path) -> Served {
+    plugin(&dir.join("plugins"), "step", paddock_test_guests::guests::FLOW_STEP, "");
+    setup(dir, "drain = \"5s\"\n")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_stops_new_connections_lets_requests_in_flight_finish_and_exits_0() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut served = waiting_host(dir.path());
+    let url = format!("http://{}/v1/agents/step/run", served.address);
+    let in_flight = tokio::spawn(reqwest::Client::new().post(url).body(r#"{"name":"w","wait_ms":1500}"#).send());
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    signal(served.child.id(), "-TERM");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(TcpStream::connect(&served.address).await.is_err(), "a new connection was accepted while stopping");
+    let answered = in_flight.await.unwrap().unwrap();
+    assert_eq!(answered.status().as_u16(), 200, "the request in flight finished");
+    assert_eq!(exit_of(&mut served.child, Duration::from_secs(5)).await, Some(0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_signal_stops_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut served = waiting_host(dir.path());
+    let url = format!("http://{}/v1/agents/step/run", served.address);
+    let in_flight = tokio::spawn(reqwest::Client::new().post(url).body(r#"{"name":"w","wait_ms":20000}"#).send());
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    signal(served.child.id(), "-TERM");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(exit_of(&mut served.child, Duration::from_millis(100)).await, None, "still draining");
+    signal(served.child.id(), "-TERM");
+    assert_eq!(exit_of(&mut served.child, Duration::from_secs(2)).await, Some(130));
+    assert!(in_flight.await.unwrap().is_err(), "the cut request got an answer");
+}

@@ -27,6 +27,8 @@ pub struct ServeSettings {
     pub connections: ConnectionLimits,
     /// Requests one API key may make a second (0: no limit).
     pub requests_per_key: u32,
+    /// How long requests in flight may go on after a stop signal.
+    pub drain: Duration,
     /// How long plugin file changes settle before a reload.
     pub debounce: Duration,
     /// The folder of flow specs it starts by name.
@@ -92,6 +94,7 @@ pub(super) struct ServeSection {
     header_timeout: Option<Span>,
     max_header_bytes: Option<ByteSize>,
     requests_per_key: Option<u32>,
+    drain: Option<Span>,
     debounce: Option<Span>,
     flows: Option<PathBuf>,
 }
@@ -121,6 +124,10 @@ pub(super) fn serve_settings(serve: ServeSection, base: &Path) -> Result<ServeSe
         return Err(format!("serve.debounce ({}) must be at most 60s", Span(debounce)));
     }
     let connections = connection_limits(&serve)?;
+    let drain = serve.drain.map_or(Duration::from_secs(30), |s| s.0);
+    if drain > Duration::from_secs(3600) {
+        return Err(format!("serve.drain ({}) must be at most 1h", Span(drain)));
+    }
     let tls = serve.tls.map(|t| TlsFiles { cert: base.join(t.cert), key: base.join(t.key) });
     Ok(ServeSettings {
         listen,
@@ -128,6 +135,7 @@ pub(super) fn serve_settings(serve: ServeSection, base: &Path) -> Result<ServeSe
         tls,
         connections,
         requests_per_key: serve.requests_per_key.unwrap_or(DEFAULT_REQUESTS_PER_KEY),
+        drain,
         debounce,
         flows: base.join(serve.flows.unwrap_or_else(|| PathBuf::from("flows"))),
     })

@@ -38,19 +38,18 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
-/// How long connections still open at shutdown may go on.
-const DRAIN: Duration = Duration::from_secs(10);
 /// How often the certificate files are checked for a change.
 const TLS_POLL: Duration = Duration::from_secs(1);
 
-/// Serves `app` on `listener` until `shutdown` completes, then lets open
-/// connections finish for up to [`DRAIN`].
+/// Serves `app` on `listener` until `shutdown` completes, then stops
+/// accepting and lets the requests in flight finish for up to `drain`.
 pub async fn serve(
     listener: TcpListener,
     app: Router,
     tls: Option<Tls>,
     limits: ConnectionLimits,
     shutdown: impl Future<Output = ()>,
+    drain: Duration,
 ) {
     let slots = Slots::new(limits);
     let graceful = GracefulShutdown::new();
@@ -100,8 +99,15 @@ pub async fn serve(
         });
     }
     drop(listener);
-    if tokio::time::timeout(DRAIN, graceful.shutdown()).await.is_err() {
-        tracing::warn!("connections still open after {DRAIN:?}; closing them");
+    let open = graceful.count();
+    if open > 0 {
+        eprintln!(
+            "stopping: no new connections; {open} open ones get up to {} to finish (a second signal stops at once)",
+            crate::config::Span(drain)
+        );
+    }
+    if tokio::time::timeout(drain, graceful.shutdown()).await.is_err() {
+        eprintln!("stopping: connections still open after {}; closing them", crate::config::Span(drain));
     }
 }
 

@@ -116,7 +116,8 @@ pub async fn serve(mut settings: Settings, args: ServeArgs) -> u8 {
     println!("serving on {scheme}://{address}");
     let limits = runtime.settings().serve.connections;
     let _upkeep = auth.spawn_upkeep();
-    listen::serve(listener, routes(runtime, flows, auth), tls, limits, shutdown()).await;
+    let drain = runtime.settings().serve.drain;
+    listen::serve(listener, routes(runtime, flows, auth), tls, limits, shutdown(), drain).await;
     drop(watch);
     remove_marker(&marker);
     0
@@ -295,7 +296,18 @@ fn remove_marker(marker: &std::path::Path) {
     }
 }
 
+/// Completes at the first Ctrl-C or SIGTERM; a second one ends the process
+/// at once (exit code 130) instead of waiting out the drain.
 async fn shutdown() {
+    stop_signal().await;
+    tokio::spawn(async {
+        stop_signal().await;
+        eprintln!("stopping at once: a second signal");
+        std::process::exit(130);
+    });
+}
+
+async fn stop_signal() {
     let interrupt = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
@@ -370,5 +382,9 @@ async fn metrics(State(runtime): State<Runtime>, Extension(caller): Extension<Ca
     if let Err(r) = auth::require(&caller, Role::Admin, "read the host's metrics") {
         return r;
     }
-    ([("content-type", "text/plain; version=0.0.4")], runtime.gateway().metrics().render()).into_response()
+    (
+        [("content-type", "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+        runtime.gateway().metrics().render(),
+    )
+        .into_response()
 }
