@@ -49,3 +49,33 @@ async fn json_log_lines_parse_and_carry_the_request_id_into_the_invocation() {
     assert_eq!((invoke["agent"].as_str(), invoke["outcome"].as_str()), (Some("echo"), Some("ok")));
     assert_eq!(invoke["tenant"].as_str(), Some("default"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_count_invocations_and_requests_by_tenant_and_agent() {
+    let dir = tempfile::tempdir().unwrap();
+    plugin(&dir.path().join("plugins"), "echo", guests::ECHO, "");
+    std::fs::write(dir.path().join("paddock.toml"), "[host]\nledger = \"memory\"\nplugin-state = \"memory\"\n")
+        .unwrap();
+    let (run, admin) = (key(dir.path(), "default", "run"), key(dir.path(), "default", "admin"));
+    let served = serve(dir.path(), &[]);
+    paddock::gateway::install_crypto();
+    let client = reqwest::Client::new();
+    let base = format!("http://{}", served.address);
+    for _ in 0..3 {
+        let r = client.post(format!("{base}/v1/agents/echo/run")).bearer_auth(&run).body("{}").send().await.unwrap();
+        assert_eq!(r.status().as_u16(), 200);
+    }
+    let unauthenticated = client.get(format!("{base}/v1/runs")).send().await.unwrap();
+    assert_eq!(unauthenticated.status().as_u16(), 401);
+    let text = client.get(format!("{base}/metrics")).bearer_auth(&admin).send().await.unwrap().text().await.unwrap();
+    let has = |line: &str| text.lines().any(|l| l == line);
+    assert!(has(r#"paddock_invocations_total{tenant="default",agent="echo",outcome="ok"} 3"#), "{text}");
+    assert!(text.contains(r#"paddock_invocation_seconds_count{tenant="default",agent="echo"} 3"#), "{text}");
+    assert!(text.contains(r#"paddock_fuel_consumed_total{tenant="default",agent="echo"} "#), "{text}");
+    let ran =
+        r#"paddock_http_requests_total{route="/v1/agents/{name}/run",method="POST",status="200",tenant="default"} 3"#;
+    assert!(has(ran), "{text}");
+    assert!(has(r#"paddock_http_requests_total{route="/v1/runs",method="GET",status="401",tenant=""} 1"#), "{text}");
+    assert_eq!(text.matches("# EOF").count(), 1, "one end mark, at the end");
+    assert!(text.ends_with("# EOF\n"));
+}

@@ -93,6 +93,13 @@ impl Metrics {
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out
     }
+
+    /// Appends the text exposition of every series to `out`, without the
+    /// closing `# EOF`, for an endpoint that serves several registries.
+    pub fn render_into(&self, out: &mut String) {
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode_registry(out, &self.registry);
+    }
 }
 
 impl std::fmt::Debug for Metrics {

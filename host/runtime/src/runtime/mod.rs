@@ -20,10 +20,12 @@ use paddock_quota::{Budgets, Ledger};
 
 mod agent;
 mod live;
+mod metrics;
 mod watch;
 
 pub use agent::Agent;
 pub use live::{ErrorStatus, HeldStatus, PluginStatus, Reload, VersionStatus};
+pub use metrics::RuntimeMetrics;
 use paddock_tenants::{Admission, Grants, TenantCeiling, Tenants};
 use std::collections::HashMap;
 use std::future::Future;
@@ -133,6 +135,7 @@ struct Inner {
     book: Book,
     cpu: Arc<CpuScheduler>,
     approvals: std::sync::OnceLock<Arc<dyn Approvals>>,
+    metrics: RuntimeMetrics,
     _ticker: EpochTicker,
 }
 
@@ -174,6 +177,7 @@ impl Runtime {
                 fuel_shares(&settings.tenants),
             ),
             approvals: std::sync::OnceLock::new(),
+            metrics: RuntimeMetrics::default(),
             settings,
             engine,
             linker,
@@ -195,6 +199,11 @@ impl Runtime {
     /// The LLM gateway.
     pub fn gateway(&self) -> &Gateway {
         &self.inner.gateway
+    }
+
+    /// Invocations by tenant, agent and outcome, their durations and fuel.
+    pub fn metrics(&self) -> &RuntimeMetrics {
+        &self.inner.metrics
     }
 
     /// Sends the approval questions of agents to `service` (the flow store's);
@@ -268,6 +277,8 @@ impl Runtime {
             Err(InvokeError::Crashed { .. }) => "crashed",
             Err(InvokeError::Start { .. }) => "start",
         };
+        let seconds = outcome.elapsed.as_secs_f64();
+        self.inner.metrics.record(&tenant, &agent.name, result, seconds, outcome.fuel_consumed);
         tracing::info!(
             target: "paddock::invoke",
             agent = &*agent.name,

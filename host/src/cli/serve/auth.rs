@@ -166,8 +166,11 @@ pub async fn authenticate(State(auth): State<Auth>, mut request: Request, next: 
             let span = tracing::Span::current();
             span.record("tenant", &*caller.tenant);
             span.record("key", &*caller.key);
-            request.extensions_mut().insert(caller);
-            next.run(request).await
+            request.extensions_mut().insert(caller.clone());
+            let mut response = next.run(request).await;
+            // For the access layer outside, which counts requests by tenant.
+            response.extensions_mut().insert(caller);
+            response
         }
         Err(response) => response,
     }

@@ -126,17 +126,19 @@ pub async fn serve(mut settings: Settings, args: ServeArgs) -> u8 {
 /// Every route: all but health behind the key check.
 fn routes(runtime: Runtime, flows: crate::flow::Flows, auth: Auth) -> Router {
     let limit = runtime.settings().caps.io_bytes.try_into().unwrap_or(usize::MAX);
+    let http = Arc::new(access::HttpMetrics::default());
     Router::new()
         .route("/v1/agents/{name}/run", post(run))
         .route("/v1/plugins", get(plugins))
         .route("/metrics", get(metrics))
         .layer(DefaultBodyLimit::max(limit))
+        .layer(Extension(http.clone()))
         .with_state(runtime)
         .merge(flows::routes(flows, limit))
         .route_layer(axum::middleware::from_fn_with_state(auth, auth::authenticate))
         // Load balancers' probes carry no key; the answer tells nothing.
         .route("/v1/health", get(|| async { axum::Json(serde_json::json!({ "status": "ok" })) }))
-        .layer(axum::middleware::from_fn(access::log))
+        .layer(axum::middleware::from_fn_with_state(http, access::log))
 }
 
 /// Prints what loaded at start, then each reload as it happens.
@@ -378,13 +380,18 @@ async fn plugins(State(runtime): State<Runtime>) -> Response {
     axum::Json(runtime.plugins()).into_response()
 }
 
-async fn metrics(State(runtime): State<Runtime>, Extension(caller): Extension<Caller>) -> Response {
+async fn metrics(
+    State(runtime): State<Runtime>,
+    Extension(caller): Extension<Caller>,
+    Extension(http): Extension<Arc<access::HttpMetrics>>,
+) -> Response {
     if let Err(r) = auth::require(&caller, Role::Admin, "read the host's metrics") {
         return r;
     }
-    (
-        [("content-type", "application/openmetrics-text; version=1.0.0; charset=utf-8")],
-        runtime.gateway().metrics().render(),
-    )
-        .into_response()
+    let mut text = String::new();
+    runtime.gateway().metrics().render_into(&mut text);
+    runtime.metrics().render_into(&mut text);
+    http.render_into(&mut text);
+    text.push_str("# EOF\n");
+    ([("content-type", "application/openmetrics-text; version=1.0.0; charset=utf-8")], text).into_response()
 }
