@@ -152,7 +152,10 @@ async fn a_corrupt_file_or_a_component_of_another_world_never_replaces_the_servi
             "does not fit world paddock:agent/agent-world@0.1.0: missing export `paddock:agent/agent@0.1.0` (it exports nothing)",
         ),
     ] {
-        std::fs::write(plugins.join("echo/agent.wasm"), &bytes).unwrap();
+        // Written whole and renamed into place, so the watcher never sees the
+        // file empty halfway through a write (another failure, another test).
+        std::fs::write(plugins.join("echo/agent.wasm.new"), &bytes).unwrap();
+        std::fs::rename(plugins.join("echo/agent.wasm.new"), plugins.join("echo/agent.wasm")).unwrap();
         let Reload::Failed(message) = next(&mut events, "echo", |r| matches!(r, Reload::Failed(_))).await else {
             unreachable!()
         };

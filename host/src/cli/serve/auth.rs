@@ -101,7 +101,10 @@ impl Auth {
     pub fn caller(&self, headers: &HeaderMap, source: IpAddr) -> Result<Caller, Response> {
         match &self.inner.mode {
             Mode::Open { default_tenant } => match headers.get("x-paddock-tenant").map(|v| v.to_str()) {
-                Some(Ok(t)) => Ok(Caller { tenant: t.into(), role: Role::Admin, key: "".into() }),
+                Some(Ok(t)) => match crate::core::names::validate_tenant(t) {
+                    Ok(()) => Ok(Caller { tenant: t.into(), role: Role::Admin, key: "".into() }),
+                    Err(e) => Err(error(StatusCode::BAD_REQUEST, "bad-request", format!("x-paddock-tenant: {e}"))),
+                },
                 Some(Err(_)) => Err(error(StatusCode::BAD_REQUEST, "bad-request", "x-paddock-tenant is not text")),
                 None => Ok(Caller { tenant: default_tenant.clone(), role: Role::Admin, key: "".into() }),
             },

@@ -9,7 +9,7 @@
 //! | `POST /v1/agents/{name}/run` | run | body = the input (JSON text) |
 //! | `GET /v1/plugins` | run | what `paddock plugins list --json` shows |
 //! | `GET /v1/health` | none | `{"status":"ok"}` |
-//! | `GET /metrics` | admin | Prometheus text: the gateway's `paddock_llm_*` series |
+//! | `GET /metrics` | admin | OpenMetrics text: the gateway's `paddock_llm_*`, the runtime's invocations, the HTTP requests |
 //!
 //! Flows, runs, dead letters and approvals: [`flows`].
 
@@ -248,13 +248,17 @@ pub struct Serving {
 }
 
 impl Serving {
-    /// A client for it: over TLS, one that takes its certificate unchecked,
-    /// since it talks to this machine's own host over loopback.
+    /// A client for it. Over TLS to a loopback address it takes the
+    /// certificate unchecked (no one else is on that wire, and the
+    /// certificate names the public host, not 127.0.0.1); to any other
+    /// address it checks it, so the CLI's admin key never goes to an
+    /// impostor.
     pub fn client(&self) -> Result<reqwest::Client, String> {
         crate::gateway::install_crypto();
+        let loopback = self.address.parse::<SocketAddr>().is_ok_and(|a| a.ip().is_loopback());
         reqwest::Client::builder()
             .timeout(std::time::Duration::from_secs(5))
-            .danger_accept_invalid_certs(self.scheme == "https")
+            .danger_accept_invalid_certs(self.scheme == "https" && loopback)
             .build()
             .map_err(|e| e.to_string())
     }
