@@ -245,3 +245,16 @@ async fn a_second_signal_stops_at_once() {
     assert_eq!(exit_of(&mut served.child, Duration::from_secs(2)).await, Some(130));
     assert!(in_flight.await.unwrap().is_err(), "the cut request got an answer");
 }
+
+#[test]
+fn inspect_works_beside_a_host_that_holds_a_durable_board() {
+    let dir = tempfile::tempdir().unwrap();
+    let served = setup(dir.path(), "");
+    let config = std::fs::read_to_string(dir.path().join("paddock.toml")).unwrap();
+    std::fs::write(dir.path().join("paddock.toml"), format!("{config}[blackboard]\nstore = \"durable\"\n")).unwrap();
+    drop(served);
+    let _served = serve(dir.path(), &[]);
+    let inspected = TestCommand::new(dir.path(), &["inspect", paddock_test_guests::guests::ECHO]).run();
+    assert_eq!(inspected.code, 0, "{}", inspected.stderr);
+    assert!(inspected.stdout.contains("fits paddock:agent/agent-world@0.1.0: yes"), "{}", inspected.stdout);
+}

@@ -3,7 +3,6 @@
 use super::{EXIT_CRASH, EXIT_LOAD, fail};
 use crate::config::{ByteSize, Settings};
 use crate::plugins::load::WORLD;
-use crate::runtime::Runtime;
 use clap::Args;
 use std::path::PathBuf;
 
@@ -17,11 +16,15 @@ pub struct InspectArgs {
 }
 
 pub fn inspect(settings: Settings, args: InspectArgs) -> u8 {
-    let runtime = match Runtime::new(settings) {
-        Ok(r) => r,
-        Err(e) => return fail(EXIT_CRASH, format!("cannot start the host: {e:#}")),
+    // An engine and a linker are all it takes: no board, ledger or flow store
+    // is opened, so it works beside a host that holds them.
+    let linked = crate::engine::build(&settings.engine, &settings.ceiling)
+        .and_then(|engine| crate::sandbox::linker(&engine).map(|linker| (engine, linker)));
+    let (engine, linker) = match linked {
+        Ok(l) => l,
+        Err(e) => return fail(EXIT_CRASH, format!("cannot start the engine: {e:#}")),
     };
-    let report = match runtime.inspect(&args.file) {
+    let report = match crate::plugins::load::inspect(&engine, &linker, &args.file) {
         Ok(report) => report,
         Err(e) => return fail(EXIT_LOAD, e),
     };
