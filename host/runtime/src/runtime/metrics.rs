@@ -28,8 +28,9 @@ pub struct OutcomeLabels {
     pub outcome: String,
 }
 
-fn duration_histogram() -> Histogram {
-    // 0.1 ms to ~6.5 s.
+/// Buckets for a duration from 0.1 ms to ~6.5 s: an invocation, an HTTP
+/// request.
+pub fn duration_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.0001, 2.0, 17))
 }
 

@@ -25,7 +25,7 @@ mod watch;
 
 pub use agent::Agent;
 pub use live::{ErrorStatus, HeldStatus, PluginStatus, Reload, VersionStatus};
-pub use metrics::RuntimeMetrics;
+pub use metrics::{RuntimeMetrics, duration_histogram};
 use paddock_tenants::{Admission, Grants, TenantCeiling, Tenants};
 use std::collections::HashMap;
 use std::future::Future;

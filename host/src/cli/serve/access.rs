@@ -7,6 +7,7 @@
 //! its `http` span, with the tenant and key id once the key is checked.
 
 use crate::keys::Caller;
+use crate::runtime::duration_histogram;
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::HeaderValue;
 use axum::middleware::Next;
@@ -14,7 +15,7 @@ use axum::response::Response;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 use std::sync::Arc;
 use std::time::Instant;
@@ -38,11 +39,6 @@ pub struct RequestLabels {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RouteLabels {
     route: String,
-}
-
-fn duration_histogram() -> Histogram {
-    // 0.1 ms to ~6.5 s.
-    Histogram::new(exponential_buckets(0.0001, 2.0, 17))
 }
 
 /// The HTTP series of a serving host.
