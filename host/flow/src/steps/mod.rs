@@ -42,14 +42,19 @@ pub fn exec(ctx: Arc<Ctx>, id: StepId, input: Value, path: String, scope: Scope)
         }
         let run = run_kind(ctx.clone(), id, input, path.clone(), scope);
         match (step.timeout, &step.kind) {
-            // An agent step's timeout is each attempt's invocation timeout.
-            (Some(t), kind) if !matches!(kind, Kind::Agent { .. }) => match tokio::time::timeout(t, run).await {
-                Ok(out) => out,
-                Err(_) => Err(StepErr::new(
-                    &path,
-                    format!("did not finish within {} (steps.{}.timeout)", paddock_core::Span(t), step.name),
-                )),
-            },
+            // An agent step's timeout is each attempt's invocation timeout; an
+            // approval's is how long it waits for an answer, after which its
+            // `on-timeout` option is taken, which a timer of the same length
+            // around it would race (and, on a busy host, win).
+            (Some(t), kind) if !matches!(kind, Kind::Agent { .. } | Kind::Approval { .. }) => {
+                match tokio::time::timeout(t, run).await {
+                    Ok(out) => out,
+                    Err(_) => Err(StepErr::new(
+                        &path,
+                        format!("did not finish within {} (steps.{}.timeout)", paddock_core::Span(t), step.name),
+                    )),
+                }
+            }
             _ => run.await,
         }
     })

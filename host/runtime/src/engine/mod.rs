@@ -31,12 +31,13 @@ pub fn build(settings: &EngineSettings, ceiling: &Limits) -> wasmtime::Result<En
     config.async_stack_size(FIBER_STACK);
     if settings.pooling {
         let mut pool = PoolingAllocationConfig::new();
+        let queued = decommit_headroom();
         pool.total_component_instances(settings.max_instances)
-            .total_stacks(settings.max_instances)
+            .total_stacks(settings.max_instances.saturating_add(queued))
             // Components of interpreted languages hold many core instances and memories.
             .total_core_instances(settings.max_instances.saturating_mul(4))
-            .total_memories(settings.max_instances.saturating_mul(2))
-            .total_tables(settings.max_instances.saturating_mul(4))
+            .total_memories(settings.max_instances.saturating_mul(2).saturating_add(queued))
+            .total_tables(settings.max_instances.saturating_mul(4).saturating_add(queued))
             .max_core_instances_per_component(settings.max_core_instances)
             .max_memories_per_component(settings.max_core_instances)
             .max_tables_per_component(settings.max_tables)
@@ -54,6 +55,18 @@ pub fn build(settings: &EngineSettings, ceiling: &Limits) -> wasmtime::Result<En
         config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     }
     Engine::new(&config)
+}
+
+/// Slots of each kind that may wait, freed, in the decommit queues: up to a
+/// batch less one in each shard (one per CPU, at most 16, as wasmtime shards
+/// them). Without this room a pool sized for `max-instances` can run out
+/// while fewer run: 8 clients invoking one agent on a host of 32 instances
+/// (128 table slots) saw "maximum concurrent limit of 128 for tables
+/// reached" on a busy machine. wasmtime flushes the queues and retries, but
+/// another thread may take the flushed slots first.
+fn decommit_headroom() -> u32 {
+    let shards = std::thread::available_parallelism().map_or(1, |n| n.get()).min(16);
+    u32::try_from(shards * (DECOMMIT_BATCH - 1)).unwrap_or(u32::MAX)
 }
 
 /// Increments the engine's epoch every `tick` until dropped, so that wall-clock
