@@ -192,12 +192,6 @@ async fn a_second_serve_on_the_same_data_folder_is_refused_naming_the_first() {
     assert_eq!(health.status().as_u16(), 200, "the first one serves on");
 }
 
-/// Sends `signal` to the process `pid` (by its id, never by name).
-fn signal(pid: u32, signal: &str) {
-    let sent = std::process::Command::new("kill").args([signal, &pid.to_string()]).status().unwrap();
-    assert!(sent.success(), "kill {signal} {pid}");
-}
-
 /// How `child` exited, waiting at most `limit`.
 async fn exit_of(child: &mut std::process::Child, limit: Duration) -> Option<i32> {
     let since = Instant::now();

@@ -211,3 +211,9 @@ pub fn key(dir: &Path, tenant: &str, role: &str) -> String {
     assert_eq!(made.code, 0, "paddock keys create: {}", made.stderr);
     made.stdout.trim().to_string()
 }
+
+/// Sends `signal` (`-TERM`, `-HUP`…) to the process `pid`, by its id, never by name.
+pub fn signal(pid: u32, signal: &str) {
+    let sent = std::process::Command::new("kill").args([signal, &pid.to_string()]).status().unwrap();
+    assert!(sent.success(), "kill {signal} {pid}");
+}

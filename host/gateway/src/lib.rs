@@ -21,6 +21,7 @@ mod record;
 pub mod route;
 pub mod settings;
 mod stream;
+mod table;
 pub mod types;
 
 pub use chain::full_jitter;
@@ -28,17 +29,18 @@ pub use error::{ErrorClass, ProviderError};
 pub use quota::{CallRecord, Caller, Estimate, Quota, Reservation, Unmetered};
 pub use settings::{GatewaySettings, SettingsError};
 pub use stream::ReplyStream;
+pub use table::RoutesChanged;
 
+use arc_swap::ArcSwap;
 use metrics::{Metrics, RouteLabels};
 use paddock_core::clock::{Clock, SystemClock};
-use providers::simulated::Simulated;
-use providers::{Kind, Meta, Provider};
+use providers::Meta;
 use record::Reserved;
-use route::{Account, Route};
-use std::collections::{BTreeMap, HashMap};
+use route::Route;
 use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use table::Table;
 use types::{ChatRequest, Reply, Tokens};
 
 /// Output tokens reserved for a request that sets no max-tokens.
@@ -191,17 +193,18 @@ pub struct Gateway {
 }
 
 struct Inner {
-    routes: HashMap<String, Arc<Route>>,
+    /// The routes, swapped whole by [`Gateway::reload`].
+    table: ArcSwap<Table>,
     client: reqwest::Client,
     clock: Arc<dyn Clock>,
     quota: Arc<dyn Quota>,
     metrics: Metrics,
-    simulated_defaults: bool,
 }
 
 impl fmt::Debug for Gateway {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Gateway").field("routes", &self.inner.routes.keys().collect::<Vec<_>>()).finish()
+        let table = self.inner.table.load();
+        f.debug_struct("Gateway").field("routes", &table.routes.keys().collect::<Vec<_>>()).finish()
     }
 }
 
@@ -235,41 +238,32 @@ impl Gateway {
             .user_agent(concat!("paddock/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(BuildError::HttpClient)?;
-        let providers: BTreeMap<&str, Arc<Provider>> =
-            settings.providers.iter().map(|(name, p)| (name.as_str(), Arc::new(p.clone()))).collect();
-        let simulators: BTreeMap<&str, Arc<Simulated>> = settings
-            .providers
-            .iter()
-            .filter(|(_, p)| p.kind == Kind::Simulated)
-            .map(|(name, p)| (name.as_str(), Arc::new(Simulated::new(p.simulated.clone()))))
-            .collect();
         let metrics = Metrics::default();
-        let mut accounts: HashMap<(String, String), Arc<Account>> = HashMap::new();
-        let mut routes = HashMap::new();
-        for (name, route) in &settings.routes {
-            let built = Route::new(name, route.clone(), &metrics, |provider, model| {
-                let account = accounts.entry((provider.to_string(), model.to_string())).or_default().clone();
-                (
-                    providers[provider].clone(),
-                    simulators.get(provider).cloned(),
-                    settings.price(provider, model),
-                    account,
-                )
-            });
-            routes.insert(name.clone(), Arc::new(built));
-        }
-        let inner = Inner { routes, client, clock, quota, metrics, simulated_defaults: settings.simulated_defaults };
+        let (table, _) = Table::build(settings, &metrics, None);
+        let inner = Inner { table: ArcSwap::from_pointee(table), client, clock, quota, metrics };
         Ok(Gateway { inner: Arc::new(inner) })
     }
 
-    /// The routes, by name.
-    pub fn routes(&self) -> impl Iterator<Item = &Arc<Route>> {
-        self.inner.routes.values()
+    /// The routes serving now, sorted by name.
+    pub fn routes(&self) -> Vec<Arc<Route>> {
+        let mut routes: Vec<Arc<Route>> = self.inner.table.load().routes.values().cloned().collect();
+        routes.sort_by(|a, b| a.name.cmp(&b.name));
+        routes
     }
 
     /// Whether the routes are the built-in simulated ones.
     pub fn is_simulated_default(&self) -> bool {
-        self.inner.simulated_defaults
+        self.inner.table.load().simulated_defaults
+    }
+
+    /// Serves `settings` from now on. Calls in flight finish on the routes
+    /// they started with; what did not change keeps its breakers, affinity
+    /// and provider accounts (see [`table`](self::table)).
+    pub fn reload(&self, settings: &GatewaySettings) -> RoutesChanged {
+        let prior = self.inner.table.load_full();
+        let (table, changes) = Table::build(settings, &self.inner.metrics, Some(&prior));
+        self.inner.table.store(Arc::new(table));
+        changes
     }
 
     /// The metrics.
@@ -412,8 +406,7 @@ impl Gateway {
     /// Sends a tiny request to every route target, bypassing breakers and
     /// retries, and reports what each answered.
     pub async fn check(&self) -> Vec<TargetReport> {
-        let mut routes: Vec<&Arc<Route>> = self.inner.routes.values().collect();
-        routes.sort_by(|a, b| a.name.cmp(&b.name));
+        let routes = self.routes();
         let probes = routes.iter().flat_map(|r| r.targets.iter()).map(|target| async move {
             let req = ChatRequest {
                 route: target.route.to_string(),
@@ -466,7 +459,8 @@ impl Gateway {
             tracing::info!(tenant = %caller.tenant, agent = %caller.agent, route = %req.route, %error, "llm call refused");
             Failure { error, trail: Vec::new() }
         };
-        let Some(route) = inner.routes.get(&req.route) else {
+        let table = inner.table.load();
+        let Some(route) = table.routes.get(&req.route) else {
             return Err(refuse(LlmError::Denied(format!("no route named {:?}", req.route))));
         };
         validate(req).map_err(|m| refuse(LlmError::InvalidRequest(m)))?;

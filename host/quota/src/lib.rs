@@ -53,7 +53,7 @@ pub use store::{LedgerError, LedgerProblem};
 use calendar::{Day, Window};
 use paddock_core::clock::Clock;
 use paddock_gateway::{CallRecord, Caller, Estimate, Quota, Reservation};
-use parking_lot::Mutex;
+use parking_lot::{Mutex, RwLock};
 use scope::{Scope, Usage, Who};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -132,7 +132,9 @@ struct Tenant {
 
 /// The budget ledger: enforces [`Budgets`] and records usage.
 pub struct Ledger {
-    budgets: Budgets,
+    /// Read when a scope is made; [`Ledger::set_budgets`] writes it while
+    /// holding `tenants`, so no scope is made from the old budgets after.
+    budgets: RwLock<Budgets>,
     clock: Arc<dyn Clock>,
     /// Rates count nanoseconds from here.
     epoch: Instant,
@@ -143,7 +145,10 @@ pub struct Ledger {
 
 impl std::fmt::Debug for Ledger {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Ledger").field("budgets", &self.budgets).field("durable", &self.writer.is_some()).finish()
+        f.debug_struct("Ledger")
+            .field("budgets", &*self.budgets.read())
+            .field("durable", &self.writer.is_some())
+            .finish()
     }
 }
 
@@ -160,7 +165,13 @@ impl Ledger {
                 (Some(Writer::start(conn, path)?), rows)
             }
         };
-        let ledger = Ledger { budgets, epoch: clock.now(), clock, tenants: Mutex::new(HashMap::new()), writer };
+        let ledger = Ledger {
+            budgets: RwLock::new(budgets),
+            epoch: clock.now(),
+            clock,
+            tenants: Mutex::new(HashMap::new()),
+            writer,
+        };
         {
             let mut tenants = ledger.tenants.lock();
             for (tenant, agent, window, usage) in rows {
@@ -204,6 +215,21 @@ impl Ledger {
         rows
     }
 
+    /// Enforces `budgets` from the next call on. Usage so far and calls in
+    /// flight keep counting against the new limits; a scope whose budget is
+    /// gone becomes unlimited.
+    pub fn set_budgets(&self, budgets: Budgets) {
+        let mut tenants = self.tenants.lock();
+        for (name, t) in tenants.iter_mut() {
+            t.scope.budget = budgets.tenants.get(&**name).copied().unwrap_or_default();
+            for (agent, scope) in &mut t.agents {
+                let key = (name.to_string(), agent.to_string());
+                scope.budget = budgets.agents.get(&key).copied().unwrap_or_default();
+            }
+        }
+        *self.budgets.write() = budgets;
+    }
+
     /// Returns once every commit so far is in the file (at once for a
     /// memory ledger), or with the error of a write that failed.
     pub fn flush(&self) -> Result<(), LedgerError> {
@@ -213,7 +239,7 @@ impl Ledger {
     /// The tenant named `tenant`, made on first use.
     fn tenant<'t>(&self, tenants: &'t mut HashMap<Arc<str>, Tenant>, tenant: &Arc<str>, day: Day) -> &'t mut Tenant {
         tenants.entry(tenant.clone()).or_insert_with(|| Tenant {
-            scope: Scope::new(self.budgets.tenants.get(&**tenant).copied().unwrap_or_default(), day),
+            scope: Scope::new(self.budgets.read().tenants.get(&**tenant).copied().unwrap_or_default(), day),
             agents: HashMap::new(),
         })
     }
@@ -228,7 +254,7 @@ impl Ledger {
     ) -> &'t mut Scope {
         t.entry(agent.clone()).or_insert_with(|| {
             let key = (tenant.to_string(), agent.to_string());
-            Scope::new(self.budgets.agents.get(&key).copied().unwrap_or_default(), day)
+            Scope::new(self.budgets.read().agents.get(&key).copied().unwrap_or_default(), day)
         })
     }
 

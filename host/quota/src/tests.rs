@@ -427,3 +427,21 @@ fn reading_a_missing_ledger_file_names_it() {
     let path = Path::new("/nonexistent/ledger.sqlite");
     assert_eq!(read_usage(path, None).unwrap_err().to_string(), "ledger file /nonexistent/ledger.sqlite: no such file");
 }
+
+#[test]
+fn new_budgets_apply_to_the_next_call_and_count_what_was_spent_before() {
+    let ledger = acme(Budget { tokens_per_day: Some(100), ..Budget::default() });
+    let who = caller("acme", "planner");
+    spend(&ledger, &who, 60, 0);
+    // Lowered under what is spent: the next call is refused at once.
+    ledger.set_budgets(tenant_budget(Budget { tokens_per_day: Some(50), ..Budget::default() }));
+    let refused = ledger.reserve(&who, "fast", estimate(1, 0)).unwrap_err();
+    assert!(refused.contains("(tenants.acme.budget.tokens-per-day = 50): 60 used"), "{refused}");
+    // Raised: the same call fits; removed: the tenant is unlimited.
+    ledger.set_budgets(tenant_budget(Budget { tokens_per_day: Some(200), ..Budget::default() }));
+    spend(&ledger, &who, 100, 0);
+    ledger.set_budgets(Budgets::default());
+    spend(&ledger, &who, 10_000, 0);
+    let day = ledger.usage(Some("acme")).into_iter().find(|u| u.agent.is_none() && u.window == "2026-11-21").unwrap();
+    assert_eq!((day.input_tokens + day.output_tokens, day.refusals), (10_160, 1));
+}

@@ -143,6 +143,11 @@ enum Command {
         after_help = "Examples:\n  paddock replay 019a3c5e8f21a1b2c3d4\n  paddock replay 019a3c5e8f21a1b2c3d4 --step 'main/execute[1]/task'\n\nExit codes: 0 every step did the same, 1 a step diverged, 2 no such run or step"
     )]
     Replay(flow::ReplayArgs),
+    /// Make the host serving this data folder re-read paddock.toml (as SIGHUP does)
+    #[command(
+        after_help = "Routes, providers, tenants, budgets, limits, agent policies and caps change at once; runs and\nLLM calls in flight finish on the settings they started with. A file that does not validate changes\nnothing. Changes to engine, stores, folders, serve and triggers wait for a restart.\n\nExample:\n  paddock reload\n\nExit codes: 0 reloaded, 2 no host serves this data folder, 5 the file was refused (the old settings keep serving)"
+    )]
+    Reload,
     /// Spend, tokens, requests and refusals per tenant, agent and window
     #[command(after_help = "Examples:\n  paddock usage\n  paddock usage --tenant acme --json")]
     Usage(usage::UsageArgs),
@@ -180,6 +185,7 @@ pub fn main() -> ExitCode {
             Command::Providers(cmd) => providers::providers(settings, cmd).await,
             Command::Bb(cmd) => bb::bb(settings, cmd).await,
             Command::Usage(args) => usage::usage(settings, args),
+            Command::Reload => serve::admin::command(&settings).await,
             Command::Flow(cmd) => flow::flow(settings, cmd).await,
             Command::Approvals(cmd) => flow::approvals(settings, cmd),
             Command::Approve(args) => flow::approve(settings, args),

@@ -12,7 +12,9 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 /// The concurrency caps of every tenant, created as tenants are first seen.
 #[derive(Debug, Default)]
 pub struct Admission {
-    caps: Mutex<HashMap<String, Arc<Semaphore>>>,
+    /// By cap and size: a reload that changes a cap starts a new semaphore,
+    /// and runs admitted under the old one finish holding its permits.
+    caps: Mutex<HashMap<(String, u32), Arc<Semaphore>>>,
 }
 
 /// A run refused because a concurrency cap stayed full for as long as it
@@ -52,7 +54,7 @@ pub struct Admitted {
 
 impl Admission {
     fn semaphore(&self, key: String, size: u32) -> Arc<Semaphore> {
-        self.caps.lock().entry(key).or_insert_with(|| Arc::new(Semaphore::new(size as usize))).clone()
+        self.caps.lock().entry((key, size)).or_insert_with(|| Arc::new(Semaphore::new(size as usize))).clone()
     }
 
     /// Admits one run of `agent` for `policy`'s tenant, waiting up to `wait`.

@@ -167,6 +167,13 @@ pub struct Tenants {
     open: Arc<parking_lot::Mutex<HashMap<String, Arc<TenantPolicy>>>>,
 }
 
+/// Equal when the configured tenants are: the open policies are a cache.
+impl PartialEq for Tenants {
+    fn eq(&self, other: &Self) -> bool {
+        self.configured == other.configured
+    }
+}
+
 impl Tenants {
     /// The configured tenants; empty means one open policy per tenant name.
     pub fn new(policies: impl IntoIterator<Item = TenantPolicy>) -> Self {

@@ -42,7 +42,7 @@ fn caller() -> Caller {
 /// Runs the attempt loop of route `r` once for `req`, each attempt answered
 /// by `script`: the label of the target that answered, and the trail.
 async fn ask(gw: &Gateway, script: &mut Script, req: ChatRequest) -> Result<(String, Vec<Attempt>), Failure> {
-    let route = gw.inner.routes["r"].clone();
+    let route = gw.inner.table.load().routes["r"].clone();
     let answer = |target: Arc<RouteTarget>, _budget: Duration| {
         let result = match script.get_mut(target.label()).and_then(VecDeque::pop_front) {
             Some(error) => Err(error),
@@ -154,7 +154,7 @@ async fn an_open_breaker_is_skipped_and_its_half_open_probe_gets_the_probe_timeo
     assert_eq!(target, "b/m");
     assert_eq!(trail[0].outcome, AttemptOutcome::Skipped("circuit open for 60000ms more".into()));
     clock.advance(Duration::from_secs(60));
-    let route = gw.inner.routes["r"].clone();
+    let route = gw.inner.table.load().routes["r"].clone();
     let mut budgets = Vec::new();
     let answer = |target: Arc<RouteTarget>, budget: Duration| {
         budgets.push((target.label().to_string(), budget));
@@ -199,7 +199,7 @@ async fn a_rate_limit_beside_a_broken_target_is_unavailable_not_rate_limited() {
 #[tokio::test]
 async fn the_deadline_ends_the_request_with_every_attempt_so_far() {
     let gw = gateway(ManualClock::new(), |r| r.timeout = Duration::from_millis(30));
-    let route = gw.inner.routes["r"].clone();
+    let route = gw.inner.table.load().routes["r"].clone();
     let slow = |_target: Arc<RouteTarget>, _budget: Duration| async {
         tokio::time::sleep(Duration::from_millis(40)).await;
         (Err::<(), _>(error(ErrorClass::Server)), Meta::default())

@@ -114,7 +114,7 @@ pub enum KeyHeader {
 }
 
 /// A configured provider.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Provider {
     /// Its name in `paddock.toml` (what agents see as `provider`).
     pub name: String,

@@ -124,7 +124,7 @@ impl Price {
 }
 
 /// Providers, routes and prices, validated.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct GatewaySettings {
     /// Providers by name.
     pub providers: BTreeMap<String, Provider>,

@@ -5,6 +5,7 @@ use crate::caps::AgentWorldPre;
 use crate::plugins::Manifest;
 use crate::plugins::cache::{Compiled, ContentHash};
 use crate::sandbox::AgentState;
+use paddock_config::Settings;
 use paddock_core::Capabilities;
 use paddock_core::Limits;
 use paddock_tenants::{self as tenants, Grants, TenantPolicy};
@@ -44,10 +45,14 @@ pub struct Agent {
     /// Whether it was compiled or mapped from the compiled-code cache.
     pub compiled: Compiled,
     pub(super) invocations: AtomicU64,
-    /// What each tenant granted it, computed once per tenant.
-    grants: Mutex<HashMap<Arc<str>, Arc<Grants>>>,
+    /// What each tenant granted it, computed once per tenant policy: a
+    /// reload that changes the policy makes a new one, which misses here.
+    grants: Mutex<HashMap<Arc<str>, Granted>>,
     pub(super) pre: AgentWorldPre<AgentState>,
 }
+
+/// A tenant policy and what it grants the agent.
+type Granted = (Arc<TenantPolicy>, Arc<Grants>);
 
 /// The parts of an [`Agent`] decided before it is built.
 pub(super) struct AgentParts {
@@ -85,9 +90,9 @@ impl Agent {
         }
     }
 
-    /// What `policy` grants this agent (cached per tenant).
-    pub fn grants(&self, policy: &TenantPolicy) -> Arc<Grants> {
-        if let Some(g) = self.grants.lock().get(policy.name.as_str()) {
+    /// What `policy` grants this agent (cached per tenant policy).
+    pub fn grants(&self, policy: &Arc<TenantPolicy>) -> Arc<Grants> {
+        if let Some((_, g)) = self.grants.lock().get(policy.name.as_str()).filter(|(p, _)| Arc::ptr_eq(p, policy)) {
             return g.clone();
         }
         let grants = tenants::resolve(policy, &self.requested);
@@ -95,8 +100,15 @@ impl Agent {
             tracing::info!(agent = &*self.name, tenant = %policy.name, capability = %r.capability, "not granted: {}", r.reason);
         }
         let grants = Arc::new(grants);
-        self.grants.lock().insert(Arc::from(policy.name.as_str()), grants.clone());
+        self.grants.lock().insert(Arc::from(policy.name.as_str()), (policy.clone(), grants.clone()));
         grants
+    }
+
+    /// Its limits under `settings`, which a reload may have changed since it
+    /// loaded: the defaults, with what its manifest asks for up to the ceiling.
+    pub fn limits_under(&self, settings: &Settings) -> Limits {
+        let requested = self.manifest.as_ref().map(|m| m.limits).unwrap_or_default();
+        settings.limits.with_request(&settings.ceiling, &requested).0
     }
 
     /// Invocations started on this version.

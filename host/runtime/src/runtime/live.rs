@@ -273,7 +273,7 @@ impl Runtime {
 
     /// Compiles `file` and gives the agent its limits.
     fn build_agent(&self, name: &str, manifest: Option<Manifest>, file: ComponentFile) -> Result<Agent, LoadError> {
-        let s = &self.inner.settings;
+        let s = self.inner.settings.load();
         if let Some(manifest) = &manifest {
             manifest.check_key_prefixes(s.caps.key_bytes)?;
         }
@@ -315,7 +315,7 @@ impl Runtime {
         };
         let widening = Widening::between(prior, &agent.requested);
         if widening.is_empty()
-            || widening.granted_in_advance(&self.inner.settings.tenants, &agent.name)
+            || widening.granted_in_advance(&self.inner.settings.load().tenants, &agent.name)
             || self.inner.book.approved(&agent.name, &agent.version)
         {
             Decision::Serve

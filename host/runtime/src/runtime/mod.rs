@@ -10,6 +10,7 @@ use crate::plugins::book::Book;
 use crate::plugins::cache::CodeCache;
 use crate::plugins::load::{self, Inspection, LoadError};
 use crate::sandbox::{self, AgentState, CpuScheduler, Invocation, InvokeError, Outcome};
+use arc_swap::ArcSwap;
 use paddock_blackboard::{Blackboard, RedbBackend};
 use paddock_config::{BoardStore, DirGrant, Limits, Requested, Settings};
 use paddock_core::clock::SystemClock;
@@ -21,12 +22,14 @@ use paddock_quota::{Budgets, Ledger};
 mod agent;
 mod live;
 mod metrics;
+mod reconfigure;
 mod watch;
 
 pub use agent::Agent;
 pub use live::{ErrorStatus, HeldStatus, PluginStatus, Reload, VersionStatus};
 pub use metrics::{RuntimeMetrics, duration_histogram};
 use paddock_tenants::{Admission, Grants, TenantCeiling, Tenants};
+pub use reconfigure::Reconfigured;
 use std::collections::HashMap;
 use std::future::Future;
 use std::path::Path;
@@ -122,7 +125,8 @@ pub struct Runtime {
 }
 
 struct Inner {
-    settings: Settings,
+    /// Swapped whole by [`Runtime::reconfigure`]; a run reads it once.
+    settings: ArcSwap<Settings>,
     engine: Engine,
     linker: Linker<AgentState>,
     registry: Registry,
@@ -178,7 +182,7 @@ impl Runtime {
             ),
             approvals: std::sync::OnceLock::new(),
             metrics: RuntimeMetrics::default(),
-            settings,
+            settings: ArcSwap::from_pointee(settings),
             engine,
             linker,
             _ticker: ticker,
@@ -186,9 +190,9 @@ impl Runtime {
         Ok(Runtime { inner: Arc::new(inner) })
     }
 
-    /// The settings it runs with.
-    pub fn settings(&self) -> &Settings {
-        &self.inner.settings
+    /// The settings it runs with now.
+    pub fn settings(&self) -> Arc<Settings> {
+        self.inner.settings.load_full()
     }
 
     /// The blackboard of every tenant.
@@ -235,19 +239,20 @@ impl Runtime {
     /// Runs `agent` once with `input`: checks the tenant's policy, waits for
     /// admission under its concurrency caps, then invokes.
     pub async fn run(&self, agent: &Agent, input: &str, options: &RunOptions) -> Result<Outcome, RunError> {
-        let s = &self.inner.settings;
+        let s = self.inner.settings.load_full();
         let tenant = options.tenant.clone().unwrap_or_else(|| s.default_tenant.clone());
         validate_tenant(&tenant).map_err(|e| RunError::Options(e.to_string()))?;
         let policy = s.tenants.get(&tenant).map_err(|e| RunError::Refused(e.to_string()))?;
         policy.check_agent(&agent.name).map_err(|e| RunError::Refused(e.to_string()))?;
         let ceiling = policy.ceiling.apply(&s.ceiling);
-        let limits = agent.limits.capped(&ceiling).with_overrides(&ceiling, &options.overrides).map_err(|e| {
-            RunError::Options(if policy.ceiling == TenantCeiling::default() {
-                e.to_string()
-            } else {
-                format!("{e} (lowered by tenants.{}.ceiling)", policy.name)
-            })
-        })?;
+        let limits =
+            agent.limits_under(&s).capped(&ceiling).with_overrides(&ceiling, &options.overrides).map_err(|e| {
+                RunError::Options(if policy.ceiling == TenantCeiling::default() {
+                    e.to_string()
+                } else {
+                    format!("{e} (lowered by tenants.{}.ceiling)", policy.name)
+                })
+            })?;
         let grants = agent.grants(&policy);
         let mut dirs = self.operator_dirs(&agent.name, &grants);
         dirs.extend(options.dirs.iter().cloned());
@@ -296,7 +301,7 @@ impl Runtime {
     /// The directories an invocation gets: the operator's `[agents.NAME]`
     /// grants and the tenant's directories the agent asked for.
     fn operator_dirs(&self, agent: &str, grants: &Grants) -> Vec<DirGrant> {
-        let mut dirs = self.inner.settings.agents.get(agent).map(|p| p.dirs.clone()).unwrap_or_default();
+        let mut dirs = self.inner.settings.load().agents.get(agent).map(|p| p.dirs.clone()).unwrap_or_default();
         dirs.extend(grants.dirs.iter().cloned());
         dirs
     }
@@ -310,7 +315,7 @@ impl Runtime {
         dirs: Vec<DirGrant>,
         grants: &Arc<Grants>,
     ) -> impl Future<Output = Outcome> + Send + 'static {
-        let s = &self.inner.settings;
+        let s = self.inner.settings.load();
         let Scope { tenant, run, chain, journal, budget, env, compensate } = scope;
         agent.invocations.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let lent = Lent {
@@ -357,13 +362,13 @@ impl Dispatch for Runtime {
         let runtime = self.clone();
         let CallerScope { tenant, run, chain, budget } = caller;
         Box::pin(async move {
-            let s = &runtime.inner.settings;
+            let s = runtime.inner.settings.load_full();
             let policy = s.tenants.get(&tenant).map_err(|e| e.to_string())?;
             policy.check_agent(&agent).map_err(|e| e.to_string())?;
             let callee = runtime.load(&agent).map_err(|e| format!("denied: cannot load agent {agent:?}: {e}"))?;
             let grants = callee.grants(&policy);
             let dirs = runtime.operator_dirs(&agent, &grants);
-            let limits = callee.limits.capped(&policy.ceiling.apply(&s.ceiling));
+            let limits = callee.limits_under(&s).capped(&policy.ceiling.apply(&s.ceiling));
             let mut chain = chain;
             chain.push(callee.name.clone());
             let env = run_env(&[], &run);

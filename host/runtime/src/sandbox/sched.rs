@@ -40,6 +40,7 @@
 //! the fuel an invocation burns after its last tick (all of it, for one
 //! shorter than a tick) goes uncharged.
 
+use arc_swap::ArcSwap;
 use parking_lot::Mutex;
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
@@ -49,7 +50,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 use tokio::time::Sleep;
-use wasmtime::UpdateDeadline;
 
 /// Ticks a lease survives without renewal. A computing holder renews at every
 /// tick; two lets it be late by a whole tick (its worker busy with other
@@ -80,7 +80,9 @@ const MAX_DEBT: Duration = Duration::from_secs(24 * 60 * 60);
 pub struct CpuScheduler {
     slots: usize,
     lease: Duration,
-    shares: HashMap<String, u64>,
+    /// Fuel per minute by tenant; replaced by [`CpuScheduler::set_shares`],
+    /// read once per invocation.
+    shares: ArcSwap<HashMap<String, u64>>,
     next_ticket: AtomicU64,
     state: Mutex<State>,
 }
@@ -100,11 +102,10 @@ impl CpuScheduler {
             waiting: 0,
             arrivals: 0,
         };
-        let shares = fuel_per_minute.into_iter().filter(|(_, share)| *share > 0).collect();
         Arc::new(CpuScheduler {
             slots,
             lease: tick * LEASE_TICKS,
-            shares,
+            shares: ArcSwap::from_pointee(metered(fuel_per_minute)),
             next_ticket: AtomicU64::new(0),
             state: Mutex::new(state),
         })
@@ -113,12 +114,18 @@ impl CpuScheduler {
     /// The ticket of one invocation for `tenant`, or `None` when there is
     /// nothing to schedule (no slots and no fuel share for this tenant).
     pub fn ticket(self: &Arc<Self>, tenant: Arc<str>) -> Option<CpuTicket> {
-        let share = self.shares.get(&*tenant).copied();
+        let share = self.shares.load().get(&*tenant).copied();
         if share.is_none() && self.slots == 0 {
             return None;
         }
         let id = self.next_ticket.fetch_add(1, Ordering::Relaxed);
         Some(CpuTicket { sched: self.clone(), id, tenant, share, charged: 0 })
+    }
+
+    /// Each tenant's fuel per minute from the next invocation on; those
+    /// running keep the share they started with.
+    pub fn set_shares(&self, fuel_per_minute: HashMap<String, u64>) {
+        self.shares.store(Arc::new(metered(fuel_per_minute)));
     }
 
     /// Invocations waiting for a slot.
@@ -141,80 +148,6 @@ pub struct CpuTicket {
     share: Option<u64>,
     /// Fuel already charged to the tenant.
     charged: u64,
-}
-
-impl CpuTicket {
-    /// What the epoch callback returns at a tick reached at `now` by a guest
-    /// that has burned `fuel_consumed` since it started: go on, or wait (for
-    /// a slot, or until its tenant's fuel debt is repaid).
-    pub fn tick(&mut self, now: Instant, fuel_consumed: u64) -> UpdateDeadline {
-        let unlimited = self.sched.slots == 0;
-        match self.tick_at(now, fuel_consumed) {
-            // With slots, the guests that compute are few and yield to tokio
-            // every `FUEL_YIELD_INTERVAL` anyway; without, behave as before.
-            Verdict::Run if unlimited => UpdateDeadline::Yield(1),
-            Verdict::Run => UpdateDeadline::Continue(1),
-            Verdict::Wait(wait) => UpdateDeadline::YieldCustom(1, Box::pin(wait)),
-        }
-    }
-
-    /// Charges what the invocation burned after its last tick — all of it,
-    /// for one shorter than a tick — once it has ended.
-    pub fn settle(&mut self, fuel_consumed: u64) {
-        let burned = fuel_consumed.saturating_sub(self.charged);
-        self.charged = self.charged.max(fuel_consumed);
-        if let Some(share) = self.share.filter(|_| burned > 0) {
-            self.sched.state.lock().charge(&self.tenant, share, burned, Instant::now());
-        }
-    }
-
-    /// When its tenant is more than a minute's fuel share in debt: the
-    /// instant it is back within it. Checked before an invocation starts, so
-    /// a tenant whose invocations are each shorter than a tick is held to its
-    /// share too.
-    pub fn throttled_until(&self, now: Instant) -> Option<Instant> {
-        self.share?;
-        let state = self.sched.state.lock();
-        let debt = state.tenants.get(&self.tenant)?.debt(now);
-        (debt > SHARE_PERIOD).then(|| now + (debt - SHARE_PERIOD))
-    }
-
-    /// Its tenant's fuel per minute, if metered.
-    pub fn share(&self) -> Option<u64> {
-        self.share
-    }
-
-    fn tick_at(&mut self, now: Instant, fuel_consumed: u64) -> Verdict {
-        let burned = fuel_consumed.saturating_sub(self.charged);
-        self.charged = self.charged.max(fuel_consumed);
-        let mut wake = Vec::new();
-        let verdict = self.sched.state.lock().tick(self, now, burned, &mut wake);
-        wake.into_iter().for_each(Waker::wake);
-        match verdict {
-            Step::Run => Verdict::Run,
-            Step::Queued => Verdict::Wait(self.wait(None)),
-            Step::Throttled(until) => Verdict::Wait(self.wait(Some(until))),
-        }
-    }
-
-    fn wait(&self, throttled_until: Option<Instant>) -> SlotWait {
-        SlotWait {
-            sched: self.sched.clone(),
-            id: self.id,
-            tenant: self.tenant.clone(),
-            throttled_until,
-            recheck: None,
-            timer: None,
-        }
-    }
-}
-
-impl Drop for CpuTicket {
-    fn drop(&mut self) {
-        let mut wake = Vec::new();
-        self.sched.state.lock().leave(self.id, &self.tenant, Instant::now(), &mut wake);
-        wake.into_iter().for_each(Waker::wake);
-    }
 }
 
 /// What a tick decided.
@@ -596,5 +529,12 @@ impl State {
     }
 }
 
+mod ticket;
+
 #[cfg(test)]
 mod tests;
+
+/// The tenants with a share: a share of 0 means not metered.
+fn metered(fuel_per_minute: HashMap<String, u64>) -> HashMap<String, u64> {
+    fuel_per_minute.into_iter().filter(|(_, share)| *share > 0).collect()
+}

@@ -11,9 +11,11 @@
 //! | `GET /v1/health` | none | `{"status":"ok"}` |
 //! | `GET /metrics` | admin | OpenMetrics text: the gateway's `paddock_llm_*`, the runtime's invocations, the HTTP requests |
 //!
-//! Flows, runs, dead letters and approvals: [`flows`].
+//! Flows, runs, dead letters and approvals: [`flows`]. Reloading the
+//! settings: [`admin`].
 
 mod access;
+pub mod admin;
 pub mod auth;
 mod flows;
 mod listen;
@@ -116,6 +118,7 @@ pub async fn serve(mut settings: Settings, args: ServeArgs) -> u8 {
     println!("serving on {scheme}://{address}");
     let limits = runtime.settings().serve.connections;
     let _upkeep = auth.spawn_upkeep();
+    let _hangup = admin::spawn_hangup(runtime.clone());
     let drain = runtime.settings().serve.drain;
     listen::serve(listener, routes(runtime, flows, auth), tls, limits, shutdown(), drain).await;
     drop(watch);
@@ -133,8 +136,9 @@ fn routes(runtime: Runtime, flows: crate::flow::Flows, auth: Auth) -> Router {
         .route("/metrics", get(metrics))
         .layer(DefaultBodyLimit::max(limit))
         .layer(Extension(http.clone()))
-        .with_state(runtime)
+        .with_state(runtime.clone())
         .merge(flows::routes(flows, limit))
+        .merge(admin::routes(runtime))
         .route_layer(axum::middleware::from_fn_with_state(auth, auth::authenticate))
         // Load balancers' probes carry no key; the answer tells nothing.
         .route("/v1/health", get(|| async { axum::Json(serde_json::json!({ "status": "ok" })) }))
