@@ -79,3 +79,64 @@ async fn metrics_count_invocations_and_requests_by_tenant_and_agent() {
     assert_eq!(text.matches("# EOF").count(), 1, "one end mark, at the end");
     assert!(text.ends_with("# EOF\n"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_carry_limits_board_ops_flows_refusals_breakers_and_the_code_cache_by_tenant() {
+    let dir = tempfile::tempdir().unwrap();
+    let plugins = dir.path().join("plugins");
+    plugin(&plugins, "prober", guests::PROBER, "[capabilities]\nroutes = [\"fast\"]\n");
+    plugin(&plugins, "spin", guests::SPIN, "[limits]\nfuel = 100000\n");
+    plugin(&plugins, "step", guests::FLOW_STEP, "");
+    std::fs::create_dir_all(dir.path().join("flows")).unwrap();
+    let flow =
+        "[flow]\nname = \"greet\"\n[steps.main]\nagent = \"step\"\ninput = { name = \"main\", output = \"hi\" }\n";
+    std::fs::write(dir.path().join("flows/greet.toml"), flow).unwrap();
+    std::fs::write(
+        dir.path().join("paddock.toml"),
+        "[host]\nledger = \"memory\"\nplugin-state = \"memory\"\n[tenants.acme]\nagents = [\"prober\", \"spin\", \"step\"]\n\
+         routes = [\"fast\"]\nbudget = { tokens-per-day = 19 }\n",
+    )
+    .unwrap();
+    let (run, admin) = (key(dir.path(), "acme", "run"), key(dir.path(), "acme", "admin"));
+    let served = serve(dir.path(), &[]);
+    paddock::gateway::install_crypto();
+    let client = reqwest::Client::new();
+    let base = format!("http://{}", served.address);
+    let post =
+        |path: &str, body: &str| client.post(format!("{base}{path}")).bearer_auth(&run).body(body.to_string()).send();
+    // Two LLM calls of 19 tokens on a budget of 19: the second is refused.
+    let ops = r#"{"ops":[{"op":"put","key":"k","value":"v"},{"op":"get","key":"k"},{"op":"llm","route":"fast"},{"op":"llm","route":"fast"}]}"#;
+    assert_eq!(post("/v1/agents/prober/run", ops).await.unwrap().status().as_u16(), 200);
+    assert_eq!(post("/v1/agents/spin/run", "{}").await.unwrap().status().as_u16(), 422);
+    let started = post("/v1/flows/greet/runs", "{}").await.unwrap();
+    let id = started.json::<Value>().await.unwrap()["run"].as_str().unwrap().to_string();
+    // The run's events end when it does.
+    client.get(format!("{base}/v1/runs/{id}/events")).bearer_auth(&run).send().await.unwrap().text().await.unwrap();
+
+    let text = client.get(format!("{base}/metrics")).bearer_auth(&admin).send().await.unwrap().text().await.unwrap();
+    let has = |line: &str| text.lines().any(|l| l == line);
+    for line in [
+        r#"paddock_limits_hit_total{tenant="acme",agent="spin",limit="fuel"} 1"#,
+        r#"paddock_invocations_in_flight{tenant="acme"} 0"#,
+        // The prober's put and get; the flow step's read and swap of its counter.
+        r#"paddock_board_ops_total{tenant="acme",op="put"} 1"#,
+        r#"paddock_board_ops_total{tenant="acme",op="read"} 2"#,
+        r#"paddock_board_ops_total{tenant="acme",op="compare-and-swap"} 1"#,
+        r#"paddock_flow_runs_total{tenant="acme",flow="greet",status="started"} 1"#,
+        r#"paddock_flow_runs_total{tenant="acme",flow="greet",status="succeeded"} 1"#,
+        r#"paddock_flow_steps_total{tenant="acme",flow="greet",outcome="finished"} 1"#,
+        r#"paddock_llm_budget_refusals_total{tenant="acme",agent="prober"} 1"#,
+        r#"paddock_llm_breaker_state{route="fast",provider="simulated",model="sim-fast",state="closed"} 1"#,
+        r#"paddock_llm_breaker_state{route="fast",provider="simulated",model="sim-fast",state="open"} 0"#,
+        r#"paddock_llm_cooldown_seconds{route="fast",provider="simulated",model="sim-fast"} 0.0"#,
+    ] {
+        assert!(has(line), "no line {line} in:\n{text}");
+    }
+    let loads: u64 = text
+        .lines()
+        .filter(|l| l.starts_with("paddock_code_cache_loads_total{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum();
+    assert_eq!(loads, 3, "prober, spin and step were each loaded once:\n{text}");
+    assert!(text.contains("# TYPE paddock_flow_step_seconds histogram"), "{text}");
+}

@@ -1,6 +1,7 @@
 //! All tenants' boards: each tenant's [`Namespace`] made on first use, over
 //! one backend and one clock.
 
+use crate::metrics::BoardMetrics;
 use crate::{Backend, BoardLimits, MemoryBackend, Namespace};
 use paddock_core::{Clock, SystemClock};
 use parking_lot::RwLock;
@@ -15,6 +16,7 @@ pub struct Blackboard {
     pub(crate) backend: Arc<dyn Backend>,
     clock: Arc<dyn Clock>,
     namespaces: RwLock<HashMap<String, Arc<Namespace>>>,
+    metrics: BoardMetrics,
 }
 
 impl Default for Blackboard {
@@ -43,6 +45,7 @@ impl Blackboard {
             backend,
             clock: Arc::new(SystemClock),
             namespaces: RwLock::default(),
+            metrics: BoardMetrics::default(),
         }
     }
 
@@ -73,6 +76,11 @@ impl Blackboard {
         self.clock.wall()
     }
 
+    /// Operations by tenant and kind.
+    pub fn metrics(&self) -> &BoardMetrics {
+        &self.metrics
+    }
+
     /// The board of `tenant`.
     pub fn namespace(&self, tenant: &str) -> Arc<Namespace> {
         if let Some(ns) = self.namespaces.read().get(tenant) {
@@ -84,7 +92,7 @@ impl Blackboard {
             .or_insert_with(|| {
                 let limits = self.limits_of(tenant);
                 let store = self.backend.open(tenant, limits);
-                Arc::new(Namespace::new(tenant, limits, store, self.clock.clone()))
+                Arc::new(Namespace::new(tenant, limits, store, self.clock.clone(), self.metrics.of(tenant)))
             })
             .clone()
     }

@@ -21,6 +21,7 @@ mod entry;
 mod error;
 mod expiry;
 mod memory;
+mod metrics;
 mod namespace;
 mod plan;
 mod store;
@@ -31,6 +32,7 @@ pub use entry::{Change, EXPIRY_AGENT, EXPIRY_RUN, Entry, Lookup, Writer, from_un
 pub use error::BoardError;
 pub use expiry::{MAX_TTL, SWEEP_EVERY, spawn_sweeper};
 pub use memory::MemoryBackend;
+pub use metrics::{BoardMetrics, OpLabels};
 pub use namespace::Namespace;
 pub use plan::{Totals, plan_write};
 pub use store::{Backend, TenantStore, Write};

@@ -1,6 +1,7 @@
 //! One tenant's board: the checks on keys, sizes and time-to-live made once
 //! for every backend, in front of the tenant's store.
 
+use crate::metrics::OpCounters;
 use crate::{BoardError, BoardLimits, Change, Entry, LIST_MAX, Lookup, TenantStore, WATCH_MAX, Write, Writer};
 use crate::{expiry, unix_millis};
 use paddock_core::Clock;
@@ -13,6 +14,7 @@ pub struct Namespace {
     limits: BoardLimits,
     pub(crate) store: Arc<dyn TenantStore>,
     clock: Arc<dyn Clock>,
+    ops: OpCounters,
 }
 
 impl std::fmt::Debug for Namespace {
@@ -23,8 +25,14 @@ impl std::fmt::Debug for Namespace {
 
 impl Namespace {
     /// `tenant`'s board over `store`, read on `clock`.
-    pub(crate) fn new(tenant: &str, limits: BoardLimits, store: Arc<dyn TenantStore>, clock: Arc<dyn Clock>) -> Self {
-        Namespace { tenant: tenant.to_string(), limits, store, clock }
+    pub(crate) fn new(
+        tenant: &str,
+        limits: BoardLimits,
+        store: Arc<dyn TenantStore>,
+        clock: Arc<dyn Clock>,
+        ops: OpCounters,
+    ) -> Self {
+        Namespace { tenant: tenant.to_string(), limits, store, clock, ops }
     }
 
     /// The tenant this board belongs to.
@@ -63,6 +71,7 @@ impl Namespace {
     /// Reads `key` without removing anything; the caller may pass an
     /// `Expired` answer to [`Namespace::reap_expired`].
     pub fn lookup(&self, key: &str) -> Result<Lookup, BoardError> {
+        self.ops.read.inc();
         self.check_key(key)?;
         Ok(match self.store.get(key)? {
             None => Lookup::Absent,
@@ -136,12 +145,14 @@ impl Namespace {
         start_after: Option<&str>,
         limit: usize,
     ) -> Result<Vec<Arc<str>>, BoardError> {
+        self.ops.list.inc();
         self.check_prefix(prefix)?;
         self.store.list(prefix, start_after, limit.min(LIST_MAX), self.now_ms())
     }
 
     /// Kept changes under `prefix` after revision `after`, without waiting.
     pub fn changes_after(&self, prefix: &str, after: u64) -> Result<Vec<Change>, BoardError> {
+        self.ops.changes.inc();
         self.check_prefix(prefix)?;
         self.store.changes_after(prefix, after, WATCH_MAX)
     }
@@ -149,6 +160,7 @@ impl Namespace {
     /// Changes under `prefix` after revision `after`, in revision order; waits
     /// up to `timeout` for the first and returns an empty list if none came.
     pub async fn watch(&self, prefix: &str, after: u64, timeout: Duration) -> Result<Vec<Change>, BoardError> {
+        self.ops.changes.inc();
         self.check_prefix(prefix)?;
         // Subscribe before looking, so a write between the look and the wait still wakes us.
         let mut latest = self.store.subscribe();
@@ -172,6 +184,11 @@ impl Namespace {
         ttl: Option<Duration>,
         writer: &Writer,
     ) -> Result<u64, BoardError> {
+        match (expected, value) {
+            (_, None) => self.ops.delete.inc(),
+            (Some(_), Some(_)) => self.ops.swap.inc(),
+            (None, Some(_)) => self.ops.put.inc(),
+        };
         self.check_key(key)?;
         if let Some(v) = value
             && v.len() as u64 > self.limits.value_bytes

@@ -7,6 +7,7 @@
 //! [`KEEP_FINISHED`] runs finished after it.
 
 use super::events::{Event, Sink};
+use super::metrics::FlowMetrics;
 use parking_lot::Mutex;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -21,6 +22,7 @@ pub const KEEP_FINISHED: usize = 64;
 #[derive(Default)]
 pub struct Hub {
     inner: Mutex<Runs>,
+    metrics: FlowMetrics,
 }
 
 #[derive(Default)]
@@ -54,6 +56,11 @@ pub enum Next {
 }
 
 impl Hub {
+    /// The runs and steps counted from the events.
+    pub fn metrics(&self) -> &FlowMetrics {
+        &self.metrics
+    }
+
     /// A sink for run `run` that keeps its events here, then passes each on to `then`.
     pub fn sink(self: &Arc<Hub>, run: &str, then: Option<Sink>) -> Sink {
         let log = {
@@ -63,7 +70,16 @@ impl Hub {
         // A resumed run starts a fresh log.
         *log.state.lock() = LogState::default();
         let (hub, run) = (self.clone(), run.to_string());
+        // The run's tenant and flow, from its first event, label its series.
+        let labels: Mutex<(String, String)> = Mutex::default();
         Arc::new(move |event: Event| {
+            if let Event::RunStarted { tenant, flow, .. } = &event {
+                *labels.lock() = (tenant.clone(), flow.clone());
+            }
+            {
+                let labels = labels.lock();
+                hub.metrics.observe(&labels.0, &labels.1, &event);
+            }
             let last = matches!(event, Event::RunFinished { .. });
             let event = Arc::new(event);
             {

@@ -9,6 +9,7 @@ mod cancel;
 pub mod events;
 pub mod expr;
 pub mod hub;
+pub mod metrics;
 mod replay;
 mod run;
 pub mod spec;

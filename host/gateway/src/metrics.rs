@@ -4,6 +4,7 @@
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
@@ -27,6 +28,39 @@ pub struct RouteLabels {
     pub route: String,
     /// What happened.
     pub outcome: String,
+}
+
+/// Labels of a per-caller series.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CallerLabels {
+    /// The tenant.
+    pub tenant: String,
+    /// The agent.
+    pub agent: String,
+}
+
+/// Labels of a target's state.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StateLabels {
+    /// Route name.
+    pub route: String,
+    /// Provider name.
+    pub provider: String,
+    /// Model.
+    pub model: String,
+    /// `closed`, `open` or `half-open`.
+    pub state: String,
+}
+
+/// Labels of a target, for its gauges.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TargetOnly {
+    /// Route name.
+    pub route: String,
+    /// Provider name.
+    pub provider: String,
+    /// Model.
+    pub model: String,
 }
 
 fn latency_histogram() -> Histogram {
@@ -55,6 +89,14 @@ pub struct Metrics {
     pub output_tokens: Family<TargetLabels, Counter>,
     /// Cost by target, in micro-dollars.
     pub cost_micros: Family<TargetLabels, Counter>,
+    /// Calls a budget refused, by tenant and agent.
+    pub budget_refusals: Family<CallerLabels, Counter>,
+    /// 1 for each target's breaker state now, 0 for the others (set when rendered).
+    pub breaker_state: Family<StateLabels, Gauge>,
+    /// Seconds until a target's 429 cool-down ends (set when rendered).
+    pub cooldown_seconds: Family<TargetOnly, Gauge<f64, std::sync::atomic::AtomicU64>>,
+    /// The lowest fraction of requests or tokens a provider said were left (set when rendered).
+    pub headroom_ratio: Family<TargetOnly, Gauge<f64, std::sync::atomic::AtomicU64>>,
 }
 
 impl Default for Metrics {
@@ -70,6 +112,10 @@ impl Default for Metrics {
             input_tokens: Family::default(),
             output_tokens: Family::default(),
             cost_micros: Family::default(),
+            budget_refusals: Family::default(),
+            breaker_state: Family::default(),
+            cooldown_seconds: Family::default(),
+            headroom_ratio: Family::default(),
             registry: Registry::default(),
         };
         registry.register("attempts", "Provider attempts by target and outcome", m.attempts.clone());
@@ -81,6 +127,18 @@ impl Default for Metrics {
         registry.register("input_tokens", "Input tokens by target", m.input_tokens.clone());
         registry.register("output_tokens", "Output tokens by target", m.output_tokens.clone());
         registry.register("cost_micros", "Cost by target in micro-dollars", m.cost_micros.clone());
+        registry.register(
+            "budget_refusals",
+            "Calls refused by a budget, by tenant and agent",
+            m.budget_refusals.clone(),
+        );
+        registry.register("breaker_state", "1 for each target's circuit breaker state now", m.breaker_state.clone());
+        registry.register(
+            "cooldown_seconds",
+            "Seconds until a target's 429 cool-down ends",
+            m.cooldown_seconds.clone(),
+        );
+        registry.register("headroom_ratio", "Lowest fraction of a target's rate limits left", m.headroom_ratio.clone());
         Metrics { registry, ..m }
     }
 }

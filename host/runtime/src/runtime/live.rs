@@ -12,6 +12,7 @@
 use super::Runtime;
 use super::agent::{Agent, AgentParts};
 use crate::plugins::book::Accepted;
+use crate::plugins::cache::Compiled;
 use crate::plugins::load::{self, ComponentFile, LoadError};
 use crate::plugins::{Manifest, Widening};
 use arc_swap::ArcSwapOption;
@@ -278,6 +279,8 @@ impl Runtime {
             manifest.check_key_prefixes(s.caps.key_bytes)?;
         }
         let prepared = load::compile(&self.inner.engine, &self.inner.linker, &file, self.inner.cache.as_deref())?;
+        let result = if prepared.compiled == Compiled::Cached { "hit" } else { "compiled" };
+        self.inner.metrics.code_cache.get_or_create(&super::metrics::CacheLabels { result: result.into() }).inc();
         let requested = manifest.as_ref().map(|m| m.limits).unwrap_or_default();
         let (limits, notes) = s.limits.with_request(&s.ceiling, &requested);
         for note in &notes {

@@ -1,10 +1,13 @@
 //! The runtime's Prometheus series: invocations by tenant, agent and
-//! outcome, their durations and the fuel they burned. Labels are bounded by
-//! the tenants that hold keys and the plugins in the folder.
+//! outcome, their durations, the fuel they burned and the limits they hit;
+//! invocations running now; components compiled or mapped from the code
+//! cache. Labels are bounded by the tenants that hold keys and the plugins
+//! in the folder.
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
@@ -28,6 +31,31 @@ pub struct OutcomeLabels {
     pub outcome: String,
 }
 
+/// Labels of a limit hit.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct LimitLabels {
+    /// The tenant it ran for.
+    pub tenant: String,
+    /// The agent.
+    pub agent: String,
+    /// `fuel`, `memory`, `table-elements`, `timeout`, `stack`, `host-call` or `io`.
+    pub limit: String,
+}
+
+/// Labels of a per-tenant series.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TenantLabels {
+    /// The tenant.
+    pub tenant: String,
+}
+
+/// Labels of a code-cache series.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CacheLabels {
+    /// `hit` (mapped from the cache) or `compiled`.
+    pub result: String,
+}
+
 /// Buckets for a duration from 0.1 ms to ~6.5 s: an invocation, an HTTP
 /// request.
 pub fn duration_histogram() -> Histogram {
@@ -43,6 +71,12 @@ pub struct RuntimeMetrics {
     pub invocation_seconds: Family<AgentLabels, Histogram, fn() -> Histogram>,
     /// Fuel burned by tenant and agent.
     pub fuel: Family<AgentLabels, Counter>,
+    /// Invocations stopped at a limit, by tenant, agent and limit.
+    pub limits_hit: Family<LimitLabels, Counter>,
+    /// Invocations running now, by tenant (agents' calls to agents included).
+    pub in_flight: Family<TenantLabels, Gauge>,
+    /// Components loaded: mapped from the code cache, or compiled.
+    pub code_cache: Family<CacheLabels, Counter>,
 }
 
 impl Default for RuntimeMetrics {
@@ -52,11 +86,21 @@ impl Default for RuntimeMetrics {
             invocations: Family::default(),
             invocation_seconds: Family::new_with_constructor(duration_histogram as fn() -> Histogram),
             fuel: Family::default(),
+            limits_hit: Family::default(),
+            in_flight: Family::default(),
+            code_cache: Family::default(),
             registry: Registry::default(),
         };
         registry.register("invocations", "Invocations by tenant, agent and outcome", m.invocations.clone());
         registry.register("invocation_seconds", "Invocation wall-clock time", m.invocation_seconds.clone());
         registry.register("fuel_consumed", "Fuel burned by invocations", m.fuel.clone());
+        registry.register("limits_hit", "Invocations stopped at a limit", m.limits_hit.clone());
+        registry.register("invocations_in_flight", "Invocations running now", m.in_flight.clone());
+        registry.register(
+            "code_cache_loads",
+            "Components mapped from the code cache or compiled",
+            m.code_cache.clone(),
+        );
         RuntimeMetrics { registry, ..m }
     }
 }
@@ -72,11 +116,33 @@ impl RuntimeMetrics {
         self.fuel.get_or_create(&who).inc_by(fuel);
     }
 
+    /// Counts a limit hit.
+    pub fn limit_hit(&self, tenant: &str, agent: &str, limit: &str) {
+        let labels = LimitLabels { tenant: tenant.to_string(), agent: agent.to_string(), limit: limit.to_string() };
+        self.limits_hit.get_or_create(&labels).inc();
+    }
+
+    /// Counts an invocation of `tenant` as running until the guard drops.
+    pub fn running(&self, tenant: &str) -> InFlight {
+        let gauge = self.in_flight.get_or_create(&TenantLabels { tenant: tenant.to_string() }).clone();
+        gauge.inc();
+        InFlight(gauge)
+    }
+
     /// Appends the text exposition of every series to `out`, without the
     /// closing `# EOF` (the endpoint writes it once, after every registry).
     pub fn render_into(&self, out: &mut String) {
         // Writing into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode_registry(out, &self.registry);
+    }
+}
+
+/// An invocation counted in `paddock_invocations_in_flight` while it lives.
+pub struct InFlight(Gauge);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.dec();
     }
 }
 

@@ -274,11 +274,16 @@ impl Runtime {
             env,
             compensate: options.compensate,
         };
+        let running = self.inner.metrics.running(&tenant);
         let outcome = self.invoke(agent, input, scope, limits, dirs, &grants).await;
+        drop(running);
         let result = match &outcome.result {
             Ok(_) => "ok",
             Err(InvokeError::Failed { .. }) => "failed",
-            Err(InvokeError::Limit { .. }) => "limit",
+            Err(InvokeError::Limit { limit, .. }) => {
+                self.inner.metrics.limit_hit(&tenant, &agent.name, limit.name());
+                "limit"
+            }
             Err(InvokeError::Crashed { .. }) => "crashed",
             Err(InvokeError::Start { .. }) => "start",
         };
@@ -373,7 +378,9 @@ impl Dispatch for Runtime {
             chain.push(callee.name.clone());
             let env = run_env(&[], &run);
             let scope = Scope { tenant, run, chain, journal: None, budget, env, compensate: false };
+            let running = runtime.inner.metrics.running(&scope.tenant);
             let outcome = runtime.invoke(&callee, &input, scope, limits, dirs, &grants).await;
+            drop(running);
             outcome.result.map_err(|e| match e {
                 InvokeError::Failed { message, .. } => format!("failed: {message}"),
                 InvokeError::Limit { .. } => format!("limit: {e}"),

@@ -37,6 +37,22 @@ pub enum LimitHit {
     },
 }
 
+impl LimitHit {
+    /// The limit's name in metrics: `fuel`, `memory`, `table-elements`,
+    /// `timeout`, `stack`, `host-call` or `io`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            LimitHit::Fuel(_) => "fuel",
+            LimitHit::Memory(_) => "memory",
+            LimitHit::TableElements(_) => "table-elements",
+            LimitHit::Timeout(_) => "timeout",
+            LimitHit::Stack(_) => "stack",
+            LimitHit::HostCall(_) => "host-call",
+            LimitHit::Io { .. } => "io",
+        }
+    }
+}
+
 /// Caps memory and tables of one store, remembering the first cap hit so the
 /// invocation's error can name it (a failed `memory.grow` is not a trap).
 #[derive(Debug)]

@@ -130,12 +130,14 @@ pub async fn serve(mut settings: Settings, args: ServeArgs) -> u8 {
 fn routes(runtime: Runtime, flows: crate::flow::Flows, auth: Auth) -> Router {
     let limit = runtime.settings().caps.io_bytes.try_into().unwrap_or(usize::MAX);
     let http = Arc::new(access::HttpMetrics::default());
+    let hub = flows.hub().cloned();
     Router::new()
         .route("/v1/agents/{name}/run", post(run))
         .route("/v1/plugins", get(plugins))
         .route("/metrics", get(metrics))
         .layer(DefaultBodyLimit::max(limit))
         .layer(Extension(http.clone()))
+        .layer(Extension(hub))
         .with_state(runtime.clone())
         .merge(flows::routes(flows, limit))
         .merge(admin::routes(runtime))
@@ -392,13 +394,18 @@ async fn metrics(
     State(runtime): State<Runtime>,
     Extension(caller): Extension<Caller>,
     Extension(http): Extension<Arc<access::HttpMetrics>>,
+    Extension(hub): Extension<Option<Arc<crate::flow::hub::Hub>>>,
 ) -> Response {
     if let Err(r) = auth::require(&caller, Role::Admin, "read the host's metrics") {
         return r;
     }
     let mut text = String::new();
-    runtime.gateway().metrics().render_into(&mut text);
+    runtime.gateway().render_metrics(&mut text);
     runtime.metrics().render_into(&mut text);
+    runtime.blackboard().metrics().render_into(&mut text);
+    if let Some(hub) = hub {
+        hub.metrics().render_into(&mut text);
+    }
     http.render_into(&mut text);
     text.push_str("# EOF\n");
     ([("content-type", "application/openmetrics-text; version=1.0.0; charset=utf-8")], text).into_response()
