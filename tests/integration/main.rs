@@ -20,6 +20,7 @@ mod recovery;
 mod reload;
 mod resilience;
 mod serve_auth;
+mod serve_cli;
 mod serve_flows;
 mod serve_limits;
 mod serve_logs;

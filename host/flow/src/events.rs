@@ -1,8 +1,9 @@
 //! What a run reports as it goes: `paddock flow run` prints these as
 //! readable lines, or one JSON object per line with `--json`.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -11,7 +12,7 @@ use std::sync::Arc;
 pub type Sink = Arc<dyn Fn(Event) + Send + Sync>;
 
 /// One thing that happened in a run.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "kebab-case")]
 pub enum Event {
     /// A run started (or resumed).
@@ -32,7 +33,7 @@ pub enum Event {
         /// Its path.
         step: String,
         /// Its kind.
-        kind: &'static str,
+        kind: Cow<'static, str>,
         /// The agent, for an agent step.
         #[serde(skip_serializing_if = "Option::is_none")]
         agent: Option<String>,
@@ -45,7 +46,7 @@ pub enum Event {
         /// Its path.
         step: String,
         /// Its kind.
-        kind: &'static str,
+        kind: Cow<'static, str>,
         /// How long it took, in milliseconds (to 0.1).
         ms: f64,
         /// Its output, cut to 200 characters.
@@ -152,7 +153,7 @@ pub enum Event {
         /// The run.
         run: String,
         /// `succeeded` or `failed`.
-        status: &'static str,
+        status: Cow<'static, str>,
         /// Its output.
         #[serde(skip_serializing_if = "Option::is_none")]
         output: Option<Value>,

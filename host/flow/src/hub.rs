@@ -161,7 +161,7 @@ mod tests {
     }
 
     fn finished(run: &str) -> Event {
-        Event::RunFinished { run: run.into(), status: "succeeded", output: None, error: None, ms: 1 }
+        Event::RunFinished { run: run.into(), status: "succeeded".into(), output: None, error: None, ms: 1 }
     }
 
     #[tokio::test]

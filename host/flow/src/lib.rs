@@ -460,7 +460,7 @@ impl Flows {
         };
         ctx.emit(|| Event::RunFinished {
             run: id,
-            status: report.status.word(),
+            status: report.status.word().into(),
             output: report.output.clone(),
             error: report.error.clone(),
             ms: started.elapsed().as_millis() as u64,

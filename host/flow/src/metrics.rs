@@ -87,7 +87,7 @@ impl FlowMetrics {
             }
             Event::StepFinished { kind, ms, .. } => {
                 self.count_step(step("finished"));
-                let labels = KindLabels { tenant: tenant.into(), flow: flow.into(), kind: (*kind).into() };
+                let labels = KindLabels { tenant: tenant.into(), flow: flow.into(), kind: kind.to_string() };
                 self.step_seconds.get_or_create(&labels).observe(ms / 1000.0);
             }
             Event::StepFailed { .. } => self.count_step(step("failed")),

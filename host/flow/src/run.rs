@@ -139,7 +139,7 @@ impl Ctx {
         self.outputs.lock().insert(step.name.clone(), output.clone());
         self.emit(|| Event::StepFinished {
             step: path.to_string(),
-            kind: step.kind.label(),
+            kind: step.kind.label().into(),
             ms: millis(started),
             output: abbreviate(&output.to_string(), 200),
         });
@@ -263,7 +263,7 @@ impl Ctx {
         self.record(rec.clone())?;
         self.emit(|| Event::StepStarted {
             step: path.to_string(),
-            kind: "agent",
+            kind: "agent".into(),
             agent: Some(name.clone()),
             attempt: Some(attempt),
         });
@@ -304,7 +304,7 @@ impl Ctx {
         self.outputs.lock().insert(step.name.clone(), output.clone());
         self.emit(|| Event::StepFinished {
             step: path,
-            kind: "agent",
+            kind: "agent".into(),
             ms: millis(started),
             output: abbreviate(&output.to_string(), 200),
         });

@@ -1,6 +1,7 @@
 //! `paddock flow run | resume | status | list | check`, `paddock approvals`,
 //! `paddock approve`, `paddock dlq` and `paddock replay`.
 
+use super::flow_remote::Remote;
 use super::{EXIT_AGENT_ERROR, EXIT_CONFIG, EXIT_CRASH, EXIT_LOAD, EXIT_USAGE, fail};
 use crate::config::Settings;
 use crate::flow::{Event, Flow, Flows, Report, RunStatus, Start, StepStatus, now_ms};
@@ -144,20 +145,18 @@ pub async fn flow(settings: Settings, cmd: FlowCommand) -> u8 {
                 return fail(EXIT_USAGE, format!("--input: {:?} is not JSON", args.input));
             };
             let origin = args.file.display().to_string();
-            let flow = match std::fs::read_to_string(&args.file) {
-                Ok(text) => match Flow::parse(&text, &origin) {
-                    Ok(f) => f,
-                    Err(e) => return fail(EXIT_CONFIG, e),
-                },
+            let text = match std::fs::read_to_string(&args.file) {
+                Ok(text) => text,
                 Err(e) => return fail(EXIT_USAGE, format!("cannot read {origin}: {e}")),
             };
-            let flows = match engine(settings) {
+            let flow = match Flow::parse(&text, &origin) {
                 Ok(f) => f,
-                Err(code) => return code,
+                Err(e) => return fail(EXIT_CONFIG, e),
             };
             if args.build {
+                let registry = crate::plugins::Registry::new(&settings.plugins_dir);
                 for name in flow.agents().keys() {
-                    let manifest = match flows.runtime().registry().find(name) {
+                    let manifest = match registry.find(name) {
                         Ok(m) => m,
                         Err(e) => return fail(EXIT_LOAD, e),
                     };
@@ -166,6 +165,18 @@ pub async fn flow(settings: Settings, cmd: FlowCommand) -> u8 {
                     }
                 }
             }
+            // The host serving this data folder holds its stores: it runs the flow.
+            if let Some(host) = super::serve::serving(&settings.data_dir) {
+                let remote = Remote { spec: &text, origin: &origin, input, tenant: args.tenant, run: args.run_id };
+                return match super::flow_remote::run(&host, remote, &printer(args.json)).await {
+                    Ok(report) => finish(Ok(report), args.json),
+                    Err(code) => code,
+                };
+            }
+            let flows = match engine(settings) {
+                Ok(f) => f,
+                Err(code) => return code,
+            };
             let start = Start { tenant: args.tenant, run: args.run_id, events: Some(printer(args.json)) };
             let report = flows.start(flow, &origin, input, start).await;
             finish(report, args.json)

@@ -18,6 +18,7 @@
 mod bb;
 mod build;
 mod flow;
+mod flow_remote;
 mod inspect;
 mod keys;
 mod new;

@@ -64,7 +64,12 @@ async fn run_kind(ctx: Arc<Ctx>, id: StepId, input: Value, path: String, scope: 
     let step = &ctx.flow.steps[id];
     let started = Instant::now();
     if !matches!(step.kind, Kind::Agent { .. }) {
-        ctx.emit(|| Event::StepStarted { step: path.clone(), kind: step.kind.label(), agent: None, attempt: None });
+        ctx.emit(|| Event::StepStarted {
+            step: path.clone(),
+            kind: step.kind.label().into(),
+            agent: None,
+            attempt: None,
+        });
     }
     let inner = Scope { policy: None, ..scope.clone() };
     // An error met before a step's children ran (`?` here) ends it without

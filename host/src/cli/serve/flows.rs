@@ -8,6 +8,7 @@
 //! |---|---|
 //! | `GET /v1/flows` | the specs in `serve.flows`, each checked |
 //! | `POST /v1/flows/{name}/runs` | start `<serve.flows>/<name>.toml`; body = the input; `?wait=true` answers when it ends |
+//! | `POST /v1/flows/run` | start the spec in the body: `{"spec": TOML, "origin": "...", "input": ..., "run": "..."}` (what `paddock flow run` sends) |
 //! | `GET /v1/runs` | runs, newest first (`?flow=`, `?status=`, `?limit=`) |
 //! | `GET /v1/runs/{id}` | a run and each step's checkpoint |
 //! | `POST /v1/runs/{id}/cancel` | stop it (`{"by": "..."}`); answers once it stopped, or 202 after 10 s |
@@ -43,6 +44,7 @@ pub(super) fn routes(flows: Flows, body_limit: usize) -> Router {
     Router::new()
         .route("/v1/flows", get(list_flows))
         .route("/v1/flows/{name}/runs", post(start))
+        .route("/v1/flows/run", post(start_inline))
         .route("/v1/runs", get(list_runs))
         .route("/v1/runs/{id}", get(show_run))
         .route("/v1/runs/{id}/events", get(events))
@@ -211,21 +213,86 @@ async fn start(
         Ok(r) => r,
         Err(r) => return r,
     };
+    begin(&flows, (flow, origin), input, tenant, run, query.wait).await
+}
+
+/// A spec given whole, as `paddock flow run FILE` sends it to the host
+/// serving its data folder.
+#[derive(serde::Deserialize)]
+struct Inline {
+    /// The spec's TOML text.
+    spec: String,
+    /// Where it came from, for messages.
+    origin: String,
+    #[serde(default)]
+    input: Value,
+    /// The run's id (`paddock flow run --run-id`).
+    run: Option<String>,
+    /// Another tenant to run for: an admin key only.
+    tenant: Option<String>,
+}
+
+/// `POST /v1/flows/run`: a run of the spec in the body. It may name only
+/// agents the caller's tenant may run, as a spec in `serve.flows` may.
+async fn start_inline(
+    State(flows): State<Flows>,
+    Query(query): Query<StartQuery>,
+    Extension(caller): Extension<Caller>,
+    axum::Json(inline): axum::Json<Inline>,
+) -> Response {
+    let flow = match Flow::parse(&inline.spec, &inline.origin) {
+        Ok(f) => f,
+        Err(e) => return error(StatusCode::UNPROCESSABLE_ENTITY, "invalid", e),
+    };
+    let input = if inline.input.is_null() { json!({}) } else { inline.input };
+    if let Some(id) = &inline.run
+        && (!(1..=MAX_KEY).contains(&id.len())
+            || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
+    {
+        let why = format!("a run id is 1 to {MAX_KEY} of a-z, A-Z, 0-9, - and _, not {id:?}");
+        return error(StatusCode::BAD_REQUEST, "bad-request", why);
+    }
+    let tenant = match inline.tenant {
+        Some(t) if t != *caller.tenant => {
+            if let Err(r) = require(&caller, Role::Admin, "run a flow for another tenant") {
+                return r;
+            }
+            t
+        }
+        _ => caller.tenant.to_string(),
+    };
+    begin(&flows, (flow, inline.origin), input, tenant, inline.run, query.wait).await
+}
+
+/// Starts `flow` for `tenant`: 202 with the run as begun, or (`wait`) its
+/// end; a repeated run id answers with the run it named.
+async fn begin(
+    flows: &Flows,
+    (flow, origin): (Flow, String),
+    input: Value,
+    tenant: String,
+    run: Option<String>,
+    wait: bool,
+) -> Response {
     if let Some(id) = &run {
         match flows.store().run(id) {
+            // Another tenant's run is not shown, only refused.
+            Ok(Some(existing)) if existing.tenant != tenant => {
+                return error(StatusCode::CONFLICT, "conflict", format!("run id {id:?} is taken"));
+            }
             Ok(Some(existing)) => return repeated(&existing, &input),
             Ok(None) => {}
             Err(e) => return unavailable(e),
         }
     }
-    let options = crate::flow::Start { tenant: Some(tenant), run: run.clone(), events: None };
+    let options = crate::flow::Start { tenant: Some(tenant.clone()), run: run.clone(), events: None };
     let started = match flows.begin(flow, &origin, input.clone(), options) {
         Ok(s) => s,
         Err(StartError::Load(m)) => return error(StatusCode::SERVICE_UNAVAILABLE, "not-serving", m),
         Err(StartError::Denied(m)) => return error(StatusCode::FORBIDDEN, "denied", m),
         // The same key arriving twice at once: one started it.
         Err(StartError::Exists(m)) => match run.as_deref().map(|id| flows.store().run(id)) {
-            Some(Ok(Some(existing))) => return repeated(&existing, &input),
+            Some(Ok(Some(existing))) if existing.tenant == tenant => return repeated(&existing, &input),
             _ => return error(StatusCode::CONFLICT, "conflict", m),
         },
         Err(StartError::Store(m)) => return unavailable(m),
@@ -235,7 +302,7 @@ async fn start(
     // The run goes on when the caller hangs up.
     let begun = summary(started.record());
     let running = tokio::spawn(started.finish());
-    if !query.wait {
+    if !wait {
         // As begun, however soon it ends.
         return (StatusCode::ACCEPTED, location, axum::Json(begun)).into_response();
     }
@@ -368,7 +435,7 @@ async fn events(
         _ => {
             let finished = Event::RunFinished {
                 run: run.id.clone(),
-                status: run.status.word(),
+                status: run.status.word().into(),
                 output: run.output.as_deref().and_then(|o| serde_json::from_str(o).ok()),
                 error: run.error.clone(),
                 ms: run.updated_ms.saturating_sub(run.created_ms),

@@ -260,13 +260,19 @@ impl Serving {
     /// address it checks it, so the CLI's admin key never goes to an
     /// impostor.
     pub fn client(&self) -> Result<reqwest::Client, String> {
+        self.builder().timeout(std::time::Duration::from_secs(5)).build().map_err(|e| e.to_string())
+    }
+
+    /// A client with no overall timeout, for answers that stream as long as
+    /// a run lasts; connecting still times out.
+    pub fn streaming_client(&self) -> Result<reqwest::Client, String> {
+        self.builder().connect_timeout(std::time::Duration::from_secs(5)).build().map_err(|e| e.to_string())
+    }
+
+    fn builder(&self) -> reqwest::ClientBuilder {
         crate::gateway::install_crypto();
         let loopback = self.address.parse::<SocketAddr>().is_ok_and(|a| a.ip().is_loopback());
-        reqwest::Client::builder()
-            .timeout(std::time::Duration::from_secs(5))
-            .danger_accept_invalid_certs(self.scheme == "https" && loopback)
-            .build()
-            .map_err(|e| e.to_string())
+        reqwest::Client::builder().danger_accept_invalid_certs(self.scheme == "https" && loopback)
     }
 
     /// A client request to `path` on it, with its key.

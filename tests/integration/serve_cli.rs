@@ -1,0 +1,104 @@
+//! The command line beside a host that serves the data folder and holds its
+//! durable blackboard: `flow run` runs in that host, and questions are
+//! listed and answered from other processes while it waits.
+
+use crate::util::*;
+use paddock_test_guests::guests;
+use serde_json::Value;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+const COUNT: &str = r#"
+[flow]
+name = "count"
+[steps.main]
+agent = "step"
+input = { name = "main", output = "counted for {{input/who}}" }
+"#;
+
+const SHIP: &str = r#"
+[flow]
+name = "ship"
+[steps.main]
+kind = "approval"
+question = "Ship {{input/what}}?"
+options = ["ship", "hold"]
+timeout = "60s"
+next = { ship = "publish" }
+[steps.publish]
+agent = "step"
+input = { name = "publish", output = "published" }
+"#;
+
+/// A host folder with the `step` plugin, a durable board and durable flows.
+fn setup(dir: &Path) {
+    plugin(&dir.join("plugins"), "step", guests::FLOW_STEP, "");
+    let cache = concat!(env!("CARGO_TARGET_TMPDIR"), "/code-cache");
+    let config = format!(
+        "[host]\nledger = \"memory\"\nplugin-state = \"memory\"\ncode-cache = {cache:?}\n[blackboard]\nstore = \"durable\"\n"
+    );
+    std::fs::write(dir.join("paddock.toml"), config).unwrap();
+    std::fs::write(dir.join("count.toml"), COUNT).unwrap();
+    std::fs::write(dir.join("ship.toml"), SHIP).unwrap();
+}
+
+#[test]
+fn flow_run_beside_a_host_holding_a_durable_board_runs_in_that_host() {
+    let dir = tempfile::tempdir().unwrap();
+    setup(dir.path());
+    let served = serve(dir.path(), &[]);
+    for n in 1..=2 {
+        let ran = TestCommand::new(dir.path(), &["flow", "run", "count.toml", "--input", r#"{"who":"ada"}"#]).run();
+        assert_eq!(ran.code, 0, "run {n}: {}", ran.stderr);
+        assert_eq!(ran.stdout, "\"counted for ada\"\n");
+        assert!(ran.stderr.contains(": flow count, tenant default; agents: step "), "{}", ran.stderr);
+    }
+    // The host ran both steps on its board: the step's counter says 2.
+    let log = std::fs::read_to_string(dir.path().join(SERVE_LOG)).unwrap();
+    assert!(log.contains("main counted run 2 on attempt 1"), "{log}");
+    let json = TestCommand::new(dir.path(), &["flow", "run", "count.toml", "--json"]).run();
+    assert_eq!(json.code, 0, "{}", json.stderr);
+    let events: Vec<Value> = json.stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let kinds: Vec<&str> = events.iter().filter_map(|e| e["event"].as_str()).collect();
+    assert_eq!(kinds, ["run-started", "step-started", "step-finished", "run-finished"]);
+    assert_eq!(events[3]["status"], "succeeded");
+    // A spec that does not validate is refused here, before the host is asked.
+    let spec = "[flow]\nname = \"bad\"\n[steps.main]\nagent = \"step\"\ncolour = \"red\"\n";
+    std::fs::write(dir.path().join("bad.toml"), spec).unwrap();
+    let bad = TestCommand::new(dir.path(), &["flow", "run", "bad.toml"]).run();
+    assert_eq!(bad.code, 5, "{}", bad.stderr);
+    assert!(bad.stderr.contains("colour"), "{}", bad.stderr);
+    drop(served);
+}
+
+#[test]
+fn a_question_of_a_run_in_the_host_is_listed_and_answered_from_other_processes() {
+    let dir = tempfile::tempdir().unwrap();
+    setup(dir.path());
+    let _served = serve(dir.path(), &[]);
+    let waiting = std::process::Command::new(env!("CARGO_BIN_EXE_paddock"))
+        .current_dir(dir.path())
+        .args(["flow", "run", "ship.toml", "--input", r#"{"what":"v2"}"#])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let since = Instant::now();
+    let question = loop {
+        let listed = TestCommand::new(dir.path(), &["approvals", "list", "--json"]).run();
+        assert_eq!(listed.code, 0, "{}", listed.stderr);
+        // One question a line.
+        if let Some(q) = listed.stdout.lines().next().map(|l| serde_json::from_str::<Value>(l).unwrap()) {
+            break q;
+        }
+        assert!(since.elapsed() < Duration::from_secs(20), "no question within 20 s: {}", listed.stdout);
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(question["question"], "Ship v2?");
+    let id = question["id"].as_str().unwrap();
+    let answered = TestCommand::new(dir.path(), &["approve", id, "ship", "--by", "ada"]).run();
+    assert_eq!(answered.code, 0, "{}", answered.stderr);
+    let done = waiting.wait_with_output().unwrap();
+    assert_eq!(done.status.code(), Some(0), "{}", String::from_utf8_lossy(&done.stderr));
+    assert_eq!(String::from_utf8_lossy(&done.stdout), "\"published\"\n");
+}
