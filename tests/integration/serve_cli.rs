@@ -1,6 +1,6 @@
 //! The command line beside a host that serves the data folder and holds its
-//! durable blackboard: `flow run` runs in that host, and questions are
-//! listed and answered from other processes while it waits.
+//! durable blackboard: `flow run` runs in that host, `replay` needs no board,
+//! and questions are listed and answered from other processes while it waits.
 
 use crate::util::*;
 use paddock_test_guests::guests;
@@ -62,6 +62,11 @@ fn flow_run_beside_a_host_holding_a_durable_board_runs_in_that_host() {
     let kinds: Vec<&str> = events.iter().filter_map(|e| e["event"].as_str()).collect();
     assert_eq!(kinds, ["run-started", "step-started", "step-finished", "run-finished"]);
     assert_eq!(events[3]["status"], "succeeded");
+    // A replay calls nothing and needs no board: it works beside the host too.
+    let run = events[0]["run"].as_str().unwrap();
+    let replayed = TestCommand::new(dir.path(), &["replay", run]).run();
+    assert_eq!(replayed.code, 0, "{}", replayed.stderr);
+    assert!(replayed.stdout.starts_with("same      main  (step "), "{}", replayed.stdout);
     // A spec that does not validate is refused here, before the host is asked.
     let spec = "[flow]\nname = \"bad\"\n[steps.main]\nagent = \"step\"\ncolour = \"red\"\n";
     std::fs::write(dir.path().join("bad.toml"), spec).unwrap();

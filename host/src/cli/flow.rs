@@ -471,7 +471,10 @@ pub struct ReplayArgs {
     json: bool,
 }
 
-pub async fn replay(settings: Settings, args: ReplayArgs) -> u8 {
+pub async fn replay(mut settings: Settings, args: ReplayArgs) -> u8 {
+    // A replay's host calls are answered from the journals and write nothing:
+    // it needs no board, so it never waits on the one a serving host holds.
+    settings.board_store = crate::config::BoardStore::Memory;
     let flows = match engine(settings) {
         Ok(f) => f,
         Err(code) => return code,
