@@ -107,3 +107,46 @@ fn a_question_of_a_run_in_the_host_is_listed_and_answered_from_other_processes()
     assert_eq!(done.status.code(), Some(0), "{}", String::from_utf8_lossy(&done.stderr));
     assert_eq!(String::from_utf8_lossy(&done.stdout), "\"published\"\n");
 }
+
+#[test]
+fn flow_resume_beside_a_host_finishes_a_run_its_restart_could_not_resume_on_a_new_version() {
+    let dir = tempfile::tempdir().unwrap();
+    setup(dir.path());
+    let slow = "[flow]\nname = \"slow\"\n[steps.main]\nagent = \"step\"\ninput = { name = \"main\", wait_first_ms = 5000, output = \"done\" }\n";
+    std::fs::write(dir.path().join("slow.toml"), slow).unwrap();
+    let first = serve(dir.path(), &[]);
+    let mut waiting = std::process::Command::new(env!("CARGO_BIN_EXE_paddock"))
+        .current_dir(dir.path())
+        .args(["flow", "run", "slow.toml"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Once the step is running, the host dies with the run unfinished.
+    let since = Instant::now();
+    let run = loop {
+        let listed = TestCommand::new(dir.path(), &["flow", "list", "--json"]).run();
+        let row = listed.stdout.lines().filter_map(|l| serde_json::from_str::<Value>(l).ok()).next();
+        if let Some(row) = row.filter(|r| r["status"] == "running") {
+            break row["run"].as_str().unwrap().to_string();
+        }
+        assert!(since.elapsed() < Duration::from_secs(20), "no running run within 20 s: {}", listed.stdout);
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    std::thread::sleep(Duration::from_millis(300));
+    signal(first.child.id(), "-KILL");
+    drop(first);
+    let _ = waiting.wait();
+    // A new version of the step: the restarted host will not finish the run on it unasked.
+    let manifest = dir.path().join("plugins/step/agent.toml");
+    let text = std::fs::read_to_string(&manifest).unwrap().replace("version = \"1.0.0\"", "version = \"1.0.1\"");
+    std::fs::write(&manifest, text).unwrap();
+    let _second = serve(dir.path(), &[]);
+    let refused = TestCommand::new(dir.path(), &["flow", "resume", &run]).run();
+    assert_eq!(refused.code, 4, "{}", refused.stderr);
+    assert!(refused.stderr.contains("resume with --repin"), "{}", refused.stderr);
+    let resumed = TestCommand::new(dir.path(), &["flow", "resume", &run, "--repin"]).run();
+    assert_eq!(resumed.code, 0, "{}", resumed.stderr);
+    assert_eq!(resumed.stdout, "\"done\"\n");
+    assert!(resumed.stderr.contains(&format!("run {run} resumed: flow slow")), "{}", resumed.stderr);
+}

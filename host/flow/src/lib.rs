@@ -90,6 +90,8 @@ pub struct Started {
     flows: Flows,
     ctx: Arc<Ctx>,
     record: RunRecord,
+    /// Whether it continues an interrupted run.
+    resumed: bool,
 }
 
 impl Started {
@@ -105,7 +107,7 @@ impl Started {
 
     /// Runs it to the end.
     pub async fn finish(self) -> Result<Report, String> {
-        self.flows.execute(self.ctx, self.record, false).await
+        self.flows.execute(self.ctx, self.record, self.resumed).await
     }
 }
 
@@ -223,12 +225,18 @@ impl Flows {
             return Err(StartError::Exists(format!("a run with id {id:?} already exists")));
         }
         let ctx = self.context(flow, record.clone(), agents, Vec::new(), start.events);
-        Ok(Started { flows: self.clone(), ctx, record })
+        Ok(Started { flows: self.clone(), ctx, record, resumed: false })
     }
 
     /// Continues an interrupted run at its first unfinished step. With
     /// `repin`, agents whose version changed meanwhile run their new version.
     pub async fn resume(&self, id: &str, events: Option<events::Sink>, repin: bool) -> Result<Report, String> {
+        self.begin_resume(id, events, repin)?.finish().await
+    }
+
+    /// Checks that run `id` may be resumed here and claims it for this
+    /// process; [`Started::finish`] then runs it from its first unfinished step.
+    pub fn begin_resume(&self, id: &str, events: Option<events::Sink>, repin: bool) -> Result<Started, String> {
         let mut record = self.store.run(id)?.ok_or_else(|| format!("no run with id {id:?}"))?;
         if record.status != RunStatus::Running {
             return Err(format!("run {id} {}; only an unfinished run can be resumed", record.status.phrase()));
@@ -267,7 +275,7 @@ impl Flows {
         }
         let steps = self.store.steps(id)?;
         let ctx = self.context(flow, record.clone(), agents, steps, events);
-        self.execute(ctx, record, true).await
+        Ok(Started { flows: self.clone(), ctx, record, resumed: true })
     }
 
     /// Unfinished runs whose process is gone.

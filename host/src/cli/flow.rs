@@ -182,6 +182,12 @@ pub async fn flow(settings: Settings, cmd: FlowCommand) -> u8 {
             finish(report, args.json)
         }
         FlowCommand::Resume(args) => {
+            if let Some(host) = super::serve::serving(&settings.data_dir) {
+                return match super::flow_remote::resume(&host, &args.run, args.repin, &printer(args.json)).await {
+                    Ok(report) => finish(Ok(report), args.json),
+                    Err(code) => code,
+                };
+            }
             let flows = match engine(settings) {
                 Ok(f) => f,
                 Err(code) => return code,

@@ -11,6 +11,7 @@
 //! | `POST /v1/flows/run` | start the spec in the body: `{"spec": TOML, "origin": "...", "input": ..., "run": "..."}` (what `paddock flow run` sends) |
 //! | `GET /v1/runs` | runs, newest first (`?flow=`, `?status=`, `?limit=`) |
 //! | `GET /v1/runs/{id}` | a run and each step's checkpoint |
+//! | `POST /v1/runs/{id}/resume` | continue an interrupted run here at its first unfinished step (`?repin=true`); 409 when it cannot be |
 //! | `POST /v1/runs/{id}/cancel` | stop it (`{"by": "..."}`); answers once it stopped, or 202 after 10 s |
 //! | `GET /v1/runs/{id}/events` | its events as server-sent events, from the first (or after `Last-Event-ID`) |
 //! | `GET /v1/dlq`, `GET /v1/dlq/{id}` | dead letters; one whole, with its journal |
@@ -21,9 +22,10 @@
 #![allow(clippy::result_large_err)]
 
 use super::auth::require;
+use super::dead;
 use super::error;
 use crate::flow::hub::Next;
-use crate::flow::{Event, Flow, Flows, RunRecord, RunStatus, StartError, now_ms};
+use crate::flow::{Event, Flow, Flows, RunRecord, RunStatus, StartError};
 use crate::keys::{Caller, Role};
 use axum::Extension;
 use axum::Router;
@@ -49,16 +51,17 @@ pub(super) fn routes(flows: Flows, body_limit: usize) -> Router {
         .route("/v1/runs/{id}", get(show_run))
         .route("/v1/runs/{id}/events", get(events))
         .route("/v1/runs/{id}/cancel", post(cancel))
-        .route("/v1/dlq", get(list_dead))
-        .route("/v1/dlq/{id}", get(show_dead).delete(drop_dead))
-        .route("/v1/dlq/{id}/retry", post(retry_dead))
-        .route("/v1/approvals", get(approvals))
-        .route("/v1/approvals/{id}", post(answer))
+        .route("/v1/runs/{id}/resume", post(resume))
+        .route("/v1/dlq", get(dead::list_dead))
+        .route("/v1/dlq/{id}", get(dead::show_dead).delete(dead::drop_dead))
+        .route("/v1/dlq/{id}/retry", post(dead::retry_dead))
+        .route("/v1/approvals", get(dead::approvals))
+        .route("/v1/approvals/{id}", post(dead::answer))
         .layer(DefaultBodyLimit::max(body_limit))
         .with_state(flows)
 }
 
-fn unavailable(e: impl std::fmt::Display) -> Response {
+pub(super) fn unavailable(e: impl std::fmt::Display) -> Response {
     error(StatusCode::INTERNAL_SERVER_ERROR, "unavailable", e)
 }
 
@@ -406,6 +409,30 @@ async fn cancel(
     }
 }
 
+#[derive(serde::Deserialize)]
+struct ResumeQuery {
+    #[serde(default)]
+    repin: bool,
+}
+
+async fn resume(
+    State(flows): State<Flows>,
+    Path(id): Path<String>,
+    Query(query): Query<ResumeQuery>,
+    Extension(caller): Extension<Caller>,
+) -> Response {
+    if let Err(r) = run_of(&flows, &caller.tenant, &id) {
+        return r;
+    }
+    let started = match flows.begin_resume(&id, None, query.repin) {
+        Ok(s) => s,
+        Err(m) => return error(StatusCode::CONFLICT, "conflict", m),
+    };
+    let begun = summary(started.record());
+    tokio::spawn(started.finish());
+    (StatusCode::ACCEPTED, [(header::LOCATION, format!("/v1/runs/{id}"))], axum::Json(begun)).into_response()
+}
+
 fn sse(n: usize, event: &Event) -> SseEvent {
     let value = serde_json::to_value(event).unwrap_or(Value::Null);
     let kind = value["event"].as_str().unwrap_or("event").to_string();
@@ -452,121 +479,4 @@ async fn events(
         }
     });
     Sse::new(stream).keep_alive(KeepAlive::default()).into_response()
-}
-
-/// Dead letter `id`, if the tenant may see it.
-fn dead_of(flows: &Flows, tenant: &str, id: &str) -> Result<crate::flow::store::DeadLetter, Response> {
-    match flows.store().dead(id) {
-        Ok(Some(d)) if d.tenant == tenant => Ok(d),
-        Ok(_) => Err(error(StatusCode::NOT_FOUND, "not-found", format!("no dead letter with id {id:?}"))),
-        Err(e) => Err(unavailable(e)),
-    }
-}
-
-async fn list_dead(State(flows): State<Flows>, Extension(caller): Extension<Caller>) -> Response {
-    let tenant = caller.tenant.to_string();
-    match flows.store().dead_letters() {
-        Ok(all) => {
-            let rows: Vec<Value> = all
-                .iter()
-                .filter(|d| d.tenant == tenant)
-                .map(|d| {
-                    json!({"id": d.id, "run": d.run, "flow": d.flow, "step": d.step, "agent": d.agent,
-                        "attempts": d.attempts, "error": d.error, "created_ms": d.created_ms})
-                })
-                .collect();
-            axum::Json(rows).into_response()
-        }
-        Err(e) => unavailable(e),
-    }
-}
-
-async fn show_dead(
-    State(flows): State<Flows>,
-    Path(id): Path<String>,
-    Extension(caller): Extension<Caller>,
-) -> Response {
-    match dead_of(&flows, &caller.tenant, &id) {
-        Ok(d) => axum::Json(d).into_response(),
-        Err(r) => r,
-    }
-}
-
-async fn retry_dead(
-    State(flows): State<Flows>,
-    Path(id): Path<String>,
-    Extension(caller): Extension<Caller>,
-) -> Response {
-    if let Err(r) = require(&caller, Role::Operate, "retry dead letters") {
-        return r;
-    }
-    if let Err(r) = dead_of(&flows, &caller.tenant, &id) {
-        return r;
-    }
-    match flows.retry_dead(&id).await {
-        Ok(output) => {
-            let output = serde_json::from_str::<Value>(&output).unwrap_or(Value::String(output));
-            axum::Json(json!({ "id": id, "output": output })).into_response()
-        }
-        Err(e) => error(StatusCode::UNPROCESSABLE_ENTITY, "failed", format!("dead letter {id}: {e}")),
-    }
-}
-
-async fn drop_dead(
-    State(flows): State<Flows>,
-    Path(id): Path<String>,
-    Extension(caller): Extension<Caller>,
-) -> Response {
-    if let Err(r) = require(&caller, Role::Operate, "drop dead letters") {
-        return r;
-    }
-    if let Err(r) = dead_of(&flows, &caller.tenant, &id) {
-        return r;
-    }
-    match flows.store().drop_dead(&id) {
-        Ok(_) => axum::Json(json!({ "dropped": id })).into_response(),
-        Err(e) => unavailable(e),
-    }
-}
-
-/// Questions waiting for an answer.
-async fn approvals(State(flows): State<Flows>, Extension(caller): Extension<Caller>) -> Response {
-    let tenant = caller.tenant.to_string();
-    let now = now_ms();
-    match flows.store().approvals() {
-        Ok(all) => {
-            let waiting: Vec<_> = all.into_iter().filter(|a| a.tenant == tenant && a.waiting(now)).collect();
-            axum::Json(waiting).into_response()
-        }
-        Err(e) => unavailable(e),
-    }
-}
-
-/// Answers a question: body `{"option": "ship", "by": "ada"}`.
-async fn answer(
-    State(flows): State<Flows>,
-    Path(id): Path<String>,
-    Extension(caller): Extension<Caller>,
-    body: String,
-) -> Response {
-    if let Err(r) = require(&caller, Role::Operate, "answer approvals") {
-        return r;
-    }
-    let tenant = caller.tenant.to_string();
-    let Ok(v) = serde_json::from_str::<Value>(&body) else {
-        return error(StatusCode::BAD_REQUEST, "invalid", "the body must be JSON: {\"option\": \"...\"}");
-    };
-    let Some(option) = v["option"].as_str() else {
-        return error(StatusCode::BAD_REQUEST, "invalid", "the body needs \"option\"");
-    };
-    match flows.store().approval(&id) {
-        Ok(Some(a)) if a.tenant == tenant => {}
-        Ok(_) => return error(StatusCode::NOT_FOUND, "not-found", format!("no approval with id {id:?}")),
-        Err(e) => return unavailable(e),
-    }
-    match flows.approvals().answer(&id, option, v["by"].as_str().unwrap_or("http")) {
-        Ok(a) => axum::Json(a).into_response(),
-        Err(e @ crate::flow::AnswerError::NoApproval(_)) => error(StatusCode::NOT_FOUND, "not-found", e),
-        Err(e) => error(StatusCode::CONFLICT, "invalid", e),
-    }
 }

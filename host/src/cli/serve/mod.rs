@@ -17,6 +17,7 @@
 mod access;
 pub mod admin;
 pub mod auth;
+mod dead;
 mod flows;
 mod listen;
 
