@@ -100,7 +100,8 @@ fn usd(micros: u64) -> String {
     format!("{:.4}", micros as f64 / 1e6)
 }
 
-fn budget_of(settings: &Settings, row: &UsageRow) -> Option<Budget> {
+/// The budget of `row`'s scope: its tenant's, or its agent's within it.
+pub(crate) fn budget_of(settings: &Settings, row: &UsageRow) -> Option<Budget> {
     let policy = settings.tenants.iter().find(|p| p.name == row.tenant)?;
     match &row.agent {
         None => Some(policy.budget),
@@ -109,7 +110,7 @@ fn budget_of(settings: &Settings, row: &UsageRow) -> Option<Budget> {
 }
 
 /// The row's budgets, when its window has any.
-fn budget_json(b: &Budget, window: &str) -> Option<serde_json::Value> {
+pub(crate) fn budget_json(b: &Budget, window: &str) -> Option<serde_json::Value> {
     let (tokens, cost) = if is_day(window) {
         (b.tokens_per_day, b.cost_micros_per_day)
     } else {

@@ -11,12 +11,15 @@
 //! | `GET /v1/health` | none | `{"status":"ok"}` |
 //! | `GET /metrics` | admin | OpenMetrics text: the gateway's `paddock_llm_*`, the runtime's invocations, the HTTP requests |
 //!
-//! Flows, runs, dead letters and approvals: [`flows`].
+//! Flows, runs, dead letters and approvals: [`flows`]. The blackboard:
+//! [`board`]. Usage, providers, tenants and plugin approvals: [`operate`].
 
 mod access;
 pub mod auth;
+pub mod board;
 mod flows;
 mod listen;
+mod operate;
 
 use super::{EXIT_CONFIG, EXIT_CRASH, EXIT_LOAD, EXIT_USAGE, fail};
 use crate::config::{ServeAuth, Settings, Span};
@@ -127,6 +130,8 @@ pub async fn serve(mut settings: Settings, args: ServeArgs) -> u8 {
 fn routes(runtime: Runtime, flows: crate::flow::Flows, auth: Auth) -> Router {
     let limit = runtime.settings().caps.io_bytes.try_into().unwrap_or(usize::MAX);
     let http = Arc::new(access::HttpMetrics::default());
+    let operate = operate::routes(runtime.clone());
+    let board = board::routes(runtime.blackboard().clone(), runtime.settings().tenants.clone());
     Router::new()
         .route("/v1/agents/{name}/run", post(run))
         .route("/v1/plugins", get(plugins))
@@ -135,6 +140,8 @@ fn routes(runtime: Runtime, flows: crate::flow::Flows, auth: Auth) -> Router {
         .layer(Extension(http.clone()))
         .with_state(runtime)
         .merge(flows::routes(flows, limit))
+        .merge(operate)
+        .merge(board)
         .route_layer(axum::middleware::from_fn_with_state(auth, auth::authenticate))
         // Load balancers' probes carry no key; the answer tells nothing.
         .route("/v1/health", get(|| async { axum::Json(serde_json::json!({ "status": "ok" })) }))
@@ -254,13 +261,19 @@ impl Serving {
     /// address it checks it, so the CLI's admin key never goes to an
     /// impostor.
     pub fn client(&self) -> Result<reqwest::Client, String> {
+        self.client_timed(Some(std::time::Duration::from_secs(5)))
+    }
+
+    /// The same, with requests cut after `timeout` (never, for `None`: a
+    /// stream of events).
+    pub fn client_timed(&self, timeout: Option<std::time::Duration>) -> Result<reqwest::Client, String> {
         crate::gateway::install_crypto();
         let loopback = self.address.parse::<SocketAddr>().is_ok_and(|a| a.ip().is_loopback());
-        reqwest::Client::builder()
-            .timeout(std::time::Duration::from_secs(5))
-            .danger_accept_invalid_certs(self.scheme == "https" && loopback)
-            .build()
-            .map_err(|e| e.to_string())
+        let mut builder = reqwest::Client::builder().danger_accept_invalid_certs(self.scheme == "https" && loopback);
+        if let Some(timeout) = timeout {
+            builder = builder.timeout(timeout);
+        }
+        builder.build().map_err(|e| e.to_string())
     }
 
     /// A client request to `path` on it, with its key.
