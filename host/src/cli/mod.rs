@@ -18,6 +18,7 @@
 mod bb;
 mod build;
 mod flow;
+mod host_api;
 mod inspect;
 mod keys;
 mod new;
@@ -179,7 +180,7 @@ pub fn main() -> ExitCode {
             Command::Keys(cmd) => keys::keys(settings, cmd),
             Command::Providers(cmd) => providers::providers(settings, cmd).await,
             Command::Bb(cmd) => bb::bb(settings, cmd).await,
-            Command::Usage(args) => usage::usage(settings, args),
+            Command::Usage(args) => usage::usage(settings, args).await,
             Command::Flow(cmd) => flow::flow(settings, cmd).await,
             Command::Approvals(cmd) => flow::approvals(settings, cmd),
             Command::Approve(args) => flow::approve(settings, args),
