@@ -128,6 +128,13 @@ async fn board_routes_need_operate_and_never_show_another_tenants_keys() {
     assert_eq!(status, StatusCode::OK);
     let (_, still) = call(&served, Method::GET, "/v1/board/keys/secret%2Fplan", &globex, "").await;
     assert_eq!(still["value"], "globex only", "acme's delete never reached globex");
+    let (_, tenants) = call(&served, Method::GET, "/v1/tenants", &acme, "").await;
+    let names: Vec<&Value> = tenants["tenants"].as_array().unwrap().iter().map(|t| &t["name"]).collect();
+    assert_eq!(names, [&json!("acme")], "a tenant's key sees its own policy only: {tenants}");
+    let (status, _) = call(&served, Method::GET, "/v1/usage", &run, "").await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _) = call(&served, Method::GET, "/v1/usage?tenant=globex", &acme, "").await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
     // The local admin key reads globex's board only by naming it.
     let named = cli(dir.path(), &["bb", "list", "--tenant", "globex"]).await;
     assert_eq!(named.stdout, "secret/plan\n", "{}", named.stderr);
@@ -258,4 +265,54 @@ fn commands_that_call_no_provider_load_without_the_providers_keys() {
     let ran = TestCommand::new(dir.path(), &["providers", "check"]).run();
     assert_eq!(ran.code, 5, "a check calls the providers: {}", ran.stderr);
     assert!(ran.stderr.contains("PADDOCK_TEST_NEVER_SET"), "{}", ran.stderr);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_approves_a_held_version_over_http_and_it_serves_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let plugins = dir.path().join("plugins");
+    plugin(&plugins, "echo", guests::ECHO, "");
+    let cache = concat!(env!("CARGO_TARGET_TMPDIR"), "/code-cache");
+    let config = format!("[host]\nledger = \"memory\"\nplugin-state = \"memory\"\ncode-cache = {cache:?}\n");
+    std::fs::write(dir.path().join("paddock.toml"), config).unwrap();
+    let (admin, operate) = (key(dir.path(), "default", "admin"), key(dir.path(), "default", "operate"));
+    let served = serve(dir.path(), &["--debounce", "20ms"]);
+    paddock::gateway::install_crypto();
+
+    // Version 2 asks for approvals, which version 1 did not: it is held.
+    let manifest = format!(
+        "name = \"echo\"\nversion = \"2.0.0\"\ncomponent = {:?}\n[capabilities]\napprovals = true\n",
+        guests::ECHO
+    );
+    std::fs::write(plugins.join("echo/agent.toml"), manifest).unwrap();
+    let mut held = Value::Null;
+    for _ in 0..200 {
+        let (_, rows) = call(&served, Method::GET, "/v1/plugins", &admin, "").await;
+        held = rows[0]["held"]["version"]["version"].clone();
+        if held.is_string() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let v2 = held.as_str().expect("version 2 is held").to_string();
+    assert!(v2.starts_with("2.0.0+"), "{v2}");
+
+    let body = json!({ "version": v2 }).to_string();
+    let (status, _) = call(&served, Method::POST, "/v1/plugins/echo/approve", &operate, &body).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, answer) =
+        call(&served, Method::POST, "/v1/plugins/echo/approve", &admin, r#"{"version":"9.9.9+0"}"#).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{answer}");
+    let (status, answer) = call(&served, Method::POST, "/v1/plugins/echo/approve", &admin, &body).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["kept"], false, "plugin-state is memory: {answer}");
+    assert_eq!(answer["serving"], json!([{ "plugin": "echo", "from": answer["serving"][0]["from"], "to": v2 }]));
+    let (_, rows) = call(&served, Method::GET, "/v1/plugins", &admin, "").await;
+    assert_eq!(rows[0]["serving"]["version"], *v2, "{rows}");
+
+    // With no tenants configured, a key sees its tenant's open policy.
+    let (status, tenants) = call(&served, Method::GET, "/v1/tenants", &operate, "").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!((&tenants["configured"], &tenants["tenants"][0]["name"]), (&json!(false), &json!("default")));
+    assert_eq!(tenants["tenants"][0]["open"], true, "{tenants}");
 }
