@@ -24,6 +24,7 @@ mod serve_cli;
 mod serve_flows;
 mod serve_limits;
 mod serve_logs;
+mod serve_operate;
 mod serve_reload;
 mod settings;
 mod tenants;

@@ -127,15 +127,32 @@ pub struct Settings {
     pub serve: ServeSettings,
 }
 
+/// Whether loading the configuration needs every provider's API key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProviderKeys {
+    /// A provider whose `api-key-env` is unset is an error: commands that
+    /// call providers.
+    Required,
+    /// It has no key: commands that call no provider, so an operator can
+    /// read the board or the usage without the keys in the environment.
+    Optional,
+}
+
 impl Default for Settings {
     fn default() -> Self {
-        Settings::from_file(FileConfig::default(), None, Path::new(".")).expect("embedded defaults are valid")
+        Settings::from_file(FileConfig::default(), None, Path::new("."), ProviderKeys::Required)
+            .expect("embedded defaults are valid")
     }
 }
 
 impl Settings {
     /// Loads `path`, or `./paddock.toml` when present, or the embedded defaults.
     pub fn load(path: Option<&Path>) -> Result<Settings, ConfigError> {
+        Settings::load_with(path, ProviderKeys::Required)
+    }
+
+    /// [`Settings::load`], needing the providers' API keys or not.
+    pub fn load_with(path: Option<&Path>, keys: ProviderKeys) -> Result<Settings, ConfigError> {
         let path = match path {
             Some(p) => p.to_path_buf(),
             None if Path::new(DEFAULT_FILE).is_file() => PathBuf::from(DEFAULT_FILE),
@@ -143,27 +160,37 @@ impl Settings {
         };
         let text = std::fs::read_to_string(&path)
             .map_err(|e| ConfigError { file: path.display().to_string(), message: format!("cannot read: {e}") })?;
-        Settings::parse(&text, &path)
+        Settings::parse_with(&text, &path, keys)
     }
 
     /// Parses configuration text that came from `path` (used for errors and
     /// to resolve relative paths).
     pub fn parse(text: &str, path: &Path) -> Result<Settings, ConfigError> {
+        Settings::parse_with(text, path, ProviderKeys::Required)
+    }
+
+    /// [`Settings::parse`], needing the providers' API keys or not.
+    pub fn parse_with(text: &str, path: &Path, keys: ProviderKeys) -> Result<Settings, ConfigError> {
         let file: FileConfig = toml::from_str(text).map_err(|e| ConfigError {
             file: path.display().to_string(),
             message: e.to_string().trim_end().to_string(),
         })?;
         let base = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-        Settings::from_file(file, Some(path), base)
+        Settings::from_file(file, Some(path), base, keys)
     }
 
-    fn from_file(file: FileConfig, path: Option<&Path>, base: &Path) -> Result<Settings, ConfigError> {
+    fn from_file(
+        file: FileConfig,
+        path: Option<&Path>,
+        base: &Path,
+        keys: ProviderKeys,
+    ) -> Result<Settings, ConfigError> {
         let name = path.map_or("<embedded defaults>".to_string(), |p| p.display().to_string());
-        Settings::validate(file, path, base).map_err(|message| ConfigError { file: name, message })
+        Settings::validate(file, path, base, keys).map_err(|message| ConfigError { file: name, message })
     }
 
     /// Each section in turn, each error naming its key.
-    fn validate(file: FileConfig, path: Option<&Path>, base: &Path) -> Result<Settings, String> {
+    fn validate(file: FileConfig, path: Option<&Path>, base: &Path, keys: ProviderKeys) -> Result<Settings, String> {
         let (limits, ceiling, caps) = limits::limits(&file.limits, &file.ceiling)?;
         let engine = engine::engine(&file.engine)?;
         let data_dir = base.join(file.host.data.clone().unwrap_or_else(|| PathBuf::from(".paddock")));
@@ -185,7 +212,7 @@ impl Settings {
             prices: file.prices,
             secrets: file.host.secrets,
         }
-        .settings(base)
+        .settings_with(base, keys == ProviderKeys::Required)
         .map_err(|e| e.to_string())?;
         let known = tenants::Known {
             routes: gateway.routes.keys().map(String::as_str).collect(),

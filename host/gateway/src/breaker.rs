@@ -124,6 +124,14 @@ impl Breaker {
         }
     }
 
+    /// How long an open breaker still refuses calls; `None` unless open.
+    pub fn open_for(&self, now: Instant) -> Option<Duration> {
+        match self.state {
+            State::Open { until } if now < until => Some(until - now),
+            _ => None,
+        }
+    }
+
     /// Asks to make a call. `Err` holds how long until it may admit one.
     pub fn admit(&mut self, now: Instant, changes: &mut Vec<Transition>) -> Result<Ticket, Duration> {
         self.expire_hung_probes(now, changes);

@@ -20,6 +20,7 @@ pub mod quota;
 mod record;
 pub mod route;
 pub mod settings;
+mod snapshot;
 mod stream;
 mod table;
 pub mod types;
@@ -28,6 +29,7 @@ pub use chain::full_jitter;
 pub use error::{ErrorClass, ProviderError};
 pub use quota::{CallRecord, Caller, Estimate, Quota, Reservation, Unmetered};
 pub use settings::{GatewaySettings, SettingsError};
+pub use snapshot::TargetState;
 pub use stream::ReplyStream;
 pub use table::RoutesChanged;
 

@@ -152,6 +152,12 @@ impl RouteTarget {
         self.breaker.lock().state(now)
     }
 
+    /// The breaker's state, and how long it still refuses calls when open.
+    pub fn breaker_snapshot(&self, now: Instant) -> (BreakerState, Option<Duration>) {
+        let breaker = self.breaker.lock();
+        (breaker.state(now), breaker.open_for(now))
+    }
+
     fn report(&self, changes: &[Transition], metrics: &Metrics) {
         for change in changes {
             let (to, why) = match change {

@@ -104,7 +104,7 @@ pub enum LedgerStore {
 }
 
 /// One scope's usage in one window, as `paddock usage` shows it.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct UsageRow {
     /// The tenant.
     pub tenant: String,

@@ -19,6 +19,7 @@ mod bb;
 mod build;
 mod flow;
 mod flow_remote;
+mod host_api;
 mod inspect;
 mod keys;
 mod new;
@@ -30,7 +31,7 @@ mod usage;
 
 pub use serve::auth;
 
-use crate::config::{ConfigError, LogFormat, Settings};
+use crate::config::{ConfigError, LogFormat, ProviderKeys, Settings};
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -185,7 +186,7 @@ pub fn main() -> ExitCode {
             Command::Keys(cmd) => keys::keys(settings, cmd),
             Command::Providers(cmd) => providers::providers(settings, cmd).await,
             Command::Bb(cmd) => bb::bb(settings, cmd).await,
-            Command::Usage(args) => usage::usage(settings, args),
+            Command::Usage(args) => usage::usage(settings, args).await,
             Command::Reload => serve::admin::command(&settings).await,
             Command::Flow(cmd) => flow::flow(settings, cmd).await,
             Command::Approvals(cmd) => flow::approvals(settings, cmd),
@@ -198,11 +199,29 @@ pub fn main() -> ExitCode {
 }
 
 fn load_settings(cli: &Cli) -> Result<Settings, ConfigError> {
-    let mut settings = Settings::load(cli.config.as_deref())?;
+    let keys = if calls_providers(&cli.command) { ProviderKeys::Required } else { ProviderKeys::Optional };
+    let mut settings = Settings::load_with(cli.config.as_deref(), keys)?;
+    // A check runs in the serving host when one serves; else here, with the keys.
+    if matches!(cli.command, Command::Providers(providers::ProvidersCommand::Check { .. }))
+        && serve::serving(&settings.data_dir).is_none()
+    {
+        settings = Settings::load(cli.config.as_deref())?;
+    }
     if let Some(dir) = &cli.plugins {
         settings.plugins_dir = dir.clone();
     }
     Ok(settings)
+}
+
+/// Whether `command` may call a provider from this process, and so needs
+/// the providers' API keys; the others load without them.
+fn calls_providers(command: &Command) -> bool {
+    match command {
+        Command::Run(_) | Command::Serve(_) => true,
+        Command::Dlq(cmd) => matches!(cmd, flow::DlqCommand::Retry(_)),
+        Command::Flow(cmd) => matches!(cmd, flow::FlowCommand::Run(_) | flow::FlowCommand::Resume(_)),
+        _ => false,
+    }
 }
 
 /// The log on stderr. A serving host logs each HTTP request, invocation and

@@ -218,7 +218,8 @@ fn check_one(policy: &TenantPolicy, m: &Manifest) -> serde_json::Value {
 }
 
 /// The version id a manifest's component would get, once built.
-fn version_id(m: &Manifest) -> Option<String> {
+/// `<manifest version>+<short hash>` of `m`'s component, when it is built.
+pub(crate) fn version_id(m: &Manifest) -> Option<String> {
     read_component(&m.component).ok().map(|f| format!("{}+{}", m.version, f.hash.short()))
 }
 

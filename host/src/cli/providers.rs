@@ -1,8 +1,9 @@
 //! `paddock providers`: the configured routes, and a live check of each target.
 
 use super::EXIT_PROVIDER;
+use super::host_api::HostApi;
 use crate::config::Settings;
-use crate::gateway::Gateway;
+use crate::gateway::{Gateway, TargetReport};
 use clap::Subcommand;
 
 #[derive(Debug, Subcommand)]
@@ -24,6 +25,15 @@ pub enum ProvidersCommand {
 }
 
 pub async fn providers(settings: Settings, command: ProvidersCommand) -> u8 {
+    // A serving host's breakers and headroom are the live ones: check from there.
+    if let ProvidersCommand::Check { json } = command
+        && let Some(host) = HostApi::find(&settings)
+    {
+        return match host {
+            Ok(host) => check_through(&host, json).await,
+            Err(e) => super::fail(super::EXIT_CRASH, e),
+        };
+    }
     let gateway = match Gateway::new(&settings.gateway) {
         Ok(g) => g,
         Err(e) => return super::fail(super::EXIT_CRASH, e),
@@ -87,7 +97,51 @@ fn list(settings: &Settings, json: bool) -> u8 {
 }
 
 async fn check(gateway: &Gateway, json: bool) -> u8 {
-    let reports = gateway.check().await;
+    let reports: Vec<Checked> = gateway.check().await.into_iter().map(Checked::from).collect();
+    print_check(&reports, json)
+}
+
+/// A [`TargetReport`] as printed, and as read back from a host's answer.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Checked {
+    route: String,
+    provider: String,
+    kind: String,
+    model: String,
+    status: String,
+    latency_ms: f64,
+    breaker: String,
+    headroom: Option<f64>,
+}
+
+impl From<TargetReport> for Checked {
+    fn from(r: TargetReport) -> Self {
+        let TargetReport { route, provider, kind, model, status, latency_ms, breaker, headroom } = r;
+        Checked { route, provider, kind: kind.into(), model, status, latency_ms, breaker: breaker.into(), headroom }
+    }
+}
+
+/// `POST /v1/providers/check` on the serving host.
+async fn check_through(host: &HostApi, json: bool) -> u8 {
+    let answer = match host.url(&["v1", "providers", "check"], &[]) {
+        Ok(url) => host.call(reqwest::Method::POST, url, None).await,
+        Err(e) => Err(e),
+    };
+    let answer = match answer {
+        Ok(a) if a.status.is_success() => a,
+        Ok(a) => return super::fail(super::EXIT_CRASH, a.message()),
+        Err(e) => return super::fail(super::EXIT_CRASH, e),
+    };
+    if answer.body["simulated_defaults"] == true {
+        eprintln!("note: no providers are configured; the routes below answer from the simulated provider");
+    }
+    match serde_json::from_value::<Vec<Checked>>(answer.body["targets"].clone()) {
+        Ok(reports) => print_check(&reports, json),
+        Err(e) => super::fail(super::EXIT_CRASH, format!("the host's check: {e}")),
+    }
+}
+
+fn print_check(reports: &[Checked], json: bool) -> u8 {
     let failed = reports.iter().filter(|r| r.status != "ok").count();
     if json {
         println!("{}", serde_json::to_string(&reports).unwrap_or_else(|_| "[]".into()));
@@ -96,7 +150,7 @@ async fn check(gateway: &Gateway, json: bool) -> u8 {
             "{:<12} {:<16} {:<28} {:>9} {:<9} {:<8} status",
             "route", "provider", "model", "latency", "breaker", "headroom"
         );
-        for r in &reports {
+        for r in reports {
             let headroom = r.headroom.map_or("-".to_string(), |h| format!("{:.0}%", h * 100.0));
             println!(
                 "{:<12} {:<16} {:<28} {:>7.1}ms {:<9} {:<8} {}",

@@ -1,6 +1,7 @@
 //! `paddock usage`: what the ledger holds — spend, tokens, requests and
 //! refusals per tenant, agent and window, beside the budgets configured.
 
+use super::host_api::HostApi;
 use super::{EXIT_CONFIG, EXIT_USAGE, fail};
 use crate::config::Settings;
 use crate::quota::{Budget, LedgerStore, UsageRow};
@@ -16,7 +17,18 @@ pub struct UsageArgs {
     json: bool,
 }
 
-pub fn usage(settings: Settings, args: UsageArgs) -> u8 {
+pub async fn usage(settings: Settings, args: UsageArgs) -> u8 {
+    // A serving host has commits not yet in the file, and keeps usage even
+    // with a memory ledger: ask it.
+    if let Some(host) = HostApi::find(&settings) {
+        return match host {
+            Ok(host) => match usage_of_host(&host, args.tenant.as_deref()).await {
+                Ok(rows) => print(&settings, &rows, args.json),
+                Err(e) => fail(EXIT_CONFIG, e),
+            },
+            Err(e) => fail(EXIT_CONFIG, e),
+        };
+    }
     let path = match &settings.ledger {
         LedgerStore::Sqlite(path) => path.clone(),
         LedgerStore::Memory => {
@@ -41,12 +53,27 @@ pub fn usage(settings: Settings, args: UsageArgs) -> u8 {
         Ok(rows) => rows,
         Err(e) => return fail(EXIT_CONFIG, format!("host.ledger: {e}")),
     };
-    if args.json {
+    print(&settings, &rows, args.json)
+}
+
+/// The rows `GET /v1/usage` answers.
+async fn usage_of_host(host: &HostApi, tenant: Option<&str>) -> Result<Vec<UsageRow>, String> {
+    let url = host.url(&["v1", "usage"], &[("tenant", tenant.map(String::from))])?;
+    let answer = host.call(reqwest::Method::GET, url, None).await?;
+    if !answer.status.is_success() {
+        return Err(answer.message());
+    }
+    serde_json::from_value(answer.body["rows"].clone()).map_err(|e| format!("the host's usage rows: {e}"))
+}
+
+/// The rows as a table, or as JSON with each row's budget.
+fn print(settings: &Settings, rows: &[UsageRow], json: bool) -> u8 {
+    if json {
         let rows: Vec<serde_json::Value> = rows
             .iter()
             .map(|r| {
                 let mut v = serde_json::to_value(r).unwrap_or_default();
-                if let Some(budget) = budget_of(&settings, r).and_then(|b| budget_json(&b, &r.window)) {
+                if let Some(budget) = budget_of(settings, r).and_then(|b| budget_json(&b, &r.window)) {
                     v["budget"] = budget;
                 }
                 v
@@ -63,8 +90,8 @@ pub fn usage(settings: Settings, args: UsageArgs) -> u8 {
         "{:<16} {:<16} {:<10} {:>9} {:>12} {:>12} {:>12} {:>9}",
         "TENANT", "AGENT", "WINDOW", "REQUESTS", "TOKENS IN", "TOKENS OUT", "COST USD", "REFUSALS"
     );
-    for r in &rows {
-        let budget = budget_of(&settings, r);
+    for r in rows {
+        let budget = budget_of(settings, r);
         let tokens_budget = budget.and_then(|b| if is_day(&r.window) { b.tokens_per_day } else { b.tokens_per_month });
         let cost_budget =
             budget.and_then(|b| if is_day(&r.window) { b.cost_micros_per_day } else { b.cost_micros_per_month });
@@ -100,7 +127,8 @@ fn usd(micros: u64) -> String {
     format!("{:.4}", micros as f64 / 1e6)
 }
 
-fn budget_of(settings: &Settings, row: &UsageRow) -> Option<Budget> {
+/// The budget of `row`'s scope: its tenant's, or its agent's within it.
+pub(crate) fn budget_of(settings: &Settings, row: &UsageRow) -> Option<Budget> {
     let policy = settings.tenants.iter().find(|p| p.name == row.tenant)?;
     match &row.agent {
         None => Some(policy.budget),
@@ -109,7 +137,7 @@ fn budget_of(settings: &Settings, row: &UsageRow) -> Option<Budget> {
 }
 
 /// The row's budgets, when its window has any.
-fn budget_json(b: &Budget, window: &str) -> Option<serde_json::Value> {
+pub(crate) fn budget_json(b: &Budget, window: &str) -> Option<serde_json::Value> {
     let (tokens, cost) = if is_day(window) {
         (b.tokens_per_day, b.cost_micros_per_day)
     } else {

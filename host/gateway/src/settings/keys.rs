@@ -11,6 +11,10 @@ pub struct KeySource<'a> {
     pub env: &'a dyn Fn(&str) -> Option<String>,
     /// The folder relative paths start from (the configuration file's).
     pub base: &'a Path,
+    /// Whether a variable `api-key-env` names must be set. A command that
+    /// calls no provider loads the configuration without: an unset one then
+    /// leaves its provider without a key.
+    pub required: bool,
 }
 
 /// The keys providers may name: the environment's, and the secrets file's.
@@ -42,9 +46,16 @@ impl<'a> Keys<'a> {
             (Some(_), Some(_)) => {
                 return Err(SettingsError::invalid(at, "give api-key-env or api-key-secret, not both"));
             }
-            (Some(var), None) => (self.source.env)(var).filter(|v| !v.is_empty()).ok_or_else(|| {
-                SettingsError::UnsetVariable { key: format!("{at}.api-key-env"), variable: var.to_string() }
-            })?,
+            (Some(var), None) => match (self.source.env)(var).filter(|v| !v.is_empty()) {
+                Some(key) => key,
+                None if !self.source.required => return Ok(None),
+                None => {
+                    return Err(SettingsError::UnsetVariable {
+                        key: format!("{at}.api-key-env"),
+                        variable: var.to_string(),
+                    });
+                }
+            },
             (None, Some(secret)) => self
                 .secrets
                 .as_ref()

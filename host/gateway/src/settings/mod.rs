@@ -189,15 +189,22 @@ impl GatewayFile {
     /// and its routes `fast` and `smart` stand in, so the demo runs offline;
     /// a `simulated` provider is always there to route to.
     pub fn settings(self, base: &Path) -> Result<GatewaySettings, SettingsError> {
+        self.settings_with(base, true)
+    }
+
+    /// The same; with `keys_required` false, a provider whose `api-key-env`
+    /// is unset has no key instead of being an error (for commands that call
+    /// no provider).
+    pub fn settings_with(self, base: &Path, keys_required: bool) -> Result<GatewaySettings, SettingsError> {
         if self.providers.is_empty() && self.routes.is_empty() {
             let mut defaults = GatewaySettings::simulated_defaults();
             let prices = GatewayFile { prices: self.prices, ..Default::default() };
-            defaults.prices.extend(prices.validate(&KeySource { env: &|_| None, base })?.prices);
+            defaults.prices.extend(prices.validate(&KeySource { env: &|_| None, base, required: true })?.prices);
             return Ok(defaults);
         }
         let mut file = self;
         file.providers.entry("simulated".to_string()).or_insert_with(ProviderFile::simulated);
-        file.validate(&KeySource { env: &|name| std::env::var(name).ok(), base })
+        file.validate(&KeySource { env: &|name| std::env::var(name).ok(), base, required: keys_required })
     }
 
     /// Validates the sections: providers, then prices, then the routes that

@@ -20,7 +20,7 @@ fn validate_in(text: &str, base: &Path) -> Result<GatewaySettings, SettingsError
     let s: Sections = toml::from_str(text).expect("the sections parse");
     let file = GatewayFile { providers: s.providers, routes: s.routes, prices: s.prices, secrets: s.secrets };
     let env = |name: &str| (name == "SET_KEY").then(|| "sk-set".to_string());
-    file.validate(&KeySource { env: &env, base })
+    file.validate(&KeySource { env: &env, base, required: true })
 }
 
 fn error_of(text: &str) -> String {

@@ -195,3 +195,20 @@ pub fn error(status: StatusCode, kind: &str, message: impl std::fmt::Display) ->
     let body = serde_json::json!({ "error": { "kind": kind, "message": message.to_string() } });
     (status, axum::Json(body)).into_response()
 }
+
+/// The tenant a request acts for: the caller's own, unless it names another
+/// with `?tenant=`, which only an admin may; a tenant that does not exist is
+/// 404, as any resource of another tenant is.
+#[allow(clippy::result_large_err)]
+pub fn acting_for(
+    caller: &Caller,
+    named: Option<&str>,
+    tenants: &crate::tenants::Tenants,
+) -> Result<Arc<str>, Response> {
+    let Some(named) = named.filter(|n| **n != *caller.tenant) else { return Ok(caller.tenant.clone()) };
+    require(caller, Role::Admin, "act for another tenant (?tenant=)")?;
+    crate::core::names::validate_tenant(named)
+        .map_err(|e| error(StatusCode::BAD_REQUEST, "bad-request", format!("tenant: {e}")))?;
+    tenants.get(named).map_err(|e| error(StatusCode::NOT_FOUND, "not-found", e))?;
+    Ok(named.into())
+}

@@ -11,15 +11,18 @@
 //! | `GET /v1/health` | none | `{"status":"ok"}` |
 //! | `GET /metrics` | admin | OpenMetrics text: the gateway's `paddock_llm_*`, the runtime's invocations, the HTTP requests |
 //!
-//! Flows, runs, dead letters and approvals: [`flows`]. Reloading the
-//! settings: [`admin`].
+//! Flows, runs and approvals: [`flows`]; dead letters and questions:
+//! [`dead`]. The blackboard: [`board`]. Usage, providers, tenants and plugin
+//! approvals: [`operate`]. Reloading the settings: [`admin`].
 
 mod access;
 pub mod admin;
 pub mod auth;
+pub mod board;
 mod dead;
 mod flows;
 mod listen;
+mod operate;
 
 use super::{EXIT_CONFIG, EXIT_CRASH, EXIT_LOAD, EXIT_USAGE, fail};
 use crate::config::{ServeAuth, Settings, Span};
@@ -132,6 +135,8 @@ fn routes(runtime: Runtime, flows: crate::flow::Flows, auth: Auth) -> Router {
     let limit = runtime.settings().caps.io_bytes.try_into().unwrap_or(usize::MAX);
     let http = Arc::new(access::HttpMetrics::default());
     let hub = flows.hub().cloned();
+    let operate = operate::routes(runtime.clone());
+    let board = board::routes(runtime.clone());
     Router::new()
         .route("/v1/agents/{name}/run", post(run))
         .route("/v1/plugins", get(plugins))
@@ -142,6 +147,8 @@ fn routes(runtime: Runtime, flows: crate::flow::Flows, auth: Auth) -> Router {
         .with_state(runtime.clone())
         .merge(flows::routes(flows, limit))
         .merge(admin::routes(runtime))
+        .merge(operate)
+        .merge(board)
         .route_layer(axum::middleware::from_fn_with_state(auth, auth::authenticate))
         // Load balancers' probes carry no key; the answer tells nothing.
         .route("/v1/health", get(|| async { axum::Json(serde_json::json!({ "status": "ok" })) }))
@@ -261,19 +268,27 @@ impl Serving {
     /// address it checks it, so the CLI's admin key never goes to an
     /// impostor.
     pub fn client(&self) -> Result<reqwest::Client, String> {
-        self.builder().timeout(std::time::Duration::from_secs(5)).build().map_err(|e| e.to_string())
+        self.client_timed(Some(std::time::Duration::from_secs(5)))
     }
 
     /// A client with no overall timeout, for answers that stream as long as
-    /// a run lasts; connecting still times out.
+    /// a run lasts.
     pub fn streaming_client(&self) -> Result<reqwest::Client, String> {
-        self.builder().connect_timeout(std::time::Duration::from_secs(5)).build().map_err(|e| e.to_string())
+        self.client_timed(None)
     }
 
-    fn builder(&self) -> reqwest::ClientBuilder {
+    /// The same, with requests cut after `timeout` (never, for `None`);
+    /// connecting always times out after 5 s.
+    pub fn client_timed(&self, timeout: Option<std::time::Duration>) -> Result<reqwest::Client, String> {
         crate::gateway::install_crypto();
         let loopback = self.address.parse::<SocketAddr>().is_ok_and(|a| a.ip().is_loopback());
-        reqwest::Client::builder().danger_accept_invalid_certs(self.scheme == "https" && loopback)
+        let mut builder = reqwest::Client::builder()
+            .connect_timeout(std::time::Duration::from_secs(5))
+            .danger_accept_invalid_certs(self.scheme == "https" && loopback);
+        if let Some(timeout) = timeout {
+            builder = builder.timeout(timeout);
+        }
+        builder.build().map_err(|e| e.to_string())
     }
 
     /// A client request to `path` on it, with its key.

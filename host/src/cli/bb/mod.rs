@@ -6,10 +6,15 @@
 //! so `history` and `watch` show their deletions; `watch` keeps doing so.
 
 use super::{EXIT_AGENT_ERROR, EXIT_CRASH, EXIT_USAGE, fail};
-use crate::blackboard::{BoardError, Change, Entry, Namespace, SWEEP_EVERY, Writer, spawn_sweeper, unix_millis};
+mod remote;
+
+use super::host_api::HostApi;
+use super::serve::board::{change_json, entry_json};
+use crate::blackboard::{BoardError, Change, Namespace, SWEEP_EVERY, Writer, from_unix_millis, spawn_sweeper};
 use crate::config::{BoardStore, Settings, Span};
 use crate::core::names::validate_tenant;
 use clap::Subcommand;
+use serde_json::Value;
 use std::io::{BufRead, Write};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -121,6 +126,13 @@ pub async fn bb(settings: Settings, command: BbCommand) -> u8 {
     if let Err(e) = settings.tenants.get(&tenant) {
         return fail(EXIT_USAGE, format!("--tenant: {e}"));
     }
+    // A serving host holds the board (a durable one is locked by it): ask it.
+    if let Some(host) = HostApi::find(&settings) {
+        return match host {
+            Ok(host) => remote::bb(&host, common.tenant.clone(), command).await,
+            Err(e) => fail(EXIT_CRASH, e),
+        };
+    }
     if settings.board_store == BoardStore::Memory {
         eprintln!("note: blackboard.store is \"memory\": this board ends with this command (set store = \"durable\")");
     }
@@ -154,10 +166,6 @@ pub async fn bb(settings: Settings, command: BbCommand) -> u8 {
     result.unwrap_or_else(|e| fail(EXIT_AGENT_ERROR, e))
 }
 
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
 fn cli_writer() -> Writer {
     Writer::new(CLI_AGENT, CLI_RUN)
 }
@@ -171,31 +179,31 @@ fn get(ns: &Namespace, key: &str, json: bool) -> Result<u8, BoardError> {
         eprintln!("no key {key:?} in tenant {:?}", ns.tenant());
         return Ok(EXIT_AGENT_ERROR);
     };
-    if json {
-        let out = serde_json::json!({
-            "key": key, "value": text(&entry.value), "revision": entry.revision,
-            "writer": &*entry.writer.agent, "run": &*entry.writer.run,
-            "written_at_ms": unix_millis(entry.written_at),
-            "expires_at_ms": entry.expires_at.map(unix_millis),
-        });
-        println!("{out}");
-    } else {
-        // The value alone on stdout, so `$(paddock bb get KEY)` is the value; provenance on stderr.
-        println!("{}", text(&entry.value));
-        eprintln!("{}", provenance(&entry));
-    }
+    print_entry(&entry_json(key, &entry), json);
     Ok(0)
 }
 
+/// An entry as `GET /v1/board/keys/{key}` answers it.
+fn print_entry(entry: &Value, json: bool) {
+    if json {
+        println!("{entry}");
+    } else {
+        // The value alone on stdout, so `$(paddock bb get KEY)` is the value; provenance on stderr.
+        println!("{}", entry["value"].as_str().unwrap_or(""));
+        eprintln!("{}", provenance(entry));
+    }
+}
+
 /// `revision 3 by planner (run 0190…) at 2025-06-01T12:00:00.000Z[, expires …]`.
-fn provenance(entry: &Entry) -> String {
-    let expires = entry.expires_at.map_or(String::new(), |at| format!(", expires {}", rfc3339(at)));
+fn provenance(entry: &Value) -> String {
+    let at = |field: &str| entry[field].as_u64().map(|ms| rfc3339(from_unix_millis(ms)));
+    let expires = at("expires_at_ms").map_or(String::new(), |at| format!(", expires {at}"));
     format!(
         "revision {} by {} (run {}) at {}{expires}",
-        entry.revision,
-        entry.writer.agent,
-        entry.writer.run,
-        rfc3339(entry.written_at)
+        entry["revision"].as_u64().unwrap_or(0),
+        entry["writer"].as_str().unwrap_or(""),
+        entry["run"].as_str().unwrap_or(""),
+        at("written_at_ms").unwrap_or_default()
     )
 }
 
@@ -259,30 +267,35 @@ fn list(ns: &Namespace, prefix: &str, limit: usize, json: bool) -> Result<u8, Bo
         keys.extend(page);
         after = Some(last);
     }
-    if json {
-        let keys: Vec<&str> = keys.iter().map(|k| &**k).collect();
-        println!("{}", serde_json::json!(keys));
-    } else {
-        for key in &keys {
-            println!("{key}");
-        }
-    }
+    let keys: Vec<&str> = keys.iter().map(|k| &**k).collect();
+    print_keys(&keys, json);
     Ok(0)
 }
 
-fn print_change(c: &Change, json: bool) {
-    let value = c.value.as_ref().map(|v| text(v));
+fn print_keys(keys: &[&str], json: bool) {
     if json {
-        let out = serde_json::json!({
-            "revision": c.revision, "key": &*c.key, "value": value,
-            "writer": &*c.writer.agent, "run": &*c.writer.run,
-        });
-        println!("{out}");
+        println!("{}", serde_json::json!(keys));
     } else {
-        let by = format!("by {}, run {}", c.writer.agent, c.writer.run);
-        match value {
-            Some(v) => println!("{} put {} {} ({by})", c.revision, c.key, v),
-            None => println!("{} delete {} ({by})", c.revision, c.key),
+        for key in keys {
+            println!("{key}");
+        }
+    }
+}
+
+fn print_change(c: &Change, json: bool) {
+    print_change_json(&change_json(c), json);
+}
+
+/// A change as the history and watch routes answer it.
+fn print_change_json(c: &Value, json: bool) {
+    if json {
+        println!("{c}");
+    } else {
+        let by = format!("by {}, run {}", c["writer"].as_str().unwrap_or(""), c["run"].as_str().unwrap_or(""));
+        let (revision, key) = (c["revision"].as_u64().unwrap_or(0), c["key"].as_str().unwrap_or(""));
+        match c["value"].as_str() {
+            Some(v) => println!("{revision} put {key} {v} ({by})"),
+            None => println!("{revision} delete {key} ({by})"),
         }
     }
     let _ = std::io::stdout().flush();

@@ -1,0 +1,60 @@
+//! What a running gateway knows of each route target, read without changing
+//! it: for an operator asking a serving host why a route fails over.
+
+use crate::Gateway;
+
+/// One route target's live state.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct TargetState {
+    /// The route.
+    pub route: String,
+    /// The provider.
+    pub provider: String,
+    /// Its kind.
+    pub kind: &'static str,
+    /// The model.
+    pub model: String,
+    /// `closed`, `open` or `half-open`.
+    pub breaker: &'static str,
+    /// How long an open breaker still refuses calls, in milliseconds.
+    pub breaker_open_ms: Option<u64>,
+    /// How long the account (provider + model) still waits out a 429's
+    /// Retry-After, in milliseconds.
+    pub cooling_ms: Option<u64>,
+    /// The lowest fraction of requests or tokens left at the last response
+    /// that said, if any did.
+    pub headroom: Option<f64>,
+    /// Whether that headroom is under the target's `throttle-below`, so the
+    /// target goes last.
+    pub throttled: bool,
+    /// The moving average of its attempts' latency, once one finished.
+    pub latency_ms: Option<f64>,
+}
+
+impl Gateway {
+    /// Every route target's state now, sorted by route then in the route's order.
+    pub fn snapshot(&self) -> Vec<TargetState> {
+        let now = self.inner.clock.now();
+        let routes = self.routes();
+        let millis = |d: std::time::Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        routes
+            .iter()
+            .flat_map(|r| r.targets.iter())
+            .map(|target| {
+                let (breaker, open_for) = target.breaker_snapshot(now);
+                TargetState {
+                    route: target.route.to_string(),
+                    provider: target.provider.name.clone(),
+                    kind: target.provider.kind.as_str(),
+                    model: target.model.clone(),
+                    breaker: breaker.as_str(),
+                    breaker_open_ms: open_for.map(millis),
+                    cooling_ms: target.account.cooling(now).map(millis),
+                    headroom: target.account.headroom().map(|h| h.fraction()),
+                    throttled: target.account.throttled(now),
+                    latency_ms: target.account.latency().map(|l| l.as_secs_f64() * 1000.0),
+                }
+            })
+            .collect()
+    }
+}
