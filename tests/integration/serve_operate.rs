@@ -88,6 +88,20 @@ async fn bb_and_usage_act_through_a_host_that_holds_a_durable_board() {
     assert_eq!(lines.len(), 2, "{}", history.stdout);
     assert!(lines[0].starts_with("1 put tasks/1 write the report (by paddock-api, run "), "{}", history.stdout);
 
+    let deleted = cli(dir.path(), &["bb", "delete", "tasks/2"]).await;
+    assert_eq!(
+        (deleted.code, deleted.stdout.as_str()),
+        (
+            0,
+            "tasks/2 deleted
+"
+        ),
+        "{}",
+        deleted.stderr
+    );
+    let again = cli(dir.path(), &["bb", "delete", "tasks/2"]).await;
+    assert_eq!((again.code, again.stderr.as_str()), (1, "no key \"tasks/2\" in tenant \"acme\"\n"));
+
     let usage = cli(dir.path(), &["usage", "--json"]).await;
     assert_eq!((usage.code, usage.stdout.trim()), (0, "[]"), "{}", usage.stderr);
     let usage = cli(dir.path(), &["usage"]).await;
@@ -262,6 +276,9 @@ fn commands_that_call_no_provider_load_without_the_providers_keys() {
         let ran = TestCommand::new(dir.path(), args).run();
         assert_eq!(ran.code, 0, "paddock {args:?}: {}", ran.stderr);
     }
+    let absent = TestCommand::new(dir.path(), &["bb", "delete", "nothing"]).run();
+    assert_eq!(absent.code, 1, "{}", absent.stderr);
+    assert!(absent.stderr.ends_with("no key \"nothing\" in tenant \"default\"\n"), "{}", absent.stderr);
     let ran = TestCommand::new(dir.path(), &["providers", "check"]).run();
     assert_eq!(ran.code, 5, "a check calls the providers: {}", ran.stderr);
     assert!(ran.stderr.contains("PADDOCK_TEST_NEVER_SET"), "{}", ran.stderr);
