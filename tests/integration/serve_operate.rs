@@ -227,12 +227,12 @@ async fn a_board_watch_streams_a_put_made_after_it_started() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_providers_route_shows_the_serving_hosts_open_breaker() {
+async fn the_providers_route_shows_the_open_breaker_and_usage_the_failed_calls_against_the_budget() {
     let fake = FakeProvider::start().await.unwrap();
     fake.set_default(Behavior::Fault(Fault::Status { code: 500 }));
     let dir = tempfile::tempdir().unwrap();
     let routes = format!(
-        "{}[routes.r]\nretries = 0\nbackoff-base = \"1ms\"\nbreaker = {{ failures = 2, open-for = \"60s\" }}\n\
+        "[tenants.acme.budget]\ntokens-per-day = 100000\n{}[routes.r]\nretries = 0\nbackoff-base = \"1ms\"\nbreaker = {{ failures = 2, open-for = \"60s\" }}\n\
          targets = [{{ provider = \"p\", model = \"m-1\" }}]\n",
         fake_provider("p", "openai", &fake)
     );
@@ -257,6 +257,22 @@ async fn the_providers_route_shows_the_serving_hosts_open_breaker() {
     assert!(open["breaker_open_ms"].as_u64().is_some_and(|ms| ms > 50_000), "{open}");
     let (status, _) = call(&served, Method::GET, "/v1/providers", &runner, "").await;
     assert_eq!(status, StatusCode::FORBIDDEN);
+
+    // The calls that failed count as requests, against the tenant's budget.
+    let (status, usage) = call(&served, Method::GET, "/v1/usage", &admin, "").await;
+    assert_eq!(status, StatusCode::OK, "{usage}");
+    let rows = usage["rows"].as_array().unwrap();
+    let day = rows
+        .iter()
+        .find(|r| r["tenant"] == "acme" && r["agent"].is_null() && r["window"].as_str().is_some_and(|w| w.len() == 10));
+    let day = day.unwrap_or_else(|| panic!("a day row of acme: {usage}"));
+    assert_eq!(day["requests"], 2, "{day}");
+    let used = day["input_tokens"].as_u64().unwrap() + day["output_tokens"].as_u64().unwrap();
+    assert_eq!(day["budget"]["tokens"], 100_000, "{day}");
+    assert_eq!(day["budget"]["left"]["tokens"], 100_000 - used, "{day}");
+    let printed = cli(dir.path(), &["usage", "--json", "--tenant", "acme"]).await;
+    let printed: Value = serde_json::from_str(printed.stdout.trim()).unwrap();
+    assert_eq!(printed.as_array().map(Vec::len), Some(rows.len()), "{printed}");
 
     // `paddock providers check` runs in the host, so it reports the open breaker.
     let checked = cli(dir.path(), &["providers", "check", "--json"]).await;
