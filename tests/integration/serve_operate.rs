@@ -88,6 +88,20 @@ async fn bb_and_usage_act_through_a_host_that_holds_a_durable_board() {
     assert_eq!(lines.len(), 2, "{}", history.stdout);
     assert!(lines[0].starts_with("1 put tasks/1 write the report (by paddock-api, run "), "{}", history.stdout);
 
+    let deleted = cli(dir.path(), &["bb", "delete", "tasks/2"]).await;
+    assert_eq!(
+        (deleted.code, deleted.stdout.as_str()),
+        (
+            0,
+            "tasks/2 deleted
+"
+        ),
+        "{}",
+        deleted.stderr
+    );
+    let again = cli(dir.path(), &["bb", "delete", "tasks/2"]).await;
+    assert_eq!((again.code, again.stderr.as_str()), (1, "no key \"tasks/2\" in tenant \"acme\"\n"));
+
     let usage = cli(dir.path(), &["usage", "--json"]).await;
     assert_eq!((usage.code, usage.stdout.trim()), (0, "[]"), "{}", usage.stderr);
     let usage = cli(dir.path(), &["usage"]).await;
@@ -213,12 +227,12 @@ async fn a_board_watch_streams_a_put_made_after_it_started() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_providers_route_shows_the_serving_hosts_open_breaker() {
+async fn the_providers_route_shows_the_open_breaker_and_usage_the_failed_calls_against_the_budget() {
     let fake = FakeProvider::start().await.unwrap();
     fake.set_default(Behavior::Fault(Fault::Status { code: 500 }));
     let dir = tempfile::tempdir().unwrap();
     let routes = format!(
-        "{}[routes.r]\nretries = 0\nbackoff-base = \"1ms\"\nbreaker = {{ failures = 2, open-for = \"60s\" }}\n\
+        "[tenants.acme.budget]\ntokens-per-day = 100000\n{}[routes.r]\nretries = 0\nbackoff-base = \"1ms\"\nbreaker = {{ failures = 2, open-for = \"60s\" }}\n\
          targets = [{{ provider = \"p\", model = \"m-1\" }}]\n",
         fake_provider("p", "openai", &fake)
     );
@@ -244,6 +258,22 @@ async fn the_providers_route_shows_the_serving_hosts_open_breaker() {
     let (status, _) = call(&served, Method::GET, "/v1/providers", &runner, "").await;
     assert_eq!(status, StatusCode::FORBIDDEN);
 
+    // The calls that failed count as requests, against the tenant's budget.
+    let (status, usage) = call(&served, Method::GET, "/v1/usage", &admin, "").await;
+    assert_eq!(status, StatusCode::OK, "{usage}");
+    let rows = usage["rows"].as_array().unwrap();
+    let day = rows
+        .iter()
+        .find(|r| r["tenant"] == "acme" && r["agent"].is_null() && r["window"].as_str().is_some_and(|w| w.len() == 10));
+    let day = day.unwrap_or_else(|| panic!("a day row of acme: {usage}"));
+    assert_eq!(day["requests"], 2, "{day}");
+    let used = day["input_tokens"].as_u64().unwrap() + day["output_tokens"].as_u64().unwrap();
+    assert_eq!(day["budget"]["tokens"], 100_000, "{day}");
+    assert_eq!(day["budget"]["left"]["tokens"], 100_000 - used, "{day}");
+    let printed = cli(dir.path(), &["usage", "--json", "--tenant", "acme"]).await;
+    let printed: Value = serde_json::from_str(printed.stdout.trim()).unwrap();
+    assert_eq!(printed.as_array().map(Vec::len), Some(rows.len()), "{printed}");
+
     // `paddock providers check` runs in the host, so it reports the open breaker.
     let checked = cli(dir.path(), &["providers", "check", "--json"]).await;
     assert_eq!(checked.code, 8, "{}", checked.stderr);
@@ -262,6 +292,9 @@ fn commands_that_call_no_provider_load_without_the_providers_keys() {
         let ran = TestCommand::new(dir.path(), args).run();
         assert_eq!(ran.code, 0, "paddock {args:?}: {}", ran.stderr);
     }
+    let absent = TestCommand::new(dir.path(), &["bb", "delete", "nothing"]).run();
+    assert_eq!(absent.code, 1, "{}", absent.stderr);
+    assert!(absent.stderr.ends_with("no key \"nothing\" in tenant \"default\"\n"), "{}", absent.stderr);
     let ran = TestCommand::new(dir.path(), &["providers", "check"]).run();
     assert_eq!(ran.code, 5, "a check calls the providers: {}", ran.stderr);
     assert!(ran.stderr.contains("PADDOCK_TEST_NEVER_SET"), "{}", ran.stderr);

@@ -57,6 +57,14 @@ pub enum BbCommand {
         #[command(flatten)]
         common: Common,
     },
+    /// Delete a key (exit 1 when it was absent)
+    #[command(after_help = "Example:\n  paddock bb delete locks/report --tenant acme")]
+    Delete {
+        /// The key
+        key: String,
+        #[command(flatten)]
+        common: Common,
+    },
     /// List keys under a prefix
     #[command(after_help = "Example:\n  paddock bb list tasks/ --limit 100")]
     List {
@@ -117,7 +125,8 @@ pub async fn bb(settings: Settings, command: BbCommand) -> u8 {
         | BbCommand::Put { common, .. }
         | BbCommand::List { common, .. }
         | BbCommand::Watch { common, .. }
-        | BbCommand::History { common, .. } => common,
+        | BbCommand::History { common, .. }
+        | BbCommand::Delete { common, .. } => common,
     };
     let tenant = common.tenant.clone().unwrap_or_else(|| settings.default_tenant.clone());
     if let Err(e) = validate_tenant(&tenant) {
@@ -129,7 +138,7 @@ pub async fn bb(settings: Settings, command: BbCommand) -> u8 {
     // A serving host holds the board (a durable one is locked by it): ask it.
     if let Some(host) = HostApi::find(&settings) {
         return match host {
-            Ok(host) => remote::bb(&host, common.tenant.clone(), command).await,
+            Ok(host) => remote::bb(&host, tenant, command).await,
             Err(e) => fail(EXIT_CRASH, e),
         };
     }
@@ -145,6 +154,9 @@ pub async fn bb(settings: Settings, command: BbCommand) -> u8 {
     let json = common.json;
     let result = match command {
         BbCommand::Get { key, .. } => get(&ns, &key, json),
+        BbCommand::Delete { key, .. } => {
+            ns.delete(&key, &cli_writer()).map(|deleted| print_deleted(&key, ns.tenant(), deleted, json))
+        }
         BbCommand::Put { lines: true, ttl, .. } => put_lines(&ns, ttl.map(|t| t.0), json),
         BbCommand::Put { key, value, expect, ttl, .. } => {
             put(&ns, &key.unwrap_or_default(), &value.unwrap_or_default(), expect, ttl.map(|t| t.0), json)
@@ -270,6 +282,21 @@ fn list(ns: &Namespace, prefix: &str, limit: usize, json: bool) -> Result<u8, Bo
     let keys: Vec<&str> = keys.iter().map(|k| &**k).collect();
     print_keys(&keys, json);
     Ok(0)
+}
+
+/// `KEY deleted`; a key that was absent is said on stderr, with exit code 1.
+fn print_deleted(key: &str, tenant: &str, deleted: bool, json: bool) -> u8 {
+    if json {
+        println!("{}", serde_json::json!({ "key": key, "deleted": deleted }));
+    } else if deleted {
+        println!("{key} deleted");
+    }
+    if deleted {
+        0
+    } else {
+        eprintln!("no key {key:?} in tenant {tenant:?}");
+        EXIT_AGENT_ERROR
+    }
 }
 
 fn print_keys(keys: &[&str], json: bool) {

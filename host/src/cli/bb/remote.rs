@@ -1,7 +1,7 @@
 //! `paddock bb` through the host serving the data folder: the same commands
 //! and the same output, over its blackboard API.
 
-use super::{BbCommand, print_change_json, print_entry, print_keys, print_written};
+use super::{BbCommand, print_change_json, print_deleted, print_entry, print_keys, print_written};
 use crate::cli::host_api::{Answer, HostApi};
 use crate::cli::{EXIT_AGENT_ERROR, EXIT_CRASH, EXIT_USAGE, fail};
 use crate::config::Span;
@@ -9,8 +9,8 @@ use reqwest::{Method, StatusCode};
 use serde_json::Value;
 use std::time::Duration;
 
-/// Runs `command` on the host's board of `tenant` (the key's own when `None`).
-pub(super) async fn bb(host: &HostApi, tenant: Option<String>, command: BbCommand) -> u8 {
+/// Runs `command` on the host's board of `tenant`.
+pub(super) async fn bb(host: &HostApi, tenant: String, command: BbCommand) -> u8 {
     let board = Board { host, tenant };
     let result = match command {
         BbCommand::Get { key, common } => board.get(&key, common.json).await,
@@ -19,6 +19,7 @@ pub(super) async fn bb(host: &HostApi, tenant: Option<String>, command: BbComman
             let (key, value) = (key.unwrap_or_default(), value.unwrap_or_default());
             board.put(&key, value.as_bytes(), expect, ttl, common.json).await
         }
+        BbCommand::Delete { key, common } => board.delete(&key, common.json).await,
         BbCommand::List { prefix, limit, common } => board.list(&prefix, limit, common.json).await,
         BbCommand::History { prefix, after, common } => board.history(&prefix, after, common.json).await,
         BbCommand::Watch { prefix, after, count, timeout, common } => {
@@ -33,7 +34,7 @@ type Failed = (u8, String);
 
 struct Board<'a> {
     host: &'a HostApi,
-    tenant: Option<String>,
+    tenant: String,
 }
 
 /// The exit code of an answer that is not a success: the host could not be
@@ -49,7 +50,7 @@ fn failed(answer: &Answer) -> Failed {
 impl Board<'_> {
     fn url(&self, segments: &[&str], query: &[(&str, Option<String>)]) -> Result<reqwest::Url, Failed> {
         let mut query = query.to_vec();
-        query.push(("tenant", self.tenant.clone()));
+        query.push(("tenant", Some(self.tenant.clone())));
         self.host.url(segments, &query).map_err(|e| (EXIT_CRASH, e))
     }
 
@@ -92,6 +93,14 @@ impl Board<'_> {
         }
         print_written(key, answer.body["revision"].as_u64().unwrap_or(0), json);
         Ok(0)
+    }
+
+    async fn delete(&self, key: &str, json: bool) -> Result<u8, Failed> {
+        let answer = self.call(Method::DELETE, self.url(&["v1", "board", "keys", key], &[])?, None).await?;
+        if !answer.status.is_success() {
+            return Err(failed(&answer));
+        }
+        Ok(print_deleted(key, &self.tenant, answer.body["deleted"] == true, json))
     }
 
     async fn put_lines(&self, ttl: Option<Span>, json: bool) -> Result<u8, Failed> {
