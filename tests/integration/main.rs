@@ -23,6 +23,7 @@ mod serve_auth;
 mod serve_flows;
 mod serve_limits;
 mod serve_logs;
+mod serve_traces;
 mod settings;
 mod tenants;
 mod util;
