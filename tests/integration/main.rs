@@ -26,6 +26,7 @@ mod serve_limits;
 mod serve_logs;
 mod serve_operate;
 mod serve_reload;
+mod serve_traces;
 mod settings;
 mod tenants;
 mod util;

@@ -1,7 +1,7 @@
 //! `paddock.toml` as serde reads it: every section with unknown keys refused.
 //! [`crate::Settings`] validates it into typed settings.
 
-use crate::{plugins, serve, tenants};
+use crate::{plugins, serve, telemetry, tenants};
 use paddock_core::{ByteSize, Span};
 use paddock_gateway::settings::{PriceFile, ProviderFile, RouteFile};
 use serde::Deserialize;
@@ -35,6 +35,8 @@ pub(crate) struct FileConfig {
     pub(crate) tenants: BTreeMap<String, tenants::TenantSection>,
     #[serde(default)]
     pub(crate) serve: serve::ServeSection,
+    #[serde(default)]
+    pub(crate) telemetry: telemetry::TelemetrySection,
 }
 
 #[derive(Debug, Deserialize)]

@@ -25,6 +25,7 @@ mod limits;
 mod plugins;
 mod serve;
 mod stores;
+mod telemetry;
 mod tenants;
 #[cfg(test)]
 mod tests;
@@ -35,6 +36,7 @@ pub use paddock_core::{ByteSize, DirGrant, Limits, Requested, SizeCaps, Span, sh
 pub use plugins::PluginSettings;
 pub use serve::{ConnectionLimits, DEFAULT_LISTEN, NotLoopback, ServeAuth, ServeSettings, TlsFiles, check_listen};
 pub use stores::BoardStore;
+pub use telemetry::{DEFAULT_SERVICE_NAME, OtlpProtocol, TelemetrySettings};
 pub use triggers::Trigger;
 
 use file::FileConfig;
@@ -125,6 +127,8 @@ pub struct Settings {
     pub plugins: PluginSettings,
     /// How `paddock serve` listens and answers.
     pub serve: ServeSettings,
+    /// Where traces are exported (`[telemetry]`).
+    pub telemetry: TelemetrySettings,
 }
 
 /// Whether loading the configuration needs every provider's API key.
@@ -198,6 +202,7 @@ impl Settings {
         let plugins =
             plugins::plugin_settings(file.host.code_cache, file.host.plugin_state.as_deref(), &data_dir, base)?;
         let serve = serve::serve_settings(file.serve, base)?;
+        let telemetry = telemetry::telemetry(file.telemetry)?;
         let log_format = match file.host.log_format.as_deref() {
             None | Some("text") => LogFormat::Text,
             Some("json") => LogFormat::Json,
@@ -229,6 +234,7 @@ impl Settings {
             data_dir,
             plugins,
             serve,
+            telemetry,
             tenants,
             triggers,
             gateway,

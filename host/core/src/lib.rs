@@ -24,3 +24,9 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use limits::{DirGrant, DirGrantError, Limits, OverrideError, Requested, SizeCaps, show};
 pub use names::NameError;
 pub use units::{ByteSize, Span, UnitError};
+
+/// The `tracing` target of the spans made for traces alone (`invoke`, `llm`,
+/// `llm.attempt`, a host call, a flow step): exported over OTLP when
+/// `[telemetry]` is on, and never written to the log, whose lines keep the
+/// request's `http` span (and so its request id) as their span.
+pub const TRACE_TARGET: &str = "paddock::trace";

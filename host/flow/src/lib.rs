@@ -34,6 +34,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use std::time::{Duration, Instant};
+use tracing::Instrument;
 
 /// How often a running run tells the store its process is alive.
 const HEARTBEAT: Duration = Duration::from_secs(2);
@@ -427,13 +428,25 @@ impl Flows {
         ctx.emit(|| Event::RunStarted { run: id.clone(), flow: ctx.flow.name.clone(), tenant, resumed, pins });
         let budget = ctx.flow.budget.map(|b| RunBudget::new("flow.budget", b, None));
         let start_name = ctx.flow.steps[ctx.flow.start].name.clone();
-        let walk = steps::exec(
-            ctx.clone(),
-            ctx.flow.start,
-            ctx.input.clone(),
-            start_name,
-            Scope { budget, ..Scope::default() },
+        // Its steps' spans are made inside it.
+        let span = tracing::info_span!(
+            target: paddock_core::TRACE_TARGET,
+            "flow.run",
+            flow = %ctx.flow.name,
+            run = %id,
+            resumed,
         );
+        let walk = {
+            let _run = span.enter();
+            steps::exec(
+                ctx.clone(),
+                ctx.flow.start,
+                ctx.input.clone(),
+                start_name,
+                Scope { budget, ..Scope::default() },
+            )
+        }
+        .instrument(span.clone());
         // A cancel drops the walk: its agents stop, its fan-outs' tasks are aborted.
         let out = tokio::select! {
             out = walk => Ok(out),

@@ -27,6 +27,7 @@ pub mod types;
 
 pub use chain::full_jitter;
 pub use error::{ErrorClass, ProviderError};
+pub use providers::{TraceHeaders, set_trace_headers};
 pub use quota::{CallRecord, Caller, Estimate, Quota, Reservation, Unmetered};
 pub use settings::{GatewaySettings, SettingsError};
 pub use snapshot::TargetState;
@@ -44,6 +45,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use table::Table;
+use tracing::Instrument;
 use types::{ChatRequest, Reply, Tokens};
 
 /// Output tokens reserved for a request that sets no max-tokens.
@@ -313,6 +315,11 @@ impl Gateway {
 
     /// Asks for a whole answer.
     pub async fn complete(&self, caller: &Caller, req: ChatRequest) -> Result<Completion, Failure> {
+        let span = record::call_span("complete", &req.route);
+        self.completion(caller, req).instrument(span).await
+    }
+
+    async fn completion(&self, caller: &Caller, req: ChatRequest) -> Result<Completion, Failure> {
         let started = Instant::now();
         let (route, reservation) = self.admit(caller, &req)?;
         let deadline = started + route.settings.timeout;
@@ -332,6 +339,9 @@ impl Gateway {
                     };
                     let result =
                         tokio::time::timeout(budget, attempt).await.unwrap_or_else(|_| Err(attempt_timeout(budget)));
+                    if let Ok(reply) = &result {
+                        record::attempt_usage(&target, reply.tokens.unwrap_or_default());
+                    }
                     (result, meta)
                 }
             })
@@ -359,6 +369,11 @@ impl Gateway {
     /// Asks for a streamed answer. Returns once the first piece has arrived,
     /// so that until then every failure can still fall back to the next target.
     pub async fn stream(&self, caller: &Caller, req: ChatRequest) -> Result<ReplyStream, Failure> {
+        let span = record::call_span("stream", &req.route);
+        self.streaming(caller, req).instrument(span).await
+    }
+
+    async fn streaming(&self, caller: &Caller, req: ChatRequest) -> Result<ReplyStream, Failure> {
         let started = Instant::now();
         let (route, reservation) = self.admit(caller, &req)?;
         let deadline = started + route.settings.timeout;
@@ -403,6 +418,10 @@ impl Gateway {
 
     /// Embeds `inputs` through `route`.
     pub async fn embed(&self, caller: &Caller, route: &str, inputs: &[String]) -> Result<Vec<Vec<f32>>, Failure> {
+        self.embedding(caller, route, inputs).instrument(record::call_span("embed", route)).await
+    }
+
+    async fn embedding(&self, caller: &Caller, route: &str, inputs: &[String]) -> Result<Vec<Vec<f32>>, Failure> {
         let started = Instant::now();
         let req = ChatRequest {
             route: route.to_string(),

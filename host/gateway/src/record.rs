@@ -6,8 +6,63 @@ use super::quota::{CallRecord, Caller, Quota, Reservation};
 use super::route::{Route, RouteTarget};
 use super::types::Tokens;
 use super::{AttemptOutcome, Failure, Inner, count_attempts};
+use paddock_core::TRACE_TARGET;
 use std::sync::Arc;
 use std::time::Instant;
+use tracing::field::Empty;
+
+/// The span of one gateway call (`complete`, `stream`, `embed`) on `route`:
+/// a child of the invocation's span, the parent of its attempts. [`Inner::record`]
+/// fills in the target that answered (or was tried last), the tokens, the
+/// cost and the outcome.
+pub(super) fn call_span(call: &'static str, route: &str) -> tracing::Span {
+    tracing::info_span!(
+        target: TRACE_TARGET,
+        "llm",
+        call,
+        route,
+        provider = Empty,
+        model = Empty,
+        attempts = Empty,
+        input_tokens = Empty,
+        output_tokens = Empty,
+        cost_micros = Empty,
+        outcome = Empty,
+        streamed = Empty,
+    )
+}
+
+/// The span of one attempt on `target` (the `attempt`th of its call); the
+/// attempt loop records its outcome, [`attempt_usage`] its tokens and cost.
+pub(super) fn attempt_span(target: &RouteTarget, attempt: u32) -> tracing::Span {
+    tracing::info_span!(
+        target: TRACE_TARGET,
+        "llm.attempt",
+        route = %target.route,
+        provider = %target.provider.name,
+        model = %target.model,
+        attempt = i64::from(attempt),
+        input_tokens = Empty,
+        output_tokens = Empty,
+        cost_micros = Empty,
+        outcome = Empty,
+    )
+}
+
+/// Records what an answered attempt used on the attempt's span (the one
+/// current inside the attempt).
+pub(super) fn attempt_usage(target: &RouteTarget, tokens: Tokens) {
+    let cost = target.price.map_or(0, |p| p.cost(tokens.input, tokens.output));
+    record_usage(&tracing::Span::current(), tokens, cost);
+}
+
+/// Tokens and cost on `span`, as signed numbers: `tracing-opentelemetry`
+/// exports an unsigned field as text, a signed one as an OTLP integer.
+fn record_usage(span: &tracing::Span, tokens: Tokens, cost: u64) {
+    span.record("input_tokens", i64::from(tokens.input));
+    span.record("output_tokens", i64::from(tokens.output));
+    span.record("cost_micros", i64::try_from(cost).unwrap_or(i64::MAX));
+}
 
 impl Inner {
     /// Records a call that failed, and hands its failure back.
@@ -43,7 +98,8 @@ impl Inner {
         failure
     }
 
-    /// Records a finished call: metrics, a tracing event, and the budget commit.
+    /// Records a finished call: metrics, a tracing event, the fields of the
+    /// current (`llm`) span, and the budget commit.
     #[allow(clippy::too_many_arguments)]
     pub(super) fn record(
         &self,
@@ -80,6 +136,13 @@ impl Inner {
             outcome: outcome.to_string(),
             streamed,
         };
+        let span = tracing::Span::current();
+        span.record("provider", &*record.provider);
+        span.record("model", &*record.model);
+        span.record("attempts", i64::from(attempts));
+        record_usage(&span, tokens, cost);
+        span.record("outcome", outcome);
+        span.record("streamed", streamed);
         tracing::info!(
             tenant = %record.tenant, agent = %record.agent, route = %record.route, provider = %record.provider,
             model = %record.model, attempts, latency_ms = latency.as_millis() as u64, input_tokens = tokens.input,

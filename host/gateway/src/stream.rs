@@ -48,6 +48,8 @@ pub struct ReplyStream {
     finish: Finish,
     pieces: u64,
     ended: Option<Result<(), LlmError>>,
+    /// The call's `llm` span, open until the stream ends.
+    span: tracing::Span,
 }
 
 impl std::fmt::Debug for ReplyStream {
@@ -87,6 +89,7 @@ impl ReplyStream {
             finish: Finish::Stop,
             pieces: 0,
             ended: None,
+            span: tracing::Span::current(),
         }
     }
 
@@ -201,6 +204,8 @@ impl ReplyStream {
         let tokens = self.tokens.unwrap_or(Tokens { input: 0, output: (self.text.len() / 4) as u32 });
         self.ended = Some(result);
         let attempts = count_attempts(&self.trail);
+        // The call's span, which this stream keeps open until its end.
+        let _span = self.span.clone().entered();
         self.gateway.record(
             &self.caller,
             &self.route,

@@ -27,6 +27,7 @@ mod plugins;
 mod providers;
 mod run;
 mod serve;
+mod telemetry;
 mod usage;
 
 pub use serve::auth;
@@ -170,11 +171,16 @@ pub fn main() -> ExitCode {
         Some(_) => LogFormat::Text,
         None => settings.log_format,
     };
-    init_tracing(cli.verbose, format, matches!(cli.command, Command::Serve(_)));
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => return ExitCode::from(fail(EXIT_CRASH, format!("cannot start the async runtime: {e}"))),
     };
+    // The exporter's batches are sent by a task on this runtime.
+    let telemetry = match runtime.block_on(async { telemetry::Telemetry::start(&settings.telemetry) }) {
+        Ok(t) => t,
+        Err(e) => return ExitCode::from(fail(EXIT_CONFIG, format!("{}: telemetry: {e}", settings.source_name()))),
+    };
+    init_tracing(cli.verbose, format, matches!(cli.command, Command::Serve(_)), telemetry.as_ref());
     let code = runtime.block_on(async {
         match cli.command {
             Command::Run(args) => run::run(settings, args).await,
@@ -195,6 +201,10 @@ pub fn main() -> ExitCode {
             Command::Replay(args) => flow::replay(settings, args).await,
         }
     });
+    // After `paddock serve`'s drain: the spans of its last requests are sent.
+    if let Some(telemetry) = telemetry {
+        telemetry.shutdown();
+    }
     ExitCode::from(code)
 }
 
@@ -224,11 +234,13 @@ fn calls_providers(command: &Command) -> bool {
     }
 }
 
-/// The log on stderr. A serving host logs each HTTP request, invocation and
-/// LLM call (`info`) with the time; a one-shot command only warnings and its
-/// agent's own records, without the time.
-fn init_tracing(verbose: u8, format: LogFormat, serving: bool) {
-    use tracing_subscriber::EnvFilter;
+/// The log on stderr, and the trace exporter's layer when there is one. A
+/// serving host logs each HTTP request, invocation and LLM call (`info`) with
+/// the time; a one-shot command only warnings and its agent's own records,
+/// without the time.
+fn init_tracing(verbose: u8, format: LogFormat, serving: bool, telemetry: Option<&telemetry::Telemetry>) {
+    use tracing_subscriber::filter::{EnvFilter, FilterExt, filter_fn};
+    use tracing_subscriber::{Layer, Registry, layer::SubscriberExt, util::SubscriberInitExt};
     let default = match (verbose, serving) {
         (0, false) => "warn,paddock::agent=info",
         (0, true) => "warn,paddock=info",
@@ -236,18 +248,17 @@ fn init_tracing(verbose: u8, format: LogFormat, serving: bool) {
         _ => "trace",
     };
     let filter = EnvFilter::try_from_env("PADDOCK_LOG").unwrap_or_else(|_| EnvFilter::new(default));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    let _ = match (format, serving) {
+    let filter = filter.and(filter_fn(telemetry::logged));
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let log = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let log: Box<dyn Layer<Registry> + Send + Sync> = match (format, serving) {
         (LogFormat::Json, _) => {
-            builder.json().flatten_event(true).with_current_span(true).with_span_list(false).try_init()
+            log.json().flatten_event(true).with_current_span(true).with_span_list(false).with_filter(filter).boxed()
         }
-        (LogFormat::Text, true) => builder.with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())).try_init(),
-        (LogFormat::Text, false) => builder
-            .with_target(false)
-            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-            .without_time()
-            .try_init(),
+        (LogFormat::Text, true) => log.with_ansi(ansi).with_filter(filter).boxed(),
+        (LogFormat::Text, false) => log.with_target(false).with_ansi(ansi).without_time().with_filter(filter).boxed(),
     };
+    let _ = tracing_subscriber::registry().with(log).with(telemetry.map(telemetry::Telemetry::layer)).try_init();
 }
 
 /// Prints an error the way every command does.

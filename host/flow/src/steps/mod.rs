@@ -17,47 +17,68 @@ use super::spec::{Kind, Step, StepId};
 use super::store::StepStatus;
 use decisions::{approval, branch, machine};
 use futures_util::future::BoxFuture;
+use paddock_core::TRACE_TARGET;
 use paddock_quota::run::RunBudget;
 use parallel::{fan_out, parallel};
 use saga::saga;
 use serde_json::Value;
 use std::sync::Arc;
 use std::time::Instant;
+use tracing::Instrument;
 use vote::vote;
 
 /// The most items one `for-each` runs.
 pub const MAX_ITEMS: usize = 10_000;
 
-/// Runs step `id` on `input` at `path`.
+/// Runs step `id` on `input` at `path`, in a `flow.step` span (a child of
+/// the span current here: the run's, or its parent step's).
 pub fn exec(ctx: Arc<Ctx>, id: StepId, input: Value, path: String, scope: Scope) -> BoxFuture<'static, Out> {
-    Box::pin(async move {
-        let step = &ctx.flow.steps[id];
-        if let Some(out) = ctx.reuse(&path, step) {
-            return out;
+    let step = &ctx.flow.steps[id];
+    let span = tracing::info_span!(
+        target: TRACE_TARGET,
+        "flow.step",
+        step = %step.name,
+        kind = step.kind.label(),
+        path = %path,
+        outcome = tracing::field::Empty,
+    );
+    Box::pin(
+        async move {
+            let out = exec_step(ctx, id, input, path, scope).await;
+            tracing::Span::current().record("outcome", if out.is_ok() { "ok" } else { "failed" });
+            out
         }
-        let input = ctx.input_of(step, input, &scope, &path)?;
-        let mut scope = scope;
-        if let Some(limits) = step.budget {
-            scope.budget = Some(RunBudget::new(format!("steps.{}.budget", step.name), limits, scope.budget.clone()));
-        }
-        let run = run_kind(ctx.clone(), id, input, path.clone(), scope);
-        match (step.timeout, &step.kind) {
-            // An agent step's timeout is each attempt's invocation timeout; an
-            // approval's is how long it waits for an answer, after which its
-            // `on-timeout` option is taken, which a timer of the same length
-            // around it would race (and, on a busy host, win).
-            (Some(t), kind) if !matches!(kind, Kind::Agent { .. } | Kind::Approval { .. }) => {
-                match tokio::time::timeout(t, run).await {
-                    Ok(out) => out,
-                    Err(_) => Err(StepErr::new(
-                        &path,
-                        format!("did not finish within {} (steps.{}.timeout)", paddock_core::Span(t), step.name),
-                    )),
-                }
+        .instrument(span),
+    )
+}
+
+async fn exec_step(ctx: Arc<Ctx>, id: StepId, input: Value, path: String, scope: Scope) -> Out {
+    let step = &ctx.flow.steps[id];
+    if let Some(out) = ctx.reuse(&path, step) {
+        return out;
+    }
+    let input = ctx.input_of(step, input, &scope, &path)?;
+    let mut scope = scope;
+    if let Some(limits) = step.budget {
+        scope.budget = Some(RunBudget::new(format!("steps.{}.budget", step.name), limits, scope.budget.clone()));
+    }
+    let run = run_kind(ctx.clone(), id, input, path.clone(), scope);
+    match (step.timeout, &step.kind) {
+        // An agent step's timeout is each attempt's invocation timeout; an
+        // approval's is how long it waits for an answer, after which its
+        // `on-timeout` option is taken, which a timer of the same length
+        // around it would race (and, on a busy host, win).
+        (Some(t), kind) if !matches!(kind, Kind::Agent { .. } | Kind::Approval { .. }) => {
+            match tokio::time::timeout(t, run).await {
+                Ok(out) => out,
+                Err(_) => Err(StepErr::new(
+                    &path,
+                    format!("did not finish within {} (steps.{}.timeout)", paddock_core::Span(t), step.name),
+                )),
             }
-            _ => run.await,
         }
-    })
+        _ => run.await,
+    }
 }
 
 async fn run_kind(ctx: Arc<Ctx>, id: StepId, input: Value, path: String, scope: Scope) -> Out {

@@ -9,6 +9,7 @@ use crate::spec::{ItemPolicy, Join, Step, StepId};
 use crate::store::StepStatus;
 use serde_json::Value;
 use std::sync::Arc;
+use tracing::Instrument;
 
 /// A `parallel` step's items: its branches, or its `do` step once per
 /// element of its `for-each` array.
@@ -75,11 +76,15 @@ pub(super) async fn parallel(
         let (ctx, permits) = (ctx.clone(), permits.clone());
         // A direct agent item applies the item policy itself (and dead-letters with its journal).
         let s = Scope { item: item.or(scope.item.clone()), budget: scope.budget.clone(), policy: Some(policy) };
-        set.spawn(async move {
-            let _permit = permits.acquire_owned().await;
-            let out = exec(ctx, id, input, at.clone(), s).await;
-            (i, at, out)
-        });
+        // A task of its own: its step's span is made a child of this one's by hand.
+        set.spawn(
+            async move {
+                let _permit = permits.acquire_owned().await;
+                let out = exec(ctx, id, input, at.clone(), s).await;
+                (i, at, out)
+            }
+            .in_current_span(),
+        );
     }
     let mut outputs = vec![Value::Null; total];
     let (mut ok, mut failed) = (0usize, 0usize);

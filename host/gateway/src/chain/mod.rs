@@ -9,6 +9,7 @@ use super::types::ChatRequest;
 use super::{Attempt, AttemptOutcome, DEFAULT_OUTPUT_ESTIMATE, ErrorClass, Failure, Inner, LlmError, ProviderError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tracing::Instrument;
 
 /// A breaker ticket that is handed back if the attempt is abandoned (the
 /// agent's invocation ended mid-call), so a half-open slot is never leaked.
@@ -178,7 +179,9 @@ impl<'a> Run<'a> {
             };
             self.made += 1;
             let started = Instant::now();
-            let (result, meta) = call(target.clone(), budget).await;
+            let span = super::record::attempt_span(target, self.made);
+            let (result, meta) = call(target.clone(), budget).instrument(span.clone()).await;
+            span.record("outcome", result.as_ref().map_or_else(|e| e.class.as_str(), |_| "ok"));
             let latency = started.elapsed();
             let now = self.gateway.clock.now();
             if let Some(room) = meta.headroom {

@@ -146,6 +146,20 @@ pub struct Meta {
     pub headroom: Option<Headroom>,
 }
 
+/// Adds the trace context of the current span (`traceparent`) to the
+/// headers of a provider request, so the provider's side of a call joins the
+/// trace. The binary that exports traces installs it ([`set_trace_headers`]);
+/// the gateway knows no tracing system beyond `tracing`'s spans.
+pub type TraceHeaders = fn(&mut HeaderMap);
+
+static TRACE_HEADERS: std::sync::OnceLock<TraceHeaders> = std::sync::OnceLock::new();
+
+/// Installs the function that adds trace headers to every provider request
+/// (the first one installed stays).
+pub fn set_trace_headers(add: TraceHeaders) {
+    let _ = TRACE_HEADERS.set(add);
+}
+
 impl Provider {
     fn url(&self, path: &str) -> String {
         match &self.query {
@@ -169,6 +183,10 @@ impl Provider {
         }
         if self.kind == Kind::Anthropic {
             headers.insert("anthropic-version", HeaderValue::from_static("2023-06-01"));
+        }
+        // Sent from inside the attempt's span, whose context this is.
+        if let Some(add) = TRACE_HEADERS.get() {
+            add(&mut headers);
         }
         let body = serde_json::to_vec(body).unwrap_or_default();
         client.post(url).headers(headers).header("content-type", "application/json").body(body)

@@ -33,6 +33,30 @@ pub const WORLD_IMPORTS: &[&str] = include!(concat!(env!("OUT_DIR"), "/world_imp
 /// its interface, its name, and whether it is a method of a resource.
 pub const WORLD_FUNCTIONS: &[(&str, &str, bool)] = include!(concat!(env!("OUT_DIR"), "/world_functions.rs"));
 
+/// Runs one host call inside `span` (made by its capability, with the call's
+/// subject: a key, an agent), a child of the invocation's `invoke` span, and
+/// records how it ended: `ok`, `error` (an error the guest is answered with)
+/// or `trap`. Such spans are for traces alone ([`paddock_core::TRACE_TARGET`]);
+/// with no exporter they are disabled and cost a check.
+pub(crate) async fn traced<T, E>(
+    span: tracing::Span,
+    call: impl Future<Output = wasmtime::Result<Result<T, E>>>,
+) -> wasmtime::Result<Result<T, E>> {
+    use tracing::Instrument;
+    async {
+        let result = call.await;
+        let outcome = match &result {
+            Ok(Ok(_)) => "ok",
+            Ok(Err(_)) => "error",
+            Err(_) => "trap",
+        };
+        tracing::Span::current().record("outcome", outcome);
+        result
+    }
+    .instrument(span)
+    .await
+}
+
 /// One WIT interface's per-invocation state: how it is built and linked.
 pub trait Capability: Sized + Send + 'static {
     /// The interface's name in `paddock:agent` (`"blackboard"`).

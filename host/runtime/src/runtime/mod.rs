@@ -13,6 +13,7 @@ use crate::sandbox::{self, AgentState, CpuScheduler, Invocation, InvokeError, Ou
 use arc_swap::ArcSwap;
 use paddock_blackboard::{Blackboard, RedbBackend};
 use paddock_config::{BoardStore, DirGrant, Limits, Requested, Settings};
+use paddock_core::TRACE_TARGET;
 use paddock_core::clock::SystemClock;
 use paddock_core::names::validate_tenant;
 use paddock_gateway::Gateway;
@@ -35,6 +36,7 @@ use std::future::Future;
 use std::path::Path;
 use std::pin::Pin;
 use std::sync::Arc;
+use tracing::Instrument;
 use wasmtime::Engine;
 use wasmtime::component::Linker;
 pub use watch::Watch;
@@ -277,16 +279,10 @@ impl Runtime {
         let running = self.inner.metrics.running(&tenant);
         let outcome = self.invoke(agent, input, scope, limits, dirs, &grants).await;
         drop(running);
-        let result = match &outcome.result {
-            Ok(_) => "ok",
-            Err(InvokeError::Failed { .. }) => "failed",
-            Err(InvokeError::Limit { limit, .. }) => {
-                self.inner.metrics.limit_hit(&tenant, &agent.name, limit.name());
-                "limit"
-            }
-            Err(InvokeError::Crashed { .. }) => "crashed",
-            Err(InvokeError::Start { .. }) => "start",
-        };
+        if let Err(InvokeError::Limit { limit, .. }) = &outcome.result {
+            self.inner.metrics.limit_hit(&tenant, &agent.name, limit.name());
+        }
+        let result = outcome_name(&outcome);
         let seconds = outcome.elapsed.as_secs_f64();
         self.inner.metrics.record(&tenant, &agent.name, result, seconds, outcome.fuel_consumed);
         tracing::info!(
@@ -353,7 +349,28 @@ impl Runtime {
             compensate,
         };
         let (engine, pre, input) = (self.inner.engine.clone(), agent.pre.clone(), input.to_string());
-        async move { sandbox::invoke(&engine, &pre, invocation, &input).await }
+        // Its parent is the span current here: the HTTP request, a flow step,
+        // or the `agents.call` of the agent that called this one.
+        let span = tracing::info_span!(
+            target: TRACE_TARGET,
+            "invoke",
+            tenant = %invocation.tenant,
+            agent = %invocation.agent,
+            version = %invocation.version,
+            run = %invocation.run,
+            depth = invocation.lent.chain.len() as i64,
+            outcome = tracing::field::Empty,
+            fuel = tracing::field::Empty,
+        );
+        async move {
+            let outcome = sandbox::invoke(&engine, &pre, invocation, &input).await;
+            let span = tracing::Span::current();
+            span.record("outcome", outcome_name(&outcome));
+            // Signed: `tracing-opentelemetry` exports an unsigned field as text.
+            span.record("fuel", i64::try_from(outcome.fuel_consumed).unwrap_or(i64::MAX));
+            outcome
+        }
+        .instrument(span)
     }
 }
 
@@ -388,6 +405,17 @@ impl Dispatch for Runtime {
                 InvokeError::Start { .. } => format!("denied: {e}"),
             })
         })
+    }
+}
+
+/// How an invocation ended, as its log line, metrics and span name it.
+fn outcome_name(outcome: &Outcome) -> &'static str {
+    match &outcome.result {
+        Ok(_) => "ok",
+        Err(InvokeError::Failed { .. }) => "failed",
+        Err(InvokeError::Limit { .. }) => "limit",
+        Err(InvokeError::Crashed { .. }) => "crashed",
+        Err(InvokeError::Start { .. }) => "start",
     }
 }
 

@@ -72,6 +72,7 @@ impl Runtime {
             serve => "serve",
             triggers => "triggers",
             log_format => "host.log-format",
+            telemetry => "telemetry",
         );
         // The gateway first: a tenant may only be granted a route that exists.
         let routes = self.inner.gateway.reload(&next.gateway);

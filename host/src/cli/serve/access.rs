@@ -5,6 +5,10 @@
 //! characters); otherwise the host makes one. Either way the answer carries
 //! it back, and every line logged while the request is served carries it in
 //! its `http` span, with the tenant and key id once the key is checked.
+//!
+//! When traces are exported, that span is the root of the request's spans
+//! here, and a child of the caller's span when the request carries a
+//! `traceparent`; the answer carries the request span's own `traceparent`.
 
 use crate::keys::Caller;
 use crate::runtime::duration_histogram;
@@ -84,10 +88,15 @@ pub async fn log(State(metrics): State<Arc<HttpMetrics>>, request: Request, next
         tenant = tracing::field::Empty,
         key = tracing::field::Empty,
     );
+    // A caller's W3C `traceparent` makes this request part of its trace.
+    super::super::telemetry::adopt(&span, request.headers(), method.as_str(), &route);
     let started = Instant::now();
+    let traced = span.clone();
     async move {
         let mut response = next.run(request).await;
         let status = response.status().as_u16();
+        super::super::telemetry::answered(&traced, status);
+        super::super::telemetry::inject(&traced, response.headers_mut());
         let ms = (started.elapsed().as_secs_f64() * 1e6).round() / 1e3;
         tracing::info!(target: "paddock::http", %method, path = %path, status, ms, "request");
         let tenant = response.extensions().get::<Caller>().map(|c| c.tenant.to_string()).unwrap_or_default();

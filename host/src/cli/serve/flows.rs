@@ -36,6 +36,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::{Value, json};
 use std::convert::Infallible;
+use tracing::Instrument;
 
 /// Runs listed at most per request.
 const MAX_LIST: usize = 1000;
@@ -304,7 +305,8 @@ async fn begin(
     let location = [(header::LOCATION, format!("/v1/runs/{id}"))];
     // The run goes on when the caller hangs up.
     let begun = summary(started.record());
-    let running = tokio::spawn(started.finish());
+    // Its spans are children of this request's, though it may outlive it.
+    let running = tokio::spawn(started.finish().in_current_span());
     if !wait {
         // As begun, however soon it ends.
         return (StatusCode::ACCEPTED, location, axum::Json(begun)).into_response();

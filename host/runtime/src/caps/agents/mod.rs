@@ -4,9 +4,9 @@
 //! handed to a [`Dispatch`] the runtime provides, so this module needs no
 //! knowledge of how agents are loaded or run.
 
-use super::CallContext;
 use super::wit::agents::Host;
-use paddock_core::Capabilities;
+use super::{CallContext, traced};
+use paddock_core::{Capabilities, TRACE_TARGET};
 use paddock_journal as journal;
 use paddock_tenants::Grants;
 use std::future::Future;
@@ -108,7 +108,10 @@ impl Host for AgentsCtx {
     async fn call(&mut self, agent: String, input: String) -> wasmtime::Result<Result<String, String>> {
         let call = &self.call;
         call.check_size("agents.call input", input.len() + agent.len(), call.caps.io_bytes, "limits.max-io-bytes")?;
-        journal::through(call.journal.as_deref(), "agents.call", (agent, input), |a| self.call_now(a)).await
+        let span =
+            tracing::info_span!(target: TRACE_TARGET, "agents.call", agent = %agent, outcome = tracing::field::Empty);
+        traced(span, journal::through(call.journal.as_deref(), "agents.call", (agent, input), |a| self.call_now(a)))
+            .await
     }
 }
 

@@ -1,8 +1,9 @@
 //! `paddock:agent/blackboard`: the calling tenant's [`Namespace`], and nothing else.
 
-use super::CallContext;
 use super::wit::blackboard::{Change, Entry, Error, Host};
+use super::{CallContext, traced};
 use paddock_blackboard::{BoardError, LIST_MAX, Lookup, Namespace, Writer, unix_millis};
+use paddock_core::TRACE_TARGET;
 use paddock_journal::{self as journal, Tape};
 use paddock_tenants::{BoardAccess, Grants};
 use std::sync::Arc;
@@ -166,21 +167,31 @@ impl BoardCtx {
     }
 }
 
+/// The span of one blackboard call, named for it (`blackboard.put`), with
+/// the key or prefix it touched.
+fn span(call: &'static str, key: &str) -> tracing::Span {
+    tracing::info_span!(target: TRACE_TARGET, "blackboard", otel.name = call, key, outcome = tracing::field::Empty)
+}
+
 // Every call goes through the journal: recorded, or answered from it in a
-// replay without touching the board.
+// replay without touching the board; and is a span of the invocation's trace.
 impl Host for BoardCtx {
     async fn get(&mut self, key: String) -> wasmtime::Result<Result<Option<Entry>, Error>> {
-        journal::through(self.journal.as_deref(), "blackboard.get", (key,), |a| self.get_now(a)).await
+        let span = span("blackboard.get", &key);
+        traced(span, journal::through(self.journal.as_deref(), "blackboard.get", (key,), |a| self.get_now(a))).await
     }
 
     async fn put(&mut self, key: String, value: Vec<u8>) -> wasmtime::Result<Result<u64, Error>> {
-        journal::through(self.journal.as_deref(), "blackboard.put", (key, value), |(k, v)| self.put_now((k, v, None)))
-            .await
+        let span = span("blackboard.put", &key);
+        let put = |(k, v)| self.put_now((k, v, None));
+        traced(span, journal::through(self.journal.as_deref(), "blackboard.put", (key, value), put)).await
     }
 
     async fn put_expiring(&mut self, key: String, value: Vec<u8>, ttl_ms: u64) -> wasmtime::Result<Result<u64, Error>> {
+        let span = span("blackboard.put-expiring", &key);
         let put = |(k, v, ttl)| self.put_now((k, v, Some(ttl)));
-        journal::through(self.journal.as_deref(), "blackboard.put-expiring", (key, value, ttl_ms), put).await
+        traced(span, journal::through(self.journal.as_deref(), "blackboard.put-expiring", (key, value, ttl_ms), put))
+            .await
     }
 
     async fn compare_and_swap(
@@ -189,8 +200,10 @@ impl Host for BoardCtx {
         expected: u64,
         value: Vec<u8>,
     ) -> wasmtime::Result<Result<u64, Error>> {
+        let span = span("blackboard.compare-and-swap", &key);
         let swap = |(k, e, v)| self.swap_now((k, e, v, None));
-        journal::through(self.journal.as_deref(), "blackboard.compare-and-swap", (key, expected, value), swap).await
+        let args = (key, expected, value);
+        traced(span, journal::through(self.journal.as_deref(), "blackboard.compare-and-swap", args, swap)).await
     }
 
     async fn compare_and_swap_expiring(
@@ -200,17 +213,23 @@ impl Host for BoardCtx {
         value: Vec<u8>,
         ttl_ms: u64,
     ) -> wasmtime::Result<Result<u64, Error>> {
+        let span = span("blackboard.compare-and-swap-expiring", &key);
         let args = (key, expected, value, ttl_ms);
         let swap = |(k, e, v, ttl)| self.swap_now((k, e, v, Some(ttl)));
-        journal::through(self.journal.as_deref(), "blackboard.compare-and-swap-expiring", args, swap).await
+        traced(span, journal::through(self.journal.as_deref(), "blackboard.compare-and-swap-expiring", args, swap))
+            .await
     }
 
     async fn delete(&mut self, key: String) -> wasmtime::Result<Result<bool, Error>> {
-        journal::through(self.journal.as_deref(), "blackboard.delete", (key,), |a| self.delete_now(a)).await
+        let span = span("blackboard.delete", &key);
+        traced(span, journal::through(self.journal.as_deref(), "blackboard.delete", (key,), |a| self.delete_now(a)))
+            .await
     }
 
     async fn list(&mut self, prefix: String) -> wasmtime::Result<Result<Vec<String>, Error>> {
-        journal::through(self.journal.as_deref(), "blackboard.list", (prefix,), |a| self.list_now(a)).await
+        let span = span("blackboard.list", &prefix);
+        traced(span, journal::through(self.journal.as_deref(), "blackboard.list", (prefix,), |a| self.list_now(a)))
+            .await
     }
 
     async fn watch(
@@ -219,8 +238,9 @@ impl Host for BoardCtx {
         after: u64,
         timeout_ms: u32,
     ) -> wasmtime::Result<Result<Vec<Change>, Error>> {
+        let span = span("blackboard.watch", &prefix);
         let args = (prefix, after, timeout_ms);
-        journal::through(self.journal.as_deref(), "blackboard.watch", args, |a| self.watch_now(a)).await
+        traced(span, journal::through(self.journal.as_deref(), "blackboard.watch", args, |a| self.watch_now(a))).await
     }
 }
 
