@@ -14,6 +14,10 @@
 //!   gateway → fake → guest, and the output back.
 //! - `agent-repeat`: one invocation making many `llm.complete` calls, its time
 //!   divided by their number; this leaves instantiation out.
+//! - `http-key`: `POST /v1/agents/client/run` to a `paddock serve` process (the
+//!   release binary) with an API key: the deployable path, HTTP and the key
+//!   check, the access log and metrics included, then as `agent`.
+//! - `http-open`: the same to a second host with `serve.auth = "none"`.
 //!
 //! Each path at each concurrency runs in four stretches of a second, the
 //! paths taking turns, and each stretch starts with a warm-up that is not
@@ -40,6 +44,8 @@ use paddock_fake_provider::FakeProvider;
 use paddock_test_guests::guests;
 #[path = "common/report.rs"]
 mod report;
+#[path = "common/served.rs"]
+mod served;
 
 use serde_json::{Value, json};
 use std::path::Path;
@@ -101,10 +107,12 @@ enum Way {
     Gateway,
     Agent,
     AgentRepeat,
+    HttpKey,
+    HttpOpen,
 }
 
 impl Way {
-    const ALL: [Way; 4] = [Way::Direct, Way::Gateway, Way::Agent, Way::AgentRepeat];
+    const ALL: [Way; 6] = [Way::Direct, Way::Gateway, Way::Agent, Way::AgentRepeat, Way::HttpKey, Way::HttpOpen];
 
     fn name(self) -> &'static str {
         match self {
@@ -112,6 +120,8 @@ impl Way {
             Way::Gateway => "gateway",
             Way::Agent => "agent",
             Way::AgentRepeat => "agent-repeat",
+            Way::HttpKey => "http-key",
+            Way::HttpOpen => "http-open",
         }
     }
 
@@ -132,6 +142,9 @@ struct Subjects {
     runtime: Runtime,
     agent: Arc<Agent>,
     caller: Caller,
+    /// The hosts behind `http-key` and `http-open`.
+    keyed: served::Served,
+    open: served::Served,
 }
 
 impl Subjects {
@@ -141,7 +154,21 @@ impl Subjects {
             Way::Direct => self.direct().await,
             Way::Gateway => self.gateway().await,
             Way::Agent | Way::AgentRepeat => self.agent(input).await,
+            Way::HttpKey => self.served(&self.keyed, input).await,
+            Way::HttpOpen => self.served(&self.open, input).await,
         }
+    }
+
+    async fn served(&self, host: &served::Served, input: &str) {
+        let mut request = self.http.post(format!("{}/v1/agents/client/run", host.url)).body(input.to_string());
+        if let Some(token) = &host.token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.expect("the host answers");
+        assert!(response.status().is_success(), "the host answered {}", response.status());
+        let body: Value = response.json().await.expect("the host answers JSON");
+        let output = body["output"].as_str().unwrap_or_default();
+        assert!(output.starts_with(r#"{"ok""#), "the agent's call failed: {body}");
     }
 
     async fn direct(&self) {
@@ -433,6 +460,8 @@ async fn bench(fake: &FakeProvider, options: &Options) -> Vec<Run> {
         runtime,
         agent,
         caller: Caller { tenant: "bench".into(), agent: "client".into() },
+        keyed: served::Served::start(&fake.url(), true),
+        open: served::Served::start(&fake.url(), false),
     });
     check_same_body(&subjects, fake).await;
     let mut runs = Vec::new();

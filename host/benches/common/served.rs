@@ -1,0 +1,72 @@
+//! A `paddock serve` process for benches: the release binary in a folder of
+//! its own, its route `r` on a fake provider, the `llm-client` guest as plugin
+//! `client`, and its connection and per-key limits raised past what a bench
+//! sends. Killed by its PID when dropped.
+
+use paddock_test_guests::guests;
+use std::io::BufRead;
+use std::process::{Child, Command, Stdio};
+
+/// A serving host.
+pub struct Served {
+    child: Child,
+    /// `http://127.0.0.1:PORT`.
+    pub url: String,
+    /// The API key its requests carry; `None` with `serve.auth = "none"`.
+    pub token: Option<String>,
+    _dir: tempfile::TempDir,
+}
+
+impl Served {
+    /// A host routing `r` (model `m`) to the OpenAI-style fake at `fake_url`,
+    /// checking API keys (a `run` key of tenant `bench` is made) unless `keys` is false.
+    pub fn start(fake_url: &str, keys: bool) -> Served {
+        let dir = tempfile::tempdir().expect("a temporary folder");
+        let folder = dir.path().join("plugins/client");
+        std::fs::create_dir_all(&folder).expect("a temporary folder is writable");
+        let manifest = format!(
+            "name = \"client\"\nversion = \"1.0.0\"\ncomponent = {:?}\n[capabilities]\nroutes = [\"r\"]\n",
+            guests::LLM_CLIENT
+        );
+        std::fs::write(folder.join("agent.toml"), manifest).expect("a temporary folder is writable");
+        let auth = if keys { "keys" } else { "none" };
+        let config = format!(
+            "[host]\nledger = \"memory\"\nplugin-state = \"memory\"\nflows = \"memory\"\ndefault-tenant = \"bench\"\n\
+             [engine]\nmax-instances = 1000\n\
+             [providers.fake]\nkind = \"openai\"\nbase-url = \"{fake_url}/v1\"\n\
+             [routes.r]\ntargets = [{{ provider = \"fake\", model = \"m\" }}]\n\
+             [serve]\nauth = {auth:?}\nmax-connections = 4096\nmax-connections-per-source = 4096\n\
+             requests-per-key = 4000000000\n"
+        );
+        std::fs::write(dir.path().join("paddock.toml"), config).expect("a temporary folder is writable");
+        let token = keys.then(|| {
+            let made = Command::new(env!("CARGO_BIN_EXE_paddock"))
+                .current_dir(dir.path())
+                .args(["keys", "create", "--tenant", "bench", "--role", "run"])
+                .output()
+                .expect("paddock keys create runs");
+            assert!(made.status.success(), "paddock keys create: {}", String::from_utf8_lossy(&made.stderr));
+            String::from_utf8_lossy(&made.stdout).trim().to_string()
+        });
+        let mut child = Command::new(env!("CARGO_BIN_EXE_paddock"))
+            .current_dir(dir.path())
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .env_remove("PADDOCK_LOG")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("paddock serve starts");
+        let mut line = String::new();
+        let stdout = child.stdout.take().expect("piped stdout");
+        std::io::BufReader::new(stdout).read_line(&mut line).expect("paddock serve prints its address");
+        let address = line.trim().strip_prefix("serving on ").unwrap_or_else(|| panic!("paddock serve: {line:?}"));
+        Served { url: address.to_string(), token, child, _dir: dir }
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
