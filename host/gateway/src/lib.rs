@@ -35,7 +35,6 @@ pub use stream::ReplyStream;
 pub use table::RoutesChanged;
 
 use arc_swap::ArcSwap;
-use breaker::BreakerState;
 use metrics::{Metrics, RouteLabels};
 use paddock_core::clock::{Clock, SystemClock};
 use providers::Meta;
@@ -259,43 +258,6 @@ impl Gateway {
     /// Whether the routes are the built-in simulated ones.
     pub fn is_simulated_default(&self) -> bool {
         self.inner.table.load().simulated_defaults
-    }
-
-    /// Appends the text exposition of the gateway's series to `out` (no
-    /// `# EOF`), with each target's breaker state, cool-down and headroom as
-    /// they are now.
-    pub fn render_metrics(&self, out: &mut String) {
-        let m = &self.inner.metrics;
-        let now = self.inner.clock.now();
-        // Removed routes and targets leave no stale gauges.
-        m.breaker_state.clear();
-        m.cooldown_seconds.clear();
-        m.headroom_ratio.clear();
-        for route in self.routes() {
-            for t in &route.targets {
-                let at = |state: &str| metrics::StateLabels {
-                    route: route.name.to_string(),
-                    provider: t.provider.name.clone(),
-                    model: t.model.clone(),
-                    state: state.to_string(),
-                };
-                let current = t.breaker_state(now);
-                for state in [BreakerState::Closed, BreakerState::Open, BreakerState::HalfOpen] {
-                    m.breaker_state.get_or_create(&at(state.as_str())).set(i64::from(state == current));
-                }
-                let target = metrics::TargetOnly {
-                    route: route.name.to_string(),
-                    provider: t.provider.name.clone(),
-                    model: t.model.clone(),
-                };
-                let cooling = t.account.cooling(now).unwrap_or_default();
-                m.cooldown_seconds.get_or_create(&target).set(cooling.as_secs_f64());
-                if let Some(room) = t.account.headroom() {
-                    m.headroom_ratio.get_or_create(&target).set(room.fraction());
-                }
-            }
-        }
-        m.render_into(out);
     }
 
     /// Serves `settings` from now on. Calls in flight finish on the routes

@@ -2,6 +2,7 @@
 //! it: for an operator asking a serving host why a route fails over.
 
 use crate::Gateway;
+use crate::metrics::{StateLabels, TargetOnly};
 
 /// One route target's live state.
 #[derive(Clone, Debug, serde::Serialize)]
@@ -56,5 +57,35 @@ impl Gateway {
                 }
             })
             .collect()
+    }
+}
+
+impl Gateway {
+    /// Appends the text exposition of the gateway's series to `out` (no
+    /// `# EOF`), with each target's breaker state, cool-down and headroom
+    /// from [`Gateway::snapshot`].
+    pub fn render_metrics(&self, out: &mut String) {
+        let m = &self.inner.metrics;
+        // Removed routes and targets leave no stale gauges.
+        m.breaker_state.clear();
+        m.cooldown_seconds.clear();
+        m.headroom_ratio.clear();
+        for t in self.snapshot() {
+            for state in ["closed", "open", "half-open"] {
+                let labels = StateLabels {
+                    route: t.route.clone(),
+                    provider: t.provider.clone(),
+                    model: t.model.clone(),
+                    state: state.to_string(),
+                };
+                m.breaker_state.get_or_create(&labels).set(i64::from(state == t.breaker));
+            }
+            let target = TargetOnly { route: t.route, provider: t.provider, model: t.model };
+            m.cooldown_seconds.get_or_create(&target).set(t.cooling_ms.unwrap_or(0) as f64 / 1000.0);
+            if let Some(room) = t.headroom {
+                m.headroom_ratio.get_or_create(&target).set(room);
+            }
+        }
+        m.render_into(out);
     }
 }

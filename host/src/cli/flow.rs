@@ -2,6 +2,7 @@
 //! `paddock approve`, `paddock dlq` and `paddock replay`.
 
 use super::flow_remote::Remote;
+use super::host_api::HostApi;
 use super::{EXIT_AGENT_ERROR, EXIT_CONFIG, EXIT_CRASH, EXIT_LOAD, EXIT_USAGE, fail};
 use crate::config::Settings;
 use crate::flow::{Event, Flow, Flows, Report, RunStatus, Start, StepStatus, now_ms};
@@ -166,7 +167,11 @@ pub async fn flow(settings: Settings, cmd: FlowCommand) -> u8 {
                 }
             }
             // The host serving this data folder holds its stores: it runs the flow.
-            if let Some(host) = super::serve::serving(&settings.data_dir) {
+            if let Some(host) = HostApi::find(&settings) {
+                let host = match host {
+                    Ok(h) => h,
+                    Err(e) => return fail(EXIT_CRASH, e),
+                };
                 let remote = Remote { spec: &text, origin: &origin, input, tenant: args.tenant, run: args.run_id };
                 return match super::flow_remote::run(&host, remote, &printer(args.json)).await {
                     Ok(report) => finish(Ok(report), args.json),
@@ -182,7 +187,11 @@ pub async fn flow(settings: Settings, cmd: FlowCommand) -> u8 {
             finish(report, args.json)
         }
         FlowCommand::Resume(args) => {
-            if let Some(host) = super::serve::serving(&settings.data_dir) {
+            if let Some(host) = HostApi::find(&settings) {
+                let host = match host {
+                    Ok(h) => h,
+                    Err(e) => return fail(EXIT_CRASH, e),
+                };
                 return match super::flow_remote::resume(&host, &args.run, args.repin, &printer(args.json)).await {
                     Ok(report) => finish(Ok(report), args.json),
                     Err(code) => code,

@@ -5,10 +5,10 @@
 //! run's events as they stream back (`GET /v1/runs/{id}/events`), then its
 //! end, as a run in this process would.
 
-use super::serve::Serving;
+use super::host_api::HostApi;
 use super::{EXIT_CONFIG, EXIT_CRASH, EXIT_DENIED, EXIT_LOAD, EXIT_USAGE, fail};
 use crate::flow::{Event, Report, RunStatus};
-use futures_util::StreamExt;
+use reqwest::{Method, Url};
 use serde_json::{Value, json};
 
 /// What the command asks the host to run.
@@ -27,71 +27,52 @@ pub struct Remote<'a> {
 
 /// Runs the flow on `host`, printing its events through `show`: the run's
 /// report, or the exit code of a refusal.
-pub async fn run(host: &Serving, remote: Remote<'_>, show: &crate::flow::events::Sink) -> Result<Report, u8> {
+pub async fn run(host: &HostApi, remote: Remote<'_>, show: &crate::flow::events::Sink) -> Result<Report, u8> {
     let body = json!({
         "spec": remote.spec, "origin": remote.origin, "input": remote.input, "run": remote.run, "tenant": remote.tenant,
     });
-    let client = host.streaming_client().map_err(|e| fail(EXIT_CRASH, e))?;
-    let started = host.request(&client, reqwest::Method::POST, "/v1/flows/run").json(&body);
-    let id = begin(host, started).await?;
-    follow(host, &client, &id, show).await
+    let id = begin(host, url(host, &["v1", "flows", "run"], &[])?, body.to_string()).await?;
+    follow(host, &id, show).await
 }
 
 /// Resumes run `id` on `host` (`flow resume`), then follows it as [`run`] does.
-pub async fn resume(host: &Serving, id: &str, repin: bool, show: &crate::flow::events::Sink) -> Result<Report, u8> {
-    let client = host.streaming_client().map_err(|e| fail(EXIT_CRASH, e))?;
-    let path = format!("/v1/runs/{id}/resume?repin={repin}");
-    let id = begin(host, host.request(&client, reqwest::Method::POST, &path)).await?;
-    follow(host, &client, &id, show).await
+pub async fn resume(host: &HostApi, id: &str, repin: bool, show: &crate::flow::events::Sink) -> Result<Report, u8> {
+    let resume = url(host, &["v1", "runs", id, "resume"], &[("repin", Some(repin.to_string()))])?;
+    let id = begin(host, resume, String::new()).await?;
+    follow(host, &id, show).await
 }
 
-fn unreachable(host: &Serving) -> impl Fn(reqwest::Error) -> u8 + '_ {
-    move |e| fail(EXIT_CRASH, format!("the host at {} did not answer: {e}", host.address))
+fn url(host: &HostApi, segments: &[&str], query: &[(&str, Option<String>)]) -> Result<Url, u8> {
+    host.url(segments, query).map_err(|e| fail(EXIT_CRASH, e))
 }
 
-/// Sends `request`, which starts a run: its id, or the exit code of the refusal.
-async fn begin(host: &Serving, request: reqwest::RequestBuilder) -> Result<String, u8> {
-    let response = request.send().await.map_err(unreachable(host))?;
-    let status = response.status().as_u16();
-    let answer: Value = response.json().await.map_err(unreachable(host))?;
-    if status != 200 && status != 202 {
-        let message = answer["error"]["message"].as_str().map_or_else(|| answer.to_string(), String::from);
-        let code = match status {
+/// POSTs `body` to `url`, which starts a run: its id, or the exit code of the refusal.
+async fn begin(host: &HostApi, url: Url, body: String) -> Result<String, u8> {
+    let answer = host.call(Method::POST, url, Some(body.into_bytes())).await.map_err(|e| fail(EXIT_CRASH, e))?;
+    if !answer.status.is_success() {
+        let code = match answer.status.as_u16() {
             422 => EXIT_CONFIG,
             403 => EXIT_DENIED,
             // Not serving an agent, or a run that cannot be resumed.
             503 | 409 | 404 => EXIT_LOAD,
             _ => EXIT_USAGE,
         };
-        return Err(fail(code, message));
+        return Err(fail(code, answer.message()));
     }
-    Ok(answer["run"].as_str().unwrap_or_default().to_string())
+    Ok(answer.body["run"].as_str().unwrap_or_default().to_string())
 }
 
 /// Prints run `id`'s events through `show` as they stream, then reads how it ended.
-async fn follow(
-    host: &Serving,
-    client: &reqwest::Client,
-    id: &str,
-    show: &crate::flow::events::Sink,
-) -> Result<Report, u8> {
-    let events = host.request(client, reqwest::Method::GET, &format!("/v1/runs/{id}/events"));
-    let mut stream = events.send().await.map_err(unreachable(host))?.bytes_stream();
-    let mut pending = String::new();
-    while let Some(chunk) = stream.next().await {
-        pending.push_str(&String::from_utf8_lossy(&chunk.map_err(unreachable(host))?));
-        while let Some(end) = pending.find('\n') {
-            let line: String = pending.drain(..=end).collect();
-            if let Some(data) = line.trim_end().strip_prefix("data:")
-                && let Ok(event) = serde_json::from_str::<Event>(data.trim_start())
-            {
-                show(event);
-            }
+async fn follow(host: &HostApi, id: &str, show: &crate::flow::events::Sink) -> Result<Report, u8> {
+    let mut events =
+        host.events(url(host, &["v1", "runs", id, "events"], &[])?).await.map_err(|a| fail(EXIT_CRASH, a.message()))?;
+    while let Some(event) = events.next().await.map_err(|e| fail(EXIT_CRASH, e))? {
+        if let Ok(event) = serde_json::from_str::<Event>(&event.data) {
+            show(event);
         }
     }
-    let ended = host.request(client, reqwest::Method::GET, &format!("/v1/runs/{id}"));
-    let record: Value = ended.send().await.map_err(unreachable(host))?.json().await.map_err(unreachable(host))?;
-    Ok(report(id, &record))
+    let ended = host.call(Method::GET, url(host, &["v1", "runs", id], &[])?, None).await;
+    Ok(report(id, &ended.map_err(|e| fail(EXIT_CRASH, e))?.body))
 }
 
 /// The report of a run as `GET /v1/runs/{id}` shows it.

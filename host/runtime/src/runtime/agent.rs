@@ -51,6 +51,14 @@ pub struct Agent {
     pub(super) pre: AgentWorldPre<AgentState>,
 }
 
+/// The limits of an agent with `manifest` under `settings`: the defaults,
+/// with what the manifest asks for up to the ceiling, and a note for each
+/// request cut down.
+pub(super) fn limits_for(settings: &Settings, manifest: Option<&Manifest>) -> (Limits, Vec<String>) {
+    let requested = manifest.map(|m| m.limits).unwrap_or_default();
+    settings.limits.with_request(&settings.ceiling, &requested)
+}
+
 /// A tenant policy and what it grants the agent.
 type Granted = (Arc<TenantPolicy>, Arc<Grants>);
 
@@ -107,8 +115,7 @@ impl Agent {
     /// Its limits under `settings`, which a reload may have changed since it
     /// loaded: the defaults, with what its manifest asks for up to the ceiling.
     pub fn limits_under(&self, settings: &Settings) -> Limits {
-        let requested = self.manifest.as_ref().map(|m| m.limits).unwrap_or_default();
-        settings.limits.with_request(&settings.ceiling, &requested).0
+        limits_for(settings, self.manifest.as_ref()).0
     }
 
     /// Invocations started on this version.

@@ -279,10 +279,8 @@ impl Runtime {
             manifest.check_key_prefixes(s.caps.key_bytes)?;
         }
         let prepared = load::compile(&self.inner.engine, &self.inner.linker, &file, self.inner.cache.as_deref())?;
-        let result = if prepared.compiled == Compiled::Cached { "hit" } else { "compiled" };
-        self.inner.metrics.code_cache.get_or_create(&super::metrics::CacheLabels { result: result.into() }).inc();
-        let requested = manifest.as_ref().map(|m| m.limits).unwrap_or_default();
-        let (limits, notes) = s.limits.with_request(&s.ceiling, &requested);
+        self.inner.metrics.loaded(prepared.compiled == Compiled::Cached);
+        let (limits, notes) = super::agent::limits_for(&s, manifest.as_ref());
         for note in &notes {
             tracing::warn!(agent = name, "{note}");
         }

@@ -122,6 +122,12 @@ impl RuntimeMetrics {
         self.limits_hit.get_or_create(&labels).inc();
     }
 
+    /// Counts a component loaded: mapped from the code cache, or compiled.
+    pub fn loaded(&self, cached: bool) {
+        let result = if cached { "hit" } else { "compiled" };
+        self.code_cache.get_or_create(&CacheLabels { result: result.into() }).inc();
+    }
+
     /// Counts an invocation of `tenant` as running until the guard drops.
     pub fn running(&self, tenant: &str) -> InFlight {
         let gauge = self.in_flight.get_or_create(&TenantLabels { tenant: tenant.to_string() }).clone();

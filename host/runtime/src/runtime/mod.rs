@@ -276,9 +276,7 @@ impl Runtime {
             env,
             compensate: options.compensate,
         };
-        let running = self.inner.metrics.running(&tenant);
         let outcome = self.invoke(agent, input, scope, limits, dirs, &grants).await;
-        drop(running);
         if let Err(InvokeError::Limit { limit, .. }) = &outcome.result {
             self.inner.metrics.limit_hit(&tenant, &agent.name, limit.name());
         }
@@ -362,8 +360,11 @@ impl Runtime {
             outcome = tracing::field::Empty,
             fuel = tracing::field::Empty,
         );
+        // Counted in `paddock_invocations_in_flight` until it ends.
+        let running = self.inner.metrics.running(&invocation.tenant);
         async move {
             let outcome = sandbox::invoke(&engine, &pre, invocation, &input).await;
+            drop(running);
             let span = tracing::Span::current();
             span.record("outcome", outcome_name(&outcome));
             // Signed: `tracing-opentelemetry` exports an unsigned field as text.
@@ -395,9 +396,7 @@ impl Dispatch for Runtime {
             chain.push(callee.name.clone());
             let env = run_env(&[], &run);
             let scope = Scope { tenant, run, chain, journal: None, budget, env, compensate: false };
-            let running = runtime.inner.metrics.running(&scope.tenant);
             let outcome = runtime.invoke(&callee, &input, scope, limits, dirs, &grants).await;
-            drop(running);
             outcome.result.map_err(|e| match e {
                 InvokeError::Failed { message, .. } => format!("failed: {message}"),
                 InvokeError::Limit { .. } => format!("limit: {e}"),

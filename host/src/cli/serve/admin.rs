@@ -76,8 +76,9 @@ async fn reload_route(State(runtime): State<Runtime>, Extension(caller): Extensi
 /// `paddock reload`: asks the host serving this data folder to re-read its
 /// file, and prints what changed; exit 5 when the file is refused.
 pub async fn command(settings: &Settings) -> u8 {
+    use super::super::host_api::HostApi;
     use super::super::{EXIT_CONFIG, EXIT_USAGE, fail};
-    let Some(host) = super::serving(&settings.data_dir) else {
+    let Some(host) = HostApi::find(settings) else {
         return fail(
             EXIT_USAGE,
             format!(
@@ -86,22 +87,21 @@ pub async fn command(settings: &Settings) -> u8 {
             ),
         );
     };
-    let answer = async {
-        let client = host.client()?;
-        let response =
-            host.request(&client, reqwest::Method::POST, "/v1/admin/reload").send().await.map_err(|e| e.to_string())?;
-        let status = response.status();
-        let body: serde_json::Value = response.json().await.map_err(|e| e.to_string())?;
-        Ok::<_, String>((status, body))
+    let answer = match host {
+        Ok(host) => match host.url(&["v1", "admin", "reload"], &[]) {
+            Ok(url) => host.call(reqwest::Method::POST, url, None).await,
+            Err(e) => Err(e),
+        },
+        Err(e) => Err(e),
     };
-    let (status, body) = match answer.await {
+    let answer = match answer {
         Ok(a) => a,
-        Err(e) => return fail(EXIT_USAGE, format!("the host at {} did not answer: {e}", host.address)),
+        Err(e) => return fail(EXIT_USAGE, e),
     };
-    if !status.is_success() {
-        let message = body["error"]["message"].as_str().map_or_else(|| body.to_string(), String::from);
-        return fail(if status.as_u16() == 422 { EXIT_CONFIG } else { EXIT_USAGE }, message);
+    if !answer.status.is_success() {
+        return fail(if answer.status.as_u16() == 422 { EXIT_CONFIG } else { EXIT_USAGE }, answer.message());
     }
+    let body = &answer.body;
     let (applied, restart) = (strings(&body["applied"]), strings(&body["restart_needed"]));
     let source = body["source"].as_str().unwrap_or("the embedded defaults");
     if applied.is_empty() {
@@ -109,8 +109,8 @@ pub async fn command(settings: &Settings) -> u8 {
     } else {
         println!("reloaded {source}: {} now apply", applied.join(", "));
     }
-    for (what, key) in [("added", "added"), ("changed", "changed"), ("removed", "removed")] {
-        let routes = strings(&body["routes"][key]);
+    for what in ["added", "changed", "removed"] {
+        let routes = strings(&body["routes"][what]);
         if !routes.is_empty() {
             println!("  routes {what}: {}", routes.join(", "));
         }

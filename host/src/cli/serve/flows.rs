@@ -242,8 +242,13 @@ async fn start_inline(
     State(flows): State<Flows>,
     Query(query): Query<StartQuery>,
     Extension(caller): Extension<Caller>,
-    axum::Json(inline): axum::Json<Inline>,
+    body: String,
 ) -> Response {
+    // Read whatever the content type says: the body is JSON or nothing runs.
+    let inline = match serde_json::from_str::<Inline>(&body) {
+        Ok(i) => i,
+        Err(e) => return error(StatusCode::BAD_REQUEST, "bad-request", format!("the body is not a flow to run: {e}")),
+    };
     let flow = match Flow::parse(&inline.spec, &inline.origin) {
         Ok(f) => f,
         Err(e) => return error(StatusCode::UNPROCESSABLE_ENTITY, "invalid", e),

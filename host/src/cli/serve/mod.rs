@@ -271,12 +271,6 @@ impl Serving {
         self.client_timed(Some(std::time::Duration::from_secs(5)))
     }
 
-    /// A client with no overall timeout, for answers that stream as long as
-    /// a run lasts.
-    pub fn streaming_client(&self) -> Result<reqwest::Client, String> {
-        self.client_timed(None)
-    }
-
     /// The same, with requests cut after `timeout` (never, for `None`);
     /// connecting always times out after 5 s.
     pub fn client_timed(&self, timeout: Option<std::time::Duration>) -> Result<reqwest::Client, String> {
