@@ -293,6 +293,74 @@ async fn a_restart_with_a_warm_code_cache_compiles_nothing() {
     assert!(warm.plugins().iter().all(|p| p.serving.as_ref().unwrap().compiled == Compiled::Cached));
 }
 
+/// Sixteen threads loading `name` at once: each one's version (its address
+/// and id), or error.
+fn load_at_once(rt: &Runtime, name: &str) -> Vec<Result<(usize, Arc<str>), String>> {
+    let start = std::sync::Barrier::new(16);
+    std::thread::scope(|s| {
+        let loads: Vec<_> = (0..16)
+            .map(|_| {
+                s.spawn(|| {
+                    start.wait();
+                    rt.load(name).map(|a| (Arc::as_ptr(&a) as usize, a.version.clone())).map_err(|e| e.to_string())
+                })
+            })
+            .collect();
+        loads.into_iter().map(|t| t.join().unwrap()).collect()
+    })
+}
+
+#[test]
+fn sixteen_first_loads_at_once_compile_once_and_all_get_that_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = std::fs::read(guests::ECHO).unwrap();
+    write_plugin(&dir.path().join("plugins"), "p", "1.0.0", &variant(&base, 200), "");
+    let rt = host(dir.path(), &format!("[host]\ncode-cache = {:?}\n", dir.path().join("code").display().to_string()));
+    let loads = load_at_once(&rt, "p");
+    assert!(loads.iter().all(|l| l.is_ok() && l == &loads[0]), "one version for all: {loads:?}");
+    let cache = rt.code_cache().unwrap();
+    assert_eq!((cache.compiles(), cache.hits()), (1, 0));
+}
+
+#[test]
+fn loads_waiting_on_a_first_load_that_fails_get_its_error_and_a_later_load_tries_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let plugins = dir.path().join("plugins");
+    write_plugin(&plugins, "p", "1.0.0", b"not wasm at all", "");
+    let rt = host(dir.path(), "");
+    let component = plugins.join("p/agent.wasm").display().to_string();
+    let refused =
+        format!("{component}: not a WebAssembly file (it starts with 6e 6f 74 20 77 61 73 6d, not 00 61 73 6d)");
+    for load in load_at_once(&rt, "p") {
+        let err = load.unwrap_err();
+        assert!(err == refused || err == format!("plugin \"p\" has no version serving: {refused}"), "{err}");
+    }
+    std::fs::write(plugins.join("p/agent.wasm"), std::fs::read(guests::ECHO).unwrap()).unwrap();
+    assert_eq!(&*rt.load("p").unwrap().name, "p");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_load_while_the_watcher_builds_a_new_plugin_waits_for_that_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = host(dir.path(), "");
+    let base = std::fs::read(guests::ECHO).unwrap();
+    write_plugin(&dir.path().join("plugins"), "p", "1.0.0", &variant(&base, 201), "");
+    let syncing = tokio::spawn({
+        let rt = rt.clone();
+        async move { rt.sync().await }
+    });
+    // Load as soon as the sync has made the slot, while it compiles.
+    let loaded = loop {
+        if rt.plugins().iter().any(|p| p.name == "p") {
+            break rt.load("p").map_err(|e| e.to_string());
+        }
+        tokio::task::yield_now().await;
+    };
+    let synced = syncing.await.unwrap();
+    let Reload::Swapped { to, .. } = &synced[0].1 else { panic!("{synced:?}") };
+    assert_eq!(loaded.unwrap().version, *to);
+}
+
 async fn invoke(client: &reqwest::Client, address: &str, agent: &str, token: &str) -> (u16, serde_json::Value) {
     let url = format!("http://{address}/v1/agents/{agent}/run");
     let response = client.post(url).bearer_auth(token).body("{}").send().await.unwrap();

@@ -8,6 +8,11 @@
 //! and pre-instantiated before it is swapped in, so a broken file never
 //! replaces a working version; and one that asks for capabilities its
 //! predecessor did not have is held until approved (see `plugins::widening`).
+//! `status.rs` lists them.
+
+mod status;
+
+pub use status::{ErrorStatus, HeldStatus, PluginStatus, VersionStatus};
 
 use super::Runtime;
 use super::agent::{Agent, AgentParts};
@@ -17,7 +22,7 @@ use crate::plugins::load::{self, ComponentFile, LoadError};
 use crate::plugins::{Manifest, Widening};
 use arc_swap::ArcSwapOption;
 use paddock_core::Capabilities;
-use parking_lot::{Mutex, RwLock};
+use parking_lot::{Condvar, Mutex, RwLock};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -34,6 +39,14 @@ pub(super) struct Live {
 impl Live {
     fn get(&self, key: &str) -> Option<Arc<Slot>> {
         self.slots.read().get(key).cloned()
+    }
+
+    /// Removes `slot` from under `key`, unless another slot has taken its place.
+    fn forget(&self, key: &str, slot: &Arc<Slot>) {
+        let mut slots = self.slots.write();
+        if slots.get(key).is_some_and(|s| Arc::ptr_eq(s, slot)) {
+            slots.remove(key);
+        }
     }
 
     /// The slot of `key`, inserting `slot` when there is none yet.
@@ -56,6 +69,21 @@ pub(super) struct Slot {
     reloading: tokio::sync::Mutex<()>,
     /// Loaded by name from the plugins folder (so reloaded and removed with it).
     named: bool,
+    /// Whether a version is being built for this slot. A load that finds
+    /// nothing serving waits for it instead of reporting "being loaded", so
+    /// sixteen first loads of one agent compile it once and all get it.
+    building: Mutex<bool>,
+    built: Condvar,
+}
+
+/// Marks its slot as building until dropped (on every path, panics included).
+struct Building<'s>(&'s Slot);
+
+impl Drop for Building<'_> {
+    fn drop(&mut self) {
+        *self.0.building.lock() = false;
+        self.0.built.notify_all();
+    }
 }
 
 #[derive(Default)]
@@ -69,13 +97,32 @@ struct SlotState {
 }
 
 impl Slot {
+    /// A slot with nothing serving, created building: whoever inserts it
+    /// holds a [`Building`] of it at once, so no load sees it idle and empty.
     fn new(named: bool, manifest: Option<PathBuf>) -> Slot {
         Slot {
             serving: ArcSwapOption::empty(),
             state: Mutex::new(SlotState { manifest, ..SlotState::default() }),
             reloading: tokio::sync::Mutex::new(()),
             named,
+            building: Mutex::new(true),
+            built: Condvar::new(),
         }
+    }
+
+    /// The serving version; when there is none yet, waits for a build in
+    /// progress (a compile: milliseconds, seconds for interpreted languages)
+    /// before saying why there is none.
+    fn settled(&self, key: &str) -> Result<Arc<Agent>, LoadError> {
+        if let Some(agent) = self.serving.load_full() {
+            return Ok(agent);
+        }
+        let mut building = self.building.lock();
+        while *building {
+            self.built.wait(&mut building);
+        }
+        drop(building);
+        self.current(key)
     }
 
     /// The serving version, or why there is none.
@@ -162,71 +209,6 @@ pub enum Reload {
     Removed,
 }
 
-/// One plugin as `paddock plugins list` shows it.
-#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
-pub struct PluginStatus {
-    /// The name (or the path it was loaded by; or a broken manifest's file).
-    pub name: String,
-    /// Its manifest file, if any.
-    pub manifest: Option<PathBuf>,
-    /// The serving version.
-    pub serving: Option<VersionStatus>,
-    /// A version waiting for approval.
-    pub held: Option<HeldStatus>,
-    /// The last failed attempt to load a version (cleared when one succeeds).
-    pub last_error: Option<ErrorStatus>,
-}
-
-/// A loaded version.
-#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
-pub struct VersionStatus {
-    /// Its id.
-    pub version: String,
-    /// The BLAKE3 hash of its component.
-    pub hash: String,
-    /// Its component file.
-    pub component: PathBuf,
-    /// When it was loaded (RFC 3339).
-    pub loaded_at: String,
-    /// Invocations started on it.
-    pub invocations: u64,
-    /// Compiled now, or mapped from the cache.
-    pub compiled: crate::plugins::cache::Compiled,
-}
-
-/// A held version.
-#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
-pub struct HeldStatus {
-    /// The version.
-    pub version: VersionStatus,
-    /// What it asks for beyond the serving one.
-    pub asks: Vec<String>,
-}
-
-/// A failure.
-#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
-pub struct ErrorStatus {
-    /// When (RFC 3339).
-    pub at: String,
-    /// What went wrong.
-    pub message: String,
-}
-
-fn rfc3339(t: SystemTime) -> String {
-    humantime::format_rfc3339_millis(t).to_string()
-}
-
-fn version_status(a: &Agent) -> VersionStatus {
-    VersionStatus {
-        version: a.version.to_string(),
-        hash: a.hash.hex(),
-        component: a.component.clone(),
-        loaded_at: rfc3339(a.loaded_at),
-        invocations: a.invocations(),
-        compiled: a.compiled,
-    }
-}
-
 /// Serve the new version, or hold it.
 enum Decision {
     Serve,
@@ -237,9 +219,13 @@ impl Runtime {
     /// Loads an agent named by `spec`: a path to a `.wasm`/`.wat` file or to
     /// an `agent.toml`, or the name of a plugin. Loaded agents are kept; the
     /// version returned is the one serving now.
+    ///
+    /// Concurrent first loads of one spec build it once: the others wait
+    /// for that build (blocking their thread, as a load's own compile does)
+    /// and get its version, or its error.
     pub fn load(&self, spec: &str) -> Result<Arc<Agent>, LoadError> {
         if let Some(slot) = self.inner.live.get(spec) {
-            return slot.current(spec);
+            return slot.settled(spec);
         }
         let is_path =
             spec.contains('/') || spec.ends_with(".wasm") || spec.ends_with(".wat") || spec.ends_with(".toml");
@@ -254,21 +240,33 @@ impl Runtime {
             (stem, None)
         };
         let component = manifest.as_ref().map_or_else(|| PathBuf::from(spec), |m| m.component.clone());
-        let file = read_with_hint(&component, &name, manifest.is_some())?;
+        let (slot, inserted) =
+            self.inner.live.get_or_insert(spec, || Slot::new(!is_path, manifest.as_ref().map(|m| m.file.clone())));
+        if !inserted {
+            return slot.settled(spec);
+        }
+        let building = Building(&slot);
         let stamp = manifest.as_ref().map(Stamp::of);
-        let agent = Arc::new(self.build_agent(&name, manifest, file)?);
-        let decision = self.decide(&agent, None);
-        let (slot, inserted) = self.inner.live.get_or_insert(spec, || {
-            let slot = Slot::new(!is_path, agent.manifest.as_ref().map(|m| m.file.clone()));
+        let built = read_with_hint(&component, &name, manifest.is_some())
+            .and_then(|file| self.build_agent(&name, manifest, file));
+        let agent = match built {
+            Ok(agent) => Arc::new(agent),
+            Err(e) => {
+                // Nothing was loaded: the next load tries again. Loads
+                // waiting on this one get its error.
+                slot.fail(e.to_string());
+                self.inner.live.forget(spec, &slot);
+                return Err(e);
+            }
+        };
+        {
             let mut state = slot.state.lock();
             state.stamp = stamp;
             state.component = Some(agent.component.clone());
-            drop(state);
-            slot
-        });
-        if inserted {
-            self.settle(&slot, agent, decision);
         }
+        let decision = self.decide(&agent, None);
+        self.settle(&slot, agent, decision);
+        drop(building);
         slot.current(spec)
     }
 
@@ -370,7 +368,9 @@ impl Runtime {
 
     async fn reload_manifest(&self, manifest: Manifest) -> Reload {
         let name = manifest.name.clone();
-        let (slot, _) = self.inner.live.get_or_insert(&name, || Slot::new(true, Some(manifest.file.clone())));
+        let (slot, inserted) = self.inner.live.get_or_insert(&name, || Slot::new(true, Some(manifest.file.clone())));
+        // A new slot is building from birth; `load`s of it wait until this ends.
+        let _building = inserted.then(|| Building(&slot));
         let _one_at_a_time = slot.reloading.lock().await;
         let stamp = Stamp::of(&manifest);
         {
@@ -543,42 +543,6 @@ impl Runtime {
             files.extend(state.manifest.iter().chain(&state.component).cloned());
         }
         files
-    }
-
-    /// Every plugin this host has loaded or tried to, sorted by name.
-    pub fn plugins(&self) -> Vec<PluginStatus> {
-        let mut out: Vec<PluginStatus> = self
-            .inner
-            .live
-            .slots
-            .read()
-            .iter()
-            .map(|(key, slot)| {
-                let state = slot.state.lock();
-                PluginStatus {
-                    name: key.clone(),
-                    manifest: state.manifest.clone(),
-                    serving: slot.serving.load_full().as_deref().map(version_status),
-                    held: state
-                        .held
-                        .as_ref()
-                        .map(|h| HeldStatus { version: version_status(&h.agent), asks: h.widening.describe() }),
-                    last_error: state
-                        .last_error
-                        .as_ref()
-                        .map(|f| ErrorStatus { at: rfc3339(f.at), message: f.message.clone() }),
-                }
-            })
-            .collect();
-        out.extend(self.inner.live.strays.lock().iter().map(|(file, f)| PluginStatus {
-            name: file.display().to_string(),
-            manifest: Some(file.clone()),
-            serving: None,
-            held: None,
-            last_error: Some(ErrorStatus { at: rfc3339(f.at), message: f.message.clone() }),
-        }));
-        out.sort_by(|a, b| a.name.cmp(&b.name));
-        out
     }
 }
 
