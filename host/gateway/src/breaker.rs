@@ -7,9 +7,20 @@
 //! successes close it, one failure opens it again, and a probe that hangs
 //! past `probe_timeout` counts as a failure — so a target that stopped
 //! answering cannot keep its breaker half-open for ever.
+//!
+//! Degraded mode (Envoy's "panic threshold"): a breaker also keeps the
+//! verdicts of its target's last [`RECENT`] calls, whatever its state. When
+//! no target of a route would admit a request, the route may still try a
+//! target whose recent calls succeeded at least `panic_min_success` of the
+//! time ([`Breaker::admit_degraded`]): random faults at any rate then cost
+//! retries, not an outage, while a target that is really down (its recent
+//! calls all failed) stays skipped until its probes close it.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
+
+/// Verdicts a breaker remembers for degraded mode.
+pub const RECENT: usize = 20;
 
 /// Thresholds of a breaker.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -30,6 +41,10 @@ pub struct BreakerSettings {
     pub close_after: u32,
     /// How long a probe may take before it counts as failed.
     pub probe_timeout: Duration,
+    /// When every target of its route refuses, this one is still tried if
+    /// at least this fraction of its last [`RECENT`] calls succeeded
+    /// (0.0–1.0; 1.0 never tries a target whose breaker refuses).
+    pub panic_min_success: f64,
 }
 
 impl Default for BreakerSettings {
@@ -43,6 +58,7 @@ impl Default for BreakerSettings {
             probes: 2,
             close_after: 2,
             probe_timeout: Duration::from_secs(30),
+            panic_min_success: 0.2,
         }
     }
 }
@@ -76,6 +92,9 @@ pub enum Ticket {
     Normal,
     /// A half-open probe.
     Probe(u64),
+    /// A call through a refusing breaker in degraded mode: its verdict is
+    /// remembered but moves no state.
+    Degraded,
 }
 
 /// A change of state, for tracing and metrics.
@@ -107,12 +126,21 @@ pub struct Breaker {
     consecutive: u32,
     window: VecDeque<(Instant, bool)>,
     next_probe: u64,
+    /// The last [`RECENT`] verdicts, kept across states.
+    recent: VecDeque<bool>,
 }
 
 impl Breaker {
     /// A closed breaker.
     pub fn new(settings: BreakerSettings) -> Self {
-        Breaker { settings, state: State::Closed, consecutive: 0, window: VecDeque::new(), next_probe: 0 }
+        Breaker {
+            settings,
+            state: State::Closed,
+            consecutive: 0,
+            window: VecDeque::new(),
+            next_probe: 0,
+            recent: VecDeque::with_capacity(RECENT),
+        }
     }
 
     /// The current state (an open breaker whose wait is over reads as half-open).
@@ -155,9 +183,33 @@ impl Breaker {
         }
     }
 
+    /// The fraction of the last [`RECENT`] calls that succeeded; `None` before any.
+    pub fn recent_success(&self) -> Option<f64> {
+        let ok = self.recent.iter().filter(|ok| **ok).count();
+        (!self.recent.is_empty()).then(|| ok as f64 / self.recent.len() as f64)
+    }
+
+    /// Asks to make a call in degraded mode, after [`Breaker::admit`]
+    /// refused: admitted when enough of the target's recent calls succeeded
+    /// (see the module docs). `Err` holds that fraction.
+    pub fn admit_degraded(&self) -> Result<Ticket, f64> {
+        let rate = self.recent_success();
+        if self.settings.panic_min_success >= 1.0 {
+            return Err(rate.unwrap_or(0.0));
+        }
+        match rate {
+            Some(rate) if rate < self.settings.panic_min_success => Err(rate),
+            _ => Ok(Ticket::Degraded),
+        }
+    }
+
     /// Records how an admitted call ended.
     pub fn record(&mut self, ticket: Ticket, ok: bool, now: Instant, changes: &mut Vec<Transition>) {
         self.expire_hung_probes(now, changes);
+        if self.recent.len() == RECENT {
+            self.recent.pop_front();
+        }
+        self.recent.push_back(ok);
         match (&mut self.state, ticket) {
             (State::HalfOpen { probes, successes }, Ticket::Probe(id)) => {
                 let Some(at) = probes.iter().position(|p| p.0 == id) else { return };
@@ -343,5 +395,28 @@ mod tests {
         b.release(p1);
         assert!(b.admit(later, &mut changes).is_ok());
         assert_eq!(b.state(later), BreakerState::HalfOpen);
+    }
+
+    #[test]
+    fn degraded_admission_follows_the_last_twenty_verdicts_across_states() {
+        let (mut b, now, mut changes) = breaker();
+        assert_eq!(b.admit_degraded(), Ok(Ticket::Degraded), "no verdict yet");
+        for _ in 0..17 {
+            let t = b.admit(now, &mut changes).unwrap();
+            b.record(t, true, now, &mut changes);
+        }
+        (0..3).for_each(|_| fail(&mut b, now, &mut changes));
+        assert_eq!(b.state(now), BreakerState::Open);
+        assert_eq!(b.recent_success(), Some(0.85));
+        for _ in 0..13 {
+            let t = b.admit_degraded().unwrap();
+            b.record(t, false, now, &mut changes);
+        }
+        assert_eq!(b.state(now), BreakerState::Open, "degraded verdicts move no state");
+        assert_eq!(b.recent_success(), Some(0.2), "4 of the last 20");
+        let t = b.admit_degraded().unwrap();
+        b.record(t, false, now, &mut changes);
+        assert_eq!(b.admit_degraded(), Err(0.15));
+        assert_eq!(b.open_for(now), Some(Duration::from_secs(60)), "the wait was not extended");
     }
 }

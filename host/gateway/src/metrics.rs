@@ -77,6 +77,8 @@ pub struct Metrics {
     pub attempt_seconds: Family<TargetLabels, Histogram, fn() -> Histogram>,
     /// Targets passed over, by reason (`cooling-down`, `circuit-open`, `throttled`).
     pub skips: Family<TargetLabels, Counter>,
+    /// Attempts let through a refusing breaker in degraded mode, by target.
+    pub degraded: Family<TargetLabels, Counter>,
     /// Breaker transitions by the state entered.
     pub breaker_transitions: Family<TargetLabels, Counter>,
     /// Calls by route and final outcome (`ok`, `denied`, `budget-exceeded`…).
@@ -106,6 +108,7 @@ impl Default for Metrics {
             attempts: Family::default(),
             attempt_seconds: Family::new_with_constructor(latency_histogram as fn() -> Histogram),
             skips: Family::default(),
+            degraded: Family::default(),
             breaker_transitions: Family::default(),
             calls: Family::default(),
             call_seconds: Family::new_with_constructor(latency_histogram as fn() -> Histogram),
@@ -121,6 +124,11 @@ impl Default for Metrics {
         registry.register("attempts", "Provider attempts by target and outcome", m.attempts.clone());
         registry.register("attempt_seconds", "Provider attempt latency", m.attempt_seconds.clone());
         registry.register("skips", "Targets passed over, by reason", m.skips.clone());
+        registry.register(
+            "degraded_attempts",
+            "Attempts let through a refusing breaker because no target of the route would admit",
+            m.degraded.clone(),
+        );
         registry.register("breaker_transitions", "Circuit breaker transitions", m.breaker_transitions.clone());
         registry.register("calls", "Calls by route and outcome", m.calls.clone());
         registry.register("call_seconds", "Whole-call latency by route", m.call_seconds.clone());

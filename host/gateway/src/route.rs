@@ -135,6 +135,19 @@ impl RouteTarget {
         result
     }
 
+    /// Asks the breaker for a degraded-mode ticket, after it refused one;
+    /// `Err` holds the fraction of its recent calls that succeeded.
+    pub fn admit_degraded(&self, metrics: &Metrics) -> Result<Ticket, f64> {
+        let ticket = self.breaker.lock().admit_degraded()?;
+        metrics.degraded.get_or_create(&self.labels("admitted")).inc();
+        Ok(ticket)
+    }
+
+    /// The fraction of the target's recent calls that succeeded, if any were made.
+    pub fn recent_success(&self) -> Option<f64> {
+        self.breaker.lock().recent_success()
+    }
+
     /// Tells the breaker how an admitted call went.
     pub fn record(&self, ticket: Ticket, ok: bool, now: Instant, metrics: &Metrics) {
         let mut changes = Vec::new();

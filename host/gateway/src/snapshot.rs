@@ -30,6 +30,9 @@ pub struct TargetState {
     pub throttled: bool,
     /// The moving average of its attempts' latency, once one finished.
     pub latency_ms: Option<f64>,
+    /// The fraction of its last 20 calls that succeeded, once one ended:
+    /// what degraded mode weighs when every breaker of the route refuses.
+    pub recent_success: Option<f64>,
 }
 
 impl Gateway {
@@ -54,6 +57,7 @@ impl Gateway {
                     headroom: target.account.headroom().map(|h| h.fraction()),
                     throttled: target.account.throttled(now),
                     latency_ms: target.account.latency().map(|l| l.as_secs_f64() * 1000.0),
+                    recent_success: target.recent_success(),
                 }
             })
             .collect()

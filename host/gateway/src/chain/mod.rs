@@ -57,6 +57,12 @@ struct Run<'a> {
     only_rate_limits: bool,
     /// The shortest Retry-After of the targets set aside in this pass.
     soonest_retry: Option<Duration>,
+    /// Targets passed over in this pass because their breaker refused.
+    refused: Vec<usize>,
+    /// Whether the request is in degraded mode: a pass ended unanswered
+    /// with targets refused by their breakers, so those are tried anyway
+    /// when enough of their recent calls succeeded (`panic-min-success`).
+    degraded: bool,
 }
 
 /// How one target's turn ended.
@@ -125,6 +131,8 @@ impl<'a> Run<'a> {
             waited: Duration::ZERO,
             only_rate_limits: true,
             soonest_retry: None,
+            refused: Vec::new(),
+            degraded: false,
         }
     }
 
@@ -144,14 +152,42 @@ impl<'a> Run<'a> {
             &self.gateway.metrics,
         );
         self.soonest_retry = None;
+        self.refused.clear();
+        match self.turns(order, call).await {
+            Turn::Over(end) => return Some(end),
+            Turn::Spent => return None,
+            Turn::Next => {}
+        }
+        if self.degraded || self.refused.is_empty() {
+            return None;
+        }
+        // Unanswered, with targets refused by their breakers: rather than
+        // fail, try those whose recent calls mostly still succeed, best first.
+        self.degraded = true;
+        let mut refused = std::mem::take(&mut self.refused);
+        let rate = |i: usize| self.route.targets[i].recent_success().unwrap_or(1.0);
+        refused.sort_by(|a, b| rate(*b).total_cmp(&rate(*a)));
+        tracing::warn!(route = %self.route.name, targets = refused.len(), "no target admits: degraded mode");
+        match self.turns(refused, call).await {
+            Turn::Over(end) => Some(end),
+            Turn::Spent | Turn::Next => None,
+        }
+    }
+
+    /// The turns of the targets at `order`, until one ends the request or
+    /// the attempts are spent (`Next`: every target had its turn).
+    async fn turns<T, F, Fut>(&mut self, order: Vec<usize>, call: &mut F) -> Turn<T>
+    where
+        F: FnMut(Arc<RouteTarget>, Duration) -> Fut,
+        Fut: Future<Output = (Result<T, ProviderError>, Meta)>,
+    {
         for index in order {
             match self.turn(index, call).await {
                 Turn::Next => {}
-                Turn::Spent => break,
-                Turn::Over(end) => return Some(end),
+                end => return end,
             }
         }
-        None
+        Turn::Next
     }
 
     /// The turn of the `index`th target: attempts until it answers, fails
@@ -171,10 +207,10 @@ impl<'a> Run<'a> {
             if self.made >= self.route.settings.max_attempts {
                 return Turn::Spent;
             }
-            let Some(ticket) = self.admit(target) else { return Turn::Next };
+            let Some(ticket) = self.admit(index) else { return Turn::Next };
             let held = Held { target, ticket, armed: true };
             let budget = match ticket {
-                Ticket::Probe(_) => remaining.min(target.policy.breaker.probe_timeout),
+                Ticket::Probe(_) | Ticket::Degraded => remaining.min(target.policy.breaker.probe_timeout),
                 Ticket::Normal => remaining,
             };
             self.made += 1;
@@ -204,20 +240,40 @@ impl<'a> Run<'a> {
         }
     }
 
-    /// A breaker ticket for `target`, or `None` when it is set aside for now
-    /// (cooling down after a 429, or its circuit open), a skip in the trail.
-    fn admit(&mut self, target: &RouteTarget) -> Option<Ticket> {
+    /// A breaker ticket for the `index`th target, or `None` when it is set
+    /// aside for now (cooling down after a 429, or its circuit open), a skip
+    /// in the trail. In degraded mode a refusing breaker may still let it through.
+    fn admit(&mut self, index: usize) -> Option<Ticket> {
+        let target = &self.route.targets[index];
         let now = self.gateway.clock.now();
         if let Some(wait) = target.account.cooling(now) {
             self.note_retry(wait);
             self.skip(target, "cooling-down", format!("rate limited for {}ms more", wait.as_millis()));
             return None;
         }
-        match target.admit(now, &self.gateway.metrics) {
+        let wait = match target.admit(now, &self.gateway.metrics) {
+            Ok(ticket) => return Some(ticket),
+            Err(wait) => wait,
+        };
+        self.only_rate_limits = false;
+        if !self.degraded {
+            if target.policy.breaker.panic_min_success < 1.0 {
+                self.refused.push(index);
+            }
+            self.skip(target, "circuit-open", format!("circuit open for {}ms more", wait.as_millis()));
+            return None;
+        }
+        match target.admit_degraded(&self.gateway.metrics) {
             Ok(ticket) => Some(ticket),
-            Err(wait) => {
-                self.only_rate_limits = false;
-                self.skip(target, "circuit-open", format!("circuit open for {}ms more", wait.as_millis()));
+            Err(rate) => {
+                let floor = target.policy.breaker.panic_min_success;
+                let why = format!(
+                    "circuit open for {}ms more; {:.0}% of its last calls succeeded, under panic-min-success ({:.0}%)",
+                    wait.as_millis(),
+                    rate * 100.0,
+                    floor * 100.0
+                );
+                self.skip(target, "circuit-open", why);
                 None
             }
         }

@@ -245,3 +245,62 @@ async fn a_conversation_stays_on_the_target_that_answered_it() {
     assert_eq!((target.as_str(), trail.len()), ("b/m", 1));
     assert_eq!(ask(&gw, &mut script, hi()).await.expect("a answers").0, "a/m", "a request of no conversation");
 }
+
+/// `n` requests, each failed by both targets of the route.
+async fn both_fail(gw: &Gateway, n: usize) {
+    for _ in 0..n {
+        let mut script = scripted([("a/m", vec![error(ErrorClass::Server)]), ("b/m", vec![error(ErrorClass::Server)])]);
+        ask(gw, &mut script, hi()).await.expect_err("both fail");
+    }
+}
+
+#[tokio::test]
+async fn when_every_breaker_refuses_the_target_whose_recent_calls_mostly_succeeded_is_still_tried() {
+    let gw = gateway(ManualClock::new(), |r| r.targets.iter_mut().for_each(|t| t.policy.retries = 0));
+    let mut none = Script::new();
+    for _ in 0..6 {
+        assert_eq!(ask(&gw, &mut none, hi()).await.expect("a answers").0, "a/m");
+    }
+    // a: 6 of its last 9 calls succeeded; b: none of its 3.
+    both_fail(&gw, 3).await;
+    let (target, trail) = ask(&gw, &mut none, hi()).await.expect("degraded mode tries a");
+    assert_eq!(target, "a/m");
+    let skipped = AttemptOutcome::Skipped("circuit open for 60000ms more".into());
+    assert_eq!(trail.iter().map(|a| &a.outcome).collect::<Vec<_>>(), [&skipped, &skipped, &AttemptOutcome::Ok]);
+    let metrics = gw.metrics().render();
+    assert!(
+        metrics
+            .contains(r#"paddock_llm_degraded_attempts_total{route="r",provider="a",model="m",outcome="admitted"} 1"#),
+        "{metrics}"
+    );
+
+    // When a fails too, b is not tried: every one of its recent calls failed.
+    let mut script = scripted([("a/m", vec![error(ErrorClass::Server)])]);
+    let failure = ask(&gw, &mut script, hi()).await.expect_err("a fails, b stays skipped");
+    assert_eq!(failure.trail.len(), 4);
+    assert!(matches!(&failure.trail[2].outcome, AttemptOutcome::Failed(e) if e.class == ErrorClass::Server));
+    assert_eq!(
+        failure.trail[3].outcome,
+        AttemptOutcome::Skipped(
+            "circuit open for 60000ms more; 0% of its last calls succeeded, under panic-min-success (20%)".into()
+        )
+    );
+}
+
+#[tokio::test]
+async fn panic_min_success_of_one_turns_degraded_mode_off() {
+    let gw = gateway(ManualClock::new(), |r| {
+        for t in &mut r.targets {
+            t.policy.retries = 0;
+            t.policy.breaker.panic_min_success = 1.0;
+        }
+    });
+    let mut none = Script::new();
+    for _ in 0..6 {
+        ask(&gw, &mut none, hi()).await.expect("a answers");
+    }
+    both_fail(&gw, 3).await;
+    let failure = ask(&gw, &mut none, hi()).await.expect_err("every breaker refuses");
+    assert_eq!(failure.trail.len(), 2, "each target skipped once, no degraded pass");
+    assert!(failure.trail.iter().all(|a| matches!(a.outcome, AttemptOutcome::Skipped(_))));
+}

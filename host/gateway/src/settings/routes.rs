@@ -60,6 +60,7 @@ pub(crate) struct BreakerFile {
     probes: Option<u32>,
     close_after: Option<u32>,
     probe_timeout: Option<Span>,
+    panic_min_success: Option<f64>,
 }
 
 impl RouteFile {
@@ -171,6 +172,7 @@ impl PolicyFile {
             s.probes = b.probes.unwrap_or(s.probes).max(1);
             s.close_after = b.close_after.unwrap_or(s.close_after).max(1);
             s.probe_timeout = b.probe_timeout.map_or(s.probe_timeout, |x| x.0);
+            s.panic_min_success = fraction(b.panic_min_success, s.panic_min_success, at, "breaker.panic-min-success")?;
         }
         Ok(p)
     }

@@ -109,6 +109,10 @@ fn every_invalid_route_or_price_key_is_named_in_its_error() {
             "routes.r.breaker.failure-rate: 2 is not a fraction between 0 and 1",
         ),
         (
+            route(&format!("breaker = {{ panic-min-success = 1.2 }}\n{target}")),
+            "routes.r.breaker.panic-min-success: 1.2 is not a fraction between 0 and 1",
+        ),
+        (
             route("targets = [{ provider = \"sim\", model = \"m\" }, { provider = \"gone\", model = \"m\" }]\n"),
             "routes.r.targets[1].provider: no provider named \"gone\" (configured: sim)",
         ),
