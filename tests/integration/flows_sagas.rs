@@ -164,13 +164,12 @@ fn flagship(dir: &Path) -> Flows {
     for name in ["planner", "executor", "auditor"] {
         let manifest =
             std::fs::read_to_string(Path::new(guests::ROOT).join("plugins").join(name).join("agent.toml")).unwrap();
-        let component = built.join(format!("{name}.wasm")).display().to_string();
+        let component = link_component(&dir.join(name), &built.join(format!("{name}.wasm")));
         let manifest: String = manifest
             .lines()
             .map(|l| if l.starts_with("component =") { format!("component = {component:?}") } else { l.to_string() })
             .collect::<Vec<_>>()
             .join("\n");
-        std::fs::create_dir_all(dir.join(name)).unwrap();
         std::fs::write(dir.join(name).join("agent.toml"), manifest).unwrap();
     }
     Flows::new(runtime_with_plugins(dir, ""), Arc::new(MemoryStore::default()))

@@ -315,7 +315,7 @@ async fn an_admin_approves_a_held_version_over_http_and_it_serves_at_once() {
     // Version 2 asks for approvals, which version 1 did not: it is held.
     let manifest = format!(
         "name = \"echo\"\nversion = \"2.0.0\"\ncomponent = {:?}\n[capabilities]\napprovals = true\n",
-        guests::ECHO
+        link_component(&plugins.join("echo"), Path::new(guests::ECHO))
     );
     std::fs::write(plugins.join("echo/agent.toml"), manifest).unwrap();
     let mut held = Value::Null;

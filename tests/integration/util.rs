@@ -44,13 +44,30 @@ pub fn runtime_with_plugins(dir: &Path, toml: &str) -> Runtime {
     Runtime::new(settings_in(dir, &toml)).expect("engine starts")
 }
 
-/// Writes `<dir>/<name>/agent.toml` for the component `wasm`, with `extra` appended.
+/// Writes `<dir>/<name>/agent.toml` for the component `wasm` (a built one
+/// linked into the folder, where a plugin's component must be; one to be
+/// built named as given), with `extra` appended.
 pub fn plugin(dir: &Path, name: &str, wasm: &str, extra: &str) -> PathBuf {
     let folder = dir.join(name);
     std::fs::create_dir_all(&folder).unwrap();
+    let built = Path::new(wasm).is_absolute() && Path::new(wasm).is_file();
+    let component = if built { link_component(&folder, Path::new(wasm)) } else { wasm };
     let manifest = folder.join("agent.toml");
-    std::fs::write(&manifest, format!("name = {name:?}\nversion = \"1.0.0\"\ncomponent = {wasm:?}\n{extra}")).unwrap();
+    std::fs::write(&manifest, format!("name = {name:?}\nversion = \"1.0.0\"\ncomponent = {component:?}\n{extra}"))
+        .unwrap();
     manifest
+}
+
+/// Puts the component `wasm` into `folder` as `agent.wasm` (a hard link,
+/// else a copy), and returns that name.
+pub fn link_component(folder: &Path, wasm: &Path) -> &'static str {
+    std::fs::create_dir_all(folder).unwrap();
+    let to = folder.join("agent.wasm");
+    let _ = std::fs::remove_file(&to);
+    if std::fs::hard_link(wasm, &to).is_err() {
+        std::fs::copy(wasm, &to).unwrap_or_else(|e| panic!("copy {} to {}: {e}", wasm.display(), to.display()));
+    }
+    "agent.wasm"
 }
 
 /// Loads `spec` and runs it once with `input` and `options`.

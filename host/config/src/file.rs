@@ -67,6 +67,7 @@ pub(crate) struct BlackboardSection {
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub(crate) struct HostSection {
     pub(crate) plugins: Option<PathBuf>,
+    pub(crate) component_dirs: Option<Vec<PathBuf>>,
     pub(crate) data: Option<PathBuf>,
     pub(crate) ledger: Option<String>,
     pub(crate) flows: Option<String>,

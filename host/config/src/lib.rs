@@ -199,8 +199,7 @@ impl Settings {
         let engine = engine::engine(&file.engine)?;
         let data_dir = base.join(file.host.data.clone().unwrap_or_else(|| PathBuf::from(".paddock")));
         let stores = stores::stores(&file.host, &file.blackboard, &data_dir, base)?;
-        let plugins =
-            plugins::plugin_settings(file.host.code_cache, file.host.plugin_state.as_deref(), &data_dir, base)?;
+        let plugins = plugins::plugin_settings(&file.host, &data_dir, base)?;
         let serve = serve::serve_settings(file.serve, base)?;
         let telemetry = telemetry::telemetry(file.telemetry)?;
         let log_format = match file.host.log_format.as_deref() {

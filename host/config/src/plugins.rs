@@ -11,6 +11,10 @@ pub struct PluginSettings {
     pub code_cache: Option<PathBuf>,
     /// Where accepted capabilities and approvals are kept; `None` keeps them in memory.
     pub book: Option<PathBuf>,
+    /// Folders besides each plugin's own where a manifest's `component`
+    /// may be (`host.component-dirs`, symlinks resolved); `None`: the
+    /// plugins folder's `target`, a Cargo workspace's build output.
+    pub component_dirs: Option<Vec<PathBuf>>,
 }
 
 /// `[host] code-cache`: on, off, or a folder.
@@ -25,22 +29,22 @@ pub(super) enum CodeCacheFile {
 
 /// Validates the plugin settings; `data` is `host.data`, resolved.
 pub(super) fn plugin_settings(
-    code_cache: Option<CodeCacheFile>,
-    plugin_state: Option<&str>,
+    host: &crate::file::HostSection,
     data: &Path,
     base: &Path,
 ) -> Result<PluginSettings, String> {
-    let code_cache = match code_cache {
+    let code_cache = match &host.code_cache {
         None | Some(CodeCacheFile::On(true)) => Some(data.join("code")),
         Some(CodeCacheFile::On(false)) => None,
         Some(CodeCacheFile::Dir(dir)) => Some(base.join(dir)),
     };
-    let book = match plugin_state.unwrap_or("durable") {
+    let component_dirs = host.component_dirs.as_ref().map(|dirs| dirs.iter().map(|d| base.join(d)).collect());
+    let book = match host.plugin_state.as_deref().unwrap_or("durable") {
         "durable" => Some(data.to_path_buf()),
         "memory" => None,
         other => return Err(format!("host.plugin-state: `{other}` is not a store; use \"durable\" or \"memory\"")),
     };
-    Ok(PluginSettings { code_cache, book })
+    Ok(PluginSettings { code_cache, book, component_dirs })
 }
 
 #[cfg(test)]
@@ -61,6 +65,14 @@ mod tests {
         assert_eq!((off.plugins.code_cache, off.plugins.book), (None, None));
         let dir = parse("[host]\ncode-cache = \"/var/cache/paddock\"\n").unwrap();
         assert_eq!(dir.plugins.code_cache.as_deref(), Some(Path::new("/var/cache/paddock")));
+    }
+
+    #[test]
+    fn component_dirs_are_resolved_against_the_configuration_file() {
+        assert_eq!(parse("").unwrap().plugins.component_dirs, None);
+        let s = parse("[host]\ncomponent-dirs = [\"build\", \"/opt/wasm\"]\n").unwrap();
+        let dirs = s.plugins.component_dirs.unwrap();
+        assert_eq!(dirs, [Path::new("conf/build"), Path::new("/opt/wasm")]);
     }
 
     #[test]

@@ -188,6 +188,14 @@ impl Flows {
     /// Checks a run of `flow` on `input` (agents load, the tenant may run
     /// them, the id is free) and records it; nothing has run yet.
     pub fn begin(&self, flow: Flow, origin: &str, input: Value, start: Start) -> Result<Started, StartError> {
+        let tenant = start.tenant.unwrap_or_else(|| self.runtime.settings().default_tenant.clone());
+        paddock_core::names::validate_tenant(&tenant).map_err(|e| StartError::Denied(e.to_string()))?;
+        // A tenant that may not run one of the agents is refused before
+        // anything loads or starts.
+        let policy = self.runtime.settings().tenants.get(&tenant).map_err(|e| StartError::Denied(e.to_string()))?;
+        for (name, step) in flow.agents() {
+            policy.check_agent(name).map_err(|e| StartError::Denied(format!("{origin}: steps.{step}.agent: {e}")))?;
+        }
         let mut agents = HashMap::new();
         let mut pins = std::collections::BTreeMap::new();
         for (name, step) in flow.agents() {
@@ -195,13 +203,6 @@ impl Flows {
                 self.runtime.load(name).map_err(|e| StartError::Load(format!("{origin}: steps.{step}.agent: {e}")))?;
             pins.insert(name.to_string(), agent.version.to_string());
             agents.insert(name.to_string(), agent);
-        }
-        let tenant = start.tenant.unwrap_or_else(|| self.runtime.settings().default_tenant.clone());
-        paddock_core::names::validate_tenant(&tenant).map_err(|e| StartError::Denied(e.to_string()))?;
-        // A tenant that may not run one of the agents is refused before anything starts.
-        let policy = self.runtime.settings().tenants.get(&tenant).map_err(|e| StartError::Denied(e.to_string()))?;
-        for (name, step) in flow.agents() {
-            policy.check_agent(name).map_err(|e| StartError::Denied(format!("{origin}: steps.{step}.agent: {e}")))?;
         }
         let id = start.run.unwrap_or_else(|| new_run_id().to_string());
         let now = now_ms();

@@ -83,7 +83,7 @@ pub async fn build(settings: Settings, args: BuildArgs) -> u8 {
 /// plugin in a folder, or the plugin of that name in the plugins folder.
 fn plugins_to_build(plugins_dir: &Path, target: Option<&str>) -> Result<Vec<Result<Manifest, ManifestError>>, String> {
     let scan = |dir: &Path| {
-        let found = Registry::new(dir).scan();
+        let found = Registry::new(dir).scan().unwrap_or_else(|e| vec![Err(e)]);
         match found.is_empty() {
             true => Err(format!("no plugins (folders with {FILE_NAME}) under {}", dir.display())),
             false => Ok(found),

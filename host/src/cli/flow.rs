@@ -155,7 +155,7 @@ pub async fn flow(settings: Settings, cmd: FlowCommand) -> u8 {
                 Err(e) => return fail(EXIT_CONFIG, e),
             };
             if args.build {
-                let registry = crate::plugins::Registry::new(&settings.plugins_dir);
+                let registry = crate::plugins::Registry::of(&settings);
                 for name in flow.agents().keys() {
                     let manifest = match registry.find(name) {
                         Ok(m) => m,

@@ -63,11 +63,11 @@ pub async fn plugins(settings: Settings, command: PluginsCommand) -> u8 {
 }
 
 fn list(settings: Settings, json: bool) -> u8 {
-    let registry = Registry::new(&settings.plugins_dir);
+    let registry = Registry::of(&settings);
     let book = open_book(&settings);
     let mut code = 0;
     let mut rows = Vec::new();
-    for manifest in registry.scan() {
+    for manifest in registry.scan().unwrap_or_else(|e| vec![Err(e)]) {
         let row = match manifest {
             Ok(m) => {
                 let id = version_id(&m);
@@ -130,10 +130,10 @@ fn check(settings: Settings, tenant: Option<String>, json: bool) -> u8 {
             Err(e) => return fail(EXIT_DENIED, e),
         },
     };
-    let registry = Registry::new(&settings.plugins_dir);
+    let registry = Registry::of(&settings);
     let mut manifests = Vec::new();
     let mut code = 0;
-    for m in registry.scan() {
+    for m in registry.scan().unwrap_or_else(|e| vec![Err(e)]) {
         match m {
             Ok(m) => manifests.push(m),
             Err(e) => {
@@ -297,7 +297,7 @@ async fn approve(settings: Settings, name: &str, version: &str) -> u8 {
             "host.plugin-state is \"memory\": approvals are not kept; a host in memory mode approves through its API",
         );
     };
-    let registry = Registry::new(&settings.plugins_dir);
+    let registry = Registry::of(&settings);
     let on_disk = registry.find(name).ok().and_then(|m| version_id(&m));
     let held = match super::serve::serving(&settings.data_dir) {
         Some(host) => live(&host)

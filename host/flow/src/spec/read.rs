@@ -116,7 +116,7 @@ impl<'a> Reader<'a> {
         }
         let kind = match kind_name.as_str() {
             "agent" => Kind::Agent {
-                agent: string(t.get("agent"), &at("agent"))?.ok_or_else(|| bad(at("agent"), "missing"))?,
+                agent: agent_name(string(t.get("agent"), &at("agent"))?, &at("agent"))?,
                 compensate: boolean(t.get("compensate"), &at("compensate"))?.unwrap_or(true),
             },
             "sequence" | "saga" => {
@@ -352,4 +352,12 @@ impl<'a> Reader<'a> {
         }
         Ok(Kind::Machine { states, max_transitions: max_transitions as u32 })
     }
+}
+
+/// A step's agent: the name of a plugin, never a path (a spec may come
+/// from an API caller, and a path would load any file on the host).
+fn agent_name(name: Option<String>, at: &str) -> Result<String, Bad> {
+    let name = name.ok_or_else(|| bad(at, "missing"))?;
+    paddock_core::names::validate_agent(&name).map_err(|why| bad(at, why.to_string()))?;
+    Ok(name)
 }

@@ -142,11 +142,15 @@ pub fn read_wasm(path: &Path) -> Result<(Vec<u8>, FileKind), LoadError> {
             return Ok((bytes, FileKind::CoreModule));
         }
     }
-    let shown: String = bytes.iter().take(8).map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(" ");
+    // What the file looks like, never what it holds: a manifest may point at
+    // any file, and this message reaches API callers.
+    let head = &bytes[..bytes.len().min(512)];
     let reason = if bytes.is_empty() {
         "the file is empty".to_string()
+    } else if !head.contains(&0) && std::str::from_utf8(head).is_ok() {
+        "it is text; a component starts with the bytes \\0asm".to_string()
     } else {
-        format!("it starts with {shown}, not 00 61 73 6d")
+        "it does not start with the bytes \\0asm".to_string()
     };
     Err(LoadError::NotWasm { path: path.to_path_buf(), reason })
 }

@@ -80,9 +80,16 @@ struct LimitsSection {
 
 /// Joins `relative` to `dir`, folding `.` and `..` so messages show plain paths.
 fn resolve(dir: &Path, relative: &Path) -> PathBuf {
+    let out = fold(&dir.join(relative));
+    if out.as_os_str().is_empty() { PathBuf::from(".") } else { out }
+}
+
+/// `path` with `.` dropped and `..` folded into the folder before it:
+/// `./plugins/x/../y` is `plugins/y`.
+pub(crate) fn fold(path: &Path) -> PathBuf {
     use std::path::Component;
     let mut out = PathBuf::new();
-    for part in dir.join(relative).components() {
+    for part in path.components() {
         match part {
             Component::CurDir => {}
             Component::ParentDir if matches!(out.components().next_back(), Some(Component::Normal(_))) => {
@@ -91,7 +98,7 @@ fn resolve(dir: &Path, relative: &Path) -> PathBuf {
             other => out.push(other),
         }
     }
-    if out.as_os_str().is_empty() { PathBuf::from(".") } else { out }
+    out
 }
 
 impl Manifest {

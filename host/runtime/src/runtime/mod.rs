@@ -172,7 +172,7 @@ impl Runtime {
             gateway,
             ledger: Some(ledger),
             admission: Admission::default(),
-            registry: Registry::new(&settings.plugins_dir),
+            registry: Registry::of(&settings),
             board,
             live: live::Live::default(),
             cache: settings.plugins.code_cache.as_ref().map(|dir| Arc::new(CodeCache::new(dir, &engine))),

@@ -10,6 +10,7 @@
 //! predecessor did not have is held until approved (see `plugins::widening`).
 //! `status.rs` lists them.
 
+mod folder;
 mod status;
 
 pub use status::{ErrorStatus, HeldStatus, PluginStatus, VersionStatus};
@@ -23,7 +24,7 @@ use crate::plugins::{Manifest, Widening};
 use arc_swap::ArcSwapOption;
 use paddock_core::Capabilities;
 use parking_lot::{Condvar, Mutex, RwLock};
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -428,84 +429,6 @@ impl Runtime {
             tracing::info!(agent = %name, from = from.as_deref().unwrap_or("none"), to = &**to, "new version serving");
         }
         reload
-    }
-
-    /// Stops serving `name`: new invocations fail, running ones finish.
-    fn remove(&self, name: &str) -> Reload {
-        let removed = {
-            let mut slots = self.inner.live.slots.write();
-            match slots.get(name) {
-                Some(slot) if slot.named => slots.remove(name),
-                _ => None,
-            }
-        };
-        match removed {
-            Some(_) => {
-                tracing::info!(agent = name, "plugin removed; invocations already running finish");
-                Reload::Removed
-            }
-            None => Reload::Unchanged,
-        }
-    }
-
-    /// Brings every plugin of the plugins folder up to date: new and changed
-    /// ones are loaded, removed ones stop serving, approved ones are released.
-    pub async fn sync(&self) -> Vec<(String, Reload)> {
-        if let Err(e) = self.inner.book.reload_approvals() {
-            tracing::error!("{e}");
-        }
-        let mut out = Vec::new();
-        let mut names = HashSet::new();
-        let mut strays = BTreeMap::new();
-        for scanned in self.inner.registry.scan() {
-            match scanned {
-                Ok(m) if names.contains(&m.name) => {
-                    let message = format!("another plugin is also named {:?}: {} is ignored", m.name, m.file.display());
-                    strays.insert(m.file.clone(), Failure { at: SystemTime::now(), message });
-                }
-                Ok(m) => {
-                    names.insert(m.name.clone());
-                    let name = m.name.clone();
-                    let reload = self.reload_manifest(m).await;
-                    if reload != Reload::Unchanged {
-                        out.push((name, reload));
-                    }
-                }
-                Err(e) => {
-                    let message = e.to_string();
-                    let slots: Vec<Arc<Slot>> = self.inner.live.slots.read().values().cloned().collect();
-                    let owner = slots.iter().find(|s| s.state.lock().manifest.as_deref() == Some(e.file.as_path()));
-                    match owner {
-                        Some(slot) => {
-                            names.extend(self.name_of(slot));
-                            slot.fail(message);
-                        }
-                        None => {
-                            strays.insert(e.file.clone(), Failure { at: SystemTime::now(), message });
-                        }
-                    }
-                }
-            }
-        }
-        *self.inner.live.strays.lock() = strays;
-        let gone: Vec<String> = self
-            .inner
-            .live
-            .slots
-            .read()
-            .iter()
-            .filter(|(key, slot)| slot.named && !names.contains(*key))
-            .map(|(key, _)| key.clone())
-            .collect();
-        for name in gone {
-            out.push((name.clone(), self.remove(&name)));
-        }
-        out.extend(self.release_approved());
-        out
-    }
-
-    fn name_of(&self, slot: &Arc<Slot>) -> Option<String> {
-        self.inner.live.slots.read().iter().find(|(_, s)| Arc::ptr_eq(s, slot)).map(|(k, _)| k.clone())
     }
 
     /// Approves `version` of `name` in this host and serves it if it is held.
