@@ -85,3 +85,26 @@ async fn a_callee_hitting_a_limit_is_reported_to_the_caller_as_a_limit() {
         "agent \"boss\" returned an error: limit: agent \"looper\" ran out of fuel (limit 1000000)"
     );
 }
+
+#[tokio::test]
+async fn calls_in_one_invocation_stop_at_max_agent_calls_callees_calls_included() {
+    let dir = tempfile::tempdir().unwrap();
+    plugin(dir.path(), "boss", guests::CALLER, "[capabilities]\nagents = [\"looper\"]\n");
+    plugin(dir.path(), "looper", guests::PROBER, "[capabilities]\nagents = [\"echoer\"]\n");
+    plugin(dir.path(), "echoer", guests::ECHO, "");
+    let rt = runtime_with_plugins(dir.path(), "[limits]\nmax-agent-calls = 5\n");
+    let calls =
+        |n: usize| serde_json::json!({ "ops": vec![serde_json::json!({ "op": "call", "agent": "echoer" }); n] });
+    let denied =
+        "denied: 5 agents.call made in this invocation and its callees, the most allowed (limits.max-agent-calls = 5)";
+    // Alone, the looper makes its first 5 calls and is refused the other 995.
+    let out = output_json(&run(&rt, "looper", &calls(1000).to_string()).await);
+    let answers = out.as_array().unwrap();
+    assert_eq!(answers.iter().filter(|a| a["ok"].is_string()).count(), 5);
+    assert!(answers[5..].iter().all(|a| a["err"] == denied), "{:?}", &answers[5]);
+    // Called by boss, whose call to it counts: 4 left for its own.
+    let out = output_json(&run(&rt, "boss", &call("looper", calls(6))).await);
+    let answers = out.as_array().unwrap_or_else(|| panic!("{out}"));
+    assert_eq!(answers.iter().filter(|a| a["ok"].is_string()).count(), 4, "{out}");
+    assert_eq!(answers[4]["err"], denied);
+}

@@ -92,6 +92,7 @@ pub(crate) struct LimitsSection {
     pub(crate) max_output_bytes: Option<ByteSize>,
     pub(crate) max_io_bytes: Option<ByteSize>,
     pub(crate) max_call_depth: Option<u32>,
+    pub(crate) max_agent_calls: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -102,6 +102,8 @@ pub struct Settings {
     pub caps: SizeCaps,
     /// How deep `agents.call` may nest.
     pub max_call_depth: u32,
+    /// `agents.call`s one invocation may make, its callees' included.
+    pub max_agent_calls: u32,
     /// Engine shape.
     pub engine: EngineSettings,
     /// Per-agent grants, by agent name.
@@ -245,6 +247,7 @@ impl Settings {
             ceiling,
             caps,
             max_call_depth: file.limits.max_call_depth.unwrap_or(4),
+            max_agent_calls: file.limits.max_agent_calls.unwrap_or(1000),
             engine,
             agents,
             board: stores::board_limits(&file.blackboard, &caps),

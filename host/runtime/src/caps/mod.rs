@@ -82,8 +82,8 @@ pub struct Lent {
     pub policy: Arc<AgentPolicy>,
     /// Its callers, outermost first, ending with itself.
     pub chain: Vec<Arc<str>>,
-    /// How deep `agents.call` may nest.
-    pub max_call_depth: u32,
+    /// How far its `agents.call`s may reach.
+    pub call_bounds: agents::CallBounds,
     /// Who runs the agents it calls.
     pub dispatch: Option<Arc<dyn agents::Dispatch>>,
     /// The LLM gateway, if the host has one.

@@ -2,7 +2,7 @@
 //! by name or path and runs invocations; also runs the agents one agent calls.
 
 use crate::caps::Lent;
-use crate::caps::agents::{CallerScope, Dispatch};
+use crate::caps::agents::{CallBounds, CallerScope, Dispatch};
 use crate::caps::approval::Approvals;
 use crate::engine::{self, EpochTicker};
 use crate::plugins::Registry;
@@ -118,6 +118,8 @@ struct Scope {
     budget: Option<Arc<RunBudget>>,
     env: Vec<(String, String)>,
     compensate: bool,
+    /// `agents.call`s made in the call tree this invocation is part of.
+    made: Arc<std::sync::atomic::AtomicU32>,
 }
 
 /// The host.
@@ -275,6 +277,7 @@ impl Runtime {
             budget: options.budget.clone(),
             env,
             compensate: options.compensate,
+            made: Arc::default(),
         };
         let outcome = self.invoke(agent, input, scope, limits, dirs, &grants).await;
         if let Err(InvokeError::Limit { limit, .. }) = &outcome.result {
@@ -315,7 +318,7 @@ impl Runtime {
         grants: &Arc<Grants>,
     ) -> impl Future<Output = Outcome> + Send + 'static {
         let s = self.inner.settings.load();
-        let Scope { tenant, run, chain, journal, budget, env, compensate } = scope;
+        let Scope { tenant, run, chain, journal, budget, env, compensate, made } = scope;
         agent.invocations.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let lent = Lent {
             board: self.inner.board.namespace(&tenant),
@@ -323,7 +326,7 @@ impl Runtime {
             requested: agent.requested.clone(),
             policy: s.agents.get(&*agent.name).cloned().unwrap_or_default(),
             chain,
-            max_call_depth: s.max_call_depth,
+            call_bounds: CallBounds { max_depth: s.max_call_depth, max_calls: s.max_agent_calls, made },
             dispatch: Some(Arc::new(self.clone()) as Arc<dyn Dispatch>),
             gateway: Some(self.inner.gateway.clone()),
             approvals: self.inner.approvals.get().cloned(),
@@ -383,7 +386,7 @@ impl Dispatch for Runtime {
         input: String,
     ) -> Pin<Box<dyn Future<Output = Result<String, String>> + Send + 'static>> {
         let runtime = self.clone();
-        let CallerScope { tenant, run, chain, budget } = caller;
+        let CallerScope { tenant, run, chain, budget, made } = caller;
         Box::pin(async move {
             let s = runtime.inner.settings.load_full();
             let policy = s.tenants.get(&tenant).map_err(|e| e.to_string())?;
@@ -395,7 +398,7 @@ impl Dispatch for Runtime {
             let mut chain = chain;
             chain.push(callee.name.clone());
             let env = run_env(&[], &run);
-            let scope = Scope { tenant, run, chain, journal: None, budget, env, compensate: false };
+            let scope = Scope { tenant, run, chain, journal: None, budget, env, compensate: false, made };
             let outcome = runtime.invoke(&callee, &input, scope, limits, dirs, &grants).await;
             outcome.result.map_err(|e| match e {
                 InvokeError::Failed { message, .. } => format!("failed: {message}"),

@@ -44,7 +44,8 @@ impl Runtime {
             ("limits", old.limits != next.limits || old.ceiling != next.ceiling),
             ("agents", old.agents != next.agents),
             ("caps", old.caps != next.caps),
-            ("host.max-call-depth", old.max_call_depth != next.max_call_depth),
+            ("limits.max-call-depth", old.max_call_depth != next.max_call_depth),
+            ("limits.max-agent-calls", old.max_agent_calls != next.max_agent_calls),
             ("host.default-tenant", old.default_tenant != next.default_tenant),
         ] {
             if changed {

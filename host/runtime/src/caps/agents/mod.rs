@@ -12,6 +12,7 @@ use paddock_tenants::Grants;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use wasmtime::component::HasData;
 
 /// Runs an agent on behalf of another.
@@ -37,6 +38,21 @@ pub struct CallerScope {
     pub chain: Vec<Arc<str>>,
     /// The caller's run budget, which the callee's LLM calls spend too.
     pub budget: Option<Arc<paddock_quota::run::RunBudget>>,
+    /// The calls made so far in the caller's call tree, which the callee's count in.
+    pub made: Arc<AtomicU32>,
+}
+
+/// How far one invocation's `agents.call`s may reach: how deep they nest,
+/// and how many are made in all, its callees' included — a loop of calls,
+/// or a tree of them, is cut at `max_calls` rather than at the wall clock.
+#[derive(Clone, Debug, Default)]
+pub struct CallBounds {
+    /// `limits.max-call-depth`.
+    pub max_depth: u32,
+    /// `limits.max-agent-calls`.
+    pub max_calls: u32,
+    /// Calls made so far in the call tree, shared by every invocation in it.
+    pub made: Arc<AtomicU32>,
 }
 
 /// Per-invocation state of the `agents` interface.
@@ -45,7 +61,7 @@ pub struct AgentsCtx {
     grants: Arc<Grants>,
     requested: Arc<Capabilities>,
     chain: Vec<Arc<str>>,
-    max_depth: u32,
+    bounds: CallBounds,
     dispatch: Option<Arc<dyn Dispatch>>,
 }
 
@@ -57,10 +73,10 @@ impl AgentsCtx {
         grants: Arc<Grants>,
         requested: Arc<Capabilities>,
         chain: Vec<Arc<str>>,
-        max_depth: u32,
+        bounds: CallBounds,
         dispatch: Option<Arc<dyn Dispatch>>,
     ) -> Self {
-        AgentsCtx { call, grants, requested, chain, max_depth, dispatch }
+        AgentsCtx { call, grants, requested, chain, bounds, dispatch }
     }
 
     fn path(&self, next: &str) -> String {
@@ -82,11 +98,18 @@ impl AgentsCtx {
         if self.chain.iter().any(|n| **n == *agent) {
             return Ok(Err(format!("denied: calling {agent:?} would make a cycle: {}", self.path(&agent))));
         }
-        if self.chain.len() as u32 > self.max_depth {
+        if self.chain.len() as u32 > self.bounds.max_depth {
             return Ok(Err(format!(
                 "denied: call depth limit of {} reached (limits.max-call-depth): {}",
-                self.max_depth,
+                self.bounds.max_depth,
                 self.path(&agent)
+            )));
+        }
+        let max = self.bounds.max_calls;
+        if self.bounds.made.fetch_add(1, Ordering::Relaxed) >= max {
+            self.bounds.made.fetch_sub(1, Ordering::Relaxed);
+            return Ok(Err(format!(
+                "denied: {max} agents.call made in this invocation and its callees, the most allowed (limits.max-agent-calls = {max})"
             )));
         }
         let Some(dispatch) = &self.dispatch else {
@@ -97,6 +120,7 @@ impl AgentsCtx {
             run: call.run.clone(),
             chain: self.chain.clone(),
             budget: call.budget.clone(),
+            made: self.bounds.made.clone(),
         };
         Ok(dispatch.call(caller, agent, input).await)
     }
@@ -131,7 +155,7 @@ impl super::Capability for AgentsCtx {
             lent.grants.clone(),
             lent.requested.clone(),
             lent.chain.clone(),
-            lent.max_call_depth,
+            lent.call_bounds.clone(),
             lent.dispatch.clone(),
         )
     }
