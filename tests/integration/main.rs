@@ -11,6 +11,7 @@ mod cli;
 mod fairness;
 mod flows;
 mod flows_sagas;
+mod hostile_board;
 mod hostile_plugins;
 mod journal;
 mod languages;

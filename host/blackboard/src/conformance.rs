@@ -256,6 +256,36 @@ macro_rules! suite {
             }
 
             #[test]
+            fn history_is_kept_within_history_bytes_and_the_newest_change_always() {
+                let f = fixture(BoardLimits { history_bytes: 300, ..Default::default() });
+                let ns = f.ns("t");
+                for _ in 0..5 {
+                    ns.put("k", &[7; 100], &writer()).unwrap();
+                }
+                // Two changes of a 100-byte value fit in 300 bytes, three do not.
+                assert_eq!(ns.changes_after("", 2), Err(BoardError::Lagged { after: 2, resume_after: 5 }));
+                assert_eq!(ns.changes_after("", 3).unwrap().len(), 2);
+                ns.put("k", &[7; 1000], &writer()).unwrap();
+                assert_eq!(ns.changes_after("", 4), Err(BoardError::Lagged { after: 4, resume_after: 6 }));
+                assert_eq!(summary(&ns.changes_after("", 5).unwrap())[0].0, 6, "the newest is kept, alone");
+            }
+
+            #[test]
+            fn a_watch_answer_is_cut_at_watch_max_bytes_and_goes_on_from_there() {
+                let f = fixture(BoardLimits::default());
+                let ns = f.ns("t");
+                let value = vec![1u8; 1 << 20];
+                for i in 0..6 {
+                    ns.put(&format!("k{i}"), &value, &writer()).unwrap();
+                }
+                // 3 × (1 MiB + 2) fit in WATCH_MAX_BYTES (4 MiB), a fourth does not.
+                let first = ns.changes_after("", 0).unwrap();
+                assert_eq!(first.iter().map(|c| c.revision).collect::<Vec<_>>(), [1, 2, 3]);
+                let rest = ns.changes_after("", 3).unwrap();
+                assert_eq!(rest.iter().map(|c| c.revision).collect::<Vec<_>>(), [4, 5, 6]);
+            }
+
+            #[test]
             fn an_entry_reads_absent_and_unlisted_once_its_ttl_runs_out_and_a_get_removes_it() {
                 let f = fixture(BoardLimits::default());
                 let ns = f.ns("t");

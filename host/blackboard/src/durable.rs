@@ -20,6 +20,7 @@
 mod codec;
 
 use super::expiry::SWEEP_BATCH;
+use super::store::Answer;
 use super::{Backend, BoardError, BoardLimits, Change, Entry, TenantStore, Totals, Write, Writer, plan_write};
 use codec::{Stored, decode_change, decode_entry, encode_change, encode_entry};
 use parking_lot::Mutex;
@@ -34,6 +35,9 @@ const HISTORY: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("histo
 const EXPIRY: TableDefinition<(&str, u64, &str), ()> = TableDefinition::new("expiry");
 const TOTALS: TableDefinition<&str, (u64, u64, u64)> = TableDefinition::new("totals");
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+/// Bytes of each tenant's `history` records; a tenant missing here (a file
+/// from before it was kept) is counted from its history when first written.
+const HISTORY_BYTES: TableDefinition<&str, u64> = TableDefinition::new("history_bytes");
 
 /// Boards kept in a redb file; every acknowledged write survives a crash.
 pub struct RedbBackend {
@@ -58,6 +62,7 @@ impl RedbBackend {
             let mut history = txn.open_table(HISTORY).map_err(storage)?;
             txn.open_table(EXPIRY).map_err(storage)?;
             txn.open_table(TOTALS).map_err(storage)?;
+            txn.open_table(HISTORY_BYTES).map_err(storage)?;
             let mut meta = txn.open_table(META).map_err(storage)?;
             let format = meta.get("format").map_err(storage)?.map(|g| g.value());
             match format {
@@ -166,23 +171,40 @@ struct Tx<'t> {
     history: Table<'t, (&'static str, u64), &'static [u8]>,
     expiry: Table<'t, (&'static str, u64, &'static str), ()>,
     totals_table: Table<'t, &'static str, (u64, u64, u64)>,
+    history_bytes_table: Table<'t, &'static str, u64>,
     revision: u64,
     totals: Totals,
+    /// Bytes of the tenant's history records.
+    history_bytes: u64,
 }
 
 impl<'t> Tx<'t> {
     fn open(txn: &'t WriteTransaction, tenant: &'t str, limits: &'t BoardLimits) -> Result<Self, Refused> {
         let totals_table = txn.open_table(TOTALS)?;
         let (revision, keys, bytes) = totals_table.get(tenant)?.map_or((0, 0, 0), |g| g.value());
+        let history: Table<'t, (&'static str, u64), &'static [u8]> = txn.open_table(HISTORY)?;
+        let history_bytes_table = txn.open_table(HISTORY_BYTES)?;
+        let history_bytes = match history_bytes_table.get(tenant)?.map(|g| g.value()) {
+            Some(bytes) => bytes,
+            None => {
+                let mut sum = 0;
+                for row in history.range((tenant, 0)..=(tenant, u64::MAX))? {
+                    sum += row?.1.value().len() as u64;
+                }
+                sum
+            }
+        };
         Ok(Tx {
             tenant,
             limits,
             entries: txn.open_table(ENTRIES)?,
-            history: txn.open_table(HISTORY)?,
+            history,
             expiry: txn.open_table(EXPIRY)?,
             totals_table,
+            history_bytes_table,
             revision,
             totals: Totals { keys, bytes },
+            history_bytes,
         })
     }
 
@@ -213,12 +235,11 @@ impl<'t> Tx<'t> {
                 self.entries.remove((tenant, key))?;
             }
         }
-        let kept = self.limits.history as u64;
-        if kept > 0 {
-            self.history.insert((tenant, revision), encode_change(key, write.writer, write.value).as_slice())?;
-            if revision > kept {
-                self.history.remove((tenant, revision - kept))?;
-            }
+        if self.limits.history > 0 {
+            let record = encode_change(key, write.writer, write.value);
+            self.history.insert((tenant, revision), record.as_slice())?;
+            self.history_bytes += record.len() as u64;
+            self.trim_history(revision)?;
         }
         self.revision = revision;
         self.totals = totals;
@@ -256,9 +277,33 @@ impl<'t> Tx<'t> {
         Ok(removed)
     }
 
+    /// Drops the oldest history records while more than `limits.history`
+    /// are kept or they weigh more than `limits.history_bytes`, keeping the
+    /// newest (`revision`) always.
+    fn trim_history(&mut self, revision: u64) -> Result<(), Refused> {
+        let tenant = self.tenant;
+        loop {
+            let oldest = match self.history.range((tenant, 0)..=(tenant, u64::MAX))?.next() {
+                Some(row) => {
+                    let (k, v) = row?;
+                    (k.value().1, v.value().len() as u64)
+                }
+                None => return Ok(()),
+            };
+            let kept = revision - oldest.0 + 1;
+            let over = kept > self.limits.history as u64 || self.history_bytes > self.limits.history_bytes;
+            if !over || kept == 1 {
+                return Ok(());
+            }
+            self.history.remove((tenant, oldest.0))?;
+            self.history_bytes -= oldest.1;
+        }
+    }
+
     /// Stores the revision and totals; the tables are closed for the commit.
     fn finish(mut self) -> Result<(), Refused> {
         self.totals_table.insert(self.tenant, (self.revision, self.totals.keys, self.totals.bytes))?;
+        self.history_bytes_table.insert(self.tenant, self.history_bytes)?;
         Ok(())
     }
 }
@@ -349,7 +394,7 @@ impl TenantStore for RedbTenant {
         Ok(keys)
     }
 
-    fn changes_after(&self, prefix: &str, after: u64, limit: usize) -> Result<Vec<Change>, BoardError> {
+    fn changes_after(&self, prefix: &str, after: u64, limit: usize, max_bytes: u64) -> Result<Vec<Change>, BoardError> {
         let tenant = self.tenant.as_str();
         let txn = self.db.begin_read().map_err(storage)?;
         let totals = txn.open_table(TOTALS).map_err(storage)?;
@@ -365,18 +410,17 @@ impl TenantStore for RedbTenant {
         if after + 1 < oldest {
             return Err(BoardError::Lagged { after, resume_after: latest });
         }
-        let mut changes = Vec::new();
+        // Decoded one at a time and bounded as it goes: the answer is never
+        // built past `limit` changes or `max_bytes`.
+        let mut answer = Answer::new(limit, max_bytes);
         for item in history.range((tenant, after + 1)..=(tenant, u64::MAX)).map_err(storage)? {
             let (k, v) = item.map_err(storage)?;
             let change = decode_change(k.value().1, v.value()).ok_or_else(|| corrupt("history", tenant))?;
-            if change.key.starts_with(prefix) {
-                changes.push(change);
-                if changes.len() == limit {
-                    break;
-                }
+            if change.key.starts_with(prefix) && !answer.push(change) {
+                break;
             }
         }
-        Ok(changes)
+        Ok(answer.changes)
     }
 
     fn revision(&self) -> Result<u64, BoardError> {

@@ -68,6 +68,13 @@ pub struct Change {
     pub writer: Writer,
 }
 
+impl Change {
+    /// What it weighs against history and watch bounds: its key and value.
+    pub fn bytes(&self) -> u64 {
+        (self.key.len() + self.value.as_ref().map_or(0, |v| v.len())) as u64
+    }
+}
+
 /// What a read found.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Lookup {

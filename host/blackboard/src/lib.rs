@@ -41,6 +41,9 @@ pub use store::{Backend, TenantStore, Write};
 pub const LIST_MAX: usize = 1000;
 /// Most changes one `watch` returns; the caller continues after the last one.
 pub const WATCH_MAX: usize = 1000;
+/// Most bytes (keys plus values) of the changes one `watch` returns, past the
+/// first: an answer is built no bigger, however large the history.
+pub const WATCH_MAX_BYTES: u64 = 4 << 20;
 
 /// Limits of each tenant's board.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -55,6 +58,9 @@ pub struct BoardLimits {
     pub max_bytes: u64,
     /// Changes kept for watchers; a watcher further behind gets `Lagged`.
     pub history: usize,
+    /// Bytes (keys plus values) of the changes kept for watchers; the oldest
+    /// go first past it, and the newest change is always kept.
+    pub history_bytes: u64,
     /// Whether the key and byte counts come from the tenant's own policy
     /// (`tenants.NAME.blackboard`) rather than `[blackboard]`, for messages.
     pub per_tenant: bool,
@@ -68,6 +74,7 @@ impl Default for BoardLimits {
             max_keys: 100_000,
             max_bytes: 256 << 20,
             history: 4096,
+            history_bytes: 16 << 20,
             per_tenant: false,
         }
     }

@@ -2,6 +2,7 @@
 //! expiry times, and a ring of recent changes.
 
 use super::expiry::SWEEP_BATCH;
+use super::store::Answer;
 use super::{
     Backend, BoardError, BoardLimits, Change, Entry, TenantStore, Totals, Write, Writer, from_unix_millis, plan_write,
     unix_millis,
@@ -55,6 +56,8 @@ struct State {
     revision: u64,
     totals: Totals,
     history: VecDeque<Change>,
+    /// [`Change::bytes`] of the history.
+    history_bytes: u64,
 }
 
 impl State {
@@ -94,10 +97,15 @@ impl State {
             }
         }
         if limits.history > 0 {
-            if self.history.len() >= limits.history {
-                self.history.pop_front();
+            let change = Change { key, value: old.1, revision, writer: write.writer.clone() };
+            self.history_bytes += change.bytes();
+            self.history.push_back(change);
+            while self.history.len() > limits.history
+                || (self.history_bytes > limits.history_bytes && self.history.len() > 1)
+            {
+                let dropped = self.history.pop_front().map_or(0, |c| c.bytes());
+                self.history_bytes -= dropped;
             }
-            self.history.push_back(Change { key, value: old.1, revision, writer: write.writer.clone() });
         }
         Ok(revision)
     }
@@ -189,7 +197,7 @@ impl TenantStore for MemoryTenant {
             .collect())
     }
 
-    fn changes_after(&self, prefix: &str, after: u64, limit: usize) -> Result<Vec<Change>, BoardError> {
+    fn changes_after(&self, prefix: &str, after: u64, limit: usize, max_bytes: u64) -> Result<Vec<Change>, BoardError> {
         let state = self.state.read();
         if after >= state.revision {
             return Ok(Vec::new());
@@ -200,7 +208,13 @@ impl TenantStore for MemoryTenant {
             return Err(BoardError::Lagged { after, resume_after: state.revision });
         }
         let start = state.history.partition_point(|c| c.revision <= after);
-        Ok(state.history.range(start..).filter(|c| c.key.starts_with(prefix)).take(limit).cloned().collect())
+        let mut answer = Answer::new(limit, max_bytes);
+        for change in state.history.range(start..).filter(|c| c.key.starts_with(prefix)) {
+            if !answer.push(change.clone()) {
+                break;
+            }
+        }
+        Ok(answer.changes)
     }
 
     fn revision(&self) -> Result<u64, BoardError> {

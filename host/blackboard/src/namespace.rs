@@ -2,7 +2,9 @@
 //! for every backend, in front of the tenant's store.
 
 use crate::metrics::OpCounters;
-use crate::{BoardError, BoardLimits, Change, Entry, LIST_MAX, Lookup, TenantStore, WATCH_MAX, Write, Writer};
+use crate::{
+    BoardError, BoardLimits, Change, Entry, LIST_MAX, Lookup, TenantStore, WATCH_MAX, WATCH_MAX_BYTES, Write, Writer,
+};
 use crate::{expiry, unix_millis};
 use paddock_core::Clock;
 use std::sync::Arc;
@@ -154,7 +156,7 @@ impl Namespace {
     pub fn changes_after(&self, prefix: &str, after: u64) -> Result<Vec<Change>, BoardError> {
         self.ops.changes.inc();
         self.check_prefix(prefix)?;
-        self.store.changes_after(prefix, after, WATCH_MAX)
+        self.store.changes_after(prefix, after, WATCH_MAX, WATCH_MAX_BYTES)
     }
 
     /// Changes under `prefix` after revision `after`, in revision order; waits
@@ -166,7 +168,7 @@ impl Namespace {
         let mut latest = self.store.subscribe();
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
-            let changes = self.store.changes_after(prefix, after, WATCH_MAX)?;
+            let changes = self.store.changes_after(prefix, after, WATCH_MAX, WATCH_MAX_BYTES)?;
             if !changes.is_empty() {
                 return Ok(changes);
             }

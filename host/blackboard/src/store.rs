@@ -39,9 +39,10 @@ pub trait TenantStore: Send + Sync {
         limit: usize,
         now_ms: u64,
     ) -> Result<Vec<Arc<str>>, BoardError>;
-    /// Kept changes under `prefix` after revision `after`, in order, at most `limit`;
-    /// `Lagged` when some after `after` are no longer kept.
-    fn changes_after(&self, prefix: &str, after: u64, limit: usize) -> Result<Vec<Change>, BoardError>;
+    /// Kept changes under `prefix` after revision `after`, in order, at most
+    /// `limit` and, past the first, at most `max_bytes` of keys and values
+    /// ([`Change::bytes`]); `Lagged` when some after `after` are no longer kept.
+    fn changes_after(&self, prefix: &str, after: u64, limit: usize, max_bytes: u64) -> Result<Vec<Change>, BoardError>;
     /// The newest revision (0 when nothing was ever written).
     fn revision(&self) -> Result<u64, BoardError>;
     /// A receiver told the newest revision after each write.
@@ -83,5 +84,32 @@ impl<'a> Write<'a> {
     /// The host's removal of the expired `key` at `at_ms`.
     pub fn expiry(key: &'a str, writer: &'a Writer, at_ms: u64) -> Self {
         Write { key, expected: None, value: None, writer, at_ms, expires_ms: None }
+    }
+}
+
+/// An answer of `changes_after` as it is built: at most `limit` changes
+/// and, past the first, at most `max_bytes` of them ([`Change::bytes`]).
+/// Every backend builds its answer through one, so none is built bigger.
+pub(crate) struct Answer {
+    limit: usize,
+    max_bytes: u64,
+    bytes: u64,
+    /// The changes taken.
+    pub changes: Vec<Change>,
+}
+
+impl Answer {
+    pub(crate) fn new(limit: usize, max_bytes: u64) -> Self {
+        Answer { limit, max_bytes, bytes: 0, changes: Vec::new() }
+    }
+
+    /// Takes `change` if it fits; whether another may follow.
+    pub(crate) fn push(&mut self, change: Change) -> bool {
+        self.bytes += change.bytes();
+        if self.changes.len() >= self.limit || (self.bytes > self.max_bytes && !self.changes.is_empty()) {
+            return false;
+        }
+        self.changes.push(change);
+        self.changes.len() < self.limit
     }
 }

@@ -61,6 +61,7 @@ pub(crate) struct BlackboardSection {
     pub(crate) max_keys: Option<u64>,
     pub(crate) max_bytes: Option<ByteSize>,
     pub(crate) history: Option<usize>,
+    pub(crate) history_bytes: Option<ByteSize>,
 }
 
 #[derive(Debug, Default, Deserialize)]

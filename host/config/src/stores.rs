@@ -58,6 +58,7 @@ pub(crate) fn board_limits(board: &BlackboardSection, caps: &SizeCaps) -> BoardL
         max_keys: board.max_keys.unwrap_or(100_000),
         max_bytes: board.max_bytes.map_or(256 << 20, |b| b.0),
         history: board.history.unwrap_or(4096),
+        history_bytes: board.history_bytes.map_or(16 << 20, |b| b.0),
         per_tenant: false,
     }
 }
