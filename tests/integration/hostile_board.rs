@@ -53,7 +53,6 @@ async fn rewriting_one_large_key_and_watching_its_history_keep_file_and_memory_b
     }
     let file = dir.path().join(".paddock/blackboard.redb");
     let size = std::fs::metadata(&file).unwrap().len();
-    eprintln!("board file: {size} bytes");
     // The live value, 16 MiB of history, and room for redb's copy-on-write pages.
     assert!(size < 40 << 20, "the board file holds {size} bytes after 88 MiB of rewrites");
 

@@ -13,6 +13,7 @@ mod flows;
 mod flows_sagas;
 mod hostile_board;
 mod hostile_plugins;
+mod hostile_tenants;
 mod journal;
 mod languages;
 mod limits;

@@ -1,6 +1,12 @@
 //! Admission: caps on how many invocations run at once per tenant and per
 //! agent of a tenant. A run waits its turn in FIFO order (tokio's semaphore is
 //! fair), at most as long as its own timeout, then is refused naming the cap.
+//!
+//! A tenant without `budget.max-concurrent` still has a cap: its share of
+//! the host's instance slots (half of `engine.max-instances`), so no tenant
+//! can hold every slot and leave the others `503`. An agent called by another
+//! (`agents.call`) takes a slot too, without waiting: a caller holding a slot
+//! while waiting for its callee's could deadlock a tenant at its cap.
 
 use super::TenantPolicy;
 use parking_lot::Mutex;
@@ -10,12 +16,24 @@ use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// The concurrency caps of every tenant, created as tenants are first seen.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Admission {
     /// By cap and size: a reload that changes a cap starts a new semaphore,
     /// and runs admitted under the old one finish holding its permits.
     caps: Mutex<HashMap<(String, u32), Arc<Semaphore>>>,
+    /// The cap of a tenant that sets none.
+    share: u32,
 }
+
+impl Default for Admission {
+    /// No cap for tenants that set none.
+    fn default() -> Self {
+        Admission { caps: Mutex::default(), share: u32::MAX }
+    }
+}
+
+/// The config key naming a tenant's default cap, in refusals.
+pub const SHARE_KEY: &str = "half of engine.max-instances, the cap of a tenant without budget.max-concurrent";
 
 /// A run refused because a concurrency cap stayed full for as long as it
 /// could wait.
@@ -53,6 +71,11 @@ pub struct Admitted {
 }
 
 impl Admission {
+    /// Admission where a tenant that sets no cap may run `share` invocations at once.
+    pub fn with_share(share: u32) -> Self {
+        Admission { share: share.max(1), ..Admission::default() }
+    }
+
     fn semaphore(&self, key: String, size: u32) -> Arc<Semaphore> {
         self.caps.lock().entry((key, size)).or_insert_with(|| Arc::new(Semaphore::new(size as usize))).clone()
     }
@@ -61,34 +84,45 @@ impl Admission {
     pub async fn admit(&self, policy: &TenantPolicy, agent: &str, wait: Duration) -> Result<Admitted, AtCapacity> {
         let deadline = tokio::time::Instant::now() + wait;
         let mut permits = Vec::new();
-        let tenant = &policy.name;
-        let agent_cap = policy.agent_budgets.get(agent).and_then(|b| b.max_concurrent);
         // The agent's cap first: a run waiting for its agent holds no tenant slot.
-        if let Some(max) = agent_cap {
-            let semaphore = self.semaphore(format!("{tenant}\0{agent}"), max);
-            let key = format!("tenants.{tenant}.agent-budgets.{agent}.max-concurrent");
-            let full = || AtCapacity { tenant: tenant.clone(), agent: Some(agent.to_string()), key, max, waited: wait };
-            permits.push(acquire(semaphore, deadline, full).await?);
-        }
-        if let Some(max) = policy.max_concurrent {
-            let semaphore = self.semaphore(tenant.clone(), max);
-            let key = format!("tenants.{tenant}.budget.max-concurrent");
-            let full = || AtCapacity { tenant: tenant.clone(), agent: None, key, max, waited: wait };
-            permits.push(acquire(semaphore, deadline, full).await?);
+        for (semaphore, full) in self.caps_of(policy, agent, wait) {
+            match tokio::time::timeout_at(deadline, semaphore.acquire_owned()).await {
+                Ok(Ok(permit)) => permits.push(permit),
+                Ok(Err(_)) | Err(_) => return Err(full),
+            }
         }
         Ok(Admitted { _permits: permits })
     }
-}
 
-/// A permit of `semaphore` by `deadline`, or the refusal `full` makes.
-async fn acquire(
-    semaphore: Arc<Semaphore>,
-    deadline: tokio::time::Instant,
-    full: impl FnOnce() -> AtCapacity,
-) -> Result<OwnedSemaphorePermit, AtCapacity> {
-    match tokio::time::timeout_at(deadline, semaphore.acquire_owned()).await {
-        Ok(Ok(permit)) => Ok(permit),
-        Ok(Err(_)) | Err(_) => Err(full()),
+    /// Admits one run of `agent` called by another agent of `policy`'s
+    /// tenant, at once or not at all (see the module docs).
+    pub fn admit_callee(&self, policy: &TenantPolicy, agent: &str) -> Result<Admitted, AtCapacity> {
+        let mut permits = Vec::new();
+        for (semaphore, full) in self.caps_of(policy, agent, Duration::ZERO) {
+            permits.push(semaphore.try_acquire_owned().map_err(|_| full)?);
+        }
+        Ok(Admitted { _permits: permits })
+    }
+
+    /// The caps a run of `agent` for `policy`'s tenant takes a slot of, in
+    /// order, each with its refusal.
+    fn caps_of(&self, policy: &TenantPolicy, agent: &str, waited: Duration) -> Vec<(Arc<Semaphore>, AtCapacity)> {
+        let tenant = &policy.name;
+        let mut caps = Vec::new();
+        if let Some(max) = policy.agent_budgets.get(agent).and_then(|b| b.max_concurrent) {
+            let key = format!("tenants.{tenant}.agent-budgets.{agent}.max-concurrent");
+            let full = AtCapacity { tenant: tenant.clone(), agent: Some(agent.to_string()), key, max, waited };
+            caps.push((self.semaphore(format!("{tenant}\0{agent}"), max), full));
+        }
+        let (max, key) = match policy.max_concurrent {
+            Some(max) => (max, format!("tenants.{tenant}.budget.max-concurrent")),
+            None => (self.share, SHARE_KEY.to_string()),
+        };
+        if max < u32::MAX {
+            let full = AtCapacity { tenant: tenant.clone(), agent: None, key, max, waited };
+            caps.push((self.semaphore(tenant.clone(), max), full));
+        }
+        caps
     }
 }
 
@@ -148,5 +182,25 @@ mod tests {
             t.await.unwrap();
         }
         assert_eq!(*order.lock(), [0, 1, 2, 3, 4]);
+    }
+
+    #[tokio::test]
+    async fn a_tenant_without_a_cap_holds_at_most_its_share_and_a_callee_never_waits() {
+        let admission = Admission::with_share(2);
+        let p = TenantPolicy::open("mallory");
+        let _a = admission.admit(&p, "x", Duration::ZERO).await.unwrap();
+        let b = admission.admit(&p, "x", Duration::ZERO).await.unwrap();
+        let err = admission.admit(&p, "x", Duration::from_millis(5)).await.unwrap_err().to_string();
+        assert_eq!(
+            err,
+            format!(
+                "tenant \"mallory\" is at its max-concurrent of 2 running invocations ({SHARE_KEY} = 2); none ended within 5ms"
+            )
+        );
+        assert!(admission.admit_callee(&p, "y").is_err(), "a callee is refused at once");
+        let other = TenantPolicy::open("acme");
+        assert!(admission.admit(&other, "x", Duration::ZERO).await.is_ok(), "another tenant has its own share");
+        drop(b);
+        assert!(admission.admit_callee(&p, "y").is_ok());
     }
 }

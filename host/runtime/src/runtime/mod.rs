@@ -173,7 +173,7 @@ impl Runtime {
         let inner = Inner {
             gateway,
             ledger: Some(ledger),
-            admission: Admission::default(),
+            admission: Admission::with_share(settings.engine.max_instances / 2),
             registry: Registry::of(&settings),
             board,
             live: live::Live::default(),
@@ -392,6 +392,8 @@ impl Dispatch for Runtime {
             let policy = s.tenants.get(&tenant).map_err(|e| e.to_string())?;
             policy.check_agent(&agent).map_err(|e| e.to_string())?;
             let callee = runtime.load(&agent).map_err(|e| format!("denied: cannot load agent {agent:?}: {e}"))?;
+            let _admitted =
+                runtime.inner.admission.admit_callee(&policy, &agent).map_err(|e| format!("denied: {e}"))?;
             let grants = callee.grants(&policy);
             let dirs = runtime.operator_dirs(&agent, &grants);
             let limits = callee.limits_under(&s).capped(&policy.ceiling.apply(&s.ceiling));
