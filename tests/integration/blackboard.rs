@@ -325,6 +325,36 @@ async fn a_trigger_runs_its_agent_once_per_change_under_its_prefix() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_writing_under_its_own_triggers_prefix_runs_max_depth_times_not_for_ever() {
+    let dir = tempfile::tempdir().unwrap();
+    plugin(dir.path(), "looper", guests::PROBER, "");
+    // Each run rewrites the key whose change started it.
+    let toml = "[[triggers]]\nname = \"echo-chamber\"\nprefix = \"loop/\"\nagent = \"looper\"\nmax-depth = 5\n\
+                input = { ops = [{ op = \"put\", key = \"loop/k\", value = \"again\" }] }\n";
+    let rt = runtime_with_plugins(dir.path(), toml);
+    let triggers = paddock::triggers::start(&rt);
+    let ns = rt.blackboard().namespace("default");
+    ns.put("loop/k", b"start", &Writer::new("test", "test")).unwrap();
+    // The first write and the writes of runs 1 to 5, each by the run one deeper.
+    let settled = async {
+        for _ in 0..200 {
+            if ns.revision().unwrap() == 6 {
+                return true;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+        false
+    };
+    assert!(settled.await, "the board is at revision {}", ns.revision().unwrap());
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let runs: Vec<String> = ns.changes_after("loop/", 0).unwrap().iter().map(|c| c.writer.run.to_string()).collect();
+    assert_eq!(runs.len(), 6, "no run after the fifth: {runs:?}");
+    let depths: Vec<&str> = runs[1..].iter().map(|r| r.split('-').next().unwrap()).collect();
+    assert_eq!(depths, ["t1", "t2", "t3", "t4", "t5"]);
+    drop(triggers);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restarted_host_delivers_the_changes_after_its_cursor_and_no_others() {
     let dir = tempfile::tempdir().unwrap();
     plugin(dir.path(), "tally", guests::COUNTER, "");

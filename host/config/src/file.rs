@@ -47,6 +47,7 @@ pub(crate) struct TriggerSection {
     pub(crate) prefix: String,
     pub(crate) agent: String,
     pub(crate) concurrency: Option<usize>,
+    pub(crate) max_depth: Option<u32>,
     #[serde(default)]
     pub(crate) deletes: bool,
     #[serde(default)]

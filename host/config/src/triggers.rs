@@ -21,6 +21,9 @@ pub struct Trigger {
     pub deletes: bool,
     /// Fields added to every input, beside `change`.
     pub input: serde_json::Map<String, serde_json::Value>,
+    /// How many trigger runs may follow one another, each started by a
+    /// change the one before wrote (`max-depth`): a loop stops there.
+    pub max_depth: u32,
 }
 
 /// Validates every `[[triggers]]` entry against the tenants and the key size.
@@ -46,6 +49,10 @@ pub(crate) fn triggers(
         if concurrency == 0 {
             return Err(format!("{at}.concurrency must be at least 1"));
         }
+        let max_depth = t.max_depth.unwrap_or(8);
+        if max_depth == 0 {
+            return Err(format!("{at}.max-depth must be at least 1"));
+        }
         let name = t.name.unwrap_or_else(|| format!("{}-{i}", t.agent));
         if triggers.iter().any(|x| x.name == name) {
             return Err(format!("{at}.name: another trigger is named {name:?}"));
@@ -58,6 +65,7 @@ pub(crate) fn triggers(
             concurrency,
             deletes: t.deletes,
             input: t.input,
+            max_depth,
         });
     }
     Ok(triggers)

@@ -8,6 +8,12 @@
 //! Runs that fail are retried (three attempts in all, with backoff), then
 //! logged and passed over; the dead-letter queue of the workflow engine will
 //! take them.
+//!
+//! Loops stop: a trigger run's id carries its depth (`t3-…`), one more than
+//! that of the run whose write started it (0 for any other writer), and a
+//! change written at the trigger's `max-depth` starts nothing — an agent
+//! writing under its own trigger's prefix, or two triggers feeding each
+//! other, run `max-depth` times, not for ever.
 
 use crate::runtime::{RunOptions, Runtime};
 use paddock_blackboard::{Blackboard, BoardError, Change, Namespace, Writer};
@@ -95,6 +101,15 @@ async fn run_trigger(runtime: Runtime, trigger: Trigger) {
             if change.value.is_none() && !trigger.deletes {
                 continue;
             }
+            let depth = depth_of(&change.writer.run);
+            if depth >= trigger.max_depth {
+                tracing::error!(
+                    trigger = %trigger.name, key = %change.key, revision = change.revision, run = %change.writer.run,
+                    "trigger loop stopped: this change was written by the {depth}th trigger run in a row, the most allowed (triggers.max-depth = {})",
+                    trigger.max_depth
+                );
+                continue;
+            }
             let Ok(permit) = permits.clone().acquire_owned().await else { return };
             pending.insert(change.revision);
             let (runtime, trigger) = (runtime.clone(), trigger.clone());
@@ -134,9 +149,15 @@ fn read_cursor(system: &Namespace, trigger: &Trigger) -> u64 {
     }
 }
 
+/// The depth of the trigger run `run` (`t3-…` is 3); 0 for a run no trigger started.
+fn depth_of(run: &str) -> u32 {
+    run.strip_prefix('t').and_then(|rest| rest.split_once('-')).and_then(|(depth, _)| depth.parse().ok()).unwrap_or(0)
+}
+
 async fn deliver(runtime: &Runtime, trigger: &Trigger, change: &Change) {
     let input = input_for(trigger, change);
-    let options = RunOptions { tenant: Some(trigger.tenant.clone()), ..Default::default() };
+    let run = format!("t{}-{}", depth_of(&change.writer.run) + 1, crate::runtime::new_run_id());
+    let options = RunOptions { tenant: Some(trigger.tenant.clone()), run: Some(run), ..Default::default() };
     for attempt in 1..=ATTEMPTS {
         let result = match runtime.load(&trigger.agent) {
             Ok(agent) => runtime.run(&agent, &input, &options).await.map_err(|e| e.to_string()),
