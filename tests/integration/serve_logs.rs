@@ -140,3 +140,50 @@ async fn metrics_carry_limits_board_ops_flows_refusals_breakers_and_the_code_cac
     assert_eq!(loads, 3, "prober, spin and step were each loaded once:\n{text}");
     assert!(text.contains("# TYPE paddock_flow_step_seconds histogram"), "{text}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenant_logging_past_its_rate_is_kept_from_the_host_log_with_one_note_a_second() {
+    let dir = tempfile::tempdir().unwrap();
+    let plugins = dir.path().join("plugins");
+    plugin(&plugins, "chatty", guests::CHATTY, "");
+    let config = "[host]\nledger = \"memory\"\nplugin-state = \"memory\"\n[limits]\nlog-bytes-per-second = \"2KiB\"\n\
+                  [tenants.mallory]\nagents = [\"chatty\"]\n[tenants.acme]\nagents = [\"chatty\"]\n";
+    std::fs::write(dir.path().join("paddock.toml"), config).unwrap();
+    let (mallory, acme) = (key(dir.path(), "mallory", "run"), key(dir.path(), "acme", "run"));
+    let served = serve(dir.path(), &["--log-format", "json"]);
+    paddock::gateway::install_crypto();
+    let client = reqwest::Client::new();
+    let url = format!("http://{}/v1/agents/chatty/run", served.address);
+    let started = Instant::now();
+    // 3 × 1,000 lines of ~9 bytes: 27 KB, against 2 KiB a second.
+    for _ in 0..3 {
+        let ran = client.post(&url).bearer_auth(&mallory).body(r#"{"lines": 1000}"#).send().await.unwrap();
+        let body: Value = ran.json().await.unwrap();
+        assert_eq!(body["output"], "printed 1000", "{body}");
+    }
+    let ran = client.post(&url).bearer_auth(&acme).body(r#"{"lines": 10}"#).send().await.unwrap();
+    assert_eq!(ran.status().as_u16(), 200);
+    let seconds = started.elapsed().as_secs() + 1;
+
+    let agent_lines = |tenant: &str| -> Vec<Value> {
+        let text = std::fs::read_to_string(dir.path().join(SERVE_LOG)).unwrap();
+        text.lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|l| l["target"] == "paddock::agent" && l["tenant"] == tenant)
+            .collect()
+    };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while agent_lines("acme").len() < 11 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(agent_lines("acme").len(), 11, "another tenant's records all reach the host log");
+    let lines = agent_lines("mallory");
+    let notes = lines
+        .iter()
+        .filter(|l| l["message"].as_str().unwrap_or("").contains("logged over limits.log-bytes-per-second (2048)"))
+        .count();
+    let bytes: usize =
+        lines.iter().filter(|l| l["source"] == "Stdout").map(|l| l["message"].as_str().unwrap().len()).sum();
+    assert!(notes >= 1 && notes as u64 <= seconds, "{notes} notes in {seconds} s");
+    assert!(bytes as u64 <= 2048 * seconds, "{bytes} bytes of mallory's records in {seconds} s");
+}

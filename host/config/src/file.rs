@@ -89,6 +89,7 @@ pub(crate) struct LimitsSection {
     pub(crate) max_arg_bytes: Option<ByteSize>,
     pub(crate) max_log_bytes: Option<ByteSize>,
     pub(crate) max_log_total_bytes: Option<ByteSize>,
+    pub(crate) log_bytes_per_second: Option<ByteSize>,
     pub(crate) max_key_bytes: Option<ByteSize>,
     pub(crate) max_value_bytes: Option<ByteSize>,
     pub(crate) max_output_bytes: Option<ByteSize>,

@@ -53,6 +53,7 @@ fn size_caps(l: &LimitsSection) -> Result<SizeCaps, String> {
         value_bytes: l.max_value_bytes.map_or(1 << 20, |b| b.0),
         output_bytes: l.max_output_bytes.map_or(64 << 10, |b| b.0),
         io_bytes: l.max_io_bytes.map_or(4 << 20, |b| b.0),
+        log_rate: l.log_bytes_per_second.map_or(256 << 10, |b| b.0),
     };
     for (key, value) in [
         ("max-arg-bytes", caps.arg_bytes),

@@ -134,6 +134,9 @@ pub struct SizeCaps {
     pub output_bytes: u64,
     /// The input given to an agent and the output it returns.
     pub io_bytes: u64,
+    /// Bytes of agents' log records one tenant may write to the host log
+    /// per second; the rest stay in their invocations' results only.
+    pub log_rate: u64,
 }
 
 /// A host directory the operator lends to an agent.

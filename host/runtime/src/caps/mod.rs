@@ -211,7 +211,7 @@ impl CallContext {
         journal: Option<Arc<paddock_journal::Tape>>,
         budget: Option<Arc<paddock_quota::run::RunBudget>>,
     ) -> Arc<Self> {
-        let log = log::AgentLog::new(agent.clone(), tenant.clone(), caps.log_total_bytes);
+        let log = log::AgentLog::new(agent.clone(), tenant.clone(), caps.log_total_bytes, caps.log_rate);
         Arc::new(CallContext { agent, tenant, run, caps, violation: OnceLock::new(), log, journal, budget })
     }
 

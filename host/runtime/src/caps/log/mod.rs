@@ -4,7 +4,9 @@
 use super::CallContext;
 use super::wit::log::{Host, Level};
 use parking_lot::Mutex;
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock};
+use std::time::{Duration, Instant};
 use wasmtime::component::HasData;
 
 /// Where a record came from.
@@ -54,7 +56,45 @@ pub struct AgentLog {
     agent: Arc<str>,
     tenant: Arc<str>,
     limit: u64,
+    /// Bytes a second the tenant's records may take in the host log.
+    rate: u64,
     state: Mutex<LogState>,
+}
+
+/// What each tenant's agents wrote to the host log in the current second.
+/// One per process, as the host log is.
+static HOST_LOG: LazyLock<Mutex<HashMap<Arc<str>, Second>>> = LazyLock::new(Mutex::default);
+
+#[derive(Debug)]
+struct Second {
+    start: Instant,
+    bytes: u64,
+    noted: bool,
+}
+
+/// Whether a record of `size` bytes of `tenant` may go to the host log,
+/// at most `rate` bytes a second; the first record held back in a second
+/// writes one note saying so.
+fn to_host_log(tenant: &Arc<str>, size: u64, rate: u64) -> bool {
+    let now = Instant::now();
+    let mut seconds = HOST_LOG.lock();
+    let second = seconds.entry(tenant.clone()).or_insert(Second { start: now, bytes: 0, noted: false });
+    if now.duration_since(second.start) >= Duration::from_secs(1) {
+        *second = Second { start: now, bytes: 0, noted: false };
+    }
+    if second.bytes + size <= rate {
+        second.bytes += size;
+        return true;
+    }
+    if !second.noted {
+        second.noted = true;
+        tracing::warn!(
+            target: "paddock::agent",
+            tenant = &**tenant,
+            "tenant {tenant:?}'s agents logged over limits.log-bytes-per-second ({rate}) this second; their records stay in their invocations' results, not in the host log, until it ends"
+        );
+    }
+    false
 }
 
 #[derive(Debug, Default)]
@@ -65,9 +105,10 @@ struct LogState {
 }
 
 impl AgentLog {
-    /// An empty log keeping at most `limit` bytes of messages.
-    pub fn new(agent: Arc<str>, tenant: Arc<str>, limit: u64) -> Self {
-        AgentLog { agent, tenant, limit, state: Mutex::default() }
+    /// An empty log keeping at most `limit` bytes of messages, and writing
+    /// at most `rate` bytes a second of its tenant's to the host log.
+    pub fn new(agent: Arc<str>, tenant: Arc<str>, limit: u64, rate: u64) -> Self {
+        AgentLog { agent, tenant, limit, rate, state: Mutex::default() }
     }
 
     /// Records a message (and emits it to `tracing`), or counts it as dropped
@@ -101,6 +142,9 @@ impl AgentLog {
     }
 
     fn emit(&self, level: Severity, source: Source, message: &str) {
+        if source != Source::Host && !to_host_log(&self.tenant, message.len() as u64, self.rate) {
+            return;
+        }
         let (agent, tenant) = (&*self.agent, &*self.tenant);
         macro_rules! event {
             ($lvl:expr) => {
