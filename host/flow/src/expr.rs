@@ -15,6 +15,9 @@
 
 use serde_json::Value;
 
+#[cfg(test)]
+mod fuzz;
+
 /// Why a reference, template or condition does not parse. Each quotes the
 /// text it is about.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
