@@ -21,6 +21,8 @@ pub mod auth;
 pub mod board;
 mod dead;
 mod flows;
+#[cfg(test)]
+mod fuzz;
 mod listen;
 mod operate;
 
