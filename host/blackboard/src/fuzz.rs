@@ -67,7 +67,7 @@ fn writer() -> Writer {
 }
 
 proptest! {
-    #![proptest_config(config(2000))]
+    #![proptest_config(config(10000))]
 
     #[test]
     fn a_key_is_accepted_exactly_when_it_keeps_the_rule(
@@ -163,12 +163,12 @@ fn isolation_over(backend: Arc<dyn Backend>, cases: u32) {
 
 #[test]
 fn no_key_reaches_another_tenant_in_memory() {
-    isolation_over(Arc::new(MemoryBackend::default()), 1000);
+    isolation_over(Arc::new(MemoryBackend::default()), 3000);
 }
 
 #[test]
 fn no_key_reaches_another_tenant_in_the_durable_store() {
     let dir = tempfile::tempdir().expect("a temporary folder");
     let backend = RedbBackend::open(&dir.path().join("board.redb")).expect("a board file");
-    isolation_over(Arc::new(backend), 100);
+    isolation_over(Arc::new(backend), 300);
 }

@@ -429,7 +429,7 @@ fn section_named(message: &str) -> &str {
 }
 
 proptest! {
-    #![proptest_config(config(2000))]
+    #![proptest_config(config(10000))]
 
     #[test]
     fn any_text_is_parsed_or_refused_naming_the_file(text in any::<String>()) {
@@ -441,7 +441,7 @@ proptest! {
 }
 
 proptest! {
-    #![proptest_config(config(2000))]
+    #![proptest_config(config(10000))]
 
     #[test]
     fn a_refused_file_is_refused_naming_a_key_of_a_section_it_has((text, sections) in document()) {

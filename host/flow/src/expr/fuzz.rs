@@ -123,7 +123,7 @@ fn quotes(err: &ExprError, text: &str) -> bool {
 }
 
 proptest! {
-    #![proptest_config(config(2000))]
+    #![proptest_config(config(10000))]
 
     #[test]
     fn any_reference_text_is_read_or_refused_quoting_it(text in any::<String>()) {

@@ -230,7 +230,7 @@ fn names_its_key(err: &SpecError, steps: &[&str]) -> bool {
 }
 
 proptest! {
-    #![proptest_config(config(2000))]
+    #![proptest_config(config(10000))]
 
     #[test]
     fn any_text_is_read_or_refused_naming_the_file(text in any::<String>()) {
@@ -242,7 +242,7 @@ proptest! {
 }
 
 proptest! {
-    #![proptest_config(config(3000))]
+    #![proptest_config(config(10000))]
 
     #[test]
     fn a_spec_is_refused_naming_its_key_or_accepted_as_a_tree_that_runs_whole((text, steps) in spec()) {

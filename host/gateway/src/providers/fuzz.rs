@@ -297,7 +297,7 @@ fn mutated(body: Vec<u8>, edits: Vec<(Index, u8, u8)>) -> Vec<u8> {
 }
 
 proptest! {
-    #![proptest_config(config(2000))]
+    #![proptest_config(config(5000))]
 
     #[test]
     fn any_bytes_decode_the_same_however_they_are_cut(
@@ -450,7 +450,7 @@ fn headers() -> impl Strategy<Value = HeaderMap> {
 const MOST: Duration = headroom::MAX_PROVIDER_WAIT;
 
 proptest! {
-    #![proptest_config(config(2000))]
+    #![proptest_config(config(5000))]
 
     #[test]
     fn any_whole_answer_is_read_or_refused_with_a_message(json in prop_oneof![wire_json(), usage_json()]) {

@@ -138,7 +138,7 @@ fn folded(path: &Path) -> bool {
 }
 
 proptest! {
-    #![proptest_config(config(2000))]
+    #![proptest_config(config(10000))]
 
     #[test]
     fn any_text_is_parsed_or_refused_naming_the_file(text in any::<String>()) {
@@ -150,7 +150,7 @@ proptest! {
 }
 
 proptest! {
-    #![proptest_config(config(2000))]
+    #![proptest_config(config(10000))]
 
     #[test]
     fn a_manifest_is_refused_naming_its_key_or_accepted_within_its_rules(

@@ -83,7 +83,7 @@ fn reads_all(value: &Value) -> Result<(), TestCaseError> {
 }
 
 proptest! {
-    #![proptest_config(config(2000))]
+    #![proptest_config(config(5000))]
 
     #[test]
     fn any_json_is_read_into_each_body_or_refused_naming_the_field(value in json()) {
@@ -213,7 +213,7 @@ fn request() -> impl Strategy<Value = (Method, String, Vec<u8>)> {
 #[test]
 fn any_request_is_answered_without_a_crash_and_refused_with_a_message() {
     let host = Host::start();
-    let mut runner = TestRunner::new(contextualize_config(config(1500)));
+    let mut runner = TestRunner::new(contextualize_config(config(5000)));
     let outcome = runner.run(&request(), |(method, uri, body)| {
         let request = Request::builder().method(method).uri(&uri).body(Body::from(body)).expect("a request");
         let (status, body) = host.answer(request);
