@@ -20,6 +20,8 @@ mod durable;
 mod entry;
 mod error;
 mod expiry;
+#[cfg(test)]
+mod fuzz;
 mod memory;
 mod metrics;
 mod namespace;

@@ -21,6 +21,8 @@
 
 mod engine;
 mod file;
+#[cfg(test)]
+mod fuzz;
 mod limits;
 mod plugins;
 mod serve;

@@ -12,6 +12,14 @@ pub(crate) fn limits(file: &LimitsSection, ceiling: &CeilingSection) -> Result<(
         memory: ceiling.memory.map_or(1 << 30, |b| b.0),
         timeout: ceiling.timeout.map_or(Duration::from_secs(600), |s| s.0),
     };
+    // Checked first: a zero ceiling would be reported as the default under it.
+    for (key, max) in
+        [("fuel", ceiling.fuel), ("memory", ceiling.memory), ("timeout", ceiling.timeout.as_millis() as u64)]
+    {
+        if max == 0 {
+            return Err(format!("ceiling.{key} must be greater than zero"));
+        }
+    }
     let limits = Limits {
         fuel: file.fuel.unwrap_or(10_000_000_000.min(ceiling.fuel)),
         memory: file.memory.map_or((128 << 20).min(ceiling.memory), |b| b.0),

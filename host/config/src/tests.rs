@@ -55,6 +55,18 @@ fn relative_guest_path_is_refused() {
 }
 
 #[test]
+fn a_zero_ceiling_is_refused_naming_the_ceiling_not_the_default_under_it() {
+    // Found by fuzzing: `[ceiling] memory = "0"` was refused as `limits.memory`, a key the file did not have.
+    for (text, message) in [
+        ("[ceiling]\nmemory = \"0\"\n", "ceiling.memory must be greater than zero"),
+        ("[ceiling]\nfuel = 0\n", "ceiling.fuel must be greater than zero"),
+        ("[ceiling]\ntimeout = \"0s\"\n[limits]\ntimeout = \"1s\"\n", "ceiling.timeout must be greater than zero"),
+    ] {
+        assert_eq!(parse(text).unwrap_err().message, message, "{text}");
+    }
+}
+
+#[test]
 fn manifest_requests_are_cut_to_the_ceiling_with_a_note() {
     let s = Settings::default();
     let req = Requested { fuel: Some(u64::MAX), memory: Some(1 << 20), timeout: None };

@@ -15,6 +15,9 @@
 
 use serde_json::Value;
 
+#[cfg(test)]
+mod fuzz;
+
 /// Why a reference, template or condition does not parse. Each quotes the
 /// text it is about.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -270,6 +273,17 @@ pub enum Op {
     Contains,
 }
 
+/// The comparison operators as written, the longest first at each place.
+const OPERATORS: [(&str, Op); 7] = [
+    (" contains ", Op::Contains),
+    ("==", Op::Eq),
+    ("!=", Op::Ne),
+    ("<=", Op::Le),
+    (">=", Op::Ge),
+    ("<", Op::Lt),
+    (">", Op::Gt),
+];
+
 /// A condition.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Cond {
@@ -288,23 +302,23 @@ impl Cond {
         if let Some(rest) = t.strip_prefix("not ") {
             return Ok(Cond::Not(Ref::parse(rest)?));
         }
-        // The longest operators first, so `<=` is not read as `<`.
-        for (token, op) in [
-            (" contains ", Op::Contains),
-            ("==", Op::Eq),
-            ("!=", Op::Ne),
-            ("<=", Op::Le),
-            (">=", Op::Ge),
-            ("<", Op::Lt),
-            (">", Op::Gt),
-        ] {
-            if let Some((left, right)) = t.split_once(token) {
-                let literal: Value = serde_json::from_str(right.trim()).map_err(|_| ExprError::NotALiteral {
-                    text: text.to_string(),
-                    literal: right.trim().to_string(),
-                })?;
-                return Ok(Cond::Compare(Ref::parse(left)?, op, literal));
+        // The operator is the first one, from the left, whose right side is a
+        // JSON literal: a literal may hold operators (`!= "a==b"`), and so may
+        // a pointer before it (`steps.a/x<y == 1`). At one place the longest
+        // operator is taken, so `<=` is not read as `<`.
+        let mut unread = None;
+        for (at, _) in t.char_indices() {
+            let Some((token, op)) = OPERATORS.iter().find(|(token, _)| t[at..].starts_with(token)) else { continue };
+            let right = t[at + token.len()..].trim();
+            match serde_json::from_str::<Value>(right) {
+                Ok(literal) => return Ok(Cond::Compare(Ref::parse(&t[..at])?, *op, literal)),
+                Err(_) => {
+                    unread.get_or_insert(right);
+                }
             }
+        }
+        if let Some(literal) = unread {
+            return Err(ExprError::NotALiteral { text: text.to_string(), literal: literal.to_string() });
         }
         Ok(Cond::Truthy(Ref::parse(t)?))
     }
@@ -408,5 +422,22 @@ mod tests {
             Cond::parse("steps.a == pass").unwrap_err().to_string(),
             "`steps.a == pass`: `pass` is not a JSON literal (strings need double quotes)"
         );
+    }
+
+    #[test]
+    fn a_condition_whose_literal_holds_an_operator_compares_with_that_literal() {
+        // Found by fuzzing: the operator was the first of a fixed list found anywhere, so
+        // `input < [{"<=":null}]` split at the `<=` inside the literal and was refused.
+        let input = Ref { root: Root::Input, pointer: String::new() };
+        let step = |pointer: &str| Ref { root: Root::Step("a".into()), pointer: pointer.into() };
+        for (text, want) in [
+            (r#"input < [{"<=":null}]"#, Cond::Compare(input, Op::Lt, json!([{"<=": null}]))),
+            (r#"steps.a/v != "a==b""#, Cond::Compare(step("/v"), Op::Ne, json!("a==b"))),
+            (r#"steps.a/v > "<""#, Cond::Compare(step("/v"), Op::Gt, json!("<"))),
+            (r#"steps.a/tags contains "x == y""#, Cond::Compare(step("/tags"), Op::Contains, json!("x == y"))),
+            ("steps.a/x<y == 1", Cond::Compare(step("/x<y"), Op::Eq, json!(1))),
+        ] {
+            assert_eq!(Cond::parse(text), Ok(want), "{text}");
+        }
     }
 }

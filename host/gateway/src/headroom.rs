@@ -12,6 +12,17 @@ use std::time::{Duration, Instant, SystemTime};
 /// How long a low reading holds when the provider gave no reset time.
 const HOLD_WITHOUT_RESET: Duration = Duration::from_secs(1);
 
+/// The longest wait or reset time taken from a provider's answer. Rate-limit
+/// windows are at most a day; a longer one is a provider's mistake (or
+/// hostile), and added to the clock it could overflow it.
+pub const MAX_PROVIDER_WAIT: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// `secs` seconds that a provider asked for as a wait: none when negative
+/// (or NaN), at most [`MAX_PROVIDER_WAIT`].
+pub fn provider_wait(secs: f64) -> Duration {
+    Duration::from_secs_f64(secs.max(0.0).min(MAX_PROVIDER_WAIT.as_secs_f64()))
+}
+
 /// What is left of one limit.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Remaining {
@@ -48,7 +59,7 @@ impl Headroom {
             Some(Remaining {
                 limit: num(limit)?,
                 remaining: num(remaining)?,
-                reset_in: get(reset).and_then(|v| parse(v, wall)),
+                reset_in: get(reset).and_then(|v| parse(v, wall)).map(|d| d.min(MAX_PROVIDER_WAIT)),
             })
         };
         let openai = |dim: &str| {
@@ -91,7 +102,8 @@ impl Headroom {
     }
 }
 
-/// Parses a Go duration as OpenAI sends it: `1s`, `6m0s`, `20ms`, `1h2m3.5s`.
+/// Parses a Go duration as OpenAI sends it: `1s`, `6m0s`, `20ms`, `1h2m3.5s`
+/// (at most [`MAX_PROVIDER_WAIT`]).
 pub fn parse_go_duration(text: &str) -> Option<Duration> {
     let mut total = 0f64;
     let mut rest = text.trim();
@@ -115,7 +127,7 @@ pub fn parse_go_duration(text: &str) -> Option<Duration> {
         total += value * scale;
         rest = &rest[unit_len..];
     }
-    Some(Duration::from_secs_f64(total))
+    Some(provider_wait(total))
 }
 
 /// Reads how long a 429 asks us to wait: `retry-after-ms`, then
@@ -123,14 +135,14 @@ pub fn parse_go_duration(text: &str) -> Option<Duration> {
 pub fn retry_after(headers: &HeaderMap, wall: SystemTime) -> Option<Duration> {
     let get = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim);
     if let Some(ms) = get("retry-after-ms").and_then(|v| v.parse::<f64>().ok()) {
-        return Some(Duration::from_secs_f64(ms.max(0.0) / 1000.0));
+        return Some(provider_wait(ms / 1000.0));
     }
     let value = get("retry-after")?;
     if let Ok(secs) = value.parse::<f64>() {
-        return Some(Duration::from_secs_f64(secs.max(0.0)));
+        return Some(provider_wait(secs));
     }
     let date = httpdate::parse_http_date(value).ok()?;
-    Some(date.duration_since(wall).unwrap_or(Duration::ZERO))
+    Some(date.duration_since(wall).unwrap_or(Duration::ZERO).min(MAX_PROVIDER_WAIT))
 }
 
 #[cfg(test)]
@@ -198,5 +210,26 @@ mod tests {
         let date = httpdate::fmt_http_date(wall + Duration::from_secs(20));
         assert_eq!(retry_after(&headers(&[("retry-after", &date)]), wall), Some(Duration::from_secs(20)));
         assert_eq!(retry_after(&headers(&[]), wall), None);
+    }
+
+    #[test]
+    fn a_wait_or_reset_too_long_for_the_clock_is_capped_at_a_day_not_a_panic() {
+        // Found by fuzzing: `retry-after: 1e300` panicked converting it to a Duration, and a
+        // reset of 9223372036854726144s overflowed the Instant a low reading holds until.
+        let wall = SystemTime::now();
+        for (name, value) in [("retry-after", "1e300"), ("retry-after", "inf"), ("retry-after-ms", "1e300")] {
+            assert_eq!(retry_after(&headers(&[(name, value)]), wall), Some(MAX_PROVIDER_WAIT), "{name}: {value}");
+        }
+        let date = httpdate::fmt_http_date(wall + Duration::from_secs(400 * 86_400));
+        assert_eq!(retry_after(&headers(&[("retry-after", &date)]), wall), Some(MAX_PROVIDER_WAIT));
+        let h = headers(&[
+            ("x-ratelimit-limit-requests", "10"),
+            ("x-ratelimit-remaining-requests", "0"),
+            ("x-ratelimit-reset-requests", "9223372036854726144s"),
+        ]);
+        let room = Headroom::from_headers(&h, wall).unwrap();
+        assert_eq!(room.requests.unwrap().reset_in, Some(MAX_PROVIDER_WAIT));
+        let seen = Instant::now();
+        assert_eq!(room.low_until(0.5, seen), Some(seen + MAX_PROVIDER_WAIT));
     }
 }

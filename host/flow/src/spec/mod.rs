@@ -7,6 +7,8 @@
 
 mod check;
 mod error;
+#[cfg(test)]
+mod fuzz;
 mod kinds;
 mod read;
 mod values;

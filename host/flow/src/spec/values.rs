@@ -104,7 +104,10 @@ pub(super) fn budget(v: Option<&Value>, key: &str) -> Result<Option<RunLimits>, 
     let cost = match t.get("usd") {
         None => None,
         Some(Value::Float(f)) if *f > 0.0 && f.is_finite() => Some((f * 1e6).round() as u64),
-        Some(Value::Integer(n)) if *n > 0 => Some(*n as u64 * 1_000_000),
+        Some(Value::Integer(n)) if *n > 0 => match (*n as u64).checked_mul(1_000_000) {
+            Some(micros) => Some(micros),
+            None => return Err(bad(format!("{key}.usd"), format!("{n} is more US dollars than a budget can hold"))),
+        },
         Some(other) => {
             return Err(bad(format!("{key}.usd"), format!("{other} must be a positive amount of US dollars")));
         }
@@ -122,4 +125,22 @@ pub(super) fn limits(v: Option<&Value>, key: &str) -> Result<Requested, Bad> {
         .map(|m| ByteSize::parse(&m).map(|b| b.0).map_err(|e| bad(format!("{key}.memory"), e.to_string())))
         .transpose()?;
     Ok(Requested { fuel: fuel.map(|n| n as u64), memory, timeout: None })
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::spec::Flow;
+
+    #[test]
+    fn a_budget_of_more_dollars_than_it_can_hold_is_refused_naming_the_key_not_a_panic() {
+        // Found by fuzzing: usd = i64::MAX overflowed the multiplication into millionths.
+        let text =
+            "flow = { name = \"ship\" }\n[steps.main]\nagent = \"planner\"\nbudget = { usd = 9223372036854775807 }\n";
+        assert_eq!(
+            Flow::parse(text, "f.toml").unwrap_err().to_string(),
+            "f.toml: steps.main.budget.usd: 9223372036854775807 is more US dollars than a budget can hold"
+        );
+        let flow = Flow::parse(&text.replace("9223372036854775807", "18446744073709"), "f.toml").unwrap();
+        assert_eq!(flow.steps[0].budget.and_then(|b| b.cost_micros), Some(18_446_744_073_709_000_000));
+    }
 }

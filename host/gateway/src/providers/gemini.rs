@@ -10,7 +10,6 @@ use crate::error::{ErrorClass, ProviderError, class_of_status, excerpt};
 use crate::types::{ChatRequest, Finish, Piece, Reply, Role, Tokens, ToolCall};
 use serde_json::{Map, Value, json};
 use std::collections::HashMap;
-use std::time::Duration;
 
 pub(super) fn path(model: &str, stream: bool) -> String {
     let method = if stream { "streamGenerateContent" } else { "generateContent" };
@@ -102,7 +101,7 @@ fn tokens(json: &Value) -> Option<Tokens> {
     let usage = &json["usageMetadata"];
     usage.is_object().then(|| Tokens {
         input: count(&usage["promptTokenCount"]),
-        output: count(&usage["candidatesTokenCount"]) + count(&usage["thoughtsTokenCount"]),
+        output: count(&usage["candidatesTokenCount"]).saturating_add(count(&usage["thoughtsTokenCount"])),
     })
 }
 
@@ -189,7 +188,7 @@ pub(super) fn error(status: u16, body: &str) -> ProviderError {
         .and_then(|d| d["retryDelay"].as_str())
         .and_then(|d| d.strip_suffix('s'))
         .and_then(|secs| secs.parse::<f64>().ok())
-        .map(|secs| Duration::from_secs_f64(secs.max(0.0)));
+        .map(crate::headroom::provider_wait);
     // A bad key is a 400 INVALID_ARGUMENT whose ErrorInfo says API_KEY_INVALID.
     let bad_key = details.iter().any(|d| d["reason"].as_str().is_some_and(|r| r.starts_with("API_KEY")))
         || message.contains("API key not valid");
@@ -255,5 +254,30 @@ impl Decode for Decoder {
         }
         out.push(Piece::Done);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::headroom::MAX_PROVIDER_WAIT;
+
+    #[test]
+    fn a_retry_delay_too_long_for_a_duration_is_capped_at_a_day_not_a_panic() {
+        // Found by fuzzing: Duration::from_secs_f64 panicked on this body, as an answer or a stream event.
+        let body = r#"{"error":{"status":"RESOURCE_EXHAUSTED","message":"slow down","details":[{"@type":"type.googleapis.com/google.rpc.RetryInfo","retryDelay":"1e300s"}]}}"#;
+        assert_eq!(error(429, body).retry_after, Some(MAX_PROVIDER_WAIT));
+        let event = Frame { event: String::new(), data: body.to_string() };
+        let refused = Decoder::default().frame(event, &mut Vec::new()).unwrap_err();
+        assert_eq!((refused.class, refused.retry_after), (ErrorClass::RateLimited, Some(MAX_PROVIDER_WAIT)));
+    }
+
+    #[test]
+    fn token_counts_past_u32_saturate_not_panic() {
+        // Found by fuzzing: candidatesTokenCount + thoughtsTokenCount overflowed a u32.
+        let data = r#"{"candidates":[{"finishReason":"STOP"}],"usageMetadata":{"candidatesTokenCount":4294967295,"thoughtsTokenCount":1}}"#;
+        let mut pieces = Vec::new();
+        Decoder::default().frame(Frame { event: String::new(), data: data.to_string() }, &mut pieces).unwrap();
+        assert_eq!(pieces, [Piece::Tokens(Tokens { input: 0, output: u32::MAX }), Piece::Finish(Finish::Stop)]);
     }
 }

@@ -5,6 +5,8 @@
 
 mod anthropic;
 mod frames;
+#[cfg(test)]
+mod fuzz;
 mod gemini;
 mod ollama;
 mod openai;

@@ -3,6 +3,8 @@
 
 pub mod book;
 pub mod cache;
+#[cfg(test)]
+mod fuzz;
 pub mod load;
 pub mod manifest;
 pub mod registry;

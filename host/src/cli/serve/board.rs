@@ -71,7 +71,7 @@ pub(super) fn routes(runtime: Runtime) -> Router {
 
 #[derive(serde::Deserialize, Default)]
 #[serde(deny_unknown_fields)]
-struct Params {
+pub(super) struct Params {
     tenant: Option<String>,
     prefix: Option<String>,
     after: Option<String>,

@@ -162,7 +162,7 @@ async fn list_flows(State(flows): State<Flows>) -> Response {
 }
 
 #[derive(serde::Deserialize)]
-struct StartQuery {
+pub(super) struct StartQuery {
     #[serde(default)]
     wait: bool,
 }
@@ -223,7 +223,7 @@ async fn start(
 /// A spec given whole, as `paddock flow run FILE` sends it to the host
 /// serving its data folder.
 #[derive(serde::Deserialize)]
-struct Inline {
+pub(super) struct Inline {
     /// The spec's TOML text.
     spec: String,
     /// Where it came from, for messages.
@@ -334,7 +334,7 @@ async fn begin(
 }
 
 #[derive(serde::Deserialize)]
-struct ListQuery {
+pub(super) struct ListQuery {
     flow: Option<String>,
     status: Option<String>,
     limit: Option<usize>,
@@ -417,7 +417,7 @@ async fn cancel(
 }
 
 #[derive(serde::Deserialize)]
-struct ResumeQuery {
+pub(super) struct ResumeQuery {
     #[serde(default)]
     repin: bool,
 }

@@ -21,6 +21,8 @@ pub mod auth;
 pub mod board;
 mod dead;
 mod flows;
+#[cfg(test)]
+mod fuzz;
 mod listen;
 mod operate;
 
@@ -152,7 +154,14 @@ fn routes(runtime: Runtime, flows: crate::flow::Flows, auth: Auth) -> Router {
         .route_layer(axum::middleware::from_fn_with_state(auth, auth::authenticate))
         // Load balancers' probes carry no key; the answer tells nothing.
         .route("/v1/health", get(|| async { axum::Json(serde_json::json!({ "status": "ok" })) }))
+        .fallback(unrouted)
         .layer(axum::middleware::from_fn_with_state(http, access::log))
+}
+
+/// A path no route has (`/v1/approvals/` with no id): 404 with the API's
+/// error body, where axum's own answer has an empty one.
+async fn unrouted(method: axum::http::Method, uri: axum::http::Uri) -> Response {
+    error(StatusCode::NOT_FOUND, "not-found", format!("no route {method} {}", uri.path()))
 }
 
 /// Prints what loaded at start, then each reload as it happens.

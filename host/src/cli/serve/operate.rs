@@ -39,7 +39,7 @@ pub(super) fn routes(runtime: Runtime) -> Router {
 
 #[derive(serde::Deserialize, Default)]
 #[serde(deny_unknown_fields)]
-struct Scope {
+pub(super) struct Scope {
     tenant: Option<String>,
 }
 
@@ -172,7 +172,7 @@ async fn tenants(State(runtime): State<Runtime>, Extension(caller): Extension<Ca
 
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Approval {
+pub(super) struct Approval {
     version: String,
 }
 
