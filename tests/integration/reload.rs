@@ -339,7 +339,7 @@ fn loads_waiting_on_a_first_load_that_fails_get_its_error_and_a_later_load_tries
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_load_while_the_watcher_builds_a_new_plugin_waits_for_that_version() {
+async fn loads_on_every_worker_while_the_watcher_builds_a_new_plugin_wait_for_that_version() {
     let dir = tempfile::tempdir().unwrap();
     let rt = host(dir.path(), "");
     let base = std::fs::read(guests::ECHO).unwrap();
@@ -348,16 +348,22 @@ async fn a_load_while_the_watcher_builds_a_new_plugin_waits_for_that_version() {
         let rt = rt.clone();
         async move { rt.sync().await }
     });
-    // Load as soon as the sync has made the slot, while it compiles.
-    let loaded = loop {
-        if rt.plugins().iter().any(|p| p.name == "p") {
-            break rt.load("p").map_err(|e| e.to_string());
-        }
+    // As soon as the sync has made the slot, while it compiles, more loads
+    // than there are workers: waiting must not starve the sync's own task.
+    while !rt.plugins().iter().any(|p| p.name == "p") {
         tokio::task::yield_now().await;
-    };
+    }
+    let loads: Vec<_> = (0..4)
+        .map(|_| {
+            let rt = rt.clone();
+            tokio::spawn(async move { rt.load("p").map(|a| a.version.clone()).map_err(|e| e.to_string()) })
+        })
+        .collect();
     let synced = syncing.await.unwrap();
     let Reload::Swapped { to, .. } = &synced[0].1 else { panic!("{synced:?}") };
-    assert_eq!(loaded.unwrap().version, *to);
+    for load in loads {
+        assert_eq!(load.await.unwrap().as_ref(), Ok(to));
+    }
 }
 
 async fn invoke(client: &reqwest::Client, address: &str, agent: &str, token: &str) -> (u16, serde_json::Value) {

@@ -77,6 +77,9 @@ pub(super) struct Slot {
     built: Condvar,
 }
 
+/// The longest a load waits for another's build of the same agent.
+const BUILD_WAIT: std::time::Duration = std::time::Duration::from_secs(120);
+
 /// Marks its slot as building until dropped (on every path, panics included).
 struct Building<'s>(&'s Slot);
 
@@ -112,17 +115,31 @@ impl Slot {
     }
 
     /// The serving version; when there is none yet, waits for a build in
-    /// progress (a compile: milliseconds, seconds for interpreted languages)
-    /// before saying why there is none.
+    /// progress (a compile: milliseconds, seconds for interpreted languages;
+    /// at most [`BUILD_WAIT`]) before saying why there is none.
+    ///
+    /// On a multi-threaded tokio runtime the wait hands this worker's tasks
+    /// to another thread (`block_in_place`): the build may be the watcher's,
+    /// an async task, and loads waiting on every worker must not starve it.
     fn settled(&self, key: &str) -> Result<Arc<Agent>, LoadError> {
         if let Some(agent) = self.serving.load_full() {
             return Ok(agent);
         }
-        let mut building = self.building.lock();
-        while *building {
-            self.built.wait(&mut building);
+        let wait = || {
+            let deadline = std::time::Instant::now() + BUILD_WAIT;
+            let mut building = self.building.lock();
+            while *building {
+                if self.built.wait_until(&mut building, deadline).timed_out() {
+                    break;
+                }
+            }
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(handle) if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+                tokio::task::block_in_place(wait)
+            }
+            _ => wait(),
         }
-        drop(building);
         self.current(key)
     }
 
