@@ -341,7 +341,8 @@ fn loads_waiting_on_a_first_load_that_fails_get_its_error_and_a_later_load_tries
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn loads_on_every_worker_while_the_watcher_builds_a_new_plugin_wait_for_that_version() {
     let dir = tempfile::tempdir().unwrap();
-    let rt = host(dir.path(), "");
+    // Compiled, not mapped from a cache: the build takes long enough to wait on.
+    let rt = host(dir.path(), "[host]\ncode-cache = false\n");
     let base = std::fs::read(guests::ECHO).unwrap();
     write_plugin(&dir.path().join("plugins"), "p", "1.0.0", &variant(&base, 201), "");
     let syncing = tokio::spawn({
