@@ -33,20 +33,6 @@ const CONDITIONS: &[&str] = &[
 ];
 const TEMPLATES: &[&str] = &["{{input}}", "Ship {{steps.a/title}}?", "plain", "", "{{ unclosed", "{{steps.nope}}"];
 
-/// The keys a step of `kind` has besides the common ones (as `read.rs` lists them).
-fn kind_keys(kind: &str) -> &'static [&'static str] {
-    match kind {
-        "agent" => &["agent", "compensate"],
-        "sequence" | "saga" => &["steps"],
-        "parallel" => &["steps", "for-each", "do", "join", "quorum", "on-item-error", "max-concurrency"],
-        "vote" => &["steps", "method", "weights", "judge", "field", "tie"],
-        "branch" => &["cases", "else"],
-        "approval" => &["question", "options", "timeout", "on-timeout", "next"],
-        "machine" => &["initial", "states", "max-transitions"],
-        _ => &["agent"],
-    }
-}
-
 fn quoted(s: &str) -> String {
     toml::Value::String(s.to_string()).to_string()
 }
@@ -143,6 +129,7 @@ fn value(key: &'static str) -> BoxedStrategy<String> {
 
 /// A step's table: its kind, and some of its keys.
 fn step() -> BoxedStrategy<Vec<(&'static str, String)>> {
+    use super::read::kind_keys;
     (select(KINDS), prop::bool::weighted(0.9))
         .prop_flat_map(|(kind, named)| {
             let common = COMMON.iter().filter(move |k| !kind_keys(kind).contains(k));

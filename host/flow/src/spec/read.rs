@@ -16,7 +16,8 @@ pub(super) struct Reader<'a> {
     index: HashMap<&'a str, StepId>,
 }
 
-fn kind_keys(kind: &str) -> &'static [&'static str] {
+/// The keys a step of `kind` has besides the common ones.
+pub(super) fn kind_keys(kind: &str) -> &'static [&'static str] {
     match kind {
         "agent" => &["agent", "compensate"],
         "sequence" | "saga" => &["steps"],
