@@ -4,6 +4,7 @@
 //! helpers here.
 
 use crate::util::*;
+use paddock::flow::store::{Page, RunQuery};
 use paddock::flow::{Event, Flow, Flows, MemoryStore, Report, RunStatus, Start};
 use paddock_fake_provider::FakeProvider;
 use paddock_test_guests::guests;
@@ -34,10 +35,15 @@ pub(crate) async fn start(flows: &Flows, flow: Flow, origin: &str, input: Value)
     (report, events)
 }
 
+/// A page of every tenant's records, as many as a test makes.
+pub(crate) fn every() -> Page {
+    Page { tenant: None, after: None, limit: 1000 }
+}
+
 /// The first question asked, once one is.
 pub(crate) async fn question(flows: &Flows) -> paddock::flow::store::ApprovalRecord {
     loop {
-        if let Some(a) = flows.store().approvals().unwrap().pop() {
+        if let Some(a) = flows.store().approvals(&every(), None).unwrap().pop() {
             return a;
         }
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
@@ -212,7 +218,7 @@ input = {{ name = "{{{{item/name}}}}", fail_before_attempt = "{{{{item/until}}}}
 
     let (report, _) = go(&flows, &spec("dead_letter"), items).await;
     assert_eq!(ok(&report), &json!(["ok", null]));
-    let dead = flows.store().dead_letters().unwrap();
+    let dead = flows.store().dead_letters(&every()).unwrap();
     assert_eq!(dead.len(), 1);
     let d = &dead[0];
     assert_eq!(
@@ -227,7 +233,7 @@ input = {{ name = "{{{{item/name}}}}", fail_before_attempt = "{{{{item/until}}}}
     assert!(d.journal.iter().any(|e| e.call.starts_with("blackboard.")), "its journal holds its host calls");
     // Re-driven, it runs as attempt 2, which succeeds, and leaves the queue.
     assert_eq!(flows.retry_dead(&d.id).await.unwrap(), "\"bad\"");
-    assert!(flows.store().dead_letters().unwrap().is_empty());
+    assert!(flows.store().dead_letters(&every()).unwrap().is_empty());
 }
 
 fn voters(answers: &[&str]) -> String {
@@ -487,7 +493,10 @@ async fn a_flow_naming_an_unknown_agent_fails_before_starting_naming_the_step() 
     let flow = Flow::parse(&format!("{HEAD}[steps.main]\nagent = \"plannr\"\n"), "f.toml").unwrap();
     let e = flows.start(flow, "f.toml", json!({}), Start::default()).await.unwrap_err();
     assert!(e.starts_with("f.toml: steps.main.agent: no plugin named \"plannr\""), "{e}");
-    assert!(flows.store().runs().unwrap().is_empty(), "nothing was started");
+    assert!(
+        flows.store().runs(&RunQuery { limit: 10, ..RunQuery::default() }).unwrap().is_empty(),
+        "nothing was started"
+    );
 }
 
 #[tokio::test]
@@ -498,7 +507,10 @@ async fn a_tenant_that_may_not_run_an_agent_is_refused_before_the_run_starts() {
     let start = Start { tenant: Some("a".into()), ..Start::default() };
     let e = flows.start(flow, "f.toml", json!({}), start).await.unwrap_err();
     assert!(e.starts_with("f.toml: steps.main.agent: denied: "), "{e}");
-    assert!(flows.store().runs().unwrap().is_empty(), "nothing was started");
+    assert!(
+        flows.store().runs(&RunQuery { limit: 10, ..RunQuery::default() }).unwrap().is_empty(),
+        "nothing was started"
+    );
 }
 
 #[tokio::test]

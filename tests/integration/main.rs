@@ -12,6 +12,7 @@ mod fairness;
 mod flows;
 mod flows_sagas;
 mod hostile_board;
+mod hostile_flows;
 mod hostile_plugins;
 mod hostile_tenants;
 mod journal;

@@ -7,7 +7,8 @@ use paddock_test_guests::guests;
 use serde_json::{Value, json};
 use std::path::Path;
 
-const GREET: &str = r#"
+/// A two-step flow answering "hello WHO" for `{"who": WHO}`.
+pub(crate) const GREET: &str = r#"
 [flow]
 name = "greet"
 [steps.main]

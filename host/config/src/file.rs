@@ -37,6 +37,8 @@ pub(crate) struct FileConfig {
     pub(crate) serve: serve::ServeSection,
     #[serde(default)]
     pub(crate) telemetry: telemetry::TelemetrySection,
+    #[serde(default)]
+    pub(crate) retention: crate::retention::RetentionSection,
 }
 
 #[derive(Debug, Deserialize)]
@@ -96,6 +98,9 @@ pub(crate) struct LimitsSection {
     pub(crate) max_io_bytes: Option<ByteSize>,
     pub(crate) max_call_depth: Option<u32>,
     pub(crate) max_agent_calls: Option<u32>,
+    pub(crate) max_run_bytes: Option<ByteSize>,
+    pub(crate) max_flow_bytes: Option<ByteSize>,
+    pub(crate) max_question_bytes: Option<ByteSize>,
 }
 
 #[derive(Debug, Default, Deserialize)]

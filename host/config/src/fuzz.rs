@@ -53,6 +53,11 @@ const SECTIONS: &[(&str, &[&str])] = &[
             "max-output-bytes",
             "max-io-bytes",
             "max-call-depth",
+            "max-agent-calls",
+            "log-bytes-per-second",
+            "max-run-bytes",
+            "max-flow-bytes",
+            "max-question-bytes",
         ],
     ),
     ("ceiling", &["fuel", "memory", "timeout"]),
@@ -86,6 +91,7 @@ const SECTIONS: &[(&str, &[&str])] = &[
         ],
     ),
     ("telemetry", &["endpoint", "protocol", "service-name", "sample-ratio"]),
+    ("retention", &["runs", "runs-per-tenant", "approvals", "dead-letters", "usage", "interval"]),
 ];
 
 /// The sections of `[SECTION.NAME]` tables: their keys, and the names tried.

@@ -25,6 +25,7 @@ mod file;
 mod fuzz;
 mod limits;
 mod plugins;
+mod retention;
 mod serve;
 mod stores;
 mod telemetry;
@@ -36,6 +37,7 @@ mod triggers;
 pub use engine::EngineSettings;
 pub use paddock_core::{ByteSize, DirGrant, Limits, Requested, SizeCaps, Span, show};
 pub use plugins::PluginSettings;
+pub use retention::{FlowLimits, Retention};
 pub use serve::{ConnectionLimits, DEFAULT_LISTEN, NotLoopback, ServeAuth, ServeSettings, TlsFiles, check_listen};
 pub use stores::BoardStore;
 pub use telemetry::{DEFAULT_SERVICE_NAME, OtlpProtocol, TelemetrySettings};
@@ -106,6 +108,10 @@ pub struct Settings {
     pub max_call_depth: u32,
     /// `agents.call`s one invocation may make, its callees' included.
     pub max_agent_calls: u32,
+    /// The most the flow store keeps per run, tenant and question (`[limits]`).
+    pub flow_limits: FlowLimits,
+    /// How long finished work is kept (`[retention]`).
+    pub retention: Retention,
     /// Engine shape.
     pub engine: EngineSettings,
     /// Per-agent grants, by agent name.
@@ -206,6 +212,8 @@ impl Settings {
         let plugins = plugins::plugin_settings(&file.host, &data_dir, base)?;
         let serve = serve::serve_settings(file.serve, base)?;
         let telemetry = telemetry::telemetry(file.telemetry)?;
+        let retention = retention::retention(&file.retention)?;
+        let flow_limits = limits::flow_limits(&file.limits)?;
         let log_format = match file.host.log_format.as_deref() {
             None | Some("text") => LogFormat::Text,
             Some("json") => LogFormat::Json,
@@ -250,6 +258,8 @@ impl Settings {
             caps,
             max_call_depth: file.limits.max_call_depth.unwrap_or(4),
             max_agent_calls: file.limits.max_agent_calls.unwrap_or(1000),
+            flow_limits,
+            retention,
             engine,
             agents,
             board: stores::board_limits(&file.blackboard, &caps),

@@ -2,6 +2,7 @@
 //! for each, and the byte caps at the sandbox boundary.
 
 use crate::file::{CeilingSection, LimitsSection};
+use crate::retention::FlowLimits;
 use paddock_core::{ByteSize, Limits, SizeCaps, show};
 use std::time::Duration;
 
@@ -75,4 +76,29 @@ fn size_caps(l: &LimitsSection) -> Result<SizeCaps, String> {
         }
     }
     Ok(caps)
+}
+
+/// Validates the flow store's limits in `[limits]`.
+pub(crate) fn flow_limits(l: &LimitsSection) -> Result<FlowLimits, String> {
+    let d = FlowLimits::default();
+    let f = FlowLimits {
+        run_bytes: l.max_run_bytes.map_or(d.run_bytes, |b| b.0),
+        tenant_bytes: l.max_flow_bytes.map_or(d.tenant_bytes, |b| b.0),
+        question_bytes: l.max_question_bytes.map_or(d.question_bytes, |b| b.0),
+    };
+    for (key, value) in
+        [("max-run-bytes", f.run_bytes), ("max-flow-bytes", f.tenant_bytes), ("max-question-bytes", f.question_bytes)]
+    {
+        if value == 0 {
+            return Err(format!("limits.{key} must be greater than zero"));
+        }
+    }
+    if f.run_bytes > f.tenant_bytes {
+        return Err(format!(
+            "limits.max-run-bytes ({}) is above limits.max-flow-bytes ({}): a tenant could not keep one such run",
+            paddock_core::ByteSize(f.run_bytes),
+            paddock_core::ByteSize(f.tenant_bytes)
+        ));
+    }
+    Ok(f)
 }

@@ -180,3 +180,26 @@ fn dir_grant_parses_host_and_guest() {
     assert_eq!(g.guest, "/input");
     assert_eq!(DirGrant::parse("./in", true).unwrap().guest, "/data");
 }
+
+#[test]
+fn retention_and_flow_store_bounds_have_defaults_and_refuse_what_would_lose_work() {
+    let s = Settings::default();
+    assert_eq!(s.retention, Retention::default());
+    assert_eq!((s.retention.runs, s.retention.runs_per_tenant), (Duration::from_secs(7 * 86_400), 10_000));
+    assert_eq!(s.flow_limits, FlowLimits { run_bytes: 64 << 20, tenant_bytes: 1 << 30, question_bytes: 64 << 10 });
+    let s = parse("[retention]\nruns = \"2h\"\nruns-per-tenant = 5\ninterval = \"0s\"\n").unwrap();
+    assert_eq!((s.retention.runs, s.retention.runs_per_tenant), (Duration::from_secs(7200), 5));
+    assert_eq!(s.retention.interval, Duration::ZERO);
+    for (text, message) in [
+        ("[retention]\nruns = \"10s\"\n", "retention.runs must be at least 1m, not 10s"),
+        ("[retention]\nusage = \"1h\"\n", "retention.usage must be at least 1day (usage is kept per day), not 1h"),
+        ("[retention]\nruns-per-tenant = 0\n", "retention.runs-per-tenant must be at least 1"),
+        ("[limits]\nmax-flow-bytes = \"0B\"\n", "limits.max-flow-bytes must be greater than zero"),
+        (
+            "[limits]\nmax-run-bytes = \"2GiB\"\n",
+            "limits.max-run-bytes (2 GiB) is above limits.max-flow-bytes (1 GiB): a tenant could not keep one such run",
+        ),
+    ] {
+        assert_eq!(parse(text).unwrap_err().message, message, "{text}");
+    }
+}

@@ -20,6 +20,8 @@ const POLL: Duration = Duration::from_millis(200);
 pub struct ApprovalService {
     store: Arc<dyn FlowStore>,
     answered: Notify,
+    /// The most bytes a question's text and options may take.
+    question_bytes: u64,
 }
 
 /// Milliseconds since 1970.
@@ -37,13 +39,22 @@ pub enum Waited {
 }
 
 impl ApprovalService {
-    /// A service over `store`.
-    pub fn new(store: Arc<dyn FlowStore>) -> Arc<ApprovalService> {
-        Arc::new(ApprovalService { store, answered: Notify::new() })
+    /// A service over `store`, keeping questions of at most `question_bytes`.
+    pub fn new(store: Arc<dyn FlowStore>, question_bytes: u64) -> Arc<ApprovalService> {
+        Arc::new(ApprovalService { store, answered: Notify::new(), question_bytes })
     }
 
-    /// Records a new question and returns it.
+    /// Records a new question and returns it; refused when its text and
+    /// options pass `limits.max-question-bytes` or its tenant's bound.
     pub fn create(&self, q: &Question) -> Result<ApprovalRecord, StoreError> {
+        let size = (q.text.len() + q.options.iter().map(String::len).sum::<usize>()) as u64;
+        if size > self.question_bytes {
+            return Err(StoreError::Failed(format!(
+                "the question ({} with its options) is over limits.max-question-bytes ({})",
+                paddock_core::ByteSize(size),
+                paddock_core::ByteSize(self.question_bytes)
+            )));
+        }
         let created_ms = now_ms();
         let a = ApprovalRecord {
             // 64 random bits: ids are typed by people, and never reused.

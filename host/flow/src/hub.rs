@@ -4,7 +4,8 @@
 //!
 //! Bounded: a run keeps its last [`KEEP_EVENTS`] events (a subscriber further
 //! behind skips to the oldest kept), and a finished run's events stay until
-//! [`KEEP_FINISHED`] runs finished after it.
+//! [`KEEP_FINISHED`] runs finished after it, or the finished runs' events
+//! pass [`KEEP_FINISHED_BYTES`] (the newest run's are always kept).
 
 use super::events::{Event, Sink};
 use super::metrics::FlowMetrics;
@@ -17,6 +18,8 @@ use tokio::sync::Notify;
 pub const KEEP_EVENTS: usize = 10_000;
 /// Finished runs whose events are kept.
 pub const KEEP_FINISHED: usize = 64;
+/// The most bytes the events of finished runs keep (their outputs, mostly).
+pub const KEEP_FINISHED_BYTES: u64 = 64 << 20;
 
 /// The events of every run this host executes.
 #[derive(Default)]
@@ -28,7 +31,9 @@ pub struct Hub {
 #[derive(Default)]
 struct Runs {
     logs: HashMap<String, Arc<Log>>,
-    finished: VecDeque<String>,
+    /// Finished runs, oldest first, with the bytes of their events.
+    finished: VecDeque<(String, u64)>,
+    finished_bytes: u64,
 }
 
 /// One run's events.
@@ -43,7 +48,18 @@ struct LogState {
     /// The number of events dropped from the front.
     dropped: usize,
     events: VecDeque<Arc<Event>>,
+    /// About how many bytes the kept events take.
+    bytes: u64,
     finished: bool,
+}
+
+/// About how many bytes `event` takes: its output or question, or a line.
+fn weight(event: &Event) -> u64 {
+    match event {
+        Event::RunFinished { output: Some(v), .. } => serde_json::to_vec(v).map_or(0, |b| b.len() as u64),
+        Event::ApprovalWaiting { question, .. } => question.len() as u64 + 256,
+        _ => 256,
+    }
 }
 
 /// What a subscriber reads next.
@@ -84,10 +100,13 @@ impl Hub {
             let event = Arc::new(event);
             {
                 let mut state = log.state.lock();
-                if state.events.len() == KEEP_EVENTS {
-                    state.events.pop_front();
+                if state.events.len() == KEEP_EVENTS
+                    && let Some(old) = state.events.pop_front()
+                {
                     state.dropped += 1;
+                    state.bytes = state.bytes.saturating_sub(weight(&old));
                 }
+                state.bytes += weight(&event);
                 state.events.push_back(event.clone());
                 state.finished |= last;
             }
@@ -114,11 +133,19 @@ impl Hub {
 
     fn retire(&self, run: &str) {
         let mut inner = self.inner.lock();
-        inner.finished.retain(|r| r != run);
-        inner.finished.push_back(run.to_string());
-        while inner.finished.len() > KEEP_FINISHED {
-            if let Some(old) = inner.finished.pop_front() {
+        let bytes = inner.logs.get(run).map_or(0, |l| l.state.lock().bytes);
+        if let Some(at) = inner.finished.iter().position(|(r, _)| r == run) {
+            let (_, was) = inner.finished.remove(at).unwrap_or_default();
+            inner.finished_bytes -= was;
+        }
+        inner.finished.push_back((run.to_string(), bytes));
+        inner.finished_bytes += bytes;
+        while inner.finished.len() > KEEP_FINISHED
+            || (inner.finished_bytes > KEEP_FINISHED_BYTES && inner.finished.len() > 1)
+        {
+            if let Some((old, bytes)) = inner.finished.pop_front() {
                 inner.logs.remove(&old);
+                inner.finished_bytes -= bytes;
             }
         }
     }

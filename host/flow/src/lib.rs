@@ -9,6 +9,7 @@ mod cancel;
 pub mod events;
 pub mod expr;
 pub mod hub;
+mod memory;
 pub mod metrics;
 mod replay;
 mod run;
@@ -16,6 +17,8 @@ pub mod spec;
 pub mod sqlite;
 mod steps;
 pub mod store;
+#[cfg(test)]
+mod store_tests;
 
 pub use approvals::{ApprovalService, now_ms};
 pub use cancel::{Cancel, CancelError, cancel};
@@ -23,7 +26,9 @@ pub use events::Event;
 pub use replay::Replayed;
 pub use run::StepErr;
 pub use spec::{Flow, SpecError};
-pub use store::{AnswerError, FlowStore, MemoryStore, RunRecord, RunStatus, StepRecord, StepStatus, StoreError};
+pub use store::{
+    AnswerError, FlowBounds, FlowStore, MemoryStore, Pruned, RunRecord, RunStatus, StepRecord, StepStatus, StoreError,
+};
 
 use paddock_quota::run::RunBudget;
 use paddock_runtime::{Agent, RunOptions, Runtime, new_run_id};
@@ -61,6 +66,8 @@ pub enum StartError {
     Denied(String),
     /// A run with the id asked for exists.
     Exists(String),
+    /// The tenant keeps as many bytes as `limits.max-flow-bytes` allows.
+    Full(String),
     /// The store failed.
     Store(String),
 }
@@ -68,9 +75,11 @@ pub enum StartError {
 impl std::fmt::Display for StartError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            StartError::Load(m) | StartError::Denied(m) | StartError::Exists(m) | StartError::Store(m) => {
-                f.write_str(m)
-            }
+            StartError::Load(m)
+            | StartError::Denied(m)
+            | StartError::Exists(m)
+            | StartError::Full(m)
+            | StartError::Store(m) => f.write_str(m),
         }
     }
 }
@@ -139,7 +148,7 @@ pub struct Report {
 impl Flows {
     /// The engine over `store`; agents' approval questions go to its approvals.
     pub fn new(runtime: Runtime, store: Arc<dyn FlowStore>) -> Flows {
-        let approvals = ApprovalService::new(store.clone());
+        let approvals = ApprovalService::new(store.clone(), runtime.settings().flow_limits.question_bytes);
         runtime.set_approvals(Arc::new(approvals::AgentQuestions(approvals.clone())));
         Flows { runtime, store, approvals, live: Arc::default(), hub: None }
     }
@@ -156,13 +165,24 @@ impl Flows {
         self.hub.as_ref()
     }
 
-    /// The engine over the store the settings name (`host.flows`).
+    /// The engine over the store the settings name (`host.flows`), kept
+    /// within `limits.max-run-bytes` and `limits.max-flow-bytes`.
     pub fn open(runtime: Runtime) -> Result<Flows, OpenError> {
+        let limits = runtime.settings().flow_limits;
+        let bounds = FlowBounds { run_bytes: limits.run_bytes, tenant_bytes: limits.tenant_bytes };
         let store: Arc<dyn FlowStore> = match &runtime.settings().flows {
-            None => Arc::new(MemoryStore::default()),
-            Some(path) => Arc::new(sqlite::SqliteStore::open(path).map_err(OpenError)?),
+            None => Arc::new(MemoryStore::with_bounds(bounds)),
+            Some(path) => Arc::new(sqlite::SqliteStore::open(path).map_err(OpenError)?.with_bounds(bounds)),
         };
         Ok(Flows::new(runtime, store))
+    }
+
+    /// Forgets what `[retention]` says is old (see [`prune`]), counting it
+    /// in the hub's metrics.
+    pub fn gc(&self) -> Result<Pruned, String> {
+        let pruned = prune(self.store.as_ref(), &self.runtime.settings().retention, now_ms())?;
+        self.hub.as_ref().inspect(|h| h.metrics().pruned(&pruned));
+        Ok(pruned)
     }
 
     /// Its store.
@@ -222,12 +242,32 @@ impl Flows {
             created_ms: now,
             updated_ms: now,
         };
+        self.room_for(&record)?;
         // Added only if the id is free, so two starts under one id cannot both run.
         if !self.store.add_run(&record).map_err(StartError::Store)? {
             return Err(StartError::Exists(format!("a run with id {id:?} already exists")));
         }
         let ctx = self.context(flow, record.clone(), agents, Vec::new(), start.events);
         Ok(Started { flows: self.clone(), ctx, record, resumed: false })
+    }
+
+    /// Refuses a run whose record alone would take its tenant past
+    /// `limits.max-flow-bytes` (the store checks each write again).
+    fn room_for(&self, record: &RunRecord) -> Result<(), StartError> {
+        let limit = self.runtime.settings().flow_limits.tenant_bytes;
+        let kept = self.store.tenant_bytes(&record.tenant).map_err(StartError::Store)?;
+        let size = serde_json::to_vec(record).map_or(0, |b| b.len() as u64);
+        if kept.saturating_add(size) <= limit {
+            return Ok(());
+        }
+        Err(StartError::Full(format!(
+            "tenant {:?} keeps {} of runs, dead letters and questions, and this run's record ({}) would pass \
+             limits.max-flow-bytes ({}); finished runs are forgotten by [retention], or at once by `paddock gc`",
+            record.tenant,
+            paddock_core::ByteSize(kept),
+            paddock_core::ByteSize(size),
+            paddock_core::ByteSize(limit)
+        )))
     }
 
     /// Continues an interrupted run at its first unfinished step. With
@@ -282,12 +322,9 @@ impl Flows {
 
     /// Unfinished runs whose process is gone.
     pub fn orphans(&self) -> Result<Vec<RunRecord>, StoreError> {
-        let runs = self.store.runs().map_err(StoreError::Failed)?;
+        let runs = self.store.running().map_err(StoreError::Failed)?;
         let live = self.live.lock();
-        Ok(runs
-            .into_iter()
-            .filter(|r| r.status == RunStatus::Running && !live.contains_key(&r.id) && !owner_alive(r))
-            .collect())
+        Ok(runs.into_iter().filter(|r| !live.contains_key(&r.id) && !owner_alive(r)).collect())
     }
 
     /// Cancels run `id` on behalf of `by`. A run executing here stops at
@@ -471,13 +508,20 @@ impl Flows {
                     r.error = Some(format!("cancelled by {by}"));
                 }
             }
-            let stored = self.store.put_run(&r);
+            let mut stored = self.store.put_run(&r);
+            // An output past the bounds is not kept: the run fails with why.
+            if let Err(e) = &stored
+                && r.status == RunStatus::Succeeded
+            {
+                (r.status, r.output, r.error) = (RunStatus::Failed, None, Some(e.clone()));
+                stored = self.store.put_run(&r);
+            }
             self.live.lock().remove(&id);
             if let (Err(_), Some(hub)) = (&stored, &self.hub) {
                 hub.close(&id);
             }
             stored?;
-            let output = out.ok().and_then(Result::ok);
+            let output = out.ok().and_then(Result::ok).filter(|_| r.status == RunStatus::Succeeded);
             Report { run: id.clone(), status: r.status, output, error: r.error.clone() }
         };
         ctx.emit(|| Event::RunFinished {
@@ -489,6 +533,18 @@ impl Flows {
         });
         Ok(report)
     }
+}
+
+/// Forgets from `store` what `retention` says is old at `now_ms`: finished
+/// runs with their steps and journals, settled questions, dead letters.
+pub fn prune(store: &dyn FlowStore, retention: &paddock_config::Retention, now_ms: u64) -> Result<Pruned, String> {
+    let before = |age: Duration| now_ms.saturating_sub(age.as_millis() as u64);
+    store.prune(&store::Cutoffs {
+        runs_before_ms: before(retention.runs),
+        runs_per_tenant: retention.runs_per_tenant,
+        approvals_before_ms: before(retention.approvals),
+        dead_before_ms: before(retention.dead_letters),
+    })
 }
 
 /// Whether the process that owns `run` still runs it: alive, and its

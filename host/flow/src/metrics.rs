@@ -2,7 +2,8 @@
 //! `paddock_flow_runs_total{tenant,flow,status}`,
 //! `paddock_flow_steps_total{tenant,flow,outcome}` and
 //! `paddock_flow_step_seconds{tenant,flow,kind}`, counted from the events
-//! the [`Hub`](super::hub::Hub) keeps.
+//! the [`Hub`](super::hub::Hub) keeps; `paddock_flow_pruned_total{what}` and
+//! `paddock_flow_pruned_bytes_total`, what retention forgot.
 
 use super::events::Event;
 use prometheus_client::encoding::EncodeLabelSet;
@@ -44,6 +45,13 @@ pub struct KindLabels {
     pub kind: String,
 }
 
+/// Labels of what retention forgot.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PrunedLabels {
+    /// `runs`, `approvals` or `dead-letters`.
+    pub what: &'static str,
+}
+
 /// Buckets from 1 ms to ~9 h: a step may wait for a person.
 fn step_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.001, 3.0, 17))
@@ -55,6 +63,8 @@ pub struct FlowMetrics {
     runs: Family<RunLabels, Counter>,
     steps: Family<StepLabels, Counter>,
     step_seconds: Family<KindLabels, Histogram, fn() -> Histogram>,
+    pruned: Family<PrunedLabels, Counter>,
+    pruned_bytes: Counter,
 }
 
 impl Default for FlowMetrics {
@@ -64,11 +74,15 @@ impl Default for FlowMetrics {
             runs: Family::default(),
             steps: Family::default(),
             step_seconds: Family::new_with_constructor(step_histogram as fn() -> Histogram),
+            pruned: Family::default(),
+            pruned_bytes: Counter::default(),
             registry: Registry::default(),
         };
         registry.register("runs", "Flow runs started, resumed and finished", m.runs.clone());
         registry.register("steps", "Flow steps by outcome", m.steps.clone());
         registry.register("step_seconds", "Time of finished steps by kind", m.step_seconds.clone());
+        registry.register("pruned", "Finished runs, settled questions and dead letters forgotten", m.pruned.clone());
+        registry.register("pruned_bytes", "Bytes of the flow store forgotten by retention", m.pruned_bytes.clone());
         FlowMetrics { registry, ..m }
     }
 }
@@ -97,6 +111,14 @@ impl FlowMetrics {
             Event::Compensated { .. } => self.count_step(step("compensated")),
             _ => {}
         }
+    }
+
+    /// Counts what a pass of retention forgot.
+    pub(crate) fn pruned(&self, p: &super::Pruned) {
+        for (what, n) in [("runs", p.runs), ("approvals", p.approvals), ("dead-letters", p.dead_letters)] {
+            self.pruned.get_or_create(&PrunedLabels { what }).inc_by(n);
+        }
+        self.pruned_bytes.inc_by(p.bytes);
     }
 
     fn count_step(&self, labels: StepLabels) {

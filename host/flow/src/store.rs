@@ -1,13 +1,148 @@
 //! Where runs keep their state: the run, each step's checkpoint, journals,
-//! the dead-letter queue and approvals. In memory (tests, benchmarks) or in
-//! SQLite ([`super::sqlite`]), which several processes can share: a
-//! `paddock approve` in one terminal answers a flow waiting in another.
+//! the dead-letter queue and approvals. In memory ([`super::memory`]: tests,
+//! benchmarks) or in SQLite ([`super::sqlite`]), which several processes can
+//! share: a `paddock approve` in one terminal answers a flow waiting in another.
+//!
+//! Every store counts the bytes it keeps per run and per tenant, refuses a
+//! write that would pass [`FlowBounds`], lists in pages (never loading a
+//! whole table), and forgets what [`Cutoffs`] say is old.
 
+use paddock_core::ByteSize;
 use paddock_journal::Entry;
-use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
+
+pub use super::memory::MemoryStore;
+
+/// The key of [`FlowBounds::run_bytes`].
+pub const RUN_BYTES_KEY: &str = "limits.max-run-bytes";
+/// The key of [`FlowBounds::tenant_bytes`].
+pub const TENANT_BYTES_KEY: &str = "limits.max-flow-bytes";
+
+/// The most a store keeps: a write that would pass either is refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FlowBounds {
+    /// Bytes one run may keep: its record with its output, and its steps'
+    /// checkpoints and journals.
+    pub run_bytes: u64,
+    /// Bytes one tenant may keep: its runs, dead letters and questions.
+    pub tenant_bytes: u64,
+}
+
+impl Default for FlowBounds {
+    fn default() -> Self {
+        FlowBounds { run_bytes: 64 << 20, tenant_bytes: 1 << 30 }
+    }
+}
+
+impl FlowBounds {
+    /// Checks that `what`, adding `delta` bytes to run `run` (its bytes
+    /// now) of `tenant` (its bytes now), stays within the bounds.
+    pub(crate) fn check(
+        &self,
+        what: &str,
+        run: Option<(&str, u64)>,
+        tenant: (&str, u64),
+        delta: u64,
+    ) -> Result<(), String> {
+        if let Some((run, now)) = run
+            && now.saturating_add(delta) > self.run_bytes
+        {
+            return Err(format!(
+                "flow store: {what} ({}) would take run {run} to {}, past {RUN_BYTES_KEY} ({})",
+                ByteSize(delta),
+                ByteSize(now.saturating_add(delta)),
+                ByteSize(self.run_bytes)
+            ));
+        }
+        let (tenant, now) = tenant;
+        if now.saturating_add(delta) > self.tenant_bytes {
+            return Err(format!(
+                "flow store: {what} ({}) would take tenant {tenant:?} to {} of runs, dead letters and questions, \
+                 past {TENANT_BYTES_KEY} ({}); finished runs are forgotten by [retention], or at once by `paddock gc`",
+                ByteSize(delta),
+                ByteSize(now.saturating_add(delta)),
+                ByteSize(self.tenant_bytes)
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A page of runs, newest first.
+#[derive(Clone, Debug, Default)]
+pub struct RunQuery {
+    /// Only this tenant's.
+    pub tenant: Option<String>,
+    /// Only runs of this flow.
+    pub flow: Option<String>,
+    /// Only runs standing so.
+    pub status: Option<RunStatus>,
+    /// The page after this run (the last of the previous page).
+    pub after: Option<String>,
+    /// The most runs on the page.
+    pub limit: usize,
+}
+
+/// A page of dead letters or questions, oldest first.
+#[derive(Clone, Debug, Default)]
+pub struct Page {
+    /// Only this tenant's.
+    pub tenant: Option<String>,
+    /// The page after this id (the last of the previous page).
+    pub after: Option<String>,
+    /// The most on the page.
+    pub limit: usize,
+}
+
+/// A run as lists show it: without its spec, input and output.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct RunSummary {
+    /// Its id.
+    pub id: String,
+    /// The flow's name.
+    pub flow: String,
+    /// Its tenant.
+    pub tenant: String,
+    /// How it stands.
+    pub status: RunStatus,
+    /// Why it failed.
+    pub error: Option<String>,
+    /// When it started (ms since 1970).
+    pub created_ms: u64,
+    /// When it last changed.
+    pub updated_ms: u64,
+    /// The bytes it keeps in the store.
+    pub bytes: u64,
+}
+
+/// What is old enough to forget (see `[retention]`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Cutoffs {
+    /// Finished runs last changed before this (ms since 1970) go, with
+    /// their steps and journals.
+    pub runs_before_ms: u64,
+    /// Past this many finished runs of a tenant, its oldest go.
+    pub runs_per_tenant: u64,
+    /// Questions answered or timed out before this go.
+    pub approvals_before_ms: u64,
+    /// Dead letters that landed before this go.
+    pub dead_before_ms: u64,
+}
+
+/// What a pass of [`FlowStore::prune`] forgot.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Pruned {
+    /// Finished runs.
+    pub runs: u64,
+    /// Settled questions.
+    pub approvals: u64,
+    /// Dead letters.
+    pub dead_letters: u64,
+    /// The bytes they kept.
+    pub bytes: u64,
+}
 
 /// Why the flow store failed.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -103,6 +238,13 @@ impl RunStatus {
             RunStatus::Failed => "failed",
             RunStatus::Cancelled => "cancelled",
         }
+    }
+
+    /// The status a word names (what [`RunStatus::word`] gives).
+    pub fn parse(word: &str) -> Option<RunStatus> {
+        [RunStatus::Running, RunStatus::Succeeded, RunStatus::Failed, RunStatus::Cancelled]
+            .into_iter()
+            .find(|s| s.word() == word)
     }
 
     /// How it stands, as a phrase: `is running`, `has succeeded`, `has failed`, `was cancelled`.
@@ -265,9 +407,12 @@ impl ApprovalRecord {
 
 /// Where runs keep their state. Every method is a short transaction.
 pub trait FlowStore: Send + Sync {
-    /// Writes a run (inserting or replacing it).
+    /// Writes a run (inserting or replacing it). A record with an output is
+    /// refused when it would pass the bounds; one without is always kept, so
+    /// a run's failure is never lost.
     fn put_run(&self, run: &RunRecord) -> Result<(), String>;
     /// Adds a run unless one with its id exists; `false` when one does.
+    /// Refused when its tenant keeps its bound already.
     fn add_run(&self, run: &RunRecord) -> Result<bool, String>;
     /// A run by id.
     fn run(&self, id: &str) -> Result<Option<RunRecord>, String>;
@@ -280,13 +425,17 @@ pub trait FlowStore: Send + Sync {
     /// `owner` and `heartbeat_ms`, so two hosts resuming the same orphan at
     /// once cannot both win. `false` when another got there first.
     fn claim(&self, run: &RunRecord, owner: u32, heartbeat_ms: u64) -> Result<bool, String>;
-    /// Every run, newest first.
-    fn runs(&self) -> Result<Vec<RunRecord>, String>;
-    /// Writes a step's checkpoint (replacing the one at its path).
+    /// A page of runs, newest first.
+    fn runs(&self, query: &RunQuery) -> Result<Vec<RunSummary>, String>;
+    /// Every run still running (or interrupted), oldest first.
+    fn running(&self) -> Result<Vec<RunRecord>, String>;
+    /// Writes a step's checkpoint (replacing the one at its path); refused
+    /// past the bounds.
     fn put_step(&self, run: &str, step: &StepRecord) -> Result<(), String>;
     /// A run's checkpoints, in the order they started.
     fn steps(&self, run: &str) -> Result<Vec<StepRecord>, String>;
-    /// Keeps the journal of a step's attempt (replacing the previous attempt's).
+    /// Keeps the journal of a step's attempt (replacing the previous
+    /// attempt's); refused past the bounds.
     fn put_journal(&self, run: &str, step: &str, attempt: u32, entries: &[Entry]) -> Result<(), String>;
     /// Keeps a finished attempt's journal and checkpoint together.
     fn finish_step(&self, run: &str, step: &StepRecord, journal: &[Entry]) -> Result<(), String> {
@@ -295,24 +444,30 @@ pub trait FlowStore: Send + Sync {
     }
     /// A step's journal and the attempt it is from.
     fn journal(&self, run: &str, step: &str) -> Result<Option<(u32, Vec<Entry>)>, String>;
-    /// Adds or replaces a dead letter.
+    /// Adds or replaces a dead letter; refused past its tenant's bound.
     fn put_dead(&self, dead: &DeadLetter) -> Result<(), String>;
-    /// The dead-letter queue, oldest first.
-    fn dead_letters(&self) -> Result<Vec<DeadLetter>, String>;
+    /// A page of the dead-letter queue, oldest first.
+    fn dead_letters(&self, page: &Page) -> Result<Vec<DeadLetter>, String>;
     /// A dead letter by id.
     fn dead(&self, id: &str) -> Result<Option<DeadLetter>, String>;
     /// Removes a dead letter; `false` when there was none.
     fn drop_dead(&self, id: &str) -> Result<bool, String>;
     /// Adds a question; refuses an id already taken, so no question ever
-    /// replaces another.
+    /// replaces another, and refused past its tenant's bound.
     fn add_approval(&self, approval: &ApprovalRecord) -> Result<(), String>;
     /// A question by id.
     fn approval(&self, id: &str) -> Result<Option<ApprovalRecord>, String>;
-    /// Questions, oldest first.
-    fn approvals(&self) -> Result<Vec<ApprovalRecord>, String>;
+    /// A page of questions, oldest first; with `waiting_at`, only those
+    /// still waiting at that time (ms since 1970).
+    fn approvals(&self, page: &Page, waiting_at: Option<u64>) -> Result<Vec<ApprovalRecord>, String>;
     /// Records `option` as the answer to `id`, unless it is answered, past
     /// its deadline at `now_ms`, or `option` is not on offer.
     fn answer(&self, id: &str, option: &str, by: &str, now_ms: u64) -> Result<ApprovalRecord, AnswerError>;
+    /// The bytes `tenant` keeps: its runs, dead letters and questions.
+    fn tenant_bytes(&self, tenant: &str) -> Result<u64, String>;
+    /// Forgets finished runs, settled questions and dead letters older than
+    /// `cutoffs` (never a running run).
+    fn prune(&self, cutoffs: &Cutoffs) -> Result<Pruned, String>;
 }
 
 /// The error for a question id that is already in use.
@@ -339,141 +494,4 @@ pub(super) fn apply_answer(a: &mut ApprovalRecord, option: &str, by: &str, now_m
     a.answered_by = Some(by.to_string());
     a.answered_ms = Some(now_ms);
     Ok(())
-}
-
-/// A store that lives as long as the process (tests, benchmarks, `host.flows = "memory"`).
-#[derive(Default)]
-pub struct MemoryStore {
-    inner: Mutex<Memory>,
-}
-
-#[derive(Default)]
-struct Memory {
-    runs: HashMap<String, RunRecord>,
-    steps: HashMap<String, HashMap<String, StepRecord>>,
-    journals: HashMap<(String, String), (u32, Vec<Entry>)>,
-    dead: BTreeMap<String, DeadLetter>,
-    approvals: BTreeMap<String, ApprovalRecord>,
-    cancels: HashMap<String, String>,
-}
-
-impl FlowStore for MemoryStore {
-    fn put_run(&self, run: &RunRecord) -> Result<(), String> {
-        self.inner.lock().runs.insert(run.id.clone(), run.clone());
-        Ok(())
-    }
-
-    fn add_run(&self, run: &RunRecord) -> Result<bool, String> {
-        match self.inner.lock().runs.entry(run.id.clone()) {
-            std::collections::hash_map::Entry::Occupied(_) => Ok(false),
-            std::collections::hash_map::Entry::Vacant(slot) => {
-                slot.insert(run.clone());
-                Ok(true)
-            }
-        }
-    }
-
-    fn run(&self, id: &str) -> Result<Option<RunRecord>, String> {
-        Ok(self.inner.lock().runs.get(id).cloned())
-    }
-
-    fn request_cancel(&self, run: &str, by: &str) -> Result<(), String> {
-        self.inner.lock().cancels.insert(run.to_string(), by.to_string());
-        Ok(())
-    }
-
-    fn cancel_request(&self, run: &str) -> Result<Option<String>, String> {
-        Ok(self.inner.lock().cancels.get(run).cloned())
-    }
-
-    fn claim(&self, run: &RunRecord, owner: u32, heartbeat_ms: u64) -> Result<bool, String> {
-        let mut inner = self.inner.lock();
-        match inner.runs.get_mut(&run.id) {
-            Some(r) if r.owner == owner && r.heartbeat_ms == heartbeat_ms => {
-                r.clone_from(run);
-                Ok(true)
-            }
-            _ => Ok(false),
-        }
-    }
-
-    fn runs(&self) -> Result<Vec<RunRecord>, String> {
-        let mut runs: Vec<RunRecord> = self.inner.lock().runs.values().cloned().collect();
-        runs.sort_by(|a, b| b.created_ms.cmp(&a.created_ms).then(b.id.cmp(&a.id)));
-        Ok(runs)
-    }
-
-    fn put_step(&self, run: &str, step: &StepRecord) -> Result<(), String> {
-        let mut inner = self.inner.lock();
-        let steps = inner.steps.entry(run.to_string()).or_default();
-        match steps.get_mut(&step.path) {
-            Some(existing) => existing.clone_from(step),
-            None => {
-                steps.insert(step.path.clone(), step.clone());
-            }
-        }
-        Ok(())
-    }
-
-    fn steps(&self, run: &str) -> Result<Vec<StepRecord>, String> {
-        let mut steps: Vec<StepRecord> =
-            self.inner.lock().steps.get(run).map(|s| s.values().cloned().collect()).unwrap_or_default();
-        steps.sort_by_key(|s| s.seq);
-        Ok(steps)
-    }
-
-    fn put_journal(&self, run: &str, step: &str, attempt: u32, entries: &[Entry]) -> Result<(), String> {
-        self.inner.lock().journals.insert((run.to_string(), step.to_string()), (attempt, entries.to_vec()));
-        Ok(())
-    }
-
-    fn journal(&self, run: &str, step: &str) -> Result<Option<(u32, Vec<Entry>)>, String> {
-        Ok(self.inner.lock().journals.get(&(run.to_string(), step.to_string())).cloned())
-    }
-
-    fn put_dead(&self, dead: &DeadLetter) -> Result<(), String> {
-        self.inner.lock().dead.insert(dead.id.clone(), dead.clone());
-        Ok(())
-    }
-
-    fn dead_letters(&self) -> Result<Vec<DeadLetter>, String> {
-        let mut all: Vec<DeadLetter> = self.inner.lock().dead.values().cloned().collect();
-        all.sort_by(|a, b| a.created_ms.cmp(&b.created_ms).then(a.id.cmp(&b.id)));
-        Ok(all)
-    }
-
-    fn dead(&self, id: &str) -> Result<Option<DeadLetter>, String> {
-        Ok(self.inner.lock().dead.get(id).cloned())
-    }
-
-    fn drop_dead(&self, id: &str) -> Result<bool, String> {
-        Ok(self.inner.lock().dead.remove(id).is_some())
-    }
-
-    fn add_approval(&self, approval: &ApprovalRecord) -> Result<(), String> {
-        match self.inner.lock().approvals.entry(approval.id.clone()) {
-            std::collections::btree_map::Entry::Occupied(_) => Err(taken(&approval.id)),
-            std::collections::btree_map::Entry::Vacant(slot) => {
-                slot.insert(approval.clone());
-                Ok(())
-            }
-        }
-    }
-
-    fn approval(&self, id: &str) -> Result<Option<ApprovalRecord>, String> {
-        Ok(self.inner.lock().approvals.get(id).cloned())
-    }
-
-    fn approvals(&self) -> Result<Vec<ApprovalRecord>, String> {
-        let mut all: Vec<ApprovalRecord> = self.inner.lock().approvals.values().cloned().collect();
-        all.sort_by(|a, b| a.created_ms.cmp(&b.created_ms).then(a.id.cmp(&b.id)));
-        Ok(all)
-    }
-
-    fn answer(&self, id: &str, option: &str, by: &str, now_ms: u64) -> Result<ApprovalRecord, AnswerError> {
-        let mut inner = self.inner.lock();
-        let a = inner.approvals.get_mut(id).ok_or_else(|| AnswerError::NoApproval(id.to_string()))?;
-        apply_answer(a, option, by, now_ms)?;
-        Ok(a.clone())
-    }
 }

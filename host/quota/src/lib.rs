@@ -337,6 +337,12 @@ impl Quota for Ledger {
     }
 }
 
+/// Forgets the per-day usage rows of the ledger file at `path` for days
+/// before the one `before` falls in (UTC); per-month rows stay. How many went.
+pub fn forget_usage_days(path: &Path, before: std::time::SystemTime) -> Result<u64, LedgerError> {
+    store::forget_days(path, Day::of(before))
+}
+
 /// Reads the ledger file at `path` without taking it over (it works while
 /// hosts are writing it): every row, or only `tenant`'s, for `paddock usage`.
 pub fn read_usage(path: &Path, tenant: Option<&str>) -> Result<Vec<UsageRow>, LedgerError> {

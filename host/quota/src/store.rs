@@ -161,6 +161,17 @@ pub(crate) fn open(path: &Path) -> Result<Connection, LedgerError> {
     Ok(conn)
 }
 
+/// Forgets the per-day rows of days before `day` in the file at `path`
+/// (per-month rows stay); how many went.
+pub(crate) fn forget_days(path: &Path, day: Day) -> Result<u64, LedgerError> {
+    let conn = open(path)?;
+    // Day rows are `YYYY-MM-DD`, month rows `YYYY-MM`: the length tells them
+    // apart, and ISO dates sort as they compare.
+    conn.execute("DELETE FROM usage WHERE length(period) = 10 AND period < ?1", params![day.to_string()])
+        .map(|n| n as u64)
+        .map_err(named(path))
+}
+
 /// The rows of `day` and of its month: what budgets must count after a restart.
 pub(crate) fn load(conn: &Connection, path: &Path, day: Day) -> Result<Vec<StoredRow>, LedgerError> {
     let windows = [day.to_string(), day.month().to_string()];

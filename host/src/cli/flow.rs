@@ -5,6 +5,7 @@ use super::flow_remote::Remote;
 use super::host_api::HostApi;
 use super::{EXIT_AGENT_ERROR, EXIT_CONFIG, EXIT_CRASH, EXIT_LOAD, EXIT_USAGE, fail};
 use crate::config::Settings;
+use crate::flow::store::{ApprovalRecord, DeadLetter, Page, RunQuery, RunSummary};
 use crate::flow::{Event, Flow, Flows, Report, RunStatus, Start, StepStatus, now_ms};
 use crate::runtime::Runtime;
 use clap::{Args, Subcommand};
@@ -312,24 +313,46 @@ async fn cancel(settings: Settings, args: CancelArgs) -> u8 {
     }
 }
 
+/// Rows a command reads from the store at a time.
+const PAGE: usize = 500;
+
+/// Reads every row a page at a time (`read` given the last id of the
+/// previous page), handing each to `each` as its page arrives.
+fn each_page<T>(
+    mut read: impl FnMut(Option<String>) -> Result<Vec<T>, String>,
+    id: impl Fn(&T) -> String,
+    mut each: impl FnMut(T),
+) -> Result<(), String> {
+    let mut after = None;
+    loop {
+        let rows = read(after.take())?;
+        let full = rows.len() == PAGE;
+        after = rows.last().map(&id);
+        rows.into_iter().for_each(&mut each);
+        if !full {
+            return Ok(());
+        }
+    }
+}
+
 fn list(settings: Settings, json: bool) -> u8 {
     let store = match store(&settings) {
         Ok(s) => s,
         Err(code) => return code,
     };
-    let runs = match store.runs() {
-        Ok(r) => r,
-        Err(e) => return fail(EXIT_CONFIG, e),
-    };
-    for r in runs {
+    let read = |after| store.runs(&RunQuery { after, limit: PAGE, ..RunQuery::default() });
+    let print = |r: RunSummary| {
         if json {
-            let line = json!({"run": r.id, "flow": r.flow, "tenant": r.tenant, "status": r.status, "created_ms": r.created_ms});
+            let line = json!({"run": r.id, "flow": r.flow, "tenant": r.tenant, "status": r.status, "bytes": r.bytes, "created_ms": r.created_ms});
             println!("{line}");
         } else {
             println!("{}  {:<24} {:<12} {}", r.id, r.flow, r.tenant, r.status.word());
         }
+    };
+    match each_page(read, |r| r.id.clone(), print) {
+        Ok(()) => 0,
+        Err(e) => fail(EXIT_CONFIG, e),
     }
-    0
 }
 
 #[derive(Debug, Subcommand)]
@@ -354,14 +377,12 @@ pub fn approvals(settings: Settings, cmd: ApprovalsCommand) -> u8 {
         Ok(s) => s,
         Err(code) => return code,
     };
-    let all = match store.approvals() {
-        Ok(a) => a,
-        Err(e) => return fail(EXIT_CONFIG, e),
-    };
     let now = now_ms();
-    for a in all.iter().filter(|a| args.all || a.waiting(now)) {
+    let waiting_at = (!args.all).then_some(now);
+    let read = |after| store.approvals(&Page { tenant: None, after, limit: PAGE }, waiting_at);
+    let print = |a: ApprovalRecord| {
         if args.json {
-            println!("{}", serde_json::to_string(a).unwrap_or_default());
+            println!("{}", serde_json::to_string(&a).unwrap_or_default());
         } else {
             let state = match &a.answer {
                 Some(x) => format!("answered {x:?}"),
@@ -370,8 +391,11 @@ pub fn approvals(settings: Settings, cmd: ApprovalsCommand) -> u8 {
             };
             println!("{}  run {}  {}  {}  [{}]  {state}", a.id, a.run, a.asker, a.question, a.options.join(" | "));
         }
+    };
+    match each_page(read, |a| a.id.clone(), print) {
+        Ok(()) => 0,
+        Err(e) => fail(EXIT_CONFIG, e),
     }
-    0
 }
 
 #[derive(Debug, Args)]
@@ -424,23 +448,24 @@ pub async fn dlq(settings: Settings, cmd: DlqCommand) -> u8 {
         Err(code) => return code,
     };
     match cmd {
-        DlqCommand::List(args) => match store.dead_letters() {
-            Ok(all) => {
-                for d in all {
-                    if args.json {
-                        let line = json!({"id": d.id, "run": d.run, "step": d.step, "agent": d.agent, "attempts": d.attempts, "error": d.error});
-                        println!("{line}");
-                    } else {
-                        println!(
-                            "{}  run {}  {}  ({}, {} attempts)  {}",
-                            d.id, d.run, d.step, d.agent, d.attempts, d.error
-                        );
-                    }
+        DlqCommand::List(args) => {
+            let read = |after| store.dead_letters(&Page { tenant: None, after, limit: PAGE });
+            let print = |d: DeadLetter| {
+                if args.json {
+                    let line = json!({"id": d.id, "run": d.run, "step": d.step, "agent": d.agent, "attempts": d.attempts, "error": d.error});
+                    println!("{line}");
+                } else {
+                    println!(
+                        "{}  run {}  {}  ({}, {} attempts)  {}",
+                        d.id, d.run, d.step, d.agent, d.attempts, d.error
+                    );
                 }
-                0
+            };
+            match each_page(read, |d| d.id.clone(), print) {
+                Ok(()) => 0,
+                Err(e) => fail(EXIT_CONFIG, e),
             }
-            Err(e) => fail(EXIT_CONFIG, e),
-        },
+        }
         DlqCommand::Show(args) => match store.dead(&args.id) {
             Ok(Some(d)) => {
                 println!("{}", serde_json::to_string_pretty(&d).unwrap_or_default());

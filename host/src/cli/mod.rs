@@ -19,6 +19,7 @@ mod bb;
 mod build;
 mod flow;
 mod flow_remote;
+mod gc;
 mod host_api;
 mod inspect;
 mod keys;
@@ -154,6 +155,11 @@ enum Command {
     /// Spend, tokens, requests and refusals per tenant, agent and window
     #[command(after_help = "Examples:\n  paddock usage\n  paddock usage --tenant acme --json")]
     Usage(usage::UsageArgs),
+    /// Forget now what [retention] says is old: finished runs, settled questions, dead letters, day usage rows
+    #[command(
+        after_help = "A serving host does the same every retention.interval (10m by default).\n\nExample:\n  paddock gc\n\nExit codes: 0 done, 5 a store cannot be opened"
+    )]
+    Gc(gc::GcArgs),
 }
 
 /// Runs the command line and returns the process exit code.
@@ -199,6 +205,7 @@ pub fn main() -> ExitCode {
             Command::Approve(args) => flow::approve(settings, args),
             Command::Dlq(cmd) => flow::dlq(settings, cmd).await,
             Command::Replay(args) => flow::replay(settings, args).await,
+            Command::Gc(args) => gc::gc(settings, args),
         }
     });
     // After `paddock serve`'s drain: the spans of its last requests are sent.

@@ -6,17 +6,18 @@
 
 use super::auth::require;
 use super::error;
-use super::flows::unavailable;
+use super::flows::{encode, list_limit, paged, unavailable};
+use crate::flow::store::{DeadLetter, Page};
 use crate::flow::{Flows, now_ms};
 use crate::keys::{Caller, Role};
 use axum::Extension;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 /// Dead letter `id`, if the tenant may see it.
-fn dead_of(flows: &Flows, tenant: &str, id: &str) -> Result<crate::flow::store::DeadLetter, Response> {
+fn dead_of(flows: &Flows, tenant: &str, id: &str) -> Result<DeadLetter, Response> {
     match flows.store().dead(id) {
         Ok(Some(d)) if d.tenant == tenant => Ok(d),
         Ok(_) => Err(error(StatusCode::NOT_FOUND, "not-found", format!("no dead letter with id {id:?}"))),
@@ -24,22 +25,32 @@ fn dead_of(flows: &Flows, tenant: &str, id: &str) -> Result<crate::flow::store::
     }
 }
 
-pub(super) async fn list_dead(State(flows): State<Flows>, Extension(caller): Extension<Caller>) -> Response {
-    let tenant = caller.tenant.to_string();
-    match flows.store().dead_letters() {
-        Ok(all) => {
-            let rows: Vec<Value> = all
-                .iter()
-                .filter(|d| d.tenant == tenant)
-                .map(|d| {
-                    json!({"id": d.id, "run": d.run, "flow": d.flow, "step": d.step, "agent": d.agent,
-                        "attempts": d.attempts, "error": d.error, "created_ms": d.created_ms})
-                })
-                .collect();
-            axum::Json(rows).into_response()
-        }
-        Err(e) => unavailable(e),
+#[derive(serde::Deserialize)]
+pub(super) struct PageQuery {
+    limit: Option<usize>,
+    after: Option<String>,
+}
+
+impl PageQuery {
+    fn page(&self, tenant: &str) -> Page {
+        Page { tenant: Some(tenant.to_string()), after: self.after.clone(), limit: list_limit(self.limit) }
     }
+}
+
+/// A page of the caller's tenant's dead letters, oldest first (`limit`, `after`).
+pub(super) async fn list_dead(
+    State(flows): State<Flows>,
+    Query(q): Query<PageQuery>,
+    Extension(caller): Extension<Caller>,
+) -> Response {
+    let page_of = q.page(&caller.tenant);
+    let (limit, store) = (page_of.limit, flows.store().clone());
+    let row = |d: &DeadLetter| {
+        json!({"id": d.id, "run": d.run, "flow": d.flow, "step": d.step, "agent": d.agent,
+            "attempts": d.attempts, "error": d.error, "created_ms": d.created_ms})
+    };
+    let next = |after: &str| format!("/v1/dlq?limit={limit}&after={}", encode(after));
+    paged(limit, move || store.dead_letters(&page_of), |d| &d.id, row, next).await
 }
 
 pub(super) async fn show_dead(
@@ -90,17 +101,18 @@ pub(super) async fn drop_dead(
     }
 }
 
-/// Questions waiting for an answer.
-pub(super) async fn approvals(State(flows): State<Flows>, Extension(caller): Extension<Caller>) -> Response {
-    let tenant = caller.tenant.to_string();
-    let now = now_ms();
-    match flows.store().approvals() {
-        Ok(all) => {
-            let waiting: Vec<_> = all.into_iter().filter(|a| a.tenant == tenant && a.waiting(now)).collect();
-            axum::Json(waiting).into_response()
-        }
-        Err(e) => unavailable(e),
-    }
+/// A page of the caller's tenant's questions waiting for an answer, oldest
+/// first (`limit`, `after`).
+pub(super) async fn approvals(
+    State(flows): State<Flows>,
+    Query(q): Query<PageQuery>,
+    Extension(caller): Extension<Caller>,
+) -> Response {
+    let page_of = q.page(&caller.tenant);
+    let (limit, store) = (page_of.limit, flows.store().clone());
+    let next = |after: &str| format!("/v1/approvals?limit={limit}&after={}", encode(after));
+    let read = move || store.approvals(&page_of, Some(now_ms()));
+    paged(limit, read, |a| &a.id, |a| json!(a), next).await
 }
 
 /// Answers a question: body `{"option": "ship", "by": "ada"}`.

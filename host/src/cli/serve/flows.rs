@@ -25,6 +25,7 @@ use super::auth::require;
 use super::dead;
 use super::error;
 use crate::flow::hub::Next;
+use crate::flow::store::{RunQuery, RunSummary};
 use crate::flow::{Event, Flow, Flows, RunRecord, RunStatus, StartError};
 use crate::keys::{Caller, Role};
 use axum::Extension;
@@ -304,6 +305,7 @@ async fn begin(
             Some(Ok(Some(existing))) if existing.tenant == tenant => return repeated(&existing, &input),
             _ => return error(StatusCode::CONFLICT, "conflict", m),
         },
+        Err(StartError::Full(m)) => return error(StatusCode::INSUFFICIENT_STORAGE, "quota-exceeded", m),
         Err(StartError::Store(m)) => return unavailable(m),
     };
     let id = started.run().to_string();
@@ -338,33 +340,101 @@ pub(super) struct ListQuery {
     flow: Option<String>,
     status: Option<String>,
     limit: Option<usize>,
+    after: Option<String>,
 }
 
+/// A run as listed: its output is read with `GET /v1/runs/{id}`.
+fn listed(r: &RunSummary) -> Value {
+    json!({
+        "run": r.id,
+        "flow": r.flow,
+        "tenant": r.tenant,
+        "status": r.status.word(),
+        "error": r.error,
+        "bytes": r.bytes,
+        "created_ms": r.created_ms,
+        "updated_ms": r.updated_ms,
+        "links": { "self": format!("/v1/runs/{}", r.id), "events": format!("/v1/runs/{}/events", r.id) },
+    })
+}
+
+/// Reads a page of `limit` items with `read` (off the async threads) and
+/// answers it as a JSON array of `row`s; a full page links the next one
+/// (`Link: <next(LAST)>; rel="next"`, `LAST` being the last item's `id`).
+pub(super) async fn paged<T: Send + 'static>(
+    limit: usize,
+    read: impl FnOnce() -> Result<Vec<T>, String> + Send + 'static,
+    id: impl Fn(&T) -> &str,
+    row: impl Fn(&T) -> Value,
+    next: impl FnOnce(&str) -> String,
+) -> Response {
+    let items = match tokio::task::spawn_blocking(read).await {
+        Ok(Ok(items)) => items,
+        Ok(Err(e)) => return unavailable(e),
+        Err(e) => return unavailable(e),
+    };
+    let mut response = axum::Json(items.iter().map(row).collect::<Vec<_>>()).into_response();
+    if let (true, Some(last)) = (items.len() == limit, items.last())
+        && let Ok(link) = header::HeaderValue::from_str(&format!("<{}>; rel=\"next\"", next(id(last))))
+    {
+        response.headers_mut().insert(header::LINK, link);
+    }
+    response
+}
+
+/// The `limit` of a list: 100 unless asked, at most [`MAX_LIST`].
+pub(super) fn list_limit(asked: Option<usize>) -> usize {
+    asked.unwrap_or(100).clamp(1, MAX_LIST)
+}
+
+/// `value` as a query parameter: unreserved characters as they are, every
+/// other byte percent-encoded.
+pub(super) fn encode(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for b in value.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// A page of the caller's tenant's runs, newest first (`flow`, `status`,
+/// `limit`, `after`), read from the store a page at a time.
 async fn list_runs(
     State(flows): State<Flows>,
     Query(q): Query<ListQuery>,
     Extension(caller): Extension<Caller>,
 ) -> Response {
-    let tenant = caller.tenant.to_string();
-    if let Some(s) = q.status.as_deref().filter(|s| !["running", "succeeded", "failed", "cancelled"].contains(s)) {
-        let why = format!("status {s:?} is not running, succeeded, failed or cancelled");
-        return error(StatusCode::BAD_REQUEST, "bad-request", why);
-    }
-    let limit = q.limit.unwrap_or(100).min(MAX_LIST);
-    match flows.store().runs() {
-        Ok(runs) => {
-            let rows: Vec<Value> = runs
-                .iter()
-                .filter(|r| r.tenant == tenant)
-                .filter(|r| q.flow.as_deref().is_none_or(|f| r.flow == f))
-                .filter(|r| q.status.as_deref().is_none_or(|s| r.status.word() == s))
-                .take(limit)
-                .map(summary)
-                .collect();
-            axum::Json(rows).into_response()
+    let status = match q.status.as_deref().map(|s| (s, RunStatus::parse(s))) {
+        Some((s, None)) => {
+            let why = format!("status {s:?} is not running, succeeded, failed or cancelled");
+            return error(StatusCode::BAD_REQUEST, "bad-request", why);
         }
-        Err(e) => unavailable(e),
-    }
+        Some((_, status)) => status,
+        None => None,
+    };
+    let limit = list_limit(q.limit);
+    let query = RunQuery {
+        tenant: Some(caller.tenant.to_string()),
+        flow: q.flow.clone(),
+        status,
+        after: q.after.clone(),
+        limit,
+    };
+    let store = flows.store().clone();
+    let next = |after: &str| {
+        let mut path = format!("/v1/runs?limit={limit}&after={}", encode(after));
+        for (key, value) in [("flow", &q.flow), ("status", &q.status)] {
+            if let Some(v) = value {
+                path.push_str(&format!("&{key}={}", encode(v)));
+            }
+        }
+        path
+    };
+    paged(limit, move || store.runs(&query), |r| &r.id, listed, next).await
 }
 
 async fn show_run(

@@ -97,6 +97,7 @@ pub async fn serve(mut settings: Settings, args: ServeArgs) -> u8 {
         Ok(f) => f.with_hub(),
         Err(e) => return fail(EXIT_CONFIG, e),
     };
+    let _retention = super::gc::spawn_retention(&flows);
     match flows.resume_orphans() {
         Ok(resumed) if !resumed.is_empty() => eprintln!("resuming {} interrupted flow runs", resumed.len()),
         Ok(_) => {}

@@ -66,6 +66,10 @@ impl Agent for Step {
             }
             None => None,
         };
+        // An output `pad` bytes long from a short input: what amplifies storage.
+        if let Some(n) = v["pad"].as_u64() {
+            return Ok(json!({ "name": name, "pad": "x".repeat(n as usize) }).to_string());
+        }
         if let Some(out) = v.get("output") {
             return Ok(out.to_string());
         }

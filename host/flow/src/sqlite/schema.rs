@@ -1,0 +1,62 @@
+//! The flow store's tables, and bringing a file made by an older paddock up
+//! to them.
+
+/// The version of the layout below, kept in SQLite's `user_version`: 0 is
+/// the first layout (records only), which [`MIGRATE_TO_1`] brings up.
+pub(super) const SCHEMA_VERSION: i64 = 1;
+
+/// The first layout: what a file made by an older paddock has.
+pub(super) const SCHEMA_0: &str = "
+CREATE TABLE IF NOT EXISTS runs (id TEXT PRIMARY KEY, created INTEGER NOT NULL, data TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS steps (run TEXT NOT NULL, path TEXT NOT NULL, seq INTEGER NOT NULL, data TEXT NOT NULL,
+    PRIMARY KEY (run, path));
+CREATE TABLE IF NOT EXISTS journals (run TEXT NOT NULL, path TEXT NOT NULL, attempt INTEGER NOT NULL, data TEXT NOT NULL,
+    PRIMARY KEY (run, path));
+CREATE TABLE IF NOT EXISTS dead (id TEXT PRIMARY KEY, created INTEGER NOT NULL, data TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS approvals (id TEXT PRIMARY KEY, created INTEGER NOT NULL, data TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS cancels (run TEXT PRIMARY KEY, by TEXT NOT NULL);
+";
+
+/// Columns to list and prune by without reading records, each record's
+/// size, each run's bytes with its steps and journals, each tenant's bytes.
+pub(super) const MIGRATE_TO_1: &str = "
+ALTER TABLE runs ADD COLUMN tenant TEXT NOT NULL DEFAULT '';
+ALTER TABLE runs ADD COLUMN flow TEXT NOT NULL DEFAULT '';
+ALTER TABLE runs ADD COLUMN status TEXT NOT NULL DEFAULT 'running';
+ALTER TABLE runs ADD COLUMN updated INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE runs ADD COLUMN error TEXT;
+ALTER TABLE runs ADD COLUMN size INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE runs ADD COLUMN bytes INTEGER NOT NULL DEFAULT 0;
+UPDATE runs SET tenant = json_extract(data, '$.tenant'), flow = json_extract(data, '$.flow'),
+    status = json_extract(data, '$.status'), updated = json_extract(data, '$.updated_ms'),
+    error = json_extract(data, '$.error'), size = length(CAST(data AS BLOB));
+ALTER TABLE steps ADD COLUMN size INTEGER NOT NULL DEFAULT 0;
+UPDATE steps SET size = length(CAST(data AS BLOB));
+ALTER TABLE journals ADD COLUMN size INTEGER NOT NULL DEFAULT 0;
+UPDATE journals SET size = length(CAST(data AS BLOB));
+UPDATE runs SET bytes = size
+    + COALESCE((SELECT SUM(size) FROM steps WHERE steps.run = runs.id), 0)
+    + COALESCE((SELECT SUM(size) FROM journals WHERE journals.run = runs.id), 0);
+ALTER TABLE dead ADD COLUMN tenant TEXT NOT NULL DEFAULT '';
+ALTER TABLE dead ADD COLUMN size INTEGER NOT NULL DEFAULT 0;
+UPDATE dead SET tenant = json_extract(data, '$.tenant'), size = length(CAST(data AS BLOB));
+ALTER TABLE approvals ADD COLUMN tenant TEXT NOT NULL DEFAULT '';
+ALTER TABLE approvals ADD COLUMN size INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE approvals ADD COLUMN answered INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE approvals ADD COLUMN settles INTEGER NOT NULL DEFAULT 0;
+UPDATE approvals SET tenant = json_extract(data, '$.tenant'), size = length(CAST(data AS BLOB)),
+    answered = json_extract(data, '$.answer') IS NOT NULL,
+    settles = COALESCE(json_extract(data, '$.answered_ms'), json_extract(data, '$.deadline_ms'));
+CREATE TABLE tenant_bytes (tenant TEXT PRIMARY KEY, bytes INTEGER NOT NULL) WITHOUT ROWID;
+INSERT INTO tenant_bytes (tenant, bytes)
+    SELECT tenant, SUM(b) FROM (SELECT tenant, bytes AS b FROM runs UNION ALL SELECT tenant, size FROM dead
+        UNION ALL SELECT tenant, size FROM approvals) GROUP BY tenant;
+CREATE INDEX runs_by_tenant ON runs (tenant, created DESC, id DESC);
+CREATE INDEX runs_by_status ON runs (status, created);
+CREATE INDEX runs_finished ON runs (updated) WHERE status != 'running';
+CREATE INDEX dead_by_tenant ON dead (tenant, created, id);
+CREATE INDEX dead_by_age ON dead (created, id);
+CREATE INDEX approvals_by_tenant ON approvals (tenant, created, id);
+CREATE INDEX approvals_by_age ON approvals (created, id);
+CREATE INDEX approvals_settled ON approvals (settles);
+";

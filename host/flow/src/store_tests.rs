@@ -1,0 +1,270 @@
+//! Both flow stores, held to the same rules: ids, bounds, pages, retention.
+
+use crate::sqlite::SqliteStore;
+use crate::store::*;
+use paddock_journal::Entry;
+
+fn question(id: &str, tenant: &str, text: &str, created_ms: u64) -> ApprovalRecord {
+    ApprovalRecord {
+        id: id.into(),
+        run: "r".into(),
+        tenant: tenant.into(),
+        asker: "step".into(),
+        question: text.into(),
+        options: vec!["yes".into(), "no".into()],
+        created_ms,
+        deadline_ms: u64::MAX,
+        answer: None,
+        answered_by: None,
+        answered_ms: None,
+    }
+}
+
+fn run(id: &str, tenant: &str, created_ms: u64, status: RunStatus) -> RunRecord {
+    RunRecord {
+        id: id.into(),
+        flow: "f".into(),
+        origin: "f.toml".into(),
+        source: String::new(),
+        input: "{}".into(),
+        tenant: tenant.into(),
+        status,
+        output: None,
+        error: None,
+        pins: Default::default(),
+        owner: 1,
+        heartbeat_ms: created_ms,
+        created_ms,
+        updated_ms: created_ms,
+    }
+}
+
+fn step(path: &str, output: &str) -> StepRecord {
+    StepRecord {
+        path: path.into(),
+        seq: 0,
+        kind: "agent".into(),
+        agent: Some("a".into()),
+        version: None,
+        status: StepStatus::Done,
+        attempt: 1,
+        input: None,
+        output: Some(output.into()),
+        raw: None,
+        error: None,
+        started_ms: 1,
+        ended_ms: Some(2),
+    }
+}
+
+fn dead(id: &str, tenant: &str, created_ms: u64) -> DeadLetter {
+    DeadLetter {
+        id: id.into(),
+        run: "r".into(),
+        flow: "f".into(),
+        step: "s".into(),
+        agent: "a".into(),
+        version: "v".into(),
+        tenant: tenant.into(),
+        input: "{}".into(),
+        error: "boom".into(),
+        attempts: 3,
+        journal: vec![Entry { call: "clock.wall".into(), request: serde_json::json!([]), reply: serde_json::json!(1) }],
+        created_ms,
+    }
+}
+
+/// Each rule, against a memory store and a SQLite file with the same bounds.
+fn both(bounds: FlowBounds, rule: impl Fn(&dyn FlowStore)) {
+    rule(&MemoryStore::with_bounds(bounds));
+    let dir = tempfile::tempdir().unwrap();
+    rule(&SqliteStore::open(&dir.path().join("f.sqlite")).unwrap().with_bounds(bounds));
+}
+
+fn ids(rows: &[RunSummary]) -> Vec<&str> {
+    rows.iter().map(|r| r.id.as_str()).collect()
+}
+
+#[test]
+fn an_approval_id_is_never_reused_and_is_found_by_id() {
+    both(FlowBounds::default(), |store| {
+        store.add_approval(&question("ap-1", "t", "first", 1)).unwrap();
+        assert_eq!(
+            store.add_approval(&question("ap-1", "t", "second", 1)).unwrap_err(),
+            "flow store: approval id \"ap-1\" is already taken"
+        );
+        assert_eq!(store.approval("ap-1").unwrap().unwrap().question, "first");
+        assert_eq!(store.approval("ap-2").unwrap(), None);
+        store.answer("ap-1", "yes", "ada", 5).unwrap();
+        let answered = store.approval("ap-1").unwrap().unwrap();
+        assert_eq!((answered.answer.as_deref(), answered.answered_by.as_deref()), (Some("yes"), Some("ada")));
+    });
+}
+
+#[test]
+fn a_step_past_the_run_bound_is_refused_and_the_run_keeps_what_it_had() {
+    both(FlowBounds { run_bytes: 4096, tenant_bytes: 1 << 20 }, |store| {
+        store.add_run(&run("r1", "acme", 1, RunStatus::Running)).unwrap();
+        store.put_step("r1", &step("main/a", &"x".repeat(1000))).unwrap();
+        let before = store.runs(&RunQuery { limit: 1, ..RunQuery::default() }).unwrap()[0].bytes;
+        let err = store.put_step("r1", &step("main/b", &"x".repeat(3000))).unwrap_err();
+        assert!(
+            err.starts_with("flow store: the checkpoint of step main/b (3.1 KiB) would take run r1 to ")
+                && err.ends_with(", past limits.max-run-bytes (4 KiB)"),
+            "{err}"
+        );
+        assert_eq!(store.steps("r1").unwrap().len(), 1, "the refused step is not kept");
+        assert_eq!(store.runs(&RunQuery { limit: 1, ..RunQuery::default() }).unwrap()[0].bytes, before);
+        // Rewriting a step counts only what it adds.
+        store.put_step("r1", &step("main/a", &"y".repeat(1000))).unwrap();
+        assert_eq!(store.tenant_bytes("acme").unwrap(), before);
+        // A failure is always kept; an output past the bound is refused.
+        let mut failed = run("r1", "acme", 1, RunStatus::Failed);
+        failed.error = Some("e".repeat(100));
+        store.put_run(&failed).unwrap();
+        let mut big = run("r1", "acme", 1, RunStatus::Succeeded);
+        big.output = Some("z".repeat(4000));
+        let err = store.put_run(&big).unwrap_err();
+        assert!(
+            err.starts_with(
+                "flow store: the run's output (3.8 KiB) would take run r1 to 5.2 KiB, past limits.max-run-bytes (4 KiB)"
+            ),
+            "{err}"
+        );
+        assert_eq!(store.run("r1").unwrap().unwrap().status, RunStatus::Failed);
+    });
+}
+
+#[test]
+fn a_tenant_past_its_bound_is_refused_new_runs_questions_and_dead_letters_and_others_are_not() {
+    both(FlowBounds { run_bytes: 6144, tenant_bytes: 8192 }, |store| {
+        store.add_run(&run("r1", "acme", 1, RunStatus::Running)).unwrap();
+        store.put_step("r1", &step("main/a", &"x".repeat(5000))).unwrap();
+        store.add_run(&run("r2", "acme", 2, RunStatus::Running)).unwrap();
+        let err = store.put_step("r2", &step("main/a", &"x".repeat(3000))).unwrap_err();
+        assert!(
+            err.starts_with("flow store: the checkpoint of step main/a (3.1 KiB) would take tenant \"acme\" to ")
+                && err.contains("past limits.max-flow-bytes (8 KiB); finished runs are forgotten by [retention]"),
+            "{err}"
+        );
+        let err = store.add_approval(&question("ap-1", "acme", &"q".repeat(3000), 3)).unwrap_err();
+        assert!(err.starts_with("flow store: approval ap-1 ("), "{err}");
+        let mut letter = dead("d1", "acme", 3);
+        letter.input = "i".repeat(3000);
+        assert!(store.put_dead(&letter).unwrap_err().starts_with("flow store: dead letter d1 ("));
+        assert_eq!(store.approval("ap-1").unwrap(), None);
+        assert_eq!(store.dead("d1").unwrap(), None);
+        // Another tenant is not charged for it.
+        store.add_run(&run("r3", "bolt", 3, RunStatus::Running)).unwrap();
+        store.put_step("r3", &step("main/a", &"x".repeat(5000))).unwrap();
+        assert!(store.tenant_bytes("bolt").unwrap() > 5000);
+    });
+}
+
+#[test]
+fn runs_are_listed_per_tenant_newest_first_a_page_at_a_time() {
+    both(FlowBounds::default(), |store| {
+        for i in 0..7 {
+            let tenant = if i % 2 == 0 { "acme" } else { "bolt" };
+            let status = if i == 4 { RunStatus::Running } else { RunStatus::Succeeded };
+            store.add_run(&run(&format!("r{i}"), tenant, 100 + i, status)).unwrap();
+        }
+        let page = |after: Option<&str>| RunQuery {
+            tenant: Some("acme".into()),
+            after: after.map(String::from),
+            limit: 3,
+            ..RunQuery::default()
+        };
+        let first = store.runs(&page(None)).unwrap();
+        assert_eq!(ids(&first), ["r6", "r4", "r2"]);
+        assert_eq!(ids(&store.runs(&page(Some("r2"))).unwrap()), ["r0"]);
+        let running = RunQuery { status: Some(RunStatus::Running), ..page(None) };
+        assert_eq!(ids(&store.runs(&running).unwrap()), ["r4"]);
+        let none = RunQuery { tenant: Some("nobody".into()), ..page(None) };
+        assert!(store.runs(&none).unwrap().is_empty());
+        let all: Vec<String> = store.running().unwrap().into_iter().map(|r| r.id).collect();
+        assert_eq!(all, ["r4"]);
+    });
+}
+
+#[test]
+fn dead_letters_and_questions_are_listed_per_tenant_oldest_first_a_page_at_a_time() {
+    both(FlowBounds::default(), |store| {
+        for i in 0..5 {
+            let tenant = if i == 3 { "bolt" } else { "acme" };
+            store.put_dead(&dead(&format!("d{i}"), tenant, 10 + i)).unwrap();
+            store.add_approval(&question(&format!("ap-{i}"), tenant, "ok?", 10 + i)).unwrap();
+        }
+        store.answer("ap-1", "yes", "ada", 50).unwrap();
+        let page = |after: Option<&str>| Page { tenant: Some("acme".into()), after: after.map(String::from), limit: 2 };
+        let dead_ids = |p: &Page| store.dead_letters(p).unwrap().into_iter().map(|d| d.id).collect::<Vec<_>>();
+        assert_eq!(dead_ids(&page(None)), ["d0", "d1"]);
+        assert_eq!(dead_ids(&page(Some("d1"))), ["d2", "d4"]);
+        let waiting = |p: &Page| store.approvals(p, Some(60)).unwrap().into_iter().map(|a| a.id).collect::<Vec<_>>();
+        assert_eq!(waiting(&page(None)), ["ap-0", "ap-2"]);
+        assert_eq!(waiting(&page(Some("ap-2"))), ["ap-4"]);
+        let all = store.approvals(&page(None), None).unwrap().into_iter().map(|a| a.id).collect::<Vec<_>>();
+        assert_eq!(all, ["ap-0", "ap-1"]);
+    });
+}
+
+#[test]
+fn pruning_forgets_old_and_surplus_finished_runs_settled_questions_and_old_dead_letters_only() {
+    both(FlowBounds::default(), |store| {
+        // acme: r0 old and finished, r1 old but running, r2..r4 recent and finished.
+        store.add_run(&run("r0", "acme", 10, RunStatus::Failed)).unwrap();
+        store.put_step("r0", &step("main/a", "1")).unwrap();
+        store.put_journal("r0", "main/a", 1, &[]).unwrap();
+        store.add_run(&run("r1", "acme", 11, RunStatus::Running)).unwrap();
+        for i in 2..5 {
+            store.add_run(&run(&format!("r{i}"), "acme", 1000 + i, RunStatus::Succeeded)).unwrap();
+        }
+        store.add_run(&run("b0", "bolt", 1000, RunStatus::Succeeded)).unwrap();
+        let mut old = question("ap-old", "acme", "ok?", 5);
+        old.deadline_ms = 20;
+        store.add_approval(&old).unwrap();
+        store.add_approval(&question("ap-new", "acme", "ok?", 5)).unwrap();
+        store.put_dead(&dead("d-old", "acme", 5)).unwrap();
+        store.put_dead(&dead("d-new", "acme", 2000)).unwrap();
+        let kept_before = store.tenant_bytes("acme").unwrap();
+
+        let cut = Cutoffs { runs_before_ms: 500, runs_per_tenant: 2, approvals_before_ms: 500, dead_before_ms: 500 };
+        let pruned = store.prune(&cut).unwrap();
+        assert_eq!((pruned.runs, pruned.approvals, pruned.dead_letters), (2, 1, 1), "r0 by age, r2 by count");
+        let left = store.runs(&RunQuery { tenant: Some("acme".into()), limit: 10, ..RunQuery::default() }).unwrap();
+        assert_eq!(ids(&left), ["r4", "r3", "r1"], "a running run is never forgotten");
+        assert!(store.steps("r0").unwrap().is_empty() && store.journal("r0", "main/a").unwrap().is_none());
+        assert_eq!(store.approval("ap-old").unwrap(), None);
+        assert!(store.approval("ap-new").unwrap().is_some());
+        assert_eq!(store.dead("d-old").unwrap(), None);
+        assert_eq!(store.tenant_bytes("acme").unwrap(), kept_before - pruned.bytes);
+        assert_eq!(store.run("b0").unwrap().map(|r| r.id), Some("b0".into()), "bolt keeps its one run");
+        assert_eq!(store.prune(&cut).unwrap(), Pruned::default(), "a second pass finds nothing");
+    });
+}
+
+#[test]
+fn a_file_made_before_bytes_were_counted_is_brought_up_with_its_records_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("old.sqlite");
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(crate::sqlite::SCHEMA_0_FOR_TESTS).unwrap();
+        let record = serde_json::to_string(&run("r0", "acme", 10, RunStatus::Succeeded)).unwrap();
+        conn.execute("INSERT INTO runs (id, created, data) VALUES ('r0', 10, ?1)", [&record]).unwrap();
+        let checkpoint = serde_json::to_string(&step("main/a", "1")).unwrap();
+        conn.execute("INSERT INTO steps (run, path, seq, data) VALUES ('r0', 'main/a', 0, ?1)", [&checkpoint]).unwrap();
+        let letter = serde_json::to_string(&dead("d0", "bolt", 5)).unwrap();
+        conn.execute("INSERT INTO dead (id, created, data) VALUES ('d0', 5, ?1)", [&letter]).unwrap();
+    }
+    let store = SqliteStore::open(&path).unwrap();
+    let listed = store.runs(&RunQuery { tenant: Some("acme".into()), limit: 5, ..RunQuery::default() }).unwrap();
+    assert_eq!((listed[0].id.as_str(), listed[0].status, listed[0].flow.as_str()), ("r0", RunStatus::Succeeded, "f"));
+    let record = serde_json::to_string(&run("r0", "acme", 10, RunStatus::Succeeded)).unwrap().len() as u64;
+    let checkpoint = serde_json::to_string(&step("main/a", "1")).unwrap().len() as u64;
+    assert_eq!(listed[0].bytes, record + checkpoint);
+    assert_eq!(store.tenant_bytes("acme").unwrap(), record + checkpoint);
+    assert_eq!(store.dead_letters(&Page { tenant: Some("bolt".into()), after: None, limit: 5 }).unwrap().len(), 1);
+    drop(store);
+    SqliteStore::open(&path).expect("a second open finds it done");
+}
