@@ -48,8 +48,11 @@ fn main() {
     )
     .unwrap();
     let toml = format!(
-        "[host]\nplugins = {:?}\nledger = \"memory\"\nplugin-state = \"memory\"\ncode-cache = false\nflows = \"memory\"\n[engine]\nmax-instances = 1100\n",
-        dir.path().join("plugins").display().to_string()
+        "[host]\nplugins = {:?}\ncomponent-dirs = [{:?}]\nledger = \"memory\"\nplugin-state = \"memory\"\ncode-cache = false\n\
+         flows = \"memory\"\n[engine]\nmax-instances = 1100\n",
+        dir.path().join("plugins").display().to_string(),
+        // The test guests' build folder holds the component the plugin names.
+        std::path::Path::new(guests::ECHO).parent().expect("a component has a folder"),
     );
     let settings = Settings::parse(&toml, &dir.path().join("paddock.toml")).unwrap();
     let mut report = serde_json::Map::new();

@@ -227,10 +227,12 @@ fn host(plugins: &Path, base_url: &str) -> Runtime {
     std::fs::write(folder.join("agent.toml"), manifest).expect("a temporary folder is writable");
     // Every loop of the agent rows holds an instance: the pool needs a slot for each.
     let toml = format!(
-        "[host]\nplugins = {:?}\n[engine]\nmax-instances = 1000\n\
+        "[host]\nplugins = {:?}\ncomponent-dirs = [{:?}]\n[engine]\nmax-instances = 1000\n\
          [providers.fake]\nkind = \"openai\"\nbase-url = \"{base_url}/v1\"\n\
          [routes.{ROUTE}]\ntargets = [{{ provider = \"fake\", model = {MODEL:?} }}]\n",
-        plugins.display().to_string()
+        plugins.display().to_string(),
+        // The test guests' build folder holds the component the plugin names.
+        Path::new(guests::LLM_CLIENT).parent().expect("a component has a folder"),
     );
     let settings = Settings::parse(&toml, &plugins.join("paddock.toml")).expect("bench settings are valid");
     Runtime::new(settings).expect("the engine starts")

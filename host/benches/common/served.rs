@@ -30,8 +30,11 @@ impl Served {
         );
         std::fs::write(folder.join("agent.toml"), manifest).expect("a temporary folder is writable");
         let auth = if keys { "keys" } else { "none" };
+        // The test guests' build folder holds the component the plugin names.
+        let built = std::path::Path::new(guests::LLM_CLIENT).parent().expect("a component has a folder");
         let config = format!(
             "[host]\nledger = \"memory\"\nplugin-state = \"memory\"\nflows = \"memory\"\ndefault-tenant = \"bench\"\n\
+             component-dirs = [{built:?}]\n\
              [engine]\nmax-instances = 1000\n\
              [providers.fake]\nkind = \"openai\"\nbase-url = \"{fake_url}/v1\"\n\
              [routes.r]\ntargets = [{{ provider = \"fake\", model = \"m\" }}]\n\

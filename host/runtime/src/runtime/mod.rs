@@ -21,6 +21,7 @@ use paddock_quota::run::RunBudget;
 use paddock_quota::{Budgets, Ledger};
 
 mod agent;
+mod guests;
 mod live;
 mod metrics;
 mod reconfigure;
@@ -365,7 +366,7 @@ impl Runtime {
         );
         // Counted in `paddock_invocations_in_flight` until it ends.
         let running = self.inner.metrics.running(&invocation.tenant);
-        async move {
+        let work = async move {
             let outcome = sandbox::invoke(&engine, &pre, invocation, &input).await;
             drop(running);
             let span = tracing::Span::current();
@@ -374,7 +375,9 @@ impl Runtime {
             span.record("fuel", i64::try_from(outcome.fuel_consumed).unwrap_or(i64::MAX));
             outcome
         }
-        .instrument(span)
+        .instrument(span);
+        // On the guest threads, so the host's own threads stay free for requests.
+        guests::run(work)
     }
 }
 
