@@ -23,13 +23,16 @@
 
 use paddock_test_guests::guests;
 use serde_json::{Value, json};
-use std::io::BufRead;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 #[path = "common/report.rs"]
 mod report;
+// Only its `spawn`: the fake provider's host is the gateway bench's.
+#[allow(dead_code)]
+#[path = "common/served.rs"]
+mod served;
 
 /// B's requests a second.
 const B_RATE: u64 = 50;
@@ -70,19 +73,8 @@ impl Host {
              header-timeout = \"120s\"\n"
         );
         std::fs::write(dir.path().join("paddock.toml"), config).expect("a temporary folder is writable");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_paddock"))
-            .current_dir(dir.path())
-            .args(["serve", "--listen", "127.0.0.1:0"])
-            .env_remove("PADDOCK_LOG")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("paddock serve starts");
-        let mut line = String::new();
-        let stdout = child.stdout.take().expect("piped stdout");
-        std::io::BufReader::new(stdout).read_line(&mut line).expect("paddock serve prints its address");
-        let url = line.trim().strip_prefix("serving on ").unwrap_or_else(|| panic!("paddock serve: {line:?}"));
-        Host { url: url.to_string(), child, _dir: dir }
+        let (child, url) = served::spawn(dir.path());
+        Host { url, child, _dir: dir }
     }
 }
 

@@ -51,20 +51,27 @@ impl Served {
             assert!(made.status.success(), "paddock keys create: {}", String::from_utf8_lossy(&made.stderr));
             String::from_utf8_lossy(&made.stdout).trim().to_string()
         });
-        let mut child = Command::new(env!("CARGO_BIN_EXE_paddock"))
-            .current_dir(dir.path())
-            .args(["serve", "--listen", "127.0.0.1:0"])
-            .env_remove("PADDOCK_LOG")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("paddock serve starts");
-        let mut line = String::new();
-        let stdout = child.stdout.take().expect("piped stdout");
-        std::io::BufReader::new(stdout).read_line(&mut line).expect("paddock serve prints its address");
-        let address = line.trim().strip_prefix("serving on ").unwrap_or_else(|| panic!("paddock serve: {line:?}"));
-        Served { url: address.to_string(), token, child, _dir: dir }
+        let (child, address) = spawn(dir.path());
+        Served { url: address, token, child, _dir: dir }
     }
+}
+
+/// Starts `paddock serve` in `dir` on a port the OS picks; the process and
+/// its `http://127.0.0.1:PORT`, once it listens.
+pub fn spawn(dir: &std::path::Path) -> (Child, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_paddock"))
+        .current_dir(dir)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env_remove("PADDOCK_LOG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("paddock serve starts");
+    let mut line = String::new();
+    let stdout = child.stdout.take().expect("piped stdout");
+    std::io::BufReader::new(stdout).read_line(&mut line).expect("paddock serve prints its address");
+    let address = line.trim().strip_prefix("serving on ").unwrap_or_else(|| panic!("paddock serve: {line:?}"));
+    (child, address.to_string())
 }
 
 impl Drop for Served {
