@@ -13,6 +13,7 @@ use axum::http::Request;
 use axum::routing::get;
 use criterion::{Criterion, criterion_group, criterion_main};
 use paddock::cli::auth::{Auth, authenticate};
+use paddock::config::RequestLimits;
 use paddock::core::clock::SystemClock;
 use paddock::keys::{Keyring, MemoryKeys, NewKey, Role};
 use std::net::SocketAddr;
@@ -48,17 +49,25 @@ fn bench(c: &mut Criterion) {
     let bearer = format!("Bearer {token}");
     let mut group = c.benchmark_group("auth");
     group.bench_function("keyring lookup", |b| b.iter(|| ring.authenticate(&token).unwrap()));
-    let keyed = app(Auth::keys(ring.clone(), 0));
+    let none = RequestLimits { per_key_rate: 0, per_tenant_rate: 0, per_key_concurrent: 0, per_tenant_concurrent: 0 };
+    let keyed = app(Auth::keys(ring.clone(), none));
     group.bench_function("request, keys", |b| {
         b.to_async(&tokio).iter(|| keyed.clone().oneshot(request(("authorization", &bearer))))
     });
-    // The per-key limiter on, at a rate the loop never reaches (each sample
-    // stays on the allowed path, as a key under its rate does).
-    let limited = app(Auth::keys(ring.clone(), u32::MAX));
-    group.bench_function("request, keys and a per-key rate", |b| {
+    // Every limiter on (rates per key and tenant, counts in flight), at
+    // figures the loop never reaches: each sample stays on the allowed path,
+    // as a caller under its limits does.
+    let high = RequestLimits {
+        per_key_rate: u32::MAX,
+        per_tenant_rate: u32::MAX,
+        per_key_concurrent: u32::MAX,
+        per_tenant_concurrent: u32::MAX,
+    };
+    let limited = app(Auth::keys(ring.clone(), high));
+    group.bench_function("request, keys and every request limit", |b| {
         b.to_async(&tokio).iter(|| limited.clone().oneshot(request(("authorization", &bearer))))
     });
-    let open = app(Auth::open("acme"));
+    let open = app(Auth::open("acme", none));
     group.bench_function("request, auth = none", |b| {
         b.to_async(&tokio).iter(|| open.clone().oneshot(request(("x-paddock-tenant", "acme"))))
     });

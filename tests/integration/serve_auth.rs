@@ -7,6 +7,7 @@ use paddock_test_guests::guests;
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const GREET: &str = r#"
@@ -266,4 +267,59 @@ async fn each_key_is_held_to_its_request_rate_and_other_keys_are_not() {
     let message = format!("API key {id} is over serve.requests-per-key (5 a second)");
     assert_eq!(error_of(&last), ("rate-limited", message.as_str()));
     assert_eq!(api.call(Method::GET, "/v1/runs", &quiet, "").await.0, StatusCode::OK, "another key of the tenant");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenant_is_held_to_its_request_rate_across_its_keys_and_another_tenant_is_not() {
+    let dir = tempfile::tempdir().unwrap();
+    setup(dir.path());
+    let config = std::fs::read_to_string(dir.path().join("paddock.toml")).unwrap();
+    std::fs::write(dir.path().join("paddock.toml"), format!("{config}[serve]\nrequests-per-tenant = 6\n")).unwrap();
+    let keys = [key(dir.path(), "acme", "run"), key(dir.path(), "acme", "run"), key(dir.path(), "acme", "run")];
+    let other = key(dir.path(), "globex", "run");
+    let served = serve(dir.path(), &[]);
+    let api = Client::new(&served);
+    let mut statuses = Vec::new();
+    let mut last = Value::Null;
+    for i in 0..12 {
+        let (status, body) = api.call(Method::GET, "/v1/runs", &keys[i % 3], "").await;
+        statuses.push(status.as_u16());
+        last = body;
+    }
+    assert_eq!(statuses[..6], [200; 6], "the burst, over three keys");
+    assert_eq!(statuses[11], 429, "{statuses:?}");
+    assert_eq!(error_of(&last), ("rate-limited", "tenant acme is over serve.requests-per-tenant (6 a second)"));
+    assert_eq!(api.call(Method::GET, "/v1/runs", &other, "").await.0, StatusCode::OK, "another tenant");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenant_at_its_requests_in_flight_gets_429_and_another_tenant_is_answered_meanwhile() {
+    let dir = tempfile::tempdir().unwrap();
+    setup(dir.path());
+    let config = std::fs::read_to_string(dir.path().join("paddock.toml")).unwrap();
+    let limits = "[serve]\nconcurrent-per-tenant = 4\nconcurrent-per-key = 3\n";
+    std::fs::write(dir.path().join("paddock.toml"), format!("{config}{limits}")).unwrap();
+    let (first, second) = (key(dir.path(), "acme", "run"), key(dir.path(), "acme", "run"));
+    let other = key(dir.path(), "globex", "run");
+    let served = serve(dir.path(), &[]);
+    let api = Arc::new(Client::new(&served));
+    // Four requests that each wait 3 s in a host call: three on one key, one on another.
+    let slow = r#"{"name": "slow", "wait_ms": 3000}"#;
+    let mut waiting = Vec::new();
+    for token in [&first, &first, &first, &second] {
+        let (api, token) = (api.clone(), token.clone());
+        waiting.push(tokio::spawn(async move { api.call(Method::POST, "/v1/agents/step/run", &token, slow).await.0 }));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let (status, body) = api.call(Method::GET, "/v1/runs", &second, "").await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    let message = "tenant acme has 4 requests in flight, serve.concurrent-per-tenant (4); retry when one ends";
+    assert_eq!(error_of(&body), ("rate-limited", message));
+    let (status, _) = api.call(Method::POST, "/v1/agents/step/run", &other, r#"{"name": "quick"}"#).await;
+    assert_eq!(status, StatusCode::OK, "another tenant is answered while acme waits");
+    for w in waiting {
+        assert_eq!(w.await.unwrap(), StatusCode::OK);
+    }
+    let (status, _) = api.call(Method::GET, "/v1/runs", &first, "").await;
+    assert_eq!(status, StatusCode::OK, "a finished request frees its place");
 }

@@ -38,7 +38,9 @@ pub use engine::EngineSettings;
 pub use paddock_core::{ByteSize, DirGrant, Limits, Requested, SizeCaps, Span, show};
 pub use plugins::PluginSettings;
 pub use retention::{FlowLimits, Retention};
-pub use serve::{ConnectionLimits, DEFAULT_LISTEN, NotLoopback, ServeAuth, ServeSettings, TlsFiles, check_listen};
+pub use serve::{
+    ConnectionLimits, DEFAULT_LISTEN, NotLoopback, RequestLimits, ServeAuth, ServeSettings, TlsFiles, check_listen,
+};
 pub use stores::BoardStore;
 pub use telemetry::{DEFAULT_SERVICE_NAME, OtlpProtocol, TelemetrySettings};
 pub use triggers::Trigger;

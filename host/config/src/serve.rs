@@ -11,8 +11,28 @@ use std::time::Duration;
 /// The default address of `paddock serve`: loopback only.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:7700";
 
-/// Requests one API key may make a second unless `serve.requests-per-key` says otherwise.
-pub const DEFAULT_REQUESTS_PER_KEY: u32 = 1000;
+/// How many requests each tenant and each API key may make: a second, and
+/// in flight at once (`serve.requests-per-key`, `requests-per-tenant`,
+/// `concurrent-per-key`, `concurrent-per-tenant`; 0: no limit). Past any,
+/// the request is answered 429 and the others of that tenant or key wait
+/// for nothing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RequestLimits {
+    /// Requests one API key may make a second (bursts of as many).
+    pub per_key_rate: u32,
+    /// Requests one tenant may make a second, all its keys together.
+    pub per_tenant_rate: u32,
+    /// Requests of one API key being answered at once.
+    pub per_key_concurrent: u32,
+    /// Requests of one tenant being answered at once.
+    pub per_tenant_concurrent: u32,
+}
+
+impl Default for RequestLimits {
+    fn default() -> Self {
+        RequestLimits { per_key_rate: 1000, per_tenant_rate: 2000, per_key_concurrent: 128, per_tenant_concurrent: 256 }
+    }
+}
 
 /// How `paddock serve` listens and answers.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -25,8 +45,8 @@ pub struct ServeSettings {
     pub tls: Option<TlsFiles>,
     /// Limits on connections.
     pub connections: ConnectionLimits,
-    /// Requests one API key may make a second (0: no limit).
-    pub requests_per_key: u32,
+    /// Requests per tenant and per key, a second and at once.
+    pub requests: RequestLimits,
     /// How long requests in flight may go on after a stop signal.
     pub drain: Duration,
     /// How long plugin file changes settle before a reload.
@@ -94,6 +114,9 @@ pub(super) struct ServeSection {
     header_timeout: Option<Span>,
     max_header_bytes: Option<ByteSize>,
     requests_per_key: Option<u32>,
+    requests_per_tenant: Option<u32>,
+    concurrent_per_key: Option<u32>,
+    concurrent_per_tenant: Option<u32>,
     drain: Option<Span>,
     debounce: Option<Span>,
     flows: Option<PathBuf>,
@@ -134,7 +157,14 @@ pub(super) fn serve_settings(serve: ServeSection, base: &Path) -> Result<ServeSe
         auth,
         tls,
         connections,
-        requests_per_key: serve.requests_per_key.unwrap_or(DEFAULT_REQUESTS_PER_KEY),
+        requests: RequestLimits {
+            per_key_rate: serve.requests_per_key.unwrap_or(RequestLimits::default().per_key_rate),
+            per_tenant_rate: serve.requests_per_tenant.unwrap_or(RequestLimits::default().per_tenant_rate),
+            per_key_concurrent: serve.concurrent_per_key.unwrap_or(RequestLimits::default().per_key_concurrent),
+            per_tenant_concurrent: serve
+                .concurrent_per_tenant
+                .unwrap_or(RequestLimits::default().per_tenant_concurrent),
+        },
         drain,
         debounce,
         flows: base.join(serve.flows.unwrap_or_else(|| PathBuf::from("flows"))),

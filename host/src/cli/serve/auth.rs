@@ -9,9 +9,14 @@
 //! ([`FAILURES_PER_SECOND`], in bursts of [`FAILURE_BURST`]); past that a
 //! source gets 429 until it slows down, while its callers with good keys are
 //! still served. Each key may make `serve.requests-per-key` requests a
-//! second (in bursts of as many); past that it gets 429 and other keys,
-//! of its tenant too, are served as before.
+//! second (in bursts of as many), and each tenant `serve.requests-per-tenant`
+//! with all its keys; each key may have `serve.concurrent-per-key` requests
+//! being answered at once, and each tenant `serve.concurrent-per-tenant`
+//! ([`super::in_flight`]). Past any of them the request gets 429, and other
+//! keys and tenants are served as before.
 
+use super::in_flight::{Held, InFlight};
+use crate::config::RequestLimits;
 use crate::keys::{AuthError, Caller, Keyring, Role};
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -42,6 +47,14 @@ struct Inner {
     failures: DefaultKeyedRateLimiter<IpAddr>,
     /// Requests per key, and the rate (per second) it allows.
     per_key: Option<(DefaultKeyedRateLimiter<Arc<str>>, u32)>,
+    /// Requests per tenant, and the rate (per second) it allows.
+    per_tenant: Option<(DefaultKeyedRateLimiter<Arc<str>>, u32)>,
+    in_flight: Arc<InFlight>,
+}
+
+/// A keyed rate of `per_second` requests a second, in bursts of as many; none for 0.
+fn rate(per_second: u32) -> Option<(DefaultKeyedRateLimiter<Arc<str>>, u32)> {
+    NonZeroU32::new(per_second).map(|r| (DefaultKeyedRateLimiter::keyed(Quota::per_second(r)), per_second))
 }
 
 enum Mode {
@@ -52,25 +65,24 @@ enum Mode {
 }
 
 impl Auth {
-    /// Every request needs a key from `ring`; each key may make
-    /// `per_second` requests a second (0: no limit).
-    pub fn keys(ring: Arc<Keyring>, per_second: u32) -> Self {
-        let per_key = NonZeroU32::new(per_second)
-            .map(|rate| (DefaultKeyedRateLimiter::keyed(Quota::per_second(rate)), per_second));
-        Auth::with(Mode::Keys(ring), per_key)
+    /// Every request needs a key from `ring`, within `limits`.
+    pub fn keys(ring: Arc<Keyring>, limits: RequestLimits) -> Self {
+        Auth::with(Mode::Keys(ring), limits)
     }
 
     /// No keys: every caller is an admin of the tenant `x-paddock-tenant`
-    /// names, else of `default_tenant`.
-    pub fn open(default_tenant: &str) -> Self {
-        Auth::with(Mode::Open { default_tenant: default_tenant.into() }, None)
+    /// names, else of `default_tenant`, each tenant within `limits`.
+    pub fn open(default_tenant: &str, limits: RequestLimits) -> Self {
+        Auth::with(Mode::Open { default_tenant: default_tenant.into() }, limits)
     }
 
-    fn with(mode: Mode, per_key: Option<(DefaultKeyedRateLimiter<Arc<str>>, u32)>) -> Self {
-        let rate = NonZeroU32::new(FAILURES_PER_SECOND).expect("a positive rate");
+    fn with(mode: Mode, limits: RequestLimits) -> Self {
+        let rate_of_failures = NonZeroU32::new(FAILURES_PER_SECOND).expect("a positive rate");
         let burst = NonZeroU32::new(FAILURE_BURST).expect("a positive burst");
-        let failures = DefaultKeyedRateLimiter::keyed(Quota::per_second(rate).allow_burst(burst));
-        Auth { inner: Arc::new(Inner { mode, failures, per_key }) }
+        let failures = DefaultKeyedRateLimiter::keyed(Quota::per_second(rate_of_failures).allow_burst(burst));
+        let in_flight = InFlight::new(limits.per_tenant_concurrent, limits.per_key_concurrent);
+        let (per_key, per_tenant) = (rate(limits.per_key_rate), rate(limits.per_tenant_rate));
+        Auth { inner: Arc::new(Inner { mode, failures, per_key, per_tenant, in_flight }) }
     }
 
     /// Re-reads the key store every [`REFRESH`] (so a key revoked by another
@@ -89,7 +101,7 @@ impl Auth {
                     tracing::error!(error = %e, "cannot re-read the API keys; the last ones read stay in force");
                 }
                 auth.inner.failures.retain_recent();
-                if let Some((limiter, _)) = &auth.inner.per_key {
+                for (limiter, _) in [&auth.inner.per_key, &auth.inner.per_tenant].into_iter().flatten() {
                     limiter.retain_recent();
                 }
             }
@@ -102,7 +114,7 @@ impl Auth {
         match &self.inner.mode {
             Mode::Open { default_tenant } => match headers.get("x-paddock-tenant").map(|v| v.to_str()) {
                 Some(Ok(t)) => match crate::core::names::validate_tenant(t) {
-                    Ok(()) => Ok(Caller { tenant: t.into(), role: Role::Admin, key: "".into() }),
+                    Ok(()) => self.within_rate(Caller { tenant: t.into(), role: Role::Admin, key: "".into() }),
                     Err(e) => Err(error(StatusCode::BAD_REQUEST, "bad-request", format!("x-paddock-tenant: {e}"))),
                 },
                 Some(Err(_)) => Err(error(StatusCode::BAD_REQUEST, "bad-request", "x-paddock-tenant is not text")),
@@ -119,14 +131,31 @@ impl Auth {
         }
     }
 
-    /// `caller`, unless its key is over its rate.
+    /// `caller`, unless its key or its tenant is over its rate.
     #[allow(clippy::result_large_err)]
     fn within_rate(&self, caller: Caller) -> Result<Caller, Response> {
-        let Some((limiter, rate)) = &self.inner.per_key else { return Ok(caller) };
-        let Err(not_until) = limiter.check_key(&caller.key) else { return Ok(caller) };
-        let wait = not_until.wait_time_from(DefaultClock::default().now());
-        let message = format!("API key {} is over serve.requests-per-key ({rate} a second)", caller.key);
-        Err(too_many(message, wait))
+        let now = || DefaultClock::default().now();
+        if let Some((limiter, rate)) = &self.inner.per_key
+            && !caller.key.is_empty()
+            && let Err(not_until) = limiter.check_key(&caller.key)
+        {
+            let message = format!("API key {} is over serve.requests-per-key ({rate} a second)", caller.key);
+            return Err(too_many(message, not_until.wait_time_from(now())));
+        }
+        if let Some((limiter, rate)) = &self.inner.per_tenant
+            && let Err(not_until) = limiter.check_key(&caller.tenant)
+        {
+            let message = format!("tenant {} is over serve.requests-per-tenant ({rate} a second)", caller.tenant);
+            return Err(too_many(message, not_until.wait_time_from(now())));
+        }
+        Ok(caller)
+    }
+
+    /// Counts a request of `caller` as in flight until the returned guard
+    /// drops, or answers 429 naming the cap it would pass.
+    #[allow(clippy::result_large_err)]
+    fn hold(&self, caller: &Caller) -> Result<Held, Response> {
+        self.inner.in_flight.hold(caller).map_err(|message| too_many(message, Duration::from_secs(1)))
     }
 
     fn refused(&self, source: IpAddr, message: String, why: Option<AuthError>) -> Response {
@@ -164,11 +193,16 @@ fn bearer(headers: &HeaderMap) -> Option<String> {
 pub async fn authenticate(State(auth): State<Auth>, mut request: Request, next: Next) -> Response {
     let source =
         request.extensions().get::<ConnectInfo<SocketAddr>>().map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.ip());
-    match auth.caller(request.headers(), source) {
-        Ok(caller) => {
-            let span = tracing::Span::current();
-            span.record("tenant", &*caller.tenant);
-            span.record("key", &*caller.key);
+    let caller = match auth.caller(request.headers(), source) {
+        Ok(caller) => caller,
+        Err(response) => return response,
+    };
+    let span = tracing::Span::current();
+    span.record("tenant", &*caller.tenant);
+    span.record("key", &*caller.key);
+    // Counted in flight until the response is made (a stream's body is not waited for).
+    match auth.hold(&caller) {
+        Ok(_held) => {
             request.extensions_mut().insert(caller.clone());
             let mut response = next.run(request).await;
             // For the access layer outside, which counts requests by tenant.

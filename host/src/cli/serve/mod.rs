@@ -23,6 +23,7 @@ mod dead;
 mod flows;
 #[cfg(test)]
 mod fuzz;
+mod in_flight;
 mod listen;
 mod operate;
 
@@ -206,7 +207,7 @@ fn report_plugins(runtime: &Runtime, watch: &crate::runtime::Watch) {
 /// `serve.json`, which only the data folder's owner may read).
 fn authentication(settings: &Settings) -> Result<(Auth, Option<String>), String> {
     if settings.serve.auth == ServeAuth::None {
-        return Ok((Auth::open(&settings.default_tenant), None));
+        return Ok((Auth::open(&settings.default_tenant, settings.serve.requests), None));
     }
     let ring = super::keys::open(settings).map_err(|e| e.to_string())?;
     if ring.working() == 0 {
@@ -215,7 +216,7 @@ fn authentication(settings: &Settings) -> Result<(Auth, Option<String>), String>
         );
     }
     let local = ring.ephemeral(&settings.default_tenant, Role::Admin, "local-cli").map_err(|e| e.to_string())?;
-    Ok((Auth::keys(Arc::new(ring), settings.serve.requests_per_key), Some(local)))
+    Ok((Auth::keys(Arc::new(ring), settings.serve.requests), Some(local)))
 }
 
 /// The file in `host.data` whose lock says a host serves the folder.
