@@ -11,7 +11,15 @@
 //! - `sleep`: A keeps `A_SLEEP` requests to `sleeper` in flight (each waits
 //!   5 s in a host call, holding an instance);
 //! - `connections`: A opens `A_CONNECTIONS` connections that send half a
-//!   request head and then nothing, and keeps them open.
+//!   request head and then nothing, and keeps them open;
+//! - `requests`: A keeps `A_REQUESTS` requests to `echo` in flight, each
+//!   sent as the last is answered: far past `serve.requests-per-tenant`,
+//!   so most are answered 429 at once.
+//!
+//! The host has the default settings but for the connection limits and the
+//! requests in flight per tenant and key, raised so that A's floods reach
+//! what they flood (instances, CPU slots, sockets) rather than stopping at
+//! 429.
 //!
 //! The goal: B's p99 under each flood at most twice its p99 alone, and no
 //! error. Client and host share the machine (2 cores here): the figures
@@ -42,6 +50,8 @@ const A_CPU: usize = 16;
 const A_SLEEP: usize = 1100;
 /// A's idle connections.
 const A_CONNECTIONS: usize = 400;
+/// A's requests in flight in the request flood.
+const A_REQUESTS: usize = 32;
 
 /// The host: plugins `echo` (B), `spin` and `sleeper` (A); tenants from the
 /// `x-paddock-tenant` header (`serve.auth = "none"`, loopback only).
@@ -54,23 +64,18 @@ struct Host {
 impl Host {
     fn start() -> Host {
         let dir = tempfile::tempdir().expect("a temporary folder");
-        let plugins = [
-            ("echo", guests::ECHO, ""),
-            ("spin", guests::SPIN, "[limits]\nfuel = 2_500_000_000\ntimeout = \"60s\"\n"),
-            ("sleeper", guests::FLOW_STEP, "[limits]\ntimeout = \"60s\"\n"),
-        ];
-        for (name, wasm, extra) in plugins {
-            let folder = dir.path().join("plugins").join(name);
-            std::fs::create_dir_all(&folder).expect("a temporary folder is writable");
-            let manifest = format!("name = {name:?}\nversion = \"1.0.0\"\ncomponent = {wasm:?}\n{extra}");
-            std::fs::write(folder.join("agent.toml"), manifest).expect("a temporary folder is writable");
-        }
-        // The test guests' build folder holds every component the plugins name.
-        let built = std::path::Path::new(guests::ECHO).parent().expect("a component has a folder");
+        let component_dirs = served::plugins(
+            dir.path(),
+            &[
+                ("echo", guests::ECHO, ""),
+                ("spin", guests::SPIN, "[limits]\nfuel = 2_500_000_000\ntimeout = \"60s\"\n"),
+                ("sleeper", guests::FLOW_STEP, "[limits]\ntimeout = \"60s\"\n"),
+            ],
+        );
         let config = format!(
-            "[host]\nledger = \"memory\"\nplugin-state = \"memory\"\nflows = \"memory\"\ncomponent-dirs = [{built:?}]\n\
+            "[host]\nledger = \"memory\"\nplugin-state = \"memory\"\nflows = \"memory\"\n{component_dirs}\
              [serve]\nauth = \"none\"\nmax-connections = 4096\nmax-connections-per-source = 4096\n\
-             header-timeout = \"120s\"\n"
+             header-timeout = \"120s\"\nconcurrent-per-tenant = 4096\nconcurrent-per-key = 4096\n"
         );
         std::fs::write(dir.path().join("paddock.toml"), config).expect("a temporary folder is writable");
         let (child, url) = served::spawn(dir.path());
@@ -184,6 +189,7 @@ async fn measure(host: &Host, scenario: &str, seconds: u64) -> Value {
     let a_done = match scenario {
         "cpu" => Some(a_flood(&host.url, "spin", "{}", A_CPU, &stop)),
         "sleep" => Some(a_flood(&host.url, "sleeper", "{\"wait_ms\": 5000}", A_SLEEP, &stop)),
+        "requests" => Some(a_flood(&host.url, "echo", "{}", A_REQUESTS, &stop)),
         "connections" => {
             a_connections(&host.url, A_CONNECTIONS, &stop).await;
             None
@@ -218,7 +224,7 @@ fn main() {
         let mut rows = Vec::new();
         let only = std::env::var("PADDOCK_BENCH_SCENARIOS").unwrap_or_default();
         let chosen = |s: &&str| *s == "alone" || only.is_empty() || only.split(',').any(|o| o == *s);
-        for scenario in ["alone", "cpu", "sleep", "connections"].into_iter().filter(chosen) {
+        for scenario in ["alone", "cpu", "sleep", "connections", "requests"].into_iter().filter(chosen) {
             // A fresh host each: nothing of one flood lingers into the next.
             let host = Host::start();
             rows.push(measure(&host, scenario, seconds).await);

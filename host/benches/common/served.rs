@@ -1,7 +1,7 @@
 //! A `paddock serve` process for benches: the release binary in a folder of
 //! its own, its route `r` on a fake provider, the `llm-client` guest as plugin
-//! `client`, and its connection and per-key limits raised past what a bench
-//! sends. Killed by its PID when dropped.
+//! `client`, and its connection limits raised and its request limits off,
+//! past what a bench sends. Killed by its PID when dropped.
 
 use paddock_test_guests::guests;
 use std::io::BufRead;
@@ -22,24 +22,17 @@ impl Served {
     /// checking API keys (a `run` key of tenant `bench` is made) unless `keys` is false.
     pub fn start(fake_url: &str, keys: bool) -> Served {
         let dir = tempfile::tempdir().expect("a temporary folder");
-        let folder = dir.path().join("plugins/client");
-        std::fs::create_dir_all(&folder).expect("a temporary folder is writable");
-        let manifest = format!(
-            "name = \"client\"\nversion = \"1.0.0\"\ncomponent = {:?}\n[capabilities]\nroutes = [\"r\"]\n",
-            guests::LLM_CLIENT
-        );
-        std::fs::write(folder.join("agent.toml"), manifest).expect("a temporary folder is writable");
+        let routes = "[capabilities]\nroutes = [\"r\"]\n";
+        let component_dirs = plugins(dir.path(), &[("client", guests::LLM_CLIENT, routes)]);
         let auth = if keys { "keys" } else { "none" };
-        // The test guests' build folder holds the component the plugin names.
-        let built = std::path::Path::new(guests::LLM_CLIENT).parent().expect("a component has a folder");
         let config = format!(
             "[host]\nledger = \"memory\"\nplugin-state = \"memory\"\nflows = \"memory\"\ndefault-tenant = \"bench\"\n\
-             component-dirs = [{built:?}]\n\
+             {component_dirs}\
              [engine]\nmax-instances = 1000\n\
              [providers.fake]\nkind = \"openai\"\nbase-url = \"{fake_url}/v1\"\n\
              [routes.r]\ntargets = [{{ provider = \"fake\", model = \"m\" }}]\n\
              [serve]\nauth = {auth:?}\nmax-connections = 4096\nmax-connections-per-source = 4096\n\
-             requests-per-key = 4000000000\n"
+             requests-per-key = 0\nrequests-per-tenant = 0\nconcurrent-per-key = 0\nconcurrent-per-tenant = 0\n"
         );
         std::fs::write(dir.path().join("paddock.toml"), config).expect("a temporary folder is writable");
         let token = keys.then(|| {
@@ -54,6 +47,20 @@ impl Served {
         let (child, address) = spawn(dir.path());
         Served { url: address, token, child, _dir: dir }
     }
+}
+
+/// Writes a plugin folder under `<dir>/plugins` for each `(name, component,
+/// more manifest)`; the `host.component-dirs` line that lets the test guests'
+/// build folder hold their components.
+pub fn plugins(dir: &std::path::Path, plugins: &[(&str, &str, &str)]) -> String {
+    for (name, wasm, extra) in plugins {
+        let folder = dir.join("plugins").join(name);
+        std::fs::create_dir_all(&folder).expect("a temporary folder is writable");
+        let manifest = format!("name = {name:?}\nversion = \"1.0.0\"\ncomponent = {wasm:?}\n{extra}");
+        std::fs::write(folder.join("agent.toml"), manifest).expect("a temporary folder is writable");
+    }
+    let built = std::path::Path::new(guests::ECHO).parent().expect("a component has a folder");
+    format!("component-dirs = [{built:?}]\n")
 }
 
 /// Starts `paddock serve` in `dir` on a port the OS picks; the process and
