@@ -254,7 +254,7 @@ impl Flows {
     /// Refuses a run whose record alone would take its tenant past
     /// `limits.max-flow-bytes` (the store checks each write again).
     fn room_for(&self, record: &RunRecord) -> Result<(), StartError> {
-        let limit = self.runtime.settings().flow_limits.tenant_bytes;
+        let limit = self.store.bounds().tenant_bytes;
         let kept = self.store.tenant_bytes(&record.tenant).map_err(StartError::Store)?;
         let size = serde_json::to_vec(record).map_or(0, |b| b.len() as u64);
         if kept.saturating_add(size) <= limit {

@@ -170,7 +170,8 @@ fn summary(e: &RunEntry) -> RunSummary {
 }
 
 /// The records of `page` from `all` (in their order, keyed by id): those
-/// after the cursor, of the tenant, that `keep` keeps.
+/// after the cursor, of the tenant, that `keep` keeps. A cursor names a
+/// record of the page's own tenant only (another's gives an empty page).
 fn paged<'a, T: Clone + 'a>(
     all: impl Iterator<Item = (&'a String, &'a T)>,
     page: &Page,
@@ -181,7 +182,8 @@ fn paged<'a, T: Clone + 'a>(
     let mut out = Vec::new();
     for (id, value) in all {
         if !past_cursor {
-            past_cursor = page.after.as_deref() == Some(id.as_str());
+            past_cursor =
+                page.after.as_deref() == Some(id.as_str()) && page.tenant.as_deref().is_none_or(|t| t == tenant(value));
             continue;
         }
         if out.len() == page.limit {
@@ -195,6 +197,10 @@ fn paged<'a, T: Clone + 'a>(
 }
 
 impl FlowStore for MemoryStore {
+    fn bounds(&self) -> FlowBounds {
+        self.bounds
+    }
+
     fn put_run(&self, run: &RunRecord) -> Result<(), String> {
         self.inner.lock().put_run(&self.bounds, run)
     }

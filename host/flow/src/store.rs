@@ -407,6 +407,8 @@ impl ApprovalRecord {
 
 /// Where runs keep their state. Every method is a short transaction.
 pub trait FlowStore: Send + Sync {
+    /// What it keeps at most.
+    fn bounds(&self) -> FlowBounds;
     /// Writes a run (inserting or replacing it). A record with an output is
     /// refused when it would pass the bounds; one without is always kept, so
     /// a run's failure is never lost.

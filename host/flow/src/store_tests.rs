@@ -182,6 +182,8 @@ fn runs_are_listed_per_tenant_newest_first_a_page_at_a_time() {
         assert_eq!(ids(&store.runs(&running).unwrap()), ["r4"]);
         let none = RunQuery { tenant: Some("nobody".into()), ..page(None) };
         assert!(store.runs(&none).unwrap().is_empty());
+        // Another tenant's run is no cursor: it says nothing of where that run is.
+        assert!(store.runs(&page(Some("r3"))).unwrap().is_empty());
         let all: Vec<String> = store.running().unwrap().into_iter().map(|r| r.id).collect();
         assert_eq!(all, ["r4"]);
     });
@@ -200,6 +202,7 @@ fn dead_letters_and_questions_are_listed_per_tenant_oldest_first_a_page_at_a_tim
         let dead_ids = |p: &Page| store.dead_letters(p).unwrap().into_iter().map(|d| d.id).collect::<Vec<_>>();
         assert_eq!(dead_ids(&page(None)), ["d0", "d1"]);
         assert_eq!(dead_ids(&page(Some("d1"))), ["d2", "d4"]);
+        assert!(dead_ids(&page(Some("d3"))).is_empty(), "bolt's letter is no cursor for acme");
         let waiting = |p: &Page| store.approvals(p, Some(60)).unwrap().into_iter().map(|a| a.id).collect::<Vec<_>>();
         assert_eq!(waiting(&page(None)), ["ap-0", "ap-2"]);
         assert_eq!(waiting(&page(Some("ap-2"))), ["ap-4"]);

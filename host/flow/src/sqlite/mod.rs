@@ -51,6 +51,19 @@ impl Filter {
         self.args.push(arg.into());
     }
 
+    /// `clause` with several arguments.
+    fn and_all(&mut self, clause: &'static str, args: impl IntoIterator<Item = Sql>) {
+        self.clauses.push(clause);
+        self.args.extend(args);
+    }
+
+    /// The arguments of a cursor's subquery (`id = ? AND (? IS NULL OR
+    /// tenant = ?)`): a cursor names a record of the page's own tenant only.
+    fn cursor(after: &str, tenant: Option<&String>) -> [Sql; 3] {
+        let tenant = tenant.map_or(Sql::Null, |t| Sql::Text(t.clone()));
+        [Sql::Text(after.to_string()), tenant.clone(), tenant]
+    }
+
     fn sql(&self) -> String {
         if self.clauses.is_empty() { String::new() } else { format!("WHERE {}", self.clauses.join(" AND ")) }
     }
@@ -63,10 +76,10 @@ impl Filter {
         }
         if let Some(after) = &page.after {
             let clause = match table {
-                "dead" => "(created, id) > (SELECT created, id FROM dead WHERE id = ?)",
-                _ => "(created, id) > (SELECT created, id FROM approvals WHERE id = ?)",
+                "dead" => "(created, id) > (SELECT created, id FROM dead WHERE id = ? AND (? IS NULL OR tenant = ?))",
+                _ => "(created, id) > (SELECT created, id FROM approvals WHERE id = ? AND (? IS NULL OR tenant = ?))",
             };
-            f.and(clause, after.clone());
+            f.and_all(clause, Filter::cursor(after, page.tenant.as_ref()));
         }
         f
     }
@@ -211,6 +224,10 @@ fn summary(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunSummary> {
 }
 
 impl FlowStore for SqliteStore {
+    fn bounds(&self) -> FlowBounds {
+        self.bounds
+    }
+
     fn put_run(&self, run: &RunRecord) -> Result<(), String> {
         // Only an output can make a record large; one without is always kept.
         self.write(|c| write_run(c, run.output.is_some().then_some(&self.bounds), run))
@@ -268,7 +285,8 @@ impl FlowStore for SqliteStore {
             f.and("status = ?", s.word().to_string());
         }
         if let Some(after) = &q.after {
-            f.and("(created, id) < (SELECT created, id FROM runs WHERE id = ?)", after.clone());
+            let clause = "(created, id) < (SELECT created, id FROM runs WHERE id = ? AND (? IS NULL OR tenant = ?))";
+            f.and_all(clause, Filter::cursor(after, q.tenant.as_ref()));
         }
         f.args.push(Sql::Integer(limit(q.limit)));
         let sql = format!(

@@ -70,6 +70,7 @@ impl Runtime {
             board_store => "blackboard store",
             ledger => "host.ledger",
             flows => "flows store",
+            flow_limits => "flow store limits",
             serve => "serve",
             triggers => "triggers",
             log_format => "host.log-format",
