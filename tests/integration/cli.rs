@@ -246,3 +246,16 @@ async fn providers_check_reports_each_target_and_exits_8_when_one_fails() {
     assert!(listed.stdout.contains("fast         bad              anthropic  m2"), "{}", listed.stdout);
     assert_eq!(good.request_count(), 1, "list makes no request");
 }
+
+#[test]
+fn gc_in_a_folder_with_nothing_kept_forgets_nothing_and_makes_no_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let ran = TestCommand::new(dir.path(), &["gc"]).run();
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    assert_eq!(
+        ran.stdout.trim(),
+        "forgot 0 finished runs, 0 settled questions, 0 dead letters (0 bytes) and 0 per-day usage rows"
+    );
+    assert!(!dir.path().join(".paddock/flows.sqlite").exists(), "gc makes no flow store");
+    assert!(!dir.path().join(".paddock/ledger.sqlite").exists(), "nor a ledger");
+}

@@ -42,7 +42,9 @@ fn line(p: &Pruned, usage_rows: u64) -> String {
 
 pub fn gc(settings: Settings, args: GcArgs) -> u8 {
     let pruned = match &settings.flows {
+        // Nothing kept, nothing to forget: no file is made for it.
         None => Pruned::default(),
+        Some(path) if !path.exists() => Pruned::default(),
         Some(path) => {
             let store = match crate::flow::sqlite::SqliteStore::open(path) {
                 Ok(s) => s,
