@@ -160,7 +160,7 @@ impl Subjects {
     }
 
     async fn served(&self, host: &served::Served, input: &str) {
-        let mut request = self.http.post(format!("{}/v1/agents/client/run", host.url)).body(input.to_string());
+        let mut request = self.http.post(format!("{}/v1/agents/client/run", host.host.url)).body(input.to_string());
         if let Some(token) = &host.token {
             request = request.bearer_auth(token);
         }

@@ -31,16 +31,14 @@
 
 use paddock_test_guests::guests;
 use serde_json::{Value, json};
-use std::process::Child;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 #[path = "common/report.rs"]
 mod report;
-// Only its `spawn`: the fake provider's host is the gateway bench's.
-#[allow(dead_code)]
 #[path = "common/served.rs"]
 mod served;
+use served::Host;
 
 /// B's requests a second.
 const B_RATE: u64 = 50;
@@ -55,39 +53,19 @@ const A_REQUESTS: usize = 32;
 
 /// The host: plugins `echo` (B), `spin` and `sleeper` (A); tenants from the
 /// `x-paddock-tenant` header (`serve.auth = "none"`, loopback only).
-struct Host {
-    child: Child,
-    url: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Host {
-    fn start() -> Host {
-        let dir = tempfile::tempdir().expect("a temporary folder");
-        let component_dirs = served::plugins(
-            dir.path(),
-            &[
-                ("echo", guests::ECHO, ""),
-                ("spin", guests::SPIN, "[limits]\nfuel = 2_500_000_000\ntimeout = \"60s\"\n"),
-                ("sleeper", guests::FLOW_STEP, "[limits]\ntimeout = \"60s\"\n"),
-            ],
-        );
-        let config = format!(
+fn start_host() -> Host {
+    let plugins = [
+        ("echo", guests::ECHO, ""),
+        ("spin", guests::SPIN, "[limits]\nfuel = 2_500_000_000\ntimeout = \"60s\"\n"),
+        ("sleeper", guests::FLOW_STEP, "[limits]\ntimeout = \"60s\"\n"),
+    ];
+    Host::start(&plugins, &[], |component_dirs| {
+        format!(
             "[host]\nledger = \"memory\"\nplugin-state = \"memory\"\nflows = \"memory\"\n{component_dirs}\
              [serve]\nauth = \"none\"\nmax-connections = 4096\nmax-connections-per-source = 4096\n\
              header-timeout = \"120s\"\nconcurrent-per-tenant = 4096\nconcurrent-per-key = 4096\n"
-        );
-        std::fs::write(dir.path().join("paddock.toml"), config).expect("a temporary folder is writable");
-        let (child, url) = served::spawn(dir.path());
-        Host { url, child, _dir: dir }
-    }
-}
-
-impl Drop for Host {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+        )
+    })
 }
 
 /// One request of `tenant` to `agent`; its status, or 0 when it failed.
@@ -226,7 +204,7 @@ fn main() {
         let chosen = |s: &&str| *s == "alone" || only.is_empty() || only.split(',').any(|o| o == *s);
         for scenario in ["alone", "cpu", "sleep", "connections", "requests"].into_iter().filter(chosen) {
             // A fresh host each: nothing of one flood lingers into the next.
-            let host = Host::start();
+            let host = start_host();
             rows.push(measure(&host, scenario, seconds).await);
             drop(host);
         }

@@ -20,17 +20,15 @@
 
 use paddock_test_guests::guests;
 use serde_json::json;
-use std::path::{Path, PathBuf};
-use std::process::Child;
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 #[path = "common/report.rs"]
 mod report;
-// Only its `spawn`: the fake provider's host is the gateway bench's.
-#[allow(dead_code)]
 #[path = "common/served.rs"]
 mod served;
+use served::Host;
 
 /// How often memory and disk are sampled.
 const SAMPLE: Duration = Duration::from_secs(5);
@@ -38,54 +36,32 @@ const SAMPLE: Duration = Duration::from_secs(5);
 const FAN: &str = "[flow]\nname = \"fan\"\n[steps.main]\nkind = \"parallel\"\nfor-each = \"input/items\"\ndo = \"item\"\n\
                    [steps.item]\nagent = \"step\"\ninput = { name = \"{{item}}\", pad = 60000 }\n";
 
-struct Host {
-    child: Child,
-    url: String,
-    data: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl Host {
-    fn start() -> Host {
-        let dir = tempfile::tempdir().expect("a temporary folder");
-        let component_dirs = served::plugins(
-            dir.path(),
-            &[
-                ("echo", guests::ECHO, ""),
-                ("spin", guests::SPIN, "[limits]\nfuel = 2_500_000_000\n"),
-                ("step", guests::FLOW_STEP, ""),
-                ("chatty", guests::CHATTY, ""),
-            ],
-        );
-        std::fs::create_dir_all(dir.path().join("flows")).expect("a temporary folder is writable");
-        std::fs::write(dir.path().join("flows/fan.toml"), FAN).expect("a temporary folder is writable");
-        // Durable stores, default bounds but for a smaller run and tenant
-        // share of the flow store and a pass of retention every 10 s.
-        let config = format!(
+/// A durable host with the plugins and the flow the hostile tenants use.
+fn start_host() -> Host {
+    let plugins = [
+        ("echo", guests::ECHO, ""),
+        ("spin", guests::SPIN, "[limits]\nfuel = 2_500_000_000\n"),
+        ("step", guests::FLOW_STEP, ""),
+        ("chatty", guests::CHATTY, ""),
+    ];
+    // Durable stores, default bounds but for a smaller run and tenant share
+    // of the flow store and a pass of retention every 10 s.
+    Host::start(&plugins, &[("flows/fan.toml", FAN)], |component_dirs| {
+        format!(
             "[host]\nplugin-state = \"memory\"\n{component_dirs}\
              [blackboard]\nstore = \"durable\"\n\
              [limits]\nmax-run-bytes = \"4MiB\"\nmax-flow-bytes = \"64MiB\"\n\
              [retention]\nruns-per-tenant = 50\ninterval = \"10s\"\n\
              [serve]\nauth = \"none\"\nmax-connections = 4096\nmax-connections-per-source = 4096\n"
-        );
-        std::fs::write(dir.path().join("paddock.toml"), config).expect("a temporary folder is writable");
-        let (child, url) = served::spawn(dir.path());
-        Host { child, url, data: dir.path().join(".paddock"), _dir: dir }
-    }
-
-    /// The host's resident memory, in bytes.
-    fn rss(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap_or_default();
-        let kb = status.lines().find_map(|l| l.strip_prefix("VmRSS:")).and_then(|v| v.split_whitespace().next());
-        kb.and_then(|k| k.parse::<u64>().ok()).unwrap_or(0) * 1024
-    }
+        )
+    })
 }
 
-impl Drop for Host {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// The resident memory of process `pid`, in bytes.
+fn rss(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let kb = status.lines().find_map(|l| l.strip_prefix("VmRSS:")).and_then(|v| v.split_whitespace().next());
+    kb.and_then(|k| k.parse::<u64>().ok()).unwrap_or(0) * 1024
 }
 
 /// The bytes of every file under `dir`.
@@ -202,7 +178,8 @@ fn main() {
     let seconds: u64 = std::env::var("PADDOCK_SOAK_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(180);
     paddock::gateway::install_crypto();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("a tokio runtime");
-    let host = Host::start();
+    let host = start_host();
+    let data = host.dir.path().join(".paddock");
     let (samples, b, largest) = runtime.block_on(async {
         let client = reqwest::Client::builder().pool_max_idle_per_host(64).build().expect("a client");
         let stop = Arc::new(AtomicBool::new(false));
@@ -212,11 +189,11 @@ fn main() {
         let mut samples = Vec::new();
         while start.elapsed() < Duration::from_secs(seconds) {
             tokio::time::sleep(SAMPLE).await;
-            let (t, rss, bytes) = (start.elapsed().as_secs(), host.rss(), disk(&host.data));
+            let (t, rss, bytes) = (start.elapsed().as_secs(), rss(host.pid()), disk(&data));
             eprintln!("{t:>4} s  rss {:>7.1} MiB  disk {:>7.1} MiB", rss as f64 / 1048576.0, bytes as f64 / 1048576.0);
             samples.push(json!({ "seconds": t, "rss": rss, "disk": bytes }));
         }
-        let largest: Vec<(String, u64)> = files(&host.data).into_iter().take(6).collect();
+        let largest: Vec<(String, u64)> = files(&data).into_iter().take(6).collect();
         stop.store(true, Ordering::Relaxed);
         (samples, b.await.expect("b's loop"), largest)
     });
@@ -244,7 +221,7 @@ fn main() {
         mib(most_after("rss").unwrap_or(0)),
         mib(most_after("disk").unwrap_or(0))
     );
-    let data = host.data.display().to_string();
+    let data = data.display().to_string();
     for (file, bytes) in &largest {
         println!("|   {} | | {:.1} MiB |", file.strip_prefix(&data).unwrap_or(file), mib(*bytes));
     }

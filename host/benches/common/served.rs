@@ -1,40 +1,41 @@
-//! A `paddock serve` process for benches: the release binary in a folder of
-//! its own, its route `r` on a fake provider, the `llm-client` guest as plugin
-//! `client`, and its connection limits raised and its request limits off,
-//! past what a bench sends. Killed by its PID when dropped.
+//! `paddock serve` processes for benches: the release binary in a folder of
+//! its own with the test guests as plugins, killed by its PID when dropped.
+//! [`Served`] routes `r` to a fake provider, with the `llm-client` guest as
+//! plugin `client`, its connection limits raised and its request limits off,
+//! past what a bench sends.
+
+// Each bench includes this file and uses a part of it.
+#![allow(dead_code)]
 
 use paddock_test_guests::guests;
 use std::io::BufRead;
 use std::process::{Child, Command, Stdio};
 
-/// A serving host.
+/// A host routing to a fake provider, with the API key its requests carry.
 pub struct Served {
-    child: Child,
-    /// `http://127.0.0.1:PORT`.
-    pub url: String,
+    /// The process, its URL and folder.
+    pub host: Host,
     /// The API key its requests carry; `None` with `serve.auth = "none"`.
     pub token: Option<String>,
-    _dir: tempfile::TempDir,
 }
 
 impl Served {
     /// A host routing `r` (model `m`) to the OpenAI-style fake at `fake_url`,
     /// checking API keys (a `run` key of tenant `bench` is made) unless `keys` is false.
     pub fn start(fake_url: &str, keys: bool) -> Served {
-        let dir = tempfile::tempdir().expect("a temporary folder");
         let routes = "[capabilities]\nroutes = [\"r\"]\n";
-        let component_dirs = plugins(dir.path(), &[("client", guests::LLM_CLIENT, routes)]);
         let auth = if keys { "keys" } else { "none" };
-        let config = format!(
-            "[host]\nledger = \"memory\"\nplugin-state = \"memory\"\nflows = \"memory\"\ndefault-tenant = \"bench\"\n\
-             {component_dirs}\
-             [engine]\nmax-instances = 1000\n\
-             [providers.fake]\nkind = \"openai\"\nbase-url = \"{fake_url}/v1\"\n\
-             [routes.r]\ntargets = [{{ provider = \"fake\", model = \"m\" }}]\n\
-             [serve]\nauth = {auth:?}\nmax-connections = 4096\nmax-connections-per-source = 4096\n\
-             requests-per-key = 0\nrequests-per-tenant = 0\nconcurrent-per-key = 0\nconcurrent-per-tenant = 0\n"
-        );
-        std::fs::write(dir.path().join("paddock.toml"), config).expect("a temporary folder is writable");
+        let dir = Host::prepare(&[("client", guests::LLM_CLIENT, routes)], &[], |component_dirs| {
+            format!(
+                "[host]\nledger = \"memory\"\nplugin-state = \"memory\"\nflows = \"memory\"\ndefault-tenant = \"bench\"\n\
+                 {component_dirs}\
+                 [engine]\nmax-instances = 1000\n\
+                 [providers.fake]\nkind = \"openai\"\nbase-url = \"{fake_url}/v1\"\n\
+                 [routes.r]\ntargets = [{{ provider = \"fake\", model = \"m\" }}]\n\
+                 [serve]\nauth = {auth:?}\nmax-connections = 4096\nmax-connections-per-source = 4096\n\
+                 requests-per-key = 0\nrequests-per-tenant = 0\nconcurrent-per-key = 0\nconcurrent-per-tenant = 0\n"
+            )
+        });
         let token = keys.then(|| {
             let made = Command::new(env!("CARGO_BIN_EXE_paddock"))
                 .current_dir(dir.path())
@@ -44,8 +45,7 @@ impl Served {
             assert!(made.status.success(), "paddock keys create: {}", String::from_utf8_lossy(&made.stderr));
             String::from_utf8_lossy(&made.stdout).trim().to_string()
         });
-        let (child, address) = spawn(dir.path());
-        Served { url: address, token, child, _dir: dir }
+        Served { host: Host::spawn(dir), token }
     }
 }
 
@@ -63,9 +63,68 @@ pub fn plugins(dir: &std::path::Path, plugins: &[(&str, &str, &str)]) -> String 
     format!("component-dirs = [{built:?}]\n")
 }
 
+/// A `paddock serve` in a folder of its own, killed by its PID when dropped.
+pub struct Host {
+    child: Child,
+    /// `http://127.0.0.1:PORT`.
+    pub url: String,
+    /// The folder it serves from.
+    pub dir: tempfile::TempDir,
+}
+
+impl Host {
+    /// Writes `plugins` (see [`plugins`]), each of `files` (a path in the
+    /// folder and its text) and the `paddock.toml` that `config` makes of the
+    /// `host.component-dirs` line, then starts the host.
+    pub fn start(
+        plugins_of: &[(&str, &str, &str)],
+        files: &[(&str, &str)],
+        config: impl FnOnce(&str) -> String,
+    ) -> Host {
+        Host::spawn(Host::prepare(plugins_of, files, config))
+    }
+
+    /// A folder with what [`Host::start`] writes, not yet served.
+    pub fn prepare(
+        plugins_of: &[(&str, &str, &str)],
+        files: &[(&str, &str)],
+        config: impl FnOnce(&str) -> String,
+    ) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().expect("a temporary folder");
+        let component_dirs = plugins(dir.path(), plugins_of);
+        for (path, text) in files {
+            let path = dir.path().join(path);
+            std::fs::create_dir_all(path.parent().expect("a file has a folder"))
+                .expect("a temporary folder is writable");
+            std::fs::write(path, text).expect("a temporary folder is writable");
+        }
+        std::fs::write(dir.path().join("paddock.toml"), config(&component_dirs))
+            .expect("a temporary folder is writable");
+        dir
+    }
+
+    /// Serves `dir` on a port the OS picks, once it listens.
+    pub fn spawn(dir: tempfile::TempDir) -> Host {
+        let (child, url) = serve(dir.path());
+        Host { child, url, dir }
+    }
+
+    /// The process's id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for Host {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// Starts `paddock serve` in `dir` on a port the OS picks; the process and
 /// its `http://127.0.0.1:PORT`, once it listens.
-pub fn spawn(dir: &std::path::Path) -> (Child, String) {
+fn serve(dir: &std::path::Path) -> (Child, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_paddock"))
         .current_dir(dir)
         .args(["serve", "--listen", "127.0.0.1:0"])
@@ -79,11 +138,4 @@ pub fn spawn(dir: &std::path::Path) -> (Child, String) {
     std::io::BufReader::new(stdout).read_line(&mut line).expect("paddock serve prints its address");
     let address = line.trim().strip_prefix("serving on ").unwrap_or_else(|| panic!("paddock serve: {line:?}"));
     (child, address.to_string())
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
