@@ -5,15 +5,22 @@
 //! that holds a CPU slot nobody else wants keeps computing past its ticks.
 //! On the host's own runtime that starves every other task of that thread:
 //! two spinning guests of one tenant on a 2-core host held another tenant's
-//! HTTP requests for up to 1.3 s, though its invocation took 0.3 ms. So each
-//! invocation is a task on a runtime of its own, one per process, made at
-//! the first invocation: the host's threads then wait for a core, which the
-//! OS hands over within a time slice, never for a guest's tick. The pool has
-//! two threads more than the machine has cores, so a new invocation finds a
-//! thread to start on while the holders of every CPU slot compute.
+//! HTTP requests for up to 1.3 s, though its invocation took 0.3 ms. So an
+//! invocation that computes for a whole tick on its caller's thread moves to
+//! a runtime of its own, one per process, made at the first move
+//! ([`crate::sandbox::threads`]): the host's threads then wait for a core,
+//! which the OS hands over within a time slice, never for a guest's whole
+//! run. One shorter than a tick (most) ends where it started: a hand-over
+//! between threads costs it 85–140 µs here, more than it runs. The pool has
+//! two threads more than the machine has cores, so a moved invocation finds
+//! a thread while the holders of every CPU slot compute.
 
+use crate::sandbox::threads;
 use std::future::Future;
-use std::sync::OnceLock;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::task::{Context, Poll};
 use tokio::task::JoinHandle;
 
 /// The pool, or `None` when its threads could not be started (then guests
@@ -26,7 +33,10 @@ fn pool() -> Option<&'static tokio::runtime::Runtime> {
         let built = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(cores + 2)
             .thread_name("paddock-guest")
-            .on_thread_start(lower_priority)
+            .on_thread_start(|| {
+                threads::enter_guest_thread();
+                lower_priority();
+            })
             .enable_all()
             .build();
         match built {
@@ -66,16 +76,58 @@ impl<T> Drop for Abort<T> {
     }
 }
 
-/// Runs `work` (an invocation) on the guest threads and waits for it; a panic
-/// in it goes on in the caller, as if it had run there.
-pub(super) async fn run<T: Send + 'static>(work: impl Future<Output = T> + Send + 'static) -> T {
-    let Some(pool) = pool() else { return work.await };
-    let mut task = Abort(pool.spawn(work));
-    match (&mut task.0).await {
-        Ok(done) => done,
-        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-        // Only `Abort::drop` aborts it, and the pool is never shut down: a
-        // task is cancelled only when nobody waits for it any more.
-        Err(e) => unreachable!("an invocation awaited was cancelled: {e}"),
+/// Where an invocation is polled: on its caller's thread until it asks to
+/// move, then on the guest threads.
+enum Place<F: Future> {
+    Here {
+        work: Pin<Box<F>>,
+        moving: Arc<AtomicBool>,
+    },
+    There(Abort<F::Output>),
+    /// Between the two, for a moment of `poll`.
+    Moved,
+}
+
+/// An invocation that moves to the guest threads once it has computed a tick.
+struct Moving<F: Future>(Place<F>);
+
+impl<F> Future for Moving<F>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    type Output = F::Output;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        if let Place::Here { work, moving } = &mut self.0 {
+            let polled = threads::polling(moving, || work.as_mut().poll(cx));
+            if polled.is_ready() || !moving.load(Ordering::Relaxed) {
+                return polled;
+            }
+            let Some(pool) = pool() else { return Poll::Pending };
+            // The work is boxed: moving the box moves no state the guest holds.
+            if let Place::Here { work, .. } = std::mem::replace(&mut self.0, Place::Moved) {
+                self.0 = Place::There(Abort(pool.spawn(work)));
+            }
+        }
+        let Place::There(task) = &mut self.0 else { unreachable!("moved above") };
+        match Pin::new(&mut task.0).poll(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Ok(done)) => Poll::Ready(done),
+            Poll::Ready(Err(e)) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            // Only `Abort::drop` aborts it, and the pool is never shut down: a
+            // task is cancelled only when nobody waits for it any more.
+            Poll::Ready(Err(e)) => unreachable!("an invocation awaited was cancelled: {e}"),
+        }
     }
+}
+
+/// Runs `work` (an invocation) where it starts, and on the guest threads
+/// once it has computed a whole tick (see the module docs); a panic in it
+/// goes on in the caller, as if it had run there.
+pub(super) async fn run<T: Send + 'static>(work: impl Future<Output = T> + Send + 'static) -> T {
+    if pool().is_none() {
+        return work.await;
+    }
+    Moving(Place::Here { work: Box::pin(work), moving: Arc::default() }).await
 }

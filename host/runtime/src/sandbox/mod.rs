@@ -6,6 +6,7 @@ mod limits;
 mod output;
 mod replayable;
 mod sched;
+pub mod threads;
 
 pub use limits::{LimitHit, Limiter};
 pub use sched::{CpuScheduler, CpuTicket};
@@ -274,6 +275,10 @@ fn arm_deadline(
         if now >= deadline {
             ctx.data_mut().timed_out = true;
             return Err(wasmtime::Error::msg("wall-clock deadline passed"));
+        }
+        // A whole tick computed on the caller's thread: go on on the guest threads.
+        if threads::ask_to_move() {
+            return Ok(UpdateDeadline::Yield(1));
         }
         Ok(match &cpu {
             Some(cpu) => cpu.lock().tick(now, fuel.saturating_sub(ctx.get_fuel().unwrap_or(0))),
