@@ -51,8 +51,9 @@ const A_CONNECTIONS: usize = 400;
 /// A's requests in flight in the request flood.
 const A_REQUESTS: usize = 32;
 
-/// The host: plugins `echo` (B), `spin` and `sleeper` (A); tenants from the
-/// `x-paddock-tenant` header (`serve.auth = "none"`, loopback only).
+/// The host: plugins `echo` (B), `spin` and `sleeper` (A); tenants `a` and
+/// `b` named (each with its own bounds), picked by the `x-paddock-tenant`
+/// header (`serve.auth = "none"`, loopback only).
 fn start_host() -> Host {
     let plugins = [
         ("echo", guests::ECHO, ""),
@@ -63,7 +64,8 @@ fn start_host() -> Host {
         format!(
             "[host]\nledger = \"memory\"\nplugin-state = \"memory\"\nflows = \"memory\"\n{component_dirs}\
              [serve]\nauth = \"none\"\nmax-connections = 4096\nmax-connections-per-source = 4096\n\
-             header-timeout = \"120s\"\nconcurrent-per-tenant = 4096\nconcurrent-per-key = 4096\n"
+             header-timeout = \"120s\"\nconcurrent-per-tenant = 4096\nconcurrent-per-key = 4096\n\
+             [tenants.a]\nagents = [\"echo\", \"spin\", \"sleeper\"]\n[tenants.b]\nagents = [\"echo\"]\n"
         )
     })
 }

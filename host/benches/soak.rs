@@ -36,6 +36,11 @@ const SAMPLE: Duration = Duration::from_secs(5);
 const FAN: &str = "[flow]\nname = \"fan\"\n[steps.main]\nkind = \"parallel\"\nfor-each = \"input/items\"\ndo = \"item\"\n\
                    [steps.item]\nagent = \"step\"\ninput = { name = \"{{item}}\", pad = 60000 }\n";
 
+/// Each tenant named, so each has its own bounds (unnamed ones share one set).
+const TENANTS: &str = "[tenants.b]\nagents = [\"echo\"]\n[tenants.cpu]\nagents = [\"spin\"]\n\
+                       [tenants.fan]\nagents = [\"step\"]\n[tenants.board]\nagents = []\n\
+                       [tenants.chatty]\nagents = [\"chatty\"]\n";
+
 /// A durable host with the plugins and the flow the hostile tenants use.
 fn start_host() -> Host {
     let plugins = [
@@ -52,7 +57,7 @@ fn start_host() -> Host {
              [blackboard]\nstore = \"durable\"\n\
              [limits]\nmax-run-bytes = \"4MiB\"\nmax-flow-bytes = \"64MiB\"\n\
              [retention]\nruns-per-tenant = 50\ninterval = \"10s\"\n\
-             [serve]\nauth = \"none\"\nmax-connections = 4096\nmax-connections-per-source = 4096\n"
+             [serve]\nauth = \"none\"\nmax-connections = 4096\nmax-connections-per-source = 4096\n{TENANTS}"
         )
     })
 }

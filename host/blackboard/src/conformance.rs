@@ -179,6 +179,34 @@ macro_rules! suite {
             }
 
             #[test]
+            fn tenants_with_shared_limits_hold_one_quota_together_and_a_delete_frees_it_for_all() {
+                let f = fixture(BoardLimits { max_bytes: 20, max_keys: 4, shared: true, ..Default::default() });
+                let own = BoardLimits { max_bytes: 20, ..Default::default() };
+                let board = f.board.with_tenant_limits([("named".to_string(), own)].into());
+                let (m1, m2, named) = (board.namespace("m1"), board.namespace("m2"), board.namespace("named"));
+                assert_eq!(named.put("n", b"1234", &writer()), Ok(1), "counted in the total of every tenant");
+                assert_eq!(m1.put("a", b"123456789", &writer()), Ok(1));
+                assert_eq!(m2.put("b", b"1234", &writer()), Ok(1));
+                assert_eq!(
+                    m2.put("c", b"", &writer()),
+                    Err(BoardError::QuotaExceeded(
+                        "tenant \"m2\" and every other tenant not named in [tenants] together would hold 21 bytes, over the limit of 20 (blackboard.max-bytes)".into()
+                    ))
+                );
+                assert_eq!(named.put("n2", b"123456789", &writer()), Ok(2), "a tenant with its own limits is held to them only");
+                assert_eq!(m1.delete("a", &writer()), Ok(true));
+                assert_eq!(named.delete("n2", &writer()), Ok(true));
+                assert_eq!(m2.put("c", b"1", &writer()), Ok(2));
+                assert_eq!(m1.put("e", b"", &writer()), Ok(3));
+                assert_eq!(
+                    m2.put("f", b"", &writer()),
+                    Err(BoardError::QuotaExceeded(
+                        "tenant \"m2\" and every other tenant not named in [tenants] together hold 4 keys, the limit (blackboard.max-keys)".into()
+                    ))
+                );
+            }
+
+            #[test]
             fn list_returns_prefix_matches_in_byte_order_and_pages() {
                 let f = fixture(BoardLimits::default());
                 let ns = f.ns("t");

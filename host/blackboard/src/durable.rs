@@ -11,7 +11,8 @@
 //! - `entries`: (tenant, key) → revision, written-at, expires-at, agent, run, value
 //! - `history`: (tenant, revision) → key, agent, run, value or deletion
 //! - `expiry`:  (tenant, expires-at millis, key) → (), for entries with a ttl
-//! - `totals`:  tenant → (revision, keys, bytes)
+//! - `totals`:  tenant → (revision, keys, bytes), and `*` → (0, keys, bytes)
+//!   of every tenant together (the quota unnamed tenants share)
 //! - `meta`:    "format" → the record format (see `codec.rs`)
 //!
 //! A write updates them in one transaction, so after a crash the board is
@@ -21,7 +22,9 @@ mod codec;
 
 use super::expiry::SWEEP_BATCH;
 use super::store::Answer;
-use super::{Backend, BoardError, BoardLimits, Change, Entry, TenantStore, Totals, Write, Writer, plan_write};
+use super::{
+    Backend, BoardError, BoardLimits, Change, Entry, TenantStore, Totals, Write, Writer, plan_shared, plan_write,
+};
 use codec::{Stored, decode_change, decode_entry, encode_change, encode_entry};
 use parking_lot::Mutex;
 use redb::{Database, ReadableDatabase, ReadableTable, Table, TableDefinition, WriteTransaction};
@@ -34,6 +37,8 @@ const ENTRIES: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("entr
 const HISTORY: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("history");
 const EXPIRY: TableDefinition<(&str, u64, &str), ()> = TableDefinition::new("expiry");
 const TOTALS: TableDefinition<&str, (u64, u64, u64)> = TableDefinition::new("totals");
+/// The row of `totals` summing every tenant's keys and bytes (no tenant can be named `*`).
+const ALL: &str = paddock_core::names::UNNAMED;
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 /// Bytes of each tenant's `history` records; a tenant missing here (a file
 /// from before it was kept) is counted from its history when first written.
@@ -61,7 +66,16 @@ impl RedbBackend {
             let mut entries = txn.open_table(ENTRIES).map_err(storage)?;
             let mut history = txn.open_table(HISTORY).map_err(storage)?;
             txn.open_table(EXPIRY).map_err(storage)?;
-            txn.open_table(TOTALS).map_err(storage)?;
+            let mut totals = txn.open_table(TOTALS).map_err(storage)?;
+            if totals.get(ALL).map_err(storage)?.is_none() {
+                // A file from before the sum of all tenants was kept.
+                let mut all = (0, 0, 0);
+                for row in totals.iter().map_err(storage)? {
+                    let (_, keys, bytes) = row.map_err(storage)?.1.value();
+                    all = (0, all.1 + keys, all.2 + bytes);
+                }
+                totals.insert(ALL, all).map_err(storage)?;
+            }
             txn.open_table(HISTORY_BYTES).map_err(storage)?;
             let mut meta = txn.open_table(META).map_err(storage)?;
             let format = meta.get("format").map_err(storage)?.map(|g| g.value());
@@ -174,6 +188,8 @@ struct Tx<'t> {
     history_bytes_table: Table<'t, &'static str, u64>,
     revision: u64,
     totals: Totals,
+    /// What every tenant holds together.
+    all: Totals,
     /// Bytes of the tenant's history records.
     history_bytes: u64,
 }
@@ -182,6 +198,7 @@ impl<'t> Tx<'t> {
     fn open(txn: &'t WriteTransaction, tenant: &'t str, limits: &'t BoardLimits) -> Result<Self, Refused> {
         let totals_table = txn.open_table(TOTALS)?;
         let (revision, keys, bytes) = totals_table.get(tenant)?.map_or((0, 0, 0), |g| g.value());
+        let (_, all_keys, all_bytes) = totals_table.get(ALL)?.map_or((0, 0, 0), |g| g.value());
         let history: Table<'t, (&'static str, u64), &'static [u8]> = txn.open_table(HISTORY)?;
         let history_bytes_table = txn.open_table(HISTORY_BYTES)?;
         let history_bytes = match history_bytes_table.get(tenant)?.map(|g| g.value()) {
@@ -204,6 +221,7 @@ impl<'t> Tx<'t> {
             history_bytes_table,
             revision,
             totals: Totals { keys, bytes },
+            all: Totals { keys: all_keys, bytes: all_bytes },
             history_bytes,
         })
     }
@@ -218,8 +236,12 @@ impl<'t> Tx<'t> {
     fn apply(&mut self, write: &Write<'_>) -> Result<u64, Refused> {
         let (tenant, key) = (self.tenant, write.key);
         let current = self.current(key)?;
-        let totals = plan_write(tenant, self.limits, current.map(|c| (c.revision, c.len)), self.totals, write)
-            .map_err(Refused::Rule)?;
+        let was = current.map(|c| (c.revision, c.len));
+        let totals = plan_write(tenant, self.limits, was, self.totals, write).map_err(Refused::Rule)?;
+        let all = match self.limits.shared {
+            true => plan_shared(tenant, self.limits, was, self.all, write).map_err(Refused::Rule)?,
+            false => totals.moved(self.totals, self.all),
+        };
         let revision = self.revision + 1;
         if let Some(at) = current.and_then(|c| c.expires_ms) {
             self.expiry.remove((tenant, at, key))?;
@@ -243,6 +265,7 @@ impl<'t> Tx<'t> {
         }
         self.revision = revision;
         self.totals = totals;
+        self.all = all;
         Ok(revision)
     }
 
@@ -303,6 +326,7 @@ impl<'t> Tx<'t> {
     /// Stores the revision and totals; the tables are closed for the commit.
     fn finish(mut self) -> Result<(), Refused> {
         self.totals_table.insert(self.tenant, (self.revision, self.totals.keys, self.totals.bytes))?;
+        self.totals_table.insert(ALL, (0, self.all.keys, self.all.bytes))?;
         self.history_bytes_table.insert(self.tenant, self.history_bytes)?;
         Ok(())
     }

@@ -36,7 +36,7 @@ pub use expiry::{MAX_TTL, SWEEP_EVERY, spawn_sweeper};
 pub use memory::MemoryBackend;
 pub use metrics::{BoardMetrics, OpLabels};
 pub use namespace::Namespace;
-pub use plan::{Totals, plan_write};
+pub use plan::{Totals, plan_shared, plan_write};
 pub use store::{Backend, TenantStore, Write};
 
 /// Most keys one `list` returns.
@@ -66,6 +66,10 @@ pub struct BoardLimits {
     /// Whether the key and byte counts come from the tenant's own policy
     /// (`tenants.NAME.blackboard`) rather than `[blackboard]`, for messages.
     pub per_tenant: bool,
+    /// Whether `max_keys` and `max_bytes` bound every tenant of the backend
+    /// together as well (the tenants `[tenants]` does not name share one
+    /// quota), beside each tenant on its own.
+    pub shared: bool,
 }
 
 impl Default for BoardLimits {
@@ -78,6 +82,7 @@ impl Default for BoardLimits {
             history: 4096,
             history_bytes: 16 << 20,
             per_tenant: false,
+            shared: false,
         }
     }
 }

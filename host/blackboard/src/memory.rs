@@ -4,8 +4,8 @@
 use super::expiry::SWEEP_BATCH;
 use super::store::Answer;
 use super::{
-    Backend, BoardError, BoardLimits, Change, Entry, TenantStore, Totals, Write, Writer, from_unix_millis, plan_write,
-    unix_millis,
+    Backend, BoardError, BoardLimits, Change, Entry, TenantStore, Totals, Write, Writer, from_unix_millis, plan_shared,
+    plan_write, unix_millis,
 };
 use parking_lot::{Mutex, RwLock};
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
@@ -17,6 +17,8 @@ use tokio::sync::watch;
 #[derive(Default)]
 pub struct MemoryBackend {
     tenants: Mutex<HashMap<String, Arc<MemoryTenant>>>,
+    /// What every tenant holds together (see [`BoardLimits::shared`]).
+    all: Arc<Mutex<Totals>>,
 }
 
 impl Backend for MemoryBackend {
@@ -28,6 +30,7 @@ impl Backend for MemoryBackend {
                 Arc::new(MemoryTenant {
                     tenant: tenant.to_string(),
                     limits,
+                    all: self.all.clone(),
                     state: RwLock::default(),
                     latest: watch::Sender::new(0),
                 })
@@ -44,8 +47,19 @@ impl Backend for MemoryBackend {
 struct MemoryTenant {
     tenant: String,
     limits: BoardLimits,
+    /// What every tenant holds together; locked after a tenant's state.
+    all: Arc<Mutex<Totals>>,
     state: RwLock<State>,
     latest: watch::Sender<u64>,
+}
+
+/// A tenant as its writes see it: its name, its limits and what every
+/// tenant holds together.
+#[derive(Clone, Copy)]
+struct Tenant<'a> {
+    name: &'a str,
+    limits: &'a BoardLimits,
+    all: &'a Mutex<Totals>,
 }
 
 #[derive(Default)]
@@ -66,9 +80,17 @@ impl State {
     }
 
     /// Plans and applies one write; the state is untouched when it is refused.
-    fn apply(&mut self, tenant: &str, limits: &BoardLimits, write: &Write<'_>) -> Result<u64, BoardError> {
+    fn apply(&mut self, tenant: &Tenant<'_>, write: &Write<'_>) -> Result<u64, BoardError> {
+        let Tenant { name: tenant, limits, all } = *tenant;
         let current = self.entries.get_key_value(write.key).map(|(k, e)| (k.clone(), e.revision, e.value.len()));
-        self.totals = plan_write(tenant, limits, current.as_ref().map(|c| (c.1, c.2)), self.totals, write)?;
+        let was = current.as_ref().map(|c| (c.1, c.2));
+        let totals = plan_write(tenant, limits, was, self.totals, write)?;
+        let mut all = all.lock();
+        *all = match limits.shared {
+            true => plan_shared(tenant, limits, was, *all, write)?,
+            false => totals.moved(self.totals, *all),
+        };
+        self.totals = totals;
         self.revision += 1;
         let revision = self.revision;
         // Reuse the stored key so the map, the index and the history share one allocation.
@@ -111,23 +133,23 @@ impl State {
     }
 
     /// Removes `key` if it has expired at `now_ms`; whether it did.
-    fn remove_if_expired(&mut self, tenant: &str, limits: &BoardLimits, key: &str, now_ms: u64) -> bool {
+    fn remove_if_expired(&mut self, tenant: &Tenant<'_>, key: &str, now_ms: u64) -> bool {
         if !self.entries.get(key).is_some_and(|e| e.is_expired(now_ms)) {
             return false;
         }
         let writer = Writer::expiry();
-        self.apply(tenant, limits, &Write::expiry(key, &writer, now_ms)).is_ok()
+        self.apply(tenant, &Write::expiry(key, &writer, now_ms)).is_ok()
     }
 
     /// Removes up to `limit` entries expired at `now_ms`, soonest first.
-    fn sweep(&mut self, tenant: &str, limits: &BoardLimits, now_ms: u64, limit: usize) -> usize {
+    fn sweep(&mut self, tenant: &Tenant<'_>, now_ms: u64, limit: usize) -> usize {
         let mut removed = 0;
         while removed < limit {
             let Some((at, key)) = self.expiry.first().cloned() else { break };
             if at > now_ms {
                 break;
             }
-            if self.remove_if_expired(tenant, limits, &key, now_ms) {
+            if self.remove_if_expired(tenant, &key, now_ms) {
                 removed += 1;
             } else {
                 // An index row without its entry; never expected, but it must not stop the sweep.
@@ -139,6 +161,10 @@ impl State {
 }
 
 impl MemoryTenant {
+    fn view(&self) -> Tenant<'_> {
+        Tenant { name: &self.tenant, limits: &self.limits, all: &self.all }
+    }
+
     /// Runs `f` under the write lock and tells watchers if the revision moved.
     fn mutate<T>(&self, f: impl FnOnce(&mut State) -> T) -> T {
         let mut state = self.state.write();
@@ -159,16 +185,16 @@ impl TenantStore for MemoryTenant {
     }
 
     fn write(&self, write: &Write<'_>) -> Result<u64, BoardError> {
-        let (tenant, limits) = (self.tenant.as_str(), &self.limits);
+        let tenant = &self.view();
         self.mutate(|state| {
             // Checking the index first keeps writes on boards without expired entries at one lookup.
             if state.has_expired(write.at_ms) {
-                state.remove_if_expired(tenant, limits, write.key, write.at_ms);
+                state.remove_if_expired(tenant, write.key, write.at_ms);
             }
-            match state.apply(tenant, limits, write) {
+            match state.apply(tenant, write) {
                 Err(BoardError::QuotaExceeded(_)) if state.has_expired(write.at_ms) => {
-                    state.sweep(tenant, limits, write.at_ms, SWEEP_BATCH);
-                    state.apply(tenant, limits, write)
+                    state.sweep(tenant, write.at_ms, SWEEP_BATCH);
+                    state.apply(tenant, write)
                 }
                 answer => answer,
             }
@@ -226,15 +252,15 @@ impl TenantStore for MemoryTenant {
     }
 
     fn reap(&self, key: &str, revision: u64, now_ms: u64) -> Result<bool, BoardError> {
-        let (tenant, limits) = (self.tenant.as_str(), &self.limits);
+        let tenant = &self.view();
         Ok(self.mutate(|state| {
             state.entries.get(key).is_some_and(|e| e.revision == revision)
-                && state.remove_if_expired(tenant, limits, key, now_ms)
+                && state.remove_if_expired(tenant, key, now_ms)
         }))
     }
 
     fn sweep(&self, now_ms: u64, limit: usize) -> Result<usize, BoardError> {
-        let (tenant, limits) = (self.tenant.as_str(), &self.limits);
-        Ok(self.mutate(|state| state.sweep(tenant, limits, now_ms, limit)))
+        let tenant = &self.view();
+        Ok(self.mutate(|state| state.sweep(tenant, now_ms, limit)))
     }
 }

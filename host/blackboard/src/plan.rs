@@ -13,10 +13,46 @@ pub struct Totals {
     pub bytes: u64,
 }
 
+impl Totals {
+    /// `total` moved by what a write took from `before` to `self`.
+    pub fn moved(self, before: Totals, total: Totals) -> Totals {
+        Totals {
+            keys: (total.keys + self.keys).saturating_sub(before.keys),
+            bytes: (total.bytes + self.bytes).saturating_sub(before.bytes),
+        }
+    }
+}
+
 /// Decides a write against the key's current `(revision, value length)` and
 /// the tenant's totals: the conflict, quota and delete-of-absent rules every
 /// backend applies. Returns the totals after the write.
 pub fn plan_write(
+    tenant: &str,
+    limits: &BoardLimits,
+    current: Option<(u64, usize)>,
+    totals: Totals,
+    write: &Write<'_>,
+) -> Result<Totals, BoardError> {
+    plan((&format!("tenant {tenant:?}"), "holds"), tenant, limits, current, totals, write)
+}
+
+/// [`plan_write`] against the totals of every tenant together, for a tenant
+/// whose limits are [`BoardLimits::shared`]: the quota all unnamed tenants
+/// share. Returns those totals after the write.
+pub fn plan_shared(
+    tenant: &str,
+    limits: &BoardLimits,
+    current: Option<(u64, usize)>,
+    all: Totals,
+    write: &Write<'_>,
+) -> Result<Totals, BoardError> {
+    let who = format!("tenant {tenant:?} and every other tenant not named in [tenants] together");
+    plan((&who, "hold"), tenant, limits, current, all, write)
+}
+
+/// `who` (with its verb, "holds" or "hold") names the holder in refusals.
+fn plan(
+    (who, holds): (&str, &str),
     tenant: &str,
     limits: &BoardLimits,
     current: Option<(u64, usize)>,
@@ -45,7 +81,7 @@ pub fn plan_write(
     };
     if keys > limits.max_keys && keys > totals.keys {
         return Err(BoardError::QuotaExceeded(format!(
-            "tenant \"{tenant}\" holds {} keys, the limit ({})",
+            "{who} {holds} {} keys, the limit ({})",
             limits.max_keys,
             key("max-keys")
         )));
@@ -53,7 +89,7 @@ pub fn plan_write(
     let bytes = totals.bytes.saturating_sub(old_bytes) + new_bytes;
     if bytes > limits.max_bytes && new_bytes > old_bytes {
         return Err(BoardError::QuotaExceeded(format!(
-            "tenant \"{tenant}\" would hold {bytes} bytes, over the limit of {} ({})",
+            "{who} would hold {bytes} bytes, over the limit of {} ({})",
             limits.max_bytes,
             key("max-bytes")
         )));

@@ -60,5 +60,6 @@ pub(crate) fn board_limits(board: &BlackboardSection, caps: &SizeCaps) -> BoardL
         history: board.history.unwrap_or(4096),
         history_bytes: board.history_bytes.map_or(16 << 20, |b| b.0),
         per_tenant: false,
+        shared: false,
     }
 }

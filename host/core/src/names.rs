@@ -28,6 +28,25 @@ pub enum NameError {
     },
 }
 
+/// The board namespace holding the host's own records (trigger cursors).
+/// Tenant names are `a-z 0-9 - _`, so no tenant can name this one.
+pub const SYSTEM_NAMESPACE: &str = "paddock.system";
+
+/// The key under which every tenant `[tenants]` does not name is counted
+/// when no tenant is configured: they share one set of bounds (instance
+/// slots, requests, log volume, board and flow bytes), so naming more
+/// tenants never buys more of the host. No tenant name can be `*`.
+pub const UNNAMED: &str = "*";
+
+/// Who [`UNNAMED`] stands for, in messages.
+pub const UNNAMED_WHO: &str = "every tenant not named in [tenants]";
+
+/// The key `tenant` is counted under: its own name, or [`UNNAMED`] when
+/// `named` is false.
+pub fn bounds_key(tenant: &str, named: bool) -> &str {
+    if named { tenant } else { UNNAMED }
+}
+
 /// Whether `name` is 1 to 64 of `a-z 0-9 - _`.
 fn is_word(name: &str) -> bool {
     !name.is_empty()

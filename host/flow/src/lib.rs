@@ -169,7 +169,9 @@ impl Flows {
     /// within `limits.max-run-bytes` and `limits.max-flow-bytes`.
     pub fn open(runtime: Runtime) -> Result<Flows, OpenError> {
         let limits = runtime.settings().flow_limits;
-        let bounds = FlowBounds { run_bytes: limits.run_bytes, tenant_bytes: limits.tenant_bytes };
+        // With no tenant named, every tenant shares one bound.
+        let shared = !runtime.settings().tenants.configured();
+        let bounds = FlowBounds { run_bytes: limits.run_bytes, tenant_bytes: limits.tenant_bytes, shared };
         let store: Arc<dyn FlowStore> = match &runtime.settings().flows {
             None => Arc::new(MemoryStore::with_bounds(bounds)),
             Some(path) => Arc::new(sqlite::SqliteStore::open(path).map_err(OpenError)?.with_bounds(bounds)),
@@ -254,16 +256,18 @@ impl Flows {
     /// Refuses a run whose record alone would take its tenant past
     /// `limits.max-flow-bytes` (the store checks each write again).
     fn room_for(&self, record: &RunRecord) -> Result<(), StartError> {
-        let limit = self.store.bounds().tenant_bytes;
-        let kept = self.store.tenant_bytes(&record.tenant).map_err(StartError::Store)?;
+        let bounds = self.store.bounds();
+        let kept = self.store.tenant_bytes(bounds.counted(&record.tenant)).map_err(StartError::Store)?;
         let size = serde_json::to_vec(record).map_or(0, |b| b.len() as u64);
+        let limit = bounds.tenant_bytes;
         if kept.saturating_add(size) <= limit {
             return Ok(());
         }
         Err(StartError::Full(format!(
-            "tenant {:?} keeps {} of runs, dead letters and questions, and this run's record ({}) would pass \
+            "{} keep{} {} of runs, dead letters and questions, and this run's record ({}) would pass \
              limits.max-flow-bytes ({}); finished runs are forgotten by [retention], or at once by `paddock gc`",
-            record.tenant,
+            bounds.who(&record.tenant),
+            if bounds.shared { "" } else { "s" },
             paddock_core::ByteSize(kept),
             paddock_core::ByteSize(size),
             paddock_core::ByteSize(limit)

@@ -3,7 +3,7 @@
 //! SQLite store does, each record's size being its JSON's.
 
 use super::store::{
-    AnswerError, ApprovalRecord, Cutoffs, DeadLetter, FlowBounds, FlowStore, Page, Pruned, RunQuery, RunRecord,
+    ALL, AnswerError, ApprovalRecord, Cutoffs, DeadLetter, FlowBounds, FlowStore, Page, Pruned, RunQuery, RunRecord,
     RunStatus, RunSummary, StepRecord, apply_answer, taken,
 };
 use paddock_journal::Entry;
@@ -75,16 +75,19 @@ impl Memory {
         (old, new): (u64, u64),
     ) -> Result<(), String> {
         let entry = run.and_then(|r| self.runs.get(r).map(|e| (r, e.bytes)));
-        let tenant_now = self.tenants.get(tenant).copied().unwrap_or(0);
         if let Some(bounds) = bounds
             && new > old
         {
-            bounds.check(what, entry, (tenant, tenant_now), new - old)?;
+            let now = self.tenants.get(bounds.counted(tenant)).copied().unwrap_or(0);
+            bounds.check(what, entry, (tenant, now), new - old)?;
         }
         if let Some(e) = run.and_then(|r| self.runs.get_mut(r)) {
             e.bytes = (e.bytes + new).saturating_sub(old);
         }
-        self.tenants.insert(tenant.to_string(), (tenant_now + new).saturating_sub(old));
+        for counted in [tenant, ALL] {
+            let bytes = self.tenants.entry(counted.to_string()).or_default();
+            *bytes = (*bytes + new).saturating_sub(old);
+        }
         Ok(())
     }
 
@@ -149,8 +152,10 @@ impl Memory {
         self.steps.remove(id);
         self.journals.retain(|(run, _), _| run != id);
         self.cancels.remove(id);
-        let tenant = self.tenants.entry(entry.run.value.tenant).or_default();
-        *tenant = tenant.saturating_sub(entry.bytes);
+        for counted in [entry.run.value.tenant.as_str(), ALL] {
+            let bytes = self.tenants.entry(counted.to_string()).or_default();
+            *bytes = bytes.saturating_sub(entry.bytes);
+        }
         entry.bytes
     }
 }

@@ -28,17 +28,39 @@ pub struct FlowBounds {
     pub run_bytes: u64,
     /// Bytes one tenant may keep: its runs, dead letters and questions.
     pub tenant_bytes: u64,
+    /// Whether `tenant_bytes` bounds every tenant together (no tenant is
+    /// named in `[tenants]`, so callers naming new ones get no more room).
+    pub shared: bool,
 }
+
+/// The key of the sum of every tenant in a store's per-tenant counts (no
+/// tenant can be named `*`).
+pub(crate) const ALL: &str = paddock_core::names::UNNAMED;
 
 impl Default for FlowBounds {
     fn default() -> Self {
-        FlowBounds { run_bytes: 64 << 20, tenant_bytes: 1 << 30 }
+        FlowBounds { run_bytes: 64 << 20, tenant_bytes: 1 << 30, shared: false }
     }
 }
 
 impl FlowBounds {
+    /// Whose bytes `tenant`'s writes are bounded by: its own, or every
+    /// tenant's together ([`ALL`]) when the bound is shared.
+    pub fn counted<'a>(&self, tenant: &'a str) -> &'a str {
+        if self.shared { ALL } else { tenant }
+    }
+
+    /// `tenant "x"`, or who shares its bound with it, for messages.
+    pub fn who(&self, tenant: &str) -> String {
+        match self.shared {
+            true => format!("tenant {tenant:?} and every other tenant not named in [tenants] together"),
+            false => format!("tenant {tenant:?}"),
+        }
+    }
+
     /// Checks that `what`, adding `delta` bytes to run `run` (its bytes
-    /// now) of `tenant` (its bytes now), stays within the bounds.
+    /// now) of `tenant` (the bytes [`counted`](Self::counted) for it now),
+    /// stays within the bounds.
     pub(crate) fn check(
         &self,
         what: &str,
@@ -59,9 +81,10 @@ impl FlowBounds {
         let (tenant, now) = tenant;
         if now.saturating_add(delta) > self.tenant_bytes {
             return Err(format!(
-                "flow store: {what} ({}) would take tenant {tenant:?} to {} of runs, dead letters and questions, \
+                "flow store: {what} ({}) would take {} to {} of runs, dead letters and questions, \
                  past {TENANT_BYTES_KEY} ({}); finished runs are forgotten by [retention], or at once by `paddock gc`",
                 ByteSize(delta),
+                self.who(tenant),
                 ByteSize(now.saturating_add(delta)),
                 ByteSize(self.tenant_bytes)
             ));

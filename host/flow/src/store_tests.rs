@@ -103,7 +103,7 @@ fn an_approval_id_is_never_reused_and_is_found_by_id() {
 
 #[test]
 fn a_step_past_the_run_bound_is_refused_and_the_run_keeps_what_it_had() {
-    both(FlowBounds { run_bytes: 4096, tenant_bytes: 1 << 20 }, |store| {
+    both(FlowBounds { run_bytes: 4096, tenant_bytes: 1 << 20, shared: false }, |store| {
         store.add_run(&run("r1", "acme", 1, RunStatus::Running)).unwrap();
         store.put_step("r1", &step("main/a", &"x".repeat(1000))).unwrap();
         let before = store.runs(&RunQuery { limit: 1, ..RunQuery::default() }).unwrap()[0].bytes;
@@ -137,7 +137,7 @@ fn a_step_past_the_run_bound_is_refused_and_the_run_keeps_what_it_had() {
 
 #[test]
 fn a_tenant_past_its_bound_is_refused_new_runs_questions_and_dead_letters_and_others_are_not() {
-    both(FlowBounds { run_bytes: 6144, tenant_bytes: 8192 }, |store| {
+    both(FlowBounds { run_bytes: 6144, tenant_bytes: 8192, shared: false }, |store| {
         store.add_run(&run("r1", "acme", 1, RunStatus::Running)).unwrap();
         store.put_step("r1", &step("main/a", &"x".repeat(5000))).unwrap();
         store.add_run(&run("r2", "acme", 2, RunStatus::Running)).unwrap();
@@ -158,6 +158,32 @@ fn a_tenant_past_its_bound_is_refused_new_runs_questions_and_dead_letters_and_ot
         store.add_run(&run("r3", "bolt", 3, RunStatus::Running)).unwrap();
         store.put_step("r3", &step("main/a", &"x".repeat(5000))).unwrap();
         assert!(store.tenant_bytes("bolt").unwrap() > 5000);
+    });
+}
+
+#[test]
+fn a_shared_bound_holds_every_tenant_together_and_what_one_frees_is_room_for_all() {
+    both(FlowBounds { run_bytes: 6144, tenant_bytes: 8192, shared: true }, |store| {
+        store.add_run(&run("r1", "m1", 1, RunStatus::Running)).unwrap();
+        store.put_step("r1", &step("main/a", &"x".repeat(5000))).unwrap();
+        store.add_run(&run("r2", "m2", 2, RunStatus::Running)).unwrap();
+        let err = store.put_step("r2", &step("main/a", &"x".repeat(3000))).unwrap_err();
+        assert!(
+            err.starts_with(
+                "flow store: the checkpoint of step main/a (3.1 KiB) would take tenant \"m2\" and every other tenant \
+                 not named in [tenants] together to "
+            ) && err.contains("past limits.max-flow-bytes (8 KiB)"),
+            "{err}"
+        );
+        assert_eq!(
+            store.tenant_bytes(ALL).unwrap(),
+            store.tenant_bytes("m1").unwrap() + store.tenant_bytes("m2").unwrap()
+        );
+        store.put_run(&run("r1", "m1", 1, RunStatus::Succeeded)).unwrap();
+        let cut = Cutoffs { runs_before_ms: 10, runs_per_tenant: u64::MAX, approvals_before_ms: 0, dead_before_ms: 0 };
+        assert_eq!(store.prune(&cut).unwrap().runs, 1);
+        store.put_step("r2", &step("main/a", &"x".repeat(3000))).unwrap();
+        assert_eq!(store.tenant_bytes(ALL).unwrap(), store.tenant_bytes("m2").unwrap());
     });
 }
 

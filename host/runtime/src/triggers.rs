@@ -25,9 +25,7 @@ use std::time::Duration;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
-/// The namespace holding trigger cursors. Tenant names are `a-z 0-9 - _`,
-/// so no tenant can name this one.
-pub const SYSTEM_NAMESPACE: &str = "paddock.system";
+pub use paddock_core::names::SYSTEM_NAMESPACE;
 /// Attempts per change before it is logged and passed over.
 const ATTEMPTS: u32 = 3;
 

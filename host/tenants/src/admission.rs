@@ -7,6 +7,9 @@
 //! can hold every slot and leave the others `503`. An agent called by another
 //! (`agents.call`) takes a slot too, without waiting: a caller holding a slot
 //! while waiting for its callee's could deadlock a tenant at its cap.
+//!
+//! When `[tenants]` names no tenant, every tenant is open and they all share
+//! that one cap: a caller naming new tenants gets no more slots.
 
 use super::TenantPolicy;
 use parking_lot::Mutex;
@@ -34,6 +37,9 @@ impl Default for Admission {
 
 /// The config key naming a tenant's default cap, in refusals.
 pub const SHARE_KEY: &str = "half of engine.max-instances, the cap of a tenant without budget.max-concurrent";
+
+/// The config key naming the cap the tenants `[tenants]` does not name share, in refusals.
+pub const SHARED_KEY: &str = "half of engine.max-instances, the cap every tenant not named in [tenants] shares";
 
 /// A run refused because a concurrency cap stayed full for as long as it
 /// could wait.
@@ -116,11 +122,13 @@ impl Admission {
         }
         let (max, key) = match policy.max_concurrent {
             Some(max) => (max, format!("tenants.{tenant}.budget.max-concurrent")),
+            None if policy.open => (self.share, SHARED_KEY.to_string()),
             None => (self.share, SHARE_KEY.to_string()),
         };
         if max < u32::MAX {
             let full = AtCapacity { tenant: tenant.clone(), agent: None, key, max, waited };
-            caps.push((self.semaphore(tenant.clone(), max), full));
+            let counted = paddock_core::names::bounds_key(tenant, !policy.open);
+            caps.push((self.semaphore(counted.to_string(), max), full));
         }
         caps
     }
@@ -187,7 +195,8 @@ mod tests {
     #[tokio::test]
     async fn a_tenant_without_a_cap_holds_at_most_its_share_and_a_callee_never_waits() {
         let admission = Admission::with_share(2);
-        let p = TenantPolicy::open("mallory");
+        let named = |name| TenantPolicy { open: false, ..TenantPolicy::open(name) };
+        let p = named("mallory");
         let _a = admission.admit(&p, "x", Duration::ZERO).await.unwrap();
         let b = admission.admit(&p, "x", Duration::ZERO).await.unwrap();
         let err = admission.admit(&p, "x", Duration::from_millis(5)).await.unwrap_err().to_string();
@@ -198,9 +207,24 @@ mod tests {
             )
         );
         assert!(admission.admit_callee(&p, "y").is_err(), "a callee is refused at once");
-        let other = TenantPolicy::open("acme");
+        let other = named("acme");
         assert!(admission.admit(&other, "x", Duration::ZERO).await.is_ok(), "another tenant has its own share");
         drop(b);
         assert!(admission.admit_callee(&p, "y").is_ok());
+    }
+
+    #[tokio::test]
+    async fn tenants_not_named_in_config_share_one_cap_however_many_names_a_caller_uses() {
+        let admission = Admission::with_share(2);
+        let _a = admission.admit(&TenantPolicy::open("m1"), "x", Duration::ZERO).await.unwrap();
+        let _b = admission.admit(&TenantPolicy::open("m2"), "x", Duration::ZERO).await.unwrap();
+        let err = admission.admit(&TenantPolicy::open("m3"), "x", Duration::from_millis(5)).await.unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "tenant \"m3\" is at its max-concurrent of 2 running invocations ({SHARED_KEY} = 2); none ended within 5ms"
+            )
+        );
+        assert!(admission.admit_callee(&TenantPolicy::open("m4"), "y").is_err());
     }
 }

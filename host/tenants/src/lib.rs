@@ -159,6 +159,9 @@ impl TenantPolicy {
     }
 }
 
+/// Most open policies kept for reuse.
+const OPEN_CACHED: usize = 4096;
+
 /// Every tenant of a host.
 #[derive(Clone, Debug)]
 pub struct Tenants {
@@ -188,6 +191,13 @@ impl Tenants {
         !self.configured.is_empty()
     }
 
+    /// The key `tenant`'s bounds are counted under: its own name when it is
+    /// configured, else the one all unnamed tenants share
+    /// ([`UNNAMED`](paddock_core::names::UNNAMED)).
+    pub fn bounds_key<'a>(&self, tenant: &'a str) -> &'a str {
+        paddock_core::names::bounds_key(tenant, self.configured.contains_key(tenant))
+    }
+
     /// The configured policies, by name.
     pub fn iter(&self) -> impl Iterator<Item = &Arc<TenantPolicy>> {
         self.configured.values()
@@ -201,7 +211,10 @@ impl Tenants {
                 return Ok(p.clone());
             }
             let policy = Arc::new(TenantPolicy::open(tenant));
-            open.insert(tenant.to_string(), policy.clone());
+            // A caller naming ever new tenants must not grow the cache without end.
+            if open.len() < OPEN_CACHED {
+                open.insert(tenant.to_string(), policy.clone());
+            }
             return Ok(policy);
         }
         self.configured.get(tenant).cloned().ok_or_else(|| Denied::UnknownTenant {

@@ -13,7 +13,7 @@
 //! transaction, after checking the bounds.
 
 use super::store::{
-    AnswerError, ApprovalRecord, Cutoffs, DeadLetter, FlowBounds, FlowStore, Page, Pruned, RunQuery, RunRecord,
+    ALL, AnswerError, ApprovalRecord, Cutoffs, DeadLetter, FlowBounds, FlowStore, Page, Pruned, RunQuery, RunRecord,
     RunStatus, RunSummary, StepRecord, StoreError, apply_answer, taken,
 };
 mod schema;
@@ -121,6 +121,13 @@ impl SqliteStore {
             tx.execute_batch(MIGRATE_TO_1).map_err(schema)?;
             tx.pragma_update(None, "user_version", SCHEMA_VERSION).map_err(schema)?;
         }
+        // A file from before the sum of every tenant was kept.
+        tx.execute(
+            "INSERT OR IGNORE INTO tenant_bytes (tenant, bytes)
+             SELECT ?1, COALESCE(SUM(bytes), 0) FROM tenant_bytes WHERE tenant <> ?1",
+            params![ALL],
+        )
+        .map_err(schema)?;
         tx.commit().map_err(schema)?;
         Ok(SqliteStore { conn: Mutex::new(conn), bounds: FlowBounds::default() })
     }

@@ -1,7 +1,7 @@
 //! Writes that count bytes: each moves its run's and its tenant's bytes in
 //! the same transaction, after checking the bounds.
 
-use crate::store::{FlowBounds, RunRecord, StepRecord};
+use crate::store::{ALL, FlowBounds, RunRecord, StepRecord};
 use paddock_journal::Entry;
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
@@ -29,8 +29,9 @@ pub(super) fn size_in(c: &Connection, sql: &str, key: impl rusqlite::Params) -> 
     Ok(n.unwrap_or(0).max(0) as u64)
 }
 
-/// Moves the bytes of `run` (when it is stored) and of its tenant (or of
-/// `tenant`) from `old` to `new`, checking `bounds` first when it grows.
+/// Moves the bytes of `run` (when it is stored), of its tenant (or of
+/// `tenant`) and of every tenant together ([`ALL`]) from `old` to `new`,
+/// checking `bounds` first when it grows.
 pub(super) fn charge(
     c: &Connection,
     bounds: Option<&FlowBounds>,
@@ -50,7 +51,7 @@ pub(super) fn charge(
     if let Some(bounds) = bounds
         && new > old
     {
-        let now = size_in(c, "SELECT bytes FROM tenant_bytes WHERE tenant = ?1", params![tenant])?;
+        let now = size_in(c, "SELECT bytes FROM tenant_bytes WHERE tenant = ?1", params![bounds.counted(tenant)])?;
         let run = run.zip(stored.as_ref().map(|s| s.1.max(0) as u64));
         bounds.check(what, run, (tenant, now), new - old)?;
     }
@@ -63,12 +64,15 @@ pub(super) fn charge(
             .and_then(|mut s| s.execute(params![run, delta]))
             .map_err(db)?;
     }
-    c.prepare_cached(
-        "INSERT INTO tenant_bytes (tenant, bytes) VALUES (?1, MAX(0, ?2))
-         ON CONFLICT (tenant) DO UPDATE SET bytes = MAX(0, tenant_bytes.bytes + ?2)",
-    )
-    .and_then(|mut s| s.execute(params![tenant, delta]))
-    .map_err(db)?;
+    let mut add = c
+        .prepare_cached(
+            "INSERT INTO tenant_bytes (tenant, bytes) VALUES (?1, MAX(0, ?2))
+             ON CONFLICT (tenant) DO UPDATE SET bytes = MAX(0, tenant_bytes.bytes + ?2)",
+        )
+        .map_err(db)?;
+    for counted in [tenant, ALL] {
+        add.execute(params![counted, delta]).map_err(db)?;
+    }
     Ok(())
 }
 

@@ -199,19 +199,20 @@ pub struct CallContext {
 impl CallContext {
     /// A context for `agent` in `tenant`, part of `run`.
     pub fn new(agent: Arc<str>, tenant: Arc<str>, run: Arc<str>, caps: SizeCaps) -> Arc<Self> {
-        Self::with(agent, tenant, run, caps, None, None)
+        Self::with(agent, (tenant.clone(), tenant), run, caps, None, None)
     }
 
-    /// A context that also journals its host calls and spends `budget`.
+    /// A context that also journals its host calls and spends `budget`;
+    /// `counted` is the key its tenant's log volume is counted under.
     pub fn with(
         agent: Arc<str>,
-        tenant: Arc<str>,
+        (tenant, counted): (Arc<str>, Arc<str>),
         run: Arc<str>,
         caps: SizeCaps,
         journal: Option<Arc<paddock_journal::Tape>>,
         budget: Option<Arc<paddock_quota::run::RunBudget>>,
     ) -> Arc<Self> {
-        let log = log::AgentLog::new(agent.clone(), tenant.clone(), caps.log_total_bytes, caps.log_rate);
+        let log = log::AgentLog::new(agent.clone(), (tenant.clone(), counted), caps.log_total_bytes, caps.log_rate);
         Arc::new(CallContext { agent, tenant, run, caps, violation: OnceLock::new(), log, journal, budget })
     }
 

@@ -11,7 +11,7 @@ use crate::plugins::cache::CodeCache;
 use crate::plugins::load::{self, Inspection, LoadError};
 use crate::sandbox::{self, AgentState, CpuScheduler, Invocation, InvokeError, Outcome};
 use arc_swap::ArcSwap;
-use paddock_blackboard::{Blackboard, RedbBackend};
+use paddock_blackboard::{Blackboard, BoardLimits, RedbBackend};
 use paddock_config::{BoardStore, DirGrant, Limits, Requested, Settings};
 use paddock_core::TRACE_TARGET;
 use paddock_core::clock::SystemClock;
@@ -43,16 +43,19 @@ use wasmtime::component::Linker;
 pub use watch::Watch;
 
 /// Opens the blackboard `settings` name: in memory, or the durable file.
+/// With no tenant named in `[tenants]`, every tenant holds `[blackboard]`'s
+/// quota together (beside each its own); a named tenant has its own only.
 pub fn open_blackboard(settings: &Settings) -> Result<Blackboard, String> {
+    let unnamed = BoardLimits { shared: !settings.tenants.configured(), ..settings.board };
     let board = match &settings.board_store {
-        BoardStore::Memory => Blackboard::new(settings.board),
+        BoardStore::Memory => Blackboard::new(unnamed),
         BoardStore::Durable(path) => {
             let backend = RedbBackend::open(path).map_err(|e| format!("blackboard.path: {e}"))?;
-            Blackboard::with_backend(settings.board, Arc::new(backend))
+            Blackboard::with_backend(unnamed, Arc::new(backend))
         }
     };
     // A tenant's policy may only lower the host's board limits.
-    let tenant_limits = settings
+    let mut tenant_limits: HashMap<String, BoardLimits> = settings
         .tenants
         .iter()
         .map(|p| {
@@ -63,6 +66,8 @@ pub fn open_blackboard(settings: &Settings) -> Result<Blackboard, String> {
             (p.name.clone(), limits)
         })
         .collect();
+    // The host's own cursors are never refused for what tenants hold.
+    tenant_limits.insert(paddock_core::names::SYSTEM_NAMESPACE.to_string(), settings.board);
     Ok(board.with_tenant_limits(tenant_limits))
 }
 
@@ -336,6 +341,10 @@ impl Runtime {
             agent: agent.name.clone(),
             version: agent.version.clone(),
             cpu: self.inner.cpu.ticket(tenant.clone()),
+            counted: match s.tenants.bounds_key(&tenant) {
+                paddock_core::names::UNNAMED => paddock_core::names::UNNAMED.into(),
+                _ => tenant.clone(),
+            },
             tenant,
             run,
             limits,

@@ -76,6 +76,11 @@ impl Runtime {
             log_format => "host.log-format",
             telemetry => "telemetry",
         );
+        // The stores and the HTTP limits were opened knowing whether unnamed
+        // tenants share one set of bounds; the policies themselves apply.
+        if old.tenants.configured() != next.tenants.configured() {
+            restart_needed.push("whether [tenants] names any tenant (unnamed tenants share one set of bounds)");
+        }
         // The gateway first: a tenant may only be granted a route that exists.
         let routes = self.inner.gateway.reload(&next.gateway);
         if let Some(ledger) = &self.inner.ledger {

@@ -66,6 +66,9 @@ pub struct Invocation {
     pub agent: Arc<str>,
     /// The tenant it runs for.
     pub tenant: Arc<str>,
+    /// The key its tenant's log volume is counted under: the tenant, or
+    /// the one every tenant not named in `[tenants]` shares.
+    pub counted: Arc<str>,
     /// The run it belongs to.
     pub run: Arc<str>,
     /// Its limits, already resolved against the ceiling.
@@ -155,7 +158,7 @@ pub async fn invoke(engine: &Engine, pre: &AgentWorldPre<AgentState>, inv: Invoc
     let started = Instant::now();
     let call = CallContext::with(
         inv.agent.clone(),
-        inv.tenant.clone(),
+        (inv.tenant.clone(), inv.counted.clone()),
         inv.run.clone(),
         inv.caps,
         inv.journal.clone(),

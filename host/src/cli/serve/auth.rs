@@ -26,7 +26,7 @@ use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::num::NonZeroU32;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 /// Failed authentications one source address may make per second.
@@ -50,7 +50,13 @@ struct Inner {
     /// Requests per tenant, and the rate (per second) it allows.
     per_tenant: Option<(DefaultKeyedRateLimiter<Arc<str>>, u32)>,
     in_flight: Arc<InFlight>,
+    /// Whether a tenant is named in the config (its requests are counted
+    /// under its own name) or not (counted with every unnamed one).
+    named: OnceLock<Named>,
 }
+
+/// Whether a tenant is named in the config.
+type Named = Box<dyn Fn(&str) -> bool + Send + Sync>;
 
 /// A keyed rate of `per_second` requests a second, in bursts of as many; none for 0.
 fn rate(per_second: u32) -> Option<(DefaultKeyedRateLimiter<Arc<str>>, u32)> {
@@ -82,7 +88,24 @@ impl Auth {
         let failures = DefaultKeyedRateLimiter::keyed(Quota::per_second(rate_of_failures).allow_burst(burst));
         let in_flight = InFlight::new(limits.per_tenant_concurrent, limits.per_key_concurrent);
         let (per_key, per_tenant) = (rate(limits.per_key_rate), rate(limits.per_tenant_rate));
-        Auth { inner: Arc::new(Inner { mode, failures, per_key, per_tenant, in_flight }) }
+        let named = OnceLock::new();
+        Auth { inner: Arc::new(Inner { mode, failures, per_key, per_tenant, in_flight, named }) }
+    }
+
+    /// Counts the requests of tenants `named` says are not named in the
+    /// config under one key, so they share `serve.requests-per-tenant` and
+    /// `serve.concurrent-per-tenant` (until this is called, every tenant is
+    /// counted by its own name).
+    pub fn count_tenants_by(&self, named: impl Fn(&str) -> bool + Send + Sync + 'static) {
+        let _ = self.inner.named.set(Box::new(named));
+    }
+
+    /// The key `tenant`'s requests are counted under.
+    fn counted(&self, tenant: &Arc<str>) -> Arc<str> {
+        match self.inner.named.get() {
+            Some(named) if !named(tenant) => crate::core::names::UNNAMED.into(),
+            _ => tenant.clone(),
+        }
     }
 
     /// Re-reads the key store every [`REFRESH`] (so a key revoked by another
@@ -143,9 +166,17 @@ impl Auth {
             return Err(too_many(message, not_until.wait_time_from(now())));
         }
         if let Some((limiter, rate)) = &self.inner.per_tenant
-            && let Err(not_until) = limiter.check_key(&caller.tenant)
+            && let counted = self.counted(&caller.tenant)
+            && let Err(not_until) = limiter.check_key(&counted)
         {
-            let message = format!("tenant {} is over serve.requests-per-tenant ({rate} a second)", caller.tenant);
+            let message = match *counted == *caller.tenant {
+                true => format!("tenant {} is over serve.requests-per-tenant ({rate} a second)", caller.tenant),
+                false => format!(
+                    "tenant {} is over serve.requests-per-tenant ({rate} a second), which {} share",
+                    caller.tenant,
+                    crate::core::names::UNNAMED_WHO
+                ),
+            };
             return Err(too_many(message, not_until.wait_time_from(now())));
         }
         Ok(caller)
@@ -155,7 +186,10 @@ impl Auth {
     /// drops, or answers 429 naming the cap it would pass.
     #[allow(clippy::result_large_err)]
     fn hold(&self, caller: &Caller) -> Result<Held, Response> {
-        self.inner.in_flight.hold(caller).map_err(|message| too_many(message, Duration::from_secs(1)))
+        self.inner
+            .in_flight
+            .hold(caller, &self.counted(&caller.tenant))
+            .map_err(|message| too_many(message, Duration::from_secs(1)))
     }
 
     fn refused(&self, source: IpAddr, message: String, why: Option<AuthError>) -> Response {

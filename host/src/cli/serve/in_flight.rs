@@ -3,6 +3,7 @@
 //! a tenant that holds its share of the host with slow or long requests gets
 //! 429 for the next one, and every other tenant is answered as before.
 
+use crate::core::names::UNNAMED_WHO;
 use crate::keys::Caller;
 use parking_lot::Mutex;
 use std::collections::HashMap;
@@ -34,14 +35,20 @@ impl InFlight {
         Arc::new(InFlight { per_tenant, per_key, counts: Mutex::default() })
     }
 
-    /// Counts a request of `caller`, or says which cap it would pass.
-    pub fn hold(self: &Arc<Self>, caller: &Caller) -> Result<Held, String> {
+    /// Counts a request of `caller`, its tenant's under `counted` (its own
+    /// name, or the key every unnamed tenant shares), or says which cap it
+    /// would pass.
+    pub fn hold(self: &Arc<Self>, caller: &Caller, counted: &Arc<str>) -> Result<Held, String> {
         let mut counts = self.counts.lock();
-        let tenant_now = counts.tenants.get(&caller.tenant).copied().unwrap_or(0);
+        let tenant_now = counts.tenants.get(counted).copied().unwrap_or(0);
         if self.per_tenant > 0 && tenant_now >= self.per_tenant {
+            let (who, shared) = match **counted == *caller.tenant {
+                true => (format!("tenant {}", caller.tenant), ""),
+                false => (format!("tenant {} ({UNNAMED_WHO}, together)", caller.tenant), ", which they share"),
+            };
             return Err(format!(
-                "tenant {} has {tenant_now} requests in flight, serve.concurrent-per-tenant ({}); retry when one ends",
-                caller.tenant, self.per_tenant
+                "{who} has {tenant_now} requests in flight, serve.concurrent-per-tenant ({}){shared}; retry when one ends",
+                self.per_tenant
             ));
         }
         // A development host's callers have no key.
@@ -56,8 +63,8 @@ impl InFlight {
             }
             *counts.keys.entry(key.clone()).or_default() += 1;
         }
-        *counts.tenants.entry(caller.tenant.clone()).or_default() += 1;
-        Ok(Held { of: self.clone(), tenant: caller.tenant.clone(), key })
+        *counts.tenants.entry(counted.clone()).or_default() += 1;
+        Ok(Held { of: self.clone(), tenant: counted.clone(), key })
     }
 }
 
@@ -91,31 +98,49 @@ mod tests {
         Caller { tenant: tenant.into(), role: Role::Run, key: key.into() }
     }
 
+    /// Holds a request of `tenant` with `key`, its tenant counted by name.
+    fn hold(in_flight: &Arc<InFlight>, tenant: &str, key: &str) -> Result<Held, String> {
+        in_flight.hold(&caller(tenant, key), &tenant.into())
+    }
+
     #[test]
     fn each_tenant_and_key_is_held_to_its_own_cap_and_a_finished_request_frees_its_place() {
         let in_flight = InFlight::new(3, 2);
-        let first = in_flight.hold(&caller("a", "k1")).unwrap();
-        let _second = in_flight.hold(&caller("a", "k1")).unwrap();
+        let first = hold(&in_flight, "a", "k1").unwrap();
+        let _second = hold(&in_flight, "a", "k1").unwrap();
         assert_eq!(
-            in_flight.hold(&caller("a", "k1")).err().unwrap(),
+            hold(&in_flight, "a", "k1").err().unwrap(),
             "API key k1 has 2 requests in flight, serve.concurrent-per-key (2); retry when one ends"
         );
-        let _third = in_flight.hold(&caller("a", "k2")).unwrap();
+        let _third = hold(&in_flight, "a", "k2").unwrap();
         assert_eq!(
-            in_flight.hold(&caller("a", "k3")).err().unwrap(),
+            hold(&in_flight, "a", "k3").err().unwrap(),
             "tenant a has 3 requests in flight, serve.concurrent-per-tenant (3); retry when one ends"
         );
-        let _other = in_flight.hold(&caller("b", "k9")).unwrap();
+        let _other = hold(&in_flight, "b", "k9").unwrap();
         drop(first);
-        assert!(in_flight.hold(&caller("a", "k1")).is_ok(), "a finished request frees its place");
+        assert!(hold(&in_flight, "a", "k1").is_ok(), "a finished request frees its place");
         assert_eq!(in_flight.counts.lock().tenants.len(), 2);
     }
 
     #[test]
     fn zero_means_no_cap() {
         let in_flight = InFlight::new(0, 0);
-        let held: Vec<Held> = (0..1000).map(|_| in_flight.hold(&caller("a", "k")).unwrap()).collect();
+        let held: Vec<Held> = (0..1000).map(|_| hold(&in_flight, "a", "k").unwrap()).collect();
         drop(held);
         assert!(in_flight.counts.lock().tenants.is_empty() && in_flight.counts.lock().keys.is_empty());
+    }
+
+    #[test]
+    fn tenants_counted_under_one_key_share_its_cap() {
+        let in_flight = InFlight::new(2, 0);
+        let shared: Arc<str> = crate::core::names::UNNAMED.into();
+        let _a = in_flight.hold(&caller("m1", ""), &shared).unwrap();
+        let _b = in_flight.hold(&caller("m2", ""), &shared).unwrap();
+        assert_eq!(
+            in_flight.hold(&caller("m3", ""), &shared).err().unwrap(),
+            "tenant m3 (every tenant not named in [tenants], together) has 2 requests in flight, serve.concurrent-per-tenant (2), which they share; retry when one ends"
+        );
+        assert!(hold(&in_flight, "named", "").is_ok(), "a tenant counted by its own name has its own cap");
     }
 }

@@ -87,6 +87,8 @@ pub async fn serve(mut settings: Settings, args: ServeArgs) -> u8 {
         Ok(r) => r,
         Err(e) => return fail(EXIT_CRASH, format!("cannot start the host: {e:#}")),
     };
+    let tenants = runtime.clone();
+    auth.count_tenants_by(move |tenant| tenants.settings().tenants.bounds_key(tenant) == tenant);
     let watch = match runtime.watch(debounce).await {
         Ok(w) => w,
         Err(e) => return fail(EXIT_LOAD, e),

@@ -55,6 +55,8 @@ pub struct LogRecord {
 pub struct AgentLog {
     agent: Arc<str>,
     tenant: Arc<str>,
+    /// The key its tenant's bytes a second are counted under.
+    counted: Arc<str>,
     limit: u64,
     /// Bytes a second the tenant's records may take in the host log.
     rate: u64,
@@ -64,6 +66,10 @@ pub struct AgentLog {
 /// What each tenant's agents wrote to the host log in the current second.
 /// One per process, as the host log is.
 static HOST_LOG: LazyLock<Mutex<HashMap<Arc<str>, Second>>> = LazyLock::new(Mutex::default);
+
+/// Tenants counted in [`HOST_LOG`] past which those whose second has
+/// passed are forgotten.
+const FORGET_PAST: usize = 1024;
 
 #[derive(Debug)]
 struct Second {
@@ -78,6 +84,9 @@ struct Second {
 fn to_host_log(tenant: &Arc<str>, size: u64, rate: u64) -> bool {
     let now = Instant::now();
     let mut seconds = HOST_LOG.lock();
+    if seconds.len() >= FORGET_PAST && !seconds.contains_key(tenant) {
+        seconds.retain(|_, s| now.duration_since(s.start) < Duration::from_secs(1));
+    }
     let second = seconds.entry(tenant.clone()).or_insert(Second { start: now, bytes: 0, noted: false });
     if now.duration_since(second.start) >= Duration::from_secs(1) {
         *second = Second { start: now, bytes: 0, noted: false };
@@ -88,10 +97,14 @@ fn to_host_log(tenant: &Arc<str>, size: u64, rate: u64) -> bool {
     }
     if !second.noted {
         second.noted = true;
+        let whose = match &**tenant {
+            paddock_core::names::UNNAMED => format!("the agents of {}", paddock_core::names::UNNAMED_WHO),
+            named => format!("tenant {named:?}'s agents"),
+        };
         tracing::warn!(
             target: "paddock::agent",
             tenant = &**tenant,
-            "tenant {tenant:?}'s agents logged over limits.log-bytes-per-second ({rate}) this second; their records stay in their invocations' results, not in the host log, until it ends"
+            "{whose} logged over limits.log-bytes-per-second ({rate}) this second; their records stay in their invocations' results, not in the host log, until it ends"
         );
     }
     false
@@ -107,8 +120,10 @@ struct LogState {
 impl AgentLog {
     /// An empty log keeping at most `limit` bytes of messages, and writing
     /// at most `rate` bytes a second of its tenant's to the host log.
-    pub fn new(agent: Arc<str>, tenant: Arc<str>, limit: u64, rate: u64) -> Self {
-        AgentLog { agent, tenant, limit, rate, state: Mutex::default() }
+    /// `counted` is the key `tenant`'s bytes are counted under: its own
+    /// name, or the one every tenant not named in `[tenants]` shares.
+    pub fn new(agent: Arc<str>, (tenant, counted): (Arc<str>, Arc<str>), limit: u64, rate: u64) -> Self {
+        AgentLog { agent, tenant, counted, limit, rate, state: Mutex::default() }
     }
 
     /// Records a message (and emits it to `tracing`), or counts it as dropped
@@ -142,7 +157,7 @@ impl AgentLog {
     }
 
     fn emit(&self, level: Severity, source: Source, message: &str) {
-        if source != Source::Host && !to_host_log(&self.tenant, message.len() as u64, self.rate) {
+        if source != Source::Host && !to_host_log(&self.counted, message.len() as u64, self.rate) {
             return;
         }
         let (agent, tenant) = (&*self.agent, &*self.tenant);
