@@ -40,13 +40,19 @@ input = { name = "third", output = "done" }
 
 /// A folder with the `step` plugin, a durable blackboard and durable flows.
 fn setup(dir: &Path) {
+    setup_with(dir, "durable", FLOW);
+}
+
+/// A folder with the `step` plugin, a blackboard kept `board`, durable
+/// flows and `crash.toml` holding `flow`.
+fn setup_with(dir: &Path, board: &str, flow: &str) {
     plugin(&dir.join("plugins"), "step", guests::FLOW_STEP, "[limits]\ntimeout = \"120s\"\n");
     std::fs::write(
         dir.join("paddock.toml"),
-        "[host]\nledger = \"memory\"\nplugin-state = \"memory\"\n[blackboard]\nstore = \"durable\"\n",
+        format!("[host]\nledger = \"memory\"\nplugin-state = \"memory\"\n[blackboard]\nstore = \"{board}\"\n"),
     )
     .unwrap();
-    std::fs::write(dir.join("crash.toml"), FLOW).unwrap();
+    std::fs::write(dir.join("crash.toml"), flow).unwrap();
 }
 
 /// `paddock flow run crash.toml --json` with its second step started.
@@ -127,6 +133,56 @@ fn a_run_killed_mid_step_resumes_and_no_finished_step_runs_twice() {
     );
 }
 
+/// Sends `signal` (`STOP`, `CONT`) to process `pid`.
+fn signal(pid: u32, signal: &str) {
+    let sent = Command::new("kill").args([&format!("-{signal}"), &pid.to_string()]).status().unwrap();
+    assert!(sent.success(), "kill -{signal} {pid}");
+}
+
+#[test]
+fn a_host_paused_past_its_lease_loses_the_run_to_another_and_when_resumed_writes_nothing_to_it() {
+    let dir = tempfile::tempdir().unwrap();
+    // Each process its own board: the flow store alone says who ran what.
+    setup_with(dir.path(), "memory", &FLOW.replace("wait_first_ms = 60000", "wait_first_ms = 3000"));
+    let Running { mut child, run, events, _log: log } = running(dir.path());
+    let pid = child.0.id();
+    signal(pid, "STOP");
+    let early = TestCommand::new(dir.path(), &["flow", "resume", &run]).run();
+    assert_eq!(early.code, 4, "{}", early.stderr);
+    assert!(
+        early.stderr.starts_with(&format!("error: run {run} is held by host {pid}@"))
+            && early.stderr.contains("(its lease was renewed "),
+        "{}",
+        early.stderr
+    );
+    // Past the lease (15 s), another process claims the run and finishes it.
+    std::thread::sleep(Duration::from_secs(16));
+    let resumed = TestCommand::new(dir.path(), &["flow", "resume", &run]).run();
+    assert_eq!((resumed.code, resumed.stdout.trim()), (0, "\"done\""), "{}", resumed.stderr);
+    assert!(resumed.stderr.contains("↺ main/first  finished before; not run again"), "{}", resumed.stderr);
+
+    // The paused host wakes, its step's wait over: every write it tries is refused.
+    signal(pid, "CONT");
+    let said: Vec<String> = log.map_while(Result::ok).collect();
+    let events: Vec<serde_json::Value> =
+        events.map_while(Result::ok).filter_map(|l| serde_json::from_str(&l).ok()).collect();
+    assert_ne!(child.0.wait().unwrap().code(), Some(0), "the paused host's run did not succeed");
+    assert!(said.iter().any(|l| l.contains(": this host lost its lease and stops the run")), "{said:?}");
+    let ran_third = |e: &&serde_json::Value| e["step"] == "main/third" || e["status"] == "succeeded";
+    assert_eq!(events.iter().find(ran_third), None, "it ran no later step and did not end well");
+    let status = TestCommand::new(dir.path(), &["flow", "status", &run, "--json"]).run();
+    let status: serde_json::Value = serde_json::from_str(&status.stdout).unwrap();
+    assert_eq!((&status["run"]["status"], &status["run"]["output"]), (&"succeeded".into(), &"\"done\"".into()));
+    let steps: Vec<(&str, u64)> = status["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (s["path"].as_str().unwrap(), s["attempt"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(steps, [("main/first", 1), ("main/second", 2), ("main/third", 1), ("main", 0)], "{status}");
+    assert!(!status["run"]["owner"].as_str().unwrap().starts_with(&format!("{pid}@")), "{status}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_starting_host_resumes_interrupted_runs() {
     let dir = tempfile::tempdir().unwrap();
@@ -155,12 +211,12 @@ fn paddock_flow_cancel_stops_a_run_in_another_process_and_ends_an_orphan() {
     setup(dir.path());
     let Running { mut child, run, events, .. } = running(dir.path());
     let cancelled = TestCommand::new(dir.path(), &["flow", "cancel", &run, "--by", "ada"]).run();
-    let owner = child.0.id();
-    assert_eq!(
-        (cancelled.code, cancelled.stdout.trim()),
-        (0, format!("run {run} was cancelled (process {owner} stopped it)").as_str()),
-        "{}",
-        cancelled.stderr
+    // The holder is the process's id: its pid, its machine, a nonce.
+    let (pid, said) = (child.0.id(), cancelled.stdout.trim());
+    assert_eq!(cancelled.code, 0, "{}", cancelled.stderr);
+    assert!(
+        said.starts_with(&format!("run {run} was cancelled (host {pid}@")) && said.ends_with(" stopped it)"),
+        "{said}"
     );
     let last: serde_json::Value = serde_json::from_str(&events.map_while(Result::ok).last().unwrap()).unwrap();
     assert_eq!(

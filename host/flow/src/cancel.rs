@@ -2,18 +2,19 @@
 //! through the store, or of an orphan no process runs.
 
 use super::approvals::now_ms;
-use super::owner_alive;
+use super::held_elsewhere;
+use super::lease;
 use super::store::{FlowStore, RunStatus};
 
 /// How a cancel was carried out.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Cancel {
     /// The run executes in this process, and stops now.
     Stopping,
-    /// Process `owner` runs it, and stops it at its next heartbeat (2 s).
+    /// Host `owner` runs it, and stops it when it next renews its lease (2 s).
     Requested {
-        /// That process.
-        owner: u32,
+        /// That host's holder id.
+        owner: String,
     },
     /// No process ran it: it is marked cancelled.
     Cancelled,
@@ -26,18 +27,18 @@ pub fn cancel(store: &dyn FlowStore, id: &str, by: &str) -> Result<Cancel, Cance
     if record.status != RunStatus::Running {
         return Err(CancelError::Finished { id: id.to_string(), status: record.status });
     }
-    if owner_alive(&record) {
+    if held_elsewhere(&record) {
         store.request_cancel(id, by).map_err(CancelError::Store)?;
         return Ok(Cancel::Requested { owner: record.owner });
     }
-    let (was, beat) = (record.owner, record.heartbeat_ms);
+    let (was, beat) = (record.owner.clone(), record.heartbeat_ms);
     let now = now_ms();
-    record.owner = std::process::id();
+    record.owner = lease::this_process().to_string();
     record.heartbeat_ms = now;
     record.updated_ms = now;
     record.status = RunStatus::Cancelled;
     record.error = Some(format!("cancelled by {by}"));
-    if !store.claim(&record, was, beat).map_err(CancelError::Store)? {
+    if !store.claim(&record, &was, beat).map_err(CancelError::Store)? {
         return Err(CancelError::TakenOver(id.to_string()));
     }
     Ok(Cancel::Cancelled)

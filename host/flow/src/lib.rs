@@ -9,6 +9,7 @@ mod cancel;
 pub mod events;
 pub mod expr;
 pub mod hub;
+pub mod lease;
 mod memory;
 pub mod metrics;
 mod replay;
@@ -40,11 +41,6 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use std::time::{Duration, Instant};
 use tracing::Instrument;
-
-/// How often a running run tells the store its process is alive.
-const HEARTBEAT: Duration = Duration::from_secs(2);
-/// A run whose heartbeat is older than this is taken for orphaned.
-const STALE: Duration = Duration::from_secs(15);
 
 /// The flow engine of one host.
 #[derive(Clone)]
@@ -239,7 +235,7 @@ impl Flows {
             output: None,
             error: None,
             pins,
-            owner: std::process::id(),
+            owner: lease::this_process().to_string(),
             heartbeat_ms: now,
             created_ms: now,
             updated_ms: now,
@@ -290,9 +286,9 @@ impl Flows {
         if self.live.lock().contains_key(id) {
             return Err(format!("run {id} is running in this process"));
         }
-        if owner_alive(&record) {
+        if held_elsewhere(&record) {
             return Err(format!(
-                "run {id} is being run by process {} (its last heartbeat was {} ms ago)",
+                "run {id} is held by host {} (its lease was renewed {} ms ago)",
                 record.owner,
                 now_ms().saturating_sub(record.heartbeat_ms)
             ));
@@ -313,22 +309,23 @@ impl Flows {
             }
             agents.insert(name, agent);
         }
-        let (was, beat) = (record.owner, record.heartbeat_ms);
-        record.owner = std::process::id();
+        let (was, beat) = (record.owner.clone(), record.heartbeat_ms);
+        record.owner = lease::this_process().to_string();
         record.heartbeat_ms = now_ms();
-        if !self.store.claim(&record, was, beat)? {
-            return Err(format!("run {id} was taken over by another process while resuming"));
+        if !self.store.claim(&record, &was, beat)? {
+            return Err(format!("run {id} was taken over by another host while resuming"));
         }
         let steps = self.store.steps(id)?;
         let ctx = self.context(flow, record.clone(), agents, steps, events);
         Ok(Started { flows: self.clone(), ctx, record, resumed: true })
     }
 
-    /// Unfinished runs whose process is gone.
+    /// Unfinished runs no live host holds: their lease expired, or their
+    /// holder is a process of this machine that is gone.
     pub fn orphans(&self) -> Result<Vec<RunRecord>, StoreError> {
         let runs = self.store.running().map_err(StoreError::Failed)?;
         let live = self.live.lock();
-        Ok(runs.into_iter().filter(|r| !live.contains_key(&r.id) && !owner_alive(r)).collect())
+        Ok(runs.into_iter().filter(|r| !live.contains_key(&r.id) && !held_elsewhere(r)).collect())
     }
 
     /// Cancels run `id` on behalf of `by`. A run executing here stops at
@@ -343,8 +340,8 @@ impl Flows {
         // Begun here and not executing yet: it reads the request as it starts.
         if let Some(r) = self.store.run(id).map_err(CancelError::Store)?
             && r.status == RunStatus::Running
-            && r.owner == std::process::id()
-            && now_ms().saturating_sub(r.heartbeat_ms) < STALE.as_millis() as u64
+            && r.owner == lease::this_process()
+            && !lease::expired(r.heartbeat_ms, now_ms())
         {
             self.store.request_cancel(id, by).map_err(CancelError::Store)?;
             return Ok(Cancel::Stopping);
@@ -443,26 +440,8 @@ impl Flows {
             Ok(None) => {}
             Err(e) => tracing::warn!(run = %record.id, "cannot look for a cancel request: {e}"),
         }
+        let beat = tokio::spawn(keep_lease(self.store.clone(), record.id.clone(), signal));
         let shared = Arc::new(Mutex::new(record));
-        let beat = {
-            let (store, shared) = (self.store.clone(), shared.clone());
-            tokio::spawn(async move {
-                loop {
-                    tokio::time::sleep(HEARTBEAT).await;
-                    let mut r = shared.lock();
-                    r.heartbeat_ms = now_ms();
-                    if let Err(e) = store.put_run(&r) {
-                        tracing::warn!(run = %r.id, "cannot record the heartbeat: {e}");
-                    }
-                    // Another process asked to cancel the run.
-                    match store.cancel_request(&r.id) {
-                        Ok(Some(by)) => drop(signal.send_replace(Some(by))),
-                        Ok(None) => {}
-                        Err(e) => tracing::warn!(run = %r.id, "cannot look for a cancel request: {e}"),
-                    }
-                }
-            })
-        };
         let (id, pins, tenant) = {
             let r = shared.lock();
             (r.id.clone(), r.pins.clone(), r.tenant.clone())
@@ -551,26 +530,47 @@ pub fn prune(store: &dyn FlowStore, retention: &paddock_config::Retention, now_m
     })
 }
 
-/// Whether the process that owns `run` still runs it: alive, and its
-/// heartbeat fresh.
-pub(crate) fn owner_alive(run: &RunRecord) -> bool {
-    if run.owner == std::process::id() {
-        return false;
-    }
-    let fresh = now_ms().saturating_sub(run.heartbeat_ms) < STALE.as_millis() as u64;
-    fresh && process_alive(run.owner)
+/// Whether another host holds `run`: its lease is not expired and its
+/// holder is not known to be gone.
+pub(crate) fn held_elsewhere(run: &RunRecord) -> bool {
+    run.owner != lease::this_process() && !lease::expired(run.heartbeat_ms, now_ms()) && !lease::gone(&run.owner)
 }
 
-/// Whether process `pid` exists and is not a zombie (Linux); elsewhere the
-/// heartbeat alone decides.
-fn process_alive(pid: u32) -> bool {
-    let stat = std::path::Path::new("/proc").join(pid.to_string()).join("stat");
-    if !std::path::Path::new("/proc/self").exists() {
-        return true;
-    }
-    match std::fs::read_to_string(stat) {
-        // The state follows the command name in parentheses: `123 (paddock) S ...`.
-        Ok(s) => s.rsplit_once(") ").is_some_and(|(_, rest)| !rest.starts_with('Z') && !rest.starts_with('X')),
-        Err(_) => false,
+/// Renews this host's lease of run `id` every [`lease::RENEW`] and looks for
+/// a cancel asked by another process, until aborted. A lease another host
+/// has claimed, or one not renewed for [`lease::LEASE`] (the store out of
+/// reach), stops the run through `signal`: another host may hold it now.
+async fn keep_lease(store: Arc<dyn FlowStore>, id: String, signal: tokio::sync::watch::Sender<Option<String>>) {
+    let holder = lease::this_process();
+    let mut renewed = now_ms();
+    loop {
+        tokio::time::sleep(lease::RENEW).await;
+        let now = now_ms();
+        let lost = match store.renew(&id, holder, now) {
+            Ok(true) => {
+                renewed = now;
+                None
+            }
+            Ok(false) => Some("another host claimed its lease".to_string()),
+            Err(e) if lease::expired(renewed, now) => Some(format!("its lease could not be renewed: {e}")),
+            Err(e) => {
+                tracing::warn!(run = %id, "cannot renew the lease: {e}");
+                None
+            }
+        };
+        if let Some(why) = lost {
+            tracing::warn!(run = %id, "this host lost run {id}: {why}; stopping it");
+            signal.send_replace(Some(format!("{LOST_LEASE} ({why})")));
+            return;
+        }
+        // Another process asked to cancel the run.
+        match store.cancel_request(&id) {
+            Ok(Some(by)) => drop(signal.send_replace(Some(by))),
+            Ok(None) => {}
+            Err(e) => tracing::warn!(run = %id, "cannot look for a cancel request: {e}"),
+        }
     }
 }
+
+/// Who stops a run whose lease this host lost, in its cancel signal.
+const LOST_LEASE: &str = "the loss of its lease";

@@ -2,6 +2,7 @@
 //! `host.flows = "memory"`). It counts and bounds what it keeps as the
 //! SQLite store does, each record's size being its JSON's.
 
+use super::lease;
 use super::store::{
     ALL, AnswerError, ApprovalRecord, Cutoffs, DeadLetter, FlowBounds, FlowStore, Page, Pruned, RunQuery, RunRecord,
     RunStatus, RunSummary, StepRecord, apply_answer, taken,
@@ -89,6 +90,14 @@ impl Memory {
             *bytes = (*bytes + new).saturating_sub(old);
         }
         Ok(())
+    }
+
+    /// Refuses a write by `holder` to `run` when another holds it.
+    fn fence(&self, run: &str, holder: &str) -> Result<(), String> {
+        match self.runs.get(run) {
+            Some(e) if e.run.value.owner != holder => Err(lease::lost(run, holder, &e.run.value.owner)),
+            _ => Ok(()),
+        }
     }
 
     fn tenant_of(&self, run: &str) -> String {
@@ -207,7 +216,9 @@ impl FlowStore for MemoryStore {
     }
 
     fn put_run(&self, run: &RunRecord) -> Result<(), String> {
-        self.inner.lock().put_run(&self.bounds, run)
+        let mut inner = self.inner.lock();
+        inner.fence(&run.id, &run.owner)?;
+        inner.put_run(&self.bounds, run)
     }
 
     fn add_run(&self, run: &RunRecord) -> Result<bool, String> {
@@ -236,13 +247,24 @@ impl FlowStore for MemoryStore {
         Ok(self.inner.lock().cancels.get(run).cloned())
     }
 
-    fn claim(&self, run: &RunRecord, owner: u32, heartbeat_ms: u64) -> Result<bool, String> {
+    fn claim(&self, run: &RunRecord, owner: &str, heartbeat_ms: u64) -> Result<bool, String> {
         let mut inner = self.inner.lock();
         match inner.runs.get(&run.id) {
             Some(e) if e.run.value.owner == owner && e.run.value.heartbeat_ms == heartbeat_ms => {}
             _ => return Ok(false),
         }
         inner.put_run(&self.bounds, run).map(|()| true)
+    }
+
+    fn renew(&self, run: &str, holder: &str, heartbeat_ms: u64) -> Result<bool, String> {
+        let mut inner = self.inner.lock();
+        match inner.runs.get_mut(run) {
+            Some(e) if e.run.value.owner == holder && e.run.value.status == RunStatus::Running => {
+                e.run.value.heartbeat_ms = heartbeat_ms;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
     }
 
     fn runs(&self, q: &RunQuery) -> Result<Vec<RunSummary>, String> {
@@ -269,8 +291,10 @@ impl FlowStore for MemoryStore {
         Ok(runs)
     }
 
-    fn put_step(&self, run: &str, step: &StepRecord) -> Result<(), String> {
-        self.inner.lock().put_step(&self.bounds, run, step)
+    fn put_step(&self, run: &str, holder: &str, step: &StepRecord) -> Result<(), String> {
+        let mut inner = self.inner.lock();
+        inner.fence(run, holder)?;
+        inner.put_step(&self.bounds, run, step)
     }
 
     fn steps(&self, run: &str) -> Result<Vec<StepRecord>, String> {
@@ -281,12 +305,15 @@ impl FlowStore for MemoryStore {
         Ok(steps)
     }
 
-    fn put_journal(&self, run: &str, step: &str, attempt: u32, entries: &[Entry]) -> Result<(), String> {
-        self.inner.lock().put_journal(&self.bounds, run, step, attempt, entries)
+    fn put_journal(&self, run: &str, holder: &str, step: &str, attempt: u32, entries: &[Entry]) -> Result<(), String> {
+        let mut inner = self.inner.lock();
+        inner.fence(run, holder)?;
+        inner.put_journal(&self.bounds, run, step, attempt, entries)
     }
 
-    fn finish_step(&self, run: &str, step: &StepRecord, journal: &[Entry]) -> Result<(), String> {
+    fn finish_step(&self, run: &str, holder: &str, step: &StepRecord, journal: &[Entry]) -> Result<(), String> {
         let mut inner = self.inner.lock();
+        inner.fence(run, holder)?;
         inner.put_journal(&self.bounds, run, &step.path, step.attempt, journal)?;
         inner.put_step(&self.bounds, run, step)
     }

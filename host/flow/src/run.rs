@@ -10,6 +10,7 @@
 use super::approvals::{ApprovalService, now_ms};
 use super::events::{Event, abbreviate};
 use super::expr::{Ref, Root, point};
+use super::lease;
 use super::spec::{Flow, ItemPolicy, Kind, Step};
 use super::store::{DeadLetter, FlowStore, StepRecord, StepStatus};
 use paddock_blackboard::Lookup;
@@ -102,7 +103,7 @@ impl Ctx {
 
     /// Writes a checkpoint; the step after it starts only once it is stored.
     pub(super) fn record(&self, rec: StepRecord) -> Result<(), StepErr> {
-        self.store.put_step(&self.run, &rec).map_err(|e| StepErr::new(&rec.path, e))?;
+        self.store.put_step(&self.run, lease::this_process(), &rec).map_err(|e| StepErr::new(&rec.path, e))?;
         self.checkpoints.lock().insert(rec.path.clone(), rec);
         Ok(())
     }
@@ -286,7 +287,9 @@ impl Ctx {
         rec.ended_ms = Some(now_ms());
         let journal = tape.entries();
         if result.is_err() {
-            self.store.put_journal(&self.run, path, attempt, &journal).map_err(|e| StepErr::new(path, e))?;
+            self.store
+                .put_journal(&self.run, lease::this_process(), path, attempt, &journal)
+                .map_err(|e| StepErr::new(path, e))?;
         }
         Ok(Attempt { rec, journal, result, retryable })
     }
@@ -299,7 +302,7 @@ impl Ctx {
         rec.output = Some(output.to_string());
         rec.raw = Some(raw);
         let path = rec.path.clone();
-        self.store.finish_step(&self.run, &rec, journal).map_err(|e| StepErr::new(&path, e))?;
+        self.store.finish_step(&self.run, lease::this_process(), &rec, journal).map_err(|e| StepErr::new(&path, e))?;
         self.checkpoints.lock().insert(path.clone(), rec);
         self.outputs.lock().insert(step.name.clone(), output.clone());
         self.emit(|| Event::StepFinished {

@@ -304,14 +304,30 @@ pub struct RunRecord {
     pub error: Option<String>,
     /// The version of each agent it runs, fixed when it started.
     pub pins: BTreeMap<String, String>,
-    /// The process running it.
-    pub owner: u32,
-    /// When its owner last said it was alive (ms since 1970).
+    /// The host process holding its lease ([`lease::this_process`](crate::lease::this_process));
+    /// a record from before holders had ids has its pid here.
+    #[serde(deserialize_with = "holder")]
+    pub owner: String,
+    /// When its holder last renewed the lease (ms since 1970).
     pub heartbeat_ms: u64,
     /// When it started (ms since 1970).
     pub created_ms: u64,
     /// When it last changed.
     pub updated_ms: u64,
+}
+
+/// A holder id, or the pid a record from before holders had ids keeps.
+fn holder<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Holder {
+        Id(String),
+        Pid(u64),
+    }
+    Ok(match Holder::deserialize(d)? {
+        Holder::Id(id) => id,
+        Holder::Pid(pid) => pid.to_string(),
+    })
 }
 
 /// How a step instance stands.
@@ -434,7 +450,8 @@ pub trait FlowStore: Send + Sync {
     fn bounds(&self) -> FlowBounds;
     /// Writes a run (inserting or replacing it). A record with an output is
     /// refused when it would pass the bounds; one without is always kept, so
-    /// a run's failure is never lost.
+    /// a run's failure is never lost. Refused ([`lease::lost`](crate::lease::lost))
+    /// when a running run is stored under another holder than `run.owner`.
     fn put_run(&self, run: &RunRecord) -> Result<(), String>;
     /// Adds a run unless one with its id exists; `false` when one does.
     /// Refused when its tenant keeps its bound already.
@@ -447,25 +464,31 @@ pub trait FlowStore: Send + Sync {
     /// Who asked to cancel `run`, if anyone did.
     fn cancel_request(&self, run: &str) -> Result<Option<String>, String>;
     /// Takes a run over: writes `run` only if the stored one still has
-    /// `owner` and `heartbeat_ms`, so two hosts resuming the same orphan at
+    /// holder `owner` and `heartbeat_ms`, so two hosts resuming the same orphan at
     /// once cannot both win. `false` when another got there first.
-    fn claim(&self, run: &RunRecord, owner: u32, heartbeat_ms: u64) -> Result<bool, String>;
+    fn claim(&self, run: &RunRecord, owner: &str, heartbeat_ms: u64) -> Result<bool, String>;
+    /// Renews `holder`'s lease of running run `run` to `heartbeat_ms`;
+    /// `false` when the run is no longer running under that holder (another
+    /// host claimed it, or it ended).
+    fn renew(&self, run: &str, holder: &str, heartbeat_ms: u64) -> Result<bool, String>;
     /// A page of runs, newest first.
     fn runs(&self, query: &RunQuery) -> Result<Vec<RunSummary>, String>;
     /// Every run still running (or interrupted), oldest first.
     fn running(&self) -> Result<Vec<RunRecord>, String>;
-    /// Writes a step's checkpoint (replacing the one at its path); refused
-    /// past the bounds.
-    fn put_step(&self, run: &str, step: &StepRecord) -> Result<(), String>;
+    /// Writes a step's checkpoint (replacing the one at its path) for the
+    /// run's holder `holder`; refused past the bounds, and when another
+    /// holds the run.
+    fn put_step(&self, run: &str, holder: &str, step: &StepRecord) -> Result<(), String>;
     /// A run's checkpoints, in the order they started.
     fn steps(&self, run: &str) -> Result<Vec<StepRecord>, String>;
     /// Keeps the journal of a step's attempt (replacing the previous
-    /// attempt's); refused past the bounds.
-    fn put_journal(&self, run: &str, step: &str, attempt: u32, entries: &[Entry]) -> Result<(), String>;
+    /// attempt's) for the run's holder `holder`; refused past the bounds,
+    /// and when another holds the run.
+    fn put_journal(&self, run: &str, holder: &str, step: &str, attempt: u32, entries: &[Entry]) -> Result<(), String>;
     /// Keeps a finished attempt's journal and checkpoint together.
-    fn finish_step(&self, run: &str, step: &StepRecord, journal: &[Entry]) -> Result<(), String> {
-        self.put_journal(run, &step.path, step.attempt, journal)?;
-        self.put_step(run, step)
+    fn finish_step(&self, run: &str, holder: &str, step: &StepRecord, journal: &[Entry]) -> Result<(), String> {
+        self.put_journal(run, holder, &step.path, step.attempt, journal)?;
+        self.put_step(run, holder, step)
     }
     /// A step's journal and the attempt it is from.
     fn journal(&self, run: &str, step: &str) -> Result<Option<(u32, Vec<Entry>)>, String>;

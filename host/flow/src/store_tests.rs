@@ -4,6 +4,9 @@ use crate::sqlite::SqliteStore;
 use crate::store::*;
 use paddock_journal::Entry;
 
+/// The holder of every run these tests write.
+const H: &str = "h1";
+
 fn question(id: &str, tenant: &str, text: &str, created_ms: u64) -> ApprovalRecord {
     ApprovalRecord {
         id: id.into(),
@@ -32,7 +35,7 @@ fn run(id: &str, tenant: &str, created_ms: u64, status: RunStatus) -> RunRecord 
         output: None,
         error: None,
         pins: Default::default(),
-        owner: 1,
+        owner: H.into(),
         heartbeat_ms: created_ms,
         created_ms,
         updated_ms: created_ms,
@@ -105,9 +108,9 @@ fn an_approval_id_is_never_reused_and_is_found_by_id() {
 fn a_step_past_the_run_bound_is_refused_and_the_run_keeps_what_it_had() {
     both(FlowBounds { run_bytes: 4096, tenant_bytes: 1 << 20, shared: false }, |store| {
         store.add_run(&run("r1", "acme", 1, RunStatus::Running)).unwrap();
-        store.put_step("r1", &step("main/a", &"x".repeat(1000))).unwrap();
+        store.put_step("r1", H, &step("main/a", &"x".repeat(1000))).unwrap();
         let before = store.runs(&RunQuery { limit: 1, ..RunQuery::default() }).unwrap()[0].bytes;
-        let err = store.put_step("r1", &step("main/b", &"x".repeat(3000))).unwrap_err();
+        let err = store.put_step("r1", H, &step("main/b", &"x".repeat(3000))).unwrap_err();
         assert!(
             err.starts_with("flow store: the checkpoint of step main/b (3.1 KiB) would take run r1 to ")
                 && err.ends_with(", past limits.max-run-bytes (4 KiB)"),
@@ -116,7 +119,7 @@ fn a_step_past_the_run_bound_is_refused_and_the_run_keeps_what_it_had() {
         assert_eq!(store.steps("r1").unwrap().len(), 1, "the refused step is not kept");
         assert_eq!(store.runs(&RunQuery { limit: 1, ..RunQuery::default() }).unwrap()[0].bytes, before);
         // Rewriting a step counts only what it adds.
-        store.put_step("r1", &step("main/a", &"y".repeat(1000))).unwrap();
+        store.put_step("r1", H, &step("main/a", &"y".repeat(1000))).unwrap();
         assert_eq!(store.tenant_bytes("acme").unwrap(), before);
         // A failure is always kept; an output past the bound is refused.
         let mut failed = run("r1", "acme", 1, RunStatus::Failed);
@@ -139,9 +142,9 @@ fn a_step_past_the_run_bound_is_refused_and_the_run_keeps_what_it_had() {
 fn a_tenant_past_its_bound_is_refused_new_runs_questions_and_dead_letters_and_others_are_not() {
     both(FlowBounds { run_bytes: 6144, tenant_bytes: 8192, shared: false }, |store| {
         store.add_run(&run("r1", "acme", 1, RunStatus::Running)).unwrap();
-        store.put_step("r1", &step("main/a", &"x".repeat(5000))).unwrap();
+        store.put_step("r1", H, &step("main/a", &"x".repeat(5000))).unwrap();
         store.add_run(&run("r2", "acme", 2, RunStatus::Running)).unwrap();
-        let err = store.put_step("r2", &step("main/a", &"x".repeat(3000))).unwrap_err();
+        let err = store.put_step("r2", H, &step("main/a", &"x".repeat(3000))).unwrap_err();
         assert!(
             err.starts_with("flow store: the checkpoint of step main/a (3.1 KiB) would take tenant \"acme\" to ")
                 && err.contains("past limits.max-flow-bytes (8 KiB); finished runs are forgotten by [retention]"),
@@ -156,7 +159,7 @@ fn a_tenant_past_its_bound_is_refused_new_runs_questions_and_dead_letters_and_ot
         assert_eq!(store.dead("d1").unwrap(), None);
         // Another tenant is not charged for it.
         store.add_run(&run("r3", "bolt", 3, RunStatus::Running)).unwrap();
-        store.put_step("r3", &step("main/a", &"x".repeat(5000))).unwrap();
+        store.put_step("r3", H, &step("main/a", &"x".repeat(5000))).unwrap();
         assert!(store.tenant_bytes("bolt").unwrap() > 5000);
     });
 }
@@ -165,9 +168,9 @@ fn a_tenant_past_its_bound_is_refused_new_runs_questions_and_dead_letters_and_ot
 fn a_shared_bound_holds_every_tenant_together_and_what_one_frees_is_room_for_all() {
     both(FlowBounds { run_bytes: 6144, tenant_bytes: 8192, shared: true }, |store| {
         store.add_run(&run("r1", "m1", 1, RunStatus::Running)).unwrap();
-        store.put_step("r1", &step("main/a", &"x".repeat(5000))).unwrap();
+        store.put_step("r1", H, &step("main/a", &"x".repeat(5000))).unwrap();
         store.add_run(&run("r2", "m2", 2, RunStatus::Running)).unwrap();
-        let err = store.put_step("r2", &step("main/a", &"x".repeat(3000))).unwrap_err();
+        let err = store.put_step("r2", H, &step("main/a", &"x".repeat(3000))).unwrap_err();
         assert!(
             err.starts_with(
                 "flow store: the checkpoint of step main/a (3.1 KiB) would take tenant \"m2\" and every other tenant \
@@ -182,8 +185,36 @@ fn a_shared_bound_holds_every_tenant_together_and_what_one_frees_is_room_for_all
         store.put_run(&run("r1", "m1", 1, RunStatus::Succeeded)).unwrap();
         let cut = Cutoffs { runs_before_ms: 10, runs_per_tenant: u64::MAX, approvals_before_ms: 0, dead_before_ms: 0 };
         assert_eq!(store.prune(&cut).unwrap().runs, 1);
-        store.put_step("r2", &step("main/a", &"x".repeat(3000))).unwrap();
+        store.put_step("r2", H, &step("main/a", &"x".repeat(3000))).unwrap();
         assert_eq!(store.tenant_bytes(ALL).unwrap(), store.tenant_bytes("m2").unwrap());
+    });
+}
+
+#[test]
+fn only_the_holder_renews_a_lease_and_a_claimed_run_refuses_every_write_of_its_old_holder() {
+    both(FlowBounds::default(), |store| {
+        store.add_run(&run("r1", "acme", 1, RunStatus::Running)).unwrap();
+        assert!(store.renew("r1", H, 5).unwrap());
+        assert!(!store.renew("r1", "h2", 6).unwrap(), "another host cannot renew it");
+        let mut taken = run("r1", "acme", 1, RunStatus::Running);
+        (taken.owner, taken.heartbeat_ms) = ("h2".into(), 7);
+        assert!(!store.claim(&taken, H, 1).unwrap(), "a claim that read an old renewal fails");
+        assert!(store.claim(&taken, H, 5).unwrap());
+        let lost = "flow store: run r1 is held by h2, not h1: this host lost its lease and stops the run";
+        assert_eq!(store.put_step("r1", H, &step("main/a", "1")), Err(lost.to_string()));
+        assert_eq!(store.put_journal("r1", H, "main/a", 1, &[]), Err(lost.to_string()));
+        assert_eq!(store.finish_step("r1", H, &step("main/a", "1"), &[]), Err(lost.to_string()));
+        let mut ended = run("r1", "acme", 1, RunStatus::Failed);
+        ended.error = Some("stopped".into());
+        assert_eq!(store.put_run(&ended), Err(lost.to_string()));
+        assert!(!store.renew("r1", H, 8).unwrap());
+        assert!(store.renew("r1", "h2", 9).unwrap());
+        assert_eq!(store.run("r1").unwrap().unwrap().heartbeat_ms, 9);
+        assert!(store.steps("r1").unwrap().is_empty(), "nothing the old holder wrote was kept");
+        store.put_step("r1", "h2", &step("main/a", "1")).unwrap();
+        (ended.owner, ended.status) = ("h2".into(), RunStatus::Succeeded);
+        store.put_run(&ended).unwrap();
+        assert!(!store.renew("r1", "h2", 10).unwrap(), "an ended run has no lease");
     });
 }
 
@@ -242,8 +273,8 @@ fn pruning_forgets_old_and_surplus_finished_runs_settled_questions_and_old_dead_
     both(FlowBounds::default(), |store| {
         // acme: r0 old and finished, r1 old but running, r2..r4 recent and finished.
         store.add_run(&run("r0", "acme", 10, RunStatus::Failed)).unwrap();
-        store.put_step("r0", &step("main/a", "1")).unwrap();
-        store.put_journal("r0", "main/a", 1, &[]).unwrap();
+        store.put_step("r0", H, &step("main/a", "1")).unwrap();
+        store.put_journal("r0", H, "main/a", 1, &[]).unwrap();
         store.add_run(&run("r1", "acme", 11, RunStatus::Running)).unwrap();
         for i in 2..5 {
             store.add_run(&run(&format!("r{i}"), "acme", 1000 + i, RunStatus::Succeeded)).unwrap();
@@ -285,14 +316,25 @@ fn a_file_made_before_bytes_were_counted_is_brought_up_with_its_records_counted(
         conn.execute("INSERT INTO steps (run, path, seq, data) VALUES ('r0', 'main/a', 0, ?1)", [&checkpoint]).unwrap();
         let letter = serde_json::to_string(&dead("d0", "bolt", 5)).unwrap();
         conn.execute("INSERT INTO dead (id, created, data) VALUES ('d0', 5, ?1)", [&letter]).unwrap();
+        // Held by a pid, as runs were before holders had ids.
+        let mut held = serde_json::to_value(run("r1", "acme", 20, RunStatus::Running)).unwrap();
+        held["owner"] = 4821.into();
+        conn.execute("INSERT INTO runs (id, created, data) VALUES ('r1', 20, ?1)", [&held.to_string()]).unwrap();
     }
     let store = SqliteStore::open(&path).unwrap();
     let listed = store.runs(&RunQuery { tenant: Some("acme".into()), limit: 5, ..RunQuery::default() }).unwrap();
-    assert_eq!((listed[0].id.as_str(), listed[0].status, listed[0].flow.as_str()), ("r0", RunStatus::Succeeded, "f"));
+    assert_eq!((listed[1].id.as_str(), listed[1].status, listed[1].flow.as_str()), ("r0", RunStatus::Succeeded, "f"));
     let record = serde_json::to_string(&run("r0", "acme", 10, RunStatus::Succeeded)).unwrap().len() as u64;
     let checkpoint = serde_json::to_string(&step("main/a", "1")).unwrap().len() as u64;
-    assert_eq!(listed[0].bytes, record + checkpoint);
-    assert_eq!(store.tenant_bytes("acme").unwrap(), record + checkpoint);
+    assert_eq!(listed[1].bytes, record + checkpoint);
+    let acme = record + checkpoint + listed[0].bytes;
+    assert_eq!(store.tenant_bytes("acme").unwrap(), acme);
+    assert_eq!(store.tenant_bytes(ALL).unwrap(), acme + store.tenant_bytes("bolt").unwrap(), "the sum of every tenant");
+    let held = store.run("r1").unwrap().unwrap();
+    assert_eq!(held.owner, "4821", "a pid becomes the holder's text");
+    let mut claimed = held.clone();
+    claimed.owner = H.into();
+    assert!(store.claim(&claimed, "4821", held.heartbeat_ms).unwrap(), "and the run can be claimed from it");
     assert_eq!(store.dead_letters(&Page { tenant: Some("bolt".into()), after: None, limit: 5 }).unwrap().len(), 1);
     drop(store);
     SqliteStore::open(&path).expect("a second open finds it done");

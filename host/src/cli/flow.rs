@@ -32,7 +32,7 @@ pub enum FlowCommand {
     Check(CheckArgs),
     /// Stop a run: its agents stop, nothing more starts, no compensation runs
     #[command(
-        after_help = "Example:\n  paddock flow cancel 019a3c5e8f21a1b2c3d4 --by ada\n\nA run in another process stops at its next heartbeat (2 s); this waits for it, up to 10 s."
+        after_help = "Example:\n  paddock flow cancel 019a3c5e8f21a1b2c3d4 --by ada\n\nA run in another process stops when that process next renews its lease on it (every 2 s); this waits for it, up to 10 s."
     )]
     Cancel(CancelArgs),
 }
@@ -283,16 +283,16 @@ async fn cancel(settings: Settings, args: CancelArgs) -> u8 {
     let by = args.by.or_else(|| std::env::var("USER").ok()).unwrap_or_else(|| "cli".into());
     match crate::flow::cancel(store.as_ref(), &args.run, &by) {
         Ok(crate::flow::Cancel::Requested { owner }) => {
-            // The owner stops it at its next heartbeat.
+            // Its holder stops it when it next renews its lease.
             let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
             while std::time::Instant::now() < deadline {
                 match store.run(&args.run) {
                     Ok(Some(r)) if r.status == RunStatus::Cancelled => {
-                        println!("run {} was cancelled (process {owner} stopped it)", r.id);
+                        println!("run {} was cancelled (host {owner} stopped it)", r.id);
                         return 0;
                     }
                     Ok(Some(r)) if r.status != RunStatus::Running => {
-                        let why = format!("run {} {} before process {owner} could stop it", r.id, r.status.phrase());
+                        let why = format!("run {} {} before host {owner} could stop it", r.id, r.status.phrase());
                         return fail(EXIT_AGENT_ERROR, why);
                     }
                     Ok(_) => {}
@@ -302,7 +302,7 @@ async fn cancel(settings: Settings, args: CancelArgs) -> u8 {
             }
             fail(
                 EXIT_AGENT_ERROR,
-                format!("asked process {owner} to cancel run {}; it has not stopped within 10 s", args.run),
+                format!("asked host {owner} to cancel run {}; it has not stopped within 10 s", args.run),
             )
         }
         Ok(_) => {

@@ -23,10 +23,10 @@ use paddock_journal::Entry;
 use parking_lot::Mutex;
 use rusqlite::types::Value as Sql;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params, params_from_iter};
-use schema::{MIGRATE_TO_1, SCHEMA_0, SCHEMA_VERSION};
+use schema::{MIGRATE_TO_1, MIGRATE_TO_2, SCHEMA_0, SCHEMA_VERSION};
 use serde::de::DeserializeOwned;
 use std::path::Path;
-use write::{charge, db, from_json, size, size_in, to_json, write_journal, write_run, write_step};
+use write::{charge, db, fence, from_json, size, size_in, to_json, write_journal, write_run, write_step};
 
 /// A flow store in a SQLite file.
 pub struct SqliteStore {
@@ -119,6 +119,9 @@ impl SqliteStore {
         }
         if version < 1 {
             tx.execute_batch(MIGRATE_TO_1).map_err(schema)?;
+        }
+        if version < 2 {
+            tx.execute_batch(MIGRATE_TO_2).map_err(schema)?;
             tx.pragma_update(None, "user_version", SCHEMA_VERSION).map_err(schema)?;
         }
         // A file from before the sum of every tenant was kept.
@@ -236,8 +239,11 @@ impl FlowStore for SqliteStore {
     }
 
     fn put_run(&self, run: &RunRecord) -> Result<(), String> {
-        // Only an output can make a record large; one without is always kept.
-        self.write(|c| write_run(c, run.output.is_some().then_some(&self.bounds), run))
+        self.write(|c| {
+            fence(c, &run.id, &run.owner)?;
+            // Only an output can make a record large; one without is always kept.
+            write_run(c, run.output.is_some().then_some(&self.bounds), run)
+        })
     }
 
     fn add_run(&self, run: &RunRecord) -> Result<bool, String> {
@@ -265,18 +271,25 @@ impl FlowStore for SqliteStore {
         conn.query_row("SELECT by FROM cancels WHERE run = ?1", params![run], |r| r.get(0)).optional().map_err(db)
     }
 
-    fn claim(&self, run: &RunRecord, owner: u32, heartbeat_ms: u64) -> Result<bool, String> {
+    fn claim(&self, run: &RunRecord, owner: &str, heartbeat_ms: u64) -> Result<bool, String> {
         self.write(|c| {
-            let text: Option<String> = c
-                .query_row("SELECT data FROM runs WHERE id = ?1", params![run.id], |r| r.get(0))
-                .optional()
-                .map_err(db)?;
-            let Some(text) = text else { return Ok(false) };
-            let stored: RunRecord = from_json(&text)?;
-            if stored.owner != owner || stored.heartbeat_ms != heartbeat_ms {
+            let held = "SELECT 1 FROM runs WHERE id = ?1 AND owner = ?2 AND heartbeat = ?3";
+            if size_in(c, held, params![run.id, owner, heartbeat_ms as i64])? != 1 {
                 return Ok(false);
             }
             write_run(c, run.output.is_some().then_some(&self.bounds), run).map(|()| true)
+        })
+    }
+
+    fn renew(&self, run: &str, holder: &str, heartbeat_ms: u64) -> Result<bool, String> {
+        self.write(|c| {
+            c.prepare_cached(
+                "UPDATE runs SET heartbeat = ?3, data = json_set(data, '$.heartbeat_ms', ?3)
+                 WHERE id = ?1 AND owner = ?2 AND status = 'running'",
+            )
+            .and_then(|mut s| s.execute(params![run, holder, heartbeat_ms as i64]))
+            .map(|changed| changed == 1)
+            .map_err(db)
         })
     }
 
@@ -311,20 +324,27 @@ impl FlowStore for SqliteStore {
         self.all("SELECT data FROM runs WHERE status = 'running' ORDER BY created, id", [])
     }
 
-    fn put_step(&self, run: &str, step: &StepRecord) -> Result<(), String> {
-        self.write(|c| write_step(c, &self.bounds, run, step))
+    fn put_step(&self, run: &str, holder: &str, step: &StepRecord) -> Result<(), String> {
+        self.write(|c| {
+            fence(c, run, holder)?;
+            write_step(c, &self.bounds, run, step)
+        })
     }
 
     fn steps(&self, run: &str) -> Result<Vec<StepRecord>, String> {
         self.all("SELECT data FROM steps WHERE run = ?1 ORDER BY seq", params![run])
     }
 
-    fn put_journal(&self, run: &str, step: &str, attempt: u32, entries: &[Entry]) -> Result<(), String> {
-        self.write(|c| write_journal(c, &self.bounds, run, step, attempt, entries))
+    fn put_journal(&self, run: &str, holder: &str, step: &str, attempt: u32, entries: &[Entry]) -> Result<(), String> {
+        self.write(|c| {
+            fence(c, run, holder)?;
+            write_journal(c, &self.bounds, run, step, attempt, entries)
+        })
     }
 
-    fn finish_step(&self, run: &str, step: &StepRecord, journal: &[Entry]) -> Result<(), String> {
+    fn finish_step(&self, run: &str, holder: &str, step: &StepRecord, journal: &[Entry]) -> Result<(), String> {
         self.write(|c| {
+            fence(c, run, holder)?;
             write_journal(c, &self.bounds, run, &step.path, step.attempt, journal)?;
             write_step(c, &self.bounds, run, step)
         })

@@ -2,8 +2,9 @@
 //! to them.
 
 /// The version of the layout below, kept in SQLite's `user_version`: 0 is
-/// the first layout (records only), which [`MIGRATE_TO_1`] brings up.
-pub(super) const SCHEMA_VERSION: i64 = 1;
+/// the first layout (records only), which [`MIGRATE_TO_1`] and then
+/// [`MIGRATE_TO_2`] bring up.
+pub(super) const SCHEMA_VERSION: i64 = 2;
 
 /// The first layout: what a file made by an older paddock has.
 pub(super) const SCHEMA_0: &str = "
@@ -59,4 +60,13 @@ CREATE INDEX dead_by_age ON dead (created, id);
 CREATE INDEX approvals_by_tenant ON approvals (tenant, created, id);
 CREATE INDEX approvals_by_age ON approvals (created, id);
 CREATE INDEX approvals_settled ON approvals (settles);
+";
+
+/// Each run's holder and the last renewal of its lease as columns, so a
+/// write can be fenced by its holder and a lease renewed without reading the
+/// record (a pid from before holders had ids becomes its text).
+pub(super) const MIGRATE_TO_2: &str = "
+ALTER TABLE runs ADD COLUMN owner TEXT NOT NULL DEFAULT '';
+ALTER TABLE runs ADD COLUMN heartbeat INTEGER NOT NULL DEFAULT 0;
+UPDATE runs SET owner = CAST(json_extract(data, '$.owner') AS TEXT), heartbeat = json_extract(data, '$.heartbeat_ms');
 ";

@@ -77,17 +77,29 @@ pub(super) fn charge(
 }
 
 /// Writes `run`'s record, counting its size, checked against `bounds` when given.
+/// Refuses a write by `holder` to `run` when another holds it.
+pub(super) fn fence(c: &Connection, run: &str, holder: &str) -> Result<(), String> {
+    let owner: Option<String> = c
+        .prepare_cached("SELECT owner FROM runs WHERE id = ?1")
+        .and_then(|mut s| s.query_row(params![run], |r| r.get(0)).optional())
+        .map_err(db)?;
+    match owner {
+        Some(owner) if owner != holder => Err(crate::lease::lost(run, holder, &owner)),
+        _ => Ok(()),
+    }
+}
+
 pub(super) fn write_run(c: &Connection, bounds: Option<&FlowBounds>, run: &RunRecord) -> Result<(), String> {
     let data = to_json(run)?;
     let old = size_in(c, "SELECT size FROM runs WHERE id = ?1", params![run.id])?;
     let what = if run.output.is_some() { "the run's output".to_string() } else { format!("run {}", run.id) };
     charge(c, bounds, &what, Some(&run.id), Some(&run.tenant), (old, size(&data)))?;
     c.prepare_cached(
-        "INSERT INTO runs (id, created, data, tenant, flow, status, updated, error, size, bytes)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9)
+        "INSERT INTO runs (id, created, data, tenant, flow, status, updated, error, size, bytes, owner, heartbeat)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9, ?10, ?11)
          ON CONFLICT (id) DO UPDATE SET created = excluded.created, data = excluded.data, tenant = excluded.tenant,
             flow = excluded.flow, status = excluded.status, updated = excluded.updated, error = excluded.error,
-            size = excluded.size",
+            size = excluded.size, owner = excluded.owner, heartbeat = excluded.heartbeat",
     )
     .and_then(|mut s| {
         s.execute(params![
@@ -99,7 +111,9 @@ pub(super) fn write_run(c: &Connection, bounds: Option<&FlowBounds>, run: &RunRe
             run.status.word(),
             run.updated_ms as i64,
             run.error,
-            size(&data) as i64
+            size(&data) as i64,
+            run.owner,
+            run.heartbeat_ms as i64
         ])
     })
     .map_err(db)

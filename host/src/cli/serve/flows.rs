@@ -532,7 +532,7 @@ async fn events(
         Some(hub) if hub.has(&id) => hub.clone(),
         _ if run.status == RunStatus::Running => {
             let why =
-                format!("run {id} is not running on this host (process {} runs it); poll GET /v1/runs/{id}", run.owner);
+                format!("run {id} is not running on this host (host {} holds it); poll GET /v1/runs/{id}", run.owner);
             return error(StatusCode::CONFLICT, "elsewhere", why);
         }
         // A run that ended before this host kept its events: how it ended.
