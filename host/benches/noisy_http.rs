@@ -16,6 +16,10 @@
 //!   sent as the last is answered: far past `serve.requests-per-tenant`,
 //!   so most are answered 429 at once.
 //!
+//! A's load runs on a tokio runtime of its own (its own threads), as another
+//! client would, so B's open loop never waits behind A's client work inside
+//! the load generator (they still share the machine's cores).
+//!
 //! The host has the default settings but for the connection limits and the
 //! requests in flight per tenant and key, raised so that A's floods reach
 //! what they flood (instances, CPU slots, sockets) rather than stopping at
@@ -34,6 +38,7 @@ use serde_json::{Value, json};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
+use tokio::runtime::Handle;
 #[path = "common/report.rs"]
 mod report;
 #[path = "common/served.rs"]
@@ -121,13 +126,14 @@ fn a_flood(
     agent: &'static str,
     body: &'static str,
     in_flight: usize,
-    stop: &Arc<AtomicBool>,
+    (on, stop): (&Handle, &Arc<AtomicBool>),
 ) -> Arc<AtomicU64> {
     let done = Arc::new(AtomicU64::new(0));
+    let _on = on.enter();
     let client = reqwest::Client::builder().pool_max_idle_per_host(in_flight).build().expect("a client");
     for _ in 0..in_flight {
         let (client, url, stop, done) = (client.clone(), url.to_string(), stop.clone(), done.clone());
-        tokio::spawn(async move {
+        on.spawn(async move {
             while !stop.load(Ordering::Relaxed) {
                 call(&client, &url, "a", agent, body).await;
                 done.fetch_add(1, Ordering::Relaxed);
@@ -138,12 +144,12 @@ fn a_flood(
 }
 
 /// Opens `n` connections that send half a request head, held until `stop`.
-async fn a_connections(url: &str, n: usize, stop: &Arc<AtomicBool>) {
+async fn a_connections(url: &str, n: usize, (on, stop): (&Handle, &Arc<AtomicBool>)) {
     use tokio::io::AsyncWriteExt;
     let address = url.trim_start_matches("http://").to_string();
     for _ in 0..n {
         let (address, stop) = (address.clone(), stop.clone());
-        tokio::spawn(async move {
+        on.spawn(async move {
             let Ok(mut socket) = tokio::net::TcpStream::connect(&address).await else { return };
             let _ = socket.write_all(b"POST /v1/agents/echo/run HTTP/1.1\r\nhost: x\r\nx-paddock-tenant: a\r\n").await;
             while !stop.load(Ordering::Relaxed) {
@@ -164,14 +170,14 @@ fn percentile(values: &[u64], q: f64) -> f64 {
 }
 
 /// B's figures for one scenario.
-async fn measure(host: &Host, scenario: &str, seconds: u64) -> Value {
+async fn measure(host: &Host, scenario: &str, seconds: u64, a: &Handle) -> Value {
     let stop = Arc::new(AtomicBool::new(false));
     let a_done = match scenario {
-        "cpu" => Some(a_flood(&host.url, "spin", "{}", A_CPU, &stop)),
-        "sleep" => Some(a_flood(&host.url, "sleeper", "{\"wait_ms\": 5000}", A_SLEEP, &stop)),
-        "requests" => Some(a_flood(&host.url, "echo", "{}", A_REQUESTS, &stop)),
+        "cpu" => Some(a_flood(&host.url, "spin", "{}", A_CPU, (a, &stop))),
+        "sleep" => Some(a_flood(&host.url, "sleeper", "{\"wait_ms\": 5000}", A_SLEEP, (a, &stop))),
+        "requests" => Some(a_flood(&host.url, "echo", "{}", A_REQUESTS, (a, &stop))),
         "connections" => {
-            a_connections(&host.url, A_CONNECTIONS, &stop).await;
+            a_connections(&host.url, A_CONNECTIONS, (a, &stop)).await;
             None
         }
         _ => None,
@@ -200,6 +206,9 @@ fn main() {
     let seconds = if quick { 5 } else { 20 };
     paddock::gateway::install_crypto();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("a tokio runtime");
+    // A is another client: its own runtime and threads, so its floods never
+    // queue B's requests behind its own inside the load generator.
+    let a = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("A's tokio runtime");
     let rows: Vec<Value> = runtime.block_on(async {
         let mut rows = Vec::new();
         let only = std::env::var("PADDOCK_BENCH_SCENARIOS").unwrap_or_default();
@@ -207,7 +216,7 @@ fn main() {
         for scenario in ["alone", "cpu", "sleep", "connections", "requests"].into_iter().filter(chosen) {
             // A fresh host each: nothing of one flood lingers into the next.
             let host = start_host();
-            rows.push(measure(&host, scenario, seconds).await);
+            rows.push(measure(&host, scenario, seconds, a.handle()).await);
             drop(host);
         }
         rows

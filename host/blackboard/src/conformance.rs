@@ -9,12 +9,12 @@ use std::time::Duration;
 /// Where the test clock starts, in milliseconds since the Unix epoch.
 const START_MS: u64 = 1_750_000_000_000;
 
-fn writer() -> Writer {
+pub(crate) fn writer() -> Writer {
     Writer::new("tester", "run-1")
 }
 
 /// A clock standing at [`START_MS`] until a test advances it.
-fn test_clock() -> Arc<ManualClock> {
+pub(crate) fn test_clock() -> Arc<ManualClock> {
     ManualClock::starting_at(from_unix_millis(START_MS))
 }
 
@@ -67,7 +67,7 @@ fn expiry(revision: u64, key: &str) -> Seen {
     (revision, key.to_string(), None, "paddock".to_string(), "ttl".to_string())
 }
 
-const MS: Duration = Duration::from_millis(1);
+pub(crate) const MS: Duration = Duration::from_millis(1);
 
 macro_rules! suite {
     ($backend:ident, $make:expr) => {
@@ -187,23 +187,25 @@ macro_rules! suite {
                 assert_eq!(named.put("n", b"1234", &writer()), Ok(1), "counted in the total of every tenant");
                 assert_eq!(m1.put("a", b"123456789", &writer()), Ok(1));
                 assert_eq!(m2.put("b", b"1234", &writer()), Ok(1));
+                let refused = |what: &str| {
+                    Err(BoardError::QuotaExceeded(format!(
+                        "tenant \"m2\" and every other tenant not named in [tenants] together {what}"
+                    )))
+                };
                 assert_eq!(
                     m2.put("c", b"", &writer()),
-                    Err(BoardError::QuotaExceeded(
-                        "tenant \"m2\" and every other tenant not named in [tenants] together would hold 21 bytes, over the limit of 20 (blackboard.max-bytes)".into()
-                    ))
+                    refused("would hold 21 bytes, over the limit of 20 (blackboard.max-bytes)")
                 );
-                assert_eq!(named.put("n2", b"123456789", &writer()), Ok(2), "a tenant with its own limits is held to them only");
+                assert_eq!(
+                    named.put("n2", b"123456789", &writer()),
+                    Ok(2),
+                    "a tenant with its own limits is held to them only"
+                );
                 assert_eq!(m1.delete("a", &writer()), Ok(true));
                 assert_eq!(named.delete("n2", &writer()), Ok(true));
                 assert_eq!(m2.put("c", b"1", &writer()), Ok(2));
                 assert_eq!(m1.put("e", b"", &writer()), Ok(3));
-                assert_eq!(
-                    m2.put("f", b"", &writer()),
-                    Err(BoardError::QuotaExceeded(
-                        "tenant \"m2\" and every other tenant not named in [tenants] together hold 4 keys, the limit (blackboard.max-keys)".into()
-                    ))
-                );
+                assert_eq!(m2.put("f", b"", &writer()), refused("hold 4 keys, the limit (blackboard.max-keys)"));
             }
 
             #[test]
@@ -580,25 +582,4 @@ fn opening_a_file_that_is_not_a_board_is_a_storage_error_naming_it() {
         Err(other) => panic!("unexpected error {other}"),
         Ok(_) => panic!("a junk file opened as a board"),
     }
-}
-
-#[tokio::test]
-async fn the_sweeper_removes_expired_keys_on_its_own_and_ends_with_its_board() {
-    let clock = test_clock();
-    let board = Arc::new(Blackboard::default().with_clock(clock.clone()));
-    let ns = board.namespace("t");
-    ns.put_expiring("k", b"", 10 * MS, &writer()).unwrap();
-    let sweeper = spawn_sweeper(&board, Duration::from_millis(5));
-    clock.advance(10 * MS);
-    let mut removed = false;
-    for _ in 0..200 {
-        if ns.revision() == Ok(2) {
-            removed = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    assert!(removed, "the sweeper did not remove the expired key");
-    drop((ns, board));
-    tokio::time::timeout(Duration::from_secs(5), sweeper).await.unwrap().unwrap();
 }

@@ -98,3 +98,30 @@ pub fn spawn_sweeper(board: &Arc<Blackboard>, every: Duration) -> JoinHandle<()>
         }
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::conformance::{MS, test_clock, writer};
+
+    #[tokio::test]
+    async fn the_sweeper_removes_expired_keys_on_its_own_and_ends_with_its_board() {
+        let clock = test_clock();
+        let board = Arc::new(Blackboard::default().with_clock(clock.clone()));
+        let ns = board.namespace("t");
+        ns.put_expiring("k", b"", 10 * MS, &writer()).unwrap();
+        let sweeper = spawn_sweeper(&board, Duration::from_millis(5));
+        clock.advance(10 * MS);
+        let mut removed = false;
+        for _ in 0..200 {
+            if ns.revision() == Ok(2) {
+                removed = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert!(removed, "the sweeper did not remove the expired key");
+        drop((ns, board));
+        tokio::time::timeout(Duration::from_secs(5), sweeper).await.unwrap().unwrap();
+    }
+}
