@@ -11,7 +11,9 @@
 //! ([`crate::sandbox::threads`]): the host's threads then wait for a core,
 //! which the OS hands over within a time slice, never for a guest's whole
 //! run. One shorter than a tick (most) ends where it started: a hand-over
-//! between threads costs it 85–140 µs here, more than it runs. The pool has
+//! between threads costs it 85–140 µs here, more than it runs — unless its
+//! tenant already runs more invocations than the machine has cores
+//! ([`busy`]): then it starts on the guest threads. The pool has
 //! two threads more than the machine has cores, so a moved invocation finds
 //! a thread while the holders of every CPU slot compute.
 
@@ -123,11 +125,32 @@ where
 }
 
 /// Runs `work` (an invocation) where it starts, and on the guest threads
-/// once it has computed a whole tick (see the module docs); a panic in it
-/// goes on in the caller, as if it had run there.
-pub(super) async fn run<T: Send + 'static>(work: impl Future<Output = T> + Send + 'static) -> T {
-    if pool().is_none() {
-        return work.await;
+/// once it has computed a whole tick (see the module docs) — or there from
+/// the start when its tenant is `busy`; a panic in it goes on in the caller,
+/// as if it had run there.
+pub(super) async fn run<T: Send + 'static>(work: impl Future<Output = T> + Send + 'static, busy: bool) -> T {
+    let Some(pool) = pool() else { return work.await };
+    placed(pool, Box::pin(work), busy).await
+}
+
+/// `work` on its caller's thread, or on `pool` when `busy`.
+fn placed<F>(pool: &tokio::runtime::Runtime, work: Pin<Box<F>>, busy: bool) -> Moving<F>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    match busy {
+        true => Moving(Place::There(Abort(pool.spawn(work)))),
+        false => Moving(Place::Here { work, moving: Arc::default() }),
     }
-    Moving(Place::Here { work: Box::pin(work), moving: Arc::default() }).await
+}
+
+/// Invocations of one tenant running at once past which its next ones start
+/// on the guest threads: as many as the machine has cores. A tenant running
+/// more than the machine can has its instantiations and first ticks (a wave
+/// of hundreds when a flood of sleeping requests is admitted at once) spent
+/// at the guests' lower priority, not on the threads that answer requests.
+pub(super) fn busy() -> i64 {
+    static CORES: OnceLock<i64> = OnceLock::new();
+    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(2, |n| n.get() as i64))
 }

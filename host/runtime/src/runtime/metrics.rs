@@ -131,8 +131,8 @@ impl RuntimeMetrics {
     /// Counts an invocation of `tenant` as running until the guard drops.
     pub fn running(&self, tenant: &str) -> InFlight {
         let gauge = self.in_flight.get_or_create(&TenantLabels { tenant: tenant.to_string() }).clone();
-        gauge.inc();
-        InFlight(gauge)
+        let beside = gauge.inc();
+        InFlight(gauge, beside)
     }
 
     /// Appends the text exposition of every series to `out`, without the
@@ -143,8 +143,16 @@ impl RuntimeMetrics {
     }
 }
 
-/// An invocation counted in `paddock_invocations_in_flight` while it lives.
-pub struct InFlight(Gauge);
+/// An invocation counted in `paddock_invocations_in_flight` while it lives,
+/// with how many of its tenant's were running when it started.
+pub struct InFlight(Gauge, i64);
+
+impl InFlight {
+    /// Its tenant's invocations running when it started.
+    pub fn beside(&self) -> i64 {
+        self.1
+    }
+}
 
 impl Drop for InFlight {
     fn drop(&mut self) {

@@ -375,6 +375,7 @@ impl Runtime {
         );
         // Counted in `paddock_invocations_in_flight` until it ends.
         let running = self.inner.metrics.running(&invocation.tenant);
+        let busy = running.beside() >= guests::busy();
         let work = async move {
             let outcome = sandbox::invoke(&engine, &pre, invocation, &input).await;
             drop(running);
@@ -386,7 +387,7 @@ impl Runtime {
         }
         .instrument(span);
         // On the guest threads, so the host's own threads stay free for requests.
-        guests::run(work)
+        guests::run(work, busy)
     }
 }
 
