@@ -85,11 +85,14 @@ impl State {
         let current = self.entries.get_key_value(write.key).map(|(k, e)| (k.clone(), e.revision, e.value.len()));
         let was = current.as_ref().map(|c| (c.1, c.2));
         let totals = plan_write(tenant, limits, was, self.totals, write)?;
-        let mut all = all.lock();
-        *all = match limits.shared {
-            true => plan_shared(tenant, limits, was, *all, write)?,
-            false => totals.moved(self.totals, *all),
-        };
+        {
+            // Held only for this: every tenant's writes take it.
+            let mut all = all.lock();
+            *all = match limits.shared {
+                true => plan_shared(tenant, limits, was, *all, write)?,
+                false => totals.moved(self.totals, *all),
+            };
+        }
         self.totals = totals;
         self.revision += 1;
         let revision = self.revision;
