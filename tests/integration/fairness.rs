@@ -25,7 +25,10 @@ fn spin_for(tenant: &str, fuel: u64) -> RunOptions {
 // B computes on one slot while A's jobs take turns on the other.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tenants_job_finishes_before_most_of_another_tenants_sixteen_busy_jobs() {
-    let rt = runtime("[engine]\nmax-instances = 32\ncpu-slots = 2\n");
+    // Both named, so each has its own instance slots (unnamed tenants share one set).
+    let rt = runtime(
+        "[engine]\nmax-instances = 32\ncpu-slots = 2\n[tenants.a]\nagents = [\"*\"]\n[tenants.b]\nagents = [\"*\"]\n",
+    );
     let spin = rt.load(guests::SPIN).expect("spin loads");
     let a_done = Arc::new(AtomicUsize::new(0));
     let a_jobs: Vec<_> = (0..16)
