@@ -119,7 +119,10 @@ async fn tenants_not_named_in_config_share_one_set_of_bounds_however_many_names_
     assert_eq!(status, 200);
     assert_eq!(put("b3").await.0, 200, "what b0 freed is room for b3");
 
-    // Instance slots: the two of half of max-instances, for all of them.
+    // Instance slots: the two of half of max-instances, for all of them
+    // (the agent loaded first, so the sleepers take their slots at once).
+    let warm = as_tenant(client.post(url("/v1/agents/step/run")).body(r#"{"name": "warm"}"#), "w").await;
+    assert_eq!(warm.0, 200, "{}", warm.1);
     let sleeper = |tenant: String| {
         let request = client.post(url("/v1/agents/step/run")).body(r#"{"name": "s", "wait_ms": 1500}"#);
         async move { as_tenant(request, &tenant).await }
