@@ -441,11 +441,8 @@ impl Flows {
             Err(e) => tracing::warn!(run = %record.id, "cannot look for a cancel request: {e}"),
         }
         let beat = tokio::spawn(keep_lease(self.store.clone(), record.id.clone(), signal));
-        let shared = Arc::new(Mutex::new(record));
-        let (id, pins, tenant) = {
-            let r = shared.lock();
-            (r.id.clone(), r.pins.clone(), r.tenant.clone())
-        };
+        let mut r = record;
+        let (id, pins, tenant) = (r.id.clone(), r.pins.clone(), r.tenant.clone());
         ctx.emit(|| Event::RunStarted { run: id.clone(), flow: ctx.flow.name.clone(), tenant, resumed, pins });
         let budget = ctx.flow.budget.map(|b| RunBudget::new("flow.budget", b, None));
         let start_name = ctx.flow.steps[ctx.flow.start].name.clone();
@@ -475,7 +472,6 @@ impl Flows {
         };
         beat.abort();
         let report = {
-            let mut r = shared.lock();
             r.updated_ms = now_ms();
             match &out {
                 Ok(Ok(v)) => {
