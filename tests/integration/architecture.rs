@@ -15,7 +15,7 @@ use std::process::Command;
 /// crates of a lower layer. The services (every layer below the runtime)
 /// must not reach wasmtime.
 const LAYERS: &[&[&str]] = &[
-    &["paddock-core"],
+    &["paddock-core", "paddock-postgres"],
     &["paddock-gateway", "paddock-blackboard", "paddock-journal", "paddock-toolchain", "paddock-keys"],
     &["paddock-quota"],
     &["paddock-tenants"],

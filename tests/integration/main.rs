@@ -20,6 +20,7 @@ mod languages;
 mod limits;
 mod llm;
 mod loading;
+mod many_hosts;
 mod recovery;
 mod reload;
 mod resilience;

@@ -25,20 +25,6 @@ fn setup(dir: &Path, extra: &str) {
     paddock::gateway::install_crypto();
 }
 
-/// `method path` with `token` and `body`: the status and the JSON body (null when not JSON).
-async fn call(served: &Served, method: Method, path: &str, token: &str, body: &str) -> (StatusCode, Value) {
-    let response = reqwest::Client::new()
-        .request(method, format!("http://{}{path}", served.address))
-        .bearer_auth(token)
-        .body(body.to_string())
-        .send()
-        .await
-        .unwrap();
-    let status = response.status();
-    let text = response.text().await.unwrap();
-    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
-}
-
 /// `paddock ARGS` in `dir`, off the async workers.
 async fn cli(dir: &Path, args: &[&str]) -> Ran {
     let (dir, args): (std::path::PathBuf, Vec<String>) = (dir.into(), args.iter().map(|a| a.to_string()).collect());

@@ -234,3 +234,23 @@ pub fn signal(pid: u32, signal: &str) {
     let sent = std::process::Command::new("kill").args([signal, &pid.to_string()]).status().unwrap();
     assert!(sent.success(), "kill {signal} {pid}");
 }
+
+/// `method path` with `token` and `body`: the status and the JSON body (null when not JSON).
+pub async fn call(
+    served: &Served,
+    method: reqwest::Method,
+    path: &str,
+    token: &str,
+    body: &str,
+) -> (reqwest::StatusCode, serde_json::Value) {
+    let response = reqwest::Client::new()
+        .request(method, format!("http://{}{path}", served.address))
+        .bearer_auth(token)
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    let text = response.text().await.unwrap();
+    (status, serde_json::from_str(&text).unwrap_or(serde_json::Value::Null))
+}

@@ -7,7 +7,8 @@
 //! This crate knows nothing of wasmtime.
 //!
 //! Storage sits behind [`Backend`] / [`TenantStore`]: [`MemoryBackend`] (the
-//! fast default for tests) and [`RedbBackend`] (durable, in the data folder).
+//! fast default for tests), [`RedbBackend`] (durable, in the data folder) and
+//! [`PostgresBackend`] (one database several hosts share).
 //! Checks on keys, sizes and time-to-live ([`Namespace`]), and the conflict
 //! and quota rules of a write ([`plan_write`]), live here once so every
 //! backend gives the same answers; one conformance suite runs against each.
@@ -26,6 +27,7 @@ mod memory;
 mod metrics;
 mod namespace;
 mod plan;
+mod postgres;
 mod store;
 
 pub use board::Blackboard;
@@ -37,6 +39,7 @@ pub use memory::MemoryBackend;
 pub use metrics::{BoardMetrics, OpLabels};
 pub use namespace::Namespace;
 pub use plan::{Totals, plan_shared, plan_write};
+pub use postgres::PostgresBackend;
 pub use store::{Backend, TenantStore, Write};
 
 /// Most keys one `list` returns.

@@ -39,6 +39,17 @@ pub(crate) struct FileConfig {
     pub(crate) telemetry: telemetry::TelemetrySection,
     #[serde(default)]
     pub(crate) retention: crate::retention::RetentionSection,
+    #[serde(default)]
+    pub(crate) store: StoreSection,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(crate) struct StoreSection {
+    pub(crate) backend: Option<String>,
+    pub(crate) url: Option<String>,
+    pub(crate) url_env: Option<String>,
+    pub(crate) pool: Option<usize>,
 }
 
 #[derive(Debug, Deserialize)]

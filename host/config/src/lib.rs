@@ -41,7 +41,7 @@ pub use retention::{FlowLimits, Retention};
 pub use serve::{
     ConnectionLimits, DEFAULT_LISTEN, NotLoopback, RequestLimits, ServeAuth, ServeSettings, TlsFiles, check_listen,
 };
-pub use stores::BoardStore;
+pub use stores::{BoardStore, DATABASE_URL_VAR};
 pub use telemetry::{DEFAULT_SERVICE_NAME, OtlpProtocol, TelemetrySettings};
 pub use triggers::Trigger;
 
@@ -122,6 +122,8 @@ pub struct Settings {
     pub board: BoardLimits,
     /// Where the blackboard is kept.
     pub board_store: BoardStore,
+    /// The PostgreSQL database of `[store] backend = "postgres"`, if any.
+    pub postgres: Option<paddock_postgres::Settings>,
     /// LLM providers, routes and prices.
     pub gateway: GatewaySettings,
     /// Agents run when blackboard keys change.
@@ -210,7 +212,7 @@ impl Settings {
         let (limits, ceiling, caps) = limits::limits(&file.limits, &file.ceiling)?;
         let engine = engine::engine(&file.engine)?;
         let data_dir = base.join(file.host.data.clone().unwrap_or_else(|| PathBuf::from(".paddock")));
-        let stores = stores::stores(&file.host, &file.blackboard, &data_dir, base)?;
+        let stores = stores::stores(&file, &data_dir, base)?;
         let plugins = plugins::plugin_settings(&file.host, &data_dir, base)?;
         let serve = serve::serve_settings(file.serve, base)?;
         let telemetry = telemetry::telemetry(file.telemetry)?;
@@ -244,6 +246,7 @@ impl Settings {
             ledger: stores.ledger,
             flows: stores.flows,
             board_store: stores.board,
+            postgres: stores.postgres,
             data_dir,
             plugins,
             serve,

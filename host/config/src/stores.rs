@@ -1,9 +1,11 @@
 //! Where the host keeps its state: the blackboard, the budget ledger and
-//! flow runs, each in memory or on disk under `host.data`.
+//! flow runs, each in memory, on disk under `host.data`, or (`[store]
+//! backend = "postgres"`) in a PostgreSQL database several hosts share.
 
-use crate::file::{BlackboardSection, HostSection};
+use crate::file::{BlackboardSection, FileConfig, StoreSection};
 use paddock_blackboard::BoardLimits;
 use paddock_core::SizeCaps;
+use paddock_postgres::Settings as PostgresSettings;
 use paddock_quota::LedgerStore;
 use std::path::{Path, PathBuf};
 
@@ -14,22 +16,25 @@ pub enum BoardStore {
     Memory,
     /// In a redb file that survives restarts and crashes (one process at a time).
     Durable(PathBuf),
+    /// In the PostgreSQL database of `[store]`, shared by every host on it.
+    Postgres(PostgresSettings),
 }
+
+/// The environment variable read for the database's URL when `store.url` is not set.
+pub const DATABASE_URL_VAR: &str = "PADDOCK_DATABASE_URL";
 
 /// The three stores, validated.
 pub(crate) struct Stores {
     pub(crate) ledger: LedgerStore,
     pub(crate) flows: Option<PathBuf>,
     pub(crate) board: BoardStore,
+    pub(crate) postgres: Option<PostgresSettings>,
 }
 
-/// Validates `host.ledger`, `host.flows` and `blackboard.store`.
-pub(crate) fn stores(
-    host: &HostSection,
-    board: &BlackboardSection,
-    data_dir: &Path,
-    base: &Path,
-) -> Result<Stores, String> {
+/// Validates `[store]`, `host.ledger`, `host.flows` and `blackboard.store`.
+pub(crate) fn stores(file: &FileConfig, data_dir: &Path, base: &Path) -> Result<Stores, String> {
+    let postgres = postgres(&file.store)?;
+    let (host, board) = (&file.host, &file.blackboard);
     let ledger = match host.ledger.as_deref().unwrap_or("durable") {
         "memory" => LedgerStore::Memory,
         "durable" => LedgerStore::Sqlite(data_dir.join("ledger.sqlite")),
@@ -40,14 +45,66 @@ pub(crate) fn stores(
         "durable" => Some(data_dir.join("flows.sqlite")),
         other => return Err(format!("host.flows: `{other}` is not a store; use \"durable\" or \"memory\"")),
     };
-    let board = match board.store.as_deref().unwrap_or("memory") {
-        "memory" => BoardStore::Memory,
-        "durable" => {
+    let board = match (board.store.as_deref(), &postgres) {
+        (None | Some("postgres"), Some(pg)) => BoardStore::Postgres(pg.clone()),
+        (Some("postgres"), None) => {
+            return Err("blackboard.store: \"postgres\" needs a database: set [store] backend = \"postgres\"".into());
+        }
+        (None | Some("memory"), _) => BoardStore::Memory,
+        (Some("durable"), Some(_)) => {
+            return Err("blackboard.store: \"durable\" is a file one process holds, and [store] backend is \
+                        \"postgres\": leave blackboard.store out to keep the board in PostgreSQL, or set \"memory\""
+                .into());
+        }
+        (Some("durable"), None) => {
             BoardStore::Durable(board.path.as_ref().map_or_else(|| data_dir.join("blackboard.redb"), |p| base.join(p)))
         }
-        other => return Err(format!("blackboard.store: `{other}` is not a store; use \"memory\" or \"durable\"")),
+        (Some(other), _) => {
+            return Err(format!(
+                "blackboard.store: `{other}` is not a store; use \"memory\", \"durable\" or \"postgres\""
+            ));
+        }
     };
-    Ok(Stores { ledger, flows, board })
+    Ok(Stores { ledger, flows, board, postgres })
+}
+
+/// `[store]`: the database, when `backend = "postgres"`.
+fn postgres(store: &StoreSection) -> Result<Option<PostgresSettings>, String> {
+    match store.backend.as_deref().unwrap_or("embedded") {
+        "embedded" => {
+            if let Some(key) =
+                [("url", store.url.is_some()), ("url-env", store.url_env.is_some()), ("pool", store.pool.is_some())]
+                    .iter()
+                    .find_map(|(key, set)| set.then_some(key))
+            {
+                return Err(format!("store.{key}: set, but store.backend is \"embedded\"; set backend = \"postgres\""));
+            }
+            return Ok(None);
+        }
+        "postgres" => {}
+        other => return Err(format!("store.backend: `{other}` is not a backend; use \"embedded\" or \"postgres\"")),
+    }
+    let url = match (&store.url, &store.url_env) {
+        (Some(_), Some(_)) => return Err("store.url-env: set beside store.url; set one".into()),
+        (Some(url), None) => url.clone(),
+        (None, var) => {
+            let var = var.as_deref().unwrap_or(DATABASE_URL_VAR);
+            std::env::var(var).map_err(|_| {
+                format!(
+                    "store.url: backend \"postgres\" needs a database: set store.url, or the environment variable \
+                     {var}{}",
+                    if store.url_env.is_some() { " (store.url-env)" } else { "" }
+                )
+            })?
+        }
+    };
+    let pool = store.pool.unwrap_or(16);
+    if !(1..=1000).contains(&pool) {
+        return Err(format!("store.pool: {pool} connections; use 1 to 1000"));
+    }
+    let settings = PostgresSettings { pool, ..PostgresSettings::new(&url) };
+    settings.check().map_err(|e| format!("store.url: {e}"))?;
+    Ok(Some(settings))
 }
 
 /// Each tenant's board limits: `[blackboard]` and the key and value caps.

@@ -96,7 +96,51 @@ fn blackboard_store_is_memory_unless_durable_is_asked_for() {
     let s = parse("[blackboard]\nstore = \"durable\"\n").unwrap();
     assert_eq!(s.board_store, BoardStore::Durable(PathBuf::from("conf/.paddock/blackboard.redb")));
     let err = parse("[blackboard]\nstore = \"redis\"\n").unwrap_err();
-    assert_eq!(err.message, "blackboard.store: `redis` is not a store; use \"memory\" or \"durable\"");
+    assert_eq!(err.message, "blackboard.store: `redis` is not a store; use \"memory\", \"durable\" or \"postgres\"");
+}
+
+#[test]
+fn a_postgres_backend_puts_the_board_in_its_database_and_each_mistake_names_its_key() {
+    let s = parse("[store]\nbackend = \"postgres\"\nurl = \"postgres://app:pw@db:5432/paddock\"\npool = 4\n").unwrap();
+    let pg = s.postgres.clone().unwrap();
+    assert_eq!((pg.url.as_str(), pg.pool), ("postgres://app:pw@db:5432/paddock", 4));
+    assert_eq!(s.board_store, BoardStore::Postgres(pg.clone()));
+    assert!(!format!("{pg:?}").contains("pw"), "the password is never printed: {pg:?}");
+    let memory =
+        parse("[store]\nbackend = \"postgres\"\nurl = \"postgres://db/p\"\n[blackboard]\nstore = \"memory\"\n");
+    assert_eq!(memory.unwrap().board_store, BoardStore::Memory);
+    let err = |text: &str| parse(text).unwrap_err().message;
+    assert_eq!(
+        err("[store]\nbackend = \"postgres\"\nurl-env = \"PADDOCK_TEST_NO_SUCH_VARIABLE\"\n"),
+        "store.url: backend \"postgres\" needs a database: set store.url, or the environment variable \
+         PADDOCK_TEST_NO_SUCH_VARIABLE (store.url-env)"
+    );
+    assert_eq!(
+        err("[store]\nbackend = \"postgres\"\nurl = \"postgres://db:port/p\"\n"),
+        "store.url: not a PostgreSQL connection string (invalid value for option `port`)"
+    );
+    assert_eq!(
+        err("[store]\nbackend = \"postgres\"\nurl = \"postgres://db/p\"\npool = 0\n"),
+        "store.pool: 0 connections; use 1 to 1000"
+    );
+    assert_eq!(
+        err("[store]\nbackend = \"mysql\"\n"),
+        "store.backend: `mysql` is not a backend; use \"embedded\" or \"postgres\""
+    );
+    assert_eq!(
+        err("[store]\nurl = \"postgres://db/p\"\n"),
+        "store.url: set, but store.backend is \"embedded\"; set backend = \"postgres\""
+    );
+    assert_eq!(
+        err("[blackboard]\nstore = \"postgres\"\n"),
+        "blackboard.store: \"postgres\" needs a database: set [store] backend = \"postgres\""
+    );
+    assert!(
+        err("[store]\nbackend = \"postgres\"\nurl = \"postgres://db/p\"\n[blackboard]\nstore = \"durable\"\n")
+            .starts_with(
+                "blackboard.store: \"durable\" is a file one process holds, and [store] backend is \"postgres\""
+            )
+    );
 }
 
 #[test]

@@ -11,7 +11,7 @@ use crate::plugins::cache::CodeCache;
 use crate::plugins::load::{self, Inspection, LoadError};
 use crate::sandbox::{self, AgentState, CpuScheduler, Invocation, InvokeError, Outcome};
 use arc_swap::ArcSwap;
-use paddock_blackboard::{Blackboard, BoardLimits, RedbBackend};
+use paddock_blackboard::{Blackboard, BoardLimits, PostgresBackend, RedbBackend};
 use paddock_config::{BoardStore, DirGrant, Limits, Requested, Settings};
 use paddock_core::TRACE_TARGET;
 use paddock_core::clock::SystemClock;
@@ -42,7 +42,7 @@ use wasmtime::Engine;
 use wasmtime::component::Linker;
 pub use watch::Watch;
 
-/// Opens the blackboard `settings` name: in memory, or the durable file.
+/// Opens the blackboard `settings` name: in memory, the durable file, or PostgreSQL.
 /// With no tenant named in `[tenants]`, every tenant holds `[blackboard]`'s
 /// quota together (beside each its own); a named tenant has its own only.
 pub fn open_blackboard(settings: &Settings) -> Result<Blackboard, String> {
@@ -51,6 +51,11 @@ pub fn open_blackboard(settings: &Settings) -> Result<Blackboard, String> {
         BoardStore::Memory => Blackboard::new(unnamed),
         BoardStore::Durable(path) => {
             let backend = RedbBackend::open(path).map_err(|e| format!("blackboard.path: {e}"))?;
+            Blackboard::with_backend(unnamed, Arc::new(backend))
+        }
+        BoardStore::Postgres(database) => {
+            let pg = paddock_postgres::Postgres::shared(database).map_err(|e| format!("blackboard: {e}"))?;
+            let backend = PostgresBackend::open(pg).map_err(|e| format!("blackboard: {e}"))?;
             Blackboard::with_backend(unnamed, Arc::new(backend))
         }
     };

@@ -1,0 +1,276 @@
+//! PostgreSQL for Paddock's stores, so several hosts share one board, one
+//! ledger and one flow store.
+//!
+//! The stores' traits are synchronous (SQLite and redb answer in
+//! microseconds), so [`Postgres::run`] is a blocking call: the query runs as a
+//! task on the pool's own threads, and the caller waits for its answer. On a
+//! worker of a multi-threaded tokio runtime the wait is `block_in_place`, so
+//! the host's other tasks move to another thread instead of queueing behind a
+//! round trip. The connections live on those threads too, so no wait can
+//! starve the task that would answer it.
+//!
+//! Besides the pool: versioned migrations per store ([`Postgres::migrate`]),
+//! `LISTEN` for the notifications that wake watchers on every host
+//! ([`Postgres::listen`]), and throwaway clusters for tests ([`testing`]).
+//!
+//! ```no_run
+//! use paddock_postgres::{Postgres, Settings};
+//!
+//! let pg = Postgres::connect(&Settings::new("postgres://paddock@127.0.0.1/paddock")).unwrap();
+//! let one: i32 = pg.run(|client| async move {
+//!     let row = client.query_one("SELECT 1", &[]).await.map_err(|e| paddock_postgres::describe(&e))?;
+//!     Ok(row.get(0))
+//! }).unwrap();
+//! assert_eq!(one, 1);
+//! ```
+
+#![warn(missing_docs)]
+
+mod listen;
+mod migrate;
+pub mod testing;
+
+pub use deadpool_postgres::{Object as Client, Transaction};
+pub use migrate::Migration;
+pub use tokio_postgres;
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Timeouts};
+use std::future::Future;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::runtime::{Handle, Runtime, RuntimeFlavor};
+
+/// How to reach the database.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct Settings {
+    /// A `postgres://` URL or a `key=value` connection string.
+    pub url: String,
+    /// Most connections this process holds.
+    pub pool: usize,
+    /// How long a call waits for a free connection, or for a new one to open.
+    pub wait: Duration,
+}
+
+impl Settings {
+    /// `url` with a pool of 16 connections and a 10 s wait.
+    pub fn new(url: &str) -> Self {
+        Settings { url: url.to_string(), pool: 16, wait: Duration::from_secs(10) }
+    }
+
+    /// Whether the URL reads as a connection string; why not.
+    pub fn check(&self) -> Result<(), String> {
+        tokio_postgres::Config::from_str(&self.url).map(|_| ()).map_err(|e| match std::error::Error::source(&e) {
+            Some(why) => format!("not a PostgreSQL connection string ({why})"),
+            None => format!("not a PostgreSQL connection string ({e})"),
+        })
+    }
+
+    /// Where the URL points, without its password.
+    pub fn shown(&self) -> String {
+        tokio_postgres::Config::from_str(&self.url).map_or_else(|_| "<not a connection string>".into(), |c| shown(&c))
+    }
+}
+
+/// Never prints the password a URL may carry.
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings")
+            .field("at", &self.shown())
+            .field("pool", &self.pool)
+            .field("wait", &self.wait)
+            .finish()
+    }
+}
+
+/// A pool of connections to one database, run on its own threads.
+#[derive(Clone)]
+pub struct Postgres {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    pool: Pool,
+    config: tokio_postgres::Config,
+    /// Where the URL points, without its password, for messages.
+    shown: String,
+    handle: Handle,
+    /// Shut down without waiting when the last handle goes (dropping a
+    /// runtime inside another's async context would panic).
+    runtime: Option<Runtime>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+impl std::fmt::Debug for Postgres {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Postgres").field("at", &self.inner.shown).finish_non_exhaustive()
+    }
+}
+
+/// What went wrong in PostgreSQL, with the server's own detail when it sent one.
+pub fn describe(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => match db.detail() {
+            Some(detail) => format!("{} ({}; {detail})", db.message(), db.code().code()),
+            None => format!("{} ({})", db.message(), db.code().code()),
+        },
+        None => e.to_string(),
+    }
+}
+
+/// Whether `e` is a failure a transaction may simply retry: a serialization
+/// failure or a deadlock the server broke.
+pub fn is_retryable(e: &tokio_postgres::Error) -> bool {
+    use tokio_postgres::error::SqlState;
+    e.code().is_some_and(|c| *c == SqlState::T_R_SERIALIZATION_FAILURE || *c == SqlState::T_R_DEADLOCK_DETECTED)
+}
+
+impl Postgres {
+    /// A pool for `settings`, checked by opening one connection.
+    pub fn connect(settings: &Settings) -> Result<Self, String> {
+        settings.check().map_err(|e| format!("store.url: {e}"))?;
+        let config = tokio_postgres::Config::from_str(&settings.url).map_err(|e| e.to_string())?;
+        let shown = shown(&config);
+        if settings.pool == 0 {
+            return Err("store.pool: must be at least 1".into());
+        }
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("paddock-pg")
+            .enable_all()
+            .build()
+            .map_err(|e| format!("PostgreSQL: cannot start its threads: {e}"))?;
+        let manager = Manager::from_config(
+            config.clone(),
+            tokio_postgres::NoTls,
+            ManagerConfig { recycling_method: RecyclingMethod::Fast },
+        );
+        let timeouts =
+            Timeouts { wait: Some(settings.wait), create: Some(settings.wait), recycle: Some(settings.wait) };
+        let pool = Pool::builder(manager)
+            .max_size(settings.pool)
+            .timeouts(timeouts)
+            .runtime(deadpool_postgres::Runtime::Tokio1)
+            .build()
+            .map_err(|e| format!("PostgreSQL at {shown}: {e}"))?;
+        let handle = runtime.handle().clone();
+        let pg = Postgres { inner: Arc::new(Inner { pool, config, shown, handle, runtime: Some(runtime) }) };
+        pg.run(|_client| async { Ok(()) })?;
+        Ok(pg)
+    }
+
+    /// The pool of this process for `settings`: every store of a process
+    /// shares one pool (and its threads), made on first use.
+    pub fn shared(settings: &Settings) -> Result<Self, String> {
+        static POOLS: parking_lot::Mutex<Vec<(Settings, std::sync::Weak<Inner>)>> = parking_lot::Mutex::new(Vec::new());
+        let mut pools = POOLS.lock();
+        pools.retain(|(_, pool)| pool.strong_count() > 0);
+        if let Some(inner) = pools.iter().find(|(s, _)| s == settings).and_then(|(_, pool)| pool.upgrade()) {
+            return Ok(Postgres { inner });
+        }
+        let pg = Postgres::connect(settings)?;
+        pools.push((settings.clone(), Arc::downgrade(&pg.inner)));
+        Ok(pg)
+    }
+
+    /// Where this pool connects, without a password.
+    pub fn shown(&self) -> &str {
+        &self.inner.shown
+    }
+
+    /// Runs `work` with a connection of the pool and waits for its answer.
+    /// Safe to call from any thread, async or not (see the crate docs).
+    pub fn run<T, F, Fut>(&self, work: F) -> Result<T, String>
+    where
+        T: Send + 'static,
+        F: FnOnce(Client) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<T, String>> + Send + 'static,
+    {
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        let call = self.call(work);
+        self.inner.handle.spawn(async move {
+            let _ = tx.send(call.await);
+        });
+        let wait = move || rx.recv().unwrap_or_else(|_| Err("PostgreSQL: the pool's threads stopped".into()));
+        match Handle::try_current().map(|h| h.runtime_flavor()) {
+            Ok(RuntimeFlavor::MultiThread) => tokio::task::block_in_place(wait),
+            _ => wait(),
+        }
+    }
+
+    /// [`Postgres::run`] for async callers: awaits the answer instead of blocking.
+    pub async fn run_async<T, F, Fut>(&self, work: F) -> Result<T, String>
+    where
+        T: Send + 'static,
+        F: FnOnce(Client) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<T, String>> + Send + 'static,
+    {
+        self.inner
+            .handle
+            .spawn(self.call(work))
+            .await
+            .unwrap_or_else(|e| Err(format!("PostgreSQL: the call failed: {e}")))
+    }
+
+    fn call<T, F, Fut>(&self, work: F) -> impl Future<Output = Result<T, String>> + Send + 'static
+    where
+        F: FnOnce(Client) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<T, String>> + Send + 'static,
+    {
+        let pool = self.inner.pool.clone();
+        let shown = self.inner.shown.clone();
+        async move {
+            let client = pool.get().await.map_err(|e| format!("PostgreSQL at {shown}: no connection: {e}"))?;
+            work(client).await
+        }
+    }
+
+    /// Spawns `task` on the pool's threads.
+    pub(crate) fn spawn(&self, task: impl Future<Output = ()> + Send + 'static) {
+        self.inner.handle.spawn(task);
+    }
+
+    pub(crate) fn config(&self) -> &tokio_postgres::Config {
+        &self.inner.config
+    }
+}
+
+/// `user@host:port/dbname` of `config`, never its password.
+fn shown(config: &tokio_postgres::Config) -> String {
+    use tokio_postgres::config::Host;
+    let host = match config.get_hosts().first() {
+        Some(Host::Tcp(h)) => h.clone(),
+        Some(Host::Unix(p)) => p.display().to_string(),
+        None => "localhost".into(),
+    };
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    format!(
+        "{}@{host}:{port}/{}",
+        config.get_user().unwrap_or("?"),
+        config.get_dbname().or(config.get_user()).unwrap_or("?")
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_shown_url_never_carries_its_password() {
+        let config = tokio_postgres::Config::from_str("postgres://app:s3cret@db.internal:6432/paddock").unwrap();
+        assert_eq!(shown(&config), "app@db.internal:6432/paddock");
+    }
+
+    #[test]
+    fn a_url_that_is_not_one_is_refused_naming_the_key() {
+        let e = Postgres::connect(&Settings::new("postgres://app@db:port/paddock")).unwrap_err();
+        assert!(e.starts_with("store.url: not a PostgreSQL connection string"), "{e}");
+    }
+}
