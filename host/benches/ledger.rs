@@ -2,7 +2,9 @@
 //! pair, with every kind of budget set (day and month tokens and cost,
 //! requests and tokens per minute) on the tenant and on the agent, so each
 //! pair runs every check. Measured on one thread and on two racing for the
-//! same tenant, against a memory ledger and an SQLite one.
+//! same tenant, against a memory ledger, an SQLite one and, when PostgreSQL is
+//! installed, one in a throwaway local cluster (where every pair is two
+//! transactions, as on every host of a fleet).
 //!
 //! The SQLite ledger's writer thread runs beside the callers and is not
 //! waited for inside the timed loops (calls never wait for the disk); each
@@ -64,7 +66,12 @@ fn run(ledger: &Ledger, n: usize, pairs: u64) {
 
 fn pairs(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
-    let stores = [("memory", LedgerStore::Memory), ("sqlite", LedgerStore::Sqlite(dir.path().join("ledger.sqlite")))];
+    let mut stores =
+        vec![("memory", LedgerStore::Memory), ("sqlite", LedgerStore::Sqlite(dir.path().join("ledger.sqlite")))];
+    // A throwaway local cluster (fsync off): what the two transactions of a call cost, not a disk.
+    if let Some(url) = paddock_postgres::testing::database_url("ledger_bench") {
+        stores.push(("postgres", LedgerStore::Postgres(paddock_postgres::Settings::new(&url))));
+    }
     let mut group = c.benchmark_group("ledger");
     group.throughput(Throughput::Elements(1)).measurement_time(Duration::from_secs(4));
     for (label, store) in &stores {

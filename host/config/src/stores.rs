@@ -35,10 +35,21 @@ pub(crate) struct Stores {
 pub(crate) fn stores(file: &FileConfig, data_dir: &Path, base: &Path) -> Result<Stores, String> {
     let postgres = postgres(&file.store)?;
     let (host, board) = (&file.host, &file.blackboard);
-    let ledger = match host.ledger.as_deref().unwrap_or("durable") {
-        "memory" => LedgerStore::Memory,
-        "durable" => LedgerStore::Sqlite(data_dir.join("ledger.sqlite")),
-        other => return Err(format!("host.ledger: `{other}` is not a store; use \"durable\" or \"memory\"")),
+    let ledger = match (host.ledger.as_deref(), &postgres) {
+        (None | Some("postgres"), Some(pg)) => LedgerStore::Postgres(pg.clone()),
+        (Some("postgres"), None) => {
+            return Err("host.ledger: \"postgres\" needs a database: set [store] backend = \"postgres\"".into());
+        }
+        (Some("memory"), _) => LedgerStore::Memory,
+        (Some("durable"), Some(_)) => {
+            return Err("host.ledger: \"durable\" is a file of this host's, and [store] backend is \"postgres\": \
+                        leave host.ledger out to keep budgets in PostgreSQL, where they hold across hosts"
+                .into());
+        }
+        (None | Some("durable"), None) => LedgerStore::Sqlite(data_dir.join("ledger.sqlite")),
+        (Some(other), _) => {
+            return Err(format!("host.ledger: `{other}` is not a store; use \"durable\", \"memory\" or \"postgres\""));
+        }
     };
     let flows = match host.flows.as_deref().unwrap_or("durable") {
         "memory" => None,

@@ -105,6 +105,7 @@ fn a_postgres_backend_puts_the_board_in_its_database_and_each_mistake_names_its_
     let pg = s.postgres.clone().unwrap();
     assert_eq!((pg.url.as_str(), pg.pool), ("postgres://app:pw@db:5432/paddock", 4));
     assert_eq!(s.board_store, BoardStore::Postgres(pg.clone()));
+    assert_eq!(s.ledger, paddock_quota::LedgerStore::Postgres(pg.clone()), "budgets hold across hosts");
     assert!(!format!("{pg:?}").contains("pw"), "the password is never printed: {pg:?}");
     let memory =
         parse("[store]\nbackend = \"postgres\"\nurl = \"postgres://db/p\"\n[blackboard]\nstore = \"memory\"\n");
@@ -130,6 +131,10 @@ fn a_postgres_backend_puts_the_board_in_its_database_and_each_mistake_names_its_
     assert_eq!(
         err("[store]\nurl = \"postgres://db/p\"\n"),
         "store.url: set, but store.backend is \"embedded\"; set backend = \"postgres\""
+    );
+    assert!(
+        err("[store]\nbackend = \"postgres\"\nurl = \"postgres://db/p\"\n[host]\nledger = \"durable\"\n")
+            .starts_with("host.ledger: \"durable\" is a file of this host's, and [store] backend is \"postgres\"")
     );
     assert_eq!(
         err("[blackboard]\nstore = \"postgres\"\n"),

@@ -34,6 +34,8 @@
 //! two processes writing the same file sum correctly. Budgets, though, are
 //! enforced per host process: each process checks its own counters, which
 //! start from the file's rows when it opens and then see only its own calls.
+//! On PostgreSQL (`shared.rs`) the day and month budgets hold across every
+//! host: each call is decided against every host's usage and reservations.
 //!
 //! **Off the hot path.** In-process counters are authoritative; a writer
 //! thread adds what calls used to the file in one transaction per batch,
@@ -44,6 +46,7 @@ mod calendar;
 mod gcra;
 pub mod run;
 mod scope;
+mod shared;
 mod store;
 #[cfg(test)]
 mod tests;
@@ -101,6 +104,8 @@ pub enum LedgerStore {
     Memory,
     /// An SQLite file, created if missing.
     Sqlite(PathBuf),
+    /// A PostgreSQL database every host shares, so budgets hold across hosts.
+    Postgres(paddock_postgres::Settings),
 }
 
 /// One scope's usage in one window, as `paddock usage` shows it.
@@ -139,8 +144,10 @@ pub struct Ledger {
     /// Rates count nanoseconds from here.
     epoch: Instant,
     tenants: Mutex<HashMap<Arc<str>, Tenant>>,
-    /// `None` for [`LedgerStore::Memory`].
+    /// `Some` for [`LedgerStore::Sqlite`].
     writer: Option<Writer>,
+    /// `Some` for [`LedgerStore::Postgres`]: reservations and usage in the database.
+    shared: Option<shared::SharedLedger>,
 }
 
 impl std::fmt::Debug for Ledger {
@@ -148,6 +155,7 @@ impl std::fmt::Debug for Ledger {
         f.debug_struct("Ledger")
             .field("budgets", &*self.budgets.read())
             .field("durable", &self.writer.is_some())
+            .field("shared", &self.shared.is_some())
             .finish()
     }
 }
@@ -157,12 +165,17 @@ impl Ledger {
     /// usage already recorded there, so budgets hold across a restart.
     pub fn open(store: &LedgerStore, budgets: Budgets, clock: Arc<dyn Clock>) -> Result<Arc<Ledger>, LedgerError> {
         let today = Day::of(clock.wall());
-        let (writer, rows) = match store {
-            LedgerStore::Memory => (None, Vec::new()),
+        let (writer, shared, rows) = match store {
+            LedgerStore::Memory => (None, None, Vec::new()),
             LedgerStore::Sqlite(path) => {
                 let conn = store::open(path)?;
                 let rows = store::load(&conn, path, today)?;
-                (Some(Writer::start(conn, path)?), rows)
+                (Some(Writer::start(conn, path)?), None, rows)
+            }
+            LedgerStore::Postgres(settings) => {
+                let shared = shared::SharedLedger::open(settings, true)?;
+                let rows = shared.load(today)?;
+                (None, Some(shared), rows)
             }
         };
         let ledger = Ledger {
@@ -171,6 +184,7 @@ impl Ledger {
             clock,
             tenants: Mutex::new(HashMap::new()),
             writer,
+            shared,
         };
         {
             let mut tenants = ledger.tenants.lock();
@@ -228,6 +242,12 @@ impl Ledger {
             }
         }
         *self.budgets.write() = budgets;
+    }
+
+    /// Every usage row every host has recorded in the shared database (only
+    /// `tenant`'s when given); `None` unless the ledger is on PostgreSQL.
+    pub fn shared_usage(&self, tenant: Option<&str>) -> Option<Result<Vec<UsageRow>, LedgerError>> {
+        self.shared.as_ref().map(|shared| shared.read(tenant))
     }
 
     /// Returns once every commit so far is in the file (at once for a
@@ -293,6 +313,9 @@ impl Ledger {
 
 impl Quota for Ledger {
     fn reserve(&self, caller: &Caller, _route: &str, estimate: Estimate) -> Result<Reservation, String> {
+        if let Some(shared) = &self.shared {
+            return self.reserve_shared(shared, caller, estimate);
+        }
         let day = Day::of(self.clock.wall());
         let now = self.now_nanos();
         let mut tenants = self.tenants.lock();
@@ -333,7 +356,66 @@ impl Quota for Ledger {
         agent.settle(&reservation.estimate, &used);
         let windows = [tenant.windows(), agent.windows()];
         drop(tenants);
-        self.record(&record.tenant, &record.agent, windows, used);
+        match &self.shared {
+            Some(shared) => {
+                let call = shared::Call { tenant: &record.tenant, agent: &record.agent, day };
+                if let Err(e) = shared.commit(&call, reserved(&reservation.estimate), used) {
+                    tracing::error!(tenant = %record.tenant, agent = %record.agent, error = %e, "usage of a call not recorded");
+                }
+            }
+            None => self.record(&record.tenant, &record.agent, windows, used),
+        }
+    }
+}
+
+/// What a call reserves: its estimate's tokens and cost.
+fn reserved(estimate: &Estimate) -> (u64, u64) {
+    (u64::from(estimate.input_tokens) + u64::from(estimate.output_tokens), estimate.cost_micros)
+}
+
+impl Ledger {
+    /// [`Quota::reserve`] against the budgets every host shares: decided in
+    /// the database (see `shared.rs`), then taken in this process's scopes
+    /// (their rates, and what they show). Refused when the database cannot
+    /// be reached: a budget that cannot be checked is not spent.
+    fn reserve_shared(
+        &self,
+        shared: &shared::SharedLedger,
+        caller: &Caller,
+        estimate: Estimate,
+    ) -> Result<Reservation, String> {
+        let day = Day::of(self.clock.wall());
+        let now = self.now_nanos();
+        let scopes = {
+            let mut tenants = self.tenants.lock();
+            let (tenant, agent) = self.scopes(&mut tenants, &caller.tenant, &caller.agent, day);
+            [tenant.clone(), agent.clone()]
+        };
+        let (tenant_name, agent_name) = (caller.tenant.clone(), caller.agent.clone());
+        let decide = move |tenant: &Scope, agent: &Scope| {
+            let tenant_who = Who { tenant: &tenant_name, agent: None };
+            let agent_who = Who { tenant: &tenant_name, agent: Some(&agent_name) };
+            let tenant_take = tenant.check(tenant_who, &estimate, now)?;
+            Ok((tenant_take, agent.check(agent_who, &estimate, now)?))
+        };
+        let call = shared::Call { tenant: &caller.tenant, agent: &caller.agent, day };
+        let decision = shared
+            .reserve(&call, scopes, reserved(&estimate), decide)
+            .map_err(|e| format!("the budgets of tenant {:?} cannot be checked: {e}", &*caller.tenant))?;
+        let mut tenants = self.tenants.lock();
+        let (tenant, agent) = self.scopes(&mut tenants, &caller.tenant, &caller.agent, day);
+        match decision {
+            shared::Decision::Admitted((tenant_take, agent_take)) => {
+                tenant.take(&estimate, tenant_take);
+                agent.take(&estimate, agent_take);
+                Ok(Reservation { estimate })
+            }
+            shared::Decision::Refused(message) => {
+                tenant.refuse();
+                agent.refuse();
+                Err(message)
+            }
+        }
     }
 }
 
@@ -341,6 +423,23 @@ impl Quota for Ledger {
 /// before the one `before` falls in (UTC); per-month rows stay. How many went.
 pub fn forget_usage_days(path: &Path, before: std::time::SystemTime) -> Result<u64, LedgerError> {
     store::forget_days(path, Day::of(before))
+}
+
+/// [`forget_usage_days`] in the database of a [`LedgerStore::Postgres`].
+pub fn forget_usage_days_in(
+    database: &paddock_postgres::Settings,
+    before: std::time::SystemTime,
+) -> Result<u64, LedgerError> {
+    shared::SharedLedger::open(database, false)?.forget_days(Day::of(before))
+}
+
+/// Every usage row of the database of a [`LedgerStore::Postgres`] (only
+/// `tenant`'s when given), every host's calls counted.
+pub fn read_usage_in(
+    database: &paddock_postgres::Settings,
+    tenant: Option<&str>,
+) -> Result<Vec<UsageRow>, LedgerError> {
+    shared::SharedLedger::open(database, false)?.read(tenant)
 }
 
 /// Reads the ledger file at `path` without taking it over (it works while

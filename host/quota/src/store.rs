@@ -65,10 +65,10 @@ pub(crate) type StoredRow = (String, Option<String>, String, Usage);
 
 /// The ledger file cannot be opened, read or written.
 #[derive(Debug, thiserror::Error)]
-#[error("ledger file {}: {problem}", .path.display())]
+#[error("ledger {at}: {problem}")]
 pub struct LedgerError {
-    /// The file.
-    pub path: PathBuf,
+    /// Where: `file PATH`, or `in PostgreSQL at USER@HOST:PORT/DB`.
+    pub at: String,
     /// What is wrong with it.
     pub problem: LedgerProblem,
 }
@@ -111,6 +111,9 @@ pub enum LedgerProblem {
     /// The writer thread could not be started.
     #[error("cannot start its writer thread: {0}")]
     WriterThread(std::io::Error),
+    /// PostgreSQL refused or could not be reached.
+    #[error("{0}")]
+    Postgres(String),
     /// Recording usage failed; the writer retries it.
     #[error("cannot record usage: {0}")]
     Record(Arc<rusqlite::Error>),
@@ -118,7 +121,12 @@ pub enum LedgerProblem {
 
 impl LedgerError {
     fn new(path: &Path, problem: LedgerProblem) -> Self {
-        LedgerError { path: path.to_path_buf(), problem }
+        LedgerError { at: format!("file {}", path.display()), problem }
+    }
+
+    /// A failure of the ledger in the PostgreSQL database `shown`.
+    pub(crate) fn in_postgres(shown: &str, why: String) -> Self {
+        LedgerError { at: format!("in PostgreSQL at {shown}"), problem: LedgerProblem::Postgres(why) }
     }
 }
 

@@ -77,137 +77,6 @@ fn in_flight(ledger: &Ledger, tenant: &str) -> scope::InFlight {
     ledger.tenants.lock()[tenant].scope.in_flight
 }
 
-#[test]
-fn a_tenant_over_its_tokens_per_day_budget_is_told_used_in_flight_and_this_call() {
-    let ledger = acme(Budget { tokens_per_day: Some(10_000), ..Budget::default() });
-    let planner = caller("acme", "planner");
-    spend(&ledger, &planner, 9800, 0);
-    let _held = ledger.reserve(&planner, "fast", estimate(150, 0)).unwrap();
-    let refusal = ledger.reserve(&caller("acme", "writer"), "fast", estimate(1300, 0)).unwrap_err();
-    assert_eq!(
-        refusal,
-        r#"tenant "acme" would go over its tokens-per-day budget for 2026-11-21 (tenants.acme.budget.tokens-per-day = 10000): 9800 used, 150 reserved by calls in flight, this call may use 1300"#
-    );
-}
-
-#[test]
-fn an_agent_over_its_own_budget_is_refused_while_its_siblings_are_not() {
-    let mut budgets = Budgets::default();
-    let agent_budget = Budget { tokens_per_month: Some(500), ..Budget::default() };
-    budgets.agents.insert(("acme".into(), "planner".into()), agent_budget);
-    let ledger = memory(budgets, calendar(NOV_21_NOON));
-    let _held = ledger.reserve(&caller("acme", "planner"), "fast", estimate(400, 0)).unwrap();
-    let refusal = ledger.reserve(&caller("acme", "planner"), "fast", estimate(200, 0)).unwrap_err();
-    assert_eq!(
-        refusal,
-        r#"agent "planner" of tenant "acme" would go over its tokens-per-month budget for 2026-11 (tenants.acme.agent-budgets.planner.tokens-per-month = 500): 0 used, 400 reserved by calls in flight, this call may use 200"#
-    );
-    assert!(ledger.reserve(&caller("acme", "writer"), "fast", estimate(200, 0)).is_ok());
-}
-
-#[test]
-fn a_cost_budget_is_told_in_dollars() {
-    let budget = Budget { cost_micros_per_day: Some(5_000_000), ..Budget::default() };
-    let ledger = acme(budget);
-    let planner = caller("acme", "planner");
-    spend(&ledger, &planner, 10, 4_999_500);
-    let refusal = ledger.reserve(&planner, "fast", estimate(10, 30_000)).unwrap_err();
-    assert_eq!(
-        refusal,
-        r#"tenant "acme" would go over its usd-per-day budget for 2026-11-21 (tenants.acme.budget.usd-per-day = 5.00): $4.9995 used, $0.00 reserved by calls in flight, this call may use $0.03"#
-    );
-}
-
-#[test]
-fn a_rate_budget_says_when_to_retry() {
-    let clock = calendar(NOV_21_NOON);
-    let ledger = memory(tenant_budget(Budget { requests_per_minute: Some(60), ..Budget::default() }), clock.clone());
-    let planner = caller("acme", "planner");
-    for _ in 0..60 {
-        spend(&ledger, &planner, 10, 0);
-    }
-    clock.advance(Duration::from_millis(150));
-    let refusal = ledger.reserve(&planner, "fast", estimate(10, 0)).unwrap_err();
-    assert_eq!(
-        refusal,
-        r#"tenant "acme" would go over its requests-per-minute budget (tenants.acme.budget.requests-per-minute = 60); retry in 850 ms"#
-    );
-    clock.advance(Duration::from_millis(850));
-    assert!(ledger.reserve(&planner, "fast", estimate(10, 0)).is_ok());
-}
-
-#[test]
-fn a_call_larger_than_a_minute_of_tokens_never_fits() {
-    let ledger = acme(Budget { tokens_per_minute: Some(1000), ..Budget::default() });
-    let refusal = ledger.reserve(&caller("acme", "planner"), "fast", estimate(1300, 0)).unwrap_err();
-    assert_eq!(
-        refusal,
-        r#"tenant "acme" would go over its tokens-per-minute budget (tenants.acme.budget.tokens-per-minute = 1000): this call may use 1300, more than the budget allows in a minute"#
-    );
-}
-
-#[test]
-fn tokens_per_minute_refunds_what_a_call_did_not_use() {
-    let ledger = acme(Budget { tokens_per_minute: Some(1000), ..Budget::default() });
-    let planner = caller("acme", "planner");
-    let r = ledger.reserve(&planner, "fast", estimate(1000, 0)).unwrap();
-    ledger.commit(r, &record(&planner, 100, 0));
-    let _held = ledger.reserve(&planner, "fast", estimate(900, 0)).unwrap();
-    let refusal = ledger.reserve(&planner, "fast", estimate(1, 0)).unwrap_err();
-    assert!(refusal.ends_with("tokens-per-minute = 1000); retry in 60 ms"), "{refusal}");
-}
-
-#[test]
-fn tokens_per_minute_charges_what_a_call_used_beyond_its_estimate() {
-    let ledger = acme(Budget { tokens_per_minute: Some(1000), ..Budget::default() });
-    let planner = caller("acme", "planner");
-    let r = ledger.reserve(&planner, "fast", estimate(100, 0)).unwrap();
-    ledger.commit(r, &record(&planner, 1000, 0));
-    let refusal = ledger.reserve(&planner, "fast", estimate(100, 0)).unwrap_err();
-    assert!(refusal.ends_with("tokens-per-minute = 1000); retry in 6000 ms"), "{refusal}");
-}
-
-#[test]
-fn a_refusal_takes_nothing_and_is_counted_in_both_scopes() {
-    let budget = Budget { tokens_per_day: Some(150), requests_per_minute: Some(2), ..Budget::default() };
-    let ledger = acme(budget);
-    let planner = caller("acme", "planner");
-    let first = ledger.reserve(&planner, "fast", estimate(100, 0)).unwrap();
-    assert!(ledger.reserve(&planner, "fast", estimate(100, 7)).is_err());
-    assert_eq!(in_flight(&ledger, "acme"), scope::InFlight { tokens: 100, cost_micros: 0 });
-    // Neither tokens nor a request were taken by the refusal: exactly what is left still fits.
-    let second = ledger.reserve(&planner, "fast", estimate(50, 0)).unwrap();
-    ledger.commit(first, &record(&planner, 100, 0));
-    ledger.commit(second, &record(&planner, 50, 0));
-    assert_eq!(in_flight(&ledger, "acme"), scope::InFlight::default());
-    assert_eq!(
-        ledger.usage(Some("acme")),
-        [
-            row(None, "2026-11", 2, 150, 0, 1),
-            row(None, "2026-11-21", 2, 150, 0, 1),
-            row(Some("planner"), "2026-11", 2, 150, 0, 1),
-            row(Some("planner"), "2026-11-21", 2, 150, 0, 1),
-        ]
-    );
-}
-
-#[test]
-fn usage_is_recorded_for_scopes_without_budgets() {
-    let ledger = memory(Budgets::default(), calendar(NOV_21_NOON));
-    spend(&ledger, &caller("acme", "planner"), 40, 120);
-    spend(&ledger, &caller("other", "x"), 2, 1);
-    assert_eq!(
-        ledger.usage(Some("acme")),
-        [
-            row(None, "2026-11", 1, 40, 120, 0),
-            row(None, "2026-11-21", 1, 40, 120, 0),
-            row(Some("planner"), "2026-11", 1, 40, 120, 0),
-            row(Some("planner"), "2026-11-21", 1, 40, 120, 0),
-        ]
-    );
-    assert_eq!(ledger.usage(None).len(), 8);
-}
-
 /// 16 threads race calls of 30 estimated tokens against a budget of
 /// 100 000 tokens a day, each committing `actual(i)` tokens. Returns the
 /// calls committed and refused.
@@ -225,7 +94,10 @@ fn race(ledger: &Arc<Ledger>, actual: fn(u32) -> u32) -> (u64, u64) {
                             ledger.commit(r, &record(&who, actual(i * 16 + t), 0));
                             ok += 1;
                         }
-                        Err(_) => refused += 1,
+                        Err(e) => {
+                            assert!(e.contains("would go over"), "{e}");
+                            refused += 1
+                        }
                     }
                 }
                 (ok, refused)
@@ -239,76 +111,236 @@ fn day_row(ledger: &Ledger) -> UsageRow {
     ledger.usage(Some("acme")).into_iter().find(|r| r.agent.is_none() && r.window == "2026-11-21").unwrap()
 }
 
-#[test]
-fn racing_calls_never_commit_more_than_a_budget_when_they_use_at_most_their_estimate() {
-    let ledger = acme(Budget { tokens_per_day: Some(100_000), ..Budget::default() });
-    let (ok, refused) = race(&ledger, |i| 20 + i % 11);
-    let day = day_row(&ledger);
-    assert!(day.input_tokens + day.output_tokens <= 100_000, "{day:?}");
-    assert!(refused > 0);
-    assert_eq!((day.requests, day.refusals), (ok, refused));
-    assert_eq!(in_flight(&ledger, "acme"), scope::InFlight::default());
-    // Once every call has settled, what is left is less than one more call.
-    assert!(day.input_tokens + day.output_tokens > 100_000 - 16 * 30, "{day:?}");
+/// The rules, proved on each place a ledger decides in: this process's
+/// memory, and PostgreSQL, where every host's calls count against one budget.
+macro_rules! rules {
+    ($store:ident, $open:expr) => {
+        mod $store {
+            use super::*;
+
+            /// A ledger of this store; `None` when its server is missing outside CI (said why).
+            fn memory(budgets: Budgets, clock: Arc<ManualClock>) -> Option<Arc<Ledger>> {
+                $open(budgets, clock)
+            }
+
+            /// A ledger at noon on 2026-11-21 with `budget` for the tenant "acme".
+            fn acme(budget: Budget) -> Option<Arc<Ledger>> {
+                memory(tenant_budget(budget), calendar(NOV_21_NOON))
+            }
+
+            #[test]
+            fn a_tenant_over_its_tokens_per_day_budget_is_told_used_in_flight_and_this_call() {
+                let Some(ledger) = acme(Budget { tokens_per_day: Some(10_000), ..Budget::default() }) else { return };
+                let planner = caller("acme", "planner");
+                spend(&ledger, &planner, 9800, 0);
+                let _held = ledger.reserve(&planner, "fast", estimate(150, 0)).unwrap();
+                let refusal = ledger.reserve(&caller("acme", "writer"), "fast", estimate(1300, 0)).unwrap_err();
+                assert_eq!(
+                    refusal,
+                    r#"tenant "acme" would go over its tokens-per-day budget for 2026-11-21 (tenants.acme.budget.tokens-per-day = 10000): 9800 used, 150 reserved by calls in flight, this call may use 1300"#
+                );
+            }
+
+            #[test]
+            fn an_agent_over_its_own_budget_is_refused_while_its_siblings_are_not() {
+                let mut budgets = Budgets::default();
+                let agent_budget = Budget { tokens_per_month: Some(500), ..Budget::default() };
+                budgets.agents.insert(("acme".into(), "planner".into()), agent_budget);
+                let Some(ledger) = memory(budgets, calendar(NOV_21_NOON)) else { return };
+                let _held = ledger.reserve(&caller("acme", "planner"), "fast", estimate(400, 0)).unwrap();
+                let refusal = ledger.reserve(&caller("acme", "planner"), "fast", estimate(200, 0)).unwrap_err();
+                assert_eq!(
+                    refusal,
+                    r#"agent "planner" of tenant "acme" would go over its tokens-per-month budget for 2026-11 (tenants.acme.agent-budgets.planner.tokens-per-month = 500): 0 used, 400 reserved by calls in flight, this call may use 200"#
+                );
+                assert!(ledger.reserve(&caller("acme", "writer"), "fast", estimate(200, 0)).is_ok());
+            }
+
+            #[test]
+            fn a_cost_budget_is_told_in_dollars() {
+                let budget = Budget { cost_micros_per_day: Some(5_000_000), ..Budget::default() };
+                let Some(ledger) = acme(budget) else { return };
+                let planner = caller("acme", "planner");
+                spend(&ledger, &planner, 10, 4_999_500);
+                let refusal = ledger.reserve(&planner, "fast", estimate(10, 30_000)).unwrap_err();
+                assert_eq!(
+                    refusal,
+                    r#"tenant "acme" would go over its usd-per-day budget for 2026-11-21 (tenants.acme.budget.usd-per-day = 5.00): $4.9995 used, $0.00 reserved by calls in flight, this call may use $0.03"#
+                );
+            }
+
+            #[test]
+            fn a_rate_budget_says_when_to_retry() {
+                let clock = calendar(NOV_21_NOON);
+                let Some(ledger) = memory(tenant_budget(Budget { requests_per_minute: Some(60), ..Budget::default() }), clock.clone()) else { return };
+                let planner = caller("acme", "planner");
+                for _ in 0..60 {
+                    spend(&ledger, &planner, 10, 0);
+                }
+                clock.advance(Duration::from_millis(150));
+                let refusal = ledger.reserve(&planner, "fast", estimate(10, 0)).unwrap_err();
+                assert_eq!(
+                    refusal,
+                    r#"tenant "acme" would go over its requests-per-minute budget (tenants.acme.budget.requests-per-minute = 60); retry in 850 ms"#
+                );
+                clock.advance(Duration::from_millis(850));
+                assert!(ledger.reserve(&planner, "fast", estimate(10, 0)).is_ok());
+            }
+
+            #[test]
+            fn a_call_larger_than_a_minute_of_tokens_never_fits() {
+                let Some(ledger) = acme(Budget { tokens_per_minute: Some(1000), ..Budget::default() }) else { return };
+                let refusal = ledger.reserve(&caller("acme", "planner"), "fast", estimate(1300, 0)).unwrap_err();
+                assert_eq!(
+                    refusal,
+                    r#"tenant "acme" would go over its tokens-per-minute budget (tenants.acme.budget.tokens-per-minute = 1000): this call may use 1300, more than the budget allows in a minute"#
+                );
+            }
+
+            #[test]
+            fn tokens_per_minute_refunds_what_a_call_did_not_use() {
+                let Some(ledger) = acme(Budget { tokens_per_minute: Some(1000), ..Budget::default() }) else { return };
+                let planner = caller("acme", "planner");
+                let r = ledger.reserve(&planner, "fast", estimate(1000, 0)).unwrap();
+                ledger.commit(r, &record(&planner, 100, 0));
+                let _held = ledger.reserve(&planner, "fast", estimate(900, 0)).unwrap();
+                let refusal = ledger.reserve(&planner, "fast", estimate(1, 0)).unwrap_err();
+                assert!(refusal.ends_with("tokens-per-minute = 1000); retry in 60 ms"), "{refusal}");
+            }
+
+            #[test]
+            fn tokens_per_minute_charges_what_a_call_used_beyond_its_estimate() {
+                let Some(ledger) = acme(Budget { tokens_per_minute: Some(1000), ..Budget::default() }) else { return };
+                let planner = caller("acme", "planner");
+                let r = ledger.reserve(&planner, "fast", estimate(100, 0)).unwrap();
+                ledger.commit(r, &record(&planner, 1000, 0));
+                let refusal = ledger.reserve(&planner, "fast", estimate(100, 0)).unwrap_err();
+                assert!(refusal.ends_with("tokens-per-minute = 1000); retry in 6000 ms"), "{refusal}");
+            }
+
+            #[test]
+            fn a_refusal_takes_nothing_and_is_counted_in_both_scopes() {
+                let budget = Budget { tokens_per_day: Some(150), requests_per_minute: Some(2), ..Budget::default() };
+                let Some(ledger) = acme(budget) else { return };
+                let planner = caller("acme", "planner");
+                let first = ledger.reserve(&planner, "fast", estimate(100, 0)).unwrap();
+                assert!(ledger.reserve(&planner, "fast", estimate(100, 7)).is_err());
+                assert_eq!(in_flight(&ledger, "acme"), scope::InFlight { tokens: 100, cost_micros: 0 });
+                // Neither tokens nor a request were taken by the refusal: exactly what is left still fits.
+                let second = ledger.reserve(&planner, "fast", estimate(50, 0)).unwrap();
+                ledger.commit(first, &record(&planner, 100, 0));
+                ledger.commit(second, &record(&planner, 50, 0));
+                assert_eq!(in_flight(&ledger, "acme"), scope::InFlight::default());
+                assert_eq!(
+                    ledger.usage(Some("acme")),
+                    [
+                        row(None, "2026-11", 2, 150, 0, 1),
+                        row(None, "2026-11-21", 2, 150, 0, 1),
+                        row(Some("planner"), "2026-11", 2, 150, 0, 1),
+                        row(Some("planner"), "2026-11-21", 2, 150, 0, 1),
+                    ]
+                );
+            }
+
+            #[test]
+            fn usage_is_recorded_for_scopes_without_budgets() {
+                let Some(ledger) = memory(Budgets::default(), calendar(NOV_21_NOON)) else { return };
+                spend(&ledger, &caller("acme", "planner"), 40, 120);
+                spend(&ledger, &caller("other", "x"), 2, 1);
+                assert_eq!(
+                    ledger.usage(Some("acme")),
+                    [
+                        row(None, "2026-11", 1, 40, 120, 0),
+                        row(None, "2026-11-21", 1, 40, 120, 0),
+                        row(Some("planner"), "2026-11", 1, 40, 120, 0),
+                        row(Some("planner"), "2026-11-21", 1, 40, 120, 0),
+                    ]
+                );
+                assert_eq!(ledger.usage(None).len(), 8);
+            }
+
+
+
+            #[test]
+            fn racing_calls_never_commit_more_than_a_budget_when_they_use_at_most_their_estimate() {
+                let Some(ledger) = acme(Budget { tokens_per_day: Some(100_000), ..Budget::default() }) else { return };
+                let (ok, refused) = race(&ledger, |i| 20 + i % 11);
+                let day = day_row(&ledger);
+                assert!(day.input_tokens + day.output_tokens <= 100_000, "{day:?}");
+                assert!(refused > 0);
+                assert_eq!((day.requests, day.refusals), (ok, refused));
+                assert_eq!(in_flight(&ledger, "acme"), scope::InFlight::default());
+                // Once every call has settled, what is left is less than one more call.
+                assert!(day.input_tokens + day.output_tokens > 100_000 - 16 * 30, "{day:?}");
+            }
+
+            #[test]
+            fn racing_calls_overspend_by_at_most_what_calls_in_flight_used_beyond_their_estimates() {
+                let Some(ledger) = acme(Budget { tokens_per_day: Some(100_000), ..Budget::default() }) else { return };
+                let (ok, refused) = race(&ledger, |_| 40);
+                let day = day_row(&ledger);
+                // At most 16 calls were in flight at the last admission, each 10 over.
+                assert!(day.input_tokens + day.output_tokens <= 100_000 + 16 * 10, "{day:?}");
+                assert_eq!((day.requests, day.refusals), (ok, refused));
+                assert_eq!(day.input_tokens + day.output_tokens, ok * 40);
+            }
+
+            #[test]
+            fn a_new_utc_day_starts_empty_while_calls_in_flight_still_count() {
+                let clock = calendar(NOV_21_LATE);
+                let budget = Budget { tokens_per_day: Some(1000), tokens_per_month: Some(1500), ..Budget::default() };
+                let Some(ledger) = memory(tenant_budget(budget), clock.clone()) else { return };
+                let planner = caller("acme", "planner");
+                spend(&ledger, &planner, 600, 0);
+                let held = ledger.reserve(&planner, "fast", estimate(300, 0)).unwrap();
+                clock.advance(Duration::from_secs(120));
+                let refusal = ledger.reserve(&planner, "fast", estimate(800, 0)).unwrap_err();
+                assert!(
+                    refusal.contains(
+                        "tokens-per-day budget for 2026-11-22 (tenants.acme.budget.tokens-per-day = 1000): 0 used, 300 reserved"
+                    ),
+                    "{refusal}"
+                );
+                ledger.commit(held, &record(&planner, 300, 0));
+                let refusal = ledger.reserve(&planner, "fast", estimate(700, 0)).unwrap_err();
+                assert!(
+                    refusal.contains(
+                        "tokens-per-month budget for 2026-11 (tenants.acme.budget.tokens-per-month = 1500): 900 used, 0 reserved"
+                    ),
+                    "{refusal}"
+                );
+                let rows = ledger.usage(Some("acme"));
+                assert_eq!(&rows[..2], [row(None, "2026-11", 2, 900, 0, 2), row(None, "2026-11-22", 1, 300, 0, 2)]);
+            }
+
+            #[test]
+            fn a_new_utc_month_starts_empty_while_calls_in_flight_still_count() {
+                let clock = calendar(NOV_30_LATE);
+                let Some(ledger) = memory(tenant_budget(Budget { tokens_per_month: Some(1000), ..Budget::default() }), clock.clone()) else { return };
+                let planner = caller("acme", "planner");
+                spend(&ledger, &planner, 900, 0);
+                let held = ledger.reserve(&planner, "fast", estimate(100, 0)).unwrap();
+                clock.advance(Duration::from_secs(120));
+                let refusal = ledger.reserve(&planner, "fast", estimate(901, 0)).unwrap_err();
+                assert!(
+                    refusal.contains("for 2026-12 (tenants.acme.budget.tokens-per-month = 1000): 0 used, 100 reserved"),
+                    "{refusal}"
+                );
+                ledger.commit(held, &record(&planner, 100, 0));
+                assert!(ledger.reserve(&planner, "fast", estimate(900, 0)).is_ok());
+                let rows = ledger.usage(Some("acme"));
+                assert_eq!(&rows[..2], [row(None, "2026-12", 1, 100, 0, 1), row(None, "2026-12-01", 1, 100, 0, 1)]);
+            }
+        }
+    };
 }
 
-#[test]
-fn racing_calls_overspend_by_at_most_what_calls_in_flight_used_beyond_their_estimates() {
-    let ledger = acme(Budget { tokens_per_day: Some(100_000), ..Budget::default() });
-    let (ok, refused) = race(&ledger, |_| 40);
-    let day = day_row(&ledger);
-    // At most 16 calls were in flight at the last admission, each 10 over.
-    assert!(day.input_tokens + day.output_tokens <= 100_000 + 16 * 10, "{day:?}");
-    assert_eq!((day.requests, day.refusals), (ok, refused));
-    assert_eq!(day.input_tokens + day.output_tokens, ok * 40);
-}
+rules!(in_memory, |budgets, clock| Some(super::memory(budgets, clock)));
 
-#[test]
-fn a_new_utc_day_starts_empty_while_calls_in_flight_still_count() {
-    let clock = calendar(NOV_21_LATE);
-    let budget = Budget { tokens_per_day: Some(1000), tokens_per_month: Some(1500), ..Budget::default() };
-    let ledger = memory(tenant_budget(budget), clock.clone());
-    let planner = caller("acme", "planner");
-    spend(&ledger, &planner, 600, 0);
-    let held = ledger.reserve(&planner, "fast", estimate(300, 0)).unwrap();
-    clock.advance(Duration::from_secs(120));
-    let refusal = ledger.reserve(&planner, "fast", estimate(800, 0)).unwrap_err();
-    assert!(
-        refusal.contains(
-            "tokens-per-day budget for 2026-11-22 (tenants.acme.budget.tokens-per-day = 1000): 0 used, 300 reserved"
-        ),
-        "{refusal}"
-    );
-    ledger.commit(held, &record(&planner, 300, 0));
-    let refusal = ledger.reserve(&planner, "fast", estimate(700, 0)).unwrap_err();
-    assert!(
-        refusal.contains(
-            "tokens-per-month budget for 2026-11 (tenants.acme.budget.tokens-per-month = 1500): 900 used, 0 reserved"
-        ),
-        "{refusal}"
-    );
-    let rows = ledger.usage(Some("acme"));
-    assert_eq!(&rows[..2], [row(None, "2026-11", 2, 900, 0, 2), row(None, "2026-11-22", 1, 300, 0, 2)]);
-}
-
-#[test]
-fn a_new_utc_month_starts_empty_while_calls_in_flight_still_count() {
-    let clock = calendar(NOV_30_LATE);
-    let ledger = memory(tenant_budget(Budget { tokens_per_month: Some(1000), ..Budget::default() }), clock.clone());
-    let planner = caller("acme", "planner");
-    spend(&ledger, &planner, 900, 0);
-    let held = ledger.reserve(&planner, "fast", estimate(100, 0)).unwrap();
-    clock.advance(Duration::from_secs(120));
-    let refusal = ledger.reserve(&planner, "fast", estimate(901, 0)).unwrap_err();
-    assert!(
-        refusal.contains("for 2026-12 (tenants.acme.budget.tokens-per-month = 1000): 0 used, 100 reserved"),
-        "{refusal}"
-    );
-    ledger.commit(held, &record(&planner, 100, 0));
-    assert!(ledger.reserve(&planner, "fast", estimate(900, 0)).is_ok());
-    let rows = ledger.usage(Some("acme"));
-    assert_eq!(&rows[..2], [row(None, "2026-12", 1, 100, 0, 1), row(None, "2026-12-01", 1, 100, 0, 1)]);
-}
+rules!(postgres, |budgets, clock| {
+    let url = paddock_postgres::testing::database_url("ledger")?;
+    Some(Ledger::open(&LedgerStore::Postgres(paddock_postgres::Settings::new(&url)), budgets, clock).unwrap())
+});
 
 fn sqlite(path: &Path, budgets: Budgets, clock: Arc<ManualClock>) -> Arc<Ledger> {
     Ledger::open(&LedgerStore::Sqlite(path.to_path_buf()), budgets, clock).unwrap()
@@ -444,4 +476,48 @@ fn new_budgets_apply_to_the_next_call_and_count_what_was_spent_before() {
     spend(&ledger, &who, 10_000, 0);
     let day = ledger.usage(Some("acme")).into_iter().find(|u| u.agent.is_none() && u.window == "2026-11-21").unwrap();
     assert_eq!((day.input_tokens + day.output_tokens, day.refusals), (10_160, 1));
+}
+
+/// Three hosts' ledgers on one database, eight threads each, race calls of 30
+/// estimated tokens (each using at most that) against one tenant's budget of
+/// 20 000 tokens a day: together they never commit more.
+#[test]
+fn hosts_racing_one_budget_on_postgres_never_commit_more_than_it() {
+    let Some(url) = paddock_postgres::testing::database_url("ledger_hosts") else { return };
+    let budgets = tenant_budget(Budget { tokens_per_day: Some(20_000), ..Budget::default() });
+    let store = LedgerStore::Postgres(paddock_postgres::Settings::new(&url));
+    let hosts: Vec<Arc<Ledger>> =
+        (0..3).map(|_| Ledger::open(&store, budgets.clone(), calendar(NOV_21_NOON)).unwrap()).collect();
+    let (ok, refused): (u64, u64) = std::thread::scope(|s| {
+        let racers: Vec<_> = (0..24u32)
+            .map(|t| {
+                let ledger = hosts[t as usize % 3].clone();
+                s.spawn(move || {
+                    let who = caller("acme", if t % 2 == 0 { "even" } else { "odd" });
+                    let (mut ok, mut refused) = (0, 0);
+                    for i in 0..150u32 {
+                        match ledger.reserve(&who, "fast", estimate(30, 0)) {
+                            Ok(r) => {
+                                ledger.commit(r, &record(&who, 20 + (i * 24 + t) % 11, 0));
+                                ok += 1;
+                            }
+                            Err(e) => {
+                                assert!(e.contains("would go over its tokens-per-day budget"), "{e}");
+                                refused += 1;
+                            }
+                        }
+                    }
+                    (ok, refused)
+                })
+            })
+            .collect();
+        racers.into_iter().map(|r| r.join().unwrap()).fold((0, 0), |(a, b), (c, d)| (a + c, b + d))
+    });
+    let rows = read_usage_in(&paddock_postgres::Settings::new(&url), Some("acme")).unwrap();
+    let day = rows.iter().find(|r| r.agent.is_none() && r.window == "2026-11-21").unwrap();
+    let tokens = day.input_tokens + day.output_tokens;
+    assert!(tokens <= 20_000, "{day:?}");
+    assert!(tokens > 20_000 - 24 * 30, "what is left is less than one call per racer: {day:?}");
+    assert_eq!((day.requests, day.refusals, ok + refused), (ok, refused, 24 * 150));
+    assert_eq!(hosts.iter().map(|h| h.usage(Some("acme")).len()).sum::<usize>(), 3 * 6, "each host saw its own calls");
 }

@@ -27,6 +27,10 @@ fn forget_usage(settings: &Settings) -> Result<u64, String> {
             let before = SystemTime::now().checked_sub(settings.retention.usage).unwrap_or(SystemTime::UNIX_EPOCH);
             crate::quota::forget_usage_days(path, before).map_err(|e| format!("host.ledger: {e}"))
         }
+        LedgerStore::Postgres(database) => {
+            let before = SystemTime::now().checked_sub(settings.retention.usage).unwrap_or(SystemTime::UNIX_EPOCH);
+            crate::quota::forget_usage_days_in(database, before).map_err(|e| format!("host.ledger: {e}"))
+        }
     }
 }
 

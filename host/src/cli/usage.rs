@@ -31,6 +31,12 @@ pub async fn usage(settings: Settings, args: UsageArgs) -> u8 {
     }
     let path = match &settings.ledger {
         LedgerStore::Sqlite(path) => path.clone(),
+        LedgerStore::Postgres(database) => {
+            return match crate::quota::read_usage_in(database, args.tenant.as_deref()) {
+                Ok(rows) => print(&settings, &rows, args.json),
+                Err(e) => fail(EXIT_CONFIG, format!("host.ledger: {e}")),
+            };
+        }
         LedgerStore::Memory => {
             return fail(
                 EXIT_USAGE,

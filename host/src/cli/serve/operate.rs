@@ -61,6 +61,10 @@ fn usage_rows(runtime: &Runtime, tenant: Option<&str>) -> Result<Vec<UsageRow>, 
             crate::quota::read_usage(path, tenant).map_err(|e| format!("host.ledger: {e}"))
         }
         LedgerStore::Memory => Ok(ledger.usage(tenant)),
+        LedgerStore::Postgres(_) => ledger
+            .shared_usage(tenant)
+            .unwrap_or_else(|| Ok(ledger.usage(tenant)))
+            .map_err(|e| format!("host.ledger: {e}")),
     }
 }
 
