@@ -21,7 +21,8 @@ impl Drop for Killed {
     }
 }
 
-const FLOW: &str = r#"
+/// Three steps; the second waits a minute on its first attempt, so a test kills its host there.
+pub(crate) const FLOW: &str = r#"
 [flow]
 name = "crash"
 [steps.main]

@@ -41,7 +41,7 @@ pub use retention::{FlowLimits, Retention};
 pub use serve::{
     ConnectionLimits, DEFAULT_LISTEN, NotLoopback, RequestLimits, ServeAuth, ServeSettings, TlsFiles, check_listen,
 };
-pub use stores::{BoardStore, DATABASE_URL_VAR};
+pub use stores::{BoardStore, DATABASE_URL_VAR, FlowsStore};
 pub use telemetry::{DEFAULT_SERVICE_NAME, OtlpProtocol, TelemetrySettings};
 pub use triggers::Trigger;
 
@@ -132,9 +132,8 @@ pub struct Settings {
     pub tenants: Tenants,
     /// Where usage and budgets are kept.
     pub ledger: LedgerStore,
-    /// Where flow runs, checkpoints, journals, dead letters and approvals
-    /// are kept: `None` in memory, else this SQLite file.
-    pub flows: Option<PathBuf>,
+    /// Where flow runs, checkpoints, journals, dead letters and approvals are kept.
+    pub flows: FlowsStore,
     /// `host.data`: where the host keeps its files.
     pub data_dir: PathBuf,
     /// The compiled-code cache and accepted capabilities.

@@ -20,13 +20,24 @@ pub enum BoardStore {
     Postgres(PostgresSettings),
 }
 
+/// Where flow runs, checkpoints, journals, dead letters and questions are kept.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FlowsStore {
+    /// In memory: runs live only inside the process that runs them.
+    Memory,
+    /// In this SQLite file, which the processes of one machine share.
+    Sqlite(PathBuf),
+    /// In the PostgreSQL database of `[store]`, shared by every host on it.
+    Postgres(PostgresSettings),
+}
+
 /// The environment variable read for the database's URL when `store.url` is not set.
 pub const DATABASE_URL_VAR: &str = "PADDOCK_DATABASE_URL";
 
 /// The three stores, validated.
 pub(crate) struct Stores {
     pub(crate) ledger: LedgerStore,
-    pub(crate) flows: Option<PathBuf>,
+    pub(crate) flows: FlowsStore,
     pub(crate) board: BoardStore,
     pub(crate) postgres: Option<PostgresSettings>,
 }
@@ -35,26 +46,25 @@ pub(crate) struct Stores {
 pub(crate) fn stores(file: &FileConfig, data_dir: &Path, base: &Path) -> Result<Stores, String> {
     let postgres = postgres(&file.store)?;
     let (host, board) = (&file.host, &file.blackboard);
-    let ledger = match (host.ledger.as_deref(), &postgres) {
-        (None | Some("postgres"), Some(pg)) => LedgerStore::Postgres(pg.clone()),
-        (Some("postgres"), None) => {
-            return Err("host.ledger: \"postgres\" needs a database: set [store] backend = \"postgres\"".into());
-        }
-        (Some("memory"), _) => LedgerStore::Memory,
-        (Some("durable"), Some(_)) => {
-            return Err("host.ledger: \"durable\" is a file of this host's, and [store] backend is \"postgres\": \
-                        leave host.ledger out to keep budgets in PostgreSQL, where they hold across hosts"
-                .into());
-        }
-        (None | Some("durable"), None) => LedgerStore::Sqlite(data_dir.join("ledger.sqlite")),
-        (Some(other), _) => {
-            return Err(format!("host.ledger: `{other}` is not a store; use \"durable\", \"memory\" or \"postgres\""));
-        }
+    let ledger = match place(
+        "host.ledger",
+        host.ledger.as_deref(),
+        &postgres,
+        "budgets in PostgreSQL, where they hold across hosts",
+    )? {
+        Place::Memory => LedgerStore::Memory,
+        Place::File => LedgerStore::Sqlite(data_dir.join("ledger.sqlite")),
+        Place::Database(pg) => LedgerStore::Postgres(pg),
     };
-    let flows = match host.flows.as_deref().unwrap_or("durable") {
-        "memory" => None,
-        "durable" => Some(data_dir.join("flows.sqlite")),
-        other => return Err(format!("host.flows: `{other}` is not a store; use \"durable\" or \"memory\"")),
+    let flows = match place(
+        "host.flows",
+        host.flows.as_deref(),
+        &postgres,
+        "runs in PostgreSQL, where every host sees them",
+    )? {
+        Place::Memory => FlowsStore::Memory,
+        Place::File => FlowsStore::Sqlite(data_dir.join("flows.sqlite")),
+        Place::Database(pg) => FlowsStore::Postgres(pg),
     };
     let board = match (board.store.as_deref(), &postgres) {
         (None | Some("postgres"), Some(pg)) => BoardStore::Postgres(pg.clone()),
@@ -77,6 +87,34 @@ pub(crate) fn stores(file: &FileConfig, data_dir: &Path, base: &Path) -> Result<
         }
     };
     Ok(Stores { ledger, flows, board, postgres })
+}
+
+/// Where one of the host's stores lives.
+enum Place {
+    Memory,
+    /// A file in `host.data`.
+    File,
+    Database(PostgresSettings),
+}
+
+/// The place `key` (`"durable"`, `"memory"` or `"postgres"`) names, given the
+/// database `[store]` names: unset means the database when there is one, else
+/// the file; `keeps` says what the database is for, when a file is asked for beside it.
+fn place(key: &str, value: Option<&str>, postgres: &Option<PostgresSettings>, keeps: &str) -> Result<Place, String> {
+    match (value, postgres) {
+        (None | Some("postgres"), Some(pg)) => Ok(Place::Database(pg.clone())),
+        (Some("postgres"), None) => {
+            Err(format!("{key}: \"postgres\" needs a database: set [store] backend = \"postgres\""))
+        }
+        (Some("memory"), _) => Ok(Place::Memory),
+        (Some("durable"), Some(_)) => Err(format!(
+            "{key}: \"durable\" is a file of this host's, and [store] backend is \"postgres\": leave {key} out to keep {keeps}"
+        )),
+        (None | Some("durable"), None) => Ok(Place::File),
+        (Some(other), _) => {
+            Err(format!("{key}: `{other}` is not a store; use \"durable\", \"memory\" or \"postgres\""))
+        }
+    }
 }
 
 /// `[store]`: the database, when `backend = "postgres"`.

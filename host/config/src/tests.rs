@@ -106,6 +106,7 @@ fn a_postgres_backend_puts_the_board_in_its_database_and_each_mistake_names_its_
     assert_eq!((pg.url.as_str(), pg.pool), ("postgres://app:pw@db:5432/paddock", 4));
     assert_eq!(s.board_store, BoardStore::Postgres(pg.clone()));
     assert_eq!(s.ledger, paddock_quota::LedgerStore::Postgres(pg.clone()), "budgets hold across hosts");
+    assert_eq!(s.flows, crate::FlowsStore::Postgres(pg.clone()), "every host sees every run");
     assert!(!format!("{pg:?}").contains("pw"), "the password is never printed: {pg:?}");
     let memory =
         parse("[store]\nbackend = \"postgres\"\nurl = \"postgres://db/p\"\n[blackboard]\nstore = \"memory\"\n");
@@ -135,6 +136,10 @@ fn a_postgres_backend_puts_the_board_in_its_database_and_each_mistake_names_its_
     assert!(
         err("[store]\nbackend = \"postgres\"\nurl = \"postgres://db/p\"\n[host]\nledger = \"durable\"\n")
             .starts_with("host.ledger: \"durable\" is a file of this host's, and [store] backend is \"postgres\"")
+    );
+    assert!(
+        err("[store]\nbackend = \"postgres\"\nurl = \"postgres://db/p\"\n[host]\nflows = \"durable\"\n")
+            .starts_with("host.flows: \"durable\" is a file of this host's, and [store] backend is \"postgres\"")
     );
     assert_eq!(
         err("[blackboard]\nstore = \"postgres\"\n"),

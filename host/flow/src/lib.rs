@@ -8,10 +8,12 @@ pub mod approvals;
 mod cancel;
 pub mod events;
 pub mod expr;
+mod failover;
 pub mod hub;
 pub mod lease;
 mod memory;
 pub mod metrics;
+pub mod postgres;
 mod replay;
 mod run;
 pub mod spec;
@@ -84,6 +86,19 @@ impl From<StartError> for String {
     fn from(e: StartError) -> String {
         e.to_string()
     }
+}
+
+/// The flow store `at` names, keeping at most `bounds`.
+pub fn open_store(at: &paddock_config::FlowsStore, bounds: FlowBounds) -> Result<Arc<dyn FlowStore>, StoreError> {
+    use paddock_config::FlowsStore;
+    Ok(match at {
+        FlowsStore::Memory => Arc::new(MemoryStore::with_bounds(bounds)),
+        FlowsStore::Sqlite(path) => Arc::new(sqlite::SqliteStore::open(path)?.with_bounds(bounds)),
+        FlowsStore::Postgres(database) => {
+            let pg = paddock_postgres::Postgres::shared(database).map_err(|reason| StoreError::Postgres { reason })?;
+            Arc::new(postgres::PostgresStore::open(pg)?.with_bounds(bounds))
+        }
+    })
 }
 
 /// The flow store the settings name (`host.flows`) does not open.
@@ -168,10 +183,7 @@ impl Flows {
         // With no tenant named, every tenant shares one bound.
         let shared = !runtime.settings().tenants.configured();
         let bounds = FlowBounds { run_bytes: limits.run_bytes, tenant_bytes: limits.tenant_bytes, shared };
-        let store: Arc<dyn FlowStore> = match &runtime.settings().flows {
-            None => Arc::new(MemoryStore::with_bounds(bounds)),
-            Some(path) => Arc::new(sqlite::SqliteStore::open(path).map_err(OpenError)?.with_bounds(bounds)),
-        };
+        let store = open_store(&runtime.settings().flows, bounds).map_err(OpenError)?;
         Ok(Flows::new(runtime, store))
     }
 
@@ -320,14 +332,6 @@ impl Flows {
         Ok(Started { flows: self.clone(), ctx, record, resumed: true })
     }
 
-    /// Unfinished runs no live host holds: their lease expired, or their
-    /// holder is a process of this machine that is gone.
-    pub fn orphans(&self) -> Result<Vec<RunRecord>, StoreError> {
-        let runs = self.store.running().map_err(StoreError::Failed)?;
-        let live = self.live.lock();
-        Ok(runs.into_iter().filter(|r| !live.contains_key(&r.id) && !held_elsewhere(r)).collect())
-    }
-
     /// Cancels run `id` on behalf of `by`. A run executing here stops at
     /// once; one another process runs stops at that process's next
     /// heartbeat; an orphan is marked cancelled. Agents running are stopped,
@@ -347,24 +351,6 @@ impl Flows {
             return Ok(Cancel::Stopping);
         }
         cancel(self.store.as_ref(), id, by)
-    }
-
-    /// Resumes every orphaned run in the background (what a starting host does).
-    pub fn resume_orphans(&self) -> Result<Vec<tokio::task::JoinHandle<Result<Report, String>>>, StoreError> {
-        let mut handles = Vec::new();
-        for run in self.orphans()? {
-            let this = self.clone();
-            tracing::info!(run = %run.id, flow = %run.flow, "resuming an interrupted run");
-            handles.push(tokio::spawn(async move {
-                let report = this.resume(&run.id, None, false).await;
-                match &report {
-                    Ok(r) => tracing::info!(run = %r.run, status = ?r.status, "resumed run finished"),
-                    Err(e) => tracing::warn!(run = %run.id, "cannot resume: {e}"),
-                }
-                report
-            }));
-        }
-        Ok(handles)
     }
 
     /// Runs a dead letter's task again (same input and idempotency key);

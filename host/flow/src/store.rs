@@ -194,6 +194,12 @@ pub enum StoreError {
         /// What SQLite said.
         reason: String,
     },
+    /// PostgreSQL refused, or its tables are newer than this paddock.
+    #[error("flow store in PostgreSQL: {reason}")]
+    Postgres {
+        /// What went wrong.
+        reason: String,
+    },
     /// SQLite refused a setting.
     #[error("flow store: {reason}")]
     Sqlite {

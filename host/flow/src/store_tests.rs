@@ -77,11 +77,15 @@ fn dead(id: &str, tenant: &str, created_ms: u64) -> DeadLetter {
     }
 }
 
-/// Each rule, against a memory store and a SQLite file with the same bounds.
+/// Each rule, against a memory store, a SQLite file and (when PostgreSQL is
+/// installed, always under CI) a PostgreSQL database, with the same bounds.
 fn both(bounds: FlowBounds, rule: impl Fn(&dyn FlowStore)) {
     rule(&MemoryStore::with_bounds(bounds));
     let dir = tempfile::tempdir().unwrap();
     rule(&SqliteStore::open(&dir.path().join("f.sqlite")).unwrap().with_bounds(bounds));
+    if let Some(pg) = paddock_postgres::testing::database("flows") {
+        rule(&crate::postgres::PostgresStore::open(pg).unwrap().with_bounds(bounds));
+    }
 }
 
 fn ids(rows: &[RunSummary]) -> Vec<&str> {

@@ -232,12 +232,11 @@ pub async fn flow(settings: Settings, cmd: FlowCommand) -> u8 {
 
 /// The store alone, without building a host: for commands that only read or answer.
 fn store(settings: &Settings) -> Result<std::sync::Arc<dyn crate::flow::FlowStore>, u8> {
-    match &settings.flows {
-        None => Err(fail(EXIT_CONFIG, "host.flows = \"memory\": runs live only inside the process that runs them")),
-        Some(path) => crate::flow::sqlite::SqliteStore::open(path)
-            .map(|s| std::sync::Arc::new(s) as std::sync::Arc<dyn crate::flow::FlowStore>)
-            .map_err(|e| fail(EXIT_CONFIG, format!("host.flows: {e}"))),
+    if settings.flows == crate::config::FlowsStore::Memory {
+        return Err(fail(EXIT_CONFIG, "host.flows = \"memory\": runs live only inside the process that runs them"));
     }
+    crate::flow::open_store(&settings.flows, crate::flow::FlowBounds::default())
+        .map_err(|e| fail(EXIT_CONFIG, format!("host.flows: {e}")))
 }
 
 fn status(settings: Settings, args: StatusArgs) -> u8 {

@@ -4,7 +4,7 @@
 //! `retention.interval` ([`spawn_retention`]).
 
 use super::{EXIT_CONFIG, fail};
-use crate::config::Settings;
+use crate::config::{FlowsStore, Settings};
 use crate::flow::{Flows, Pruned, now_ms};
 use crate::quota::LedgerStore;
 use clap::Args;
@@ -47,14 +47,14 @@ fn line(p: &Pruned, usage_rows: u64) -> String {
 pub fn gc(settings: Settings, args: GcArgs) -> u8 {
     let pruned = match &settings.flows {
         // Nothing kept, nothing to forget: no file is made for it.
-        None => Pruned::default(),
-        Some(path) if !path.exists() => Pruned::default(),
-        Some(path) => {
-            let store = match crate::flow::sqlite::SqliteStore::open(path) {
+        FlowsStore::Memory => Pruned::default(),
+        FlowsStore::Sqlite(path) if !path.exists() => Pruned::default(),
+        at => {
+            let store = match crate::flow::open_store(at, crate::flow::FlowBounds::default()) {
                 Ok(s) => s,
                 Err(e) => return fail(EXIT_CONFIG, format!("host.flows: {e}")),
             };
-            match crate::flow::prune(&store, &settings.retention, now_ms()) {
+            match crate::flow::prune(store.as_ref(), &settings.retention, now_ms()) {
                 Ok(p) => p,
                 Err(e) => return fail(EXIT_CONFIG, format!("host.flows: {e}")),
             }

@@ -106,6 +106,8 @@ pub async fn serve(mut settings: Settings, args: ServeArgs) -> u8 {
         Ok(_) => {}
         Err(e) => eprintln!("error: cannot look for interrupted flow runs: {e}"),
     }
+    // And later, those of hosts that die while this one serves.
+    let _failover = flows.spawn_failover();
 
     let tls = match runtime.settings().serve.tls.as_ref().map(listen::Tls::load).transpose() {
         Ok(tls) => tls,

@@ -1,0 +1,313 @@
+//! [`FlowStore`] on PostgreSQL: each call one transaction, or one read.
+
+use super::*;
+
+impl FlowStore for PostgresStore {
+    fn bounds(&self) -> FlowBounds {
+        self.bounds
+    }
+
+    fn put_run(&self, run: &RunRecord) -> Result<(), String> {
+        let (run, data, bounds) = (run.clone(), to_json(run)?, self.bounds);
+        transact!(self, |tx, moved| {
+            fence(&tx, &run.id, &run.owner).await?;
+            // Only an output can make a record large; one without is always kept.
+            let checked = run.output.is_some().then_some(&bounds);
+            write_run(&tx, (checked, bounds.shared), &run, &data, moved).await
+        })
+    }
+
+    fn add_run(&self, run: &RunRecord) -> Result<bool, String> {
+        let (run, data, bounds) = (run.clone(), to_json(run)?, self.bounds);
+        transact!(self, |tx, moved| {
+            // The row is made (and locked) first, so two hosts adding one id cannot both succeed.
+            let made = tx
+                .execute(
+                    "INSERT INTO flow_runs (id, created, data, tenant, flow, status, updated, size, bytes, owner, heartbeat)
+                     VALUES ($1, 0, '{}', $2, '', 'running', 0, 0, 0, '', 0) ON CONFLICT (id) DO NOTHING",
+                    &[&run.id, &run.tenant],
+                )
+                .await
+                .map_err(db)?;
+            if made == 0 {
+                return Ok(false);
+            }
+            write_run(&tx, (Some(&bounds), bounds.shared), &run, &data, moved).await.map(|()| true)
+        })
+    }
+
+    fn run(&self, id: &str) -> Result<Option<RunRecord>, String> {
+        self.one("SELECT data FROM flow_runs WHERE id = $1", id)
+    }
+
+    fn request_cancel(&self, run: &str, by: &str) -> Result<(), String> {
+        let (run, by) = (run.to_string(), by.to_string());
+        transact!(self, |tx, _moved| {
+            tx.execute(
+                "INSERT INTO flow_cancels (run, by) VALUES ($1, $2) ON CONFLICT (run) DO UPDATE SET by = EXCLUDED.by",
+                &[&run, &by],
+            )
+            .await
+            .map_err(db)
+            .map(drop)
+        })
+    }
+
+    fn cancel_request(&self, run: &str) -> Result<Option<String>, String> {
+        let run = run.to_string();
+        self.pg.run(move |c| async move {
+            let statement = c.prepare_cached("SELECT by FROM flow_cancels WHERE run = $1").await.map_err(db)?;
+            Ok(c.query_opt(&statement, &[&run]).await.map_err(db)?.map(|r| r.get(0)))
+        })
+    }
+
+    fn claim(&self, run: &RunRecord, owner: &str, heartbeat_ms: u64) -> Result<bool, String> {
+        let (run, data, bounds, owner) = (run.clone(), to_json(run)?, self.bounds, owner.to_string());
+        transact!(self, |tx, moved| {
+            // The lease as it was seen: held by `owner`, renewed at `heartbeat_ms`, and still so under the lock.
+            let held = tx
+                .query_opt(
+                    "SELECT 1 FROM flow_runs WHERE id = $1 AND owner = $2 AND heartbeat = $3 FOR UPDATE",
+                    &[&run.id, &owner, &int(heartbeat_ms)],
+                )
+                .await
+                .map_err(db)?;
+            if held.is_none() {
+                return Ok(false);
+            }
+            let checked = run.output.is_some().then_some(&bounds);
+            write_run(&tx, (checked, bounds.shared), &run, &data, moved).await.map(|()| true)
+        })
+    }
+
+    fn renew(&self, run: &str, holder: &str, heartbeat_ms: u64) -> Result<bool, String> {
+        let (run, holder) = (run.to_string(), holder.to_string());
+        transact!(self, |tx, _moved| {
+            let changed = tx
+                .execute(
+                    "UPDATE flow_runs SET heartbeat = $3,
+                         data = jsonb_set(data::jsonb, '{heartbeat_ms}', to_jsonb($3::bigint))::text
+                     WHERE id = $1 AND owner = $2 AND status = 'running'",
+                    &[&run, &holder, &int(heartbeat_ms)],
+                )
+                .await
+                .map_err(db)?;
+            Ok(changed == 1)
+        })
+    }
+
+    fn runs(&self, q: &RunQuery) -> Result<Vec<RunSummary>, String> {
+        let mut f = Filter::default();
+        if let Some(t) = &q.tenant {
+            f.and("tenant = {}", vec![Box::new(t.clone())]);
+        }
+        if let Some(flow) = &q.flow {
+            f.and("flow = {}", vec![Box::new(flow.clone())]);
+        }
+        if let Some(s) = q.status {
+            f.and("status = {}", vec![Box::new(s.word().to_string())]);
+        }
+        if let Some(after) = &q.after {
+            let clause = "(created, id) < (SELECT created, id FROM flow_runs WHERE id = {} AND ({}::text IS NULL OR tenant = {}))";
+            f.and(clause, vec![Box::new(after.clone()), Box::new(q.tenant.clone()), Box::new(q.tenant.clone())]);
+        }
+        let limit = f.then(Box::new(int(q.limit as u64)));
+        let sql = format!(
+            "SELECT id, flow, tenant, status, error, created, updated, bytes FROM flow_runs {} \
+             ORDER BY created DESC, id DESC LIMIT {limit}",
+            f.sql()
+        );
+        let args = f.args;
+        self.pg.run(move |c| async move {
+            let statement = c.prepare_cached(&sql).await.map_err(db)?;
+            let refs: Vec<&(dyn ToSql + Sync)> = args.iter().map(|a| &**a as &(dyn ToSql + Sync)).collect();
+            Ok(c.query(&statement, &refs).await.map_err(db)?.iter().map(summary).collect())
+        })
+    }
+
+    fn running(&self) -> Result<Vec<RunRecord>, String> {
+        self.all("SELECT data FROM flow_runs WHERE status = 'running' ORDER BY created, id".into(), Vec::new())
+    }
+
+    fn put_step(&self, run: &str, holder: &str, step: &StepRecord) -> Result<(), String> {
+        let (run, holder, step, data, bounds) =
+            (run.to_string(), holder.to_string(), step.clone(), to_json(step)?, self.bounds);
+        transact!(self, |tx, moved| {
+            fence(&tx, &run, &holder).await?;
+            write_step(&tx, (&bounds, bounds.shared), &run, &step, &data, moved).await
+        })
+    }
+
+    fn steps(&self, run: &str) -> Result<Vec<StepRecord>, String> {
+        self.all("SELECT data FROM flow_steps WHERE run = $1 ORDER BY seq".into(), vec![Box::new(run.to_string())])
+    }
+
+    fn put_journal(&self, run: &str, holder: &str, step: &str, attempt: u32, entries: &[Entry]) -> Result<(), String> {
+        let (run, holder, step, data, bounds) =
+            (run.to_string(), holder.to_string(), step.to_string(), to_json(&entries)?, self.bounds);
+        transact!(self, |tx, moved| {
+            fence(&tx, &run, &holder).await?;
+            write_journal(&tx, (&bounds, bounds.shared), (&run, &step, attempt), &data, moved).await
+        })
+    }
+
+    fn finish_step(&self, run: &str, holder: &str, step: &StepRecord, journal: &[Entry]) -> Result<(), String> {
+        let (run, holder, step, bounds) = (run.to_string(), holder.to_string(), step.clone(), self.bounds);
+        let (data, journal) = (to_json(&step)?, to_json(&journal)?);
+        transact!(self, |tx, moved| {
+            fence(&tx, &run, &holder).await?;
+            let bound = (&bounds, bounds.shared);
+            write_journal(&tx, bound, (&run, &step.path, step.attempt), &journal, moved).await?;
+            write_step(&tx, bound, &run, &step, &data, moved).await
+        })
+    }
+
+    fn journal(&self, run: &str, step: &str) -> Result<Option<(u32, Vec<Entry>)>, String> {
+        let (run, step) = (run.to_string(), step.to_string());
+        self.pg.run(move |c| async move {
+            let statement = c
+                .prepare_cached("SELECT attempt, data FROM flow_journals WHERE run = $1 AND path = $2")
+                .await
+                .map_err(db)?;
+            let row = c.query_opt(&statement, &[&run, &step]).await.map_err(db)?;
+            row.map(|r| {
+                let attempt = u32::try_from(r.get::<_, i64>(0)).unwrap_or(u32::MAX);
+                Ok((attempt, from_json(r.get::<_, &str>(1))?))
+            })
+            .transpose()
+        })
+    }
+
+    fn put_dead(&self, dead: &DeadLetter) -> Result<(), String> {
+        let (dead, data, bounds) = (dead.clone(), to_json(dead)?, self.bounds);
+        transact!(self, |tx, moved| {
+            let old = size_in(&tx, "SELECT size FROM flow_dead WHERE id = $1 FOR UPDATE", &[&dead.id]).await?;
+            let what = format!("dead letter {}", dead.id);
+            let size = data.len() as u64;
+            charge(&tx, (Some(&bounds), bounds.shared), &what, None, Some(&dead.tenant), (old, size), moved).await?;
+            tx.execute(
+                "INSERT INTO flow_dead (id, created, data, tenant, size) VALUES ($1, $2, $3, $4, $5)
+                 ON CONFLICT (id) DO UPDATE SET created = EXCLUDED.created, data = EXCLUDED.data,
+                     tenant = EXCLUDED.tenant, size = EXCLUDED.size",
+                &[&dead.id, &int(dead.created_ms), &data, &dead.tenant, &int(size)],
+            )
+            .await
+            .map_err(db)
+            .map(drop)
+        })
+    }
+
+    fn dead_letters(&self, page: &Page) -> Result<Vec<DeadLetter>, String> {
+        let mut f = Filter::page(page, "flow_dead");
+        let limit = f.then(Box::new(int(page.limit as u64)));
+        self.all(format!("SELECT data FROM flow_dead {} ORDER BY created, id LIMIT {limit}", f.sql()), f.args)
+    }
+
+    fn dead(&self, id: &str) -> Result<Option<DeadLetter>, String> {
+        self.one("SELECT data FROM flow_dead WHERE id = $1", id)
+    }
+
+    fn drop_dead(&self, id: &str) -> Result<bool, String> {
+        let select = "SELECT id, tenant, size FROM flow_dead WHERE id = $1 FOR UPDATE".to_string();
+        self.prune_batch(select, vec![Box::new(id.to_string())], Forget::Dead).map(|(n, _)| n > 0)
+    }
+
+    fn add_approval(&self, a: &ApprovalRecord) -> Result<(), String> {
+        let (a, data, bounds) = (a.clone(), to_json(a)?, self.bounds);
+        transact!(self, |tx, moved| {
+            let size = data.len() as u64;
+            let made = tx
+                .execute(
+                    "INSERT INTO flow_approvals (id, created, data, tenant, size, answered, settles)
+                     VALUES ($1, $2, $3, $4, $5, false, $6) ON CONFLICT (id) DO NOTHING",
+                    &[&a.id, &int(a.created_ms), &data, &a.tenant, &int(size), &int(a.deadline_ms)],
+                )
+                .await
+                .map_err(db)?;
+            if made == 0 {
+                return Err(taken(&a.id));
+            }
+            let what = format!("approval {}", a.id);
+            charge(&tx, (Some(&bounds), bounds.shared), &what, None, Some(&a.tenant), (0, size), moved).await
+        })
+    }
+
+    fn approval(&self, id: &str) -> Result<Option<ApprovalRecord>, String> {
+        self.one("SELECT data FROM flow_approvals WHERE id = $1", id)
+    }
+
+    fn approvals(&self, page: &Page, waiting_at: Option<u64>) -> Result<Vec<ApprovalRecord>, String> {
+        let mut f = Filter::page(page, "flow_approvals");
+        if let Some(now) = waiting_at {
+            f.and("NOT answered AND settles > {}", vec![Box::new(int(now))]);
+        }
+        let limit = f.then(Box::new(int(page.limit as u64)));
+        self.all(format!("SELECT data FROM flow_approvals {} ORDER BY created, id LIMIT {limit}", f.sql()), f.args)
+    }
+
+    fn answer(&self, id: &str, option: &str, by: &str, now_ms: u64) -> Result<ApprovalRecord, AnswerError> {
+        let (id, option, by, shared) = (id.to_string(), option.to_string(), by.to_string(), self.bounds.shared);
+        let answered = self.pg.run(move |mut client| async move {
+            let tx = client.transaction().await.map_err(db)?;
+            // Locked: two people answering at once cannot both win.
+            let row =
+                tx.query_opt("SELECT data FROM flow_approvals WHERE id = $1 FOR UPDATE", &[&id]).await.map_err(db)?;
+            let Some(row) = row else { return Ok(Err(AnswerError::NoApproval(id))) };
+            let text: String = row.get(0);
+            let mut a: ApprovalRecord = from_json(&text)?;
+            if let Err(e) = apply_answer(&mut a, &option, &by, now_ms) {
+                return Ok(Err(e));
+            }
+            let data = to_json(&a)?;
+            let mut moved = Moved::default();
+            let sizes = (text.len() as u64, data.len() as u64);
+            charge(&tx, (None, shared), "", None, Some(&a.tenant), sizes, &mut moved).await?;
+            tx.execute(
+                "UPDATE flow_approvals SET data = $2, size = $3, answered = true, settles = $4 WHERE id = $1",
+                &[&id, &data, &int(data.len() as u64), &int(now_ms)],
+            )
+            .await
+            .map_err(db)?;
+            tx.commit().await.map_err(db)?;
+            if moved.0 != 0 {
+                let sum = format!(
+                    "UPDATE flow_tenant_bytes SET bytes = greatest(0, bytes + {}) WHERE tenant = '{ALL}'",
+                    moved.0
+                );
+                client.batch_execute(&sum).await.map_err(db)?;
+            }
+            Ok(Ok(a))
+        });
+        answered.map_err(AnswerError::Store)?
+    }
+
+    fn tenant_bytes(&self, tenant: &str) -> Result<u64, String> {
+        let tenant = tenant.to_string();
+        self.pg.run(move |c| async move {
+            let statement =
+                c.prepare_cached("SELECT bytes FROM flow_tenant_bytes WHERE tenant = $1").await.map_err(db)?;
+            Ok(c.query_opt(&statement, &[&tenant]).await.map_err(db)?.map_or(0, |r| uint(r.get(0))))
+        })
+    }
+
+    fn prune(&self, cut: &Cutoffs) -> Result<Pruned, String> {
+        let ms = |t: u64| int(t);
+        let old_runs =
+            "SELECT id, tenant, bytes FROM flow_runs WHERE status <> 'running' AND updated < $1 LIMIT $2 FOR UPDATE";
+        let (runs, run_bytes) = self.prune_all(old_runs, ms(cut.runs_before_ms), Forget::Run)?;
+        let extra_runs = "SELECT id, tenant, bytes FROM (SELECT id, tenant, bytes,
+                row_number() OVER (PARTITION BY tenant ORDER BY created DESC, id DESC) AS n
+                FROM flow_runs WHERE status <> 'running') r WHERE n > $1 LIMIT $2";
+        let (more, more_bytes) = self.prune_all(extra_runs, ms(cut.runs_per_tenant), Forget::Run)?;
+        let settled = "SELECT id, tenant, size FROM flow_approvals WHERE settles < $1 LIMIT $2 FOR UPDATE";
+        let (approvals, approval_bytes) = self.prune_all(settled, ms(cut.approvals_before_ms), Forget::Approval)?;
+        let old_dead = "SELECT id, tenant, size FROM flow_dead WHERE created < $1 LIMIT $2 FOR UPDATE";
+        let (dead_letters, dead_bytes) = self.prune_all(old_dead, ms(cut.dead_before_ms), Forget::Dead)?;
+        Ok(Pruned {
+            runs: runs + more,
+            approvals,
+            dead_letters,
+            bytes: run_bytes + more_bytes + approval_bytes + dead_bytes,
+        })
+    }
+}

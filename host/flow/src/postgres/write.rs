@@ -1,0 +1,189 @@
+//! Writes that count bytes, on PostgreSQL: as `sqlite/write.rs`, with the
+//! rows a check reads locked first, so hosts writing at once stay within the
+//! bounds.
+
+use crate::store::{ALL, FlowBounds, RunRecord, StepRecord};
+use paddock_postgres::Transaction;
+use tokio_postgres::types::ToSql;
+
+pub(super) fn db(e: tokio_postgres::Error) -> String {
+    format!("flow store: {}", paddock_postgres::describe(&e))
+}
+
+pub(super) fn int(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+pub(super) fn uint(v: i64) -> u64 {
+    u64::try_from(v).unwrap_or(0)
+}
+
+/// The first column of the row `sql` finds, as a count of bytes (0 when none).
+pub(super) async fn size_in(tx: &Transaction<'_>, sql: &str, args: &[&(dyn ToSql + Sync)]) -> Result<u64, String> {
+    let statement = tx.prepare_cached(sql).await.map_err(db)?;
+    Ok(tx.query_opt(&statement, args).await.map_err(db)?.map_or(0, |r| uint(r.get(0))))
+}
+
+/// Every tenant's bytes together are moved after the transaction when a
+/// tenant's bound is its own (see [`super::PostgresStore`]); this is how far.
+#[derive(Default)]
+pub(super) struct Moved(pub(super) i64);
+
+/// Moves the bytes of `run` (when it is stored), of its tenant (or of
+/// `tenant`) and of every tenant together ([`ALL`]) from `old` to `new`,
+/// checking `bounds` first when it grows. The counted tenant's row is locked
+/// before it is read, so two hosts cannot both pass a bound with room for one.
+pub(super) async fn charge(
+    tx: &Transaction<'_>,
+    (bounds, shared): (Option<&FlowBounds>, bool),
+    what: &str,
+    run: Option<&str>,
+    tenant: Option<&str>,
+    (old, new): (u64, u64),
+    moved: &mut Moved,
+) -> Result<(), String> {
+    let stored: Option<(String, u64)> = match run {
+        Some(run) => {
+            let statement = tx.prepare_cached("SELECT tenant, bytes FROM flow_runs WHERE id = $1").await.map_err(db)?;
+            tx.query_opt(&statement, &[&run]).await.map_err(db)?.map(|r| (r.get(0), uint(r.get(1))))
+        }
+        None => None,
+    };
+    let tenant = tenant.or(stored.as_ref().map(|s| s.0.as_str())).unwrap_or_default();
+    let lock = tx
+        .prepare_cached(
+            "INSERT INTO flow_tenant_bytes (tenant, bytes) VALUES ($1, 0)
+             ON CONFLICT (tenant) DO UPDATE SET bytes = flow_tenant_bytes.bytes RETURNING bytes",
+        )
+        .await
+        .map_err(db)?;
+    let counted = if shared { ALL } else { tenant };
+    let now = uint(tx.query_one(&lock, &[&counted]).await.map_err(db)?.get(0));
+    if let Some(bounds) = bounds
+        && new > old
+    {
+        let run = run.zip(stored.as_ref().map(|s| s.1));
+        bounds.check(what, run, (tenant, now), new - old)?;
+    }
+    let delta = new as i64 - old as i64;
+    if delta == 0 {
+        return Ok(());
+    }
+    if let (Some(run), Some(_)) = (run, &stored) {
+        let statement = tx
+            .prepare_cached("UPDATE flow_runs SET bytes = greatest(0, bytes + $2) WHERE id = $1")
+            .await
+            .map_err(db)?;
+        tx.execute(&statement, &[&run, &delta]).await.map_err(db)?;
+    }
+    let add = tx
+        .prepare_cached(
+            "INSERT INTO flow_tenant_bytes (tenant, bytes) VALUES ($1, greatest(0, $2::bigint))
+             ON CONFLICT (tenant) DO UPDATE SET bytes = greatest(0, flow_tenant_bytes.bytes + $2)",
+        )
+        .await
+        .map_err(db)?;
+    tx.execute(&add, &[&tenant, &delta]).await.map_err(db)?;
+    match shared {
+        true => drop(tx.execute(&add, &[&ALL, &delta]).await.map_err(db)?),
+        false => moved.0 += delta,
+    }
+    Ok(())
+}
+
+/// Refuses a write by `holder` to `run` when another holds it; locks the
+/// run's row, so one run's writes queue on every host.
+pub(super) async fn fence(tx: &Transaction<'_>, run: &str, holder: &str) -> Result<(), String> {
+    let statement = tx.prepare_cached("SELECT owner FROM flow_runs WHERE id = $1 FOR UPDATE").await.map_err(db)?;
+    let owner: Option<String> = tx.query_opt(&statement, &[&run]).await.map_err(db)?.map(|r| r.get(0));
+    match owner {
+        Some(owner) if owner != holder => Err(crate::lease::lost(run, holder, &owner)),
+        _ => Ok(()),
+    }
+}
+
+/// Writes `run`'s record (as JSON `data`), counting its size, checked
+/// against `bounds` when given.
+pub(super) async fn write_run(
+    tx: &Transaction<'_>,
+    bounds: (Option<&FlowBounds>, bool),
+    run: &RunRecord,
+    data: &str,
+    moved: &mut Moved,
+) -> Result<(), String> {
+    let old = size_in(tx, "SELECT size FROM flow_runs WHERE id = $1", &[&run.id]).await?;
+    let what = if run.output.is_some() { "the run's output".to_string() } else { format!("run {}", run.id) };
+    charge(tx, bounds, &what, Some(&run.id), Some(&run.tenant), (old, data.len() as u64), moved).await?;
+    let statement = tx
+        .prepare_cached(
+            "INSERT INTO flow_runs (id, created, data, tenant, flow, status, updated, error, size, bytes, owner, heartbeat)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10, $11)
+             ON CONFLICT (id) DO UPDATE SET created = EXCLUDED.created, data = EXCLUDED.data,
+                tenant = EXCLUDED.tenant, flow = EXCLUDED.flow, status = EXCLUDED.status, updated = EXCLUDED.updated,
+                error = EXCLUDED.error, size = EXCLUDED.size, owner = EXCLUDED.owner, heartbeat = EXCLUDED.heartbeat",
+        )
+        .await
+        .map_err(db)?;
+    let values: [&(dyn ToSql + Sync); 11] = [
+        &run.id,
+        &int(run.created_ms),
+        &data,
+        &run.tenant,
+        &run.flow,
+        &run.status.word(),
+        &int(run.updated_ms),
+        &run.error,
+        &int(data.len() as u64),
+        &run.owner,
+        &int(run.heartbeat_ms),
+    ];
+    tx.execute(&statement, &values).await.map_err(db).map(drop)
+}
+
+pub(super) async fn write_step(
+    tx: &Transaction<'_>,
+    bounds: (&FlowBounds, bool),
+    run: &str,
+    step: &StepRecord,
+    data: &str,
+    moved: &mut Moved,
+) -> Result<(), String> {
+    let old = size_in(tx, "SELECT size FROM flow_steps WHERE run = $1 AND path = $2", &[&run, &step.path]).await?;
+    let what = format!("the checkpoint of step {}", step.path);
+    charge(tx, (Some(bounds.0), bounds.1), &what, Some(run), None, (old, data.len() as u64), moved).await?;
+    let statement = tx
+        .prepare_cached(
+            "INSERT INTO flow_steps (run, path, seq, data, size) VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (run, path) DO UPDATE SET seq = EXCLUDED.seq, data = EXCLUDED.data, size = EXCLUDED.size",
+        )
+        .await
+        .map_err(db)?;
+    tx.execute(&statement, &[&run, &step.path, &int(step.seq), &data, &int(data.len() as u64)])
+        .await
+        .map_err(db)
+        .map(drop)
+}
+
+pub(super) async fn write_journal(
+    tx: &Transaction<'_>,
+    bounds: (&FlowBounds, bool),
+    (run, step, attempt): (&str, &str, u32),
+    data: &str,
+    moved: &mut Moved,
+) -> Result<(), String> {
+    let old = size_in(tx, "SELECT size FROM flow_journals WHERE run = $1 AND path = $2", &[&run, &step]).await?;
+    let what = format!("the journal of step {step}");
+    charge(tx, (Some(bounds.0), bounds.1), &what, Some(run), None, (old, data.len() as u64), moved).await?;
+    let statement = tx
+        .prepare_cached(
+            "INSERT INTO flow_journals (run, path, attempt, data, size) VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (run, path) DO UPDATE SET attempt = EXCLUDED.attempt, data = EXCLUDED.data,
+                size = EXCLUDED.size",
+        )
+        .await
+        .map_err(db)?;
+    tx.execute(&statement, &[&run, &step, &i64::from(attempt), &data, &int(data.len() as u64)])
+        .await
+        .map_err(db)
+        .map(drop)
+}
