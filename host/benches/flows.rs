@@ -3,7 +3,8 @@
 //! invocations made directly with `Runtime::run`. The difference per step is
 //! what the engine adds: checkpoints before and after, the journal, input
 //! rendering, output parsing, events. On the memory store (the goal is ≤ 100
-//! µs a step) and on the durable SQLite store.
+//! µs a step), on the durable SQLite store and, when PostgreSQL is installed,
+//! on a database of a throwaway local cluster.
 //!
 //! `cargo bench -p paddock --bench flows` (figures also in `target/flows-bench.json`)
 
@@ -59,10 +60,14 @@ fn main() {
     tokio.block_on(async {
         let rt = Runtime::new(settings).unwrap();
         let agent = rt.load("noop").unwrap();
-        let stores: [(&str, Arc<dyn FlowStore>); 2] = [
+        let mut stores: Vec<(&str, Arc<dyn FlowStore>)> = vec![
             ("memory", Arc::new(MemoryStore::default())),
             ("sqlite", Arc::new(paddock::flow::sqlite::SqliteStore::open(&dir.path().join("flows.sqlite")).unwrap())),
         ];
+        // A throwaway local cluster (fsync off, as the tests make it): the cost of the round trips.
+        if let Some(pg) = paddock_postgres::testing::database("flows_bench") {
+            stores.push(("postgres", Arc::new(paddock::flow::postgres::PostgresStore::open(pg).unwrap())));
+        }
         // Direct invocations, the baseline: 100 one after another; 1,000 at once.
         let mut direct_seq = Vec::new();
         let mut direct_fan = Vec::new();

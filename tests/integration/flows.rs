@@ -536,3 +536,19 @@ input = { agent = "step", input = { name = "w2", llm = "fast" } }
     assert!(error.starts_with(want), "{error}");
     assert_eq!((board(&flows, "runs/w1"), board(&flows, "runs/w2")), (json!(1), json!(1)));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_begun_here_is_never_an_orphan_to_this_host_before_or_while_it_executes() {
+    let dir = tempfile::tempdir().unwrap();
+    let flows = host(dir.path(), "");
+    let spec = format!("{HEAD}[steps.main]\nagent = \"step\"\ninput = {{ name = \"a\", wait_first_ms = 300 }}\n");
+    let started = flows.begin(Flow::parse(&spec, "t.toml").unwrap(), "t.toml", json!({}), Start::default()).unwrap();
+    let id = started.run().to_string();
+    assert_eq!(flows.store().run(&id).unwrap().unwrap().status, RunStatus::Running);
+    // Begun, its task not started: a scan of this host must not take it over (it would run twice).
+    assert_eq!(flows.orphans().unwrap().len(), 0);
+    let running = tokio::spawn(started.finish());
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    assert_eq!(flows.orphans().unwrap().len(), 0, "executing");
+    assert_eq!(running.await.unwrap().unwrap().status, RunStatus::Succeeded);
+}

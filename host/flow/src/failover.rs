@@ -9,7 +9,7 @@
 //! one through.
 
 use crate::store::RunRecord;
-use crate::{Flows, Report, StoreError, held_elsewhere};
+use crate::{Flows, Report, StoreError, held_elsewhere, lease, now_ms};
 use futures_util::FutureExt;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -24,11 +24,14 @@ const RETRY_AFTER: Duration = Duration::from_secs(60);
 
 impl Flows {
     /// Unfinished runs no live host holds: their lease expired, or their
-    /// holder is a process of this machine that is gone.
+    /// holder is a process of this machine that is gone. A run this process
+    /// holds is never one while its lease lasts, executing or not yet (begun,
+    /// its task about to start).
     pub fn orphans(&self) -> Result<Vec<RunRecord>, StoreError> {
         let runs = self.store.running().map_err(StoreError::Failed)?;
         let live = self.live.lock();
-        Ok(runs.into_iter().filter(|r| !live.contains_key(&r.id) && !held_elsewhere(r)).collect())
+        let held_here = |r: &RunRecord| r.owner == lease::this_process() && !lease::expired(r.heartbeat_ms, now_ms());
+        Ok(runs.into_iter().filter(|r| !live.contains_key(&r.id) && !held_elsewhere(r) && !held_here(r)).collect())
     }
 
     /// Resumes every orphaned run in the background (what a starting host does).
