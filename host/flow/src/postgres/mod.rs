@@ -5,11 +5,13 @@
 //! each run's bytes with its steps' and journals', and `flow_tenant_bytes`.
 //! Where SQLite has one writer at a time, here each write locks what it
 //! decides on: the run's row (every write of a run is fenced by its holder),
-//! the counted tenant's bytes, a question being answered. The sum of every
-//! tenant (`*`) is locked only when tenants share one bound; otherwise it is
-//! moved just after the commit, in a transaction that does not wait for the
-//! disk, so hosts writing different tenants' runs never queue on one row (a
-//! move a crash loses is made good when a host next opens the store).
+//! the counted tenant's bytes, a question being answered. A step's checkpoint
+//! or journal takes those locks last, in one statement that is also its fence
+//! and its count (`write::charge_held`), so one run's steps (a fan-out's
+//! items) queue for a statement and a commit, not a whole transaction. The
+//! sum of every tenant (`*`) is kept only while tenants share one bound (it is
+//! locked then); otherwise nothing reads it, and a host opening the store
+//! recounts it.
 
 mod write;
 
@@ -22,7 +24,7 @@ use paddock_postgres::{Migration, Postgres, Transaction};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio_postgres::types::ToSql;
-use write::{Moved, charge, db, fence, int, size_in, uint, write_journal, write_run, write_step};
+use write::{charge, db, fence, int, size_in, uint, write_journal, write_run, write_step};
 
 static MIGRATIONS: &[Migration] = &[Migration {
     name: "runs, steps, journals, dead letters, questions and bytes",
@@ -80,33 +82,20 @@ fn from_json<T: DeserializeOwned>(text: &str) -> Result<T, String> {
     serde_json::from_str(text).map_err(|e| format!("flow store: a damaged record: {e}"))
 }
 
-/// Runs `$body` (which may use `$tx`, the transaction, and `$moved`, the
-/// bytes to move the `*` row by) in a transaction of `$store`, and commits
-/// when it answers `Ok`.
+/// Runs `$body` (which may use `$tx`, the transaction) in a transaction of
+/// `$store`, and commits when it answers `Ok`.
 macro_rules! transact {
-    ($store:expr, |$tx:ident, $moved:ident| $body:block) => {{
+    ($store:expr, |$tx:ident| $body:block) => {{
         $store
             .pg
             .run(move |mut client| async move {
                 let $tx = client.transaction().await.map_err(db)?;
-                let mut moved = Moved::default();
-                let answer = {
-                    let $moved = &mut moved;
-                    async { $body }.await
-                };
+                let answer = async { $body }.await;
                 let answer = match answer {
                     Ok(answer) => answer,
                     Err(e) => return Ok(Err(e)),
                 };
                 $tx.commit().await.map_err(db)?;
-                if moved.0 != 0 {
-                    let sum = format!(
-                        "BEGIN; SET LOCAL synchronous_commit TO OFF;
-                         UPDATE flow_tenant_bytes SET bytes = greatest(0, bytes + {}) WHERE tenant = '{ALL}'; COMMIT",
-                        moved.0
-                    );
-                    client.batch_execute(&sum).await.map_err(db)?;
-                }
                 Ok(Ok(answer))
             })
             .and_then(|answer| answer)
@@ -158,7 +147,7 @@ impl PostgresStore {
     /// bytes) from `table`; how many, and their bytes.
     fn prune_batch(&self, select: String, args: Vec<Arg>, forget: Forget) -> Result<(u64, u64), String> {
         let shared = self.bounds.shared;
-        transact!(self, |tx, moved| {
+        transact!(self, |tx| {
             let statement = tx.prepare_cached(&select).await.map_err(db)?;
             let refs: Vec<&(dyn ToSql + Sync)> = args.iter().map(|a| &**a as &(dyn ToSql + Sync)).collect();
             let rows = tx.query(&statement, &refs).await.map_err(db)?;
@@ -166,7 +155,7 @@ impl PostgresStore {
             for row in &rows {
                 let (id, tenant, size): (&str, &str, i64) = (row.get(0), row.get(1), row.get(2));
                 forget.forget(&tx, id).await?;
-                charge(&tx, (None, shared), "", None, Some(tenant), (uint(size), 0), moved).await?;
+                charge(&tx, (None, shared), "", None, Some(tenant), (uint(size), 0)).await?;
                 bytes += uint(size);
             }
             Ok((rows.len() as u64, bytes))

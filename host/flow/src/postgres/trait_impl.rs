@@ -9,17 +9,17 @@ impl FlowStore for PostgresStore {
 
     fn put_run(&self, run: &RunRecord) -> Result<(), String> {
         let (run, data, bounds) = (run.clone(), to_json(run)?, self.bounds);
-        transact!(self, |tx, moved| {
+        transact!(self, |tx| {
             fence(&tx, &run.id, &run.owner).await?;
             // Only an output can make a record large; one without is always kept.
             let checked = run.output.is_some().then_some(&bounds);
-            write_run(&tx, (checked, bounds.shared), &run, &data, moved).await
+            write_run(&tx, (checked, bounds.shared), &run, &data).await
         })
     }
 
     fn add_run(&self, run: &RunRecord) -> Result<bool, String> {
         let (run, data, bounds) = (run.clone(), to_json(run)?, self.bounds);
-        transact!(self, |tx, moved| {
+        transact!(self, |tx| {
             // The row is made (and locked) first, so two hosts adding one id cannot both succeed.
             let made = tx
                 .execute(
@@ -32,7 +32,7 @@ impl FlowStore for PostgresStore {
             if made == 0 {
                 return Ok(false);
             }
-            write_run(&tx, (Some(&bounds), bounds.shared), &run, &data, moved).await.map(|()| true)
+            write_run(&tx, (Some(&bounds), bounds.shared), &run, &data).await.map(|()| true)
         })
     }
 
@@ -42,7 +42,7 @@ impl FlowStore for PostgresStore {
 
     fn request_cancel(&self, run: &str, by: &str) -> Result<(), String> {
         let (run, by) = (run.to_string(), by.to_string());
-        transact!(self, |tx, _moved| {
+        transact!(self, |tx| {
             tx.execute(
                 "INSERT INTO flow_cancels (run, by) VALUES ($1, $2) ON CONFLICT (run) DO UPDATE SET by = EXCLUDED.by",
                 &[&run, &by],
@@ -63,7 +63,7 @@ impl FlowStore for PostgresStore {
 
     fn claim(&self, run: &RunRecord, owner: &str, heartbeat_ms: u64) -> Result<bool, String> {
         let (run, data, bounds, owner) = (run.clone(), to_json(run)?, self.bounds, owner.to_string());
-        transact!(self, |tx, moved| {
+        transact!(self, |tx| {
             // The lease as it was seen: held by `owner`, renewed at `heartbeat_ms`, and still so under the lock.
             let held = tx
                 .query_opt(
@@ -76,13 +76,13 @@ impl FlowStore for PostgresStore {
                 return Ok(false);
             }
             let checked = run.output.is_some().then_some(&bounds);
-            write_run(&tx, (checked, bounds.shared), &run, &data, moved).await.map(|()| true)
+            write_run(&tx, (checked, bounds.shared), &run, &data).await.map(|()| true)
         })
     }
 
     fn renew(&self, run: &str, holder: &str, heartbeat_ms: u64) -> Result<bool, String> {
         let (run, holder) = (run.to_string(), holder.to_string());
-        transact!(self, |tx, _moved| {
+        transact!(self, |tx| {
             let changed = tx
                 .execute(
                     "UPDATE flow_runs SET heartbeat = $3,
@@ -132,10 +132,7 @@ impl FlowStore for PostgresStore {
     fn put_step(&self, run: &str, holder: &str, step: &StepRecord) -> Result<(), String> {
         let (run, holder, step, data, bounds) =
             (run.to_string(), holder.to_string(), step.clone(), to_json(step)?, self.bounds);
-        transact!(self, |tx, moved| {
-            fence(&tx, &run, &holder).await?;
-            write_step(&tx, (&bounds, bounds.shared), &run, &step, &data, moved).await
-        })
+        transact!(self, |tx| { write_step(&tx, (&bounds, bounds.shared), (&run, &holder), &step, &data).await })
     }
 
     fn steps(&self, run: &str) -> Result<Vec<StepRecord>, String> {
@@ -145,20 +142,18 @@ impl FlowStore for PostgresStore {
     fn put_journal(&self, run: &str, holder: &str, step: &str, attempt: u32, entries: &[Entry]) -> Result<(), String> {
         let (run, holder, step, data, bounds) =
             (run.to_string(), holder.to_string(), step.to_string(), to_json(&entries)?, self.bounds);
-        transact!(self, |tx, moved| {
-            fence(&tx, &run, &holder).await?;
-            write_journal(&tx, (&bounds, bounds.shared), (&run, &step, attempt), &data, moved).await
+        transact!(self, |tx| {
+            write_journal(&tx, (&bounds, bounds.shared), (&run, &holder, &step, attempt), &data).await
         })
     }
 
     fn finish_step(&self, run: &str, holder: &str, step: &StepRecord, journal: &[Entry]) -> Result<(), String> {
         let (run, holder, step, bounds) = (run.to_string(), holder.to_string(), step.clone(), self.bounds);
         let (data, journal) = (to_json(&step)?, to_json(&journal)?);
-        transact!(self, |tx, moved| {
-            fence(&tx, &run, &holder).await?;
+        transact!(self, |tx| {
             let bound = (&bounds, bounds.shared);
-            write_journal(&tx, bound, (&run, &step.path, step.attempt), &journal, moved).await?;
-            write_step(&tx, bound, &run, &step, &data, moved).await
+            write_journal(&tx, bound, (&run, &holder, &step.path, step.attempt), &journal).await?;
+            write_step(&tx, bound, (&run, &holder), &step, &data).await
         })
     }
 
@@ -180,11 +175,11 @@ impl FlowStore for PostgresStore {
 
     fn put_dead(&self, dead: &DeadLetter) -> Result<(), String> {
         let (dead, data, bounds) = (dead.clone(), to_json(dead)?, self.bounds);
-        transact!(self, |tx, moved| {
+        transact!(self, |tx| {
             let old = size_in(&tx, "SELECT size FROM flow_dead WHERE id = $1 FOR UPDATE", &[&dead.id]).await?;
             let what = format!("dead letter {}", dead.id);
             let size = data.len() as u64;
-            charge(&tx, (Some(&bounds), bounds.shared), &what, None, Some(&dead.tenant), (old, size), moved).await?;
+            charge(&tx, (Some(&bounds), bounds.shared), &what, None, Some(&dead.tenant), (old, size)).await?;
             tx.execute(
                 "INSERT INTO flow_dead (id, created, data, tenant, size) VALUES ($1, $2, $3, $4, $5)
                  ON CONFLICT (id) DO UPDATE SET created = EXCLUDED.created, data = EXCLUDED.data,
@@ -214,7 +209,7 @@ impl FlowStore for PostgresStore {
 
     fn add_approval(&self, a: &ApprovalRecord) -> Result<(), String> {
         let (a, data, bounds) = (a.clone(), to_json(a)?, self.bounds);
-        transact!(self, |tx, moved| {
+        transact!(self, |tx| {
             let size = data.len() as u64;
             let made = tx
                 .execute(
@@ -228,7 +223,7 @@ impl FlowStore for PostgresStore {
                 return Err(taken(&a.id));
             }
             let what = format!("approval {}", a.id);
-            charge(&tx, (Some(&bounds), bounds.shared), &what, None, Some(&a.tenant), (0, size), moved).await
+            charge(&tx, (Some(&bounds), bounds.shared), &what, None, Some(&a.tenant), (0, size)).await
         })
     }
 
@@ -259,9 +254,8 @@ impl FlowStore for PostgresStore {
                 return Ok(Err(e));
             }
             let data = to_json(&a)?;
-            let mut moved = Moved::default();
             let sizes = (text.len() as u64, data.len() as u64);
-            charge(&tx, (None, shared), "", None, Some(&a.tenant), sizes, &mut moved).await?;
+            charge(&tx, (None, shared), "", None, Some(&a.tenant), sizes).await?;
             tx.execute(
                 "UPDATE flow_approvals SET data = $2, size = $3, answered = true, settles = $4 WHERE id = $1",
                 &[&id, &data, &int(data.len() as u64), &int(now_ms)],
@@ -269,13 +263,6 @@ impl FlowStore for PostgresStore {
             .await
             .map_err(db)?;
             tx.commit().await.map_err(db)?;
-            if moved.0 != 0 {
-                let sum = format!(
-                    "UPDATE flow_tenant_bytes SET bytes = greatest(0, bytes + {}) WHERE tenant = '{ALL}'",
-                    moved.0
-                );
-                client.batch_execute(&sum).await.map_err(db)?;
-            }
             Ok(Ok(a))
         });
         answered.map_err(AnswerError::Store)?

@@ -24,11 +24,6 @@ pub(super) async fn size_in(tx: &Transaction<'_>, sql: &str, args: &[&(dyn ToSql
     Ok(tx.query_opt(&statement, args).await.map_err(db)?.map_or(0, |r| uint(r.get(0))))
 }
 
-/// Every tenant's bytes together are moved after the transaction when a
-/// tenant's bound is its own (see [`super::PostgresStore`]); this is how far.
-#[derive(Default)]
-pub(super) struct Moved(pub(super) i64);
-
 /// Moves the bytes of `run` (when it is stored), of its tenant (or of
 /// `tenant`) and of every tenant together ([`ALL`]) from `old` to `new`,
 /// checking `bounds` first when it grows. The counted tenant's row is locked
@@ -40,7 +35,6 @@ pub(super) async fn charge(
     run: Option<&str>,
     tenant: Option<&str>,
     (old, new): (u64, u64),
-    moved: &mut Moved,
 ) -> Result<(), String> {
     let stored: Option<(String, u64)> = match run {
         Some(run) => {
@@ -84,11 +78,50 @@ pub(super) async fn charge(
         .await
         .map_err(db)?;
     tx.execute(&add, &[&tenant, &delta]).await.map_err(db)?;
-    match shared {
-        true => drop(tx.execute(&add, &[&ALL, &delta]).await.map_err(db)?),
-        false => moved.0 += delta,
+    if shared {
+        tx.execute(&add, &[&ALL, &delta]).await.map_err(db)?;
     }
     Ok(())
+}
+
+/// Moves the bytes of `run`, held by `holder`, and of its tenant from `old`
+/// to `new` in one statement, then checks `bounds` when they grew (a refusal
+/// rolls the transaction back). The statement is also the fence: it moves
+/// nothing unless `holder` holds the run, and its row locks are the last the
+/// transaction takes, so writes of one run's steps (a fan-out's items) queue
+/// only for a statement and a commit, not for a whole transaction.
+pub(super) async fn charge_held(
+    tx: &Transaction<'_>,
+    (bounds, shared): (&FlowBounds, bool),
+    what: &str,
+    (run, holder): (&str, &str),
+    (old, new): (u64, u64),
+) -> Result<(), String> {
+    let delta = new as i64 - old as i64;
+    let statement = tx
+        .prepare_cached(
+            "WITH r AS (UPDATE flow_runs SET bytes = greatest(0, bytes + $3) WHERE id = $1 AND owner = $2
+                        RETURNING bytes, tenant),
+                  t AS (INSERT INTO flow_tenant_bytes (tenant, bytes) SELECT tenant, greatest(0, $3) FROM r
+                        ON CONFLICT (tenant) DO UPDATE SET bytes = greatest(0, flow_tenant_bytes.bytes + $3)
+                        RETURNING bytes),
+                  a AS (UPDATE flow_tenant_bytes SET bytes = greatest(0, bytes + $3)
+                        WHERE tenant = $4 AND $5 AND EXISTS (SELECT 1 FROM r) RETURNING bytes)
+             SELECT r.bytes, r.tenant, (SELECT bytes FROM t), (SELECT bytes FROM a) FROM r",
+        )
+        .await
+        .map_err(db)?;
+    let Some(row) = tx.query_opt(&statement, &[&run, &holder, &delta, &ALL, &shared]).await.map_err(db)? else {
+        // Not moved: the run is another host's now, or there is no such run.
+        return fence(tx, run, holder).await;
+    };
+    if delta <= 0 {
+        return Ok(());
+    }
+    let before = |after: Option<i64>| uint(after.unwrap_or(0)).saturating_sub(delta as u64);
+    let tenant: &str = row.get(1);
+    let counted = if shared { row.get::<_, Option<i64>>(3) } else { row.get::<_, Option<i64>>(2) };
+    bounds.check(what, Some((run, before(Some(row.get(0))))), (tenant, before(counted)), delta as u64)
 }
 
 /// Refuses a write by `holder` to `run` when another holds it; locks the
@@ -109,11 +142,10 @@ pub(super) async fn write_run(
     bounds: (Option<&FlowBounds>, bool),
     run: &RunRecord,
     data: &str,
-    moved: &mut Moved,
 ) -> Result<(), String> {
     let old = size_in(tx, "SELECT size FROM flow_runs WHERE id = $1", &[&run.id]).await?;
     let what = if run.output.is_some() { "the run's output".to_string() } else { format!("run {}", run.id) };
-    charge(tx, bounds, &what, Some(&run.id), Some(&run.tenant), (old, data.len() as u64), moved).await?;
+    charge(tx, bounds, &what, Some(&run.id), Some(&run.tenant), (old, data.len() as u64)).await?;
     let statement = tx
         .prepare_cached(
             "INSERT INTO flow_runs (id, created, data, tenant, flow, status, updated, error, size, bytes, owner, heartbeat)
@@ -140,17 +172,15 @@ pub(super) async fn write_run(
     tx.execute(&statement, &values).await.map_err(db).map(drop)
 }
 
+/// Writes `step`'s checkpoint of run `run` (held by `holder`), counting its size.
 pub(super) async fn write_step(
     tx: &Transaction<'_>,
     bounds: (&FlowBounds, bool),
-    run: &str,
+    (run, holder): (&str, &str),
     step: &StepRecord,
     data: &str,
-    moved: &mut Moved,
 ) -> Result<(), String> {
     let old = size_in(tx, "SELECT size FROM flow_steps WHERE run = $1 AND path = $2", &[&run, &step.path]).await?;
-    let what = format!("the checkpoint of step {}", step.path);
-    charge(tx, (Some(bounds.0), bounds.1), &what, Some(run), None, (old, data.len() as u64), moved).await?;
     let statement = tx
         .prepare_cached(
             "INSERT INTO flow_steps (run, path, seq, data, size) VALUES ($1, $2, $3, $4, $5)
@@ -158,22 +188,19 @@ pub(super) async fn write_step(
         )
         .await
         .map_err(db)?;
-    tx.execute(&statement, &[&run, &step.path, &int(step.seq), &data, &int(data.len() as u64)])
-        .await
-        .map_err(db)
-        .map(drop)
+    tx.execute(&statement, &[&run, &step.path, &int(step.seq), &data, &int(data.len() as u64)]).await.map_err(db)?;
+    let what = format!("the checkpoint of step {}", step.path);
+    charge_held(tx, bounds, &what, (run, holder), (old, data.len() as u64)).await
 }
 
+/// Writes the journal of `step` of run `run` (held by `holder`), counting its size.
 pub(super) async fn write_journal(
     tx: &Transaction<'_>,
     bounds: (&FlowBounds, bool),
-    (run, step, attempt): (&str, &str, u32),
+    (run, holder, step, attempt): (&str, &str, &str, u32),
     data: &str,
-    moved: &mut Moved,
 ) -> Result<(), String> {
     let old = size_in(tx, "SELECT size FROM flow_journals WHERE run = $1 AND path = $2", &[&run, &step]).await?;
-    let what = format!("the journal of step {step}");
-    charge(tx, (Some(bounds.0), bounds.1), &what, Some(run), None, (old, data.len() as u64), moved).await?;
     let statement = tx
         .prepare_cached(
             "INSERT INTO flow_journals (run, path, attempt, data, size) VALUES ($1, $2, $3, $4, $5)
@@ -182,8 +209,7 @@ pub(super) async fn write_journal(
         )
         .await
         .map_err(db)?;
-    tx.execute(&statement, &[&run, &step, &i64::from(attempt), &data, &int(data.len() as u64)])
-        .await
-        .map_err(db)
-        .map(drop)
+    tx.execute(&statement, &[&run, &step, &i64::from(attempt), &data, &int(data.len() as u64)]).await.map_err(db)?;
+    let what = format!("the journal of step {step}");
+    charge_held(tx, bounds, &what, (run, holder), (old, data.len() as u64)).await
 }
