@@ -42,7 +42,7 @@ use std::time::Duration;
 use tokio::runtime::{Handle, Runtime, RuntimeFlavor};
 
 /// How to reach the database.
-#[derive(Clone, PartialEq, Eq, Hash)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct Settings {
     /// A `postgres://` URL or a `key=value` connection string.
     pub url: String,
@@ -125,13 +125,6 @@ pub fn describe(e: &tokio_postgres::Error) -> String {
     }
 }
 
-/// Whether `e` is a failure a transaction may simply retry: a serialization
-/// failure or a deadlock the server broke.
-pub fn is_retryable(e: &tokio_postgres::Error) -> bool {
-    use tokio_postgres::error::SqlState;
-    e.code().is_some_and(|c| *c == SqlState::T_R_SERIALIZATION_FAILURE || *c == SqlState::T_R_DEADLOCK_DETECTED)
-}
-
 impl Postgres {
     /// A pool for `settings`, checked by opening one connection.
     pub fn connect(settings: &Settings) -> Result<Self, String> {
@@ -203,20 +196,6 @@ impl Postgres {
             Ok(RuntimeFlavor::MultiThread) => tokio::task::block_in_place(wait),
             _ => wait(),
         }
-    }
-
-    /// [`Postgres::run`] for async callers: awaits the answer instead of blocking.
-    pub async fn run_async<T, F, Fut>(&self, work: F) -> Result<T, String>
-    where
-        T: Send + 'static,
-        F: FnOnce(Client) -> Fut + Send + 'static,
-        Fut: Future<Output = Result<T, String>> + Send + 'static,
-    {
-        self.inner
-            .handle
-            .spawn(self.call(work))
-            .await
-            .unwrap_or_else(|e| Err(format!("PostgreSQL: the call failed: {e}")))
     }
 
     fn call<T, F, Fut>(&self, work: F) -> impl Future<Output = Result<T, String>> + Send + 'static
