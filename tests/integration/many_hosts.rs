@@ -79,6 +79,30 @@ async fn hosts_on_one_database_share_the_board_and_a_watch_on_one_streams_the_wr
     assert_eq!((&got["value"], &got["revision"]), (&json!("through a"), &json!(2)));
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_made_in_any_folder_works_on_every_host_and_once_revoked_on_none() {
+    let Some(url) = paddock_postgres::testing::database_url("hosts_keys") else { return };
+    let (a_dir, b_dir, cli_dir) =
+        (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    host_folder(a_dir.path(), &url);
+    host_folder(b_dir.path(), &url);
+    let token = host_folder(cli_dir.path(), &url);
+    let (a, b) = (serve(a_dir.path(), &[]), serve(b_dir.path(), &[]));
+    for host in [&a, &b] {
+        let (status, body) = call(host, Method::GET, "/v1/board", &token, "").await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    let revoked = cli(cli_dir.path(), &["keys", "revoke", &token]).await;
+    assert_eq!(revoked.code, 0, "{}", revoked.stderr);
+    // Each host re-reads the keys every quarter second.
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    let id = token.split('_').nth(1).unwrap();
+    let refused = json!({"error": {"kind": "unauthenticated", "message": format!("API key {id} is revoked")}});
+    for host in [&a, &b] {
+        assert_eq!(call(host, Method::GET, "/v1/board", &token, "").await, (StatusCode::UNAUTHORIZED, refused.clone()));
+    }
+}
+
 /// A host folder on the database at `url` with the `step` plugin and `crash.toml`.
 fn flow_folder(dir: &Path, url: &str) {
     plugin(&dir.join("plugins"), "step", paddock_test_guests::guests::FLOW_STEP, "[limits]\ntimeout = \"120s\"\n");
@@ -98,18 +122,14 @@ async fn cli(dir: &Path, args: &[&str]) -> Ran {
     .unwrap()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_run_whose_host_is_killed_is_finished_by_another_and_no_finished_step_runs_twice() {
-    use std::io::BufRead;
-    let Some(url) = paddock_postgres::testing::database_url("hosts_failover") else { return };
-    let (a_dir, b_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    flow_folder(a_dir.path(), &url);
-    flow_folder(b_dir.path(), &url);
-    let b = serve(b_dir.path(), &[]);
+type Log = std::io::Lines<std::io::BufReader<std::process::ChildStderr>>;
 
-    // Host A runs the flow; it is killed (SIGKILL, by its PID) in the second step.
+/// Host A: `paddock flow run crash.toml` in `dir`, once its second step
+/// has started; the process, the run's id, and the rest of its log.
+fn crash_run_started(dir: &Path) -> (std::process::Child, String, Log) {
+    use std::io::BufRead;
     let mut a = std::process::Command::new(env!("CARGO_BIN_EXE_paddock"))
-        .current_dir(a_dir.path())
+        .current_dir(dir)
         .args(["flow", "run", "crash.toml", "--json"])
         .env_remove("PADDOCK_LOG")
         .stdout(std::process::Stdio::piped())
@@ -122,13 +142,16 @@ async fn a_run_whose_host_is_killed_is_finished_by_another_and_no_finished_step_
     let mut log = std::io::BufReader::new(a.stderr.take().unwrap()).lines();
     let second_started = log.by_ref().map_while(Result::ok).any(|l| l.contains("second counted run 1 on attempt 1"));
     assert!(second_started, "host A started the second step");
-    a.kill().unwrap();
-    a.wait().unwrap();
+    (a, run, log)
+}
 
-    // Host B finds the run orphaned at its next scan and finishes it.
+/// Waits until host `b` (in `b_dir`) has finished `run`, then checks that
+/// it holds it, that only the interrupted step ran twice (its checkpoints
+/// and the counters on the shared board), and returns the run's record.
+async fn finished_by(b: &Served, b_dir: &Path, run: &str) -> Value {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     let status = loop {
-        let ran = cli(b_dir.path(), &["flow", "status", &run, "--json"]).await;
+        let ran = cli(b_dir, &["flow", "status", run, "--json"]).await;
         let status: Value = serde_json::from_str(&ran.stdout).unwrap_or_default();
         if status["run"]["status"] == "succeeded" {
             break status;
@@ -147,7 +170,165 @@ async fn a_run_whose_host_is_killed_is_finished_by_another_and_no_finished_step_
     assert_eq!(steps, [("main/first", 1), ("main/second", 2), ("main/third", 1), ("main", 0)], "{status}");
     // The counters on the shared board: each finished step ran once, the interrupted one twice.
     for (step, runs) in [("first", "1"), ("second", "2"), ("third", "1")] {
-        let got = cli(b_dir.path(), &["bb", "get", &format!("runs/{step}")]).await;
+        let got = cli(b_dir, &["bb", "get", &format!("runs/{step}")]).await;
         assert_eq!((got.code, got.stdout.trim()), (0, runs), "runs/{step}: {}", got.stderr);
     }
+    status["run"].clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_whose_host_is_killed_is_finished_by_another_and_no_finished_step_runs_twice() {
+    let Some(url) = paddock_postgres::testing::database_url("hosts_failover") else { return };
+    let (a_dir, b_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    flow_folder(a_dir.path(), &url);
+    flow_folder(b_dir.path(), &url);
+    let b = serve(b_dir.path(), &[]);
+    // Host A is killed (SIGKILL, by its PID) in the second step; host B finds
+    // the run orphaned at its next scan and finishes it.
+    let (mut a, run, _) = crash_run_started(a_dir.path());
+    a.kill().unwrap();
+    a.wait().unwrap();
+    finished_by(&b, b_dir.path(), &run).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_paused_past_its_lease_loses_the_run_to_another_and_once_resumed_writes_nothing_to_it() {
+    let Some(url) = paddock_postgres::testing::database_url("hosts_paused") else { return };
+    let (a_dir, b_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    flow_folder(a_dir.path(), &url);
+    flow_folder(b_dir.path(), &url);
+    let b = serve(b_dir.path(), &[]);
+    // Host A is paused (SIGSTOP) in the second step: alive, but renewing nothing.
+    let (mut a, run, log) = crash_run_started(a_dir.path());
+    signal(a.id(), "-STOP");
+    let taken = finished_by(&b, b_dir.path(), &run).await;
+
+    // Resumed, host A finds its lease gone, stops the run and writes nothing to it.
+    signal(a.id(), "-CONT");
+    let exited = tokio::task::spawn_blocking(move || a.wait().unwrap()).await.unwrap();
+    let log: Vec<String> = log.map_while(Result::ok).collect();
+    assert!(!exited.success(), "host A reports that it did not finish the run: {log:?}");
+    let lost = format!("this host lost run {run}: another host claimed its lease; stopping it");
+    assert!(log.iter().any(|l| l.contains(&lost)), "{log:?}");
+    let ran = cli(b_dir.path(), &["flow", "status", &run, "--json"]).await;
+    let after: Value = serde_json::from_str(&ran.stdout).unwrap();
+    assert_eq!(after["run"], taken, "the run is as host B left it");
+    let got = cli(b_dir.path(), &["bb", "get", "runs/third"]).await;
+    assert_eq!(got.stdout.trim(), "1", "host A ran no further step");
+}
+
+/// A flow asking one question.
+const ASK: &str = "[flow]\nname = \"ask\"\n[steps.main]\nkind = \"approval\"\nquestion = \"Ship it?\"\n\
+                   options = [\"ship\", \"hold\"]\ntimeout = \"60s\"\n";
+
+/// A flow whose first step waits a minute.
+const SLOW: &str = "[flow]\nname = \"slow\"\n[steps.main]\nkind = \"sequence\"\nsteps = [\"wait\", \"after\"]\n\
+                    [steps.wait]\nagent = \"step\"\ninput = { name = \"wait\", wait_ms = 60000 }\n\
+                    [steps.after]\nagent = \"step\"\ninput = { name = \"after\" }\n";
+
+/// Three hosts on the database at `url`, the first with the `step` plugin
+/// and the flows `ask` and `slow`; each with its `operate` key.
+fn three_hosts(url: &str) -> Vec<(tempfile::TempDir, Served, String)> {
+    (0..3)
+        .map(|n| {
+            let dir = tempfile::tempdir().unwrap();
+            let key = host_folder(dir.path(), url);
+            if n == 0 {
+                plugin(&dir.path().join("plugins"), "step", paddock_test_guests::guests::FLOW_STEP, "");
+                std::fs::create_dir_all(dir.path().join("flows")).unwrap();
+                std::fs::write(dir.path().join("flows/ask.toml"), ASK).unwrap();
+                std::fs::write(dir.path().join("flows/slow.toml"), SLOW).unwrap();
+            }
+            let served = serve(dir.path(), &[]);
+            (dir, served, key)
+        })
+        .collect()
+}
+
+/// Opens the event stream of `run` on `host`, after event `after` when given.
+async fn follow(host: &Served, key: &str, run: &str, after: Option<&str>) -> reqwest::Response {
+    let mut request =
+        reqwest::Client::new().get(format!("http://{}/v1/runs/{run}/events", host.address)).bearer_auth(key);
+    if let Some(after) = after {
+        request = request.header("last-event-id", after);
+    }
+    let stream = request.send().await.unwrap();
+    assert_eq!(stream.status(), StatusCode::OK);
+    stream
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_approval_answered_through_one_host_wakes_the_run_on_another_while_a_third_streams_its_events() {
+    let Some(url) = paddock_postgres::testing::database_url("hosts_approval") else { return };
+    let hosts = three_hosts(&url);
+    let [(_, a, a_key), (_, b, b_key), (_, c, c_key)] = &hosts[..] else { unreachable!() };
+    let (status, started) = call(a, Method::POST, "/v1/flows/ask/runs", a_key, "").await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{started}");
+    let run = started["run"].as_str().unwrap().to_string();
+
+    // Host B streams the run host A executes.
+    let (mut stream, mut text) = (follow(b, b_key, &run, None).await, String::new());
+    let mut seen = Vec::new();
+    let question = loop {
+        let (event, id) = next_event(&mut stream, &mut text).await;
+        seen.push((event["event"].as_str().unwrap().to_string(), id));
+        if event["event"] == "approval-waiting" {
+            break event["id"].as_str().unwrap().to_string();
+        }
+    };
+    // Answered through host C: host A's step wakes on the store's notification (its poll is 5 s).
+    let (status, answered) =
+        call(c, Method::POST, &format!("/v1/approvals/{question}"), c_key, r#"{"option": "ship", "by": "eve"}"#).await;
+    assert_eq!((status, &answered["answer"]), (StatusCode::OK, &json!("ship")), "{answered}");
+    let asked = std::time::Instant::now();
+    let (event, id) = next_event(&mut stream, &mut text).await;
+    let woke = asked.elapsed();
+    assert_eq!(
+        (&event["event"], &event["answer"], &event["by"]),
+        (&json!("approval-answered"), &json!("ship"), &json!("eve"))
+    );
+    eprintln!("an answer through host C reached host A's step and host B's stream in {woke:?}");
+    assert!(woke < Duration::from_secs(1), "woken by the notification, not a poll: {woke:?}");
+    seen.push(("approval-answered".into(), id));
+    loop {
+        let (event, id) = next_event(&mut stream, &mut text).await;
+        seen.push((event["event"].as_str().unwrap().to_string(), id));
+        if event["event"] == "run-finished" {
+            assert_eq!((&event["status"], &event["output"]), (&json!("succeeded"), &json!("ship")), "{event}");
+            break;
+        }
+    }
+    let ids: Vec<String> = seen.iter().map(|(_, id)| id.clone()).collect();
+    let numbered: Vec<String> = (0..seen.len()).map(|n| n.to_string()).collect();
+    assert_eq!(ids, numbered, "every event once, in order: {seen:?}");
+
+    // A client reconnecting to host C after the second event reads the rest, numbered alike.
+    let (mut again, mut text) = (follow(c, c_key, &run, Some("1")).await, String::new());
+    for (kind, id) in &seen[2..] {
+        let (event, n) = next_event(&mut again, &mut text).await;
+        assert_eq!((event["event"].as_str().unwrap(), n.as_str()), (kind.as_str(), id.as_str()));
+    }
+    assert!(again.chunk().await.unwrap().is_none(), "the stream ends with the run");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancel_asked_through_one_host_stops_the_run_another_executes_at_once() {
+    let Some(url) = paddock_postgres::testing::database_url("hosts_cancel") else { return };
+    let hosts = three_hosts(&url);
+    let [(_, a, a_key), _, (_, c, c_key)] = &hosts[..] else { unreachable!() };
+    let (status, started) = call(a, Method::POST, "/v1/flows/slow/runs", a_key, "").await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{started}");
+    let run = started["run"].as_str().unwrap().to_string();
+    let (mut stream, mut text) = (follow(c, c_key, &run, None).await, String::new());
+    while next_event(&mut stream, &mut text).await.0["event"] != "step-started" {}
+
+    // Host C asks; host A hears it from the store at once (its lease renewal, every 2 s, would be later).
+    let asked = std::time::Instant::now();
+    let (status, cancelled) = call(c, Method::POST, &format!("/v1/runs/{run}/cancel"), c_key, r#"{"by": "ops"}"#).await;
+    let took = asked.elapsed();
+    assert_eq!((status, &cancelled["status"]), (StatusCode::OK, &json!("cancelled")), "{cancelled}");
+    eprintln!("a cancel through host C stopped the run on host A in {took:?}");
+    assert!(took < Duration::from_millis(1_500), "stopped on the notification: {took:?}");
+    let (status, shown) = call(c, Method::GET, &format!("/v1/runs/{run}"), c_key, "").await;
+    assert_eq!((status, &shown["error"]), (StatusCode::OK, &json!("cancelled by ops")), "{shown}");
 }

@@ -1,10 +1,13 @@
 //! Questions for people: kept in the flow store, answered with `paddock
 //! approve ID OPTION` (or the HTTP API), from this process or another one.
 //!
-//! A waiting step or agent holds no thread: it awaits a notification (an
-//! answer given in this process) or the next poll of the store (an answer
-//! given by another process), whichever comes first, until its deadline.
+//! A waiting step or agent holds no thread: it awaits a notification — of
+//! an answer given in this process, or, on a store shared by hosts, rung by
+//! the store for an answer given on any host — or the next poll of the store
+//! (an answer given by another process on an embedded store), whichever
+//! comes first, until its deadline.
 
+use super::bells::{Bell, rung};
 use super::store::{AnswerError, ApprovalRecord, FlowStore, StoreError};
 use paddock_runtime::caps::approval::{Approvals, Question};
 use std::future::Future;
@@ -15,6 +18,9 @@ use tokio::sync::Notify;
 
 /// How often a waiting question looks for an answer another process gave.
 const POLL: Duration = Duration::from_millis(200);
+/// How often it looks when the store rings for answers (only a ring lost
+/// while the store's host reconnected is waited for this long).
+const POLL_RUNG: Duration = Duration::from_secs(5);
 
 /// The host's approval service.
 pub struct ApprovalService {
@@ -83,9 +89,12 @@ impl ApprovalService {
 
     /// Waits for question `id` to be answered or to time out.
     pub async fn wait(&self, id: &str) -> Result<Waited, String> {
+        let bell = self.store.bells().map(|bells| bells.bell(format!("answer {id}")));
+        let poll = if bell.is_some() { POLL_RUNG } else { POLL };
         loop {
             // Registered before reading, so an answer given in between still wakes us.
             let notified = self.answered.notified();
+            let ring = bell.as_ref().map(Bell::next);
             let a = self.store.approval(id)?.ok_or_else(|| format!("no approval with id {id:?}"))?;
             if a.answer.is_some() {
                 return Ok(Waited::Answered(a));
@@ -97,7 +106,8 @@ impl ApprovalService {
             let left = Duration::from_millis(a.deadline_ms - now);
             tokio::select! {
                 () = notified => {}
-                () = tokio::time::sleep(POLL.min(left)) => {}
+                () = rung(ring) => {}
+                () = tokio::time::sleep(poll.min(left)) => {}
             }
         }
     }

@@ -11,7 +11,8 @@ use super::store::{FlowStore, RunStatus};
 pub enum Cancel {
     /// The run executes in this process, and stops now.
     Stopping,
-    /// Host `owner` runs it, and stops it when it next renews its lease (2 s).
+    /// Host `owner` runs it, and stops it as soon as it hears of the request:
+    /// at once on a store shared by hosts, else when it next renews its lease (2 s).
     Requested {
         /// That host's holder id.
         owner: String,

@@ -5,10 +5,12 @@
 //! dead-letter queue, and questions for people waited on without a thread.
 
 pub mod approvals;
+pub mod bells;
 mod cancel;
 pub mod events;
 pub mod expr;
 mod failover;
+mod hold;
 pub mod hub;
 pub mod lease;
 mod memory;
@@ -16,12 +18,15 @@ pub mod metrics;
 pub mod postgres;
 mod replay;
 mod run;
+pub mod shared;
 pub mod spec;
 pub mod sqlite;
 mod steps;
 pub mod store;
 #[cfg(test)]
 mod store_tests;
+#[cfg(test)]
+mod testing;
 
 pub use approvals::{ApprovalService, now_ms};
 pub use cancel::{Cancel, CancelError, cancel};
@@ -53,6 +58,8 @@ pub struct Flows {
     /// The runs executing in this process, each with its cancel signal.
     live: Arc<Mutex<HashMap<String, tokio::sync::watch::Sender<Option<String>>>>>,
     hub: Option<Arc<hub::Hub>>,
+    /// The writer of runs' events, when the store keeps them for every host.
+    outbox: Arc<std::sync::OnceLock<Option<shared::Outbox>>>,
 }
 
 /// Why a run did not start. Nothing was written.
@@ -161,7 +168,7 @@ impl Flows {
     pub fn new(runtime: Runtime, store: Arc<dyn FlowStore>) -> Flows {
         let approvals = ApprovalService::new(store.clone(), runtime.settings().flow_limits.question_bytes);
         runtime.set_approvals(Arc::new(approvals::AgentQuestions(approvals.clone())));
-        Flows { runtime, store, approvals, live: Arc::default(), hub: None }
+        Flows { runtime, store, approvals, live: Arc::default(), hub: None, outbox: Arc::default() }
     }
 
     /// The engine keeping the live events of its runs for subscribers (what
@@ -174,6 +181,30 @@ impl Flows {
     /// The live events of its runs, when kept.
     pub fn hub(&self) -> Option<&Arc<hub::Hub>> {
         self.hub.as_ref()
+    }
+
+    /// The writer of runs' events to the store, when it keeps them
+    /// (started on first use, on the current tokio runtime).
+    fn outbox(&self) -> Option<&shared::Outbox> {
+        let store = &self.store;
+        self.outbox
+            .get_or_init(|| store.keeps_events().then(|| shared::Outbox::start(store.clone())).flatten())
+            .as_ref()
+    }
+
+    /// Waits until the events of this host's runs so far are in the store
+    /// (what a process does before it exits).
+    pub async fn flush_events(&self) {
+        if let Some(Some(outbox)) = self.outbox.get() {
+            outbox.flush().await;
+        }
+    }
+
+    /// Follows run `id`'s events from number `from` in the store, when the
+    /// store keeps them for every host; `None` when only the host running
+    /// a run has its events (its [`hub`](Flows::hub)).
+    pub fn follow(&self, id: &str, from: u64) -> Option<shared::Follow> {
+        self.store.keeps_events().then(|| shared::Follow::new(self.store.clone(), id, from))
     }
 
     /// The engine over the store the settings name (`host.flows`), kept
@@ -400,6 +431,10 @@ impl Flows {
             Some(hub) => Some(hub.sink(&record.id, events)),
             None => events,
         };
+        let events = match self.outbox() {
+            Some(outbox) => Some(outbox.sink(&record.id, events)),
+            None => events,
+        };
         Arc::new(Ctx {
             runtime: self.runtime.clone(),
             store: self.store.clone(),
@@ -426,7 +461,7 @@ impl Flows {
             Ok(None) => {}
             Err(e) => tracing::warn!(run = %record.id, "cannot look for a cancel request: {e}"),
         }
-        let beat = tokio::spawn(keep_lease(self.store.clone(), record.id.clone(), signal));
+        let beat = tokio::spawn(hold::keep_lease(self.store.clone(), record.id.clone(), signal));
         let mut r = record;
         let (id, pins, tenant) = (r.id.clone(), r.pins.clone(), r.tenant.clone());
         ctx.emit(|| Event::RunStarted { run: id.clone(), flow: ctx.flow.name.clone(), tenant, resumed, pins });
@@ -517,42 +552,3 @@ pub fn prune(store: &dyn FlowStore, retention: &paddock_config::Retention, now_m
 pub(crate) fn held_elsewhere(run: &RunRecord) -> bool {
     run.owner != lease::this_process() && !lease::expired(run.heartbeat_ms, now_ms()) && !lease::gone(&run.owner)
 }
-
-/// Renews this host's lease of run `id` every [`lease::RENEW`] and looks for
-/// a cancel asked by another process, until aborted. A lease another host
-/// has claimed, or one not renewed for [`lease::LEASE`] (the store out of
-/// reach), stops the run through `signal`: another host may hold it now.
-async fn keep_lease(store: Arc<dyn FlowStore>, id: String, signal: tokio::sync::watch::Sender<Option<String>>) {
-    let holder = lease::this_process();
-    let mut renewed = now_ms();
-    loop {
-        tokio::time::sleep(lease::RENEW).await;
-        let now = now_ms();
-        let lost = match store.renew(&id, holder, now) {
-            Ok(true) => {
-                renewed = now;
-                None
-            }
-            Ok(false) => Some("another host claimed its lease".to_string()),
-            Err(e) if lease::expired(renewed, now) => Some(format!("its lease could not be renewed: {e}")),
-            Err(e) => {
-                tracing::warn!(run = %id, "cannot renew the lease: {e}");
-                None
-            }
-        };
-        if let Some(why) = lost {
-            tracing::warn!(run = %id, "this host lost run {id}: {why}; stopping it");
-            signal.send_replace(Some(format!("{LOST_LEASE} ({why})")));
-            return;
-        }
-        // Another process asked to cancel the run.
-        match store.cancel_request(&id) {
-            Ok(Some(by)) => drop(signal.send_replace(Some(by))),
-            Ok(None) => {}
-            Err(e) => tracing::warn!(run = %id, "cannot look for a cancel request: {e}"),
-        }
-    }
-}
-
-/// Who stops a run whose lease this host lost, in its cancel signal.
-const LOST_LEASE: &str = "the loss of its lease";

@@ -7,11 +7,13 @@
 //! write that would pass [`FlowBounds`], lists in pages (never loading a
 //! whole table), and forgets what [`Cutoffs`] say is old.
 
+use crate::bells::Doorbells;
 use paddock_core::ByteSize;
 use paddock_journal::Entry;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 pub use super::memory::MemoryStore;
 
@@ -522,6 +524,31 @@ pub trait FlowStore: Send + Sync {
     /// Forgets finished runs, settled questions and dead letters older than
     /// `cutoffs` (never a running run).
     fn prune(&self, cutoffs: &Cutoffs) -> Result<Pruned, String>;
+    /// The doorbells this store rings when any host (this one included)
+    /// answers a question, asks for a cancel or adds a run's events; `None`
+    /// when other hosts' writes ring nothing here, and waiters poll.
+    fn bells(&self) -> Option<Arc<Doorbells>> {
+        None
+    }
+    /// Whether runs' events are kept here for every host to stream
+    /// ([`FlowStore::add_events`]); when not, only the host running a run has them.
+    fn keeps_events(&self) -> bool {
+        false
+    }
+    /// Appends `events` (JSON texts, in order) to run `run`'s, for its
+    /// holder `holder`, numbering them on from the run's last; counted in
+    /// the run's bytes. A run keeps its last [`KEEP_EVENTS`](crate::hub::KEEP_EVENTS).
+    /// Refused past the bounds and when another holds the run.
+    fn add_events(&self, run: &str, holder: &str, events: &[String]) -> Result<(), String> {
+        let _ = (run, holder, events);
+        Err("flow store: this store keeps no events".into())
+    }
+    /// Run `run`'s kept events numbered `from` on, at most `limit` of them,
+    /// each with its number.
+    fn events(&self, run: &str, from: u64, limit: usize) -> Result<Vec<(u64, String)>, String> {
+        let _ = (run, from, limit);
+        Ok(Vec::new())
+    }
 }
 
 /// The error for a question id that is already in use.

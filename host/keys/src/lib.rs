@@ -20,9 +20,11 @@
 //! assert!(!caller.role.allows(Role::Operate));
 //! ```
 
+mod postgres;
 mod secret;
 mod store;
 
+pub use postgres::PostgresKeys;
 pub use secret::PREFIX;
 pub use store::{KeyStore, MemoryKeys, SqliteKeys};
 

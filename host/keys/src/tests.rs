@@ -47,8 +47,21 @@ fn only_the_hash_of_the_secret_is_stored() {
 fn a_revoked_key_fails_in_another_process_view_after_a_refresh() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("keys.db");
-    let (serving, _) = ring_on(Arc::new(SqliteKeys::open(&path).unwrap()));
-    let (cli, _) = ring_on(Arc::new(SqliteKeys::open(&path).unwrap()));
+    revoked_in_one_view_fails_in_the_other(SqliteKeys::open(&path).unwrap(), SqliteKeys::open(&path).unwrap());
+}
+
+#[test]
+fn a_key_made_or_revoked_through_one_host_is_seen_by_another_on_postgres() {
+    let Some(pg) = paddock_postgres::testing::database("keys") else { return };
+    let (serving, cli) = (PostgresKeys::open(pg.clone()).unwrap(), PostgresKeys::open(pg).unwrap());
+    revoked_in_one_view_fails_in_the_other(serving, cli);
+}
+
+/// A key made through `cli`'s store works through `serving`'s after a
+/// refresh, and fails there once revoked (after the next).
+fn revoked_in_one_view_fails_in_the_other(serving: impl KeyStore + 'static, cli: impl KeyStore + 'static) {
+    let (serving, _) = ring_on(Arc::new(serving));
+    let (cli, _) = ring_on(Arc::new(cli));
     let made = cli.create(new_key("acme", Role::Run)).unwrap();
     assert_eq!(serving.authenticate(&made.token), Err(AuthError::Unknown), "not read yet");
     assert!(serving.refresh().unwrap());

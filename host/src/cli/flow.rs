@@ -185,6 +185,7 @@ pub async fn flow(settings: Settings, cmd: FlowCommand) -> u8 {
             };
             let start = Start { tenant: args.tenant, run: args.run_id, events: Some(printer(args.json)) };
             let report = flows.start(flow, &origin, input, start).await;
+            flows.flush_events().await;
             finish(report, args.json)
         }
         FlowCommand::Resume(args) => {
@@ -203,6 +204,7 @@ pub async fn flow(settings: Settings, cmd: FlowCommand) -> u8 {
                 Err(code) => return code,
             };
             let report = flows.resume(&args.run, Some(printer(args.json)), args.repin).await;
+            flows.flush_events().await;
             finish(report, args.json)
         }
         FlowCommand::Status(args) => status(settings, args),

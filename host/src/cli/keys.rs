@@ -1,11 +1,12 @@
 //! `paddock keys`: API keys for `paddock serve`. Each belongs to one tenant
 //! and has one role; its secret is printed once, at creation, and stored only
-//! as a hash in `<host.data>/keys.db`, which a serving host re-reads within a
-//! second of a change.
+//! as a hash in `<host.data>/keys.db` — or, with `[store] backend =
+//! "postgres"`, in the database every host shares — which a serving host
+//! re-reads within a second of a change.
 
 use super::{EXIT_CONFIG, EXIT_USAGE, fail};
 use crate::config::{Settings, Span};
-use crate::keys::{KeyError, KeyRecord, Keyring, NewKey, Role, SqliteKeys};
+use crate::keys::{KeyError, KeyRecord, KeyStore, Keyring, NewKey, PostgresKeys, Role, SqliteKeys};
 use clap::Subcommand;
 use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
@@ -50,12 +51,19 @@ fn parse_role(text: &str) -> Result<Role, KeyError> {
     text.parse()
 }
 
-/// The keyring of the host whose data folder `settings` names.
+/// The keyring of the host `settings` describe: in the database every host
+/// shares (`[store] backend = "postgres"`), else in its data folder.
 pub fn open(settings: &Settings) -> Result<Keyring, KeyError> {
-    std::fs::create_dir_all(&settings.data_dir)
-        .map_err(|e| KeyError::Store(format!("host.data: cannot create {}: {e}", settings.data_dir.display())))?;
-    let store = SqliteKeys::open(&settings.data_dir.join(KEYS_FILE))?;
-    Keyring::open(Arc::new(store), Arc::new(crate::core::clock::SystemClock))
+    let store: Arc<dyn KeyStore> = match &settings.postgres {
+        Some(database) => Arc::new(PostgresKeys::connect(database)?),
+        None => {
+            std::fs::create_dir_all(&settings.data_dir).map_err(|e| {
+                KeyError::Store(format!("host.data: cannot create {}: {e}", settings.data_dir.display()))
+            })?;
+            Arc::new(SqliteKeys::open(&settings.data_dir.join(KEYS_FILE))?)
+        }
+    };
+    Keyring::open(store, Arc::new(crate::core::clock::SystemClock))
 }
 
 pub fn keys(settings: Settings, command: KeysCommand) -> u8 {

@@ -12,9 +12,17 @@
 //! sum of every tenant (`*`) is kept only while tenants share one bound (it is
 //! locked then); otherwise nothing reads it, and a host opening the store
 //! recounts it.
+//!
+//! Every host listens on one channel (`paddock_flows`): an answer, a cancel
+//! request and a run's new events notify it in their transaction, so the
+//! host waiting for them wakes at once ([`Doorbells`]). Runs' events are kept
+//! here (`flow_events`, numbered per run under a lock on its row of
+//! `flow_event_heads`, so they commit in order), counted in the run's bytes,
+//! so a run's events stream from any host.
 
 mod write;
 
+use super::bells::Doorbells;
 use super::store::{
     ALL, AnswerError, ApprovalRecord, Cutoffs, DeadLetter, FlowBounds, FlowStore, Page, Pruned, RunQuery, RunRecord,
     RunStatus, RunSummary, StepRecord, StoreError, apply_answer, taken,
@@ -23,12 +31,14 @@ use paddock_journal::Entry;
 use paddock_postgres::{Migration, Postgres, Transaction};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use std::sync::Arc;
 use tokio_postgres::types::ToSql;
-use write::{charge, db, fence, int, size_in, uint, write_journal, write_run, write_step};
+use write::{charge, charge_held, db, fence, int, size_in, uint, write_journal, write_run, write_step};
 
-static MIGRATIONS: &[Migration] = &[Migration {
-    name: "runs, steps, journals, dead letters, questions and bytes",
-    sql: "
+static MIGRATIONS: &[Migration] = &[
+    Migration {
+        name: "runs, steps, journals, dead letters, questions and bytes",
+        sql: "
         CREATE TABLE flow_runs (
             id text PRIMARY KEY, created bigint NOT NULL, data text NOT NULL, tenant text NOT NULL,
             flow text NOT NULL, status text NOT NULL, updated bigint NOT NULL, error text,
@@ -61,7 +71,22 @@ static MIGRATIONS: &[Migration] = &[Migration {
         CREATE TABLE flow_tenant_bytes (tenant text PRIMARY KEY, bytes bigint NOT NULL);
         INSERT INTO flow_tenant_bytes (tenant, bytes) VALUES ('*', 0);
     ",
-}];
+    },
+    Migration {
+        name: "runs' events, for every host to stream",
+        sql: "
+        CREATE TABLE flow_events (
+            run text NOT NULL, seq bigint NOT NULL, data text NOT NULL, size bigint NOT NULL,
+            PRIMARY KEY (run, seq)
+        );
+        CREATE TABLE flow_event_heads (run text PRIMARY KEY, next bigint NOT NULL);
+    ",
+    },
+];
+
+/// The channel every host listens on: `answer ID`, `cancel RUN` and
+/// `events RUN`, the keys of [`Doorbells`].
+const CHANNEL: &str = "paddock_flows";
 
 /// How many records a pass of `prune` forgets per transaction.
 const PRUNE_BATCH: i64 = 500;
@@ -70,6 +95,8 @@ const PRUNE_BATCH: i64 = 500;
 pub struct PostgresStore {
     pg: Postgres,
     bounds: FlowBounds,
+    /// Rung by the notifications of every host's answers, cancels and events.
+    bells: Arc<Doorbells>,
 }
 
 type Arg = Box<dyn ToSql + Send + Sync>;
@@ -120,7 +147,13 @@ impl PostgresStore {
             .map_err(db)
         })
         .map_err(|e| failed(format!("at {}: {e}", pg.shown())))?;
-        Ok(PostgresStore { pg, bounds: FlowBounds::default() })
+        let bells = Arc::new(Doorbells::default());
+        let rung = bells.clone();
+        pg.listen(CHANNEL, move |note| match note {
+            Some(key) => rung.ring(key),
+            None => rung.ring_all(),
+        });
+        Ok(PostgresStore { pg, bounds: FlowBounds::default(), bells })
     }
 
     /// The store keeping at most `bounds`.
@@ -191,6 +224,8 @@ impl Forget {
                 "DELETE FROM flow_steps WHERE run = $1",
                 "DELETE FROM flow_journals WHERE run = $1",
                 "DELETE FROM flow_cancels WHERE run = $1",
+                "DELETE FROM flow_events WHERE run = $1",
+                "DELETE FROM flow_event_heads WHERE run = $1",
                 "DELETE FROM flow_runs WHERE id = $1",
             ],
             Forget::Approval => &["DELETE FROM flow_approvals WHERE id = $1"],
@@ -269,4 +304,6 @@ fn summary(r: &tokio_postgres::Row) -> RunSummary {
     }
 }
 
+#[cfg(test)]
+mod tests;
 mod trait_impl;

@@ -1,6 +1,7 @@
 //! [`FlowStore`] on PostgreSQL: each call one transaction, or one read.
 
 use super::*;
+use crate::hub::KEEP_EVENTS;
 
 impl FlowStore for PostgresStore {
     fn bounds(&self) -> FlowBounds {
@@ -48,8 +49,8 @@ impl FlowStore for PostgresStore {
                 &[&run, &by],
             )
             .await
-            .map_err(db)
-            .map(drop)
+            .map_err(db)?;
+            notify(&tx, "cancel", &run).await
         })
     }
 
@@ -262,6 +263,7 @@ impl FlowStore for PostgresStore {
             )
             .await
             .map_err(db)?;
+            notify(&tx, "answer", &id).await?;
             tx.commit().await.map_err(db)?;
             Ok(Ok(a))
         });
@@ -297,4 +299,66 @@ impl FlowStore for PostgresStore {
             bytes: run_bytes + more_bytes + approval_bytes + dead_bytes,
         })
     }
+
+    fn bells(&self) -> Option<Arc<Doorbells>> {
+        Some(self.bells.clone())
+    }
+
+    fn keeps_events(&self) -> bool {
+        true
+    }
+
+    fn add_events(&self, run: &str, holder: &str, events: &[String]) -> Result<(), String> {
+        let (run, holder, events, bounds) = (run.to_string(), holder.to_string(), events.to_vec(), self.bounds);
+        let bytes: u64 = events.iter().map(|e| e.len() as u64).sum();
+        transact!(self, |tx| {
+            let count = events.len() as i64;
+            // The run's head row, locked until the commit, so one run's events commit in their numbers' order.
+            let head = tx
+                .prepare_cached(
+                    "INSERT INTO flow_event_heads (run, next) VALUES ($1, $2)
+                     ON CONFLICT (run) DO UPDATE SET next = flow_event_heads.next + EXCLUDED.next
+                     RETURNING next - $2",
+                )
+                .await
+                .map_err(db)?;
+            let first: i64 = tx.query_one(&head, &[&run, &count]).await.map_err(db)?.get(0);
+            let add = tx
+                .prepare_cached(
+                    "INSERT INTO flow_events (run, seq, data, size)
+                     SELECT $1, $2 + t.n - 1, t.e, octet_length(t.e) FROM unnest($3::text[]) WITH ORDINALITY AS t(e, n)",
+                )
+                .await
+                .map_err(db)?;
+            tx.execute(&add, &[&run, &first, &events]).await.map_err(db)?;
+            let keep_from = first + count - KEEP_EVENTS as i64;
+            let dropped = if keep_from > 0 {
+                let forget = "WITH d AS (DELETE FROM flow_events WHERE run = $1 AND seq < $2 RETURNING size)
+                              SELECT coalesce(sum(size), 0)::bigint FROM d";
+                size_in(&tx, forget, &[&run, &keep_from]).await?
+            } else {
+                0
+            };
+            charge_held(&tx, (&bounds, bounds.shared), "the run's events", (&run, &holder), (dropped, bytes)).await?;
+            notify(&tx, "events", &run).await
+        })
+    }
+
+    fn events(&self, run: &str, from: u64, limit: usize) -> Result<Vec<(u64, String)>, String> {
+        let run = run.to_string();
+        self.pg.run(move |c| async move {
+            let statement = c
+                .prepare_cached("SELECT seq, data FROM flow_events WHERE run = $1 AND seq >= $2 ORDER BY seq LIMIT $3")
+                .await
+                .map_err(db)?;
+            let rows = c.query(&statement, &[&run, &int(from), &int(limit as u64)]).await.map_err(db)?;
+            Ok(rows.iter().map(|r| (uint(r.get(0)), r.get(1))).collect())
+        })
+    }
+}
+
+/// Tells every host, when `tx` commits, that `what` happened to `id`.
+async fn notify(tx: &Transaction<'_>, what: &str, id: &str) -> Result<(), String> {
+    let statement = tx.prepare_cached("SELECT pg_notify($1, $2)").await.map_err(db)?;
+    tx.execute(&statement, &[&CHANNEL, &format!("{what} {id}")]).await.map_err(db).map(drop)
 }

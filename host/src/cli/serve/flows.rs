@@ -528,6 +528,16 @@ async fn events(
     };
     // A reconnecting client goes on after the last event it saw.
     let after = headers.get("last-event-id").and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
+    // On a store shared by hosts, every host streams every run's events from it.
+    if let Some(follow) = flows.follow(&id, after.map_or(0, |n| n as u64 + 1)) {
+        let stream = futures_util::stream::unfold(follow, |mut follow| async move {
+            let (n, text) = follow.next().await?;
+            let kind = serde_json::from_str::<Value>(&text).ok().and_then(|e| Some(e["event"].as_str()?.to_string()));
+            let event = SseEvent::default().id(n.to_string()).event(kind.unwrap_or_else(|| "event".into())).data(text);
+            Some((Ok::<_, Infallible>(event), follow))
+        });
+        return Sse::new(stream).keep_alive(KeepAlive::default()).into_response();
+    }
     let hub = match flows.hub() {
         Some(hub) if hub.has(&id) => hub.clone(),
         _ if run.status == RunStatus::Running => {
@@ -537,14 +547,7 @@ async fn events(
         }
         // A run that ended before this host kept its events: how it ended.
         _ => {
-            let finished = Event::RunFinished {
-                run: run.id.clone(),
-                status: run.status.word().into(),
-                output: run.output.as_deref().and_then(|o| serde_json::from_str(o).ok()),
-                error: run.error.clone(),
-                ms: run.updated_ms.saturating_sub(run.created_ms),
-            };
-            let once = futures_util::stream::iter([Ok::<_, Infallible>(sse(0, &finished))]);
+            let once = futures_util::stream::iter([Ok::<_, Infallible>(sse(0, &crate::flow::shared::finished(&run)))]);
             return Sse::new(once).into_response();
         }
     };
