@@ -332,3 +332,97 @@ async fn a_cancel_asked_through_one_host_stops_the_run_another_executes_at_once(
     let (status, shown) = call(c, Method::GET, &format!("/v1/runs/{run}"), c_key, "").await;
     assert_eq!((status, &shown["error"]), (StatusCode::OK, &json!("cancelled by ops")), "{shown}");
 }
+
+/// A fan-out of one I/O-bound agent item per element of its input.
+const SPREAD: &str = "[flow]\nname = \"spread\"\n[steps.main]\nkind = \"parallel\"\nfor-each = \"input\"\ndo = \"item\"\n\
+                      [steps.item]\nagent = \"step\"\ninput = { name = \"item\", wait_ms = 300, output = \"{{item}}\" }\n";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fan_out_started_on_one_host_runs_its_items_on_every_host_each_once() {
+    let Some(url) = paddock_postgres::testing::database_url("hosts_spread") else { return };
+    let hosts: Vec<(tempfile::TempDir, Served, String)> = (0..3)
+        .map(|_| {
+            let dir = tempfile::tempdir().unwrap();
+            let key = host_folder(dir.path(), &url);
+            // Four items at once per host (half of its instances).
+            let config = std::fs::read_to_string(dir.path().join("paddock.toml")).unwrap();
+            std::fs::write(dir.path().join("paddock.toml"), format!("{config}[engine]\nmax-instances = 8\n")).unwrap();
+            plugin(&dir.path().join("plugins"), "step", paddock_test_guests::guests::FLOW_STEP, "");
+            std::fs::create_dir_all(dir.path().join("flows")).unwrap();
+            std::fs::write(dir.path().join("flows/spread.toml"), SPREAD).unwrap();
+            let served = serve(dir.path(), &[]);
+            (dir, served, key)
+        })
+        .collect();
+    let [(_, a, a_key), (b_dir, b, b_key), _] = &hosts[..] else { unreachable!() };
+    let items: Vec<u64> = (0..48).collect();
+    let (status, started) = call(a, Method::POST, "/v1/flows/spread/runs", a_key, &json!(items).to_string()).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{started}");
+    let run = started["run"].as_str().unwrap().to_string();
+
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let shown = loop {
+        let (_, shown) = call(b, Method::GET, &format!("/v1/runs/{run}"), b_key, "").await;
+        if shown["status"] != "running" {
+            break shown;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the fan-out did not end: {shown}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(shown["status"], "succeeded", "{shown}");
+    assert_eq!(shown["output"], json!(items), "every item's output, in item order");
+
+    // Each item ran once, and every host ran some.
+    let mut per_host: std::collections::BTreeMap<String, usize> = Default::default();
+    let item_steps: Vec<&Value> =
+        shown["steps"].as_array().unwrap().iter().filter(|s| s["path"].as_str().unwrap().ends_with("/item")).collect();
+    assert_eq!(item_steps.len(), items.len(), "one checkpoint per item");
+    for step in item_steps {
+        assert_eq!((&step["status"], &step["attempt"]), (&json!("done"), &json!(1)), "{step}");
+        let pid = step["host"].as_str().unwrap().split('@').next().unwrap().to_string();
+        *per_host.entry(pid).or_default() += 1;
+    }
+    let pids: std::collections::BTreeSet<String> = hosts.iter().map(|(_, s, _)| s.child.id().to_string()).collect();
+    assert_eq!(per_host.keys().cloned().collect::<std::collections::BTreeSet<_>>(), pids, "{per_host:?}");
+    eprintln!("items per host: {per_host:?}");
+    let counted = cli(b_dir.path(), &["bb", "get", "runs/item"]).await;
+    assert_eq!(counted.stdout.trim(), "48", "each item's agent ran once: {}", counted.stderr);
+}
+
+/// A fan-out whose failed items go to the dead-letter queue.
+const FAN: &str = "[flow]\nname = \"fan\"\n[steps.main]\nkind = \"parallel\"\nfor-each = \"input\"\ndo = \"item\"\n\
+                   on-item-error = \"dead_letter\"\n[steps.item]\nagent = \"step\"\ninput = \"{{item}}\"\n";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fan_out_run_by_the_cli_with_no_host_serving_claims_its_own_items_and_keeps_their_policy() {
+    let Some(url) = paddock_postgres::testing::database_url("hosts_cli_fan") else { return };
+    let dir = tempfile::tempdir().unwrap();
+    flow_folder(dir.path(), &url);
+    std::fs::write(dir.path().join("fan.toml"), FAN).unwrap();
+    let input = r#"[{"name": "a", "output": "A"}, {"name": "b", "fail": "b fails"}, {"name": "c", "output": "C"}]"#;
+    let ran = cli(dir.path(), &["flow", "run", "fan.toml", "--input", input, "--json"]).await;
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    let finished: Value = serde_json::from_str(ran.stdout.lines().last().unwrap()).unwrap();
+    assert_eq!(
+        (&finished["status"], &finished["output"]),
+        (&json!("succeeded"), &json!(["A", null, "C"])),
+        "{}\n{}",
+        ran.stdout,
+        ran.stderr
+    );
+    let skipped: Vec<Value> = ran
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|e| e["event"] == "step-skipped")
+        .collect();
+    assert_eq!(skipped.len(), 1, "{}", ran.stdout);
+    assert_eq!(
+        (&skipped[0]["step"], &skipped[0]["error"]),
+        (&json!("main[1]/item"), &json!("agent \"step\" returned an error: b fails"))
+    );
+    let dead = cli(dir.path(), &["dlq", "list", "--json"]).await;
+    let dead: Vec<Value> = dead.stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(dead.len(), 1, "one dead letter: {dead:?}");
+    assert_eq!((&dead[0]["step"], &dead[0]["error"]), (&skipped[0]["step"], &skipped[0]["error"]));
+}

@@ -27,6 +27,8 @@ pub mod store;
 mod store_tests;
 #[cfg(test)]
 mod testing;
+pub mod work;
+mod worker;
 
 pub use approvals::{ApprovalService, now_ms};
 pub use cancel::{Cancel, CancelError, cancel};
@@ -59,7 +61,16 @@ pub struct Flows {
     live: Arc<Mutex<HashMap<String, tokio::sync::watch::Sender<Option<String>>>>>,
     hub: Option<Arc<hub::Hub>>,
     /// The writer of runs' events, when the store keeps them for every host.
-    outbox: Arc<std::sync::OnceLock<Option<shared::Outbox>>>,
+    outbox: Arc<std::sync::OnceLock<Option<Arc<shared::Outbox>>>>,
+    /// Where fan-outs' items are published for every host, when the store is shared.
+    work: Option<Arc<dyn work::WorkQueue>>,
+    /// The runs executing here, for this host's workers claiming their items.
+    executing: Arc<Mutex<HashMap<String, std::sync::Weak<Ctx>>>>,
+    /// What items of runs held elsewhere share, per run.
+    guests: Arc<Mutex<HashMap<String, Arc<Ctx>>>>,
+    /// Whether this process's workers claim items ([`Flows::spawn_workers`]);
+    /// when not, a fan-out's holder claims its own.
+    workers: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// Why a run did not start. Nothing was written.
@@ -97,13 +108,21 @@ impl From<StartError> for String {
 
 /// The flow store `at` names, keeping at most `bounds`.
 pub fn open_store(at: &paddock_config::FlowsStore, bounds: FlowBounds) -> Result<Arc<dyn FlowStore>, StoreError> {
+    open_stores(at, bounds).map(|(store, _)| store)
+}
+
+/// The flow store `at` names, and its work queue when hosts share it.
+type Stores = (Arc<dyn FlowStore>, Option<Arc<dyn work::WorkQueue>>);
+
+fn open_stores(at: &paddock_config::FlowsStore, bounds: FlowBounds) -> Result<Stores, StoreError> {
     use paddock_config::FlowsStore;
     Ok(match at {
-        FlowsStore::Memory => Arc::new(MemoryStore::with_bounds(bounds)),
-        FlowsStore::Sqlite(path) => Arc::new(sqlite::SqliteStore::open(path)?.with_bounds(bounds)),
+        FlowsStore::Memory => (Arc::new(MemoryStore::with_bounds(bounds)), None),
+        FlowsStore::Sqlite(path) => (Arc::new(sqlite::SqliteStore::open(path)?.with_bounds(bounds)), None),
         FlowsStore::Postgres(database) => {
             let pg = paddock_postgres::Postgres::shared(database).map_err(|reason| StoreError::Postgres { reason })?;
-            Arc::new(postgres::PostgresStore::open(pg)?.with_bounds(bounds))
+            let store = Arc::new(postgres::PostgresStore::open(pg)?.with_bounds(bounds));
+            (store.clone(), Some(store))
         }
     })
 }
@@ -168,7 +187,18 @@ impl Flows {
     pub fn new(runtime: Runtime, store: Arc<dyn FlowStore>) -> Flows {
         let approvals = ApprovalService::new(store.clone(), runtime.settings().flow_limits.question_bytes);
         runtime.set_approvals(Arc::new(approvals::AgentQuestions(approvals.clone())));
-        Flows { runtime, store, approvals, live: Arc::default(), hub: None, outbox: Arc::default() }
+        Flows {
+            runtime,
+            store,
+            approvals,
+            live: Arc::default(),
+            hub: None,
+            outbox: Arc::default(),
+            work: None,
+            executing: Arc::default(),
+            guests: Arc::default(),
+            workers: Arc::default(),
+        }
     }
 
     /// The engine keeping the live events of its runs for subscribers (what
@@ -185,11 +215,10 @@ impl Flows {
 
     /// The writer of runs' events to the store, when it keeps them
     /// (started on first use, on the current tokio runtime).
-    fn outbox(&self) -> Option<&shared::Outbox> {
+    fn outbox(&self) -> Option<Arc<shared::Outbox>> {
         let store = &self.store;
-        self.outbox
-            .get_or_init(|| store.keeps_events().then(|| shared::Outbox::start(store.clone())).flatten())
-            .as_ref()
+        let start = || store.keeps_events().then(|| shared::Outbox::start(store.clone()).map(Arc::new)).flatten();
+        self.outbox.get_or_init(start).clone()
     }
 
     /// Waits until the events of this host's runs so far are in the store
@@ -214,8 +243,10 @@ impl Flows {
         // With no tenant named, every tenant shares one bound.
         let shared = !runtime.settings().tenants.configured();
         let bounds = FlowBounds { run_bytes: limits.run_bytes, tenant_bytes: limits.tenant_bytes, shared };
-        let store = open_store(&runtime.settings().flows, bounds).map_err(OpenError)?;
-        Ok(Flows::new(runtime, store))
+        let (store, work) = open_stores(&runtime.settings().flows, bounds).map_err(OpenError)?;
+        let mut flows = Flows::new(runtime, store);
+        flows.work = work;
+        Ok(flows)
     }
 
     /// Forgets what `[retention]` says is old (see [`prune`]), counting it
@@ -431,7 +462,8 @@ impl Flows {
             Some(hub) => Some(hub.sink(&record.id, events)),
             None => events,
         };
-        let events = match self.outbox() {
+        let outbox = self.outbox();
+        let events = match &outbox {
             Some(outbox) => Some(outbox.sink(&record.id, events)),
             None => events,
         };
@@ -448,6 +480,9 @@ impl Flows {
             outputs: Mutex::default(),
             seq: AtomicU64::new(seq),
             events,
+            work: self.work.clone(),
+            outbox,
+            claims: !self.workers.load(std::sync::atomic::Ordering::Relaxed),
         })
     }
 
@@ -455,6 +490,7 @@ impl Flows {
         let started = Instant::now();
         let (signal, mut cancelled) = tokio::sync::watch::channel(None::<String>);
         self.live.lock().insert(record.id.clone(), signal.clone());
+        self.executing.lock().insert(record.id.clone(), Arc::downgrade(&ctx));
         // Asked to cancel before it executed (or while its process was gone).
         match self.store.cancel_request(&record.id) {
             Ok(Some(by)) => drop(signal.send_replace(Some(by))),
@@ -517,6 +553,7 @@ impl Flows {
                 stored = self.store.put_run(&r);
             }
             self.live.lock().remove(&id);
+            self.executing.lock().remove(&id);
             if let (Err(_), Some(hub)) = (&stored, &self.hub) {
                 hub.close(&id);
             }

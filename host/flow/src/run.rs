@@ -13,6 +13,8 @@ use super::expr::{Ref, Root, point};
 use super::lease;
 use super::spec::{Flow, ItemPolicy, Kind, Step};
 use super::store::{DeadLetter, FlowStore, StepRecord, StepStatus};
+pub use super::work::Leaf;
+use super::work::WorkQueue;
 use paddock_blackboard::Lookup;
 use paddock_journal::{Entry, Tape};
 use paddock_quota::run::RunBudget;
@@ -33,19 +35,6 @@ pub struct StepErr {
     pub message: String,
     /// The agent step that exhausted its retries, for a dead letter.
     pub leaf: Option<Box<Leaf>>,
-}
-
-/// An agent step that exhausted its retries.
-#[derive(Clone, Debug)]
-pub struct Leaf {
-    /// Its agent.
-    pub agent: String,
-    /// The version that failed.
-    pub version: String,
-    /// Its input.
-    pub input: String,
-    /// Attempts made.
-    pub attempts: u32,
 }
 
 impl StepErr {
@@ -87,6 +76,13 @@ pub struct Ctx {
     pub(super) outputs: Mutex<HashMap<String, Value>>,
     pub(super) seq: AtomicU64,
     pub(super) events: Option<super::events::Sink>,
+    /// Where fan-outs' items are published for every host, when shared.
+    pub(super) work: Option<Arc<dyn WorkQueue>>,
+    /// The writer of the run's events to a store shared by hosts.
+    pub(super) outbox: Option<Arc<super::shared::Outbox>>,
+    /// Whether the run's fan-outs claim their own published items (no
+    /// worker of this process does).
+    pub(super) claims: bool,
 }
 
 impl Ctx {
@@ -99,6 +95,11 @@ impl Ctx {
     /// The checkpoint at `path`, if any.
     pub(super) fn checkpoint(&self, path: &str) -> Option<StepRecord> {
         self.checkpoints.lock().get(path).cloned()
+    }
+
+    /// Takes in the checkpoint of an item another task or host ran.
+    pub(super) fn adopt(&self, rec: StepRecord) {
+        self.checkpoints.lock().insert(rec.path.clone(), rec);
     }
 
     /// Writes a checkpoint; the step after it starts only once it is stored.
@@ -128,6 +129,7 @@ impl Ctx {
             error: None,
             started_ms: now_ms(),
             ended_ms: None,
+            host: Some(lease::this_process().to_string()),
         }
     }
 

@@ -387,6 +387,9 @@ pub struct StepRecord {
     pub started_ms: u64,
     /// When it ended.
     pub ended_ms: Option<u64>,
+    /// The host process that ran it (its holder id), when recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
 }
 
 /// A task that exhausted its retries.

@@ -56,6 +56,7 @@ pub fn step(path: &str, output: &str) -> StepRecord {
         error: None,
         started_ms: 1,
         ended_ms: Some(2),
+        host: None,
     }
 }
 

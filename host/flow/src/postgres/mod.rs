@@ -82,6 +82,7 @@ static MIGRATIONS: &[Migration] = &[
         CREATE TABLE flow_event_heads (run text PRIMARY KEY, next bigint NOT NULL);
     ",
     },
+    Migration { name: "fan-outs' items, for every host to claim", sql: work::MIGRATION },
 ];
 
 /// The channel every host listens on: `answer ID`, `cancel RUN` and
@@ -226,6 +227,8 @@ impl Forget {
                 "DELETE FROM flow_cancels WHERE run = $1",
                 "DELETE FROM flow_events WHERE run = $1",
                 "DELETE FROM flow_event_heads WHERE run = $1",
+                "DELETE FROM flow_work WHERE run = $1",
+                "DELETE FROM flow_work_groups WHERE run = $1",
                 "DELETE FROM flow_runs WHERE id = $1",
             ],
             Forget::Approval => &["DELETE FROM flow_approvals WHERE id = $1"],
@@ -307,3 +310,4 @@ fn summary(r: &tokio_postgres::Row) -> RunSummary {
 #[cfg(test)]
 mod tests;
 mod trait_impl;
+mod work;

@@ -26,8 +26,9 @@ pub(super) async fn size_in(tx: &Transaction<'_>, sql: &str, args: &[&(dyn ToSql
 
 /// Moves the bytes of `run` (when it is stored), of its tenant (or of
 /// `tenant`) and of every tenant together ([`ALL`]) from `old` to `new`,
-/// checking `bounds` first when it grows. The counted tenant's row is locked
-/// before it is read, so two hosts cannot both pass a bound with room for one.
+/// checking `bounds` first when it grows. The counted rows are locked
+/// before they are read (the tenant's, then the sum's), so two hosts cannot
+/// both pass a bound with room for one.
 pub(super) async fn charge(
     tx: &Transaction<'_>,
     (bounds, shared): (Option<&FlowBounds>, bool),
@@ -51,8 +52,10 @@ pub(super) async fn charge(
         )
         .await
         .map_err(db)?;
-    let counted = if shared { ALL } else { tenant };
-    let now = uint(tx.query_one(&lock, &[&counted]).await.map_err(db)?.get(0));
+    // The tenant's row before the sum's, the order every write takes them in
+    // (`charge_held` too), so two writes never wait for each other's.
+    let own = uint(tx.query_one(&lock, &[&tenant]).await.map_err(db)?.get(0));
+    let now = if shared { uint(tx.query_one(&lock, &[&ALL]).await.map_err(db)?.get(0)) } else { own };
     if let Some(bounds) = bounds
         && new > old
     {
@@ -87,7 +90,8 @@ pub(super) async fn charge(
 /// Moves the bytes of `run`, held by `holder`, and of its tenant from `old`
 /// to `new` in one statement, then checks `bounds` when they grew (a refusal
 /// rolls the transaction back). The statement is also the fence: it moves
-/// nothing unless `holder` holds the run, and its row locks are the last the
+/// nothing unless `holder` holds the run, or an item of it it claimed (a
+/// fan-out's item runs on any host), and its row locks are the last the
 /// transaction takes, so writes of one run's steps (a fan-out's items) queue
 /// only for a statement and a commit, not for a whole transaction.
 pub(super) async fn charge_held(
@@ -100,7 +104,9 @@ pub(super) async fn charge_held(
     let delta = new as i64 - old as i64;
     let statement = tx
         .prepare_cached(
-            "WITH r AS (UPDATE flow_runs SET bytes = greatest(0, bytes + $3) WHERE id = $1 AND owner = $2
+            "WITH r AS (UPDATE flow_runs SET bytes = greatest(0, bytes + $3)
+                        WHERE id = $1 AND (owner = $2 OR EXISTS (SELECT 1 FROM flow_work w
+                            WHERE w.run = $1 AND w.holder = $2 AND w.state = 'claimed'))
                         RETURNING bytes, tenant),
                   t AS (INSERT INTO flow_tenant_bytes (tenant, bytes) SELECT tenant, greatest(0, $3) FROM r
                         ON CONFLICT (tenant) DO UPDATE SET bytes = greatest(0, flow_tenant_bytes.bytes + $3)

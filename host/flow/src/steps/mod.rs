@@ -9,6 +9,7 @@
 mod decisions;
 mod parallel;
 mod saga;
+mod spread;
 mod vote;
 
 use super::events::Event;

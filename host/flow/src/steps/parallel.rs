@@ -1,6 +1,7 @@
 //! `parallel`: branches, or one item per element of an array, run at once
 //! under a concurrency bound, joined by `all`, `any` or a quorum.
 
+use super::spread::Spread;
 use super::{MAX_ITEMS, exec, kind_of};
 use crate::events::Event;
 use crate::expr::Ref;
@@ -70,9 +71,21 @@ pub(super) async fn parallel(
     if needed > total {
         return Err(StepErr::new(path, format!("needs {needed} successes but has only {total} items")));
     }
+    // On a store shared by hosts, agent items are published for every host to claim.
+    let (_spread, mut published) = match Spread::publish(ctx, &items, policy, max, path, scope)? {
+        Some((spread, published)) => (Some(spread), published),
+        None => (None, Default::default()),
+    };
     let permits = Arc::new(tokio::sync::Semaphore::new(max));
     let mut set = tokio::task::JoinSet::new();
     for (i, (id, input, at, item)) in items.into_iter().enumerate() {
+        if let Some(ended) = published.remove(&at) {
+            set.spawn(async move {
+                let out = ended.await.unwrap_or_else(|_| Err(StepErr::new(&at, "the item was withdrawn")));
+                (i, at, out)
+            });
+            continue;
+        }
         let (ctx, permits) = (ctx.clone(), permits.clone());
         // A direct agent item applies the item policy itself (and dead-letters with its journal).
         let s = Scope { item: item.or(scope.item.clone()), budget: scope.budget.clone(), policy: Some(policy) };

@@ -101,6 +101,9 @@ pub async fn serve(mut settings: Settings, args: ServeArgs) -> u8 {
         Err(e) => return fail(EXIT_CONFIG, e),
     };
     let _retention = super::gc::spawn_retention(&flows);
+    // On a shared store, this host runs its share of every host's fan-outs
+    // (its own runs' items too).
+    let _workers = flows.spawn_workers((runtime.settings().engine.max_instances / 2) as usize);
     match flows.resume_orphans() {
         Ok(resumed) if !resumed.is_empty() => eprintln!("resuming {} interrupted flow runs", resumed.len()),
         Ok(_) => {}
