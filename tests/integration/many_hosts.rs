@@ -80,6 +80,55 @@ async fn hosts_on_one_database_share_the_board_and_a_watch_on_one_streams_the_wr
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watcher_on_one_host_sees_every_write_made_on_two_others_in_revision_order_with_no_gap() {
+    let Some(url) = paddock_postgres::testing::database_url("hosts_watch") else { return };
+    let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let keys: Vec<String> = dirs.iter().map(|d| host_folder(d.path(), &url)).collect();
+    let hosts: Vec<Served> = dirs.iter().map(|d| serve(d.path(), &[])).collect();
+    let mut stream = reqwest::Client::new()
+        .get(format!("http://{}/v1/board/watch?prefix=w/", hosts[0].address))
+        .bearer_auth(&keys[0])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status(), StatusCode::OK);
+    // Hosts B and C write at once, each its own keys in its own order.
+    const WRITES: usize = 100;
+    let writers: Vec<_> = [(1, "b"), (2, "c")]
+        .into_iter()
+        .map(|(n, name)| {
+            let (address, key) = (hosts[n].address.clone(), keys[n].clone());
+            tokio::spawn(async move {
+                let client = reqwest::Client::new();
+                for i in 0..WRITES {
+                    let url = format!("http://{address}/v1/board/keys/w%2F{name}{i:03}");
+                    let put = client.put(url).bearer_auth(&key).body(format!("{name}{i}")).send().await.unwrap();
+                    assert_eq!(put.status(), StatusCode::OK);
+                }
+            })
+        })
+        .collect();
+    let mut text = String::new();
+    let mut seen: Vec<(String, String)> = Vec::new();
+    for _ in 0..2 * WRITES {
+        let (data, id) = next_event(&mut stream, &mut text).await;
+        seen.push((id, data["key"].as_str().unwrap().to_string()));
+    }
+    for writer in writers {
+        writer.await.unwrap();
+    }
+    let ids: Vec<String> = seen.iter().map(|(id, _)| id.clone()).collect();
+    let revisions: Vec<String> = (1..=2 * WRITES).map(|r| r.to_string()).collect();
+    assert_eq!(ids, revisions, "every revision once, in order");
+    for name in ["b", "c"] {
+        let order: Vec<&str> =
+            seen.iter().map(|(_, k)| k.as_str()).filter(|k| k.starts_with(&format!("w/{name}"))).collect();
+        let written: Vec<String> = (0..WRITES).map(|i| format!("w/{name}{i:03}")).collect();
+        assert_eq!(order, written, "host {name}'s writes, in the order it made them");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_key_made_in_any_folder_works_on_every_host_and_once_revoked_on_none() {
     let Some(url) = paddock_postgres::testing::database_url("hosts_keys") else { return };
     let (a_dir, b_dir, cli_dir) =
@@ -425,4 +474,69 @@ async fn a_fan_out_run_by_the_cli_with_no_host_serving_claims_its_own_items_and_
     let dead: Vec<Value> = dead.stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(dead.len(), 1, "one dead letter: {dead:?}");
     assert_eq!((&dead[0]["step"], &dead[0]["error"]), (&skipped[0]["step"], &skipped[0]["error"]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenant_budget_raced_through_three_hosts_is_never_overspent() {
+    use futures_util::StreamExt;
+    use paddock_fake_provider::{Behavior, FakeProvider, Reply};
+    let Some(url) = paddock_postgres::testing::database_url("hosts_budget") else { return };
+    let fake = FakeProvider::start().await.unwrap();
+    // Each call uses 5 tokens (1 in, 4 out) and reserves 6 (its estimate, max_tokens out).
+    fake.set_default(Behavior::Reply(Reply::text("one two three four")));
+    let hosts: Vec<(tempfile::TempDir, Served, String)> = (0..3)
+        .map(|_| {
+            let dir = tempfile::tempdir().unwrap();
+            let key = host_folder(dir.path(), &url);
+            let config = std::fs::read_to_string(dir.path().join("paddock.toml")).unwrap();
+            let more = format!(
+                "{}[routes.r]\nretries = 0\ntargets = [{{ provider = \"p\", model = \"m\" }}]\n\
+                 [tenants.acme.budget]\ntokens-per-day = 100\n",
+                fake_provider("p", "openai", &fake)
+            );
+            std::fs::write(dir.path().join("paddock.toml"), format!("{config}{more}")).unwrap();
+            plugin(
+                &dir.path().join("plugins"),
+                "client",
+                paddock_test_guests::guests::LLM_CLIENT,
+                "[capabilities]\nroutes = [\"r\"]\n",
+            );
+            let served = serve(dir.path(), &[]);
+            (dir, served, key)
+        })
+        .collect();
+    let input = json!({"op": "complete", "route": "r", "prompt": "hi", "max_tokens": 4}).to_string();
+    // 60 calls, 12 at a time, each through the next host.
+    let calls = futures_util::stream::iter(0..60)
+        .map(|n| {
+            let (_, host, key) = &hosts[n % 3];
+            let input = input.clone();
+            async move { call(host, Method::POST, "/v1/agents/client/run", key, &input).await }
+        })
+        .buffer_unordered(12);
+    let answers: Vec<(StatusCode, Value)> = calls.collect().await;
+    let mut answered = 0;
+    for (status, body) in &answers {
+        assert_eq!(*status, StatusCode::OK, "{body}");
+        let output: Value = serde_json::from_str(body["output"].as_str().unwrap()).unwrap();
+        match (&output["ok"], output["error"]["kind"].as_str()) {
+            (Value::Object(_), _) => answered += 1,
+            (_, Some("budget-exceeded")) => {}
+            _ => panic!("neither an answer nor a budget refusal: {output}"),
+        }
+    }
+    let (status, usage) = call(&hosts[0].1, Method::GET, "/v1/usage", &hosts[0].2, "").await;
+    assert_eq!(status, StatusCode::OK, "{usage}");
+    let day = usage["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["tenant"] == "acme" && r["agent"].is_null() && r["window"].as_str().is_some_and(|w| w.len() == 10))
+        .cloned()
+        .unwrap_or_else(|| panic!("a day row of acme: {usage}"));
+    let used = day["input_tokens"].as_u64().unwrap() + day["output_tokens"].as_u64().unwrap();
+    assert_eq!((day["requests"].as_u64(), used), (Some(answered), answered * 5), "{day}");
+    assert!(used <= 100, "the budget of 100 tokens holds across hosts: {used} used by {answered} calls");
+    // The first refusal comes with at most 11 other calls' 6 tokens reserved: 28 used by then.
+    assert!(answered >= 6 && fake.request_count() == answered, "{answered} answered, {} sent", fake.request_count());
 }
