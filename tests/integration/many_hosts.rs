@@ -540,3 +540,58 @@ async fn a_tenant_budget_raced_through_three_hosts_is_never_overspent() {
     // The first refusal comes with at most 11 other calls' 6 tokens reserved: 28 used by then.
     assert!(answered >= 6 && fake.request_count() == answered, "{answered} answered, {} sent", fake.request_count());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_version_approved_through_one_host_is_released_on_every_host_holding_it() {
+    let Some(url) = paddock_postgres::testing::database_url("hosts_plugins") else { return };
+    let cache = concat!(env!("CARGO_TARGET_TMPDIR"), "/code-cache");
+    let hosts: Vec<(tempfile::TempDir, Served, String)> = (0..2)
+        .map(|_| {
+            let dir = tempfile::tempdir().unwrap();
+            // Accepted capabilities and approvals in the database (plugin-state left out).
+            let config =
+                format!("[host]\ncode-cache = {cache:?}\n[store]\nbackend = \"postgres\"\nurl = {url:?}\npool = 4\n");
+            std::fs::write(dir.path().join("paddock.toml"), config).unwrap();
+            plugin(&dir.path().join("plugins"), "echo", paddock_test_guests::guests::ECHO, "");
+            paddock::gateway::install_crypto();
+            let admin = key(dir.path(), "default", "admin");
+            let served = serve(dir.path(), &["--debounce", "20ms"]);
+            (dir, served, admin)
+        })
+        .collect();
+    // Version 2 asks for approvals, which version 1 (accepted by both) did not: each host holds it.
+    let mut v2 = String::new();
+    for (dir, served, admin) in &hosts {
+        let plugins = dir.path().join("plugins");
+        let manifest = format!(
+            "name = \"echo\"\nversion = \"2.0.0\"\ncomponent = {:?}\n[capabilities]\napprovals = true\n",
+            link_component(&plugins.join("echo"), Path::new(paddock_test_guests::guests::ECHO))
+        );
+        std::fs::write(plugins.join("echo/agent.toml"), manifest).unwrap();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        v2 = loop {
+            let (_, rows) = call(served, Method::GET, "/v1/plugins", admin, "").await;
+            if let Some(held) = rows[0]["held"]["version"]["version"].as_str() {
+                break held.to_string();
+            }
+            assert!(tokio::time::Instant::now() < deadline, "version 2 is held: {rows}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+    }
+    let (_, a, a_admin) = &hosts[0];
+    let body = json!({ "version": v2 }).to_string();
+    let (status, answer) = call(a, Method::POST, "/v1/plugins/echo/approve", a_admin, &body).await;
+    assert_eq!((status, &answer["kept"]), (StatusCode::OK, &json!(true)), "{answer}");
+    // Host B hears of it from the database and serves version 2.
+    let (_, b, b_admin) = &hosts[1];
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, rows) = call(b, Method::GET, "/v1/plugins", b_admin, "").await;
+        if rows[0]["serving"]["version"] == json!(v2) {
+            assert!(rows[0]["held"].is_null(), "{rows}");
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "host B serves the version approved through A: {rows}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

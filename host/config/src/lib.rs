@@ -36,7 +36,7 @@ mod triggers;
 
 pub use engine::EngineSettings;
 pub use paddock_core::{ByteSize, DirGrant, Limits, Requested, SizeCaps, Span, show};
-pub use plugins::PluginSettings;
+pub use plugins::{BookStore, PluginSettings};
 pub use retention::{FlowLimits, Retention};
 pub use serve::{
     ConnectionLimits, DEFAULT_LISTEN, NotLoopback, RequestLimits, ServeAuth, ServeSettings, TlsFiles, check_listen,
@@ -212,7 +212,7 @@ impl Settings {
         let engine = engine::engine(&file.engine)?;
         let data_dir = base.join(file.host.data.clone().unwrap_or_else(|| PathBuf::from(".paddock")));
         let stores = stores::stores(&file, &data_dir, base)?;
-        let plugins = plugins::plugin_settings(&file.host, &data_dir, base)?;
+        let plugins = plugins::plugin_settings(&file.host, &data_dir, base, &stores.postgres)?;
         let serve = serve::serve_settings(file.serve, base)?;
         let telemetry = telemetry::telemetry(file.telemetry)?;
         let retention = retention::retention(&file.retention)?;

@@ -1,6 +1,8 @@
 //! Settings of loading and reloading plugins: the compiled-code cache and
 //! where accepted capabilities and approvals are kept.
 
+use crate::stores::{Place, place};
+use paddock_postgres::Settings as PostgresSettings;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
@@ -9,12 +11,25 @@ use std::path::{Path, PathBuf};
 pub struct PluginSettings {
     /// Where compiled code is kept; `None` compiles every time.
     pub code_cache: Option<PathBuf>,
-    /// Where accepted capabilities and approvals are kept; `None` keeps them in memory.
-    pub book: Option<PathBuf>,
+    /// Where accepted capabilities and approvals are kept.
+    pub book: BookStore,
     /// Folders besides each plugin's own where a manifest's `component`
     /// may be (`host.component-dirs`, symlinks resolved); `None`: the
     /// plugins folder's `target`, a Cargo workspace's build output.
     pub component_dirs: Option<Vec<PathBuf>>,
+}
+
+/// Where the capabilities accepted for each plugin and the versions
+/// approved by hand are kept (`host.plugin-state`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BookStore {
+    /// In memory: a restart forgets them.
+    Memory,
+    /// In two files of this folder (`host.data`), which the serving host
+    /// and the CLI share.
+    Folder(PathBuf),
+    /// In the PostgreSQL database of `[store]`, shared by every host on it.
+    Postgres(PostgresSettings),
 }
 
 /// `[host] code-cache`: on, off, or a folder.
@@ -32,6 +47,7 @@ pub(super) fn plugin_settings(
     host: &crate::file::HostSection,
     data: &Path,
     base: &Path,
+    postgres: &Option<PostgresSettings>,
 ) -> Result<PluginSettings, String> {
     let code_cache = match &host.code_cache {
         None | Some(CodeCacheFile::On(true)) => Some(data.join("code")),
@@ -39,16 +55,18 @@ pub(super) fn plugin_settings(
         Some(CodeCacheFile::Dir(dir)) => Some(base.join(dir)),
     };
     let component_dirs = host.component_dirs.as_ref().map(|dirs| dirs.iter().map(|d| base.join(d)).collect());
-    let book = match host.plugin_state.as_deref().unwrap_or("durable") {
-        "durable" => Some(data.to_path_buf()),
-        "memory" => None,
-        other => return Err(format!("host.plugin-state: `{other}` is not a store; use \"durable\" or \"memory\"")),
+    let keeps = "what each host may load in PostgreSQL, where every host reads it";
+    let book = match place("host.plugin-state", host.plugin_state.as_deref(), postgres, keeps)? {
+        Place::Memory => BookStore::Memory,
+        Place::File => BookStore::Folder(data.to_path_buf()),
+        Place::Database(pg) => BookStore::Postgres(pg),
     };
     Ok(PluginSettings { code_cache, book, component_dirs })
 }
 
 #[cfg(test)]
 mod tests {
+    use super::BookStore;
     use crate::Settings;
     use std::path::Path;
 
@@ -60,9 +78,9 @@ mod tests {
     fn the_code_cache_and_plugin_state_live_in_host_data_by_default() {
         let s = parse("[host]\ndata = \"state\"\n").unwrap();
         assert_eq!(s.plugins.code_cache.as_deref(), Some(Path::new("conf/state/code")));
-        assert_eq!(s.plugins.book.as_deref(), Some(Path::new("conf/state")));
+        assert_eq!(s.plugins.book, BookStore::Folder("conf/state".into()));
         let off = parse("[host]\ncode-cache = false\nplugin-state = \"memory\"\n").unwrap();
-        assert_eq!((off.plugins.code_cache, off.plugins.book), (None, None));
+        assert_eq!((off.plugins.code_cache, off.plugins.book), (None, BookStore::Memory));
         let dir = parse("[host]\ncode-cache = \"/var/cache/paddock\"\n").unwrap();
         assert_eq!(dir.plugins.code_cache.as_deref(), Some(Path::new("/var/cache/paddock")));
     }
@@ -76,8 +94,23 @@ mod tests {
     }
 
     #[test]
+    fn with_a_database_plugin_state_lives_in_it_unless_kept_in_memory() {
+        let pg = "[store]\nbackend = \"postgres\"\nurl = \"postgres://app@db:5432/paddock\"\n";
+        assert!(matches!(parse(pg).unwrap().plugins.book, BookStore::Postgres(_)));
+        let memory = parse(&format!("[host]\nplugin-state = \"memory\"\n{pg}")).unwrap();
+        assert_eq!(memory.plugins.book, BookStore::Memory);
+        let err = parse(&format!("[host]\nplugin-state = \"durable\"\n{pg}")).unwrap_err();
+        let why = "host.plugin-state: \"durable\" is a file of this host's, and [store] backend is \"postgres\": \
+                   leave host.plugin-state out to keep what each host may load in PostgreSQL, where every host reads it";
+        assert!(err.ends_with(why), "{err}");
+    }
+
+    #[test]
     fn an_unknown_plugin_state_is_refused() {
         let err = parse("[host]\nplugin-state = \"disk\"\n").unwrap_err();
-        assert!(err.ends_with("host.plugin-state: `disk` is not a store; use \"durable\" or \"memory\""), "{err}");
+        assert!(
+            err.ends_with("host.plugin-state: `disk` is not a store; use \"durable\", \"memory\" or \"postgres\""),
+            "{err}"
+        );
     }
 }

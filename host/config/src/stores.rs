@@ -90,7 +90,7 @@ pub(crate) fn stores(file: &FileConfig, data_dir: &Path, base: &Path) -> Result<
 }
 
 /// Where one of the host's stores lives.
-enum Place {
+pub(crate) enum Place {
     Memory,
     /// A file in `host.data`.
     File,
@@ -100,7 +100,12 @@ enum Place {
 /// The place `key` (`"durable"`, `"memory"` or `"postgres"`) names, given the
 /// database `[store]` names: unset means the database when there is one, else
 /// the file; `keeps` says what the database is for, when a file is asked for beside it.
-fn place(key: &str, value: Option<&str>, postgres: &Option<PostgresSettings>, keeps: &str) -> Result<Place, String> {
+pub(crate) fn place(
+    key: &str,
+    value: Option<&str>,
+    postgres: &Option<PostgresSettings>,
+    keeps: &str,
+) -> Result<Place, String> {
     match (value, postgres) {
         (None | Some("postgres"), Some(pg)) => Ok(Place::Database(pg.clone())),
         (Some("postgres"), None) => {

@@ -224,13 +224,10 @@ pub(crate) fn version_id(m: &Manifest) -> Option<String> {
 }
 
 fn open_book(settings: &Settings) -> Book {
-    match &settings.plugins.book {
-        Some(dir) => Book::open(dir).unwrap_or_else(|e| {
-            eprintln!("warning: {e}");
-            Book::memory()
-        }),
-        None => Book::memory(),
-    }
+    Book::open_at(&settings.plugins.book).unwrap_or_else(|e| {
+        eprintln!("warning: host.plugin-state: {e}");
+        Book::memory()
+    })
 }
 
 /// What `m` (of version `id`, when built) asks for beyond the accepted version, when a host would hold it.
@@ -291,12 +288,12 @@ fn show_live(url: &str, rows: Vec<PluginStatus>, json: bool) -> u8 {
 }
 
 async fn approve(settings: Settings, name: &str, version: &str) -> u8 {
-    let Some(dir) = &settings.plugins.book else {
+    if settings.plugins.book == crate::config::BookStore::Memory {
         return fail(
             EXIT_CONFIG,
             "host.plugin-state is \"memory\": approvals are not kept; a host in memory mode approves through its API",
         );
-    };
+    }
     let registry = Registry::of(&settings);
     let on_disk = registry.find(name).ok().and_then(|m| version_id(&m));
     let held = match super::serve::serving(&settings.data_dir) {
@@ -315,7 +312,7 @@ async fn approve(settings: Settings, name: &str, version: &str) -> u8 {
         let known = if known.is_empty() { "none".to_string() } else { known.join(", ") };
         return fail(EXIT_USAGE, format!("plugin {name:?} has no version {version} ({known})"));
     }
-    match book::approve(dir, name, version) {
+    match book::approve_at(&settings.plugins.book, name, version).map(|kept| kept.unwrap_or(true)) {
         Ok(true) => {
             println!("approved {name} {version}");
             0

@@ -177,10 +177,8 @@ impl Runtime {
             .map_err(|e| wasmtime::format_err!("host.ledger: {e}"))?;
         let gateway =
             Gateway::with(&settings.gateway, Arc::new(SystemClock), ledger.clone()).map_err(wasmtime::Error::msg)?;
-        let book = match &settings.plugins.book {
-            Some(dir) => Book::open(dir).map_err(|e| wasmtime::format_err!("host.plugin-state: {e}"))?,
-            None => Book::memory(),
-        };
+        let book =
+            Book::open_at(&settings.plugins.book).map_err(|e| wasmtime::format_err!("host.plugin-state: {e}"))?;
         let inner = Inner {
             gateway,
             ledger: Some(ledger),

@@ -60,6 +60,9 @@ impl Runtime {
         })
         .map_err(|e| format!("cannot watch {}: {e}", dir.display()))?;
         let watcher = Arc::new(Mutex::new((debouncer, BTreeSet::new())));
+        // An approval given through another host of a shared book.
+        let approved = changed.clone();
+        self.inner.book.on_approval(move || approved.notify_one());
         let (events, _) = broadcast::channel(256);
         // The first sync happens before returning, so the caller serves a
         // complete set of plugins from the start.

@@ -207,12 +207,9 @@ async fn approve(
         return error(StatusCode::NOT_FOUND, "not-found", message);
     }
     // Kept on disk first, so the approval outlives this host.
-    let recorded = match &runtime.settings().plugins.book {
-        Some(dir) => match crate::plugins::book::approve(dir, &name, &version) {
-            Ok(new) => Some(new),
-            Err(e) => return unavailable(e),
-        },
-        None => None,
+    let recorded = match crate::plugins::book::approve_at(&runtime.settings().plugins.book, &name, &version) {
+        Ok(kept) => kept,
+        Err(e) => return unavailable(e),
     };
     let released: Vec<Value> = runtime
         .approve(&name, &version)
