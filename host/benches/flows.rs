@@ -60,13 +60,22 @@ fn main() {
     tokio.block_on(async {
         let rt = Runtime::new(settings).unwrap();
         let agent = rt.load("noop").unwrap();
-        let mut stores: Vec<(&str, Arc<dyn FlowStore>)> = vec![
-            ("memory", Arc::new(MemoryStore::default())),
-            ("sqlite", Arc::new(paddock::flow::sqlite::SqliteStore::open(&dir.path().join("flows.sqlite")).unwrap())),
+        type Queue = Option<Arc<dyn paddock::flow::work::WorkQueue>>;
+        let mut stores: Vec<(&str, Arc<dyn FlowStore>, Queue)> = vec![
+            ("memory", Arc::new(MemoryStore::default()), None),
+            (
+                "sqlite",
+                Arc::new(paddock::flow::sqlite::SqliteStore::open(&dir.path().join("flows.sqlite")).unwrap()),
+                None,
+            ),
         ];
-        // A throwaway local cluster (fsync off, as the tests make it): the cost of the round trips.
+        // A throwaway local cluster (fsync off, as the tests make it): the cost of the round trips. The
+        // fan-out's items run in the process, or go through the work queue every host claims from (this
+        // host alone claiming them, as `paddock flow run` does).
         if let Some(pg) = paddock_postgres::testing::database("flows_bench") {
-            stores.push(("postgres", Arc::new(paddock::flow::postgres::PostgresStore::open(pg).unwrap())));
+            let store = Arc::new(paddock::flow::postgres::PostgresStore::open(pg).unwrap());
+            stores.push(("postgres", store.clone(), None));
+            stores.push(("postgres-queue", store.clone(), Some(store)));
         }
         // Direct invocations, the baseline: 100 one after another; 1,000 at once.
         let mut direct_seq = Vec::new();
@@ -89,8 +98,11 @@ fn main() {
         let (base_seq, base_fan) = (median(direct_seq), median(direct_fan));
         println!("direct invocation: {base_seq:?} each in a row; {base_fan:?} each, 1000 at once");
         report.insert("direct_us".into(), json!({"sequence": base_seq.as_secs_f64() * 1e6, "fanout": base_fan.as_secs_f64() * 1e6}));
-        for (label, store) in stores {
-            let flows = Flows::new(rt.clone(), store);
+        for (label, store, queue) in stores {
+            let flows = match queue {
+                Some(queue) => Flows::new(rt.clone(), store).with_work_queue(queue),
+                None => Flows::new(rt.clone(), store),
+            };
             let mut seq = Vec::new();
             let mut fan = Vec::new();
             let items: Vec<u32> = (0..1000).collect();

@@ -1,6 +1,7 @@
 //! A fan-out of I/O-bound agents on one host against three: the time a run
-//! of `ITEMS` items takes, each item an agent waiting `WAIT_MS` in a host
-//! call (holding an instance, burning no CPU), on `paddock serve` processes
+//! of `ITEMS` items takes, each item an agent asking a model that answers
+//! after `WAIT_MS` (a fake provider in this process; the agent holds an
+//! instance and burns no CPU while it waits), on `paddock serve` processes
 //! sharing one PostgreSQL database. Each host runs half of its
 //! `engine.max-instances` (`INSTANCES`) items at once, so with three hosts
 //! three times as many items run at once; the fan-out's own bound
@@ -10,7 +11,8 @@
 //! The hosts, the database and the client share the machine (2 cores here).
 //!
 //! `cargo bench -p paddock --bench spread` (`PADDOCK_BENCH_QUICK=1` for one
-//! run each instead of three). Needs PostgreSQL's server binaries (Debian's
+//! run each instead of three; `PADDOCK_BENCH_WAIT_MS=500` for items that wait
+//! longer, as agents waiting on a model do). Needs PostgreSQL's server binaries (Debian's
 //! `postgresql`); it makes a throwaway cluster. It prints a markdown table
 //! and writes the figures as JSON to `target/spread-bench.json`.
 
@@ -25,33 +27,36 @@ use served::Host;
 
 /// Items in the fan-out.
 const ITEMS: usize = 480;
-/// How long each item's agent waits.
+/// How long each item's agent waits, unless `PADDOCK_BENCH_WAIT_MS` says.
 const WAIT_MS: u64 = 100;
+
+fn wait_ms() -> u64 {
+    std::env::var("PADDOCK_BENCH_WAIT_MS").ok().and_then(|v| v.parse().ok()).unwrap_or(WAIT_MS)
+}
 /// Each host's `engine.max-instances` (half of them run items).
 const INSTANCES: u32 = 16;
 
-/// The fan-out: one `step` agent per item, each counting on a key of its own.
-fn flow() -> String {
-    format!(
-        "[flow]\nname = \"spread\"\n[steps.main]\nkind = \"parallel\"\nfor-each = \"input\"\ndo = \"item\"\n\
-         max-concurrency = 1000\n[steps.item]\nagent = \"step\"\n\
-         input = {{ name = \"item-{{{{index}}}}\", wait_ms = {WAIT_MS}, output = \"{{{{item}}}}\" }}\n"
-    )
-}
+/// The fan-out: one `step` agent per item, each counting on a key of its own
+/// and asking route `r`.
+const FLOW: &str = "[flow]\nname = \"spread\"\n[steps.main]\nkind = \"parallel\"\nfor-each = \"input\"\ndo = \"item\"\n\
+                    max-concurrency = 1000\n[steps.item]\nagent = \"step\"\n\
+                    input = { name = \"item-{{index}}\", llm = \"r\", output = \"{{item}}\" }\n";
 
-/// `hosts` hosts on the database at `url`.
-fn hosts(url: &str, hosts: usize) -> Vec<Host> {
-    let flow = flow();
+/// `hosts` hosts on the database at `url`, routing `r` to the fake provider at `fake`.
+fn hosts(url: &str, fake: &str, hosts: usize) -> Vec<Host> {
+    let step = ("step", guests::FLOW_STEP, "[capabilities]\nroutes = [\"r\"]\n");
     (0..hosts)
         .map(|_| {
-            Host::start(&[("step", guests::FLOW_STEP, "")], &[("flows/spread.toml", &flow)], |component_dirs| {
+            Host::start(&[step], &[("flows/spread.toml", FLOW)], |component_dirs| {
                 format!(
                     "[host]\nplugin-state = \"memory\"\ndefault-tenant = \"bench\"\n{component_dirs}\
                      [engine]\nmax-instances = {INSTANCES}\n\
+                     [providers.fake]\nkind = \"openai\"\nbase-url = \"{fake}/v1\"\n\
+                     [routes.r]\ntargets = [{{ provider = \"fake\", model = \"m\" }}]\n\
                      [store]\nbackend = \"postgres\"\nurl = {url:?}\npool = 16\n\
                      [serve]\nauth = \"none\"\nrequests-per-key = 0\nrequests-per-tenant = 0\n\
                      concurrent-per-key = 0\nconcurrent-per-tenant = 0\n\
-                     [tenants.bench]\nagents = [\"*\"]\n"
+                     [tenants.bench]\nagents = [\"*\"]\nroutes = [\"*\"]\n"
                 )
             })
         })
@@ -100,6 +105,9 @@ fn main() {
     let quick = std::env::var_os("PADDOCK_BENCH_QUICK").is_some();
     let runs = if quick { 1 } else { 3 };
     let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime");
+    let fake = runtime.block_on(paddock_fake_provider::FakeProvider::start()).expect("the fake provider starts");
+    let reply = paddock_fake_provider::Reply { first_byte_delay_ms: wait_ms(), ..Default::default() };
+    fake.set_default(paddock_fake_provider::Behavior::Reply(reply));
     let client = reqwest::Client::builder().timeout(Duration::from_secs(600)).build().expect("an HTTP client");
     let mut rows = Vec::new();
     for count in [1, 3] {
@@ -107,7 +115,7 @@ fn main() {
             eprintln!("spread: PostgreSQL is not installed (apt install postgresql); nothing measured");
             return;
         };
-        let hosts = hosts(&url, count);
+        let hosts = hosts(&url, &fake.url(), count);
         // A first run loads and compiles the agent on every host.
         runtime.block_on(one_run(&client, &hosts));
         let mut times = Vec::new();
@@ -129,7 +137,8 @@ fn main() {
     }
     let ratio =
         rows[1]["items_per_second"].as_f64().unwrap_or(0.0) / rows[0]["items_per_second"].as_f64().unwrap_or(1.0);
-    println!("\n| hosts | {ITEMS} items of {WAIT_MS} ms | items/s | items per host (last run) |");
+    let wait = wait_ms();
+    println!("\n| hosts | {ITEMS} items of {wait} ms | items/s | items per host (last run) |");
     println!("|---|---|---|---|");
     for row in &rows {
         println!(
@@ -141,8 +150,6 @@ fn main() {
         );
     }
     println!("\nthree hosts: {ratio:.2}× the throughput of one (goal ≥ 2.5×)");
-    report::write(
-        "spread",
-        &json!({ "items": ITEMS, "wait_ms": WAIT_MS, "instances": INSTANCES, "rows": rows, "ratio": ratio }),
-    );
+    let figures = json!({ "items": ITEMS, "wait_ms": wait, "instances": INSTANCES, "rows": rows, "ratio": ratio });
+    report::write(&format!("spread-{wait}ms"), &figures);
 }

@@ -208,6 +208,13 @@ impl Flows {
         self
     }
 
+    /// The engine publishing its fan-outs' agent items to `queue`, for every
+    /// host sharing it (what [`Flows::open`] does on a shared store).
+    pub fn with_work_queue(mut self, queue: Arc<dyn work::WorkQueue>) -> Flows {
+        self.work = Some(queue);
+        self
+    }
+
     /// The live events of its runs, when kept.
     pub fn hub(&self) -> Option<&Arc<hub::Hub>> {
         self.hub.as_ref()

@@ -22,6 +22,8 @@ use tokio::sync::mpsc;
 const QUEUE: usize = 8_192;
 /// The most events one write carries.
 const BATCH: usize = 512;
+/// How long the writer waits for more events before it writes a batch.
+const LINGER: Duration = Duration::from_millis(2);
 /// How often a follower with no ring looks again (the store's notification
 /// may be lost while its host reconnects).
 const LOOK_AGAIN: Duration = Duration::from_secs(5);
@@ -84,6 +86,16 @@ async fn write(store: Arc<dyn FlowStore>, mut waiting: mpsc::Receiver<Queued>) {
     // Runs whose events were refused, each logged once.
     let mut refused: HashSet<Arc<str>> = HashSet::new();
     while waiting.recv_many(&mut batch, BATCH).await > 0 {
+        // A moment for the events that come together (a step's start and
+        // end, a fan-out's items) to share one write.
+        if batch.len() < BATCH && !batch.iter().any(|q| matches!(q, Queued::Flush(_))) {
+            tokio::time::sleep(LINGER).await;
+            while batch.len() < BATCH
+                && let Ok(more) = waiting.try_recv()
+            {
+                batch.push(more);
+            }
+        }
         let mut runs: Vec<(Arc<str>, Vec<String>)> = Vec::new();
         let mut flushes = Vec::new();
         for queued in batch.drain(..) {

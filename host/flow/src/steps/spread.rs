@@ -24,6 +24,8 @@ use tokio::sync::oneshot;
 
 /// How often the holder looks for ended items and items to claim with no ring.
 const LOOK_AGAIN: Duration = Duration::from_secs(1);
+/// How long the holder lets ends gather after a ring before it collects them.
+const GATHER: Duration = Duration::from_millis(2);
 
 /// Each published item's path, with where its output comes from.
 pub(super) type Published = HashMap<String, oneshot::Receiver<Out>>;
@@ -179,6 +181,8 @@ async fn drive(
             Some(_) = running.join_next() => {}
             () = tokio::time::sleep(LOOK_AGAIN) => {}
         }
+        // Items end together (a batch claimed at once): collected in one go.
+        tokio::time::sleep(GATHER).await;
     }
 }
 
