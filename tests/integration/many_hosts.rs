@@ -436,6 +436,18 @@ async fn a_fan_out_started_on_one_host_runs_its_items_on_every_host_each_once() 
     eprintln!("items per host: {per_host:?}");
     let counted = cli(b_dir.path(), &["bb", "get", "runs/item"]).await;
     assert_eq!(counted.stdout.trim(), "48", "each item's agent ran once: {}", counted.stderr);
+    // The fan-out leaves nothing on the queue.
+    let pg = paddock_postgres::Postgres::connect(&paddock_postgres::Settings::new(&url)).unwrap();
+    let left = pg
+        .run(|c| async move {
+            let row = c
+                .query_one("SELECT (SELECT count(*) FROM flow_work), (SELECT count(*) FROM flow_work_groups)", &[])
+                .await
+                .map_err(|e| paddock_postgres::describe(&e))?;
+            Ok((row.get::<_, i64>(0), row.get::<_, i64>(1)))
+        })
+        .unwrap();
+    assert_eq!(left, (0, 0), "items and groups left on the queue");
 }
 
 /// A fan-out whose failed items go to the dead-letter queue.

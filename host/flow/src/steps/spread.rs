@@ -101,12 +101,11 @@ impl Spread {
 }
 
 impl Drop for Spread {
-    /// A join that needs no more (or a run stopped) withdraws what is left.
+    /// A join that needs no more (or a run stopped) withdraws what is left;
+    /// a fan-out whose items all ended leaves nothing behind either.
     fn drop(&mut self) {
         self.driver.abort();
-        if !self.waiting.lock().is_empty()
-            && let Err(e) = self.queue.withdraw(&self.run, &self.group)
-        {
+        if let Err(e) = self.queue.withdraw(&self.run, &self.group) {
             tracing::warn!(run = %self.run, "cannot withdraw the items left of {}: {e}", self.group);
         }
     }
