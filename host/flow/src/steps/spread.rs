@@ -32,8 +32,7 @@ pub(super) type Published = HashMap<String, oneshot::Receiver<Out>>;
 
 /// A fan-out's published items, being collected.
 pub(super) struct Spread {
-    /// Each published item's path, with where its output goes.
-    waiting: Arc<Mutex<HashMap<String, oneshot::Sender<Out>>>>,
+    /// Claims this run's items and collects every item's end.
     driver: tokio::task::JoinHandle<()>,
     queue: Arc<dyn WorkQueue>,
     run: Arc<str>,
@@ -94,8 +93,8 @@ impl Spread {
             receivers.insert(w.path.clone(), rx);
         }
         let waiting = Arc::new(Mutex::new(senders));
-        let driver = tokio::spawn(drive(ctx.clone(), queue.clone(), path.to_string(), max, waiting.clone()));
-        let spread = Spread { waiting, driver, queue, run: ctx.run.clone(), group: path.to_string() };
+        let driver = tokio::spawn(drive(ctx.clone(), queue.clone(), path.to_string(), max, waiting));
+        let spread = Spread { driver, queue, run: ctx.run.clone(), group: path.to_string() };
         Ok(Some((spread, receivers)))
     }
 }
