@@ -21,6 +21,7 @@ mod limits;
 mod llm;
 mod loading;
 mod many_hosts;
+mod many_hosts_flows;
 mod recovery;
 mod reload;
 mod resilience;
