@@ -120,6 +120,19 @@ impl Hub {
         })
     }
 
+    /// A sink that only counts the events of run `run` of `flow` for
+    /// `tenant` in the metrics, then passes each on to `then`: for runs
+    /// whose events a store shared by hosts keeps.
+    pub fn counting(self: &Arc<Hub>, tenant: &str, flow: &str, then: Option<Sink>) -> Sink {
+        let (hub, tenant, flow) = (self.clone(), tenant.to_string(), flow.to_string());
+        Arc::new(move |event: Event| {
+            hub.metrics.observe(&tenant, &flow, &event);
+            if let Some(then) = &then {
+                then(event);
+            }
+        })
+    }
+
     /// Marks run `run` finished without a `run-finished` event (it failed to
     /// start), so its subscribers end.
     pub fn close(&self, run: &str) {

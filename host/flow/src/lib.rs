@@ -208,39 +208,9 @@ impl Flows {
         self
     }
 
-    /// The engine publishing its fan-outs' agent items to `queue`, for every
-    /// host sharing it (what [`Flows::open`] does on a shared store).
-    pub fn with_work_queue(mut self, queue: Arc<dyn work::WorkQueue>) -> Flows {
-        self.work = Some(queue);
-        self
-    }
-
     /// The live events of its runs, when kept.
     pub fn hub(&self) -> Option<&Arc<hub::Hub>> {
         self.hub.as_ref()
-    }
-
-    /// The writer of runs' events to the store, when it keeps them
-    /// (started on first use, on the current tokio runtime).
-    fn outbox(&self) -> Option<Arc<shared::Outbox>> {
-        let store = &self.store;
-        let start = || store.keeps_events().then(|| shared::Outbox::start(store.clone()).map(Arc::new)).flatten();
-        self.outbox.get_or_init(start).clone()
-    }
-
-    /// Waits until the events of this host's runs so far are in the store
-    /// (what a process does before it exits).
-    pub async fn flush_events(&self) {
-        if let Some(Some(outbox)) = self.outbox.get() {
-            outbox.flush().await;
-        }
-    }
-
-    /// Follows run `id`'s events from number `from` in the store, when the
-    /// store keeps them for every host; `None` when only the host running
-    /// a run has its events (its [`hub`](Flows::hub)).
-    pub fn follow(&self, id: &str, from: u64) -> Option<shared::Follow> {
-        self.store.keeps_events().then(|| shared::Follow::new(self.store.clone(), id, from))
     }
 
     /// The engine over the store the settings name (`host.flows`), kept
@@ -466,31 +436,52 @@ impl Flows {
     ) -> Arc<Ctx> {
         let seq = steps.iter().map(|s| s.seq + 1).max().unwrap_or(0);
         let events = match &self.hub {
+            // A store shared by hosts keeps the events; the hub only counts them.
+            Some(hub) if self.store.keeps_events() => Some(hub.counting(&record.tenant, &flow.name, events)),
             Some(hub) => Some(hub.sink(&record.id, events)),
             None => events,
         };
+        Arc::new(Ctx {
+            checkpoints: Mutex::new(steps.into_iter().map(|s| (s.path.clone(), s)).collect()),
+            seq: AtomicU64::new(seq),
+            work: self.work.clone(),
+            claims: !self.workers.load(std::sync::atomic::Ordering::Relaxed),
+            ..self.ctx_of(flow, &record, agents, events)
+        })
+    }
+
+    /// A context for run `record` of `flow` with `agents`, its events going
+    /// to `then` and to the store when it keeps them; no checkpoints yet,
+    /// publishing no work.
+    fn ctx_of(
+        &self,
+        flow: Flow,
+        record: &RunRecord,
+        agents: HashMap<String, Arc<Agent>>,
+        then: Option<events::Sink>,
+    ) -> Ctx {
         let outbox = self.outbox();
         let events = match &outbox {
-            Some(outbox) => Some(outbox.sink(&record.id, events)),
-            None => events,
+            Some(outbox) => Some(outbox.sink(&record.id, then)),
+            None => then,
         };
-        Arc::new(Ctx {
+        Ctx {
             runtime: self.runtime.clone(),
             store: self.store.clone(),
             approvals: self.approvals.clone(),
             flow: Arc::new(flow),
             run: Arc::from(record.id.as_str()),
             tenant: record.tenant.clone(),
-            input: serde_json::from_str(&record.input).unwrap_or(Value::Null),
+            input: Arc::new(serde_json::from_str(&record.input).unwrap_or(Value::Null)),
             agents,
-            checkpoints: Mutex::new(steps.into_iter().map(|s| (s.path.clone(), s)).collect()),
+            checkpoints: Mutex::default(),
             outputs: Mutex::default(),
-            seq: AtomicU64::new(seq),
+            seq: AtomicU64::new(0),
             events,
-            work: self.work.clone(),
+            work: None,
             outbox,
-            claims: !self.workers.load(std::sync::atomic::Ordering::Relaxed),
-        })
+            claims: false,
+        }
     }
 
     async fn execute(&self, ctx: Arc<Ctx>, record: RunRecord, resumed: bool) -> Result<Report, String> {
@@ -523,7 +514,7 @@ impl Flows {
             steps::exec(
                 ctx.clone(),
                 ctx.flow.start,
-                ctx.input.clone(),
+                (*ctx.input).clone(),
                 start_name,
                 Scope { budget, ..Scope::default() },
             )

@@ -70,7 +70,7 @@ pub struct Ctx {
     pub(super) flow: Arc<Flow>,
     pub(super) run: Arc<str>,
     pub(super) tenant: String,
-    pub(super) input: Value,
+    pub(super) input: Arc<Value>,
     pub(super) agents: HashMap<String, Arc<Agent>>,
     pub(super) checkpoints: Mutex<HashMap<String, StepRecord>>,
     pub(super) outputs: Mutex<HashMap<String, Value>>,
@@ -95,6 +95,28 @@ impl Ctx {
     /// The checkpoint at `path`, if any.
     pub(super) fn checkpoint(&self, path: &str) -> Option<StepRecord> {
         self.checkpoints.lock().get(path).cloned()
+    }
+
+    /// A context of the same run for one fan-out item run on this host: its
+    /// checkpoints numbered from `seq`, none of the run's others kept.
+    pub(super) fn for_item(&self, seq: u64) -> Ctx {
+        Ctx {
+            runtime: self.runtime.clone(),
+            store: self.store.clone(),
+            approvals: self.approvals.clone(),
+            flow: self.flow.clone(),
+            run: self.run.clone(),
+            tenant: self.tenant.clone(),
+            input: self.input.clone(),
+            agents: self.agents.clone(),
+            checkpoints: Mutex::default(),
+            outputs: Mutex::default(),
+            seq: AtomicU64::new(seq),
+            events: self.events.clone(),
+            work: None,
+            outbox: self.outbox.clone(),
+            claims: false,
+        }
     }
 
     /// Takes in the checkpoint of an item another task or host ran.
@@ -170,7 +192,7 @@ impl Ctx {
     pub(super) fn lookup(&self, r: &Ref, input: &Value, scope: &Scope) -> Result<Value, String> {
         let base = match &r.root {
             Root::Input => input.clone(),
-            Root::Flow => self.input.clone(),
+            Root::Flow => (*self.input).clone(),
             Root::Item => scope.item.as_ref().map(|i| i.0.clone()).ok_or("`item` is only defined inside for-each")?,
             Root::Index => {
                 scope.item.as_ref().map(|i| Value::from(i.1)).ok_or("`index` is only defined inside for-each")?

@@ -9,8 +9,8 @@
 
 use super::bells::{Bell, Doorbells, rung};
 use super::events::{Event, Sink};
-use super::lease;
 use super::store::{FlowStore, RunRecord, RunStatus};
+use super::{Flows, lease};
 use parking_lot::Mutex;
 use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
@@ -127,6 +127,31 @@ async fn write(store: Arc<dyn FlowStore>, mut waiting: mpsc::Receiver<Queued>) {
     }
 }
 
+impl Flows {
+    /// The writer of runs' events to the store, when it keeps them
+    /// (started on first use, on the current tokio runtime).
+    pub(crate) fn outbox(&self) -> Option<Arc<Outbox>> {
+        let store = &self.store;
+        let start = || store.keeps_events().then(|| Outbox::start(store.clone()).map(Arc::new)).flatten();
+        self.outbox.get_or_init(start).clone()
+    }
+
+    /// Waits until the events of this host's runs so far are in the store
+    /// (what a process does before it exits).
+    pub async fn flush_events(&self) {
+        if let Some(Some(outbox)) = self.outbox.get() {
+            outbox.flush().await;
+        }
+    }
+
+    /// Follows run `id`'s events from number `from` in the store, when the
+    /// store keeps them for every host; `None` when only the host running
+    /// a run has its events (its [`hub`](Flows::hub)).
+    pub fn follow(&self, id: &str, from: u64) -> Option<Follow> {
+        self.store.keeps_events().then(|| Follow::new(self.store.clone(), id, from))
+    }
+}
+
 /// A follower of one run's events in the shared store.
 pub struct Follow {
     store: Arc<dyn FlowStore>,
@@ -154,8 +179,7 @@ impl Follow {
         loop {
             if let Some((n, text)) = self.read.pop_front() {
                 self.next = n + 1;
-                self.ended =
-                    serde_json::from_str::<serde_json::Value>(&text).is_ok_and(|e| e["event"] == "run-finished");
+                self.ended = kind(&text) == Some("run-finished");
                 return Some((n, text));
             }
             if self.ended {
@@ -202,6 +226,12 @@ impl Follow {
     }
 }
 
+/// The kind of event `text` is (`step-started`…): the outbox writes each
+/// as serde writes an [`Event`], its tag first.
+pub fn kind(text: &str) -> Option<&str> {
+    text.strip_prefix(r#"{"event":""#)?.split('"').next()
+}
+
 /// The `run-finished` event of a run that has ended, made from its record.
 pub fn finished(run: &RunRecord) -> Event {
     Event::RunFinished {
@@ -210,5 +240,20 @@ pub fn finished(run: &RunRecord) -> Event {
         output: run.output.as_deref().and_then(|o| serde_json::from_str(o).ok()),
         error: run.error.clone(),
         ms: run.updated_ms.saturating_sub(run.created_ms),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_kind_of_an_event_is_read_from_its_text_as_the_outbox_writes_it() {
+        let record = crate::testing::run("r", "t", 1, RunStatus::Succeeded);
+        let text = serde_json::to_string(&finished(&record)).unwrap();
+        assert_eq!(kind(&text), Some("run-finished"));
+        let started = serde_json::to_string(&Event::StepReused { step: "main".into() }).unwrap();
+        assert_eq!(kind(&started), Some("step-reused"));
+        assert_eq!(kind("not an event"), None);
     }
 }

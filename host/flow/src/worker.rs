@@ -13,11 +13,9 @@ use super::spec::{Flow, ItemPolicy};
 use super::store::{RunStatus, StepStatus};
 use super::work::{ITEM_RENEW, WorkEnd, WorkItem, WorkQueue};
 use super::{Flows, lease, now_ms};
-use parking_lot::Mutex;
 use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
 use std::time::{Duration, Instant};
 use tracing::Instrument;
 
@@ -106,6 +104,13 @@ async fn keep_claim(queue: Arc<dyn WorkQueue>, item: &WorkItem) -> String {
 }
 
 impl Flows {
+    /// The engine publishing its fan-outs' agent items to `queue`, for every
+    /// host sharing it (what [`Flows::open`] does on a shared store).
+    pub fn with_work_queue(mut self, queue: Arc<dyn WorkQueue>) -> Flows {
+        self.work = Some(queue);
+        self
+    }
+
     /// Claims and runs items of every host's fan-outs, at most `slots` at
     /// once, until the host stops; `None` when the store is not shared.
     pub fn spawn_workers(&self, slots: usize) -> Option<tokio::task::JoinHandle<()>> {
@@ -176,23 +181,7 @@ impl Flows {
                 t
             }
         };
-        Ok(Arc::new(Ctx {
-            runtime: template.runtime.clone(),
-            store: template.store.clone(),
-            approvals: template.approvals.clone(),
-            flow: template.flow.clone(),
-            run: template.run.clone(),
-            tenant: template.tenant.clone(),
-            input: template.input.clone(),
-            agents: template.agents.clone(),
-            checkpoints: Mutex::default(),
-            outputs: Mutex::default(),
-            seq: AtomicU64::new(item.seq),
-            events: template.events.clone(),
-            work: None,
-            outbox: template.outbox.clone(),
-            claims: false,
-        }))
+        Ok(Arc::new(template.for_item(item.seq)))
     }
 
     /// What every item of run `run` run here shares: its flow, tenant and
@@ -214,33 +203,8 @@ impl Flows {
             }
             agents.insert(name.clone(), agent);
         }
-        let outbox = self.outbox();
         // The steps this host runs count in its metrics, as its own runs' do.
-        let events: Option<crate::events::Sink> = match (&outbox, &self.hub) {
-            (Some(outbox), Some(hub)) => {
-                let (hub, tenant, name) = (hub.clone(), record.tenant.clone(), flow.name.clone());
-                let counted: crate::events::Sink = Arc::new(move |event| hub.metrics().observe(&tenant, &name, &event));
-                Some(outbox.sink(run, Some(counted)))
-            }
-            (Some(outbox), None) => Some(outbox.sink(run, None)),
-            (None, _) => None,
-        };
-        Ok(Arc::new(Ctx {
-            runtime: self.runtime.clone(),
-            store: self.store.clone(),
-            approvals: self.approvals.clone(),
-            flow: Arc::new(flow),
-            run: Arc::from(run),
-            tenant: record.tenant.clone(),
-            input: serde_json::from_str(&record.input).unwrap_or(Value::Null),
-            agents,
-            checkpoints: Mutex::default(),
-            outputs: Mutex::default(),
-            seq: AtomicU64::new(0),
-            events,
-            work: None,
-            outbox,
-            claims: false,
-        }))
+        let counted = self.hub.as_ref().map(|hub| hub.counting(&record.tenant, &flow.name, None));
+        Ok(Arc::new(self.ctx_of(flow, &record, agents, counted)))
     }
 }

@@ -33,7 +33,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::sync::Arc;
 use tokio_postgres::types::ToSql;
-use write::{charge, charge_held, db, fence, int, size_in, uint, write_journal, write_run, write_step};
+use write::{charge, charge_held, db, fence, int, notify, size_in, uint, write_journal, write_run, write_step};
 
 static MIGRATIONS: &[Migration] = &[
     Migration {

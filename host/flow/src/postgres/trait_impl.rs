@@ -50,7 +50,7 @@ impl FlowStore for PostgresStore {
             )
             .await
             .map_err(db)?;
-            notify(&tx, "cancel", &run).await
+            notify(&tx, &format!("cancel {run}")).await
         })
     }
 
@@ -263,7 +263,7 @@ impl FlowStore for PostgresStore {
             )
             .await
             .map_err(db)?;
-            notify(&tx, "answer", &id).await?;
+            notify(&tx, &format!("answer {id}")).await?;
             tx.commit().await.map_err(db)?;
             Ok(Ok(a))
         });
@@ -340,7 +340,7 @@ impl FlowStore for PostgresStore {
                 0
             };
             charge_held(&tx, (&bounds, bounds.shared), "the run's events", (&run, &holder), (dropped, bytes)).await?;
-            notify(&tx, "events", &run).await
+            notify(&tx, &format!("events {run}")).await
         })
     }
 
@@ -355,10 +355,4 @@ impl FlowStore for PostgresStore {
             Ok(rows.iter().map(|r| (uint(r.get(0)), r.get(1))).collect())
         })
     }
-}
-
-/// Tells every host, when `tx` commits, that `what` happened to `id`.
-async fn notify(tx: &Transaction<'_>, what: &str, id: &str) -> Result<(), String> {
-    let statement = tx.prepare_cached("SELECT pg_notify($1, $2)").await.map_err(db)?;
-    tx.execute(&statement, &[&CHANNEL, &format!("{what} {id}")]).await.map_err(db).map(drop)
 }

@@ -4,8 +4,8 @@
 //! (`FOR UPDATE SKIP LOCKED`), then locks each group it takes from, in
 //! order, to count what it takes against the group's room.
 
-use super::write::{db, int};
-use super::{CHANNEL, PostgresStore, from_json, to_json};
+use super::write::{db, int, notify};
+use super::{PostgresStore, from_json, to_json};
 use crate::store::StepRecord;
 use crate::work::{ITEM_LEASE, WorkEnd, WorkItem, WorkQueue};
 use std::collections::BTreeMap;
@@ -22,13 +22,6 @@ pub(super) const MIGRATION: &str = "
         run text NOT NULL, grp text NOT NULL, max bigint NOT NULL, running bigint NOT NULL, PRIMARY KEY (run, grp)
     );
 ";
-
-/// Tells every host, when `tx` commits, that there is work (`work`), or
-/// that items of run `run` ended (`work RUN`).
-async fn ring(tx: &paddock_postgres::Transaction<'_>, key: String) -> Result<(), String> {
-    let statement = tx.prepare_cached("SELECT pg_notify($1, $2)").await.map_err(db)?;
-    tx.execute(&statement, &[&CHANNEL, &key]).await.map_err(db).map(drop)
-}
 
 impl WorkQueue for PostgresStore {
     fn publish(&self, run: &str, group: &str, max: usize, items: &[WorkItem]) -> Result<(), String> {
@@ -58,7 +51,7 @@ impl WorkQueue for PostgresStore {
             )
             .await
             .map_err(db)?;
-            ring(&tx, "work".into()).await
+            notify(&tx, "work").await
         })
     }
 
@@ -187,10 +180,10 @@ impl WorkQueue for PostgresStore {
                 )
                 .await
                 .map_err(db)?;
-            ring(&tx, format!("work {run}")).await?;
+            notify(&tx, &format!("work {run}")).await?;
             // Room was made in a group with items waiting: every host may claim one.
             if waiting.get::<_, bool>(0) {
-                ring(&tx, "work".into()).await?;
+                notify(&tx, "work").await?;
             }
             Ok(true)
         })

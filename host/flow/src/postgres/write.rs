@@ -130,6 +130,13 @@ pub(super) async fn charge_held(
     bounds.check(what, Some((run, before(Some(row.get(0))))), (tenant, before(counted)), delta as u64)
 }
 
+/// Rings `key` ([`Doorbells`](crate::bells::Doorbells)) on every host
+/// listening on the store's channel, when `tx` commits.
+pub(super) async fn notify(tx: &Transaction<'_>, key: &str) -> Result<(), String> {
+    let statement = tx.prepare_cached("SELECT pg_notify($1, $2)").await.map_err(db)?;
+    tx.execute(&statement, &[&super::CHANNEL, &key]).await.map_err(db).map(drop)
+}
+
 /// Refuses a write by `holder` to `run` when another holds it; locks the
 /// run's row, so one run's writes queue on every host.
 pub(super) async fn fence(tx: &Transaction<'_>, run: &str, holder: &str) -> Result<(), String> {

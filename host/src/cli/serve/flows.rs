@@ -532,8 +532,8 @@ async fn events(
     if let Some(follow) = flows.follow(&id, after.map_or(0, |n| n as u64 + 1)) {
         let stream = futures_util::stream::unfold(follow, |mut follow| async move {
             let (n, text) = follow.next().await?;
-            let kind = serde_json::from_str::<Value>(&text).ok().and_then(|e| Some(e["event"].as_str()?.to_string()));
-            let event = SseEvent::default().id(n.to_string()).event(kind.unwrap_or_else(|| "event".into())).data(text);
+            let kind = crate::flow::shared::kind(&text).unwrap_or("event").to_string();
+            let event = SseEvent::default().id(n.to_string()).event(kind).data(text);
             Some((Ok::<_, Infallible>(event), follow))
         });
         return Sse::new(stream).keep_alive(KeepAlive::default()).into_response();
