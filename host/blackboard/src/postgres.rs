@@ -233,6 +233,14 @@ impl PgTenant {
     fn transact(&self, step: Step) -> Result<u64, BoardError> {
         let (tenant, limits) = (self.tenant.clone(), self.limits);
         let done = self.pg.run(move |mut client| async move {
+            if let Step::Write(write) = &step {
+                match tx::stale(&client, &tenant, write).await {
+                    Ok(Some(conflict)) => return Ok(Done { answer: Err(conflict), latest: None, moved: None }),
+                    Ok(None) => {}
+                    Err(Refused::Db(SqlError(e))) => return Err(e),
+                    Err(Refused::Rule(e)) => return Ok(Done { answer: Err(e), latest: None, moved: None }),
+                }
+            }
             let txn = client.transaction().await.map_err(|e| describe(&e))?;
             let done = match run_step(&txn, &tenant, &limits, step).await {
                 Ok(done) => done,
@@ -270,7 +278,12 @@ async fn run_step(
     limits: &BoardLimits,
     step: Step,
 ) -> Result<Done, SqlError> {
-    let mut tx = match Tx::open(txn, tenant, limits).await {
+    let key = match &step {
+        Step::Write(write) => Some(write.key.as_str()),
+        Step::Reap { key, .. } => Some(key.as_str()),
+        Step::Sweep { .. } => None,
+    };
+    let mut tx = match Tx::open(txn, tenant, limits, key).await {
         Ok(tx) => tx,
         Err(Refused::Db(e)) => return Err(e),
         Err(Refused::Rule(e)) => return Ok(Done { answer: Err(e), latest: None, moved: None }),
