@@ -282,3 +282,49 @@ async fn a_version_approved_through_one_host_is_released_on_every_host_holding_i
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// 3 hosts × 64 agents, each incrementing one counter on the shared board
+/// `PADDOCK_TEST_CAS_INCREMENTS` times (default 50; the figure, 1,000,
+/// takes about 8 minutes here) by a compare-and-swap loop: every increment
+/// counts exactly once, and each is one revision.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agents_on_three_hosts_swapping_one_counter_lose_no_increment_and_count_one_revision_each() {
+    let Some(url) = paddock_postgres::testing::database_url("hosts_cas") else { return };
+    let increments: u64 = std::env::var("PADDOCK_TEST_CAS_INCREMENTS").map_or(50, |n| n.parse().unwrap());
+    let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let keys: Vec<String> = dirs.iter().map(|d| host_folder(d.path(), &url)).collect();
+    let limits = "[limits]\ntimeout = \"10m\"\nfuel = 1_000_000_000_000\n";
+    for dir in &dirs {
+        plugin(&dir.path().join("plugins"), "counter", paddock_test_guests::guests::COUNTER, limits);
+    }
+    let hosts: Vec<Served> = dirs.iter().map(|d| serve(d.path(), &[])).collect();
+    let started = std::time::Instant::now();
+    let agents: Vec<_> = (0..3 * 64)
+        .map(|n| {
+            let (address, key) = (hosts[n % 3].address.clone(), keys[n % 3].clone());
+            tokio::spawn(async move {
+                let answer = reqwest::Client::new()
+                    .post(format!("http://{address}/v1/agents/counter/run"))
+                    .bearer_auth(&key)
+                    .body(json!({"key": "n", "times": increments}).to_string())
+                    .timeout(Duration::from_secs(900))
+                    .send()
+                    .await
+                    .unwrap();
+                (answer.status(), answer.json::<Value>().await.unwrap())
+            })
+        })
+        .collect();
+    let mut conflicts = 0;
+    for agent in agents {
+        let (status, answer) = agent.await.unwrap();
+        assert_eq!((status, &answer["error"]), (StatusCode::OK, &Value::Null), "{answer}");
+        let output: Value = serde_json::from_str(answer["output"].as_str().unwrap()).unwrap();
+        conflicts += output["conflicts"].as_u64().unwrap();
+    }
+    let count = 3 * 64 * increments;
+    eprintln!("{count} increments, {conflicts} swaps refused and retried, in {:?}", started.elapsed());
+    let (status, counter) = call(&hosts[1], Method::GET, "/v1/board/keys/n", &keys[1], "").await;
+    assert_eq!(status, StatusCode::OK, "{counter}");
+    assert_eq!((counter["value"].clone(), counter["revision"].as_u64()), (json!(count.to_string()), Some(count)));
+}
