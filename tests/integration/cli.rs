@@ -254,7 +254,7 @@ fn gc_in_a_folder_with_nothing_kept_forgets_nothing_and_makes_no_store() {
     assert_eq!(ran.code, 0, "{}", ran.stderr);
     assert_eq!(
         ran.stdout.trim(),
-        "forgot 0 finished runs, 0 settled questions, 0 dead letters (0 bytes) and 0 per-day usage rows"
+        "forgot 0 finished runs, 0 settled questions, 0 dead letters (0 bytes), 0 kept versions and 0 per-day usage rows"
     );
     assert!(!dir.path().join(".paddock/flows.sqlite").exists(), "gc makes no flow store");
     assert!(!dir.path().join(".paddock/ledger.sqlite").exists(), "nor a ledger");

@@ -19,6 +19,18 @@ fn flow_folder(dir: &Path, url: &str) {
     std::fs::write(dir.join("crash.toml"), crate::recovery::FLOW).unwrap();
 }
 
+/// [`flow_folder`] with the plugin state (and so the versions runs pin) in
+/// the database, and the `step` plugin at `version`.
+fn flow_folder_keeping_versions(dir: &Path, url: &str, version: &str) {
+    flow_folder(dir, url);
+    let manifest = dir.join("plugins/step/agent.toml");
+    let text =
+        std::fs::read_to_string(&manifest).unwrap().replace("version = \"1.0.0\"", &format!("version = {version:?}"));
+    std::fs::write(&manifest, text).unwrap();
+    let config = std::fs::read_to_string(dir.join("paddock.toml")).unwrap().replace("plugin-state = \"memory\"\n", "");
+    std::fs::write(dir.join("paddock.toml"), config).unwrap();
+}
+
 type Log = std::io::Lines<std::io::BufReader<std::process::ChildStderr>>;
 
 /// Host A: `paddock flow run crash.toml` in `dir`, once its second step
@@ -86,6 +98,28 @@ async fn a_run_whose_host_is_killed_is_finished_by_another_and_no_finished_step_
     a.kill().unwrap();
     a.wait().unwrap();
     finished_by(&b, b_dir.path(), &run).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_resumes_on_its_pinned_version_on_a_host_whose_plugins_folder_never_had_it() {
+    let Some(url) = paddock_postgres::testing::database_url("hosts_pinned") else { return };
+    let (a_dir, b_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    flow_folder_keeping_versions(a_dir.path(), &url, "1.0.0");
+    flow_folder_keeping_versions(b_dir.path(), &url, "2.0.0");
+    let b = serve(b_dir.path(), &[]);
+    let (mut a, run, _) = crash_run_started(a_dir.path());
+    a.kill().unwrap();
+    a.wait().unwrap();
+    // Host B serves step 2.0.0, and finishes the run on 1.0.0, from the database.
+    let finished = finished_by(&b, b_dir.path(), &run).await;
+    let pinned = finished["pins"]["step"].as_str().unwrap().to_string();
+    assert!(pinned.starts_with("1.0.0+"), "{finished}");
+    let kept = b_dir.path().join(".paddock/versions/step").join(&pinned);
+    let manifest = std::fs::read_to_string(kept.join("agent.toml")).unwrap();
+    assert!(
+        manifest.contains("version = \"1.0.0\"") && manifest.contains("component = \"component.wasm\""),
+        "{manifest}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -32,10 +32,15 @@ input = { name = "publish", output = "published" }
 
 /// A host folder with the `step` plugin, a durable board and durable flows.
 fn setup(dir: &Path) {
+    setup_keeping(dir, "memory");
+}
+
+/// [`setup`] with `host.plugin-state` (and so the versions runs pin) kept `plugin_state`.
+fn setup_keeping(dir: &Path, plugin_state: &str) {
     plugin(&dir.join("plugins"), "step", guests::FLOW_STEP, "");
     let cache = concat!(env!("CARGO_TARGET_TMPDIR"), "/code-cache");
     let config = format!(
-        "[host]\nledger = \"memory\"\nplugin-state = \"memory\"\ncode-cache = {cache:?}\n[blackboard]\nstore = \"durable\"\n"
+        "[host]\nledger = \"memory\"\nplugin-state = {plugin_state:?}\ncode-cache = {cache:?}\n[blackboard]\nstore = \"durable\"\n"
     );
     std::fs::write(dir.join("paddock.toml"), config).unwrap();
     std::fs::write(dir.join("count.toml"), COUNT).unwrap();
@@ -108,15 +113,15 @@ fn a_question_of_a_run_in_the_host_is_listed_and_answered_from_other_processes()
     assert_eq!(String::from_utf8_lossy(&done.stdout), "\"published\"\n");
 }
 
-#[test]
-fn flow_resume_beside_a_host_finishes_a_run_its_restart_could_not_resume_on_a_new_version() {
-    let dir = tempfile::tempdir().unwrap();
-    setup(dir.path());
+/// Starts `slow.toml` through the host serving `dir`, kills that host (by
+/// its PID) while the step runs, and moves the `step` plugin on to 1.0.1;
+/// returns the unfinished run's id.
+fn run_killed_then_plugin_moved_on(dir: &Path) -> String {
     let slow = "[flow]\nname = \"slow\"\n[steps.main]\nagent = \"step\"\ninput = { name = \"main\", wait_first_ms = 5000, output = \"done\" }\n";
-    std::fs::write(dir.path().join("slow.toml"), slow).unwrap();
-    let first = serve(dir.path(), &[]);
+    std::fs::write(dir.join("slow.toml"), slow).unwrap();
+    let first = serve(dir, &[]);
     let mut waiting = std::process::Command::new(env!("CARGO_BIN_EXE_paddock"))
-        .current_dir(dir.path())
+        .current_dir(dir)
         .args(["flow", "run", "slow.toml"])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
@@ -125,7 +130,7 @@ fn flow_resume_beside_a_host_finishes_a_run_its_restart_could_not_resume_on_a_ne
     // Once the step is running, the host dies with the run unfinished.
     let since = Instant::now();
     let run = loop {
-        let listed = TestCommand::new(dir.path(), &["flow", "list", "--json"]).run();
+        let listed = TestCommand::new(dir, &["flow", "list", "--json"]).run();
         let row = listed.stdout.lines().filter_map(|l| serde_json::from_str::<Value>(l).ok()).next();
         if let Some(row) = row.filter(|r| r["status"] == "running") {
             break row["run"].as_str().unwrap().to_string();
@@ -137,16 +142,48 @@ fn flow_resume_beside_a_host_finishes_a_run_its_restart_could_not_resume_on_a_ne
     signal(first.child.id(), "-KILL");
     drop(first);
     let _ = waiting.wait();
-    // A new version of the step: the restarted host will not finish the run on it unasked.
-    let manifest = dir.path().join("plugins/step/agent.toml");
+    let manifest = dir.join("plugins/step/agent.toml");
     let text = std::fs::read_to_string(&manifest).unwrap().replace("version = \"1.0.0\"", "version = \"1.0.1\"");
     std::fs::write(&manifest, text).unwrap();
+    run
+}
+
+#[test]
+fn flow_resume_beside_a_host_finishes_a_run_its_restart_could_not_resume_on_a_new_version() {
+    let dir = tempfile::tempdir().unwrap();
+    setup(dir.path());
+    let run = run_killed_then_plugin_moved_on(dir.path());
+    // With the plugin state in memory no version is kept: the restarted host will not finish the run on 1.0.1 unasked.
     let _second = serve(dir.path(), &[]);
     let refused = TestCommand::new(dir.path(), &["flow", "resume", &run]).run();
     assert_eq!(refused.code, 4, "{}", refused.stderr);
     assert!(refused.stderr.contains("resume with --repin"), "{}", refused.stderr);
+    assert!(refused.stderr.contains("keeps no version"), "{}", refused.stderr);
     let resumed = TestCommand::new(dir.path(), &["flow", "resume", &run, "--repin"]).run();
     assert_eq!(resumed.code, 0, "{}", resumed.stderr);
     assert_eq!(resumed.stdout, "\"done\"\n");
     assert!(resumed.stderr.contains(&format!("run {run} resumed: flow slow")), "{}", resumed.stderr);
+}
+
+#[test]
+fn a_restarted_host_finishes_a_run_on_the_kept_version_it_was_pinned_to_after_the_plugin_moved_on() {
+    let dir = tempfile::tempdir().unwrap();
+    setup_keeping(dir.path(), "durable");
+    let run = run_killed_then_plugin_moved_on(dir.path());
+    let _second = serve(dir.path(), &[]);
+    let since = Instant::now();
+    let status = loop {
+        let shown = TestCommand::new(dir.path(), &["flow", "status", &run, "--json"]).run();
+        let status: Value = serde_json::from_str(&shown.stdout).unwrap_or_default();
+        if status["run"]["status"] != "running" {
+            break status;
+        }
+        assert!(since.elapsed() < Duration::from_secs(30), "the run is not finished within 30 s: {}", shown.stdout);
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(
+        (&status["run"]["status"], &status["run"]["output"]),
+        (&Value::from("succeeded"), &Value::from("\"done\""))
+    );
+    assert!(status["run"]["pins"]["step"].as_str().unwrap().starts_with("1.0.0+"), "{status}");
 }

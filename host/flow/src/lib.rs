@@ -234,6 +234,11 @@ impl Flows {
         Ok(pruned)
     }
 
+    /// Forgets kept versions no run needs any more (see [`forget_versions`]).
+    pub fn forget_versions(&self) -> Result<u64, String> {
+        forget_versions(self.store.as_ref(), self.runtime.versions(), &self.runtime.settings().retention)
+    }
+
     /// Its store.
     pub fn store(&self) -> &Arc<dyn FlowStore> {
         &self.store
@@ -270,6 +275,11 @@ impl Flows {
         for (name, step) in flow.agents() {
             let agent =
                 self.runtime.load(name).map_err(|e| StartError::Load(format!("{origin}: steps.{step}.agent: {e}")))?;
+            // Kept so the run can resume on this version anywhere; a run
+            // that cannot be kept still runs here.
+            if let Err(e) = self.runtime.keep_version(&agent) {
+                tracing::warn!(agent = name, version = &*agent.version, "cannot keep the version a run pins: {e}");
+            }
             pins.insert(name.to_string(), agent.version.to_string());
             agents.insert(name.to_string(), agent);
         }
@@ -348,16 +358,18 @@ impl Flows {
         let mut agents = HashMap::new();
         for (name, pinned) in record.pins.clone() {
             let step = flow.agents().get(name.as_str()).map(|s| s.to_string()).unwrap_or_default();
-            let agent = self.runtime.load(&name).map_err(|e| format!("steps.{step}.agent: {e}"))?;
-            if *agent.version != *pinned {
-                if !repin {
-                    return Err(format!(
-                        "agent {name:?} is now version {}, but run {id} is pinned to {pinned}; resume with --repin to finish it on {}",
-                        agent.version, agent.version
-                    ));
+            let agent = match repin {
+                false => self.runtime.load_pinned(&name, &pinned).map_err(|e| {
+                    format!(
+                        "steps.{step}.agent: {e}; resume with --repin to finish run {id} on the version served here"
+                    )
+                })?,
+                true => {
+                    let agent = self.runtime.load(&name).map_err(|e| format!("steps.{step}.agent: {e}"))?;
+                    record.pins.insert(name.clone(), agent.version.to_string());
+                    agent
                 }
-                record.pins.insert(name.clone(), agent.version.to_string());
-            }
+            };
             agents.insert(name, agent);
         }
         let (was, beat) = (record.owner.clone(), record.heartbeat_ms);
@@ -580,6 +592,23 @@ pub fn prune(store: &dyn FlowStore, retention: &paddock_config::Retention, now_m
         approvals_before_ms: before(retention.approvals),
         dead_before_ms: before(retention.dead_letters),
     })
+}
+
+/// Forgets the versions runs pinned (see `paddock_runtime::plugins::versions`)
+/// last pinned longer than `retention.runs` ago that no unfinished run in
+/// `store` still needs; how many.
+pub fn forget_versions(
+    store: &dyn FlowStore,
+    versions: &paddock_runtime::plugins::Versions,
+    retention: &paddock_config::Retention,
+) -> Result<u64, String> {
+    if !versions.keeps() {
+        return Ok(0);
+    }
+    let pinned: std::collections::HashSet<(String, String)> =
+        store.running()?.into_iter().flat_map(|run| run.pins).collect();
+    let before = std::time::SystemTime::now().checked_sub(retention.runs).unwrap_or(std::time::UNIX_EPOCH);
+    versions.forget(before, &pinned)
 }
 
 /// Whether another host holds `run`: its lease is not expired and its

@@ -194,14 +194,7 @@ impl Flows {
         let flow = Flow::parse(&record.source, &record.origin).map_err(|e| e.to_string())?;
         let mut agents = HashMap::new();
         for (name, pinned) in &record.pins {
-            let agent = self.runtime.load(name).map_err(|e| e.to_string())?;
-            if *agent.version != **pinned {
-                return Err(format!(
-                    "agent {name:?} here is version {}, and the run is pinned to {pinned}",
-                    agent.version
-                ));
-            }
-            agents.insert(name.clone(), agent);
+            agents.insert(name.clone(), self.runtime.load_pinned(name, pinned)?);
         }
         // The steps this host runs count in its metrics, as its own runs' do.
         let counted = self.hub.as_ref().map(|hub| hub.counting(&record.tenant, &flow.name, None));

@@ -34,9 +34,10 @@ fn forget_usage(settings: &Settings) -> Result<u64, String> {
     }
 }
 
-fn line(p: &Pruned, usage_rows: u64) -> String {
+fn line(p: &Pruned, versions: u64, usage_rows: u64) -> String {
     format!(
-        "forgot {} finished runs, {} settled questions, {} dead letters ({}) and {usage_rows} per-day usage rows",
+        "forgot {} finished runs, {} settled questions, {} dead letters ({}), {versions} kept versions \
+         and {usage_rows} per-day usage rows",
         p.runs,
         p.approvals,
         p.dead_letters,
@@ -45,31 +46,45 @@ fn line(p: &Pruned, usage_rows: u64) -> String {
 }
 
 pub fn gc(settings: Settings, args: GcArgs) -> u8 {
-    let pruned = match &settings.flows {
+    let store = match &settings.flows {
         // Nothing kept, nothing to forget: no file is made for it.
-        FlowsStore::Memory => Pruned::default(),
-        FlowsStore::Sqlite(path) if !path.exists() => Pruned::default(),
-        at => {
-            let store = match crate::flow::open_store(at, crate::flow::FlowBounds::default()) {
-                Ok(s) => s,
-                Err(e) => return fail(EXIT_CONFIG, format!("host.flows: {e}")),
-            };
-            match crate::flow::prune(store.as_ref(), &settings.retention, now_ms()) {
-                Ok(p) => p,
-                Err(e) => return fail(EXIT_CONFIG, format!("host.flows: {e}")),
-            }
-        }
+        FlowsStore::Memory => None,
+        FlowsStore::Sqlite(path) if !path.exists() => None,
+        at => match crate::flow::open_store(at, crate::flow::FlowBounds::default()) {
+            Ok(s) => Some(s),
+            Err(e) => return fail(EXIT_CONFIG, format!("host.flows: {e}")),
+        },
+    };
+    let pruned = match &store {
+        None => Pruned::default(),
+        Some(store) => match crate::flow::prune(store.as_ref(), &settings.retention, now_ms()) {
+            Ok(p) => p,
+            Err(e) => return fail(EXIT_CONFIG, format!("host.flows: {e}")),
+        },
+    };
+    let versions = match forget_versions(&settings, store.as_deref()) {
+        Ok(n) => n,
+        Err(e) => return fail(EXIT_CONFIG, e),
     };
     let usage_rows = match forget_usage(&settings) {
         Ok(n) => n,
         Err(e) => return fail(EXIT_CONFIG, e),
     };
     if args.json {
-        println!("{}", serde_json::json!({ "flows": pruned, "usage_rows": usage_rows }));
+        println!("{}", serde_json::json!({ "flows": pruned, "versions": versions, "usage_rows": usage_rows }));
     } else {
-        println!("{}", line(&pruned, usage_rows));
+        println!("{}", line(&pruned, versions, usage_rows));
     }
     0
+}
+
+/// Forgets the kept versions no run in `store` needs (all old ones, with no store).
+fn forget_versions(settings: &Settings, store: Option<&dyn crate::flow::FlowStore>) -> Result<u64, String> {
+    let versions = crate::runtime::plugins::Versions::open_at(&settings.plugins.book, &settings.data_dir)
+        .map_err(|e| format!("host.plugin-state: {e}"))?;
+    let empty = crate::flow::MemoryStore::default();
+    crate::flow::forget_versions(store.unwrap_or(&empty), &versions, &settings.retention)
+        .map_err(|e| format!("host.plugin-state: {e}"))
 }
 
 /// Forgets what is old every `retention.interval` (at once, then on each
@@ -88,16 +103,16 @@ pub fn spawn_retention(flows: &Flows) -> Option<tokio::task::JoinHandle<()>> {
             let pass = flows.clone();
             let done = tokio::task::spawn_blocking(move || {
                 let settings = pass.runtime().settings();
-                (pass.gc(), forget_usage(&settings))
+                (pass.gc(), pass.forget_versions(), forget_usage(&settings))
             })
             .await;
             match done {
-                Ok((Ok(p), Ok(rows))) if p != Pruned::default() || rows > 0 => {
-                    tracing::info!("retention: {}", line(&p, rows));
+                Ok((Ok(p), Ok(versions), Ok(rows))) if p != Pruned::default() || versions > 0 || rows > 0 => {
+                    tracing::info!("retention: {}", line(&p, versions, rows));
                 }
-                Ok((Ok(_), Ok(_))) => {}
-                Ok((flows, usage)) => {
-                    for e in [flows.err(), usage.err()].into_iter().flatten() {
+                Ok((Ok(_), Ok(_), Ok(_))) => {}
+                Ok((flows, versions, usage)) => {
+                    for e in [flows.err(), versions.err(), usage.err()].into_iter().flatten() {
                         tracing::warn!("retention: {e}");
                     }
                 }

@@ -8,9 +8,11 @@ mod fuzz;
 pub mod load;
 pub mod manifest;
 pub mod registry;
+pub mod versions;
 pub mod widening;
 
 pub use load::{Inspection, LoadError};
 pub use manifest::{Manifest, ManifestError};
 pub use registry::Registry;
+pub use versions::Versions;
 pub use widening::Widening;

@@ -5,10 +5,10 @@ use crate::caps::Lent;
 use crate::caps::agents::{CallBounds, CallerScope, Dispatch};
 use crate::caps::approval::Approvals;
 use crate::engine::{self, EpochTicker};
-use crate::plugins::Registry;
 use crate::plugins::book::Book;
 use crate::plugins::cache::CodeCache;
 use crate::plugins::load::{self, Inspection, LoadError};
+use crate::plugins::{Registry, Versions};
 use crate::sandbox::{self, AgentState, CpuScheduler, Invocation, InvokeError, Outcome};
 use arc_swap::ArcSwap;
 use paddock_blackboard::{Blackboard, BoardLimits, PostgresBackend, RedbBackend};
@@ -152,6 +152,10 @@ struct Inner {
     live: live::Live,
     cache: Option<Arc<CodeCache>>,
     book: Book,
+    /// Versions runs are pinned to, kept for resuming anywhere.
+    versions: Versions,
+    /// Kept versions loaded here (not serving), by (name, version).
+    pinned: parking_lot::Mutex<HashMap<(String, String), Arc<Agent>>>,
     cpu: Arc<CpuScheduler>,
     approvals: std::sync::OnceLock<Arc<dyn Approvals>>,
     metrics: RuntimeMetrics,
@@ -179,6 +183,8 @@ impl Runtime {
             Gateway::with(&settings.gateway, Arc::new(SystemClock), ledger.clone()).map_err(wasmtime::Error::msg)?;
         let book =
             Book::open_at(&settings.plugins.book).map_err(|e| wasmtime::format_err!("host.plugin-state: {e}"))?;
+        let versions = Versions::open_at(&settings.plugins.book, &settings.data_dir)
+            .map_err(|e| wasmtime::format_err!("host.plugin-state: {e}"))?;
         let inner = Inner {
             gateway,
             ledger: Some(ledger),
@@ -188,6 +194,8 @@ impl Runtime {
             live: live::Live::default(),
             cache: settings.plugins.code_cache.as_ref().map(|dir| Arc::new(CodeCache::new(dir, &engine))),
             book,
+            versions,
+            pinned: Default::default(),
             cpu: CpuScheduler::new(
                 settings.engine.cpu_slots,
                 settings.engine.epoch_tick,

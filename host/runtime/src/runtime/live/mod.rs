@@ -11,6 +11,7 @@
 //! `status.rs` lists them.
 
 mod folder;
+mod pinned;
 mod status;
 
 pub use status::{ErrorStatus, HeldStatus, PluginStatus, VersionStatus};
