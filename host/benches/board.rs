@@ -9,7 +9,7 @@
 //! not a disk. `cargo bench -p paddock --bench board`
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use paddock::blackboard::{Blackboard, BoardLimits, PostgresBackend, RedbBackend, Writer};
+use paddock::blackboard::{Blackboard, BoardLimits, PostgresBackend, RedbBackend, SqliteBackend, Writer};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -20,6 +20,10 @@ fn boards(dir: &std::path::Path) -> Vec<(&'static str, Blackboard)> {
     let mut boards = vec![
         ("memory", Blackboard::new(limits)),
         ("redb", Blackboard::with_backend(limits, Arc::new(RedbBackend::open(&dir.join("board.redb")).unwrap()))),
+        (
+            "sqlite",
+            Blackboard::with_backend(limits, Arc::new(SqliteBackend::open(&dir.join("sqlite-board.sqlite")).unwrap())),
+        ),
     ];
     if let Some(pg) = paddock_postgres::testing::database("board_bench") {
         boards.push(("postgres", Blackboard::with_backend(limits, Arc::new(PostgresBackend::open(pg).unwrap()))));

@@ -6,7 +6,7 @@
 //! `cargo bench -p paddock --bench invoke` (or `-- blackboard/` for the board only)
 
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
-use paddock::blackboard::{Blackboard, BoardLimits, RedbBackend, Writer};
+use paddock::blackboard::{Blackboard, BoardLimits, SqliteBackend, Writer};
 use paddock::config::Settings;
 use paddock::journal::{Entry, Tape};
 use paddock::runtime::{RunOptions, Runtime};
@@ -132,7 +132,7 @@ fn host_get(c: &mut Criterion) {
 
 fn durable(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
-    let backend = RedbBackend::open(&dir.path().join("bench.redb")).unwrap();
+    let backend = SqliteBackend::open(&dir.path().join("bench.sqlite")).unwrap();
     let board = Blackboard::with_backend(BoardLimits::default(), Arc::new(backend));
     let ns = board.namespace("bench");
     let writer = Writer::new("bench", "bench");

@@ -197,19 +197,21 @@ fn a_durable_blackboard_keeps_state_across_host_restarts() {
         let out: serde_json::Value = serde_json::from_str(ran.stdout.trim()).unwrap();
         assert_eq!(out["visits"], expected, "run {expected}");
     }
-    assert!(dir.path().join(".paddock/blackboard.redb").is_file());
+    assert!(dir.path().join(".paddock/blackboard.sqlite").is_file());
 }
 
 #[test]
 fn an_unreadable_board_file_stops_the_host_naming_the_key_and_file() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("paddock.toml"), "[blackboard]\nstore = \"durable\"\npath = \"board.redb\"\n")
+    std::fs::write(dir.path().join("paddock.toml"), "[blackboard]\nstore = \"durable\"\npath = \"board.sqlite\"\n")
         .unwrap();
-    std::fs::write(dir.path().join("board.redb"), "this is not a redb file, only text of some length").unwrap();
+    std::fs::write(dir.path().join("board.sqlite"), "this is not a SQLite file, only text of some length").unwrap();
     let ran = TestCommand::new(dir.path(), &["run", guests::ECHO]).run();
     assert_eq!(ran.code, 6);
     assert!(
-        ran.stderr.starts_with("error: cannot start the host: blackboard.path: storage failure: ./board.redb: "),
+        ran.stderr.starts_with(
+            "error: cannot start the host: blackboard.path: storage failure: ./board.sqlite: file is not a database"
+        ),
         "{}",
         ran.stderr
     );

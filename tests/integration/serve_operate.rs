@@ -36,6 +36,13 @@ async fn cli(dir: &Path, args: &[&str]) -> Ran {
     .unwrap()
 }
 
+/// The row of `usage` (`GET /v1/usage`) for `tenant`'s whole day.
+fn day_row<'a>(usage: &'a Value, tenant: &str) -> Option<&'a Value> {
+    let rows = usage["rows"].as_array()?;
+    rows.iter()
+        .find(|r| r["tenant"] == tenant && r["agent"].is_null() && r["window"].as_str().is_some_and(|w| w.len() == 10))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bb_and_usage_act_through_a_host_that_holds_a_durable_board() {
     let dir = tempfile::tempdir().unwrap();
@@ -248,10 +255,7 @@ async fn the_providers_route_shows_the_open_breaker_and_usage_the_failed_calls_a
     let (status, usage) = call(&served, Method::GET, "/v1/usage", &admin, "").await;
     assert_eq!(status, StatusCode::OK, "{usage}");
     let rows = usage["rows"].as_array().unwrap();
-    let day = rows
-        .iter()
-        .find(|r| r["tenant"] == "acme" && r["agent"].is_null() && r["window"].as_str().is_some_and(|w| w.len() == 10));
-    let day = day.unwrap_or_else(|| panic!("a day row of acme: {usage}"));
+    let day = day_row(&usage, "acme").unwrap_or_else(|| panic!("a day row of acme: {usage}"));
     assert_eq!(day["requests"], 2, "{day}");
     let used = day["input_tokens"].as_u64().unwrap() + day["output_tokens"].as_u64().unwrap();
     assert_eq!(day["budget"]["tokens"], 100_000, "{day}");
@@ -334,4 +338,46 @@ async fn an_admin_approves_a_held_version_over_http_and_it_serves_at_once() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!((&tenants["configured"], &tenants["tenants"][0]["name"]), (&json!(false), &json!("default")));
     assert_eq!(tenants["tenants"][0]["open"], true, "{tenants}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paddock_run_beside_a_serving_host_shares_its_durable_board_and_ledger() {
+    let fake = FakeProvider::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let routes = format!(
+        "{}[routes.r]\ntargets = [{{ provider = \"p\", model = \"m-1\" }}]\n",
+        fake_provider("p", "openai", &fake)
+    );
+    setup(dir.path(), &routes);
+    plugin(&dir.path().join("plugins"), "counter", guests::COUNTER, "");
+    plugin(&dir.path().join("plugins"), "client", guests::LLM_CLIENT, "[capabilities]\nroutes = [\"r\"]\n");
+    let (admin, runner) = (key(dir.path(), "acme", "admin"), key(dir.path(), "acme", "run"));
+    let served = serve(dir.path(), &[]);
+
+    // Two agents in the host and two in `paddock run` processes swap one counter on the board file.
+    let count = json!({"key": "n", "times": 25}).to_string();
+    let in_host = (0..2).map(|_| call(&served, Method::POST, "/v1/agents/counter/run", &runner, &count));
+    let args = ["run", "counter", "--input", &count];
+    let in_cli = (0..2).map(|_| cli(dir.path(), &args));
+    let (hosted, ran) = tokio::join!(futures_util::future::join_all(in_host), futures_util::future::join_all(in_cli));
+    for (status, body) in hosted {
+        assert_eq!((status, &body["error"]), (StatusCode::OK, &Value::Null), "{body}");
+    }
+    for ran in ran {
+        assert_eq!(ran.code, 0, "{}", ran.stderr);
+    }
+    let (status, counter) = call(&served, Method::GET, "/v1/board/keys/n", &admin, "").await;
+    assert_eq!((status, &counter["value"], &counter["revision"]), (StatusCode::OK, &json!("100"), &json!(100)));
+    let got = cli(dir.path(), &["bb", "get", "n"]).await;
+    assert_eq!((got.code, got.stdout.as_str()), (0, "100\n"), "{}", got.stderr);
+
+    // A model call in the host and one in `paddock run`: the ledger file has both.
+    let ask = json!({"op": "complete", "route": "r", "prompt": "hi"}).to_string();
+    let (status, body) = call(&served, Method::POST, "/v1/agents/client/run", &runner, &ask).await;
+    assert_eq!((status, &body["error"]), (StatusCode::OK, &Value::Null), "{body}");
+    let ran = cli(dir.path(), &["run", "client", "--input", &ask]).await;
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    let (status, usage) = call(&served, Method::GET, "/v1/usage", &admin, "").await;
+    assert_eq!(status, StatusCode::OK, "{usage}");
+    assert_eq!(day_row(&usage, "acme").map(|d| &d["requests"]), Some(&json!(2)), "{usage}");
 }

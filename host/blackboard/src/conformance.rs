@@ -45,9 +45,9 @@ fn names(keys: Vec<Arc<str>>) -> Vec<String> {
 }
 
 /// (revision, key, value, writer agent, writer run) of a change.
-type Seen = (u64, String, Option<Vec<u8>>, String, String);
+pub(crate) type Seen = (u64, String, Option<Vec<u8>>, String, String);
 
-fn summary(changes: &[Change]) -> Vec<Seen> {
+pub(crate) fn summary(changes: &[Change]) -> Vec<Seen> {
     changes
         .iter()
         .map(|c| {
@@ -63,7 +63,7 @@ fn summary(changes: &[Change]) -> Vec<Seen> {
 }
 
 /// The change the host records when it removes the expired `key` at `revision`.
-fn expiry(revision: u64, key: &str) -> Seen {
+pub(crate) fn expiry(revision: u64, key: &str) -> Seen {
     (revision, key.to_string(), None, "paddock".to_string(), "ttl".to_string())
 }
 
@@ -494,6 +494,12 @@ suite!(redb, |limits| {
     Some((Blackboard::with_backend(limits, Arc::new(backend)), Some(dir)))
 });
 
+suite!(sqlite, |limits| {
+    let dir = tempfile::tempdir().unwrap();
+    let backend = SqliteBackend::open(&dir.path().join("board.sqlite")).unwrap();
+    Some((Blackboard::with_backend(limits, Arc::new(backend)), Some(dir)))
+});
+
 suite!(postgres, |limits| {
     let pg = paddock_postgres::testing::database("board")?;
     let backend = PostgresBackend::open(pg).unwrap();
@@ -502,40 +508,6 @@ suite!(postgres, |limits| {
 
 fn durable(path: &std::path::Path) -> Blackboard {
     Blackboard::with_backend(BoardLimits::default(), Arc::new(RedbBackend::open(path).unwrap()))
-}
-
-#[test]
-fn the_durable_board_survives_a_reopen_and_keeps_counting() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("data/board.redb");
-    {
-        let board = durable(&path);
-        let ns = board.namespace("t");
-        ns.put("a", b"1", &writer()).unwrap();
-        ns.put("b", b"2", &writer()).unwrap();
-        ns.delete("b", &writer()).unwrap();
-    }
-    let board = durable(&path);
-    let ns = board.namespace("t");
-    assert_eq!(&*ns.get("a").unwrap().unwrap().value, b"1");
-    assert_eq!(ns.get("b"), Ok(None));
-    assert_eq!(ns.changes_after("", 0).unwrap().len(), 3);
-    assert_eq!(ns.put("c", b"3", &writer()), Ok(4));
-}
-
-#[test]
-fn ttls_survive_a_reopen_and_are_swept_in_tenants_not_opened_since() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("board.redb");
-    let clock = test_clock();
-    {
-        let board = durable(&path).with_clock(clock.clone());
-        board.namespace("t").put_expiring("k", b"", 10 * MS, &writer()).unwrap();
-    }
-    clock.advance(10 * MS);
-    let board = durable(&path).with_clock(clock.clone());
-    assert_eq!(board.sweep_expired(board.now()), 1);
-    assert_eq!(summary(&board.namespace("t").changes_after("", 1).unwrap()), [expiry(2, "k")]);
 }
 
 #[test]

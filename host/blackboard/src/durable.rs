@@ -99,6 +99,47 @@ impl RedbBackend {
     }
 }
 
+/// One record of a redb board, as [`RedbBackend::export`] reads it.
+pub(crate) enum Record<'a> {
+    /// A tenant's revision, keys and bytes (not the `*` row).
+    Tenant { tenant: &'a str, revision: u64, keys: u64, bytes: u64 },
+    /// An entry.
+    Entry { tenant: &'a str, key: &'a str, entry: Entry },
+    /// A kept change.
+    Change { tenant: &'a str, change: Change },
+}
+
+impl RedbBackend {
+    /// Reads every record of the file into `each`, in one read transaction.
+    pub(crate) fn export(&self, mut each: impl FnMut(Record<'_>) -> Result<(), String>) -> Result<(), String> {
+        let fail = |e: BoardError| e.to_string();
+        let txn = self.db.begin_read().map_err(|e| fail(storage(e)))?;
+        let totals = txn.open_table(TOTALS).map_err(|e| fail(storage(e)))?;
+        for row in totals.iter().map_err(|e| fail(storage(e)))? {
+            let (tenant, value) = row.map_err(|e| fail(storage(e)))?;
+            let (revision, keys, bytes) = value.value();
+            if tenant.value() != ALL {
+                each(Record::Tenant { tenant: tenant.value(), revision, keys, bytes })?;
+            }
+        }
+        let entries = txn.open_table(ENTRIES).map_err(|e| fail(storage(e)))?;
+        for row in entries.iter().map_err(|e| fail(storage(e)))? {
+            let (k, v) = row.map_err(|e| fail(storage(e)))?;
+            let (tenant, key) = k.value();
+            let entry = decode_entry(v.value()).ok_or_else(|| fail(corrupt("entry", tenant)))?.to_entry();
+            each(Record::Entry { tenant, key, entry })?;
+        }
+        let history = txn.open_table(HISTORY).map_err(|e| fail(storage(e)))?;
+        for row in history.iter().map_err(|e| fail(storage(e)))? {
+            let (k, v) = row.map_err(|e| fail(storage(e)))?;
+            let (tenant, revision) = k.value();
+            let change = decode_change(revision, v.value()).ok_or_else(|| fail(corrupt("history", tenant)))?;
+            each(Record::Change { tenant, change })?;
+        }
+        Ok(())
+    }
+}
+
 impl Backend for RedbBackend {
     fn open(&self, tenant: &str, limits: BoardLimits) -> Arc<dyn TenantStore> {
         self.tenants

@@ -23,11 +23,14 @@ mod error;
 mod expiry;
 #[cfg(test)]
 mod fuzz;
+mod latest;
 mod memory;
 mod metrics;
 mod namespace;
 mod plan;
 mod postgres;
+mod sql;
+mod sqlite;
 mod store;
 
 pub use board::Blackboard;
@@ -40,6 +43,7 @@ pub use metrics::{BoardMetrics, OpLabels};
 pub use namespace::Namespace;
 pub use plan::{Totals, plan_shared, plan_write};
 pub use postgres::PostgresBackend;
+pub use sqlite::{LOOK_EVERY, SqliteBackend};
 pub use store::{Backend, TenantStore, Write};
 
 /// Most keys one `list` returns.

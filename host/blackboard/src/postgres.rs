@@ -18,8 +18,10 @@
 
 mod tx;
 
+use super::latest::Latest;
 use super::store::Answer;
 use super::{Backend, BoardError, BoardLimits, Change, Entry, TenantStore, Write, Writer, from_unix_millis};
+use crate::sql::{int, past, uint};
 use paddock_core::names::UNNAMED;
 use paddock_postgres::{Migration, Postgres, describe};
 use parking_lot::Mutex;
@@ -71,13 +73,10 @@ static MIGRATIONS: &[Migration] = &[Migration {
 /// A database failure, described.
 pub(super) struct SqlError(String);
 
-/// Each tenant's newest revision as this host knows it, for its watchers.
-type Latest = Arc<Mutex<HashMap<String, watch::Sender<u64>>>>;
-
 /// Boards kept in PostgreSQL, shared by every host on the database.
 pub struct PostgresBackend {
     pg: Postgres,
-    latest: Latest,
+    latest: Arc<Latest>,
     tenants: Mutex<HashMap<String, Arc<PgTenant>>>,
 }
 
@@ -109,7 +108,7 @@ impl PostgresBackend {
             tx.commit().await.map_err(fail)
         })
         .map_err(failed)?;
-        let latest = Latest::default();
+        let latest = Arc::new(Latest::default());
         let told = latest.clone();
         pg.listen(CHANNEL, move |note| heard(&told, note));
         Ok(PostgresBackend { pg, latest, tenants: Mutex::default() })
@@ -120,18 +119,13 @@ impl PostgresBackend {
 /// listening connection (re)opened and writes may have been missed: every
 /// watcher then looks again.
 fn heard(latest: &Latest, note: Option<&str>) {
-    let latest = latest.lock();
     match note.and_then(|n| n.split_once(' ')) {
         Some((revision, tenant)) => {
-            if let (Some(sender), Ok(revision)) = (latest.get(tenant), revision.parse::<u64>()) {
-                sender.send_if_modified(|seen| {
-                    let newer = revision > *seen;
-                    *seen = (*seen).max(revision);
-                    newer
-                });
+            if let Ok(revision) = revision.parse::<u64>() {
+                latest.told(tenant, revision);
             }
         }
-        None => latest.values().for_each(|sender| sender.send_modify(|_| {})),
+        None => latest.wake_all(),
     }
 }
 
@@ -141,8 +135,7 @@ impl Backend for PostgresBackend {
             .lock()
             .entry(tenant.to_string())
             .or_insert_with(|| {
-                let latest =
-                    self.latest.lock().entry(tenant.to_string()).or_insert_with(|| watch::Sender::new(0)).clone();
+                let latest = self.latest.sender(tenant);
                 let tenant = PgTenant { pg: self.pg.clone(), tenant: tenant.into(), limits, latest };
                 // A watcher's first look reads the store; this only saves it a wake-up.
                 if let Ok(revision) = tenant.revision() {
@@ -173,31 +166,6 @@ struct PgTenant {
     latest: watch::Sender<u64>,
 }
 
-fn int(v: u64) -> i64 {
-    i64::try_from(v).unwrap_or(i64::MAX)
-}
-
-fn uint(v: i64) -> u64 {
-    u64::try_from(v).unwrap_or(0)
-}
-
-/// The smallest string after every string starting with `prefix`, in code
-/// point (= UTF-8 byte) order; `None` when no string is (an empty prefix).
-fn past(prefix: &str) -> Option<String> {
-    let mut chars: Vec<char> = prefix.chars().collect();
-    while let Some(last) = chars.pop() {
-        let next = match last as u32 + 1 {
-            0xD800 => Some('\u{E000}'),
-            n => char::from_u32(n),
-        };
-        if let Some(next) = next {
-            chars.push(next);
-            return Some(chars.into_iter().collect());
-        }
-    }
-    None
-}
-
 /// What one transaction did.
 struct Done {
     answer: Result<u64, BoardError>,
@@ -220,11 +188,7 @@ impl PgTenant {
     }
 
     fn told(&self, revision: u64) {
-        self.latest.send_if_modified(|seen| {
-            let newer = revision > *seen;
-            *seen = (*seen).max(revision);
-            newer
-        });
+        crate::latest::raise(&self.latest, revision);
     }
 
     /// Runs `step` in one transaction and commits whatever it changed — also
@@ -475,20 +439,6 @@ async fn changes(
         }
     }
     Ok(Ok(answer.changes))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::past;
-
-    #[test]
-    fn past_a_prefix_is_the_first_string_no_key_under_it_reaches() {
-        assert_eq!(past("ab").as_deref(), Some("ac"));
-        assert_eq!(past("a\u{10FFFF}").as_deref(), Some("b"));
-        assert_eq!(past("\u{D7FF}").as_deref(), Some("\u{E000}"));
-        assert_eq!(past("\u{10FFFF}"), None);
-        assert_eq!(past(""), None);
-    }
 }
 
 #[cfg(test)]

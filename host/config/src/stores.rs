@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 pub enum BoardStore {
     /// In memory: fast, gone when the process ends.
     Memory,
-    /// In a redb file that survives restarts and crashes (one process at a time).
+    /// In a SQLite file that survives restarts and crashes, shared by every process on the folder.
     Durable(PathBuf),
     /// In the PostgreSQL database of `[store]`, shared by every host on it.
     Postgres(PostgresSettings),
@@ -73,13 +73,13 @@ pub(crate) fn stores(file: &FileConfig, data_dir: &Path, base: &Path) -> Result<
         }
         (None | Some("memory"), _) => BoardStore::Memory,
         (Some("durable"), Some(_)) => {
-            return Err("blackboard.store: \"durable\" is a file one process holds, and [store] backend is \
+            return Err("blackboard.store: \"durable\" is a file of this machine, and [store] backend is \
                         \"postgres\": leave blackboard.store out to keep the board in PostgreSQL, or set \"memory\""
                 .into());
         }
-        (Some("durable"), None) => {
-            BoardStore::Durable(board.path.as_ref().map_or_else(|| data_dir.join("blackboard.redb"), |p| base.join(p)))
-        }
+        (Some("durable"), None) => BoardStore::Durable(
+            board.path.as_ref().map_or_else(|| data_dir.join("blackboard.sqlite"), |p| base.join(p)),
+        ),
         (Some(other), _) => {
             return Err(format!(
                 "blackboard.store: `{other}` is not a store; use \"memory\", \"durable\" or \"postgres\""

@@ -94,7 +94,7 @@ fn command_line_over_the_ceiling_is_an_error() {
 fn blackboard_store_is_memory_unless_durable_is_asked_for() {
     assert_eq!(Settings::default().board_store, BoardStore::Memory);
     let s = parse("[blackboard]\nstore = \"durable\"\n").unwrap();
-    assert_eq!(s.board_store, BoardStore::Durable(PathBuf::from("conf/.paddock/blackboard.redb")));
+    assert_eq!(s.board_store, BoardStore::Durable(PathBuf::from("conf/.paddock/blackboard.sqlite")));
     let err = parse("[blackboard]\nstore = \"redis\"\n").unwrap_err();
     assert_eq!(err.message, "blackboard.store: `redis` is not a store; use \"memory\", \"durable\" or \"postgres\"");
 }
@@ -148,7 +148,7 @@ fn a_postgres_backend_puts_the_board_in_its_database_and_each_mistake_names_its_
     assert!(
         err("[store]\nbackend = \"postgres\"\nurl = \"postgres://db/p\"\n[blackboard]\nstore = \"durable\"\n")
             .starts_with(
-                "blackboard.store: \"durable\" is a file one process holds, and [store] backend is \"postgres\""
+                "blackboard.store: \"durable\" is a file of this machine, and [store] backend is \"postgres\""
             )
     );
 }

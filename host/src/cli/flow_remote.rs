@@ -1,7 +1,7 @@
 //! `paddock flow run FILE` and `flow resume RUN` while a host serves the data
 //! folder: the host runs it (`POST /v1/flows/run`, `POST /v1/runs/{id}/resume`),
-//! since it holds the stores — a durable
-//! blackboard is one file one process holds — and the command shows the
+//! since it runs its runs' agents with its budgets, breakers and live
+//! events — and the command shows the
 //! run's events as they stream back (`GET /v1/runs/{id}/events`), then its
 //! end, as a run in this process would.
 

@@ -7,6 +7,7 @@
 //! locks the `*` row. Writes of different named tenants never wait on each other.
 
 use super::SqlError;
+use crate::sql::{int, uint};
 use crate::{BoardError, BoardLimits, Totals, Write, Writer, plan_shared, plan_write};
 use paddock_core::names::UNNAMED;
 use paddock_postgres::Transaction;
@@ -133,14 +134,6 @@ const CURRENT: &str =
 /// The statement `sql`, prepared once per connection.
 async fn stmt(tx: &Transaction<'_>, sql: &str) -> Result<Statement, Refused> {
     Ok(tx.prepare_cached(sql).await?)
-}
-
-fn int(v: u64) -> i64 {
-    i64::try_from(v).unwrap_or(i64::MAX)
-}
-
-fn uint(v: i64) -> u64 {
-    u64::try_from(v).unwrap_or(0)
 }
 
 /// A row of [`CURRENT`].

@@ -11,7 +11,7 @@ use crate::plugins::load::{self, Inspection, LoadError};
 use crate::plugins::{Registry, Versions};
 use crate::sandbox::{self, AgentState, CpuScheduler, Invocation, InvokeError, Outcome};
 use arc_swap::ArcSwap;
-use paddock_blackboard::{Blackboard, BoardLimits, PostgresBackend, RedbBackend};
+use paddock_blackboard::{Blackboard, BoardLimits, PostgresBackend, SqliteBackend};
 use paddock_config::{BoardStore, DirGrant, Limits, Requested, Settings};
 use paddock_core::TRACE_TARGET;
 use paddock_core::clock::SystemClock;
@@ -50,7 +50,7 @@ pub fn open_blackboard(settings: &Settings) -> Result<Blackboard, String> {
     let board = match &settings.board_store {
         BoardStore::Memory => Blackboard::new(unnamed),
         BoardStore::Durable(path) => {
-            let backend = RedbBackend::open(path).map_err(|e| format!("blackboard.path: {e}"))?;
+            let backend = SqliteBackend::open(path).map_err(|e| format!("blackboard.path: {e}"))?;
             Blackboard::with_backend(unnamed, Arc::new(backend))
         }
         BoardStore::Postgres(database) => {

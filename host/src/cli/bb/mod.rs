@@ -135,7 +135,7 @@ pub async fn bb(settings: Settings, command: BbCommand) -> u8 {
     if let Err(e) = settings.tenants.get(&tenant) {
         return fail(EXIT_USAGE, format!("--tenant: {e}"));
     }
-    // A serving host holds the board (a durable one is locked by it): ask it.
+    // Through a serving host: its watchers hear the write at once, and it is written by `paddock-api`.
     if let Some(host) = HostApi::find(&settings) {
         return match host {
             Ok(host) => remote::bb(&host, tenant, command).await,
