@@ -50,6 +50,7 @@ pub(crate) struct StoreSection {
     pub(crate) url: Option<String>,
     pub(crate) url_env: Option<String>,
     pub(crate) pool: Option<usize>,
+    pub(crate) ca_file: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Deserialize)]

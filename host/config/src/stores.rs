@@ -44,7 +44,7 @@ pub(crate) struct Stores {
 
 /// Validates `[store]`, `host.ledger`, `host.flows` and `blackboard.store`.
 pub(crate) fn stores(file: &FileConfig, data_dir: &Path, base: &Path) -> Result<Stores, String> {
-    let postgres = postgres(&file.store)?;
+    let postgres = postgres(&file.store, base)?;
     let (host, board) = (&file.host, &file.blackboard);
     let ledger = match place(
         "host.ledger",
@@ -123,13 +123,17 @@ pub(crate) fn place(
 }
 
 /// `[store]`: the database, when `backend = "postgres"`.
-fn postgres(store: &StoreSection) -> Result<Option<PostgresSettings>, String> {
+fn postgres(store: &StoreSection, base: &Path) -> Result<Option<PostgresSettings>, String> {
     match store.backend.as_deref().unwrap_or("embedded") {
         "embedded" => {
-            if let Some(key) =
-                [("url", store.url.is_some()), ("url-env", store.url_env.is_some()), ("pool", store.pool.is_some())]
-                    .iter()
-                    .find_map(|(key, set)| set.then_some(key))
+            if let Some(key) = [
+                ("url", store.url.is_some()),
+                ("url-env", store.url_env.is_some()),
+                ("pool", store.pool.is_some()),
+                ("ca-file", store.ca_file.is_some()),
+            ]
+            .iter()
+            .find_map(|(key, set)| set.then_some(key))
             {
                 return Err(format!("store.{key}: set, but store.backend is \"embedded\"; set backend = \"postgres\""));
             }
@@ -156,7 +160,11 @@ fn postgres(store: &StoreSection) -> Result<Option<PostgresSettings>, String> {
     if !(1..=1000).contains(&pool) {
         return Err(format!("store.pool: {pool} connections; use 1 to 1000"));
     }
-    let settings = PostgresSettings { pool, ..PostgresSettings::new(&url) };
+    let ca_file = store.ca_file.as_ref().map(|f| base.join(f));
+    if let Some(file) = ca_file.as_ref().filter(|f| !f.is_file()) {
+        return Err(format!("store.ca-file: {} is not a file", file.display()));
+    }
+    let settings = PostgresSettings { pool, ca_file, ..PostgresSettings::new(&url) };
     settings.check().map_err(|e| format!("store.url: {e}"))?;
     Ok(Some(settings))
 }

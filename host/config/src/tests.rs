@@ -118,6 +118,14 @@ fn a_postgres_backend_puts_the_board_in_its_database_and_each_mistake_names_its_
          PADDOCK_TEST_NO_SUCH_VARIABLE (store.url-env)"
     );
     assert_eq!(
+        err("[store]\nbackend = \"postgres\"\nurl = \"postgres://db/p\"\nca-file = \"certs/none.pem\"\n"),
+        "store.ca-file: conf/certs/none.pem is not a file"
+    );
+    assert_eq!(
+        err("[store]\nca-file = \"certs/db.pem\"\n"),
+        "store.ca-file: set, but store.backend is \"embedded\"; set backend = \"postgres\""
+    );
+    assert_eq!(
         err("[store]\nbackend = \"postgres\"\nurl = \"postgres://db:port/p\"\n"),
         "store.url: not a PostgreSQL connection string (invalid value for option `port`)"
     );

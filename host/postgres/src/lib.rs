@@ -29,6 +29,7 @@
 mod listen;
 mod migrate;
 pub mod testing;
+mod tls;
 
 pub use deadpool_postgres::{Object as Client, Transaction};
 pub use migrate::Migration;
@@ -36,6 +37,7 @@ pub use tokio_postgres;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Timeouts};
 use std::future::Future;
+use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -50,12 +52,15 @@ pub struct Settings {
     pub pool: usize,
     /// How long a call waits for a free connection, or for a new one to open.
     pub wait: Duration,
+    /// PEM certificates of the authorities the server's certificate may come
+    /// from, besides the system's (a cloud provider's CA bundle, a private CA).
+    pub ca_file: Option<PathBuf>,
 }
 
 impl Settings {
     /// `url` with a pool of 16 connections and a 10 s wait.
     pub fn new(url: &str) -> Self {
-        Settings { url: url.to_string(), pool: 16, wait: Duration::from_secs(10) }
+        Settings { url: url.to_string(), pool: 16, wait: Duration::from_secs(10), ca_file: None }
     }
 
     /// Whether the URL reads as a connection string; why not.
@@ -92,6 +97,7 @@ pub struct Postgres {
 struct Inner {
     pool: Pool,
     config: tokio_postgres::Config,
+    tls: tls::Tls,
     /// Where the URL points, without its password, for messages.
     shown: String,
     handle: Handle,
@@ -114,15 +120,32 @@ impl std::fmt::Debug for Postgres {
     }
 }
 
-/// What went wrong in PostgreSQL, with the server's own detail when it sent one.
+/// What went wrong in PostgreSQL, with the server's own detail when it
+/// sent one, else every cause (a refused connection, a certificate that did
+/// not verify).
 pub fn describe(e: &tokio_postgres::Error) -> String {
     match e.as_db_error() {
         Some(db) => match db.detail() {
             Some(detail) => format!("{} ({}; {detail})", db.message(), db.code().code()),
             None => format!("{} ({})", db.message(), db.code().code()),
         },
-        None => e.to_string(),
+        None => chain(e),
     }
+}
+
+/// `e` and each of its causes, joined by ": ", a cause its parent's text
+/// already ends with said once.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let said = c.to_string();
+        if !text.ends_with(&said) {
+            text = format!("{text}: {said}");
+        }
+        cause = c.source();
+    }
+    text
 }
 
 impl Postgres {
@@ -140,9 +163,10 @@ impl Postgres {
             .enable_all()
             .build()
             .map_err(|e| format!("PostgreSQL: cannot start its threads: {e}"))?;
+        let tls = tls::connector(settings.ca_file.as_deref())?;
         let manager = Manager::from_config(
             config.clone(),
-            tokio_postgres::NoTls,
+            tls.clone(),
             ManagerConfig { recycling_method: RecyclingMethod::Fast },
         );
         let timeouts =
@@ -154,7 +178,7 @@ impl Postgres {
             .build()
             .map_err(|e| format!("PostgreSQL at {shown}: {e}"))?;
         let handle = runtime.handle().clone();
-        let pg = Postgres { inner: Arc::new(Inner { pool, config, shown, handle, runtime: Some(runtime) }) };
+        let pg = Postgres { inner: Arc::new(Inner { pool, config, tls, shown, handle, runtime: Some(runtime) }) };
         pg.run(|_client| async { Ok(()) })?;
         Ok(pg)
     }
@@ -206,7 +230,8 @@ impl Postgres {
         let pool = self.inner.pool.clone();
         let shown = self.inner.shown.clone();
         async move {
-            let client = pool.get().await.map_err(|e| format!("PostgreSQL at {shown}: no connection: {e}"))?;
+            let client =
+                pool.get().await.map_err(|e| format!("PostgreSQL at {shown}: no connection: {}", chain(&e)))?;
             work(client).await
         }
     }

@@ -16,12 +16,12 @@ impl Postgres {
     /// notifications sent while it was closed are lost, so a listener then
     /// reads what it follows afresh. Runs until the pool is dropped.
     pub fn listen(&self, channel: &'static str, on: impl Fn(Option<&str>) + Send + Sync + 'static) {
-        let config = self.config().clone();
+        let (config, tls) = (self.config().clone(), self.inner.tls.clone());
         let shown = self.shown().to_string();
         self.spawn(async move {
             let mut backoff = FIRST_BACKOFF;
             loop {
-                match listen_once(&config, channel, &on).await {
+                match listen_once(&config, &tls, channel, &on).await {
                     Ok(()) => backoff = FIRST_BACKOFF,
                     Err(e) => {
                         tracing::warn!(channel, at = %shown, "PostgreSQL: listening stopped, reopening in {backoff:?}: {e}");
@@ -37,10 +37,11 @@ impl Postgres {
 /// Listens on one connection until it ends; `Ok` when it had been listening.
 async fn listen_once(
     config: &tokio_postgres::Config,
+    tls: &crate::tls::Tls,
     channel: &str,
     on: &(impl Fn(Option<&str>) + Send + Sync),
 ) -> Result<(), String> {
-    let (client, mut connection) = config.connect(tokio_postgres::NoTls).await.map_err(|e| crate::describe(&e))?;
+    let (client, mut connection) = config.connect(tls.clone()).await.map_err(|e| crate::describe(&e))?;
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
     let driver = tokio::spawn(async move {
         let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));

@@ -83,6 +83,27 @@ fn start() -> Result<Cluster, String> {
         let admin_pool = Postgres::connect(&Settings { pool: 2, ..Settings::new(&admin) })?;
         return Ok(Cluster { admin, admin_pool, _watchdog: None });
     }
+    let (admin, watchdog) = throwaway("", &[])?;
+    let admin_pool = Postgres::connect(&Settings { pool: 2, ..Settings::new(&admin) })?;
+    Ok(Cluster { admin, admin_pool, _watchdog: Some(watchdog) })
+}
+
+/// A cluster of its own, with `files` (name, content) written into its data
+/// folder for the server alone (mode 0600) and the server's `options`
+/// (`-c name=value …`); its admin URL and the shell that stops it when
+/// dropped. `None` (having said why) when PostgreSQL is missing outside CI.
+pub fn cluster_with(options: &str, files: &[(&str, &[u8])]) -> Option<(String, Child)> {
+    match throwaway(options, files) {
+        Ok(started) => Some(started),
+        Err(why) if std::env::var("CI").is_ok_and(|v| v == "true") => panic!("{why}"),
+        Err(why) => {
+            eprintln!("skipped: {why}");
+            None
+        }
+    }
+}
+
+fn throwaway(options: &str, files: &[(&str, &[u8])]) -> Result<(String, Child), String> {
     let bin = binaries().ok_or(INSTALL)?;
     let dir = std::env::temp_dir().join(format!("paddock-pg-{}-{}", std::process::id(), nonce()));
     std::fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
@@ -98,20 +119,28 @@ fn start() -> Result<Cluster, String> {
     if !out.status.success() {
         return Err(format!("initdb failed: {}", String::from_utf8_lossy(&out.stderr)));
     }
+    for (name, content) in files {
+        use std::os::unix::fs::PermissionsExt;
+        let file = data.join(name);
+        let failed = |e: std::io::Error| format!("writing {}: {e}", file.display());
+        std::fs::write(&file, content).map_err(failed)?;
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).map_err(failed)?;
+        if let Some((uid, gid)) = owner {
+            std::os::unix::fs::chown(&file, Some(uid), Some(gid)).map_err(failed)?;
+        }
+    }
     let port = free_port()?;
-    let watchdog = serve(&bin, &dir, port, owner)?;
+    let watchdog = serve(&bin, &dir, port, owner, options)?;
     wait_ready(&data, &dir)?;
-    let admin = format!("postgres://postgres@127.0.0.1:{port}/postgres");
-    let admin_pool = Postgres::connect(&Settings { pool: 2, ..Settings::new(&admin) })?;
-    Ok(Cluster { admin, admin_pool, _watchdog: Some(watchdog) })
+    Ok((format!("postgres://postgres@127.0.0.1:{port}/postgres"), watchdog))
 }
 
 /// Starts the server under a shell that stops it when its stdin closes.
-fn serve(bin: &Path, dir: &Path, port: u16, owner: Option<(u32, u32)>) -> Result<Child, String> {
+fn serve(bin: &Path, dir: &Path, port: u16, owner: Option<(u32, u32)>, options: &str) -> Result<Child, String> {
     // Durability is not what these tests measure: no fsync makes each one faster.
     const SCRIPT: &str = r#"
         "$0" -D "$1/data" -p "$2" -k "$1" -c listen_addresses=127.0.0.1 -c max_connections=400 \
-            -c fsync=off -c synchronous_commit=off -c full_page_writes=off >"$1/server.log" 2>&1 &
+            -c fsync=off -c synchronous_commit=off -c full_page_writes=off $3 >"$1/server.log" 2>&1 &
         server=$!
         read -r _
         kill -QUIT "$server"
@@ -119,7 +148,7 @@ fn serve(bin: &Path, dir: &Path, port: u16, owner: Option<(u32, u32)>) -> Result
         rm -rf "$1"
     "#;
     let mut shell = Command::new("sh");
-    shell.args(["-c", SCRIPT]).arg(bin.join("postgres")).arg(dir).arg(port.to_string());
+    shell.args(["-c", SCRIPT]).arg(bin.join("postgres")).arg(dir).arg(port.to_string()).arg(options);
     shell.stdin(Stdio::piped()).stdout(Stdio::null()).stderr(Stdio::null());
     run_as(&mut shell, owner, dir);
     shell.spawn().map_err(|e| format!("starting postgres: {e}"))
