@@ -12,7 +12,8 @@
 //!
 //! `cargo bench -p paddock --bench spread` (`PADDOCK_BENCH_QUICK=1` for one
 //! run each instead of three; `PADDOCK_BENCH_WAIT_MS=500` for items that wait
-//! longer, as agents waiting on a model do). Needs PostgreSQL's server binaries (Debian's
+//! longer, as agents waiting on a model do; `PADDOCK_BENCH_ITEMS=1000` for
+//! another fan-out). Needs PostgreSQL's server binaries (Debian's
 //! `postgresql`); it makes a throwaway cluster. It prints a markdown table
 //! and writes the figures as JSON to `target/spread-bench.json`.
 
@@ -25,8 +26,12 @@ mod report;
 mod served;
 use served::Host;
 
-/// Items in the fan-out.
+/// Items in the fan-out, unless `PADDOCK_BENCH_ITEMS` says.
 const ITEMS: usize = 480;
+
+fn items() -> usize {
+    std::env::var("PADDOCK_BENCH_ITEMS").ok().and_then(|v| v.parse().ok()).unwrap_or(ITEMS)
+}
 /// How long each item's agent waits, unless `PADDOCK_BENCH_WAIT_MS` says.
 const WAIT_MS: u64 = 100;
 
@@ -66,7 +71,7 @@ fn hosts(url: &str, fake: &str, hosts: usize) -> Vec<Host> {
 /// Runs the fan-out through the first host and waits for its end; how long
 /// it took and how many items each host ran.
 async fn one_run(client: &reqwest::Client, hosts: &[Host]) -> (Duration, Vec<usize>) {
-    let items: Vec<usize> = (0..ITEMS).collect();
+    let items: Vec<usize> = (0..items()).collect();
     let started = Instant::now();
     let response = client
         .post(format!("{}/v1/flows/spread/runs?wait=true", hosts[0].url))
@@ -127,7 +132,7 @@ fn main() {
         }
         times.sort();
         let median = times[times.len() / 2];
-        let rate = ITEMS as f64 / median.as_secs_f64();
+        let rate = items() as f64 / median.as_secs_f64();
         rows.push(json!({
             "hosts": count,
             "seconds": median.as_secs_f64(),
@@ -138,7 +143,8 @@ fn main() {
     let ratio =
         rows[1]["items_per_second"].as_f64().unwrap_or(0.0) / rows[0]["items_per_second"].as_f64().unwrap_or(1.0);
     let wait = wait_ms();
-    println!("\n| hosts | {ITEMS} items of {wait} ms | items/s | items per host (last run) |");
+    let items = items();
+    println!("\n| hosts | {items} items of {wait} ms | items/s | items per host (last run) |");
     println!("|---|---|---|---|");
     for row in &rows {
         println!(
@@ -150,6 +156,6 @@ fn main() {
         );
     }
     println!("\nthree hosts: {ratio:.2}× the throughput of one (goal ≥ 2.5×)");
-    let figures = json!({ "items": ITEMS, "wait_ms": wait, "instances": INSTANCES, "rows": rows, "ratio": ratio });
+    let figures = json!({ "items": items, "wait_ms": wait, "instances": INSTANCES, "rows": rows, "ratio": ratio });
     report::write(&format!("spread-{wait}ms"), &figures);
 }

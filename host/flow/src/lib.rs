@@ -17,6 +17,7 @@ mod memory;
 pub mod metrics;
 pub mod postgres;
 mod replay;
+mod retention;
 mod run;
 pub mod shared;
 pub mod spec;
@@ -34,6 +35,7 @@ pub use approvals::{ApprovalService, now_ms};
 pub use cancel::{Cancel, CancelError, cancel};
 pub use events::Event;
 pub use replay::Replayed;
+pub use retention::{forget_versions, prune};
 pub use run::StepErr;
 pub use spec::{Flow, SpecError};
 pub use store::{
@@ -48,7 +50,7 @@ use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use tracing::Instrument;
 
 /// The flow engine of one host.
@@ -224,19 +226,6 @@ impl Flows {
         let mut flows = Flows::new(runtime, store);
         flows.work = work;
         Ok(flows)
-    }
-
-    /// Forgets what `[retention]` says is old (see [`prune`]), counting it
-    /// in the hub's metrics.
-    pub fn gc(&self) -> Result<Pruned, String> {
-        let pruned = prune(self.store.as_ref(), &self.runtime.settings().retention, now_ms())?;
-        self.hub.as_ref().inspect(|h| h.metrics().pruned(&pruned));
-        Ok(pruned)
-    }
-
-    /// Forgets kept versions no run needs any more (see [`forget_versions`]).
-    pub fn forget_versions(&self) -> Result<u64, String> {
-        forget_versions(self.store.as_ref(), self.runtime.versions(), &self.runtime.settings().retention)
     }
 
     /// Its store.
@@ -580,35 +569,6 @@ impl Flows {
         });
         Ok(report)
     }
-}
-
-/// Forgets from `store` what `retention` says is old at `now_ms`: finished
-/// runs with their steps and journals, settled questions, dead letters.
-pub fn prune(store: &dyn FlowStore, retention: &paddock_config::Retention, now_ms: u64) -> Result<Pruned, String> {
-    let before = |age: Duration| now_ms.saturating_sub(age.as_millis() as u64);
-    store.prune(&store::Cutoffs {
-        runs_before_ms: before(retention.runs),
-        runs_per_tenant: retention.runs_per_tenant,
-        approvals_before_ms: before(retention.approvals),
-        dead_before_ms: before(retention.dead_letters),
-    })
-}
-
-/// Forgets the versions runs pinned (see `paddock_runtime::plugins::versions`)
-/// last pinned longer than `retention.runs` ago that no unfinished run in
-/// `store` still needs; how many.
-pub fn forget_versions(
-    store: &dyn FlowStore,
-    versions: &paddock_runtime::plugins::Versions,
-    retention: &paddock_config::Retention,
-) -> Result<u64, String> {
-    if !versions.keeps() {
-        return Ok(0);
-    }
-    let pinned: std::collections::HashSet<(String, String)> =
-        store.running()?.into_iter().flat_map(|run| run.pins).collect();
-    let before = std::time::SystemTime::now().checked_sub(retention.runs).unwrap_or(std::time::UNIX_EPOCH);
-    versions.forget(before, &pinned)
 }
 
 /// Whether another host holds `run`: its lease is not expired and its

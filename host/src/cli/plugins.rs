@@ -303,7 +303,11 @@ async fn approve(settings: Settings, name: &str, version: &str) -> u8 {
             .and_then(|rows| rows.into_iter().find(|r| r.name == name)?.held.map(|h| h.version.version)),
         None => None,
     };
-    if on_disk.as_deref() != Some(version) && held.as_deref() != Some(version) {
+    // A version a run pinned, kept for resuming it (here or in the database).
+    let kept = crate::runtime::plugins::Versions::open_at(&settings.plugins.book, &settings.data_dir)
+        .and_then(|versions| versions.find(name, version))
+        .is_ok_and(|found| found.is_some());
+    if on_disk.as_deref() != Some(version) && held.as_deref() != Some(version) && !kept {
         let known: Vec<String> =
             [held.map(|h| format!("held: {h}")), on_disk.map(|d| format!("in the plugins folder: {d}"))]
                 .into_iter()

@@ -9,7 +9,7 @@
 //! | `GET /v1/providers` | admin | each route target with this host's breaker (`closed`, `open`, `half-open`, and `breaker_open_ms` left), 429 cool-down left (`cooling_ms`), headroom, throttling and latency |
 //! | `POST /v1/providers/check` | admin | a tiny request to every target, from this host (as `paddock providers check --json`): it sees the live breakers, and the headroom it reads stays |
 //! | `GET /v1/tenants` | run | the policy of each tenant the caller may see: its own, or every one for an admin |
-//! | `POST /v1/plugins/{name}/approve` | admin | body `{"version": "..."}`: approve a version (kept in `plugin-approvals.json` unless `host.plugin-state` is memory); a held one serves at once |
+//! | `POST /v1/plugins/{name}/approve` | admin | body `{"version": "..."}`: approve a version held, serving, in the folder or kept for a pinned run (kept in `plugin-approvals.json` unless `host.plugin-state` is memory); a held one serves at once |
 
 // Handlers answer early with a ready response: the `Err` of their helpers.
 #![allow(clippy::result_large_err)]
@@ -195,13 +195,15 @@ async fn approve(
             return error(StatusCode::BAD_REQUEST, "bad-request", format!("expected {{\"version\": \"...\"}}: {e}"));
         }
     };
-    // Only a version this host has seen: held, serving, or in the plugins folder.
+    // Only a version this host has seen: held, serving, in the plugins
+    // folder, or kept for a run pinned to it.
     let status = runtime.plugins().into_iter().find(|p| p.name == name);
     let held = status.as_ref().and_then(|s| s.held.as_ref()).map(|h| h.version.version.clone());
     let serving = status.as_ref().and_then(|s| s.serving.as_ref()).map(|v| v.version.clone());
     let known = [&held, &serving].iter().any(|v| v.as_deref() == Some(version.as_str()))
         || runtime.registry().find(&name).ok().and_then(|m| super::super::plugins::version_id(&m)).as_deref()
-            == Some(version.as_str());
+            == Some(version.as_str())
+        || runtime.versions().find(&name, &version).is_ok_and(|kept| kept.is_some());
     if !known {
         let message = format!("plugin {name:?} has no version {version} (held: {})", held.as_deref().unwrap_or("none"));
         return error(StatusCode::NOT_FOUND, "not-found", message);
