@@ -187,3 +187,51 @@ fn a_restarted_host_finishes_a_run_on_the_kept_version_it_was_pinned_to_after_th
     );
     assert!(status["run"]["pins"]["step"].as_str().unwrap().starts_with("1.0.0+"), "{status}");
 }
+
+#[test]
+fn a_kept_version_asking_for_more_than_was_accepted_since_waits_for_an_approval_then_finishes_its_run() {
+    let dir = tempfile::tempdir().unwrap();
+    setup_keeping(dir.path(), "durable");
+    // Step 1.0.0 asks for route r, which the tenant does not grant in advance.
+    plugin(&dir.path().join("plugins"), "step", guests::FLOW_STEP, "[capabilities]\nroutes = [\"r\"]\n");
+    let config = std::fs::read_to_string(dir.path().join("paddock.toml")).unwrap();
+    std::fs::write(dir.path().join("paddock.toml"), config + "[tenants.default]\nagents = [\"step\"]\n").unwrap();
+    let run = run_killed_then_plugin_moved_on(dir.path());
+    // 1.0.1 asks for nothing and goes live, so what was accepted since is nothing.
+    let manifest = dir.path().join("plugins/step/agent.toml");
+    let text = std::fs::read_to_string(&manifest).unwrap().replace("[capabilities]\nroutes = [\"r\"]\n", "");
+    std::fs::write(&manifest, text).unwrap();
+    let _second = serve(dir.path(), &[]);
+
+    let status = |dir: &Path| -> Value {
+        let shown = TestCommand::new(dir, &["flow", "status", &run, "--json"]).run();
+        serde_json::from_str(&shown.stdout).unwrap_or_default()
+    };
+    let pinned = status(dir.path())["run"]["pins"]["step"].as_str().unwrap().to_string();
+    assert!(pinned.starts_with("1.0.0+"), "{pinned}");
+    let refused = TestCommand::new(dir.path(), &["flow", "resume", &run]).run();
+    assert_eq!(refused.code, 4, "{}", refused.stderr);
+    let asks = format!(
+        "version {pinned} the run is pinned to asks for route \"r\", beyond what was accepted since; \
+         approve it with `paddock plugins approve step {pinned}`"
+    );
+    assert!(refused.stderr.contains(&asks), "{}", refused.stderr);
+    assert_eq!(status(dir.path())["run"]["status"], "running");
+
+    let approved = TestCommand::new(dir.path(), &["plugins", "approve", "step", &pinned]).run();
+    assert_eq!(approved.code, 0, "{}", approved.stderr);
+    // The host's next look for orphans finishes the run on the approved version.
+    let since = Instant::now();
+    let finished = loop {
+        let now = status(dir.path());
+        if now["run"]["status"] != "running" {
+            break now;
+        }
+        assert!(since.elapsed() < Duration::from_secs(30), "the run is not finished within 30 s: {now}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(
+        (&finished["run"]["status"], &finished["run"]["pins"]["step"]),
+        (&Value::from("succeeded"), &Value::from(pinned))
+    );
+}
