@@ -22,6 +22,7 @@ mod llm;
 mod loading;
 mod many_hosts;
 mod many_hosts_flows;
+mod openai_door;
 mod recovery;
 mod reload;
 mod resilience;

@@ -164,6 +164,11 @@ impl ReplyStream {
         }
     }
 
+    /// Provider attempts made before this one answered (skips not counted).
+    pub fn attempts(&self) -> u32 {
+        count_attempts(&self.trail)
+    }
+
     /// Usage of the whole answer, once it is complete.
     pub fn usage(&self) -> Option<(Tokens, u64)> {
         let tokens = self.tokens?;

@@ -25,6 +25,7 @@ mod flows;
 mod fuzz;
 mod in_flight;
 mod listen;
+mod openai;
 mod operate;
 
 use super::{EXIT_CONFIG, EXIT_CRASH, EXIT_LOAD, EXIT_USAGE, fail};
@@ -157,9 +158,10 @@ fn routes(runtime: Runtime, flows: crate::flow::Flows, auth: Auth) -> Router {
         .layer(Extension(hub))
         .with_state(runtime.clone())
         .merge(flows::routes(flows, limit))
-        .merge(admin::routes(runtime))
+        .merge(admin::routes(runtime.clone()))
         .merge(operate)
         .merge(board)
+        .merge(openai::routes(runtime))
         .route_layer(axum::middleware::from_fn_with_state(auth, auth::authenticate))
         // Load balancers' probes carry no key; the answer tells nothing.
         .route("/v1/health", get(|| async { axum::Json(serde_json::json!({ "status": "ok" })) }))

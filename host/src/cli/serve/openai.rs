@@ -1,0 +1,592 @@
+//! The OpenAI-compatible front door: `GET /v1/models`, `POST
+//! /v1/chat/completions` (whole and streamed, tools, `response_format`,
+//! `stream_options.include_usage`) and `POST /v1/embeddings` (floats or
+//! base64), so the official SDKs and the frameworks built on them reach the
+//! gateway with a Paddock API key as their key.
+//!
+//! `model` names a route the key's tenant may use. A call takes the path an
+//! agent's call takes — the tenant's grant, its budgets and the ledger, the
+//! route's whole resilience policy, usage, metrics and traces — recorded for
+//! the tenant as agent `paddock-api`. Errors come in OpenAI's shape, `{"error":
+//! {"message", "type", "param", "code"}}`, with its statuses: an unknown route
+//! 404 `model_not_found`, a route the tenant may not use 403, a budget 429
+//! `insufficient_quota`, every target failing 503. `x-paddock-attempts` says
+//! how many provider attempts the answer took.
+
+use super::auth::require;
+use crate::gateway::types::{ChatRequest, Finish, Message, Role as Speaker, ToolCall, ToolSpec};
+use crate::gateway::{Completion, LlmError};
+use crate::keys::{Caller, Role};
+use crate::runtime::Runtime;
+use axum::extract::{DefaultBodyLimit, Extension, State};
+use axum::http::StatusCode;
+use axum::response::sse::{Event, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use std::convert::Infallible;
+use std::sync::Arc;
+
+/// The agent name front-door calls are recorded under.
+pub const AGENT: &str = "paddock-api";
+
+pub(super) fn routes(runtime: Runtime) -> Router {
+    let limit = usize::try_from(runtime.settings().caps.arg_bytes).unwrap_or(usize::MAX);
+    Router::new()
+        .route("/v1/chat/completions", post(chat))
+        .route("/v1/models", get(models))
+        .route("/v1/embeddings", post(embeddings))
+        .layer(DefaultBodyLimit::max(limit))
+        .with_state(runtime)
+}
+
+/// An error in OpenAI's shape.
+fn refuse(status: StatusCode, kind: &str, code: &str, message: impl std::fmt::Display) -> Response {
+    let body = json!({ "error": { "message": message.to_string(), "type": kind, "param": null, "code": code } });
+    (status, Json(body)).into_response()
+}
+
+fn invalid(message: impl std::fmt::Display) -> Response {
+    refuse(StatusCode::BAD_REQUEST, "invalid_request_error", "invalid_request", message)
+}
+
+/// What the gateway refused, as OpenAI says it.
+fn failed(e: &LlmError) -> Response {
+    match e {
+        LlmError::Denied(m) => refuse(StatusCode::FORBIDDEN, "permission_denied", "permission_denied", m),
+        LlmError::BudgetExceeded(m) => {
+            refuse(StatusCode::TOO_MANY_REQUESTS, "insufficient_quota", "insufficient_quota", m)
+        }
+        LlmError::RateLimited(after) => {
+            let message = format!("every target of the route is rate limited; retry after {} ms", after.as_millis());
+            let mut response =
+                refuse(StatusCode::TOO_MANY_REQUESTS, "rate_limit_exceeded", "rate_limit_exceeded", message);
+            let seconds = after.as_secs_f64().ceil().max(1.0) as u64;
+            if let Ok(value) = seconds.to_string().parse() {
+                response.headers_mut().insert("retry-after", value);
+            }
+            response
+        }
+        LlmError::InvalidRequest(m) => invalid(m),
+        LlmError::ContentFiltered(m) => refuse(StatusCode::BAD_REQUEST, "invalid_request_error", "content_filter", m),
+        LlmError::Timeout(m) => refuse(StatusCode::GATEWAY_TIMEOUT, "timeout", "timeout", m),
+        LlmError::Unavailable(m) => refuse(StatusCode::SERVICE_UNAVAILABLE, "api_error", "unavailable", m),
+    }
+}
+
+/// The routes `caller`'s tenant may use, by name.
+#[allow(clippy::result_large_err)] // the refusal is the answer, sent once
+fn granted(runtime: &Runtime, caller: &Caller) -> Result<Vec<Arc<str>>, Response> {
+    let policy = runtime
+        .settings()
+        .tenants
+        .get(&caller.tenant)
+        .map_err(|e| refuse(StatusCode::FORBIDDEN, "permission_denied", "permission_denied", e))?;
+    let routes = runtime.gateway().routes();
+    Ok(routes.iter().map(|r| r.name.clone()).filter(|name| policy.routes.allows(name)).collect())
+}
+
+async fn models(State(runtime): State<Runtime>, Extension(caller): Extension<Caller>) -> Response {
+    if let Err(r) = require(&caller, Role::Run, "list models") {
+        return r;
+    }
+    let routes = match granted(&runtime, &caller) {
+        Ok(routes) => routes,
+        Err(r) => return r,
+    };
+    let data: Vec<Value> =
+        routes.iter().map(|r| json!({ "id": &**r, "object": "model", "created": 0, "owned_by": "paddock" })).collect();
+    Json(json!({ "object": "list", "data": data })).into_response()
+}
+
+#[derive(Deserialize)]
+struct ChatBody {
+    model: String,
+    messages: Vec<InMessage>,
+    #[serde(default)]
+    tools: Vec<InTool>,
+    response_format: Option<ResponseFormat>,
+    max_tokens: Option<u32>,
+    max_completion_tokens: Option<u32>,
+    temperature: Option<f32>,
+    stop: Option<Stop>,
+    #[serde(default)]
+    stream: bool,
+    stream_options: Option<StreamOptions>,
+    n: Option<u32>,
+    user: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct InMessage {
+    role: String,
+    content: Option<Content>,
+    #[serde(default)]
+    tool_calls: Vec<InToolCall>,
+    tool_call_id: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Content {
+    Text(String),
+    Parts(Vec<Part>),
+}
+
+#[derive(Deserialize)]
+struct Part {
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(default)]
+    text: String,
+}
+
+#[derive(Deserialize)]
+struct InToolCall {
+    id: String,
+    function: InCall,
+}
+
+#[derive(Deserialize)]
+struct InCall {
+    name: String,
+    #[serde(default)]
+    arguments: String,
+}
+
+#[derive(Deserialize)]
+struct InTool {
+    #[serde(rename = "type")]
+    kind: String,
+    function: InFunction,
+}
+
+#[derive(Deserialize)]
+struct InFunction {
+    name: String,
+    #[serde(default)]
+    description: String,
+    parameters: Option<Value>,
+}
+
+#[derive(Deserialize)]
+struct ResponseFormat {
+    #[serde(rename = "type")]
+    kind: String,
+    json_schema: Option<JsonSchema>,
+}
+
+#[derive(Deserialize)]
+struct JsonSchema {
+    schema: Option<Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Stop {
+    One(String),
+    Many(Vec<String>),
+}
+
+#[derive(Deserialize, Default)]
+struct StreamOptions {
+    #[serde(default)]
+    include_usage: bool,
+}
+
+/// The gateway's request for `body`, or why it cannot be one (`messages[2].role: …`).
+fn request(body: ChatBody) -> Result<ChatRequest, String> {
+    if body.n.is_some_and(|n| n != 1) {
+        return Err("n: only one choice is made (n = 1)".into());
+    }
+    let mut messages = Vec::with_capacity(body.messages.len());
+    for (i, m) in body.messages.into_iter().enumerate() {
+        let role = match m.role.as_str() {
+            "system" | "developer" => Speaker::System,
+            "user" => Speaker::User,
+            "assistant" => Speaker::Assistant,
+            "tool" => Speaker::Tool,
+            other => {
+                return Err(format!("messages[{i}].role: `{other}` is not system, developer, user, assistant or tool"));
+            }
+        };
+        let content = match m.content {
+            None => String::new(),
+            Some(Content::Text(text)) => text,
+            Some(Content::Parts(parts)) => {
+                let mut text = String::new();
+                for (j, part) in parts.into_iter().enumerate() {
+                    if part.kind != "text" {
+                        return Err(format!(
+                            "messages[{i}].content[{j}].type: `{}`; only text parts are read",
+                            part.kind
+                        ));
+                    }
+                    text.push_str(&part.text);
+                }
+                text
+            }
+        };
+        let tool_calls = m
+            .tool_calls
+            .into_iter()
+            .map(|c| ToolCall { id: c.id, name: c.function.name, arguments: c.function.arguments })
+            .collect();
+        messages.push(Message { role, content, tool_calls, tool_call_id: m.tool_call_id });
+    }
+    let mut tools = Vec::with_capacity(body.tools.len());
+    for (i, t) in body.tools.into_iter().enumerate() {
+        if t.kind != "function" {
+            return Err(format!("tools[{i}].type: `{}`; only function tools are offered", t.kind));
+        }
+        let parameters = t.function.parameters.unwrap_or_else(|| json!({ "type": "object" }));
+        tools.push(ToolSpec {
+            name: t.function.name,
+            description: t.function.description,
+            parameters: parameters.to_string(),
+        });
+    }
+    let response_schema = match body.response_format {
+        None => None,
+        Some(f) => match f.kind.as_str() {
+            "text" => None,
+            "json_object" => Some(json!({ "type": "object" }).to_string()),
+            "json_schema" => match f.json_schema.and_then(|s| s.schema) {
+                Some(schema) => Some(schema.to_string()),
+                None => return Err("response_format.json_schema.schema: missing".into()),
+            },
+            other => return Err(format!("response_format.type: `{other}` is not text, json_object or json_schema")),
+        },
+    };
+    Ok(ChatRequest {
+        route: body.model,
+        messages,
+        tools,
+        response_schema,
+        max_tokens: body.max_completion_tokens.or(body.max_tokens),
+        temperature: body.temperature,
+        stop: match body.stop {
+            None => Vec::new(),
+            Some(Stop::One(s)) => vec![s],
+            Some(Stop::Many(v)) => v,
+        },
+        conversation: body.user,
+    })
+}
+
+fn finish_reason(finish: Finish) -> &'static str {
+    match finish {
+        Finish::Stop => "stop",
+        Finish::Length => "length",
+        Finish::ToolCalls => "tool_calls",
+        Finish::ContentFilter => "content_filter",
+    }
+}
+
+fn tool_calls(calls: &[ToolCall], indexed: bool) -> Vec<Value> {
+    calls
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let mut call =
+                json!({ "id": c.id, "type": "function", "function": { "name": c.name, "arguments": c.arguments } });
+            if indexed {
+                call["index"] = json!(i);
+            }
+            call
+        })
+        .collect()
+}
+
+fn usage(c: &Completion) -> Value {
+    let (input, output) = (c.tokens.input, c.tokens.output);
+    json!({ "prompt_tokens": input, "completion_tokens": output, "total_tokens": input + output })
+}
+
+fn now_secs() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+#[derive(Deserialize)]
+struct EmbedBody {
+    model: String,
+    input: Input,
+    encoding_format: Option<String>,
+    dimensions: Option<u32>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Input {
+    One(String),
+    Many(Vec<String>),
+}
+
+/// Whether `caller`'s tenant may use `route`; the refusal (unknown 404, not granted 403) if not.
+#[allow(clippy::result_large_err)] // the refusal is the answer, sent once
+fn check_route(runtime: &Runtime, caller: &Caller, route: &str) -> Result<(), Response> {
+    if granted(runtime, caller)?.iter().any(|r| **r == *route) {
+        return Ok(());
+    }
+    let exists = runtime.gateway().routes().iter().any(|r| *r.name == *route);
+    let tenant = &*caller.tenant;
+    Err(match exists {
+        true => refuse(
+            StatusCode::FORBIDDEN,
+            "permission_denied",
+            "permission_denied",
+            format!("tenant {tenant:?} may not use route {route:?} (tenants.{tenant}.routes)"),
+        ),
+        false => refuse(
+            StatusCode::NOT_FOUND,
+            "invalid_request_error",
+            "model_not_found",
+            format!("no route {route:?}; `model` names a route (GET /v1/models lists them)"),
+        ),
+    })
+}
+
+async fn embeddings(State(runtime): State<Runtime>, Extension(caller): Extension<Caller>, body: String) -> Response {
+    if let Err(r) = require(&caller, Role::Run, "call models") {
+        return r;
+    }
+    let body: EmbedBody = match serde_json::from_str(&body) {
+        Ok(body) => body,
+        Err(e) => return invalid(format!("the body is not an embeddings request: {e}")),
+    };
+    let base64 = match body.encoding_format.as_deref() {
+        None | Some("float") => false,
+        Some("base64") => true,
+        Some(other) => return invalid(format!("encoding_format: `{other}` is not float or base64")),
+    };
+    if body.dimensions.is_some() {
+        return invalid("dimensions: the route's model decides the dimensions");
+    }
+    let inputs = match body.input {
+        Input::One(text) => vec![text],
+        Input::Many(texts) if texts.is_empty() => return invalid("input: at least one text"),
+        Input::Many(texts) => texts,
+    };
+    if let Err(r) = check_route(&runtime, &caller, &body.model) {
+        return r;
+    }
+    let who = crate::gateway::Caller { tenant: caller.tenant.clone(), agent: Arc::from(AGENT) };
+    let vectors = match runtime.gateway().embed(&who, &body.model, &inputs).await {
+        Ok(vectors) => vectors,
+        Err(failure) => return failed(&failure.error),
+    };
+    let data: Vec<Value> = vectors
+        .iter()
+        .enumerate()
+        .map(|(i, v)| {
+            let embedding = match base64 {
+                true => {
+                    use base64::Engine;
+                    let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+                    json!(base64::engine::general_purpose::STANDARD.encode(bytes))
+                }
+                false => json!(v),
+            };
+            json!({ "object": "embedding", "index": i, "embedding": embedding })
+        })
+        .collect();
+    // What the gateway counted for the call: an estimate from the inputs' size.
+    let messages = inputs.iter().map(|t| Message::new(Speaker::User, t.clone())).collect();
+    let tokens = ChatRequest { messages, ..ChatRequest::default() }.estimated_input_tokens();
+    let usage = json!({ "prompt_tokens": tokens, "total_tokens": tokens });
+    Json(json!({ "object": "list", "data": data, "model": body.model, "usage": usage })).into_response()
+}
+
+async fn chat(State(runtime): State<Runtime>, Extension(caller): Extension<Caller>, body: String) -> Response {
+    if let Err(r) = require(&caller, Role::Run, "call models") {
+        return r;
+    }
+    let body: ChatBody = match serde_json::from_str(&body) {
+        Ok(body) => body,
+        Err(e) => return invalid(format!("the body is not a chat completion request: {e}")),
+    };
+    let (stream, include_usage) = (body.stream, body.stream_options.as_ref().is_some_and(|o| o.include_usage));
+    let req = match request(body) {
+        Ok(req) => req,
+        Err(e) => return invalid(e),
+    };
+    if let Err(r) = check_route(&runtime, &caller, &req.route) {
+        return r;
+    }
+    let who = crate::gateway::Caller { tenant: caller.tenant.clone(), agent: Arc::from(AGENT) };
+    let id = format!("chatcmpl-{}", crate::runtime::new_run_id());
+    let model = req.route.clone();
+    if stream {
+        return streamed(&runtime, who, req, id, include_usage).await;
+    }
+    let done = match runtime.gateway().complete(&who, req).await {
+        Ok(done) => done,
+        Err(failure) => return failed(&failure.error),
+    };
+    let reply = &done.reply;
+    let content = if reply.text.is_empty() && !reply.tool_calls.is_empty() { Value::Null } else { json!(reply.text) };
+    let mut message = json!({ "role": "assistant", "content": content });
+    if !reply.tool_calls.is_empty() {
+        message["tool_calls"] = json!(tool_calls(&reply.tool_calls, false));
+    }
+    let body = json!({
+        "id": id, "object": "chat.completion", "created": now_secs(), "model": model,
+        "choices": [{ "index": 0, "message": message, "finish_reason": finish_reason(reply.finish), "logprobs": null }],
+        "usage": usage(&done),
+    });
+    ([("x-paddock-attempts", done.attempts.to_string())], Json(body)).into_response()
+}
+
+/// A streamed answer: the first chunk once the first piece arrived (every
+/// failure before it could still fall back), then a chunk a piece, the
+/// tool calls, the finish, the usage when asked, and `[DONE]`. A failure
+/// after the first piece ends the stream with an error event.
+async fn streamed(
+    runtime: &Runtime,
+    who: crate::gateway::Caller,
+    req: ChatRequest,
+    id: String,
+    include_usage: bool,
+) -> Response {
+    let model = req.route.clone();
+    let reply = match runtime.gateway().stream(&who, req).await {
+        Ok(reply) => reply,
+        Err(failure) => return failed(&failure.error),
+    };
+    let attempts = reply.attempts();
+    let created = now_secs();
+    let chunk = move |delta: Value, finish: Option<&str>| {
+        json!({
+            "id": id, "object": "chat.completion.chunk", "created": created, "model": model,
+            "choices": [{ "index": 0, "delta": delta, "finish_reason": finish, "logprobs": null }],
+        })
+    };
+    enum Stage {
+        Start,
+        Text,
+        Done,
+    }
+    let state = (reply, Stage::Start, chunk);
+    let events = futures_util::stream::unfold(state, move |(mut reply, stage, chunk)| async move {
+        let data = match stage {
+            Stage::Start => {
+                let first = chunk(json!({ "role": "assistant", "content": "" }), None);
+                return Some((vec![first.to_string()], (reply, Stage::Text, chunk)));
+            }
+            Stage::Done => return None,
+            Stage::Text => match reply.next_text().await {
+                Some(Ok(text)) => vec![chunk(json!({ "content": text }), None).to_string()],
+                Some(Err(e)) => {
+                    let error = json!({ "error": { "message": e.to_string(), "type": "api_error", "param": null, "code": e.kind() } });
+                    vec![error.to_string()]
+                }
+                None => {
+                    let mut end = Vec::new();
+                    if let Some(done) = reply.completion() {
+                        if !done.reply.tool_calls.is_empty() {
+                            let calls = tool_calls(&done.reply.tool_calls, true);
+                            end.push(chunk(json!({ "tool_calls": calls }), None).to_string());
+                        }
+                        end.push(chunk(json!({}), Some(finish_reason(done.reply.finish))).to_string());
+                        if include_usage {
+                            let mut last = chunk(json!({}), None);
+                            last["choices"] = json!([]);
+                            last["usage"] = usage(&done);
+                            end.push(last.to_string());
+                        }
+                    }
+                    end.push("[DONE]".to_string());
+                    return Some((end, (reply, Stage::Done, chunk)));
+                }
+            },
+        };
+        let next = if data.first().is_some_and(|d| d.starts_with("{\"error\"")) { Stage::Done } else { Stage::Text };
+        Some((data, (reply, next, chunk)))
+    });
+    let events = futures_util::StreamExt::flat_map(events, |batch| {
+        futures_util::stream::iter(batch.into_iter().map(|data| Ok::<_, Infallible>(Event::default().data(data))))
+    });
+    ([("x-paddock-attempts", attempts.to_string())], Sse::new(events)).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(body: Value) -> Result<ChatRequest, String> {
+        request(serde_json::from_value(body).unwrap())
+    }
+
+    #[test]
+    fn a_chat_body_becomes_the_gateways_request() {
+        let req = parse(json!({
+            "model": "fast", "user": "u-1", "max_tokens": 9, "max_completion_tokens": 7, "stop": "END",
+            "messages": [
+                {"role": "developer", "content": "be brief"},
+                {"role": "user", "content": [{"type": "text", "text": "hel"}, {"type": "text", "text": "lo"}]},
+                {"role": "assistant", "content": null,
+                 "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}]},
+                {"role": "tool", "tool_call_id": "c1", "content": "42"}
+            ],
+            "tools": [{"type": "function", "function": {"name": "f"}}],
+            "response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": {"type": "array"}}}
+        }))
+        .unwrap();
+        assert_eq!((req.route.as_str(), req.max_tokens, req.stop.clone()), ("fast", Some(7), vec!["END".to_string()]));
+        assert_eq!(req.conversation.as_deref(), Some("u-1"));
+        let roles: Vec<Speaker> = req.messages.iter().map(|m| m.role).collect();
+        assert_eq!(roles, [Speaker::System, Speaker::User, Speaker::Assistant, Speaker::Tool]);
+        assert_eq!(req.messages[1].content, "hello");
+        assert_eq!(req.messages[2].tool_calls[0].name, "f");
+        assert_eq!(req.messages[3].tool_call_id.as_deref(), Some("c1"));
+        assert_eq!(req.tools[0].parameters, r#"{"type":"object"}"#, "a function without parameters takes an object");
+        assert_eq!(req.response_schema.as_deref(), Some(r#"{"type":"array"}"#));
+    }
+
+    #[test]
+    fn what_the_gateway_cannot_honour_is_refused_naming_the_field() {
+        let user = json!([{"role": "user", "content": "hi"}]);
+        let refused = |extra: Value| {
+            let mut body = json!({"model": "fast", "messages": user});
+            body.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+            parse(body).unwrap_err()
+        };
+        assert_eq!(refused(json!({"n": 2})), "n: only one choice is made (n = 1)");
+        assert_eq!(
+            refused(json!({"messages": [{"role": "robot", "content": "x"}]})),
+            "messages[0].role: `robot` is not system, developer, user, assistant or tool"
+        );
+        assert_eq!(
+            refused(json!({"messages": [{"role": "user", "content": [{"type": "image_url"}]}]})),
+            "messages[0].content[0].type: `image_url`; only text parts are read"
+        );
+        assert_eq!(
+            refused(json!({"tools": [{"type": "web_search", "function": {"name": "w"}}]})),
+            "tools[0].type: `web_search`; only function tools are offered"
+        );
+        assert_eq!(
+            refused(json!({"response_format": {"type": "xml"}})),
+            "response_format.type: `xml` is not text, json_object or json_schema"
+        );
+        assert_eq!(
+            refused(json!({"response_format": {"type": "json_schema"}})),
+            "response_format.json_schema.schema: missing"
+        );
+    }
+
+    #[test]
+    fn gateway_refusals_take_openais_statuses_and_codes() {
+        let status = |e: LlmError| failed(&e).status();
+        assert_eq!(status(LlmError::BudgetExceeded("b".into())), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(status(LlmError::Unavailable("u".into())), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(status(LlmError::Denied("d".into())), StatusCode::FORBIDDEN);
+        assert_eq!(status(LlmError::Timeout("t".into())), StatusCode::GATEWAY_TIMEOUT);
+        let limited = failed(&LlmError::RateLimited(std::time::Duration::from_millis(1500)));
+        assert_eq!(
+            (limited.status(), limited.headers().get("retry-after").and_then(|v| v.to_str().ok())),
+            (StatusCode::TOO_MANY_REQUESTS, Some("2"))
+        );
+    }
+}

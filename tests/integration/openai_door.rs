@@ -1,0 +1,127 @@
+//! The OpenAI-compatible front door of a real `paddock serve`, driven by the
+//! official `openai` Python client (`tests/fixtures/clients/openai_door.py`)
+//! with fake providers behind it.
+
+use crate::util::*;
+use paddock_fake_provider::{Behavior, FakeProvider, FakeToolCall, Fault, Finish, Reply};
+use serde_json::{Value, json};
+use std::path::Path;
+
+/// Whether `python3` can import `module`; under `CI=true` its absence fails.
+pub(crate) fn python_has(module: &str) -> bool {
+    let found = std::process::Command::new("python3")
+        .args(["-c", &format!("import {module}")])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !found {
+        let why = format!("the Python package `{module}` is missing: `python3 -m pip install {module}`");
+        assert!(std::env::var("CI").map_or(true, |v| v != "true"), "{why}");
+        eprintln!("skipped: {why}");
+    }
+    found
+}
+
+/// A host folder: routes `r`, `tools`, `failover` (its first target always
+/// failing) and `other`; tenant `acme` may use all but `other`, tenant
+/// `broke` has a day's budget of one token.
+fn setup(dir: &Path, good: &FakeProvider, tooling: &FakeProvider, bad: &FakeProvider) {
+    let providers = [("good", good), ("tooling", tooling), ("bad", bad)]
+        .iter()
+        .map(|(name, fake)| fake_provider(name, "openai", fake))
+        .collect::<String>();
+    let cache = concat!(env!("CARGO_TARGET_TMPDIR"), "/code-cache");
+    let config = format!(
+        "[host]\nplugin-state = \"memory\"\nledger = \"memory\"\ncode-cache = {cache:?}\n{providers}\
+         [routes.r]\ntargets = [{{ provider = \"good\", model = \"m-1\" }}]\n\
+         [routes.tools]\ntargets = [{{ provider = \"tooling\", model = \"m-2\" }}]\n\
+         [routes.failover]\nretries = 0\ntargets = [{{ provider = \"bad\", model = \"m-0\" }}, {{ provider = \"good\", model = \"m-1\" }}]\n\
+         [routes.other]\ntargets = [{{ provider = \"good\", model = \"m-1\" }}]\n\
+         [tenants.acme]\nroutes = [\"r\", \"tools\", \"failover\"]\n\
+         [tenants.broke]\nroutes = [\"r\"]\n[tenants.broke.budget]\ntokens-per-day = 1\n"
+    );
+    std::fs::write(dir.join("paddock.toml"), config).unwrap();
+    std::fs::create_dir_all(dir.join("plugins")).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_official_openai_client_completes_streams_calls_tools_and_reads_refusals_through_paddock() {
+    if !python_has("openai") {
+        return;
+    }
+    let (good, tooling, bad) = (
+        FakeProvider::start().await.unwrap(),
+        FakeProvider::start().await.unwrap(),
+        FakeProvider::start().await.unwrap(),
+    );
+    let lookup = FakeToolCall { id: None, name: "lookup".into(), arguments: r#"{"q": "paddock"}"#.into() };
+    tooling.set_default(Behavior::Reply(Reply {
+        tool_calls: vec![lookup],
+        finish: Finish::ToolCalls,
+        ..Reply::default()
+    }));
+    bad.set_default(Behavior::Fault(Fault::Status { code: 500 }));
+    let dir = tempfile::tempdir().unwrap();
+    setup(dir.path(), &good, &tooling, &bad);
+    paddock::gateway::install_crypto();
+    let (acme, broke) = (key(dir.path(), "acme", "run"), key(dir.path(), "broke", "run"));
+    let operate = key(dir.path(), "acme", "operate");
+    let served = serve(dir.path(), &[]);
+
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/clients/openai_door.py");
+    let base = format!("http://{}", served.address);
+    let ran = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("python3").args([script, &base, &acme, &broke]).output().unwrap()
+    })
+    .await
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&ran.stderr);
+    assert!(ran.status.success(), "{stderr}");
+    let out: Value = serde_json::from_slice(&ran.stdout).unwrap_or_else(|e| panic!("{e}: {stderr}"));
+
+    assert_eq!(out["models"], json!(["failover", "r", "tools"]), "the routes tenant acme may use");
+    let text = "fake reply to: hello there";
+    assert_eq!(out["whole"]["text"], text);
+    assert_eq!((&out["whole"]["finish"], &out["whole"]["object"]), (&json!("stop"), &json!("chat.completion")));
+    let usage = out["whole"]["usage"].as_array().unwrap();
+    assert!(usage[2].as_u64().unwrap() > 0 && usage[2] == usage[0].as_u64().unwrap() + usage[1].as_u64().unwrap());
+    assert_eq!((&out["stream"]["text"], &out["stream"]["finish"]), (&json!(text), &json!(["stop"])));
+    assert_eq!(out["stream"]["usage"], usage[2], "include_usage: the last chunk carries the usage");
+    assert_eq!(out["tool"], json!({"name": "lookup", "arguments": {"q": "paddock"}, "finish": "tool_calls"}));
+    assert_eq!(out["stream_tool"], json!(["lookup"]));
+    assert_eq!(out["failover_stream"], json!({"attempts": "2", "text": text}), "failed over before the first chunk");
+    let embed = &out["embed"];
+    assert_eq!(
+        (&embed["count"], &embed["same"]),
+        (&json!(2), &json!(true)),
+        "base64 (the client's default) and floats agree"
+    );
+    assert!(embed["dims"].as_u64().unwrap() > 0 && embed["usage"].as_u64().unwrap() > 0, "{embed}");
+    assert_eq!(out["failover"], json!({"attempts": "2", "text": text}), "the first target failed, the second answered");
+
+    let refused = |name: &str| out[name].as_array().cloned().unwrap_or_default();
+    let missing = refused("missing");
+    assert_eq!(
+        (&missing[0], &missing[1], &missing[2]),
+        (&json!("NotFoundError"), &json!(404), &json!("model_not_found"))
+    );
+    let denied = refused("denied");
+    assert_eq!((&denied[0], &denied[1]), (&json!("PermissionDeniedError"), &json!(403)));
+    assert!(denied[3].as_str().unwrap().contains(r#"tenant "acme" may not use route "other""#), "{denied:?}");
+    let budget = refused("budget");
+    assert_eq!(
+        (&budget[0], &budget[1], &budget[2]),
+        (&json!("RateLimitError"), &json!(429), &json!("insufficient_quota"))
+    );
+    assert_eq!(refused("no_key")[..2], [json!("AuthenticationError"), json!(401)]);
+
+    // Usage: the tenant's calls through the door, as agent `paddock-api` (refusals before a route is chosen never reach it).
+    let (status, usage) = call(&served, reqwest::Method::GET, "/v1/usage", &operate, "").await;
+    assert_eq!(status, reqwest::StatusCode::OK, "{usage}");
+    let rows = usage["rows"].as_array().unwrap();
+    let day = rows.iter().find(|r| r["agent"] == "paddock-api" && r["window"].as_str().is_some_and(|w| w.len() == 10));
+    assert_eq!(
+        day.map(|d| &d["requests"]),
+        Some(&json!(8)),
+        "whole, stream, two tool calls, two embeddings, two failovers: {usage}"
+    );
+}
