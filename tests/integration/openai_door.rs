@@ -36,11 +36,12 @@ fn setup(dir: &Path, good: &FakeProvider, tooling: &FakeProvider, bad: &FakeProv
          [routes.tools]\ntargets = [{{ provider = \"tooling\", model = \"m-2\" }}]\n\
          [routes.failover]\nretries = 0\ntargets = [{{ provider = \"bad\", model = \"m-0\" }}, {{ provider = \"good\", model = \"m-1\" }}]\n\
          [routes.other]\ntargets = [{{ provider = \"good\", model = \"m-1\" }}]\n\
-         [tenants.acme]\nroutes = [\"r\", \"tools\", \"failover\"]\n\
+         [tenants.acme]\nroutes = [\"r\", \"tools\", \"failover\"]\nagents = [\"echo\"]\n\
          [tenants.broke]\nroutes = [\"r\"]\n[tenants.broke.budget]\ntokens-per-day = 1\n"
     );
     std::fs::write(dir.join("paddock.toml"), config).unwrap();
-    std::fs::create_dir_all(dir.join("plugins")).unwrap();
+    plugin(&dir.join("plugins"), "echo", paddock_test_guests::guests::ECHO, "");
+    plugin(&dir.join("plugins"), "counter", paddock_test_guests::guests::COUNTER, "");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -78,7 +79,18 @@ async fn the_official_openai_client_completes_streams_calls_tools_and_reads_refu
     assert!(ran.status.success(), "{stderr}");
     let out: Value = serde_json::from_slice(&ran.stdout).unwrap_or_else(|e| panic!("{e}: {stderr}"));
 
-    assert_eq!(out["models"], json!(["failover", "r", "tools"]), "the routes tenant acme may use");
+    assert_eq!(
+        out["models"],
+        json!(["agent:echo", "failover", "r", "tools"]),
+        "the routes and agents tenant acme may use"
+    );
+    let asked = json!([{"role": "system", "content": "be brief"}, {"role": "user", "content": "hello there"}]);
+    let input = json!({"messages": asked});
+    assert_eq!(
+        out["agent"],
+        json!({"input": input, "model": "agent:echo", "streamed": input}),
+        "the chat is the agent's input"
+    );
     let text = "fake reply to: hello there";
     assert_eq!(out["whole"]["text"], text);
     assert_eq!((&out["whole"]["finish"], &out["whole"]["object"]), (&json!("stop"), &json!("chat.completion")));
@@ -107,6 +119,12 @@ async fn the_official_openai_client_completes_streams_calls_tools_and_reads_refu
     let denied = refused("denied");
     assert_eq!((&denied[0], &denied[1]), (&json!("PermissionDeniedError"), &json!(403)));
     assert!(denied[3].as_str().unwrap().contains(r#"tenant "acme" may not use route "other""#), "{denied:?}");
+    let agent_denied = refused("agent_denied");
+    assert_eq!(
+        (&agent_denied[0], &agent_denied[1]),
+        (&json!("PermissionDeniedError"), &json!(403)),
+        "{agent_denied:?}"
+    );
     let budget = refused("budget");
     assert_eq!(
         (&budget[0], &budget[1], &budget[2]),

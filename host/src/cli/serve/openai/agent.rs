@@ -1,0 +1,112 @@
+//! `model = "agent:NAME"`: a chat answered by a sandboxed agent the key's
+//! tenant may run. The agent's input is `{"messages": [...]}` (the chat as
+//! sent), its output the assistant's message: a JSON string as its text,
+//! anything else as it is. The run is the tenant's, under its limits,
+//! budget and concurrency cap, as `POST /v1/agents/NAME/run`; a stream is
+//! the whole answer in one chunk. The usage is zero: what the agent's own
+//! model calls used is in the tenant's usage under the agent's name.
+
+use super::chat::chunk;
+use super::{now_secs, refuse};
+use crate::keys::Caller;
+use crate::plugins::LoadError;
+use crate::runtime::{RunError, RunOptions, Runtime};
+use crate::sandbox::InvokeError;
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::sse::{Event, Sse};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+use std::convert::Infallible;
+
+/// What a `model` naming an agent starts with.
+pub(super) const PREFIX: &str = "agent:";
+
+/// The assistant's text for an agent's `output`.
+fn content_of(output: &str) -> String {
+    match serde_json::from_str::<Value>(output) {
+        Ok(Value::String(text)) => text,
+        _ => output.to_string(),
+    }
+}
+
+pub(super) async fn answer(
+    runtime: &Runtime,
+    caller: &Caller,
+    name: &str,
+    messages: Value,
+    stream: bool,
+    include_usage: bool,
+) -> Response {
+    let model = format!("{PREFIX}{name}");
+    let missing = || {
+        let message = format!("no agent {name:?}; `model = \"agent:NAME\"` names a plugin (GET /v1/models lists them)");
+        refuse(StatusCode::NOT_FOUND, "invalid_request_error", "model_not_found", message)
+    };
+    // Only names from the plugins folder: a path would let a caller load any file.
+    if name.is_empty() || name.contains(['/', '\\', '.']) {
+        return missing();
+    }
+    let agent = match runtime.load(name) {
+        Ok(agent) => agent,
+        Err(LoadError::NoPlugin { .. }) => return missing(),
+        Err(e) => return refuse(StatusCode::SERVICE_UNAVAILABLE, "api_error", "not_serving", e),
+    };
+    let input = json!({ "messages": messages }).to_string();
+    let options = RunOptions { tenant: Some(caller.tenant.to_string()), ..RunOptions::default() };
+    let outcome = match runtime.run(&agent, &input, &options).await {
+        Ok(outcome) => outcome,
+        Err(RunError::Load(e)) => return refuse(StatusCode::SERVICE_UNAVAILABLE, "api_error", "not_serving", e),
+        Err(RunError::Options(m)) => {
+            return refuse(StatusCode::BAD_REQUEST, "invalid_request_error", "invalid_request", m);
+        }
+        Err(RunError::Refused(m)) => return refuse(StatusCode::FORBIDDEN, "permission_denied", "permission_denied", m),
+    };
+    let text = match &outcome.result {
+        Ok(output) => content_of(output),
+        Err(e) => {
+            let (status, code) = match e {
+                InvokeError::Failed { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "agent_failed"),
+                InvokeError::Limit { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "agent_limit"),
+                InvokeError::Crashed { .. } => (StatusCode::INTERNAL_SERVER_ERROR, "agent_crashed"),
+                InvokeError::Start { .. } => (StatusCode::SERVICE_UNAVAILABLE, "agent_start"),
+            };
+            return refuse(status, "api_error", code, e);
+        }
+    };
+    let (id, created) = (format!("chatcmpl-{}", outcome.run), now_secs());
+    let usage = json!({ "prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0 });
+    let version = [("x-paddock-version", outcome.version.to_string())];
+    if !stream {
+        let body = json!({
+            "id": id, "object": "chat.completion", "created": created, "model": model,
+            "choices": [{ "index": 0, "message": { "role": "assistant", "content": text }, "finish_reason": "stop", "logprobs": null }],
+            "usage": usage,
+        });
+        return (version, Json(body)).into_response();
+    }
+    let mut events = vec![
+        chunk(&id, created, &model, json!({ "role": "assistant", "content": text }), None).to_string(),
+        chunk(&id, created, &model, json!({}), Some("stop")).to_string(),
+    ];
+    if include_usage {
+        let mut last = chunk(&id, created, &model, json!({}), None);
+        last["choices"] = json!([]);
+        last["usage"] = usage;
+        events.push(last.to_string());
+    }
+    events.push("[DONE]".into());
+    let events =
+        futures_util::stream::iter(events.into_iter().map(|data| Ok::<_, Infallible>(Event::default().data(data))));
+    (version, Sse::new(events)).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn an_agents_json_string_is_its_text_and_anything_else_is_kept_as_it_is() {
+        assert_eq!(super::content_of(r#""hello""#), "hello");
+        assert_eq!(super::content_of(r#"{"a": 1}"#), r#"{"a": 1}"#);
+        assert_eq!(super::content_of("plain"), "plain");
+    }
+}
