@@ -1,5 +1,6 @@
 //! Who a request comes from. With `serve.auth = "keys"` (the default) every
-//! route but `/v1/health` needs `Authorization: Bearer pdk_...`, and the
+//! route but `/v1/health` needs `Authorization: Bearer pdk_...` (or
+//! `x-api-key: pdk_...`, as Anthropic's SDKs send a key), and the
 //! caller's tenant and role come from that key and nothing else: an
 //! `x-paddock-tenant` header is ignored. `serve.auth = "none"` is a
 //! development mode, refused on any address but loopback, in which the header
@@ -215,10 +216,13 @@ fn too_many(message: String, wait: Duration) -> Response {
     response
 }
 
-/// The token of an `Authorization: Bearer ...` header.
+/// The token of an `Authorization: Bearer ...` header, else of an
+/// `x-api-key` header (how Anthropic's SDKs send their key).
 fn bearer(headers: &HeaderMap) -> Option<String> {
-    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = value.trim().split_once(' ')?;
+    let Some(value) = headers.get(header::AUTHORIZATION) else {
+        return headers.get("x-api-key")?.to_str().ok().map(|key| key.trim().to_string());
+    };
+    let (scheme, token) = value.to_str().ok()?.trim().split_once(' ')?;
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim().to_string())
 }
 

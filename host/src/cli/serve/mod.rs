@@ -17,6 +17,7 @@
 
 mod access;
 pub mod admin;
+mod anthropic;
 pub mod auth;
 pub mod board;
 mod dead;
@@ -161,7 +162,8 @@ fn routes(runtime: Runtime, flows: crate::flow::Flows, auth: Auth) -> Router {
         .merge(admin::routes(runtime.clone()))
         .merge(operate)
         .merge(board)
-        .merge(openai::routes(runtime))
+        .merge(openai::routes(runtime.clone()))
+        .merge(anthropic::routes(runtime))
         .route_layer(axum::middleware::from_fn_with_state(auth, auth::authenticate))
         // Load balancers' probes carry no key; the answer tells nothing.
         .route("/v1/health", get(|| async { axum::Json(serde_json::json!({ "status": "ok" })) }))

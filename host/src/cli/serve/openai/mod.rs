@@ -31,7 +31,7 @@ use serde_json::{Value, json};
 use std::sync::Arc;
 
 /// The agent name front-door calls are recorded under.
-pub const AGENT: &str = "paddock-api";
+pub(super) const AGENT: &str = "paddock-api";
 
 pub(super) fn routes(runtime: Runtime) -> Router {
     let limit = usize::try_from(runtime.settings().caps.arg_bytes).unwrap_or(usize::MAX);
@@ -113,7 +113,7 @@ async fn models(State(runtime): State<Runtime>, Extension(caller): Extension<Cal
     Json(json!({ "object": "list", "data": data })).into_response()
 }
 
-fn now_secs() -> u64 {
+pub(super) fn now_secs() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
@@ -132,28 +132,43 @@ enum Input {
     Many(Vec<String>),
 }
 
+/// Why `caller`'s tenant may not use `route`, if it may not.
+pub(super) enum RouteRefusal {
+    /// No route has the name.
+    Unknown(String),
+    /// The tenant is not granted it (or is no tenant).
+    NotGranted(String),
+}
+
+/// Whether `caller`'s tenant may use `route`, for every door.
+pub(super) fn route_refusal(runtime: &Runtime, caller: &Caller, route: &str) -> Option<RouteRefusal> {
+    let tenant = &*caller.tenant;
+    let policy = match runtime.settings().tenants.get(tenant) {
+        Ok(policy) => policy,
+        Err(e) => return Some(RouteRefusal::NotGranted(e.to_string())),
+    };
+    if !runtime.gateway().routes().iter().any(|r| *r.name == *route) {
+        return Some(RouteRefusal::Unknown(format!(
+            "no route {route:?}; `model` names a route (GET /v1/models lists them)"
+        )));
+    }
+    (!policy.routes.allows(route)).then(|| {
+        RouteRefusal::NotGranted(format!("tenant {tenant:?} may not use route {route:?} (tenants.{tenant}.routes)"))
+    })
+}
+
 /// Whether `caller`'s tenant may use `route`; the refusal (unknown 404, not granted 403) if not.
 #[allow(clippy::result_large_err)] // the refusal is the answer, sent once
 fn check_route(runtime: &Runtime, caller: &Caller, route: &str) -> Result<(), Response> {
-    if granted(runtime, caller)?.iter().any(|r| **r == *route) {
-        return Ok(());
+    match route_refusal(runtime, caller, route) {
+        None => Ok(()),
+        Some(RouteRefusal::Unknown(m)) => {
+            Err(refuse(StatusCode::NOT_FOUND, "invalid_request_error", "model_not_found", m))
+        }
+        Some(RouteRefusal::NotGranted(m)) => {
+            Err(refuse(StatusCode::FORBIDDEN, "permission_denied", "permission_denied", m))
+        }
     }
-    let exists = runtime.gateway().routes().iter().any(|r| *r.name == *route);
-    let tenant = &*caller.tenant;
-    Err(match exists {
-        true => refuse(
-            StatusCode::FORBIDDEN,
-            "permission_denied",
-            "permission_denied",
-            format!("tenant {tenant:?} may not use route {route:?} (tenants.{tenant}.routes)"),
-        ),
-        false => refuse(
-            StatusCode::NOT_FOUND,
-            "invalid_request_error",
-            "model_not_found",
-            format!("no route {route:?}; `model` names a route (GET /v1/models lists them)"),
-        ),
-    })
 }
 
 async fn embeddings(State(runtime): State<Runtime>, Extension(caller): Extension<Caller>, body: String) -> Response {

@@ -1,6 +1,6 @@
-//! The OpenAI-compatible front door of a real `paddock serve`, driven by the
-//! official `openai` Python client (`tests/fixtures/clients/openai_door.py`)
-//! with fake providers behind it.
+//! The OpenAI- and Anthropic-compatible doors of a real `paddock serve`,
+//! driven by the official `openai` and `anthropic` Python clients
+//! (`tests/fixtures/clients/*_door.py`) with fake providers behind it.
 
 use crate::util::*;
 use paddock_fake_provider::{Behavior, FakeProvider, FakeToolCall, Fault, Finish, Reply};
@@ -44,11 +44,17 @@ fn setup(dir: &Path, good: &FakeProvider, tooling: &FakeProvider, bad: &FakeProv
     plugin(&dir.join("plugins"), "counter", paddock_test_guests::guests::COUNTER, "");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_official_openai_client_completes_streams_calls_tools_and_reads_refusals_through_paddock() {
-    if !python_has("openai") {
-        return;
-    }
+/// A serving host on [`setup`]'s folder, its fake providers and keys.
+struct Door {
+    served: Served,
+    _dir: tempfile::TempDir,
+    acme: String,
+    broke: String,
+    operate: String,
+    _fakes: [FakeProvider; 3],
+}
+
+async fn door() -> Door {
     let (good, tooling, bad) = (
         FakeProvider::start().await.unwrap(),
         FakeProvider::start().await.unwrap(),
@@ -67,17 +73,39 @@ async fn the_official_openai_client_completes_streams_calls_tools_and_reads_refu
     let (acme, broke) = (key(dir.path(), "acme", "run"), key(dir.path(), "broke", "run"));
     let operate = key(dir.path(), "acme", "operate");
     let served = serve(dir.path(), &[]);
+    Door { served, _dir: dir, acme, broke, operate, _fakes: [good, tooling, bad] }
+}
 
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/clients/openai_door.py");
-    let base = format!("http://{}", served.address);
+/// Runs `tests/fixtures/clients/SCRIPT` against `door`; what it printed.
+async fn drive(door: &Door, script: &str) -> Value {
+    let script = format!("{}/../tests/fixtures/clients/{script}", env!("CARGO_MANIFEST_DIR"));
+    let (base, acme, broke) = (format!("http://{}", door.served.address), door.acme.clone(), door.broke.clone());
     let ran = tokio::task::spawn_blocking(move || {
-        std::process::Command::new("python3").args([script, &base, &acme, &broke]).output().unwrap()
+        std::process::Command::new("python3").args([&script, &base, &acme, &broke]).output().unwrap()
     })
     .await
     .unwrap();
     let stderr = String::from_utf8_lossy(&ran.stderr);
     assert!(ran.status.success(), "{stderr}");
-    let out: Value = serde_json::from_slice(&ran.stdout).unwrap_or_else(|e| panic!("{e}: {stderr}"));
+    serde_json::from_slice(&ran.stdout).unwrap_or_else(|e| panic!("{e}: {stderr}"))
+}
+
+/// The requests of tenant acme's day row for agent `paddock-api`.
+async fn door_requests(door: &Door) -> Value {
+    let (status, usage) = call(&door.served, reqwest::Method::GET, "/v1/usage", &door.operate, "").await;
+    assert_eq!(status, reqwest::StatusCode::OK, "{usage}");
+    let rows = usage["rows"].as_array().unwrap();
+    let day = rows.iter().find(|r| r["agent"] == "paddock-api" && r["window"].as_str().is_some_and(|w| w.len() == 10));
+    day.map_or(Value::Null, |d| d["requests"].clone())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_official_openai_client_completes_streams_calls_tools_and_reads_refusals_through_paddock() {
+    if !python_has("openai") {
+        return;
+    }
+    let door = door().await;
+    let out = drive(&door, "openai_door.py").await;
 
     assert_eq!(
         out["models"],
@@ -133,13 +161,26 @@ async fn the_official_openai_client_completes_streams_calls_tools_and_reads_refu
     assert_eq!(refused("no_key")[..2], [json!("AuthenticationError"), json!(401)]);
 
     // Usage: the tenant's calls through the door, as agent `paddock-api` (refusals before a route is chosen never reach it).
-    let (status, usage) = call(&served, reqwest::Method::GET, "/v1/usage", &operate, "").await;
-    assert_eq!(status, reqwest::StatusCode::OK, "{usage}");
-    let rows = usage["rows"].as_array().unwrap();
-    let day = rows.iter().find(|r| r["agent"] == "paddock-api" && r["window"].as_str().is_some_and(|w| w.len() == 10));
-    assert_eq!(
-        day.map(|d| &d["requests"]),
-        Some(&json!(8)),
-        "whole, stream, two tool calls, two embeddings, two failovers: {usage}"
-    );
+    assert_eq!(door_requests(&door).await, json!(8), "whole, stream, two tool calls, two embeddings, two failovers");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_official_anthropic_client_sends_messages_streams_calls_tools_and_reads_refusals_through_paddock() {
+    if !python_has("anthropic") {
+        return;
+    }
+    let door = door().await;
+    let out = drive(&door, "anthropic_door.py").await;
+    let text = "fake reply to: hello there";
+    assert_eq!(out["whole"], json!({"text": text, "stop": "end_turn", "type": "message", "usage": true}));
+    assert_eq!(out["stream"], json!({"text": text, "stop": "end_turn", "usage": true}));
+    assert_eq!(out["tool"], json!({"name": "lookup", "input": {"q": "paddock"}, "stop": "tool_use"}));
+    assert_eq!(out["stream_tool"], json!([["lookup", {"q": "paddock"}]]));
+    assert_eq!(out["follow"], text, "a tool_use and its tool_result read as a conversation");
+    assert_eq!(out["failover"], json!({"attempts": "2", "text": text}));
+    assert_eq!(out["missing"], json!(["NotFoundError", 404, "not_found_error"]));
+    assert_eq!(out["denied"], json!(["PermissionDeniedError", 403, "permission_error"]));
+    assert_eq!(out["budget"], json!(["RateLimitError", 429, "rate_limit_error"]));
+    assert_eq!((&out["no_key"][0], &out["no_key"][1]), (&json!("AuthenticationError"), &json!(401)));
+    assert_eq!(door_requests(&door).await, json!(6), "whole, stream, two tool calls, the follow-up, the failover");
 }
