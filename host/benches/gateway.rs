@@ -18,6 +18,9 @@
 //!   release binary) with an API key: the deployable path, HTTP and the key
 //!   check, the access log and metrics included, then as `agent`.
 //! - `http-open`: the same to a second host with `serve.auth = "none"`.
+//! - `openai-door`: `POST /v1/chat/completions` (model = route `r`) to the
+//!   keyed host: what an OpenAI SDK pays, HTTP, the key check, the door's
+//!   mapping both ways and the gateway, no sandbox.
 //!
 //! Each path at each concurrency runs in four stretches of a second, the
 //! paths taking turns, and each stretch starts with a warm-up that is not
@@ -109,10 +112,12 @@ enum Way {
     AgentRepeat,
     HttpKey,
     HttpOpen,
+    OpenAiDoor,
 }
 
 impl Way {
-    const ALL: [Way; 6] = [Way::Direct, Way::Gateway, Way::Agent, Way::AgentRepeat, Way::HttpKey, Way::HttpOpen];
+    const ALL: [Way; 7] =
+        [Way::Direct, Way::Gateway, Way::Agent, Way::AgentRepeat, Way::HttpKey, Way::HttpOpen, Way::OpenAiDoor];
 
     fn name(self) -> &'static str {
         match self {
@@ -122,6 +127,7 @@ impl Way {
             Way::AgentRepeat => "agent-repeat",
             Way::HttpKey => "http-key",
             Way::HttpOpen => "http-open",
+            Way::OpenAiDoor => "openai-door",
         }
     }
 
@@ -156,7 +162,20 @@ impl Subjects {
             Way::Agent | Way::AgentRepeat => self.agent(input).await,
             Way::HttpKey => self.served(&self.keyed, input).await,
             Way::HttpOpen => self.served(&self.open, input).await,
+            Way::OpenAiDoor => self.door().await,
         }
+    }
+
+    async fn door(&self) {
+        let body = json!({ "model": ROUTE, "messages": [{ "role": "user", "content": PROMPT }] });
+        let mut request = self.http.post(format!("{}/v1/chat/completions", self.keyed.host.url)).json(&body);
+        if let Some(token) = &self.keyed.token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.expect("the host answers");
+        assert!(response.status().is_success(), "the door answered {}", response.status());
+        let answer: Value = response.json().await.expect("the door answers JSON");
+        assert!(answer["choices"][0]["message"]["content"].is_string(), "no completion: {answer}");
     }
 
     async fn served(&self, host: &served::Served, input: &str) {
