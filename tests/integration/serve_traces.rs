@@ -83,9 +83,12 @@ fn descends(spans: &[Value], span: &Value, ancestor: &Value) -> bool {
 async fn stop_and_collect(served: &mut Served, received: &Mutex<Vec<Value>>) -> Vec<Value> {
     let stopped = std::process::Command::new("kill").args(["-TERM", &served.child.id().to_string()]).status().unwrap();
     assert!(stopped.success());
-    assert_eq!(exit_of(&mut served.child, Duration::from_secs(10)).await, Some(0));
+    // Generous: under a loaded CI machine the drain and the last export to the
+    // collector (served by this test's own runtime) once took more than 10 s.
+    let exited = exit_of(&mut served.child, Duration::from_secs(45)).await;
+    let log = std::fs::read_to_string(served.dir.join(SERVE_LOG)).unwrap_or_default();
+    assert_eq!(exited, Some(0), "the host did not exit after SIGTERM; its log:\n{log}");
     let spans = received.lock().unwrap().clone();
-    let log = std::fs::read_to_string(served.dir.join(SERVE_LOG)).unwrap();
     assert!(!spans.is_empty(), "no spans arrived; the host's log:\n{log}");
     assert!(spans.iter().all(|s| s["traceId"] == TRACE_ID), "a span outside the caller's trace: {spans:#?}");
     spans
