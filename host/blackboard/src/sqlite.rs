@@ -125,13 +125,14 @@ fn not_sqlite(path: &Path, e: rusqlite::Error) -> String {
 
 impl SqliteBackend {
     /// Opens (or creates) the board file at `path`, creating its folder;
-    /// a new file takes in the redb board beside it (`<stem>.redb`), if any.
+    /// a file not set up yet takes in the redb board beside it
+    /// (`<stem>.redb`), if any, in the transaction that sets it up — so an
+    /// import that fails leaves it to be tried again at the next open.
     pub fn open(path: &Path) -> Result<Self, BoardError> {
         let named = |e: String| BoardError::Storage(format!("{}: {e}", path.display()));
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| named(format!("cannot create {}: {e}", dir.display())))?;
         }
-        let fresh = !path.exists();
         let mut write = connect(path).map_err(named)?;
         let tx = write.transaction_with_behavior(TransactionBehavior::Immediate).map_err(|e| named(e.to_string()))?;
         let version: i64 =
@@ -141,6 +142,9 @@ impl SqliteBackend {
                 "its layout is version {version}, made by a newer paddock (this one reads up to {SCHEMA_VERSION})"
             )));
         }
+        // A file never set up (new, or left by an import that failed and
+        // rolled back) takes in the redb board beside it.
+        let fresh = version == 0;
         tx.execute_batch(SCHEMA).map_err(|e| named(e.to_string()))?;
         tx.pragma_update(None, "user_version", SCHEMA_VERSION).map_err(|e| named(e.to_string()))?;
         let redb = path.with_extension("redb");

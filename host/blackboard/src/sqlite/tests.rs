@@ -125,3 +125,20 @@ fn a_board_file_of_a_newer_layout_is_refused_naming_both_versions() {
         format!("{}: its layout is version 9, made by a newer paddock (this one reads up to 1)", path.display())
     );
 }
+
+#[test]
+fn an_import_that_fails_is_tried_again_at_the_next_open_and_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let redb = dir.path().join("blackboard.redb");
+    let held = Blackboard::with_backend(BoardLimits::default(), Arc::new(RedbBackend::open(&redb).unwrap()));
+    held.namespace("acme").put("k", b"v", &writer()).unwrap();
+    // Another holder of the redb file: this open cannot read it, and says why.
+    let Err(BoardError::Storage(why)) = SqliteBackend::open(&dir.path().join("blackboard.sqlite")) else {
+        panic!("opened while the redb board is held")
+    };
+    assert!(why.contains("importing") && why.contains("Database already open"), "{why}");
+    drop(held);
+    let board = board_at(&dir.path().join("blackboard.sqlite"));
+    assert_eq!(&*board.namespace("acme").get("k").unwrap().unwrap().value, b"v");
+    assert!(dir.path().join("blackboard.redb.imported").is_file());
+}
