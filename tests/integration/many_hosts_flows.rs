@@ -70,12 +70,7 @@ async fn finished_by(b: &Served, b_dir: &Path, run: &str) -> Value {
     };
     assert_eq!(status["run"]["output"], "\"done\"");
     assert!(status["run"]["owner"].as_str().unwrap().starts_with(&format!("{}@", b.child.id())), "{status}");
-    let steps: Vec<(&str, u64)> = status["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| (s["path"].as_str().unwrap(), s["attempt"].as_u64().unwrap()))
-        .collect();
+    let steps = crate::recovery::step_attempts(&status);
     assert_eq!(steps, [("main/first", 1), ("main/second", 2), ("main/third", 1), ("main", 0)], "{status}");
     // The counters on the shared board: each finished step ran once, the interrupted one twice.
     for (step, runs) in [("first", "1"), ("second", "2"), ("third", "1")] {

@@ -174,12 +174,7 @@ fn a_host_paused_past_its_lease_loses_the_run_to_another_and_when_resumed_writes
     let status = TestCommand::new(dir.path(), &["flow", "status", &run, "--json"]).run();
     let status: serde_json::Value = serde_json::from_str(&status.stdout).unwrap();
     assert_eq!((&status["run"]["status"], &status["run"]["output"]), (&"succeeded".into(), &"\"done\"".into()));
-    let steps: Vec<(&str, u64)> = status["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| (s["path"].as_str().unwrap(), s["attempt"].as_u64().unwrap()))
-        .collect();
+    let steps = step_attempts(&status);
     assert_eq!(steps, [("main/first", 1), ("main/second", 2), ("main/third", 1), ("main", 0)], "{status}");
     assert!(!status["run"]["owner"].as_str().unwrap().starts_with(&format!("{pid}@")), "{status}");
 }
@@ -355,4 +350,10 @@ async fn paddock_serve_lists_and_answers_questions_over_http() {
     assert_eq!(answered.status().as_u16(), 200);
     assert_eq!(finished(run), (0, "\"shipped\"".to_string()));
     drop(serve);
+}
+
+/// Each step's path and the attempt that settled it, from `flow status --json`.
+pub(crate) fn step_attempts(status: &serde_json::Value) -> Vec<(&str, u64)> {
+    let steps = status["steps"].as_array().unwrap().iter();
+    steps.map(|s| (s["path"].as_str().unwrap(), s["attempt"].as_u64().unwrap())).collect()
 }

@@ -58,13 +58,11 @@ fn kind_of(e: &LlmError) -> (StatusCode, &'static str) {
 
 fn failed(e: &LlmError) -> Response {
     let (status, kind) = kind_of(e);
-    let mut response = refuse(status, kind, e);
-    if let LlmError::RateLimited(after) = e
-        && let Ok(value) = (after.as_secs_f64().ceil().max(1.0) as u64).to_string().parse()
-    {
-        response.headers_mut().insert("retry-after", value);
+    let response = refuse(status, kind, e);
+    match e {
+        LlmError::RateLimited(after) => super::auth::retry_after(response, *after),
+        _ => response,
     }
-    response
 }
 
 #[derive(Deserialize)]

@@ -210,7 +210,11 @@ impl Auth {
 
 /// 429 with a `Retry-After` of at least a second.
 fn too_many(message: String, wait: Duration) -> Response {
-    let mut response = error(StatusCode::TOO_MANY_REQUESTS, "rate-limited", message);
+    retry_after(error(StatusCode::TOO_MANY_REQUESTS, "rate-limited", message), wait)
+}
+
+/// `response` with `Retry-After`: `wait` in whole seconds, at least one.
+pub fn retry_after(mut response: Response, wait: Duration) -> Response {
     let seconds = wait.as_secs_f64().ceil().max(1.0) as u64;
     response.headers_mut().insert(header::RETRY_AFTER, seconds.into());
     response

@@ -380,6 +380,26 @@ pub fn error(status: StatusCode, kind: &str, message: impl std::fmt::Display) ->
     (status, axum::Json(body)).into_response()
 }
 
+/// Why a plugin a caller named cannot run here.
+enum Unloaded {
+    /// No plugin has the name (or it is not a name).
+    Missing(String),
+    /// It is there but does not load.
+    NotServing(String),
+}
+
+/// The plugin `name` of the plugins folder, for a caller: only a name, since
+/// a path would let a caller load any file.
+fn plugin(runtime: &Runtime, name: &str) -> Result<Arc<crate::runtime::Agent>, Unloaded> {
+    if name.is_empty() || name.contains(['/', '\\', '.']) {
+        return Err(Unloaded::Missing(format!("no plugin named {name:?}")));
+    }
+    runtime.load(name).map_err(|e| match e {
+        LoadError::NoPlugin { .. } => Unloaded::Missing(e.to_string()),
+        e => Unloaded::NotServing(e.to_string()),
+    })
+}
+
 async fn run(
     State(runtime): State<Runtime>,
     Path(name): Path<String>,
@@ -389,14 +409,10 @@ async fn run(
     if let Err(e) = serde_json::from_str::<serde_json::Value>(&input) {
         return error(StatusCode::BAD_REQUEST, "bad-request", format!("the input is not valid JSON: {e}"));
     }
-    // Only names from the plugins folder: a path would let a caller load any file.
-    if name.contains(['/', '\\', '.']) {
-        return error(StatusCode::NOT_FOUND, "not-found", format!("no plugin named {name:?}"));
-    }
-    let agent = match runtime.load(&name) {
+    let agent = match plugin(&runtime, &name) {
         Ok(agent) => agent,
-        Err(e @ LoadError::NoPlugin { .. }) => return error(StatusCode::NOT_FOUND, "not-found", e),
-        Err(e) => return error(StatusCode::SERVICE_UNAVAILABLE, "not-serving", e),
+        Err(Unloaded::Missing(m)) => return error(StatusCode::NOT_FOUND, "not-found", m),
+        Err(Unloaded::NotServing(m)) => return error(StatusCode::SERVICE_UNAVAILABLE, "not-serving", m),
     };
     let options = RunOptions { tenant: Some(caller.tenant.to_string()), ..RunOptions::default() };
     let outcome = match runtime.run(&agent, &input, &options).await {

@@ -9,7 +9,6 @@
 use super::chat::chunk;
 use super::{now_secs, refuse};
 use crate::keys::Caller;
-use crate::plugins::LoadError;
 use crate::runtime::{RunError, RunOptions, Runtime};
 use crate::sandbox::InvokeError;
 use axum::Json;
@@ -43,14 +42,12 @@ pub(super) async fn answer(
         let message = format!("no agent {name:?}; `model = \"agent:NAME\"` names a plugin (GET /v1/models lists them)");
         refuse(StatusCode::NOT_FOUND, "invalid_request_error", "model_not_found", message)
     };
-    // Only names from the plugins folder: a path would let a caller load any file.
-    if name.is_empty() || name.contains(['/', '\\', '.']) {
-        return missing();
-    }
-    let agent = match runtime.load(name) {
+    let agent = match super::super::plugin(runtime, name) {
         Ok(agent) => agent,
-        Err(LoadError::NoPlugin { .. }) => return missing(),
-        Err(e) => return refuse(StatusCode::SERVICE_UNAVAILABLE, "api_error", "not_serving", e),
+        Err(super::super::Unloaded::Missing(_)) => return missing(),
+        Err(super::super::Unloaded::NotServing(m)) => {
+            return refuse(StatusCode::SERVICE_UNAVAILABLE, "api_error", "not_serving", m);
+        }
     };
     let input = json!({ "messages": messages }).to_string();
     let options = RunOptions { tenant: Some(caller.tenant.to_string()), ..RunOptions::default() };

@@ -105,7 +105,7 @@ enum Stop {
     Many(Vec<String>),
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize)]
 struct StreamOptions {
     #[serde(default)]
     include_usage: bool,
@@ -236,19 +236,17 @@ pub(super) async fn chat(
     if let Err(r) = require(&caller, Role::Run, "call models") {
         return r;
     }
-    let raw: Value = match serde_json::from_str(&body) {
-        Ok(raw) => raw,
-        Err(e) => return invalid(format!("the body is not JSON: {e}")),
-    };
-    let messages = raw.get("messages").cloned().unwrap_or(Value::Null);
-    let body: ChatBody = match serde_json::from_value(raw) {
+    let text = body;
+    let body: ChatBody = match serde_json::from_str(&text) {
         Ok(body) => body,
         Err(e) => return invalid(format!("the body is not a chat completion request: {e}")),
     };
     let (stream, include_usage) = (body.stream, body.stream_options.as_ref().is_some_and(|o| o.include_usage));
     if let Some(name) = body.model.strip_prefix(super::agent::PREFIX) {
-        let name = name.to_string();
-        return super::agent::answer(&runtime, &caller, &name, messages, stream, include_usage).await;
+        // The agent reads the chat as sent: only this path reads the body twice.
+        let sent: Value = serde_json::from_str(&text).unwrap_or_default();
+        let messages = sent.get("messages").cloned().unwrap_or(Value::Null);
+        return super::agent::answer(&runtime, &caller, name, messages, stream, include_usage).await;
     }
     let req = match request(body) {
         Ok(req) => req,

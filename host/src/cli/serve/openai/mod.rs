@@ -62,13 +62,8 @@ fn failed(e: &LlmError) -> Response {
         }
         LlmError::RateLimited(after) => {
             let message = format!("every target of the route is rate limited; retry after {} ms", after.as_millis());
-            let mut response =
-                refuse(StatusCode::TOO_MANY_REQUESTS, "rate_limit_exceeded", "rate_limit_exceeded", message);
-            let seconds = after.as_secs_f64().ceil().max(1.0) as u64;
-            if let Ok(value) = seconds.to_string().parse() {
-                response.headers_mut().insert("retry-after", value);
-            }
-            response
+            let response = refuse(StatusCode::TOO_MANY_REQUESTS, "rate_limit_exceeded", "rate_limit_exceeded", message);
+            super::auth::retry_after(response, *after)
         }
         LlmError::InvalidRequest(m) => invalid(m),
         LlmError::ContentFiltered(m) => refuse(StatusCode::BAD_REQUEST, "invalid_request_error", "content_filter", m),
