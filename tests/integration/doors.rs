@@ -138,7 +138,18 @@ async fn the_official_openai_client_completes_streams_calls_tools_and_reads_refu
     assert!(embed["dims"].as_u64().unwrap() > 0 && embed["usage"].as_u64().unwrap() > 0, "{embed}");
     assert_eq!(out["failover"], json!({"attempts": "2", "text": text}), "the first target failed, the second answered");
 
+    assert_eq!(
+        out["pinned"],
+        json!({"attempts": "1", "model": "failover/good/m-1", "text": text}),
+        "a pinned target alone is tried"
+    );
+
     let refused = |name: &str| out[name].as_array().cloned().unwrap_or_default();
+    assert_eq!(refused("pinned_bad")[..3], [json!("InternalServerError"), json!(503), json!("unavailable")]);
+    let pinned_missing = refused("pinned_missing");
+    assert_eq!(pinned_missing[..3], [json!("NotFoundError"), json!(404), json!("model_not_found")]);
+    let why = r#"route "failover" has no target "m-9" (its targets: bad/m-0, good/m-1)"#;
+    assert!(pinned_missing[3].as_str().unwrap().contains(why), "{pinned_missing:?}");
     let missing = refused("missing");
     assert_eq!(
         (&missing[0], &missing[1], &missing[2]),
@@ -161,7 +172,11 @@ async fn the_official_openai_client_completes_streams_calls_tools_and_reads_refu
     assert_eq!(refused("no_key")[..2], [json!("AuthenticationError"), json!(401)]);
 
     // Usage: the tenant's calls through the door, as agent `paddock-api` (refusals before a route is chosen never reach it).
-    assert_eq!(door_requests(&door).await, json!(8), "whole, stream, two tool calls, two embeddings, two failovers");
+    assert_eq!(
+        door_requests(&door).await,
+        json!(10),
+        "whole, stream, two tool calls, two embeddings, two failovers, two pinned (one failing)"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -178,9 +193,24 @@ async fn the_official_anthropic_client_sends_messages_streams_calls_tools_and_re
     assert_eq!(out["stream_tool"], json!([["lookup", {"q": "paddock"}]]));
     assert_eq!(out["follow"], text, "a tool_use and its tool_result read as a conversation");
     assert_eq!(out["failover"], json!({"attempts": "2", "text": text}));
+    assert_eq!(out["pinned"], json!({"attempts": "1", "model": "failover/m-1"}), "pinned by model alone");
+    let chat = json!([{"role": "user", "content": "hello there"}]);
+    assert_eq!(
+        out["agent"],
+        json!({
+            "input": {"messages": chat, "system": "be brief"}, "model": "agent:echo", "stop": "end_turn",
+            "streamed": {"messages": chat, "system": null}, "stream_stop": "end_turn",
+        }),
+        "the messages and system as sent are the agent's input"
+    );
+    assert_eq!(out["agent_denied"], json!(["PermissionDeniedError", 403, "permission_error"]));
     assert_eq!(out["missing"], json!(["NotFoundError", 404, "not_found_error"]));
     assert_eq!(out["denied"], json!(["PermissionDeniedError", 403, "permission_error"]));
     assert_eq!(out["budget"], json!(["RateLimitError", 429, "rate_limit_error"]));
     assert_eq!((&out["no_key"][0], &out["no_key"][1]), (&json!("AuthenticationError"), &json!(401)));
-    assert_eq!(door_requests(&door).await, json!(6), "whole, stream, two tool calls, the follow-up, the failover");
+    assert_eq!(
+        door_requests(&door).await,
+        json!(7),
+        "whole, stream, two tool calls, the follow-up, the failover, the pinned one"
+    );
 }

@@ -23,6 +23,7 @@ mod llm;
 mod loading;
 mod many_hosts;
 mod many_hosts_flows;
+mod mcp;
 mod recovery;
 mod reload;
 mod resilience;

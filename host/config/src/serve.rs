@@ -53,6 +53,8 @@ pub struct ServeSettings {
     pub debounce: Duration,
     /// The folder of flow specs it starts by name.
     pub flows: PathBuf,
+    /// The flows of that folder MCP clients may call as tools (`serve.mcp-flows`).
+    pub mcp_flows: Vec<String>,
 }
 
 /// How `paddock serve` knows who calls (`serve.auth`).
@@ -120,6 +122,8 @@ pub(super) struct ServeSection {
     drain: Option<Span>,
     debounce: Option<Span>,
     flows: Option<PathBuf>,
+    #[serde(default)]
+    mcp_flows: Vec<String>,
 }
 
 /// `serve.tls = { cert = "...", key = "..." }`.
@@ -152,6 +156,16 @@ pub(super) fn serve_settings(serve: ServeSection, base: &Path) -> Result<ServeSe
         return Err(format!("serve.drain ({}) must be at most 1h", Span(drain)));
     }
     let tls = serve.tls.map(|t| TlsFiles { cert: base.join(t.cert), key: base.join(t.key) });
+    for (i, name) in serve.mcp_flows.iter().enumerate() {
+        // A flow is `<serve.flows>/<name>.toml`: a name, never a path.
+        let named = (1..=64).contains(&name.len())
+            && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+        if !named {
+            return Err(format!(
+                "serve.mcp-flows[{i}]: `{name}` is not a flow name (1 to 64 of a-z, 0-9, '-' and '_', the file name without .toml)"
+            ));
+        }
+    }
     Ok(ServeSettings {
         listen,
         auth,
@@ -168,6 +182,7 @@ pub(super) fn serve_settings(serve: ServeSection, base: &Path) -> Result<ServeSe
         drain,
         debounce,
         flows: base.join(serve.flows.unwrap_or_else(|| PathBuf::from("flows"))),
+        mcp_flows: serve.mcp_flows,
     })
 }
 
@@ -240,6 +255,18 @@ mod tests {
             (ServeAuth::Keys, None, ConnectionLimits::default())
         );
         assert_eq!(s.serve.flows, Path::new("conf/flows"));
+        assert!(s.serve.mcp_flows.is_empty(), "no flow is a tool unless named");
+    }
+
+    #[test]
+    fn mcp_flows_are_flow_names_and_a_path_is_refused_by_index() {
+        let s = parse("[serve]\nmcp-flows = [\"review\", \"nightly_2\"]\n").unwrap();
+        assert_eq!(s.serve.mcp_flows, ["review", "nightly_2"]);
+        let err = parse("[serve]\nmcp-flows = [\"review\", \"../etc\"]\n").unwrap_err();
+        assert_eq!(
+            err,
+            "conf/paddock.toml: serve.mcp-flows[1]: `../etc` is not a flow name (1 to 64 of a-z, 0-9, '-' and '_', the file name without .toml)"
+        );
     }
 
     #[test]

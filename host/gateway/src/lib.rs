@@ -255,6 +255,19 @@ impl Gateway {
         routes
     }
 
+    /// What a caller's `model` names: a route by its name, or
+    /// `ROUTE/TARGET`, the route with the target to pin ([`Route::pinned`]);
+    /// `None` when no route has the name.
+    pub fn find_route<'m>(&self, model: &'m str) -> Option<(Arc<Route>, Option<&'m str>)> {
+        let table = self.inner.table.load();
+        if let Some(route) = table.routes.get(model) {
+            return Some((route.clone(), None));
+        }
+        model
+            .match_indices('/')
+            .find_map(|(i, _)| table.routes.get(&model[..i]).map(|r| (r.clone(), Some(&model[i + 1..]))))
+    }
+
     /// Whether the routes are the built-in simulated ones.
     pub fn is_simulated_default(&self) -> bool {
         self.inner.table.load().simulated_defaults
@@ -378,19 +391,27 @@ impl Gateway {
         }
     }
 
-    /// Embeds `inputs` through `route`.
-    pub async fn embed(&self, caller: &Caller, route: &str, inputs: &[String]) -> Result<Vec<Vec<f32>>, Failure> {
-        self.embedding(caller, route, inputs).instrument(record::call_span("embed", route)).await
-    }
-
-    async fn embedding(&self, caller: &Caller, route: &str, inputs: &[String]) -> Result<Vec<Vec<f32>>, Failure> {
-        let started = Instant::now();
+    /// Embeds `inputs` through `route` (only its targets `target` names, when given).
+    pub async fn embed(
+        &self,
+        caller: &Caller,
+        route: &str,
+        target: Option<&str>,
+        inputs: &[String],
+    ) -> Result<Vec<Vec<f32>>, Failure> {
         let req = ChatRequest {
             route: route.to_string(),
+            target: target.map(String::from),
             messages: inputs.iter().map(|t| types::Message::new(types::Role::User, t.clone())).collect(),
             max_tokens: Some(0),
             ..Default::default()
         };
+        self.embedding(caller, req, inputs).instrument(record::call_span("embed", route)).await
+    }
+
+    /// [`embed`](Self::embed), its request made.
+    async fn embedding(&self, caller: &Caller, req: ChatRequest, inputs: &[String]) -> Result<Vec<Vec<f32>>, Failure> {
+        let started = Instant::now();
         let (route, reservation) = self.admit(caller, &req)?;
         let deadline = started + route.settings.timeout;
         let inner = &self.inner;
@@ -485,6 +506,12 @@ impl Gateway {
             return Err(refuse(LlmError::Denied(format!("no route named {:?}", req.route))));
         };
         validate(req).map_err(|m| refuse(LlmError::InvalidRequest(m)))?;
+        let route = match &req.target {
+            None => route.clone(),
+            Some(target) => {
+                Arc::new(route.pinned(target).ok_or_else(|| refuse(LlmError::InvalidRequest(route.no_target(target))))?)
+            }
+        };
         let input = req.estimated_input_tokens();
         let output = req.max_tokens.unwrap_or(DEFAULT_OUTPUT_ESTIMATE);
         let cost = route.targets.iter().filter_map(|t| t.price).map(|p| p.cost(input, output)).max().unwrap_or(0);
@@ -494,7 +521,8 @@ impl Gateway {
             inner.metrics.budget_refusals.get_or_create(&who).inc();
             refuse(LlmError::BudgetExceeded(m))
         })?;
-        Ok((route.clone(), Reserved::new(inner.quota.clone(), caller, route.name.clone(), reservation)))
+        let name = route.name.clone();
+        Ok((route, Reserved::new(inner.quota.clone(), caller, name, reservation)))
     }
 }
 

@@ -237,6 +237,25 @@ impl Route {
         Route { name, settings, targets, affinity: Mutex::default() }
     }
 
+    /// The route cut to its targets whose `provider/model`, or model, is
+    /// `target`: the same breakers, accounts and policy, in the same order.
+    pub fn pinned(&self, target: &str) -> Option<Route> {
+        let targets: Vec<_> =
+            self.targets.iter().filter(|t| t.label() == target || t.model == target).cloned().collect();
+        (!targets.is_empty()).then(|| Route {
+            name: self.name.clone(),
+            settings: self.settings.clone(),
+            targets,
+            affinity: Mutex::default(),
+        })
+    }
+
+    /// Why `target` pins none of the route's targets, naming them.
+    pub fn no_target(&self, target: &str) -> String {
+        let labels: Vec<&str> = self.targets.iter().map(|t| t.label()).collect();
+        format!("route {:?} has no target {target:?} (its targets: {})", self.name, labels.join(", "))
+    }
+
     /// The order to try targets in for one request: by strategy, the
     /// conversation's target first while its breaker is closed, and targets
     /// short of headroom moved to the end (tried only when the rest fail).

@@ -78,6 +78,9 @@ pub struct ChatRequest {
     pub stop: Vec<String>,
     /// Conversation id for provider affinity.
     pub conversation: Option<String>,
+    /// Only the route's targets whose `provider/model`, or model, this is
+    /// (a caller's `model = "ROUTE/TARGET"`); every target when `None`.
+    pub target: Option<String>,
 }
 
 impl ChatRequest {

@@ -304,3 +304,29 @@ async fn panic_min_success_of_one_turns_degraded_mode_off() {
     assert_eq!(failure.trail.len(), 2, "each target skipped once, no degraded pass");
     assert!(failure.trail.iter().all(|a| matches!(a.outcome, AttemptOutcome::Skipped(_))));
 }
+
+#[test]
+fn a_model_names_a_route_or_pins_its_targets_by_provider_and_model_or_by_model() {
+    let gw = gateway(Arc::new(SystemClock), |_| {});
+    let (route, target) = gw.find_route("r").unwrap();
+    assert_eq!((&*route.name, target), ("r", None));
+    let (route, target) = gw.find_route("r/b/m").unwrap();
+    assert_eq!((&*route.name, target), ("r", Some("b/m")));
+    let labels = |pinned: Route| pinned.targets.iter().map(|t| t.label().to_string()).collect::<Vec<_>>();
+    assert_eq!(labels(route.pinned("b/m").unwrap()), ["b/m"]);
+    assert_eq!(labels(route.pinned("m").unwrap()), ["a/m", "b/m"], "a bare model pins each target serving it");
+    assert!(route.pinned("c/m").is_none());
+    assert_eq!(route.no_target("c/m"), r#"route "r" has no target "c/m" (its targets: a/m, b/m)"#);
+    assert!(gw.find_route("s/a/m").is_none(), "no route s");
+}
+
+#[tokio::test]
+async fn a_pinned_target_that_is_not_the_routes_is_an_invalid_request_before_any_attempt() {
+    let gw = gateway(Arc::new(SystemClock), |_| {});
+    let req = ChatRequest { target: Some("c/m".into()), ..hi() };
+    let failure = gw.complete(&caller(), req).await.unwrap_err();
+    assert_eq!(
+        (failure.error, failure.trail.len()),
+        (LlmError::InvalidRequest(r#"route "r" has no target "c/m" (its targets: a/m, b/m)"#.into()), 0)
+    );
+}

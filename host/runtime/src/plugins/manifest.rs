@@ -46,7 +46,27 @@ pub struct Manifest {
     pub limits: Requested,
     /// Capabilities it asks for.
     pub capabilities: Capabilities,
+    /// How it shows as an MCP tool (`[tool]`).
+    pub tool: Option<Tool>,
 }
+
+/// How an agent shows as an MCP tool: what `tools/list` says of it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Tool {
+    /// What it does, for the model choosing a tool (the manifest's
+    /// `description` when the table has none).
+    pub description: Option<String>,
+    /// The JSON Schema of its input, an object (`{"type": "object"}` when not given).
+    pub input_schema: Option<JsonObject>,
+    /// The JSON Schema of its output, when it answers with an object.
+    pub output_schema: Option<JsonObject>,
+}
+
+/// A JSON object.
+pub type JsonObject = serde_json::Map<String, serde_json::Value>;
+
+/// The most bytes of a tool's description or of each of its schemas (as JSON).
+pub const MAX_TOOL_BYTES: usize = 64 * 1024;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
@@ -61,6 +81,43 @@ struct ManifestFile {
     limits: LimitsSection,
     #[serde(default)]
     capabilities: Capabilities,
+    tool: Option<ToolSection>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct ToolSection {
+    description: Option<String>,
+    input_schema: Option<serde_json::Value>,
+    output_schema: Option<serde_json::Value>,
+}
+
+impl ToolSection {
+    /// Checks it: schemas are objects of type object, nothing over [`MAX_TOOL_BYTES`].
+    fn check(self) -> Result<Tool, String> {
+        if self.description.as_ref().is_some_and(|d| d.len() > MAX_TOOL_BYTES) {
+            return Err(format!("tool.description: longer than {MAX_TOOL_BYTES} bytes"));
+        }
+        let schema = |key: &str, value: Option<serde_json::Value>| -> Result<Option<JsonObject>, String> {
+            let Some(value) = value else { return Ok(None) };
+            if value.to_string().len() > MAX_TOOL_BYTES {
+                return Err(format!("tool.{key}: longer than {MAX_TOOL_BYTES} bytes as JSON"));
+            }
+            match value {
+                serde_json::Value::Object(map) if map.get("type").and_then(|t| t.as_str()) == Some("object") => {
+                    Ok(Some(map))
+                }
+                _ => Err(format!(
+                    "tool.{key}: must be a JSON Schema of an object, a table with type = \"object\" (MCP's rule)"
+                )),
+            }
+        };
+        Ok(Tool {
+            description: self.description,
+            input_schema: schema("input-schema", self.input_schema)?,
+            output_schema: schema("output-schema", self.output_schema)?,
+        })
+    }
 }
 
 #[derive(Deserialize)]
@@ -164,6 +221,7 @@ impl Manifest {
                 )));
             }
         }
+        let tool = raw.tool.map(ToolSection::check).transpose().map_err(fail)?;
         Ok(Manifest {
             file: file.to_path_buf(),
             name: raw.name,
@@ -177,6 +235,7 @@ impl Manifest {
                 timeout: raw.limits.timeout.map(|t| t.0),
             },
             capabilities: raw.capabilities,
+            tool,
         })
     }
 }
@@ -238,6 +297,33 @@ agents = ["helper"]
         );
         let err = parse(&GOOD.replace("0.1.0", "one")).unwrap_err();
         assert!(err.message.starts_with("version: `one` is not a semantic version"), "{}", err.message);
+    }
+
+    #[test]
+    fn a_tool_table_gives_the_mcp_description_and_schemas() {
+        let text = format!(
+            "{GOOD}[tool]\ndescription = \"looks up a city\"\n[tool.input-schema]\ntype = \"object\"\nrequired = [\"city\"]\nproperties = {{ city = {{ type = \"string\" }} }}\n"
+        );
+        let tool = parse(&text).unwrap().tool.unwrap();
+        assert_eq!(tool.description.as_deref(), Some("looks up a city"));
+        let schema = serde_json::Value::Object(tool.input_schema.unwrap());
+        assert_eq!(
+            schema,
+            serde_json::json!({"type": "object", "required": ["city"], "properties": {"city": {"type": "string"}}})
+        );
+        assert_eq!(tool.output_schema, None);
+        assert_eq!(parse(GOOD).unwrap().tool, None);
+    }
+
+    #[test]
+    fn a_tool_schema_that_is_not_an_object_schema_is_refused_by_key() {
+        let err = parse(&format!("{GOOD}[tool]\noutput-schema = {{ type = \"string\" }}\n")).unwrap_err();
+        assert_eq!(
+            err.message,
+            "tool.output-schema: must be a JSON Schema of an object, a table with type = \"object\" (MCP's rule)"
+        );
+        let err = parse(&format!("{GOOD}[tool]\ninput = 1\n")).unwrap_err();
+        assert!(err.message.contains("unknown field `input`"), "{}", err.message);
     }
 
     #[test]

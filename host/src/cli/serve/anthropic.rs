@@ -4,15 +4,18 @@
 //! `message_stop`, and `error`), so Anthropic's SDKs reach the gateway. The
 //! key may come as `x-api-key`, as those SDKs send it.
 //!
-//! `model` names a route the key's tenant may use, as on the OpenAI door,
-//! and the call takes the same gateway path, recorded as agent `paddock-api`.
+//! `model` names a route the key's tenant may use (or pins one of its
+//! targets as `ROUTE/TARGET`), as on the OpenAI door, and the call takes the
+//! same gateway path, recorded as agent `paddock-api`; `agent:NAME` is
+//! answered by an agent ([`ask`]).
 //! Errors come in Anthropic's shape, `{"type": "error", "error": {"type",
 //! "message"}}`: `not_found_error` 404, `permission_error` 403,
 //! `rate_limit_error` 429 (a budget too), `invalid_request_error` 400,
 //! `api_error` 503 and 504.
 
 use super::auth::require;
-use super::openai::{AGENT, RouteRefusal, route_refusal};
+use super::openai::agent::{PREFIX, ask};
+use super::openai::{AGENT, RouteRefusal, pick};
 use crate::gateway::LlmError;
 use crate::gateway::types::{ChatRequest, Finish, Message, Role as Speaker, ToolCall, ToolSpec};
 use crate::keys::{Caller, Role};
@@ -216,6 +219,7 @@ fn request(body: MessagesBody) -> Result<ChatRequest, String> {
         temperature: body.temperature,
         stop: body.stop_sequences,
         conversation: body.metadata.and_then(|m| m.user_id),
+        target: None,
     })
 }
 
@@ -238,26 +242,34 @@ async fn messages(State(runtime): State<Runtime>, Extension(caller): Extension<C
     if let Err(r) = require(&caller, Role::Run, "call models") {
         return r;
     }
-    let body: MessagesBody = match serde_json::from_str(&body) {
+    let text = body;
+    let body: MessagesBody = match serde_json::from_str(&text) {
         Ok(body) => body,
         Err(e) => return invalid(format!("the body is not a messages request: {e}")),
     };
     let stream = body.stream;
-    let req = match request(body) {
+    if let Some(name) = body.model.strip_prefix(PREFIX) {
+        // The agent reads the chat as sent: only this path reads the body twice.
+        let sent: Value = serde_json::from_str(&text).unwrap_or_default();
+        let input = json!({ "messages": sent["messages"], "system": sent["system"] });
+        return agent_answer(&runtime, &caller, name, input, stream).await;
+    }
+    let mut req = match request(body) {
         Ok(req) => req,
         Err(e) => return invalid(e),
     };
-    match route_refusal(&runtime, &caller, &req.route) {
-        None => {}
-        Some(RouteRefusal::Unknown(m)) => return refuse(StatusCode::NOT_FOUND, "not_found_error", m),
-        Some(RouteRefusal::NotGranted(m)) => return refuse(StatusCode::FORBIDDEN, "permission_error", m),
+    // The answer names the model as asked: a route, or a pinned target of one.
+    let model = std::mem::take(&mut req.route);
+    match pick(&runtime, &caller, &model) {
+        Ok(pick) => (req.route, req.target) = (pick.route, pick.target),
+        Err(RouteRefusal::Unknown(m)) => return refuse(StatusCode::NOT_FOUND, "not_found_error", m),
+        Err(RouteRefusal::NotGranted(m)) => return refuse(StatusCode::FORBIDDEN, "permission_error", m),
     }
     let who = crate::gateway::Caller { tenant: caller.tenant.clone(), agent: Arc::from(AGENT) };
     let id = format!("msg_{}", crate::runtime::new_run_id());
     if stream {
-        return streamed(&runtime, who, req, id).await;
+        return streamed(&runtime, who, req, (id, model)).await;
     }
-    let model = req.route.clone();
     let done = match runtime.gateway().complete(&who, req).await {
         Ok(done) => done,
         Err(failure) => return failed(&failure.error),
@@ -281,20 +293,9 @@ fn event(name: &str, data: Value) -> Result<Event, Infallible> {
     Ok(Event::default().event(name).data(data.to_string()))
 }
 
-/// A streamed answer: `message_start` and the text block's start once the
-/// first piece arrived (every failure before it could still fall back), a
-/// delta a piece, the tool calls as blocks of their own, then
-/// `message_delta` with the stop reason and usage, and `message_stop`. A
-/// failure after the first piece ends the stream with an `error` event.
-async fn streamed(runtime: &Runtime, who: crate::gateway::Caller, req: ChatRequest, id: String) -> Response {
-    let model = req.route.clone();
-    let input_tokens = req.estimated_input_tokens();
-    let reply = match runtime.gateway().stream(&who, req).await {
-        Ok(reply) => reply,
-        Err(failure) => return failed(&failure.error),
-    };
-    let attempts = reply.attempts();
-    let start = vec![
+/// A stream's first events: `message_start`, and the text block's start.
+fn opening(id: &str, model: &str, input_tokens: u32) -> Vec<Result<Event, Infallible>> {
+    vec![
         event(
             "message_start",
             json!({ "type": "message_start", "message": {
@@ -307,7 +308,64 @@ async fn streamed(runtime: &Runtime, who: crate::gateway::Caller, req: ChatReque
             "content_block_start",
             json!({ "type": "content_block_start", "index": 0, "content_block": { "type": "text", "text": "" } }),
         ),
-    ];
+    ]
+}
+
+/// `model = "agent:NAME"`: the agent's answer to `input` as a message, or
+/// streamed whole in one text delta; its failures as Anthropic's errors.
+async fn agent_answer(runtime: &Runtime, caller: &Caller, name: &str, input: Value, stream: bool) -> Response {
+    let answered = match ask(runtime, caller, name, &input).await {
+        Ok(answered) => answered,
+        Err(no) => {
+            let kind = match no.status {
+                StatusCode::NOT_FOUND => "not_found_error",
+                StatusCode::FORBIDDEN => "permission_error",
+                StatusCode::BAD_REQUEST => "invalid_request_error",
+                _ => "api_error",
+            };
+            return refuse(no.status, kind, no.message);
+        }
+    };
+    let (id, model) = (format!("msg_{}", answered.run), format!("{PREFIX}{name}"));
+    let version = [("x-paddock-version", answered.version)];
+    if !stream {
+        let body = json!({
+            "id": id, "type": "message", "role": "assistant", "model": model,
+            "content": [{ "type": "text", "text": answered.text }],
+            "stop_reason": "end_turn", "stop_sequence": null, "usage": { "input_tokens": 0, "output_tokens": 0 },
+        });
+        return (version, Json(body)).into_response();
+    }
+    let mut events = opening(&id, &model, 0);
+    let delta =
+        json!({ "type": "content_block_delta", "index": 0, "delta": { "type": "text_delta", "text": answered.text } });
+    events.push(event("content_block_delta", delta));
+    events.push(event("content_block_stop", json!({ "type": "content_block_stop", "index": 0 })));
+    let end = json!({ "type": "message_delta", "delta": { "stop_reason": "end_turn", "stop_sequence": null },
+                      "usage": { "output_tokens": 0 } });
+    events.push(event("message_delta", end));
+    events.push(event("message_stop", json!({ "type": "message_stop" })));
+    (version, Sse::new(futures_util::stream::iter(events))).into_response()
+}
+
+/// A streamed answer: `message_start` and the text block's start once the
+/// first piece arrived (every failure before it could still fall back), a
+/// delta a piece, the tool calls as blocks of their own, then
+/// `message_delta` with the stop reason and usage, and `message_stop`. A
+/// failure after the first piece ends the stream with an `error` event.
+async fn streamed(
+    runtime: &Runtime,
+    who: crate::gateway::Caller,
+    req: ChatRequest,
+    (id, model): (String, String),
+) -> Response {
+    let input_tokens = req.estimated_input_tokens();
+    let reply = match runtime.gateway().stream(&who, req).await {
+        Ok(reply) => reply,
+        Err(failure) => return failed(&failure.error),
+    };
+    let attempts = reply.attempts();
+    let start = opening(&id, &model, input_tokens);
     /// Where the stream stands.
     enum Stage {
         Start(Vec<Result<Event, Infallible>>),

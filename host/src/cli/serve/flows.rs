@@ -96,14 +96,14 @@ fn summary(r: &RunRecord) -> Value {
 }
 
 /// Why a flow spec cannot be started.
-enum SpecError {
+pub(super) enum SpecError {
     Missing(String),
     Unreadable(String),
     Invalid(String),
 }
 
 impl SpecError {
-    fn message(self) -> String {
+    pub(super) fn message(self) -> String {
         match self {
             SpecError::Missing(m) | SpecError::Unreadable(m) | SpecError::Invalid(m) => m,
         }
@@ -119,7 +119,7 @@ impl SpecError {
 }
 
 /// The spec `<serve.flows>/<name>.toml`, parsed.
-fn spec(flows: &Flows, name: &str) -> Result<(Flow, String), SpecError> {
+pub(super) fn spec(flows: &Flows, name: &str) -> Result<(Flow, String), SpecError> {
     let dir = &flows.runtime().settings().serve.flows;
     // Names only: a path would let a caller run any file as a flow.
     let named = !name.is_empty()

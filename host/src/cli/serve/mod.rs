@@ -9,6 +9,7 @@
 //! | `POST /v1/agents/{name}/run` | run | body = the input (JSON text) |
 //! | `GET /v1/plugins` | run | what `paddock plugins list --json` shows |
 //! | `GET /v1/health` | none | `{"status":"ok"}` |
+//! | `POST /mcp` | run | MCP (Streamable HTTP): the tenant's agents as tools ([`mcp`]) |
 //! | `GET /metrics` | admin | OpenMetrics text: the gateway's `paddock_llm_*`, the runtime's invocations, the HTTP requests |
 //!
 //! Flows, runs and approvals: [`flows`]; dead letters and questions:
@@ -26,6 +27,7 @@ mod flows;
 mod fuzz;
 mod in_flight;
 mod listen;
+mod mcp;
 mod openai;
 mod operate;
 
@@ -150,6 +152,7 @@ fn routes(runtime: Runtime, flows: crate::flow::Flows, auth: Auth) -> Router {
     let hub = flows.hub().cloned();
     let operate = operate::routes(runtime.clone());
     let board = board::routes(runtime.clone());
+    let mcp = mcp::service(runtime.clone(), flows.clone());
     Router::new()
         .route("/v1/agents/{name}/run", post(run))
         .route("/v1/plugins", get(plugins))
@@ -164,6 +167,7 @@ fn routes(runtime: Runtime, flows: crate::flow::Flows, auth: Auth) -> Router {
         .merge(board)
         .merge(openai::routes(runtime.clone()))
         .merge(anthropic::routes(runtime))
+        .route_service("/mcp", mcp)
         .route_layer(axum::middleware::from_fn_with_state(auth, auth::authenticate))
         // Load balancers' probes carry no key; the answer tells nothing.
         .route("/v1/health", get(|| async { axum::Json(serde_json::json!({ "status": "ok" })) }))

@@ -137,6 +137,7 @@ fn request(req: Request) -> ChatRequest {
         temperature: req.temperature,
         stop: req.stop,
         conversation: req.conversation,
+        target: None,
     }
 }
 
@@ -208,7 +209,7 @@ impl LlmCtx {
             Ok(g) => g,
             Err(e) => return Ok(Err(e)),
         };
-        Ok(gateway.embed(&self.caller(), &route, &inputs).await.map_err(|f| error(f.error)))
+        Ok(gateway.embed(&self.caller(), &route, None, &inputs).await.map_err(|f| error(f.error)))
     }
 
     async fn next_now(

@@ -1,6 +1,7 @@
 //! `model = "agent:NAME"`: a chat answered by a sandboxed agent the key's
 //! tenant may run. The agent's input is `{"messages": [...]}` (the chat as
-//! sent), its output the assistant's message: a JSON string as its text,
+//! sent; on the Anthropic door `{"messages", "system"}`), its output the
+//! assistant's message: a JSON string as its text,
 //! anything else as it is. The run is the tenant's, under its limits,
 //! budget and concurrency cap, as `POST /v1/agents/NAME/run`; a stream is
 //! the whole answer in one chunk. The usage is zero: what the agent's own
@@ -19,7 +20,7 @@ use serde_json::{Value, json};
 use std::convert::Infallible;
 
 /// What a `model` naming an agent starts with.
-pub(super) const PREFIX: &str = "agent:";
+pub(in super::super) const PREFIX: &str = "agent:";
 
 /// The assistant's text for an agent's `output`.
 fn content_of(output: &str) -> String {
@@ -29,6 +30,74 @@ fn content_of(output: &str) -> String {
     }
 }
 
+/// An agent's answer to a chat.
+pub(in super::super) struct Answered {
+    /// The assistant's text.
+    pub text: String,
+    /// The run's id.
+    pub run: String,
+    /// The agent version that answered.
+    pub version: String,
+}
+
+/// Why an agent gave no answer: the status, OpenAI's code, the message.
+pub(in super::super) struct Unanswered {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl Unanswered {
+    fn new(status: StatusCode, code: &'static str, message: impl std::fmt::Display) -> Self {
+        Unanswered { status, code, message: message.to_string() }
+    }
+}
+
+/// Runs agent `name` for `caller` on `input` (the chat), for every door: as
+/// `POST /v1/agents/NAME/run` runs it, its output as the assistant's text.
+pub(in super::super) async fn ask(
+    runtime: &Runtime,
+    caller: &Caller,
+    name: &str,
+    input: &Value,
+) -> Result<Answered, Unanswered> {
+    let agent = match super::super::plugin(runtime, name) {
+        Ok(agent) => agent,
+        Err(super::super::Unloaded::Missing(_)) => {
+            let message =
+                format!("no agent {name:?}; `model = \"agent:NAME\"` names a plugin (GET /v1/models lists them)");
+            return Err(Unanswered::new(StatusCode::NOT_FOUND, "model_not_found", message));
+        }
+        Err(super::super::Unloaded::NotServing(m)) => {
+            return Err(Unanswered::new(StatusCode::SERVICE_UNAVAILABLE, "not_serving", m));
+        }
+    };
+    let options = RunOptions { tenant: Some(caller.tenant.to_string()), ..RunOptions::default() };
+    let outcome = match runtime.run(&agent, &input.to_string(), &options).await {
+        Ok(outcome) => outcome,
+        Err(RunError::Load(e)) => return Err(Unanswered::new(StatusCode::SERVICE_UNAVAILABLE, "not_serving", e)),
+        Err(RunError::Options(m)) => return Err(Unanswered::new(StatusCode::BAD_REQUEST, "invalid_request", m)),
+        Err(RunError::Refused(m)) => return Err(Unanswered::new(StatusCode::FORBIDDEN, "permission_denied", m)),
+    };
+    match &outcome.result {
+        Ok(output) => Ok(Answered {
+            text: content_of(output),
+            run: outcome.run.to_string(),
+            version: outcome.version.to_string(),
+        }),
+        Err(e) => {
+            let (status, code) = match e {
+                InvokeError::Failed { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "agent_failed"),
+                InvokeError::Limit { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "agent_limit"),
+                InvokeError::Crashed { .. } => (StatusCode::INTERNAL_SERVER_ERROR, "agent_crashed"),
+                InvokeError::Start { .. } => (StatusCode::SERVICE_UNAVAILABLE, "agent_start"),
+            };
+            Err(Unanswered::new(status, code, e))
+        }
+    }
+}
+
+/// The chat completion (or its stream) of agent `name` on `messages`.
 pub(super) async fn answer(
     runtime: &Runtime,
     caller: &Caller,
@@ -38,42 +107,21 @@ pub(super) async fn answer(
     include_usage: bool,
 ) -> Response {
     let model = format!("{PREFIX}{name}");
-    let missing = || {
-        let message = format!("no agent {name:?}; `model = \"agent:NAME\"` names a plugin (GET /v1/models lists them)");
-        refuse(StatusCode::NOT_FOUND, "invalid_request_error", "model_not_found", message)
-    };
-    let agent = match super::super::plugin(runtime, name) {
-        Ok(agent) => agent,
-        Err(super::super::Unloaded::Missing(_)) => return missing(),
-        Err(super::super::Unloaded::NotServing(m)) => {
-            return refuse(StatusCode::SERVICE_UNAVAILABLE, "api_error", "not_serving", m);
-        }
-    };
-    let input = json!({ "messages": messages }).to_string();
-    let options = RunOptions { tenant: Some(caller.tenant.to_string()), ..RunOptions::default() };
-    let outcome = match runtime.run(&agent, &input, &options).await {
-        Ok(outcome) => outcome,
-        Err(RunError::Load(e)) => return refuse(StatusCode::SERVICE_UNAVAILABLE, "api_error", "not_serving", e),
-        Err(RunError::Options(m)) => {
-            return refuse(StatusCode::BAD_REQUEST, "invalid_request_error", "invalid_request", m);
-        }
-        Err(RunError::Refused(m)) => return refuse(StatusCode::FORBIDDEN, "permission_denied", "permission_denied", m),
-    };
-    let text = match &outcome.result {
-        Ok(output) => content_of(output),
-        Err(e) => {
-            let (status, code) = match e {
-                InvokeError::Failed { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "agent_failed"),
-                InvokeError::Limit { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "agent_limit"),
-                InvokeError::Crashed { .. } => (StatusCode::INTERNAL_SERVER_ERROR, "agent_crashed"),
-                InvokeError::Start { .. } => (StatusCode::SERVICE_UNAVAILABLE, "agent_start"),
+    let answered = match ask(runtime, caller, name, &json!({ "messages": messages })).await {
+        Ok(answered) => answered,
+        Err(no) => {
+            let kind = match no.status {
+                StatusCode::NOT_FOUND | StatusCode::BAD_REQUEST => "invalid_request_error",
+                StatusCode::FORBIDDEN => "permission_denied",
+                _ => "api_error",
             };
-            return refuse(status, "api_error", code, e);
+            return refuse(no.status, kind, no.code, no.message);
         }
     };
-    let (id, created) = (format!("chatcmpl-{}", outcome.run), now_secs());
+    let text = answered.text;
+    let (id, created) = (format!("chatcmpl-{}", answered.run), now_secs());
     let usage = json!({ "prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0 });
-    let version = [("x-paddock-version", outcome.version.to_string())];
+    let version = [("x-paddock-version", answered.version)];
     if !stream {
         let body = json!({
             "id": id, "object": "chat.completion", "created": created, "model": model,

@@ -2,7 +2,7 @@
 //! request, answered whole or as a stream of `chat.completion.chunk` events.
 
 use super::super::auth::require;
-use super::{AGENT, check_route, failed, invalid, now_secs};
+use super::{AGENT, failed, invalid, now_secs, picked};
 use crate::gateway::Completion;
 use crate::gateway::types::{ChatRequest, Finish, Message, Role as Speaker, ToolCall, ToolSpec};
 use crate::keys::{Caller, Role};
@@ -188,6 +188,7 @@ fn request(body: ChatBody) -> Result<ChatRequest, String> {
             Some(Stop::Many(v)) => v,
         },
         conversation: body.user,
+        target: None,
     })
 }
 
@@ -248,18 +249,20 @@ pub(super) async fn chat(
         let messages = sent.get("messages").cloned().unwrap_or(Value::Null);
         return super::agent::answer(&runtime, &caller, name, messages, stream, include_usage).await;
     }
-    let req = match request(body) {
+    let mut req = match request(body) {
         Ok(req) => req,
         Err(e) => return invalid(e),
     };
-    if let Err(r) = check_route(&runtime, &caller, &req.route) {
-        return r;
+    // The answer names the model as asked: a route, or a pinned target of one.
+    let model = std::mem::take(&mut req.route);
+    match picked(&runtime, &caller, &model) {
+        Ok(pick) => (req.route, req.target) = (pick.route, pick.target),
+        Err(r) => return r,
     }
     let who = crate::gateway::Caller { tenant: caller.tenant.clone(), agent: Arc::from(AGENT) };
     let id = format!("chatcmpl-{}", crate::runtime::new_run_id());
-    let model = req.route.clone();
     if stream {
-        return streamed(&runtime, who, req, id, include_usage).await;
+        return streamed(&runtime, who, req, (id, model), include_usage).await;
     }
     let done = match runtime.gateway().complete(&who, req).await {
         Ok(done) => done,
@@ -287,10 +290,9 @@ async fn streamed(
     runtime: &Runtime,
     who: crate::gateway::Caller,
     req: ChatRequest,
-    id: String,
+    (id, model): (String, String),
     include_usage: bool,
 ) -> Response {
-    let model = req.route.clone();
     let reply = match runtime.gateway().stream(&who, req).await {
         Ok(reply) => reply,
         Err(failure) => return failed(&failure.error),

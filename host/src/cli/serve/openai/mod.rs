@@ -4,7 +4,8 @@
 //! base64), so the official SDKs and the frameworks built on them reach the
 //! gateway with a Paddock API key as their key.
 //!
-//! `model` names a route the key's tenant may use. A call takes the path an
+//! `model` names a route the key's tenant may use, or `ROUTE/TARGET` the
+//! route's targets whose `provider/model` (or model) is TARGET. A call takes the path an
 //! agent's call takes — the tenant's grant, its budgets and the ledger, the
 //! route's whole resilience policy, usage, metrics and traces — recorded for
 //! the tenant as agent `paddock-api`. Errors come in OpenAI's shape, `{"error":
@@ -13,7 +14,7 @@
 //! `insufficient_quota`, every target failing 503. `x-paddock-attempts` says
 //! how many provider attempts the answer took.
 
-mod agent;
+pub(super) mod agent;
 mod chat;
 
 use super::auth::require;
@@ -127,43 +128,52 @@ enum Input {
     Many(Vec<String>),
 }
 
-/// Why `caller`'s tenant may not use `route`, if it may not.
+/// Why `caller`'s tenant may not use a `model`.
 pub(super) enum RouteRefusal {
-    /// No route has the name.
+    /// No route has the name, or the route no such target.
     Unknown(String),
     /// The tenant is not granted it (or is no tenant).
     NotGranted(String),
 }
 
-/// Whether `caller`'s tenant may use `route`, for every door.
-pub(super) fn route_refusal(runtime: &Runtime, caller: &Caller, route: &str) -> Option<RouteRefusal> {
-    let tenant = &*caller.tenant;
-    let policy = match runtime.settings().tenants.get(tenant) {
-        Ok(policy) => policy,
-        Err(e) => return Some(RouteRefusal::NotGranted(e.to_string())),
-    };
-    if !runtime.gateway().routes().iter().any(|r| *r.name == *route) {
-        return Some(RouteRefusal::Unknown(format!(
-            "no route {route:?}; `model` names a route (GET /v1/models lists them)"
-        )));
-    }
-    (!policy.routes.allows(route)).then(|| {
-        RouteRefusal::NotGranted(format!("tenant {tenant:?} may not use route {route:?} (tenants.{tenant}.routes)"))
-    })
+/// What a caller's `model` picks: a route, and the target it pins.
+pub(super) struct Pick {
+    pub route: String,
+    pub target: Option<String>,
 }
 
-/// Whether `caller`'s tenant may use `route`; the refusal (unknown 404, not granted 403) if not.
-#[allow(clippy::result_large_err)] // the refusal is the answer, sent once
-fn check_route(runtime: &Runtime, caller: &Caller, route: &str) -> Result<(), Response> {
-    match route_refusal(runtime, caller, route) {
-        None => Ok(()),
-        Some(RouteRefusal::Unknown(m)) => {
-            Err(refuse(StatusCode::NOT_FOUND, "invalid_request_error", "model_not_found", m))
-        }
-        Some(RouteRefusal::NotGranted(m)) => {
-            Err(refuse(StatusCode::FORBIDDEN, "permission_denied", "permission_denied", m))
-        }
+/// The route (and pinned target) `model` names, when `caller`'s tenant may
+/// use it, for every door: `ROUTE`, or `ROUTE/TARGET` where TARGET is one of
+/// its targets' `provider/model` or model.
+pub(super) fn pick(runtime: &Runtime, caller: &Caller, model: &str) -> Result<Pick, RouteRefusal> {
+    let tenant = &*caller.tenant;
+    let policy = runtime.settings().tenants.get(tenant).map_err(|e| RouteRefusal::NotGranted(e.to_string()))?;
+    let Some((route, target)) = runtime.gateway().find_route(model) else {
+        return Err(RouteRefusal::Unknown(format!(
+            "no route {model:?}; `model` names a route, or ROUTE/TARGET to pin one of its targets (GET /v1/models lists them)"
+        )));
+    };
+    let name = &*route.name;
+    if !policy.routes.allows(name) {
+        return Err(RouteRefusal::NotGranted(format!(
+            "tenant {tenant:?} may not use route {name:?} (tenants.{tenant}.routes)"
+        )));
     }
+    if let Some(target) = target
+        && route.pinned(target).is_none()
+    {
+        return Err(RouteRefusal::Unknown(route.no_target(target)));
+    }
+    Ok(Pick { route: name.to_string(), target: target.map(String::from) })
+}
+
+/// [`pick`], refused in OpenAI's words: unknown 404, not granted 403.
+#[allow(clippy::result_large_err)] // the refusal is the answer, sent once
+fn picked(runtime: &Runtime, caller: &Caller, model: &str) -> Result<Pick, Response> {
+    pick(runtime, caller, model).map_err(|refusal| match refusal {
+        RouteRefusal::Unknown(m) => refuse(StatusCode::NOT_FOUND, "invalid_request_error", "model_not_found", m),
+        RouteRefusal::NotGranted(m) => refuse(StatusCode::FORBIDDEN, "permission_denied", "permission_denied", m),
+    })
 }
 
 async fn embeddings(State(runtime): State<Runtime>, Extension(caller): Extension<Caller>, body: String) -> Response {
@@ -187,11 +197,12 @@ async fn embeddings(State(runtime): State<Runtime>, Extension(caller): Extension
         Input::Many(texts) if texts.is_empty() => return invalid("input: at least one text"),
         Input::Many(texts) => texts,
     };
-    if let Err(r) = check_route(&runtime, &caller, &body.model) {
-        return r;
-    }
+    let pick = match picked(&runtime, &caller, &body.model) {
+        Ok(pick) => pick,
+        Err(r) => return r,
+    };
     let who = crate::gateway::Caller { tenant: caller.tenant.clone(), agent: Arc::from(AGENT) };
-    let vectors = match runtime.gateway().embed(&who, &body.model, &inputs).await {
+    let vectors = match runtime.gateway().embed(&who, &pick.route, pick.target.as_deref(), &inputs).await {
         Ok(vectors) => vectors,
         Err(failure) => return failed(&failure.error),
     };
