@@ -21,6 +21,9 @@
 //! - `openai-door`: `POST /v1/chat/completions` (model = route `r`) to the
 //!   keyed host: what an OpenAI SDK pays, HTTP, the key check, the door's
 //!   mapping both ways and the gateway, no sandbox.
+//! - `litellm`: the same request to LiteLLM's proxy (model `r` → the fake,
+//!   with a master key), when `PADDOCK_BENCH_LITELLM` names its `litellm`
+//!   executable; left out otherwise.
 //!
 //! Each path at each concurrency runs in four stretches of a second, the
 //! paths taking turns, and each stretch starts with a warm-up that is not
@@ -31,13 +34,18 @@
 //! a call mostly waits behind the others (latency ≈ C / throughput) and its
 //! added latency is the host's extra work per call times the queue ahead of
 //! it; `+µs/call` (1 / throughput − 1 / throughput of `direct`) shows that
-//! extra machine time per call directly.
+//! extra machine time per call directly. For the paths through a server
+//! process (`http-*`, `openai-door`, `litellm`), `server CPU µs/call` is the
+//! CPU time that process used in the measured seconds over the calls in
+//! them: its own cost, without the load generator's or the fake's.
 //!
 //! `cargo bench -p paddock --bench gateway` (add `-- --quick`, or set
 //! `PADDOCK_BENCH_QUICK=1`, for a short run). It prints a markdown table and
 //! writes the same figures as JSON to `target/gateway-bench.json`. For
 //! profiling, `PADDOCK_BENCH_ONLY=<path>` runs only `direct` and that path,
-//! and `PADDOCK_BENCH_CONCURRENCY=<C>` only that concurrency.
+//! and `PADDOCK_BENCH_CONCURRENCY=<C>` only that concurrency; both take a
+//! comma-separated list (`PADDOCK_BENCH_ONLY=openai-door,litellm
+//! PADDOCK_BENCH_CONCURRENCY=1,64` is the side-by-side of the README).
 
 use paddock::config::Settings;
 use paddock::gateway::Caller;
@@ -45,6 +53,10 @@ use paddock::gateway::types::{ChatRequest, Message, Role};
 use paddock::runtime::{Agent, RunOptions, Runtime};
 use paddock_fake_provider::FakeProvider;
 use paddock_test_guests::guests;
+#[path = "common/cpu.rs"]
+mod cpu;
+#[path = "common/litellm.rs"]
+mod litellm;
 #[path = "common/report.rs"]
 mod report;
 #[path = "common/served.rs"]
@@ -113,11 +125,20 @@ enum Way {
     HttpKey,
     HttpOpen,
     OpenAiDoor,
+    LiteLlm,
 }
 
 impl Way {
-    const ALL: [Way; 7] =
-        [Way::Direct, Way::Gateway, Way::Agent, Way::AgentRepeat, Way::HttpKey, Way::HttpOpen, Way::OpenAiDoor];
+    const ALL: [Way; 8] = [
+        Way::Direct,
+        Way::Gateway,
+        Way::Agent,
+        Way::AgentRepeat,
+        Way::HttpKey,
+        Way::HttpOpen,
+        Way::OpenAiDoor,
+        Way::LiteLlm,
+    ];
 
     fn name(self) -> &'static str {
         match self {
@@ -128,6 +149,7 @@ impl Way {
             Way::HttpKey => "http-key",
             Way::HttpOpen => "http-open",
             Way::OpenAiDoor => "openai-door",
+            Way::LiteLlm => "litellm",
         }
     }
 
@@ -151,6 +173,8 @@ struct Subjects {
     /// The hosts behind `http-key` and `http-open`.
     keyed: served::Served,
     open: served::Served,
+    /// LiteLLM's proxy, when `PADDOCK_BENCH_LITELLM` names it.
+    litellm: Option<litellm::LiteLlm>,
 }
 
 impl Subjects {
@@ -162,14 +186,29 @@ impl Subjects {
             Way::Agent | Way::AgentRepeat => self.agent(input).await,
             Way::HttpKey => self.served(&self.keyed, input).await,
             Way::HttpOpen => self.served(&self.open, input).await,
-            Way::OpenAiDoor => self.door().await,
+            Way::OpenAiDoor => self.door(&self.keyed.host.url, self.keyed.token.as_deref()).await,
+            Way::LiteLlm => {
+                let proxy = self.litellm.as_ref().expect("the litellm path runs only with a proxy");
+                self.door(&proxy.url, Some(&proxy.key)).await
+            }
         }
     }
 
-    async fn door(&self) {
+    /// The process answering `way`, when it is a server of its own.
+    fn server(&self, way: Way) -> Option<u32> {
+        match way {
+            Way::HttpKey | Way::OpenAiDoor => Some(self.keyed.host.pid()),
+            Way::HttpOpen => Some(self.open.host.pid()),
+            Way::LiteLlm => self.litellm.as_ref().map(litellm::LiteLlm::pid),
+            Way::Direct | Way::Gateway | Way::Agent | Way::AgentRepeat => None,
+        }
+    }
+
+    /// `POST /v1/chat/completions` of route `r` to an OpenAI-compatible server at `url`.
+    async fn door(&self, url: &str, key: Option<&str>) {
         let body = json!({ "model": ROUTE, "messages": [{ "role": "user", "content": PROMPT }] });
-        let mut request = self.http.post(format!("{}/v1/chat/completions", self.keyed.host.url)).json(&body);
-        if let Some(token) = &self.keyed.token {
+        let mut request = self.http.post(format!("{url}/v1/chat/completions")).json(&body);
+        if let Some(token) = key {
             request = request.bearer_auth(token);
         }
         let response = request.send().await.expect("the host answers");
@@ -271,6 +310,8 @@ struct Run {
     per_second: f64,
     p50: Duration,
     p99: Duration,
+    /// CPU time of the server process per call, when the path has one.
+    server_cpu: Option<Duration>,
 }
 
 impl Run {
@@ -286,6 +327,7 @@ impl Run {
             per_second: calls / phases.measured().as_secs_f64(),
             p50: per_call(0.50),
             p99: per_call(0.99),
+            server_cpu: tally.server_cpu.map(|s| Duration::from_secs_f64(s / calls.max(1.0))),
         }
     }
 }
@@ -308,7 +350,17 @@ async fn stretch(subjects: &Arc<Subjects>, way: Way, concurrency: usize, phases:
     let window = Window { from, until: from + phases.measure };
     let loops: Vec<_> =
         (0..concurrency).map(|_| tokio::spawn(call_loop(subjects.clone(), way, input.clone(), window))).collect();
-    let mut total = Tally::default();
+    // The server's CPU time across the measured window.
+    let cpu_at = |at: Instant| {
+        let pid = subjects.server(way);
+        async move {
+            tokio::time::sleep_until(at.into()).await;
+            pid.and_then(cpu::seconds)
+        }
+    };
+    let before = cpu_at(window.from).await;
+    let after = cpu_at(window.until).await;
+    let mut total = Tally { server_cpu: after.zip(before).map(|(a, b)| a - b), ..Tally::default() };
     for lp in loops {
         total.add(lp.await.expect("a loop does not panic"));
     }
@@ -339,12 +391,18 @@ struct Tally {
     /// an `agent-repeat` sample can last a good part of the window, and
     /// counting it whole or not at all would make its throughput jump.
     samples: f64,
+    /// CPU seconds the server process used in the window, when there is one.
+    server_cpu: Option<f64>,
 }
 
 impl Tally {
     fn add(&mut self, other: Tally) {
         self.nanos.extend(other.nanos);
         self.samples += other.samples;
+        self.server_cpu = match (self.server_cpu, other.server_cpu) {
+            (Some(a), Some(b)) => Some(a + b),
+            (a, b) => a.or(b),
+        };
     }
 }
 
@@ -392,8 +450,9 @@ impl Row<'_> {
 
     fn markdown(&self) -> String {
         let r = self.run;
+        let cpu = r.server_cpu.map_or("—".to_string(), |c| format!("{:.1}", micros(c)));
         format!(
-            "| {} | {} | {:.0} | {:.1} | {:.1} | {:+.1} | {:+.1} | {:+.1} |",
+            "| {} | {} | {:.0} | {:.1} | {:.1} | {:+.1} | {:+.1} | {:+.1} | {cpu} |",
             r.way.name(),
             r.concurrency,
             r.per_second,
@@ -417,6 +476,7 @@ impl Row<'_> {
             "added_p50_us": round1(self.added(|r| r.p50)),
             "added_p99_us": round1(self.added(|r| r.p99)),
             "added_us_per_call": round1(self.added_per_call()),
+            "server_cpu_us_per_call": r.server_cpu.map(|c| round1(micros(c))),
         })
     }
 }
@@ -443,8 +503,8 @@ fn rows(runs: &[Run]) -> Vec<Row<'_>> {
 }
 
 fn print_table(rows: &[Row]) {
-    println!("| path | C | calls/s | p50 µs | p99 µs | +p50 µs | +p99 µs | +µs/call |");
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
+    println!("| path | C | calls/s | p50 µs | p99 µs | +p50 µs | +p99 µs | +µs/call | server CPU µs/call |");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
     for row in rows {
         println!("{}", row.markdown());
     }
@@ -483,12 +543,14 @@ async fn bench(fake: &FakeProvider, options: &Options) -> Vec<Run> {
         caller: Caller { tenant: "bench".into(), agent: "client".into() },
         keyed: served::Served::start(&fake.url(), true),
         open: served::Served::start(&fake.url(), false),
+        litellm: litellm::LiteLlm::start(&fake.url()),
     });
     check_same_body(&subjects, fake).await;
     let mut runs = Vec::new();
+    let chosen = |w: &Way| *w == Way::Direct || options.only.as_ref().is_none_or(|only| only.contains(w));
     let ways: Vec<Way> =
-        Way::ALL.into_iter().filter(|w| *w == Way::Direct || options.only.is_none_or(|o| o == *w)).collect();
-    for concurrency in options.concurrency.map_or(CONCURRENCY.to_vec(), |c| vec![c]) {
+        Way::ALL.into_iter().filter(|w| chosen(w) && (*w != Way::LiteLlm || subjects.litellm.is_some())).collect();
+    for concurrency in options.concurrency.clone().unwrap_or_else(|| CONCURRENCY.to_vec()) {
         for run in measure(&subjects, &ways, concurrency, options.phases).await {
             eprintln!("{:>12} C={concurrency:<3} {:>7.0} calls/s", run.way.name(), run.per_second);
             runs.push(run);
@@ -500,21 +562,27 @@ async fn bench(fake: &FakeProvider, options: &Options) -> Vec<Run> {
 /// What to run, from the command line and the environment.
 struct Options {
     phases: Phases,
-    /// `PADDOCK_BENCH_ONLY=<path>`: `direct` and that path only, for profiling.
-    only: Option<Way>,
-    /// `PADDOCK_BENCH_CONCURRENCY=<C>`: that concurrency only, for profiling.
-    concurrency: Option<usize>,
+    /// `PADDOCK_BENCH_ONLY=<path>[,<path>...]`: `direct` and those paths only.
+    only: Option<Vec<Way>>,
+    /// `PADDOCK_BENCH_CONCURRENCY=<C>[,<C>...]`: those concurrencies only.
+    concurrency: Option<Vec<usize>>,
 }
 
 impl Options {
     fn read() -> Options {
         // Cargo passes `--bench`; other arguments are ignored.
         let quick = std::env::args().any(|a| a == "--quick") || env("PADDOCK_BENCH_QUICK").is_some_and(|v| v == "1");
-        let only = env("PADDOCK_BENCH_ONLY").map(|name| {
-            Way::ALL.into_iter().find(|w| w.name() == name).unwrap_or_else(|| panic!("no path named {name:?}"))
+        let only = env("PADDOCK_BENCH_ONLY").map(|names| {
+            let way = |name: &str| {
+                Way::ALL.into_iter().find(|w| w.name() == name).unwrap_or_else(|| panic!("no path named {name:?}"))
+            };
+            names.split(',').map(way).collect()
         });
-        let concurrency = env("PADDOCK_BENCH_CONCURRENCY")
-            .map(|c| c.parse().unwrap_or_else(|_| panic!("PADDOCK_BENCH_CONCURRENCY={c:?} is not a number")));
+        let concurrency = env("PADDOCK_BENCH_CONCURRENCY").map(|list| {
+            let number =
+                |c: &str| c.parse().unwrap_or_else(|_| panic!("PADDOCK_BENCH_CONCURRENCY: {c:?} is not a number"));
+            list.split(',').map(number).collect()
+        });
         Options { phases: Phases::new(quick), only, concurrency }
     }
 }

@@ -28,6 +28,8 @@
 use paddock::config::{Requested, Settings};
 use paddock::runtime::{Agent, RunOptions, Runtime};
 use paddock_test_guests::guests;
+#[path = "common/cpu.rs"]
+mod cpu;
 #[path = "common/report.rs"]
 mod report;
 
@@ -145,10 +147,11 @@ async fn measure(slots: usize, samples: usize, pause: Duration) -> Row {
         })
         .collect();
     tokio::time::sleep(A_WARMUP).await;
-    let (began, cpu_before) = (Instant::now(), cpu_seconds());
+    let (began, cpu_before) = (Instant::now(), cpu::seconds(std::process::id()));
     let with_a = tokio::spawn(b_loop(runtime.clone(), spin.clone(), samples, pause)).await.expect("B does not panic");
-    let busy_cores =
-        cpu_seconds().zip(cpu_before).map(|(after, before)| (after - before) / began.elapsed().as_secs_f64());
+    let busy_cores = cpu::seconds(std::process::id())
+        .zip(cpu_before)
+        .map(|(after, before)| (after - before) / began.elapsed().as_secs_f64());
     stop.store(true, Ordering::Relaxed);
     for a in &a_loops {
         a.abort();
@@ -157,16 +160,6 @@ async fn measure(slots: usize, samples: usize, pause: Duration) -> Row {
         let _ = a.await;
     }
     Row { slots, alone: Latency::of(alone), with_a: Latency::of(with_a), busy_cores }
-}
-
-/// CPU time this process has used, from `/proc/self/stat` (user and system
-/// time, fields 14 and 15, in ticks of `USER_HZ`, 100 on Linux).
-fn cpu_seconds() -> Option<f64> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-    // The command name in field 2 may hold spaces; count from the `)` ending it.
-    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
-    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
-    Some(ticks as f64 / 100.0)
 }
 
 fn ms(d: Duration) -> f64 {
