@@ -42,3 +42,4 @@ pub use paddock_runtime as runtime;
 pub use paddock_runtime::{caps, engine, plugins, sandbox, triggers};
 pub use paddock_tenants as tenants;
 pub use paddock_toolchain as toolchain;
+pub use paddock_tools as tools;

@@ -16,7 +16,7 @@ use std::process::Command;
 /// must not reach wasmtime.
 const LAYERS: &[&[&str]] = &[
     &["paddock-core", "paddock-postgres"],
-    &["paddock-gateway", "paddock-blackboard", "paddock-journal", "paddock-toolchain", "paddock-keys"],
+    &["paddock-gateway", "paddock-blackboard", "paddock-journal", "paddock-toolchain", "paddock-keys", "paddock-tools"],
     &["paddock-quota"],
     &["paddock-tenants"],
     &["paddock-config"],

@@ -37,5 +37,6 @@ mod serve_reload;
 mod serve_traces;
 mod settings;
 mod tenants;
+mod tools;
 mod util;
 mod wasi;

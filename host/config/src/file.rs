@@ -41,6 +41,8 @@ pub(crate) struct FileConfig {
     pub(crate) retention: crate::retention::RetentionSection,
     #[serde(default)]
     pub(crate) store: StoreSection,
+    #[serde(default)]
+    pub(crate) mcp: BTreeMap<String, paddock_tools::McpFile>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -146,6 +146,21 @@ const NAMED: &[(&str, &[&str], &[&str])] = &[
         &["simulated", "p", "q"],
     ),
     ("prices", &["input", "output"], &["sim-fast", "p/m", "m"]),
+    (
+        "mcp",
+        &[
+            "command",
+            "env",
+            "pass-env",
+            "url",
+            "headers",
+            "header-env",
+            "timeout",
+            "connect-timeout",
+            "max-result-bytes",
+        ],
+        &["github", "fetch", "Bad Name"],
+    ),
 ];
 
 const TRIGGER_KEYS: &[&str] = &["name", "tenant", "prefix", "agent", "concurrency", "deletes", "input"];
@@ -320,6 +335,11 @@ fn typed(ctx: &'static str, key: &'static str) -> BoxedStrategy<String> {
         ("serve", "tls") => inline(fields("tls", TLS_KEYS)),
         ("serve", "mcp-flows") => array(word(&["review", "Bad Name", "a/b"]), 0..3),
         ("triggers", "input") => map(select(WORDS).prop_map(String::from).boxed(), any_value()),
+        ("mcp", "command" | "pass-env") => array(word(&["python3", "server.py", ""]), 0..3),
+        ("mcp", "env" | "headers" | "header-env") => {
+            map(select(WORDS).prop_map(String::from).boxed(), select(WORDS).prop_map(quoted).boxed())
+        }
+        ("mcp", "url") => word(&["http://127.0.0.1:9/mcp", "https://x.test/mcp", "ftp://x"]),
         ("providers", "failures") => array(word(&["timeout", "rate-limited", "server"]), 0..3),
         _ => scalar(key),
     }
@@ -337,7 +357,8 @@ fn scalar(key: &'static str) -> BoxedStrategy<String> {
         | "max-key-bytes"
         | "max-value-bytes"
         | "max-output-bytes"
-        | "max-io-bytes" => prop_oneof![3 => text(SIZES), 1 => uint()].boxed(),
+        | "max-io-bytes"
+        | "max-result-bytes" => prop_oneof![3 => text(SIZES), 1 => uint()].boxed(),
         "timeout"
         | "epoch-tick"
         | "header-timeout"
@@ -353,7 +374,8 @@ fn scalar(key: &'static str) -> BoxedStrategy<String> {
         | "idle-timeout"
         | "window"
         | "open-for"
-        | "probe-timeout" => text(SPANS),
+        | "probe-timeout"
+        | "connect-timeout" => text(SPANS),
         "pooling" | "approvals" | "write" | "deletes" | "affinity" | "code-cache" => boolean(),
         "sample-ratio" | "failure-rate" | "throttle-below" | "usd-per-day" | "usd-per-month" | "input" | "output" => {
             float()

@@ -142,6 +142,8 @@ pub struct Settings {
     pub serve: ServeSettings,
     /// Where traces are exported (`[telemetry]`).
     pub telemetry: TelemetrySettings,
+    /// The MCP servers the host reaches for agents' tools (`[mcp.NAME]`), by name.
+    pub mcp: Vec<paddock_tools::McpServer>,
 }
 
 /// Whether loading the configuration needs every provider's API key.
@@ -241,7 +243,9 @@ impl Settings {
         };
         let tenants = Tenants::new(tenants::policies(file.tenants, &known)?);
         let triggers = triggers::triggers(file.triggers, &default_tenant, &tenants, &caps)?;
+        let mcp = file.mcp.into_iter().map(|(name, server)| server.server(&name, base)).collect::<Result<_, _>>()?;
         Ok(Settings {
+            mcp,
             ledger: stores.ledger,
             flows: stores.flows,
             board_store: stores.board,

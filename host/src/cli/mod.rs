@@ -29,6 +29,7 @@ mod providers;
 mod run;
 mod serve;
 mod telemetry;
+mod tools;
 mod usage;
 
 pub use serve::auth;
@@ -131,6 +132,9 @@ enum Command {
     /// List LLM routes and check each provider target
     #[command(subcommand)]
     Providers(providers::ProvidersCommand),
+    /// List the tools of the MCP servers of [mcp.NAME], and call one
+    #[command(subcommand)]
+    Tools(tools::ToolsCommand),
     /// Run flows (pipelines, fan-out, votes, sagas, machines, approvals) durably
     #[command(subcommand)]
     Flow(flow::FlowCommand),
@@ -197,6 +201,7 @@ pub fn main() -> ExitCode {
             Command::Serve(args) => serve::serve(settings, args).await,
             Command::Keys(cmd) => keys::keys(settings, cmd),
             Command::Providers(cmd) => providers::providers(settings, cmd).await,
+            Command::Tools(cmd) => tools::tools(settings, cmd).await,
             Command::Bb(cmd) => bb::bb(settings, cmd).await,
             Command::Usage(args) => usage::usage(settings, args).await,
             Command::Reload => serve::admin::command(&settings).await,
