@@ -10,7 +10,9 @@ const ECHO_TOOL: &str = "[tool]\ndescription = \"says back what it is given\"\n\
     [tool.input-schema]\ntype = \"object\"\nrequired = [\"text\"]\nproperties = { text = { type = \"string\" } }\n";
 
 /// Two steps of `step`, each finishing with a progress notification.
-const PIPELINE: &str = "[flow]\nname = \"pipeline\"\ndescription = \"two steps in a row\"\n\
+/// Its file is `pipeline.toml`, the name `serve.mcp-flows` gives it; its
+/// spec calls it otherwise, which the tool's name does not follow.
+const PIPELINE: &str = "[flow]\nname = \"two-steps\"\ndescription = \"two steps in a row\"\n\
     [steps.main]\nkind = \"sequence\"\nsteps = [\"a\", \"b\"]\n\
     [steps.a]\nagent = \"step\"\ninput = { name = \"a\", output = { who = \"{{input/who}}\" } }\n\
     [steps.b]\nagent = \"step\"\ninput = { name = \"b\", output = { greeted = \"{{steps.a/who}}\" } }\n";

@@ -94,15 +94,16 @@ impl Tools {
     fn flow_tools(&self, caller: &Caller) -> Vec<Tool> {
         let Ok(policy) = self.runtime.settings().tenants.get(&caller.tenant) else { return Vec::new() };
         let names = self.runtime.settings().serve.mcp_flows.clone();
-        let specs = names.iter().filter_map(|name| spec(&self.flows, name).ok());
-        let allowed = specs.filter(|(flow, _)| flow.agents().keys().all(|a| policy.check_agent(a).is_ok()));
+        // Named as `serve.mcp-flows` names them (the file), which calls find.
+        let specs = names.iter().filter_map(|name| spec(&self.flows, name).ok().map(|(flow, _)| (name, flow)));
+        let allowed = specs.filter(|(_, flow)| flow.agents().keys().all(|a| policy.check_agent(a).is_ok()));
         allowed
-            .map(|(flow, _)| {
+            .map(|(name, flow)| {
                 let description = match flow.description.as_str() {
                     "" => format!("runs the flow {}", flow.name),
                     text => text.to_string(),
                 };
-                Tool::new(flow.name.clone(), description, any_object())
+                Tool::new(name.clone(), description, any_object())
             })
             .collect()
     }
