@@ -21,7 +21,7 @@ use super::flows::{SpecError, spec};
 use crate::config::ServeAuth;
 use crate::flow::{Event, Flows, RunStatus, StartError};
 use crate::keys::{Caller, Role};
-use crate::runtime::{RunError, RunOptions, Runtime};
+use crate::runtime::Runtime;
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation, JsonObject, ListToolsResult,
     PaginatedRequestParams, ProgressNotificationParam, ServerCapabilities, ServerConfig, Tool,
@@ -114,16 +114,12 @@ impl Tools {
         if !allowed {
             return Err(unknown(name));
         }
-        let agent = match super::plugin(&self.runtime, name) {
-            Ok(agent) => agent,
-            Err(super::Unloaded::Missing(_)) => return Err(unknown(name)),
-            Err(super::Unloaded::NotServing(m)) => return Ok(failure(m)),
-        };
-        let options = RunOptions { tenant: Some(caller.tenant.to_string()), ..RunOptions::default() };
-        let outcome = match self.runtime.run(&agent, &arguments.to_string(), &options).await {
-            Ok(outcome) => outcome,
-            Err(RunError::Load(e)) => return Ok(failure(e)),
-            Err(RunError::Options(m) | RunError::Refused(m)) => return Ok(failure(m)),
+        let (agent, outcome) = match super::run_for(&self.runtime, caller, name, &arguments.to_string()).await {
+            Ok(ran) => ran,
+            Err(super::NotRun::Missing(_)) => return Err(unknown(name)),
+            Err(super::NotRun::NotServing(m) | super::NotRun::Options(m) | super::NotRun::Refused(m)) => {
+                return Ok(failure(m));
+            }
         };
         Ok(match &outcome.result {
             Ok(output) => answer(output, agent.manifest.as_ref().and_then(|m| m.tool.as_ref())),

@@ -384,24 +384,41 @@ pub fn error(status: StatusCode, kind: &str, message: impl std::fmt::Display) ->
     (status, axum::Json(body)).into_response()
 }
 
-/// Why a plugin a caller named cannot run here.
-enum Unloaded {
+/// Why an agent a caller named did not run.
+enum NotRun {
     /// No plugin has the name (or it is not a name).
     Missing(String),
     /// It is there but does not load.
     NotServing(String),
+    /// The run's options are wrong.
+    Options(String),
+    /// The tenant's policy refused it (not granted, at a concurrency cap).
+    Refused(String),
 }
 
-/// The plugin `name` of the plugins folder, for a caller: only a name, since
-/// a path would let a caller load any file.
-fn plugin(runtime: &Runtime, name: &str) -> Result<Arc<crate::runtime::Agent>, Unloaded> {
+/// Runs the plugin `name` of the plugins folder for `caller`'s tenant on
+/// `input`, for every door: only a name, since a path would let a caller load
+/// any file.
+async fn run_for(
+    runtime: &Runtime,
+    caller: &Caller,
+    name: &str,
+    input: &str,
+) -> Result<(Arc<crate::runtime::Agent>, crate::sandbox::Outcome), NotRun> {
     if name.is_empty() || name.contains(['/', '\\', '.']) {
-        return Err(Unloaded::Missing(format!("no plugin named {name:?}")));
+        return Err(NotRun::Missing(format!("no plugin named {name:?}")));
     }
-    runtime.load(name).map_err(|e| match e {
-        LoadError::NoPlugin { .. } => Unloaded::Missing(e.to_string()),
-        e => Unloaded::NotServing(e.to_string()),
-    })
+    let agent = runtime.load(name).map_err(|e| match e {
+        LoadError::NoPlugin { .. } => NotRun::Missing(e.to_string()),
+        e => NotRun::NotServing(e.to_string()),
+    })?;
+    let options = RunOptions { tenant: Some(caller.tenant.to_string()), ..RunOptions::default() };
+    match runtime.run(&agent, input, &options).await {
+        Ok(outcome) => Ok((agent, outcome)),
+        Err(RunError::Load(e)) => Err(NotRun::NotServing(e.to_string())),
+        Err(RunError::Options(m)) => Err(NotRun::Options(m)),
+        Err(RunError::Refused(m)) => Err(NotRun::Refused(m)),
+    }
 }
 
 async fn run(
@@ -413,17 +430,12 @@ async fn run(
     if let Err(e) = serde_json::from_str::<serde_json::Value>(&input) {
         return error(StatusCode::BAD_REQUEST, "bad-request", format!("the input is not valid JSON: {e}"));
     }
-    let agent = match plugin(&runtime, &name) {
-        Ok(agent) => agent,
-        Err(Unloaded::Missing(m)) => return error(StatusCode::NOT_FOUND, "not-found", m),
-        Err(Unloaded::NotServing(m)) => return error(StatusCode::SERVICE_UNAVAILABLE, "not-serving", m),
-    };
-    let options = RunOptions { tenant: Some(caller.tenant.to_string()), ..RunOptions::default() };
-    let outcome = match runtime.run(&agent, &input, &options).await {
-        Ok(outcome) => outcome,
-        Err(RunError::Load(e)) => return error(StatusCode::SERVICE_UNAVAILABLE, "not-serving", e),
-        Err(RunError::Options(m)) => return error(StatusCode::BAD_REQUEST, "bad-request", m),
-        Err(RunError::Refused(m)) => return error(StatusCode::FORBIDDEN, "denied", m),
+    let (agent, outcome) = match run_for(&runtime, &caller, &name, &input).await {
+        Ok(ran) => ran,
+        Err(NotRun::Missing(m)) => return error(StatusCode::NOT_FOUND, "not-found", m),
+        Err(NotRun::NotServing(m)) => return error(StatusCode::SERVICE_UNAVAILABLE, "not-serving", m),
+        Err(NotRun::Options(m)) => return error(StatusCode::BAD_REQUEST, "bad-request", m),
+        Err(NotRun::Refused(m)) => return error(StatusCode::FORBIDDEN, "denied", m),
     };
     let (status, output, err) = match &outcome.result {
         Ok(output) => (StatusCode::OK, Some(output.as_str()), None),

@@ -10,7 +10,7 @@
 use super::chat::chunk;
 use super::{now_secs, refuse};
 use crate::keys::Caller;
-use crate::runtime::{RunError, RunOptions, Runtime};
+use crate::runtime::Runtime;
 use crate::sandbox::InvokeError;
 use axum::Json;
 use axum::http::StatusCode;
@@ -61,24 +61,19 @@ pub(in super::super) async fn ask(
     name: &str,
     input: &Value,
 ) -> Result<Answered, Unanswered> {
-    let agent = match super::super::plugin(runtime, name) {
-        Ok(agent) => agent,
-        Err(super::super::Unloaded::Missing(_)) => {
-            let message =
-                format!("no agent {name:?}; `model = \"agent:NAME\"` names a plugin (GET /v1/models lists them)");
-            return Err(Unanswered::new(StatusCode::NOT_FOUND, "model_not_found", message));
+    let (_, outcome) = super::super::run_for(runtime, caller, name, &input.to_string()).await.map_err(|no| {
+        use super::super::NotRun;
+        match no {
+            NotRun::Missing(_) => {
+                let message =
+                    format!("no agent {name:?}; `model = \"agent:NAME\"` names a plugin (GET /v1/models lists them)");
+                Unanswered::new(StatusCode::NOT_FOUND, "model_not_found", message)
+            }
+            NotRun::NotServing(m) => Unanswered::new(StatusCode::SERVICE_UNAVAILABLE, "not_serving", m),
+            NotRun::Options(m) => Unanswered::new(StatusCode::BAD_REQUEST, "invalid_request", m),
+            NotRun::Refused(m) => Unanswered::new(StatusCode::FORBIDDEN, "permission_denied", m),
         }
-        Err(super::super::Unloaded::NotServing(m)) => {
-            return Err(Unanswered::new(StatusCode::SERVICE_UNAVAILABLE, "not_serving", m));
-        }
-    };
-    let options = RunOptions { tenant: Some(caller.tenant.to_string()), ..RunOptions::default() };
-    let outcome = match runtime.run(&agent, &input.to_string(), &options).await {
-        Ok(outcome) => outcome,
-        Err(RunError::Load(e)) => return Err(Unanswered::new(StatusCode::SERVICE_UNAVAILABLE, "not_serving", e)),
-        Err(RunError::Options(m)) => return Err(Unanswered::new(StatusCode::BAD_REQUEST, "invalid_request", m)),
-        Err(RunError::Refused(m)) => return Err(Unanswered::new(StatusCode::FORBIDDEN, "permission_denied", m)),
-    };
+    })?;
     match &outcome.result {
         Ok(output) => Ok(Answered {
             text: content_of(output),
