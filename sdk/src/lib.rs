@@ -57,6 +57,7 @@ pub mod context;
 pub mod llm;
 pub mod log;
 pub mod settings;
+pub mod tools;
 
 #[doc(hidden)]
 pub mod __private {

@@ -38,5 +38,6 @@ mod serve_traces;
 mod settings;
 mod tenants;
 mod tools;
+mod tools_agents;
 mod util;
 mod wasi;

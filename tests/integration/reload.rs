@@ -202,6 +202,27 @@ async fn a_version_asking_for_a_new_route_is_held_until_approved() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_version_asking_for_a_new_tool_is_held_and_one_asking_for_fewer_is_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let plugins = dir.path().join("plugins");
+    let base = std::fs::read(guests::ECHO).unwrap();
+    write_plugin(&plugins, "echo", "1.0.0", &base, "tools = [\"kit/*\"]\n");
+    let rt = host(dir.path(), "");
+    let (_watch, mut events) = watching(&rt).await;
+    let narrower = variant(&base, 1);
+    let v2 = format!("2.0.0+{}", ContentHash::of(&narrower).short());
+    write_plugin(&plugins, "echo", "2.0.0", &narrower, "tools = [\"kit/echo\"]\n");
+    let swapped = next(&mut events, "echo", |r| matches!(r, Reload::Swapped { .. })).await;
+    assert!(matches!(&swapped, Reload::Swapped { to, .. } if **to == *v2), "{swapped:?}");
+    let wider = variant(&base, 2);
+    let v3 = format!("3.0.0+{}", ContentHash::of(&wider).short());
+    write_plugin(&plugins, "echo", "3.0.0", &wider, "tools = [\"kit/echo\", \"web/*\"]\n");
+    let held = next(&mut events, "echo", |r| matches!(&r, Reload::Held { version, .. } if **version == *v3)).await;
+    assert_eq!(held, Reload::Held { version: v3.as_str().into(), asks: vec!["tool \"web/*\"".into()] });
+    assert_eq!(*rt.load("echo").unwrap().requested.tools, ["kit/echo".to_string()]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_capability_every_tenant_already_grants_goes_live_without_approval() {
     let dir = tempfile::tempdir().unwrap();
     let plugins = dir.path().join("plugins");

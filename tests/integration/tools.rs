@@ -11,7 +11,7 @@ use std::path::Path;
 const KIT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/mcp/kit.py");
 
 /// `[mcp.kit]` running the fixture, with a 2 s timeout and 2 KiB results.
-fn kit_section() -> String {
+pub(crate) fn kit_section() -> String {
     format!(
         "[mcp.kit]\ncommand = [\"python3\", {KIT:?}]\npass-env = [\"PADDOCK_TOOLS_PASSED\"]\nenv = {{ SET_HERE = \"yes\" }}\n\
          timeout = \"2s\"\nmax-result-bytes = \"2KiB\"\n"
@@ -103,8 +103,10 @@ async fn paddock_tools_lists_every_servers_tools_and_says_which_server_is_unreac
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_http_server_is_reached_with_a_key_from_the_environment() {
+/// A `paddock serve` whose `/mcp` offers the `echo` agent as a tool to
+/// tenant `acme`, with a key of that tenant put in the variable `var` as an
+/// `Authorization` value; its folder, the server, and the endpoint's URL.
+pub(crate) fn serving_echo(var: &str) -> (tempfile::TempDir, Served, String) {
     let dir = tempfile::tempdir().unwrap();
     let cache = concat!(env!("CARGO_TARGET_TMPDIR"), "/code-cache");
     let config = format!(
@@ -114,9 +116,15 @@ async fn an_http_server_is_reached_with_a_key_from_the_environment() {
     plugin(&dir.path().join("plugins"), "echo", paddock_test_guests::guests::ECHO, "");
     let key = key(dir.path(), "acme", "run");
     let served = serve(dir.path(), &[]);
-    // SAFETY: set before any server of this test connects; no other thread reads it.
-    unsafe { std::env::set_var("PADDOCK_TOOLS_TEST_KEY", format!("Bearer {key}")) };
+    // SAFETY: set before any server of the calling test connects; each test names its own variable.
+    unsafe { std::env::set_var(var, format!("Bearer {key}")) };
     let url = format!("http://{}/mcp", served.address);
+    (dir, served, url)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http_server_is_reached_with_a_key_from_the_environment() {
+    let (_dir, _served, url) = serving_echo("PADDOCK_TOOLS_TEST_KEY");
     let remote = mcp_server(
         "remote",
         &format!("url = {url:?}\nheader-env = {{ Authorization = \"PADDOCK_TOOLS_TEST_KEY\" }}\n"),

@@ -235,15 +235,17 @@ impl Settings {
         }
         .settings_with(base, keys == ProviderKeys::Required)
         .map_err(|e| e.to_string())?;
+        let mcp: Vec<paddock_tools::McpServer> =
+            file.mcp.into_iter().map(|(name, server)| server.server(&name, base)).collect::<Result<_, _>>()?;
         let known = tenants::Known {
             routes: gateway.routes.keys().map(String::as_str).collect(),
+            servers: mcp.iter().map(|s| s.name.as_str()).collect(),
             ceiling: &ceiling,
             base,
             key_bytes: caps.key_bytes,
         };
         let tenants = Tenants::new(tenants::policies(file.tenants, &known)?);
         let triggers = triggers::triggers(file.triggers, &default_tenant, &tenants, &caps)?;
-        let mcp = file.mcp.into_iter().map(|(name, server)| server.server(&name, base)).collect::<Result<_, _>>()?;
         Ok(Settings {
             mcp,
             ledger: stores.ledger,

@@ -23,6 +23,8 @@ pub(super) struct TenantSection {
     #[serde(default)]
     dirs: Vec<DirSection>,
     #[serde(default)]
+    tools: Vec<String>,
+    #[serde(default)]
     ceiling: CeilingSection,
     #[serde(default)]
     budget: BudgetSection,
@@ -50,11 +52,14 @@ struct BudgetSection {
     tokens_per_minute: Option<u64>,
     max_concurrent: Option<u32>,
     fuel_per_minute: Option<u64>,
+    tool_calls_per_minute: Option<u32>,
 }
 
 /// What a tenant's policy is checked against.
 pub(super) struct Known<'a> {
     pub routes: Vec<&'a str>,
+    /// The MCP servers of `[mcp.NAME]`.
+    pub servers: Vec<&'a str>,
     pub ceiling: &'a Limits,
     pub base: &'a Path,
     /// `limits.max-key-bytes`: the longest prefix that can match a key.
@@ -80,6 +85,7 @@ fn policy(name: String, t: TenantSection, known: &Known<'_>) -> Result<TenantPol
             Err(format!("no route named {route:?} (configured: {})", known.routes.join(", ")))
         }
     })?;
+    let tools = tool_grant(&t.tools, &format!("{at}.tools"), &known.servers)?;
     let board = t.blackboard;
     let read = board.read.unwrap_or_else(|| vec![String::new()]);
     let write = board.write.unwrap_or_else(|| vec![String::new()]);
@@ -128,12 +134,20 @@ fn policy(name: String, t: TenantSection, known: &Known<'_>) -> Result<TenantPol
     if t.budget.fuel_per_minute == Some(0) {
         return Err(format!("{budget_at}.fuel-per-minute must be greater than zero"));
     }
+    if t.budget.tool_calls_per_minute == Some(0) {
+        return Err(format!("{budget_at}.tool-calls-per-minute must be greater than zero"));
+    }
     let mut agent_budgets = BTreeMap::new();
     for (agent, section) in &t.agent_budgets {
         let key = format!("{at}.agent-budgets.{agent}");
         paddock_core::names::validate_agent(agent).map_err(|why| format!("{key}: {why}"))?;
         if section.fuel_per_minute.is_some() {
             return Err(format!("{key}.fuel-per-minute: fuel is shared per tenant; set {budget_at}.fuel-per-minute"));
+        }
+        if section.tool_calls_per_minute.is_some() {
+            return Err(format!(
+                "{key}.tool-calls-per-minute: tool calls are counted per tenant; set {budget_at}.tool-calls-per-minute"
+            ));
         }
         let (budget, max_concurrent) = budget(section, &key)?;
         agent_budgets.insert(agent.clone(), AgentBudget { budget, max_concurrent });
@@ -146,6 +160,8 @@ fn policy(name: String, t: TenantSection, known: &Known<'_>) -> Result<TenantPol
         write,
         approvals: t.approvals,
         dirs,
+        tools,
+        tool_calls_per_minute: t.budget.tool_calls_per_minute,
         ceiling,
         board_max_keys: board.max_keys,
         board_max_bytes: board.max_bytes.map(|b| b.0),
@@ -154,6 +170,19 @@ fn policy(name: String, t: TenantSection, known: &Known<'_>) -> Result<TenantPol
         fuel_per_minute: t.budget.fuel_per_minute,
         agent_budgets,
         name,
+    })
+}
+
+/// Tool patterns (`server/tool`, `server/*`) of configured servers, or `["*"]`.
+fn tool_grant(list: &[String], key: &str, servers: &[&str]) -> Result<NameGrant, String> {
+    names(list, key, |pattern| {
+        paddock_core::tools::validate_pattern(pattern).map_err(|e| e.to_string())?;
+        let server = paddock_core::tools::server_of(pattern).unwrap_or_default();
+        if servers.contains(&server) {
+            return Ok(());
+        }
+        let configured = if servers.is_empty() { "none".to_string() } else { servers.join(", ") };
+        Err(format!("no MCP server {server:?} (configured in [mcp]: {configured})"))
     })
 }
 
@@ -228,8 +257,15 @@ routes = ["fast"]
 blackboard = { write = ["tasks/"], max-keys = 10 }
 dirs = [{ host = "data/acme", guest = "/data", write = true }]
 ceiling = { timeout = "5s" }
-budget = { tokens-per-day = 1000, usd-per-month = 2.5, requests-per-minute = 60, max-concurrent = 4, fuel-per-minute = 1000000 }
+budget = { tokens-per-day = 1000, usd-per-month = 2.5, requests-per-minute = 60, max-concurrent = 4, fuel-per-minute = 1000000, tool-calls-per-minute = 30 }
 agent-budgets.planner = { tokens-per-day = 100, max-concurrent = 1 }
+tools = ["kit/*", "web/fetch"]
+
+[mcp.kit]
+command = ["python3", "kit.py"]
+
+[mcp.web]
+url = "http://127.0.0.1:9/mcp"
 "#,
         )
         .unwrap();
@@ -246,6 +282,8 @@ agent-budgets.planner = { tokens-per-day = 100, max-concurrent = 1 }
         assert_eq!((acme.max_concurrent, acme.fuel_per_minute), (Some(4), Some(1_000_000)));
         assert_eq!(acme.agent_budgets["planner"].budget.tokens_per_day, Some(100));
         assert_eq!(acme.agent_budgets["planner"].max_concurrent, Some(1));
+        assert_eq!(acme.tools, NameGrant::Only(vec!["kit/*".into(), "web/fetch".into()]));
+        assert_eq!(acme.tool_calls_per_minute, Some(30));
         assert!(s.tenants.get("default").is_err(), "only configured tenants exist");
     }
 
@@ -272,6 +310,24 @@ agent-budgets.planner = { tokens-per-day = 100, max-concurrent = 1 }
             (
                 "[tenants.a]\nbudget = { requests-per-minute = 0 }\n",
                 "tenants.a.budget.requests-per-minute must be greater than zero (to deny, leave the agent out of the tenant's agents)",
+            ),
+            (
+                "[tenants.a]\ntools = [\"kit/echo\"]\n",
+                "tenants.a.tools[0]: no MCP server \"kit\" (configured in [mcp]: none)",
+            ),
+            (
+                "[mcp.kit]\ncommand = [\"kit\"]\n[tenants.a]\ntools = [\"kit\"]\n",
+                "tenants.a.tools[0]: `kit` is not a tool pattern: use \"server/tool\" or \"server/*\", the server an \
+                 [mcp.NAME] name and the tool 1 to 128 of A-Z, a-z, 0-9, '_', '-' and '.'",
+            ),
+            (
+                "[tenants.a]\nbudget = { tool-calls-per-minute = 0 }\n",
+                "tenants.a.budget.tool-calls-per-minute must be greater than zero",
+            ),
+            (
+                "[tenants.a.agent-budgets.p]\ntool-calls-per-minute = 5\n",
+                "tenants.a.agent-budgets.p.tool-calls-per-minute: tool calls are counted per tenant; set \
+                 tenants.a.budget.tool-calls-per-minute",
             ),
             (
                 "[tenants.a.agent-budgets.p]\nfuel-per-minute = 5\n",

@@ -22,6 +22,10 @@ pub struct Capabilities {
     /// Directories it expects, by the path it sees (e.g. "/data").
     #[serde(default)]
     pub dirs: Vec<String>,
+    /// Tools it will call through `tools.call`: `server/tool` or `server/*`
+    /// ([`crate::tools`]).
+    #[serde(default)]
+    pub tools: Vec<String>,
 }
 
 /// Blackboard access an agent asks for, as key prefixes ("" = every key).

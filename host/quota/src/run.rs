@@ -16,6 +16,8 @@ pub struct RunLimits {
     pub tokens: Option<u64>,
     /// Cost in millionths of a US dollar.
     pub cost_micros: Option<u64>,
+    /// Tool calls (`tools.call`), made or refused by their server.
+    pub tool_calls: Option<u64>,
 }
 
 /// A budget that is spent, so the next call is refused.
@@ -41,6 +43,14 @@ pub enum BudgetExceeded {
         /// Micro-dollars used.
         used_micros: u64,
     },
+    /// Its tool calls are used up.
+    #[error("{key} has spent its tool calls ({key}.tool-calls = {limit})")]
+    ToolCalls {
+        /// The key that sets the budget.
+        key: String,
+        /// The budget's tool calls.
+        limit: u64,
+    },
 }
 
 /// A budget being spent.
@@ -51,6 +61,7 @@ pub struct RunBudget {
     limits: RunLimits,
     tokens: AtomicU64,
     cost_micros: AtomicU64,
+    tool_calls: AtomicU64,
     parent: Option<Arc<RunBudget>>,
 }
 
@@ -62,6 +73,7 @@ impl RunBudget {
             limits,
             tokens: AtomicU64::new(0),
             cost_micros: AtomicU64::new(0),
+            tool_calls: AtomicU64::new(0),
             parent,
         })
     }
@@ -89,6 +101,26 @@ impl RunBudget {
         }
     }
 
+    /// Counts one tool call here and in every budget around it, or refuses
+    /// it, counting nowhere, when this budget or one around it has none left.
+    pub fn tool_call(&self) -> Result<(), BudgetExceeded> {
+        let limit = self.limits.tool_calls.unwrap_or(u64::MAX);
+        if self.tool_calls.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < limit).then_some(n + 1)).is_err()
+        {
+            return Err(BudgetExceeded::ToolCalls { key: self.key.clone(), limit });
+        }
+        let around = self.parent.as_ref().map_or(Ok(()), |p| p.tool_call());
+        if around.is_err() {
+            self.tool_calls.fetch_sub(1, Ordering::AcqRel);
+        }
+        around
+    }
+
+    /// Tool calls counted so far.
+    pub fn tool_calls(&self) -> u64 {
+        self.tool_calls.load(Ordering::Relaxed)
+    }
+
     /// Tokens and cost (micro-dollars) spent so far.
     pub fn spent(&self) -> (u64, u64) {
         (self.tokens.load(Ordering::Relaxed), self.cost_micros.load(Ordering::Relaxed))
@@ -106,10 +138,10 @@ mod tests {
 
     #[test]
     fn a_spent_step_budget_refuses_naming_its_key_and_charges_the_flow_budget() {
-        let flow = RunBudget::new("flow.budget", RunLimits { tokens: Some(100), cost_micros: None }, None);
+        let flow = RunBudget::new("flow.budget", RunLimits { tokens: Some(100), ..RunLimits::default() }, None);
         let step = RunBudget::new(
             "steps.plan.budget",
-            RunLimits { tokens: None, cost_micros: Some(1_000) },
+            RunLimits { cost_micros: Some(1_000), ..RunLimits::default() },
             Some(flow.clone()),
         );
         assert_eq!(step.check(), Ok(()));
@@ -124,5 +156,27 @@ mod tests {
             flow.check().map_err(|e| e.to_string()),
             Err("flow.budget has spent its tokens (flow.budget.tokens = 100): 100 used".into())
         );
+    }
+
+    #[test]
+    fn a_tool_call_counts_in_every_budget_around_it_and_a_refused_one_in_none() {
+        let flow = RunBudget::new("flow.budget", RunLimits { tool_calls: Some(3), ..RunLimits::default() }, None);
+        let step = RunBudget::new(
+            "steps.act.budget",
+            RunLimits { tool_calls: Some(2), ..RunLimits::default() },
+            Some(flow.clone()),
+        );
+        let other = RunBudget::new("steps.other.budget", RunLimits::default(), Some(flow.clone()));
+        assert_eq!((step.tool_call(), step.tool_call()), (Ok(()), Ok(())));
+        assert_eq!(
+            step.tool_call().map_err(|e| e.to_string()),
+            Err("steps.act.budget has spent its tool calls (steps.act.budget.tool-calls = 2)".into())
+        );
+        assert_eq!(other.tool_call(), Ok(()));
+        assert_eq!(
+            other.tool_call().map_err(|e| e.to_string()),
+            Err("flow.budget has spent its tool calls (flow.budget.tool-calls = 3)".into())
+        );
+        assert_eq!((step.tool_calls(), other.tool_calls(), flow.tool_calls()), (2, 1, 3));
     }
 }

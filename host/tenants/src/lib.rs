@@ -97,6 +97,11 @@ pub struct TenantPolicy {
     pub approvals: bool,
     /// Directories lent to its agents that ask for them (by guest path).
     pub dirs: Vec<DirGrant>,
+    /// Tools its agents may call, as patterns (`server/tool`, `server/*`;
+    /// `Any` is `"*"`, every tool of every server).
+    pub tools: NameGrant,
+    /// Tool calls its agents may make per minute, on this host.
+    pub tool_calls_per_minute: Option<u32>,
     /// Its ceiling on per-invocation limits.
     pub ceiling: TenantCeiling,
     /// Its blackboard's key count limit, if lower than the host's.
@@ -126,6 +131,8 @@ impl TenantPolicy {
             write: vec![String::new()],
             approvals: true,
             dirs: Vec::new(),
+            tools: NameGrant::Any,
+            tool_calls_per_minute: None,
             ceiling: TenantCeiling::default(),
             board_max_keys: None,
             board_max_bytes: None,
@@ -240,6 +247,8 @@ pub struct Grants {
     pub approvals: bool,
     /// Directories the tenant lends it.
     pub dirs: Vec<DirGrant>,
+    /// Tools it may call, as patterns (`server/tool`, `server/*`).
+    pub tools: Arc<[String]>,
     /// What it asked for and was not granted, with why.
     pub refused: Arc<[Refusal]>,
 }
@@ -260,6 +269,26 @@ impl Grants {
                 let asked = if asked.is_empty() { "none".to_string() } else { asked.join(", ") };
                 format!("{capability} is not granted to agent {agent:?} (its manifest's {manifest_key}: {asked})")
             }
+        }
+    }
+
+    /// Whether the tool `name` (`server/tool`) is granted.
+    pub fn allows_tool(&self, name: &str) -> bool {
+        self.tools.iter().any(|p| paddock_core::tools::matches(p, name))
+    }
+
+    /// The `denied` text for the tool `name`, not granted to `agent` for
+    /// `tenant`: the tenant's rule when a pattern the manifest asked for
+    /// (`asked`) names it, else the manifest key to ask in.
+    pub fn tool_denial(&self, name: &str, agent: &str, tenant: &str, asked: &[String]) -> String {
+        let capability = format!("tool {name:?}");
+        let refused = asked
+            .iter()
+            .filter(|p| paddock_core::tools::matches(p, name))
+            .find_map(|p| self.refusal(&format!("tool {p:?}")));
+        match refused {
+            Some(r) => format!("{capability} is not granted to agent {agent:?} by tenant {tenant:?}: {}", r.reason),
+            None => self.denial(&capability, agent, tenant, "capabilities.tools", asked),
         }
     }
 }
@@ -391,7 +420,30 @@ pub fn resolve(policy: &TenantPolicy, requested: &Capabilities) -> Grants {
             }),
         }
     }
-    Grants { routes, agents, read, write, approvals, dirs, refused: refused.into() }
+    let mut tools = Vec::new();
+    for asked in &requested.tools {
+        let both: Vec<String> = match &policy.tools {
+            NameGrant::Any => vec![asked.clone()],
+            NameGrant::Only(granted) => {
+                granted.iter().filter_map(|g| paddock_core::tools::intersect(asked, g)).collect()
+            }
+        };
+        let (key, granted) = (policy.key("tools"), policy.tools.describe());
+        if both.is_empty() {
+            refused
+                .push(Refusal { capability: format!("tool {asked:?}"), reason: format!("not in {key} = [{granted}]") });
+        } else if !both.contains(asked) {
+            // Part of a `server/*` is granted: the rest of it is refused.
+            refused.push(Refusal {
+                capability: format!("tool {asked:?}"),
+                reason: format!("{key} = [{granted}] grants only {} of it", both.join(", ")),
+            });
+        }
+        tools.extend(both);
+    }
+    tools.sort();
+    tools.dedup();
+    Grants { routes, agents, read, write, approvals, dirs, tools: tools.into(), refused: refused.into() }
 }
 
 #[cfg(test)]
@@ -407,6 +459,7 @@ mod tests {
             read: vec!["shared/".into()],
             write: vec!["tasks/".into()],
             approvals: false,
+            tools: NameGrant::Only(vec!["kit/echo".into(), "kit/big".into(), "fetch/*".into()]),
             ..TenantPolicy::open("acme")
         }
     }
@@ -421,6 +474,7 @@ mod tests {
                 write: vec!["tasks/7".into(), "other/".into()],
             }),
             dirs: vec!["/data".into()],
+            tools: vec!["kit/*".into(), "fetch/get".into(), "github/search".into()],
         }
     }
 
@@ -448,7 +502,33 @@ mod tests {
                 "blackboard read \"secrets/\": not under any of tenants.acme.blackboard.read = [\"shared/\", \"tasks/\"]",
                 "approvals: tenants.acme.approvals is false",
                 "directory \"/data\": no entry with guest = \"/data\" in tenants.acme.dirs",
+                "tool \"kit/*\": tenants.acme.tools = [kit/echo, kit/big, fetch/*] grants only kit/echo, kit/big of it",
+                "tool \"github/search\": not in tenants.acme.tools = [kit/echo, kit/big, fetch/*]",
             ]
+        );
+    }
+
+    #[test]
+    fn tools_granted_are_the_intersection_of_the_patterns_asked_and_granted() {
+        let grants = resolve(&policy(), &asks());
+        assert_eq!(&*grants.tools, ["fetch/get", "kit/big", "kit/echo"]);
+        assert!(grants.allows_tool("kit/echo") && grants.allows_tool("fetch/get"));
+        assert!(!grants.allows_tool("kit/sleep") && !grants.allows_tool("fetch/post"));
+        let asked = asks().tools;
+        assert_eq!(
+            grants.tool_denial("github/search", "p", "acme", &asked),
+            "tool \"github/search\" is not granted to agent \"p\" by tenant \"acme\": \
+             not in tenants.acme.tools = [kit/echo, kit/big, fetch/*]"
+        );
+        assert_eq!(
+            grants.tool_denial("kit/sleep", "p", "acme", &asked),
+            "tool \"kit/sleep\" is not granted to agent \"p\" by tenant \"acme\": \
+             tenants.acme.tools = [kit/echo, kit/big, fetch/*] grants only kit/echo, kit/big of it"
+        );
+        assert_eq!(
+            grants.tool_denial("slack/post", "p", "acme", &asked),
+            "tool \"slack/post\" is not granted to agent \"p\" (its manifest's capabilities.tools: \
+             kit/*, fetch/get, github/search)"
         );
     }
 

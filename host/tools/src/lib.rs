@@ -10,7 +10,16 @@
 //! again, as a tool may not be safe to call twice). Every call is bounded by
 //! the server's `timeout`, and its result by `max-result-bytes`.
 
+mod metrics;
+mod output;
+mod rates;
 pub mod settings;
+mod toolbox;
+
+pub use metrics::ToolMetrics;
+pub use output::Output;
+pub use rates::Rates;
+pub use toolbox::{Listed, Toolbox};
 
 use rmcp::model::{CallToolRequestParams, CallToolResult, JsonObject, Tool};
 use rmcp::service::RunningService;
@@ -43,6 +52,19 @@ pub enum ToolError {
     Unavailable(String),
 }
 
+impl ToolError {
+    /// Its kind, as the metrics and the WIT name it: `denied`, `invalid-arguments`...
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ToolError::Denied(_) => "denied",
+            ToolError::InvalidArguments(_) => "invalid-arguments",
+            ToolError::Failed(_) => "failed",
+            ToolError::Timeout(_) => "timeout",
+            ToolError::Unavailable(_) => "unavailable",
+        }
+    }
+}
+
 /// A connected server.
 type Session = RunningService<RoleClient, ()>;
 
@@ -68,6 +90,22 @@ impl Servers {
             .map(|s| {
                 let server = Server { settings: s, session: Default::default(), sessions: AtomicU64::new(0) };
                 (server.settings.name.clone(), Arc::new(server))
+            })
+            .collect();
+        Servers { servers: Arc::new(servers) }
+    }
+
+    /// The servers of `settings`, keeping the session of each whose settings
+    /// did not change (a reload of the config does not restart them).
+    pub fn reload(&self, settings: impl IntoIterator<Item = McpServer>) -> Servers {
+        let servers = settings
+            .into_iter()
+            .map(|s| match self.servers.get(&s.name).filter(|old| old.settings == s) {
+                Some(kept) => (s.name, kept.clone()),
+                None => {
+                    let server = Server { settings: s, session: Default::default(), sessions: AtomicU64::new(0) };
+                    (server.settings.name.clone(), Arc::new(server))
+                }
             })
             .collect();
         Servers { servers: Arc::new(servers) }
@@ -103,10 +141,11 @@ impl Servers {
         let server = self.server(name)?;
         let session = server.session().await?;
         let request = CallToolRequestParams::new(tool.to_string()).with_arguments(arguments);
-        let result = match tokio::time::timeout(server.settings.timeout, session.call_tool(request)).await {
+        let limit = server.settings.timeout_of(tool);
+        let result = match tokio::time::timeout(limit, session.call_tool(request)).await {
             Ok(Ok(result)) => result,
             Ok(Err(e)) => return Err(server.failure(e, &session).await),
-            Err(_) => return Err(server.timed_out(&format!("{name}/{tool}"))),
+            Err(_) => return Err(server.tool_timed_out(tool)),
         };
         let size = serde_json::to_vec(&result).map_or(usize::MAX, |b| b.len()) as u64;
         if size > server.settings.max_result_bytes {
@@ -208,6 +247,15 @@ impl Server {
                 ToolError::Unavailable(format!("MCP server {name}: {other}"))
             }
         }
+    }
+
+    fn tool_timed_out(&self, tool: &str) -> ToolError {
+        let name = &self.settings.name;
+        let (limit, key) = match self.settings.tool_timeouts.get(tool) {
+            Some(limit) => (*limit, format!("mcp.{name}.tool-timeouts.{tool}")),
+            None => (self.settings.timeout, format!("mcp.{name}.timeout")),
+        };
+        ToolError::Timeout(format!("{name}/{tool} got no answer within {} ({key})", paddock_core::Span(limit)))
     }
 
     fn timed_out(&self, what: &str) -> ToolError {

@@ -27,6 +27,8 @@ pub struct McpFile {
     #[serde(default)]
     header_env: BTreeMap<String, String>,
     timeout: Option<Span>,
+    #[serde(default)]
+    tool_timeouts: BTreeMap<String, Span>,
     connect_timeout: Option<Span>,
     max_result_bytes: Option<ByteSize>,
 }
@@ -67,10 +69,19 @@ pub struct McpServer {
     pub transport: Transport,
     /// The longest one call may take (`timeout`, default 30 s).
     pub timeout: Duration,
+    /// The longest a call of one tool may take, where it differs (`tool-timeouts`).
+    pub tool_timeouts: BTreeMap<String, Duration>,
     /// The longest connecting and the handshake may take (`connect-timeout`, default 10 s).
     pub connect_timeout: Duration,
     /// The most bytes a result may have as JSON (`max-result-bytes`, default 1 MiB).
     pub max_result_bytes: u64,
+}
+
+impl McpServer {
+    /// The longest a call of `tool` may take.
+    pub fn timeout_of(&self, tool: &str) -> Duration {
+        self.tool_timeouts.get(tool).copied().unwrap_or(self.timeout)
+    }
 }
 
 impl McpFile {
@@ -119,10 +130,19 @@ impl McpFile {
         if !(1..=MAX_RESULT).contains(&max_result_bytes) {
             return Err(format!("{at}.max-result-bytes ({}) must be 1 B to 64 MiB", ByteSize(max_result_bytes)));
         }
+        let mut tool_timeouts = BTreeMap::new();
+        for (tool, limit) in self.tool_timeouts {
+            paddock_core::tools::split(&format!("{name}/{tool}")).map_err(|_| {
+                format!("{at}.tool-timeouts: `{tool}` is not a tool name (1 to 128 of A-Z, a-z, 0-9, '_', '-' and '.')")
+            })?;
+            let limit = span(&format!("tool-timeouts.{tool}"), Some(limit), Duration::ZERO)?;
+            tool_timeouts.insert(tool, limit);
+        }
         Ok(McpServer {
             name: name.to_string(),
             transport,
             timeout: span("timeout", self.timeout, Duration::from_secs(30))?,
+            tool_timeouts,
             connect_timeout: span("connect-timeout", self.connect_timeout, Duration::from_secs(10))?,
             max_result_bytes,
         })
@@ -153,6 +173,8 @@ mod tests {
             (s.timeout, s.connect_timeout, s.max_result_bytes),
             (Duration::from_secs(30), Duration::from_secs(10), 1 << 20)
         );
+        let s = server("command = [\"a\"]\ntimeout = \"5s\"\ntool-timeouts = { search = \"1s\" }\n").unwrap();
+        assert_eq!((s.timeout_of("search"), s.timeout_of("other")), (Duration::from_secs(1), Duration::from_secs(5)));
     }
 
     #[test]
@@ -168,6 +190,14 @@ mod tests {
             ),
             ("url = \"https://x\"\nheaders = { \"a b\" = \"c\" }", "mcp.github.headers: `a b` is not a header name"),
             ("command = [\"a\"]\ntimeout = \"0s\"", "mcp.github.timeout (0s) must be more than 0 and at most 1h"),
+            (
+                "command = [\"a\"]\ntool-timeouts = { search = \"2h\" }",
+                "mcp.github.tool-timeouts.search (2h) must be more than 0 and at most 1h",
+            ),
+            (
+                "command = [\"a\"]\ntool-timeouts = { \"a/b\" = \"1s\" }",
+                "mcp.github.tool-timeouts: `a/b` is not a tool name (1 to 128 of A-Z, a-z, 0-9, '_', '-' and '.')",
+            ),
             (
                 "command = [\"a\"]\nmax-result-bytes = \"1GiB\"",
                 "mcp.github.max-result-bytes (1 GiB) must be 1 B to 64 MiB",

@@ -96,7 +96,7 @@ pub(super) fn retry(v: Option<&Value>, key: &str) -> Result<Retry, Bad> {
 }
 
 pub(super) fn budget(v: Option<&Value>, key: &str) -> Result<Option<RunLimits>, Bad> {
-    let Some(t) = table(v, key, &["tokens", "usd"])? else { return Ok(None) };
+    let Some(t) = table(v, key, &["tokens", "usd", "tool-calls"])? else { return Ok(None) };
     let tokens = integer(t.get("tokens"), &format!("{key}.tokens"))?;
     if let Some(n) = tokens.filter(|n| *n <= 0) {
         return Err(bad(format!("{key}.tokens"), format!("{n} must be above zero")));
@@ -112,7 +112,15 @@ pub(super) fn budget(v: Option<&Value>, key: &str) -> Result<Option<RunLimits>, 
             return Err(bad(format!("{key}.usd"), format!("{other} must be a positive amount of US dollars")));
         }
     };
-    Ok(Some(RunLimits { tokens: tokens.map(|n| n as u64), cost_micros: cost }))
+    let tool_calls = integer(t.get("tool-calls"), &format!("{key}.tool-calls"))?;
+    if let Some(n) = tool_calls.filter(|n| *n < 0) {
+        return Err(bad(format!("{key}.tool-calls"), format!("{n} must be zero or more")));
+    }
+    Ok(Some(RunLimits {
+        tokens: tokens.map(|n| n as u64),
+        cost_micros: cost,
+        tool_calls: tool_calls.map(|n| n as u64),
+    }))
 }
 
 pub(super) fn limits(v: Option<&Value>, key: &str) -> Result<Requested, Bad> {

@@ -16,6 +16,7 @@ pub mod blackboard;
 pub mod llm;
 pub mod log;
 pub mod settings;
+pub mod tools;
 
 use paddock_blackboard::Namespace;
 use paddock_config::AgentPolicy;
@@ -90,6 +91,10 @@ pub struct Lent {
     pub gateway: Option<Gateway>,
     /// Where its approval questions go, if this host keeps approvals.
     pub approvals: Option<Arc<dyn approval::Approvals>>,
+    /// The MCP servers' tools, if the host has them.
+    pub tools: Option<Arc<paddock_tools::Toolbox>>,
+    /// Its tenant's tool calls per minute.
+    pub tool_rate: Option<u32>,
 }
 
 /// A store's data that holds the capabilities' state.
@@ -135,6 +140,7 @@ capabilities! {
     agents: agents::AgentsCtx,
     approval: approval::ApprovalCtx,
     settings: settings::SettingsCtx,
+    tools: tools::ToolsCtx,
 }
 
 /// What `bindgen!` generates for `paddock:agent/agent-world`.

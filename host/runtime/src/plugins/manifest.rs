@@ -221,6 +221,10 @@ impl Manifest {
                 )));
             }
         }
+        for (i, pattern) in raw.capabilities.tools.iter().enumerate() {
+            paddock_core::tools::validate_pattern(pattern)
+                .map_err(|why| fail(format!("capabilities.tools[{i}]: {why}")))?;
+        }
         let tool = raw.tool.map(ToolSection::check).transpose().map_err(fail)?;
         Ok(Manifest {
             file: file.to_path_buf(),

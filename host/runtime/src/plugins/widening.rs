@@ -23,6 +23,8 @@ pub struct Widening {
     pub read: Vec<String>,
     /// Blackboard prefixes written that no old write prefix covers.
     pub write: Vec<String>,
+    /// Tool patterns that no old pattern covers.
+    pub tools: Vec<String>,
 }
 
 impl Widening {
@@ -42,6 +44,12 @@ impl Widening {
             dirs: added(&old.dirs, &new.dirs),
             read: uncovered(&readable(&new_board), &old_read),
             write: uncovered(&new_board.write, &old_board.write),
+            tools: new
+                .tools
+                .iter()
+                .filter(|n| !old.tools.iter().any(|o| paddock_core::tools::covers(o, n)))
+                .cloned()
+                .collect(),
         }
     }
 
@@ -61,6 +69,7 @@ impl Widening {
         out.extend(self.dirs.iter().map(|d| format!("dir {d:?}")));
         out.extend(self.read.iter().map(|p| format!("blackboard read {p:?}")));
         out.extend(self.write.iter().map(|p| format!("blackboard write {p:?}")));
+        out.extend(self.tools.iter().map(|t| format!("tool {t:?}")));
         out
     }
 
@@ -73,6 +82,10 @@ impl Widening {
             && self.dirs.iter().all(|d| policy.dirs.iter().any(|g| &g.guest == d))
             && uncovered(&self.read, &readable).is_empty()
             && uncovered(&self.write, &policy.write).is_empty()
+            && self.tools.iter().all(|t| match &policy.tools {
+                paddock_tenants::NameGrant::Any => true,
+                paddock_tenants::NameGrant::Only(granted) => granted.iter().any(|g| paddock_core::tools::covers(g, t)),
+            })
     }
 
     /// Whether the operator granted it in advance: tenants are configured,
@@ -123,6 +136,22 @@ mod tests {
         let wider = caps("blackboard = { read = [\"\"], write = [\"tasks/\"] }");
         let w = Widening::between(&old, &wider);
         assert_eq!((w.read, w.write), (vec![String::new()], vec!["tasks/".to_string()]));
+    }
+
+    #[test]
+    fn a_tool_no_old_pattern_covers_is_a_widening() {
+        let old = caps("tools = [\"kit/*\", \"web/get\"]");
+        assert!(Widening::between(&old, &caps("tools = [\"kit/echo\", \"web/get\"]")).is_empty());
+        let new = caps("tools = [\"kit/*\", \"web/*\", \"git/log\"]");
+        let w = Widening::between(&old, &new);
+        assert_eq!(w.describe(), ["tool \"web/*\"", "tool \"git/log\""].map(String::from).to_vec());
+        let policy = |tools: &[&str]| paddock_tenants::TenantPolicy {
+            open: false,
+            tools: paddock_tenants::NameGrant::Only(tools.iter().map(|t| t.to_string()).collect()),
+            ..paddock_tenants::TenantPolicy::open("acme")
+        };
+        assert!(!w.granted_by(&policy(&["web/get", "git/log"])), "web/get does not cover web/*");
+        assert!(w.granted_by(&policy(&["web/*", "git/*"])));
     }
 
     #[test]

@@ -158,6 +158,7 @@ struct Inner {
     pinned: parking_lot::Mutex<HashMap<(String, String), Arc<Agent>>>,
     cpu: Arc<CpuScheduler>,
     approvals: std::sync::OnceLock<Arc<dyn Approvals>>,
+    tools: Arc<paddock_tools::Toolbox>,
     metrics: RuntimeMetrics,
     _ticker: EpochTicker,
 }
@@ -202,6 +203,7 @@ impl Runtime {
                 fuel_shares(&settings.tenants),
             ),
             approvals: std::sync::OnceLock::new(),
+            tools: Arc::new(paddock_tools::Toolbox::new(&settings.mcp)),
             metrics: RuntimeMetrics::default(),
             settings: ArcSwap::from_pointee(settings),
             engine,
@@ -224,6 +226,11 @@ impl Runtime {
     /// The LLM gateway.
     pub fn gateway(&self) -> &Gateway {
         &self.inner.gateway
+    }
+
+    /// The MCP servers' tools agents call, their rates and metrics.
+    pub fn tools(&self) -> &Arc<paddock_tools::Toolbox> {
+        &self.inner.tools
     }
 
     /// Invocations by tenant, agent and outcome, their durations and fuel.
@@ -347,6 +354,8 @@ impl Runtime {
             dispatch: Some(Arc::new(self.clone()) as Arc<dyn Dispatch>),
             gateway: Some(self.inner.gateway.clone()),
             approvals: self.inner.approvals.get().cloned(),
+            tools: Some(self.inner.tools.clone()),
+            tool_rate: s.tenants.get(&tenant).ok().and_then(|p| p.tool_calls_per_minute),
         };
         let invocation = Invocation {
             agent: agent.name.clone(),

@@ -1,10 +1,11 @@
 //! Settings changed while the host runs (`POST /v1/admin/reload`, SIGHUP).
 //!
 //! What a run reads once at its start — tenants and their grants, budgets,
-//! ceilings and default limits, agent policies, size caps, the call depth —
-//! and the gateway's routes and providers are swapped, each whole: a run or
-//! an LLM call already going finishes on the settings it started with, the
-//! next one sees the new ones. What the host built its machinery from at
+//! ceilings and default limits, agent policies, size caps, the call depth —,
+//! the gateway's routes and providers, and the MCP servers (a server whose
+//! settings did not change keeps its session) are swapped, each whole: a run
+//! or an LLM call already going finishes on the settings it started with,
+//! the next one sees the new ones. What the host built its machinery from at
 //! start (the engine, the stores, the folders, the listener, triggers, the
 //! log) keeps its old value, and the answer names it as needing a restart,
 //! so an operator is never led to think a change took effect when it did not.
@@ -47,6 +48,7 @@ impl Runtime {
             ("limits.max-call-depth", old.max_call_depth != next.max_call_depth),
             ("limits.max-agent-calls", old.max_agent_calls != next.max_agent_calls),
             ("host.default-tenant", old.default_tenant != next.default_tenant),
+            ("mcp", old.mcp != next.mcp),
         ] {
             if changed {
                 applied.push(name);
@@ -87,6 +89,9 @@ impl Runtime {
             ledger.set_budgets(budgets(&next.tenants));
         }
         self.inner.cpu.set_shares(fuel_shares(&next.tenants));
+        if old.mcp != next.mcp {
+            self.inner.tools.reload(&next.mcp);
+        }
         let source = next.source.clone();
         self.inner.settings.store(Arc::new(next));
         tracing::info!(

@@ -472,6 +472,7 @@ async fn metrics(
     let mut text = String::new();
     runtime.gateway().render_metrics(&mut text);
     runtime.metrics().render_into(&mut text);
+    runtime.tools().metrics().render_into(&mut text);
     runtime.blackboard().metrics().render_into(&mut text);
     if let Some(hub) = hub {
         hub.metrics().render_into(&mut text);

@@ -150,6 +150,8 @@ fn policy_json(p: &TenantPolicy) -> Value {
         "board": { "read": p.read, "write": p.write, "max_keys": p.board_max_keys, "max_bytes": p.board_max_bytes },
         "approvals": p.approvals,
         "dirs": p.dirs.iter().map(|d| d.guest.as_str()).collect::<Vec<_>>(),
+        "tools": p.tools.describe(),
+        "tool_calls_per_minute": p.tool_calls_per_minute,
         "ceiling": {
             "fuel": p.ceiling.fuel, "memory": p.ceiling.memory,
             "timeout_ms": p.ceiling.timeout.map(|t| u64::try_from(t.as_millis()).unwrap_or(u64::MAX)),
