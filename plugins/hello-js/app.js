@@ -3,8 +3,11 @@
 //
 // Input (JSON object): "name" (default "world"); "spin": true loops until a
 // limit stops it; "allocate_mib": N holds N MiB while it works (to see the
-// memory cap). Output: {"greeting", "visits", "fun_fact": {"text", "provider",
-// "model"} or {"error"}, "language"}. `compensate` takes back the visit.
+// memory cap); "tool": "server/tool" calls that tool of the operator's MCP
+// servers with "tool_args" (an object, default {}), once the manifest's
+// `capabilities.tools` asks for it. Output: {"greeting", "visits", "fun_fact":
+// {"text", "provider", "model"} or {"error"}, "language"}, and "tool":
+// {"text"} or {"error"} when one was called. `compensate` takes back the visit.
 //
 // componentize-js maps the WIT `result<T, string>` of an export to a return
 // value or a thrown error whose `payload` is the error text; an import's error
@@ -14,6 +17,7 @@
 import { complete } from 'paddock:agent/llm@0.1.0';
 import { compareAndSwap, get } from 'paddock:agent/blackboard@0.1.0';
 import { log } from 'paddock:agent/log@0.1.0';
+import { call as callTool } from 'paddock:agent/tools@0.1.0';
 
 const ROUTE = 'fast';
 // A compare-and-swap loses only to another writer of the same key; give up
@@ -46,6 +50,7 @@ export const agent = {
       fun_fact: funFact(args.name),
       language: 'javascript',
     };
+    if (args.tool !== undefined) output.tool = useTool(args.tool, args.toolArgs);
     if (hog !== undefined) output.allocated_mib = hog.length / (1024 * 1024);
     return JSON.stringify(output);
   },
@@ -75,7 +80,15 @@ function parseInput(text) {
   if (mib !== undefined && !(Number.isInteger(mib) && mib >= 0 && mib <= 4096)) {
     throw new AgentError('input.allocate_mib must be a whole number from 0 to 4096');
   }
-  return { name, spin: args.spin === true, allocateMib: mib };
+  const tool = args.tool ?? undefined;
+  if (tool !== undefined && (typeof tool !== 'string' || tool === '')) {
+    throw new AgentError('input.tool must be a tool name like "server/tool"');
+  }
+  const toolArgs = args.tool_args ?? {};
+  if (typeof toolArgs !== 'object' || Array.isArray(toolArgs)) {
+    throw new AgentError('input.tool_args must be a JSON object');
+  }
+  return { name, spin: args.spin === true, allocateMib: mib, tool, toolArgs };
 }
 
 /** Adds `delta` to visits/<name> (never below 0) and returns the new count. */
@@ -120,6 +133,28 @@ function funFact(name) {
     const why = describeLlmError(e.payload);
     log('warn', `no fun fact: ${why}`);
     return { error: why };
+  }
+}
+
+/** Calls a tool; a failure becomes {error} so the greeting still works. */
+function useTool(name, toolArgs) {
+  try {
+    return { text: callTool(name, JSON.stringify(toolArgs)).text };
+  } catch (e) {
+    return { error: describeToolError(e.payload) };
+  }
+}
+
+function describeToolError(error) {
+  switch (error?.tag) {
+    case 'denied': return `denied: ${error.val}`;
+    case 'invalid-arguments': return `invalid arguments: ${error.val}`;
+    case 'failed': return `failed: ${error.val}`;
+    case 'timeout': return `timed out: ${error.val}`;
+    case 'unavailable': return `unavailable: ${error.val}`;
+    case 'budget-exceeded': return `budget exceeded: ${error.val}`;
+    case 'rate-limited': return `rate limited: retry after ${error.val} ms`;
+    default: return `unknown error ${String(error)}`;
   }
 }
 

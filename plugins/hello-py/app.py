@@ -2,9 +2,12 @@
 and asks the "fast" route for a fun fact.
 
 Input (JSON object): "name" (default "world"); "spin": true loops until a limit
-stops it; "allocate_mib": N holds N MiB while it works (to see the memory cap).
-Output: {"greeting", "visits", "fun_fact": {"text", "provider", "model"} or
-{"error"}, "language"}. `compensate` takes back the visit.
+stops it; "allocate_mib": N holds N MiB while it works (to see the memory cap);
+"tool": "server/tool" calls that tool of the operator's MCP servers with
+"tool_args" (an object, default {}), once the manifest's `capabilities.tools`
+asks for it. Output: {"greeting", "visits", "fun_fact": {"text", "provider",
+"model"} or {"error"}, "language"}, and "tool": {"text"} or {"error"} when one
+was called. `compensate` takes back the visit.
 
 componentize-py maps the WIT `result<T, string>` of an export to a return
 value or a raised `Err(text)`; an import's error arrives as a raised `Err`
@@ -15,7 +18,7 @@ import json
 
 from componentize_py_types import Err
 from wit_world import exports
-from wit_world.imports import blackboard, llm, log
+from wit_world.imports import blackboard, llm, log, tools
 from wit_world.imports.log import Level
 
 ROUTE = "fast"
@@ -43,6 +46,8 @@ class Agent(exports.Agent):
             "fun_fact": fun_fact(name),
             "language": "python",
         }
+        if args["tool"] is not None:
+            output["tool"] = call_tool(args["tool"], args["tool_args"])
         if hog is not None:
             output["allocated_mib"] = len(hog) >> 20
         return json.dumps(output, separators=(",", ":"))
@@ -69,7 +74,15 @@ def parse_input(text: str) -> dict:
         if not whole:
             raise Err("input.allocate_mib must be a whole number from 0 to 4096")
         mib = int(mib)
-    return {"name": name, "spin": args.get("spin") is True, "allocate_mib": mib}
+    tool = args.get("tool")
+    if tool is not None and (not isinstance(tool, str) or not tool):
+        raise Err('input.tool must be a tool name like "server/tool"')
+    tool_args = args.get("tool_args")
+    if tool_args is None:
+        tool_args = {}
+    elif not isinstance(tool_args, dict):
+        raise Err("input.tool_args must be a JSON object")
+    return {"name": name, "spin": args.get("spin") is True, "allocate_mib": mib, "tool": tool, "tool_args": tool_args}
 
 
 def add_visits(name: str, delta: int) -> int:
@@ -123,6 +136,34 @@ def fun_fact(name: str) -> dict:
         log.log(Level.WARN, f"no fun fact: {why}")
         return {"error": why}
     return {"text": answer.text, "provider": answer.provider, "model": answer.model}
+
+
+def call_tool(name: str, tool_args: dict) -> dict:
+    """Calls a tool; a failure becomes {"error": ...} so the greeting still works."""
+    try:
+        output = tools.call(name, json.dumps(tool_args))
+    except Err as e:
+        return {"error": describe_tool_error(e.value)}
+    return {"text": output.text}
+
+
+def describe_tool_error(error: tools.Error) -> str:
+    match error:
+        case tools.Error_Denied(why):
+            return f"denied: {why}"
+        case tools.Error_InvalidArguments(why):
+            return f"invalid arguments: {why}"
+        case tools.Error_Failed(why):
+            return f"failed: {why}"
+        case tools.Error_Timeout(why):
+            return f"timed out: {why}"
+        case tools.Error_Unavailable(why):
+            return f"unavailable: {why}"
+        case tools.Error_BudgetExceeded(why):
+            return f"budget exceeded: {why}"
+        case tools.Error_RateLimited(ms):
+            return f"rate limited: retry after {ms} ms"
+    return f"unknown error {error!r}"
 
 
 def describe_llm_error(error: llm.Error) -> str:

@@ -21,11 +21,13 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 
-/// Tenants that grant everything, no LLM route, and only `notes/` of the board.
+/// Tenants that grant everything (but of the tools, `kit/echo` alone), no
+/// LLM route, and only `notes/` of the board.
 const TENANTS: &str = r#"
 [tenants.open]
 agents = ["*"]
 routes = ["*"]
+tools = ["kit/echo"]
 [tenants.no-routes]
 agents = ["*"]
 [tenants.notes-only]
@@ -55,9 +57,10 @@ impl Built {
 /// cache shared between test runs would only grow).
 fn write_settings(dir: &Path) {
     let toml = format!(
-        "[engine]\nmax-instances = 32\n[host]\nplugins = {:?}\ncode-cache = {:?}\nledger = \"memory\"\nplugin-state = \"memory\"\n{TENANTS}",
+        "[engine]\nmax-instances = 32\n[host]\nplugins = {:?}\ncode-cache = {:?}\nledger = \"memory\"\nplugin-state = \"memory\"\n{TENANTS}{}",
         dir.join("plugins"),
-        dir.join("code-cache")
+        dir.join("code-cache"),
+        crate::tools::kit_section(),
     );
     std::fs::write(dir.join("paddock.toml"), toml).unwrap();
 }
@@ -92,6 +95,12 @@ fn build(lang: Lang) -> Option<Built> {
     let name = format!("agent-{}", lang.name());
     let made = paddock(dir.path(), &["new", &name, "--lang", lang.name()], None);
     assert_eq!(made.code, 0, "{}", made.stderr);
+    // The author asks for the MCP server's tools, where the manifest shows how.
+    let manifest = dir.path().join("plugins").join(&name).join("agent.toml");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    let asking = text.replacen("tools = []", "tools = [\"kit/*\"]", 1);
+    assert_ne!(text, asking, "the manifest written has a tools line");
+    std::fs::write(&manifest, asking).unwrap();
     let built = paddock(dir.path(), &["build", &name], None);
     if toolchain_is_missing(lang, &built) {
         return None;
@@ -184,6 +193,22 @@ async fn behaves_like_every_other_language(lang: Lang) {
         json!({ "greeting": "Hello, ada!", "visits": 1, "fun_fact": { "error": why }, "language": language(lang) })
     );
     assert!(logged(&denied, &format!("no fun fact: {why}")), "{:?}", denied.logs);
+
+    // A tool of the operator's MCP server, as far as the tenant grants it.
+    if crate::doors::python_has("mcp") {
+        let echoed = run(r#"{"name":"bob","tool":"kit/echo","tool_args":{"text":"hi from a tool"}}"#, open()).await;
+        assert_eq!(output_json(&echoed)["tool"], json!({ "text": "hi from a tool" }));
+        let refused = run(r#"{"name":"bob","tool":"kit/env"}"#, open()).await;
+        let why = format!(
+            "denied: tool \"kit/env\" is not granted to agent \"{name}\" by tenant \"open\": tenants.open.tools = [kit/echo] grants only kit/echo of it"
+        );
+        assert_eq!(output_json(&refused)["tool"], json!({ "error": why }));
+        let bad = run(r#"{"name":"bob","tool":"kit/echo","tool_args":[1]}"#, open()).await;
+        assert_eq!(
+            error_text(&bad),
+            format!("agent \"{name}\" returned an error: input.tool_args must be a JSON object")
+        );
+    }
 
     // A blackboard error and bad input end the run with the agent's own error.
     let refused = run(r#"{"name":"ada"}"#, options("notes-only", None, None)).await;

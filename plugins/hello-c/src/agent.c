@@ -3,8 +3,11 @@
  *
  * Input (JSON object): "name" (default "world"); "spin": true loops until a
  * limit stops it; "allocate_mib": N holds N MiB while it works (to see the
- * memory cap). Output: {"greeting", "visits", "fun_fact": {"text", "provider",
- * "model"} or {"error"}, "language"}. `compensate` takes back the visit.
+ * memory cap); "tool": "server/tool" calls that tool of the operator's MCP
+ * servers with "tool_args" (an object, default {}), once the manifest's
+ * `capabilities.tools` asks for it. Output: {"greeting", "visits", "fun_fact":
+ * {"text", "provider", "model"} or {"error"}, "language"}, and "tool":
+ * {"text"} or {"error"} when one was called. `compensate` takes back the visit.
  *
  * Ownership, as wit-bindgen's C bindings define it: the agent owns the
  * `input` of an export and frees it; it fills `ret` or `err` with memory the
@@ -32,7 +35,18 @@ typedef struct {
     bool spin;
     bool allocate;
     size_t allocate_mib;
+    char *tool; /* NULL: no tool to call */
+    size_t tool_len;
+    char *tool_args; /* its arguments' JSON text */
+    size_t tool_args_len;
 } input_t;
+
+static void free_input(input_t *input) {
+    free(input->name);
+    free(input->tool);
+    free(input->tool_args);
+    memset(input, 0, sizeof *input);
+}
 
 /* Moves `text` into `err` (or reports running out of memory) and returns false. */
 static bool fail_with(agent_world_string_t *err, json_buf_t *text) {
@@ -103,6 +117,23 @@ static void describe_board_error(const paddock_agent_blackboard_error_t *e, json
     }
 }
 
+static void describe_tool_error(const paddock_agent_tools_error_t *e, json_buf_t *out) {
+    const agent_world_string_t *why = NULL;
+    switch (e->tag) {
+    case PADDOCK_AGENT_TOOLS_ERROR_DENIED: json_buf_addf(out, "denied: "); why = &e->val.denied; break;
+    case PADDOCK_AGENT_TOOLS_ERROR_INVALID_ARGUMENTS: json_buf_addf(out, "invalid arguments: "); why = &e->val.invalid_arguments; break;
+    case PADDOCK_AGENT_TOOLS_ERROR_FAILED: json_buf_addf(out, "failed: "); why = &e->val.failed; break;
+    case PADDOCK_AGENT_TOOLS_ERROR_TIMEOUT: json_buf_addf(out, "timed out: "); why = &e->val.timeout; break;
+    case PADDOCK_AGENT_TOOLS_ERROR_UNAVAILABLE: json_buf_addf(out, "unavailable: "); why = &e->val.unavailable; break;
+    case PADDOCK_AGENT_TOOLS_ERROR_BUDGET_EXCEEDED: json_buf_addf(out, "budget exceeded: "); why = &e->val.budget_exceeded; break;
+    case PADDOCK_AGENT_TOOLS_ERROR_RATE_LIMITED: json_buf_addf(out, "rate limited: retry after %llu ms", (unsigned long long)e->val.rate_limited); break;
+    default: json_buf_addf(out, "unknown error %u", e->tag); break;
+    }
+    if (why) {
+        json_buf_add(out, (const char *)why->ptr, why->len);
+    }
+}
+
 static bool fail_board(agent_world_string_t *err, const paddock_agent_blackboard_error_t *e) {
     json_buf_t text = {0};
     json_buf_addf(&text, "blackboard: ");
@@ -110,56 +141,82 @@ static bool fail_board(agent_world_string_t *err, const paddock_agent_blackboard
     return fail_with(err, &text);
 }
 
+/* The members of the input it reads, in the order of `input_member_t`. */
+static const char *const MEMBERS[] = {"name", "spin", "allocate_mib", "tool", "tool_args"};
+typedef enum { NAME, SPIN, MIB, TOOL, TOOL_ARGS, MEMBER_COUNT } input_member_t;
+
+/* Copies `len` bytes of `bytes` into a new NUL-terminated string. */
+static char *copy(const char *bytes, size_t len) {
+    char *out = malloc(len + 1);
+    if (out) {
+        memcpy(out, bytes, len);
+        out[len] = '\0';
+    }
+    return out;
+}
+
 static bool parse_input(const agent_world_string_t *text, input_t *input, agent_world_string_t *err) {
     memset(input, 0, sizeof *input);
-    json_value_t name, spin, mib;
-    json_status_t status = json_object_get((const char *)text->ptr, text->len, "name", &name);
-    if (status == JSON_OK) {
-        status = json_object_get((const char *)text->ptr, text->len, "spin", &spin);
+    json_value_t v[MEMBER_COUNT];
+    json_status_t status = JSON_OK;
+    size_t read = 0;
+    while (read < MEMBER_COUNT && status == JSON_OK) {
+        status = json_object_get((const char *)text->ptr, text->len, MEMBERS[read], &v[read]);
+        read++;
     }
-    if (status == JSON_OK) {
-        status = json_object_get((const char *)text->ptr, text->len, "allocate_mib", &mib);
-        if (status != JSON_OK) {
-            json_value_free(&spin);
-        }
-    }
-    if (status != JSON_OK) {
-        json_value_free(&name);
-        return fail(err, status == JSON_NO_MEMORY ? "out of memory" : "input must be a JSON object");
-    }
-    bool ok = true;
-    if (name.kind == JSON_MISSING || name.kind == JSON_NULL) {
+    bool ok = status == JSON_OK || fail(err, status == JSON_NO_MEMORY ? "out of memory" : "input must be a JSON object");
+    if (ok && (v[NAME].kind == JSON_MISSING || v[NAME].kind == JSON_NULL)) {
         input->name = strdup("world");
         input->name_len = 5;
         ok = input->name != NULL || fail(err, "out of memory");
-    } else if (name.kind != JSON_STRING || name.string_len == 0) {
+    } else if (ok && (v[NAME].kind != JSON_STRING || v[NAME].string_len == 0)) {
         ok = fail(err, "input.name must be a non-empty string");
-    } else {
-        input->name = name.string;
-        input->name_len = name.string_len;
-        name.string = NULL;
+    } else if (ok) {
+        input->name = v[NAME].string;
+        input->name_len = v[NAME].string_len;
+        v[NAME].string = NULL;
     }
-    input->spin = spin.kind == JSON_BOOL && spin.boolean;
-    if (ok && mib.kind != JSON_MISSING && mib.kind != JSON_NULL) {
-        bool whole = mib.kind == JSON_NUMBER && mib.number >= 0 && mib.number <= MAX_ALLOCATE_MIB &&
-                     mib.number == (double)(size_t)mib.number;
+    input->spin = ok && v[SPIN].kind == JSON_BOOL && v[SPIN].boolean;
+    if (ok && v[MIB].kind != JSON_MISSING && v[MIB].kind != JSON_NULL) {
+        double mib = v[MIB].number;
+        bool whole = v[MIB].kind == JSON_NUMBER && mib >= 0 && mib <= MAX_ALLOCATE_MIB && mib == (double)(size_t)mib;
         if (!whole) {
             ok = fail(err, "input.allocate_mib must be a whole number from 0 to %d", MAX_ALLOCATE_MIB);
         }
         input->allocate = true;
-        input->allocate_mib = whole ? (size_t)mib.number : 0;
+        input->allocate_mib = whole ? (size_t)mib : 0;
     }
-    json_value_free(&name);
-    json_value_free(&spin);
-    json_value_free(&mib);
+    if (ok && v[TOOL].kind != JSON_MISSING && v[TOOL].kind != JSON_NULL) {
+        if (v[TOOL].kind != JSON_STRING || v[TOOL].string_len == 0) {
+            ok = fail(err, "input.tool must be a tool name like \"server/tool\"");
+        } else {
+            input->tool = v[TOOL].string;
+            input->tool_len = v[TOOL].string_len;
+            v[TOOL].string = NULL;
+        }
+    }
+    if (ok && input->tool) {
+        const json_value_t *args = &v[TOOL_ARGS];
+        if (args->kind == JSON_MISSING || args->kind == JSON_NULL) {
+            input->tool_args = copy("{}", 2);
+            input->tool_args_len = 2;
+        } else if (args->kind == JSON_COMPOSITE && args->raw[0] == '{') {
+            input->tool_args = copy(args->raw, args->raw_len);
+            input->tool_args_len = args->raw_len;
+        } else {
+            ok = fail(err, "input.tool_args must be a JSON object");
+        }
+        ok = ok && (input->tool_args != NULL || fail(err, "out of memory"));
+    }
+    for (size_t i = 0; i < read; i++) {
+        json_value_free(&v[i]);
+    }
     if (!ok) {
-        free(input->name);
-        input->name = NULL;
+        free_input(input);
     }
     return ok;
 }
 
-/* Adds `delta` to visits/<name> (never below 0) and stores the new count in `count`. */
 static bool add_visits(const input_t *input, int delta, uint64_t *count, agent_world_string_t *err) {
     json_buf_t key_text = {0};
     json_buf_addf(&key_text, "visits/%.*s", (int)input->name_len, input->name);
@@ -266,6 +323,29 @@ static void fun_fact(const input_t *input, json_buf_t *out) {
     json_buf_free(&prompt);
 }
 
+/* Calls the input's tool; a failure becomes {"error": ...} so the greeting still works. */
+static void call_tool(const input_t *input, json_buf_t *out) {
+    agent_world_string_t name = {(uint8_t *)input->tool, input->tool_len};
+    agent_world_string_t args = {(uint8_t *)input->tool_args, input->tool_args_len};
+    paddock_agent_tools_output_t output;
+    paddock_agent_tools_error_t error;
+    if (paddock_agent_tools_call(&name, &args, &output, &error)) {
+        json_buf_addf(out, "{\"text\":");
+        json_buf_add_string(out, (const char *)output.text.ptr, output.text.len);
+        json_buf_addf(out, "}");
+        paddock_agent_tools_output_free(&output);
+    } else {
+        json_buf_t why = {0};
+        describe_tool_error(&error, &why);
+        paddock_agent_tools_error_free(&error);
+        json_buf_addf(out, "{\"error\":");
+        json_buf_add_string(out, why.ptr, why.len);
+        json_buf_addf(out, "}");
+        out->failed |= why.failed;
+        json_buf_free(&why);
+    }
+}
+
 bool exports_paddock_agent_agent_run(agent_world_string_t *input_text, agent_world_string_t *ret, agent_world_string_t *err) {
     input_t input;
     bool ok = parse_input(input_text, &input, err);
@@ -278,7 +358,7 @@ bool exports_paddock_agent_agent_run(agent_world_string_t *input_text, agent_wor
         size_t bytes = input.allocate_mib << 20;
         hog = malloc(bytes ? bytes : 1);
         if (!hog) {
-            free(input.name);
+            free_input(&input);
             return fail(err, "cannot allocate %zu MiB", input.allocate_mib);
         }
         memset(hog, 1, bytes); /* touch every page */
@@ -302,6 +382,10 @@ bool exports_paddock_agent_agent_run(agent_world_string_t *input_text, agent_wor
         json_buf_addf(&out, ",\"visits\":%llu,\"fun_fact\":", (unsigned long long)visits);
         fun_fact(&input, &out);
         json_buf_addf(&out, ",\"language\":\"c\"");
+        if (input.tool) {
+            json_buf_addf(&out, ",\"tool\":");
+            call_tool(&input, &out);
+        }
         if (hog) {
             json_buf_addf(&out, ",\"allocated_mib\":%zu", input.allocate_mib);
         }
@@ -314,7 +398,7 @@ bool exports_paddock_agent_agent_run(agent_world_string_t *input_text, agent_wor
         json_buf_free(&out);
     }
     free(hog);
-    free(input.name);
+    free_input(&input);
     return ok;
 }
 
@@ -331,6 +415,6 @@ bool exports_paddock_agent_agent_compensate(agent_world_string_t *input_text, ag
         log_line(PADDOCK_AGENT_LOG_LEVEL_INFO, "took back a visit of %.*s: %llu left", (int)input.name_len, input.name,
                  (unsigned long long)visits);
     }
-    free(input.name);
+    free_input(&input);
     return ok;
 }

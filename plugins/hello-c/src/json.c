@@ -225,20 +225,23 @@ static bool read_value(reader_t *r, json_value_t *out, int depth) {
             return false;
         }
         char close = c == '{' ? '}' : ']';
-        r->p++;
+        const char *start = r->p++;
         out->kind = JSON_COMPOSITE;
-        if (eat(r, close)) {
-            return true;
+        bool closed = eat(r, close);
+        if (!closed) {
+            do {
+                if (c == '{' && (!read_string(r, NULL) || !eat(r, ':'))) {
+                    return false;
+                }
+                if (!read_value(r, NULL, depth + 1)) {
+                    return false;
+                }
+            } while (eat(r, ','));
+            closed = eat(r, close);
         }
-        do {
-            if (c == '{' && (!read_string(r, NULL) || !eat(r, ':'))) {
-                return false;
-            }
-            if (!read_value(r, NULL, depth + 1)) {
-                return false;
-            }
-        } while (eat(r, ','));
-        return eat(r, close);
+        out->raw = start;
+        out->raw_len = (size_t)(r->p - start);
+        return closed;
     }
     if (eat_word(r, "true")) {
         out->kind = JSON_BOOL;

@@ -17,13 +17,17 @@ typedef enum {
 } json_kind_t;
 
 /* One member's value. `string` is owned (NUL-terminated, `string_len`
- * bytes of UTF-8 which may contain NUL); free it with json_value_free. */
+ * bytes of UTF-8 which may contain NUL); free it with json_value_free.
+ * `raw` is a composite's own text, `raw_len` bytes inside the text read
+ * (not owned: copy it before that text goes). */
 typedef struct {
     json_kind_t kind;
     bool boolean;
     double number;
     char *string;
     size_t string_len;
+    const char *raw;
+    size_t raw_len;
 } json_value_t;
 
 typedef enum {

@@ -3,15 +3,18 @@
 //!
 //! Input (JSON object): "name" (default "world"); "spin": true loops until a
 //! limit stops it; "allocate_mib": N holds N MiB while it works (to see the
-//! memory cap). Output: {"greeting", "visits", "fun_fact": {"text",
-//! "provider", "model"} or {"error"}, "language"}. `compensate` takes back
+//! memory cap); "tool": "server/tool" calls that tool of the operator's MCP
+//! servers with "tool_args" (an object, default {}), once the manifest's
+//! `capabilities.tools` asks for it. Output: {"greeting", "visits",
+//! "fun_fact": {"text", "provider", "model"} or {"error"}, "language"}, and
+//! "tool": {"text"} or {"error"} when one was called. `compensate` takes back
 //! the visit.
 //!
 //! It is written with `paddock-sdk`, copied into `sdk/` next to `wit/` (the
 //! contract the SDK binds), so the agent builds anywhere with crates.io alone.
 
 use paddock_sdk::llm::{self, Chat};
-use paddock_sdk::{Agent, blackboard, export_agent, log};
+use paddock_sdk::{Agent, blackboard, export_agent, log, tools};
 use serde_json::{Map, Value, json};
 
 const ROUTE: &str = "fast";
@@ -23,6 +26,8 @@ struct Input {
     name: String,
     spin: bool,
     allocate_mib: Option<u64>,
+    /// The tool to call and its arguments.
+    tool: Option<(String, Value)>,
 }
 
 impl Agent for Greeter {
@@ -42,6 +47,9 @@ impl Agent for Greeter {
             "fun_fact": fun_fact(&input.name),
             "language": "rust",
         });
+        if let Some((name, args)) = &input.tool {
+            output["tool"] = call_tool(name, args);
+        }
         if let Some(hog) = hog {
             output["allocated_mib"] = json!(hog.len() >> 20);
         }
@@ -67,7 +75,25 @@ fn parse_input(text: &str) -> Result<Input, String> {
         Some(Value::String(name)) if !name.is_empty() => name.clone(),
         Some(_) => return Err("input.name must be a non-empty string".to_string()),
     };
-    Ok(Input { name, spin: args.get("spin") == Some(&Value::Bool(true)), allocate_mib: allocate_mib(&args)? })
+    Ok(Input {
+        name,
+        spin: args.get("spin") == Some(&Value::Bool(true)),
+        allocate_mib: allocate_mib(&args)?,
+        tool: tool(&args)?,
+    })
+}
+
+fn tool(args: &Map<String, Value>) -> Result<Option<(String, Value)>, String> {
+    let name = match args.get("tool") {
+        None | Some(Value::Null) => return Ok(None),
+        Some(Value::String(name)) if !name.is_empty() => name.clone(),
+        Some(_) => return Err("input.tool must be a tool name like \"server/tool\"".to_string()),
+    };
+    match args.get("tool_args") {
+        None | Some(Value::Null) => Ok(Some((name, json!({})))),
+        Some(args @ Value::Object(_)) => Ok(Some((name, args.clone()))),
+        Some(_) => Err("input.tool_args must be a JSON object".to_string()),
+    }
 }
 
 fn allocate_mib(args: &Map<String, Value>) -> Result<Option<u64>, String> {
@@ -103,6 +129,14 @@ fn fun_fact(name: &str) -> Value {
             log::warn(&format!("no fun fact: {why}"));
             json!({ "error": why })
         }
+    }
+}
+
+/// Calls a tool; a failure becomes {"error": ...} so the greeting still works.
+fn call_tool(name: &str, args: &Value) -> Value {
+    match tools::call(name, args) {
+        Ok(output) => json!({ "text": output.text }),
+        Err(e) => json!({ "error": tools::describe(&e) }),
     }
 }
 
