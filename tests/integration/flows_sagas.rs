@@ -160,6 +160,11 @@ async fn an_agent_asking_a_person_waits_for_the_answer_or_its_timeout() {
 /// A plugins folder with the flagship agents (their own manifests, pointing
 /// at the components the test build made).
 fn flagship(dir: &Path) -> Flows {
+    flagship_with(dir, "")
+}
+
+/// [`flagship`] on a host configured by `config` too.
+fn flagship_with(dir: &Path, config: &str) -> Flows {
     let built = Path::new(guests::HELLO).parent().unwrap();
     for name in ["planner", "executor", "auditor"] {
         let manifest =
@@ -172,7 +177,7 @@ fn flagship(dir: &Path) -> Flows {
             .join("\n");
         std::fs::write(dir.join(name).join("agent.toml"), manifest).unwrap();
     }
-    Flows::new(runtime_with_plugins(dir, ""), Arc::new(MemoryStore::default()))
+    Flows::new(runtime_with_plugins(dir, config), Arc::new(MemoryStore::default()))
 }
 
 async fn flagship_run(flows: &Flows, input: Value) -> (Report, Vec<Event>) {
@@ -192,6 +197,38 @@ async fn the_flagship_flow_plans_executes_each_task_in_parallel_and_passes_its_a
     assert_eq!(ns.list(&format!("results/{}/", report.run), 100).unwrap().len(), 4, "one result per task");
     let plan = board(&flows, &format!("plans/{}", report.run));
     assert_eq!((plan["source"].clone(), plan["tasks"].as_array().unwrap().len()), (json!("derived"), 4));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_flagship_executors_ground_their_tasks_in_the_notes_tool_of_examples_paddock_toml() {
+    if !crate::doors::python_has("mcp") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    // examples/paddock.toml's [mcp.notes], its command run from examples/.
+    let example = std::fs::read_to_string(Path::new(guests::ROOT).join("examples/paddock.toml")).unwrap();
+    let section = &example[example.find("[mcp.notes]").unwrap()..];
+    let server = Path::new(guests::ROOT).join("examples/mcp/notes.py");
+    let config = section.replace("\"mcp/notes.py\"", &format!("{:?}", server.display().to_string()));
+    let flows = flagship_with(dir.path(), &config);
+    let (report, _) = flagship_run(&flows, json!({"goal": "write the launch note", "tasks": 3})).await;
+    let out = ok(&report);
+    assert_eq!(out["verdict"], "pass");
+    let ns = flows.runtime().blackboard().namespace("default");
+    let results = ns.list(&format!("results/{}/", report.run), 100).unwrap();
+    assert_eq!(results.len(), 3);
+    for key in results {
+        let record: Value = serde_json::from_slice(&ns.get(&key).unwrap().unwrap().value).unwrap();
+        let notes = record["notes"].as_array().unwrap_or_else(|| panic!("no notes in {record}"));
+        assert!(
+            notes.len() == 2 && notes[0].as_str().unwrap().starts_with("A launch note leads with"),
+            "the note on the launch note comes first for every task: {record}"
+        );
+    }
+    let mut metrics = String::new();
+    flows.runtime().tools().metrics().render_into(&mut metrics);
+    let ok_calls = "paddock_tool_calls_total{tenant=\"default\",server=\"notes\",outcome=\"ok\"} 3";
+    assert!(metrics.contains(ok_calls), "{metrics}");
 }
 
 #[tokio::test]

@@ -75,14 +75,17 @@ impl Toolbox {
         result
     }
 
-    /// The tools `patterns` grant, from every server they name, sorted by
-    /// name; the first server that cannot list its tools fails the listing.
+    /// The tools `patterns` grant, from every configured server they name
+    /// (one not configured has no tools), sorted by name; the first server
+    /// that cannot list its tools fails the listing.
     pub async fn list(&self, patterns: &[String]) -> Result<Vec<Listed>, ToolError> {
         let servers = self.servers();
+        let configured = servers.names();
         let mut named: Vec<String> = if patterns.iter().any(|p| p == names::ANY) {
-            servers.names()
+            configured
         } else {
-            patterns.iter().filter_map(|p| names::server_of(p)).map(str::to_string).collect()
+            let named = patterns.iter().filter_map(|p| names::server_of(p));
+            named.filter(|s| configured.iter().any(|c| c == s)).map(str::to_string).collect()
         };
         named.sort();
         named.dedup();

@@ -1,9 +1,11 @@
 //! `executor`: carries out one task of a plan on the "fast" route, at most
-//! once per flow step instance.
+//! once per flow step instance, grounded in the team's notes when the
+//! operator serves them (the `notes/search` tool of an MCP server, as
+//! `examples/paddock.toml` configures `examples/mcp/notes.py`).
 //!
 //! Input: `{"task": {"id", "title"}, "goal": string}`. Output, also kept at
-//! `results/<run>/<task id>`: `{"id", "title", "result", "words", "key"}`,
-//! where `key` is the step's idempotency key. A later attempt of the same
+//! `results/<run>/<task id>`: `{"id", "title", "result", "words", "key",
+//! "notes"}` (`notes` only when some were found), where `key` is the step's idempotency key. A later attempt of the same
 //! step instance (a retry, or a re-run after a host crash) finds that record
 //! under its own key and returns it without asking the model again.
 //! `compensate` deletes the record.
@@ -11,7 +13,7 @@
 mod task;
 
 use paddock_sdk::llm::{self, Chat};
-use paddock_sdk::{Agent, blackboard, context, export_agent, log};
+use paddock_sdk::{Agent, blackboard, context, export_agent, log, tools};
 use task::Record;
 
 /// The record's key: `results/<run>/<id>` (`local` outside a run with an id).
@@ -54,6 +56,29 @@ fn store(key: &str, record: Record, revision: u64) -> Result<Record, String> {
     }
 }
 
+/// The tool that finds the team's notes on a task.
+const NOTES: &str = "notes/search";
+
+/// The notes bearing on `a`, when the notes tool is served and granted;
+/// none otherwise (a failing tool is logged and does not fail the task).
+fn notes_for(a: &task::Assignment) -> Vec<String> {
+    match tools::available() {
+        Ok(offered) if offered.iter().any(|t| t.name == NOTES) => {}
+        Ok(_) => return Vec::new(),
+        Err(e) => {
+            log::warn(&format!("cannot list tools: {}", tools::describe(&e)));
+            return Vec::new();
+        }
+    }
+    match tools::call(NOTES, &serde_json::json!({ "query": a.title, "limit": 2 })) {
+        Ok(found) => task::notes_in(found.structured.as_deref().unwrap_or(&found.text)),
+        Err(e) => {
+            log::warn(&format!("task {}: no notes: {}", a.id, tools::describe(&e)));
+            Vec::new()
+        }
+    }
+}
+
 struct Executor;
 
 impl Agent for Executor {
@@ -73,9 +98,10 @@ impl Agent for Executor {
                 done
             }
             _ => {
+                let notes = notes_for(&assignment);
                 let answer = Chat::new("fast")
                     .system(task::INSTRUCTIONS)
-                    .user(&task::prompt(&assignment))
+                    .user(&task::prompt(&assignment, &notes))
                     .max_tokens(400)
                     .send()
                     .map_err(|e| format!("task {}: route \"fast\" failed: {}", assignment.id, llm::describe(&e)))?;
@@ -86,6 +112,7 @@ impl Agent for Executor {
                     title: assignment.title,
                     result,
                     key: idempotency,
+                    notes,
                 };
                 let record = store(&key, record, revision)?;
                 log::info(&format!("task {} done by {}: {} words in {key}", record.id, answer.model, record.words));

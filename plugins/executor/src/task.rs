@@ -32,6 +32,9 @@ pub struct Record {
     pub words: usize,
     /// The idempotency key of the step instance that wrote it.
     pub key: Option<String>,
+    /// The notes the answer was grounded in (from the `notes/search` tool).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -101,8 +104,26 @@ pub const INSTRUCTIONS: &str = "You carry out one task of a larger plan. Reply w
      a few plain sentences, no preamble.";
 
 /// The user prompt for `a`.
-pub fn prompt(a: &Assignment) -> String {
-    format!("Goal: {}\nTask {}: {}", a.goal, a.id, a.title)
+pub fn prompt(a: &Assignment, notes: &[String]) -> String {
+    let mut prompt = format!("Goal: {}\nTask {}: {}", a.goal, a.id, a.title);
+    if !notes.is_empty() {
+        prompt.push_str("\nThe team's notes on it:");
+        for note in notes {
+            prompt.push_str("\n- ");
+            prompt.push_str(note);
+        }
+    }
+    prompt
+}
+
+/// The notes in a `notes/search` answer (`{"notes": [string]}`); anything
+/// else holds none.
+pub fn notes_in(structured: &str) -> Vec<String> {
+    #[derive(Deserialize)]
+    struct Found {
+        notes: Vec<String>,
+    }
+    serde_json::from_str::<Found>(structured).map_or_else(|_| Vec::new(), |f| f.notes)
 }
 
 /// Words in a result: runs of non-space, not counting the simulated label.
@@ -125,7 +146,13 @@ mod tests {
     fn assignment_reads_task_and_goal_and_ignores_other_task_fields() {
         let a = parse_assignment(r#"{"task":{"id":"t2","title":" Write it ","extra":1},"goal":"ship"}"#).unwrap();
         assert_eq!(a, Assignment { goal: "ship".into(), id: "t2".into(), title: "Write it".into() });
-        assert_eq!(prompt(&a), "Goal: ship\nTask t2: Write it");
+        assert_eq!(prompt(&a, &[]), "Goal: ship\nTask t2: Write it");
+        let notes = notes_in(r#"{"notes": ["Short sentences.", "One idea each."]}"#);
+        assert_eq!(
+            prompt(&a, &notes),
+            "Goal: ship\nTask t2: Write it\nThe team's notes on it:\n- Short sentences.\n- One idea each."
+        );
+        assert_eq!(notes_in("no luck"), Vec::<String>::new());
     }
 
     #[test]
@@ -167,6 +194,7 @@ mod tests {
             result: "r".into(),
             words: 1,
             key: key.map(String::from),
+            notes: Vec::new(),
         };
         assert!(already_done(&record(Some("run/main/t1")), Some("run/main/t1")));
         assert!(!already_done(&record(Some("run/other/t1")), Some("run/main/t1")));
