@@ -1,7 +1,9 @@
 //! Lists the tools it may call (when its input says `"list": true`) and
 //! makes the calls its input names, in order: `{"name": "kit/echo", "args":
 //! {...}}`, or `"raw": "text"` to send arguments as they are. Each answer is
-//! `{"text", "structured"}` or `{"error": kind, "why": text}`.
+//! `{"text", "structured"}` or `{"error": kind, "why": text}`; with
+//! `"timed": true` each also has `"ns"`, the call's time seen from the guest
+//! (for the tools bench).
 use paddock_sdk::bindings::paddock::agent::tools as raw;
 use paddock_sdk::tools::{self, Error};
 use paddock_sdk::{Agent, export_agent};
@@ -14,6 +16,8 @@ struct Input {
     list: bool,
     #[serde(default)]
     calls: Vec<Call>,
+    #[serde(default)]
+    timed: bool,
 }
 
 #[derive(Deserialize)]
@@ -54,14 +58,20 @@ impl Agent for ToolUser {
             .calls
             .iter()
             .map(|c| {
+                let started = std::time::Instant::now();
                 let called = match &c.raw {
                     Some(text) => raw::call(&c.name, text),
-                    None => tools::call(&c.name, &c.args.clone().unwrap_or_else(|| json!({}))),
+                    None => tools::call(&c.name, c.args.as_ref().unwrap_or(&json!({}))),
                 };
-                match called {
+                let ns = started.elapsed().as_nanos() as u64;
+                let mut answer = match called {
                     Ok(o) => json!({ "text": o.text, "structured": o.structured }),
                     Err(e) => error(e),
+                };
+                if input.timed {
+                    answer["ns"] = json!(ns);
                 }
+                answer
             })
             .collect();
         out["calls"] = json!(answers);
