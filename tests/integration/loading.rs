@@ -66,7 +66,7 @@ fn component_of_another_world_names_the_missing_export_and_the_unexpected_import
         err.to_string(),
         format!(
             "{path}: does not fit world paddock:agent/agent-world@0.1.0: missing export `paddock:agent/agent@0.1.0` (it exports nothing); \
-             unexpected import `foo:bar/baz` (this host provides paddock:agent/{{llm,blackboard,log,agents,approval,settings}}@0.1 and WASI 0.2 only)"
+             unexpected import `foo:bar/baz` (this host provides paddock:agent/{{llm,blackboard,log,agents,approval,settings,tools}}@0.1 and WASI 0.2 only)"
         )
     );
 }

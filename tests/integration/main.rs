@@ -16,6 +16,7 @@ mod hostile_board;
 mod hostile_flows;
 mod hostile_plugins;
 mod hostile_tenants;
+mod http;
 mod journal;
 mod languages;
 mod limits;

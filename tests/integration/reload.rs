@@ -202,7 +202,7 @@ async fn a_version_asking_for_a_new_route_is_held_until_approved() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_version_asking_for_a_new_tool_is_held_and_one_asking_for_fewer_is_not() {
+async fn a_version_asking_for_a_new_tool_or_host_is_held_and_one_asking_for_fewer_is_not() {
     let dir = tempfile::tempdir().unwrap();
     let plugins = dir.path().join("plugins");
     let base = std::fs::read(guests::ECHO).unwrap();
@@ -216,9 +216,11 @@ async fn a_version_asking_for_a_new_tool_is_held_and_one_asking_for_fewer_is_not
     assert!(matches!(&swapped, Reload::Swapped { to, .. } if **to == *v2), "{swapped:?}");
     let wider = variant(&base, 2);
     let v3 = format!("3.0.0+{}", ContentHash::of(&wider).short());
-    write_plugin(&plugins, "echo", "3.0.0", &wider, "tools = [\"kit/echo\", \"web/*\"]\n");
+    let asking = "tools = [\"kit/echo\", \"web/*\"]\nhttp = [\"api.example.com\"]\n";
+    write_plugin(&plugins, "echo", "3.0.0", &wider, asking);
     let held = next(&mut events, "echo", |r| matches!(&r, Reload::Held { version, .. } if **version == *v3)).await;
-    assert_eq!(held, Reload::Held { version: v3.as_str().into(), asks: vec!["tool \"web/*\"".into()] });
+    let asks = vec!["tool \"web/*\"".into(), "host \"api.example.com\"".into()];
+    assert_eq!(held, Reload::Held { version: v3.as_str().into(), asks });
     assert_eq!(*rt.load("echo").unwrap().requested.tools, ["kit/echo".to_string()]);
 }
 

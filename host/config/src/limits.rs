@@ -63,13 +63,21 @@ fn size_caps(l: &LimitsSection) -> Result<SizeCaps, String> {
         output_bytes: l.max_output_bytes.map_or(64 << 10, |b| b.0),
         io_bytes: l.max_io_bytes.map_or(4 << 20, |b| b.0),
         log_rate: l.log_bytes_per_second.map_or(256 << 10, |b| b.0),
+        http_request_bytes: l.max_http_request_bytes.map_or(1 << 20, |b| b.0),
+        http_response_bytes: l.max_http_response_bytes.map_or(4 << 20, |b| b.0),
+        http_timeout: l.http_timeout.map_or(std::time::Duration::from_secs(30), |t| t.0),
     };
+    if caps.http_timeout.is_zero() {
+        return Err("limits.http-timeout must be greater than zero".into());
+    }
     for (key, value) in [
         ("max-arg-bytes", caps.arg_bytes),
         ("max-log-bytes", caps.log_bytes),
         ("max-key-bytes", caps.key_bytes),
         ("max-value-bytes", caps.value_bytes),
         ("max-io-bytes", caps.io_bytes),
+        ("max-http-request-bytes", caps.http_request_bytes),
+        ("max-http-response-bytes", caps.http_response_bytes),
     ] {
         if value == 0 {
             return Err(format!("limits.{key} must be greater than zero"));

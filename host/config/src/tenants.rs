@@ -25,6 +25,10 @@ pub(super) struct TenantSection {
     #[serde(default)]
     tools: Vec<String>,
     #[serde(default)]
+    http: Vec<String>,
+    #[serde(default)]
+    http_private: Vec<String>,
+    #[serde(default)]
     ceiling: CeilingSection,
     #[serde(default)]
     budget: BudgetSection,
@@ -86,6 +90,7 @@ fn policy(name: String, t: TenantSection, known: &Known<'_>) -> Result<TenantPol
         }
     })?;
     let tools = tool_grant(&t.tools, &format!("{at}.tools"), &known.servers)?;
+    let (http, http_private) = http_grant(t.http, t.http_private, &at)?;
     let board = t.blackboard;
     let read = board.read.unwrap_or_else(|| vec![String::new()]);
     let write = board.write.unwrap_or_else(|| vec![String::new()]);
@@ -162,6 +167,8 @@ fn policy(name: String, t: TenantSection, known: &Known<'_>) -> Result<TenantPol
         dirs,
         tools,
         tool_calls_per_minute: t.budget.tool_calls_per_minute,
+        http,
+        http_private,
         ceiling,
         board_max_keys: board.max_keys,
         board_max_bytes: board.max_bytes.map(|b| b.0),
@@ -184,6 +191,16 @@ fn tool_grant(list: &[String], key: &str, servers: &[&str]) -> Result<NameGrant,
         let configured = if servers.is_empty() { "none".to_string() } else { servers.join(", ") };
         Err(format!("no MCP server {server:?} (configured in [mcp]: {configured})"))
     })
+}
+
+/// Host patterns its agents may reach (or `["*"]`), and those that may
+/// resolve to non-public addresses.
+fn http_grant(http: Vec<String>, private: Vec<String>, at: &str) -> Result<(NameGrant, Vec<String>), String> {
+    let http = names(&http, &format!("{at}.http"), paddock_core::hosts::validate_pattern)?;
+    for (i, pattern) in private.iter().enumerate() {
+        paddock_core::hosts::validate_pattern(pattern).map_err(|why| format!("{at}.http-private[{i}]: {why}"))?;
+    }
+    Ok((http, private))
 }
 
 /// A list of names, or `["*"]` for any; each checked by `check`.
@@ -260,6 +277,8 @@ ceiling = { timeout = "5s" }
 budget = { tokens-per-day = 1000, usd-per-month = 2.5, requests-per-minute = 60, max-concurrent = 4, fuel-per-minute = 1000000, tool-calls-per-minute = 30 }
 agent-budgets.planner = { tokens-per-day = 100, max-concurrent = 1 }
 tools = ["kit/*", "web/fetch"]
+http = ["api.example.com", "*.internal.example"]
+http-private = ["*.internal.example"]
 
 [mcp.kit]
 command = ["python3", "kit.py"]
@@ -284,6 +303,8 @@ url = "http://127.0.0.1:9/mcp"
         assert_eq!(acme.agent_budgets["planner"].max_concurrent, Some(1));
         assert_eq!(acme.tools, NameGrant::Only(vec!["kit/*".into(), "web/fetch".into()]));
         assert_eq!(acme.tool_calls_per_minute, Some(30));
+        assert_eq!(acme.http, NameGrant::Only(vec!["api.example.com".into(), "*.internal.example".into()]));
+        assert_eq!(acme.http_private, ["*.internal.example"]);
         assert!(s.tenants.get("default").is_err(), "only configured tenants exist");
     }
 
@@ -319,6 +340,11 @@ url = "http://127.0.0.1:9/mcp"
                 "[mcp.kit]\ncommand = [\"kit\"]\n[tenants.a]\ntools = [\"kit\"]\n",
                 "tenants.a.tools[0]: `kit` is not a tool pattern: use \"server/tool\" or \"server/*\", the server an \
                  [mcp.NAME] name and the tool 1 to 128 of A-Z, a-z, 0-9, '_', '-' and '.'",
+            ),
+            (
+                "[tenants.a]\nhttp = [\"https://x\"]\n",
+                "tenants.a.http[0]: `https://x` is not a host pattern: use a host name (\"api.example.com\"), \"*.\" and a \
+                 domain, or an IP address, each with an optional \":port\"",
             ),
             (
                 "[tenants.a]\nbudget = { tool-calls-per-minute = 0 }\n",

@@ -26,6 +26,10 @@ pub struct Capabilities {
     /// ([`crate::tools`]).
     #[serde(default)]
     pub tools: Vec<String>,
+    /// Hosts it sends HTTP requests to through `wasi:http` ([`crate::hosts`]
+    /// patterns); asking for none, it sees no `wasi:http` at all.
+    #[serde(default)]
+    pub http: Vec<String>,
 }
 
 /// Blackboard access an agent asks for, as key prefixes ("" = every key).

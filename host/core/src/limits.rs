@@ -137,6 +137,13 @@ pub struct SizeCaps {
     /// Bytes of agents' log records one tenant may write to the host log
     /// per second; the rest stay in their invocations' results only.
     pub log_rate: u64,
+    /// The body of one outbound HTTP request an agent sends.
+    pub http_request_bytes: u64,
+    /// The body of one HTTP response an agent receives (read whole by the host).
+    pub http_response_bytes: u64,
+    /// The longest one outbound HTTP request may take, connecting to the
+    /// response's last byte.
+    pub http_timeout: std::time::Duration,
 }
 
 /// A host directory the operator lends to an agent.

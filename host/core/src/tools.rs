@@ -85,6 +85,12 @@ pub fn covers(outer: &str, inner: &str) -> bool {
 /// The tools both `asked` and `granted` name, as patterns: the narrower of
 /// the two where one covers the other.
 pub fn intersect(asked: &str, granted: &str) -> Option<String> {
+    narrower(asked, granted, covers)
+}
+
+/// The narrower of two patterns where one covers the other, by `covers`
+/// (the rule for tool and host patterns alike).
+pub(crate) fn narrower(asked: &str, granted: &str, covers: fn(&str, &str) -> bool) -> Option<String> {
     if covers(granted, asked) {
         Some(asked.to_string())
     } else if covers(asked, granted) {

@@ -125,6 +125,18 @@ struct Player {
     divergence: Option<Divergence>,
 }
 
+/// A call whose answer arrives after other calls of the agent (an HTTP
+/// exchange the agent goes on beside) keeps the place it was made at.
+#[derive(Debug)]
+pub enum Reserved<R> {
+    /// Replaying: the recorded answer (`None` when the recorded call never
+    /// got one); the call must not run.
+    Answer(Option<R>),
+    /// Recording: run it, then [`Tape::fill`] its place (`None`: not kept,
+    /// the journal is at its cap).
+    Place(Option<usize>),
+}
+
 /// What the tape says about a call before it runs.
 enum Cue<R> {
     /// Replaying: the recorded answer; the call must not run.
@@ -328,6 +340,48 @@ impl Tape {
         let d = Divergence { call: number, kind };
         player.divergence = Some(d.clone());
         Err(d)
+    }
+
+    /// Takes the next place for `call`, whose answer [`fill`](Self::fill)
+    /// gives later: its place in the journal is where the agent made it, not
+    /// where its answer arrived, so a replay meets it in the same order.
+    /// Replaying, the recorded answer.
+    pub fn reserve<Q: Serialize, R: DeserializeOwned>(
+        &self,
+        call: &'static str,
+        request: &Q,
+    ) -> Result<Reserved<R>, Divergence> {
+        let text = match self.cue::<Q, Option<R>>(call, request)? {
+            Cue::Answer(reply) => return Ok(Reserved::Answer(reply)),
+            Cue::Perform(None) => return Ok(Reserved::Place(None)),
+            Cue::Perform(Some(text)) => text,
+        };
+        let Mode::Recording(rec) = &self.mode else { return Ok(Reserved::Place(None)) };
+        let mut rec = rec.lock();
+        let fixed = ENTRY_OVERHEAD + call.len() + text.len() + "null".len();
+        if rec.truncated || rec.bytes + fixed > self.limit {
+            rec.truncated = true;
+            return Ok(Reserved::Place(None));
+        }
+        rec.bytes += fixed;
+        rec.entries.push(Recorded { call, request: text, reply: "null".into() });
+        Ok(Reserved::Place(Some(rec.entries.len() - 1)))
+    }
+
+    /// Records the answer of a call at the place [`reserve`](Self::reserve)
+    /// took. An answer past the cap leaves the place without one (`null`).
+    pub fn fill<R: Serialize>(&self, place: Option<usize>, reply: &R) {
+        let (Mode::Recording(rec), Some(at)) = (&self.mode, place) else { return };
+        let room = self.limit + "null".len() - rec.lock().bytes;
+        let text = bounded_json(&Some(reply), room);
+        let mut rec = rec.lock();
+        match text {
+            Some(text) if at < rec.entries.len() => {
+                rec.bytes = rec.bytes + text.len() - "null".len();
+                rec.entries[at].reply = text;
+            }
+            _ => rec.truncated = true,
+        }
     }
 
     /// After a call ran: records it, if its request was recorded and the

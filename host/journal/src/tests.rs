@@ -310,3 +310,38 @@ fn sizes_are_written_in_the_largest_whole_unit() {
     assert_eq!(size(1024), "1 KiB");
     assert_eq!(size(1000), "1000 bytes");
 }
+
+#[test]
+fn a_reserved_call_keeps_the_place_it_was_made_at_whenever_its_answer_comes() {
+    let tape = Tape::recording();
+    let first = tape.reserve::<_, String>("http.request", &("GET", "/a")).unwrap();
+    let clock: Result<u64, Divergence> = through_sync(Some(&tape), "clock.now", (), |()| Ok(7));
+    assert_eq!(clock, Ok(7));
+    let second = tape.reserve::<_, String>("http.request", &("GET", "/b")).unwrap();
+    let (Reserved::Place(first), Reserved::Place(second)) = (first, second) else { panic!("recording") };
+    tape.fill(second, &"b answered first".to_string());
+    tape.fill(first, &"a".to_string());
+    let unanswered = tape.reserve::<_, String>("http.request", &("GET", "/c")).unwrap();
+    assert!(matches!(unanswered, Reserved::Place(Some(3))), "{unanswered:?}");
+    let calls: Vec<(String, serde_json::Value)> = tape.entries().into_iter().map(|e| (e.call, e.reply)).collect();
+    assert_eq!(
+        calls,
+        [
+            ("http.request".to_string(), json!("a")),
+            ("clock.now".to_string(), json!(7)),
+            ("http.request".to_string(), json!("b answered first")),
+            ("http.request".to_string(), serde_json::Value::Null),
+        ]
+    );
+
+    let replay = Tape::replaying(tape.entries());
+    let answer = |path: &str| match replay.reserve::<_, String>("http.request", &("GET", path)).unwrap() {
+        Reserved::Answer(reply) => reply,
+        Reserved::Place(_) => panic!("replaying"),
+    };
+    assert_eq!(answer("/a").as_deref(), Some("a"));
+    assert_eq!(through_sync::<_, u64, Divergence, _>(Some(&replay), "clock.now", (), |()| Ok(0)), Ok(7));
+    assert_eq!(answer("/b").as_deref(), Some("b answered first"));
+    assert_eq!(answer("/c"), None, "a call that never got its answer replays without one");
+    assert_eq!(replay.finish(), None);
+}

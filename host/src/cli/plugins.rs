@@ -175,6 +175,7 @@ fn check(settings: Settings, tenant: Option<String>, json: bool) -> u8 {
             ("write", "write"),
             ("dirs", "dirs"),
             ("tools", "tools"),
+            ("http", "http"),
             ("approvals", "approvals"),
         ] {
             let asked = &row["requested"][key];
@@ -208,11 +209,12 @@ fn check_one(policy: &TenantPolicy, m: &Manifest) -> serde_json::Value {
         "why_not": why_not,
         "requested": {
             "routes": caps.routes, "agents": caps.agents, "read": board.read, "write": board.write,
-            "dirs": caps.dirs, "tools": caps.tools, "approvals": caps.approvals,
+            "dirs": caps.dirs, "tools": caps.tools, "http": caps.http, "approvals": caps.approvals,
         },
         "granted": {
             "routes": &*grants.routes, "agents": &*grants.agents, "read": &*grants.read, "write": &*grants.write,
             "dirs": grants.dirs.iter().map(|d| d.guest.clone()).collect::<Vec<_>>(), "tools": &*grants.tools,
+            "http": &*grants.http,
             "approvals": grants.approvals,
         },
         "refused": &*grants.refused,

@@ -102,6 +102,12 @@ pub struct TenantPolicy {
     pub tools: NameGrant,
     /// Tool calls its agents may make per minute, on this host.
     pub tool_calls_per_minute: Option<u32>,
+    /// Hosts its agents may send HTTP requests to, as patterns
+    /// (`paddock_core::hosts`; `Any` is `"*"`, every host).
+    pub http: NameGrant,
+    /// Hosts that may resolve to a loopback, private or link-local address
+    /// (an IP address its `http` grant names exactly may be reached anyway).
+    pub http_private: Vec<String>,
     /// Its ceiling on per-invocation limits.
     pub ceiling: TenantCeiling,
     /// Its blackboard's key count limit, if lower than the host's.
@@ -133,6 +139,8 @@ impl TenantPolicy {
             dirs: Vec::new(),
             tools: NameGrant::Any,
             tool_calls_per_minute: None,
+            http: NameGrant::Any,
+            http_private: Vec::new(),
             ceiling: TenantCeiling::default(),
             board_max_keys: None,
             board_max_bytes: None,
@@ -249,6 +257,10 @@ pub struct Grants {
     pub dirs: Vec<DirGrant>,
     /// Tools it may call, as patterns (`server/tool`, `server/*`).
     pub tools: Arc<[String]>,
+    /// Hosts it may send HTTP requests to, as patterns.
+    pub http: Arc<[String]>,
+    /// Its tenant's `http-private`: hosts that may resolve to non-public addresses.
+    pub http_private: Arc<[String]>,
     /// What it asked for and was not granted, with why.
     pub refused: Arc<[Refusal]>,
 }
@@ -269,6 +281,26 @@ impl Grants {
                 let asked = if asked.is_empty() { "none".to_string() } else { asked.join(", ") };
                 format!("{capability} is not granted to agent {agent:?} (its manifest's {manifest_key}: {asked})")
             }
+        }
+    }
+
+    /// Whether an HTTP request to `host` (normalized) on `port` is granted.
+    pub fn allows_host(&self, host: &str, port: u16) -> bool {
+        self.http.iter().any(|p| paddock_core::hosts::matches(p, host, port))
+    }
+
+    /// The `denied` text for a request to `host` on `port`, not granted to
+    /// `agent` for `tenant`: the tenant's rule when a pattern the manifest
+    /// asked for (`asked`) names it, else the manifest key to ask in.
+    pub fn host_denial(&self, host: &str, port: u16, agent: &str, tenant: &str, asked: &[String]) -> String {
+        let capability = format!("host \"{host}:{port}\"");
+        let refused = asked
+            .iter()
+            .filter(|p| paddock_core::hosts::matches(p, host, port))
+            .find_map(|p| self.refusal(&format!("host {p:?}")));
+        match refused {
+            Some(r) => format!("{capability} is not granted to agent {agent:?} by tenant {tenant:?}: {}", r.reason),
+            None => self.denial(&capability, agent, tenant, "capabilities.http", asked),
         }
     }
 
@@ -420,163 +452,55 @@ pub fn resolve(policy: &TenantPolicy, requested: &Capabilities) -> Grants {
             }),
         }
     }
-    let mut tools = Vec::new();
-    for asked in &requested.tools {
-        let both: Vec<String> = match &policy.tools {
+    let tools = patterns(
+        policy,
+        ("tool", "tools"),
+        &requested.tools,
+        &policy.tools,
+        paddock_core::tools::intersect,
+        &mut refused,
+    );
+    let http =
+        patterns(policy, ("host", "http"), &requested.http, &policy.http, paddock_core::hosts::intersect, &mut refused);
+    let http_private = policy.http_private.clone().into();
+    Grants { routes, agents, read, write, approvals, dirs, tools, http, http_private, refused: refused.into() }
+}
+
+/// What `asked` patterns (of `kind`, granted by the policy's `field`) come
+/// to under `grant`: each intersected with every granted one. A pattern
+/// granted only in part is refused for the rest, naming what is granted.
+fn patterns(
+    policy: &TenantPolicy,
+    (kind, field): (&str, &str),
+    asked: &[String],
+    grant: &NameGrant,
+    intersect: fn(&str, &str) -> Option<String>,
+    refused: &mut Vec<Refusal>,
+) -> Arc<[String]> {
+    let mut out = Vec::new();
+    for asked in asked {
+        let both: Vec<String> = match grant {
             NameGrant::Any => vec![asked.clone()],
-            NameGrant::Only(granted) => {
-                granted.iter().filter_map(|g| paddock_core::tools::intersect(asked, g)).collect()
-            }
+            NameGrant::Only(granted) => granted.iter().filter_map(|g| intersect(asked, g)).collect(),
         };
-        let (key, granted) = (policy.key("tools"), policy.tools.describe());
+        let (key, granted) = (policy.key(field), grant.describe());
         if both.is_empty() {
-            refused
-                .push(Refusal { capability: format!("tool {asked:?}"), reason: format!("not in {key} = [{granted}]") });
-        } else if !both.contains(asked) {
-            // Part of a `server/*` is granted: the rest of it is refused.
             refused.push(Refusal {
-                capability: format!("tool {asked:?}"),
+                capability: format!("{kind} {asked:?}"),
+                reason: format!("not in {key} = [{granted}]"),
+            });
+        } else if !both.contains(asked) {
+            refused.push(Refusal {
+                capability: format!("{kind} {asked:?}"),
                 reason: format!("{key} = [{granted}] grants only {} of it", both.join(", ")),
             });
         }
-        tools.extend(both);
+        out.extend(both);
     }
-    tools.sort();
-    tools.dedup();
-    Grants { routes, agents, read, write, approvals, dirs, tools: tools.into(), refused: refused.into() }
+    out.sort();
+    out.dedup();
+    out.into()
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use paddock_core::BoardRequest;
-
-    fn policy() -> TenantPolicy {
-        TenantPolicy {
-            open: false,
-            agents: NameGrant::Only(vec!["executor".into()]),
-            routes: NameGrant::Only(vec!["fast".into()]),
-            read: vec!["shared/".into()],
-            write: vec!["tasks/".into()],
-            approvals: false,
-            tools: NameGrant::Only(vec!["kit/echo".into(), "kit/big".into(), "fetch/*".into()]),
-            ..TenantPolicy::open("acme")
-        }
-    }
-
-    fn asks() -> Capabilities {
-        Capabilities {
-            routes: vec!["fast".into(), "smart".into()],
-            agents: vec!["executor".into(), "billing".into()],
-            approvals: true,
-            blackboard: Some(BoardRequest {
-                read: vec!["shared/news".into(), "secrets/".into()],
-                write: vec!["tasks/7".into(), "other/".into()],
-            }),
-            dirs: vec!["/data".into()],
-            tools: vec!["kit/*".into(), "fetch/get".into(), "github/search".into()],
-        }
-    }
-
-    #[test]
-    fn grants_are_what_was_asked_for_and_granted() {
-        let grants = resolve(&policy(), &asks());
-        assert_eq!(&*grants.routes, ["fast"]);
-        assert_eq!(&*grants.agents, ["executor"]);
-        assert_eq!(&*grants.write, ["tasks/7"]);
-        assert_eq!(&*grants.read, ["shared/news", "tasks/7"], "writing implies reading");
-        assert!(!grants.approvals);
-        assert!(grants.dirs.is_empty());
-    }
-
-    #[test]
-    fn every_refusal_names_the_capability_and_the_policy_key() {
-        let grants = resolve(&policy(), &asks());
-        let lines: Vec<String> = grants.refused.iter().map(|r| format!("{}: {}", r.capability, r.reason)).collect();
-        assert_eq!(
-            lines,
-            [
-                "route \"smart\": not in tenants.acme.routes = [fast]",
-                "agent \"billing\": not in tenants.acme.agents = [executor]",
-                "blackboard write \"other/\": not under any of tenants.acme.blackboard.write = [\"tasks/\"]",
-                "blackboard read \"secrets/\": not under any of tenants.acme.blackboard.read = [\"shared/\", \"tasks/\"]",
-                "approvals: tenants.acme.approvals is false",
-                "directory \"/data\": no entry with guest = \"/data\" in tenants.acme.dirs",
-                "tool \"kit/*\": tenants.acme.tools = [kit/echo, kit/big, fetch/*] grants only kit/echo, kit/big of it",
-                "tool \"github/search\": not in tenants.acme.tools = [kit/echo, kit/big, fetch/*]",
-            ]
-        );
-    }
-
-    #[test]
-    fn tools_granted_are_the_intersection_of_the_patterns_asked_and_granted() {
-        let grants = resolve(&policy(), &asks());
-        assert_eq!(&*grants.tools, ["fetch/get", "kit/big", "kit/echo"]);
-        assert!(grants.allows_tool("kit/echo") && grants.allows_tool("fetch/get"));
-        assert!(!grants.allows_tool("kit/sleep") && !grants.allows_tool("fetch/post"));
-        let asked = asks().tools;
-        assert_eq!(
-            grants.tool_denial("github/search", "p", "acme", &asked),
-            "tool \"github/search\" is not granted to agent \"p\" by tenant \"acme\": \
-             not in tenants.acme.tools = [kit/echo, kit/big, fetch/*]"
-        );
-        assert_eq!(
-            grants.tool_denial("kit/sleep", "p", "acme", &asked),
-            "tool \"kit/sleep\" is not granted to agent \"p\" by tenant \"acme\": \
-             tenants.acme.tools = [kit/echo, kit/big, fetch/*] grants only kit/echo, kit/big of it"
-        );
-        assert_eq!(
-            grants.tool_denial("slack/post", "p", "acme", &asked),
-            "tool \"slack/post\" is not granted to agent \"p\" (its manifest's capabilities.tools: \
-             kit/*, fetch/get, github/search)"
-        );
-    }
-
-    #[test]
-    fn the_open_policy_grants_whatever_is_asked() {
-        let grants = resolve(&TenantPolicy::open("default"), &asks());
-        assert!(grants.refused.is_empty(), "{:?}", grants.refused);
-        assert_eq!(grants.routes.len(), 2);
-        assert!(grants.approvals);
-    }
-
-    #[test]
-    fn a_manifest_without_a_blackboard_section_gets_what_its_tenant_grants() {
-        let grants = resolve(&policy(), &Capabilities::default());
-        assert_eq!(
-            (&*grants.read, &*grants.write),
-            (&["shared/".to_string(), "tasks/".into()][..], &["tasks/".to_string()][..])
-        );
-        assert!(grants.refused.is_empty(), "{:?}", grants.refused);
-    }
-
-    #[test]
-    fn board_access_outside_the_granted_prefixes_is_refused_naming_them() {
-        let grants = resolve(&policy(), &asks());
-        assert_eq!(grants.check_board(BoardAccess::Write("tasks/7"), "p", "acme"), Ok(()));
-        assert_eq!(grants.check_board(BoardAccess::Read("tasks/7"), "p", "acme"), Ok(()));
-        assert_eq!(grants.check_board(BoardAccess::ReadPrefix("shared/news/"), "p", "acme"), Ok(()));
-        assert_eq!(
-            grants.check_board(BoardAccess::ReadPrefix("shared/"), "p", "acme").unwrap_err().to_string(),
-            "blackboard read of prefix \"shared/\" is not granted to agent \"p\" for tenant \"acme\" (granted: read [\"shared/news\", \"tasks/7\"])"
-        );
-        assert_eq!(
-            grants.check_board(BoardAccess::Write("tasks/8"), "p", "acme").unwrap_err().to_string(),
-            "blackboard write of \"tasks/8\" is not granted to agent \"p\" for tenant \"acme\" (granted: write [\"tasks/7\"])"
-        );
-    }
-
-    #[test]
-    fn an_unconfigured_tenant_is_denied_by_name_once_any_is_configured() {
-        let tenants = Tenants::new([policy()]);
-        assert_eq!(
-            tenants.get("globex").unwrap_err().to_string(),
-            "denied: no tenant named \"globex\" (configured: acme)"
-        );
-        assert!(Tenants::new([]).get("anyone").unwrap().open);
-        assert_eq!(
-            tenants.get("acme").unwrap().check_agent("billing").unwrap_err().to_string(),
-            "denied: agent \"billing\" is not granted to tenant \"acme\" (tenants.acme.agents = [executor])"
-        );
-    }
-}
+mod tests;

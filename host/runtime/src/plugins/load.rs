@@ -184,9 +184,10 @@ pub struct Prepared {
 }
 
 /// Compiles `file` (or maps it from `cache`) and checks it against the world.
+/// `linker` has `wasi:http` when `http` says so (the manifest asks for hosts).
 pub fn compile(
     engine: &Engine,
-    linker: &Linker<AgentState>,
+    (linker, http): (&Linker<AgentState>, bool),
     file: &ComponentFile,
     cache: Option<&CodeCache>,
 ) -> Result<Prepared, LoadError> {
@@ -196,15 +197,15 @@ pub fn compile(
         Some(cache) => cache.component(engine, &file.bytes, &file.hash).map_err(invalid)?,
         None => (Component::new(engine, &file.bytes).map_err(invalid)?, Compiled::Fresh),
     };
-    let pre =
-        prepare(engine, linker, &component).map_err(|reason| LoadError::WrongWorld { path: path.clone(), reason })?;
+    let pre = prepare(engine, (linker, http), &component)
+        .map_err(|reason| LoadError::WrongWorld { path: path.clone(), reason })?;
     Ok(Prepared { pre, compiled })
 }
 
 /// Checks `component`'s exports and imports against the world and pre-instantiates it.
 pub fn prepare(
     engine: &Engine,
-    linker: &Linker<AgentState>,
+    (linker, http): (&Linker<AgentState>, bool),
     component: &Component,
 ) -> Result<AgentWorldPre<AgentState>, String> {
     let ty = component.component_type();
@@ -218,11 +219,19 @@ pub fn prepare(
         };
         problems.push(format!("missing export `{AGENT_EXPORT}` ({found})"));
     }
-    let unexpected: Vec<String> =
-        ty.imports(engine).filter(|(name, _)| !is_provided(name)).map(|(n, _)| format!("`{n}`")).collect();
+    let unexpected: Vec<String> = ty
+        .imports(engine)
+        .filter(|(name, _)| !(is_provided(name) || (http && is_http(name))))
+        .map(|(n, _)| format!("`{n}`"))
+        .collect();
     if !unexpected.is_empty() {
+        let asks = if unexpected.iter().any(|n| is_http(n.trim_matches('`'))) {
+            "; wasi:http is linked for an agent whose manifest asks for hosts in capabilities.http"
+        } else {
+            ""
+        };
         problems.push(format!(
-            "unexpected import {} (this host provides paddock:agent/{{{}}}@0.1 and WASI 0.2 only)",
+            "unexpected import {} (this host provides paddock:agent/{{{}}}@0.1 and WASI 0.2 only{asks})",
             unexpected.join(", "),
             PROVIDED.join(",")
         ));
@@ -243,6 +252,11 @@ pub fn is_provided(import: &str) -> bool {
         p if p.starts_with("wasi:") => version.starts_with("0.2.") && PROVIDED_WASI.contains(&&p[5..]),
         _ => false,
     }
+}
+
+/// Whether `import` is of `wasi:http` 0.2, linked for agents that ask for hosts.
+pub fn is_http(import: &str) -> bool {
+    import.starts_with("wasi:http/") && import.split_once('@').is_some_and(|(_, v)| v.starts_with("0.2."))
 }
 
 /// What `paddock inspect` reports about a file.
@@ -302,7 +316,7 @@ pub fn inspect(engine: &Engine, linker: &Linker<AgentState>, path: &Path) -> Res
             .map(|(name, _)| Import { name: name.to_string(), provided: is_provided(name) })
             .collect(),
         exports: ty.exports(engine).map(|(name, _)| name.to_string()).collect(),
-        misfit: prepare(engine, linker, &component).err(),
+        misfit: prepare(engine, (linker, false), &component).err(),
     })
 }
 

@@ -221,6 +221,10 @@ impl Manifest {
                 )));
             }
         }
+        for (i, pattern) in raw.capabilities.http.iter().enumerate() {
+            paddock_core::hosts::validate_pattern(pattern)
+                .map_err(|why| fail(format!("capabilities.http[{i}]: {why}")))?;
+        }
         for (i, pattern) in raw.capabilities.tools.iter().enumerate() {
             paddock_core::tools::validate_pattern(pattern)
                 .map_err(|why| fail(format!("capabilities.tools[{i}]: {why}")))?;

@@ -25,6 +25,8 @@ pub struct Widening {
     pub write: Vec<String>,
     /// Tool patterns that no old pattern covers.
     pub tools: Vec<String>,
+    /// Host patterns that no old pattern covers.
+    pub http: Vec<String>,
 }
 
 impl Widening {
@@ -50,6 +52,12 @@ impl Widening {
                 .filter(|n| !old.tools.iter().any(|o| paddock_core::tools::covers(o, n)))
                 .cloned()
                 .collect(),
+            http: new
+                .http
+                .iter()
+                .filter(|n| !old.http.iter().any(|o| paddock_core::hosts::covers(o, n)))
+                .cloned()
+                .collect(),
         }
     }
 
@@ -70,6 +78,7 @@ impl Widening {
         out.extend(self.read.iter().map(|p| format!("blackboard read {p:?}")));
         out.extend(self.write.iter().map(|p| format!("blackboard write {p:?}")));
         out.extend(self.tools.iter().map(|t| format!("tool {t:?}")));
+        out.extend(self.http.iter().map(|h| format!("host {h:?}")));
         out
     }
 
@@ -82,10 +91,8 @@ impl Widening {
             && self.dirs.iter().all(|d| policy.dirs.iter().any(|g| &g.guest == d))
             && uncovered(&self.read, &readable).is_empty()
             && uncovered(&self.write, &policy.write).is_empty()
-            && self.tools.iter().all(|t| match &policy.tools {
-                paddock_tenants::NameGrant::Any => true,
-                paddock_tenants::NameGrant::Only(granted) => granted.iter().any(|g| paddock_core::tools::covers(g, t)),
-            })
+            && self.tools.iter().all(|t| grants(&policy.tools, t, paddock_core::tools::covers))
+            && self.http.iter().all(|h| grants(&policy.http, h, paddock_core::hosts::covers))
     }
 
     /// Whether the operator granted it in advance: tenants are configured,
@@ -95,6 +102,14 @@ impl Widening {
     pub fn granted_in_advance(&self, tenants: &Tenants, agent: &str) -> bool {
         tenants.configured()
             && tenants.iter().filter(|p| p.check_agent(agent).is_ok()).all(|policy| self.granted_by(policy))
+    }
+}
+
+/// Whether `grant` grants every name `pattern` does, by `covers`.
+fn grants(grant: &paddock_tenants::NameGrant, pattern: &str, covers: fn(&str, &str) -> bool) -> bool {
+    match grant {
+        paddock_tenants::NameGrant::Any => true,
+        paddock_tenants::NameGrant::Only(granted) => granted.iter().any(|g| covers(g, pattern)),
     }
 }
 

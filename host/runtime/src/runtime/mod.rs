@@ -144,6 +144,8 @@ struct Inner {
     settings: ArcSwap<Settings>,
     engine: Engine,
     linker: Linker<AgentState>,
+    /// The linker with `wasi:http`, for agents whose manifest asks for hosts.
+    http_linker: Linker<AgentState>,
     registry: Registry,
     board: Arc<Blackboard>,
     gateway: Gateway,
@@ -169,6 +171,7 @@ impl Runtime {
         let board = open_blackboard(&settings).map_err(wasmtime::Error::msg)?;
         let engine = engine::build(&settings.engine, &settings.ceiling)?;
         let linker = sandbox::linker(&engine)?;
+        let http_linker = sandbox::http_linker(&engine)?;
         let ticker = EpochTicker::start(&engine, settings.engine.epoch_tick)
             .map_err(|e| wasmtime::format_err!("cannot start the epoch thread: {e}"))?;
         let board = Arc::new(board);
@@ -208,6 +211,7 @@ impl Runtime {
             settings: ArcSwap::from_pointee(settings),
             engine,
             linker,
+            http_linker,
             _ticker: ticker,
         };
         Ok(Runtime { inner: Arc::new(inner) })

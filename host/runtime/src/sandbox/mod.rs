@@ -2,6 +2,7 @@
 //! the limits applied to it, a WASI context that grants nothing by default,
 //! and an error that names whatever limit ended it.
 
+mod http;
 mod limits;
 mod output;
 mod replayable;
@@ -30,6 +31,8 @@ const FUEL_YIELD_INTERVAL: u64 = 10_000_000;
 pub struct AgentState {
     wasi: WasiCtx,
     table: ResourceTable,
+    http: wasmtime_wasi_http::WasiHttpCtx,
+    http_hooks: http::HttpHooks,
     limiter: Limiter,
     caps: Caps,
     call: Arc<CallContext>,
@@ -39,6 +42,12 @@ pub struct AgentState {
 impl WasiView for AgentState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
         WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+impl wasmtime_wasi_http::WasiHttpView for AgentState {
+    fn http(&mut self) -> wasmtime_wasi_http::WasiHttpCtxView<'_> {
+        wasmtime_wasi_http::WasiHttpCtxView { ctx: &mut self.http, table: &mut self.table, hooks: &mut self.http_hooks }
     }
 }
 
@@ -55,6 +64,14 @@ pub fn linker(engine: &Engine) -> wasmtime::Result<Linker<AgentState>> {
     wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
     replayable::add_to_linker(&mut linker)?;
     Caps::add_to_linker(&mut linker)?;
+    Ok(linker)
+}
+
+/// The linker of agents whose manifest asks for hosts (`capabilities.http`):
+/// [`linker`]'s and `wasi:http` (each request checked by [`http::HttpHooks`]).
+pub fn http_linker(engine: &Engine) -> wasmtime::Result<Linker<AgentState>> {
+    let mut linker = linker(engine)?;
+    wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
     Ok(linker)
 }
 
@@ -228,9 +245,13 @@ fn new_store(
     call: &Arc<CallContext>,
     wasi: WasiCtx,
 ) -> Result<Store<AgentState>, String> {
+    let http_hooks =
+        http::HttpHooks { call: call.clone(), grants: inv.lent.grants.clone(), requested: inv.lent.requested.clone() };
     let state = AgentState {
         wasi,
         table: ResourceTable::new(),
+        http: wasmtime_wasi_http::WasiHttpCtx::new(),
+        http_hooks,
         limiter: Limiter::new(inv.limits.memory, inv.table_elements, inv.instances, inv.tables),
         caps: Caps::new(call, &inv.lent),
         call: call.clone(),

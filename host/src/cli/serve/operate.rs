@@ -152,6 +152,8 @@ fn policy_json(p: &TenantPolicy) -> Value {
         "dirs": p.dirs.iter().map(|d| d.guest.as_str()).collect::<Vec<_>>(),
         "tools": p.tools.describe(),
         "tool_calls_per_minute": p.tool_calls_per_minute,
+        "http": p.http.describe(),
+        "http_private": p.http_private,
         "ceiling": {
             "fuel": p.ceiling.fuel, "memory": p.ceiling.memory,
             "timeout_ms": p.ceiling.timeout.map(|t| u64::try_from(t.as_millis()).unwrap_or(u64::MAX)),

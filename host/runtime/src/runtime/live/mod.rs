@@ -295,7 +295,10 @@ impl Runtime {
         if let Some(manifest) = &manifest {
             manifest.check_key_prefixes(s.caps.key_bytes)?;
         }
-        let prepared = load::compile(&self.inner.engine, &self.inner.linker, &file, self.inner.cache.as_deref())?;
+        // wasi:http is linked only for an agent whose manifest asks for hosts.
+        let http = manifest.as_ref().is_some_and(|m| !m.capabilities.http.is_empty());
+        let linker = if http { &self.inner.http_linker } else { &self.inner.linker };
+        let prepared = load::compile(&self.inner.engine, (linker, http), &file, self.inner.cache.as_deref())?;
         self.inner.metrics.loaded(prepared.compiled == Compiled::Cached);
         let (limits, notes) = super::agent::limits_for(&s, manifest.as_ref());
         for note in &notes {
