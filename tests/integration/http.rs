@@ -43,12 +43,17 @@ async fn server(hits: Arc<AtomicUsize>) -> u16 {
 /// `fetcher` asking for 127.0.0.1, `named` for localhost and `plain` for no
 /// host, in tenant `acme` granting both hosts (and `private` more).
 fn host(dir: &Path, private: &str) -> Runtime {
+    host_granting(dir, "\"127.0.0.1\", \"localhost\"", private)
+}
+
+/// [`host`] with tenant `acme` granting `http`.
+fn host_granting(dir: &Path, http: &str, private: &str) -> Runtime {
     plugin(dir, "fetcher", guests::FETCHER, "[capabilities]\nhttp = [\"127.0.0.1\"]\n");
     plugin(dir, "named", guests::FETCHER, "[capabilities]\nhttp = [\"localhost\"]\n");
     plugin(dir, "plain", guests::FETCHER, "");
     let config = format!(
         "[limits]\nmax-http-response-bytes = \"4KiB\"\n[tenants.acme]\nagents = [\"fetcher\", \"named\", \"plain\"]\n\
-         http = [\"127.0.0.1\", \"localhost\"]\nhttp-private = [{private}]\n"
+         http = [{http}]\nhttp-private = [{private}]\n"
     );
     runtime_with_plugins(dir, &config)
 }
@@ -100,7 +105,7 @@ async fn an_ungranted_host_a_redirect_to_one_and_a_name_resolving_to_loopback_ar
     assert!(why.starts_with("denied: localhost resolves to "), "{why}");
     assert!(
         why.ends_with(
-            ", which is a loopback address; only an address the grant names exactly, or a host the tenant's http-private names, may be reached there"
+            ", which is a loopback address; only an address the tenant's http grant names, or a host its http-private names, may be reached there"
         ),
         "{why}"
     );
@@ -110,6 +115,16 @@ async fn an_ungranted_host_a_redirect_to_one_and_a_name_resolving_to_loopback_ar
     let trusting = host(other.path(), "\"localhost\"");
     let answers = fetch(&trusting, "named", json!({"requests": [elsewhere]})).await;
     assert_eq!(answers[0], json!({"status": 200, "body": "hi", "location": null}), "http-private lets it through");
+
+    // A manifest naming an address under a tenant's "*" does not make it explicit.
+    let third = tempfile::tempdir().unwrap();
+    let any = host_granting(third.path(), "\"*\"", "");
+    let answers =
+        fetch(&any, "fetcher", json!({"requests": [{"url": format!("http://127.0.0.1:{port}/hello")}]})).await;
+    assert_eq!(
+        answers[0]["error"],
+        "denied: 127.0.0.1 is a loopback address; only an address the tenant's http grant names, or a host its http-private names, may be reached there"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -82,10 +82,9 @@ pub fn matches(pattern: &str, host: &str, port: u16) -> bool {
     }
 }
 
-/// Whether `pattern` names `host` itself: the same name or address, not a
-/// wildcard (`*` or `*.domain`).
-pub fn names_exactly(pattern: &str, host: &str, port: u16) -> bool {
-    !pattern.starts_with('*') && matches(pattern, host, port)
+/// Whether `pattern` is an IP address (with or without a port).
+pub fn is_address(pattern: &str) -> bool {
+    parse(pattern).is_some_and(|(host, _)| host.trim_matches(['[', ']']).parse::<IpAddr>().is_ok())
 }
 
 /// Whether every host and port `inner` grants, `outer` grants too.
@@ -182,7 +181,7 @@ mod tests {
         assert!(!matches("*.example.com", "example.com", 443));
         assert!(!matches("*.example.com", "badexample.com", 443));
         assert!(matches("[::1]", &normalize("::1"), 80));
-        assert!(names_exactly("127.0.0.1", "127.0.0.1", 80) && !names_exactly("*", "127.0.0.1", 80));
+        assert!(is_address("127.0.0.1:80") && is_address("[::1]") && !is_address("*") && !is_address("localhost"));
     }
 
     #[test]

@@ -259,7 +259,8 @@ pub struct Grants {
     pub tools: Arc<[String]>,
     /// Hosts it may send HTTP requests to, as patterns.
     pub http: Arc<[String]>,
-    /// Its tenant's `http-private`: hosts that may resolve to non-public addresses.
+    /// What its tenant lets reach non-public addresses: the hosts of its
+    /// `http-private`, and the IP addresses its `http` grant names.
     pub http_private: Arc<[String]>,
     /// What it asked for and was not granted, with why.
     pub refused: Arc<[Refusal]>,
@@ -462,7 +463,13 @@ pub fn resolve(policy: &TenantPolicy, requested: &Capabilities) -> Grants {
     );
     let http =
         patterns(policy, ("host", "http"), &requested.http, &policy.http, paddock_core::hosts::intersect, &mut refused);
-    let http_private = policy.http_private.clone().into();
+    // An address the tenant itself names is explicit; one a manifest names
+    // under a tenant's "*" is not.
+    let mut http_private = policy.http_private.clone();
+    if let NameGrant::Only(granted) = &policy.http {
+        http_private.extend(granted.iter().filter(|p| paddock_core::hosts::is_address(p)).cloned());
+    }
+    let http_private = http_private.into();
     Grants { routes, agents, read, write, approvals, dirs, tools, http, http_private, refused: refused.into() }
 }
 

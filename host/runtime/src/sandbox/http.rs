@@ -5,10 +5,11 @@
 //! and port against the grant (a redirect is a new request the agent makes,
 //! checked the same way), then each address its name resolves to. A
 //! loopback, private, link-local or otherwise non-public address is refused
-//! unless the grant names that very address or the tenant's `http-private`
-//! names the host, so a granted name cannot lead the host into its own
+//! unless the tenant's `http` grant names that very address or its
+//! `http-private` names the host (a manifest naming an address under a
+//! tenant's `"*"` is not enough), so a granted name cannot lead the host into its own
 //! network by DNS; the connection then goes to the address checked, never to
-//! a second lookup. Bodies are bounded both ways (`limits.max-http-request-bytes`,
+//! a second lookup, and through no proxy. Bodies are bounded both ways (`limits.max-http-request-bytes`,
 //! `max-http-response-bytes`) and the whole exchange by `limits.http-timeout`;
 //! the response is read whole by the host before the agent sees it.
 //! Redirects are not followed by the host.
@@ -174,6 +175,8 @@ async fn send(
     let client = reqwest::Client::builder()
         .resolve(name, address)
         .redirect(reqwest::redirect::Policy::none())
+        // Through no proxy: a proxy would look the name up again.
+        .no_proxy()
         .connect_timeout(connect)
         .build()
         .map_err(|e| Failure::Other(format!("cannot make an HTTP client: {e}")))?;
@@ -213,16 +216,14 @@ async fn address(grants: &Grants, host: &str, port: u16) -> Result<SocketAddr, F
         Some(ip) => vec![SocketAddr::new(ip, port)],
         None => tokio::net::lookup_host((host, port)).await.map_err(|e| Failure::Dns(e.to_string()))?.collect(),
     };
-    // An address the grant names exactly, or a host the tenant lets reach
-    // its own network.
-    let explicit = (literal.is_some() && grants.http.iter().any(|p| hosts::names_exactly(p, host, port)))
-        || grants.http_private.iter().any(|p| hosts::matches(p, host, port));
+    // An address the tenant's grant names, or a host its http-private names.
+    let explicit = grants.http_private.iter().any(|p| hosts::matches(p, host, port));
     for address in &addresses {
         if let Some(kind) = hosts::non_public(address.ip()).filter(|_| !explicit) {
             let ip = address.ip();
             let how = if literal.is_some() { "is".to_string() } else { format!("resolves to {ip}, which is") };
             return Err(Failure::Denied(format!(
-                "{host} {how} a {kind} address; only an address the grant names exactly, or a host the tenant's \
+                "{host} {how} a {kind} address; only an address the tenant's http grant names, or a host its \
                  http-private names, may be reached there"
             )));
         }
