@@ -54,6 +54,7 @@ pub mod agents;
 pub mod approval;
 pub mod blackboard;
 pub mod context;
+pub mod http;
 pub mod llm;
 pub mod log;
 pub mod settings;
