@@ -19,7 +19,7 @@ pub(crate) fn kit_section() -> String {
 }
 
 fn mcp_server(name: &str, text: &str) -> McpServer {
-    toml::from_str::<McpFile>(text).unwrap().server(name, Path::new(".")).unwrap()
+    toml::from_str::<McpFile>(text).unwrap().server(name, Path::new("."), None).unwrap()
 }
 
 fn text_of(result: &rmcp::model::CallToolResult) -> String {
@@ -142,4 +142,36 @@ async fn an_http_server_is_reached_with_a_key_from_the_environment() {
         servers.list("keyless").await.unwrap_err(),
         ToolError::Unavailable("MCP server keyless: header Authorization: PADDOCK_TOOLS_UNSET is not set".into())
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http_server_is_reached_with_a_key_from_the_secrets_file() {
+    let (_served_dir, _served, url) = serving_echo("PADDOCK_TOOLS_SECRET_KEY");
+    let key = std::env::var("PADDOCK_TOOLS_SECRET_KEY").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let secrets = dir.path().join("secrets.toml");
+    std::fs::write(&secrets, format!("remote-mcp = {key:?}\n")).unwrap();
+    std::fs::set_permissions(&secrets, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    std::fs::write(dir.path().join("paddock.toml"), config_naming("remote-mcp", &url)).unwrap();
+    let called =
+        TestCommand::new(dir.path(), &["tools", "call", "remote/echo", "--args", r#"{"text": "kept secret"}"#]).run();
+    assert_eq!(called.code, 0, "{}", called.stderr);
+    let result: Value = serde_json::from_str(&called.stdout).unwrap();
+    assert_eq!(result["structuredContent"]["input"], r#"{"text":"kept secret"}"#);
+
+    std::fs::write(dir.path().join("paddock.toml"), config_naming("gone", &url)).unwrap();
+    let missing = TestCommand::new(dir.path(), &["tools", "list"]).run();
+    assert_eq!(missing.code, 5, "{}", missing.stderr);
+    assert!(
+        missing.stderr.contains("mcp.remote.header-secrets.Authorization: the secrets file has no key \"gone\""),
+        "{}",
+        missing.stderr
+    );
+}
+
+/// A config whose `[mcp.remote]` takes its key from secret `name`.
+fn config_naming(name: &str, url: &str) -> String {
+    format!(
+        "[host]\nsecrets = \"secrets.toml\"\n[mcp.remote]\nurl = {url:?}\nheader-secrets = {{ Authorization = {name:?} }}\n"
+    )
 }

@@ -231,12 +231,22 @@ impl Settings {
             providers: file.providers,
             routes: file.routes,
             prices: file.prices,
-            secrets: file.host.secrets,
+            secrets: file.host.secrets.clone(),
         }
         .settings_with(base, keys == ProviderKeys::Required)
         .map_err(|e| e.to_string())?;
-        let mcp: Vec<paddock_tools::McpServer> =
-            file.mcp.into_iter().map(|(name, server)| server.server(&name, base)).collect::<Result<_, _>>()?;
+        // Read again for the servers' headers (the gateway's settings own their copy).
+        let secrets = match &file.host.secrets {
+            Some(path) if file.mcp.values().any(paddock_tools::McpFile::uses_secrets) => {
+                Some(paddock_gateway::read_secrets(&base.join(path)).map_err(|e| e.to_string())?)
+            }
+            _ => None,
+        };
+        let mcp: Vec<paddock_tools::McpServer> = file
+            .mcp
+            .into_iter()
+            .map(|(name, server)| server.server(&name, base, secrets.as_ref()))
+            .collect::<Result<_, _>>()?;
         let known = tenants::Known {
             routes: gateway.routes.keys().map(String::as_str).collect(),
             servers: mcp.iter().map(|s| s.name.as_str()).collect(),

@@ -29,7 +29,7 @@ pub use chain::full_jitter;
 pub use error::{ErrorClass, ProviderError};
 pub use providers::{TraceHeaders, set_trace_headers};
 pub use quota::{CallRecord, Caller, Estimate, Quota, Reservation, Unmetered};
-pub use settings::{GatewaySettings, SettingsError};
+pub use settings::{GatewaySettings, SettingsError, read_secrets};
 pub use snapshot::TargetState;
 pub use stream::ReplyStream;
 pub use table::RoutesChanged;

@@ -208,14 +208,15 @@ impl Server {
                     .map_err(|e| format!("cannot start {:?}: {e}", command[0]))?;
                 ().serve(transport).await.map_err(|e| e.to_string())
             }
-            Transport::Http { url, headers, header_env } => {
+            Transport::Http { url, headers, header_env, header_secrets } => {
                 install_crypto();
                 let mut sent = HashMap::new();
                 let from_env = header_env.iter().map(|(header, var)| {
                     let value = std::env::var(var).map_err(|_| format!("header {header}: {var} is not set"))?;
                     Ok::<_, String>((header, value))
                 });
-                for pair in headers.iter().map(|(h, v)| Ok((h, v.clone()))).chain(from_env) {
+                let from_secrets = header_secrets.iter().map(|(h, v)| Ok((h, v.0.clone())));
+                for pair in headers.iter().map(|(h, v)| Ok((h, v.clone()))).chain(from_env).chain(from_secrets) {
                     let (header, value) = pair?;
                     let name = reqwest::header::HeaderName::from_bytes(header.as_bytes()).map_err(|e| e.to_string())?;
                     let value = reqwest::header::HeaderValue::from_str(&value)

@@ -26,6 +26,8 @@ pub struct McpFile {
     headers: BTreeMap<String, String>,
     #[serde(default)]
     header_env: BTreeMap<String, String>,
+    #[serde(default)]
+    header_secrets: BTreeMap<String, String>,
     timeout: Option<Span>,
     #[serde(default)]
     tool_timeouts: BTreeMap<String, Span>,
@@ -57,6 +59,9 @@ pub enum Transport {
         /// Headers whose value is read from a variable of the host's
         /// environment when connecting (a key stays out of the file).
         header_env: BTreeMap<String, String>,
+        /// Headers whose value is an entry of the secrets file (`host.secrets`),
+        /// read with the configuration.
+        header_secrets: BTreeMap<String, Hidden>,
     },
 }
 
@@ -77,6 +82,16 @@ pub struct McpServer {
     pub max_result_bytes: u64,
 }
 
+/// A value that never shows in `Debug` output (a key from the secrets file).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Hidden(pub String);
+
+impl std::fmt::Debug for Hidden {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Hidden(..)")
+    }
+}
+
 impl McpServer {
     /// The longest a call of `tool` may take.
     pub fn timeout_of(&self, tool: &str) -> Duration {
@@ -85,8 +100,19 @@ impl McpServer {
 }
 
 impl McpFile {
-    /// Checks `[mcp.NAME]`; a relative command runs in `dir`.
-    pub fn server(self, name: &str, dir: &Path) -> Result<McpServer, String> {
+    /// Whether it takes a header from the secrets file.
+    pub fn uses_secrets(&self) -> bool {
+        !self.header_secrets.is_empty()
+    }
+
+    /// Checks `[mcp.NAME]`; a relative command runs in `dir`; `secrets` is
+    /// the secrets file's entries, when one is configured.
+    pub fn server(
+        self,
+        name: &str,
+        dir: &Path,
+        secrets: Option<&BTreeMap<String, String>>,
+    ) -> Result<McpServer, String> {
         let at = format!("mcp.{name}");
         paddock_core::names::validate_agent(name).map_err(|_| {
             format!("{at}: `{name}` is not a server name: use 1 to 64 of a-z, 0-9, '-' and '_', starting with a letter")
@@ -96,7 +122,7 @@ impl McpFile {
                 if command.first().is_none_or(|c| c.is_empty()) {
                     return Err(format!("{at}.command: the program to start, then its arguments"));
                 }
-                if !self.headers.is_empty() || !self.header_env.is_empty() {
+                if !self.headers.is_empty() || !self.header_env.is_empty() || !self.header_secrets.is_empty() {
                     return Err(format!("{at}.headers: only a server with a url takes headers"));
                 }
                 Transport::Stdio { command, dir: dir.to_path_buf(), env: self.env, pass_env: self.pass_env }
@@ -108,12 +134,21 @@ impl McpFile {
                 if !self.env.is_empty() || !self.pass_env.is_empty() {
                     return Err(format!("{at}.env: only a server started by command takes an environment"));
                 }
-                for header in self.headers.keys().chain(self.header_env.keys()) {
+                for header in self.headers.keys().chain(self.header_env.keys()).chain(self.header_secrets.keys()) {
                     if reqwest::header::HeaderName::from_bytes(header.as_bytes()).is_err() {
                         return Err(format!("{at}.headers: `{header}` is not a header name"));
                     }
                 }
-                Transport::Http { url, headers: self.headers, header_env: self.header_env }
+                let mut header_secrets = BTreeMap::new();
+                for (header, entry) in self.header_secrets {
+                    let key = format!("{at}.header-secrets.{header}");
+                    let secrets =
+                        secrets.ok_or_else(|| format!("{key}: no secrets file is configured (host.secrets)"))?;
+                    let value =
+                        secrets.get(&entry).ok_or_else(|| format!("{key}: the secrets file has no key {entry:?}"))?;
+                    header_secrets.insert(header, Hidden(value.clone()));
+                }
+                Transport::Http { url, headers: self.headers, header_env: self.header_env, header_secrets }
             }
             (Some(_), Some(_)) => return Err(format!("{at}: either command (stdio) or url (HTTP), not both")),
             (None, None) => {
@@ -154,7 +189,8 @@ mod tests {
     use super::*;
 
     fn server(text: &str) -> Result<McpServer, String> {
-        toml::from_str::<McpFile>(text).map_err(|e| e.to_string())?.server("github", Path::new("conf"))
+        let secrets = BTreeMap::from([("gh".to_string(), "Bearer s3cret".to_string())]);
+        toml::from_str::<McpFile>(text).map_err(|e| e.to_string())?.server("github", Path::new("conf"), Some(&secrets))
     }
 
     #[test]
@@ -178,6 +214,20 @@ mod tests {
     }
 
     #[test]
+    fn a_header_from_the_secrets_file_is_read_with_the_config_and_never_shown() {
+        let s = server("url = \"https://x\"\nheader-secrets = { Authorization = \"gh\" }").unwrap();
+        let Transport::Http { header_secrets, .. } = &s.transport else { panic!("{s:?}") };
+        assert_eq!(header_secrets["Authorization"], Hidden("Bearer s3cret".into()));
+        assert!(!format!("{s:?}").contains("s3cret"), "{s:?}");
+        let none =
+            toml::from_str::<McpFile>("url = \"https://x\"\nheader-secrets = { Authorization = \"gh\" }").unwrap();
+        assert_eq!(
+            none.server("github", Path::new("conf"), None).unwrap_err(),
+            "mcp.github.header-secrets.Authorization: no secrets file is configured (host.secrets)"
+        );
+    }
+
+    #[test]
     fn each_mistake_names_its_key() {
         let cases = [
             ("", "mcp.github: command = [\"program\", ...] (stdio) or url = \"https://...\" (HTTP)"),
@@ -189,6 +239,10 @@ mod tests {
                 "mcp.github.headers: only a server with a url takes headers",
             ),
             ("url = \"https://x\"\nheaders = { \"a b\" = \"c\" }", "mcp.github.headers: `a b` is not a header name"),
+            (
+                "url = \"https://x\"\nheader-secrets = { Authorization = \"gitlab\" }",
+                "mcp.github.header-secrets.Authorization: the secrets file has no key \"gitlab\"",
+            ),
             ("command = [\"a\"]\ntimeout = \"0s\"", "mcp.github.timeout (0s) must be more than 0 and at most 1h"),
             (
                 "command = [\"a\"]\ntool-timeouts = { search = \"2h\" }",

@@ -73,7 +73,7 @@ impl<'a> Keys<'a> {
 }
 
 /// Reads a secrets file: TOML of `name = "key"`. A file others may read is refused.
-fn read_secrets(path: &Path) -> Result<BTreeMap<String, String>, SettingsError> {
+pub fn read_secrets(path: &Path) -> Result<BTreeMap<String, String>, SettingsError> {
     let text = std::fs::read_to_string(path)
         .map_err(|error| SettingsError::SecretsUnreadable { path: path.to_path_buf(), error })?;
     #[cfg(unix)]

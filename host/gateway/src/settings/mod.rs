@@ -9,7 +9,7 @@ mod routes;
 mod tests;
 
 pub use error::SettingsError;
-pub use keys::KeySource;
+pub use keys::{KeySource, read_secrets};
 pub use providers::ProviderFile;
 pub use routes::RouteFile;
 
