@@ -78,6 +78,10 @@ async fn a_granted_host_answers_a_get_and_a_post_with_a_body() {
     let answers = fetch(&rt, "fetcher", json!({"requests": requests})).await;
     assert_eq!(answers[0], json!({"status": 200, "body": "hi", "location": null}));
     assert_eq!(answers[1], json!({"status": 200, "body": "ping ".repeat(600), "location": null}));
+    let mut metrics = String::new();
+    rt.metrics().render_into(&mut metrics);
+    let counted = "paddock_agent_http_requests_total{tenant=\"acme\",outcome=\"2xx\"} 2";
+    assert!(metrics.contains(counted), "{metrics}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

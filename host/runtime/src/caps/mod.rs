@@ -95,7 +95,12 @@ pub struct Lent {
     pub tools: Option<Arc<paddock_tools::Toolbox>>,
     /// Its tenant's tool calls per minute.
     pub tool_rate: Option<u32>,
+    /// Counts one of its outbound HTTP requests by outcome, if anything counts them.
+    pub count_http: Option<CountOutcome>,
 }
+
+/// Counts one event by its outcome (a metric's labels already chosen).
+pub type CountOutcome = Arc<dyn Fn(&str) + Send + Sync>;
 
 /// A store's data that holds the capabilities' state.
 pub trait HasCaps: Send + 'static {

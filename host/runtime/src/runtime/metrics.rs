@@ -49,6 +49,17 @@ pub struct TenantLabels {
     pub tenant: String,
 }
 
+/// Labels of an agent's outbound HTTP request count.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct HttpLabels {
+    /// The tenant whose agent sent it.
+    pub tenant: String,
+    /// `2xx`...`5xx`, or why it got no response: `denied`,
+    /// `request-too-large`, `response-too-large`, `timeout`, `dns`,
+    /// `refused`, `failed`.
+    pub outcome: String,
+}
+
 /// Labels of a code-cache series.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct CacheLabels {
@@ -77,6 +88,8 @@ pub struct RuntimeMetrics {
     pub in_flight: Family<TenantLabels, Gauge>,
     /// Components loaded: mapped from the code cache, or compiled.
     pub code_cache: Family<CacheLabels, Counter>,
+    /// Agents' outbound HTTP requests by tenant and outcome (a replayed one is not counted).
+    pub http_requests: Family<HttpLabels, Counter>,
 }
 
 impl Default for RuntimeMetrics {
@@ -89,6 +102,7 @@ impl Default for RuntimeMetrics {
             limits_hit: Family::default(),
             in_flight: Family::default(),
             code_cache: Family::default(),
+            http_requests: Family::default(),
             registry: Registry::default(),
         };
         registry.register("invocations", "Invocations by tenant, agent and outcome", m.invocations.clone());
@@ -100,6 +114,11 @@ impl Default for RuntimeMetrics {
             "code_cache_loads",
             "Components mapped from the code cache or compiled",
             m.code_cache.clone(),
+        );
+        registry.register(
+            "agent_http_requests",
+            "Agents' outbound HTTP requests by tenant and outcome",
+            m.http_requests.clone(),
         );
         RuntimeMetrics { registry, ..m }
     }
@@ -126,6 +145,14 @@ impl RuntimeMetrics {
     pub fn loaded(&self, cached: bool) {
         let result = if cached { "hit" } else { "compiled" };
         self.code_cache.get_or_create(&CacheLabels { result: result.into() }).inc();
+    }
+
+    /// What counts the outbound HTTP requests of `tenant`'s agents, by outcome.
+    pub fn http_counter(&self, tenant: &str) -> crate::caps::CountOutcome {
+        let (family, tenant) = (self.http_requests.clone(), tenant.to_string());
+        std::sync::Arc::new(move |outcome: &str| {
+            family.get_or_create(&HttpLabels { tenant: tenant.clone(), outcome: outcome.to_string() }).inc();
+        })
     }
 
     /// Counts an invocation of `tenant` as running until the guard drops.

@@ -360,6 +360,8 @@ impl Runtime {
             approvals: self.inner.approvals.get().cloned(),
             tools: Some(self.inner.tools.clone()),
             tool_rate: s.tenants.get(&tenant).ok().and_then(|p| p.tool_calls_per_minute),
+            // Only an agent that asks for hosts can send a request.
+            count_http: (!agent.requested.http.is_empty()).then(|| self.inner.metrics.http_counter(&tenant)),
         };
         let invocation = Invocation {
             agent: agent.name.clone(),

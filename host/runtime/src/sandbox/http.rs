@@ -24,6 +24,7 @@ use base64::Engine as _;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use paddock_core::Capabilities;
+use paddock_core::TRACE_TARGET;
 use paddock_core::hosts;
 use paddock_journal::Reserved;
 use paddock_tenants::Grants;
@@ -31,6 +32,7 @@ use serde::{Deserialize, Serialize};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Instant;
+use tracing::Instrument;
 use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
 
 /// What one invocation's requests are checked against.
@@ -38,6 +40,8 @@ pub struct HttpHooks {
     pub(super) call: Arc<CallContext>,
     pub(super) grants: Arc<Grants>,
     pub(super) requested: Arc<Capabilities>,
+    /// Counts each request by outcome (`paddock_agent_http_requests_total`).
+    pub(super) counted: Option<crate::caps::CountOutcome>,
 }
 
 /// A response as the journal keeps it.
@@ -63,6 +67,19 @@ enum Failure {
 }
 
 impl Failure {
+    /// Its outcome label.
+    fn outcome(&self) -> &'static str {
+        match self {
+            Failure::Denied(_) => "denied",
+            Failure::RequestTooLarge(_) => "request-too-large",
+            Failure::ResponseTooLarge(_) => "response-too-large",
+            Failure::Timeout => "timeout",
+            Failure::Dns(_) => "dns",
+            Failure::ConnectionRefused => "refused",
+            Failure::Other(_) => "failed",
+        }
+    }
+
     fn error(self) -> Error {
         match self {
             Failure::Denied(why) => Error::InternalError(Some(format!("denied: {why}"))),
@@ -87,6 +104,7 @@ impl WasiHttpHooks for HttpHooks {
         _fut: Box<dyn Future<Output = Result<(), Error>> + Send>,
     ) -> Box<dyn Future<Output = Sent> + Send> {
         let (call, grants, requested) = (self.call.clone(), self.grants.clone(), self.requested.clone());
+        let counted = self.counted.clone();
         // The place in the journal is taken now, as the agent sends it.
         let mut place = None;
         if let Some(tape) = call.journal.as_deref() {
@@ -104,13 +122,34 @@ impl WasiHttpHooks for HttpHooks {
                 Err(d) => return Box::new(async move { Err(Error::InternalError(Some(d.to_string()))) }),
             }
         }
-        Box::new(async move {
-            let answered = send(&call, &grants, &requested, request, options).await;
-            if let Some(tape) = call.journal.as_deref() {
-                tape.fill(place, &answered);
+        let span = tracing::info_span!(
+            target: TRACE_TARGET,
+            "http",
+            otel.name = "http.request",
+            url = %request.uri(),
+            outcome = tracing::field::Empty,
+        );
+        Box::new(
+            async move {
+                let answered = send(&call, &grants, &requested, request, options).await;
+                let outcome = match &answered {
+                    Ok(e) => ["1xx", "2xx", "3xx", "4xx", "5xx"]
+                        .get(usize::from(e.status / 100).saturating_sub(1))
+                        .copied()
+                        .unwrap_or("failed"),
+                    Err(f) => f.outcome(),
+                };
+                tracing::Span::current().record("outcome", outcome);
+                if let Some(count) = &counted {
+                    count(outcome);
+                }
+                if let Some(tape) = call.journal.as_deref() {
+                    tape.fill(place, &answered);
+                }
+                respond(&call, answered)
             }
-            respond(&call, answered)
-        })
+            .instrument(span),
+        )
     }
 }
 

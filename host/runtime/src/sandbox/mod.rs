@@ -245,8 +245,12 @@ fn new_store(
     call: &Arc<CallContext>,
     wasi: WasiCtx,
 ) -> Result<Store<AgentState>, String> {
-    let http_hooks =
-        http::HttpHooks { call: call.clone(), grants: inv.lent.grants.clone(), requested: inv.lent.requested.clone() };
+    let http_hooks = http::HttpHooks {
+        call: call.clone(),
+        grants: inv.lent.grants.clone(),
+        requested: inv.lent.requested.clone(),
+        counted: inv.lent.count_http.clone(),
+    };
     let state = AgentState {
         wasi,
         table: ResourceTable::new(),
