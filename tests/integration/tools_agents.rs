@@ -104,7 +104,8 @@ async fn an_agent_lists_only_its_granted_tools_and_each_refusal_names_its_rule()
         "paddock_tool_calls_total{tenant=\"acme\",server=\"kit\",outcome=\"ok\"} 1",
         "paddock_tool_calls_total{tenant=\"acme\",server=\"kit\",outcome=\"denied\"} 2",
         "paddock_tool_calls_total{tenant=\"acme\",server=\"kit\",outcome=\"failed\"} 1",
-        "paddock_tool_calls_total{tenant=\"acme\",server=\"gone\",outcome=\"denied\"} 1",
+        "paddock_tool_calls_total{tenant=\"acme\",server=\"kit\",outcome=\"invalid-arguments\"} 2",
+        "paddock_tool_calls_total{tenant=\"acme\",server=\"(none)\",outcome=\"denied\"} 2",
     ] {
         assert!(metrics.contains(line), "{line} in\n{metrics}");
     }

@@ -9,6 +9,9 @@ use rmcp::model::JsonObject;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// The `server` label of a refused call naming no configured server.
+const UNCONFIGURED: &str = "(none)";
+
 /// A tool as an agent sees it in a listing.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Listed {
@@ -60,9 +63,12 @@ impl Toolbox {
         self.rates.admit(tenant, per_minute).inspect_err(|_| self.metrics.count(tenant, server, "rate-limited"))
     }
 
-    /// Counts a call refused before it reached its server (`denied`, `budget-exceeded`...).
+    /// Counts a call refused before it reached its server (`denied`,
+    /// `budget-exceeded`...). A server that is not configured is counted as
+    /// `(none)`: an agent naming ever new servers must not grow the series.
     pub fn refused(&self, tenant: &str, server: &str, outcome: &str) {
-        self.metrics.count(tenant, server, outcome);
+        let configured = self.servers.load().servers.contains_key(server);
+        self.metrics.count(tenant, if configured { server } else { UNCONFIGURED }, outcome);
     }
 
     /// Calls the tool `name` (`server/tool`) for `tenant`, counted and timed.

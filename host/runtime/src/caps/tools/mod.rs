@@ -71,17 +71,21 @@ impl ToolsCtx {
                 return Ok(Err(e));
             }
         };
+        let tenant = &self.call.tenant;
         let arguments = match serde_json::from_str::<serde_json::Value>(&arguments) {
             Ok(serde_json::Value::Object(map)) => map,
             Ok(other) => {
+                toolbox.refused(tenant, server, "invalid-arguments");
                 let kind = json_kind(&other);
                 return Ok(Err(Error::InvalidArguments(format!(
                     "the arguments of {name} are {kind}, not a JSON object"
                 ))));
             }
-            Err(e) => return Ok(Err(Error::InvalidArguments(format!("the arguments of {name} are not JSON: {e}")))),
+            Err(e) => {
+                toolbox.refused(tenant, server, "invalid-arguments");
+                return Ok(Err(Error::InvalidArguments(format!("the arguments of {name} are not JSON: {e}"))));
+            }
         };
-        let tenant = &self.call.tenant;
         if let Err(wait) = toolbox.admit(tenant, server, self.rate) {
             return Ok(Err(Error::RateLimited(wait.as_millis().max(1).min(u128::from(u64::MAX)) as u64)));
         }
