@@ -272,3 +272,23 @@ fn install_crypto() {
         let _ = rustls::crypto::ring::default_provider().install_default();
     });
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn server(name: &str, command: &str) -> McpServer {
+        let file: McpFile = toml::from_str(&format!("command = [{command:?}]")).unwrap();
+        file.server(name, std::path::Path::new("."), None).unwrap()
+    }
+
+    #[test]
+    fn a_reload_keeps_each_unchanged_server_and_replaces_a_changed_one() {
+        let old = Servers::new([server("kit", "kit.py"), server("web", "web.py")]);
+        let new = old.reload([server("kit", "kit.py"), server("web", "web-v2.py"), server("more", "more.py")]);
+        assert!(Arc::ptr_eq(&old.servers["kit"], &new.servers["kit"]), "kit keeps its session");
+        assert!(!Arc::ptr_eq(&old.servers["web"], &new.servers["web"]), "web changed, so it starts again");
+        assert_eq!(new.names(), ["kit", "more", "web"]);
+        assert_eq!(old.reload([]).names(), Vec::<String>::new(), "a removed server is gone");
+    }
+}
