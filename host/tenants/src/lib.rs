@@ -291,18 +291,16 @@ impl Grants {
     }
 
     /// The `denied` text for a request to `host` on `port`, not granted to
-    /// `agent` for `tenant`: the tenant's rule when a pattern the manifest
-    /// asked for (`asked`) names it, else the manifest key to ask in.
+    /// `agent` for `tenant` (`asked`: the manifest's `capabilities.http`).
     pub fn host_denial(&self, host: &str, port: u16, agent: &str, tenant: &str, asked: &[String]) -> String {
-        let capability = format!("host \"{host}:{port}\"");
-        let refused = asked
-            .iter()
-            .filter(|p| paddock_core::hosts::matches(p, host, port))
-            .find_map(|p| self.refusal(&format!("host {p:?}")));
-        match refused {
-            Some(r) => format!("{capability} is not granted to agent {agent:?} by tenant {tenant:?}: {}", r.reason),
-            None => self.denial(&capability, agent, tenant, "capabilities.http", asked),
-        }
+        let names = |p: &str| paddock_core::hosts::matches(p, host, port);
+        self.pattern_denial(
+            &format!("host \"{host}:{port}\""),
+            ("host", "capabilities.http"),
+            names,
+            (agent, tenant),
+            asked,
+        )
     }
 
     /// Whether the tool `name` (`server/tool`) is granted.
@@ -311,17 +309,27 @@ impl Grants {
     }
 
     /// The `denied` text for the tool `name`, not granted to `agent` for
-    /// `tenant`: the tenant's rule when a pattern the manifest asked for
-    /// (`asked`) names it, else the manifest key to ask in.
+    /// `tenant` (`asked`: the manifest's `capabilities.tools`).
     pub fn tool_denial(&self, name: &str, agent: &str, tenant: &str, asked: &[String]) -> String {
-        let capability = format!("tool {name:?}");
-        let refused = asked
-            .iter()
-            .filter(|p| paddock_core::tools::matches(p, name))
-            .find_map(|p| self.refusal(&format!("tool {p:?}")));
+        let names = |p: &str| paddock_core::tools::matches(p, name);
+        self.pattern_denial(&format!("tool {name:?}"), ("tool", "capabilities.tools"), names, (agent, tenant), asked)
+    }
+
+    /// The `denied` text for `capability`, granted by patterns of `kind`: the
+    /// tenant's rule when a pattern the manifest asked for (`asked`) `names`
+    /// it and was refused, else the manifest key to ask in.
+    fn pattern_denial(
+        &self,
+        capability: &str,
+        (kind, manifest_key): (&str, &str),
+        names: impl Fn(&str) -> bool,
+        (agent, tenant): (&str, &str),
+        asked: &[String],
+    ) -> String {
+        let refused = asked.iter().filter(|p| names(p)).find_map(|p| self.refusal(&format!("{kind} {p:?}")));
         match refused {
             Some(r) => format!("{capability} is not granted to agent {agent:?} by tenant {tenant:?}: {}", r.reason),
-            None => self.denial(&capability, agent, tenant, "capabilities.tools", asked),
+            None => self.denial(capability, agent, tenant, manifest_key, asked),
         }
     }
 }

@@ -85,13 +85,7 @@ pub struct Servers {
 impl Servers {
     /// The servers of `[mcp.*]`; none is started yet.
     pub fn new(settings: impl IntoIterator<Item = McpServer>) -> Servers {
-        let servers = settings
-            .into_iter()
-            .map(|s| {
-                let server = Server { settings: s, session: Default::default(), sessions: AtomicU64::new(0) };
-                (server.settings.name.clone(), Arc::new(server))
-            })
-            .collect();
+        let servers = settings.into_iter().map(|s| (s.name.clone(), Server::new(s))).collect();
         Servers { servers: Arc::new(servers) }
     }
 
@@ -102,10 +96,7 @@ impl Servers {
             .into_iter()
             .map(|s| match self.servers.get(&s.name).filter(|old| old.settings == s) {
                 Some(kept) => (s.name, kept.clone()),
-                None => {
-                    let server = Server { settings: s, session: Default::default(), sessions: AtomicU64::new(0) };
-                    (server.settings.name.clone(), Arc::new(server))
-                }
+                None => (s.name.clone(), Server::new(s)),
             })
             .collect();
         Servers { servers: Arc::new(servers) }
@@ -164,6 +155,11 @@ impl Servers {
 }
 
 impl Server {
+    /// A server not connected yet.
+    fn new(settings: McpServer) -> Arc<Server> {
+        Arc::new(Server { settings, session: Default::default(), sessions: AtomicU64::new(0) })
+    }
+
     /// The live session, connecting (again) when there is none or it closed.
     async fn session(&self) -> Result<Arc<Session>, ToolError> {
         let mut slot = self.session.lock().await;

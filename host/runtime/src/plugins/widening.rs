@@ -46,18 +46,8 @@ impl Widening {
             dirs: added(&old.dirs, &new.dirs),
             read: uncovered(&readable(&new_board), &old_read),
             write: uncovered(&new_board.write, &old_board.write),
-            tools: new
-                .tools
-                .iter()
-                .filter(|n| !old.tools.iter().any(|o| paddock_core::tools::covers(o, n)))
-                .cloned()
-                .collect(),
-            http: new
-                .http
-                .iter()
-                .filter(|n| !old.http.iter().any(|o| paddock_core::hosts::covers(o, n)))
-                .cloned()
-                .collect(),
+            tools: not_covered(&new.tools, &old.tools, paddock_core::tools::covers),
+            http: not_covered(&new.http, &old.http, paddock_core::hosts::covers),
         }
     }
 
@@ -103,6 +93,11 @@ impl Widening {
         tenants.configured()
             && tenants.iter().filter(|p| p.check_agent(agent).is_ok()).all(|policy| self.granted_by(policy))
     }
+}
+
+/// The patterns of `new` that no pattern of `old` covers, by `covers`.
+fn not_covered(new: &[String], old: &[String], covers: fn(&str, &str) -> bool) -> Vec<String> {
+    new.iter().filter(|n| !old.iter().any(|o| covers(o, n))).cloned().collect()
 }
 
 /// Whether `grant` grants every name `pattern` does, by `covers`.

@@ -359,7 +359,10 @@ impl Runtime {
             gateway: Some(self.inner.gateway.clone()),
             approvals: self.inner.approvals.get().cloned(),
             tools: Some(self.inner.tools.clone()),
-            tool_rate: s.tenants.get(&tenant).ok().and_then(|p| p.tool_calls_per_minute),
+            // Looked up only for an agent that asks for tools: every invocation comes here.
+            tool_rate: (!agent.requested.tools.is_empty())
+                .then(|| s.tenants.get(&tenant).ok().and_then(|p| p.tool_calls_per_minute))
+                .flatten(),
             // Only an agent that asks for hosts can send a request.
             count_http: (!agent.requested.http.is_empty()).then(|| self.inner.metrics.http_counter(&tenant)),
         };
