@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// A server on 127.0.0.1: `/hello` ("hi", counted), `/echo` (the body sent),
 /// `/big` (8 KiB), `/redirect` (302 to `localhost`'s `/hello`); its port.
-async fn server(hits: Arc<AtomicUsize>) -> u16 {
+pub(crate) async fn server(hits: Arc<AtomicUsize>) -> u16 {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let hello = move || {

@@ -73,7 +73,7 @@ fn cache_dir() -> PathBuf {
 }
 
 /// `paddock` with `args` in `dir`, with `path` as PATH when given.
-fn paddock(dir: &Path, args: &[&str], path: Option<&Path>) -> Ran {
+pub(crate) fn paddock(dir: &Path, args: &[&str], path: Option<&Path>) -> Ran {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_paddock"));
     cmd.current_dir(dir).args(args).env_remove("PADDOCK_LOG").env_remove("RUST_LOG");
     cmd.env("PADDOCK_CACHE_DIR", cache_dir());
@@ -112,7 +112,7 @@ fn build(lang: Lang) -> Option<Built> {
 
 /// Whether `built` failed for want of `lang`'s toolchain: a failure when CI
 /// is set, and otherwise said loudly, for the caller to skip its test.
-fn toolchain_is_missing(lang: Lang, built: &Ran) -> bool {
+pub(crate) fn toolchain_is_missing(lang: Lang, built: &Ran) -> bool {
     if built.code == 0 || !built.stderr.contains("; install it with: ") {
         return false;
     }

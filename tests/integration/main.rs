@@ -17,6 +17,7 @@ mod hostile_flows;
 mod hostile_plugins;
 mod hostile_tenants;
 mod http;
+mod http_languages;
 mod journal;
 mod languages;
 mod limits;

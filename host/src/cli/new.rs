@@ -108,9 +108,10 @@ fn template(lang: Lang) -> Template {
             sources: &[embed!("app.py", "../../../plugins/hello-py/app.py")],
             sdk: false,
             main: "app.py",
-            build: "# componentize-py bundles CPython and app.py into one component (~18 MB).\n\
+            build: "# componentize-py bundles CPython and app.py into one component (~18 MB). To send\n\
+                    # HTTP requests, build `-w http-agent-world` instead (see README.md).\n\
                     command = \"componentize-py -d wit -w agent-world componentize app -o build/agent.wasm\"",
-            notes: "",
+            notes: include_str!("../../templates/python/README.md"),
             memory: "32MiB",
             ignore: "build/\n__pycache__/\n.paddock/\n",
         },
@@ -120,9 +121,10 @@ fn template(lang: Lang) -> Template {
             sdk: false,
             main: "app.js",
             build: "# componentize-js bundles SpiderMonkey and app.js into one component (~12 MB);\n\
-                    # `-d http fetch-event` leaves out wasi:http, which the host does not provide.\n\
+                    # `-d http` leaves out `fetch` (wasi:http), which the host links only for an agent\n\
+                    # that asks for hosts; `fetch-event` is for servers (see README.md).\n\
                     command = \"mkdir -p build && componentize-js app.js --wit wit --world-name agent-world -d http fetch-event -o build/agent.wasm\"",
-            notes: "",
+            notes: include_str!("../../templates/js/README.md"),
             memory: "32MiB",
             ignore: "build/\n.paddock/\n",
         },
@@ -222,12 +224,7 @@ mod tests {
 
     #[test]
     fn every_wit_file_of_the_contract_is_embedded() {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../wit");
-        let mut on_disk: Vec<String> = std::fs::read_dir(&dir)
-            .unwrap()
-            .map(|e| format!("wit/{}", e.unwrap().file_name().to_string_lossy()))
-            .collect();
-        on_disk.sort();
+        let on_disk = files_under(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../wit"), "wit");
         let embedded: Vec<&str> = WIT_FILES.iter().map(|f| f.0).collect();
         assert_eq!(embedded, on_disk);
     }
