@@ -16,6 +16,10 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+// The allocator the `paddock` binary runs on, so the figures are the binary's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn runtime(pooling: bool) -> Runtime {
     // Usage in memory: the ledger's disk writer is measured by the ledger bench.
     let toml = format!(

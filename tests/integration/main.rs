@@ -38,6 +38,7 @@ mod serve_operate;
 mod serve_reload;
 mod serve_traces;
 mod settings;
+mod slots;
 mod tenants;
 mod tools;
 mod tools_agents;

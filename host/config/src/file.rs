@@ -138,6 +138,7 @@ pub(crate) struct EngineSection {
     pub(crate) max_core_instances: Option<u32>,
     pub(crate) epoch_tick: Option<Span>,
     pub(crate) cpu_slots: Option<usize>,
+    pub(crate) keep_resident: Option<ByteSize>,
 }
 
 #[derive(Debug, Default, Deserialize)]

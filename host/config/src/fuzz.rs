@@ -71,6 +71,7 @@ const SECTIONS: &[(&str, &[&str])] = &[
             "max-core-instances",
             "epoch-tick",
             "cpu-slots",
+            "keep-resident",
         ],
     ),
     ("blackboard", &["store", "path", "max-keys", "max-bytes", "history"]),

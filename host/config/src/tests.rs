@@ -265,3 +265,14 @@ fn retention_and_flow_store_bounds_have_defaults_and_refuse_what_would_lose_work
         assert_eq!(parse(text).unwrap_err().message, message, "{text}");
     }
 }
+
+#[test]
+fn keep_resident_defaults_to_one_mib_and_is_refused_over_its_cap() {
+    assert_eq!(Settings::default().engine.keep_resident, 1 << 20);
+    assert_eq!(parse("[engine]\nkeep-resident = \"0\"\n").unwrap().engine.keep_resident, 0);
+    let err = parse("[engine]\nkeep-resident = \"65MiB\"\n").unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "conf/paddock.toml: engine.keep-resident (65 MiB) must be at most 64 MiB (it is kept in every pool slot used at the busiest moment)"
+    );
+}

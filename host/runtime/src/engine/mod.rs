@@ -5,7 +5,7 @@ use paddock_config::{EngineSettings, Limits};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
-use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 /// Wasm stack an invocation may use. Deep recursion must end in a
 /// stack-overflow trap long before the fiber's own native stack is exhausted.
@@ -45,16 +45,33 @@ pub fn build(settings: &EngineSettings, ceiling: &Limits) -> wasmtime::Result<En
             .max_memory_size(ceiling.memory as usize)
             .max_tables_per_module(settings.max_tables)
             .max_memories_per_module(1)
-            // Not kept resident: a Rust guest's 1 MiB shadow stack sits at the
-            // bottom of its memory and is touched only at the top, so keeping
-            // the first N bytes resident memsets pages nobody uses (1 MiB cost
-            // ~20 µs per invocation here); decommitting is cheaper.
-            .linear_memory_keep_resident(0)
-            .table_keep_resident(1 << 16)
             .decommit_batch_size(DECOMMIT_BATCH);
+        keep_resident(&mut pool, settings.keep_resident, PoolingAllocationConfig::is_pagemap_scan_available());
         config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     }
     Engine::new(&config)
+}
+
+/// What of a slot stays resident for the next invocation in it.
+///
+/// With the kernel's `PAGEMAP_SCAN` (Linux 6.7 and later), wasmtime finds
+/// the pages an invocation dirtied and copies their initial contents back,
+/// up to `keep` bytes of each memory, instead of unmapping them: the next
+/// invocation takes no page faults on them and the teardown no TLB shootdown.
+/// Measured here, `hello`'s instantiate + run went from 29 to 19 µs, `echo`'s
+/// from 21 to 13 µs. Every invocation still starts from a pristine instance.
+///
+/// Without it, keeping the first `keep` bytes would memset them whether
+/// dirtied or not, and a Rust guest's 1 MiB shadow stack sits at the bottom
+/// of its memory, touched only at its top (1 MiB cost ~20 µs per invocation
+/// here): then nothing of a memory is kept, and decommitting is cheaper.
+fn keep_resident(pool: &mut PoolingAllocationConfig, keep: u64, scan: bool) {
+    let keep = usize::try_from(keep).unwrap_or(usize::MAX);
+    if scan && keep > 0 {
+        pool.pagemap_scan(Enabled::Yes).linear_memory_keep_resident(keep).table_keep_resident(keep.min(1 << 16));
+    } else {
+        pool.linear_memory_keep_resident(0).table_keep_resident(1 << 16);
+    }
 }
 
 /// Slots of each kind that may wait, freed, in the decommit queues: up to a

@@ -128,9 +128,20 @@ where
 /// once it has computed a whole tick (see the module docs) — or there from
 /// the start when its tenant is `busy`; a panic in it goes on in the caller,
 /// as if it had run there.
-pub(super) async fn run<T: Send + 'static>(work: impl Future<Output = T> + Send + 'static, busy: bool) -> T {
-    let Some(pool) = pool() else { return work.await };
-    placed(pool, Box::pin(work), busy).await
+///
+/// Boxed at once: an invocation's state is kilobytes, and the futures
+/// that await this one would otherwise hold and move it.
+pub(super) fn run<T: Send + 'static>(
+    work: impl Future<Output = T> + Send + 'static,
+    busy: bool,
+) -> impl Future<Output = T> + Send + 'static {
+    let work = Box::pin(work);
+    async move {
+        match pool() {
+            Some(pool) => placed(pool, work, busy).await,
+            None => work.await,
+        }
+    }
 }
 
 /// `work` on its caller's thread, or on `pool` when `busy`.

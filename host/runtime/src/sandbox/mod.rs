@@ -168,6 +168,20 @@ pub struct Outcome {
     pub fuel_consumed: u64,
     /// Wall-clock time from store creation to the end.
     pub elapsed: Duration,
+    /// Where that time went.
+    pub phases: Phases,
+}
+
+/// The parts of an invocation's time: the sandbox's (making the instance,
+/// tearing it down) and the call (the guest's own work and its host calls).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Phases {
+    /// Instantiating the component in a fresh store.
+    pub instantiate: Duration,
+    /// The export's call: the guest's own work and the host calls it makes.
+    pub call: Duration,
+    /// Dropping the store: its memories and tables reset for the next invocation.
+    pub teardown: Duration,
 }
 
 /// Runs `input` through a fresh instance of `pre`.
@@ -182,42 +196,46 @@ pub async fn invoke(engine: &Engine, pre: &AgentWorldPre<AgentState>, inv: Invoc
         inv.budget.clone(),
     );
     let (agent, version) = (inv.agent.clone(), inv.version.clone());
-    let finish = |result, fuel_consumed| Outcome {
+    let finish = |result, fuel_consumed, phases| Outcome {
         run: call.run.clone(),
         version: version.clone(),
         result,
         logs: call.log.take(),
         fuel_consumed,
         elapsed: started.elapsed(),
+        phases,
     };
 
     if input.len() as u64 > inv.caps.io_bytes {
         let limit = LimitHit::Io { what: "input", size: input.len() as u64, limit: inv.caps.io_bytes };
-        return finish(Err(InvokeError::Limit { agent, limit }), 0);
+        return finish(Err(InvokeError::Limit { agent, limit }), 0, Phases::default());
     }
     let (stdout, stderr) = (Capture::new(call.clone(), Source::Stdout), Capture::new(call.clone(), Source::Stderr));
     let wasi = match wasi_context(&inv.dirs, &inv.env, &stdout, &stderr) {
         Ok(wasi) => wasi,
-        Err(reason) => return finish(Err(InvokeError::Start { agent, reason }), 0),
+        Err(reason) => return finish(Err(InvokeError::Start { agent, reason }), 0, Phases::default()),
     };
     let limits = inv.limits;
     let mut store = match new_store(engine, &inv, &call, wasi) {
         Ok(store) => store,
-        Err(reason) => return finish(Err(InvokeError::Start { agent, reason }), 0),
+        Err(reason) => return finish(Err(InvokeError::Start { agent, reason }), 0, Phases::default()),
     };
     let deadline = started + limits.timeout;
     // The ticket is shared by the epoch callback (each tick) and this
     // function (the fuel share before the start, the fuel after the end).
     let cpu = inv.cpu.map(|t| Arc::new(parking_lot::Mutex::new(t)));
     if let Err(reason) = wait_for_fuel_share(cpu.as_ref(), &inv.tenant, deadline).await {
-        return finish(Err(InvokeError::Start { agent, reason }), 0);
+        return finish(Err(InvokeError::Start { agent, reason }), 0, Phases::default());
     }
     arm_deadline(&mut store, deadline, limits.fuel, cpu.clone());
 
     // The epoch callback stops a guest that computes past its deadline; this
     // timeout stops one that waits past it inside a host call.
+    let mut phases = Phases::default();
     let run = async {
+        let instantiating = Instant::now();
         let instance = pre.instantiate_async(&mut store).await.map_err(|e| (e, true))?;
+        phases.instantiate = instantiating.elapsed();
         let agent = instance.paddock_agent_agent();
         if inv.compensate {
             let undone = agent.call_compensate(&mut store, input).await.map_err(|e| (e, false))?;
@@ -227,7 +245,9 @@ pub async fn invoke(engine: &Engine, pre: &AgentWorldPre<AgentState>, inv: Invoc
         }
     };
     // The same deadline as the epoch callback's, which a wait for the fuel share has used up part of.
+    let calling = Instant::now();
     let ran = tokio::time::timeout_at(deadline.into(), run).await;
+    phases.call = calling.elapsed().saturating_sub(phases.instantiate);
     stdout.finish();
     stderr.finish();
     let fuel_consumed = limits.fuel.saturating_sub(store.get_fuel().unwrap_or(0));
@@ -235,7 +255,10 @@ pub async fn invoke(engine: &Engine, pre: &AgentWorldPre<AgentState>, inv: Invoc
         cpu.lock().settle(fuel_consumed);
     }
     let result = verdict(ran, &store, &limits, inv.caps.io_bytes, agent);
-    finish(result, fuel_consumed)
+    let tearing_down = Instant::now();
+    drop(store);
+    phases.teardown = tearing_down.elapsed();
+    finish(result, fuel_consumed, phases)
 }
 
 /// A store for one invocation: its state, memory and table limits, and fuel.
