@@ -76,7 +76,9 @@ fn logged(outcome: &Outcome, message: &str) -> bool {
 
 /// What the host says when `agent`, asking for 127.0.0.1 only, sends to `localhost:port`.
 fn not_granted(agent: &str, port: u16) -> String {
-    format!("denied: host \"localhost:{port}\" is not granted to agent \"{agent}\" (its manifest's capabilities.http: 127.0.0.1)")
+    format!(
+        "denied: host \"localhost:{port}\" is not granted to agent \"{agent}\" (its manifest's capabilities.http: 127.0.0.1)"
+    )
 }
 
 /// The answer an agent in `lang` gives for a request the host refused with `why`:
