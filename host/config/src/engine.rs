@@ -26,6 +26,9 @@ pub struct EngineSettings {
     /// resident for the next one in its slot, reset by copying rather than
     /// unmapped (where the kernel has `PAGEMAP_SCAN`, Linux 6.7 and later).
     pub keep_resident: u64,
+    /// Address space reserved for each pooled linear memory; `None` is
+    /// wasmtime's 4 GiB, with which compiled code needs no bounds checks.
+    pub memory_reservation: Option<u64>,
 }
 
 /// The default of `engine.keep-resident`: more than a Rust or C agent
@@ -38,7 +41,7 @@ pub const DEFAULT_KEEP_RESIDENT: u64 = 1 << 20;
 pub const MAX_KEEP_RESIDENT: u64 = 64 << 20;
 
 /// Validates `[engine]`.
-pub(crate) fn engine(e: &EngineSection) -> Result<EngineSettings, String> {
+pub(crate) fn engine(e: &EngineSection, ceiling_memory: u64) -> Result<EngineSettings, String> {
     let engine = EngineSettings {
         pooling: e.pooling.unwrap_or(true),
         max_instances: e.max_instances.unwrap_or(1000),
@@ -50,12 +53,22 @@ pub(crate) fn engine(e: &EngineSection) -> Result<EngineSettings, String> {
             .cpu_slots
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, std::num::NonZero::get)),
         keep_resident: e.keep_resident.map_or(DEFAULT_KEEP_RESIDENT, |b| b.0),
+        memory_reservation: e.memory_reservation.map(|b| b.0),
     };
     if engine.keep_resident > MAX_KEEP_RESIDENT {
         return Err(format!(
             "engine.keep-resident ({}) must be at most {} (it is kept in every pool slot used at the busiest moment)",
             ByteSize(engine.keep_resident),
             ByteSize(MAX_KEEP_RESIDENT)
+        ));
+    }
+    if let Some(reserved) = engine.memory_reservation
+        && reserved < ceiling_memory
+    {
+        return Err(format!(
+            "engine.memory-reservation ({}) is below ceiling.memory ({}): no memory could grow past it; raise it or lower the ceiling",
+            ByteSize(reserved),
+            ByteSize(ceiling_memory)
         ));
     }
     if engine.max_instances == 0 {

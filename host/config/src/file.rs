@@ -139,6 +139,7 @@ pub(crate) struct EngineSection {
     pub(crate) epoch_tick: Option<Span>,
     pub(crate) cpu_slots: Option<usize>,
     pub(crate) keep_resident: Option<ByteSize>,
+    pub(crate) memory_reservation: Option<ByteSize>,
 }
 
 #[derive(Debug, Default, Deserialize)]

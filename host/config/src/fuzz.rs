@@ -72,6 +72,7 @@ const SECTIONS: &[(&str, &[&str])] = &[
             "epoch-tick",
             "cpu-slots",
             "keep-resident",
+            "memory-reservation",
         ],
     ),
     ("blackboard", &["store", "path", "max-keys", "max-bytes", "history"]),

@@ -211,7 +211,7 @@ impl Settings {
     /// Each section in turn, each error naming its key.
     fn validate(file: FileConfig, path: Option<&Path>, base: &Path, keys: ProviderKeys) -> Result<Settings, String> {
         let (limits, ceiling, caps) = limits::limits(&file.limits, &file.ceiling)?;
-        let engine = engine::engine(&file.engine)?;
+        let engine = engine::engine(&file.engine, ceiling.memory)?;
         let data_dir = base.join(file.host.data.clone().unwrap_or_else(|| PathBuf::from(".paddock")));
         let stores = stores::stores(&file, &data_dir, base)?;
         let plugins = plugins::plugin_settings(&file.host, &data_dir, base, &stores.postgres)?;

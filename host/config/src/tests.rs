@@ -276,3 +276,19 @@ fn keep_resident_defaults_to_one_mib_and_is_refused_over_its_cap() {
         "conf/paddock.toml: engine.keep-resident (65 MiB) must be at most 64 MiB (it is kept in every pool slot used at the busiest moment)"
     );
 }
+
+#[test]
+fn a_memory_reservation_below_the_memory_ceiling_is_refused_naming_both() {
+    assert_eq!(
+        parse("[engine]\nmemory-reservation = \"256MiB\"\n[ceiling]\nmemory = \"64MiB\"\n")
+            .unwrap()
+            .engine
+            .memory_reservation,
+        Some(256 << 20)
+    );
+    let err = parse("[engine]\nmemory-reservation = \"64MiB\"\n[ceiling]\nmemory = \"128MiB\"\n").unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "conf/paddock.toml: engine.memory-reservation (64 MiB) is below ceiling.memory (128 MiB): no memory could grow past it; raise it or lower the ceiling"
+    );
+}

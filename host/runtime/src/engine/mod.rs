@@ -49,7 +49,21 @@ pub fn build(settings: &EngineSettings, ceiling: &Limits) -> wasmtime::Result<En
         keep_resident(&mut pool, settings.keep_resident, PoolingAllocationConfig::is_pagemap_scan_available());
         config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     }
-    Engine::new(&config)
+    if let Some(reserved) = settings.memory_reservation {
+        config.memory_reservation(reserved);
+    }
+    Engine::new(&config).map_err(|e| match settings.pooling {
+        // The pool reserves its address space up front: two memories a slot,
+        // each of `memory-reservation` (4 GiB by default) and a guard.
+        true => e.context(format!(
+            "cannot reserve the instance pool for engine.max-instances = {} (two memories a slot, each reserving {} \
+             of address space): lower engine.max-instances, or set engine.memory-reservation (smaller reservations \
+             cost a bounds check on each memory access)",
+            settings.max_instances,
+            settings.memory_reservation.map_or("4 GiB".to_string(), |b| paddock_core::ByteSize(b).to_string()),
+        )),
+        false => e,
+    })
 }
 
 /// What of a slot stays resident for the next invocation in it.
@@ -119,5 +133,25 @@ impl Drop for EpochTicker {
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use paddock_config::Settings;
+
+    #[test]
+    fn a_pool_too_big_for_the_address_space_names_the_knobs_that_shrink_it() {
+        let settings = Settings::default();
+        // A million slots of two 4 GiB memories: 8 PiB, more than any process may map.
+        let engine = EngineSettings { max_instances: 1_000_000, ..settings.engine.clone() };
+        let error = build(&engine, &settings.ceiling).expect_err("the pool cannot be reserved");
+        assert_eq!(
+            error.to_string(),
+            "cannot reserve the instance pool for engine.max-instances = 1000000 (two memories a slot, each reserving \
+             4 GiB of address space): lower engine.max-instances, or set engine.memory-reservation (smaller \
+             reservations cost a bounds check on each memory access)"
+        );
     }
 }

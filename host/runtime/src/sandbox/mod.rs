@@ -411,9 +411,30 @@ fn classify(
             };
             InvokeError::Crashed { agent, reason: format!("{trap}{hint}") }
         }
-        None if instantiating => InvokeError::Start { agent, reason: format!("{error:#}") },
+        None if instantiating => InvokeError::Start { agent, reason: format!("{error:#}{}", mappings_hint(&error)) },
         None => InvokeError::Crashed { agent, reason: format!("{error:#}") },
     }
+}
+
+/// What to do when the kernel refused an instance its memory mappings
+/// (ENOMEM while instantiating): each running instance holds several (its
+/// memories, tables and stack, each with its guard), and Linux allows a
+/// process `vm.max_map_count` of them (65,530 by default), which 6,000 to
+/// 10,000 waiting agents reach (measured) before `engine.max-instances` does.
+fn mappings_hint(error: &wasmtime::Error) -> String {
+    let refused = error.chain().any(|cause| {
+        cause.downcast_ref::<std::io::Error>().and_then(std::io::Error::raw_os_error) == Some(libc::ENOMEM)
+            || cause.to_string().contains("os error 12")
+    });
+    if !refused {
+        return String::new();
+    }
+    let limit =
+        std::fs::read_to_string("/proc/sys/vm/max_map_count").map_or("its".to_string(), |n| n.trim().to_string());
+    format!(
+        " (the kernel allows a process {limit} memory mappings, vm.max_map_count, and every running instance holds \
+         several: raise it, e.g. sysctl vm.max_map_count=262144, or lower engine.max-instances)"
+    )
 }
 
 /// A WASI context that grants nothing but clocks, random, captured output,
@@ -435,4 +456,24 @@ fn wasi_context(
             .map_err(|e| format!("cannot open granted directory {} (for {}): {e:#}", dir.host.display(), dir.guest))?;
     }
     Ok(builder.build())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_instance_refused_its_mappings_names_vm_max_map_count() {
+        let refused = wasmtime::Error::from(std::io::Error::from_raw_os_error(libc::ENOMEM)).context("instantiating");
+        let hint = mappings_hint(&refused);
+        assert!(hint.starts_with(" (the kernel allows a process "), "{hint}");
+        assert!(
+            hint.ends_with(
+                " memory mappings, vm.max_map_count, and every running instance holds several: raise it, e.g. \
+                 sysctl vm.max_map_count=262144, or lower engine.max-instances)"
+            ),
+            "{hint}"
+        );
+        assert_eq!(mappings_hint(&wasmtime::Error::msg("a trap")), "");
+    }
 }
