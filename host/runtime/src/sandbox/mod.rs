@@ -429,8 +429,8 @@ fn mappings_hint(error: &wasmtime::Error) -> String {
     if !refused {
         return String::new();
     }
-    let limit =
-        std::fs::read_to_string("/proc/sys/vm/max_map_count").map_or("its".to_string(), |n| n.trim().to_string());
+    let limit = std::fs::read_to_string("/proc/sys/vm/max_map_count")
+        .map_or("a limited number of".to_string(), |n| n.trim().to_string());
     format!(
         " (the kernel allows a process {limit} memory mappings, vm.max_map_count, and every running instance holds \
          several: raise it, e.g. sysctl vm.max_map_count=262144, or lower engine.max-instances)"
