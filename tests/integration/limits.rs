@@ -5,7 +5,7 @@ use crate::util::*;
 use paddock::caps::log::Source;
 use paddock::config::Requested;
 use paddock::runtime::RunOptions;
-use paddock::sandbox::{InvokeError, LimitHit};
+use paddock::sandbox::{InvokeError, LimitHit, Outcome};
 use paddock_test_guests::guests;
 use std::time::{Duration, Instant};
 
@@ -24,12 +24,21 @@ async fn infinite_loop_runs_out_of_fuel_naming_the_limit() {
     still_serves(&rt).await;
 }
 
+/// Loads `spec` (compiling it, which a busy machine may take seconds over),
+/// then runs it: the outcome, with the time from the run's start to its end.
+async fn timed_run(rt: &paddock::runtime::Runtime, spec: &str, input: &str) -> Outcome {
+    let agent = rt.load(spec).unwrap_or_else(|e| panic!("load {spec}: {e}"));
+    let started = Instant::now();
+    let mut outcome = rt.run(&agent, input, &RunOptions::default()).await.expect("options are valid");
+    outcome.elapsed = started.elapsed();
+    outcome
+}
+
 #[tokio::test]
 async fn infinite_loop_with_ample_fuel_is_stopped_at_its_wall_clock_deadline() {
     let rt = runtime("[limits]\nfuel = 1000000000000\ntimeout = \"300ms\"\n");
-    let started = Instant::now();
-    let outcome = run(&rt, guests::SPIN, "{}").await;
-    let took = started.elapsed();
+    let outcome = timed_run(&rt, guests::SPIN, "{}").await;
+    let took = outcome.elapsed;
     assert_eq!(error_text(&outcome), "agent \"spin\" exceeded its wall-clock limit (timeout 300ms)");
     assert!(took >= Duration::from_millis(300) && took < Duration::from_millis(1300), "took {took:?}");
     still_serves(&rt).await;
@@ -100,9 +109,8 @@ async fn oversized_blackboard_key_is_denied_naming_the_limit() {
 #[tokio::test]
 async fn guest_blocked_in_a_host_call_is_stopped_at_its_deadline() {
     let rt = runtime("[limits]\ntimeout = \"400ms\"\n");
-    let started = Instant::now();
-    let outcome = run(&rt, guests::WATCHER, r#"{"wait_ms":60000}"#).await;
-    let took = started.elapsed();
+    let outcome = timed_run(&rt, guests::WATCHER, r#"{"wait_ms":60000}"#).await;
+    let took = outcome.elapsed;
     assert_eq!(error_text(&outcome), "agent \"watcher\" exceeded its wall-clock limit (timeout 400ms)");
     assert!(took < Duration::from_millis(1400), "took {took:?}");
     still_serves(&rt).await;
