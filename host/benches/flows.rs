@@ -6,7 +6,9 @@
 //! µs a step), on the durable SQLite store and, when PostgreSQL is installed,
 //! on a database of a throwaway local cluster.
 //!
-//! `cargo bench -p paddock --bench flows` (figures also in `target/flows-bench.json`)
+//! `cargo bench -p paddock --bench flows` (figures also in `target/flows-bench.json`);
+//! `PADDOCK_BENCH_STORES=sqlite` measures only the stores it lists (memory,
+//! sqlite, postgres, postgres-queue).
 
 #[path = "common/report.rs"]
 mod report;
@@ -57,6 +59,8 @@ fn main() {
     );
     let settings = Settings::parse(&toml, &dir.path().join("paddock.toml")).unwrap();
     let mut report = serde_json::Map::new();
+    let only = std::env::var("PADDOCK_BENCH_STORES").ok();
+    let wanted = |label: &str| only.as_deref().is_none_or(|o| o.split(',').any(|w| w.trim() == label));
     tokio.block_on(async {
         let rt = Runtime::new(settings).unwrap();
         let agent = rt.load("noop").unwrap();
@@ -72,7 +76,8 @@ fn main() {
         // A throwaway local cluster (fsync off, as the tests make it): the cost of the round trips. The
         // fan-out's items run in the process, or go through the work queue every host claims from (this
         // host alone claiming them, as `paddock flow run` does).
-        if let Some(pg) = paddock_postgres::testing::database("flows_bench") {
+        let pg = (wanted("postgres") || wanted("postgres-queue")).then(|| paddock_postgres::testing::database("flows_bench"));
+        if let Some(pg) = pg.flatten() {
             let store = Arc::new(paddock::flow::postgres::PostgresStore::open(pg).unwrap());
             stores.push(("postgres", store.clone(), None));
             stores.push(("postgres-queue", store.clone(), Some(store)));
@@ -98,7 +103,7 @@ fn main() {
         let (base_seq, base_fan) = (median(direct_seq), median(direct_fan));
         println!("direct invocation: {base_seq:?} each in a row; {base_fan:?} each, 1000 at once");
         report.insert("direct_us".into(), json!({"sequence": base_seq.as_secs_f64() * 1e6, "fanout": base_fan.as_secs_f64() * 1e6}));
-        for (label, store, queue) in stores {
+        for (label, store, queue) in stores.into_iter().filter(|s| wanted(s.0)) {
             let flows = match queue {
                 Some(queue) => Flows::new(rt.clone(), store).with_work_queue(queue),
                 None => Flows::new(rt.clone(), store),

@@ -12,6 +12,7 @@ mod doors;
 mod fairness;
 mod flows;
 mod flows_sagas;
+mod group_commit;
 mod hostile_board;
 mod hostile_flows;
 mod hostile_plugins;

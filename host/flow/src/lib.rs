@@ -12,6 +12,7 @@ pub mod expr;
 mod failover;
 mod hold;
 pub mod hub;
+mod lane;
 pub mod lease;
 mod memory;
 pub mod metrics;
@@ -39,7 +40,8 @@ pub use retention::{forget_versions, prune};
 pub use run::StepErr;
 pub use spec::{Flow, SpecError};
 pub use store::{
-    AnswerError, FlowBounds, FlowStore, MemoryStore, Pruned, RunRecord, RunStatus, StepRecord, StepStatus, StoreError,
+    AnswerError, Finished, FlowBounds, FlowStore, MemoryStore, Pruned, RunRecord, RunStatus, StepRecord, StepStatus,
+    StoreError,
 };
 
 use paddock_quota::run::RunBudget;
@@ -521,10 +523,15 @@ impl Flows {
             )
         }
         .instrument(span.clone());
+        let lane = lane::Lane::default();
         // A cancel drops the walk: its agents stop, its fan-outs' tasks are aborted.
         let out = tokio::select! {
-            out = walk => Ok(out),
-            by = cancelled.wait_for(Option::is_some) => Err(by.ok().and_then(|b| b.clone()).unwrap_or_default()),
+            out = lane.scope(walk) => Ok(lane.close(&ctx, out)),
+            by = cancelled.wait_for(Option::is_some) => {
+                // What finished before the cancel is kept.
+                drop(lane.close(&ctx, Ok(Value::Null)));
+                Err(by.ok().and_then(|b| b.clone()).unwrap_or_default())
+            }
         };
         beat.abort();
         let report = {

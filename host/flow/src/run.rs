@@ -124,13 +124,6 @@ impl Ctx {
         self.checkpoints.lock().insert(rec.path.clone(), rec);
     }
 
-    /// Writes a checkpoint; the step after it starts only once it is stored.
-    pub(super) fn record(&self, rec: StepRecord) -> Result<(), StepErr> {
-        self.store.put_step(&self.run, lease::this_process(), &rec).map_err(|e| StepErr::new(&rec.path, e))?;
-        self.checkpoints.lock().insert(rec.path.clone(), rec);
-        Ok(())
-    }
-
     pub(super) fn next_seq(&self) -> u64 {
         self.seq.fetch_add(1, Ordering::Relaxed)
     }
@@ -246,7 +239,7 @@ impl Ctx {
             let Attempt { mut rec, journal, result, retryable } =
                 self.attempt(step, &agent, &text, path, attempt, scope).await?;
             match result {
-                Ok(raw) => return self.succeed(step, rec, raw, &journal, started),
+                Ok(raw) => return self.succeed(step, rec, raw, journal, started),
                 Err(e) if retryable && attempt < last => {
                     let wait = backoff(step, attempt);
                     self.emit(|| Event::StepRetrying {
@@ -318,15 +311,15 @@ impl Ctx {
         Ok(Attempt { rec, journal, result, retryable })
     }
 
-    /// Records an agent step's success: its checkpoint and journal in one
-    /// commit, then its output.
-    fn succeed(&self, step: &Step, mut rec: StepRecord, raw: String, journal: &[Entry], started: Instant) -> Out {
+    /// Records an agent step's success: its checkpoint and journal kept
+    /// together (written with the task's next checkpoint), then its output.
+    fn succeed(&self, step: &Step, mut rec: StepRecord, raw: String, journal: Vec<Entry>, started: Instant) -> Out {
         let output = serde_json::from_str(&raw).unwrap_or_else(|_| Value::String(raw.clone()));
         rec.status = StepStatus::Done;
         rec.output = Some(output.to_string());
         rec.raw = Some(raw);
         let path = rec.path.clone();
-        self.store.finish_step(&self.run, lease::this_process(), &rec, journal).map_err(|e| StepErr::new(&path, e))?;
+        self.keep_finished(&rec, journal)?;
         self.checkpoints.lock().insert(path.clone(), rec);
         self.outputs.lock().insert(step.name.clone(), output.clone());
         self.emit(|| Event::StepFinished {

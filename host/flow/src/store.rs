@@ -501,6 +501,15 @@ pub trait FlowStore: Send + Sync {
         self.put_journal(run, holder, &step.path, step.attempt, journal)?;
         self.put_step(run, holder, step)
     }
+    /// Keeps finished attempts (each with its journal), then `next`, in one
+    /// commit where the store can: how a step's start rides with the end of
+    /// the step before it. Refused as a whole when any part is.
+    fn put_steps(&self, run: &str, holder: &str, done: &[Finished], next: Option<&StepRecord>) -> Result<(), String> {
+        for (step, journal) in done {
+            self.finish_step(run, holder, step, journal)?;
+        }
+        next.map_or(Ok(()), |step| self.put_step(run, holder, step))
+    }
     /// A step's journal and the attempt it is from.
     fn journal(&self, run: &str, step: &str) -> Result<Option<(u32, Vec<Entry>)>, String>;
     /// Adds or replaces a dead letter; refused past its tenant's bound.
@@ -555,6 +564,9 @@ pub trait FlowStore: Send + Sync {
 }
 
 /// The error for a question id that is already in use.
+/// A finished attempt's checkpoint and journal, not yet written.
+pub type Finished = (StepRecord, Vec<Entry>);
+
 pub(super) fn taken(id: &str) -> String {
     format!("flow store: approval id {id:?} is already taken")
 }

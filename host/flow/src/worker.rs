@@ -77,7 +77,9 @@ async fn execute(ctx: &Ctx, item: &WorkItem) -> WorkEnd {
         _ => ItemPolicy::Fail,
     };
     let scope = Scope { item: each, budget: None, policy: Some(policy) };
-    match ctx.agent_step(step, input, &item.path, &scope).await {
+    let lane = crate::lane::Lane::default();
+    let out = lane.scope(ctx.agent_step(step, input, &item.path, &scope)).await;
+    match lane.close(ctx, out) {
         Ok(_) => WorkEnd::Settled,
         Err(e) => WorkEnd::Failed { message: e.message, leaf: e.leaf.map(|l| *l) },
     }

@@ -24,8 +24,8 @@ mod write;
 
 use super::bells::Doorbells;
 use super::store::{
-    ALL, AnswerError, ApprovalRecord, Cutoffs, DeadLetter, FlowBounds, FlowStore, Page, Pruned, RunQuery, RunRecord,
-    RunStatus, RunSummary, StepRecord, StoreError, apply_answer, taken,
+    ALL, AnswerError, ApprovalRecord, Cutoffs, DeadLetter, Finished, FlowBounds, FlowStore, Page, Pruned, RunQuery,
+    RunRecord, RunStatus, RunSummary, StepRecord, StoreError, apply_answer, taken,
 };
 use paddock_journal::Entry;
 use paddock_postgres::{Migration, Postgres, Transaction};

@@ -158,6 +158,27 @@ impl FlowStore for PostgresStore {
         })
     }
 
+    fn put_steps(&self, run: &str, holder: &str, done: &[Finished], next: Option<&StepRecord>) -> Result<(), String> {
+        let written = |s: &StepRecord| to_json(s).map(|data| (s.clone(), data));
+        let done: Vec<_> = done
+            .iter()
+            .map(|(step, journal)| Ok((written(step)?, to_json(journal)?)))
+            .collect::<Result<_, String>>()?;
+        let next = next.map(written).transpose()?;
+        let (run, holder, bounds) = (run.to_string(), holder.to_string(), self.bounds);
+        transact!(self, |tx| {
+            let bound = (&bounds, bounds.shared);
+            for ((step, data), journal) in &done {
+                write_journal(&tx, bound, (&run, &holder, &step.path, step.attempt), journal).await?;
+                write_step(&tx, bound, (&run, &holder), step, data).await?;
+            }
+            match &next {
+                Some((step, data)) => write_step(&tx, bound, (&run, &holder), step, data).await,
+                None => Ok(()),
+            }
+        })
+    }
+
     fn journal(&self, run: &str, step: &str) -> Result<Option<(u32, Vec<Entry>)>, String> {
         let (run, step) = (run.to_string(), step.to_string());
         self.pg.run(move |c| async move {

@@ -13,8 +13,8 @@
 //! transaction, after checking the bounds.
 
 use super::store::{
-    ALL, AnswerError, ApprovalRecord, Cutoffs, DeadLetter, FlowBounds, FlowStore, Page, Pruned, RunQuery, RunRecord,
-    RunStatus, RunSummary, StepRecord, StoreError, apply_answer, taken,
+    ALL, AnswerError, ApprovalRecord, Cutoffs, DeadLetter, Finished, FlowBounds, FlowStore, Page, Pruned, RunQuery,
+    RunRecord, RunStatus, RunSummary, StepRecord, StoreError, apply_answer, taken,
 };
 mod schema;
 mod write;
@@ -23,7 +23,7 @@ use paddock_journal::Entry;
 use parking_lot::Mutex;
 use rusqlite::types::Value as Sql;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params, params_from_iter};
-use schema::{MIGRATE_TO_1, MIGRATE_TO_2, SCHEMA_0, SCHEMA_VERSION};
+use schema::{MIGRATE_TO_1, MIGRATE_TO_2, MIGRATE_TO_3, SCHEMA_0, SCHEMA_VERSION};
 use serde::de::DeserializeOwned;
 use std::path::Path;
 use write::{charge, db, fence, from_json, size, size_in, to_json, write_journal, write_run, write_step};
@@ -101,6 +101,8 @@ impl SqliteStore {
             Connection::open(path).map_err(|e| StoreError::Open { path: path.to_path_buf(), reason: e.to_string() })?;
         let setting = |e: rusqlite::Error| StoreError::Sqlite { reason: e.to_string() };
         conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(setting)?;
+        // Every statement a write makes stays prepared (the default keeps 16).
+        conn.set_prepared_statement_cache_capacity(64);
         conn.pragma_update(None, "journal_mode", "WAL").map_err(setting)?;
         conn.pragma_update(None, "synchronous", "NORMAL").map_err(setting)?;
         let schema = |e: rusqlite::Error| StoreError::Schema { path: path.to_path_buf(), reason: e.to_string() };
@@ -122,6 +124,9 @@ impl SqliteStore {
         }
         if version < 2 {
             tx.execute_batch(MIGRATE_TO_2).map_err(schema)?;
+        }
+        if version < 3 {
+            tx.execute_batch(MIGRATE_TO_3).map_err(schema)?;
             tx.pragma_update(None, "user_version", SCHEMA_VERSION).map_err(schema)?;
         }
         // A file from before the sum of every tenant was kept.
@@ -347,6 +352,17 @@ impl FlowStore for SqliteStore {
             fence(c, run, holder)?;
             write_journal(c, &self.bounds, run, &step.path, step.attempt, journal)?;
             write_step(c, &self.bounds, run, step)
+        })
+    }
+
+    fn put_steps(&self, run: &str, holder: &str, done: &[Finished], next: Option<&StepRecord>) -> Result<(), String> {
+        self.write(|c| {
+            fence(c, run, holder)?;
+            for (step, journal) in done {
+                write_journal(c, &self.bounds, run, &step.path, step.attempt, journal)?;
+                write_step(c, &self.bounds, run, step)?;
+            }
+            next.map_or(Ok(()), |step| write_step(c, &self.bounds, run, step))
         })
     }
 

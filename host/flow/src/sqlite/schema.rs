@@ -2,9 +2,9 @@
 //! to them.
 
 /// The version of the layout below, kept in SQLite's `user_version`: 0 is
-/// the first layout (records only), which [`MIGRATE_TO_1`] and then
-/// [`MIGRATE_TO_2`] bring up.
-pub(super) const SCHEMA_VERSION: i64 = 2;
+/// the first layout (records only), which [`MIGRATE_TO_1`], [`MIGRATE_TO_2`]
+/// and then [`MIGRATE_TO_3`] bring up.
+pub(super) const SCHEMA_VERSION: i64 = 3;
 
 /// The first layout: what a file made by an older paddock has.
 pub(super) const SCHEMA_0: &str = "
@@ -69,4 +69,19 @@ pub(super) const MIGRATE_TO_2: &str = "
 ALTER TABLE runs ADD COLUMN owner TEXT NOT NULL DEFAULT '';
 ALTER TABLE runs ADD COLUMN heartbeat INTEGER NOT NULL DEFAULT 0;
 UPDATE runs SET owner = CAST(json_extract(data, '$.owner') AS TEXT), heartbeat = json_extract(data, '$.heartbeat_ms');
+";
+
+/// Checkpoints and journals kept in their key's order (`WITHOUT ROWID`): a
+/// step's write changes one tree of each, not a table and its key's index.
+pub(super) const MIGRATE_TO_3: &str = "
+CREATE TABLE steps_3 (run TEXT NOT NULL, path TEXT NOT NULL, seq INTEGER NOT NULL, data TEXT NOT NULL,
+    size INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (run, path)) WITHOUT ROWID;
+INSERT INTO steps_3 (run, path, seq, data, size) SELECT run, path, seq, data, size FROM steps;
+DROP TABLE steps;
+ALTER TABLE steps_3 RENAME TO steps;
+CREATE TABLE journals_3 (run TEXT NOT NULL, path TEXT NOT NULL, attempt INTEGER NOT NULL, data TEXT NOT NULL,
+    size INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (run, path)) WITHOUT ROWID;
+INSERT INTO journals_3 (run, path, attempt, data, size) SELECT run, path, attempt, data, size FROM journals;
+DROP TABLE journals;
+ALTER TABLE journals_3 RENAME TO journals;
 ";

@@ -25,7 +25,8 @@ pub(super) fn size(data: &str) -> u64 {
 
 /// The bytes stored for `key` in `table` (0 when there is no such row).
 pub(super) fn size_in(c: &Connection, sql: &str, key: impl rusqlite::Params) -> Result<u64, String> {
-    let n: Option<i64> = c.query_row(sql, key, |r| r.get(0)).optional().map_err(db)?;
+    let n: Option<i64> =
+        c.prepare_cached(sql).and_then(|mut s| s.query_row(key, |r| r.get(0)).optional()).map_err(db)?;
     Ok(n.unwrap_or(0).max(0) as u64)
 }
 

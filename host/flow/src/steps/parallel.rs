@@ -5,6 +5,7 @@ use super::spread::Spread;
 use super::{MAX_ITEMS, exec, kind_of};
 use crate::events::Event;
 use crate::expr::Ref;
+use crate::lane::Lane;
 use crate::run::{Ctx, Out, Scope, StepErr};
 use crate::spec::{ItemPolicy, Join, Step, StepId};
 use crate::store::StepStatus;
@@ -71,6 +72,7 @@ pub(super) async fn parallel(
     if needed > total {
         return Err(StepErr::new(path, format!("needs {needed} successes but has only {total} items")));
     }
+    ctx.write_lane(path)?;
     // On a store shared by hosts, agent items are published for every host to claim.
     let (_spread, mut published) = match Spread::publish(ctx, &items, policy, max, path, scope)? {
         Some((spread, published)) => (Some(spread), published),
@@ -93,8 +95,10 @@ pub(super) async fn parallel(
         set.spawn(
             async move {
                 let _permit = permits.acquire_owned().await;
-                let out = exec(ctx, id, input, at.clone(), s).await;
-                (i, at, out)
+                // The item's own lane, written before the item counts as done.
+                let lane = Lane::default();
+                let out = lane.scope(exec(ctx.clone(), id, input, at.clone(), s)).await;
+                (i, at, lane.close(&ctx, out))
             }
             .in_current_span(),
         );
