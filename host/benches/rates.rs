@@ -85,7 +85,10 @@ fn row(pct: f64, direct: &AtRate, host: &AtRate) {
         added(host.p99, direct.p99),
         added(host.p999, direct.p999),
         if host.overloaded || direct.overloaded || host.failed + direct.failed > 0 {
-            format!(" overloaded {} / {}, failed {} / {}", direct.overloaded, host.overloaded, direct.failed, host.failed)
+            format!(
+                " overloaded {} / {}, failed {} / {}",
+                direct.overloaded, host.overloaded, direct.failed, host.failed
+            )
         } else {
             String::new()
         }
@@ -110,7 +113,9 @@ fn main() {
         tokio.block_on(saturation(64, WARMUP, Duration::from_secs(2), move || call()))
     };
     println!("saturation of the served path, 64 closed loops: {saturated:.0} req/s\n");
-    println!("| rate | asked / sent per s | direct p50 p99 p99.9 µs | host p50 p99 p99.9 µs | added p50 µs | added p99 µs | added p99.9 µs |");
+    println!(
+        "| rate | asked / sent per s | direct p50 p99 p99.9 µs | host p50 p99 p99.9 µs | added p50 µs | added p99 µs | added p99.9 µs |"
+    );
     println!("|---|---|---|---|---|---|---|");
     let mut report = serde_json::Map::new();
     report.insert("saturation_per_s".into(), json!(saturated));
