@@ -254,3 +254,33 @@ fn inspect_works_beside_a_host_that_holds_a_durable_board() {
     assert_eq!(inspected.code, 0, "{}", inspected.stderr);
     assert!(inspected.stdout.contains("fits paddock:agent/agent-world@0.1.0: yes"), "{}", inspected.stdout);
 }
+
+#[test]
+fn a_host_sized_past_the_kernels_memory_mappings_says_so_at_start_naming_both_knobs() {
+    let dir = tempfile::tempdir().unwrap();
+    let sized = "[engine]\nmax-instances = 10000\nmemory-reservation = \"256MiB\"\n\
+                 [ceiling]\nmemory = \"64MiB\"\n[limits]\nmemory = \"64MiB\"\n";
+    let served = setup(dir.path(), sized);
+    let kernel: u64 = std::fs::read_to_string("/proc/sys/vm/max_map_count").unwrap().trim().parse().unwrap();
+    // 10,000 instances of about 10 mappings each, beside the process's own.
+    let expected = (kernel < 104_096).then(|| {
+        format!(
+            "the kernel allows this process {kernel} memory mappings (vm.max_map_count), fewer than the about 104096 \
+             that engine.max-instances = 10000 instances running at once may hold: past it, invocations fail to \
+             start; raise it (sysctl vm.max_map_count=131072) or lower engine.max-instances"
+        )
+    });
+    // The check runs before the host listens; its line may reach the file a moment after.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let log = loop {
+        let log = std::fs::read_to_string(served.dir.join(SERVE_LOG)).unwrap();
+        if expected.as_ref().is_none_or(|w| log.contains(w)) || Instant::now() > deadline {
+            break log;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    match expected {
+        Some(warning) => assert!(log.contains(&warning), "{log}"),
+        None => assert!(!log.contains("vm.max_map_count"), "{log}"),
+    }
+}

@@ -1,6 +1,8 @@
 //! The wasmtime [`Engine`]: fuel metering, epoch interruption, the pooling
 //! allocator, and the thread that ticks epochs.
 
+pub mod os;
+
 use paddock_config::{EngineSettings, Limits};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};

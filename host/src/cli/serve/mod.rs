@@ -91,6 +91,7 @@ pub async fn serve(mut settings: Settings, args: ServeArgs) -> u8 {
         Ok(r) => r,
         Err(e) => return fail(EXIT_CRASH, format!("cannot start the host: {e:#}")),
     };
+    check_os_limits(&runtime);
     let tenants = runtime.clone();
     auth.count_tenants_by(move |tenant| tenants.settings().tenants.bounds_key(tenant) == tenant);
     let watch = match runtime.watch(debounce).await {
@@ -480,4 +481,24 @@ async fn metrics(
     http.render_into(&mut text);
     text.push_str("# EOF\n");
     ([("content-type", "application/openmetrics-text; version=1.0.0; charset=utf-8")], text).into_response()
+}
+
+/// Raises this process's limit on open files as far as it may, and warns,
+/// naming the knobs, when that or the kernel's mappings fall short of what
+/// the settings may hold at once.
+fn check_os_limits(runtime: &Runtime) {
+    use crate::runtime::engine::os;
+    let settings = runtime.settings();
+    let (instances, connections) = (settings.engine.max_instances, settings.serve.connections.max_connections);
+    match os::raise_open_files() {
+        Ok(files) => {
+            if let Some(warning) = os::open_files_warning(files, instances, connections) {
+                tracing::warn!("{warning}");
+            }
+        }
+        Err(e) => tracing::warn!("cannot read this process's limit on open files: {e}"),
+    }
+    if let Some(warning) = os::max_map_count().and_then(|maps| os::map_count_warning(maps, instances)) {
+        tracing::warn!("{warning}");
+    }
 }
