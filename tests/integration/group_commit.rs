@@ -36,8 +36,11 @@ fn status(s: &StepRecord) -> &'static str {
 
 impl Logged {
     fn log(&self, done: &[Finished], next: Option<&StepRecord>) {
+        self.log_line(done, next.map_or("-".to_string(), |s| format!("{} {}", s.path, status(s))));
+    }
+
+    fn log_line(&self, done: &[Finished], next: String) {
         let done: Vec<String> = done.iter().map(|(s, _)| format!("{} {}", s.path, status(s))).collect();
-        let next = next.map_or("-".to_string(), |s| format!("{} {}", s.path, status(s)));
         self.writes.lock().push(format!("[{}] then {next}", done.join(", ")));
     }
 
@@ -94,6 +97,10 @@ impl FlowStore for Logged {
     fn put_steps(&self, run: &str, holder: &str, done: &[Finished], next: Option<&StepRecord>) -> Result<(), String> {
         self.log(done, next);
         self.inner.put_steps(run, holder, done, next)
+    }
+    fn end_run(&self, run: &RunRecord, done: &[Finished]) -> Result<(), String> {
+        self.log_line(done, format!("the run {}", run.status.word()));
+        self.inner.end_run(run, done)
     }
     fn journal(&self, run: &str, step: &str) -> Result<Option<(u32, Vec<Entry>)>, String> {
         self.inner.journal(run, step)
@@ -165,6 +172,7 @@ async fn a_steps_start_is_committed_with_the_end_of_the_step_before_it() {
             "[main/a done] then main/b started",
             "[main/b done] then main/c started",
             "[main/c done] then main done",
+            "[] then the run succeeded",
         ],
         "one commit a step: each start carries the end before it"
     );
@@ -210,6 +218,7 @@ input = { name = "item", output = "{{item}}" }
             "[main/fan[1]/item done] then -",
             "[] then main/fan done",
             "[] then main done",
+            "[] then the run succeeded",
         ],
         "a's end before the items run; each item's end before it counts as done"
     );
@@ -236,6 +245,7 @@ async fn an_end_past_the_run_bound_fails_the_run_with_the_bound_and_the_step_aft
             "[main/a done] then main/b started",
             "[main/b done] then main/c started",
             "[] then main failed",
+            "[] then the run failed",
         ]
     );
     let kept: Vec<(String, &str)> =
@@ -247,4 +257,41 @@ async fn an_end_past_the_run_bound_fails_the_run_with_the_bound_and_the_step_aft
         "b's end and c's start were refused together: c never ran"
     );
     assert_eq!(crate::flows::board(&flows, "runs/c"), serde_json::Value::Null, "c never ran");
+}
+
+#[tokio::test]
+async fn a_runs_only_step_ends_in_the_commit_of_the_runs_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let (flows, store) = host(dir.path(), FlowBounds::default());
+    let (report, _) =
+        go(&flows, "[steps.main]\nagent = \"step\"\ninput = { name = \"a\", output = 1 }\n", json!({})).await;
+    assert_eq!(ok(&report), &json!(1));
+    assert_eq!(store.writes(), ["[] then main started", "[main done] then the run succeeded"]);
+    let kept = flows.store().steps(&report.run).unwrap();
+    assert_eq!((kept.len(), kept[0].status), (1, StepStatus::Done));
+    assert_eq!(flows.store().run(&report.run).unwrap().unwrap().status, paddock::flow::RunStatus::Succeeded);
+}
+
+#[tokio::test]
+async fn a_last_end_past_the_run_bound_fails_the_run_and_its_record_is_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let bounds = FlowBounds { run_bytes: 8 * 1024, ..FlowBounds::default() };
+    let (flows, store) = host(dir.path(), bounds);
+    let spec = "[steps.main]\nagent = \"step\"\ninput = { name = \"a\", pad = 9000 }\n";
+    let (report, _) = go(&flows, spec, json!({})).await;
+    let error = failed(&report);
+    assert!(
+        error.starts_with("flow store: the checkpoint of step main (")
+            && error.contains(&format!("would take run {} to ", report.run)),
+        "{error}"
+    );
+    assert_eq!(
+        store.writes(),
+        ["[] then main started", "[main done] then the run succeeded", "[main done] then the run failed"],
+        "the end is refused with the success, then with the failure; the failure alone is kept"
+    );
+    let run = flows.store().run(&report.run).unwrap().expect("the run's record is kept");
+    assert_eq!((run.status, run.error.as_deref()), (paddock::flow::RunStatus::Failed, Some(error)));
+    let kept = flows.store().steps(&report.run).unwrap();
+    assert_eq!((kept.len(), kept[0].status), (1, StepStatus::Started));
 }

@@ -1,6 +1,7 @@
 //! Group commit along a task: an agent step's success is kept in its
 //! task's lane and written with the task's next checkpoint (in a sequence,
-//! the next step's start) in one commit, or when the task ends.
+//! the next step's start) in one commit, or when the task ends (a run's
+//! with the run's end: [`FlowStore::end_run`](super::store::FlowStore::end_run)).
 //!
 //! Nothing outside the process sees a step's result before its lane is
 //! written: the step after it starts, and any agent after it runs, only
@@ -35,7 +36,7 @@ impl Lane {
         LANE.try_with(Lane::clone).ok()
     }
 
-    fn take(&self) -> Vec<Finished> {
+    pub(crate) fn take(&self) -> Vec<Finished> {
         std::mem::take(&mut *self.0.lock())
     }
 

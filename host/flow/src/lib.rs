@@ -526,13 +526,11 @@ impl Flows {
         let lane = lane::Lane::default();
         // A cancel drops the walk: its agents stop, its fan-outs' tasks are aborted.
         let out = tokio::select! {
-            out = lane.scope(walk) => Ok(lane.close(&ctx, out)),
-            by = cancelled.wait_for(Option::is_some) => {
-                // What finished before the cancel is kept.
-                drop(lane.close(&ctx, Ok(Value::Null)));
-                Err(by.ok().and_then(|b| b.clone()).unwrap_or_default())
-            }
+            out = lane.scope(walk) => Ok(out),
+            by = cancelled.wait_for(Option::is_some) => Err(by.ok().and_then(|b| b.clone()).unwrap_or_default()),
         };
+        // The ends still in the lane (a cancel's too) are written with the run's.
+        let done = lane.take();
         beat.abort();
         let report = {
             r.updated_ms = now_ms();
@@ -550,13 +548,17 @@ impl Flows {
                     r.error = Some(format!("cancelled by {by}"));
                 }
             }
-            let mut stored = self.store.put_run(&r);
-            // An output past the bounds is not kept: the run fails with why.
-            if let Err(e) = &stored
-                && r.status == RunStatus::Succeeded
-            {
-                (r.status, r.output, r.error) = (RunStatus::Failed, None, Some(e.clone()));
-                stored = self.store.put_run(&r);
+            let mut stored = self.store.end_run(&r, &done);
+            // An output (or a last step's end) past the bounds is not kept: the
+            // run fails with why, and its record is kept in any case.
+            if let Err(e) = &stored {
+                if r.status == RunStatus::Succeeded {
+                    (r.status, r.output, r.error) = (RunStatus::Failed, None, Some(e.clone()));
+                    stored = self.store.end_run(&r, &done);
+                }
+                if stored.is_err() && !done.is_empty() {
+                    stored = self.store.put_run(&r);
+                }
             }
             self.live.lock().remove(&id);
             self.executing.lock().remove(&id);

@@ -510,6 +510,15 @@ pub trait FlowStore: Send + Sync {
         }
         next.map_or(Ok(()), |step| self.put_step(run, holder, step))
     }
+    /// Keeps finished attempts (as [`put_steps`](Self::put_steps)) and then
+    /// the run's record (as [`put_run`](Self::put_run)), in one commit where
+    /// the store can: how a run's last step ends with it.
+    fn end_run(&self, run: &RunRecord, done: &[Finished]) -> Result<(), String> {
+        if !done.is_empty() {
+            self.put_steps(&run.id, &run.owner, done, None)?;
+        }
+        self.put_run(run)
+    }
     /// A step's journal and the attempt it is from.
     fn journal(&self, run: &str, step: &str) -> Result<Option<(u32, Vec<Entry>)>, String>;
     /// Adds or replaces a dead letter; refused past its tenant's bound.

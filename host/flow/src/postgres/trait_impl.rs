@@ -159,23 +159,27 @@ impl FlowStore for PostgresStore {
     }
 
     fn put_steps(&self, run: &str, holder: &str, done: &[Finished], next: Option<&StepRecord>) -> Result<(), String> {
-        let written = |s: &StepRecord| to_json(s).map(|data| (s.clone(), data));
-        let done: Vec<_> = done
-            .iter()
-            .map(|(step, journal)| Ok((written(step)?, to_json(journal)?)))
-            .collect::<Result<_, String>>()?;
-        let next = next.map(written).transpose()?;
+        let done = Done::of(done)?;
+        let next = next.map(|s| to_json(s).map(|data| (s.clone(), data))).transpose()?;
         let (run, holder, bounds) = (run.to_string(), holder.to_string(), self.bounds);
         transact!(self, |tx| {
             let bound = (&bounds, bounds.shared);
-            for ((step, data), journal) in &done {
-                write_journal(&tx, bound, (&run, &holder, &step.path, step.attempt), journal).await?;
-                write_step(&tx, bound, (&run, &holder), step, data).await?;
-            }
+            done.write(&tx, bound, (&run, &holder)).await?;
             match &next {
                 Some((step, data)) => write_step(&tx, bound, (&run, &holder), step, data).await,
                 None => Ok(()),
             }
+        })
+    }
+
+    fn end_run(&self, run: &RunRecord, done: &[Finished]) -> Result<(), String> {
+        let done = Done::of(done)?;
+        let (run, data, bounds) = (run.clone(), to_json(run)?, self.bounds);
+        transact!(self, |tx| {
+            fence(&tx, &run.id, &run.owner).await?;
+            done.write(&tx, (&bounds, bounds.shared), (&run.id, &run.owner)).await?;
+            let checked = run.output.is_some().then_some(&bounds);
+            write_run(&tx, (checked, bounds.shared), &run, &data).await
         })
     }
 
@@ -375,5 +379,32 @@ impl FlowStore for PostgresStore {
             let rows = c.query(&statement, &[&run, &int(from), &int(limit as u64)]).await.map_err(db)?;
             Ok(rows.iter().map(|r| (uint(r.get(0)), r.get(1))).collect())
         })
+    }
+}
+
+/// Finished attempts with their checkpoints and journals as JSON, to write
+/// in a transaction.
+struct Done(Vec<(StepRecord, String, String)>);
+
+impl Done {
+    fn of(done: &[Finished]) -> Result<Done, String> {
+        done.iter()
+            .map(|(step, journal)| Ok((step.clone(), to_json(step)?, to_json(journal)?)))
+            .collect::<Result<_, String>>()
+            .map(Done)
+    }
+
+    /// Writes each one's journal, then its checkpoint.
+    async fn write(
+        &self,
+        tx: &Transaction<'_>,
+        bound: (&FlowBounds, bool),
+        (run, holder): (&str, &str),
+    ) -> Result<(), String> {
+        for (step, data, journal) in &self.0 {
+            write_journal(tx, bound, (run, holder, &step.path, step.attempt), journal).await?;
+            write_step(tx, bound, (run, holder), step, data).await?;
+        }
+        Ok(())
     }
 }

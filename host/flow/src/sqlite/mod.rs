@@ -26,7 +26,7 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params, param
 use schema::{MIGRATE_TO_1, MIGRATE_TO_2, MIGRATE_TO_3, SCHEMA_0, SCHEMA_VERSION};
 use serde::de::DeserializeOwned;
 use std::path::Path;
-use write::{charge, db, fence, from_json, size, size_in, to_json, write_journal, write_run, write_step};
+use write::{charge, db, fence, from_json, size, size_in, to_json, write_done, write_journal, write_run, write_step};
 
 /// A flow store in a SQLite file.
 pub struct SqliteStore {
@@ -358,11 +358,16 @@ impl FlowStore for SqliteStore {
     fn put_steps(&self, run: &str, holder: &str, done: &[Finished], next: Option<&StepRecord>) -> Result<(), String> {
         self.write(|c| {
             fence(c, run, holder)?;
-            for (step, journal) in done {
-                write_journal(c, &self.bounds, run, &step.path, step.attempt, journal)?;
-                write_step(c, &self.bounds, run, step)?;
-            }
+            write_done(c, &self.bounds, run, done)?;
             next.map_or(Ok(()), |step| write_step(c, &self.bounds, run, step))
+        })
+    }
+
+    fn end_run(&self, run: &RunRecord, done: &[Finished]) -> Result<(), String> {
+        self.write(|c| {
+            fence(c, &run.id, &run.owner)?;
+            write_done(c, &self.bounds, &run.id, done)?;
+            write_run(c, run.output.is_some().then_some(&self.bounds), run)
         })
     }
 

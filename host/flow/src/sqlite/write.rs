@@ -1,7 +1,7 @@
 //! Writes that count bytes: each moves its run's and its tenant's bytes in
 //! the same transaction, after checking the bounds.
 
-use crate::store::{ALL, FlowBounds, RunRecord, StepRecord};
+use crate::store::{ALL, Finished, FlowBounds, RunRecord, StepRecord};
 use paddock_journal::Entry;
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
@@ -148,4 +148,13 @@ pub(super) fn write_journal(
         .and_then(|mut s| s.execute(params![run, step, attempt, data, size(&data) as i64]))
         .map_err(db)
         .map(drop)
+}
+
+/// Writes finished attempts of `run`: each one's journal, then its checkpoint.
+pub(super) fn write_done(c: &Connection, bounds: &FlowBounds, run: &str, done: &[Finished]) -> Result<(), String> {
+    for (step, journal) in done {
+        write_journal(c, bounds, run, &step.path, step.attempt, journal)?;
+        write_step(c, bounds, run, step)?;
+    }
+    Ok(())
 }
