@@ -8,7 +8,8 @@
 //! host calls).
 //!
 //! `cargo bench -p paddock --bench languages [-- LANG...]`; figures also go to
-//! `target/languages-bench.json`. A language whose toolchain is missing is
+//! `target/languages-bench.json`.
+//! `PADDOCK_BENCH_COMPILER=winch` compiles with Winch (`engine.compiler`). A language whose toolchain is missing is
 //! reported and left out (`.ci/run` installs them all).
 
 #[path = "common/report.rs"]
@@ -31,11 +32,20 @@ const WARMUP: usize = 20;
 /// Hosts started to time a cached load.
 const CACHED_LOADS: usize = 5;
 
+/// The `[engine]` line `PADDOCK_BENCH_COMPILER` asks for (none: Cranelift).
+fn compiler() -> String {
+    std::env::var("PADDOCK_BENCH_COMPILER")
+        .ok()
+        .filter(|c| !c.is_empty())
+        .map_or(String::new(), |c| format!("[engine]\ncompiler = {c:?}\n"))
+}
+
 fn host(dir: &Path) -> Runtime {
     let toml = format!(
-        "[host]\nledger = \"memory\"\nplugin-state = \"memory\"\nplugins = {:?}\ncode-cache = {:?}\n",
+        "[host]\nledger = \"memory\"\nplugin-state = \"memory\"\nplugins = {:?}\ncode-cache = {:?}\n{}",
         dir.join("plugins").display().to_string(),
-        dir.join("code").display().to_string()
+        dir.join("code").display().to_string(),
+        compiler()
     );
     Runtime::new(Settings::parse(&toml, &dir.join("paddock.toml")).expect("bench settings are valid"))
         .expect("the engine starts")

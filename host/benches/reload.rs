@@ -3,6 +3,7 @@
 //! compiled-code cache cold and warm.
 //!
 //! `cargo bench -p paddock --bench reload`; figures also go to `target/reload-bench.json`.
+//! `PADDOCK_BENCH_COMPILER=winch` compiles with Winch (`engine.compiler`).
 
 #[path = "common/report.rs"]
 mod report;
@@ -17,11 +18,20 @@ use std::time::{Duration, Instant};
 const REPLACEMENTS: u32 = 40;
 const PLUGINS: u32 = 50;
 
+/// The `[engine]` line `PADDOCK_BENCH_COMPILER` asks for (none: Cranelift).
+fn compiler() -> String {
+    std::env::var("PADDOCK_BENCH_COMPILER")
+        .ok()
+        .filter(|c| !c.is_empty())
+        .map_or(String::new(), |c| format!("[engine]\ncompiler = {c:?}\n"))
+}
+
 fn host(dir: &Path, cache: &Path) -> Runtime {
     let toml = format!(
-        "[host]\nledger = \"memory\"\nplugin-state = \"memory\"\nplugins = {:?}\ncode-cache = {:?}\n",
+        "[host]\nledger = \"memory\"\nplugin-state = \"memory\"\nplugins = {:?}\ncode-cache = {:?}\n{}",
         dir.join("plugins").display().to_string(),
-        cache.display().to_string()
+        cache.display().to_string(),
+        compiler()
     );
     Runtime::new(Settings::parse(&toml, &dir.join("paddock.toml")).expect("bench settings are valid"))
         .expect("the engine starts")

@@ -244,3 +244,21 @@ async fn run_overrides_lower_limits_but_never_pass_the_ceiling() {
     let err = rt.run(&agent, "{}", &high).await.unwrap_err();
     assert_eq!(err.to_string(), "--timeout 1h is above ceiling.timeout (10m)");
 }
+
+/// Winch (`engine.compiler = "winch"`) compiles five to seven times faster
+/// into slower code; every limit holds as it does on Cranelift's code.
+#[tokio::test]
+async fn winch_compiled_agents_are_held_to_every_limit_as_cranelifts_are() {
+    let rt = runtime("[engine]\ncompiler = \"winch\"\n[limits]\nfuel = 50000000\nmemory = \"16MiB\"\n");
+    let outcome = run(&rt, guests::SPIN, "{}").await;
+    assert_eq!(error_text(&outcome), "agent \"spin\" ran out of fuel (limit 50000000)");
+    let outcome = run(&rt, guests::MEMORY_BOMB, "{}").await;
+    assert_eq!(error_text(&outcome), "agent \"memory_bomb\" exceeded its memory limit (16 MiB)");
+    let outcome = run(&rt, guests::RECURSION, "{}").await;
+    assert_eq!(error_text(&outcome), "agent \"recursion\" overflowed its stack (1 MiB of wasm stack)");
+    still_serves(&rt).await;
+    let rt = runtime("[engine]\ncompiler = \"winch\"\n[limits]\nfuel = 1000000000000\ntimeout = \"300ms\"\n");
+    let outcome = timed_run(&rt, guests::SPIN, "{}").await;
+    assert_eq!(error_text(&outcome), "agent \"spin\" exceeded its wall-clock limit (timeout 300ms)");
+    assert!(outcome.elapsed < Duration::from_millis(1300), "took {:?}", outcome.elapsed);
+}

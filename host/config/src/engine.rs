@@ -29,6 +29,21 @@ pub struct EngineSettings {
     /// Address space reserved for each pooled linear memory; `None` is
     /// wasmtime's 4 GiB, with which compiled code needs no bounds checks.
     pub memory_reservation: Option<u64>,
+    /// What compiles agents' code.
+    pub compiler: Compiler,
+}
+
+/// What compiles agents' code (`engine.compiler`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Compiler {
+    /// Cranelift, optimizing: the fastest code, compiled in seconds for an
+    /// interpreter's component.
+    #[default]
+    Cranelift,
+    /// Winch, wasmtime's baseline compiler: compiled five to seven times
+    /// faster, into slower code (for development hosts, and hosts whose new
+    /// versions must serve at once).
+    Winch,
 }
 
 /// The default of `engine.keep-resident`: more than a Rust or C agent
@@ -54,6 +69,13 @@ pub(crate) fn engine(e: &EngineSection, ceiling_memory: u64) -> Result<EngineSet
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, std::num::NonZero::get)),
         keep_resident: e.keep_resident.map_or(DEFAULT_KEEP_RESIDENT, |b| b.0),
         memory_reservation: e.memory_reservation.map(|b| b.0),
+        compiler: match e.compiler.as_deref() {
+            None | Some("cranelift") => Compiler::Cranelift,
+            Some("winch") => Compiler::Winch,
+            Some(other) => {
+                return Err(format!("engine.compiler ({other:?}) must be \"cranelift\" or \"winch\""));
+            }
+        },
     };
     if engine.keep_resident > MAX_KEEP_RESIDENT {
         return Err(format!(

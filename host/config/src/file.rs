@@ -140,6 +140,7 @@ pub(crate) struct EngineSection {
     pub(crate) cpu_slots: Option<usize>,
     pub(crate) keep_resident: Option<ByteSize>,
     pub(crate) memory_reservation: Option<ByteSize>,
+    pub(crate) compiler: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

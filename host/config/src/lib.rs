@@ -34,7 +34,7 @@ mod tenants;
 mod tests;
 mod triggers;
 
-pub use engine::EngineSettings;
+pub use engine::{Compiler, EngineSettings};
 pub use paddock_core::{ByteSize, DirGrant, Limits, Requested, SizeCaps, Span, show};
 pub use plugins::{BookStore, PluginSettings};
 pub use retention::{FlowLimits, Retention};

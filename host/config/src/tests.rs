@@ -292,3 +292,13 @@ fn a_memory_reservation_below_the_memory_ceiling_is_refused_naming_both() {
         "conf/paddock.toml: engine.memory-reservation (64 MiB) is below ceiling.memory (128 MiB): no memory could grow past it; raise it or lower the ceiling"
     );
 }
+
+#[test]
+fn the_compiler_is_cranelift_unless_winch_is_asked_for_and_nothing_else_is_taken() {
+    use crate::Compiler;
+    assert_eq!(Settings::default().engine.compiler, Compiler::Cranelift);
+    assert_eq!(parse("[engine]\ncompiler = \"winch\"\n").unwrap().engine.compiler, Compiler::Winch);
+    assert_eq!(parse("[engine]\ncompiler = \"cranelift\"\n").unwrap().engine.compiler, Compiler::Cranelift);
+    let err = parse("[engine]\ncompiler = \"llvm\"\n").unwrap_err();
+    assert_eq!(err.to_string(), "conf/paddock.toml: engine.compiler (\"llvm\") must be \"cranelift\" or \"winch\"");
+}

@@ -3,11 +3,11 @@
 
 pub mod os;
 
-use paddock_config::{EngineSettings, Limits};
+use paddock_config::{Compiler, EngineSettings, Limits};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
-use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Strategy};
 
 /// Wasm stack an invocation may use. Deep recursion must end in a
 /// stack-overflow trap long before the fiber's own native stack is exhausted.
@@ -27,6 +27,10 @@ const DECOMMIT_BATCH: usize = 64;
 /// memory than the operator's ceiling, so no slot needs more.
 pub fn build(settings: &EngineSettings, ceiling: &Limits) -> wasmtime::Result<Engine> {
     let mut config = Config::new();
+    config.strategy(match settings.compiler {
+        Compiler::Cranelift => Strategy::Cranelift,
+        Compiler::Winch => Strategy::Winch,
+    });
     config.consume_fuel(true);
     config.epoch_interruption(true);
     config.max_wasm_stack(MAX_WASM_STACK);
