@@ -3,9 +3,9 @@
 //! the next step's start) in one commit, or when the task ends (a run's
 //! with the run's end: [`FlowStore::end_run`](super::store::FlowStore::end_run)).
 //!
-//! Nothing outside the process sees a step's result before its lane is
-//! written: the step after it starts, and any agent after it runs, only
-//! once both are stored. A crash in between finds the step started and not
+//! No agent runs, and no reader of the store sees a step's result, before
+//! its lane is written: the step after it starts only once both are stored
+//! (the step's `finished` event may go out first). A crash in between finds the step started and not
 //! finished, and runs it again as its next attempt, as a crash while it ran
 //! would. A fan-out's items run in tasks of their own, each with its own
 //! lane written before the item counts as done, so one item's write never
