@@ -2,10 +2,11 @@
 //! `host.flows = "memory"`). It counts and bounds what it keeps as the
 //! SQLite store does, each record's size being its JSON's.
 
+use super::approvals::{apply_answer, taken};
 use super::lease;
 use super::store::{
     ALL, AnswerError, ApprovalRecord, Cutoffs, DeadLetter, FlowBounds, FlowStore, Page, Pruned, RunQuery, RunRecord,
-    RunStatus, RunSummary, StepRecord, apply_answer, taken,
+    RunStatus, RunSummary, StepRecord,
 };
 use paddock_journal::Entry;
 use parking_lot::Mutex;

@@ -572,31 +572,5 @@ pub trait FlowStore: Send + Sync {
     }
 }
 
-/// The error for a question id that is already in use.
 /// A finished attempt's checkpoint and journal, not yet written.
 pub type Finished = (StepRecord, Vec<Entry>);
-
-pub(super) fn taken(id: &str) -> String {
-    format!("flow store: approval id {id:?} is already taken")
-}
-
-/// Checks an answer against its question, then records it.
-pub(super) fn apply_answer(a: &mut ApprovalRecord, option: &str, by: &str, now_ms: u64) -> Result<(), AnswerError> {
-    if let Some(given) = &a.answer {
-        return Err(AnswerError::Answered { id: a.id.clone(), given: given.clone() });
-    }
-    if now_ms >= a.deadline_ms {
-        return Err(AnswerError::TimedOut(a.id.clone()));
-    }
-    if !a.options.iter().any(|o| o == option) {
-        return Err(AnswerError::NotAnOption {
-            id: a.id.clone(),
-            option: option.to_string(),
-            options: a.options.clone(),
-        });
-    }
-    a.answer = Some(option.to_string());
-    a.answered_by = Some(by.to_string());
-    a.answered_ms = Some(now_ms);
-    Ok(())
-}

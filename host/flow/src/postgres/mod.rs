@@ -22,10 +22,11 @@
 
 mod write;
 
+use super::approvals::{apply_answer, taken};
 use super::bells::Doorbells;
 use super::store::{
     ALL, AnswerError, ApprovalRecord, Cutoffs, DeadLetter, Finished, FlowBounds, FlowStore, Page, Pruned, RunQuery,
-    RunRecord, RunStatus, RunSummary, StepRecord, StoreError, apply_answer, taken,
+    RunRecord, RunStatus, RunSummary, StepRecord, StoreError,
 };
 use paddock_journal::Entry;
 use paddock_postgres::{Migration, Postgres, Transaction};

@@ -12,9 +12,10 @@
 //! journals', and `tenant_bytes` each tenant's: a write moves both in its
 //! transaction, after checking the bounds.
 
+use super::approvals::{apply_answer, taken};
 use super::store::{
     ALL, AnswerError, ApprovalRecord, Cutoffs, DeadLetter, Finished, FlowBounds, FlowStore, Page, Pruned, RunQuery,
-    RunRecord, RunStatus, RunSummary, StepRecord, StoreError, apply_answer, taken,
+    RunRecord, RunStatus, RunSummary, StepRecord, StoreError,
 };
 mod schema;
 mod write;
