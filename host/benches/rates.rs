@@ -62,7 +62,11 @@ fn served(http: reqwest::Client, host: &served::Served) -> Call {
         let request = http.post(&url).bearer_auth(&token).body(input.clone());
         Box::pin(async move {
             match request.send().await {
-                Ok(r) if r.status().is_success() => r.bytes().await.is_ok_and(|b| b.starts_with(b"{")),
+                // The agent's own output says whether its LLM call succeeded.
+                Ok(r) if r.status().is_success() => r.json::<serde_json::Value>().await.is_ok_and(|body| {
+                    body["output"].as_str().is_some_and(|o| o.starts_with(r#"{"ok""#))
+                        || !body["output"]["ok"].is_null()
+                }),
                 _ => false,
             }
         })
