@@ -12,14 +12,16 @@
 //! `PADDOCK_BENCH_COMPILER=winch` compiles with Winch (`engine.compiler`). A language whose toolchain is missing is
 //! reported and left out (`.ci/run` installs them all).
 
+#[path = "common/cli.rs"]
+mod cli;
 #[path = "common/report.rs"]
 mod report;
 
+use cli::paddock;
 use paddock::config::Settings;
 use paddock::runtime::{RunOptions, Runtime};
 use paddock::toolchain::Lang;
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 // The allocator the `paddock` binary runs on, so the figures are the binary's.
@@ -49,20 +51,6 @@ fn host(dir: &Path) -> Runtime {
     );
     Runtime::new(Settings::parse(&toml, &dir.join("paddock.toml")).expect("bench settings are valid"))
         .expect("the engine starts")
-}
-
-/// Runs `paddock` with `args` in `dir`; its stderr when it fails.
-fn paddock(dir: &Path, args: &[&str]) -> Result<Duration, String> {
-    let started = Instant::now();
-    let out = Command::new(env!("CARGO_BIN_EXE_paddock"))
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .map_err(|e| format!("cannot run paddock: {e}"))?;
-    match out.status.success() {
-        true => Ok(started.elapsed()),
-        false => Err(String::from_utf8_lossy(&out.stderr).into_owned()),
-    }
 }
 
 fn ms(d: Duration) -> f64 {

@@ -20,23 +20,13 @@ mod report;
 #[path = "common/served.rs"]
 mod served;
 
-use openloop::{AtRate, drive, saturation, us};
+use openloop::{AtRate, drive, numbers, saturation, us};
 use paddock_fake_provider::FakeProvider;
 use serde_json::json;
 use std::sync::Arc;
 use std::time::Duration;
 
 const WARMUP: Duration = Duration::from_millis(500);
-
-fn env_list(name: &str, default: &[f64]) -> Vec<f64> {
-    match std::env::var(name).ok().filter(|v| !v.is_empty()) {
-        Some(list) => list
-            .split(',')
-            .map(|p| p.trim().parse().unwrap_or_else(|_| panic!("{name}: {p:?} is not a number")))
-            .collect(),
-        None => default.to_vec(),
-    }
-}
 
 /// A call along one path: whether it succeeded.
 type Call = Arc<dyn Fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = bool> + Send>> + Send + Sync>;
@@ -100,8 +90,8 @@ fn row(pct: f64, direct: &AtRate, host: &AtRate) {
 }
 
 fn main() {
-    let percents = env_list("PADDOCK_BENCH_RATES", &[25.0, 50.0, 75.0]);
-    let seconds = env_list("PADDOCK_BENCH_SECONDS", &[3.0])[0];
+    let percents = numbers("PADDOCK_BENCH_RATES", &[25.0, 50.0, 75.0]);
+    let seconds = numbers("PADDOCK_BENCH_SECONDS", &[3.0])[0];
     let measure = Duration::from_secs_f64(seconds);
     let tokio =
         tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("tokio starts");

@@ -18,12 +18,15 @@
 //! ledger in memory instead, to see what durability costs. A language whose toolchain is missing is
 //! reported and left out (`.ci/run` installs them all).
 
+#[path = "common/cli.rs"]
+mod cli;
 #[path = "common/openloop.rs"]
 mod openloop;
 #[path = "common/report.rs"]
 mod report;
 
-use openloop::{AtRate, drive, saturation, us};
+use cli::paddock;
+use openloop::{AtRate, drive, numbers, saturation, us};
 use paddock::config::Settings;
 use paddock::flow::sqlite::SqliteStore;
 use paddock::flow::{Flow, FlowStore, Flows, MemoryStore, RunStatus, Start};
@@ -32,7 +35,6 @@ use paddock::toolchain::Lang;
 use paddock_fake_provider::FakeProvider;
 use serde_json::json;
 use std::path::Path;
-use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -43,29 +45,6 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const WARMUP: Duration = Duration::from_millis(500);
 const LOOPS: usize = 16;
-
-fn env_list(name: &str, default: &[f64]) -> Vec<f64> {
-    match std::env::var(name).ok().filter(|v| !v.is_empty()) {
-        Some(list) => list
-            .split(',')
-            .map(|p| p.trim().parse().unwrap_or_else(|_| panic!("{name}: {p:?} is not a number")))
-            .collect(),
-        None => default.to_vec(),
-    }
-}
-
-/// Runs `paddock` with `args` in `dir`; its stderr when it fails.
-fn paddock(dir: &Path, args: &[&str]) -> Result<(), String> {
-    let out = Command::new(env!("CARGO_BIN_EXE_paddock"))
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .map_err(|e| format!("cannot run paddock: {e}"))?;
-    match out.status.success() {
-        true => Ok(()),
-        false => Err(String::from_utf8_lossy(&out.stderr).into_owned()),
-    }
-}
 
 /// Whether flows, board and ledger are kept in memory (`PADDOCK_BENCH_MEMORY=1`).
 fn in_memory() -> bool {
@@ -129,9 +108,9 @@ fn measure(lang: Lang, tokio: &tokio::runtime::Runtime, fake: &str) -> Result<se
         tokio.block_on(saturation(LOOPS, WARMUP, Duration::from_secs(2), call))
     };
     println!("step/{:<6} saturation ({LOOPS} closed loops): {saturated:.0} runs/s", lang.name());
-    let seconds = Duration::from_secs_f64(env_list("PADDOCK_BENCH_SECONDS", &[3.0])[0]);
+    let seconds = Duration::from_secs_f64(numbers("PADDOCK_BENCH_SECONDS", &[3.0])[0]);
     let mut rates = serde_json::Map::new();
-    for pct in env_list("PADDOCK_BENCH_RATES", &[25.0, 50.0, 75.0]) {
+    for pct in numbers("PADDOCK_BENCH_RATES", &[25.0, 50.0, 75.0]) {
         let at: AtRate = drive(tokio.handle(), saturated * pct / 100.0, WARMUP, seconds, call.clone());
         println!(
             "| {} | {pct:.0}% | {:.0} / {:.0} | {:.0} | {:.0} | {:.0} |{}",

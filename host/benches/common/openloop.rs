@@ -49,6 +49,17 @@ impl AtRate {
     }
 }
 
+/// The comma-separated numbers environment variable `name` holds, else `default`.
+pub fn numbers(name: &str, default: &[f64]) -> Vec<f64> {
+    match std::env::var(name).ok().filter(|v| !v.is_empty()) {
+        Some(list) => list
+            .split(',')
+            .map(|p| p.trim().parse().unwrap_or_else(|_| panic!("{name}: {p:?} is not a number")))
+            .collect(),
+        None => default.to_vec(),
+    }
+}
+
 pub fn us(d: Duration) -> f64 {
     d.as_secs_f64() * 1e6
 }

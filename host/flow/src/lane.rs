@@ -40,14 +40,21 @@ impl Lane {
         std::mem::take(&mut *self.0.lock())
     }
 
+    /// Writes what the lane holds, if anything; why it was refused, at the
+    /// path of the last step in it.
+    fn write(&self, ctx: &Ctx) -> Result<(), StepErr> {
+        let done = self.take();
+        let Some((last, _)) = done.last() else { return Ok(()) };
+        ctx.store
+            .put_steps(&ctx.run, super::lease::this_process(), &done, None)
+            .map_err(|e| StepErr::new(&last.path, e))
+    }
+
     /// Writes what the lane holds; `out`, or why the write was refused
     /// when `out` was a success.
     pub(crate) fn close(&self, ctx: &Ctx, out: Out) -> Out {
-        let done = self.take();
-        let Some((last, _)) = done.last() else { return out };
-        let path = last.path.clone();
-        match ctx.store.put_steps(&ctx.run, super::lease::this_process(), &done, None) {
-            Err(e) if out.is_ok() => Err(StepErr::new(&path, e)),
+        match self.write(ctx) {
+            Err(e) if out.is_ok() => Err(e),
             _ => out,
         }
     }
@@ -56,9 +63,8 @@ impl Lane {
 impl Ctx {
     /// Writes the task's finished steps now: before it waits on work of
     /// other tasks (a fan-out's items), which writes nothing of this lane.
-    pub(super) fn write_lane(&self, path: &str) -> Result<(), StepErr> {
-        let Some(done) = Lane::current().map(|l| l.take()).filter(|d| !d.is_empty()) else { return Ok(()) };
-        self.store.put_steps(&self.run, super::lease::this_process(), &done, None).map_err(|e| StepErr::new(path, e))
+    pub(super) fn write_lane(&self) -> Result<(), StepErr> {
+        Lane::current().map_or(Ok(()), |lane| lane.write(self))
     }
 
     /// Writes a checkpoint, with the task's finished steps before it in the

@@ -72,7 +72,7 @@ pub(super) async fn parallel(
     if needed > total {
         return Err(StepErr::new(path, format!("needs {needed} successes but has only {total} items")));
     }
-    ctx.write_lane(path)?;
+    ctx.write_lane()?;
     // On a store shared by hosts, agent items are published for every host to claim.
     let (_spread, mut published) = match Spread::publish(ctx, &items, policy, max, path, scope)? {
         Some((spread, published)) => (Some(spread), published),
