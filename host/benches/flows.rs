@@ -64,6 +64,7 @@ fn main() {
     tokio.block_on(async {
         let rt = Runtime::new(settings).unwrap();
         let agent = rt.load("noop").unwrap();
+        rt.wait_optimized(std::time::Duration::from_secs(600));
         type Queue = Option<Arc<dyn paddock::flow::work::WorkQueue>>;
         let mut stores: Vec<(&str, Arc<dyn FlowStore>, Queue)> = vec![
             ("memory", Arc::new(MemoryStore::default()), None),

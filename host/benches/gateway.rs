@@ -446,6 +446,7 @@ async fn bench(fake: &FakeProvider, options: &Options) -> Vec<Run> {
     let plugins = tempfile::tempdir().expect("a temporary folder");
     let runtime = host(plugins.path(), &fake.url());
     let agent = runtime.load("client").unwrap_or_else(|e| panic!("cannot load llm-client: {e}"));
+    runtime.wait_optimized(std::time::Duration::from_secs(600));
     let subjects = Arc::new(Subjects {
         http: direct_client(),
         completions_url: format!("{}/v1/chat/completions", fake.url()),

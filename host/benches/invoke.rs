@@ -28,12 +28,20 @@ fn runtime(pooling: bool) -> Runtime {
     Runtime::new(Settings::parse(&toml, Path::new("bench/paddock.toml")).unwrap()).unwrap()
 }
 
+/// Loads `spec`, and waits for its optimized code (a tiered host serves
+/// Winch's first), so the figures are those of the code a host keeps serving.
+fn optimized(rt: &Runtime, spec: &str) -> Arc<paddock::runtime::Agent> {
+    let agent = rt.load(spec).unwrap();
+    assert!(rt.wait_optimized(Duration::from_secs(600)), "optimized within 600 s");
+    agent
+}
+
 fn invoke(c: &mut Criterion) {
     let tokio = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     let mut group = c.benchmark_group("invoke");
     for (label, pooling) in [("hello_pooling", true), ("hello_on_demand", false)] {
         let rt = runtime(pooling);
-        let agent = rt.load(guests::HELLO).unwrap();
+        let agent = optimized(&rt, guests::HELLO);
         let options = RunOptions::default();
         group.bench_function(label, |b| {
             b.to_async(&tokio).iter(|| async {
@@ -44,7 +52,7 @@ fn invoke(c: &mut Criterion) {
     }
     // hello makes five journaled calls: two gets, a compare-and-swap, a put, an LLM call.
     let rt = runtime(true);
-    let agent = rt.load(guests::HELLO).unwrap();
+    let agent = optimized(&rt, guests::HELLO);
     let run = |journal: Arc<Tape>| {
         let options = RunOptions { journal: Some(journal), ..Default::default() };
         let (rt, agent) = (&rt, &agent);
@@ -59,7 +67,7 @@ fn invoke(c: &mut Criterion) {
         b.to_async(&tokio).iter_batched(|| Tape::replaying(entries.clone()), run, BatchSize::SmallInput)
     });
 
-    let echo = rt.load(guests::ECHO).unwrap();
+    let echo = optimized(&rt, guests::ECHO);
     group.bench_function("echo_pooling", |b| {
         b.to_async(&tokio).iter(|| async { rt.run(&echo, "{}", &RunOptions::default()).await.unwrap().result.unwrap() })
     });
@@ -69,7 +77,7 @@ fn invoke(c: &mut Criterion) {
 fn guest_ops(c: &mut Criterion) {
     let tokio = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     let rt = runtime(true);
-    let agent = rt.load(guests::BENCH_BOARD).unwrap();
+    let agent = optimized(&rt, guests::BENCH_BOARD);
     // Runs `n` ops in one invocation; the guest times its own loop, so the clock sees only the calls.
     let timed = |op: &str, n: u64, journal: Option<Arc<Tape>>| {
         let input = format!(r#"{{"op":"{op}","n":{n}}}"#);

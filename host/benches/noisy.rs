@@ -130,6 +130,7 @@ fn host(slots: usize) -> Runtime {
 async fn measure(slots: usize, samples: usize, pause: Duration) -> Row {
     let runtime = host(slots);
     let spin = runtime.load(guests::SPIN).unwrap_or_else(|e| panic!("cannot load spin: {e}"));
+    runtime.wait_optimized(std::time::Duration::from_secs(600));
     // Warm up: the first calls touch cold pool slots and code.
     tokio::spawn(b_loop(runtime.clone(), spin.clone(), 20, pause)).await.expect("B does not panic");
     let alone = tokio::spawn(b_loop(runtime.clone(), spin.clone(), samples, pause)).await.expect("B does not panic");

@@ -94,6 +94,7 @@ fn measure(lang: Lang, tokio: &tokio::runtime::Runtime, fake: &str) -> Result<se
     paddock(dir.path(), &["build", &name])?;
     let rt = host(dir.path(), fake);
     rt.load(&name).map_err(|e| e.to_string())?;
+    rt.wait_optimized(std::time::Duration::from_secs(600));
     let store: Arc<dyn FlowStore> = match in_memory() {
         true => Arc::new(MemoryStore::default()),
         false => Arc::new(SqliteStore::open(&dir.path().join(".paddock/flows.sqlite")).map_err(|e| e.to_string())?),

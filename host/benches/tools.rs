@@ -192,6 +192,7 @@ async fn through_host(way: &Way, calls: usize) -> Vec<Duration> {
     let settings = Settings::parse(&toml, &dir.path().join("paddock.toml")).unwrap();
     let rt = Runtime::new(settings).unwrap();
     let agent = rt.load("tooluser").unwrap();
+    rt.wait_optimized(std::time::Duration::from_secs(600));
     let call = json!({"name": "bench/echo", "args": {"text": "hello"}});
     let mut times = Vec::with_capacity(calls);
     let mut left = WARMUP + calls;

@@ -68,6 +68,7 @@ fn main() {
     let dir = tempfile::tempdir().expect("a temporary folder");
     let rt = host(dir.path(), agents);
     let agent = rt.load("client").expect("the llm-client guest loads");
+    rt.wait_optimized(std::time::Duration::from_secs(600));
     let input = r#"{"op":"complete","route":"slow","prompt":"wait with me","max_tokens":8}"#;
     // One run first, so what is made once (the route, the code) is in the baseline.
     let first = tokio.block_on(rt.run(&agent, input, &RunOptions::default())).expect("options are valid");

@@ -246,19 +246,30 @@ async fn run_overrides_lower_limits_but_never_pass_the_ceiling() {
 }
 
 /// Winch (`engine.compiler = "winch"`) compiles five to seven times faster
-/// into slower code; every limit holds as it does on Cranelift's code.
+/// into slower code; every limit holds as it does on Cranelift's code, in
+/// pooled slots and in instances allocated on demand (`engine.pooling =
+/// false`, which is also the engine a tiered host serves new versions from).
 #[tokio::test]
 async fn winch_compiled_agents_are_held_to_every_limit_as_cranelifts_are() {
-    let rt = runtime("[engine]\ncompiler = \"winch\"\n[limits]\nfuel = 50000000\nmemory = \"16MiB\"\n");
-    let outcome = run(&rt, guests::SPIN, "{}").await;
-    assert_eq!(error_text(&outcome), "agent \"spin\" ran out of fuel (limit 50000000)");
-    let outcome = run(&rt, guests::MEMORY_BOMB, "{}").await;
-    assert_eq!(error_text(&outcome), "agent \"memory_bomb\" exceeded its memory limit (16 MiB)");
-    let outcome = run(&rt, guests::RECURSION, "{}").await;
-    assert_eq!(error_text(&outcome), "agent \"recursion\" overflowed its stack (1 MiB of wasm stack)");
-    still_serves(&rt).await;
-    let rt = runtime("[engine]\ncompiler = \"winch\"\n[limits]\nfuel = 1000000000000\ntimeout = \"300ms\"\n");
-    let outcome = timed_run(&rt, guests::SPIN, "{}").await;
-    assert_eq!(error_text(&outcome), "agent \"spin\" exceeded its wall-clock limit (timeout 300ms)");
-    assert!(outcome.elapsed < Duration::from_millis(1300), "took {:?}", outcome.elapsed);
+    for pooling in [true, false] {
+        let engine = format!("[engine]\ncompiler = \"winch\"\npooling = {pooling}\nmax-instances = 32\n");
+        let rt = runtime(&format!("{engine}[limits]\nfuel = 50000000\nmemory = \"16MiB\"\n"));
+        let outcome = run(&rt, guests::SPIN, "{}").await;
+        assert_eq!(error_text(&outcome), "agent \"spin\" ran out of fuel (limit 50000000)", "pooling {pooling}");
+        let outcome = run(&rt, guests::MEMORY_BOMB, "{}").await;
+        assert_eq!(
+            error_text(&outcome),
+            "agent \"memory_bomb\" exceeded its memory limit (16 MiB)",
+            "pooling {pooling}"
+        );
+        let outcome = run(&rt, guests::RECURSION, "{}").await;
+        let overflow = "agent \"recursion\" overflowed its stack (1 MiB of wasm stack)";
+        assert_eq!(error_text(&outcome), overflow, "pooling {pooling}");
+        still_serves(&rt).await;
+        let rt = runtime(&format!("{engine}[limits]\nfuel = 1000000000000\ntimeout = \"300ms\"\n"));
+        let outcome = timed_run(&rt, guests::SPIN, "{}").await;
+        let timeout = "agent \"spin\" exceeded its wall-clock limit (timeout 300ms)";
+        assert_eq!(error_text(&outcome), timeout, "pooling {pooling}");
+        assert!(outcome.elapsed < Duration::from_millis(1300), "took {:?}", outcome.elapsed);
+    }
 }

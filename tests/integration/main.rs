@@ -41,6 +41,7 @@ mod serve_traces;
 mod settings;
 mod slots;
 mod tenants;
+mod tiers;
 mod tools;
 mod tools_agents;
 mod util;

@@ -307,6 +307,8 @@ async fn a_restart_with_a_warm_code_cache_compiles_nothing() {
     let cached = format!("[host]\ncode-cache = {:?}\n", dir.path().join("code").display().to_string());
     let cold = host(dir.path(), &cached);
     assert_eq!(cold.sync().await.len(), 3);
+    // A tiered host serves Winch's code first and compiles the optimized code behind it.
+    assert!(cold.wait_optimized(Duration::from_secs(120)), "the optimized code was compiled within 120 s");
     let cache = cold.code_cache().unwrap();
     assert_eq!((cache.compiles(), cache.hits()), (3, 0));
     let warm = host(dir.path(), &cached);
@@ -341,6 +343,8 @@ fn sixteen_first_loads_at_once_compile_once_and_all_get_that_version() {
     let rt = host(dir.path(), &format!("[host]\ncode-cache = {:?}\n", dir.path().join("code").display().to_string()));
     let loads = load_at_once(&rt, "p");
     assert!(loads.iter().all(|l| l.is_ok() && l == &loads[0]), "one version for all: {loads:?}");
+    // Served from Winch's code at once; Cranelift's, compiled behind it, once.
+    assert!(rt.wait_optimized(Duration::from_secs(120)), "the optimized code was compiled within 120 s");
     let cache = rt.code_cache().unwrap();
     assert_eq!((cache.compiles(), cache.hits()), (1, 0));
 }

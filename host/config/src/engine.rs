@@ -36,13 +36,18 @@ pub struct EngineSettings {
 /// What compiles agents' code (`engine.compiler`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Compiler {
-    /// Cranelift, optimizing: the fastest code, compiled in seconds for an
-    /// interpreter's component.
+    /// Both, one after the other: a version whose optimized code is not in
+    /// the code cache serves at once from Winch's, while Cranelift compiles
+    /// in the background; its code is then swapped in under the same
+    /// version, invocations already running finishing on the code they
+    /// started with.
     #[default]
+    Tiered,
+    /// Cranelift alone, optimizing: the fastest code, compiled in seconds
+    /// for an interpreter's component, which a new version waits for.
     Cranelift,
-    /// Winch, wasmtime's baseline compiler: compiled five to seven times
-    /// faster, into slower code (for development hosts, and hosts whose new
-    /// versions must serve at once).
+    /// Winch alone, wasmtime's baseline compiler: compiled five to seven
+    /// times faster, into slower code.
     Winch,
 }
 
@@ -70,10 +75,11 @@ pub(crate) fn engine(e: &EngineSection, ceiling_memory: u64) -> Result<EngineSet
         keep_resident: e.keep_resident.map_or(DEFAULT_KEEP_RESIDENT, |b| b.0),
         memory_reservation: e.memory_reservation.map(|b| b.0),
         compiler: match e.compiler.as_deref() {
-            None | Some("cranelift") => Compiler::Cranelift,
+            None | Some("tiered") => Compiler::Tiered,
+            Some("cranelift") => Compiler::Cranelift,
             Some("winch") => Compiler::Winch,
             Some(other) => {
-                return Err(format!("engine.compiler ({other:?}) must be \"cranelift\" or \"winch\""));
+                return Err(format!("engine.compiler ({other:?}) must be \"tiered\", \"cranelift\" or \"winch\""));
             }
         },
     };

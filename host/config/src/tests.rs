@@ -294,11 +294,15 @@ fn a_memory_reservation_below_the_memory_ceiling_is_refused_naming_both() {
 }
 
 #[test]
-fn the_compiler_is_cranelift_unless_winch_is_asked_for_and_nothing_else_is_taken() {
+fn the_compiler_is_tiered_unless_one_is_asked_for_and_nothing_else_is_taken() {
     use crate::Compiler;
-    assert_eq!(Settings::default().engine.compiler, Compiler::Cranelift);
+    assert_eq!(Settings::default().engine.compiler, Compiler::Tiered);
+    assert_eq!(parse("[engine]\ncompiler = \"tiered\"\n").unwrap().engine.compiler, Compiler::Tiered);
     assert_eq!(parse("[engine]\ncompiler = \"winch\"\n").unwrap().engine.compiler, Compiler::Winch);
     assert_eq!(parse("[engine]\ncompiler = \"cranelift\"\n").unwrap().engine.compiler, Compiler::Cranelift);
     let err = parse("[engine]\ncompiler = \"llvm\"\n").unwrap_err();
-    assert_eq!(err.to_string(), "conf/paddock.toml: engine.compiler (\"llvm\") must be \"cranelift\" or \"winch\"");
+    assert_eq!(
+        err.to_string(),
+        "conf/paddock.toml: engine.compiler (\"llvm\") must be \"tiered\", \"cranelift\" or \"winch\""
+    );
 }

@@ -271,7 +271,7 @@ fn show_live(url: &str, rows: Vec<PluginStatus>, json: bool) -> u8 {
                 v.version,
                 v.invocations,
                 v.loaded_at,
-                if v.compiled == crate::plugins::cache::Compiled::Cached { "from the code cache" } else { "compiled" },
+                v.compiled.describe(),
             ),
             None => println!("{:<20} {:<26} nothing serving", row.name, "-"),
         }

@@ -21,20 +21,23 @@ const FIBER_STACK: usize = 2 << 20;
 /// batching 64 cut `hello`'s instantiate+run from ~58 µs to ~52 µs here.
 const DECOMMIT_BATCH: usize = 64;
 
-/// Builds the engine every agent runs on.
+/// Builds the engine every agent runs on (with `engine.compiler = "tiered"`,
+/// the one of optimized code; see [`baseline`]).
 ///
 /// `ceiling` sizes the pooling allocator's slots: no invocation may use more
 /// memory than the operator's ceiling, so no slot needs more.
 pub fn build(settings: &EngineSettings, ceiling: &Limits) -> wasmtime::Result<Engine> {
-    let mut config = Config::new();
-    config.strategy(match settings.compiler {
-        Compiler::Cranelift => Strategy::Cranelift,
+    let mut config = sandboxed(match settings.compiler {
+        Compiler::Cranelift | Compiler::Tiered => Strategy::Cranelift,
         Compiler::Winch => Strategy::Winch,
     });
-    config.consume_fuel(true);
-    config.epoch_interruption(true);
-    config.max_wasm_stack(MAX_WASM_STACK);
-    config.async_stack_size(FIBER_STACK);
+    // A tiered host compiles Cranelift's code behind the baseline code it
+    // serves, on one thread of the lowest priority (`runtime::tiers`), so the
+    // compile takes only what serving leaves: spread over every core it took
+    // them from invocations (a Python agent's 5 s timeout ran out in tests).
+    if settings.compiler == Compiler::Tiered {
+        config.parallel_compilation(false);
+    }
     if settings.pooling {
         let mut pool = PoolingAllocationConfig::new();
         let queued = decommit_headroom();
@@ -70,6 +73,27 @@ pub fn build(settings: &EngineSettings, ceiling: &Limits) -> wasmtime::Result<En
         )),
         false => e,
     })
+}
+
+/// The engine of Winch's code on a tiered host: what a new version serves
+/// from until its optimized code is ready, so for seconds at a time and for
+/// few invocations. It is the engine of `engine.compiler = "winch"` with
+/// `engine.pooling = false`: instances allocated on demand (no pool
+/// reserved of its own), each invocation's limits held by its store's
+/// limiter (memory, tables, instances) as they are on the pool.
+pub fn baseline(settings: &EngineSettings, ceiling: &Limits) -> wasmtime::Result<Engine> {
+    build(&EngineSettings { compiler: Compiler::Winch, pooling: false, ..settings.clone() }, ceiling)
+}
+
+/// What every engine of agents has: the compiler, fuel, epochs and stacks.
+fn sandboxed(strategy: Strategy) -> Config {
+    let mut config = Config::new();
+    config.strategy(strategy);
+    config.consume_fuel(true);
+    config.epoch_interruption(true);
+    config.max_wasm_stack(MAX_WASM_STACK);
+    config.async_stack_size(FIBER_STACK);
+    config
 }
 
 /// What of a slot stays resident for the next invocation in it.

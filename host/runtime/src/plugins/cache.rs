@@ -53,6 +53,20 @@ pub enum Compiled {
     Fresh,
     /// Mapped from the cache.
     Cached,
+    /// Winch's code (compiled now or mapped), serving while Cranelift's is
+    /// compiled in the background (`engine.compiler = "tiered"`).
+    Baseline,
+}
+
+impl Compiled {
+    /// How a person is told: "compiled", "from the code cache", "baseline code, optimizing".
+    pub fn describe(self) -> &'static str {
+        match self {
+            Compiled::Fresh => "compiled",
+            Compiled::Cached => "from the code cache",
+            Compiled::Baseline => "baseline code, optimizing",
+        }
+    }
 }
 
 /// The compiled-code cache of one engine.
@@ -86,6 +100,11 @@ impl CodeCache {
     /// Components compiled since the host started.
     pub fn compiles(&self) -> u64 {
         self.compiles.load(Ordering::Relaxed)
+    }
+
+    /// Whether the compiled form of the component of `hash` is stored.
+    pub fn contains(&self, hash: &ContentHash) -> bool {
+        self.path(hash).is_file()
     }
 
     fn path(&self, hash: &ContentHash) -> PathBuf {

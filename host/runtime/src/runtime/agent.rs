@@ -5,6 +5,7 @@ use crate::caps::AgentWorldPre;
 use crate::plugins::Manifest;
 use crate::plugins::cache::{Compiled, ContentHash};
 use crate::sandbox::AgentState;
+use arc_swap::ArcSwap;
 use paddock_config::Settings;
 use paddock_core::Capabilities;
 use paddock_core::Limits;
@@ -42,13 +43,23 @@ pub struct Agent {
     pub requested: Arc<Capabilities>,
     /// When it was loaded.
     pub loaded_at: SystemTime,
-    /// Whether it was compiled or mapped from the compiled-code cache.
-    pub compiled: Compiled,
     pub(super) invocations: AtomicU64,
     /// What each tenant granted it, computed once per tenant policy: a
     /// reload that changes the policy makes a new one, which misses here.
     grants: Mutex<HashMap<Arc<str>, Granted>>,
-    pub(super) pre: AgentWorldPre<AgentState>,
+    /// Its code, ready to instantiate. On a tiered host, Winch's code is
+    /// replaced by Cranelift's once compiled (`runtime::tiers`); each
+    /// invocation takes the code once and keeps it to its end.
+    code: ArcSwap<Code>,
+}
+
+/// The code of a version: pre-instantiated, and how it was compiled.
+pub struct Code {
+    /// Ready to instantiate (on the engine that compiled it).
+    pub pre: AgentWorldPre<AgentState>,
+    /// Compiled now, mapped from the cache, or baseline code serving until
+    /// the optimized code is ready.
+    pub compiled: Compiled,
 }
 
 /// The limits of an agent with `manifest` under `settings`: the defaults,
@@ -70,8 +81,7 @@ pub(super) struct AgentParts {
     pub component: PathBuf,
     pub limits: Limits,
     pub notes: Vec<String>,
-    pub compiled: Compiled,
-    pub pre: AgentWorldPre<AgentState>,
+    pub code: Code,
 }
 
 impl Agent {
@@ -91,11 +101,26 @@ impl Agent {
             notes: p.notes,
             requested,
             loaded_at: SystemTime::now(),
-            compiled: p.compiled,
             invocations: AtomicU64::new(0),
             grants: Mutex::default(),
-            pre: p.pre,
+            code: ArcSwap::from_pointee(p.code),
         }
+    }
+
+    /// Its code now: what an invocation starting now runs.
+    pub fn code(&self) -> Arc<Code> {
+        self.code.load_full()
+    }
+
+    /// How its code now was compiled.
+    pub fn compiled(&self) -> Compiled {
+        self.code.load().compiled
+    }
+
+    /// Serves `code` from now on, for the same version; invocations
+    /// running keep the code they started with.
+    pub(super) fn swap_code(&self, code: Code) {
+        self.code.store(Arc::new(code));
     }
 
     /// What `policy` grants this agent (cached per tenant policy).

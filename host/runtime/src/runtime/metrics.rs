@@ -4,6 +4,7 @@
 //! cache. Labels are bounded by the tenants that hold keys and the plugins
 //! in the folder.
 
+use crate::plugins::cache::Compiled;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -63,8 +64,15 @@ pub struct HttpLabels {
 /// Labels of a code-cache series.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct CacheLabels {
-    /// `hit` (mapped from the cache) or `compiled`.
+    /// `hit` (mapped from the cache), `compiled`, or `baseline` (Winch's
+    /// code serving while Cranelift compiles); `optimized` counts those
+    /// background compiles when they end (compiled, or found in the cache).
     pub result: String,
+}
+
+/// Counts a version's optimized code swapped in behind its baseline code.
+pub(super) fn count_optimized(family: &Family<CacheLabels, Counter>) {
+    family.get_or_create(&CacheLabels { result: "optimized".into() }).inc();
 }
 
 /// Buckets for a duration from 0.1 ms to ~6.5 s: an invocation, an HTTP
@@ -141,9 +149,14 @@ impl RuntimeMetrics {
         self.limits_hit.get_or_create(&labels).inc();
     }
 
-    /// Counts a component loaded: mapped from the code cache, or compiled.
-    pub fn loaded(&self, cached: bool) {
-        let result = if cached { "hit" } else { "compiled" };
+    /// Counts a component loaded: mapped from the code cache, compiled, or
+    /// compiled by the baseline compiler.
+    pub fn loaded(&self, compiled: Compiled) {
+        let result = match compiled {
+            Compiled::Cached => "hit",
+            Compiled::Fresh => "compiled",
+            Compiled::Baseline => "baseline",
+        };
         self.code_cache.get_or_create(&CacheLabels { result: result.into() }).inc();
     }
 

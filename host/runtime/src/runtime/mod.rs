@@ -12,7 +12,7 @@ use crate::plugins::{Registry, Versions};
 use crate::sandbox::{self, AgentState, CpuScheduler, Invocation, InvokeError, Outcome};
 use arc_swap::ArcSwap;
 use paddock_blackboard::{Blackboard, BoardLimits, PostgresBackend, SqliteBackend};
-use paddock_config::{BoardStore, DirGrant, Limits, Requested, Settings};
+use paddock_config::{BoardStore, Compiler, DirGrant, Limits, Requested, Settings};
 use paddock_core::TRACE_TARGET;
 use paddock_core::clock::SystemClock;
 use paddock_core::names::validate_tenant;
@@ -25,9 +25,10 @@ mod guests;
 mod live;
 mod metrics;
 mod reconfigure;
+mod tiers;
 mod watch;
 
-pub use agent::Agent;
+pub use agent::{Agent, Code};
 pub use live::{ErrorStatus, HeldStatus, PluginStatus, Reload, VersionStatus};
 pub use metrics::{RuntimeMetrics, duration_histogram};
 use paddock_tenants::{Admission, Grants, TenantCeiling, Tenants};
@@ -153,6 +154,8 @@ struct Inner {
     admission: Admission,
     live: live::Live,
     cache: Option<Arc<CodeCache>>,
+    /// Winch's engine and the background compiles, on a tiered host.
+    tiers: Option<tiers::Tiers>,
     book: Book,
     /// Versions runs are pinned to, kept for resuming anywhere.
     versions: Versions,
@@ -189,6 +192,21 @@ impl Runtime {
             Book::open_at(&settings.plugins.book).map_err(|e| wasmtime::format_err!("host.plugin-state: {e}"))?;
         let versions = Versions::open_at(&settings.plugins.book, &settings.data_dir)
             .map_err(|e| wasmtime::format_err!("host.plugin-state: {e}"))?;
+        let metrics = RuntimeMetrics::default();
+        let cache = settings.plugins.code_cache.as_ref().map(|dir| Arc::new(CodeCache::new(dir, &engine)));
+        let tiers = match settings.engine.compiler {
+            Compiler::Tiered => Some(tiers::Tiers::start(
+                &settings,
+                tiers::Optimizer {
+                    engine: engine.clone(),
+                    linker: linker.clone(),
+                    http_linker: http_linker.clone(),
+                    cache: cache.clone(),
+                    loads: metrics.code_cache.clone(),
+                },
+            )?),
+            Compiler::Cranelift | Compiler::Winch => None,
+        };
         let inner = Inner {
             gateway,
             ledger: Some(ledger),
@@ -196,7 +214,8 @@ impl Runtime {
             registry: Registry::of(&settings),
             board,
             live: live::Live::default(),
-            cache: settings.plugins.code_cache.as_ref().map(|dir| Arc::new(CodeCache::new(dir, &engine))),
+            cache,
+            tiers,
             book,
             versions,
             pinned: Default::default(),
@@ -207,7 +226,7 @@ impl Runtime {
             ),
             approvals: std::sync::OnceLock::new(),
             tools: Arc::new(paddock_tools::Toolbox::new(&settings.mcp)),
-            metrics: RuntimeMetrics::default(),
+            metrics,
             settings: ArcSwap::from_pointee(settings),
             engine,
             linker,
@@ -261,6 +280,13 @@ impl Runtime {
     /// The compiled-code cache, unless it is off.
     pub fn code_cache(&self) -> Option<&CodeCache> {
         self.inner.cache.as_deref()
+    }
+
+    /// Waits until the optimized code of every version serving baseline code
+    /// is compiled and swapped in (or failed), at most `timeout`; whether it
+    /// is. At once `true` on a host that is not tiered.
+    pub fn wait_optimized(&self, timeout: std::time::Duration) -> bool {
+        self.inner.tiers.as_ref().is_none_or(|t| t.wait(timeout))
     }
 
     /// Inspects a file: imports, exports, and whether it fits the world.
@@ -388,7 +414,7 @@ impl Runtime {
             env,
             compensate,
         };
-        let (engine, pre, input) = (self.inner.engine.clone(), agent.pre.clone(), input.to_string());
+        let (code, input) = (agent.code(), input.to_string());
         // Its parent is the span current here: the HTTP request, a flow step,
         // or the `agents.call` of the agent that called this one.
         let span = tracing::info_span!(
@@ -406,7 +432,7 @@ impl Runtime {
         let running = self.inner.metrics.running(&invocation.tenant);
         let busy = running.beside() >= guests::busy();
         let work = async move {
-            let outcome = sandbox::invoke(&engine, &pre, invocation, &input).await;
+            let outcome = sandbox::invoke(&code.pre, invocation, &input).await;
             drop(running);
             let span = tracing::Span::current();
             span.record("outcome", outcome_name(&outcome));

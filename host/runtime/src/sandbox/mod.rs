@@ -184,8 +184,8 @@ pub struct Phases {
     pub teardown: Duration,
 }
 
-/// Runs `input` through a fresh instance of `pre`.
-pub async fn invoke(engine: &Engine, pre: &AgentWorldPre<AgentState>, inv: Invocation, input: &str) -> Outcome {
+/// Runs `input` through a fresh instance of `pre`, on the engine that compiled it.
+pub async fn invoke(pre: &AgentWorldPre<AgentState>, inv: Invocation, input: &str) -> Outcome {
     let started = Instant::now();
     let call = CallContext::with(
         inv.agent.clone(),
@@ -216,7 +216,7 @@ pub async fn invoke(engine: &Engine, pre: &AgentWorldPre<AgentState>, inv: Invoc
         Err(reason) => return finish(Err(InvokeError::Start { agent, reason }), 0, Phases::default()),
     };
     let limits = inv.limits;
-    let mut store = match new_store(engine, &inv, &call, wasi) {
+    let mut store = match new_store(pre.engine(), &inv, &call, wasi) {
         Ok(store) => store,
         Err(reason) => return finish(Err(InvokeError::Start { agent, reason }), 0, Phases::default()),
     };

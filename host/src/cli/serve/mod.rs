@@ -35,7 +35,6 @@ use super::{EXIT_CONFIG, EXIT_CRASH, EXIT_LOAD, EXIT_USAGE, fail};
 use crate::config::{ServeAuth, Settings, Span};
 use crate::keys::{Caller, Role};
 use crate::plugins::LoadError;
-use crate::plugins::cache::Compiled;
 use crate::runtime::{Reload, RunError, RunOptions, Runtime};
 use crate::sandbox::InvokeError;
 use auth::Auth;
@@ -186,12 +185,7 @@ async fn unrouted(method: axum::http::Method, uri: axum::http::Uri) -> Response 
 fn report_plugins(runtime: &Runtime, watch: &crate::runtime::Watch) {
     for status in runtime.plugins() {
         match (&status.serving, &status.held, &status.last_error) {
-            (Some(v), _, _) => eprintln!(
-                "loaded {} {} ({})",
-                status.name,
-                v.version,
-                if v.compiled == Compiled::Cached { "from the code cache" } else { "compiled" }
-            ),
+            (Some(v), _, _) => eprintln!("loaded {} {} ({})", status.name, v.version, v.compiled.describe()),
             (None, Some(h), _) => {
                 eprintln!("held {} {}: asks for {}", status.name, h.version.version, h.asks.join(", "))
             }

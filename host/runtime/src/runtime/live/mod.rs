@@ -17,10 +17,10 @@ mod status;
 pub use status::{ErrorStatus, HeldStatus, PluginStatus, VersionStatus};
 
 use super::Runtime;
-use super::agent::{Agent, AgentParts};
+use super::agent::{Agent, AgentParts, Code};
 use crate::plugins::book::Accepted;
 use crate::plugins::cache::Compiled;
-use crate::plugins::load::{self, ComponentFile, LoadError};
+use crate::plugins::load::{self, ComponentFile, LoadError, Prepared};
 use crate::plugins::{Manifest, Widening};
 use arc_swap::ArcSwapOption;
 use paddock_core::Capabilities;
@@ -269,7 +269,7 @@ impl Runtime {
         let built = read_with_hint(&component, &name, manifest.is_some())
             .and_then(|file| self.build_agent(&name, manifest, file));
         let agent = match built {
-            Ok(agent) => Arc::new(agent),
+            Ok(agent) => agent,
             Err(e) => {
                 // Nothing was loaded: the next load tries again. Loads
                 // waiting on this one get its error.
@@ -289,31 +289,59 @@ impl Runtime {
         slot.current(spec)
     }
 
-    /// Compiles `file` and gives the agent its limits.
-    fn build_agent(&self, name: &str, manifest: Option<Manifest>, file: ComponentFile) -> Result<Agent, LoadError> {
+    /// Compiles `file` and gives the agent its limits. On a tiered host,
+    /// code whose optimized form is not in the cache is Winch's for now,
+    /// and Cranelift's is compiled in the background (`runtime::tiers`).
+    fn build_agent(
+        &self,
+        name: &str,
+        manifest: Option<Manifest>,
+        file: ComponentFile,
+    ) -> Result<Arc<Agent>, LoadError> {
         let s = self.inner.settings.load();
         if let Some(manifest) = &manifest {
             manifest.check_key_prefixes(s.caps.key_bytes)?;
         }
         // wasi:http is linked only for an agent whose manifest asks for hosts.
         let http = manifest.as_ref().is_some_and(|m| !m.capabilities.http.is_empty());
-        let linker = if http { &self.inner.http_linker } else { &self.inner.linker };
-        let prepared = load::compile(&self.inner.engine, (linker, http), &file, self.inner.cache.as_deref())?;
-        self.inner.metrics.loaded(prepared.compiled == Compiled::Cached);
+        let prepared = self.compile(&file, http)?;
+        self.inner.metrics.loaded(prepared.compiled);
         let (limits, notes) = super::agent::limits_for(&s, manifest.as_ref());
         for note in &notes {
             tracing::warn!(agent = name, "{note}");
         }
-        Ok(Agent::new(AgentParts {
+        let compiled = prepared.compiled;
+        let agent = Arc::new(Agent::new(AgentParts {
             name: Arc::from(name),
             hash: file.hash,
             manifest,
-            component: file.path,
+            component: file.path.clone(),
             limits,
             notes,
-            compiled: prepared.compiled,
-            pre: prepared.pre,
-        }))
+            code: Code { pre: prepared.pre, compiled },
+        }));
+        if let (Compiled::Baseline, Some(tiers)) = (compiled, &self.inner.tiers) {
+            tiers.optimize_later(&agent, file, http);
+        }
+        Ok(agent)
+    }
+
+    /// The code of `file`: Winch's when the host is tiered and Cranelift's
+    /// is not in the cache yet (or when there is no cache), else Cranelift's.
+    fn compile(&self, file: &ComponentFile, http: bool) -> Result<Prepared, LoadError> {
+        let cache = self.inner.cache.as_deref();
+        if let Some(tiers) = &self.inner.tiers
+            && !cache.is_some_and(|c| c.contains(&file.hash))
+        {
+            match tiers.compile(file, http) {
+                // The world is checked alike on either engine.
+                Ok(prepared) => return Ok(prepared),
+                Err(e @ LoadError::WrongWorld { .. }) => return Err(e),
+                Err(e) => tracing::debug!(component = %file.path.display(), "Winch cannot compile it: {e}"),
+            }
+        }
+        let linker = if http { &self.inner.http_linker } else { &self.inner.linker };
+        load::compile(&self.inner.engine, (linker, http), file, cache)
     }
 
     /// Whether `agent` may serve: it asks for nothing beyond `prior` (the
@@ -407,7 +435,7 @@ impl Runtime {
         let runtime = self.clone();
         // Reading and compiling may take seconds (interpreted languages);
         // they happen off the async workers.
-        let built = tokio::task::spawn_blocking(move || -> Result<Option<Agent>, LoadError> {
+        let built = tokio::task::spawn_blocking(move || -> Result<Option<Arc<Agent>>, LoadError> {
             let file = read_with_hint(&manifest.component, &manifest.name, true)?;
             let same = |a: &Agent| a.hash == file.hash && a.manifest.as_ref() == Some(&manifest);
             let slot = runtime.inner.live.get(&manifest.name);
@@ -429,7 +457,7 @@ impl Runtime {
         })
         .await;
         let agent = match built {
-            Ok(Ok(Some(agent))) => Arc::new(agent),
+            Ok(Ok(Some(agent))) => agent,
             Ok(Ok(None)) => return Reload::Unchanged,
             Ok(Err(e)) => {
                 let message = e.to_string();

@@ -64,7 +64,6 @@ impl Runtime {
                 widening.describe().join(", ")
             ));
         }
-        let agent = Arc::new(agent);
         let mut pinned = self.inner.pinned.lock();
         if pinned.len() >= LOADED_PINNED {
             pinned.clear();

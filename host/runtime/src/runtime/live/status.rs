@@ -34,7 +34,7 @@ pub struct VersionStatus {
     pub loaded_at: String,
     /// Invocations started on it.
     pub invocations: u64,
-    /// Compiled now, or mapped from the cache.
+    /// Compiled now, mapped from the cache, or baseline code while the optimized code compiles.
     pub compiled: crate::plugins::cache::Compiled,
 }
 
@@ -67,7 +67,7 @@ fn version_status(a: &Agent) -> VersionStatus {
         component: a.component.clone(),
         loaded_at: rfc3339(a.loaded_at),
         invocations: a.invocations(),
-        compiled: a.compiled,
+        compiled: a.compiled(),
     }
 }
 

@@ -1,0 +1,89 @@
+//! Tiered compilation, the default (`engine.compiler = "tiered"`): a new
+//! version serves at once from Winch's code, Cranelift's is swapped in under
+//! the same version when the background compile ends, and both are kept in
+//! the code cache, so a restart maps the optimized code.
+
+use crate::util::{output_json, run, settings_in};
+use paddock::plugins::cache::Compiled;
+use paddock::runtime::Runtime;
+use paddock_test_guests::{guests, variant};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A host on `dir` with `extra` settings, whose plugins folder holds `echo`,
+/// a build of it no other test compiles, and whose code cache is its own.
+fn host(dir: &Path, extra: &str) -> Runtime {
+    let folder = dir.join("plugins/echo");
+    if !folder.exists() {
+        std::fs::create_dir_all(&folder).unwrap();
+        std::fs::write(folder.join("agent.wasm"), variant(&std::fs::read(guests::ECHO).unwrap(), 0x7133)).unwrap();
+        let manifest = "name = \"echo\"\nversion = \"1.0.0\"\ncomponent = \"agent.wasm\"\n";
+        std::fs::write(folder.join("agent.toml"), manifest).unwrap();
+    }
+    let toml = format!(
+        "[host]\nplugins = {:?}\ncode-cache = {:?}\n{extra}",
+        dir.join("plugins").display().to_string(),
+        dir.join("code").display().to_string()
+    );
+    Runtime::new(settings_in(dir, &toml)).expect("engine starts")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_version_serves_winchs_code_at_once_and_cranelifts_under_the_same_version_when_ready() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = host(dir.path(), "");
+    let agent = rt.load("echo").unwrap();
+    assert_eq!(agent.compiled(), Compiled::Baseline);
+    let serving = rt.plugins().into_iter().find_map(|p| p.serving).unwrap();
+    assert_eq!((serving.version.as_str(), serving.compiled), (&*agent.version, Compiled::Baseline));
+    let first = run(&rt, "echo", r#"{"n":1}"#).await;
+    assert_eq!(output_json(&first)["input"], r#"{"n":1}"#);
+
+    assert!(rt.wait_optimized(Duration::from_secs(120)), "the optimized code was compiled within 120 s");
+    assert_eq!(agent.compiled(), Compiled::Fresh);
+    // The same version, in place: no reload, no new id.
+    let now = rt.load("echo").unwrap();
+    assert!(Arc::ptr_eq(&agent, &now));
+    let serving = rt.plugins().into_iter().find_map(|p| p.serving).unwrap();
+    assert_eq!(
+        (serving.version.as_str(), serving.compiled, serving.invocations),
+        (&*agent.version, Compiled::Fresh, 1)
+    );
+    let second = run(&rt, "echo", r#"{"n":2}"#).await;
+    assert_eq!(output_json(&second)["input"], r#"{"n":2}"#);
+    assert_eq!(rt.code_cache().unwrap().compiles(), 1);
+
+    // Both codes are kept, each under its engine's folder.
+    let artifact = format!("{}.cwasm", agent.hash.hex());
+    let mut engines = 0;
+    for folder in std::fs::read_dir(dir.path().join("code")).unwrap() {
+        let files: Vec<String> = std::fs::read_dir(folder.unwrap().path())
+            .unwrap()
+            .map(|f| f.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(files, std::slice::from_ref(&artifact));
+        engines += 1;
+    }
+    assert_eq!(engines, 2);
+
+    // A restart maps the optimized code: nothing to compile, nothing to wait for.
+    drop(rt);
+    let warm = host(dir.path(), "");
+    let agent = warm.load("echo").unwrap();
+    assert_eq!(agent.compiled(), Compiled::Cached);
+    assert!(warm.wait_optimized(Duration::ZERO));
+    assert_eq!((warm.code_cache().unwrap().compiles(), warm.code_cache().unwrap().hits()), (0, 1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_told_one_compiler_uses_only_that_one() {
+    for compiler in ["cranelift", "winch"] {
+        let dir = tempfile::tempdir().unwrap();
+        let rt = host(dir.path(), &format!("[engine]\ncompiler = {compiler:?}\nmax-instances = 32\n"));
+        let agent = rt.load("echo").unwrap();
+        assert_eq!(agent.compiled(), Compiled::Fresh, "{compiler}");
+        assert!(rt.wait_optimized(Duration::ZERO), "{compiler}");
+        assert_eq!(std::fs::read_dir(dir.path().join("code")).unwrap().count(), 1, "{compiler}: one engine's code");
+    }
+}
