@@ -261,3 +261,25 @@ fn gc_in_a_folder_with_nothing_kept_forgets_nothing_and_makes_no_store() {
     assert!(!dir.path().join(".paddock/flows.sqlite").exists(), "gc makes no flow store");
     assert!(!dir.path().join(".paddock/ledger.sqlite").exists(), "nor a ledger");
 }
+
+/// `paddock usage | head -1`: a reader that stops early ends a command
+/// quietly, killed by SIGPIPE as `head` expects of any command, never by a
+/// panic on the broken pipe.
+#[test]
+fn a_reader_that_stops_early_ends_a_command_quietly() {
+    use std::os::unix::process::ExitStatusExt;
+    let dir = tempfile::tempdir().unwrap();
+    for args in [&["usage"][..], &["plugins", "list"]] {
+        // The reader is gone before the command writes its first line.
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_paddock"))
+            .current_dir(dir.path())
+            .args(args)
+            .stdout(writer)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.signal(), Some(libc::SIGPIPE), "{args:?}: {:?}", out.status);
+        assert_eq!(String::from_utf8_lossy(&out.stderr), "", "{args:?}");
+    }
+}

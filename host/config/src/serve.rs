@@ -146,7 +146,7 @@ pub(super) fn serve_settings(serve: ServeSection, base: &Path) -> Result<ServeSe
         other => return Err(format!("serve.auth: `{other}` is not a mode; use \"keys\" or \"none\"")),
     };
     check_listen(&listen, auth).map_err(|why| format!("serve.listen: {why}"))?;
-    let debounce = serve.debounce.map_or(Duration::from_millis(100), |s| s.0);
+    let debounce = serve.debounce.map_or(Duration::from_millis(50), |s| s.0);
     if debounce > Duration::from_secs(60) {
         return Err(format!("serve.debounce ({}) must be at most 60s", Span(debounce)));
     }

@@ -169,6 +169,9 @@ enum Command {
 /// Runs the command line and returns the process exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    if !matches!(cli.command, Command::Serve(_)) {
+        quiet_on_closed_pipe();
+    }
     let settings = match load_settings(&cli) {
         Ok(s) => s,
         Err(e) => {
@@ -218,6 +221,20 @@ pub fn main() -> ExitCode {
         telemetry.shutdown();
     }
     ExitCode::from(code)
+}
+
+/// A command whose output goes to a reader that stops early (`paddock usage
+/// | head -3`) ends there, quietly, as `head` expects of any command: the
+/// default action of SIGPIPE, which Rust programs ignore (their `println!`
+/// then panics on the broken pipe). Sockets are written with `MSG_NOSIGNAL`,
+/// so only stdout and stderr raise it; `serve` keeps it ignored all the same.
+fn quiet_on_closed_pipe() {
+    #[cfg(unix)]
+    // SAFETY: called once, first thing, before any thread that could be
+    // writing is started; SIG_DFL is a valid disposition for SIGPIPE.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
 }
 
 fn load_settings(cli: &Cli) -> Result<Settings, ConfigError> {

@@ -89,6 +89,14 @@ pub fn baseline(settings: &EngineSettings, ceiling: &Limits) -> wasmtime::Result
 fn sandboxed(strategy: Strategy) -> Config {
     let mut config = Config::new();
     config.strategy(strategy);
+    if matches!(strategy, Strategy::Winch) {
+        // Winch compiles function bodies; the trampolines between host and
+        // guest are still Cranelift's, thousands of them for an
+        // interpreter's component (its function table), and they were most
+        // of the compile: the quickest settings for them.
+        config.cranelift_opt_level(wasmtime::OptLevel::None);
+        config.cranelift_regalloc_algorithm(wasmtime::RegallocAlgorithm::SinglePass);
+    }
     config.consume_fuel(true);
     config.epoch_interruption(true);
     config.max_wasm_stack(MAX_WASM_STACK);

@@ -120,6 +120,21 @@ impl CodeCache {
         bytes: &[u8],
         hash: &ContentHash,
     ) -> wasmtime::Result<(Component, Compiled)> {
+        let (component, compiled) = self.component_unstored(engine, bytes, hash)?;
+        if compiled == Compiled::Fresh {
+            self.keep(&component, hash);
+        }
+        Ok((component, compiled))
+    }
+
+    /// The same, except that a component compiled now is not stored yet:
+    /// the caller [`keep`](Self::keep)s it when writing it costs nobody a wait.
+    pub fn component_unstored(
+        &self,
+        engine: &Engine,
+        bytes: &[u8],
+        hash: &ContentHash,
+    ) -> wasmtime::Result<(Component, Compiled)> {
         let path = self.path(hash);
         if path.is_file() {
             // SAFETY: the file was written by `store` below from
@@ -139,10 +154,15 @@ impl CodeCache {
         }
         let component = Component::new(engine, bytes)?;
         self.compiles.fetch_add(1, Ordering::Relaxed);
-        if let Err(e) = self.store(&component, &path) {
+        Ok((component, Compiled::Fresh))
+    }
+
+    /// Stores `component`, compiled from the bytes whose hash is `hash`; a
+    /// cache that cannot be written costs a warning.
+    pub fn keep(&self, component: &Component, hash: &ContentHash) {
+        if let Err(e) = self.store(component, &self.path(hash)) {
             tracing::warn!(dir = %self.dir.display(), "cannot store compiled code: {e}");
         }
-        Ok((component, Compiled::Fresh))
     }
 
     fn store(&self, component: &Component, path: &Path) -> std::io::Result<()> {

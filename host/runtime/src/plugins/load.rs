@@ -183,23 +183,40 @@ pub struct Prepared {
     pub compiled: Compiled,
 }
 
-/// Compiles `file` (or maps it from `cache`) and checks it against the world.
-/// `linker` has `wasi:http` when `http` says so (the manifest asks for hosts).
+/// Compiles `file` (or maps it from `cache`, storing it there when compiled
+/// now) and checks it against the world. `linker` has `wasi:http` when
+/// `http` says so (the manifest asks for hosts).
 pub fn compile(
+    engine: &Engine,
+    linker: (&Linker<AgentState>, bool),
+    file: &ComponentFile,
+    cache: Option<&CodeCache>,
+) -> Result<Prepared, LoadError> {
+    let (prepared, unstored) = compile_unstored(engine, linker, file, cache)?;
+    if let (Some(cache), Some(component)) = (cache, unstored) {
+        cache.keep(&component, &file.hash);
+    }
+    Ok(prepared)
+}
+
+/// [`compile`], leaving a component compiled now for the caller to store
+/// in `cache` (returned with it when there is a cache).
+pub fn compile_unstored(
     engine: &Engine,
     (linker, http): (&Linker<AgentState>, bool),
     file: &ComponentFile,
     cache: Option<&CodeCache>,
-) -> Result<Prepared, LoadError> {
+) -> Result<(Prepared, Option<Component>), LoadError> {
     let path = &file.path;
     let invalid = |e: wasmtime::Error| LoadError::Invalid { path: path.clone(), reason: format!("{e:#}") };
     let (component, compiled) = match cache {
-        Some(cache) => cache.component(engine, &file.bytes, &file.hash).map_err(invalid)?,
+        Some(cache) => cache.component_unstored(engine, &file.bytes, &file.hash).map_err(invalid)?,
         None => (Component::new(engine, &file.bytes).map_err(invalid)?, Compiled::Fresh),
     };
     let pre = prepare(engine, (linker, http), &component)
         .map_err(|reason| LoadError::WrongWorld { path: path.clone(), reason })?;
-    Ok(Prepared { pre, compiled })
+    let unstored = (compiled == Compiled::Fresh && cache.is_some()).then_some(component);
+    Ok((Prepared { pre, compiled }, unstored))
 }
 
 /// Checks `component`'s exports and imports against the world and pre-instantiates it.

@@ -33,14 +33,14 @@ use std::sync::mpsc::{Receiver, Sender};
 use std::sync::{Arc, Weak};
 use std::time::Instant;
 use wasmtime::Engine;
-use wasmtime::component::Linker;
+use wasmtime::component::{Component, Linker};
 
 /// Winch's engine, and the queue of optimizing compiles.
 pub(super) struct Tiers {
     engine: Engine,
     linker: Linker<AgentState>,
     http_linker: Linker<AgentState>,
-    cache: Option<CodeCache>,
+    cache: Option<Arc<CodeCache>>,
     queue: parking_lot::Mutex<Sender<Upgrade>>,
     pending: Arc<Pending>,
     _ticker: EpochTicker,
@@ -81,6 +81,15 @@ struct Upgrade {
     agent: Weak<Agent>,
     file: ComponentFile,
     http: bool,
+    /// Winch's code compiled for it, to store in its cache first.
+    baseline: Option<(Arc<CodeCache>, Component)>,
+}
+
+/// Winch's code for a version, ready to serve, and what [`Tiers::optimize_later`] needs of it.
+pub(super) struct Baseline {
+    pub prepared: Prepared,
+    /// The code, when compiled now and not stored yet.
+    pub unstored: Option<Component>,
 }
 
 impl Tiers {
@@ -103,7 +112,7 @@ impl Tiers {
         Ok(Tiers {
             linker: sandbox::linker(&engine)?,
             http_linker: sandbox::http_linker(&engine)?,
-            cache: settings.plugins.code_cache.as_ref().map(|dir| CodeCache::new(dir, &engine)),
+            cache: settings.plugins.code_cache.as_ref().map(|dir| Arc::new(CodeCache::new(dir, &engine))),
             queue: parking_lot::Mutex::new(queue),
             pending,
             engine,
@@ -111,19 +120,21 @@ impl Tiers {
         })
     }
 
-    /// Winch's code for `file`, compiled or mapped from the cache; an error
-    /// when Winch cannot compile it (the caller then asks Cranelift, whose
-    /// error names what is wrong with the file, if anything is).
-    pub fn compile(&self, file: &ComponentFile, http: bool) -> Result<Prepared, LoadError> {
+    /// Winch's code for `file`, compiled or mapped from the cache (code
+    /// compiled now is stored later, by the tiering thread); an error when
+    /// Winch cannot compile it (the caller then asks Cranelift, whose error
+    /// names what is wrong with the file, if anything is).
+    pub fn compile(&self, file: &ComponentFile, http: bool) -> Result<Baseline, LoadError> {
         let linker = if http { &self.http_linker } else { &self.linker };
-        let prepared = load::compile(&self.engine, (linker, http), file, self.cache.as_ref())?;
-        Ok(Prepared { compiled: Compiled::Baseline, ..prepared })
+        let (prepared, unstored) = load::compile_unstored(&self.engine, (linker, http), file, self.cache.as_deref())?;
+        Ok(Baseline { prepared: Prepared { compiled: Compiled::Baseline, ..prepared }, unstored })
     }
 
-    /// Queues the optimizing compile of `agent`, serving baseline code
-    /// compiled from `file`.
-    pub fn optimize_later(&self, agent: &Arc<Agent>, file: ComponentFile, http: bool) {
-        let upgrade = Upgrade { agent: Arc::downgrade(agent), file, http };
+    /// Queues the optimizing compile of `agent`, serving `baseline` code
+    /// compiled from `file`; its code is stored first when compiled now.
+    pub fn optimize_later(&self, agent: &Arc<Agent>, file: ComponentFile, http: bool, baseline: Option<Component>) {
+        let baseline = baseline.and_then(|component| Some((self.cache.clone()?, component)));
+        let upgrade = Upgrade { agent: Arc::downgrade(agent), file, http, baseline };
         self.pending.add();
         if self.queue.lock().send(upgrade).is_err() {
             self.pending.finish();
@@ -173,6 +184,9 @@ fn optimize_each(optimizer: &Optimizer, jobs: &Receiver<Upgrade>, pending: &Pend
 
 /// Compiles `job`'s optimized code and swaps it in, unless its version is gone.
 fn optimize(optimizer: &Optimizer, job: Upgrade) {
+    if let Some((cache, component)) = &job.baseline {
+        cache.keep(component, &job.file.hash);
+    }
     // A version replaced before its turn needs no optimized code.
     if job.agent.strong_count() == 0 {
         return;

@@ -56,7 +56,7 @@ pub struct ServeArgs {
     /// Address to listen on [default: serve.listen, 127.0.0.1:7700]; port 0 picks one
     #[arg(long, value_name = "ADDR")]
     listen: Option<SocketAddr>,
-    /// How long file changes settle before a reload [default: serve.debounce, 100ms]
+    /// How long file changes settle before a reload [default: serve.debounce, 50ms]
     #[arg(long, value_name = "DURATION", value_parser = Span::parse)]
     debounce: Option<Span>,
     /// The folder of flow specs `POST /v1/flows/NAME/runs` starts [default: serve.flows, flows]

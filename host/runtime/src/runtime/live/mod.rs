@@ -29,6 +29,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::SystemTime;
+use wasmtime::component::Component;
 
 /// Every slot, by the name or path it was loaded by.
 #[derive(Default)]
@@ -304,7 +305,7 @@ impl Runtime {
         }
         // wasi:http is linked only for an agent whose manifest asks for hosts.
         let http = manifest.as_ref().is_some_and(|m| !m.capabilities.http.is_empty());
-        let prepared = self.compile(&file, http)?;
+        let (prepared, unstored) = self.compile(&file, http)?;
         self.inner.metrics.loaded(prepared.compiled);
         let (limits, notes) = super::agent::limits_for(&s, manifest.as_ref());
         for note in &notes {
@@ -321,27 +322,28 @@ impl Runtime {
             code: Code { pre: prepared.pre, compiled },
         }));
         if let (Compiled::Baseline, Some(tiers)) = (compiled, &self.inner.tiers) {
-            tiers.optimize_later(&agent, file, http);
+            tiers.optimize_later(&agent, file, http, unstored);
         }
         Ok(agent)
     }
 
     /// The code of `file`: Winch's when the host is tiered and Cranelift's
-    /// is not in the cache yet (or when there is no cache), else Cranelift's.
-    fn compile(&self, file: &ComponentFile, http: bool) -> Result<Prepared, LoadError> {
+    /// is not in the cache yet (or when there is no cache), with Winch's
+    /// code when it was compiled now and is not stored yet; else Cranelift's.
+    fn compile(&self, file: &ComponentFile, http: bool) -> Result<(Prepared, Option<Component>), LoadError> {
         let cache = self.inner.cache.as_deref();
         if let Some(tiers) = &self.inner.tiers
             && !cache.is_some_and(|c| c.contains(&file.hash))
         {
             match tiers.compile(file, http) {
+                Ok(baseline) => return Ok((baseline.prepared, baseline.unstored)),
                 // The world is checked alike on either engine.
-                Ok(prepared) => return Ok(prepared),
                 Err(e @ LoadError::WrongWorld { .. }) => return Err(e),
                 Err(e) => tracing::debug!(component = %file.path.display(), "Winch cannot compile it: {e}"),
             }
         }
         let linker = if http { &self.inner.http_linker } else { &self.inner.linker };
-        load::compile(&self.inner.engine, (linker, http), file, cache)
+        Ok((load::compile(&self.inner.engine, (linker, http), file, cache)?, None))
     }
 
     /// Whether `agent` may serve: it asks for nothing beyond `prior` (the
