@@ -283,3 +283,102 @@ fn a_reader_that_stops_early_ends_a_command_quietly() {
         assert_eq!(String::from_utf8_lossy(&out.stderr), "", "{args:?}");
     }
 }
+
+/// `paddock serve --help` names every route the host answers.
+#[test]
+fn serve_help_names_every_route() {
+    let dir = tempfile::tempdir().unwrap();
+    let help = TestCommand::new(dir.path(), &["serve", "--help"]).run();
+    assert_eq!(help.code, 0, "{}", help.stderr);
+    let routes = [
+        "POST /v1/agents/NAME/run",
+        "GET /v1/plugins",
+        "POST /v1/plugins/NAME/approve",
+        "GET /v1/flows",
+        "POST /v1/flows/NAME/runs",
+        "POST /v1/flows/run",
+        "GET /v1/runs",
+        "GET /v1/runs/ID",
+        "GET /v1/runs/ID/events",
+        "POST /v1/runs/ID/cancel",
+        "POST /v1/runs/ID/resume",
+        "GET /v1/approvals",
+        "POST /v1/approvals/ID",
+        "GET /v1/dlq",
+        "GET|DELETE /v1/dlq/ID",
+        "POST /v1/dlq/ID/retry",
+        "GET /v1/board",
+        "GET|PUT|DELETE /v1/board/keys/KEY",
+        "GET /v1/board/keys/KEY/history",
+        "GET /v1/board/history",
+        "GET /v1/board/watch",
+        "GET /v1/usage",
+        "GET /v1/providers",
+        "POST /v1/providers/check",
+        "GET /v1/tenants",
+        "POST /v1/admin/reload",
+        "GET /metrics",
+        "POST /v1/chat/completions",
+        "POST /v1/embeddings",
+        "GET /v1/models",
+        "POST /v1/messages",
+        "/mcp",
+        "GET /v1/health",
+    ];
+    let missing: Vec<&str> = routes.iter().copied().filter(|r| !help.stdout.contains(r)).collect();
+    assert!(missing.is_empty(), "missing {missing:?} in:\n{}", help.stdout);
+}
+
+/// `paddock flow check` refuses a spec naming an agent the plugins folder
+/// does not have, naming the step, as `flow run` would before starting.
+#[test]
+fn flow_check_refuses_an_agent_that_is_not_in_the_plugins_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    plugin(&dir.path().join("plugins"), "step", guests::FLOW_STEP, "");
+    let spec = |agent: &str| format!("[flow]\nname = \"greet\"\n[steps.main]\nagent = {agent:?}\n");
+    std::fs::write(dir.path().join("typo.toml"), spec("stpe")).unwrap();
+    std::fs::write(dir.path().join("good.toml"), spec("step")).unwrap();
+    let typo = TestCommand::new(dir.path(), &["flow", "check", "typo.toml"]).run();
+    assert_eq!(typo.code, 4, "{}", typo.stderr);
+    assert_eq!(
+        typo.stderr,
+        "error: typo.toml: steps.main.agent: no plugin named \"stpe\" in ./plugins (found: step)\n"
+    );
+    let good = TestCommand::new(dir.path(), &["flow", "check", "good.toml"]).run();
+    assert_eq!((good.code, good.stdout.as_str()), (0, "good.toml: flow greet is valid: 1 steps, agents step\n"));
+}
+
+/// An author widening their own agent is not stopped by a hold in a one-shot
+/// `paddock run`: it runs, says what a serving host would hold it for, and
+/// records nothing as accepted, so a serving host still holds it.
+#[test]
+fn a_one_shot_run_of_a_wider_version_runs_and_says_a_serving_host_would_hold_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let plugins = dir.path().join("plugins");
+    plugin(&plugins, "echo", guests::ECHO, "");
+    std::fs::write(dir.path().join("paddock.toml"), "[host]\nplugin-state = \"durable\"\n").unwrap();
+    let host = || {
+        let toml = format!("[host]\nplugins = {:?}\nplugin-state = \"durable\"\n", plugins.display().to_string());
+        paddock::runtime::Runtime::new(settings_in(dir.path(), &toml)).unwrap()
+    };
+    // A serving host accepted the first version's capabilities.
+    let first = host().load("echo").unwrap();
+    // The author adds a route; the new manifest is a new version.
+    let wider =
+        "name = \"echo\"\nversion = \"1.1.0\"\ncomponent = \"agent.wasm\"\n[capabilities]\nroutes = [\"fast\"]\n";
+    std::fs::write(plugins.join("echo/agent.toml"), wider).unwrap();
+    let ran = TestCommand::new(dir.path(), &["run", "echo", "--input", r#"{"n":1}"#]).run();
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    let v2 = format!("1.1.0+{}", first.hash.short());
+    assert!(
+        ran.stderr.contains(&format!(
+            "version {v2} asks for route \"fast\", beyond the version last accepted: it runs here, once; a serving \
+             host holds it until `paddock plugins approve echo {v2}`"
+        )),
+        "{}",
+        ran.stderr
+    );
+    // Nothing was accepted: a serving host holds it.
+    let held = host().load("echo").err().expect("held").to_string();
+    assert!(held.contains(&format!("version {v2} is held")), "{held}");
+}

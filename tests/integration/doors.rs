@@ -158,10 +158,11 @@ async fn the_official_openai_client_completes_streams_calls_tools_and_reads_refu
     let denied = refused("denied");
     assert_eq!((&denied[0], &denied[1]), (&json!("PermissionDeniedError"), &json!(403)));
     assert!(denied[3].as_str().unwrap().contains(r#"tenant "acme" may not use route "other""#), "{denied:?}");
+    // An agent the tenant may not run is answered as one that is not there.
     let agent_denied = refused("agent_denied");
     assert_eq!(
-        (&agent_denied[0], &agent_denied[1]),
-        (&json!("PermissionDeniedError"), &json!(403)),
+        (&agent_denied[0], &agent_denied[1], &agent_denied[2]),
+        (&json!("NotFoundError"), &json!(404), &json!("model_not_found")),
         "{agent_denied:?}"
     );
     let budget = refused("budget");
@@ -203,7 +204,7 @@ async fn the_official_anthropic_client_sends_messages_streams_calls_tools_and_re
         }),
         "the messages and system as sent are the agent's input"
     );
-    assert_eq!(out["agent_denied"], json!(["PermissionDeniedError", 403, "permission_error"]));
+    assert_eq!(out["agent_denied"], json!(["NotFoundError", 404, "not_found_error"]), "answered as absent");
     assert_eq!(out["missing"], json!(["NotFoundError", 404, "not_found_error"]));
     assert_eq!(out["denied"], json!(["PermissionDeniedError", 403, "permission_error"]));
     assert_eq!(out["budget"], json!(["RateLimitError", 429, "rate_limit_error"]));

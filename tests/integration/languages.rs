@@ -197,6 +197,10 @@ async fn behaves_like_every_other_language(lang: Lang) {
 
     // A tool of the operator's MCP server, as far as the tenant grants it.
     if crate::doors::python_has("mcp") {
+        // The server starts at its first use, a Python process importing the
+        // MCP SDK: seconds on a busy machine, which are not the agent's to wait
+        // within its 5 s.
+        rt.tools().list(&["kit/*".to_string()]).await.expect("the kit server starts");
         let echoed = run(r#"{"name":"bob","tool":"kit/echo","tool_args":{"text":"hi from a tool"}}"#, open()).await;
         assert_eq!(output_json(&echoed)["tool"], json!({ "text": "hi from a tool" }));
         let refused = run(r#"{"name":"bob","tool":"kit/env"}"#, open()).await;

@@ -111,6 +111,16 @@ fn a_run_killed_mid_step_resumes_and_no_finished_step_runs_twice() {
     let status = TestCommand::new(dir.path(), &["flow", "status", &run, "--json"]).run();
     let status: serde_json::Value = serde_json::from_str(&status.stdout).unwrap();
     assert_eq!(status["run"]["status"], "running");
+    // Marked running, but its process is gone: the status says so and how it resumes.
+    let owner = status["run"]["owner"].as_str().unwrap();
+    let why = format!("its host {owner} is gone; a serving host resumes it, or `paddock flow resume {run}`");
+    assert_eq!(status["interrupted"], why.as_str());
+    let text = TestCommand::new(dir.path(), &["flow", "status", &run]).run();
+    assert!(
+        text.stdout.starts_with(&format!("run {run}  flow crash  tenant default  running, interrupted: {why}\n")),
+        "{}",
+        text.stdout
+    );
     let steps: Vec<(&str, &str)> = status["steps"]
         .as_array()
         .unwrap()

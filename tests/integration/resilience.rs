@@ -401,6 +401,8 @@ async fn unknown_routes_and_bad_requests_are_refused_without_an_attempt() {
     let (gw, _clock) = gateway(&one_target(&a, "openai", ""));
     let failure = gw.complete(&caller(), ask("smart", "x")).await.unwrap_err();
     assert_eq!(failure.error, LlmError::Denied("no route named \"smart\"".into()));
+    let failure = gw.complete(&caller(), ask("rr", "x")).await.unwrap_err();
+    assert_eq!(failure.error, LlmError::Denied("no route named \"rr\"; did you mean \"r\"?".into()));
     let mut bad = ask("r", "x");
     bad.response_schema = Some("{not json".into());
     let failure = gw.complete(&caller(), bad).await.unwrap_err();

@@ -323,3 +323,37 @@ async fn a_tenant_at_its_requests_in_flight_gets_429_and_another_tenant_is_answe
     let (status, _) = api.call(Method::GET, "/v1/runs", &first, "").await;
     assert_eq!(status, StatusCode::OK, "a finished request frees its place");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenant_sees_only_the_agents_it_may_run_and_nothing_of_the_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    setup(dir.path());
+    plugin(&dir.path().join("plugins"), "secret", guests::ECHO, "");
+    let config = std::fs::read_to_string(dir.path().join("paddock.toml")).unwrap();
+    let config =
+        config.replace("[tenants.globex]\nagents = [\"step\"]", "[tenants.globex]\nagents = [\"step\", \"secret\"]");
+    std::fs::write(dir.path().join("paddock.toml"), config).unwrap();
+    let (acme, globex, admin) =
+        (key(dir.path(), "acme", "run"), key(dir.path(), "globex", "run"), key(dir.path(), "acme", "admin"));
+    let served = serve(dir.path(), &[]);
+    let api = Client::new(&served);
+
+    // Another tenant's agent is answered as one that is not there.
+    let absent = |name: &str, more: &str| format!("no agent named {name:?} for tenant \"acme\"{more}");
+    for (name, more) in [("secret", ""), ("nothing", ""), ("secrets", ""), ("stepp", "; did you mean \"step\"?")] {
+        let (status, body) = api.call(Method::POST, &format!("/v1/agents/{name}/run"), &acme, "{}").await;
+        assert_eq!((status, error_of(&body)), (StatusCode::NOT_FOUND, ("not-found", absent(name, more).as_str())));
+    }
+    let (status, body) = api.call(Method::POST, "/v1/agents/secret/run", &globex, r#"{"n":1}"#).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    // The plugins each key's tenant may run; an admin key sees every one.
+    for (token, expected) in
+        [(&acme, vec!["step"]), (&globex, vec!["secret", "step"]), (&admin, vec!["secret", "step"])]
+    {
+        let (status, listed) = api.call(Method::GET, "/v1/plugins", token, "").await;
+        assert_eq!(status, StatusCode::OK);
+        let names: Vec<&str> = listed.as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap()).collect();
+        assert_eq!(names, expected);
+    }
+}

@@ -188,3 +188,35 @@ async fn a_tenant_logging_past_its_rate_is_kept_from_the_host_log_with_one_note_
     assert!(notes >= 1 && notes as u64 <= seconds, "{notes} notes in {seconds} s");
     assert!(bytes as u64 <= 2048 * seconds, "{bytes} bytes of mallory's records in {seconds} s");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broken_manifest_and_an_unbuilt_plugin_are_logged_once_each_saying_nothing_serves_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let plugins = dir.path().join("plugins");
+    std::fs::create_dir_all(plugins.join("broken")).unwrap();
+    std::fs::write(plugins.join("broken/agent.toml"), "name = \n").unwrap();
+    plugin(&plugins, "unbuilt", "build/agent.wasm", "");
+    std::fs::write(dir.path().join("paddock.toml"), "[host]\nledger = \"memory\"\nplugin-state = \"memory\"\n")
+        .unwrap();
+    let admin = key(dir.path(), "default", "admin");
+    let served = serve(dir.path(), &[]);
+    // A new plugin makes the host read the folder again.
+    plugin(&plugins, "echo", guests::ECHO, "");
+    paddock::gateway::install_crypto();
+    let since = Instant::now();
+    loop {
+        let (_, listed) = call(&served, reqwest::Method::GET, "/v1/plugins", &admin, "").await;
+        if listed.as_array().unwrap().iter().any(|p| p["name"] == "echo" && !p["serving"].is_null()) {
+            break;
+        }
+        assert!(since.elapsed() < Duration::from_secs(20), "echo was not served within 20 s: {listed}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let log = std::fs::read_to_string(dir.path().join(SERVE_LOG)).unwrap();
+    let count = |text: &str| log.lines().filter(|l| l.contains(text)).count();
+    let broken: Vec<&str> = log.lines().filter(|l| l.contains("plugin not loaded: ")).collect();
+    assert!(broken.len() == 1 && broken[0].contains("broken/agent.toml"), "{log}");
+    let unbuilt: Vec<&str> = log.lines().filter(|l| l.contains("not loaded, nothing serves it: ")).collect();
+    assert!(unbuilt.len() == 1 && unbuilt[0].contains("unbuilt"), "{log}");
+    assert_eq!(count("keeps serving"), 0, "{log}");
+}

@@ -196,6 +196,13 @@ fn plugins_check_and_usage_show_grants_refusals_and_spend_per_tenant() {
         check.stdout
     );
     assert!(check.stdout.contains("    refused   route \"smart\": not in tenants.acme.routes = [fast]\n"));
+    // A tenant that does not list the plugin is its policy, shown and not an error.
+    let both_routes = config.replace("routes = [\"fast\"]", "routes = [\"fast\", \"smart\"]");
+    std::fs::write(dir.path().join("paddock.toml"), format!("{both_routes}[tenants.globex]\nagents = []\n")).unwrap();
+    let check = paddock(&["plugins", "check"]);
+    assert_eq!(check.code, 0, "{}{}", check.stdout, check.stderr);
+    assert!(check.stdout.contains("prober 1.0.0 for tenant globex: may NOT run\n"), "{}", check.stdout);
+    std::fs::write(dir.path().join("paddock.toml"), config).unwrap();
 
     let ops = r#"{"ops":[{"op":"llm","route":"fast"},{"op":"llm","route":"fast"}]}"#;
     let ran = paddock(&["run", "prober", "--input", ops]);

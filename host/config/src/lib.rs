@@ -40,6 +40,7 @@ pub use plugins::{BookStore, PluginSettings};
 pub use retention::{FlowLimits, Retention};
 pub use serve::{
     ConnectionLimits, DEFAULT_LISTEN, NotLoopback, RequestLimits, ServeAuth, ServeSettings, TlsFiles, check_listen,
+    parse_listen,
 };
 pub use stores::{BoardStore, DATABASE_URL_VAR, FlowsStore};
 pub use telemetry::{DEFAULT_SERVICE_NAME, OtlpProtocol, TelemetrySettings};

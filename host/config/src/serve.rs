@@ -134,12 +134,21 @@ struct TlsSection {
     key: PathBuf,
 }
 
+/// A listen address: an IP address and port, or `localhost:PORT` (which is
+/// 127.0.0.1, whatever a resolver would answer first).
+pub fn parse_listen(text: &str) -> Result<SocketAddr, String> {
+    if let Some(port) = text.strip_prefix("localhost:")
+        && let Ok(port) = port.parse::<u16>()
+    {
+        return Ok(SocketAddr::from(([127, 0, 0, 1], port)));
+    }
+    text.parse().map_err(|_| format!("`{text}` is not an address like \"127.0.0.1:7700\" or \"localhost:7700\""))
+}
+
 /// Validates `[serve]`; relative paths are against `base`.
 pub(super) fn serve_settings(serve: ServeSection, base: &Path) -> Result<ServeSettings, String> {
-    let listen_text = serve.listen.as_deref().unwrap_or(DEFAULT_LISTEN);
-    let listen = listen_text
-        .parse()
-        .map_err(|_| format!("serve.listen: `{listen_text}` is not an address like \"127.0.0.1:7700\""))?;
+    let listen = parse_listen(serve.listen.as_deref().unwrap_or(DEFAULT_LISTEN))
+        .map_err(|why| format!("serve.listen: {why}"))?;
     let auth = match serve.auth.as_deref().unwrap_or("keys") {
         "keys" => ServeAuth::Keys,
         "none" => ServeAuth::None,
@@ -237,8 +246,9 @@ pub fn check_listen(address: &SocketAddr, auth: ServeAuth) -> Result<(), NotLoop
 
 #[cfg(test)]
 mod tests {
-    use super::{ConnectionLimits, ServeAuth};
+    use super::{ConnectionLimits, ServeAuth, parse_listen};
     use crate::Settings;
+    use std::net::SocketAddr;
     use std::path::Path;
     use std::time::Duration;
 
@@ -267,6 +277,17 @@ mod tests {
             err,
             "conf/paddock.toml: serve.mcp-flows[1]: `../etc` is not a flow name (1 to 64 of a-z, 0-9, '-' and '_', the file name without .toml)"
         );
+    }
+
+    #[test]
+    fn localhost_listens_on_127_0_0_1_and_a_name_that_is_no_address_is_refused_naming_both_forms() {
+        assert_eq!(parse("[serve]\nlisten = \"localhost:7790\"\n").unwrap().serve.listen.to_string(), "127.0.0.1:7790");
+        assert_eq!(parse_listen("[::1]:0"), Ok(SocketAddr::from(([0, 0, 0, 0, 0, 0, 0, 1], 0))));
+        assert_eq!(
+            parse("[serve]\nlisten = \"example.com:80\"\n").unwrap_err().to_string(),
+            "conf/paddock.toml: serve.listen: `example.com:80` is not an address like \"127.0.0.1:7700\" or \"localhost:7700\""
+        );
+        assert!(parse_listen("localhost:99999").is_err());
     }
 
     #[test]

@@ -78,9 +78,39 @@ pub fn validate_key_prefix(prefix: &str, max_bytes: u64) -> Result<(), NameError
     Ok(())
 }
 
+/// The one of `candidates` `name` was most likely meant to be: the nearest
+/// by edit distance (a swap of two neighbours is one edit: `fsat` is one
+/// from `fast`), within a third of its length (at least one edit), for a
+/// "did you mean" in an error. `None` when none is that near.
+pub fn closest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    let within = (name.chars().count() / 3).max(1);
+    candidates
+        .into_iter()
+        .filter(|c| *c != name)
+        .map(|c| (strsim::osa_distance(name, c), c))
+        .filter(|(distance, _)| *distance <= within)
+        .min()
+        .map(|(_, c)| c)
+}
+
+/// `; did you mean "X"?` for the nearest of `candidates` (see [`closest`]), else nothing.
+pub fn did_you_mean<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> String {
+    closest(name, candidates).map_or(String::new(), |c| format!("; did you mean {c:?}?"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_closest_name_is_offered_only_when_it_is_near() {
+        assert_eq!(closest("fsat", ["smart", "fast", "slow"]), Some("fast"));
+        assert_eq!(closest("plannr", ["planner", "plan-b"]), Some("planner"));
+        assert_eq!(closest("xyz", ["fast", "smart"]), None);
+        assert_eq!(closest("fast", ["fast"]), None);
+        assert_eq!(did_you_mean("gretter", ["greeter"]), "; did you mean \"greeter\"?");
+        assert_eq!(did_you_mean("zzz", ["greeter"]), "");
+    }
 
     #[test]
     fn tenant_names_are_lowercase_words_of_at_most_64_bytes() {

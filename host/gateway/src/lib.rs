@@ -503,7 +503,8 @@ impl Gateway {
         };
         let table = inner.table.load();
         let Some(route) = table.routes.get(&req.route) else {
-            return Err(refuse(LlmError::Denied(format!("no route named {:?}", req.route))));
+            let near = paddock_core::names::did_you_mean(&req.route, table.routes.keys().map(String::as_str));
+            return Err(refuse(LlmError::Denied(format!("no route named {:?}{near}", req.route))));
         };
         validate(req).map_err(|m| refuse(LlmError::InvalidRequest(m)))?;
         let route = match &req.target {

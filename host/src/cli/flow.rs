@@ -107,14 +107,15 @@ fn engine(settings: Settings) -> Result<Flows, u8> {
 }
 
 /// Prints events as they happen, readable on stderr (between the agents'
-/// log lines) or JSON lines on stdout.
+/// log lines) or JSON lines on stdout. A reader gone (`| head -1`) loses
+/// the rest of them, never the run: a flow goes on to its end.
 fn printer(json: bool) -> crate::flow::events::Sink {
+    use std::io::Write;
     std::sync::Arc::new(move |e: Event| {
-        if json {
-            println!("{}", serde_json::to_string(&e).unwrap_or_default());
-        } else {
-            eprintln!("{}", e.line());
-        }
+        let _ = match json {
+            true => writeln!(std::io::stdout().lock(), "{}", serde_json::to_string(&e).unwrap_or_default()),
+            false => writeln!(std::io::stderr().lock(), "{}", e.line()),
+        };
     })
 }
 
@@ -210,26 +211,31 @@ pub async fn flow(settings: Settings, cmd: FlowCommand) -> u8 {
         FlowCommand::Status(args) => status(settings, args),
         FlowCommand::List(args) => list(settings, args.json),
         FlowCommand::Cancel(args) => cancel(settings, args).await,
-        FlowCommand::Check(args) => {
-            let origin = args.file.display().to_string();
-            match std::fs::read_to_string(&args.file).map_err(|e| format!("cannot read {origin}: {e}")) {
-                Ok(text) => match Flow::parse(&text, &origin) {
-                    Ok(f) => {
-                        let agents: Vec<&str> = f.agents().keys().copied().collect();
-                        println!(
-                            "{origin}: flow {} is valid: {} steps, agents {}",
-                            f.name,
-                            f.steps.len(),
-                            agents.join(", ")
-                        );
-                        0
-                    }
-                    Err(e) => fail(EXIT_CONFIG, e),
-                },
-                Err(e) => fail(EXIT_USAGE, e),
-            }
+        FlowCommand::Check(args) => check(&settings, &args.file),
+    }
+}
+
+/// `flow check FILE`: the spec parses, and every agent it names is a plugin
+/// of the plugins folder (a flow run would refuse it before starting).
+fn check(settings: &Settings, file: &std::path::Path) -> u8 {
+    let origin = file.display().to_string();
+    let text = match std::fs::read_to_string(file) {
+        Ok(text) => text,
+        Err(e) => return fail(EXIT_USAGE, format!("cannot read {origin}: {e}")),
+    };
+    let f = match Flow::parse(&text, &origin) {
+        Ok(f) => f,
+        Err(e) => return fail(EXIT_CONFIG, e),
+    };
+    let registry = crate::plugins::Registry::of(settings);
+    for (agent, step) in f.agents() {
+        if let Err(e) = registry.find(agent) {
+            return fail(EXIT_LOAD, format!("{origin}: steps.{step}.agent: {e}"));
         }
     }
+    let agents: Vec<&str> = f.agents().keys().copied().collect();
+    println!("{origin}: flow {} is valid: {} steps, agents {}", f.name, f.steps.len(), agents.join(", "));
+    0
 }
 
 /// The store alone, without building a host: for commands that only read or answer.
@@ -251,12 +257,17 @@ fn status(settings: Settings, args: StatusArgs) -> u8 {
         Ok((None, _)) => return fail(EXIT_USAGE, format!("no run with id {:?}", args.run)),
         Err(e) => return fail(EXIT_CONFIG, e),
     };
+    let interrupted = interrupted(&run);
     if args.json {
-        let out = json!({ "run": run, "steps": steps });
+        let out = json!({ "run": run, "steps": steps, "interrupted": interrupted });
         println!("{out}");
         return 0;
     }
-    println!("run {}  flow {}  tenant {}  {}", run.id, run.flow, run.tenant, run.status.word());
+    let status = match &interrupted {
+        Some(why) => format!("running, interrupted: {why}"),
+        None => run.status.word().to_string(),
+    };
+    println!("run {}  flow {}  tenant {}  {status}", run.id, run.flow, run.tenant);
     for s in steps.iter().filter(|s| s.status != StepStatus::Decided) {
         let took = s.ended_ms.map(|e| format!("{} ms", e.saturating_sub(s.started_ms))).unwrap_or_default();
         let what = s.error.clone().or(s.output.clone()).unwrap_or_default();
@@ -274,6 +285,24 @@ fn status(settings: Settings, args: StatusArgs) -> u8 {
         _ => {}
     }
     0
+}
+
+/// Why a run marked running runs nowhere, when that can be told: the
+/// process holding it on this machine is gone, or its lease lapsed.
+fn interrupted(run: &crate::flow::store::RunRecord) -> Option<String> {
+    use crate::flow::lease;
+    if run.status != RunStatus::Running {
+        return None;
+    }
+    let resume = format!("a serving host resumes it, or `paddock flow resume {}`", run.id);
+    if lease::gone(&run.owner) {
+        return Some(format!("its host {} is gone; {resume}", run.owner));
+    }
+    let now = now_ms();
+    lease::expired(run.heartbeat_ms, now).then(|| {
+        let seconds = now.saturating_sub(run.heartbeat_ms) / 1000;
+        format!("its host {} has not renewed its lease for {seconds} s; {resume}", run.owner)
+    })
 }
 
 async fn cancel(settings: Settings, args: CancelArgs) -> u8 {

@@ -120,7 +120,21 @@ enum Command {
     /// Keep the host up: reload plugins as they change, run triggers, answer HTTP
     #[command(after_help = concat!(
         "Examples:\n  paddock serve\n  paddock serve --listen 127.0.0.1:0 --debounce 50ms\n\n",
-        "API (header Authorization: Bearer KEY, from `paddock keys create`):\n  POST /v1/agents/NAME/run   body = input JSON\n  GET  /v1/approvals         questions waiting for an answer\n  POST /v1/approvals/ID      body = {\"option\": \"...\", \"by\": \"...\"}\n  GET  /v1/plugins\n  GET  /v1/health\n  GET  /metrics"
+        "API (header Authorization: Bearer KEY, from `paddock keys create`; roles in the README):\n",
+        "  agents     POST /v1/agents/NAME/run (body = input JSON)\n",
+        "             GET /v1/plugins   POST /v1/plugins/NAME/approve\n",
+        "  flows      GET /v1/flows   POST /v1/flows/NAME/runs   POST /v1/flows/run\n",
+        "             GET /v1/runs   GET /v1/runs/ID   GET /v1/runs/ID/events\n",
+        "             POST /v1/runs/ID/cancel   POST /v1/runs/ID/resume\n",
+        "  people     GET /v1/approvals   POST /v1/approvals/ID (body = {\"option\": \"...\", \"by\": \"...\"})\n",
+        "             GET /v1/dlq   GET|DELETE /v1/dlq/ID   POST /v1/dlq/ID/retry\n",
+        "  board      GET /v1/board   GET|PUT|DELETE /v1/board/keys/KEY\n",
+        "             GET /v1/board/keys/KEY/history   GET /v1/board/history   GET /v1/board/watch\n",
+        "  operators  GET /v1/usage   GET /v1/providers   POST /v1/providers/check\n",
+        "             GET /v1/tenants   POST /v1/admin/reload   GET /metrics\n",
+        "  doors      POST /v1/chat/completions   POST /v1/embeddings   GET /v1/models (OpenAI)\n",
+        "             POST /v1/messages (Anthropic)   /mcp (MCP, Streamable HTTP)\n",
+        "  no key     GET /v1/health"
     ))]
     Serve(serve::ServeArgs),
     /// Make, list and revoke the API keys `paddock serve` checks
@@ -169,7 +183,7 @@ enum Command {
 /// Runs the command line and returns the process exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    if !matches!(cli.command, Command::Serve(_)) {
+    if !works_past_its_output(&cli.command) {
         quiet_on_closed_pipe();
     }
     let settings = match load_settings(&cli) {
@@ -223,11 +237,23 @@ pub fn main() -> ExitCode {
     ExitCode::from(code)
 }
 
-/// A command whose output goes to a reader that stops early (`paddock usage
-/// | head -3`) ends there, quietly, as `head` expects of any command: the
-/// default action of SIGPIPE, which Rust programs ignore (their `println!`
-/// then panics on the broken pipe). Sockets are written with `MSG_NOSIGNAL`,
-/// so only stdout and stderr raise it; `serve` keeps it ignored all the same.
+/// Whether `command` does work its output only reports on, which a reader
+/// stopping early must not end: a host serving, a flow run going on to its
+/// end (its events then go nowhere), a dead letter retried.
+fn works_past_its_output(command: &Command) -> bool {
+    match command {
+        Command::Serve(_) => true,
+        Command::Flow(cmd) => matches!(cmd, flow::FlowCommand::Run(_) | flow::FlowCommand::Resume(_)),
+        Command::Dlq(cmd) => matches!(cmd, flow::DlqCommand::Retry(_)),
+        _ => false,
+    }
+}
+
+/// Any other command whose output goes to a reader that stops early
+/// (`paddock usage | head -3`) ends there, quietly, as `head` expects of any
+/// command: the default action of SIGPIPE, which Rust programs ignore (their
+/// `println!` then panics on the broken pipe). Sockets are written with
+/// `MSG_NOSIGNAL`, so only stdout and stderr raise it.
 fn quiet_on_closed_pipe() {
     #[cfg(unix)]
     // SAFETY: called once, first thing, before any thread that could be

@@ -33,7 +33,7 @@ pub enum PluginsCommand {
     },
     /// Show what each plugin asks for, what its tenant grants, and what is refused
     #[command(
-        after_help = "Examples:\n  paddock plugins check\n  paddock plugins check --tenant acme --json\n\nExit code 9 when a tenant refuses a plugin or a capability it asks for; 4 when a manifest is broken."
+        after_help = "Examples:\n  paddock plugins check\n  paddock plugins check --tenant acme --json\n\nExit code 9 when a tenant that may run a plugin refuses a capability it asks for (a tenant not listing a plugin is\nshown, not an error); 4 when a manifest is broken."
     )]
     Check {
         /// Only this tenant [default: every configured tenant, or host.default-tenant]
@@ -146,7 +146,9 @@ fn check(settings: Settings, tenant: Option<String>, json: bool) -> u8 {
     for policy in &policies {
         for m in &manifests {
             let row = check_one(policy, m);
-            if row["refused"].as_array().is_some_and(|r| !r.is_empty()) || row["may_run"] == false {
+            // A tenant that does not list a plugin chose so; one that lists it
+            // but refuses what it asks for has set it up to fail its calls.
+            if row["may_run"] == true && row["refused"].as_array().is_some_and(|r| !r.is_empty()) {
                 code = code.max(EXIT_DENIED);
             }
             rows.push(row);

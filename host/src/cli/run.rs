@@ -72,6 +72,7 @@ pub async fn run(settings: Settings, args: RunArgs) -> u8 {
         Ok(r) => r,
         Err(e) => return fail(EXIT_CRASH, format!("cannot start the host: {e:#}")),
     };
+    runtime.set_one_shot();
     if args.build {
         let manifest = match runtime.registry().find(&args.agent) {
             Ok(m) => m,

@@ -129,8 +129,10 @@ fn is_day(window: &str) -> bool {
     window.len() == 10
 }
 
+/// Dollars from micro-dollars, exact to the micro-dollar (40 is `0.000040`,
+/// where four decimals showed `0.0000`).
 fn usd(micros: u64) -> String {
-    format!("{:.4}", micros as f64 / 1e6)
+    format!("{}.{:06}", micros / 1_000_000, micros % 1_000_000)
 }
 
 /// The budget of `row`'s scope: its tenant's, or its agent's within it.
@@ -150,4 +152,15 @@ pub(crate) fn budget_json(b: &Budget, window: &str) -> Option<serde_json::Value>
         (b.tokens_per_month, b.cost_micros_per_month)
     };
     (tokens.is_some() || cost.is_some()).then(|| serde_json::json!({ "tokens": tokens, "cost_micros": cost }))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_cost_shows_every_micro_dollar() {
+        assert_eq!(super::usd(40), "0.000040");
+        assert_eq!(super::usd(0), "0.000000");
+        assert_eq!(super::usd(12_345_678), "12.345678");
+        assert_eq!(super::usd(5_000_000), "5.000000");
+    }
 }

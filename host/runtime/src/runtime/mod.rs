@@ -165,6 +165,8 @@ struct Inner {
     approvals: std::sync::OnceLock<Arc<dyn Approvals>>,
     tools: Arc<paddock_tools::Toolbox>,
     metrics: RuntimeMetrics,
+    /// A one-shot host (`paddock run`): no version held, none recorded as accepted.
+    one_shot: std::sync::atomic::AtomicBool,
     _ticker: EpochTicker,
 }
 
@@ -227,6 +229,7 @@ impl Runtime {
             approvals: std::sync::OnceLock::new(),
             tools: Arc::new(paddock_tools::Toolbox::new(&settings.mcp)),
             metrics,
+            one_shot: std::sync::atomic::AtomicBool::new(false),
             settings: ArcSwap::from_pointee(settings),
             engine,
             linker,
@@ -280,6 +283,19 @@ impl Runtime {
     /// The compiled-code cache, unless it is off.
     pub fn code_cache(&self) -> Option<&CodeCache> {
         self.inner.cache.as_deref()
+    }
+
+    /// Makes this a one-shot host, as `paddock run` is: a version asking for
+    /// more than the one last accepted runs, with a warning naming what a
+    /// serving host would hold it for, and nothing is recorded as accepted.
+    /// Holds stop what lands in a folder a host serves from going live
+    /// unseen; a one-shot run is the operator's own act, in plain sight.
+    pub fn set_one_shot(&self) {
+        self.inner.one_shot.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn one_shot(&self) -> bool {
+        self.inner.one_shot.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Waits until the optimized code of every version serving baseline code

@@ -53,8 +53,8 @@ pub const SERVE_FILE: &str = "serve.json";
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// Address to listen on [default: serve.listen, 127.0.0.1:7700]; port 0 picks one
-    #[arg(long, value_name = "ADDR")]
+    /// Address to listen on, IP:PORT or localhost:PORT [default: serve.listen, 127.0.0.1:7700]; port 0 picks one
+    #[arg(long, value_name = "ADDR", value_parser = crate::config::parse_listen)]
     listen: Option<SocketAddr>,
     /// How long file changes settle before a reload [default: serve.debounce, 50ms]
     #[arg(long, value_name = "DURATION", value_parser = Span::parse)]
@@ -189,6 +189,8 @@ fn report_plugins(runtime: &Runtime, watch: &crate::runtime::Watch) {
             (None, Some(h), _) => {
                 eprintln!("held {} {}: asks for {}", status.name, h.version.version, h.asks.join(", "))
             }
+            // A broken manifest's message begins with its file, which is its name here.
+            (None, None, Some(e)) if e.message.starts_with(&status.name) => eprintln!("error: {}", e.message),
             (None, None, Some(e)) => eprintln!("error: {}: {}", status.name, e.message),
             (None, None, None) => {}
         }
@@ -400,11 +402,13 @@ async fn run_for(
     name: &str,
     input: &str,
 ) -> Result<(Arc<crate::runtime::Agent>, crate::sandbox::Outcome), NotRun> {
-    if name.is_empty() || name.contains(['/', '\\', '.']) {
-        return Err(NotRun::Missing(format!("no plugin named {name:?}")));
+    // An agent the tenant may not run is answered as one that is not there:
+    // a caller learns nothing of other tenants' agents, nor of the folder.
+    if name.is_empty() || name.contains(['/', '\\', '.']) || !may_run(runtime, caller, name) {
+        return Err(NotRun::Missing(unknown_agent(runtime, caller, name)));
     }
     let agent = runtime.load(name).map_err(|e| match e {
-        LoadError::NoPlugin { .. } => NotRun::Missing(e.to_string()),
+        LoadError::NoPlugin { .. } => NotRun::Missing(unknown_agent(runtime, caller, name)),
         e => NotRun::NotServing(e.to_string()),
     })?;
     let options = RunOptions { tenant: Some(caller.tenant.to_string()), ..RunOptions::default() };
@@ -414,6 +418,23 @@ async fn run_for(
         Err(RunError::Options(m)) => Err(NotRun::Options(m)),
         Err(RunError::Refused(m)) => Err(NotRun::Refused(m)),
     }
+}
+
+/// Whether `caller`'s tenant may run the agent `name`.
+fn may_run(runtime: &Runtime, caller: &Caller, name: &str) -> bool {
+    runtime.settings().tenants.get(&caller.tenant).is_ok_and(|policy| policy.check_agent(name).is_ok())
+}
+
+/// The answer for an agent `caller` cannot run because, for its tenant, it
+/// is not there: with the nearest name of those it may run, if one is near.
+fn unknown_agent(runtime: &Runtime, caller: &Caller, name: &str) -> String {
+    let plugins = runtime.plugins();
+    let runnable = plugins.iter().map(|p| p.name.as_str()).filter(|n| may_run(runtime, caller, n));
+    format!(
+        "no agent named {name:?} for tenant {:?}{}",
+        caller.tenant,
+        crate::core::names::did_you_mean(name, runnable)
+    )
 }
 
 async fn run(
@@ -451,8 +472,13 @@ async fn run(
     (status, [("x-paddock-version", outcome.version.to_string())], axum::Json(body)).into_response()
 }
 
-async fn plugins(State(runtime): State<Runtime>) -> Response {
-    axum::Json(runtime.plugins()).into_response()
+/// The plugins: every one for an admin key, those its tenant may run for the others.
+async fn plugins(State(runtime): State<Runtime>, Extension(caller): Extension<Caller>) -> Response {
+    let mut plugins = runtime.plugins();
+    if !caller.role.allows(Role::Admin) {
+        plugins.retain(|p| may_run(&runtime, &caller, &p.name));
+    }
+    axum::Json(plugins).into_response()
 }
 
 async fn metrics(

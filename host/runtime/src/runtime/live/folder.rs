@@ -58,6 +58,14 @@ impl Runtime {
                     let message = e.to_string();
                     let slots: Vec<Arc<Slot>> = self.inner.live.slots.read().values().cloned().collect();
                     let owner = slots.iter().find(|s| s.state.lock().manifest.as_deref() == Some(e.file.as_path()));
+                    // Logged once per new error, not at every sync while it stays.
+                    let told = match owner {
+                        Some(slot) => slot.state.lock().last_error.as_ref().is_some_and(|f| f.message == message),
+                        None => self.inner.live.strays.lock().get(&e.file).is_some_and(|f| f.message == message),
+                    };
+                    if !told {
+                        tracing::error!("plugin not loaded: {message}");
+                    }
                     match owner {
                         Some(slot) => {
                             names.extend(self.name_of(slot));

@@ -370,6 +370,17 @@ impl Runtime {
             || self.inner.book.approved(&agent.name, &agent.version)
         {
             Decision::Serve
+        } else if self.one_shot() {
+            tracing::warn!(
+                agent = &*agent.name,
+                "version {} asks for {}, beyond the version last accepted: it runs here, once; a serving host holds it \
+                 until `paddock plugins approve {} {}`",
+                agent.version,
+                widening.describe().join(", "),
+                agent.name,
+                agent.version
+            );
+            Decision::Serve
         } else {
             Decision::Hold(widening)
         }
@@ -379,7 +390,7 @@ impl Runtime {
     fn settle(&self, slot: &Slot, agent: Arc<Agent>, decision: Decision) -> Reload {
         match decision {
             Decision::Serve => {
-                if agent.manifest.is_some() {
+                if agent.manifest.is_some() && !self.one_shot() {
                     let accepted =
                         Accepted { version: agent.version.to_string(), capabilities: (*agent.requested).clone() };
                     if let Err(e) = self.inner.book.accept(&agent.name, accepted) {
@@ -463,7 +474,14 @@ impl Runtime {
             Ok(Ok(None)) => return Reload::Unchanged,
             Ok(Err(e)) => {
                 let message = e.to_string();
-                tracing::error!(agent = %name, "new version not loaded, the old one keeps serving: {message}");
+                match slot.serving.load().as_ref() {
+                    Some(old) => tracing::error!(
+                        agent = %name,
+                        "new version not loaded, version {} keeps serving: {message}",
+                        old.version
+                    ),
+                    None => tracing::error!(agent = %name, "not loaded, nothing serves it: {message}"),
+                }
                 slot.fail(message.clone());
                 return Reload::Failed(message);
             }
