@@ -177,7 +177,12 @@ fn lowest_priority() {
 /// Compiles each queued version in turn, until the queue is closed.
 fn optimize_each(optimizer: &Optimizer, jobs: &Receiver<Upgrade>, pending: &Pending) {
     while let Ok(job) = jobs.recv() {
-        optimize(optimizer, job);
+        // A compile that panics costs its version the optimized code, not the
+        // versions queued behind it (nor `wait`ers their answer).
+        let named = job.agent.upgrade().map_or_else(String::new, |a| format!("{} {}", a.name, a.version));
+        if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| optimize(optimizer, job))).is_err() {
+            tracing::error!(agent = named, "the optimizing compile panicked; the baseline code keeps serving");
+        }
         pending.finish();
     }
 }

@@ -426,10 +426,12 @@ fn may_run(runtime: &Runtime, caller: &Caller, name: &str) -> bool {
 }
 
 /// The answer for an agent `caller` cannot run because, for its tenant, it
-/// is not there: with the nearest name of those it may run, if one is near.
+/// is not there: with the nearest name of those serving that it may run, if
+/// one is near.
 fn unknown_agent(runtime: &Runtime, caller: &Caller, name: &str) -> String {
     let plugins = runtime.plugins();
-    let runnable = plugins.iter().map(|p| p.name.as_str()).filter(|n| may_run(runtime, caller, n));
+    let serving = plugins.iter().filter(|p| p.serving.is_some()).map(|p| p.name.as_str());
+    let runnable = serving.filter(|n| may_run(runtime, caller, n));
     format!(
         "no agent named {name:?} for tenant {:?}{}",
         caller.tenant,
