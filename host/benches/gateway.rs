@@ -228,8 +228,7 @@ impl Subjects {
         let response = request.send().await.expect("the host answers");
         assert!(response.status().is_success(), "the host answered {}", response.status());
         let body: Value = response.json().await.expect("the host answers JSON");
-        let output = body["output"].as_str().unwrap_or_default();
-        assert!(output.starts_with(r#"{"ok""#), "the agent's call failed: {body}");
+        assert!(body["output"]["ok"].is_object(), "the agent's call failed: {body}");
     }
 
     async fn direct(&self) {

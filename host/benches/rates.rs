@@ -53,10 +53,9 @@ fn served(http: reqwest::Client, host: &served::Served) -> Call {
         Box::pin(async move {
             match request.send().await {
                 // The agent's own output says whether its LLM call succeeded.
-                Ok(r) if r.status().is_success() => r.json::<serde_json::Value>().await.is_ok_and(|body| {
-                    body["output"].as_str().is_some_and(|o| o.starts_with(r#"{"ok""#))
-                        || !body["output"]["ok"].is_null()
-                }),
+                Ok(r) if r.status().is_success() => {
+                    r.json::<serde_json::Value>().await.is_ok_and(|body| !body["output"]["ok"].is_null())
+                }
                 _ => false,
             }
         })

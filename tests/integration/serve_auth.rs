@@ -346,6 +346,8 @@ async fn a_tenant_sees_only_the_agents_it_may_run_and_nothing_of_the_folder() {
     }
     let (status, body) = api.call(Method::POST, "/v1/agents/secret/run", &globex, r#"{"n":1}"#).await;
     assert_eq!(status, StatusCode::OK, "{body}");
+    // An output that is JSON comes as JSON, not as a string of it.
+    assert_eq!(body["output"]["input"], r#"{"n":1}"#, "{body}");
 
     // The plugins each key's tenant may run; an admin key sees every one.
     for (token, expected) in

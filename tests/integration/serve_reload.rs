@@ -42,8 +42,7 @@ async fn ask(http: &reqwest::Client, address: &str, token: &str) -> Result<Value
     if status != 200 {
         return Err(format!("{status}: {body}"));
     }
-    let output: Value = serde_json::from_str(body["output"].as_str().unwrap_or("null")).map_err(|e| e.to_string())?;
-    Ok(output[0].clone())
+    Ok(body["output"][0].clone())
 }
 
 async fn reload(http: &reqwest::Client, address: &str, token: &str) -> (u16, Value) {

@@ -462,6 +462,10 @@ async fn run(
         Err(e @ InvokeError::Crashed { .. }) => (StatusCode::INTERNAL_SERVER_ERROR, None, Some(("crashed", e))),
         Err(e @ InvokeError::Start { .. }) => (StatusCode::SERVICE_UNAVAILABLE, None, Some(("start", e))),
     };
+    // An output that is JSON is given as JSON, not as a string of it: no
+    // client has to parse the answer twice. Text stays a string.
+    let output = output
+        .map(|text| serde_json::from_str::<serde_json::Value>(text).unwrap_or_else(|_| serde_json::Value::from(text)));
     let body = serde_json::json!({
         "agent": &*agent.name,
         "version": &*outcome.version,
