@@ -112,24 +112,11 @@ impl CodeCache {
     }
 
     /// The compiled form of `bytes` (whose hash is `hash`): mapped from the
-    /// cache when present, else compiled and stored. A cache that cannot be
-    /// read or written costs a compile and a warning, never the load.
+    /// cache when present, else compiled. A component compiled now is not
+    /// stored yet: the caller [`keep`](Self::keep)s it, when writing it costs
+    /// nobody a wait. An entry that cannot be read costs a compile and a
+    /// warning, never the load.
     pub fn component(
-        &self,
-        engine: &Engine,
-        bytes: &[u8],
-        hash: &ContentHash,
-    ) -> wasmtime::Result<(Component, Compiled)> {
-        let (component, compiled) = self.component_unstored(engine, bytes, hash)?;
-        if compiled == Compiled::Fresh {
-            self.keep(&component, hash);
-        }
-        Ok((component, compiled))
-    }
-
-    /// The same, except that a component compiled now is not stored yet:
-    /// the caller [`keep`](Self::keep)s it when writing it costs nobody a wait.
-    pub fn component_unstored(
         &self,
         engine: &Engine,
         bytes: &[u8],
@@ -204,7 +191,9 @@ mod tests {
         let bytes = WAT.as_bytes();
         let hash = ContentHash::of(bytes);
         let cache = CodeCache::new(dir.path(), &engine);
-        assert_eq!(cache.component(&engine, bytes, &hash).unwrap().1, Compiled::Fresh);
+        let (fresh, compiled) = cache.component(&engine, bytes, &hash).unwrap();
+        assert_eq!(compiled, Compiled::Fresh);
+        cache.keep(&fresh, &hash);
         let again = CodeCache::new(dir.path(), &engine);
         assert_eq!(again.component(&engine, bytes, &hash).unwrap().1, Compiled::Cached);
         assert_eq!((again.hits(), again.compiles()), (1, 0));
@@ -231,7 +220,9 @@ mod tests {
         let cache = CodeCache::new(dir.path(), &engine);
         std::fs::create_dir_all(cache.dir()).unwrap();
         std::fs::write(cache.path(&hash), b"not an artifact").unwrap();
-        assert_eq!(cache.component(&engine, bytes, &hash).unwrap().1, Compiled::Fresh);
+        let (fresh, compiled) = cache.component(&engine, bytes, &hash).unwrap();
+        assert_eq!(compiled, Compiled::Fresh);
+        cache.keep(&fresh, &hash);
         assert_eq!(cache.component(&engine, bytes, &hash).unwrap().1, Compiled::Cached);
     }
 }

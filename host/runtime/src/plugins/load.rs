@@ -210,7 +210,7 @@ pub fn compile_unstored(
     let path = &file.path;
     let invalid = |e: wasmtime::Error| LoadError::Invalid { path: path.clone(), reason: format!("{e:#}") };
     let (component, compiled) = match cache {
-        Some(cache) => cache.component_unstored(engine, &file.bytes, &file.hash).map_err(invalid)?,
+        Some(cache) => cache.component(engine, &file.bytes, &file.hash).map_err(invalid)?,
         None => (Component::new(engine, &file.bytes).map_err(invalid)?, Compiled::Fresh),
     };
     let pre = prepare(engine, (linker, http), &component)

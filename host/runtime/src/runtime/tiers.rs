@@ -41,7 +41,7 @@ pub(super) struct Tiers {
     linker: Linker<AgentState>,
     http_linker: Linker<AgentState>,
     cache: Option<Arc<CodeCache>>,
-    queue: parking_lot::Mutex<Sender<Upgrade>>,
+    queue: Sender<Upgrade>,
     pending: Arc<Pending>,
     _ticker: EpochTicker,
 }
@@ -85,13 +85,6 @@ struct Upgrade {
     baseline: Option<(Arc<CodeCache>, Component)>,
 }
 
-/// Winch's code for a version, ready to serve, and what [`Tiers::optimize_later`] needs of it.
-pub(super) struct Baseline {
-    pub prepared: Prepared,
-    /// The code, when compiled now and not stored yet.
-    pub unstored: Option<Component>,
-}
-
 impl Tiers {
     /// Winch's engine for `settings`, and the thread compiling optimized code
     /// with `optimizer`, which ends when these tiers are dropped.
@@ -113,21 +106,22 @@ impl Tiers {
             linker: sandbox::linker(&engine)?,
             http_linker: sandbox::http_linker(&engine)?,
             cache: settings.plugins.code_cache.as_ref().map(|dir| Arc::new(CodeCache::new(dir, &engine))),
-            queue: parking_lot::Mutex::new(queue),
+            queue,
             pending,
             engine,
             _ticker: ticker,
         })
     }
 
-    /// Winch's code for `file`, compiled or mapped from the cache (code
-    /// compiled now is stored later, by the tiering thread); an error when
-    /// Winch cannot compile it (the caller then asks Cranelift, whose error
-    /// names what is wrong with the file, if anything is).
-    pub fn compile(&self, file: &ComponentFile, http: bool) -> Result<Baseline, LoadError> {
+    /// Winch's code for `file`, compiled or mapped from the cache, with the
+    /// code compiled now, which the tiering thread stores later
+    /// ([`optimize_later`](Self::optimize_later)); an error when Winch cannot
+    /// compile it (the caller then asks Cranelift, whose error names what is
+    /// wrong with the file, if anything is).
+    pub fn compile(&self, file: &ComponentFile, http: bool) -> Result<(Prepared, Option<Component>), LoadError> {
         let linker = if http { &self.http_linker } else { &self.linker };
         let (prepared, unstored) = load::compile_unstored(&self.engine, (linker, http), file, self.cache.as_deref())?;
-        Ok(Baseline { prepared: Prepared { compiled: Compiled::Baseline, ..prepared }, unstored })
+        Ok((Prepared { compiled: Compiled::Baseline, ..prepared }, unstored))
     }
 
     /// Queues the optimizing compile of `agent`, serving `baseline` code
@@ -136,7 +130,7 @@ impl Tiers {
         let baseline = baseline.and_then(|component| Some((self.cache.clone()?, component)));
         let upgrade = Upgrade { agent: Arc::downgrade(agent), file, http, baseline };
         self.pending.add();
-        if self.queue.lock().send(upgrade).is_err() {
+        if self.queue.send(upgrade).is_err() {
             self.pending.finish();
             tracing::warn!(agent = &*agent.name, "the tiering thread has stopped: baseline code keeps serving");
         }

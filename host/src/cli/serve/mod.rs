@@ -404,16 +404,21 @@ async fn run_for(
 ) -> Result<(Arc<crate::runtime::Agent>, crate::sandbox::Outcome), NotRun> {
     // An agent the tenant may not run is answered as one that is not there:
     // a caller learns nothing of other tenants' agents, nor of the folder.
-    if name.is_empty() || name.contains(['/', '\\', '.']) || !may_run(runtime, caller, name) {
-        return Err(NotRun::Missing(unknown_agent(runtime, caller, name)));
+    // `run` checks the tenant's policy itself, so only a failure asks again.
+    let missing = || NotRun::Missing(unknown_agent(runtime, caller, name));
+    if name.is_empty() || name.contains(['/', '\\', '.']) {
+        return Err(missing());
     }
-    let agent = runtime.load(name).map_err(|e| match e {
-        LoadError::NoPlugin { .. } => NotRun::Missing(unknown_agent(runtime, caller, name)),
-        e => NotRun::NotServing(e.to_string()),
-    })?;
+    let agent = match runtime.load(name) {
+        Ok(agent) => agent,
+        Err(LoadError::NoPlugin { .. }) => return Err(missing()),
+        Err(_) if !may_run(runtime, caller, name) => return Err(missing()),
+        Err(e) => return Err(NotRun::NotServing(e.to_string())),
+    };
     let options = RunOptions { tenant: Some(caller.tenant.to_string()), ..RunOptions::default() };
     match runtime.run(&agent, input, &options).await {
         Ok(outcome) => Ok((agent, outcome)),
+        Err(_) if !may_run(runtime, caller, name) => Err(missing()),
         Err(RunError::Load(e)) => Err(NotRun::NotServing(e.to_string())),
         Err(RunError::Options(m)) => Err(NotRun::Options(m)),
         Err(RunError::Refused(m)) => Err(NotRun::Refused(m)),

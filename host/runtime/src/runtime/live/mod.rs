@@ -336,7 +336,7 @@ impl Runtime {
             && !cache.is_some_and(|c| c.contains(&file.hash))
         {
             match tiers.compile(file, http) {
-                Ok(baseline) => return Ok((baseline.prepared, baseline.unstored)),
+                Ok(baseline) => return Ok(baseline),
                 // The world is checked alike on either engine.
                 Err(e @ LoadError::WrongWorld { .. }) => return Err(e),
                 Err(e) => tracing::debug!(component = %file.path.display(), "Winch cannot compile it: {e}"),
