@@ -9,6 +9,7 @@
 mod report;
 
 use paddock::config::Settings;
+use paddock::plugins::Manifest;
 use paddock::plugins::cache::ContentHash;
 use paddock::runtime::{Reload, Runtime};
 use paddock_test_guests::{guests, variant};
@@ -59,13 +60,14 @@ async fn write_to_serving(debounce: Duration) -> Vec<Duration> {
     let dir = tempfile::tempdir().expect("a temporary folder");
     let base = std::fs::read(guests::HELLO).expect("hello is built");
     write_plugin(&dir.path().join("plugins"), "hello", &base);
+    let manifest = Manifest::load(&dir.path().join("plugins/hello/agent.toml")).expect("the manifest parses");
     let rt = host(dir.path(), &dir.path().join("code"));
     let watch = rt.watch(debounce).await.expect("the plugins folder is watched");
     let mut events = watch.events();
     let mut took = Vec::new();
     for n in 1..=REPLACEMENTS {
         let wasm = variant(&base, n);
-        let expected = format!("1.0.0+{}", ContentHash::of(&wasm).short());
+        let expected = manifest.version_id(&ContentHash::of(&wasm));
         let started = Instant::now();
         std::fs::write(dir.path().join("plugins/hello/agent.wasm"), &wasm).expect("writable");
         loop {

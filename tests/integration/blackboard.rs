@@ -237,8 +237,7 @@ fn acknowledged_writes_survive_kill_9() {
     use std::process::{Command, Stdio};
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("paddock.toml"), "[blackboard]\nstore = \"durable\"\n").unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_paddock"))
-        .current_dir(dir.path())
+    let mut child = paddock_in(dir.path())
         .args(["bb", "put", "--lines", "--tenant", "acme"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

@@ -142,7 +142,7 @@ fn build_copies_a_component_and_reports_it() {
 }
 
 #[test]
-fn json_output_carries_output_logs_and_fuel() {
+fn json_output_carries_the_output_as_json_with_logs_and_fuel() {
     let (_d, ran) = in_temp(&["run", guests::ECHO, "--input", "{\"a\":1}", "--json"]);
     assert_eq!(ran.code, 0, "{}", ran.stderr);
     let report: serde_json::Value = serde_json::from_str(ran.stdout.trim()).unwrap();
@@ -150,8 +150,8 @@ fn json_output_carries_output_logs_and_fuel() {
     assert_eq!(report["error"], serde_json::Value::Null);
     assert_eq!(report["logs"][0]["message"], "echo 7 bytes");
     assert!(report["fuel_consumed"].as_u64().unwrap() > 0);
-    let out: serde_json::Value = serde_json::from_str(report["output"].as_str().unwrap()).unwrap();
-    assert_eq!(out["input"], "{\"a\":1}");
+    // The agent's output is JSON, so it is a JSON value here, not a string of it.
+    assert_eq!(report["output"]["input"], "{\"a\":1}");
 }
 
 #[test]
@@ -198,6 +198,47 @@ fn a_durable_blackboard_keeps_state_across_host_restarts() {
         assert_eq!(out["visits"], expected, "run {expected}");
     }
     assert!(dir.path().join(".paddock/blackboard.sqlite").is_file());
+}
+
+#[test]
+fn a_command_in_a_subfolder_uses_the_nearest_paddock_toml_its_plugins_and_its_data_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("paddock.toml"), "[blackboard]\nstore = \"durable\"\n").unwrap();
+    plugin(&dir.path().join("plugins"), "hello", guests::HELLO, "");
+    let below = dir.path().join("plugins/hello");
+    for (visits, folder) in [(1, dir.path()), (2, below.as_path())] {
+        let ran = TestCommand::new(folder, &["run", "hello", "--input", r#"{"name":"ada"}"#]).run();
+        assert_eq!(ran.code, 0, "{}", ran.stderr);
+        let out: serde_json::Value = serde_json::from_str(ran.stdout.trim()).unwrap();
+        assert_eq!(out["visits"], visits, "one board for both, the file's: {out}");
+    }
+    assert!(dir.path().join(".paddock/blackboard.sqlite").is_file());
+    // Not even the data folder the environment names for a host with no file.
+    assert!(!below.join(DATA_DIR).exists(), "nothing is kept in the agent's folder");
+}
+
+#[test]
+fn with_no_paddock_toml_up_to_the_root_data_goes_to_the_users_folder_and_none_is_made_here() {
+    let dir = tempfile::tempdir().unwrap();
+    let here = dir.path().join("agent");
+    std::fs::create_dir_all(&here).unwrap();
+    assert_eq!(paddock::config::nearest_file(&here), None, "no paddock.toml above the temporary folder");
+    let (home, xdg, named) = (dir.path().join("home"), dir.path().join("xdg"), dir.path().join("named"));
+    for (data, xdg_home, kept) in [
+        (None, None, home.join(".local/share/paddock")),
+        (None, Some(xdg.as_path()), xdg.join("paddock")),
+        (Some(named.as_path()), Some(xdg.as_path()), named.clone()),
+    ] {
+        let ran = TestCommand::new(&here, &["run", guests::ECHO])
+            .env("PADDOCK_DATA_DIR", data)
+            .env("XDG_DATA_HOME", xdg_home)
+            .env("HOME", Some(home.as_path()))
+            .run();
+        assert_eq!(ran.code, 0, "{}", ran.stderr);
+        assert!(kept.join("ledger.sqlite").is_file(), "the ledger is kept in {}", kept.display());
+    }
+    let made: Vec<_> = std::fs::read_dir(&here).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert!(made.is_empty(), "nothing is made in the current folder: {made:?}");
 }
 
 #[test]
@@ -273,12 +314,7 @@ fn a_reader_that_stops_early_ends_a_command_quietly() {
         // The reader is gone before the command writes its first line.
         let (reader, writer) = std::io::pipe().unwrap();
         drop(reader);
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_paddock"))
-            .current_dir(dir.path())
-            .args(args)
-            .stdout(writer)
-            .output()
-            .unwrap();
+        let out = paddock_in(dir.path()).args(args).stdout(writer).output().unwrap();
         assert_eq!(out.status.signal(), Some(libc::SIGPIPE), "{args:?}: {:?}", out.status);
         assert_eq!(String::from_utf8_lossy(&out.stderr), "", "{args:?}");
     }
@@ -369,7 +405,7 @@ fn a_one_shot_run_of_a_wider_version_runs_and_says_a_serving_host_would_hold_it(
     std::fs::write(plugins.join("echo/agent.toml"), wider).unwrap();
     let ran = TestCommand::new(dir.path(), &["run", "echo", "--input", r#"{"n":1}"#]).run();
     assert_eq!(ran.code, 0, "{}", ran.stderr);
-    let v2 = format!("1.1.0+{}", first.hash.short());
+    let v2 = paddock::plugins::Manifest::load(&plugins.join("echo/agent.toml")).unwrap().version_id(&first.hash);
     assert!(
         ran.stderr.contains(&format!(
             "version {v2} asks for route \"fast\", beyond the version last accepted: it runs here, once; a serving \

@@ -37,10 +37,8 @@ type Log = std::io::Lines<std::io::BufReader<std::process::ChildStderr>>;
 /// has started; the process, the run's id, and the rest of its log.
 fn crash_run_started(dir: &Path) -> (std::process::Child, String, Log) {
     use std::io::BufRead;
-    let mut a = std::process::Command::new(env!("CARGO_BIN_EXE_paddock"))
-        .current_dir(dir)
+    let mut a = paddock_in(dir)
         .args(["flow", "run", "crash.toml", "--json"])
-        .env_remove("PADDOCK_LOG")
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()

@@ -69,10 +69,8 @@ struct Running {
 /// Starts `paddock flow run crash.toml --json` and waits until the second
 /// step has counted its run (its log line says so).
 fn running(dir: &Path) -> Running {
-    let child = Command::new(env!("CARGO_BIN_EXE_paddock"))
-        .current_dir(dir)
+    let child = paddock_in(dir)
         .args(["flow", "run", "crash.toml", "--json"])
-        .env_remove("PADDOCK_LOG")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -95,6 +93,38 @@ fn run_and_kill(dir: &Path) -> String {
     let Running { child, run, .. } = running(dir);
     drop(child); // SIGKILL, then reaped
     run
+}
+
+/// `flow list --json`'s row of `run`, and the text line's status.
+fn listed(dir: &Path, run: &str) -> (serde_json::Value, String) {
+    let json = TestCommand::new(dir, &["flow", "list", "--json"]).run();
+    assert_eq!(json.code, 0, "{}", json.stderr);
+    let row =
+        json.stdout.lines().map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()).find(|r| r["run"] == run);
+    let text = TestCommand::new(dir, &["flow", "list"]).run();
+    let line = text.stdout.lines().find(|l| l.starts_with(run)).unwrap_or_else(|| panic!("{}", text.stdout));
+    let status = line.split_once(" default ").map(|(_, s)| s.trim().to_string()).unwrap_or_default();
+    (row.unwrap_or_else(|| panic!("{run} is not listed: {}", json.stdout)), status)
+}
+
+#[test]
+fn flow_list_tells_a_run_whose_process_died_as_interrupted_until_it_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    setup(dir.path());
+    let null = serde_json::Value::Null;
+    let Running { child, run, .. } = running(dir.path());
+    let (row, status) = listed(dir.path(), &run);
+    assert_eq!((row["status"].as_str(), &row["interrupted"], status.as_str()), (Some("running"), &null, "running"));
+    drop(child); // SIGKILL, then reaped
+    let (row, status) = listed(dir.path(), &run);
+    assert_eq!((row["status"].as_str(), status.as_str()), (Some("running"), "running, interrupted"), "{row}");
+    let why = row["interrupted"].as_str().unwrap_or_default();
+    let resume = format!(" is gone; a serving host resumes it, or `paddock flow resume {run}`");
+    assert!(why.starts_with("its host ") && why.ends_with(&resume), "{row}");
+    let resumed = TestCommand::new(dir.path(), &["flow", "resume", &run]).run();
+    assert_eq!(resumed.code, 0, "{}", resumed.stderr);
+    let (row, status) = listed(dir.path(), &run);
+    assert_eq!((row["status"].as_str(), &row["interrupted"], status.as_str()), (Some("succeeded"), &null, "succeeded"));
 }
 
 fn counter(dir: &Path, name: &str) -> String {
@@ -271,10 +301,8 @@ input = { name = "ship", output = "shipped" }
 fn asking(dir: &Path) -> (Killed, serde_json::Value) {
     std::fs::write(dir.join("asking.toml"), ASKING).unwrap();
     let child = Killed(
-        Command::new(env!("CARGO_BIN_EXE_paddock"))
-            .current_dir(dir)
+        paddock_in(dir)
             .args(["flow", "run", "asking.toml"])
-            .env_remove("PADDOCK_LOG")
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()

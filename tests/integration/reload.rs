@@ -3,6 +3,7 @@
 //! taking new invocations, and a warm code cache compiles nothing.
 
 use crate::util::{TestCommand, error_text, key, serve, settings_in};
+use paddock::plugins::Manifest;
 use paddock::plugins::cache::{Compiled, ContentHash};
 use paddock::runtime::{Reload, RunOptions, Runtime, Watch};
 use paddock_test_guests::{guests, variant};
@@ -23,6 +24,11 @@ fn write_plugin(dir: &Path, name: &str, version: &str, wasm: &[u8], capabilities
         format!("name = {name:?}\nversion = {version:?}\ncomponent = \"agent.wasm\"\n[capabilities]\n{capabilities}"),
     )
     .unwrap();
+}
+
+/// The version id of plugin `name` in `plugins` with component `wasm`, from its manifest as written.
+fn id_of(plugins: &Path, name: &str, wasm: &[u8]) -> String {
+    Manifest::load(&plugins.join(name).join("agent.toml")).unwrap().version_id(&ContentHash::of(wasm))
 }
 
 fn host(dir: &Path, toml: &str) -> Runtime {
@@ -94,13 +100,13 @@ async fn twenty_replacements_under_eight_clients_fail_no_invocation_and_versions
     let mut order = vec![first];
     for n in 1..=20u32 {
         let wasm = variant(&base, n);
-        let expected = format!("1.0.{n}+{}", ContentHash::of(&wasm).short());
         std::fs::write(plugins.join("echo/agent.wasm"), &wasm).unwrap();
         std::fs::write(
             plugins.join("echo/agent.toml"),
             format!("name = \"echo\"\nversion = \"1.0.{n}\"\ncomponent = \"agent.wasm\"\n"),
         )
         .unwrap();
+        let expected = id_of(&plugins, "echo", &wasm);
         loop {
             let reload = next(&mut events, "echo", |r| matches!(r, Reload::Swapped { .. })).await;
             let Reload::Swapped { to, .. } = reload else { unreachable!() };
@@ -178,8 +184,8 @@ async fn a_version_asking_for_a_new_route_is_held_until_approved() {
     let rt = host(dir.path(), "");
     let (_watch, mut events) = watching(&rt).await;
     let wasm = variant(&base, 2);
-    let v2 = format!("2.0.0+{}", ContentHash::of(&wasm).short());
     write_plugin(&plugins, "echo", "2.0.0", &wasm, "routes = [\"fast\", \"smart\"]\n");
+    let v2 = id_of(&plugins, "echo", &wasm);
     let held = next(&mut events, "echo", |r| matches!(&r, Reload::Held { version, .. } if **version == *v2)).await;
     assert_eq!(held, Reload::Held { version: v2.as_str().into(), asks: vec!["route \"smart\"".into()] });
     // The component may have changed before the manifest did: what serves is
@@ -210,14 +216,14 @@ async fn a_version_asking_for_a_new_tool_or_host_is_held_and_one_asking_for_fewe
     let rt = host(dir.path(), "");
     let (_watch, mut events) = watching(&rt).await;
     let narrower = variant(&base, 1);
-    let v2 = format!("2.0.0+{}", ContentHash::of(&narrower).short());
     write_plugin(&plugins, "echo", "2.0.0", &narrower, "tools = [\"kit/echo\"]\n");
+    let v2 = id_of(&plugins, "echo", &narrower);
     let swapped = next(&mut events, "echo", |r| matches!(r, Reload::Swapped { .. })).await;
     assert!(matches!(&swapped, Reload::Swapped { to, .. } if **to == *v2), "{swapped:?}");
     let wider = variant(&base, 2);
-    let v3 = format!("3.0.0+{}", ContentHash::of(&wider).short());
     let asking = "tools = [\"kit/echo\", \"web/*\"]\nhttp = [\"api.example.com\"]\n";
     write_plugin(&plugins, "echo", "3.0.0", &wider, asking);
+    let v3 = id_of(&plugins, "echo", &wider);
     let held = next(&mut events, "echo", |r| matches!(&r, Reload::Held { version, .. } if **version == *v3)).await;
     let asks = vec!["tool \"web/*\"".into(), "host \"api.example.com\"".into()];
     assert_eq!(held, Reload::Held { version: v3.as_str().into(), asks });
@@ -258,8 +264,8 @@ async fn a_restart_is_no_way_around_a_hold() {
     }
     // While no host runs, the plugin is replaced by one asking to call another agent.
     let wasm = variant(&base, 1);
-    let v2 = format!("1.1.0+{}", ContentHash::of(&wasm).short());
     write_plugin(&plugins, "echo", "1.1.0", &wasm, "agents = [\"billing\"]\n");
+    let v2 = id_of(&plugins, "echo", &wasm);
     let rt = host(dir.path(), durable);
     let err = rt.load("echo").err().expect("the wider version does not serve").to_string();
     assert_eq!(
@@ -316,6 +322,43 @@ async fn a_restart_with_a_warm_code_cache_compiles_nothing() {
     let cache = warm.code_cache().unwrap();
     assert_eq!((cache.compiles(), cache.hits()), (0, 3));
     assert!(warm.plugins().iter().all(|p| p.serving.as_ref().unwrap().compiled == Compiled::Cached));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_manifest_only_change_is_a_new_version_that_compiles_nothing_and_keeps_its_id_across_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let plugins = dir.path().join("plugins");
+    let wasm = variant(&std::fs::read(guests::ECHO).unwrap(), 300);
+    write_plugin(&plugins, "echo", "1.0.0", &wasm, "");
+    let cached = format!("[host]\ncode-cache = {:?}\n", dir.path().join("code").display().to_string());
+    let rt = host(dir.path(), &cached);
+    let (_watch, mut events) = watching(&rt).await;
+    let v1 = rt.load("echo").unwrap().version.clone();
+    assert_eq!(*v1, id_of(&plugins, "echo", &wasm));
+    assert!(rt.wait_optimized(Duration::from_secs(120)), "the optimized code was compiled within 120 s");
+    let compiles = rt.code_cache().unwrap().compiles();
+
+    // The same component and manifest version, a new capability: held under an id of its own.
+    write_plugin(&plugins, "echo", "1.0.0", &wasm, "approvals = true\n");
+    let v2 = id_of(&plugins, "echo", &wasm);
+    assert!(v2.starts_with("1.0.0+") && v2 != *v1, "{v1} then {v2}");
+    let held = next(&mut events, "echo", |r| matches!(r, Reload::Held { .. })).await;
+    assert_eq!(held, Reload::Held { version: v2.as_str().into(), asks: vec!["approvals".into()] });
+    let swapped = Reload::Swapped { from: Some(v1), to: v2.as_str().into() };
+    let approved = rt.approve("echo", &v2);
+    // The watcher's own sync may release the approved version first.
+    if approved.is_empty() {
+        assert_eq!(next(&mut events, "echo", |r| matches!(r, Reload::Swapped { .. })).await, swapped);
+    } else {
+        assert_eq!(approved, vec![("echo".to_string(), swapped)]);
+    }
+    assert_eq!(rt.code_cache().unwrap().compiles(), compiles, "the component's code was not compiled again");
+    drop((_watch, rt));
+
+    // A restart loads the same files under the same id, its code from the cache.
+    let restarted = host(dir.path(), &cached);
+    assert_eq!(*restarted.load("echo").unwrap().version, *v2);
+    assert_eq!(restarted.code_cache().unwrap().compiles(), 0);
 }
 
 /// Sixteen threads loading `name` at once: each one's version (its address
@@ -411,20 +454,20 @@ async fn paddock_serve_reloads_holds_a_wider_version_and_serves_it_once_the_cli_
     let served = serve(dir.path(), &["--debounce", "20ms"]);
     paddock::gateway::install_crypto();
     let client = reqwest::Client::new();
-    let v1 = format!("1.0.0+{}", ContentHash::of(&base).short());
+    let v1 = id_of(&plugins, "echo", &base);
     let (status, body) = invoke(&client, &served.address, "echo", &token).await;
     assert_eq!((status, body["version"].as_str()), (200, Some(v1.as_str())));
     let (status, body) = invoke(&client, &served.address, "nobody", &token).await;
     assert_eq!((status, body["error"]["kind"].as_str()), (404, Some("not-found")));
 
     let wasm = variant(&base, 7);
-    let v2 = format!("2.0.0+{}", ContentHash::of(&wasm).short());
     // The manifest goes first, so that no state between the two writes (a new
     // component under the old manifest) can go live and reset the counts.
     let manifest =
         "name = \"echo\"\nversion = \"2.0.0\"\ncomponent = \"agent.wasm\"\n[capabilities]\napprovals = true\n";
     std::fs::write(plugins.join("echo/agent.toml"), manifest).unwrap();
     std::fs::write(plugins.join("echo/agent.wasm"), &wasm).unwrap();
+    let v2 = id_of(&plugins, "echo", &wasm);
     let list = || TestCommand::new(dir.path(), &["plugins", "list", "--json"]).run();
     let mut rows = serde_json::Value::Null;
     for _ in 0..200 {
@@ -474,5 +517,5 @@ async fn putting_the_serving_files_back_drops_the_held_version() {
     }
     let status = &rt.plugins()[0];
     assert!(status.held.is_none(), "{status:?}");
-    assert_eq!(status.serving.as_ref().unwrap().version, format!("1.0.0+{}", ContentHash::of(&base).short()));
+    assert_eq!(status.serving.as_ref().unwrap().version, id_of(&plugins, "echo", &base));
 }

@@ -86,8 +86,7 @@ fn a_question_of_a_run_in_the_host_is_listed_and_answered_from_other_processes()
     let dir = tempfile::tempdir().unwrap();
     setup(dir.path());
     let _served = serve(dir.path(), &[]);
-    let waiting = std::process::Command::new(env!("CARGO_BIN_EXE_paddock"))
-        .current_dir(dir.path())
+    let waiting = paddock_in(dir.path())
         .args(["flow", "run", "ship.toml", "--input", r#"{"what":"v2"}"#])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -120,8 +119,7 @@ fn run_killed_then_plugin_moved_on(dir: &Path) -> String {
     let slow = "[flow]\nname = \"slow\"\n[steps.main]\nagent = \"step\"\ninput = { name = \"main\", wait_first_ms = 5000, output = \"done\" }\n";
     std::fs::write(dir.join("slow.toml"), slow).unwrap();
     let first = serve(dir, &[]);
-    let mut waiting = std::process::Command::new(env!("CARGO_BIN_EXE_paddock"))
-        .current_dir(dir)
+    let mut waiting = paddock_in(dir)
         .args(["flow", "run", "slow.toml"])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())

@@ -102,6 +102,23 @@ pub fn is_limit(outcome: &Outcome) -> bool {
     matches!(outcome.result, Err(InvokeError::Limit { .. }))
 }
 
+/// The data folder, in the test's folder, of the binary run where it finds
+/// no `paddock.toml` (given as `PADDOCK_DATA_DIR`): no test writes into the
+/// real `~/.local/share/paddock`, and a test mixing the binary with hosts in
+/// its own process (whose settings read as if from `<dir>/paddock.toml`, so
+/// keep their files in `<dir>/.paddock`) has one data folder.
+pub const DATA_DIR: &str = ".paddock";
+
+/// The real `paddock` binary to run in `dir`: no log filter from the
+/// environment, and `<dir>/`[`DATA_DIR`] as its data folder when it finds no
+/// configuration.
+pub fn paddock_in(dir: &Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_paddock"));
+    cmd.current_dir(dir).env_remove("PADDOCK_LOG").env_remove("RUST_LOG");
+    cmd.env(paddock::config::DATA_DIR_VAR, dir.join(DATA_DIR));
+    cmd
+}
+
 /// The real `paddock` binary, run in a folder of its own.
 pub struct TestCommand {
     cmd: Command,
@@ -117,9 +134,18 @@ pub struct Ran {
 impl TestCommand {
     /// `paddock` with `args`, run in `dir`.
     pub fn new(dir: &Path, args: &[&str]) -> Self {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_paddock"));
-        cmd.current_dir(dir).args(args).env_remove("PADDOCK_LOG").env_remove("RUST_LOG");
+        let mut cmd = paddock_in(dir);
+        cmd.args(args);
         TestCommand { cmd }
+    }
+
+    /// With `name` set to `value` in its environment, or removed when `None`.
+    pub fn env(mut self, name: &str, value: Option<&Path>) -> Self {
+        match value {
+            Some(value) => self.cmd.env(name, value),
+            None => self.cmd.env_remove(name),
+        };
+        self
     }
 
     /// Runs it to completion.
@@ -199,11 +225,9 @@ pub const SERVE_LOG: &str = "serve.stderr";
 /// waits until it listens. Its stderr goes to `<dir>/serve.stderr`.
 pub fn serve(dir: &Path, args: &[&str]) -> Served {
     use std::io::BufRead;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_paddock"))
-        .current_dir(dir)
+    let mut child = paddock_in(dir)
         .args(["serve", "--listen", "127.0.0.1:0"])
         .args(args)
-        .env_remove("PADDOCK_LOG")
         .stdout(std::process::Stdio::piped())
         .stderr(std::fs::File::create(dir.join(SERVE_LOG)).expect("a log file in the test's folder"))
         .spawn()

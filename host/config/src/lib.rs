@@ -24,6 +24,7 @@ mod file;
 #[cfg(test)]
 mod fuzz;
 mod limits;
+mod locate;
 mod plugins;
 mod retention;
 mod serve;
@@ -35,6 +36,7 @@ mod tests;
 mod triggers;
 
 pub use engine::{Compiler, EngineSettings};
+pub use locate::{DATA_DIR_VAR, nearest_file, user_data_dir};
 pub use paddock_core::{ByteSize, DirGrant, Limits, Requested, SizeCaps, Span, show};
 pub use plugins::{BookStore, PluginSettings};
 pub use retention::{FlowLimits, Retention};
@@ -56,7 +58,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-/// The file name looked for in the working directory when no `--config` is given.
+/// The file name looked for in the current folder and the folders above it
+/// when no `--config` is given ([`nearest_file`]).
 pub const DEFAULT_FILE: &str = "paddock.toml";
 
 /// A configuration file that could not be read or is wrong.
@@ -93,7 +96,8 @@ pub enum LogFormat {
 /// Validated settings of a host.
 #[derive(Clone, Debug)]
 pub struct Settings {
-    /// The file these came from, or `None` for the embedded defaults.
+    /// The file these came from, or `None` for the embedded defaults (whose
+    /// data folder [`Settings::load`] puts in [`user_data_dir`]).
     pub source: Option<PathBuf>,
     /// Where plugins (folders with `agent.toml`) live.
     pub plugins_dir: PathBuf,
@@ -166,17 +170,24 @@ impl Default for Settings {
 }
 
 impl Settings {
-    /// Loads `path`, or `./paddock.toml` when present, or the embedded defaults.
+    /// Loads `path`; with none, the nearest `paddock.toml` in the current
+    /// folder or above it ([`nearest_file`]); with none there either, the
+    /// embedded defaults keeping their files in [`user_data_dir`] (`.paddock`
+    /// here only when the environment names no home at all).
     pub fn load(path: Option<&Path>) -> Result<Settings, ConfigError> {
         Settings::load_with(path, ProviderKeys::Required)
     }
 
     /// [`Settings::load`], needing the providers' API keys or not.
     pub fn load_with(path: Option<&Path>, keys: ProviderKeys) -> Result<Settings, ConfigError> {
-        let path = match path {
-            Some(p) => p.to_path_buf(),
-            None if Path::new(DEFAULT_FILE).is_file() => PathBuf::from(DEFAULT_FILE),
-            None => return Ok(Settings::default()),
+        let here = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+        let path = match path.map(Path::to_path_buf).or_else(|| nearest_file(&here)) {
+            Some(p) => p,
+            None => {
+                let mut file = FileConfig::default();
+                file.host.data = user_data_dir(|name| std::env::var_os(name));
+                return Settings::from_file(file, None, Path::new("."), keys);
+            }
         };
         let text = std::fs::read_to_string(&path)
             .map_err(|e| ConfigError { file: path.display().to_string(), message: format!("cannot read: {e}") })?;

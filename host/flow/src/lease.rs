@@ -67,6 +67,20 @@ fn process_alive(pid: u32) -> bool {
     }
 }
 
+/// Why run `run`, marked running and held by `holder` whose lease was last
+/// renewed at `renewed_ms`, runs nowhere at `now_ms`, when that can be told:
+/// its holder is [`gone`], or its lease has [`expired`].
+pub fn interrupted(run: &str, holder: &str, renewed_ms: u64, now_ms: u64) -> Option<String> {
+    let resume = format!("a serving host resumes it, or `paddock flow resume {run}`");
+    if gone(holder) {
+        return Some(format!("its host {holder} is gone; {resume}"));
+    }
+    expired(renewed_ms, now_ms).then(|| {
+        let seconds = now_ms.saturating_sub(renewed_ms) / 1000;
+        format!("its host {holder} has not renewed its lease for {seconds} s; {resume}")
+    })
+}
+
 /// The refusal of a write by `holder` to run `run`, which `now` holds.
 pub fn lost(run: &str, holder: &str, now: &str) -> String {
     format!("flow store: run {run} is held by {now}, not {holder}: this host lost its lease and stops the run")
@@ -96,5 +110,25 @@ mod tests {
         assert!(!gone(&format!("{pid}@0123456789ab.4026531836#00")), "another machine or namespace");
         assert!(!gone("4821"), "an id from before holders had one");
         assert!(expired(1_000, 1_000 + LEASE.as_millis() as u64) && !expired(1_000, 1_000 + 14_999));
+    }
+
+    #[test]
+    fn a_run_is_told_interrupted_when_its_holder_is_gone_or_its_lease_lapsed() {
+        let here = this_process().split_once('@').unwrap().1.split_once('#').unwrap().0;
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        child.wait().unwrap();
+        let gone = format!("{pid}@{here}#00");
+        let why = interrupted("r1", &gone, 1_000, 2_000).unwrap();
+        assert_eq!(why, format!("its host {gone} is gone; a serving host resumes it, or `paddock flow resume r1`"));
+        let elsewhere = "7@0123456789ab.4026531836#00";
+        assert_eq!(interrupted("r1", elsewhere, 1_000, 2_000), None, "a live lease of another machine");
+        let lapsed = interrupted("r1", elsewhere, 1_000, 21_000).unwrap();
+        assert!(lapsed.starts_with(&format!("its host {elsewhere} has not renewed its lease for 20 s; ")), "{lapsed}");
+        assert_eq!(interrupted("r1", this_process(), now(), now()), None, "this process holds it");
+    }
+
+    fn now() -> u64 {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64
     }
 }

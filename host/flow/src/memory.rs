@@ -181,6 +181,8 @@ fn summary(e: &RunEntry) -> RunSummary {
         created_ms: r.created_ms,
         updated_ms: r.updated_ms,
         bytes: e.bytes,
+        owner: r.owner.clone(),
+        heartbeat_ms: r.heartbeat_ms,
     }
 }
 

@@ -140,6 +140,20 @@ pub struct RunSummary {
     pub updated_ms: u64,
     /// The bytes it keeps in the store.
     pub bytes: u64,
+    /// The host process holding it (see [`crate::lease`]).
+    pub owner: String,
+    /// When its holder last renewed its lease (ms since 1970).
+    pub heartbeat_ms: u64,
+}
+
+impl RunSummary {
+    /// Why it runs nowhere though marked running, when that can be told at
+    /// `now_ms` ([`crate::lease::interrupted`]); `None` for a finished run.
+    pub fn interrupted(&self, now_ms: u64) -> Option<String> {
+        (self.status == RunStatus::Running)
+            .then(|| crate::lease::interrupted(&self.id, &self.owner, self.heartbeat_ms, now_ms))
+            .flatten()
+    }
 }
 
 /// What is old enough to forget (see `[retention]`).

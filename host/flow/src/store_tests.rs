@@ -167,7 +167,11 @@ fn runs_are_listed_per_tenant_newest_first_a_page_at_a_time() {
         assert_eq!(ids(&first), ["r6", "r4", "r2"]);
         assert_eq!(ids(&store.runs(&page(Some("r2"))).unwrap()), ["r0"]);
         let running = RunQuery { status: Some(RunStatus::Running), ..page(None) };
-        assert_eq!(ids(&store.runs(&running).unwrap()), ["r4"]);
+        let listed = store.runs(&running).unwrap();
+        assert_eq!(ids(&listed), ["r4"]);
+        // Its holder and last renewal, so a list can tell it interrupted.
+        let held = run("r4", "acme", 104, RunStatus::Running);
+        assert_eq!((&listed[0].owner, listed[0].heartbeat_ms), (&held.owner, held.heartbeat_ms));
         let none = RunQuery { tenant: Some("nobody".into()), ..page(None) };
         assert!(store.runs(&none).unwrap().is_empty());
         // Another tenant's run is no cursor: it says nothing of where that run is.

@@ -101,7 +101,7 @@ pub struct CheckArgs {
     file: PathBuf,
 }
 
-fn engine(settings: Settings) -> Result<Flows, u8> {
+pub(super) fn engine(settings: Settings) -> Result<Flows, u8> {
     let runtime = Runtime::new(settings).map_err(|e| fail(EXIT_CRASH, format!("cannot start the host: {e:#}")))?;
     Flows::open(runtime).map_err(|e| fail(EXIT_CONFIG, e))
 }
@@ -163,7 +163,7 @@ pub async fn flow(settings: Settings, cmd: FlowCommand) -> u8 {
                         Ok(m) => m,
                         Err(e) => return fail(EXIT_LOAD, e),
                     };
-                    if let Err(code) = super::build::build_one(&manifest).await {
+                    if let Err(code) = super::build::build_one(&manifest, super::build::Report::Stderr).await {
                         return code;
                     }
                 }
@@ -290,19 +290,8 @@ fn status(settings: Settings, args: StatusArgs) -> u8 {
 /// Why a run marked running runs nowhere, when that can be told: the
 /// process holding it on this machine is gone, or its lease lapsed.
 fn interrupted(run: &crate::flow::store::RunRecord) -> Option<String> {
-    use crate::flow::lease;
-    if run.status != RunStatus::Running {
-        return None;
-    }
-    let resume = format!("a serving host resumes it, or `paddock flow resume {}`", run.id);
-    if lease::gone(&run.owner) {
-        return Some(format!("its host {} is gone; {resume}", run.owner));
-    }
-    let now = now_ms();
-    lease::expired(run.heartbeat_ms, now).then(|| {
-        let seconds = now.saturating_sub(run.heartbeat_ms) / 1000;
-        format!("its host {} has not renewed its lease for {seconds} s; {resume}", run.owner)
-    })
+    let running = run.status == RunStatus::Running;
+    running.then(|| crate::flow::lease::interrupted(&run.id, &run.owner, run.heartbeat_ms, now_ms())).flatten()
 }
 
 async fn cancel(settings: Settings, args: CancelArgs) -> u8 {
@@ -371,12 +360,17 @@ fn list(settings: Settings, json: bool) -> u8 {
         Err(code) => return code,
     };
     let read = |after| store.runs(&RunQuery { after, limit: PAGE, ..RunQuery::default() });
+    let now = now_ms();
+    // An interrupted run is still `running` (a host resumes it); the list says
+    // so in a word, and `flow status RUN` or `--json` says why.
     let print = |r: RunSummary| {
+        let interrupted = r.interrupted(now);
         if json {
-            let line = json!({"run": r.id, "flow": r.flow, "tenant": r.tenant, "status": r.status, "bytes": r.bytes, "created_ms": r.created_ms});
+            let line = json!({"run": r.id, "flow": r.flow, "tenant": r.tenant, "status": r.status, "interrupted": interrupted, "bytes": r.bytes, "created_ms": r.created_ms});
             println!("{line}");
         } else {
-            println!("{}  {:<24} {:<12} {}", r.id, r.flow, r.tenant, r.status.word());
+            let status = if interrupted.is_some() { "running, interrupted" } else { r.status.word() };
+            println!("{}  {:<24} {:<12} {status}", r.id, r.flow, r.tenant);
         }
     };
     match each_page(read, |r| r.id.clone(), print) {

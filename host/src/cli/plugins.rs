@@ -223,10 +223,10 @@ fn check_one(policy: &TenantPolicy, m: &Manifest) -> serde_json::Value {
     })
 }
 
-/// The version id a manifest's component would get, once built.
-/// `<manifest version>+<short hash>` of `m`'s component, when it is built.
+/// The version id `m` and its component make (`Manifest::version_id`),
+/// when the component is built.
 pub(crate) fn version_id(m: &Manifest) -> Option<String> {
-    read_component(&m.component).ok().map(|f| format!("{}+{}", m.version, f.hash.short()))
+    read_component(&m.component).ok().map(|f| m.version_id(&f.hash))
 }
 
 fn open_book(settings: &Settings) -> Book {

@@ -305,6 +305,8 @@ fn summary(r: &tokio_postgres::Row) -> RunSummary {
         created_ms: uint(r.get(5)),
         updated_ms: uint(r.get(6)),
         bytes: uint(r.get(7)),
+        owner: r.get(8),
+        heartbeat_ms: uint(r.get(9)),
     }
 }
 

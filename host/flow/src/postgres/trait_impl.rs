@@ -114,7 +114,7 @@ impl FlowStore for PostgresStore {
         }
         let limit = f.then(Box::new(int(q.limit as u64)));
         let sql = format!(
-            "SELECT id, flow, tenant, status, error, created, updated, bytes FROM flow_runs {} \
+            "SELECT id, flow, tenant, status, error, created, updated, bytes, owner, heartbeat FROM flow_runs {} \
              ORDER BY created DESC, id DESC LIMIT {limit}",
             f.sql()
         );

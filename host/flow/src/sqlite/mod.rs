@@ -236,6 +236,8 @@ fn summary(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunSummary> {
         created_ms: r.get::<_, i64>(5)?.max(0) as u64,
         updated_ms: r.get::<_, i64>(6)?.max(0) as u64,
         bytes: r.get::<_, i64>(7)?.max(0) as u64,
+        owner: r.get(8)?,
+        heartbeat_ms: r.get::<_, i64>(9)?.max(0) as u64,
     })
 }
 
@@ -316,7 +318,7 @@ impl FlowStore for SqliteStore {
         }
         f.args.push(Sql::Integer(limit(q.limit)));
         let sql = format!(
-            "SELECT id, flow, tenant, status, error, created, updated, bytes FROM runs {} \
+            "SELECT id, flow, tenant, status, error, created, updated, bytes, owner, heartbeat FROM runs {} \
              ORDER BY created DESC, id DESC LIMIT ?",
             f.sql()
         );

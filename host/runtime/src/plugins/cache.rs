@@ -24,7 +24,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use wasmtime::Engine;
 use wasmtime::component::Component;
 
-/// The BLAKE3 hash of a component's bytes.
+/// A BLAKE3 hash: of a component's bytes (what the code cache is keyed by),
+/// or of what a manifest says ([`super::Manifest::version_id`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct ContentHash(pub [u8; 32]);
 

@@ -1,6 +1,7 @@
 //! `agent.toml`: an agent's name, version, component, build command, and the
 //! limits and capabilities it requests.
 
+use super::cache::ContentHash;
 use paddock_core::{ByteSize, Capabilities, Requested, Span};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
@@ -48,6 +49,8 @@ pub struct Manifest {
     pub capabilities: Capabilities,
     /// How it shows as an MCP tool (`[tool]`).
     pub tool: Option<Tool>,
+    /// What its version id covers of it (see [`Manifest::version_id`]).
+    pub digest: ContentHash,
 }
 
 /// How an agent shows as an MCP tool: what `tools/list` says of it.
@@ -230,6 +233,7 @@ impl Manifest {
                 .map_err(|why| fail(format!("capabilities.tools[{i}]: {why}")))?;
         }
         let tool = raw.tool.map(ToolSection::check).transpose().map_err(fail)?;
+        let table: toml::Table = toml::from_str(text).map_err(|e| fail(e.to_string().trim_end().to_string()))?;
         Ok(Manifest {
             file: file.to_path_buf(),
             name: raw.name,
@@ -244,7 +248,84 @@ impl Manifest {
             },
             capabilities: raw.capabilities,
             tool,
+            digest: digest(table),
         })
+    }
+
+    /// The id of the version made of this manifest and the component whose
+    /// bytes hash to `component`: its `version` and the first 12 hex digits
+    /// of a BLAKE3 hash of both (`0.1.0+3fa2c9d1e0b4`). A new component or a
+    /// manifest saying something new (a capability, a limit) is a new id.
+    pub fn version_id(&self, component: &ContentHash) -> String {
+        let mut both = blake3::Hasher::new();
+        both.update(&component.0);
+        both.update(&self.digest.0);
+        format!("{}+{}", self.version, ContentHash(*both.finalize().as_bytes()).short())
+    }
+}
+
+/// The hash a version id takes of a manifest: its table without `component`
+/// and `[build]`, written canonically (keys sorted, every value typed).
+///
+/// Not the file's text, because a pinned version is kept
+/// (`plugins::versions`) as this manifest with `component` pointing beside
+/// it and `[build]` dropped, rewritten by `toml`, and must load again under
+/// the id it was kept by. Those two keys are all it leaves out: the
+/// component's bytes are hashed on their own, and `[build]` says how to make
+/// them, not what runs. Every other key is what the version asks for and
+/// shows (name, version, description, limits, capabilities, tool), so a
+/// change to any is a new id; a comment or the file's layout is not.
+fn digest(mut table: toml::Table) -> ContentHash {
+    table.remove("component");
+    table.remove("build");
+    let mut out = String::new();
+    canonical(&toml::Value::Table(table), &mut out);
+    ContentHash::of(out.as_bytes())
+}
+
+/// Writes `value` as JSON with sorted keys; a float always with a point or
+/// an exponent (never equal to an integer's text), a date-time tagged `t`.
+fn canonical(value: &toml::Value, out: &mut String) {
+    use std::fmt::Write;
+    let quoted = |s: &str| serde_json::Value::from(s).to_string();
+    match value {
+        toml::Value::String(s) => out.push_str(&quoted(s)),
+        toml::Value::Integer(i) => {
+            let _ = write!(out, "{i}");
+        }
+        toml::Value::Float(f) => {
+            let _ = write!(out, "{f:?}");
+        }
+        toml::Value::Boolean(b) => {
+            let _ = write!(out, "{b}");
+        }
+        toml::Value::Datetime(d) => {
+            let _ = write!(out, "t{}", quoted(&d.to_string()));
+        }
+        toml::Value::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                canonical(item, out);
+            }
+            out.push(']');
+        }
+        toml::Value::Table(table) => {
+            let mut keys: Vec<&String> = table.keys().collect();
+            keys.sort();
+            out.push('{');
+            for (i, key) in keys.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(&quoted(key));
+                out.push(':');
+                canonical(&table[key], out);
+            }
+            out.push('}');
+        }
     }
 }
 
@@ -342,5 +423,28 @@ agents = ["helper"]
         );
         let err = parse("name = \"a\"\nversion = \"1.0.0\"\n").unwrap_err();
         assert!(err.message.contains("missing field `component`"), "{}", err.message);
+    }
+
+    #[test]
+    fn a_version_id_covers_what_the_manifest_says_but_not_its_layout_path_or_build() {
+        let component = ContentHash::of(b"the component");
+        let id = |text: &str| parse(text).unwrap().version_id(&component);
+        let first = id(GOOD);
+        assert!(first.starts_with("0.1.0+") && first.len() == "0.1.0+".len() + 12, "{first}");
+        assert_eq!(id(GOOD), first, "the same files, the same id");
+        // Comments, order and layout; the component's path and [build], as a kept version rewrites them.
+        let kept = "# kept\n[capabilities]\nagents = [ \"helper\" ]\n[limits]\ntimeout = \"5s\"\nmemory = \"32MiB\"\n";
+        let kept = format!(
+            "version = \"0.1.0\"\nname = \"hello\"\ncomponent = \"component.wasm\"\ndescription = \"greets\"\n{kept}"
+        );
+        assert_eq!(id(&kept), first);
+        for changed in [
+            GOOD.replace("agents = [\"helper\"]", "agents = [\"helper\"]\nroutes = [\"fast\"]"),
+            GOOD.replace("\"5s\"", "\"6s\""),
+            GOOD.replace("greets", "greets you"),
+        ] {
+            assert_ne!(id(&changed), first, "{changed}");
+        }
+        assert_ne!(parse(GOOD).unwrap().version_id(&ContentHash::of(b"another")), first, "a new component");
     }
 }

@@ -25,10 +25,12 @@ pub struct Agent {
     /// Its name (from the manifest, or the file stem of a bare `.wasm`).
     pub name: Arc<str>,
     /// Its version id: the manifest's version and the first 12 hex digits of
-    /// the component's BLAKE3 hash (`0.1.0+3fa2c9d1e0b4`); the hash alone for
-    /// a bare component.
+    /// a BLAKE3 hash of the component and the manifest together
+    /// (`0.1.0+3fa2c9d1e0b4`, [`Manifest::version_id`]); the component's hash
+    /// alone for a bare component.
     pub version: Arc<str>,
-    /// The hash of its component's bytes.
+    /// The hash of its component's bytes alone: what its compiled code is
+    /// cached by, so a manifest-only change compiles nothing.
     pub hash: ContentHash,
     /// Its manifest, unless it was loaded as a bare file.
     pub manifest: Option<Manifest>,
@@ -87,7 +89,7 @@ pub(super) struct AgentParts {
 impl Agent {
     pub(super) fn new(p: AgentParts) -> Agent {
         let version = match &p.manifest {
-            Some(m) => format!("{}+{}", m.version, p.hash.short()),
+            Some(m) => m.version_id(&p.hash),
             None => p.hash.short(),
         };
         let requested = Arc::new(p.manifest.as_ref().map(|m| m.capabilities.clone()).unwrap_or_default());

@@ -173,6 +173,7 @@ struct Inner {
 impl Runtime {
     /// Builds a host from `settings`.
     pub fn new(settings: Settings) -> wasmtime::Result<Runtime> {
+        tracing::debug!(config = %settings.source_name(), data = %settings.data_dir.display(), "settings");
         let board = open_blackboard(&settings).map_err(wasmtime::Error::msg)?;
         let engine = engine::build(&settings.engine, &settings.ceiling)?;
         let linker = sandbox::linker(&engine)?;

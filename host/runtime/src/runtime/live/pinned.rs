@@ -53,8 +53,10 @@ impl Runtime {
         };
         let manifest = Manifest::load(&file).map_err(|e| e.to_string())?;
         let component = read_with_hint(&manifest.component, name, true).map_err(|e| e.to_string())?;
+        // Kept before version ids covered the manifest: named by its component alone.
+        let before = format!("{}+{}", manifest.version, component.hash.short());
         let agent = self.build_agent(name, Some(manifest), component).map_err(|e| e.to_string())?;
-        if *agent.version != *version {
+        if *agent.version != *version && before != version {
             return Err(format!("{}: kept as version {version}, but it loads as {}", file.display(), agent.version));
         }
         if let Decision::Hold(widening) = self.decide(&agent, None) {
