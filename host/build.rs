@@ -1,8 +1,10 @@
-//! Embeds what `paddock new` copies into every agent — each file of the
-//! contract (`wit/`, with the WASI packages of `wit/deps/`) and of the Rust
-//! SDK (`sdk/src/`) — as the lists `WIT_FILES` and `SDK_FILES` of `(path in
-//! the agent's folder, text)`, so a new WIT interface or SDK module needs no
-//! line here or in `cli/new.rs`.
+//! Embeds what `paddock new` copies into agents — each file of the contract
+//! (`wit/`, with the WASI packages of `wit/deps/`), of the Rust SDK
+//! (`sdk/src/`) and of the Python and JavaScript SDKs (`sdk/python/`,
+//! `sdk/js/`, written beside the agent's app.py or app.js) — as the lists
+//! `WIT_FILES`, `SDK_FILES`, `PYTHON_SDK_FILES` and `JS_SDK_FILES` of `(path
+//! in the agent's folder, text)`, so a new WIT interface or SDK module needs
+//! no line here or in `cli/new.rs`.
 
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
@@ -10,7 +12,14 @@ use std::path::{Path, PathBuf};
 fn main() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let mut out = String::new();
-    for (name, dir, extension) in [("WIT_FILES", "wit", "wit"), ("SDK_FILES", "sdk/src", "rs")] {
+    // (list, folder, files' extension, where they go in the agent's folder)
+    let lists = [
+        ("WIT_FILES", "wit", "wit", "wit/"),
+        ("SDK_FILES", "sdk/src", "rs", "sdk/src/"),
+        ("PYTHON_SDK_FILES", "sdk/python", "py", ""),
+        ("JS_SDK_FILES", "sdk/js", "js", ""),
+    ];
+    for (name, dir, extension, destination) in lists {
         let folder = root.join(dir);
         println!("cargo:rerun-if-changed={}", folder.display());
         let mut files = Vec::new();
@@ -20,7 +29,7 @@ fn main() {
         for path in files {
             let relative = path.strip_prefix(&folder).expect("under the folder").to_str().expect("a UTF-8 path");
             let absolute = path.canonicalize().expect("the file exists");
-            writeln!(out, "    ({:?}, include_str!({:?})),", format!("{dir}/{relative}"), absolute).unwrap();
+            writeln!(out, "    ({:?}, include_str!({:?})),", format!("{destination}{relative}"), absolute).unwrap();
         }
         writeln!(out, "];").unwrap();
     }

@@ -9,30 +9,18 @@
 // {"text", "provider", "model"} or {"error"}, "language"}, and "tool":
 // {"text"} or {"error"} when one was called. `compensate` takes back the visit.
 //
-// componentize-js maps the WIT `result<T, string>` of an export to a return
-// value or a thrown error whose `payload` is the error text; an import's error
-// is thrown with `payload` set to the WIT variant, `{ tag, val }`. WIT u64
-// values are BigInts, list<u8> is a Uint8Array, option<T> is T or undefined.
+// It is written with paddock_sdk.js, the JavaScript SDK, kept beside this file
+// (componentize-js bundles the modules app.js imports): typed errors, a chat
+// builder, JSON on the blackboard. An SDK error that `run` does not catch
+// ends the run as the agent's own error, with its message.
 
-import { complete } from 'paddock:agent/llm@0.1.0';
-import { compareAndSwap, get } from 'paddock:agent/blackboard@0.1.0';
-import { log } from 'paddock:agent/log@0.1.0';
-import { call as callTool } from 'paddock:agent/tools@0.1.0';
+import {
+  AgentError, PaddockError, board, chat, defineAgent, inputObject, log, tools,
+} from './paddock_sdk.js';
 
 const ROUTE = 'fast';
-// A compare-and-swap loses only to another writer of the same key; give up
-// after this many losses in a row rather than loop for ever.
-const MAX_CONFLICTS = 10;
 
-/** The agent's own failure: its message becomes the WIT `err`. */
-class AgentError extends Error {
-  constructor(message) {
-    super(message);
-    this.payload = message;
-  }
-}
-
-export const agent = {
+export const agent = defineAgent({
   run(input) {
     const args = parseInput(input);
     let hog;
@@ -40,10 +28,10 @@ export const agent = {
       hog = new Uint8Array(args.allocateMib * 1024 * 1024).fill(1); // touch every page
     }
     if (args.spin) {
-      log('warn', 'spinning until a limit stops me');
+      log.warn('spinning until a limit stops me');
       for (;;) {}
     }
-    log('info', `greeting ${args.name}`);
+    log.info(`greeting ${args.name}`);
     const output = {
       greeting: `Hello, ${args.name}!`,
       visits: addVisits(args.name, 1),
@@ -52,26 +40,18 @@ export const agent = {
     };
     if (args.tool !== undefined) output.tool = useTool(args.tool, args.toolArgs);
     if (hog !== undefined) output.allocated_mib = hog.length / (1024 * 1024);
-    return JSON.stringify(output);
+    return output;
   },
 
   compensate(input) {
     const { name } = parseInput(input);
     const visits = addVisits(name, -1);
-    log('info', `took back a visit of ${name}: ${visits} left`);
+    log.info(`took back a visit of ${name}: ${visits} left`);
   },
-};
+});
 
 function parseInput(text) {
-  let args;
-  try {
-    args = JSON.parse(text);
-  } catch {
-    args = undefined;
-  }
-  if (typeof args !== 'object' || args === null || Array.isArray(args)) {
-    throw new AgentError('input must be a JSON object');
-  }
+  const args = inputObject(text);
   const name = args.name ?? 'world';
   if (typeof name !== 'string' || name === '') {
     throw new AgentError('input.name must be a non-empty string');
@@ -91,94 +71,38 @@ function parseInput(text) {
   return { name, spin: args.spin === true, allocateMib: mib, tool, toolArgs };
 }
 
-/** Adds `delta` to visits/<name> (never below 0) and returns the new count. */
+/**
+ * Adds `delta` to visits/<name> (never below 0) and returns the new count.
+ * `updateJson` compares and swaps, reading again when another run wrote
+ * first, so no visit is lost.
+ */
 function addVisits(name, delta) {
   const key = `visits/${name}`;
-  for (let attempt = 0; attempt < MAX_CONFLICTS; attempt++) {
-    let entry;
-    try {
-      entry = get(key);
-    } catch (e) {
-      throw new AgentError(`blackboard: ${describeBoardError(e.payload)}`);
-    }
-    let count = 0;
-    if (entry !== undefined) {
-      const text = new TextDecoder().decode(entry.value);
-      if (!/^[0-9]+$/.test(text)) throw new AgentError(`blackboard: ${key} does not hold a count`);
-      count = Number(text);
-    }
-    count = Math.max(count + delta, 0);
-    try {
-      compareAndSwap(key, entry?.revision ?? 0n, new TextEncoder().encode(String(count)));
-      return count;
-    } catch (e) {
-      if (e.payload?.tag !== 'conflict') throw new AgentError(`blackboard: ${describeBoardError(e.payload)}`);
-    }
-  }
-  throw new AgentError(`blackboard: ${key} changed ${MAX_CONFLICTS} times in a row; giving up`);
+  const { value } = board.updateJson(key, (count = 0) => {
+    if (!Number.isInteger(count) || count < 0) throw new AgentError(`blackboard: ${key} does not hold a count`);
+    return Math.max(count + delta, 0);
+  });
+  return value;
 }
 
 /** Asks the route; a failure becomes {error} so the greeting still works. */
 function funFact(name) {
   try {
-    const answer = complete({
-      route: ROUTE,
-      messages: [{ role: 'user', content: `One fun fact about the name ${name}, in one sentence.`, toolCalls: [] }],
-      tools: [],
-      maxTokens: 60,
-      stop: [],
-    });
+    const answer = chat(ROUTE).user(`One fun fact about the name ${name}, in one sentence.`).maxTokens(60).complete();
     return { text: answer.text, provider: answer.provider, model: answer.model };
   } catch (e) {
-    const why = describeLlmError(e.payload);
-    log('warn', `no fun fact: ${why}`);
-    return { error: why };
+    if (!(e instanceof PaddockError)) throw e;
+    log.warn(`no fun fact: ${e.description}`);
+    return { error: e.description };
   }
 }
 
 /** Calls a tool; a failure becomes {error} so the greeting still works. */
 function useTool(name, toolArgs) {
   try {
-    return { text: callTool(name, JSON.stringify(toolArgs)).text };
+    return { text: tools.call(name, toolArgs).text };
   } catch (e) {
-    return { error: describeToolError(e.payload) };
-  }
-}
-
-function describeToolError(error) {
-  switch (error?.tag) {
-    case 'denied': return `denied: ${error.val}`;
-    case 'invalid-arguments': return `invalid arguments: ${error.val}`;
-    case 'failed': return `failed: ${error.val}`;
-    case 'timeout': return `timed out: ${error.val}`;
-    case 'unavailable': return `unavailable: ${error.val}`;
-    case 'budget-exceeded': return `budget exceeded: ${error.val}`;
-    case 'rate-limited': return `rate limited: retry after ${error.val} ms`;
-    default: return `unknown error ${String(error)}`;
-  }
-}
-
-function describeLlmError(error) {
-  switch (error?.tag) {
-    case 'denied': return `denied: ${error.val}`;
-    case 'budget-exceeded': return `budget exceeded: ${error.val}`;
-    case 'rate-limited': return `rate limited: retry after ${error.val} ms`;
-    case 'invalid-request': return `invalid request: ${error.val}`;
-    case 'content-filtered': return `content filtered: ${error.val}`;
-    case 'timeout': return 'timed out';
-    case 'unavailable': return `unavailable: ${error.val}`;
-    default: return `unknown error ${String(error)}`;
-  }
-}
-
-function describeBoardError(error) {
-  switch (error?.tag) {
-    case 'denied': return `denied: ${error.val}`;
-    case 'conflict': return `conflict: now at revision ${error.val}`;
-    case 'too-large': return `too large: the limit is ${error.val} bytes`;
-    case 'quota-exceeded': return `quota exceeded: ${error.val}`;
-    case 'lagged': return `lagged: resume after revision ${error.val}`;
-    case 'unavailable': return `unavailable: ${error.val}`;
-    default: return `unknown error ${String(error)}`;
+    if (!(e instanceof PaddockError)) throw e;
+    return { error: e.description };
   }
 }
