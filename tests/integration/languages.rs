@@ -18,7 +18,6 @@ use paddock::toolchain::Lang;
 use paddock_test_guests::guests;
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -69,14 +68,14 @@ fn write_settings(dir: &Path) {
 /// Where Rust agents built by these tests share their compiled crates: in
 /// this workspace's target folder, which keeps them from one test run to the
 /// next, rather than in the user's cache.
-fn cache_dir() -> PathBuf {
+pub(crate) fn cache_dir() -> PathBuf {
     Path::new(env!("CARGO_TARGET_TMPDIR")).join("paddock-cache")
 }
 
 /// `paddock` with `args` in `dir`, with `path` as PATH when given.
 pub(crate) fn paddock(dir: &Path, args: &[&str], path: Option<&Path>) -> Ran {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_paddock"));
-    cmd.current_dir(dir).args(args).env_remove("PADDOCK_LOG").env_remove("RUST_LOG");
+    let mut cmd = paddock_in(dir);
+    cmd.args(args);
     cmd.env("PADDOCK_CACHE_DIR", cache_dir());
     if let Some(path) = path {
         cmd.env("PATH", path);
@@ -108,6 +107,10 @@ fn build(lang: Lang) -> Option<Built> {
     }
     assert_eq!(built.code, 0, "{}", built.stderr);
     assert!(built.stdout.starts_with(&format!("built {name} 0.1.0 -> ")), "{}", built.stdout);
+    // The case `paddock new` writes replays against the agent it wrote.
+    let tested = paddock(dir.path(), &["test", &name, "--tenant", "open"], None);
+    assert_eq!(tested.code, 0, "{}\n{}", tested.stdout, tested.stderr);
+    assert!(tested.stdout.starts_with(&format!("ok      {name}/ada  (3 host calls, ")), "{}", tested.stdout);
     Some(Built { dir, name })
 }
 
@@ -233,6 +236,12 @@ async fn behaves_like_every_other_language(lang: Lang) {
         assert_eq!(error_text(&outcome), format!("agent \"{name}\" returned an error: {message}"), "{input}");
     }
 
+    // A count that is not JSON, read through the SDK's JSON helper.
+    let writer = paddock::blackboard::Writer::new("test", "setup");
+    rt.blackboard().namespace("open").put("visits/zed", b"many", &writer).unwrap();
+    let garbled = run(r#"{"name":"zed"}"#, open()).await;
+    assert_eq!(error_text(&garbled), format!("agent \"{name}\" returned an error: {}", not_a_count(lang)));
+
     // Fuel: a loop in any language is stopped, naming the limit.
     let spun = run(r#"{"spin":true}"#, options("open", Some(50_000_000), None)).await;
     assert_eq!(error_text(&spun), format!("agent \"{name}\" ran out of fuel (limit 50000000)"));
@@ -268,6 +277,20 @@ async fn behaves_like_every_other_language(lang: Lang) {
     let printed: Value = serde_json::from_str(ran.stdout.trim()).unwrap();
     assert_eq!(printed, greeting(&fact, lang, 1));
     assert!(ran.stderr.contains("greeting ada"), "the agent's log goes to stderr: {}", ran.stderr);
+}
+
+/// What an agent says when `visits/zed` holds `many`, which is not JSON: the
+/// agents written with an SDK (Rust, Python, JavaScript) read the count through
+/// its JSON helper, whose error names the key in the same words in each, with
+/// its language's decoder's reason; C reads the count by hand.
+fn not_a_count(lang: Lang) -> String {
+    let not_json = "blackboard key \"visits/zed\" does not hold the expected JSON: ";
+    match lang {
+        Lang::Rust => format!("{not_json}expected value at line 1 column 1"),
+        Lang::Python => format!("{not_json}Expecting value: line 1 column 1 (char 0)"),
+        Lang::Js => format!("{not_json}JSON.parse: unexpected character at line 1 column 1 of the JSON data"),
+        Lang::C => "blackboard: visits/zed does not hold a count".to_string(),
+    }
 }
 
 /// The output for ada's `visits`-th visit.

@@ -35,7 +35,7 @@ mod worker;
 pub use approvals::{ApprovalService, now_ms};
 pub use cancel::{Cancel, CancelError, cancel};
 pub use events::Event;
-pub use replay::Replayed;
+pub use replay::{RecordedStep, Replayed};
 pub use retention::{forget_versions, prune};
 pub use run::StepErr;
 pub use spec::{Flow, SpecError};

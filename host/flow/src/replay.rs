@@ -103,3 +103,74 @@ impl Flows {
         Ok(out)
     }
 }
+
+/// A finished agent step, as `paddock record` keeps it as a test case.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RecordedStep {
+    /// The step's path.
+    pub step: String,
+    /// Its agent.
+    pub agent: String,
+    /// The run's tenant.
+    pub tenant: String,
+    /// The agent's input text.
+    pub input: String,
+    /// The variables the step saw (`PADDOCK_RUN`, `PADDOCK_STEP`...).
+    pub env: Vec<(String, String)>,
+    /// Its journal.
+    pub journal: Vec<paddock_journal::Entry>,
+    /// Its output text, or its error.
+    pub result: Result<String, String>,
+}
+
+impl Flows {
+    /// The finished agent step of `run` at `step`; with no `step`, the
+    /// run's only agent step (an error lists them when there are several).
+    pub fn recorded_step(&self, run: &str, step: Option<&str>) -> Result<RecordedStep, String> {
+        let record = self.store.run(run)?.ok_or_else(|| format!("no run with id {run:?}"))?;
+        let finished: Vec<_> = self
+            .store
+            .steps(run)?
+            .into_iter()
+            .filter(|s| {
+                s.kind == "agent" && matches!(s.status, StepStatus::Done | StepStatus::Failed | StepStatus::Skipped)
+            })
+            .collect();
+        let paths = || finished.iter().map(|s| s.path.as_str()).collect::<Vec<_>>().join(", ");
+        let chosen = match step {
+            Some(p) => finished.iter().find(|s| s.path == p).ok_or_else(|| match finished.is_empty() {
+                true => format!("run {run} has no finished agent step"),
+                false => format!("run {run} has no finished agent step at {p:?}; it has {}", paths()),
+            })?,
+            None => match finished.as_slice() {
+                [only] => only,
+                [] => return Err(format!("run {run} has no finished agent step")),
+                _ => {
+                    return Err(format!(
+                        "run {run} has {} agent steps; name one with --step: {}",
+                        finished.len(),
+                        paths()
+                    ));
+                }
+            },
+        };
+        let (attempt, journal) = self
+            .store
+            .journal(run, &chosen.path)?
+            .ok_or_else(|| format!("step {} of run {run} has no journal", chosen.path))?;
+        let result = match (chosen.status, &chosen.raw, &chosen.error) {
+            (StepStatus::Done, Some(raw), _) => Ok(raw.clone()),
+            (_, _, Some(error)) => Err(error.clone()),
+            _ => return Err(format!("step {} of run {run} kept neither its output nor its error", chosen.path)),
+        };
+        Ok(RecordedStep {
+            step: chosen.path.clone(),
+            agent: chosen.agent.clone().unwrap_or_default(),
+            tenant: record.tenant,
+            input: chosen.input.clone().unwrap_or_default(),
+            env: super::run::step_env(run, &record.flow, &chosen.path, attempt, ""),
+            journal,
+            result,
+        })
+    }
+}

@@ -46,7 +46,10 @@
 //! variables); files in granted directories. A call that traps (an oversized
 //! argument) traps before it reaches the journal, in a replay too.
 
+mod ambient;
 mod divergence;
+
+pub use ambient::is_ambient;
 
 pub use divergence::{Divergence, DivergenceKind};
 
@@ -123,6 +126,15 @@ struct Player {
     next: usize,
     truncated_after: Option<(usize, usize)>,
     divergence: Option<Divergence>,
+    /// Replaying as a test case: the clock's and random entries, apart.
+    ambient: Option<ambient::Ambient>,
+}
+
+impl Player {
+    /// The number, in the journal, of the entry at `index` of `entries`.
+    fn number(&self, index: usize) -> usize {
+        self.ambient.as_ref().map_or(index + 1, |a| a.number(index))
+    }
 }
 
 /// A call whose answer arrives after other calls of the agent (an HTTP
@@ -165,8 +177,23 @@ impl Tape {
             truncated_after = Some((number(0), number(1)));
             entries.pop();
         }
-        let player = Player { entries, next: 0, truncated_after, divergence: None };
+        let player = Player { entries, next: 0, truncated_after, divergence: None, ambient: None };
         Arc::new(Tape { mode: Mode::Replaying(Mutex::new(player)), limit: MAX_BYTES })
+    }
+
+    /// A tape that replays `entries` as a test case does: every call must
+    /// come in the recorded order but the clock's readings and random
+    /// numbers ([`is_ambient`]), which are answered from the recorded ones
+    /// of the same call while they line up and by the real clock and random
+    /// source past them — an interpreter draws them as it starts, as many
+    /// times as its version decides. Its [`entries`](Self::entries) are the others.
+    pub fn replaying_effects(entries: Vec<Entry>) -> Arc<Tape> {
+        let (ambient, effects) = ambient::Ambient::split(entries);
+        let tape = Self::replaying(effects);
+        if let Mode::Replaying(player) = &tape.mode {
+            player.lock().ambient = Some(ambient);
+        }
+        tape
     }
 
     /// The calls recorded so far, ending with a [`TRUNCATED`] entry when
@@ -266,7 +293,7 @@ impl Tape {
         let Mode::Replaying(player) = &self.mode else { return None };
         let mut player = player.lock();
         if player.divergence.is_none() {
-            let call = player.next + 1;
+            let call = player.number(player.next);
             let remaining = player.entries.len() - player.next;
             let kind = match (player.entries.get(player.next), player.truncated_after) {
                 (Some(e), _) => {
@@ -298,7 +325,31 @@ impl Tape {
                 }
                 Ok(Cue::Perform(text))
             }
-            Mode::Replaying(player) => self.answer(player, call, request).map(Cue::Answer),
+            Mode::Replaying(player) => match is_ambient(call) {
+                true => self.ambient_answer(player, call, request),
+                false => self.answer(player, call, request).map(Cue::Answer),
+            },
+        }
+    }
+
+    /// Replaying a clock reading or a random draw: the recorded answer as a
+    /// test case replays it (lined up or the real one), else as any other call.
+    fn ambient_answer<Q: Serialize, R: DeserializeOwned>(
+        &self,
+        player: &Mutex<Player>,
+        call: &'static str,
+        request: &Q,
+    ) -> Result<Cue<R>, Divergence> {
+        let mut locked = player.lock();
+        let Some(ambient) = locked.ambient.as_mut() else {
+            drop(locked);
+            return self.answer(player, call, request).map(Cue::Answer);
+        };
+        let asked = serde_json::to_value(request).unwrap_or(serde_json::Value::Null);
+        match ambient.take(call, &asked).map(R::deserialize) {
+            Some(Ok(reply)) => Ok(Cue::Answer(reply)),
+            // Past the readings recorded, or one that no longer reads: the real one.
+            Some(Err(_)) | None => Ok(Cue::Perform(None)),
         }
     }
 
@@ -318,7 +369,7 @@ impl Tape {
         if let Some(d) = &player.divergence {
             return Err(d.clone());
         }
-        let number = player.next + 1;
+        let number = player.number(player.next);
         let called = || divergence::quote(call, &asked);
         let found = match (player.entries.get(player.next), player.truncated_after) {
             // Read from the entry in place: cloning its value would cost more than reading it.

@@ -345,3 +345,52 @@ fn a_reserved_call_keeps_the_place_it_was_made_at_whenever_its_answer_comes() {
     assert_eq!(answer("/c"), None, "a call that never got its answer replays without one");
     assert_eq!(replay.finish(), None);
 }
+
+#[test]
+fn a_case_replay_answers_clock_and_random_from_their_own_readings_and_the_real_ones_past_them() {
+    let entries = vec![
+        Entry { call: "random.secure".into(), request: json!([1]), reply: json!(100) },
+        Entry { call: "board.get".into(), request: json!([7]), reply: json!(70) },
+        Entry { call: "random.secure".into(), request: json!([1]), reply: json!(101) },
+        Entry { call: "clock.wall".into(), request: json!([0]), reply: json!(5) },
+    ];
+    let tape = Tape::replaying_effects(entries);
+    let ran = Cell::new(0);
+    // The interpreter draws once more than recorded, and reads the clock before the board.
+    assert_eq!(call(Some(&tape), "clock.wall", 0, &ran), Ok(5));
+    assert_eq!(call(Some(&tape), "random.secure", 1, &ran), Ok(100));
+    assert_eq!(call(Some(&tape), "random.secure", 1, &ran), Ok(101));
+    assert_eq!(
+        (call(Some(&tape), "random.secure", 1, &ran), ran.get()),
+        (Ok(14), 1),
+        "past the readings: the real one"
+    );
+    // A draw of another size is not the one recorded: the real one.
+    assert_eq!(call(Some(&tape), "clock.wall", 3, &ran), Ok(13));
+    assert_eq!(call(Some(&tape), "board.get", 7, &ran), Ok(70));
+    assert_eq!((ran.get(), tape.finish()), (2, None));
+    assert_eq!(tape.entries(), [Entry { call: "board.get".into(), request: json!([7]), reply: json!(70) }]);
+}
+
+#[test]
+fn a_case_replay_still_diverges_on_any_other_call_naming_its_number_in_the_whole_journal() {
+    let entries = recorded(&[("random.insecure", 1), ("a", 1), ("clock.monotonic", 0), ("b", 2)]);
+    let tape = Tape::replaying_effects(entries.clone());
+    let ran = Cell::new(0);
+    assert_eq!(call(Some(&tape), "a", 1, &ran), Ok(2));
+    let d = call(Some(&tape), "c", 3, &ran).unwrap_err();
+    assert_eq!(d.to_string(), "replay diverged at call #4: the agent called c(3) but the journal has b(2)");
+    let short = Tape::replaying_effects(entries);
+    assert_eq!(call(Some(&short), "a", 1, &ran), Ok(2));
+    assert_eq!(
+        short.finish().map(|d| d.to_string()).as_deref(),
+        Some("replay diverged at call #4: the agent finished, but the journal has 1 more call, the next being b(2)")
+    );
+    // A strict replay answers the clock and random numbers in order, as any call.
+    let strict = Tape::replaying(recorded(&[("random.insecure", 1)]));
+    let d = call(Some(&strict), "random.insecure", 2, &ran).unwrap_err();
+    assert_eq!(
+        d.to_string(),
+        "replay diverged at call #1: the agent called random.insecure(2) but the journal has random.insecure(1)"
+    );
+}

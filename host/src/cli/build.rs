@@ -52,7 +52,7 @@ pub async fn build(settings: Settings, args: BuildArgs) -> u8 {
     if let Some(step) = args.step {
         return run_step(step);
     }
-    let manifests = match plugins_to_build(&settings.plugins_dir, args.target.as_deref()) {
+    let manifests = match plugins_named(&settings.plugins_dir, args.target.as_deref()) {
         Ok(manifests) => manifests,
         Err(message) => {
             eprintln!("error: {message}");
@@ -70,7 +70,7 @@ pub async fn build(settings: Settings, args: BuildArgs) -> u8 {
                 eprintln!("skipped {} {}: no [build] command in {}", m.name, m.version, m.file.display())
             }
             Ok(m) => {
-                if let Err(c) = build_one(&m).await {
+                if let Err(c) = build_one(&m, Report::Stdout).await {
                     code = code.max(c);
                 }
             }
@@ -81,7 +81,10 @@ pub async fn build(settings: Settings, args: BuildArgs) -> u8 {
 
 /// The manifests `target` names: a plugin's folder (or its agent.toml), every
 /// plugin in a folder, or the plugin of that name in the plugins folder.
-fn plugins_to_build(plugins_dir: &Path, target: Option<&str>) -> Result<Vec<Result<Manifest, ManifestError>>, String> {
+pub(super) fn plugins_named(
+    plugins_dir: &Path,
+    target: Option<&str>,
+) -> Result<Vec<Result<Manifest, ManifestError>>, String> {
     let scan = |dir: &Path| {
         let found = Registry::new(dir).scan().unwrap_or_else(|e| vec![Err(e)]);
         match found.is_empty() {
@@ -118,9 +121,18 @@ pub(super) fn build_path() -> OsString {
     std::env::join_paths(dirs).unwrap_or(inherited)
 }
 
+/// Where a build's last line, what it built, goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Report {
+    /// Stdout: it is the command's output (`paddock build`).
+    Stdout,
+    /// Stderr, with the build's own output: stdout is another command's (`run --build`, `dev`).
+    Stderr,
+}
+
 /// Checks the tools `manifest`'s build command runs, runs it, then checks
 /// that it produced the component.
-pub async fn build_one(manifest: &Manifest) -> Result<(), u8> {
+pub async fn build_one(manifest: &Manifest, report: Report) -> Result<(), u8> {
     let Some(build) = &manifest.build else {
         return Ok(());
     };
@@ -145,17 +157,21 @@ pub async fn build_one(manifest: &Manifest) -> Result<(), u8> {
     // Build output goes to stderr so that stdout stays the report. A target
     // folder inherited from the caller would put the component where the
     // manifest does not look.
-    let status = tokio::process::Command::new("sh")
+    let mut command = tokio::process::Command::new("sh");
+    command
         .arg("-c")
         .arg(&build.command)
         .current_dir(&build.workdir)
         .env("PATH", &path)
         .env_remove("CARGO_TARGET_DIR")
         .env_remove("CARGO_BUILD_TARGET")
-        .stdin(std::process::Stdio::null())
-        .stdout(std::io::stderr())
-        .status()
-        .await;
+        .stdin(std::process::Stdio::null());
+    // On a terminal its output scrolls above a spinner; elsewhere it is
+    // passed through as it comes.
+    let status = match std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        true => super::progress::command_with_spinner(&mut command, format!("building {}", manifest.name)).await,
+        false => command.stdout(std::io::stderr()).status().await,
+    };
     let seconds = started.elapsed().as_secs_f64();
     match status {
         Err(e) => {
@@ -175,13 +191,17 @@ pub async fn build_one(manifest: &Manifest) -> Result<(), u8> {
     }
     match std::fs::metadata(&manifest.component) {
         Ok(meta) => {
-            println!(
+            let line = format!(
                 "built {} {} -> {} ({}) in {seconds:.1}s",
                 manifest.name,
                 manifest.version,
                 manifest.component.display(),
                 ByteSize(meta.len())
             );
+            match report {
+                Report::Stdout => println!("{line}"),
+                Report::Stderr => eprintln!("{line}"),
+            }
             Ok(())
         }
         Err(_) => {

@@ -17,6 +17,8 @@
 
 mod bb;
 mod build;
+mod cases;
+mod dev;
 mod flow;
 mod flow_remote;
 mod gc;
@@ -25,10 +27,13 @@ mod inspect;
 mod keys;
 mod new;
 mod plugins;
+mod progress;
 mod providers;
 mod run;
 mod serve;
+mod sources;
 mod telemetry;
+mod test;
 mod tools;
 mod usage;
 
@@ -75,7 +80,7 @@ Exit codes:
 #[derive(Debug, Parser)]
 #[command(name = "paddock", version, after_help = EXIT_CODES)]
 pub struct Cli {
-    /// Configuration file [default: ./paddock.toml if present, else built-in defaults]
+    /// Configuration file [default: the nearest paddock.toml in this folder or one above it, else built-in defaults keeping data in $PADDOCK_DATA_DIR, $XDG_DATA_HOME/paddock or ~/.local/share/paddock]
     #[arg(long, global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Plugins folder [default: host.plugins of the configuration, "plugins"]
@@ -106,6 +111,14 @@ enum Command {
         "Exit codes: 0 written, 2 bad name, or the folder is not empty or cannot be written"
     ))]
     New(new::NewArgs),
+    /// Watch an agent's sources: on each change build, reload, run it on the last input and replay its cases
+    #[command(after_help = concat!(
+        "Examples:\n  paddock dev greeter --input '{\"name\":\"ada\"}'\n",
+        "  paddock dev                # the agent of this folder, else every plugin; the last input again\n\n",
+        "The output goes to stdout; the build's output, the agent's log and what dev does to stderr.\n",
+        "Exit codes: 0 stopped (Ctrl-C), 2 bad input, 4 no such plugin"
+    ))]
+    Dev(dev::DevArgs),
     /// Run each plugin's build command
     #[command(
         after_help = "Example:\n  paddock build            # every plugin under plugins/\n  paddock build my-agents"
@@ -165,6 +178,22 @@ enum Command {
         after_help = "Examples:\n  paddock replay 019a3c5e8f21a1b2c3d4\n  paddock replay 019a3c5e8f21a1b2c3d4 --step 'main/execute[1]/task'\n\nExit codes: 0 every step did the same, 1 a step diverged, 2 no such run or step"
     )]
     Replay(flow::ReplayArgs),
+    /// Replay the recorded cases in each agent's tests/ against its current build, calling nothing
+    #[command(after_help = concat!(
+        "A case (tests/NAME.json in the agent's folder) holds an input, the journal of the host calls a real run\n",
+        "made, and the output, error or JSON-pointer assertions the agent must answer. Every LLM answer, board\n",
+        "read, callee's answer, clock reading and random number comes from the journal: no provider, board or\n",
+        "other agent is needed.\n\n",
+        "Examples:\n  paddock run greeter --input '{\"name\":\"ada\"}' --record ada   # keep a real run as a case\n",
+        "  paddock test greeter\n  paddock test                # the agent of this folder, else every plugin\n\n",
+        "Exit codes: 0 every case passed, 1 a case failed, 2 no cases, 4 an agent or case could not be loaded"
+    ))]
+    Test(test::TestArgs),
+    /// Keep a finished agent step of a flow run as a test case (tests/NAME.json)
+    #[command(
+        after_help = "Example:\n  paddock record 019a3c5e8f21a1b2c3d4 --step 'main/draft' --into draft-happy-path\n\nExit codes: 0 written, 2 no such run or step, or the case exists, 4 the agent's folder is not found"
+    )]
+    Record(test::RecordArgs),
     /// Make the host serving this data folder re-read paddock.toml (as SIGHUP does)
     #[command(
         after_help = "Routes, providers, tenants, budgets, limits, agent policies and caps change at once; runs and\nLLM calls in flight finish on the settings they started with. A file that does not validate changes\nnothing. Changes to engine, stores, folders, serve and triggers wait for a restart.\n\nExample:\n  paddock reload\n\nExit codes: 0 reloaded, 2 no host serves this data folder, 5 the file was refused (the old settings keep serving)"
@@ -207,12 +236,16 @@ pub fn main() -> ExitCode {
         Ok(t) => t,
         Err(e) => return ExitCode::from(fail(EXIT_CONFIG, format!("{}: telemetry: {e}", settings.source_name()))),
     };
-    init_tracing(cli.verbose, format, matches!(cli.command, Command::Serve(_)), telemetry.as_ref());
+    // `paddock test` shows a case's log only when it fails; `paddock dev`
+    // prints its runs' logs itself, and not its replays'.
+    let agent_logs = !matches!(cli.command, Command::Test(_) | Command::Dev(_));
+    init_tracing(cli.verbose, format, matches!(cli.command, Command::Serve(_)), agent_logs, telemetry.as_ref());
     let code = runtime.block_on(async {
         match cli.command {
             Command::Run(args) => run::run(settings, args).await,
             Command::New(args) => new::new(&settings.plugins_dir, args),
             Command::Build(args) => build::build(settings, args).await,
+            Command::Dev(args) => dev::dev(settings, args).await,
             Command::Inspect(args) => inspect::inspect(settings, args),
             Command::Plugins(cmd) => plugins::plugins(settings, cmd).await,
             Command::Serve(args) => serve::serve(settings, args).await,
@@ -227,6 +260,8 @@ pub fn main() -> ExitCode {
             Command::Approve(args) => flow::approve(settings, args),
             Command::Dlq(cmd) => flow::dlq(settings, cmd).await,
             Command::Replay(args) => flow::replay(settings, args).await,
+            Command::Test(args) => test::test(settings, args).await,
+            Command::Record(args) => test::record(settings, args).await,
             Command::Gc(args) => gc::gc(settings, args),
         }
     });
@@ -242,7 +277,7 @@ pub fn main() -> ExitCode {
 /// end (its events then go nowhere), a dead letter retried.
 fn works_past_its_output(command: &Command) -> bool {
     match command {
-        Command::Serve(_) => true,
+        Command::Serve(_) | Command::Dev(_) => true,
         Command::Flow(cmd) => matches!(cmd, flow::FlowCommand::Run(_) | flow::FlowCommand::Resume(_)),
         Command::Dlq(cmd) => matches!(cmd, flow::DlqCommand::Retry(_)),
         _ => false,
@@ -282,7 +317,7 @@ fn load_settings(cli: &Cli) -> Result<Settings, ConfigError> {
 /// the providers' API keys; the others load without them.
 fn calls_providers(command: &Command) -> bool {
     match command {
-        Command::Run(_) | Command::Serve(_) => true,
+        Command::Run(_) | Command::Serve(_) | Command::Dev(_) => true,
         Command::Dlq(cmd) => matches!(cmd, flow::DlqCommand::Retry(_)),
         Command::Flow(cmd) => matches!(cmd, flow::FlowCommand::Run(_) | flow::FlowCommand::Resume(_)),
         _ => false,
@@ -293,11 +328,18 @@ fn calls_providers(command: &Command) -> bool {
 /// serving host logs each HTTP request, invocation and LLM call (`info`) with
 /// the time; a one-shot command only warnings and its agent's own records,
 /// without the time.
-fn init_tracing(verbose: u8, format: LogFormat, serving: bool, telemetry: Option<&telemetry::Telemetry>) {
+fn init_tracing(
+    verbose: u8,
+    format: LogFormat,
+    serving: bool,
+    agent_logs: bool,
+    telemetry: Option<&telemetry::Telemetry>,
+) {
     use tracing_subscriber::filter::{EnvFilter, FilterExt, filter_fn};
     use tracing_subscriber::{Layer, Registry, layer::SubscriberExt, util::SubscriberInitExt};
     let default = match (verbose, serving) {
-        (0, false) => "warn,paddock::agent=info",
+        (0, false) if agent_logs => "warn,paddock::agent=info",
+        (0, false) => "warn,paddock::agent=off",
         (0, true) => "warn,paddock=info",
         (1, _) => "debug,cranelift=info,wasmtime=info",
         _ => "trace",

@@ -5,9 +5,11 @@
 //! agents (`plugins/hello-py`, `plugins/hello-js`, `plugins/hello-c`, so each
 //! example is exactly what `paddock new` writes, and a test holds them to it),
 //! the Rust template (`host/templates/rust`), the manifest and README
-//! templates (`host/templates`), the WIT contract (`wit/`) and the Rust SDK
-//! (`sdk/src`). Every agent carries its copy of the contract, so it builds
-//! outside this repository.
+//! templates (`host/templates`), the WIT contract (`wit/`) and the SDKs
+//! (`sdk/src`, `sdk/python`, `sdk/js`). Every agent carries its copy of the
+//! contract and of its language's SDK, so it builds outside this repository:
+//! a Python or JavaScript agent has the SDK's one module beside app.py or
+//! app.js, where componentize-py and componentize-js find what it imports.
 //!
 //! A Rust agent is written with `paddock-sdk`, which is not published: the
 //! SDK's sources are copied into the agent's `sdk/`, next to `wit/`, which the
@@ -51,8 +53,9 @@ macro_rules! embed {
     };
 }
 
-// `WIT_FILES` and `SDK_FILES`: every file of `wit/` and `sdk/src/`, as the
-// build script found them.
+// `WIT_FILES`, `SDK_FILES`, `PYTHON_SDK_FILES` and `JS_SDK_FILES`: every
+// file of `wit/`, `sdk/src/`, `sdk/python/` and `sdk/js/`, as the build
+// script found them.
 include!(concat!(env!("OUT_DIR"), "/embedded.rs"));
 
 /// The SDK's manifest, with no workspace keys (a unit test holds its
@@ -68,8 +71,8 @@ struct Template {
     language: &'static str,
     /// Its sources, with `{{name}}` where the agent's name goes.
     sources: &'static [File],
-    /// Whether the agent carries the Rust SDK in `sdk/`.
-    sdk: bool,
+    /// The SDK the agent carries: its files, as paths in the agent's folder.
+    sdk: &'static [(&'static str, &'static str)],
     /// The file to edit, named in the README.
     main: &'static str,
     /// The `[build]` lines of the manifest, which leave the component in
@@ -81,6 +84,9 @@ struct Template {
     memory: &'static str,
     /// Its `.gitignore`.
     ignore: &'static str,
+    /// Its test case, `tests/ada.json`: a run of its `{"name":"ada"}` as
+    /// recorded, for `paddock test` to replay.
+    case: &'static str,
 }
 
 fn template(lang: Lang) -> Template {
@@ -91,7 +97,7 @@ fn template(lang: Lang) -> Template {
                 embed!("Cargo.toml", "../../templates/rust/Cargo.toml.in"),
                 embed!("src/lib.rs", "../../templates/rust/src/lib.rs"),
             ],
-            sdk: true,
+            sdk: SDK_FILES,
             main: "src/lib.rs",
             build: "# cargo builds in the target folder every Rust agent of `paddock new` shares on this\n\
                     # machine (see README.md), so crates compile once; the component is copied into build/.\n\
@@ -102,11 +108,12 @@ fn template(lang: Lang) -> Template {
             notes: include_str!("../../templates/rust/README.md"),
             memory: "16MiB",
             ignore: "target/\nbuild/\n.paddock/\n",
+            case: include_str!("../../templates/rust/tests/ada.json"),
         },
         Lang::Python => Template {
             language: "Python",
             sources: &[embed!("app.py", "../../../plugins/hello-py/app.py")],
-            sdk: false,
+            sdk: PYTHON_SDK_FILES,
             main: "app.py",
             build: "# componentize-py bundles CPython and app.py into one component (~18 MB). To send\n\
                     # HTTP requests, build `-w http-agent-world` instead (see README.md).\n\
@@ -114,11 +121,12 @@ fn template(lang: Lang) -> Template {
             notes: include_str!("../../templates/python/README.md"),
             memory: "32MiB",
             ignore: "build/\n__pycache__/\n.paddock/\n",
+            case: include_str!("../../../plugins/hello-py/tests/ada.json"),
         },
         Lang::Js => Template {
             language: "JavaScript",
             sources: &[embed!("app.js", "../../../plugins/hello-js/app.js")],
-            sdk: false,
+            sdk: JS_SDK_FILES,
             main: "app.js",
             build: "# componentize-js bundles SpiderMonkey and app.js into one component (~12 MB);\n\
                     # `-d http` leaves out `fetch` (wasi:http), which the host links only for an agent\n\
@@ -127,6 +135,7 @@ fn template(lang: Lang) -> Template {
             notes: include_str!("../../templates/js/README.md"),
             memory: "32MiB",
             ignore: "build/\n.paddock/\n",
+            case: include_str!("../../../plugins/hello-js/tests/ada.json"),
         },
         Lang::C => Template {
             language: "C",
@@ -135,7 +144,7 @@ fn template(lang: Lang) -> Template {
                 embed!("src/json.c", "../../../plugins/hello-c/src/json.c"),
                 embed!("src/json.h", "../../../plugins/hello-c/src/json.h"),
             ],
-            sdk: false,
+            sdk: &[],
             main: "src/agent.c",
             build: "# clang compiles; paddock writes the bindings first and wraps the module into a\n\
                     # component after, in-process (no wit-bindgen or wasm-tools to install).\n\
@@ -147,6 +156,7 @@ fn template(lang: Lang) -> Template {
             notes: "",
             memory: "16MiB",
             ignore: "build/\n.paddock/\n",
+            case: include_str!("../../../plugins/hello-c/tests/ada.json"),
         },
     }
 }
@@ -168,11 +178,12 @@ fn render(name: &str, lang: Lang) -> Vec<(String, String)> {
         (FILE_NAME.to_string(), fill(MANIFEST)),
         ("README.md".to_string(), fill(README) + t.notes),
         (".gitignore".to_string(), t.ignore.to_string()),
+        ("tests/ada.json".to_string(), t.case.to_string()),
     ];
     files.extend(t.sources.iter().map(|f| (f.path.to_string(), fill(f.text))));
-    let sdk: &[(&str, &str)] = if t.sdk { SDK_FILES } else { &[] };
-    let sdk_manifest = t.sdk.then_some((SDK_MANIFEST.path, SDK_MANIFEST.text));
-    files.extend(WIT_FILES.iter().chain(sdk_manifest.iter()).chain(sdk).map(|(p, t)| (p.to_string(), t.to_string())));
+    // The Rust SDK is a crate of its own, with its manifest.
+    let sdk_manifest = matches!(lang, Lang::Rust).then_some((SDK_MANIFEST.path, SDK_MANIFEST.text));
+    files.extend(WIT_FILES.iter().chain(sdk_manifest.iter()).chain(t.sdk).map(|(p, t)| (p.to_string(), t.to_string())));
     files
 }
 
@@ -200,7 +211,11 @@ pub fn new(plugins_dir: &Path, args: NewArgs) -> u8 {
         None => (args.name.clone(), args.name.clone()),
         Some(_) => (dir.display().to_string(), dir.join(FILE_NAME).display().to_string()),
     };
-    println!("next:\n  paddock build {build}\n  paddock run {run} --input '{{\"name\":\"ada\"}}'");
+    println!(
+        "next:\n  paddock dev {build} --input '{{\"name\":\"ada\"}}'   # builds and runs it, again on every save\n  \
+         paddock test {build}   # replays tests/ada.json, calling nothing\n  \
+         paddock run {run} --input '{{\"name\":\"ada\"}}'   # once (--build to build first)"
+    );
     let manifest = files.iter().find(|(path, _)| path == FILE_NAME).and_then(|(_, text)| build_command(text));
     let checked = toolchain::check(
         &toolchain::tools_in(&manifest.unwrap_or_default()),
@@ -251,6 +266,9 @@ mod tests {
         let mut files = Vec::new();
         for entry in std::fs::read_dir(dir).unwrap() {
             let entry = entry.unwrap();
+            if entry.file_name() == "__pycache__" {
+                continue; // what importing the Python SDK leaves, never embedded
+            }
             let path = format!("{prefix}/{}", entry.file_name().to_string_lossy());
             match entry.file_type().unwrap().is_dir() {
                 true => files.extend(files_under(&entry.path(), &path)),
@@ -264,8 +282,38 @@ mod tests {
     #[test]
     fn every_file_of_the_sdk_is_embedded() {
         let on_disk = files_under(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../sdk"), "sdk");
-        let embedded: Vec<&str> = [SDK_MANIFEST.path].into_iter().chain(SDK_FILES.iter().map(|f| f.0)).collect();
+        // The Python and JavaScript SDKs go beside app.py and app.js: named here by where they come from.
+        let beside = |folder: &str, files: &[(&str, &str)]| -> Vec<String> {
+            files.iter().map(|(path, _)| format!("sdk/{folder}/{path}")).collect()
+        };
+        let mut embedded: Vec<String> = [SDK_MANIFEST.path].into_iter().map(str::to_string).collect();
+        embedded.extend(beside("js", JS_SDK_FILES));
+        embedded.extend(beside("python", PYTHON_SDK_FILES));
+        embedded.extend(SDK_FILES.iter().map(|f| f.0.to_string()));
+        embedded.sort();
         assert_eq!(embedded, on_disk);
+    }
+
+    #[test]
+    fn python_and_js_agents_carry_their_sdk_beside_their_source_as_the_examples_do() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        for (lang, example, sdk) in [(Lang::Python, "hello-py", "python"), (Lang::Js, "hello-js", "js")] {
+            let files = render("my-agent", lang);
+            let source = template(lang).main;
+            let main = files.iter().find(|(p, _)| p == source).map(|(_, text)| text.as_str()).unwrap();
+            for (path, text) in template(lang).sdk {
+                let written = files.iter().find(|(p, _)| p == path);
+                assert_eq!(written.map(|(_, t)| t.as_str()), Some(*text), "{lang:?}: {path} is written as embedded");
+                assert_eq!(std::fs::read_to_string(root.join("sdk").join(sdk).join(path)).unwrap(), *text);
+                let copy = std::fs::read_to_string(root.join("plugins").join(example).join(path)).unwrap();
+                assert!(copy == *text, "plugins/{example}/{path} differs from sdk/{sdk}/{path}: copy it over");
+                let module = path.trim_end_matches(".py");
+                assert!(main.contains(&format!("from {module} import")) || main.contains(&format!("from './{path}'")));
+            }
+            assert!(!template(lang).sdk.is_empty(), "{lang:?} has an SDK");
+            // Written over the SDK, not the raw bindings.
+            assert!(!main.contains("wit_world.imports") && !main.contains("paddock:agent/"), "{main}");
+        }
     }
 
     #[test]

@@ -358,7 +358,7 @@ async fn shutdown() {
     });
 }
 
-async fn stop_signal() {
+pub(super) async fn stop_signal() {
     let interrupt = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
