@@ -21,6 +21,17 @@ fn host(dir: &Path, fake: &FakeProvider) {
 const OPS: &str =
     r#"{"ops":[{"op":"put","key":"notes/a","value":"hello"},{"op":"llm","route":"r"},{"op":"get","key":"notes/a"}]}"#;
 
+/// A host in `dir` whose prober ran once for real on [`OPS`], the provider
+/// answering "recorded answer", kept as the case `first`.
+async fn recorded_first(dir: &Path) -> (FakeProvider, Ran) {
+    let fake = FakeProvider::start().await.unwrap();
+    host(dir, &fake);
+    fake.push(Behavior::Reply(Reply { text: Some("recorded answer".into()), ..Default::default() }));
+    let ran = TestCommand::new(dir, &["run", "prober", "--input", OPS, "--record", "first"]).run();
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    (fake, ran)
+}
+
 fn calls(case: &Value) -> Vec<&str> {
     case["journal"].as_array().unwrap().iter().map(|e| e["call"].as_str().unwrap()).collect()
 }
@@ -28,11 +39,7 @@ fn calls(case: &Value) -> Vec<&str> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_recorded_run_passes_with_the_provider_stopped_and_a_changed_agent_fails_at_its_first_divergence() {
     let dir = tempfile::tempdir().unwrap();
-    let fake = FakeProvider::start().await.unwrap();
-    host(dir.path(), &fake);
-    fake.push(Behavior::Reply(Reply { text: Some("recorded answer".into()), ..Default::default() }));
-    let ran = TestCommand::new(dir.path(), &["run", "prober", "--input", OPS, "--record", "first"]).run();
-    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    let (fake, ran) = recorded_first(dir.path()).await;
     assert_eq!(ran.stdout, "[{\"ok\":1},{\"ok\":\"recorded answer\"},{\"ok\":\"hello\"}]\n");
     let file = dir.path().join("plugins/prober/tests/first.json");
     assert!(ran.stderr.contains("recorded ./plugins/prober/tests/first.json (3 host calls)"), "{}", ran.stderr);
@@ -74,11 +81,7 @@ async fn a_recorded_run_passes_with_the_provider_stopped_and_a_changed_agent_fai
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_case_whose_output_no_longer_matches_names_the_pointer_and_the_agents_log() {
     let dir = tempfile::tempdir().unwrap();
-    let fake = FakeProvider::start().await.unwrap();
-    host(dir.path(), &fake);
-    fake.push(Behavior::Reply(Reply { text: Some("recorded answer".into()), ..Default::default() }));
-    let ran = TestCommand::new(dir.path(), &["run", "prober", "--input", OPS, "--record", "first"]).run();
-    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    let (_fake, _) = recorded_first(dir.path()).await;
     let file = dir.path().join("plugins/prober/tests/first.json");
     let text = std::fs::read_to_string(&file).unwrap();
     std::fs::write(&file, text.replace(r#"{"ok":"hello"}]"#, r#"{"ok":"bye"}]"#)).unwrap();

@@ -96,7 +96,7 @@ fn edit_is_picked_up(lang: Lang, source: &str) {
     let second: serde_json::Value = serde_json::from_str(&second).unwrap();
     assert_eq!((&second["greeting"], &second["visits"]), (&"Howdy, ada!".into(), &2.into()));
     let log = dev.stderr();
-    assert!(log.contains(&format!("[dev] greeter: {} changed", file.display())), "{log}");
+    assert!(log.contains(&format!("[dev] greeter: {source} changed")), "{log}");
     let swapped = log.lines().filter(|l| l.starts_with("[dev] greeter: 0.1.0+") && l.contains(" -> 0.1.0+")).count();
     assert_eq!(swapped, 1, "{log}");
 }

@@ -2,10 +2,11 @@
 //!
 //! A reference names a JSON value: `input` (the step's input), `flow` (the
 //! run's input), `item`, `index`, `run`,
-//! `steps.NAME` (the latest output of that step), each optionally followed
-//! by a JSON pointer (`steps.plan/tasks/0/title`), or `bb:KEY` (a blackboard
-//! value of the run's tenant, parsed as JSON when it is) with an optional
-//! pointer after `#` (`bb:flags/ship#/enabled`).
+//! `steps.NAME` (the latest output of that step), or `bb:KEY` (a blackboard
+//! value of the run's tenant, parsed as JSON when it is), each optionally
+//! followed by `#` and a JSON pointer: `steps.plan#/tasks/0/title`,
+//! `bb:flags/ship#/enabled`. Only after a board key, which may hold `/`, is
+//! the `#` needed: `steps.plan/tasks/0/title` reads the same.
 //!
 //! A template is any TOML value; a string that is exactly `{{ref}}` becomes
 //! the referenced value itself, and `{{ref}}` inside a longer string is
@@ -30,7 +31,7 @@ pub enum ExprError {
     },
     /// Not one of the roots a reference starts from.
     #[error(
-        "`{text}` is not a reference (use input, flow, item, index, run, steps.NAME or bb:KEY, then an optional /pointer)"
+        "`{text}` is not a reference (use input, flow, item, index, run, steps.NAME or bb:KEY, then an optional #/pointer)"
     )]
     NotAReference {
         /// The reference.
@@ -104,7 +105,10 @@ impl Ref {
             check_pointer(text, pointer)?;
             return Ok(Ref { root: Root::Board(key.to_string()), pointer: pointer.to_string() });
         }
-        let (head, pointer) = match text.find('/') {
+        // `steps.plan#/tasks` as after `bb:KEY`, or `steps.plan/tasks`:
+        // the root ends at the first `#` or `/` (a pointer may hold either).
+        let (head, pointer) = match text.find(['#', '/']) {
+            Some(i) if text[i..].starts_with('#') => (&text[..i], &text[i + 1..]),
             Some(i) => (&text[..i], &text[i..]),
             None => (text, ""),
         };
@@ -379,6 +383,15 @@ mod tests {
     use serde_json::json;
 
     #[test]
+    fn a_pointer_follows_a_hash_after_any_root_as_after_a_board_key() {
+        for (with_hash, without) in [("steps.plan#/tasks/0", "steps.plan/tasks/0"), ("flow#/topic", "flow/topic")] {
+            assert_eq!(Ref::parse(with_hash).unwrap(), Ref::parse(without).unwrap());
+        }
+        assert_eq!(Ref::parse("input#").unwrap(), Ref::parse("input").unwrap());
+        assert!(matches!(Ref::parse("flow#topic"), Err(ExprError::Pointer { .. })));
+    }
+
+    #[test]
     fn references_parse_roots_and_pointers() {
         assert_eq!(
             Ref::parse("steps.plan/tasks/0").unwrap(),
@@ -390,7 +403,7 @@ mod tests {
         );
         assert_eq!(
             Ref::parse("stepz.plan").unwrap_err().to_string(),
-            "`stepz.plan` is not a reference (use input, flow, item, index, run, steps.NAME or bb:KEY, then an optional /pointer)"
+            "`stepz.plan` is not a reference (use input, flow, item, index, run, steps.NAME or bb:KEY, then an optional #/pointer)"
         );
     }
 

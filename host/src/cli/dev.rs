@@ -237,7 +237,8 @@ fn classify(manifest: &Manifest, paths: &[PathBuf]) -> Option<(Change, PathBuf)>
 async fn cycle(runtime: &Runtime, w: &Work, change: Change, path: Option<&Path>, tenant: Option<&str>) {
     let m = &w.manifest;
     if let Some(path) = path {
-        eprintln!("[dev] {}: {} changed", m.name, path.display());
+        let root = m.file.parent().unwrap_or(Path::new(""));
+        eprintln!("[dev] {}: {} changed", m.name, path.strip_prefix(root).unwrap_or(path).display());
     }
     if change == Change::Source {
         let fresh = path.is_none() && m.component.is_file() && sources::changed_since_built(m).is_none();
@@ -269,7 +270,7 @@ async fn run(runtime: &Runtime, w: &Work, tenant: Option<&str>) {
         Ok(agent) => agent,
         Err(e) => return eprintln!("[dev] {}: {e}", w.manifest.name),
     };
-    eprintln!("[dev] run {} {}", agent.name, w.input.trim());
+    eprintln!("[dev] run {} {}", agent.name, crate::flow::events::abbreviate(w.input.trim(), 200));
     let options = RunOptions { tenant: tenant.map(str::to_string), ..RunOptions::default() };
     let started = Instant::now();
     let outcome = match runtime.run(&agent, &w.input, &options).await {
