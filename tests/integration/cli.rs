@@ -359,6 +359,9 @@ fn serve_help_names_every_route() {
         "GET /v1/models",
         "POST /v1/messages",
         "/mcp",
+        "GET / (sign in with a key)",
+        "POST|DELETE /console/session",
+        "GET /console/whoami",
         "GET /v1/health",
     ];
     let missing: Vec<&str> = routes.iter().copied().filter(|r| !help.stdout.contains(r)).collect();

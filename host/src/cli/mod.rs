@@ -147,6 +147,7 @@ enum Command {
         "             GET /v1/tenants   POST /v1/admin/reload   GET /metrics\n",
         "  doors      POST /v1/chat/completions   POST /v1/embeddings   GET /v1/models (OpenAI)\n",
         "             POST /v1/messages (Anthropic)   /mcp (MCP, Streamable HTTP)\n",
+        "  console    GET / (sign in with a key)   POST|DELETE /console/session   GET /console/whoami\n",
         "  no key     GET /v1/health"
     ))]
     Serve(serve::ServeArgs),

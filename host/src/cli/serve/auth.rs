@@ -16,11 +16,12 @@
 //! ([`super::in_flight`]). Past any of them the request gets 429, and other
 //! keys and tenants are served as before.
 
+use super::console::{CSRF_HEADER, Console, Found, Sessions, csrf_holds};
 use super::in_flight::{Held, InFlight};
 use crate::config::RequestLimits;
 use crate::keys::{AuthError, Caller, Keyring, Role};
 use axum::extract::{ConnectInfo, Request, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use governor::clock::{Clock, DefaultClock};
@@ -51,6 +52,8 @@ struct Inner {
     /// Requests per tenant, and the rate (per second) it allows.
     per_tenant: Option<(DefaultKeyedRateLimiter<Arc<str>>, u32)>,
     in_flight: Arc<InFlight>,
+    /// The console's sessions, each standing for the key it was made with.
+    sessions: Arc<Sessions>,
     /// Whether a tenant is named in the config (its requests are counted
     /// under its own name) or not (counted with every unnamed one).
     named: OnceLock<Named>,
@@ -90,7 +93,17 @@ impl Auth {
         let in_flight = InFlight::new(limits.per_tenant_concurrent, limits.per_key_concurrent);
         let (per_key, per_tenant) = (rate(limits.per_key_rate), rate(limits.per_tenant_rate));
         let named = OnceLock::new();
-        Auth { inner: Arc::new(Inner { mode, failures, per_key, per_tenant, in_flight, named }) }
+        let sessions = Arc::default();
+        Auth { inner: Arc::new(Inner { mode, failures, per_key, per_tenant, in_flight, sessions, named }) }
+    }
+
+    /// The console signing in with this host's keys, its cookie `Secure` when `tls`.
+    pub fn console(&self, tls: bool) -> Console {
+        let ring = match &self.inner.mode {
+            Mode::Keys(ring) => Some(ring.clone()),
+            Mode::Open { .. } => None,
+        };
+        Console::new(self.inner.sessions.clone(), ring, tls)
     }
 
     /// Counts the requests of tenants `named` says are not named in the
@@ -132,9 +145,11 @@ impl Auth {
         })
     }
 
-    /// The caller `headers` identify, coming from `source`.
+    /// The caller `headers` identify, coming from `source`: a key, else a
+    /// console session (whose changes, any `method` but GET and HEAD, carry
+    /// its CSRF token).
     #[allow(clippy::result_large_err)]
-    pub fn caller(&self, headers: &HeaderMap, source: IpAddr) -> Result<Caller, Response> {
+    pub fn caller(&self, method: &Method, headers: &HeaderMap, source: IpAddr) -> Result<Caller, Response> {
         match &self.inner.mode {
             Mode::Open { default_tenant } => match headers.get("x-paddock-tenant").map(|v| v.to_str()) {
                 Some(Ok(t)) => match crate::core::names::validate_tenant(t) {
@@ -145,7 +160,27 @@ impl Auth {
                 None => Ok(Caller { tenant: default_tenant.clone(), role: Role::Admin, key: "".into() }),
             },
             Mode::Keys(ring) => {
-                let token = bearer(headers);
+                let (token, csrf) = match bearer(headers) {
+                    Some(token) => (Some(token), None),
+                    None => match self.inner.sessions.find(headers) {
+                        Found::Live { token, csrf } => (Some(token), Some(csrf)),
+                        Found::Unknown => {
+                            return Err(self.refused(
+                                source,
+                                "the console session has ended; sign in again".into(),
+                                None,
+                            ));
+                        }
+                        Found::None => (None, None),
+                    },
+                };
+                if let Some(csrf) = csrf
+                    && !matches!(*method, Method::GET | Method::HEAD)
+                    && !csrf_holds(headers, &csrf)
+                {
+                    let why = format!("a change made through the console carries the session's {CSRF_HEADER} header");
+                    return Err(error(StatusCode::FORBIDDEN, "csrf", why));
+                }
                 match token.as_deref().map(|t| ring.authenticate(t)) {
                     Some(Ok(caller)) => self.within_rate(caller),
                     Some(Err(e)) => Err(self.refused(source, e.to_string(), Some(e))),
@@ -235,7 +270,7 @@ fn bearer(headers: &HeaderMap) -> Option<String> {
 pub async fn authenticate(State(auth): State<Auth>, mut request: Request, next: Next) -> Response {
     let source =
         request.extensions().get::<ConnectInfo<SocketAddr>>().map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.ip());
-    let caller = match auth.caller(request.headers(), source) {
+    let caller = match auth.caller(request.method(), request.headers(), source) {
         Ok(caller) => caller,
         Err(response) => return response,
     };
@@ -262,7 +297,8 @@ pub fn require(caller: &Caller, role: Role, action: &str) -> Result<(), Response
     if caller.role.allows(role) {
         return Ok(());
     }
-    let message = format!("a {} key may not {action}; that needs the {role} role", caller.role);
+    let article = if matches!(caller.role, Role::Run) { "a" } else { "an" };
+    let message = format!("{article} {} key may not {action}; that needs the {role} role", caller.role);
     Err(error(StatusCode::FORBIDDEN, "forbidden", message))
 }
 

@@ -123,7 +123,12 @@ impl Host {
         let routes = tokio.block_on(async {
             let runtime = crate::runtime::Runtime::new(settings).expect("a runtime");
             let flows = crate::flow::Flows::open(runtime.clone()).expect("flows in memory").with_hub();
-            super::routes(runtime, flows, super::auth::Auth::open("default", crate::config::RequestLimits::default()))
+            super::routes(
+                runtime,
+                flows,
+                super::auth::Auth::open("default", crate::config::RequestLimits::default()),
+                false,
+            )
         });
         Host { tokio, routes, _dir: dir }
     }

@@ -21,6 +21,7 @@ pub mod admin;
 mod anthropic;
 pub mod auth;
 pub mod board;
+mod console;
 mod dead;
 mod flows;
 #[cfg(test)]
@@ -139,14 +140,17 @@ pub async fn serve(mut settings: Settings, args: ServeArgs) -> u8 {
     let _upkeep = auth.spawn_upkeep();
     let _hangup = admin::spawn_hangup(runtime.clone());
     let drain = runtime.settings().serve.drain;
-    listen::serve(listener, routes(runtime, flows, auth), tls, limits, shutdown(), drain).await;
+    let routes = routes(runtime, flows, auth, tls.is_some());
+    listen::serve(listener, routes, tls, limits, shutdown(), drain).await;
     drop(watch);
     remove_marker(&marker);
     0
 }
 
-/// Every route: all but health behind the key check.
-fn routes(runtime: Runtime, flows: crate::flow::Flows, auth: Auth) -> Router {
+/// Every route: all but health and the console's page and sign-in behind
+/// the key check; `tls` when the host serves HTTPS (the console's cookie is then `Secure`).
+fn routes(runtime: Runtime, flows: crate::flow::Flows, auth: Auth, tls: bool) -> Router {
+    let console = auth.console(tls);
     let limit = runtime.settings().caps.io_bytes.try_into().unwrap_or(usize::MAX);
     let http = Arc::new(access::HttpMetrics::default());
     let hub = flows.hub().cloned();
@@ -168,7 +172,9 @@ fn routes(runtime: Runtime, flows: crate::flow::Flows, auth: Auth) -> Router {
         .merge(openai::routes(runtime.clone()))
         .merge(anthropic::routes(runtime))
         .route_service("/mcp", mcp)
+        .merge(Router::new().route("/console/whoami", get(console::whoami)).with_state(console.clone()))
         .route_layer(axum::middleware::from_fn_with_state(auth, auth::authenticate))
+        .merge(console::routes(console))
         // Load balancers' probes carry no key; the answer tells nothing.
         .route("/v1/health", get(|| async { axum::Json(serde_json::json!({ "status": "ok" })) }))
         .fallback(unrouted)

@@ -1,0 +1,248 @@
+//! The console at `/`, in a real headless Chromium: signing in with a key,
+//! a flow run appearing and advancing on the Runs page, its question answered
+//! from the Approvals page, a tenant's run key seeing only its tenant; and,
+//! over plain HTTP, the session cookie's rules (CSRF, revocation).
+
+use crate::util::*;
+use crate::webdriver::Browser;
+use paddock_test_guests::guests;
+use serde_json::{Value, json};
+
+/// A flow asking a question, then running `step`.
+const SHIP: &str = "[flow]\nname = \"ship\"\n[steps.main]\nkind = \"sequence\"\nsteps = [\"ask\", \"after\"]\n\
+                    [steps.ask]\nkind = \"approval\"\nquestion = \"Ship it?\"\noptions = [\"ship\", \"hold\"]\ntimeout = \"5m\"\n\
+                    [steps.after]\nagent = \"step\"\ninput = { name = \"after\" }\n";
+
+/// A host folder with the `step` plugin and the `ship` flow.
+fn folder() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    plugin(&dir.path().join("plugins"), "step", guests::FLOW_STEP, "");
+    std::fs::create_dir_all(dir.path().join("flows")).unwrap();
+    std::fs::write(dir.path().join("flows/ship.toml"), SHIP).unwrap();
+    std::fs::write(dir.path().join("paddock.toml"), "").unwrap();
+    dir
+}
+
+/// Starts the `ship` flow with `key`; its run id.
+async fn start_ship(host: &Served, key: &str) -> String {
+    let client = crate::webdriver::client();
+    let started = client
+        .post(format!("http://{}/v1/flows/ship/runs", host.address))
+        .bearer_auth(key)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(started.status(), 202, "{:?}", started.text().await);
+    let body: Value = started.json().await.unwrap();
+    body["run"].as_str().unwrap().to_string()
+}
+
+async fn sign_in(browser: &Browser, host: &Served, key: &str) {
+    browser.goto(&format!("http://{}/", host.address)).await;
+    browser.type_into("#signin-key", key).await;
+    browser.click("#signin-submit").await;
+    browser.wait_for("#who", |t| t.starts_with("tenant ")).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flow_started_through_the_api_advances_on_the_runs_page_and_finishes_when_answered_on_the_approvals_page() {
+    let dir = folder();
+    let operator = key(dir.path(), "default", "operate");
+    let host = serve(dir.path(), &["--flows", "flows"]);
+    let Some(browser) = Browser::start().await else { return };
+    browser.goto(&format!("http://{}/", host.address)).await;
+    browser.element("#signin-key").await;
+    browser.screenshot("sign-in").await;
+    browser.type_into("#signin-key", "pdk_0000000000000000_wrong").await;
+    browser.click("#signin-submit").await;
+    browser.wait_for("#signin-error", |t| t == "the bearer token is not a Paddock API key (pdk_...)").await;
+    sign_in(&browser, &host, &operator).await;
+    assert_eq!(browser.text(&browser.element("#who").await).await, "tenant default · operate");
+    browser.screenshot("overview").await;
+
+    let run = start_ship(&host, &operator).await;
+    browser.goto(&format!("http://{}/#/runs", host.address)).await;
+    let row = format!("tr[data-run=\"{run}\"] [data-status]");
+    browser.wait_for(&row, |t| t == "running").await;
+    browser.screenshot("runs").await;
+    browser.click(&format!("tr[data-run=\"{run}\"] a")).await;
+    browser.wait_for("#run-status", |t| t == "running").await;
+    // The approval step's decision: the question it asked.
+    browser.wait_for("tr[data-step^=\"main/ask\"] [data-status]", |t| t == "decided").await;
+    browser.screenshot("run").await;
+
+    browser.goto(&format!("http://{}/#/approvals", host.address)).await;
+    browser.wait_for(".question strong", |t| t == "Ship it?").await;
+    browser.screenshot("approvals").await;
+    browser.click("button[data-option=\"ship\"]").await;
+    browser.wait_for("main p.note", |t| t == "No questions waiting.").await;
+
+    // The run page follows the run live to its end.
+    browser.goto(&format!("http://{}/#/runs/{run}", host.address)).await;
+    browser.wait_for("#run-status", |t| t == "succeeded").await;
+    browser.wait_for("tr[data-step=\"main/after\"] [data-status]", |t| t == "done").await;
+    browser.screenshot("run-finished").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_key_of_one_tenant_sees_only_its_tenants_runs_and_plugins_it_may_run() {
+    let dir = folder();
+    let (acme, globex) = (key(dir.path(), "acme", "run"), key(dir.path(), "globex", "run"));
+    let host = serve(dir.path(), &["--flows", "flows"]);
+    let (ours, theirs) = (start_ship(&host, &acme).await, start_ship(&host, &globex).await);
+    let Some(browser) = Browser::start().await else { return };
+    sign_in(&browser, &host, &acme).await;
+    browser.goto(&format!("http://{}/#/runs", host.address)).await;
+    browser.element(&format!("tr[data-run=\"{ours}\"]")).await;
+    let listed = browser.execute("return [...document.querySelectorAll('tr[data-run]')].map(r => r.dataset.run)").await;
+    assert_eq!(listed, json!([ours]), "globex's run {theirs} must not show");
+    browser.goto(&format!("http://{}/#/runs/{theirs}", host.address)).await;
+    browser.wait_for("main p.error", |t| t.contains("no run")).await;
+    // A run key reads no spend: the page says so rather than showing another's.
+    browser.goto(&format!("http://{}/#/overview", host.address)).await;
+    browser.wait_for("main p.note", |t| t.contains("needs the operate role")).await;
+}
+
+/// The session cookie and CSRF token `POST /console/session` answers for `key`.
+async fn session(client: &reqwest::Client, host: &Served, key: &str) -> (String, String) {
+    let made = client
+        .post(format!("http://{}/console/session", host.address))
+        .json(&json!({ "key": key }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(made.status(), 200);
+    let cookie = made.headers()["set-cookie"].to_str().unwrap().to_string();
+    assert!(cookie.contains("; HttpOnly; SameSite=Strict; Path=/"), "{cookie}");
+    let body: Value = made.json().await.unwrap();
+    (cookie.split(';').next().unwrap().to_string(), body["csrf"].as_str().unwrap().to_string())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_through_a_session_without_its_csrf_token_is_refused_and_a_revoked_key_ends_the_session() {
+    let dir = folder();
+    let operator = key(dir.path(), "default", "operate");
+    let host = serve(dir.path(), &["--flows", "flows"]);
+    let run = start_ship(&host, &operator).await;
+    let client = crate::webdriver::client();
+    let (cookie, csrf) = session(&client, &host, &operator).await;
+    let cancel = |token: Option<&str>| {
+        let request =
+            client.post(format!("http://{}/v1/runs/{run}/cancel", host.address)).header("cookie", &cookie).body("{}");
+        match token {
+            Some(t) => request.header("x-paddock-csrf", t),
+            None => request,
+        }
+    };
+    for token in [None, Some("0".repeat(64).as_str())] {
+        let refused = cancel(token).send().await.unwrap();
+        assert_eq!(refused.status(), 403);
+        let body: Value = refused.json().await.unwrap();
+        assert_eq!(body["error"]["kind"], "csrf");
+        assert_eq!(
+            body["error"]["message"],
+            "a change made through the console carries the session's x-paddock-csrf header"
+        );
+    }
+    let listed = client.get(format!("http://{}/v1/runs/{run}", host.address)).header("cookie", &cookie).send().await;
+    assert_eq!(listed.unwrap().json::<Value>().await.unwrap()["status"], "running", "nothing was cancelled");
+    let cancelled = cancel(Some(&csrf)).send().await.unwrap();
+    assert_eq!(cancelled.status(), 200, "{:?}", cancelled.text().await);
+
+    // A bad key opens nothing; a revoked one ends its sessions.
+    let bad = client.post(format!("http://{}/console/session", host.address)).json(&json!({"key": "pdk_x"})).send();
+    assert_eq!(bad.await.unwrap().status(), 401);
+    let id = operator.split('_').nth(1).unwrap();
+    let revoked = TestCommand::new(dir.path(), &["keys", "revoke", id]).run();
+    assert_eq!(revoked.code, 0, "{}", revoked.stderr);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let who = client.get(format!("http://{}/console/whoami", host.address)).header("cookie", &cookie).send().await;
+        let who = who.unwrap();
+        if who.status() == 401 {
+            let body: Value = who.json().await.unwrap();
+            assert!(body["error"]["message"].as_str().unwrap().contains("revoked"), "{body}");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the session outlived its key");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    // The page itself needs no key, and forbids framing and foreign scripts.
+    let page = client.get(format!("http://{}/", host.address)).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    let policy = page.headers()["content-security-policy"].to_str().unwrap().to_string();
+    assert!(policy.contains("default-src 'self'") && policy.contains("frame-ancestors 'none'"), "{policy}");
+    assert!(page.text().await.unwrap().contains("<script src=\"/console/app.js\" defer>"));
+}
+
+/// A flow whose one step fails on its first attempt and is kept as a dead letter.
+const FLAKY: &str = "[flow]\nname = \"flaky\"\n[steps.main]\nagent = \"step\"\n\
+                     input = { name = \"flaky\", fail_before_attempt = 2 }\non-error = \"dead_letter\"\n";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_retries_a_dead_letter_and_approves_a_held_plugin_version_from_their_pages() {
+    let dir = folder();
+    std::fs::write(dir.path().join("flows/flaky.toml"), FLAKY).unwrap();
+    let admin = key(dir.path(), "default", "admin");
+    let host = serve(dir.path(), &["--flows", "flows"]);
+    let client = crate::webdriver::client();
+    let failed = client
+        .post(format!("http://{}/v1/flows/flaky/runs?wait=true", host.address))
+        .bearer_auth(&admin)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    let failed: Value = failed.json().await.unwrap();
+    let dead: Value = client
+        .get(format!("http://{}/v1/dlq", host.address))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let dead_id = dead[0]["id"].as_str().unwrap_or_else(|| panic!("no dead letter after {failed}")).to_string();
+    // A version asking for more than the serving one is held.
+    let manifest = dir.path().join("plugins/step/agent.toml");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    std::fs::write(&manifest, format!("{text}[capabilities]\nroutes = [\"fast\"]\n")).unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let plugins = client.get(format!("http://{}/v1/plugins", host.address)).bearer_auth(&admin).send().await;
+        if !plugins.unwrap().json::<Value>().await.unwrap()[0]["held"].is_null() {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the wider version was not held");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+
+    let Some(browser) = Browser::start().await else { return };
+    sign_in(&browser, &host, &admin).await;
+    browser.goto(&format!("http://{}/#/dlq", host.address)).await;
+    browser.element(&format!("tr[data-dead=\"{dead_id}\"]")).await;
+    browser.screenshot("dead-letters").await;
+    browser.click(&format!("button[data-retry=\"{dead_id}\"]")).await;
+    browser.wait_for("main p.note", |t| t == "No dead letters.").await;
+
+    browser.goto(&format!("http://{}/#/plugins", host.address)).await;
+    let held = browser.wait_for("tr[data-plugin=\"step\"] td.status-held", |t| t.contains("(route \"fast\")")).await;
+    let asked = browser.text(&held).await;
+    browser.screenshot("plugins").await;
+    browser.click("button[data-approve=\"step\"]").await;
+    browser.wait_for("tr[data-plugin=\"step\"] td:nth-child(6)", |t| t.is_empty()).await;
+    let plugins: Value = client
+        .get(format!("http://{}/v1/plugins", host.address))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let serving = plugins[0]["serving"]["version"].as_str().unwrap();
+    assert!(asked.starts_with(serving), "the held version {asked:?} serves now: {serving}");
+    assert!(plugins[0]["held"].is_null(), "{plugins}");
+}
