@@ -176,6 +176,12 @@ async fn a_change_through_a_session_without_its_csrf_token_is_refused_and_a_revo
     assert!(page.text().await.unwrap().contains("<script src=\"/console/app.js\" defer>"));
 }
 
+/// `GET path` on `host` with `key`, as JSON.
+async fn get_json(host: &Served, key: &str, path: &str) -> Value {
+    let answer = crate::webdriver::client().get(format!("http://{}{path}", host.address)).bearer_auth(key).send();
+    answer.await.unwrap().json().await.unwrap()
+}
+
 /// A flow whose one step fails on its first attempt and is kept as a dead letter.
 const FLAKY: &str = "[flow]\nname = \"flaky\"\n[steps.main]\nagent = \"step\"\n\
                      input = { name = \"flaky\", fail_before_attempt = 2 }\non-error = \"dead_letter\"\n";
@@ -195,15 +201,7 @@ async fn an_admin_retries_a_dead_letter_and_approves_a_held_plugin_version_from_
         .await
         .unwrap();
     let failed: Value = failed.json().await.unwrap();
-    let dead: Value = client
-        .get(format!("http://{}/v1/dlq", host.address))
-        .bearer_auth(&admin)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let dead = get_json(&host, &admin, "/v1/dlq").await;
     let dead_id = dead[0]["id"].as_str().unwrap_or_else(|| panic!("no dead letter after {failed}")).to_string();
     // A version asking for more than the serving one is held.
     let manifest = dir.path().join("plugins/step/agent.toml");
@@ -211,8 +209,7 @@ async fn an_admin_retries_a_dead_letter_and_approves_a_held_plugin_version_from_
     std::fs::write(&manifest, format!("{text}[capabilities]\nroutes = [\"fast\"]\n")).unwrap();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     loop {
-        let plugins = client.get(format!("http://{}/v1/plugins", host.address)).bearer_auth(&admin).send().await;
-        if !plugins.unwrap().json::<Value>().await.unwrap()[0]["held"].is_null() {
+        if !get_json(&host, &admin, "/v1/plugins").await[0]["held"].is_null() {
             break;
         }
         assert!(std::time::Instant::now() < deadline, "the wider version was not held");
@@ -233,15 +230,7 @@ async fn an_admin_retries_a_dead_letter_and_approves_a_held_plugin_version_from_
     browser.screenshot("plugins").await;
     browser.click("button[data-approve=\"step\"]").await;
     browser.wait_for("tr[data-plugin=\"step\"] td:nth-child(6)", |t| t.is_empty()).await;
-    let plugins: Value = client
-        .get(format!("http://{}/v1/plugins", host.address))
-        .bearer_auth(&admin)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let plugins = get_json(&host, &admin, "/v1/plugins").await;
     let serving = plugins[0]["serving"]["version"].as_str().unwrap();
     assert!(asked.starts_with(serving), "the held version {asked:?} serves now: {serving}");
     assert!(plugins[0]["held"].is_null(), "{plugins}");
