@@ -113,3 +113,39 @@ async fn a_host_told_one_compiler_uses_only_that_one() {
         assert_eq!(std::fs::read_dir(dir.path().join("code")).unwrap().count(), 1, "{compiler}: one engine's code");
     }
 }
+
+/// Each engine's folder of the code cache in `dir/code`, with the artifacts in it.
+fn cached(dir: &Path) -> Vec<Vec<String>> {
+    let Ok(folders) = std::fs::read_dir(dir.join("code")) else { return Vec::new() };
+    folders
+        .map(|folder| {
+            let files = std::fs::read_dir(folder.unwrap().path()).unwrap();
+            files.map(|f| f.unwrap().file_name().to_string_lossy().into_owned()).collect()
+        })
+        .collect()
+}
+
+/// `paddock run` serves once and ends: it compiles no optimized code, and
+/// before it exits (after its output) stores the baseline code it compiled,
+/// which the next `paddock run` maps instead of compiling again.
+#[test]
+fn a_one_shot_run_stores_its_baseline_code_for_the_next_and_compiles_no_optimized_code() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(host(dir.path(), ""));
+    let toml = "[host]\nplugins = \"plugins\"\ncode-cache = \"code\"\n";
+    std::fs::write(dir.path().join("paddock.toml"), toml).unwrap();
+    let component = std::fs::read(dir.path().join("plugins/echo/agent.wasm")).unwrap();
+    let artifact = format!("{}.cwasm", blake3::hash(&component).to_hex());
+    let first = crate::util::TestCommand::new(dir.path(), &["run", "echo", "--input", "{\"n\":1}"]).run();
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    assert_eq!(cached(dir.path()), [vec![artifact.clone()]], "one engine's code: Winch's");
+    let stored = |dir: &Path| {
+        let folder = std::fs::read_dir(dir.join("code")).unwrap().next().unwrap().unwrap().path();
+        std::fs::metadata(folder.join(&artifact)).unwrap().modified().unwrap()
+    };
+    let when = stored(dir.path());
+    let again = crate::util::TestCommand::new(dir.path(), &["run", "echo", "--input", "{\"n\":2}"]).run();
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    assert_eq!(cached(dir.path()).len(), 1, "nothing optimized");
+    assert_eq!(stored(dir.path()), when, "mapped, not compiled and stored again");
+}

@@ -101,18 +101,27 @@ pub async fn run(settings: Settings, args: RunArgs) -> u8 {
             return saved;
         }
     }
-    if args.json {
-        print_json(&agent, &outcome);
-        return code;
-    }
-    match outcome.result {
-        Ok(output) => {
-            println!("{output}");
-            0
+    let code = match args.json {
+        true => {
+            print_json(&agent, &outcome);
+            code
         }
-        Err(e) => fail(code, e),
-    }
+        false => match outcome.result {
+            Ok(output) => {
+                println!("{output}");
+                0
+            }
+            Err(e) => fail(code, e),
+        },
+    };
+    // After the output: the code compiled for this run is stored for the next.
+    runtime.wait_background(STORE_PATIENCE);
+    code
 }
+
+/// How long a one-shot command waits, after its output, for the code it
+/// compiled to be stored in the code cache (a Python agent's takes ~0.3 s).
+pub(super) const STORE_PATIENCE: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// The run's options from the command line.
 fn options(args: &RunArgs) -> Result<RunOptions, String> {

@@ -112,7 +112,9 @@ pub async fn test(mut settings: Settings, args: TestArgs) -> u8 {
             }
         }
     }
-    summarize(&verdicts, &without, code, args.json)
+    let code = summarize(&verdicts, &without, code, args.json);
+    runtime.wait_background(super::run::STORE_PATIENCE);
+    code
 }
 
 /// Prints the tally, and answers the exit code: 1 when a case failed, the

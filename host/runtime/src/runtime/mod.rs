@@ -291,12 +291,23 @@ impl Runtime {
     /// serving host would hold it for, and nothing is recorded as accepted.
     /// Holds stop what lands in a folder a host serves from going live
     /// unseen; a one-shot run is the operator's own act, in plain sight.
+    /// Nor is optimized code compiled in the background for a version
+    /// loaded on baseline code: the process ends before it could serve it;
+    /// the baseline code is stored in the cache ([`Runtime::wait_background`]).
     pub fn set_one_shot(&self) {
         self.inner.one_shot.store(true, std::sync::atomic::Ordering::Relaxed);
     }
 
     fn one_shot(&self) -> bool {
         self.inner.one_shot.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Waits, at most `timeout`, for what this host queued in the background
+    /// to end; whether it did. On a one-shot host (`set_one_shot`) that is
+    /// storing the baseline code it compiled in the code cache, so that the
+    /// next process maps it instead of compiling again.
+    pub fn wait_background(&self, timeout: std::time::Duration) -> bool {
+        self.wait_optimized(timeout)
     }
 
     /// Waits until the optimized code of every version serving baseline code

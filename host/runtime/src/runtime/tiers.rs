@@ -83,6 +83,9 @@ struct Upgrade {
     http: bool,
     /// Winch's code compiled for it, to store in its cache first.
     baseline: Option<(Arc<CodeCache>, Component)>,
+    /// Whether to compile the optimized code too (a one-shot process, which
+    /// ends before it could serve it, only stores the baseline code).
+    optimize: bool,
 }
 
 impl Tiers {
@@ -124,11 +127,22 @@ impl Tiers {
         Ok((Prepared { compiled: Compiled::Baseline, ..prepared }, unstored))
     }
 
-    /// Queues the optimizing compile of `agent`, serving `baseline` code
-    /// compiled from `file`; its code is stored first when compiled now.
-    pub fn optimize_later(&self, agent: &Arc<Agent>, file: ComponentFile, http: bool, baseline: Option<Component>) {
+    /// Queues the optimizing compile of `agent` (when `optimize`), serving
+    /// `baseline` code compiled from `file`; its code is stored first when
+    /// compiled now.
+    pub fn optimize_later(
+        &self,
+        agent: &Arc<Agent>,
+        file: ComponentFile,
+        http: bool,
+        baseline: Option<Component>,
+        optimize: bool,
+    ) {
         let baseline = baseline.and_then(|component| Some((self.cache.clone()?, component)));
-        let upgrade = Upgrade { agent: Arc::downgrade(agent), file, http, baseline };
+        if baseline.is_none() && !optimize {
+            return;
+        }
+        let upgrade = Upgrade { agent: Arc::downgrade(agent), file, http, baseline, optimize };
         self.pending.add();
         if self.queue.send(upgrade).is_err() {
             self.pending.finish();
@@ -187,7 +201,7 @@ fn optimize(optimizer: &Optimizer, job: Upgrade) {
         cache.keep(component, &job.file.hash);
     }
     // A version replaced before its turn needs no optimized code.
-    if job.agent.strong_count() == 0 {
+    if !job.optimize || job.agent.strong_count() == 0 {
         return;
     }
     let started = Instant::now();

@@ -322,7 +322,8 @@ impl Runtime {
             code: Code { pre: prepared.pre, compiled },
         }));
         if let (Compiled::Baseline, Some(tiers)) = (compiled, &self.inner.tiers) {
-            tiers.optimize_later(&agent, file, http, unstored);
+            // A one-shot process ends before optimized code could serve it.
+            tiers.optimize_later(&agent, file, http, unstored, !self.one_shot());
         }
         Ok(agent)
     }
