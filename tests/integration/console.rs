@@ -235,3 +235,41 @@ async fn an_admin_retries_a_dead_letter_and_approves_a_held_plugin_version_from_
     assert!(asked.starts_with(serving), "the held version {asked:?} serves now: {serving}");
     assert!(plugins[0]["held"].is_null(), "{plugins}");
 }
+
+/// `PUT` `value` at `key` of the key's tenant's board.
+async fn put(host: &Served, key: &str, board_key: &str, value: &str) {
+    let url = format!("http://{}/v1/board/keys/{}", host.address, board_key.replace('/', "%2F"));
+    let put = crate::webdriver::client().put(url).bearer_auth(key).body(value.to_string()).send().await.unwrap();
+    assert_eq!(put.status(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_blackboard_page_lists_a_prefix_follows_it_live_and_shows_a_keys_history() {
+    let dir = folder();
+    let operator = key(dir.path(), "default", "operate");
+    let host = serve(dir.path(), &[]);
+    put(&host, &operator, "notes/a", "first").await;
+    put(&host, &operator, "notes/a", "second").await;
+    put(&host, &operator, "other/x", "elsewhere").await;
+    let Some(browser) = Browser::start().await else { return };
+    sign_in(&browser, &host, &operator).await;
+    browser.goto(&format!("http://{}/#/board?prefix=notes%2F", host.address)).await;
+    browser.element("tr[data-key=\"notes/a\"]").await;
+    let listed = browser.execute("return [...document.querySelectorAll('tr[data-key]')].map(r => r.dataset.key)").await;
+    assert_eq!(listed, json!(["notes/a"]));
+
+    // Written while the page is open: it shows at once, as a change and a key.
+    put(&host, &operator, "notes/b", "live").await;
+    browser.wait_for("#board-live li", |t| t.contains("notes/b = live by paddock-api")).await;
+    browser.element("tr[data-key=\"notes/b\"]").await;
+    browser.screenshot("blackboard").await;
+
+    browser.click("tr[data-key=\"notes/a\"] a").await;
+    browser.wait_for("#board-value", |t| t == "second").await;
+    let history = browser
+        .execute("return [...document.querySelectorAll('tr[data-revision] td:nth-child(2)')].map(td => td.textContent)")
+        .await;
+    assert_eq!(history, json!(["second", "first"]));
+    browser.goto(&format!("http://{}/#/usage", host.address)).await;
+    browser.wait_for("main h1", |t| t == "Usage and budgets").await;
+}

@@ -4,7 +4,7 @@
 // innerHTML), so nothing an agent or tenant wrote can run here.
 "use strict";
 
-const state = { who: null, live: null };
+const state = { who: null, live: null, at: location.hash };
 
 /** An element: `h("td", {class: "x"}, "text", child)`. */
 function h(tag, attrs, ...children) {
@@ -39,7 +39,11 @@ async function api(method, path, body) {
 }
 
 const main = () => document.getElementById("main");
-function show(...nodes) { main().replaceChildren(...nodes.flat().filter((n) => n !== null && n !== undefined)); }
+/** Draws the page, unless the reader has gone to another since it began (a slow draw must not cover the next page). */
+function show(...nodes) {
+  if (state.at !== location.hash) return;
+  main().replaceChildren(...nodes.flat().filter((n) => n !== null && n !== undefined));
+}
 function time(ms) { return ms ? new Date(ms).toISOString().replace("T", " ").slice(0, 19) : ""; }
 function short(value, n = 120) {
   const text = typeof value === "string" ? value : JSON.stringify(value);
@@ -55,12 +59,14 @@ async function start() {
     state.who = await api("GET", "/console/whoami");
   } catch (e) {
     if (e.status === 401) return signInPage();
+    state.at = location.hash;
     return show(failure(e));
   }
   signedIn();
 }
 
 function signInPage(message) {
+  state.at = location.hash;
   document.getElementById("nav").hidden = true;
   document.getElementById("sign-out").hidden = true;
   document.getElementById("who").textContent = "";
@@ -100,11 +106,15 @@ function signedIn() {
 function route() {
   if (!state.who) return;
   if (state.live) { state.live.close(); state.live = null; }
+  state.at = location.hash;
   const hash = location.hash || "#/overview";
   for (const a of document.querySelectorAll("#nav a")) a.classList.toggle("current", hash.startsWith(a.getAttribute("href")));
   const [, page, id] = hash.split("/");
-  const pages = { overview, runs, approvals, dlq, plugins };
-  const draw = page === "runs" && id ? () => run(decodeURIComponent(id)) : (pages[page] || overview);
+  const pages = { overview, runs, approvals, dlq, plugins, board, usage };
+  const name = page && page.split("?")[0];
+  const draw = name === "runs" && id ? () => run(decodeURIComponent(id))
+    : name === "board" && id ? () => boardKey(decodeURIComponent(id.split("?")[0]))
+    : (pages[name] || overview);
   draw().catch((e) => show(failure(e)));
 }
 
@@ -134,10 +144,11 @@ async function overview() {
     card(`plugins serving${held ? `, ${held} held` : ""}`, plugs.filter((p) => p.serving).length, "#/plugins"))];
   nodes.push(h("h2", {}, "Spend"));
   if (usage.refused) nodes.push(h("p", { class: "note" }, usage.refused));
-  else nodes.push(table(["tenant", "agent", "window", "requests", "tokens", "cost (USD)", "refusals"], usage.rows || [], (r) =>
-    h("tr", {}, h("td", {}, r.tenant), h("td", {}, r.agent || "all"), h("td", {}, r.window || r.period || ""),
-      h("td", {}, r.requests ?? ""), h("td", {}, (r.input_tokens ?? 0) + (r.output_tokens ?? 0)),
-      h("td", {}, r.cost_usd ?? r.cost ?? ""), h("td", {}, r.refusals ?? r.refused ?? "")), "No spend recorded yet."));
+  else {
+    const today = new Date().toISOString().slice(0, 10);
+    const rows = (usage.rows || []).filter((r) => r.window === today && !r.agent);
+    nodes.push(usageTable(rows, "No spend recorded today."), h("p", {}, h("a", { href: "#/usage" }, "Every day and month, per agent, against the budgets")));
+  }
   nodes.push(h("h2", {}, "Routes and their targets"));
   if (providers.refused) nodes.push(h("p", { class: "note" }, providers.refused));
   else nodes.push(table(["route", "target", "breaker", "cooling (ms)", "latency (ms)", "recent success"], providers.targets || [], (t) =>
@@ -241,6 +252,98 @@ async function plugins() {
       h("td", { class: p.held ? "status-held" : "" }, p.held ? [`${p.held.version.version} (${p.held.asks.join(", ")}) `,
         state.who.role === "admin" ? approve(p) : ""] : ""),
       h("td", { class: "clip error" }, p.last_error ? p.last_error.message : "")), "No plugins."));
+}
+
+/** Micro-dollars as dollars. */
+function dollars(micros) { return `$${(micros / 1e6).toFixed(micros % 10000 ? 6 : 2)}`; }
+
+/** Usage rows, each with a meter against its budget where it has one. */
+function usageTable(rows, empty) {
+  const meter = (used, budget) => (budget ? h("meter", { min: 0, max: budget, value: Math.min(used, budget), high: budget * 0.8, title: `${used} of ${budget}` }) : "");
+  return table(["tenant", "agent", "window", "requests", "tokens", "of budget", "cost", "of budget", "refusals"], rows, (r) => {
+    const tokens = r.input_tokens + r.output_tokens;
+    const budget = r.budget || {};
+    return h("tr", { "data-usage": `${r.tenant}/${r.agent || ""}/${r.window}` }, h("td", {}, r.tenant), h("td", {}, r.agent || "all agents"),
+      h("td", {}, r.window), h("td", {}, r.requests), h("td", {}, tokens), h("td", {}, meter(tokens, budget.tokens)),
+      h("td", {}, dollars(r.cost_micros)), h("td", {}, meter(r.cost_micros, budget.cost_micros)), h("td", {}, r.refusals));
+  }, empty);
+}
+
+/** Bars of each day's cost (or tokens when nothing cost), with the daily budget as a line. */
+function chart(days) {
+  const svg = (tag, attrs, ...children) => {
+    const el = document.createElementNS("http://www.w3.org/2000/svg", tag);
+    for (const [k, v] of Object.entries(attrs)) el.setAttribute(k, String(v));
+    el.append(...children);
+    return el;
+  };
+  const byCost = days.some((d) => d.cost_micros > 0);
+  const value = (d) => (byCost ? d.cost_micros : d.input_tokens + d.output_tokens);
+  const budget = days.map((d) => (d.budget || {})[byCost ? "cost_micros" : "tokens"]).find((b) => b);
+  const top = Math.max(1, budget || 0, ...days.map(value));
+  const [w, hgt, bar] = [Math.max(300, days.length * 22), 120, 16];
+  const bars = days.map((d, i) => {
+    const height = Math.round((value(d) / top) * (hgt - 20));
+    return svg("rect", { x: i * 22 + 3, y: hgt - height, width: bar, height, class: "bar" },
+      svg("title", {}, `${d.window}: ${byCost ? dollars(d.cost_micros) : `${value(d)} tokens`}`));
+  });
+  const line = budget ? [svg("line", { x1: 0, x2: w, y1: hgt - Math.round((budget / top) * (hgt - 20)), y2: hgt - Math.round((budget / top) * (hgt - 20)), class: "budget" },
+    svg("title", {}, `daily budget: ${byCost ? dollars(budget) : `${budget} tokens`}`))] : [];
+  return svg("svg", { width: w, height: hgt, role: "img", "aria-label": `${byCost ? "cost" : "tokens"} per day` }, ...bars, ...line);
+}
+
+async function usage() {
+  const answer = await api("GET", "/v1/usage");
+  const rows = answer.rows || [];
+  const tenants = [...new Set(rows.map((r) => r.tenant))].sort();
+  const nodes = [h("h1", {}, "Usage and budgets")];
+  for (const tenant of tenants) {
+    const days = rows.filter((r) => r.tenant === tenant && !r.agent && r.window.length === 10).sort((a, b) => a.window.localeCompare(b.window));
+    nodes.push(h("h2", {}, `Tenant ${tenant}`), days.length ? chart(days) : null,
+      usageTable(rows.filter((r) => r.tenant === tenant), "Nothing spent."));
+  }
+  if (!tenants.length) nodes.push(h("p", { class: "note" }, "No spend recorded yet."));
+  show(...nodes);
+}
+
+async function board() {
+  const params = new URLSearchParams(location.hash.split("?")[1] || "");
+  const prefix = params.get("prefix") || "";
+  const field = h("input", { type: "text", id: "board-prefix", value: prefix, placeholder: "e.g. notes/" });
+  const form = h("form", { class: "filters" }, h("label", {}, "prefix", field), h("button", { type: "submit" }, "List"));
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    location.hash = `#/board?${new URLSearchParams({ prefix: field.value })}`;
+  });
+  const list = await api("GET", `/v1/board?${new URLSearchParams({ prefix, limit: "1000" })}`);
+  const keys = h("tbody", {}, list.keys.map((k) => h("tr", { "data-key": k }, h("td", { class: "mono" }, h("a", { href: `#/board/${encodeURIComponent(k)}` }, k)))));
+  const live = h("ul", { id: "board-live", class: "mono" });
+  show(h("h1", {}, "Blackboard"), form, h("table", {}, h("thead", {}, h("tr", {}, h("th", {}, `keys under "${prefix}"`))), keys),
+    h("h2", {}, "Changes as they happen"), live);
+  // A live watch of the prefix: each change on top, new keys added to the list.
+  const events = new EventSource(`/v1/board/watch?${new URLSearchParams({ prefix })}`);
+  events.addEventListener("change", (event) => {
+    const c = JSON.parse(event.data);
+    live.prepend(h("li", { "data-change": c.revision }, `#${c.revision} ${c.key} ${c.value === null ? "deleted" : `= ${short(c.value, 80)}`} by ${c.writer} (run ${c.run})`));
+    if (c.value !== null && !keys.querySelector(`tr[data-key="${CSS.escape(c.key)}"]`)) {
+      keys.append(h("tr", { "data-key": c.key }, h("td", { class: "mono" }, h("a", { href: `#/board/${encodeURIComponent(c.key)}` }, c.key))));
+    }
+  });
+  state.live = events;
+}
+
+async function boardKey(key) {
+  const path = `/v1/board/keys/${encodeURIComponent(key)}`;
+  let entry = null;
+  try { entry = await api("GET", path); } catch (e) { if (e.status !== 404) throw e; }
+  const history = await api("GET", `${path}/history`);
+  show(h("h1", {}, `Key ${key}`),
+    entry ? h("p", {}, `revision ${entry.revision} · written by ${entry.writer} in run `, h("span", { class: "mono" }, entry.run),
+      ` at ${time(entry.written_at_ms)}`, entry.expires_at_ms ? ` · expires ${time(entry.expires_at_ms)}` : "") : h("p", { class: "note" }, "Not on the board now."),
+    entry ? h("pre", { class: "mono", id: "board-value" }, entry.value) : null,
+    h("h2", {}, "History"), table(["revision", "value", "writer", "run"], history.slice().reverse(), (c) =>
+      h("tr", { "data-revision": c.revision }, h("td", {}, c.revision), h("td", { class: "clip mono" }, c.value === null ? "(deleted)" : c.value),
+        h("td", {}, c.writer), h("td", { class: "mono" }, c.run)), "No history kept."));
 }
 
 start();
