@@ -338,6 +338,8 @@ fn serve_help_names_every_route() {
         "GET /v1/runs/ID/events",
         "POST /v1/runs/ID/cancel",
         "POST /v1/runs/ID/resume",
+        "GET /v1/runs/ID/journal?step=PATH",
+        "POST /v1/runs/ID/replay",
         "GET /v1/approvals",
         "POST /v1/approvals/ID",
         "GET /v1/dlq",

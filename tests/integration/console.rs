@@ -83,6 +83,30 @@ async fn a_flow_started_through_the_api_advances_on_the_runs_page_and_finishes_w
     browser.wait_for("#run-status", |t| t == "succeeded").await;
     browser.wait_for("tr[data-step=\"main/after\"] [data-status]", |t| t == "done").await;
     browser.screenshot("run-finished").await;
+
+    // A step's journal, then a replay of the run's agent steps, from the page.
+    browser.click("button[data-journal=\"main/after\"]").await;
+    let details =
+        browser.wait_for("#step-details p", |t| t.contains(" host calls · 0 LLM calls · 0 tokens · $0.00")).await;
+    assert!(
+        browser
+            .text(&details)
+            .await
+            .starts_with(&format!("{} host calls", journal_length(&host, &operator, &run).await))
+    );
+    browser.element("#step-details tr[data-call^=\"blackboard.\"]").await;
+    browser.click("button[data-action=\"replay\"]").await;
+    // (A page's text as rendered: the two spaces after "same" read as one.)
+    browser
+        .wait_for("#replay-report li[data-replayed=\"main/after\"]", |t| t.starts_with("same main/after (step 1.0.0+"))
+        .await;
+    browser.screenshot("run-replayed").await;
+}
+
+/// How many host calls the journal of `run`'s step `main/after` holds, by the API.
+async fn journal_length(host: &Served, key: &str, run: &str) -> usize {
+    let journal = get_json(host, key, &format!("/v1/runs/{run}/journal?step=main%2Fafter")).await;
+    journal["entries"].as_array().unwrap_or_else(|| panic!("{journal}")).len()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -91,6 +115,13 @@ async fn a_run_key_of_one_tenant_sees_only_its_tenants_runs_and_plugins_it_may_r
     let (acme, globex) = (key(dir.path(), "acme", "run"), key(dir.path(), "globex", "run"));
     let host = serve(dir.path(), &["--flows", "flows"]);
     let (ours, theirs) = (start_ship(&host, &acme).await, start_ship(&host, &globex).await);
+    // A replay runs agents: not for a run key; another tenant's journal is not found.
+    let replay =
+        crate::webdriver::client().post(format!("http://{}/v1/runs/{ours}/replay", host.address)).bearer_auth(&acme);
+    let refused: Value = replay.send().await.unwrap().json().await.unwrap();
+    assert_eq!(refused["error"]["message"], "a run key may not replay runs; that needs the operate role");
+    let journal = get_json(&host, &acme, &format!("/v1/runs/{theirs}/journal?step=main%2Fafter")).await;
+    assert_eq!(journal["error"]["message"], format!("no run with id {theirs:?}"));
     let Some(browser) = Browser::start().await else { return };
     sign_in(&browser, &host, &acme).await;
     browser.goto(&format!("http://{}/#/runs", host.address)).await;

@@ -139,6 +139,7 @@ enum Command {
         "  flows      GET /v1/flows   POST /v1/flows/NAME/runs   POST /v1/flows/run\n",
         "             GET /v1/runs   GET /v1/runs/ID   GET /v1/runs/ID/events\n",
         "             POST /v1/runs/ID/cancel   POST /v1/runs/ID/resume\n",
+        "             GET /v1/runs/ID/journal?step=PATH   POST /v1/runs/ID/replay\n",
         "  people     GET /v1/approvals   POST /v1/approvals/ID (body = {\"option\": \"...\", \"by\": \"...\"})\n",
         "             GET /v1/dlq   GET|DELETE /v1/dlq/ID   POST /v1/dlq/ID/retry\n",
         "  board      GET /v1/board   GET|PUT|DELETE /v1/board/keys/KEY\n",

@@ -54,6 +54,8 @@ pub(super) fn routes(flows: Flows, body_limit: usize) -> Router {
         .route("/v1/runs/{id}/events", get(events))
         .route("/v1/runs/{id}/cancel", post(cancel))
         .route("/v1/runs/{id}/resume", post(resume))
+        .route("/v1/runs/{id}/journal", get(super::steps::journal))
+        .route("/v1/runs/{id}/replay", post(super::steps::replay))
         .route("/v1/dlq", get(dead::list_dead))
         .route("/v1/dlq/{id}", get(dead::show_dead).delete(dead::drop_dead))
         .route("/v1/dlq/{id}/retry", post(dead::retry_dead))
@@ -72,7 +74,7 @@ fn no_run(id: &str) -> Response {
 }
 
 /// Run `id`, if the tenant may see it.
-fn run_of(flows: &Flows, tenant: &str, id: &str) -> Result<RunRecord, Response> {
+pub(super) fn run_of(flows: &Flows, tenant: &str, id: &str) -> Result<RunRecord, Response> {
     match flows.store().run(id) {
         Ok(Some(r)) if r.tenant == tenant => Ok(r),
         Ok(_) => Err(no_run(id)),

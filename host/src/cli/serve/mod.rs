@@ -31,6 +31,7 @@ mod listen;
 mod mcp;
 mod openai;
 mod operate;
+mod steps;
 
 use super::{EXIT_CONFIG, EXIT_CRASH, EXIT_LOAD, EXIT_USAGE, fail};
 use crate::config::{ServeAuth, Settings, Span};

@@ -180,17 +180,51 @@ async function runs() {
       h("td", { class: "clip" }, r.error || "")), "No runs."));
 }
 
+/** A step's journal: its input, output and cost, and each host call with its answer. */
+async function stepDetails(id, step) {
+  const j = await api("GET", `/v1/runs/${encodeURIComponent(id)}/journal?${new URLSearchParams({ step: step.path })}`);
+  const llm = j.entries.filter((e) => e.call.startsWith("llm.") && e.reply && e.reply.Ok && e.reply.Ok.usage);
+  const cost = llm.reduce((sum, e) => sum + (e.reply.Ok.usage.cost_micros || 0), 0);
+  const tokens = llm.reduce((sum, e) => sum + e.reply.Ok.usage.input_tokens + e.reply.Ok.usage.output_tokens, 0);
+  return h("section", { id: "step-details", "data-details": step.path },
+    h("h2", {}, `Step ${step.path}, attempt ${j.attempt}`),
+    h("p", {}, `${j.entries.length} host calls · ${llm.length} LLM calls · ${tokens} tokens · ${dollars(cost)}`),
+    h("h3", {}, "Input"), h("pre", { class: "mono" }, step.input || ""),
+    step.error ? [h("h3", {}, "Error"), h("pre", { class: "mono error" }, step.error)] : [h("h3", {}, "Output"), h("pre", { class: "mono" }, short(step.raw || step.output || "", 4000))],
+    h("h3", {}, "Journal"), table(["#", "call", "request", "reply"], j.entries, (e, i) =>
+      h("tr", { "data-call": e.call }, h("td", {}, i + 1), h("td", { class: "mono" }, e.call), h("td", { class: "clip mono" }, short(e.request)),
+        h("td", { class: "clip mono" }, short(e.reply))), "No host calls."));
+}
+
 async function run(id) {
   const here = `#/runs/${encodeURIComponent(id)}`;
+  let selected = null;
+  let report = null;
+  let drawing = 0;
   const draw = async () => {
+    // Only the latest draw shows: one begun before a change (a live event's)
+    // may end after the draw that change made.
+    const mine = ++drawing;
     const r = await api("GET", `/v1/runs/${encodeURIComponent(id)}`);
+    // A finished run has nothing more to follow.
+    if (r.status !== "running" && state.live) { state.live.close(); state.live = null; }
+    const step = selected && (r.steps || []).find((s) => s.path === selected);
+    const details = step ? await stepDetails(id, step).catch(failure) : null;
     // A redraw that lands after the reader went to another page draws nothing.
-    if (location.hash !== here) return;
+    if (location.hash !== here || mine !== drawing) return r.status;
     const act = (label, path) => h("button", { type: "button", "data-action": label.toLowerCase(), onclick: async () => {
       try { await api("POST", path, {}); await draw(); } catch (e) { main().prepend(failure(e)); }
     } }, label);
+    const open = (s) => h("button", { type: "button", "data-journal": s.path, onclick: () => { selected = s.path; draw().catch((e) => main().prepend(failure(e))); } }, "journal");
+    const replay = h("button", { type: "button", "data-action": "replay", onclick: async () => {
+      try { report = await api("POST", `/v1/runs/${encodeURIComponent(id)}/replay`, {}); } catch (e) { report = { error: e.message }; }
+      await draw();
+    } }, "Replay its agent steps");
+    const replayed = report && (report.error ? h("p", { class: "error", id: "replay-report" }, report.error)
+      : h("ul", { id: "replay-report" }, report.steps.map((x) => h("li", { "data-replayed": x.step, class: x.same ? "status-done" : "status-failed" },
+        x.same ? `same  ${x.step} (${x.agent} ${x.version}, ${x.calls} host calls)` : `DIVERGED  ${x.step} (${x.agent} ${x.version}, recorded on ${x.recorded_version}): ${x.divergence}`))));
     const steps = table(["step", "kind", "agent", "status", "attempt", "ms", "output", "error"], r.steps || [], (s) =>
-      h("tr", { "data-step": s.path }, h("td", { class: "mono" }, s.path), h("td", {}, s.kind), h("td", {}, s.agent || ""),
+      h("tr", { "data-step": s.path }, h("td", { class: "mono" }, s.path, s.kind === "agent" ? [" ", open(s)] : null), h("td", {}, s.kind), h("td", {}, s.agent || ""),
         statusCell(s.status), h("td", {}, s.attempt), h("td", {}, s.ended_ms ? s.ended_ms - s.started_ms : ""),
         h("td", { class: "clip mono" }, short(s.output)), h("td", { class: "clip" }, s.error || "")), "No steps yet.");
     show(h("h1", {}, `Run ${r.run}`),
@@ -199,9 +233,11 @@ async function run(id) {
       r.status === "running" ? h("p", {}, act("Cancel", `/v1/runs/${encodeURIComponent(id)}/cancel`)) : null,
       r.error ? h("p", { class: "error" }, r.error) : null,
       r.output !== null && r.output !== undefined ? h("pre", { class: "mono", id: "run-output" }, JSON.stringify(r.output, null, 2)) : null,
-      h("h2", {}, "Steps"), steps);
+      h("h2", {}, "Steps"), steps,
+      r.status !== "running" && state.who.role !== "run" ? h("p", {}, replay) : null, replayed, details);
+    return r.status;
   };
-  await draw();
+  if ((await draw()) !== "running") return;
   // Live: every event of the run draws it again (at most every 200 ms).
   const events = new EventSource(`/v1/runs/${encodeURIComponent(id)}/events`);
   let pending = null;
