@@ -304,3 +304,36 @@ async fn the_blackboard_page_lists_a_prefix_follows_it_live_and_shows_a_keys_his
     browser.goto(&format!("http://{}/#/usage", host.address)).await;
     browser.wait_for("main h1", |t| t == "Usage and budgets").await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_runs_page_shows_fifty_runs_a_page_and_links_the_older_ones() {
+    let dir = folder();
+    let operator = key(dir.path(), "default", "operate");
+    let host = serve(dir.path(), &["--flows", "flows"]);
+    let mut started = Vec::new();
+    for _ in 0..51 {
+        started.push(start_ship(&host, &operator).await);
+    }
+    let Some(browser) = Browser::start().await else { return };
+    sign_in(&browser, &host, &operator).await;
+    browser.wait_for("a.card[href=\"#/runs?status=running\"] .big", |t| t == "51").await;
+    browser.goto(&format!("http://{}/#/runs", host.address)).await;
+    browser.element("#runs-next").await;
+    let first = browser.execute("return [...document.querySelectorAll('tr[data-run]')].map(r => r.dataset.run)").await;
+    assert_eq!(first.as_array().unwrap().len(), 50);
+    browser.click("#runs-next").await;
+    browser.wait_for("tr[data-run]", |_| true).await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let older = loop {
+        let rows =
+            browser.execute("return [...document.querySelectorAll('tr[data-run]')].map(r => r.dataset.run)").await;
+        if rows.as_array().unwrap().len() == 1 {
+            break rows;
+        }
+        assert!(std::time::Instant::now() < deadline, "no second page: {rows}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    // Newest first: the second page holds the first run started.
+    assert_eq!(older, json!([started[0]]));
+    assert!(!browser.execute("return !!document.getElementById('runs-next')").await.as_bool().unwrap());
+}

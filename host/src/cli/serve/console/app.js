@@ -38,6 +38,19 @@ async function api(method, path, body) {
   return data;
 }
 
+/** `GET path` of a paged list: its rows, and the path of the next page (the `Link` header) if there is one. */
+async function page(path) {
+  const res = await fetch(path, { credentials: "same-origin" });
+  const data = await res.json().catch(() => null);
+  if (!res.ok) {
+    const err = new Error((data && data.error && data.error.message) || `${res.status} ${res.statusText}`);
+    err.status = res.status;
+    throw err;
+  }
+  const link = /<([^>]+)>;\s*rel="next"/.exec(res.headers.get("link") || "");
+  return { rows: data, next: link ? link[1] : null };
+}
+
 const main = () => document.getElementById("main");
 /** Draws the page, unless the reader has gone to another since it began (a slow draw must not cover the next page). */
 function show(...nodes) {
@@ -130,17 +143,18 @@ async function optional(path) {
 }
 
 async function overview() {
-  const [runList, questions, dead, plugs, usage, providers] = await Promise.all([
-    api("GET", "/v1/runs?limit=200"), api("GET", "/v1/approvals?limit=200"), api("GET", "/v1/dlq?limit=200"),
-    api("GET", "/v1/plugins"), optional("/v1/usage"), optional("/v1/providers")]);
-  const count = (status) => runList.filter((r) => r.status === status).length;
+  // Counted a page of 100 at most, so the page weighs the same with any number of runs.
+  const [running, failed, questions, dead, plugs, usage, providers] = await Promise.all([
+    page("/v1/runs?status=running&limit=100"), page("/v1/runs?status=failed&limit=100"), page("/v1/approvals?limit=100"),
+    page("/v1/dlq?limit=100"), api("GET", "/v1/plugins"), optional("/v1/usage"), optional("/v1/providers")]);
+  const count = (list) => `${list.rows.length}${list.next ? "+" : ""}`;
   const card = (label, value, href) => h("a", { class: "card", href }, h("div", { class: "big" }, value), h("div", { class: "label" }, label));
   const held = plugs.filter((p) => p.held).length;
   const nodes = [h("h1", {}, "Overview"), h("div", { class: "cards" },
-    card("runs running", count("running"), "#/runs"),
-    card("runs failed (latest 200)", count("failed"), "#/runs"),
-    card("questions waiting", questions.length, "#/approvals"),
-    card("dead letters", dead.length, "#/dlq"),
+    card("runs running", count(running), "#/runs?status=running"),
+    card("runs failed", count(failed), "#/runs?status=failed"),
+    card("questions waiting", count(questions), "#/approvals"),
+    card("dead letters", count(dead), "#/dlq"),
     card(`plugins serving${held ? `, ${held} held` : ""}`, plugs.filter((p) => p.serving).length, "#/plugins"))];
   nodes.push(h("h2", {}, "Spend"));
   if (usage.refused) nodes.push(h("p", { class: "note" }, usage.refused));
@@ -172,12 +186,15 @@ async function runs() {
     location.hash = `#/runs?${q}`;
   });
   const query = new URLSearchParams({ limit: "50" });
-  for (const k of ["flow", "status"]) if (params.get(k)) query.set(k, params.get(k));
-  const list = await api("GET", `/v1/runs?${query}`);
+  for (const k of ["flow", "status", "after"]) if (params.get(k)) query.set(k, params.get(k));
+  const { rows: list, next } = await page(`/v1/runs?${query}`);
+  const more = next ? new URLSearchParams(next.split("?")[1]) : null;
+  if (more) more.delete("limit");
   show(h("h1", {}, "Runs"), filter, table(["run", "flow", "status", "started", "changed", "error"], list, (r) =>
     h("tr", { "data-run": r.run }, h("td", { class: "mono" }, h("a", { href: `#/runs/${encodeURIComponent(r.run)}` }, r.run)),
       h("td", {}, r.flow), statusCell(r.status), h("td", {}, time(r.created_ms)), h("td", {}, time(r.updated_ms)),
-      h("td", { class: "clip" }, r.error || "")), "No runs."));
+      h("td", { class: "clip" }, r.error || "")), "No runs."),
+    more ? h("p", {}, h("a", { id: "runs-next", href: `#/runs?${more}` }, "Older runs")) : null);
 }
 
 /** A step's journal: its input, output and cost, and each host call with its answer. */
