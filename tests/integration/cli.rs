@@ -352,6 +352,7 @@ fn serve_help_names_every_route() {
         "GET /v1/board/watch",
         "GET /v1/usage",
         "GET /v1/providers",
+        "GET /v1/providers/hour",
         "POST /v1/providers/check",
         "GET /v1/tenants",
         "POST /v1/admin/reload",

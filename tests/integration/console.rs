@@ -337,3 +337,37 @@ async fn the_runs_page_shows_fifty_runs_a_page_and_links_the_older_ones() {
     assert_eq!(older, json!([started[0]]));
     assert!(!browser.execute("return !!document.getElementById('runs-next')").await.as_bool().unwrap());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_providers_page_shows_each_targets_last_hour_to_an_admin() {
+    let dir = folder();
+    let (admin, operator) = (key(dir.path(), "default", "admin"), key(dir.path(), "default", "operate"));
+    let host = serve(dir.path(), &[]);
+    let client = crate::webdriver::client();
+    for _ in 0..3 {
+        let asked = client
+            .post(format!("http://{}/v1/chat/completions", host.address))
+            .bearer_auth(&admin)
+            .json(&json!({"model": "fast", "messages": [{"role": "user", "content": "hi"}]}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(asked.status(), 200);
+    }
+    let hour = get_json(&host, &admin, "/v1/providers/hour").await;
+    let fast = hour["targets"].as_array().unwrap().iter().find(|t| t["route"] == "fast").unwrap().clone();
+    assert_eq!((fast["breaker"].as_str(), fast["minutes"][0]["attempts"].as_u64()), (Some("closed"), Some(3)));
+
+    let Some(browser) = Browser::start().await else { return };
+    sign_in(&browser, &host, &admin).await;
+    browser.goto(&format!("http://{}/#/providers", host.address)).await;
+    browser.wait_for("tr[data-target=\"fast/simulated/sim-fast\"] td[data-attempts]", |t| t == "3").await;
+    browser.screenshot("providers").await;
+    // An operate key is told what it lacks.
+    let other = Browser::start().await.expect("the browser started once");
+    sign_in(&other, &host, &operator).await;
+    other.goto(&format!("http://{}/#/providers", host.address)).await;
+    other
+        .wait_for("main p.note", |t| t == "an operate key may not read the providers' state; that needs the admin role")
+        .await;
+}

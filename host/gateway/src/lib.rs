@@ -14,6 +14,7 @@ mod chain;
 
 pub mod error;
 pub mod headroom;
+pub mod hour;
 pub mod metrics;
 pub mod providers;
 pub mod quota;
@@ -30,7 +31,7 @@ pub use error::{ErrorClass, ProviderError};
 pub use providers::{TraceHeaders, set_trace_headers};
 pub use quota::{CallRecord, Caller, Estimate, Quota, Reservation, Unmetered};
 pub use settings::{GatewaySettings, SettingsError, read_secrets};
-pub use snapshot::TargetState;
+pub use snapshot::{TargetHour, TargetState};
 pub use stream::ReplyStream;
 pub use table::RoutesChanged;
 

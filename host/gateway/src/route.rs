@@ -103,6 +103,8 @@ pub struct RouteTarget {
     /// costs two atomic adds, not a label-set allocation and a map lookup.
     ok_attempts: Counter,
     ok_seconds: Histogram,
+    /// Its last hour, for the console.
+    pub hour: crate::hour::Hour,
 }
 
 impl RouteTarget {
@@ -115,6 +117,7 @@ impl RouteTarget {
     pub fn count_ok(&self, latency: Duration) {
         self.ok_attempts.inc();
         self.ok_seconds.observe(latency.as_secs_f64());
+        self.hour.attempt(true, latency);
     }
 
     /// Metric labels with `outcome`.
@@ -179,6 +182,7 @@ impl RouteTarget {
                 Transition::Closed => ("closed", "probes succeeded"),
             };
             tracing::warn!(route = %self.route, target = %self.label(), to, why, "circuit breaker");
+            self.hour.transition(to, why);
             metrics.breaker_transitions.get_or_create(&self.labels(to)).inc();
         }
     }
@@ -223,6 +227,7 @@ impl Route {
                     label: format!("{}/{}", provider.name, t.model),
                     ok_attempts: metrics.attempts.get_or_create(&labels).clone(),
                     ok_seconds: metrics.attempt_seconds.get_or_create(&labels).clone(),
+                    hour: crate::hour::Hour::default(),
                     route: name.clone(),
                     provider,
                     simulated,

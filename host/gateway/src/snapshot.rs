@@ -35,7 +35,39 @@ pub struct TargetState {
     pub recent_success: Option<f64>,
 }
 
+/// A route target's last hour.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct TargetHour {
+    /// The route.
+    pub route: String,
+    /// The provider.
+    pub provider: String,
+    /// The model.
+    pub model: String,
+    /// Its breaker now.
+    pub breaker: &'static str,
+    /// Its minutes and breaker transitions.
+    #[serde(flatten)]
+    pub hour: crate::hour::HourView,
+}
+
 impl Gateway {
+    /// Every route target's last hour, in the order of [`Gateway::snapshot`].
+    pub fn hours(&self) -> Vec<TargetHour> {
+        let now = self.inner.clock.now();
+        let routes = self.routes();
+        let targets = routes.iter().flat_map(|r| r.targets.iter());
+        targets
+            .map(|t| TargetHour {
+                route: t.route.to_string(),
+                provider: t.provider.name.clone(),
+                model: t.model.clone(),
+                breaker: t.breaker_snapshot(now).0.as_str(),
+                hour: t.hour.view(),
+            })
+            .collect()
+    }
+
     /// Every route target's state now, sorted by route then in the route's order.
     pub fn snapshot(&self) -> Vec<TargetState> {
         let now = self.inner.clock.now();

@@ -144,7 +144,7 @@ enum Command {
         "             GET /v1/dlq   GET|DELETE /v1/dlq/ID   POST /v1/dlq/ID/retry\n",
         "  board      GET /v1/board   GET|PUT|DELETE /v1/board/keys/KEY\n",
         "             GET /v1/board/keys/KEY/history   GET /v1/board/history   GET /v1/board/watch\n",
-        "  operators  GET /v1/usage   GET /v1/providers   POST /v1/providers/check\n",
+        "  operators  GET /v1/usage   GET /v1/providers   GET /v1/providers/hour   POST /v1/providers/check\n",
         "             GET /v1/tenants   POST /v1/admin/reload   GET /metrics\n",
         "  doors      POST /v1/chat/completions   POST /v1/embeddings   GET /v1/models (OpenAI)\n",
         "             POST /v1/messages (Anthropic)   /mcp (MCP, Streamable HTTP)\n",

@@ -327,6 +327,7 @@ impl<'a> Run<'a> {
         }
         metrics.attempts.get_or_create(&target.labels(error.class.as_str())).inc();
         metrics.attempt_seconds.get_or_create(&target.labels("error")).observe(latency.as_secs_f64());
+        target.hour.attempt(false, latency);
         tracing::warn!(route = %self.route.name, target = %target.label(), attempt = self.made, %error, "attempt failed");
         let verdict = self.verdict(target, &error, now);
         self.trail.push(Attempt {
@@ -344,6 +345,7 @@ impl<'a> Run<'a> {
         if error.class == ErrorClass::RateLimited {
             let wait = error.retry_after.unwrap_or(DEFAULT_COOLDOWN);
             target.account.cool_down(now, wait);
+            target.hour.failover();
             self.note_retry(wait);
             tracing::info!(route = %self.route.name, target = %target.label(), wait_ms = wait.as_millis() as u64, "failover after 429");
             return Some(Turn::Next);

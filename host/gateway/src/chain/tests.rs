@@ -78,6 +78,13 @@ async fn a_429_fails_over_at_once_and_the_target_is_skipped_until_retry_after_pa
     let (target, trail) = ask(&gw, &mut script, hi()).await.expect("b answers");
     assert_eq!((target.as_str(), trail.len()), ("b/m", 2));
     assert!(matches!(&trail[0].outcome, AttemptOutcome::Failed(e) if e.class == ErrorClass::RateLimited));
+    // The hour of each target counts it: a's failed attempt and failover, b's answer.
+    let counts: Vec<_> = gw
+        .hours()
+        .iter()
+        .map(|t| t.hour.minutes.iter().map(|m| (m.attempts, m.errors, m.failovers)).collect::<Vec<_>>())
+        .collect();
+    assert_eq!(counts, [vec![(1, 1, 1)], vec![(1, 0, 0)]]);
     let (target, trail) = ask(&gw, &mut script, hi()).await.expect("b answers");
     assert_eq!(target, "b/m");
     assert_eq!(trail[0].outcome, AttemptOutcome::Skipped("rate limited for 7000ms more".into()));
@@ -153,6 +160,9 @@ async fn an_open_breaker_is_skipped_and_its_half_open_probe_gets_the_probe_timeo
     let (target, trail) = ask(&gw, &mut script, hi()).await.expect("b answers");
     assert_eq!(target, "b/m");
     assert_eq!(trail[0].outcome, AttemptOutcome::Skipped("circuit open for 60000ms more".into()));
+    let hours = gw.hours();
+    let opened: Vec<_> = hours[0].hour.transitions.iter().map(|c| c.to).collect();
+    assert_eq!((hours[0].breaker, opened), ("open", vec!["open"]));
     clock.advance(Duration::from_secs(60));
     let route = gw.inner.table.load().routes["r"].clone();
     let mut budgets = Vec::new();

@@ -32,6 +32,7 @@ pub(super) fn routes(runtime: Runtime) -> Router {
         .route("/v1/usage", get(usage))
         .route("/v1/providers", get(providers))
         .route("/v1/providers/check", post(check))
+        .route("/v1/providers/hour", get(hour))
         .route("/v1/tenants", get(tenants))
         .route("/v1/plugins/{name}/approve", post(approve))
         .with_state(runtime)
@@ -106,6 +107,15 @@ async fn usage(
         })
         .collect();
     Json(json!({ "rows": rows })).into_response()
+}
+
+/// Each route target's last hour in this host: attempts, errors, failovers
+/// and latency a minute, and its breaker's transitions.
+async fn hour(State(runtime): State<Runtime>, Extension(caller): Extension<Caller>) -> Response {
+    if let Err(r) = require(&caller, Role::Admin, "read the providers' state") {
+        return r;
+    }
+    Json(json!({ "targets": runtime.gateway().hours() })).into_response()
 }
 
 async fn providers(State(runtime): State<Runtime>, Extension(caller): Extension<Caller>) -> Response {

@@ -123,7 +123,7 @@ function route() {
   const hash = location.hash || "#/overview";
   for (const a of document.querySelectorAll("#nav a")) a.classList.toggle("current", hash.startsWith(a.getAttribute("href")));
   const [, page, id] = hash.split("/");
-  const pages = { overview, runs, approvals, dlq, plugins, board, usage };
+  const pages = { overview, runs, approvals, dlq, plugins, board, usage, providers };
   const name = page && page.split("?")[0];
   const draw = name === "runs" && id ? () => run(decodeURIComponent(id))
     : name === "board" && id ? () => boardKey(decodeURIComponent(id.split("?")[0]))
@@ -397,6 +397,42 @@ async function boardKey(key) {
     h("h2", {}, "History"), table(["revision", "value", "writer", "run"], history.slice().reverse(), (c) =>
       h("tr", { "data-revision": c.revision }, h("td", {}, c.revision), h("td", { class: "clip mono" }, c.value === null ? "(deleted)" : c.value),
         h("td", {}, c.writer), h("td", { class: "mono" }, c.run)), "No history kept."));
+}
+
+/** Per-minute bars of attempts (errors darker) over the last hour. */
+function minutes(list) {
+  const svg = (tag, attrs, ...children) => {
+    const el = document.createElementNS("http://www.w3.org/2000/svg", tag);
+    for (const [k, v] of Object.entries(attrs)) el.setAttribute(k, String(v));
+    el.append(...children);
+    return el;
+  };
+  const now = Math.floor(Date.now() / 60000);
+  const top = Math.max(1, ...list.map((m) => m.attempts));
+  const bars = list.flatMap((m) => {
+    const x = (59 - (now - m.minute)) * 6;
+    const all = Math.round((m.attempts / top) * 36);
+    const bad = Math.round((m.errors / top) * 36);
+    return [svg("rect", { x, y: 40 - all, width: 5, height: all, class: "bar" }, svg("title", {}, `${m.attempts} attempts, ${m.errors} failed, ${m.failovers} failovers`)),
+      svg("rect", { x, y: 40 - bad, width: 5, height: bad, class: "bad" })];
+  });
+  return svg("svg", { width: 360, height: 40, role: "img", "aria-label": "attempts a minute, the last hour" }, ...bars);
+}
+
+async function providers() {
+  const answer = await optional("/v1/providers/hour");
+  if (answer.refused) return show(h("h1", {}, "Providers and routes"), h("p", { class: "note" }, answer.refused));
+  const sum = (t, k) => t.minutes.reduce((n, m) => n + m[k], 0);
+  show(h("h1", {}, "Providers and routes"), h("p", { class: "note" }, "The last hour in this host, a minute a bar."),
+    table(["route", "target", "breaker", "attempts", "error rate", "failovers", "mean latency", "last hour", "breaker changes"], answer.targets, (t) => {
+      const attempts = sum(t, "attempts");
+      const errors = sum(t, "errors");
+      return h("tr", { "data-target": `${t.route}/${t.provider}/${t.model}` }, h("td", {}, t.route), h("td", {}, `${t.provider}/${t.model}`),
+        statusCell(t.breaker), h("td", { "data-attempts": attempts }, attempts), h("td", {}, attempts ? `${((100 * errors) / attempts).toFixed(1)}%` : ""),
+        h("td", {}, sum(t, "failovers")), h("td", {}, attempts ? `${(sum(t, "latency_ms") / attempts).toFixed(1)} ms` : ""),
+        h("td", {}, minutes(t.minutes)),
+        h("td", {}, h("ul", { class: "changes" }, t.transitions.map((c) => h("li", { class: `status-${c.to}` }, `${time(c.at_ms)} ${c.to}: ${c.why}`)))));
+    }, "No routes."));
 }
 
 start();
