@@ -371,3 +371,31 @@ async fn the_providers_page_shows_each_targets_last_hour_to_an_admin() {
         .wait_for("main p.note", |t| t == "an operate key may not read the providers' state; that needs the admin role")
         .await;
 }
+
+/// Two hosts on one PostgreSQL database: a run host A executes is followed,
+/// answered and seen finishing through host B's console.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_executing_on_one_host_is_followed_and_answered_through_another_hosts_console() {
+    let Some(url) = paddock_postgres::testing::database_url("console_hosts") else { return };
+    let (a_dir, b_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a_key = crate::many_hosts::host_folder(a_dir.path(), &url);
+    let b_key = crate::many_hosts::host_folder(b_dir.path(), &url);
+    plugin(&a_dir.path().join("plugins"), "step", guests::FLOW_STEP, "");
+    std::fs::create_dir_all(a_dir.path().join("flows")).unwrap();
+    std::fs::write(a_dir.path().join("flows/ship.toml"), SHIP).unwrap();
+    let a = serve(a_dir.path(), &["--flows", "flows"]);
+    let b = serve(b_dir.path(), &[]);
+    let run = start_ship(&a, &a_key).await;
+
+    let Some(browser) = Browser::start().await else { return };
+    sign_in(&browser, &b, &b_key).await;
+    browser.goto(&format!("http://{}/#/runs/{run}", b.address)).await;
+    browser.wait_for("tr[data-step^=\"main/ask\"] [data-status]", |t| t == "decided").await;
+    browser.goto(&format!("http://{}/#/approvals", b.address)).await;
+    browser.click("button[data-option=\"ship\"]").await;
+    browser.goto(&format!("http://{}/#/runs/{run}", b.address)).await;
+    browser.wait_for("#run-status", |t| t == "succeeded").await;
+    browser.wait_for("tr[data-step=\"main/after\"] [data-status]", |t| t == "done").await;
+    let summary = get_json(&a, &a_key, &format!("/v1/runs/{run}")).await;
+    assert_eq!(summary["status"], "succeeded", "host A finished it: {summary}");
+}

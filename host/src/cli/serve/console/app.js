@@ -260,7 +260,8 @@ async function run(id) {
   let pending = null;
   const redraw = () => { if (!pending) pending = setTimeout(() => { pending = null; draw().catch(() => {}); }, 200); };
   events.onmessage = redraw;
-  for (const kind of ["step-started", "step-finished", "step-failed", "run-finished", "run-failed", "approval-asked", "approval-answered"]) {
+  for (const kind of ["run-started", "step-started", "step-finished", "step-reused", "step-retrying", "step-failed", "step-skipped", "branch-taken",
+    "transition", "vote-counted", "approval-waiting", "approval-answered", "compensated", "compensation-failed", "run-finished"]) {
     events.addEventListener(kind, redraw);
   }
   state.live = events;
