@@ -99,11 +99,20 @@ impl Auth {
 
     /// The console signing in with this host's keys, its cookie `Secure` when `tls`.
     pub fn console(&self, tls: bool) -> Console {
-        let ring = match &self.inner.mode {
-            Mode::Keys(ring) => Some(ring.clone()),
-            Mode::Open { .. } => None,
-        };
-        Console::new(self.inner.sessions.clone(), ring, tls)
+        Console::new(self.inner.sessions.clone(), self.clone(), tls)
+    }
+
+    /// The caller a console sign-in with `token` from `source` is, or the
+    /// answer refusing it, counted as a failed authentication of `source`.
+    #[allow(clippy::result_large_err)]
+    pub fn sign_in(&self, token: &str, source: IpAddr) -> Result<Caller, Response> {
+        match &self.inner.mode {
+            Mode::Keys(ring) => ring.authenticate(token).map_err(|e| self.refused(source, e.to_string(), Some(e))),
+            Mode::Open { .. } => {
+                let why = "this host has serve.auth = \"none\": the console needs no sign-in";
+                Err(error(StatusCode::CONFLICT, "invalid", why))
+            }
+        }
     }
 
     /// Counts the requests of tenants `named` says are not named in the

@@ -12,16 +12,19 @@
 //! the session's CSRF token in `x-paddock-csrf`, which only the page, reading
 //! `GET /console/session`, knows.
 
+use super::auth::Auth;
 use super::error;
-use crate::keys::{Caller, Keyring};
+use crate::keys::Caller;
 use axum::Router;
 use axum::extract::State;
+use axum::extract::{ConnectInfo, Request};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use parking_lot::Mutex;
 use serde_json::json;
 use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -121,20 +124,20 @@ pub fn csrf_holds(headers: &HeaderMap, csrf: &str) -> bool {
     blake3::hash(given.as_bytes()) == blake3::hash(csrf.as_bytes())
 }
 
-/// The console's state: the sessions, and the keys they are made from.
+/// The console's state: the sessions, and the host's authentication, which
+/// checks the keys they are made from.
 #[derive(Clone)]
 pub struct Console {
     pub sessions: Arc<Sessions>,
-    ring: Option<Arc<Keyring>>,
+    auth: Auth,
     secure: bool,
 }
 
 impl Console {
-    /// A console whose sessions are made from `ring`'s keys (none: a host
-    /// with `serve.auth = "none"`, where the page needs no sign-in), its
-    /// cookie marked `Secure` when the host serves TLS.
-    pub fn new(sessions: Arc<Sessions>, ring: Option<Arc<Keyring>>, secure: bool) -> Console {
-        Console { sessions, ring, secure }
+    /// A console whose sessions `auth` checks the keys of, its cookie marked
+    /// `Secure` when the host serves TLS.
+    pub fn new(sessions: Arc<Sessions>, auth: Auth, secure: bool) -> Console {
+        Console { sessions, auth, secure }
     }
 
     fn cookie(&self, value: &str, max_age: u64) -> String {
@@ -168,22 +171,23 @@ fn asset(kind: &'static str, body: &'static str) -> Response {
     (headers, body).into_response()
 }
 
-/// `POST /console/session` with `{"key": "pdk_..."}`: a session for that key.
-async fn sign_in(State(console): State<Console>, body: String) -> Response {
-    let Some(ring) = &console.ring else {
-        return error(
-            StatusCode::CONFLICT,
-            "invalid",
-            "this host has serve.auth = \"none\": the console needs no sign-in",
-        );
-    };
-    let key = serde_json::from_str::<serde_json::Value>(&body).ok().and_then(|v| v["key"].as_str().map(str::to_string));
+/// The most bytes of a sign-in's body: a key, with room to spare.
+const MAX_SIGN_IN: usize = 4096;
+
+/// `POST /console/session` with `{"key": "pdk_..."}`: a session for that
+/// key. A refused key counts as a failed authentication of its source.
+async fn sign_in(State(console): State<Console>, request: Request) -> Response {
+    let source =
+        request.extensions().get::<ConnectInfo<SocketAddr>>().map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.ip());
+    let body = axum::body::to_bytes(request.into_body(), MAX_SIGN_IN).await.unwrap_or_default();
+    let key =
+        serde_json::from_slice::<serde_json::Value>(&body).ok().and_then(|v| v["key"].as_str().map(str::to_string));
     let Some(key) = key else {
         return error(StatusCode::BAD_REQUEST, "invalid", "the body must be JSON: {\"key\": \"pdk_...\"}");
     };
-    let caller = match ring.authenticate(key.trim()) {
+    let caller = match console.auth.sign_in(key.trim(), source) {
         Ok(caller) => caller,
-        Err(e) => return error(StatusCode::UNAUTHORIZED, "unauthenticated", e.to_string()),
+        Err(refused) => return refused,
     };
     let (id, csrf) = match console.sessions.open(key.trim()) {
         Ok(made) => made,
