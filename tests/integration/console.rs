@@ -83,6 +83,25 @@ async fn a_flow_started_through_the_api_advances_on_the_runs_page_and_finishes_w
     browser.wait_for("#run-status", |t| t == "succeeded").await;
     browser.wait_for("tr[data-step=\"main/after\"] [data-status]", |t| t == "done").await;
     browser.screenshot("run-finished").await;
+    // The steps as a tree: each under its parent, by its own name, one level deeper.
+    let tree = browser
+        .execute("return [...document.querySelectorAll('tr[data-step], tr[data-group]')].map(r => \
+                  `${r.dataset.step || r.dataset.group + '/'} ${r.cells[0].firstChild.textContent} ${r.cells[0].style.paddingLeft}`)")
+        .await;
+    assert_eq!(
+        tree,
+        json!(["main main 0.6em", "main/ask! ask! 1.8em", "main/ask ask 1.8em", "main/after after 1.8em"])
+    );
+    // A fan-out's items are groups under the fan-out, each holding its steps.
+    let fan_out = browser
+        .execute(
+            "return stepTree([{path: 'fan'}, {path: 'fan[0]/item'}, {path: 'fan[1]/item'}, {path: 'fan[0]/item/x'}]) \
+                  .map(n => `${n.path} ${n.depth} ${n.step ? 'step' : n.steps}`)",
+        )
+        .await;
+    let expected =
+        ["fan 0 step", "fan[0] 1 2", "fan[0]/item 2 step", "fan[0]/item/x 3 step", "fan[1] 1 1", "fan[1]/item 2 step"];
+    assert_eq!(fan_out, json!(expected));
 
     // A step's journal, then a replay of the run's agent steps, from the page.
     browser.click("button[data-journal=\"main/after\"]").await;
@@ -101,6 +120,10 @@ async fn a_flow_started_through_the_api_advances_on_the_runs_page_and_finishes_w
         .wait_for("#replay-report li[data-replayed=\"main/after\"]", |t| t.starts_with("same main/after (step 1.0.0+"))
         .await;
     browser.screenshot("run-replayed").await;
+
+    // The overview counts the tenant's invocations: the step's, and the replay's.
+    browser.goto(&format!("http://{}/#/overview", host.address)).await;
+    browser.wait_for("tr[data-activity=\"default\"] [data-invocations]", |t| t == "2").await;
 }
 
 /// How many host calls the journal of `run`'s step `main/after` holds, by the API.
@@ -132,7 +155,19 @@ async fn a_run_key_of_one_tenant_sees_only_its_tenants_runs_and_plugins_it_may_r
     browser.wait_for("main p.error", |t| t.contains("no run")).await;
     // A run key reads no spend: the page says so rather than showing another's.
     browser.goto(&format!("http://{}/#/overview", host.address)).await;
-    browser.wait_for("main p.note", |t| t.contains("needs the operate role")).await;
+    browser.wait_for("#spend-refused", |t| t == "a run key may not read usage; that needs the operate role").await;
+    // Its own tenant's invocations only, though globex's agent ran too.
+    for token in [&acme, &globex] {
+        let ran = crate::webdriver::client().post(format!("http://{}/v1/agents/step/run", host.address));
+        let ran = ran.bearer_auth(token).json(&json!({"name": "x"})).send().await.unwrap();
+        assert_eq!(ran.status(), 200, "{:?}", ran.text().await);
+    }
+    browser.goto(&format!("http://{}/#/runs", host.address)).await;
+    browser.goto(&format!("http://{}/#/overview", host.address)).await;
+    browser.wait_for("tr[data-activity] [data-invocations]", |t| t == "1").await;
+    let shown =
+        browser.execute("return [...document.querySelectorAll('tr[data-activity]')].map(r => r.dataset.activity)");
+    assert_eq!(shown.await, json!(["acme"]));
 }
 
 /// The session cookie and CSRF token `POST /console/session` answers for `key`.
@@ -303,6 +338,37 @@ async fn the_blackboard_page_lists_a_prefix_follows_it_live_and_shows_a_keys_his
     assert_eq!(history, json!(["second", "first"]));
     browser.goto(&format!("http://{}/#/usage", host.address)).await;
     browser.wait_for("main h1", |t| t == "Usage and budgets").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_usage_page_charts_a_tenants_days_and_the_calls_its_budget_refused() {
+    let dir = folder();
+    let budget = "[tenants.default]\nroutes = [\"*\"]\n[tenants.default.budget]\ntokens-per-day = 1\n";
+    std::fs::write(dir.path().join("paddock.toml"), budget).unwrap();
+    let operator = key(dir.path(), "default", "operate");
+    let host = serve(dir.path(), &[]);
+    let chat = json!({"model": "fast", "messages": [{"role": "user", "content": "hi"}]});
+    let client = crate::webdriver::client();
+    let mut statuses = Vec::new();
+    for _ in 0..3 {
+        let sent = client.post(format!("http://{}/v1/chat/completions", host.address)).bearer_auth(&operator);
+        statuses.push(sent.json(&chat).send().await.unwrap().status().as_u16());
+    }
+    // Each call's estimate is past the budget of one token: refused, and counted.
+    assert_eq!(statuses, [429, 429, 429]);
+    let Some(browser) = Browser::start().await else { return };
+    sign_in(&browser, &host, &operator).await;
+    browser.goto(&format!("http://{}/#/usage", host.address)).await;
+    browser.wait_for("svg[data-chart=\"refusals\"] rect title", |t| t.ends_with(": 3 refused by a budget")).await;
+    let today = browser
+        .execute(
+            "const day = new Date().toISOString().slice(0, 10); \
+                  return [document.querySelector(`tr[data-usage=\"default//${day}\"] td:last-child`).textContent, \
+                  document.querySelector('svg[data-chart=\"refusals\"] rect title').textContent.startsWith(day)]",
+        )
+        .await;
+    assert_eq!(today, json!(["3", true]));
+    browser.screenshot("usage").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -381,3 +381,42 @@ async fn paddock_run_beside_a_serving_host_shares_its_durable_board_and_ledger()
     assert_eq!(status, StatusCode::OK, "{usage}");
     assert_eq!(day_row(&usage, "acme").map(|d| &d["requests"]), Some(&json!(2)), "{usage}");
 }
+
+/// The minutes of `tenant` in a `GET /v1/activity` answer, as (invocations, errors, limits) summed.
+fn activity_of(answer: &Value, tenant: &str) -> Option<(u64, u64, u64)> {
+    let row = answer["tenants"].as_array()?.iter().find(|t| t["tenant"] == tenant)?;
+    let minutes = row["minutes"].as_array()?;
+    let sum = |k: &str| minutes.iter().filter_map(|m| m[k].as_u64()).sum();
+    Some((sum("invocations"), sum("errors"), sum("limits")))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn activity_counts_each_tenants_invocations_and_failures_and_shows_a_run_key_only_its_own() {
+    let dir = tempfile::tempdir().unwrap();
+    setup(dir.path(), "[engine]\nmax-instances = 40\n");
+    plugin(&dir.path().join("plugins"), "echo", guests::ECHO, "");
+    plugin(&dir.path().join("plugins"), "panicker", guests::PANICKER, "");
+    let (admin, acme, globex) =
+        (key(dir.path(), "acme", "admin"), key(dir.path(), "acme", "run"), key(dir.path(), "globex", "run"));
+    let served = serve(dir.path(), &[]);
+    for (token, agent) in [(&acme, "echo"), (&acme, "echo"), (&acme, "panicker"), (&globex, "echo")] {
+        call(&served, Method::POST, &format!("/v1/agents/{agent}/run"), token, "{}").await;
+    }
+
+    let (status, mine) = call(&served, Method::GET, "/v1/activity", &acme, "").await;
+    assert_eq!(status, StatusCode::OK, "{mine}");
+    let tenants: Vec<&str> = mine["tenants"].as_array().unwrap().iter().filter_map(|t| t["tenant"].as_str()).collect();
+    assert_eq!(tenants, ["acme"], "{mine}");
+    assert_eq!(activity_of(&mine, "acme"), Some((3, 1, 0)), "{mine}");
+    assert_eq!(mine["tenants"][0]["in_flight"], 0);
+    assert!(mine.get("instances").is_none(), "only an admin sees the host's instances: {mine}");
+    let (status, refused) = call(&served, Method::GET, "/v1/activity?tenant=globex", &acme, "").await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{refused}");
+
+    let (_, every) = call(&served, Method::GET, "/v1/activity", &admin, "").await;
+    assert_eq!((activity_of(&every, "acme"), activity_of(&every, "globex")), (Some((3, 1, 0)), Some((1, 0, 0))));
+    assert_eq!(every["instances"], json!({"in_use": 0, "max": 40}));
+    let (_, named) = call(&served, Method::GET, "/v1/activity?tenant=globex", &admin, "").await;
+    assert_eq!(named["tenants"].as_array().map(Vec::len), Some(1), "{named}");
+    assert_eq!(activity_of(&named, "globex"), Some((1, 0, 0)));
+}

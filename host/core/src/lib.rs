@@ -1,6 +1,6 @@
 //! Paddock's shared vocabulary, used by every other crate and depending on
 //! none of them: units of the config file ([`Span`], [`ByteSize`]), the name
-//! rules ([`names`], [`tools`], [`hosts`]), per-invocation [`Limits`] and byte caps, what an agent
+//! rules ([`names`], [`tools`], [`hosts`]), per-invocation [`Limits`] and byte caps, the [`minutes`] of the last hour, what an agent
 //! asks for ([`Capabilities`]), and the [`Clock`] services read.
 //!
 //! ```
@@ -17,6 +17,7 @@ pub mod capabilities;
 pub mod clock;
 pub mod hosts;
 pub mod limits;
+pub mod minutes;
 pub mod names;
 pub mod tools;
 pub mod units;

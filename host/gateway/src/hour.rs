@@ -3,13 +3,12 @@
 //! their reasons. What the console's providers page draws; metrics carry
 //! the same counts for as long as a scraper keeps them.
 
+use paddock_core::minutes::{LastHour, MINUTES, PerMinute, now_ms};
 use parking_lot::Mutex;
 use serde::Serialize;
 use std::collections::VecDeque;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-/// Minutes kept.
-const MINUTES: u64 = 60;
 /// Breaker transitions kept (a flapping breaker keeps its latest).
 const CHANGES: usize = 100;
 
@@ -26,6 +25,15 @@ pub struct Minute {
     pub failovers: u64,
     /// The attempts' summed latency, in milliseconds.
     pub latency_ms: f64,
+}
+
+impl PerMinute for Minute {
+    fn starting(minute: u64) -> Self {
+        Minute { minute, ..Minute::default() }
+    }
+    fn minute(&self) -> u64 {
+        self.minute
+    }
 }
 
 /// A breaker transition.
@@ -51,11 +59,7 @@ pub struct HourView {
 /// A target's last hour, kept as it happens.
 #[derive(Debug, Default)]
 pub struct Hour {
-    inner: Mutex<(VecDeque<Minute>, VecDeque<Change>)>,
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+    inner: Mutex<(LastHour<Minute>, VecDeque<Change>)>,
 }
 
 impl Hour {
@@ -83,18 +87,7 @@ impl Hour {
     }
 
     fn at(&self, ms: u64, count: impl FnOnce(&mut Minute)) {
-        let minute = ms / 60_000;
-        let mut inner = self.inner.lock();
-        let minutes = &mut inner.0;
-        if minutes.back().is_none_or(|m| m.minute != minute) {
-            minutes.push_back(Minute { minute, ..Minute::default() });
-        }
-        while minutes.front().is_some_and(|m| m.minute + MINUTES <= minute) {
-            minutes.pop_front();
-        }
-        if let Some(last) = minutes.back_mut() {
-            count(last);
-        }
+        self.inner.lock().0.count(ms, count);
     }
 
     /// The last hour, as of now.
@@ -104,9 +97,8 @@ impl Hour {
 
     fn view_at(&self, ms: u64) -> HourView {
         let inner = self.inner.lock();
-        let minute = ms / 60_000;
         HourView {
-            minutes: inner.0.iter().filter(|m| m.minute + MINUTES > minute).cloned().collect(),
+            minutes: inner.0.view(ms),
             transitions: inner.1.iter().filter(|c| c.at_ms + MINUTES * 60_000 > ms).cloned().collect(),
         }
     }
@@ -129,7 +121,7 @@ mod tests {
         // An hour later the first minute is gone, from the view and the store.
         assert_eq!(hour.view_at(start + 60 * 60_000).minutes.len(), 1);
         hour.at(start + 61 * 60_000, |m| m.attempts += 1);
-        assert_eq!(hour.inner.lock().0.iter().map(|m| m.minute).collect::<Vec<_>>(), [1_061]);
+        assert_eq!(hour.inner.lock().0.kept(), 1);
     }
 
     #[test]

@@ -2,9 +2,12 @@
 //! outcome, their durations, the fuel they burned and the limits they hit;
 //! invocations running now; components compiled or mapped from the code
 //! cache. Labels are bounded by the tenants that hold keys and the plugins
-//! in the folder.
+//! in the folder. Each tenant's last hour of invocations, a minute at a
+//! time, is kept beside them for the console's overview.
 
 use crate::plugins::cache::Compiled;
+use paddock_core::minutes::{LastHour, PerMinute, now_ms};
+use parking_lot::Mutex;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -70,6 +73,39 @@ pub struct CacheLabels {
     pub result: String,
 }
 
+/// A minute of a tenant's invocations.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
+pub struct Activity {
+    /// Minutes since 1970 (UTC).
+    pub minute: u64,
+    /// Invocations that ended in it.
+    pub invocations: u64,
+    /// Of those, the ones that did not succeed.
+    pub errors: u64,
+    /// Of those, the ones stopped at a limit.
+    pub limits: u64,
+}
+
+impl PerMinute for Activity {
+    fn starting(minute: u64) -> Self {
+        Activity { minute, ..Activity::default() }
+    }
+    fn minute(&self) -> u64 {
+        self.minute
+    }
+}
+
+/// A tenant's last hour of invocations and those running now.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct TenantActivity {
+    /// The tenant.
+    pub tenant: String,
+    /// Its invocations running now.
+    pub in_flight: i64,
+    /// The minutes with any invocation, oldest first.
+    pub minutes: Vec<Activity>,
+}
+
 /// Counts a version's optimized code swapped in behind its baseline code.
 pub(super) fn count_optimized(family: &Family<CacheLabels, Counter>) {
     family.get_or_create(&CacheLabels { result: "optimized".into() }).inc();
@@ -98,6 +134,8 @@ pub struct RuntimeMetrics {
     pub code_cache: Family<CacheLabels, Counter>,
     /// Agents' outbound HTTP requests by tenant and outcome (a replayed one is not counted).
     pub http_requests: Family<HttpLabels, Counter>,
+    /// Each tenant's last hour of invocations.
+    activity: Mutex<std::collections::HashMap<String, LastHour<Activity>>>,
 }
 
 impl Default for RuntimeMetrics {
@@ -111,6 +149,7 @@ impl Default for RuntimeMetrics {
             in_flight: Family::default(),
             code_cache: Family::default(),
             http_requests: Family::default(),
+            activity: Mutex::default(),
             registry: Registry::default(),
         };
         registry.register("invocations", "Invocations by tenant, agent and outcome", m.invocations.clone());
@@ -141,6 +180,40 @@ impl RuntimeMetrics {
         self.invocations.get_or_create(&labels).inc();
         self.invocation_seconds.get_or_create(&who).observe(seconds);
         self.fuel.get_or_create(&who).inc_by(fuel);
+        let count = |m: &mut Activity| {
+            m.invocations += 1;
+            m.errors += u64::from(outcome != "ok");
+            m.limits += u64::from(outcome == "limit");
+        };
+        let mut activity = self.activity.lock();
+        match activity.get_mut(tenant) {
+            Some(hour) => hour.count(now_ms(), count),
+            None => activity.entry(tenant.to_string()).or_default().count(now_ms(), count),
+        }
+    }
+
+    /// The last hour of `tenant`'s invocations (every tenant's that started any,
+    /// by name, when `None`) and those running now.
+    pub fn activity(&self, tenant: Option<&str>) -> Vec<TenantActivity> {
+        let now = now_ms();
+        let activity = self.activity.lock();
+        let mut tenants: Vec<TenantActivity> = activity
+            .iter()
+            .filter(|(name, _)| tenant.is_none_or(|t| t == name.as_str()))
+            .map(|(name, hour)| TenantActivity {
+                tenant: name.clone(),
+                in_flight: self.in_flight.get_or_create(&TenantLabels { tenant: name.clone() }).get(),
+                minutes: hour.view(now),
+            })
+            .collect();
+        tenants.sort_by(|a, b| a.tenant.cmp(&b.tenant));
+        tenants
+    }
+
+    /// Invocations running now, of every tenant.
+    pub fn in_flight_total(&self) -> i64 {
+        let activity = self.activity.lock();
+        activity.keys().map(|name| self.in_flight.get_or_create(&TenantLabels { tenant: name.clone() }).get()).sum()
     }
 
     /// Counts a limit hit.
@@ -170,6 +243,12 @@ impl RuntimeMetrics {
 
     /// Counts an invocation of `tenant` as running until the guard drops.
     pub fn running(&self, tenant: &str) -> InFlight {
+        // Listed in the activity from its first invocation on, so one still running shows.
+        let mut activity = self.activity.lock();
+        if !activity.contains_key(tenant) {
+            activity.insert(tenant.to_string(), LastHour::default());
+        }
+        drop(activity);
         let gauge = self.in_flight.get_or_create(&TenantLabels { tenant: tenant.to_string() }).clone();
         let beside = gauge.inc();
         InFlight(gauge, beside)

@@ -30,7 +30,7 @@ mod watch;
 
 pub use agent::{Agent, Code};
 pub use live::{ErrorStatus, HeldStatus, PluginStatus, Reload, VersionStatus};
-pub use metrics::{RuntimeMetrics, duration_histogram};
+pub use metrics::{Activity, RuntimeMetrics, TenantActivity, duration_histogram};
 use paddock_tenants::{Admission, Grants, TenantCeiling, Tenants};
 pub use reconfigure::Reconfigured;
 use std::collections::HashMap;

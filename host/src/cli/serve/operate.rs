@@ -6,6 +6,7 @@
 //! | method and path | role | what |
 //! |---|---|---|
 //! | `GET /v1/usage` | operate | `{"rows": [...]}`: the tenant's usage per agent and window (as `paddock usage --json`), each with its `budget` and what is `left`; an admin sees every tenant unless it names one |
+//! | `GET /v1/activity` | run | `{"tenants": [...]}`: each tenant's invocations running now and its last hour in this host, a minute a row (`invocations`, `errors`, `limits`); an admin sees every tenant unless it names one, and `instances` (in use, and `engine.max-instances`) |
 //! | `GET /v1/providers` | admin | each route target with this host's breaker (`closed`, `open`, `half-open`, and `breaker_open_ms` left), 429 cool-down left (`cooling_ms`), headroom, throttling and latency |
 //! | `POST /v1/providers/check` | admin | a tiny request to every target, from this host (as `paddock providers check --json`): it sees the live breakers, and the headroom it reads stays |
 //! | `GET /v1/tenants` | run | the policy of each tenant the caller may see: its own, or every one for an admin |
@@ -30,6 +31,7 @@ use serde_json::{Value, json};
 pub(super) fn routes(runtime: Runtime) -> Router {
     Router::new()
         .route("/v1/usage", get(usage))
+        .route("/v1/activity", get(activity))
         .route("/v1/providers", get(providers))
         .route("/v1/providers/check", post(check))
         .route("/v1/providers/hour", get(hour))
@@ -78,12 +80,9 @@ async fn usage(
         return r;
     }
     // An admin sees every tenant unless it names one; others their own.
-    let tenant = match (&scope.tenant, caller.role.allows(Role::Admin)) {
-        (None, true) => None,
-        (named, _) => match acting_for(&caller, named.as_deref(), &runtime.settings().tenants) {
-            Ok(t) => Some(t),
-            Err(r) => return r,
-        },
+    let tenant = match scoped(&caller, &scope, &runtime) {
+        Ok(t) => t,
+        Err(r) => return r,
     };
     let rows = match usage_rows(&runtime, tenant.as_deref()) {
         Ok(rows) => rows,
@@ -107,6 +106,33 @@ async fn usage(
         })
         .collect();
     Json(json!({ "rows": rows })).into_response()
+}
+
+/// The tenant a read of `scope` is for: `None` (every tenant) for an admin
+/// naming none; the caller's own, or one an admin names, otherwise.
+fn scoped(caller: &Caller, scope: &Scope, runtime: &Runtime) -> Result<Option<std::sync::Arc<str>>, Response> {
+    match (&scope.tenant, caller.role.allows(Role::Admin)) {
+        (None, true) => Ok(None),
+        (named, _) => acting_for(caller, named.as_deref(), &runtime.settings().tenants).map(Some),
+    }
+}
+
+async fn activity(
+    State(runtime): State<Runtime>,
+    Extension(caller): Extension<Caller>,
+    Query(scope): Query<Scope>,
+) -> Response {
+    let tenant = match scoped(&caller, &scope, &runtime) {
+        Ok(t) => t,
+        Err(r) => return r,
+    };
+    let metrics = runtime.metrics();
+    let mut answer = json!({ "tenants": metrics.activity(tenant.as_deref()) });
+    if caller.role.allows(Role::Admin) {
+        answer["instances"] =
+            json!({ "in_use": metrics.in_flight_total(), "max": runtime.settings().engine.max_instances });
+    }
+    Json(answer).into_response()
 }
 
 /// Each route target's last hour in this host: attempts, errors, failovers

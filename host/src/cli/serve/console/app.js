@@ -62,6 +62,13 @@ function short(value, n = 120) {
   const text = typeof value === "string" ? value : JSON.stringify(value);
   return text && text.length > n ? text.slice(0, n) + "…" : (text || "");
 }
+/** An SVG element: `svg("rect", {x: 1}, child)`. */
+function svg(tag, attrs, ...children) {
+  const el = document.createElementNS("http://www.w3.org/2000/svg", tag);
+  for (const [k, v] of Object.entries(attrs)) el.setAttribute(k, String(v));
+  el.append(...children);
+  return el;
+}
 function statusCell(status) { return h("td", { class: `status-${status}`, "data-status": status }, status); }
 function failure(e) { return h("p", { class: "error", role: "alert" }, e.message); }
 
@@ -144,9 +151,9 @@ async function optional(path) {
 
 async function overview() {
   // Counted a page of 100 at most, so the page weighs the same with any number of runs.
-  const [running, failed, questions, dead, plugs, usage, providers] = await Promise.all([
+  const [running, failed, questions, dead, plugs, usage, providers, activity] = await Promise.all([
     page("/v1/runs?status=running&limit=100"), page("/v1/runs?status=failed&limit=100"), page("/v1/approvals?limit=100"),
-    page("/v1/dlq?limit=100"), api("GET", "/v1/plugins"), optional("/v1/usage"), optional("/v1/providers")]);
+    page("/v1/dlq?limit=100"), api("GET", "/v1/plugins"), optional("/v1/usage"), optional("/v1/providers"), optional("/v1/activity")]);
   const count = (list) => `${list.rows.length}${list.next ? "+" : ""}`;
   const card = (label, value, href) => h("a", { class: "card", href }, h("div", { class: "big" }, value), h("div", { class: "label" }, label));
   const held = plugs.filter((p) => p.held).length;
@@ -155,9 +162,19 @@ async function overview() {
     card("runs failed", count(failed), "#/runs?status=failed"),
     card("questions waiting", count(questions), "#/approvals"),
     card("dead letters", count(dead), "#/dlq"),
-    card(`plugins serving${held ? `, ${held} held` : ""}`, plugs.filter((p) => p.serving).length, "#/plugins"))];
+    card(`plugins serving${held ? `, ${held} held` : ""}`, plugs.filter((p) => p.serving).length, "#/plugins"),
+    activity.instances ? card("instances in use", `${activity.instances.in_use} of ${activity.instances.max}`, "#/overview") : null)];
+  nodes.push(h("h2", {}, "Invocations, the last hour in this host"));
+  if (activity.refused) nodes.push(h("p", { class: "note" }, activity.refused));
+  else nodes.push(table(["tenant", "running now", "a minute a bar (failed darker)", "invocations", "failed", "stopped at a limit"], activity.tenants, (t) => {
+    const sum = (k) => t.minutes.reduce((n, m) => n + m[k], 0);
+    return h("tr", { "data-activity": t.tenant }, h("td", {}, t.tenant), h("td", {}, t.in_flight),
+      h("td", {}, minutes(t.minutes, (m) => m.invocations, (m) => m.errors,
+        (m) => `${time(m.minute * 60000).slice(11, 16)}: ${m.invocations} invocations, ${m.errors} failed`, "invocations a minute, the last hour")),
+      h("td", { "data-invocations": sum("invocations") }, sum("invocations")), h("td", {}, sum("errors")), h("td", {}, sum("limits")));
+  }, "No invocations in the last hour."));
   nodes.push(h("h2", {}, "Spend"));
-  if (usage.refused) nodes.push(h("p", { class: "note" }, usage.refused));
+  if (usage.refused) nodes.push(h("p", { class: "note", id: "spend-refused" }, usage.refused));
   else {
     const today = new Date().toISOString().slice(0, 10);
     const rows = (usage.rows || []).filter((r) => r.window === today && !r.agent);
@@ -165,9 +182,11 @@ async function overview() {
   }
   nodes.push(h("h2", {}, "Routes and their targets"));
   if (providers.refused) nodes.push(h("p", { class: "note" }, providers.refused));
-  else nodes.push(table(["route", "target", "breaker", "cooling (ms)", "latency (ms)", "recent success"], providers.targets || [], (t) =>
+  else nodes.push(table(["route", "target", "breaker", "cooling (ms)", "rate-limit headroom", "latency (ms)", "recent success"], providers.targets || [], (t) =>
     h("tr", {}, h("td", {}, t.route), h("td", {}, `${t.provider}/${t.model}`), statusCell(t.breaker || ""),
-      h("td", {}, t.cooling_ms ?? ""), h("td", {}, t.latency_ms ?? ""), h("td", {}, t.recent_success ?? "")), "No routes."));
+      h("td", {}, t.cooling_ms ?? ""), h("td", { class: t.throttled ? "status-failed" : "" }, t.headroom === null || t.headroom === undefined ? "" : `${Math.round(t.headroom * 100)}%${t.throttled ? " (throttled)" : ""}`),
+      h("td", {}, t.latency_ms === null || t.latency_ms === undefined ? "" : t.latency_ms.toFixed(1)),
+      h("td", {}, t.recent_success === null || t.recent_success === undefined ? "" : `${Math.round(t.recent_success * 100)}%`)), "No routes."));
   show(...nodes);
 }
 
@@ -213,6 +232,41 @@ async function stepDetails(id, step) {
         h("td", { class: "clip mono" }, short(e.reply))), "No host calls."));
 }
 
+/**
+ * A run's steps as a tree: each under the step its path names as parent
+ * (`a/b[2]/c` under item `a/b[2]` under `a/b` under `a`), siblings in the
+ * order they began; a parent with no step of its own (a fan-out item) is a group.
+ * Depth-first rows `{path, name, depth, step, steps}`.
+ */
+function stepTree(list) {
+  const root = { children: new Map() };
+  for (const s of list) {
+    let node = root;
+    let at = "";
+    // A fan-out item's `name[i]` is item `[i]` under `name`.
+    const parts = s.path.split("/").flatMap((segment) => {
+      const item = /^(.+)(\[\d+\])$/.exec(segment);
+      return item ? [item[1], item[2]] : [segment];
+    });
+    for (const part of parts) {
+      at = !at ? part : part.startsWith("[") ? `${at}${part}` : `${at}/${part}`;
+      if (!node.children.has(part)) node.children.set(part, { path: at, name: part, step: null, steps: 0, children: new Map() });
+      node = node.children.get(part);
+      node.steps += 1;
+    }
+    node.step = s;
+  }
+  const rows = [];
+  const walk = (node, depth) => {
+    for (const child of node.children.values()) {
+      rows.push({ path: child.path, name: child.name, depth, step: child.step, steps: child.steps });
+      walk(child, depth + 1);
+    }
+  };
+  walk(root, 0);
+  return rows;
+}
+
 async function run(id) {
   const here = `#/runs/${encodeURIComponent(id)}`;
   let selected = null;
@@ -240,10 +294,19 @@ async function run(id) {
     const replayed = report && (report.error ? h("p", { class: "error", id: "replay-report" }, report.error)
       : h("ul", { id: "replay-report" }, report.steps.map((x) => h("li", { "data-replayed": x.step, class: x.same ? "status-done" : "status-failed" },
         x.same ? `same  ${x.step} (${x.agent} ${x.version}, ${x.calls} host calls)` : `DIVERGED  ${x.step} (${x.agent} ${x.version}, recorded on ${x.recorded_version}): ${x.divergence}`))));
-    const steps = table(["step", "kind", "agent", "status", "attempt", "ms", "output", "error"], r.steps || [], (s) =>
-      h("tr", { "data-step": s.path }, h("td", { class: "mono" }, s.path, s.kind === "agent" ? [" ", open(s)] : null), h("td", {}, s.kind), h("td", {}, s.agent || ""),
+    // Through the CSSOM: the page's policy refuses inline style attributes.
+    const indented = (n, ...children) => {
+      const td = h("td", { class: "mono" }, ...children);
+      td.style.paddingLeft = `${0.6 + 1.2 * n.depth}em`;
+      return td;
+    };
+    const steps = table(["step", "kind", "agent", "status", "attempt", "ms", "output", "error"], stepTree(r.steps || []), (n) => {
+      const s = n.step;
+      if (!s) return h("tr", { "data-group": n.path, class: "group" }, indented(n, `${n.name}/`), h("td", { colspan: 7, class: "note" }, `${n.steps} steps`));
+      return h("tr", { "data-step": s.path, title: s.path }, indented(n, n.name, s.kind === "agent" ? [" ", open(s)] : null), h("td", {}, s.kind), h("td", {}, s.agent || ""),
         statusCell(s.status), h("td", {}, s.attempt), h("td", {}, s.ended_ms ? s.ended_ms - s.started_ms : ""),
-        h("td", { class: "clip mono" }, short(s.output)), h("td", { class: "clip" }, s.error || "")), "No steps yet.");
+        h("td", { class: "clip mono" }, short(s.output)), h("td", { class: "clip" }, s.error || ""));
+    }, "No steps yet.");
     show(h("h1", {}, `Run ${r.run}`),
       h("p", {}, "flow ", h("strong", {}, r.flow), " · status ", h("span", { id: "run-status", class: `status-${r.status}` }, r.status),
         ` · started ${time(r.created_ms)}`),
@@ -323,14 +386,18 @@ function usageTable(rows, empty) {
   }, empty);
 }
 
+/** Bars of each day's refusals by a budget. */
+function refusals(days) {
+  const top = Math.max(1, ...days.map((d) => d.refusals));
+  const bars = days.map((d, i) => {
+    const height = Math.round((d.refusals / top) * 36);
+    return svg("rect", { x: i * 22 + 3, y: 40 - height, width: 16, height, class: "bad" }, svg("title", {}, `${d.window}: ${d.refusals} refused by a budget`));
+  });
+  return svg("svg", { width: Math.max(300, days.length * 22), height: 40, role: "img", "aria-label": "refusals per day", "data-chart": "refusals" }, ...bars);
+}
+
 /** Bars of each day's cost (or tokens when nothing cost), with the daily budget as a line. */
 function chart(days) {
-  const svg = (tag, attrs, ...children) => {
-    const el = document.createElementNS("http://www.w3.org/2000/svg", tag);
-    for (const [k, v] of Object.entries(attrs)) el.setAttribute(k, String(v));
-    el.append(...children);
-    return el;
-  };
   const byCost = days.some((d) => d.cost_micros > 0);
   const value = (d) => (byCost ? d.cost_micros : d.input_tokens + d.output_tokens);
   const budget = days.map((d) => (d.budget || {})[byCost ? "cost_micros" : "tokens"]).find((b) => b);
@@ -354,6 +421,7 @@ async function usage() {
   for (const tenant of tenants) {
     const days = rows.filter((r) => r.tenant === tenant && !r.agent && r.window.length === 10).sort((a, b) => a.window.localeCompare(b.window));
     nodes.push(h("h2", {}, `Tenant ${tenant}`), days.length ? chart(days) : null,
+      days.some((d) => d.refusals) ? [h("h3", {}, "Refused by a budget, a day a bar"), refusals(days)] : null,
       usageTable(rows.filter((r) => r.tenant === tenant), "Nothing spent."));
   }
   if (!tenants.length) nodes.push(h("p", { class: "note" }, "No spend recorded yet."));
@@ -400,24 +468,18 @@ async function boardKey(key) {
         h("td", {}, c.writer), h("td", { class: "mono" }, c.run)), "No history kept."));
 }
 
-/** Per-minute bars of attempts (errors darker) over the last hour. */
-function minutes(list) {
-  const svg = (tag, attrs, ...children) => {
-    const el = document.createElementNS("http://www.w3.org/2000/svg", tag);
-    for (const [k, v] of Object.entries(attrs)) el.setAttribute(k, String(v));
-    el.append(...children);
-    return el;
-  };
+/** Per-minute bars of `all(m)` (the `bad(m)` of them darker) over the last hour, each titled `say(m)`. */
+function minutes(list, all, bad, say, label) {
   const now = Math.floor(Date.now() / 60000);
-  const top = Math.max(1, ...list.map((m) => m.attempts));
+  const top = Math.max(1, ...list.map(all));
   const bars = list.flatMap((m) => {
     const x = (59 - (now - m.minute)) * 6;
-    const all = Math.round((m.attempts / top) * 36);
-    const bad = Math.round((m.errors / top) * 36);
-    return [svg("rect", { x, y: 40 - all, width: 5, height: all, class: "bar" }, svg("title", {}, `${m.attempts} attempts, ${m.errors} failed, ${m.failovers} failovers`)),
-      svg("rect", { x, y: 40 - bad, width: 5, height: bad, class: "bad" })];
+    const whole = Math.round((all(m) / top) * 36);
+    const part = Math.round((bad(m) / top) * 36);
+    return [svg("rect", { x, y: 40 - whole, width: 5, height: whole, class: "bar" }, svg("title", {}, say(m))),
+      svg("rect", { x, y: 40 - part, width: 5, height: part, class: "bad" })];
   });
-  return svg("svg", { width: 360, height: 40, role: "img", "aria-label": "attempts a minute, the last hour" }, ...bars);
+  return svg("svg", { width: 360, height: 40, role: "img", "aria-label": label }, ...bars);
 }
 
 async function providers() {
@@ -431,7 +493,8 @@ async function providers() {
       return h("tr", { "data-target": `${t.route}/${t.provider}/${t.model}` }, h("td", {}, t.route), h("td", {}, `${t.provider}/${t.model}`),
         statusCell(t.breaker), h("td", { "data-attempts": attempts }, attempts), h("td", {}, attempts ? `${((100 * errors) / attempts).toFixed(1)}%` : ""),
         h("td", {}, sum(t, "failovers")), h("td", {}, attempts ? `${(sum(t, "latency_ms") / attempts).toFixed(1)} ms` : ""),
-        h("td", {}, minutes(t.minutes)),
+        h("td", {}, minutes(t.minutes, (m) => m.attempts, (m) => m.errors,
+          (m) => `${m.attempts} attempts, ${m.errors} failed, ${m.failovers} failovers`, "attempts a minute, the last hour")),
         h("td", {}, h("ul", { class: "changes" }, t.transitions.map((c) => h("li", { class: `status-${c.to}` }, `${time(c.at_ms)} ${c.to}: ${c.why}`)))));
     }, "No routes."));
 }
