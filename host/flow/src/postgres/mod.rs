@@ -84,6 +84,10 @@ static MIGRATIONS: &[Migration] = &[
     ",
     },
     Migration { name: "fan-outs' items, for every host to claim", sql: work::MIGRATION },
+    Migration {
+        name: "a tenant's runs of one status, newest first, from an index",
+        sql: "CREATE INDEX flow_runs_by_tenant_status ON flow_runs (tenant, status, created DESC, id DESC);",
+    },
 ];
 
 /// The channel every host listens on: `answer ID`, `cancel RUN` and

@@ -24,7 +24,7 @@ use paddock_journal::Entry;
 use parking_lot::Mutex;
 use rusqlite::types::Value as Sql;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params, params_from_iter};
-use schema::{MIGRATE_TO_1, MIGRATE_TO_2, MIGRATE_TO_3, SCHEMA_0, SCHEMA_VERSION};
+use schema::{MIGRATE_TO_1, MIGRATE_TO_2, MIGRATE_TO_3, MIGRATE_TO_4, SCHEMA_0, SCHEMA_VERSION};
 use serde::de::DeserializeOwned;
 use std::path::Path;
 use write::{charge, db, fence, from_json, size, size_in, to_json, write_done, write_journal, write_run, write_step};
@@ -128,6 +128,9 @@ impl SqliteStore {
         }
         if version < 3 {
             tx.execute_batch(MIGRATE_TO_3).map_err(schema)?;
+        }
+        if version < 4 {
+            tx.execute_batch(MIGRATE_TO_4).map_err(schema)?;
             tx.pragma_update(None, "user_version", SCHEMA_VERSION).map_err(schema)?;
         }
         // A file from before the sum of every tenant was kept.

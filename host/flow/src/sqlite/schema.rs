@@ -2,9 +2,9 @@
 //! to them.
 
 /// The version of the layout below, kept in SQLite's `user_version`: 0 is
-/// the first layout (records only), which [`MIGRATE_TO_1`], [`MIGRATE_TO_2`]
-/// and then [`MIGRATE_TO_3`] bring up.
-pub(super) const SCHEMA_VERSION: i64 = 3;
+/// the first layout (records only), which [`MIGRATE_TO_1`], [`MIGRATE_TO_2`],
+/// [`MIGRATE_TO_3`] and then [`MIGRATE_TO_4`] bring up.
+pub(super) const SCHEMA_VERSION: i64 = 4;
 
 /// The first layout: what a file made by an older paddock has.
 pub(super) const SCHEMA_0: &str = "
@@ -84,4 +84,11 @@ CREATE TABLE journals_3 (run TEXT NOT NULL, path TEXT NOT NULL, attempt INTEGER 
 INSERT INTO journals_3 (run, path, attempt, data, size) SELECT run, path, attempt, data, size FROM journals;
 DROP TABLE journals;
 ALTER TABLE journals_3 RENAME TO journals;
+";
+
+/// A tenant's runs of one status, newest first, read from an index alone
+/// (the console's overview asks for the running and the failed): without
+/// it a status no run has scanned every run of the tenant, 4.5 ms at 10,000.
+pub(super) const MIGRATE_TO_4: &str = "
+CREATE INDEX runs_by_tenant_status ON runs (tenant, status, created DESC, id DESC);
 ";
