@@ -148,12 +148,24 @@ fn chain(e: &dyn std::error::Error) -> String {
     text
 }
 
+/// How long a session of ours may sit idle inside a transaction before the
+/// server ends it.
+pub const IDLE_IN_TRANSACTION: std::time::Duration = std::time::Duration::from_secs(5);
+
 impl Postgres {
     /// A pool for `settings`, checked by opening one connection.
     pub fn connect(settings: &Settings) -> Result<Self, String> {
         settings.check().map_err(|e| format!("store.url: {e}"))?;
-        let config = tokio_postgres::Config::from_str(&settings.url).map_err(|e| e.to_string())?;
+        let mut config = tokio_postgres::Config::from_str(&settings.url).map_err(|e| e.to_string())?;
         let shown = shown(&config);
+        // A host stopped inside a transaction (SIGSTOP, a paused VM, a partition)
+        // would hold its row locks for ever, and every other host's write of
+        // those rows would wait on it: the server ends such a session after
+        // IDLE_IN_TRANSACTION, well inside a run's 15 s lease. No transaction
+        // of ours waits on anything but its own statements.
+        let ours = format!("-c idle_in_transaction_session_timeout={}", IDLE_IN_TRANSACTION.as_millis());
+        let options = config.get_options().map_or_else(|| ours.clone(), |theirs| format!("{theirs} {ours}"));
+        config.options(&options);
         if settings.pool == 0 {
             return Err("store.pool: must be at least 1".into());
         }
@@ -270,6 +282,46 @@ mod tests {
     fn a_shown_url_never_carries_its_password() {
         let config = tokio_postgres::Config::from_str("postgres://app:s3cret@db.internal:6432/paddock").unwrap();
         assert_eq!(shown(&config), "app@db.internal:6432/paddock");
+    }
+
+    #[test]
+    fn a_session_left_idle_inside_a_transaction_is_ended_and_its_locks_no_longer_hold_others() {
+        let Some(pg) = crate::testing::database("idle_in_transaction") else { return };
+        pg.run(|c| async move {
+            c.batch_execute("CREATE TABLE held (id int PRIMARY KEY, n int); INSERT INTO held VALUES (1, 0)")
+                .await
+                .map_err(|e| e.to_string())
+        })
+        .unwrap();
+        // A host stopped mid-transaction: the row is locked, then nothing more is sent.
+        let (locked, stopped) = (std::sync::mpsc::channel(), std::sync::mpsc::channel::<()>());
+        let held = pg.clone();
+        let stopped_host = std::thread::spawn(move || {
+            held.run(move |mut c| async move {
+                let tx = c.transaction().await.map_err(|e| e.to_string())?;
+                tx.execute("UPDATE held SET n = 1 WHERE id = 1", &[]).await.map_err(|e| e.to_string())?;
+                locked.0.send(()).unwrap();
+                let _ = tokio::task::spawn_blocking(move || stopped.1.recv()).await;
+                tx.commit().await.map_err(|e| e.to_string())
+            })
+        });
+        locked.1.recv().unwrap();
+        let started = std::time::Instant::now();
+        let n = pg
+            .run(|c| async move {
+                let row = c.query_one("UPDATE held SET n = n + 10 WHERE id = 1 RETURNING n", &[]).await;
+                row.map(|r| r.get::<_, i32>(0)).map_err(|e| e.to_string())
+            })
+            .unwrap();
+        let waited = started.elapsed();
+        stopped.0.send(()).unwrap();
+        let late = stopped_host.join().unwrap().unwrap_err();
+        // The other write went through once the server ended the idle session,
+        // on the row as it was: the stopped host's change was rolled back.
+        assert_eq!(n, 10);
+        assert!(waited >= IDLE_IN_TRANSACTION - std::time::Duration::from_millis(500), "{waited:?}");
+        assert!(waited < IDLE_IN_TRANSACTION * 3, "{waited:?}");
+        assert!(late.contains("idle-in-transaction") || late.contains("closed"), "{late}");
     }
 
     #[test]
