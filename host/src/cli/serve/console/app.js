@@ -57,6 +57,12 @@ function show(...nodes) {
   if (state.at !== location.hash) return;
   main().replaceChildren(...nodes.flat().filter((n) => n !== null && n !== undefined));
 }
+/** Draws a page begun at `at`, unless the reader has gone elsewhere since: a
+ * slow page (the overview's eight reads) must not cover the one drawn after it. */
+function showAt(at, ...nodes) {
+  if (location.hash !== at) return;
+  show(...nodes);
+}
 function time(ms) { return ms ? new Date(ms).toISOString().replace("T", " ").slice(0, 19) : ""; }
 function short(value, n = 120) {
   const text = typeof value === "string" ? value : JSON.stringify(value);
@@ -150,6 +156,7 @@ async function optional(path) {
 }
 
 async function overview() {
+  const at = location.hash;
   // Counted a page of 100 at most, so the page weighs the same with any number of runs.
   const [running, failed, questions, dead, plugs, usage, providers, activity] = await Promise.all([
     page("/v1/runs?status=running&limit=100"), page("/v1/runs?status=failed&limit=100"), page("/v1/approvals?limit=100"),
@@ -187,10 +194,11 @@ async function overview() {
       h("td", {}, t.cooling_ms ?? ""), h("td", { class: t.throttled ? "status-failed" : "" }, t.headroom === null || t.headroom === undefined ? "" : `${Math.round(t.headroom * 100)}%${t.throttled ? " (throttled)" : ""}`),
       h("td", {}, t.latency_ms === null || t.latency_ms === undefined ? "" : t.latency_ms.toFixed(1)),
       h("td", {}, t.recent_success === null || t.recent_success === undefined ? "" : `${Math.round(t.recent_success * 100)}%`)), "No routes."));
-  show(...nodes);
+  showAt(at, ...nodes);
 }
 
 async function runs() {
+  const at = location.hash;
   const params = new URLSearchParams(location.hash.split("?")[1] || "");
   const flow = h("input", { type: "text", id: "filter-flow", value: params.get("flow") || "" });
   const status = h("select", { id: "filter-status" }, ["", "running", "succeeded", "failed", "cancelled"].map((s) =>
@@ -209,7 +217,7 @@ async function runs() {
   const { rows: list, next } = await page(`/v1/runs?${query}`);
   const more = next ? new URLSearchParams(next.split("?")[1]) : null;
   if (more) more.delete("limit");
-  show(h("h1", {}, "Runs"), filter, table(["run", "flow", "status", "started", "changed", "error"], list, (r) =>
+  showAt(at, h("h1", {}, "Runs"), filter, table(["run", "flow", "status", "started", "changed", "error"], list, (r) =>
     h("tr", { "data-run": r.run }, h("td", { class: "mono" }, h("a", { href: `#/runs/${encodeURIComponent(r.run)}` }, r.run)),
       h("td", {}, r.flow), statusCell(r.status), h("td", {}, time(r.created_ms)), h("td", {}, time(r.updated_ms)),
       h("td", { class: "clip" }, r.error || "")), "No runs."),
@@ -331,12 +339,13 @@ async function run(id) {
 }
 
 async function approvals() {
+  const at = location.hash;
   const list = await api("GET", "/v1/approvals?limit=200");
   const answer = (q, option) => h("button", { type: "button", "data-approval": q.id, "data-option": option, onclick: async () => {
     try { await api("POST", `/v1/approvals/${encodeURIComponent(q.id)}`, { option, by: "console" }); await approvals(); }
     catch (e) { main().prepend(failure(e)); }
   } }, option);
-  show(h("h1", {}, "Approvals"), list.length ? list.map((q) => h("div", { class: "question", "data-question": q.id },
+  showAt(at, h("h1", {}, "Approvals"), list.length ? list.map((q) => h("div", { class: "question", "data-question": q.id },
     h("div", {}, h("strong", {}, q.question)),
     h("div", { class: "note" }, `asked by ${q.asker} in run `, h("a", { href: `#/runs/${encodeURIComponent(q.run)}` }, q.run),
       ` · times out ${time(q.deadline_ms)}`),
@@ -344,12 +353,13 @@ async function approvals() {
 }
 
 async function dlq() {
+  const at = location.hash;
   const list = await api("GET", "/v1/dlq?limit=200");
   const act = (label, method, path, id) => h("button", { type: "button", [`data-${label.toLowerCase()}`]: id, onclick: async (event) => {
     event.target.disabled = true;
     try { await api(method, path); await dlq(); } catch (e) { await dlq(); main().prepend(failure(e)); }
   } }, label);
-  show(h("h1", {}, "Dead letters"), table(["id", "run", "step", "agent", "attempts", "error", ""], list, (d) =>
+  showAt(at, h("h1", {}, "Dead letters"), table(["id", "run", "step", "agent", "attempts", "error", ""], list, (d) =>
     h("tr", { "data-dead": d.id }, h("td", { class: "mono" }, d.id), h("td", { class: "mono" }, h("a", { href: `#/runs/${encodeURIComponent(d.run)}` }, d.run)),
       h("td", { class: "mono" }, d.step), h("td", {}, d.agent), h("td", {}, d.attempts), h("td", { class: "clip" }, d.error),
       h("td", {}, act("Retry", "POST", `/v1/dlq/${encodeURIComponent(d.id)}/retry`, d.id), " ",
@@ -357,12 +367,13 @@ async function dlq() {
 }
 
 async function plugins() {
+  const at = location.hash;
   const list = await api("GET", "/v1/plugins");
   const approve = (p) => h("button", { type: "button", "data-approve": p.name, onclick: async () => {
     try { await api("POST", `/v1/plugins/${encodeURIComponent(p.name)}/approve`, { version: p.held.version.version }); await plugins(); }
     catch (e) { main().prepend(failure(e)); }
   } }, `Approve ${p.held.version.version}`);
-  show(h("h1", {}, "Plugins"), table(["plugin", "serving", "hash", "code", "invocations", "held (asks for)", "last error"], list, (p) =>
+  showAt(at, h("h1", {}, "Plugins"), table(["plugin", "serving", "hash", "code", "invocations", "held (asks for)", "last error"], list, (p) =>
     h("tr", { "data-plugin": p.name }, h("td", {}, p.name), h("td", { class: "mono" }, p.serving ? p.serving.version : "none"),
       h("td", { class: "mono" }, p.serving ? p.serving.hash.slice(0, 12) : ""), h("td", {}, p.serving ? p.serving.compiled : ""),
       h("td", {}, p.serving ? p.serving.invocations : ""),
@@ -414,6 +425,7 @@ function chart(days) {
 }
 
 async function usage() {
+  const at = location.hash;
   const answer = await api("GET", "/v1/usage");
   const rows = answer.rows || [];
   const tenants = [...new Set(rows.map((r) => r.tenant))].sort();
@@ -425,10 +437,11 @@ async function usage() {
       usageTable(rows.filter((r) => r.tenant === tenant), "Nothing spent."));
   }
   if (!tenants.length) nodes.push(h("p", { class: "note" }, "No spend recorded yet."));
-  show(...nodes);
+  showAt(at, ...nodes);
 }
 
 async function board() {
+  const at = location.hash;
   const params = new URLSearchParams(location.hash.split("?")[1] || "");
   const prefix = params.get("prefix") || "";
   const field = h("input", { type: "text", id: "board-prefix", value: prefix, placeholder: "e.g. notes/" });
@@ -440,7 +453,7 @@ async function board() {
   const list = await api("GET", `/v1/board?${new URLSearchParams({ prefix, limit: "1000" })}`);
   const keys = h("tbody", {}, list.keys.map((k) => h("tr", { "data-key": k }, h("td", { class: "mono" }, h("a", { href: `#/board/${encodeURIComponent(k)}` }, k)))));
   const live = h("ul", { id: "board-live", class: "mono" });
-  show(h("h1", {}, "Blackboard"), form, h("table", {}, h("thead", {}, h("tr", {}, h("th", {}, `keys under "${prefix}"`))), keys),
+  showAt(at, h("h1", {}, "Blackboard"), form, h("table", {}, h("thead", {}, h("tr", {}, h("th", {}, `keys under "${prefix}"`))), keys),
     h("h2", {}, "Changes as they happen"), live);
   // A live watch of the prefix: each change on top, new keys added to the list.
   const events = new EventSource(`/v1/board/watch?${new URLSearchParams({ prefix })}`);
@@ -455,11 +468,12 @@ async function board() {
 }
 
 async function boardKey(key) {
+  const at = location.hash;
   const path = `/v1/board/keys/${encodeURIComponent(key)}`;
   let entry = null;
   try { entry = await api("GET", path); } catch (e) { if (e.status !== 404) throw e; }
   const history = await api("GET", `${path}/history`);
-  show(h("h1", {}, `Key ${key}`),
+  showAt(at, h("h1", {}, `Key ${key}`),
     entry ? h("p", {}, `revision ${entry.revision} · written by ${entry.writer} in run `, h("span", { class: "mono" }, entry.run),
       ` at ${time(entry.written_at_ms)}`, entry.expires_at_ms ? ` · expires ${time(entry.expires_at_ms)}` : "") : h("p", { class: "note" }, "Not on the board now."),
     entry ? h("pre", { class: "mono", id: "board-value" }, entry.value) : null,
@@ -483,10 +497,11 @@ function minutes(list, all, bad, say, label) {
 }
 
 async function providers() {
+  const at = location.hash;
   const answer = await optional("/v1/providers/hour");
-  if (answer.refused) return show(h("h1", {}, "Providers and routes"), h("p", { class: "note" }, answer.refused));
+  if (answer.refused) return showAt(at, h("h1", {}, "Providers and routes"), h("p", { class: "note" }, answer.refused));
   const sum = (t, k) => t.minutes.reduce((n, m) => n + m[k], 0);
-  show(h("h1", {}, "Providers and routes"), h("p", { class: "note" }, "The last hour in this host, a minute a bar."),
+  showAt(at, h("h1", {}, "Providers and routes"), h("p", { class: "note" }, "The last hour in this host, a minute a bar."),
     table(["route", "target", "breaker", "attempts", "error rate", "failovers", "mean latency", "last hour", "breaker changes"], answer.targets, (t) => {
       const attempts = sum(t, "attempts");
       const errors = sum(t, "errors");
