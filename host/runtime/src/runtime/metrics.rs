@@ -136,6 +136,8 @@ pub struct RuntimeMetrics {
     pub http_requests: Family<HttpLabels, Counter>,
     /// Each tenant's last hour of invocations.
     activity: Mutex<std::collections::HashMap<String, LastHour<Activity>>>,
+    /// Invocations running now, of every tenant.
+    running_now: Gauge,
 }
 
 impl Default for RuntimeMetrics {
@@ -150,6 +152,7 @@ impl Default for RuntimeMetrics {
             code_cache: Family::default(),
             http_requests: Family::default(),
             activity: Mutex::default(),
+            running_now: Gauge::default(),
             registry: Registry::default(),
         };
         registry.register("invocations", "Invocations by tenant, agent and outcome", m.invocations.clone());
@@ -192,7 +195,7 @@ impl RuntimeMetrics {
         }
     }
 
-    /// The last hour of `tenant`'s invocations (every tenant's that started any,
+    /// The last hour of `tenant`'s invocations (every tenant's that ended any in it,
     /// by name, when `None`) and those running now.
     pub fn activity(&self, tenant: Option<&str>) -> Vec<TenantActivity> {
         let now = now_ms();
@@ -212,8 +215,7 @@ impl RuntimeMetrics {
 
     /// Invocations running now, of every tenant.
     pub fn in_flight_total(&self) -> i64 {
-        let activity = self.activity.lock();
-        activity.keys().map(|name| self.in_flight.get_or_create(&TenantLabels { tenant: name.clone() }).get()).sum()
+        self.running_now.get()
     }
 
     /// Counts a limit hit.
@@ -243,15 +245,10 @@ impl RuntimeMetrics {
 
     /// Counts an invocation of `tenant` as running until the guard drops.
     pub fn running(&self, tenant: &str) -> InFlight {
-        // Listed in the activity from its first invocation on, so one still running shows.
-        let mut activity = self.activity.lock();
-        if !activity.contains_key(tenant) {
-            activity.insert(tenant.to_string(), LastHour::default());
-        }
-        drop(activity);
         let gauge = self.in_flight.get_or_create(&TenantLabels { tenant: tenant.to_string() }).clone();
         let beside = gauge.inc();
-        InFlight(gauge, beside)
+        self.running_now.inc();
+        InFlight(gauge, self.running_now.clone(), beside)
     }
 
     /// Appends the text exposition of every series to `out`, without the
@@ -264,18 +261,19 @@ impl RuntimeMetrics {
 
 /// An invocation counted in `paddock_invocations_in_flight` while it lives,
 /// with how many of its tenant's were running when it started.
-pub struct InFlight(Gauge, i64);
+pub struct InFlight(Gauge, Gauge, i64);
 
 impl InFlight {
     /// Its tenant's invocations running when it started.
     pub fn beside(&self) -> i64 {
-        self.1
+        self.2
     }
 }
 
 impl Drop for InFlight {
     fn drop(&mut self) {
         self.0.dec();
+        self.1.dec();
     }
 }
 
