@@ -5,8 +5,8 @@
 use super::approvals::{apply_answer, taken};
 use super::lease;
 use super::store::{
-    ALL, AnswerError, ApprovalRecord, Cutoffs, DeadLetter, FlowBounds, FlowStore, Page, Pruned, RunQuery, RunRecord,
-    RunStatus, RunSummary, StepRecord,
+    ALL, AnswerError, ApprovalRecord, Cutoffs, DeadLetter, Finished, FlowBounds, FlowStore, Page, Pruned, RunQuery,
+    RunRecord, RunStatus, RunSummary, StepRecord,
 };
 use paddock_journal::Entry;
 use parking_lot::Mutex;
@@ -53,6 +53,15 @@ struct RunEntry {
 
 /// A step's journal and the attempt it is from.
 type Journal = (u32, Vec<Entry>);
+
+/// What a record written by [`Memory::put_steps`] replaced.
+enum Replaced {
+    Step(Option<Box<Kept<StepRecord>>>),
+    Journal(Option<Kept<Journal>>),
+}
+
+/// A run's bytes and its tenant's and every tenant's, before a write.
+type Counts = (Option<u64>, [Option<u64>; 2]);
 
 #[derive(Default)]
 struct Memory {
@@ -130,13 +139,18 @@ impl Memory {
         }
     }
 
-    fn put_step(&mut self, bounds: &FlowBounds, run: &str, step: &StepRecord) -> Result<(), String> {
+    /// Keeps `step`; the checkpoint it replaced.
+    fn put_step(
+        &mut self,
+        bounds: &FlowBounds,
+        run: &str,
+        step: &StepRecord,
+    ) -> Result<Option<Kept<StepRecord>>, String> {
         let kept = Kept::new(step.clone());
         let old = self.steps.get(run).and_then(|s| s.get(&step.path)).map_or(0, |k| k.size);
         let what = format!("the checkpoint of step {}", step.path);
         self.charge(Some(bounds), &what, Some(run), &self.tenant_of(run), (old, kept.size))?;
-        self.steps.entry(run.to_string()).or_default().insert(step.path.clone(), kept);
-        Ok(())
+        Ok(self.steps.entry(run.to_string()).or_default().insert(step.path.clone(), kept))
     }
 
     fn put_journal(
@@ -146,14 +160,72 @@ impl Memory {
         step: &str,
         attempt: u32,
         entries: &[Entry],
-    ) -> Result<(), String> {
+    ) -> Result<Option<Kept<Journal>>, String> {
         let kept = Kept::new((attempt, entries.to_vec()));
         let key = (run.to_string(), step.to_string());
         let old = self.journals.get(&key).map_or(0, |k| k.size);
         let what = format!("the journal of step {step}");
         self.charge(Some(bounds), &what, Some(run), &self.tenant_of(run), (old, kept.size))?;
-        self.journals.insert(key, kept);
-        Ok(())
+        Ok(self.journals.insert(key, kept))
+    }
+
+    /// Keeps finished attempts and then `next`, or none of them: a refused
+    /// record puts back what those before it replaced, and the counts.
+    fn put_steps(
+        &mut self,
+        bounds: &FlowBounds,
+        run: &str,
+        done: &[Finished],
+        next: Option<&StepRecord>,
+    ) -> Result<(), String> {
+        let tenant = self.tenant_of(run);
+        let counts = (self.runs.get(run).map(|e| e.bytes), [&tenant, ALL].map(|t| self.tenants.get(t).copied()));
+        let mut replaced = Vec::new();
+        let mut written = Ok(());
+        for (step, journal) in done {
+            written = self.put_journal(bounds, run, &step.path, step.attempt, journal).map(|old| {
+                replaced.push((step.path.as_str(), Replaced::Journal(old)));
+            });
+            written = written.and_then(|()| self.put_step(bounds, run, step)).map(|old| {
+                replaced.push((step.path.as_str(), Replaced::Step(old.map(Box::new))));
+            });
+            if written.is_err() {
+                break;
+            }
+        }
+        if let (Ok(()), Some(step)) = (&written, next) {
+            written = self
+                .put_step(bounds, run, step)
+                .map(|old| replaced.push((step.path.as_str(), Replaced::Step(old.map(Box::new)))));
+        }
+        if written.is_err() {
+            self.put_back(run, replaced, counts, &tenant);
+        }
+        written
+    }
+
+    /// Undoes a refused [`put_steps`](Self::put_steps).
+    fn put_back(&mut self, run: &str, replaced: Vec<(&str, Replaced)>, counts: Counts, tenant: &str) {
+        for (path, old) in replaced.into_iter().rev() {
+            match old {
+                Replaced::Step(Some(k)) => {
+                    drop(self.steps.entry(run.to_string()).or_default().insert(path.to_string(), *k))
+                }
+                Replaced::Step(None) => drop(self.steps.get_mut(run).map(|s| s.remove(path))),
+                Replaced::Journal(Some(k)) => drop(self.journals.insert((run.to_string(), path.to_string()), k)),
+                Replaced::Journal(None) => drop(self.journals.remove(&(run.to_string(), path.to_string()))),
+            }
+        }
+        let (bytes, tenants) = counts;
+        if let (Some(entry), Some(bytes)) = (self.runs.get_mut(run), bytes) {
+            entry.bytes = bytes;
+        }
+        for (t, n) in [tenant, ALL].into_iter().zip(tenants) {
+            match n {
+                Some(n) => drop(self.tenants.insert(t.to_string(), n)),
+                None => drop(self.tenants.remove(t)),
+            }
+        }
     }
 
     /// Forgets run `id` with its steps and journals; the bytes it kept.
@@ -297,7 +369,7 @@ impl FlowStore for MemoryStore {
     fn put_step(&self, run: &str, holder: &str, step: &StepRecord) -> Result<(), String> {
         let mut inner = self.inner.lock();
         inner.fence(run, holder)?;
-        inner.put_step(&self.bounds, run, step)
+        inner.put_step(&self.bounds, run, step).map(drop)
     }
 
     fn steps(&self, run: &str) -> Result<Vec<StepRecord>, String> {
@@ -311,14 +383,20 @@ impl FlowStore for MemoryStore {
     fn put_journal(&self, run: &str, holder: &str, step: &str, attempt: u32, entries: &[Entry]) -> Result<(), String> {
         let mut inner = self.inner.lock();
         inner.fence(run, holder)?;
-        inner.put_journal(&self.bounds, run, step, attempt, entries)
+        inner.put_journal(&self.bounds, run, step, attempt, entries).map(drop)
     }
 
     fn finish_step(&self, run: &str, holder: &str, step: &StepRecord, journal: &[Entry]) -> Result<(), String> {
         let mut inner = self.inner.lock();
         inner.fence(run, holder)?;
         inner.put_journal(&self.bounds, run, &step.path, step.attempt, journal)?;
-        inner.put_step(&self.bounds, run, step)
+        inner.put_step(&self.bounds, run, step).map(drop)
+    }
+
+    fn put_steps(&self, run: &str, holder: &str, done: &[Finished], next: Option<&StepRecord>) -> Result<(), String> {
+        let mut inner = self.inner.lock();
+        inner.fence(run, holder)?;
+        inner.put_steps(&self.bounds, run, done, next)
     }
 
     fn journal(&self, run: &str, step: &str) -> Result<Option<(u32, Vec<Entry>)>, String> {

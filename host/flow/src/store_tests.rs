@@ -70,6 +70,32 @@ fn a_step_past_the_run_bound_is_refused_and_the_run_keeps_what_it_had() {
 }
 
 #[test]
+fn the_records_of_one_write_are_each_checked_with_what_those_before_them_added_and_a_refusal_keeps_none() {
+    both(FlowBounds { run_bytes: 5120, tenant_bytes: 1 << 20, shared: false }, |store| {
+        store.add_run(&run("r1", "acme", 1, RunStatus::Running)).unwrap();
+        let before = store.tenant_bytes("acme").unwrap();
+        // A step's end and the next step's start, each within the bound alone, not together.
+        let done = vec![(step("main/a", &"x".repeat(2400)), Vec::new())];
+        let next = step("main/b", &"x".repeat(2400));
+        let err = store.put_steps("r1", H, &done, Some(&next)).unwrap_err();
+        assert!(
+            err.starts_with("flow store: the checkpoint of step main/b (")
+                && err.contains(") would take run r1 to ")
+                && err.ends_with(", past limits.max-run-bytes (5 KiB)"),
+            "{err}"
+        );
+        assert_eq!(store.steps("r1").unwrap().len(), 0, "nothing of the refused write is kept");
+        assert_eq!(store.journal("r1", "main/a").unwrap(), None);
+        assert_eq!(store.tenant_bytes("acme").unwrap(), before);
+        // Without the next step it fits, and the counts move by what was kept.
+        store.put_steps("r1", H, &done, None).unwrap();
+        let bytes = store.runs(&RunQuery { limit: 1, ..RunQuery::default() }).unwrap()[0].bytes;
+        assert!(bytes > 2400, "{bytes}");
+        assert_eq!(store.tenant_bytes("acme").unwrap(), bytes);
+    });
+}
+
+#[test]
 fn a_tenant_past_its_bound_is_refused_new_runs_questions_and_dead_letters_and_others_are_not() {
     both(FlowBounds { run_bytes: 6144, tenant_bytes: 8192, shared: false }, |store| {
         store.add_run(&run("r1", "acme", 1, RunStatus::Running)).unwrap();

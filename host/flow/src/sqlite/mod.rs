@@ -27,7 +27,7 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params, param
 use schema::{MIGRATE_TO_1, MIGRATE_TO_2, MIGRATE_TO_3, MIGRATE_TO_4, SCHEMA_0, SCHEMA_VERSION};
 use serde::de::DeserializeOwned;
 use std::path::Path;
-use write::{charge, db, fence, from_json, size, size_in, to_json, write_done, write_journal, write_run, write_step};
+use write::{Tally, charge, db, from_json, size, size_in, to_json, write_done, write_journal, write_run, write_step};
 
 /// A flow store in a SQLite file.
 pub struct SqliteStore {
@@ -83,6 +83,15 @@ impl Filter {
             f.and_all(clause, Filter::cursor(after, page.tenant.as_ref()));
         }
         f
+    }
+}
+
+/// An open transaction, rolled back when dropped.
+struct Open<'c>(&'c Connection);
+
+impl Drop for Open<'_> {
+    fn drop(&mut self) {
+        let _ = self.0.execute_batch("ROLLBACK");
     }
 }
 
@@ -165,11 +174,17 @@ impl SqliteStore {
 
     /// Runs `work` in an immediate transaction (no other writer between its
     /// reads and its writes) and commits what it did when it succeeds.
+    /// `BEGIN` and `COMMIT` stay prepared, where a rusqlite transaction
+    /// parses them again each time.
     fn write<T>(&self, work: impl FnOnce(&Connection) -> Result<T, String>) -> Result<T, String> {
-        let mut conn = self.conn.lock();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db)?;
-        let out = work(&tx)?;
-        tx.commit().map_err(db)?;
+        let conn = self.conn.lock();
+        let run = |sql: &str| conn.prepare_cached(sql).and_then(|mut s| s.execute([])).map_err(db);
+        run("BEGIN IMMEDIATE")?;
+        // Rolled back unless committed: on an error, and on a panic in `work`.
+        let open = Open(&conn);
+        let out = work(&conn)?;
+        run("COMMIT")?;
+        std::mem::forget(open);
         Ok(out)
     }
 
@@ -191,7 +206,7 @@ impl SqliteStore {
             let mut bytes = 0;
             for (id, tenant, size) in &rows {
                 forget(c, id).map_err(db)?;
-                charge(c, None, "", None, Some(tenant), (size.max(&0).unsigned_abs(), 0))?;
+                charge(c, None, "", tenant, (size.max(&0).unsigned_abs(), 0))?;
                 bytes += size.max(&0).unsigned_abs();
             }
             Ok((rows.len() as u64, bytes))
@@ -251,18 +266,22 @@ impl FlowStore for SqliteStore {
 
     fn put_run(&self, run: &RunRecord) -> Result<(), String> {
         self.write(|c| {
-            fence(c, &run.id, &run.owner)?;
+            let mut tally = Tally::run(c, &run.id, Some(&run.tenant))?;
+            tally.fence(&run.owner)?;
             // Only an output can make a record large; one without is always kept.
-            write_run(c, run.output.is_some().then_some(&self.bounds), run)
+            write_run(c, &mut tally, run.output.is_some().then_some(&self.bounds), run)?;
+            tally.write(c)
         })
     }
 
     fn add_run(&self, run: &RunRecord) -> Result<bool, String> {
         self.write(|c| {
-            if size_in(c, "SELECT 1 FROM runs WHERE id = ?1", params![run.id])? == 1 {
+            let mut tally = Tally::run(c, &run.id, Some(&run.tenant))?;
+            if tally.stored() {
                 return Ok(false);
             }
-            write_run(c, Some(&self.bounds), run).map(|()| true)
+            write_run(c, &mut tally, Some(&self.bounds), run)?;
+            tally.write(c).map(|()| true)
         })
     }
 
@@ -288,7 +307,9 @@ impl FlowStore for SqliteStore {
             if size_in(c, held, params![run.id, owner, heartbeat_ms as i64])? != 1 {
                 return Ok(false);
             }
-            write_run(c, run.output.is_some().then_some(&self.bounds), run).map(|()| true)
+            let mut tally = Tally::run(c, &run.id, Some(&run.tenant))?;
+            write_run(c, &mut tally, run.output.is_some().then_some(&self.bounds), run)?;
+            tally.write(c).map(|()| true)
         })
     }
 
@@ -337,8 +358,10 @@ impl FlowStore for SqliteStore {
 
     fn put_step(&self, run: &str, holder: &str, step: &StepRecord) -> Result<(), String> {
         self.write(|c| {
-            fence(c, run, holder)?;
-            write_step(c, &self.bounds, run, step)
+            let mut tally = Tally::run(c, run, None)?;
+            tally.fence(holder)?;
+            write_step(c, &mut tally, &self.bounds, run, step)?;
+            tally.write(c)
         })
     }
 
@@ -348,32 +371,42 @@ impl FlowStore for SqliteStore {
 
     fn put_journal(&self, run: &str, holder: &str, step: &str, attempt: u32, entries: &[Entry]) -> Result<(), String> {
         self.write(|c| {
-            fence(c, run, holder)?;
-            write_journal(c, &self.bounds, run, step, attempt, entries)
+            let mut tally = Tally::run(c, run, None)?;
+            tally.fence(holder)?;
+            write_journal(c, &mut tally, &self.bounds, (run, step, attempt), entries)?;
+            tally.write(c)
         })
     }
 
     fn finish_step(&self, run: &str, holder: &str, step: &StepRecord, journal: &[Entry]) -> Result<(), String> {
         self.write(|c| {
-            fence(c, run, holder)?;
-            write_journal(c, &self.bounds, run, &step.path, step.attempt, journal)?;
-            write_step(c, &self.bounds, run, step)
+            let mut tally = Tally::run(c, run, None)?;
+            tally.fence(holder)?;
+            write_journal(c, &mut tally, &self.bounds, (run, &step.path, step.attempt), journal)?;
+            write_step(c, &mut tally, &self.bounds, run, step)?;
+            tally.write(c)
         })
     }
 
     fn put_steps(&self, run: &str, holder: &str, done: &[Finished], next: Option<&StepRecord>) -> Result<(), String> {
         self.write(|c| {
-            fence(c, run, holder)?;
-            write_done(c, &self.bounds, run, done)?;
-            next.map_or(Ok(()), |step| write_step(c, &self.bounds, run, step))
+            let mut tally = Tally::run(c, run, None)?;
+            tally.fence(holder)?;
+            write_done(c, &mut tally, &self.bounds, run, done)?;
+            if let Some(step) = next {
+                write_step(c, &mut tally, &self.bounds, run, step)?;
+            }
+            tally.write(c)
         })
     }
 
     fn end_run(&self, run: &RunRecord, done: &[Finished]) -> Result<(), String> {
         self.write(|c| {
-            fence(c, &run.id, &run.owner)?;
-            write_done(c, &self.bounds, &run.id, done)?;
-            write_run(c, run.output.is_some().then_some(&self.bounds), run)
+            let mut tally = Tally::run(c, &run.id, Some(&run.tenant))?;
+            tally.fence(&run.owner)?;
+            write_done(c, &mut tally, &self.bounds, &run.id, done)?;
+            write_run(c, &mut tally, run.output.is_some().then_some(&self.bounds), run)?;
+            tally.write(c)
         })
     }
 
@@ -393,7 +426,7 @@ impl FlowStore for SqliteStore {
         self.write(|c| {
             let old = size_in(c, "SELECT size FROM dead WHERE id = ?1", params![dead.id])?;
             let what = format!("dead letter {}", dead.id);
-            charge(c, Some(&self.bounds), &what, None, Some(&dead.tenant), (old, size(&data)))?;
+            charge(c, Some(&self.bounds), &what, &dead.tenant, (old, size(&data)))?;
             c.prepare_cached(
                 "INSERT OR REPLACE INTO dead (id, created, data, tenant, size) VALUES (?1, ?2, ?3, ?4, ?5)",
             )
@@ -428,7 +461,7 @@ impl FlowStore for SqliteStore {
                 return Err(taken(&a.id));
             }
             let what = format!("approval {}", a.id);
-            charge(c, Some(&self.bounds), &what, None, Some(&a.tenant), (0, size(&data)))?;
+            charge(c, Some(&self.bounds), &what, &a.tenant, (0, size(&data)))?;
             c.execute(
                 "INSERT INTO approvals (id, created, data, tenant, size, answered, settles)
                  VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6)",
@@ -473,7 +506,7 @@ impl FlowStore for SqliteStore {
         let mut a: ApprovalRecord = from_json(&text).map_err(AnswerError::Store)?;
         apply_answer(&mut a, option, by, now_ms)?;
         let data = to_json(&a).map_err(AnswerError::Store)?;
-        charge(&tx, None, "", None, Some(&a.tenant), (size(&text), size(&data))).map_err(AnswerError::Store)?;
+        charge(&tx, None, "", &a.tenant, (size(&text), size(&data))).map_err(AnswerError::Store)?;
         tx.execute(
             "UPDATE approvals SET data = ?2, size = ?3, answered = 1, settles = ?4 WHERE id = ?1",
             params![id, data, size(&data) as i64, now_ms.min(i64::MAX as u64) as i64],

@@ -1,5 +1,7 @@
 //! Writes that count bytes: each moves its run's and its tenant's bytes in
-//! the same transaction, after checking the bounds.
+//! the same transaction, after checking the bounds. A transaction's records
+//! are tallied ([`Tally`]): each is checked with the counts the records
+//! before it left, and the counts are written once, at the end.
 
 use crate::store::{ALL, Finished, FlowBounds, RunRecord, StepRecord};
 use paddock_journal::Entry;
@@ -30,71 +32,147 @@ pub(super) fn size_in(c: &Connection, sql: &str, key: impl rusqlite::Params) -> 
     Ok(n.unwrap_or(0).max(0) as u64)
 }
 
-/// Moves the bytes of `run` (when it is stored), of its tenant (or of
-/// `tenant`) and of every tenant together ([`ALL`]) from `old` to `new`,
-/// checking `bounds` first when it grows.
+/// A run's row as a transaction found it.
+struct Stored {
+    owner: String,
+    tenant: String,
+    /// Its bytes with its steps' and journals'.
+    bytes: u64,
+    /// Its record's own size.
+    size: u64,
+}
+
+/// The bytes one transaction's writes move, for one run (when it is stored)
+/// and one tenant (and every tenant together, [`ALL`]).
+pub(super) struct Tally<'a> {
+    run: Option<&'a str>,
+    stored: Option<Stored>,
+    tenant: String,
+    /// What `tenant_bytes` held for the bounded tenant when first asked.
+    counted: Option<u64>,
+    /// The bytes added so far (negative when records shrank).
+    delta: i64,
+}
+
+impl<'a> Tally<'a> {
+    /// A tally for `tenant` alone (a dead letter, a question).
+    pub(super) fn tenant(tenant: &str) -> Tally<'a> {
+        Tally { run: None, stored: None, tenant: tenant.to_string(), counted: None, delta: 0 }
+    }
+
+    /// A tally for run `run`, reading its row once; its tenant is the row's,
+    /// else `tenant` (a run not stored yet).
+    pub(super) fn run(c: &Connection, run: &'a str, tenant: Option<&str>) -> Result<Tally<'a>, String> {
+        let stored = c
+            .prepare_cached("SELECT owner, tenant, bytes, size FROM runs WHERE id = ?1")
+            .and_then(|mut s| {
+                s.query_row(params![run], |r| {
+                    Ok(Stored {
+                        owner: r.get(0)?,
+                        tenant: r.get(1)?,
+                        bytes: r.get::<_, i64>(2)?.max(0) as u64,
+                        size: r.get::<_, i64>(3)?.max(0) as u64,
+                    })
+                })
+                .optional()
+            })
+            .map_err(db)?;
+        let tenant = stored.as_ref().map(|s| s.tenant.as_str()).or(tenant).unwrap_or_default().to_string();
+        Ok(Tally { run: Some(run), stored, tenant, counted: None, delta: 0 })
+    }
+
+    /// Refuses a write by `holder` to the run when another holds it.
+    pub(super) fn fence(&self, holder: &str) -> Result<(), String> {
+        match (self.run, &self.stored) {
+            (Some(run), Some(s)) if s.owner != holder => Err(crate::lease::lost(run, holder, &s.owner)),
+            _ => Ok(()),
+        }
+    }
+
+    /// Whether the run is stored.
+    pub(super) fn stored(&self) -> bool {
+        self.stored.is_some()
+    }
+
+    /// The size of the run's own record as stored (0 when it is not).
+    fn run_size(&self) -> u64 {
+        self.stored.as_ref().map_or(0, |s| s.size)
+    }
+
+    /// Counts `what` going from `old` to `new` bytes, checking `bounds`
+    /// first when it grows.
+    pub(super) fn add(
+        &mut self,
+        c: &Connection,
+        bounds: Option<&FlowBounds>,
+        what: &str,
+        (old, new): (u64, u64),
+    ) -> Result<(), String> {
+        if let Some(bounds) = bounds
+            && new > old
+        {
+            let counted = match self.counted {
+                Some(n) => n,
+                None => {
+                    let sql = "SELECT bytes FROM tenant_bytes WHERE tenant = ?1";
+                    *self.counted.insert(size_in(c, sql, params![bounds.counted(&self.tenant)])?)
+                }
+            };
+            let now = |n: u64| n.saturating_add_signed(self.delta);
+            let run = self.run.zip(self.stored.as_ref().map(|s| now(s.bytes)));
+            bounds.check(what, run, (&self.tenant, now(counted)), new - old)?;
+        }
+        self.delta += new as i64 - old as i64;
+        Ok(())
+    }
+
+    /// Writes what was counted: the run's bytes, its tenant's and every tenant's.
+    pub(super) fn write(self, c: &Connection) -> Result<(), String> {
+        if self.delta == 0 {
+            return Ok(());
+        }
+        if let (Some(run), Some(_)) = (self.run, &self.stored) {
+            c.prepare_cached("UPDATE runs SET bytes = MAX(0, bytes + ?2) WHERE id = ?1")
+                .and_then(|mut s| s.execute(params![run, self.delta]))
+                .map_err(db)?;
+        }
+        let mut add = c
+            .prepare_cached(
+                "INSERT INTO tenant_bytes (tenant, bytes) VALUES (?1, MAX(0, ?2))
+                 ON CONFLICT (tenant) DO UPDATE SET bytes = MAX(0, tenant_bytes.bytes + ?2)",
+            )
+            .map_err(db)?;
+        for counted in [self.tenant.as_str(), ALL] {
+            add.execute(params![counted, self.delta]).map_err(db)?;
+        }
+        Ok(())
+    }
+}
+
+/// Moves `tenant`'s bytes (and every tenant's) from `old` to `new`,
+/// checking `bounds` first when it grows: a record of no run.
 pub(super) fn charge(
     c: &Connection,
     bounds: Option<&FlowBounds>,
     what: &str,
-    run: Option<&str>,
-    tenant: Option<&str>,
-    (old, new): (u64, u64),
+    tenant: &str,
+    sizes: (u64, u64),
 ) -> Result<(), String> {
-    let stored: Option<(String, i64)> = match run {
-        Some(run) => c
-            .prepare_cached("SELECT tenant, bytes FROM runs WHERE id = ?1")
-            .and_then(|mut s| s.query_row(params![run], |r| Ok((r.get(0)?, r.get(1)?))).optional())
-            .map_err(db)?,
-        None => None,
-    };
-    let tenant = tenant.or(stored.as_ref().map(|s| s.0.as_str())).unwrap_or_default();
-    if let Some(bounds) = bounds
-        && new > old
-    {
-        let now = size_in(c, "SELECT bytes FROM tenant_bytes WHERE tenant = ?1", params![bounds.counted(tenant)])?;
-        let run = run.zip(stored.as_ref().map(|s| s.1.max(0) as u64));
-        bounds.check(what, run, (tenant, now), new - old)?;
-    }
-    let delta = new as i64 - old as i64;
-    if delta == 0 {
-        return Ok(());
-    }
-    if let (Some(run), Some(_)) = (run, &stored) {
-        c.prepare_cached("UPDATE runs SET bytes = MAX(0, bytes + ?2) WHERE id = ?1")
-            .and_then(|mut s| s.execute(params![run, delta]))
-            .map_err(db)?;
-    }
-    let mut add = c
-        .prepare_cached(
-            "INSERT INTO tenant_bytes (tenant, bytes) VALUES (?1, MAX(0, ?2))
-             ON CONFLICT (tenant) DO UPDATE SET bytes = MAX(0, tenant_bytes.bytes + ?2)",
-        )
-        .map_err(db)?;
-    for counted in [tenant, ALL] {
-        add.execute(params![counted, delta]).map_err(db)?;
-    }
-    Ok(())
+    let mut tally = Tally::tenant(tenant);
+    tally.add(c, bounds, what, sizes)?;
+    tally.write(c)
 }
 
 /// Writes `run`'s record, counting its size, checked against `bounds` when given.
-/// Refuses a write by `holder` to `run` when another holds it.
-pub(super) fn fence(c: &Connection, run: &str, holder: &str) -> Result<(), String> {
-    let owner: Option<String> = c
-        .prepare_cached("SELECT owner FROM runs WHERE id = ?1")
-        .and_then(|mut s| s.query_row(params![run], |r| r.get(0)).optional())
-        .map_err(db)?;
-    match owner {
-        Some(owner) if owner != holder => Err(crate::lease::lost(run, holder, &owner)),
-        _ => Ok(()),
-    }
-}
-
-pub(super) fn write_run(c: &Connection, bounds: Option<&FlowBounds>, run: &RunRecord) -> Result<(), String> {
+pub(super) fn write_run(
+    c: &Connection,
+    tally: &mut Tally<'_>,
+    bounds: Option<&FlowBounds>,
+    run: &RunRecord,
+) -> Result<(), String> {
     let data = to_json(run)?;
-    let old = size_in(c, "SELECT size FROM runs WHERE id = ?1", params![run.id])?;
     let what = if run.output.is_some() { "the run's output".to_string() } else { format!("run {}", run.id) };
-    charge(c, bounds, &what, Some(&run.id), Some(&run.tenant), (old, size(&data)))?;
+    tally.add(c, bounds, &what, (tally.run_size(), size(&data)))?;
     c.prepare_cached(
         "INSERT INTO runs (id, created, data, tenant, flow, status, updated, error, size, bytes, owner, heartbeat)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9, ?10, ?11)
@@ -121,11 +199,17 @@ pub(super) fn write_run(c: &Connection, bounds: Option<&FlowBounds>, run: &RunRe
     .map(drop)
 }
 
-pub(super) fn write_step(c: &Connection, bounds: &FlowBounds, run: &str, step: &StepRecord) -> Result<(), String> {
+pub(super) fn write_step(
+    c: &Connection,
+    tally: &mut Tally<'_>,
+    bounds: &FlowBounds,
+    run: &str,
+    step: &StepRecord,
+) -> Result<(), String> {
     let data = to_json(step)?;
     let old = size_in(c, "SELECT size FROM steps WHERE run = ?1 AND path = ?2", params![run, step.path])?;
     let what = format!("the checkpoint of step {}", step.path);
-    charge(c, Some(bounds), &what, Some(run), None, (old, size(&data)))?;
+    tally.add(c, Some(bounds), &what, (old, size(&data)))?;
     c.prepare_cached("INSERT OR REPLACE INTO steps (run, path, seq, data, size) VALUES (?1, ?2, ?3, ?4, ?5)")
         .and_then(|mut s| s.execute(params![run, step.path, step.seq as i64, data, size(&data) as i64]))
         .map_err(db)
@@ -134,16 +218,15 @@ pub(super) fn write_step(c: &Connection, bounds: &FlowBounds, run: &str, step: &
 
 pub(super) fn write_journal(
     c: &Connection,
+    tally: &mut Tally<'_>,
     bounds: &FlowBounds,
-    run: &str,
-    step: &str,
-    attempt: u32,
+    (run, step, attempt): (&str, &str, u32),
     entries: &[Entry],
 ) -> Result<(), String> {
     let data = to_json(&entries)?;
     let old = size_in(c, "SELECT size FROM journals WHERE run = ?1 AND path = ?2", params![run, step])?;
     let what = format!("the journal of step {step}");
-    charge(c, Some(bounds), &what, Some(run), None, (old, size(&data)))?;
+    tally.add(c, Some(bounds), &what, (old, size(&data)))?;
     c.prepare_cached("INSERT OR REPLACE INTO journals (run, path, attempt, data, size) VALUES (?1, ?2, ?3, ?4, ?5)")
         .and_then(|mut s| s.execute(params![run, step, attempt, data, size(&data) as i64]))
         .map_err(db)
@@ -151,10 +234,16 @@ pub(super) fn write_journal(
 }
 
 /// Writes finished attempts of `run`: each one's journal, then its checkpoint.
-pub(super) fn write_done(c: &Connection, bounds: &FlowBounds, run: &str, done: &[Finished]) -> Result<(), String> {
+pub(super) fn write_done(
+    c: &Connection,
+    tally: &mut Tally<'_>,
+    bounds: &FlowBounds,
+    run: &str,
+    done: &[Finished],
+) -> Result<(), String> {
     for (step, journal) in done {
-        write_journal(c, bounds, run, &step.path, step.attempt, journal)?;
-        write_step(c, bounds, run, step)?;
+        write_journal(c, tally, bounds, (run, &step.path, step.attempt), journal)?;
+        write_step(c, tally, bounds, run, step)?;
     }
     Ok(())
 }
