@@ -500,6 +500,30 @@ async fn a_flow_naming_an_unknown_agent_fails_before_starting_naming_the_step() 
 }
 
 #[tokio::test]
+async fn steps_past_the_tenants_max_concurrent_wait_their_turn_past_their_timeout_and_every_one_finishes() {
+    let dir = tempfile::tempdir().unwrap();
+    plugin(dir.path(), "waiter", guests::FLOW_STEP, "");
+    let tenants = "[tenants.default]\nagents = [\"waiter\"]\nbudget = { max-concurrent = 1 }\n";
+    let flows = Flows::new(runtime_with_plugins(dir.path(), tenants), Arc::new(MemoryStore::default()));
+    // One item at a time: the last waits three turns of 300 ms for its slot,
+    // past the 500 ms an invocation of the step may take.
+    let spec = r#"
+[steps.main]
+kind = "parallel"
+for-each = "input"
+do = "task"
+[steps.task]
+agent = "waiter"
+timeout = "500ms"
+input = { name = "{{item}}", wait_ms = 300, output = "done {{item}}" }
+"#;
+    let started = std::time::Instant::now();
+    let (report, _) = go(&flows, spec, json!(["a", "b", "c", "d"])).await;
+    assert_eq!(ok(&report), &json!(["done a", "done b", "done c", "done d"]));
+    assert!(started.elapsed() >= std::time::Duration::from_millis(1200), "the items ran one at a time");
+}
+
+#[tokio::test]
 async fn a_tenant_that_may_not_run_an_agent_is_refused_before_the_run_starts() {
     let dir = tempfile::tempdir().unwrap();
     let flows = host(dir.path(), "[tenants.a]\nagents = [\"other\"]\n");

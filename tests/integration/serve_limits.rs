@@ -284,3 +284,34 @@ fn a_host_sized_past_the_kernels_memory_mappings_says_so_at_start_naming_both_kn
         None => assert!(!log.contains("vm.max_map_count"), "{log}"),
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_left_waiting_past_its_timeout_by_its_tenants_max_concurrent_is_answered_429_naming_the_cap() {
+    let dir = tempfile::tempdir().unwrap();
+    let plugins = dir.path().join("plugins");
+    plugin(&plugins, "holder", paddock_test_guests::guests::FLOW_STEP, "");
+    plugin(&plugins, "quick", paddock_test_guests::guests::FLOW_STEP, "[limits]\ntimeout = \"200ms\"\n");
+    let served =
+        setup(dir.path(), "[tenants.default]\nagents = [\"holder\", \"quick\"]\nbudget = { max-concurrent = 1 }\n");
+    let http = reqwest::Client::new();
+    let url = |agent: &str| format!("http://{}/v1/agents/{agent}/run", served.address);
+    let holding = http.post(url("holder")).body(r#"{"wait_ms": 1500, "output": "held"}"#).send();
+    let holding = tokio::spawn(holding);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let refused = http.post(url("quick")).body(r#"{"output": "quick"}"#).send().await.unwrap();
+    assert_eq!(refused.status(), 429);
+    assert_eq!(refused.headers()["retry-after"], "1");
+    let body: serde_json::Value = refused.json().await.unwrap();
+    assert_eq!(body["error"]["kind"], "busy");
+    assert_eq!(
+        body["error"]["message"],
+        "tenant \"default\" is at its max-concurrent of 1 running invocations \
+         (tenants.default.budget.max-concurrent = 1); none ended within 200ms"
+    );
+    let held = holding.await.unwrap().unwrap();
+    assert_eq!(held.status(), 200);
+    assert_eq!(held.json::<serde_json::Value>().await.unwrap()["output"], "held");
+    // The slot is free again.
+    let ran = http.post(url("quick")).body(r#"{"output": "quick"}"#).send().await.unwrap();
+    assert_eq!(ran.status(), 200);
+}

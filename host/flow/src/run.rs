@@ -295,11 +295,17 @@ impl Ctx {
             journal: Some(tape.clone()),
             budget: scope.budget.clone(),
             env: self.env(path, attempt, ""),
+            // A step waits its turn for a slot however long the queue: the run
+            // is durable, and starting more runs than the tenant's cap lets run
+            // at once must not fail them (its runs' bytes bound how many wait).
+            slot_wait: Some(std::time::Duration::MAX),
             ..RunOptions::default()
         };
         let (result, retryable) = match self.runtime.run(agent, text, &options).await {
             Ok(outcome) => (outcome.result.map_err(|e| e.to_string()), true),
-            Err(e @ (RunError::Load(_) | RunError::Options(_) | RunError::Refused(_))) => (Err(e.to_string()), false),
+            Err(e @ (RunError::Load(_) | RunError::Options(_) | RunError::Refused(_) | RunError::Busy(_))) => {
+                (Err(e.to_string()), false)
+            }
         };
         rec.ended_ms = Some(now_ms());
         let journal = tape.entries();

@@ -87,7 +87,7 @@ pub async fn run(settings: Settings, args: RunArgs) -> u8 {
         Ok(outcome) => outcome,
         Err(RunError::Load(e)) => return fail(EXIT_LOAD, e),
         Err(RunError::Options(message)) => return fail(EXIT_USAGE, message),
-        Err(RunError::Refused(message)) => return fail(EXIT_DENIED, message),
+        Err(RunError::Refused(message) | RunError::Busy(message)) => return fail(EXIT_DENIED, message),
     };
     let code = match &outcome.result {
         Ok(_) => 0,

@@ -86,15 +86,20 @@ impl Admission {
         self.caps.lock().entry((key, size)).or_insert_with(|| Arc::new(Semaphore::new(size as usize))).clone()
     }
 
-    /// Admits one run of `agent` for `policy`'s tenant, waiting up to `wait`.
+    /// Admits one run of `agent` for `policy`'s tenant, waiting up to `wait`
+    /// (as long as it takes for [`Duration::MAX`]).
     pub async fn admit(&self, policy: &TenantPolicy, agent: &str, wait: Duration) -> Result<Admitted, AtCapacity> {
-        let deadline = tokio::time::Instant::now() + wait;
+        let deadline = tokio::time::Instant::now().checked_add(wait);
         let mut permits = Vec::new();
         // The agent's cap first: a run waiting for its agent holds no tenant slot.
         for (semaphore, full) in self.caps_of(policy, agent, wait) {
-            match tokio::time::timeout_at(deadline, semaphore.acquire_owned()).await {
-                Ok(Ok(permit)) => permits.push(permit),
-                Ok(Err(_)) | Err(_) => return Err(full),
+            let acquired = match deadline {
+                Some(deadline) => tokio::time::timeout_at(deadline, semaphore.acquire_owned()).await.ok(),
+                None => Some(semaphore.acquire_owned().await),
+            };
+            match acquired {
+                Some(Ok(permit)) => permits.push(permit),
+                Some(Err(_)) | None => return Err(full),
             }
         }
         Ok(Admitted { _permits: permits })

@@ -103,6 +103,10 @@ pub struct RunOptions {
     pub env: Vec<(String, String)>,
     /// Calls `compensate` instead of `run` (a saga undoing a step).
     pub compensate: bool,
+    /// How long it may wait for a slot under its tenant's and agent's
+    /// `max-concurrent`: its timeout when `None`, as long as it takes for
+    /// [`Duration::MAX`](std::time::Duration::MAX).
+    pub slot_wait: Option<std::time::Duration>,
 }
 
 /// Why a run could not even start.
@@ -115,9 +119,13 @@ pub enum RunError {
     #[error("{0}")]
     Options(String),
     /// The tenant's policy refused the run: no such tenant, an agent it may
-    /// not run, or its concurrency cap stayed full. The text names the rule.
+    /// not run. The text names the rule.
     #[error("{0}")]
     Refused(String),
+    /// A concurrency cap of its tenant or agent stayed full for as long as
+    /// it could wait. The text names the cap and its key.
+    #[error("{0}")]
+    Busy(String),
 }
 
 /// Who an invocation runs for: its tenant, its run, and its callers
@@ -345,9 +353,9 @@ impl Runtime {
         let _admitted = self
             .inner
             .admission
-            .admit(&policy, &agent.name, limits.timeout)
+            .admit(&policy, &agent.name, options.slot_wait.unwrap_or(limits.timeout))
             .await
-            .map_err(|e| RunError::Refused(e.to_string()))?;
+            .map_err(|e| RunError::Busy(e.to_string()))?;
         let run = options.run.as_deref().map_or_else(new_run_id, Arc::from);
         let env = run_env(&options.env, &run);
         let tenant: Arc<str> = Arc::from(tenant);

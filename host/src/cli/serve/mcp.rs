@@ -117,7 +117,12 @@ impl Tools {
         let (agent, outcome) = match super::run_for(&self.runtime, caller, name, &arguments.to_string()).await {
             Ok(ran) => ran,
             Err(super::NotRun::Missing(_)) => return Err(unknown(name)),
-            Err(super::NotRun::NotServing(m) | super::NotRun::Options(m) | super::NotRun::Refused(m)) => {
+            Err(
+                super::NotRun::NotServing(m)
+                | super::NotRun::Options(m)
+                | super::NotRun::Refused(m)
+                | super::NotRun::Busy(m),
+            ) => {
                 return Ok(failure(m));
             }
         };

@@ -388,6 +388,12 @@ pub fn error(status: StatusCode, kind: &str, message: impl std::fmt::Display) ->
     (status, axum::Json(body)).into_response()
 }
 
+/// 429 for a run whose tenant (or agent) stayed at its `max-concurrent`
+/// for as long as the run could wait: a slot may free in a second.
+fn busy(message: String) -> Response {
+    auth::retry_after(error(StatusCode::TOO_MANY_REQUESTS, "busy", message), std::time::Duration::from_secs(1))
+}
+
 /// Why an agent a caller named did not run.
 enum NotRun {
     /// No plugin has the name (or it is not a name).
@@ -396,8 +402,10 @@ enum NotRun {
     NotServing(String),
     /// The run's options are wrong.
     Options(String),
-    /// The tenant's policy refused it (not granted, at a concurrency cap).
+    /// The tenant's policy refused it (not granted).
     Refused(String),
+    /// A concurrency cap stayed full for as long as it could wait.
+    Busy(String),
 }
 
 /// Runs the plugin `name` of the plugins folder for `caller`'s tenant on
@@ -429,6 +437,7 @@ async fn run_for(
         Err(RunError::Load(e)) => Err(NotRun::NotServing(e.to_string())),
         Err(RunError::Options(m)) => Err(NotRun::Options(m)),
         Err(RunError::Refused(m)) => Err(NotRun::Refused(m)),
+        Err(RunError::Busy(m)) => Err(NotRun::Busy(m)),
     }
 }
 
@@ -466,6 +475,7 @@ async fn run(
         Err(NotRun::NotServing(m)) => return error(StatusCode::SERVICE_UNAVAILABLE, "not-serving", m),
         Err(NotRun::Options(m)) => return error(StatusCode::BAD_REQUEST, "bad-request", m),
         Err(NotRun::Refused(m)) => return error(StatusCode::FORBIDDEN, "denied", m),
+        Err(NotRun::Busy(m)) => return busy(m),
     };
     let (status, output, err) = match &outcome.result {
         Ok(output) => (StatusCode::OK, Some(output.as_str()), None),

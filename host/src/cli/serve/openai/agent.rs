@@ -72,6 +72,7 @@ pub(in super::super) async fn ask(
             NotRun::NotServing(m) => Unanswered::new(StatusCode::SERVICE_UNAVAILABLE, "not_serving", m),
             NotRun::Options(m) => Unanswered::new(StatusCode::BAD_REQUEST, "invalid_request", m),
             NotRun::Refused(m) => Unanswered::new(StatusCode::FORBIDDEN, "permission_denied", m),
+            NotRun::Busy(m) => Unanswered::new(StatusCode::TOO_MANY_REQUESTS, "rate_limit_exceeded", m),
         }
     })?;
     match &outcome.result {
