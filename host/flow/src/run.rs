@@ -60,6 +60,10 @@ pub struct Scope {
     pub budget: Option<Arc<RunBudget>>,
     /// The failure policy a `parallel` gives its items.
     pub policy: Option<ItemPolicy>,
+    /// An item this host's workers claimed from the shared queue: it waits
+    /// for a slot under its tenant's cap only up to its timeout, so one
+    /// tenant's items at its cap never hold the workers every tenant's share.
+    pub claimed: bool,
 }
 
 /// A run being executed.
@@ -298,7 +302,7 @@ impl Ctx {
             // A step waits its turn for a slot however long the queue: the run
             // is durable, and starting more runs than the tenant's cap lets run
             // at once must not fail them (its runs' bytes bound how many wait).
-            slot_wait: Some(std::time::Duration::MAX),
+            slot_wait: (!scope.claimed).then_some(std::time::Duration::MAX),
             ..RunOptions::default()
         };
         let (result, retryable) = match self.runtime.run(agent, text, &options).await {

@@ -76,7 +76,7 @@ async fn execute(ctx: &Ctx, item: &WorkItem) -> WorkEnd {
         "dead_letter" => ItemPolicy::DeadLetter,
         _ => ItemPolicy::Fail,
     };
-    let scope = Scope { item: each, budget: None, policy: Some(policy) };
+    let scope = Scope { item: each, budget: None, policy: Some(policy), claimed: true };
     let lane = crate::lane::Lane::default();
     let out = lane.scope(ctx.agent_step(step, input, &item.path, &scope)).await;
     match lane.close(ctx, out) {

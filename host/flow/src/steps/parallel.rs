@@ -90,7 +90,7 @@ pub(super) async fn parallel(
         }
         let (ctx, permits) = (ctx.clone(), permits.clone());
         // A direct agent item applies the item policy itself (and dead-letters with its journal).
-        let s = Scope { item: item.or(scope.item.clone()), budget: scope.budget.clone(), policy: Some(policy) };
+        let s = Scope { item: item.or(scope.item.clone()), policy: Some(policy), ..scope.clone() };
         // A task of its own: its step's span is made a child of this one's by hand.
         set.spawn(
             async move {

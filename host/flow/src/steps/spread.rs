@@ -62,7 +62,12 @@ impl Spread {
             if !matches!(step.kind, Kind::Agent { .. }) || settled {
                 continue;
             }
-            let item_scope = Scope { item: item.clone().or(scope.item.clone()), budget: None, policy: Some(policy) };
+            let item_scope = Scope {
+                item: item.clone().or(scope.item.clone()),
+                budget: None,
+                policy: Some(policy),
+                ..scope.clone()
+            };
             // An input that does not render fails where the item runs: here.
             let Ok(rendered) = ctx.input_of(step, input.clone(), &item_scope, at) else { continue };
             let rendered = rendered.to_string();
