@@ -1,6 +1,7 @@
 //! Admission: caps on how many invocations run at once per tenant and per
 //! agent of a tenant. A run waits its turn in FIFO order (tokio's semaphore is
-//! fair), at most as long as its own timeout, then is refused naming the cap.
+//! fair), at most as long as its caller lets it (a request its timeout, a flow
+//! step as long as it takes), then is refused naming the cap.
 //!
 //! A tenant without `budget.max-concurrent` still has a cap: its share of
 //! the host's instance slots (half of `engine.max-instances`), so no tenant
