@@ -9,7 +9,8 @@
 //! after half a second of warm-up. A row gives p50, p99 and p99.9 of each
 //! path and the difference: the latency the host adds at that rate. The
 //! load generator, the fake and the host share the machine's two cores, as
-//! the gateway bench's do.
+//! the gateway bench's do. `PADDOCK_BENCH_SATURATION=<req/s>` takes the
+//! saturation as given instead, so that two builds are held to the same rates.
 //!
 //! `cargo bench -p paddock --bench rates` (figures also in `target/rates-bench.json`).
 
@@ -101,11 +102,20 @@ fn main() {
     let http = reqwest::Client::builder().tcp_nodelay(true).pool_max_idle_per_host(1024).build().expect("a client");
     let direct = direct(http.clone(), format!("{}/v1/chat/completions", fake.url()));
     let served = served(http, &host);
-    let saturated = {
-        let call = served.clone();
-        tokio.block_on(saturation(64, WARMUP, Duration::from_secs(2), move || call()))
+    let saturated = match std::env::var("PADDOCK_BENCH_SATURATION") {
+        Ok(given) => {
+            let given: f64 =
+                given.parse().unwrap_or_else(|_| panic!("PADDOCK_BENCH_SATURATION: {given:?} is not a number"));
+            println!("saturation given (PADDOCK_BENCH_SATURATION): {given:.0} req/s\n");
+            given
+        }
+        Err(_) => {
+            let call = served.clone();
+            let measured = tokio.block_on(saturation(64, WARMUP, Duration::from_secs(2), move || call()));
+            println!("saturation of the served path, 64 closed loops: {measured:.0} req/s\n");
+            measured
+        }
     };
-    println!("saturation of the served path, 64 closed loops: {saturated:.0} req/s\n");
     println!(
         "| rate | asked / sent per s | direct p50 p99 p99.9 µs | host p50 p99 p99.9 µs | added p50 µs | added p99 µs | added p99.9 µs |"
     );

@@ -13,7 +13,13 @@
 //! run. One shorter than a tick (most) ends where it started: a hand-over
 //! between threads costs it 85–140 µs here, more than it runs — unless its
 //! tenant already runs more invocations than the machine has cores
-//! ([`busy`]): then it starts on the guest threads. The pool has
+//! ([`busy`]) while the host is shared (another tenant's invocations ran
+//! beside one within the last ten seconds,
+//! [`RuntimeMetrics::shared`](super::metrics::RuntimeMetrics::shared)):
+//! then it starts on the guest threads. A tenant alone on the host has
+//! nobody to be kept from, and the hand-over cost it 8–15% more CPU a
+//! request at 64 concurrent (`--bench gateway`, 2026-12-06: 196–224 against
+//! 180–190 µs, alternating builds). The pool has
 //! two threads more than the machine has cores, so a moved invocation finds
 //! a thread while the holders of every CPU slot compute.
 
@@ -157,7 +163,7 @@ where
 }
 
 /// Invocations of one tenant running at once past which its next ones start
-/// on the guest threads: as many as the machine has cores. A tenant running
+/// on the guest threads, on a shared host: as many as the machine has cores. A tenant running
 /// more than the machine can has its instantiations and first ticks (a wave
 /// of hundreds when a flood of sleeping requests is admitted at once) spent
 /// at the guests' lower priority, not on the threads that answer requests.

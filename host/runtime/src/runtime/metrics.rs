@@ -14,6 +14,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Labels of a per-agent series.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -138,7 +139,14 @@ pub struct RuntimeMetrics {
     activity: Mutex<std::collections::HashMap<String, LastHour<Activity>>>,
     /// Invocations running now, of every tenant.
     running_now: Gauge,
+    /// When an invocation last started while another tenant's ran, in
+    /// milliseconds since the epoch (0: never).
+    mixed_at: AtomicU64,
 }
+
+/// How long after two tenants last ran at once the host still counts as
+/// shared ([`RuntimeMetrics::shared`]).
+pub const SHARED_FOR_MS: u64 = 10_000;
 
 impl Default for RuntimeMetrics {
     fn default() -> Self {
@@ -153,6 +161,7 @@ impl Default for RuntimeMetrics {
             http_requests: Family::default(),
             activity: Mutex::default(),
             running_now: Gauge::default(),
+            mixed_at: AtomicU64::new(0),
             registry: Registry::default(),
         };
         registry.register("invocations", "Invocations by tenant, agent and outcome", m.invocations.clone());
@@ -247,8 +256,21 @@ impl RuntimeMetrics {
     pub fn running(&self, tenant: &str) -> InFlight {
         let gauge = self.in_flight.get_or_create(&TenantLabels { tenant: tenant.to_string() }).clone();
         let beside = gauge.inc();
-        self.running_now.inc();
+        if self.running_now.inc() > beside {
+            self.mixed_at.store(now_ms(), Ordering::Relaxed);
+        }
         InFlight(gauge, self.running_now.clone(), beside)
+    }
+
+    /// Whether invocations of two tenants ran at once within the last
+    /// [`SHARED_FOR_MS`]: whether a tenant's flood has anyone to be kept from.
+    pub fn shared(&self) -> bool {
+        self.shared_at(now_ms())
+    }
+
+    fn shared_at(&self, now: u64) -> bool {
+        let mixed = self.mixed_at.load(Ordering::Relaxed);
+        mixed != 0 && now.saturating_sub(mixed) < SHARED_FOR_MS
     }
 
     /// Appends the text exposition of every series to `out`, without the
@@ -280,5 +302,27 @@ impl Drop for InFlight {
 impl std::fmt::Debug for RuntimeMetrics {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("RuntimeMetrics")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_host_is_shared_from_when_two_tenants_run_at_once_until_ten_seconds_after() {
+        let metrics = RuntimeMetrics::default();
+        let alone: Vec<InFlight> = (0..4).map(|_| metrics.running("a")).collect();
+        assert!(!metrics.shared(), "one tenant's invocations alone, however many");
+        drop(alone);
+        let a = metrics.running("a");
+        assert!(!metrics.shared(), "a's invocations one after another");
+        let b = metrics.running("b");
+        assert_eq!((a.beside(), b.beside()), (0, 0));
+        assert!(metrics.shared(), "b started while a ran");
+        drop((a, b));
+        let mixed = metrics.mixed_at.load(Ordering::Relaxed);
+        assert!(metrics.shared_at(mixed + SHARED_FOR_MS - 1), "still shared just inside the window");
+        assert!(!metrics.shared_at(mixed + SHARED_FOR_MS), "no longer shared once the window has passed");
     }
 }

@@ -466,7 +466,9 @@ impl Runtime {
         );
         // Counted in `paddock_invocations_in_flight` until it ends.
         let running = self.inner.metrics.running(&invocation.tenant);
-        let busy = running.beside() >= guests::busy();
+        // A tenant alone on the host starts where it was asked: it has nobody
+        // to be kept from, and a hand-over costs it CPU on every request.
+        let busy = running.beside() >= guests::busy() && self.inner.metrics.shared();
         let work = async move {
             let outcome = sandbox::invoke(&code.pre, invocation, &input).await;
             drop(running);
