@@ -337,7 +337,7 @@ fn init_tracing(
     agent_logs: bool,
     telemetry: Option<&telemetry::Telemetry>,
 ) {
-    use tracing_subscriber::filter::{EnvFilter, FilterExt, filter_fn};
+    use tracing_subscriber::filter::EnvFilter;
     use tracing_subscriber::{Layer, Registry, layer::SubscriberExt, util::SubscriberInitExt};
     let default = match (verbose, serving) {
         (0, false) if agent_logs => "warn,paddock::agent=info",
@@ -346,8 +346,7 @@ fn init_tracing(
         (1, _) => "debug,cranelift=info,wasmtime=info",
         _ => "trace",
     };
-    let filter = EnvFilter::try_from_env("PADDOCK_LOG").unwrap_or_else(|_| EnvFilter::new(default));
-    let filter = filter.and(filter_fn(telemetry::logged));
+    let filter = log_filter(EnvFilter::try_from_env("PADDOCK_LOG").unwrap_or_else(|_| EnvFilter::new(default)));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let log = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
     let log: Box<dyn Layer<Registry> + Send + Sync> = match (format, serving) {
@@ -360,8 +359,41 @@ fn init_tracing(
     let _ = tracing_subscriber::registry().with(log).with(telemetry.map(telemetry::Telemetry::layer)).try_init();
 }
 
+/// The log layer's filter: `filter` without the spans made for traces alone,
+/// keeping `filter`'s most verbose level as its hint. Without the hint (a
+/// part of an `and` with none leaves none) the process took every level to
+/// be logged, and each `log` record of every dependency, such as the `trace`
+/// wasmtime writes as each store is made and dropped, reached the filters.
+fn log_filter<S: tracing::Subscriber>(
+    filter: tracing_subscriber::filter::EnvFilter,
+) -> impl tracing_subscriber::layer::Filter<S> {
+    use tracing_subscriber::filter::{FilterExt, filter_fn};
+    let most = filter.max_level_hint().unwrap_or(tracing::level_filters::LevelFilter::TRACE);
+    filter.and(filter_fn(telemetry::logged).with_max_level_hint(most))
+}
+
 /// Prints an error the way every command does.
 fn fail(code: u8, message: impl std::fmt::Display) -> u8 {
     eprintln!("error: {message}");
     code
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tracing::level_filters::LevelFilter;
+    use tracing_subscriber::filter::EnvFilter;
+    use tracing_subscriber::layer::Filter;
+
+    fn hint(directives: &str) -> Option<LevelFilter> {
+        Filter::<tracing_subscriber::Registry>::max_level_hint(&log_filter(EnvFilter::new(directives)))
+    }
+
+    #[test]
+    fn the_log_filter_keeps_the_most_verbose_level_its_directives_name_so_quieter_records_are_never_asked_about() {
+        assert_eq!(hint("warn,paddock=info"), Some(LevelFilter::INFO));
+        assert_eq!(hint("warn,paddock::agent=off"), Some(LevelFilter::WARN));
+        assert_eq!(hint("debug,cranelift=info,wasmtime=info"), Some(LevelFilter::DEBUG));
+        assert_eq!(hint("trace"), Some(LevelFilter::TRACE));
+    }
 }

@@ -91,7 +91,9 @@ impl Telemetry {
         let tracer: SdkTracer = self.provider.tracer("paddock");
         let only_ours = tracing_subscriber::filter::filter_fn(|meta| {
             meta.target().starts_with("paddock") && *meta.level() <= tracing::Level::INFO
-        });
+        })
+        // Without the hint no record is too verbose to ask this filter about.
+        .with_max_level_hint(tracing::level_filters::LevelFilter::INFO);
         OpenTelemetryLayer::new(tracer).with_threads(false).with_filter(only_ours)
     }
 
