@@ -22,6 +22,16 @@
 //! 180–190 µs, alternating builds). The pool has
 //! two threads more than the machine has cores, so a moved invocation finds
 //! a thread while the holders of every CPU slot compute.
+//!
+//! The tick that moves an invocation may find it just back from a wait (an
+//! LLM's answer) rather than computing: its callback runs at the guest's
+//! first check after the tick. At 64 concurrent requests, each waiting
+//! about 8 ms on a 10 ms tick, most are moved so, and a third of the serving
+//! process's CPU runs on the guest threads. Counting only the time an
+//! invocation's polls held the thread kept them all on the host's threads
+//! and cost more, not less: 187–192 µs of CPU a request against 169–184
+//! (`--bench gateway`, `http-key`, three alternating runs, 2026-12-06). So
+//! the rule stays the tick.
 
 use crate::sandbox::threads;
 use std::future::Future;
@@ -170,4 +180,52 @@ where
 pub(super) fn busy() -> i64 {
     static CORES: OnceLock<i64> = OnceLock::new();
     *CORES.get_or_init(|| std::thread::available_parallelism().map_or(2, |n| n.get() as i64))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What an epoch tick does off the guest threads: asks to move, and
+    /// yields when the invocation will.
+    async fn tick() -> bool {
+        let asked = threads::ask_to_move();
+        if asked {
+            tokio::task::yield_now().await;
+        }
+        asked
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn an_invocation_runs_on_its_callers_thread_until_a_tick_then_on_the_guest_threads() {
+        let (before, asked, after) = run(
+            async {
+                let before = threads::on_guest_thread();
+                let asked = tick().await;
+                (before, asked, threads::on_guest_thread())
+            },
+            false,
+        )
+        .await;
+        assert_eq!((before, asked, after), (false, true, true));
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_busy_tenants_invocation_starts_on_the_guest_threads_and_is_not_asked_to_move_again() {
+        let (there, asked) = run(async { (threads::on_guest_thread(), tick().await) }, true).await;
+        assert_eq!((there, asked), (true, false));
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_panic_in_a_moved_invocation_goes_on_in_its_caller() {
+        let caller = tokio::spawn(run(
+            async {
+                tick().await;
+                panic!("the agent's host code panicked");
+            },
+            false,
+        ));
+        let panic = caller.await.expect_err("the caller panics too").into_panic();
+        assert_eq!(panic.downcast_ref::<&str>(), Some(&"the agent's host code panicked"));
+    }
 }

@@ -14,6 +14,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Labels of a per-agent series.
@@ -137,8 +138,12 @@ pub struct RuntimeMetrics {
     pub http_requests: Family<HttpLabels, Counter>,
     /// Each tenant's last hour of invocations.
     activity: Mutex<std::collections::HashMap<String, LastHour<Activity>>>,
-    /// Invocations running now, of every tenant.
-    running_now: Gauge,
+    /// Invocations running now, of every tenant. The tenants' gauges
+    /// change under this lock too, so a start compares counts of one moment:
+    /// apart, a start of one tenant racing another's start or end of the
+    /// same tenant read the total past its own count, and a tenant alone on
+    /// the host counted as shared all the time it was busy.
+    running_now: Arc<Mutex<i64>>,
     /// When an invocation last started while another tenant's ran, in
     /// milliseconds since the epoch (0: never).
     mixed_at: AtomicU64,
@@ -160,7 +165,7 @@ impl Default for RuntimeMetrics {
             code_cache: Family::default(),
             http_requests: Family::default(),
             activity: Mutex::default(),
-            running_now: Gauge::default(),
+            running_now: Arc::default(),
             mixed_at: AtomicU64::new(0),
             registry: Registry::default(),
         };
@@ -224,7 +229,7 @@ impl RuntimeMetrics {
 
     /// Invocations running now, of every tenant.
     pub fn in_flight_total(&self) -> i64 {
-        self.running_now.get()
+        *self.running_now.lock()
     }
 
     /// Counts a limit hit.
@@ -255,10 +260,15 @@ impl RuntimeMetrics {
     /// Counts an invocation of `tenant` as running until the guard drops.
     pub fn running(&self, tenant: &str) -> InFlight {
         let gauge = self.in_flight.get_or_create(&TenantLabels { tenant: tenant.to_string() }).clone();
-        let beside = gauge.inc();
-        if self.running_now.inc() > beside {
-            self.mixed_at.store(now_ms(), Ordering::Relaxed);
-        }
+        let beside = {
+            let mut running = self.running_now.lock();
+            let beside = gauge.inc();
+            *running += 1;
+            if *running - 1 > beside {
+                self.mixed_at.store(now_ms(), Ordering::Relaxed);
+            }
+            beside
+        };
         InFlight(gauge, self.running_now.clone(), beside)
     }
 
@@ -283,7 +293,7 @@ impl RuntimeMetrics {
 
 /// An invocation counted in `paddock_invocations_in_flight` while it lives,
 /// with how many of its tenant's were running when it started.
-pub struct InFlight(Gauge, Gauge, i64);
+pub struct InFlight(Gauge, Arc<Mutex<i64>>, i64);
 
 impl InFlight {
     /// Its tenant's invocations running when it started.
@@ -294,8 +304,9 @@ impl InFlight {
 
 impl Drop for InFlight {
     fn drop(&mut self) {
+        let mut running = self.1.lock();
         self.0.dec();
-        self.1.dec();
+        *running -= 1;
     }
 }
 
@@ -324,5 +335,20 @@ mod tests {
         let mixed = metrics.mixed_at.load(Ordering::Relaxed);
         assert!(metrics.shared_at(mixed + SHARED_FOR_MS - 1), "still shared just inside the window");
         assert!(!metrics.shared_at(mixed + SHARED_FOR_MS), "no longer shared once the window has passed");
+    }
+
+    #[test]
+    fn one_tenants_invocations_starting_and_ending_at_once_on_many_threads_never_count_as_shared() {
+        let metrics = RuntimeMetrics::default();
+        std::thread::scope(|s| {
+            for _ in 0..4 {
+                s.spawn(|| {
+                    for _ in 0..20_000 {
+                        drop(metrics.running("a"));
+                    }
+                });
+            }
+        });
+        assert_eq!((metrics.shared(), metrics.in_flight_total()), (false, 0));
     }
 }
