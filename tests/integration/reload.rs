@@ -519,3 +519,28 @@ async fn putting_the_serving_files_back_drops_the_held_version() {
     assert!(status.held.is_none(), "{status:?}");
     assert_eq!(status.serving.as_ref().unwrap().version, id_of(&plugins, "echo", &base));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reading_the_watched_files_is_not_a_change_so_an_untouched_folder_is_synced_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let plugins = dir.path().join("plugins");
+    let wasm = std::fs::read(guests::ECHO).unwrap();
+    write_plugin(&plugins, "echo", "1.0.0", &wasm, "");
+    let rt = host(dir.path(), "");
+    let (watch, mut events) = watching(&rt).await;
+    // Each sync reads every manifest and folder it watches, and so may anyone.
+    for _ in 0..5 {
+        std::fs::read(plugins.join("echo/agent.toml")).unwrap();
+        std::fs::read_dir(&plugins).unwrap().for_each(drop);
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+    // Fifteen debounce periods more, in which a sync setting off the next would show.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(watch.syncs(), 1, "only the first sync: nothing changed");
+
+    let manifest = "name = \"echo\"\nversion = \"1.0.1\"\ncomponent = \"agent.wasm\"\n";
+    std::fs::write(plugins.join("echo/agent.toml"), manifest).unwrap();
+    next(&mut events, "echo", |r| matches!(r, Reload::Swapped { .. })).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(watch.syncs(), 2, "one sync for the one change, and none set off by its own reads");
+}

@@ -7,14 +7,21 @@
 //! folder elsewhere, e.g. `plugins/target/wasm32-wasip2/release`), and
 //! `host.data` (approvals). A recursive watch of a build tree would cost an
 //! inotify watch per folder of it, thousands for a cargo target folder.
+//!
+//! Only changes count, not reads: a sync opens and reads the manifests and
+//! folders it watches, and when those reads counted, each sync set off the
+//! next, one every debounce period forever (18 a second on a busy host, a
+//! manifest parsed each time), though no file had changed.
 
 use super::{Reload, Runtime};
+use notify::EventKind;
 use notify::RecursiveMode;
 use notify_debouncer_full::{DebounceEventResult, Debouncer, RecommendedCache, new_debouncer};
 use parking_lot::Mutex;
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::sync::{Notify, broadcast};
 
@@ -22,12 +29,19 @@ use tokio::sync::{Notify, broadcast};
 pub struct Watch {
     task: tokio::task::JoinHandle<()>,
     events: broadcast::Sender<(String, Reload)>,
+    syncs: Arc<AtomicU64>,
 }
 
 impl Watch {
     /// What each reload did, as it happens.
     pub fn events(&self) -> broadcast::Receiver<(String, Reload)> {
         self.events.subscribe()
+    }
+
+    /// How many times the plugins were brought up to date, the first
+    /// included.
+    pub fn syncs(&self) -> u64 {
+        self.syncs.load(Ordering::Relaxed)
     }
 }
 
@@ -51,12 +65,18 @@ impl Runtime {
         let changed = Arc::new(Notify::new());
         let signal = changed.clone();
         let debouncer = new_debouncer(debounce, None, move |result: DebounceEventResult| {
-            if let Err(errors) = &result {
-                for e in errors {
-                    tracing::warn!("watching the plugins folder: {e}");
+            let changed = match &result {
+                Ok(events) => events.iter().any(|e| !matches!(e.kind, EventKind::Access(_))),
+                Err(errors) => {
+                    for e in errors {
+                        tracing::warn!("watching the plugins folder: {e}");
+                    }
+                    true
                 }
+            };
+            if changed {
+                signal.notify_one();
             }
-            signal.notify_one();
         })
         .map_err(|e| format!("cannot watch {}: {e}", dir.display()))?;
         let watcher = Arc::new(Mutex::new((debouncer, BTreeSet::new())));
@@ -67,18 +87,20 @@ impl Runtime {
         // The first sync happens before returning, so the caller serves a
         // complete set of plugins from the start.
         let first = self.sync().await;
+        let syncs = Arc::new(AtomicU64::new(1));
         watch_folders(self, &watcher);
         publish(&events, first);
-        let (runtime, sender) = (self.clone(), events.clone());
+        let (runtime, sender, counted) = (self.clone(), events.clone(), syncs.clone());
         let task = tokio::spawn(async move {
             loop {
                 changed.notified().await;
                 let reloads = runtime.sync().await;
+                counted.fetch_add(1, Ordering::Relaxed);
                 watch_folders(&runtime, &watcher);
                 publish(&sender, reloads);
             }
         });
-        Ok(Watch { task, events })
+        Ok(Watch { task, events, syncs })
     }
 
     /// The folders whose changes matter now.
