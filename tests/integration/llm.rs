@@ -265,3 +265,56 @@ async fn a_stream_dropped_early_is_still_recorded_once() {
     let metrics = rt.gateway().metrics().render();
     assert!(metrics.contains("paddock_llm_calls_total{route=\"r\",outcome=\"cancelled\"} 1"), "{metrics}");
 }
+
+/// A listener on 127.0.0.1 that counts the connections made to it and
+/// answers each with `answer`; its base URL and the count.
+async fn answering(answer: String) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let count = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = count.clone();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let answer = answer.clone();
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 65536];
+                let _ = stream.read(&mut buf).await;
+                let _ = stream.write_all(answer.as_bytes()).await;
+            });
+        }
+    });
+    (url, count)
+}
+
+#[tokio::test]
+async fn a_provider_that_redirects_is_not_followed_so_its_key_never_reaches_another_host() {
+    let (elsewhere, reached) = answering("HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n".into()).await;
+    let redirect = format!(
+        "HTTP/1.1 307 Temporary Redirect\r\nlocation: {elsewhere}/v1/messages\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+    );
+    let (provider, asked) = answering(redirect).await;
+    let dir = tempfile::tempdir().unwrap();
+    let secrets = dir.path().join("secrets.toml");
+    std::fs::write(&secrets, "main = \"sk-test-123\"\n").unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&secrets, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    plugin(dir.path(), "client", guests::LLM_CLIENT, "[capabilities]\nroutes = [\"r\"]\n");
+    let toml = format!(
+        "secrets = \"secrets.toml\"\n[providers.p]\nkind = \"anthropic\"\nbase-url = {provider:?}\napi-key-secret = \"main\"\n\
+         [routes.r]\nretries = 0\ntargets = [{{ provider = \"p\", model = \"m\" }}]\n"
+    );
+    let rt = runtime_with_plugins(dir.path(), &toml);
+    let out = client(&rt, json!({"op": "complete", "route": "r"})).await;
+    let message = format!(
+        "p/m: invalid-request (HTTP 307): redirected to {elsewhere}/v1/messages, which the gateway does not follow: \
+         set the provider's base-url to where it points"
+    );
+    assert_eq!(out["error"], json!({"kind": "invalid-request", "message": message}));
+    assert_eq!(asked.load(std::sync::atomic::Ordering::SeqCst), 1, "one attempt at the provider");
+    assert_eq!(reached.load(std::sync::atomic::Ordering::SeqCst), 0, "nothing sent where it pointed");
+}

@@ -235,7 +235,11 @@ impl Gateway {
         quota: Arc<dyn Quota>,
     ) -> Result<Gateway, BuildError> {
         install_crypto();
+        // A provider's redirect is its answer, never followed: reqwest drops
+        // only `authorization` when a redirect leaves the host, so Anthropic's
+        // `x-api-key` and the others would go wherever a provider pointed.
         let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
             .tcp_nodelay(true)
             .pool_max_idle_per_host(1024)
             .pool_idle_timeout(Duration::from_secs(90))

@@ -224,6 +224,14 @@ impl Provider {
             return Ok(response);
         }
         let headers = response.headers().clone();
+        if status.is_redirection() {
+            let to = headers.get(reqwest::header::LOCATION).map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+            let message = format!(
+                "redirected to {}, which the gateway does not follow: set the provider's base-url to where it points",
+                to.map_or_else(|| "no location".to_string(), |to| excerpt(&to))
+            );
+            return Err(ProviderError::new(ErrorClass::InvalidRequest, message).with_status(status.as_u16()));
+        }
         let body = read_capped(response, MAX_ERROR_BODY).await.unwrap_or_default();
         let text = String::from_utf8_lossy(&body);
         let mut error = match self.kind {
