@@ -21,6 +21,17 @@ fn host_for(dir: &std::path::Path, kind: &str, fake: &FakeProvider, extra: &str)
     runtime_with_plugins(dir, &toml)
 }
 
+/// `secrets.toml` in `dir`, holding key `main` (`sk-test-123`), readable by its owner alone.
+fn write_secrets(dir: &std::path::Path) {
+    let secrets = dir.join("secrets.toml");
+    std::fs::write(&secrets, "main = \"sk-test-123\"\n").unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&secrets, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+}
+
 async fn client(rt: &paddock::runtime::Runtime, input: Value) -> Value {
     output_json(&run(rt, "client", &input.to_string()).await)
 }
@@ -184,13 +195,7 @@ async fn keys_reach_the_provider_in_its_own_header_and_nowhere_else() {
     for (kind, extra, header, value) in cases {
         let fake = FakeProvider::start().await.unwrap();
         let dir = tempfile::tempdir().unwrap();
-        let secrets = dir.path().join("secrets.toml");
-        std::fs::write(&secrets, "main = \"sk-test-123\"\n").unwrap();
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&secrets, std::fs::Permissions::from_mode(0o600)).unwrap();
-        }
+        write_secrets(dir.path());
         plugin(dir.path(), "client", guests::LLM_CLIENT, "[capabilities]\nroutes = [\"r\"]\n");
         // Continues the [host] table the helper opens.
         let toml = format!(
@@ -296,13 +301,7 @@ async fn a_provider_that_redirects_is_not_followed_so_its_key_never_reaches_anot
     );
     let (provider, asked) = answering(redirect).await;
     let dir = tempfile::tempdir().unwrap();
-    let secrets = dir.path().join("secrets.toml");
-    std::fs::write(&secrets, "main = \"sk-test-123\"\n").unwrap();
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&secrets, std::fs::Permissions::from_mode(0o600)).unwrap();
-    }
+    write_secrets(dir.path());
     plugin(dir.path(), "client", guests::LLM_CLIENT, "[capabilities]\nroutes = [\"r\"]\n");
     let toml = format!(
         "secrets = \"secrets.toml\"\n[providers.p]\nkind = \"anthropic\"\nbase-url = {provider:?}\napi-key-secret = \"main\"\n\
