@@ -17,11 +17,9 @@
 //! beside one within the last ten seconds,
 //! [`RuntimeMetrics::shared`](super::metrics::RuntimeMetrics::shared)):
 //! then it starts on the guest threads. A tenant alone on the host has
-//! nobody to be kept from, and the hand-over cost it 8–15% more CPU a
-//! request at 64 concurrent (`--bench gateway`, 2026-12-06: 196–224 against
-//! 180–190 µs, alternating builds). The pool has
-//! two threads more than the machine has cores, so a moved invocation finds
-//! a thread while the holders of every CPU slot compute.
+//! nobody to be kept from. The pool has two threads more than the machine
+//! has cores, so a moved invocation finds a thread while the holders of
+//! every CPU slot compute.
 //!
 //! The tick that moves an invocation may find it just back from a wait (an
 //! LLM's answer) rather than computing: its callback runs at the guest's
