@@ -1,7 +1,8 @@
 //! Group commit along a run: an agent step's end is written in the same
 //! commit as the next checkpoint of its task (the next step's start), never
 //! later than anything that depends on it, and a refused write fails the run
-//! with the store's reason. Observed on the durable SQLite store through a
+//! with the store's reason; the items of a fan-out starting and ending at
+//! once share commits. Observed on the durable SQLite store through a
 //! wrapper that logs every step write it passes on.
 
 use crate::flows::{failed, go, ok};
@@ -17,12 +18,18 @@ use parking_lot::Mutex;
 use serde_json::json;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// The SQLite store, logging each write of checkpoints as one line: the
-/// finished steps it carries, then the checkpoint after them.
+/// finished steps it carries, then the checkpoints after them.
 struct Logged {
     inner: SqliteStore,
     writes: Mutex<Vec<String>>,
+    /// Each write's records of a fan-out's items (`PATH STATUS`).
+    items: Mutex<Vec<Vec<String>>>,
+    /// How long the next write of an item's record holds the store, as a
+    /// slow disk would.
+    hold: Mutex<Option<Duration>>,
 }
 
 fn status(s: &StepRecord) -> &'static str {
@@ -35,12 +42,21 @@ fn status(s: &StepRecord) -> &'static str {
 }
 
 impl Logged {
-    fn log(&self, done: &[Finished], next: Option<&StepRecord>) {
-        self.log_line(done, next.map_or("-".to_string(), |s| format!("{} {}", s.path, status(s))));
+    fn log(&self, done: &[Finished], next: &[StepRecord]) {
+        let next: Vec<String> = next.iter().map(|s| format!("{} {}", s.path, status(s))).collect();
+        self.log_line(done, if next.is_empty() { "-".to_string() } else { next.join(", ") });
     }
 
     fn log_line(&self, done: &[Finished], next: String) {
         let done: Vec<String> = done.iter().map(|(s, _)| format!("{} {}", s.path, status(s))).collect();
+        let items: Vec<String> =
+            done.iter().cloned().chain(next.split(", ").map(str::to_string)).filter(|r| r.contains('[')).collect();
+        if !items.is_empty() {
+            if let Some(hold) = self.hold.lock().take() {
+                std::thread::sleep(hold);
+            }
+            self.items.lock().push(items);
+        }
         self.writes.lock().push(format!("[{}] then {next}", done.join(", ")));
     }
 
@@ -81,7 +97,7 @@ impl FlowStore for Logged {
         self.inner.running()
     }
     fn put_step(&self, run: &str, holder: &str, step: &StepRecord) -> Result<(), String> {
-        self.log(&[], Some(step));
+        self.log(&[], std::slice::from_ref(step));
         self.inner.put_step(run, holder, step)
     }
     fn steps(&self, run: &str) -> Result<Vec<StepRecord>, String> {
@@ -91,10 +107,10 @@ impl FlowStore for Logged {
         self.inner.put_journal(run, holder, step, attempt, entries)
     }
     fn finish_step(&self, run: &str, holder: &str, step: &StepRecord, journal: &[Entry]) -> Result<(), String> {
-        self.log(&[(step.clone(), Vec::new())], None);
+        self.log(&[(step.clone(), Vec::new())], &[]);
         self.inner.finish_step(run, holder, step, journal)
     }
-    fn put_steps(&self, run: &str, holder: &str, done: &[Finished], next: Option<&StepRecord>) -> Result<(), String> {
+    fn put_steps(&self, run: &str, holder: &str, done: &[Finished], next: &[StepRecord]) -> Result<(), String> {
         self.log(done, next);
         self.inner.put_steps(run, holder, done, next)
     }
@@ -140,7 +156,7 @@ impl FlowStore for Logged {
 fn host(dir: &Path, bounds: FlowBounds) -> (Flows, Arc<Logged>) {
     plugin(dir, "step", guests::FLOW_STEP, "");
     let inner = SqliteStore::open(&dir.join("flows.sqlite")).unwrap().with_bounds(bounds);
-    let store = Arc::new(Logged { inner, writes: Mutex::default() });
+    let store = Arc::new(Logged { inner, writes: Mutex::default(), items: Mutex::default(), hold: Mutex::default() });
     (Flows::new(runtime_with_plugins(dir, ""), store.clone()), store)
 }
 
@@ -294,4 +310,44 @@ async fn a_last_end_past_the_run_bound_fails_the_run_and_its_record_is_kept() {
     assert_eq!((run.status, run.error.as_deref()), (paddock::flow::RunStatus::Failed, Some(error)));
     let kept = flows.store().steps(&report.run).unwrap();
     assert_eq!((kept.len(), kept[0].status), (1, StepStatus::Started));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_items_of_a_fan_out_starting_at_once_share_a_commit_and_each_items_records_are_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let (flows, store) = host(dir.path(), FlowBounds::default());
+    let spec = r#"
+[steps.main]
+kind = "parallel"
+for-each = "input"
+do = "item"
+max-concurrency = 40
+[steps.item]
+agent = "step"
+input = { name = "item", output = "{{item}}" }
+"#;
+    // The first item's start holds the store while the 39 others start.
+    *store.hold.lock() = Some(Duration::from_millis(300));
+    let items: Vec<u32> = (0..40).collect();
+    let (report, _) = go(&flows, spec, json!(items)).await;
+    assert_eq!(ok(&report), &json!(items));
+    let commits = std::mem::take(&mut *store.items.lock());
+    assert_eq!(commits[0].len(), 1, "{commits:?}");
+    assert!(commits[0][0].ends_with(" started"), "{commits:?}");
+    let starts = commits[1].iter().filter(|r| r.ends_with(" started")).count();
+    assert_eq!(starts, 39, "the starts that queued behind it went in one commit: {commits:?}");
+    let mut records: Vec<String> = commits.iter().flatten().cloned().collect();
+    records.sort();
+    let mut expected: Vec<String> =
+        (0..40).flat_map(|i| ["done", "started"].map(|s| format!("main[{i}]/item {s}"))).collect();
+    expected.sort();
+    assert_eq!(records, expected, "each item's start and end written once");
+    assert!(commits.len() < 80, "{} commits for 40 items", commits.len());
+    let kept = flows.store().steps(&report.run).unwrap();
+    let items_done = kept.iter().filter(|s| s.path.contains('[') && s.status == StepStatus::Done).count();
+    assert_eq!(items_done, 40);
+    for i in 0..40 {
+        let (attempt, _) = flows.store().journal(&report.run, &format!("main[{i}]/item")).unwrap().expect("kept");
+        assert_eq!(attempt, 1);
+    }
 }

@@ -11,6 +11,7 @@
 //! lane written before the item counts as done, so one item's write never
 //! carries (or fails with) another's.
 
+use super::gather::Records;
 use super::run::{Ctx, Out, StepErr};
 use super::store::{Finished, StepRecord};
 use parking_lot::Mutex;
@@ -40,20 +41,19 @@ impl Lane {
         std::mem::take(&mut *self.0.lock())
     }
 
-    /// Writes what the lane holds, if anything; why it was refused, at the
+    /// Writes what the lane holds, if anything, in one commit with what
+    /// other tasks of the run write at once; why it was refused, at the
     /// path of the last step in it.
-    fn write(&self, ctx: &Ctx) -> Result<(), StepErr> {
+    async fn write(&self, ctx: &Ctx) -> Result<(), StepErr> {
         let done = self.take();
-        let Some((last, _)) = done.last() else { return Ok(()) };
-        ctx.store
-            .put_steps(&ctx.run, super::lease::this_process(), &done, None)
-            .map_err(|e| StepErr::new(&last.path, e))
+        let Some(last) = done.last().map(|(step, _)| step.path.clone()) else { return Ok(()) };
+        ctx.gather.write(&ctx.put(), Records { done, next: Vec::new() }).await.map_err(|e| StepErr::new(&last, e))
     }
 
     /// Writes what the lane holds; `out`, or why the write was refused
     /// when `out` was a success.
-    pub(crate) fn close(&self, ctx: &Ctx, out: Out) -> Out {
-        match self.write(ctx) {
+    pub(crate) async fn close(&self, ctx: &Ctx, out: Out) -> Out {
+        match self.write(ctx).await {
             Err(e) if out.is_ok() => Err(e),
             _ => out,
         }
@@ -63,19 +63,27 @@ impl Lane {
 impl Ctx {
     /// Writes the task's finished steps now: before it waits on work of
     /// other tasks (a fan-out's items), which writes nothing of this lane.
-    pub(super) fn write_lane(&self) -> Result<(), StepErr> {
-        Lane::current().map_or(Ok(()), |lane| lane.write(self))
+    pub(super) async fn write_lane(&self) -> Result<(), StepErr> {
+        match Lane::current() {
+            Some(lane) => lane.write(self).await,
+            None => Ok(()),
+        }
     }
 
     /// Writes a checkpoint, with the task's finished steps before it in the
-    /// same commit; the step after it starts only once it is stored.
-    pub(super) fn record(&self, rec: StepRecord) -> Result<(), StepErr> {
+    /// same commit (and with what other tasks of the run write at once);
+    /// the step after it starts only once it is stored.
+    pub(super) async fn record(&self, rec: StepRecord) -> Result<(), StepErr> {
         let done = Lane::current().map(|l| l.take()).unwrap_or_default();
-        self.store
-            .put_steps(&self.run, super::lease::this_process(), &done, Some(&rec))
-            .map_err(|e| StepErr::new(&rec.path, e))?;
+        let records = Records { done, next: vec![rec.clone()] };
+        self.gather.write(&self.put(), records).await.map_err(|e| StepErr::new(&rec.path, e))?;
         self.checkpoints.lock().insert(rec.path.clone(), rec);
         Ok(())
+    }
+
+    /// How the run's records are written: one commit of the store.
+    fn put(&self) -> impl Fn(&[Finished], &[StepRecord]) -> Result<(), String> + Sync + '_ {
+        |done, next| self.store.put_steps(&self.run, super::lease::this_process(), done, next)
     }
 
     /// Keeps a finished attempt's checkpoint and journal: in the task's

@@ -10,6 +10,7 @@ mod cancel;
 pub mod events;
 pub mod expr;
 mod failover;
+mod gather;
 mod hold;
 pub mod hub;
 mod lane;
@@ -484,6 +485,7 @@ impl Flows {
             work: None,
             outbox,
             claims: false,
+            gather: Arc::default(),
         }
     }
 

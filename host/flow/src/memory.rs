@@ -176,7 +176,7 @@ impl Memory {
         bounds: &FlowBounds,
         run: &str,
         done: &[Finished],
-        next: Option<&StepRecord>,
+        next: &[StepRecord],
     ) -> Result<(), String> {
         let tenant = self.tenant_of(run);
         let counts = (self.runs.get(run).map(|e| e.bytes), [&tenant, ALL].map(|t| self.tenants.get(t).copied()));
@@ -193,7 +193,10 @@ impl Memory {
                 break;
             }
         }
-        if let (Ok(()), Some(step)) = (&written, next) {
+        for step in next {
+            if written.is_err() {
+                break;
+            }
             written = self
                 .put_step(bounds, run, step)
                 .map(|old| replaced.push((step.path.as_str(), Replaced::Step(old.map(Box::new)))));
@@ -393,7 +396,7 @@ impl FlowStore for MemoryStore {
         inner.put_step(&self.bounds, run, step).map(drop)
     }
 
-    fn put_steps(&self, run: &str, holder: &str, done: &[Finished], next: Option<&StepRecord>) -> Result<(), String> {
+    fn put_steps(&self, run: &str, holder: &str, done: &[Finished], next: &[StepRecord]) -> Result<(), String> {
         let mut inner = self.inner.lock();
         inner.fence(run, holder)?;
         inner.put_steps(&self.bounds, run, done, next)

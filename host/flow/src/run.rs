@@ -87,6 +87,8 @@ pub struct Ctx {
     /// Whether the run's fan-outs claim their own published items (no
     /// worker of this process does).
     pub(super) claims: bool,
+    /// The run's checkpoint writes from tasks at once, in shared commits.
+    pub(super) gather: Arc<super::gather::Gather>,
 }
 
 impl Ctx {
@@ -120,6 +122,7 @@ impl Ctx {
             work: None,
             outbox: self.outbox.clone(),
             claims: false,
+            gather: self.gather.clone(),
         }
     }
 
@@ -153,11 +156,11 @@ impl Ctx {
     }
 
     /// Records a composite step's output.
-    pub(super) fn finish(&self, path: &str, step: &Step, output: &Value, started: Instant) -> Out {
+    pub(super) async fn finish(&self, path: &str, step: &Step, output: &Value, started: Instant) -> Out {
         let mut rec = self.rec(path, step.kind.label(), StepStatus::Done);
         rec.output = Some(output.to_string());
         rec.ended_ms = Some(now_ms());
-        self.record(rec)?;
+        self.record(rec).await?;
         self.outputs.lock().insert(step.name.clone(), output.clone());
         self.emit(|| Event::StepFinished {
             step: path.to_string(),
@@ -262,7 +265,7 @@ impl Ctx {
         };
         let leaf = Leaf { agent: name.clone(), version: agent.version.to_string(), input: text, attempts: attempt };
         let err = StepErr { path: path.to_string(), message, leaf: Some(Box::new(leaf)) };
-        self.give_up(step, err, rec, scope)
+        self.give_up(step, err, rec, scope).await
     }
 
     /// One attempt of an agent step: checkpointed as started, run, its
@@ -282,7 +285,7 @@ impl Ctx {
         rec.version = Some(agent.version.to_string());
         rec.attempt = attempt;
         rec.input = Some(text.to_string());
-        self.record(rec.clone())?;
+        self.record(rec.clone()).await?;
         self.emit(|| Event::StepStarted {
             step: path.to_string(),
             kind: "agent".into(),
@@ -343,19 +346,19 @@ impl Ctx {
 
     /// An agent step out of attempts: fails, or (per its item's or its own
     /// policy) is skipped or dead-lettered and answers `null`.
-    fn give_up(&self, step: &Step, err: StepErr, mut rec: StepRecord, scope: &Scope) -> Out {
+    async fn give_up(&self, step: &Step, err: StepErr, mut rec: StepRecord, scope: &Scope) -> Out {
         let path = err.path.clone();
         match scope.policy.unwrap_or(step.on_error) {
             ItemPolicy::Fail => {
                 rec.status = StepStatus::Failed;
-                self.record(rec)?;
+                self.record(rec).await?;
                 self.emit(|| Event::StepFailed { step: path, error: err.message.clone() });
                 Err(err)
             }
             policy => {
                 rec.status = StepStatus::Skipped;
                 rec.output = Some("null".into());
-                self.record(rec)?;
+                self.record(rec).await?;
                 let dead = if policy == ItemPolicy::DeadLetter { Some(self.dead_letter(&err)?) } else { None };
                 self.emit(|| Event::StepSkipped { step: path, error: err.message.clone(), dead_letter: dead });
                 Ok(Value::Null)
@@ -424,7 +427,7 @@ impl Ctx {
             done.status = StepStatus::CompensationFailed;
             done.error = Some(e.clone());
         }
-        self.record(done).map_err(|e| e.text())?;
+        self.record(done).await.map_err(|e| e.text())?;
         result
     }
 }

@@ -515,21 +515,23 @@ pub trait FlowStore: Send + Sync {
         self.put_journal(run, holder, &step.path, step.attempt, journal)?;
         self.put_step(run, holder, step)
     }
-    /// Keeps finished attempts (each with its journal), then `next`, in one
-    /// commit where the store can: how a step's start rides with the end of
-    /// the step before it. Refused as a whole when any part is.
-    fn put_steps(&self, run: &str, holder: &str, done: &[Finished], next: Option<&StepRecord>) -> Result<(), String> {
+    /// Keeps finished attempts (each with its journal), then the checkpoints
+    /// `next`, in one commit where the store can: how a step's start rides
+    /// with the end of the step before it, and how the items of a fan-out
+    /// starting and ending at once share a commit. Refused as a whole when
+    /// any part is.
+    fn put_steps(&self, run: &str, holder: &str, done: &[Finished], next: &[StepRecord]) -> Result<(), String> {
         for (step, journal) in done {
             self.finish_step(run, holder, step, journal)?;
         }
-        next.map_or(Ok(()), |step| self.put_step(run, holder, step))
+        next.iter().try_for_each(|step| self.put_step(run, holder, step))
     }
     /// Keeps finished attempts (as [`put_steps`](Self::put_steps)) and then
     /// the run's record (as [`put_run`](Self::put_run)), in one commit where
     /// the store can: how a run's last step ends with it.
     fn end_run(&self, run: &RunRecord, done: &[Finished]) -> Result<(), String> {
         if !done.is_empty() {
-            self.put_steps(&run.id, &run.owner, done, None)?;
+            self.put_steps(&run.id, &run.owner, done, &[])?;
         }
         self.put_run(run)
     }

@@ -77,7 +77,7 @@ fn the_records_of_one_write_are_each_checked_with_what_those_before_them_added_a
         // A step's end and the next step's start, each within the bound alone, not together.
         let done = vec![(step("main/a", &"x".repeat(2400)), Vec::new())];
         let next = step("main/b", &"x".repeat(2400));
-        let err = store.put_steps("r1", H, &done, Some(&next)).unwrap_err();
+        let err = store.put_steps("r1", H, &done, &[next]).unwrap_err();
         assert!(
             err.starts_with("flow store: the checkpoint of step main/b (")
                 && err.contains(") would take run r1 to ")
@@ -88,7 +88,7 @@ fn the_records_of_one_write_are_each_checked_with_what_those_before_them_added_a
         assert_eq!(store.journal("r1", "main/a").unwrap(), None);
         assert_eq!(store.tenant_bytes("acme").unwrap(), before);
         // Without the next step it fits, and the counts move by what was kept.
-        store.put_steps("r1", H, &done, None).unwrap();
+        store.put_steps("r1", H, &done, &[]).unwrap();
         let bytes = store.runs(&RunQuery { limit: 1, ..RunQuery::default() }).unwrap()[0].bytes;
         assert!(bytes > 2400, "{bytes}");
         assert_eq!(store.tenant_bytes("acme").unwrap(), bytes);

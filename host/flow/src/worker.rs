@@ -79,7 +79,7 @@ async fn execute(ctx: &Ctx, item: &WorkItem) -> WorkEnd {
     let scope = Scope { item: each, budget: None, policy: Some(policy), claimed: true };
     let lane = crate::lane::Lane::default();
     let out = lane.scope(ctx.agent_step(step, input, &item.path, &scope)).await;
-    match lane.close(ctx, out) {
+    match lane.close(ctx, out).await {
         Ok(_) => WorkEnd::Settled,
         Err(e) => WorkEnd::Failed { message: e.message, leaf: e.leaf.map(|l| *l) },
     }

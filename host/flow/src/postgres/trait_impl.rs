@@ -158,17 +158,18 @@ impl FlowStore for PostgresStore {
         })
     }
 
-    fn put_steps(&self, run: &str, holder: &str, done: &[Finished], next: Option<&StepRecord>) -> Result<(), String> {
+    fn put_steps(&self, run: &str, holder: &str, done: &[Finished], next: &[StepRecord]) -> Result<(), String> {
         let done = Done::of(done)?;
-        let next = next.map(|s| to_json(s).map(|data| (s.clone(), data))).transpose()?;
+        let next: Vec<(StepRecord, String)> =
+            next.iter().map(|s| to_json(s).map(|data| (s.clone(), data))).collect::<Result<_, _>>()?;
         let (run, holder, bounds) = (run.to_string(), holder.to_string(), self.bounds);
         transact!(self, |tx| {
             let bound = (&bounds, bounds.shared);
             done.write(&tx, bound, (&run, &holder)).await?;
-            match &next {
-                Some((step, data)) => write_step(&tx, bound, (&run, &holder), step, data).await,
-                None => Ok(()),
+            for (step, data) in &next {
+                write_step(&tx, bound, (&run, &holder), step, data).await?;
             }
+            Ok(())
         })
     }
 

@@ -388,12 +388,12 @@ impl FlowStore for SqliteStore {
         })
     }
 
-    fn put_steps(&self, run: &str, holder: &str, done: &[Finished], next: Option<&StepRecord>) -> Result<(), String> {
+    fn put_steps(&self, run: &str, holder: &str, done: &[Finished], next: &[StepRecord]) -> Result<(), String> {
         self.write(|c| {
             let mut tally = Tally::run(c, run, None)?;
             tally.fence(holder)?;
             write_done(c, &mut tally, &self.bounds, run, done)?;
-            if let Some(step) = next {
+            for step in next {
                 write_step(c, &mut tally, &self.bounds, run, step)?;
             }
             tally.write(c)

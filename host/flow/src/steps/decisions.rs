@@ -35,7 +35,7 @@ pub(super) async fn branch(
             let chosen = choose(ctx, cases, otherwise, &input, path, &inner)?;
             let mut rec = ctx.rec(&decision, "branch", StepStatus::Decided);
             rec.output = Some(chosen.clone());
-            ctx.record(rec)?;
+            ctx.record(rec).await?;
             chosen
         }
     };
@@ -86,7 +86,7 @@ pub(super) async fn approval(
     let decision = format!("{path}!");
     let id = match ctx.checkpoint(&decision) {
         Some(rec) => rec.output.unwrap_or_default(),
-        None => ask(ctx, step, &input, path, &decision, &inner)?,
+        None => ask(ctx, step, &input, path, &decision, &inner).await?,
     };
     let (answer, by) = match ctx.approvals.wait(&id).await.map_err(|e| StepErr::new(path, e))? {
         Waited::Answered(a) => (a.answer.unwrap_or_default(), a.answered_by.unwrap_or_default()),
@@ -113,7 +113,14 @@ pub(super) async fn approval(
 
 /// Puts an approval step's question to people and checkpoints its id as
 /// the step's `decision`; returns the id.
-fn ask(ctx: &Ctx, step: &Step, input: &Value, path: &str, decision: &str, scope: &Scope) -> Result<String, StepErr> {
+async fn ask(
+    ctx: &Ctx,
+    step: &Step,
+    input: &Value,
+    path: &str,
+    decision: &str,
+    scope: &Scope,
+) -> Result<String, StepErr> {
     let Kind::Approval { question, options, timeout, .. } = &step.kind else {
         unreachable!("ask asks for approval steps")
     };
@@ -135,7 +142,7 @@ fn ask(ctx: &Ctx, step: &Step, input: &Value, path: &str, decision: &str, scope:
     let a = ctx.approvals.create(&q).map_err(|e| StepErr::new(path, e.to_string()))?;
     let mut rec = ctx.rec(decision, "approval", StepStatus::Decided);
     rec.output = Some(a.id.clone());
-    ctx.record(rec)?;
+    ctx.record(rec).await?;
     ctx.emit(|| Event::ApprovalWaiting {
         step: path.to_string(),
         id: a.id.clone(),
@@ -169,7 +176,7 @@ pub(super) async fn machine(
         if st.next.is_empty() {
             return Ok(Ok(value));
         }
-        let Some(to) = transition(ctx, states, state, n, &value, path, &inner)? else {
+        let Some(to) = transition(ctx, states, state, n, &value, path, &inner).await? else {
             return Ok(Err(StepErr::new(
                 path,
                 format!("no transition out of state {:?} holds (after {n} transitions)", st.name),
@@ -198,7 +205,7 @@ pub(super) async fn machine(
 /// Where a machine goes from `states[state]` after `n` transitions: the
 /// first transition whose guard holds on `value`, checkpointed, so a
 /// resumed run moves the same way; `None` when no guard holds.
-fn transition(
+async fn transition(
     ctx: &Ctx,
     states: &[State],
     state: usize,
@@ -225,7 +232,7 @@ fn transition(
     if let Some(t) = to {
         let mut rec = ctx.rec(&decision, "machine", StepStatus::Decided);
         rec.output = Some(states[t].name.clone());
-        ctx.record(rec)?;
+        ctx.record(rec).await?;
     }
     Ok(to)
 }

@@ -111,19 +111,19 @@ async fn run_kind(ctx: Arc<Ctx>, id: StepId, input: Value, path: String, scope: 
         Kind::Approval { .. } => approval(&ctx, step, input, &path, inner).await?,
         Kind::Machine { .. } => machine(&ctx, step, input, &path, inner).await?,
     };
-    settle(&ctx, &path, step, out, started)
+    settle(&ctx, &path, step, out, started).await
 }
 
 /// Checkpoints how a composite step ended: its output, or its failure
 /// (unless the failure is recorded at its path already).
-fn settle(ctx: &Ctx, path: &str, step: &Step, out: Out, started: Instant) -> Out {
+async fn settle(ctx: &Ctx, path: &str, step: &Step, out: Out, started: Instant) -> Out {
     match out {
-        Ok(v) => ctx.finish(path, step, &v, started),
+        Ok(v) => ctx.finish(path, step, &v, started).await,
         Err(e) => {
             if !ctx.checkpoint(path).is_some_and(|r| r.status == StepStatus::Failed) {
                 let mut rec = ctx.rec(path, step.kind.label(), StepStatus::Failed);
                 rec.error = Some(e.text());
-                ctx.record(rec)?;
+                ctx.record(rec).await?;
             }
             Err(e)
         }

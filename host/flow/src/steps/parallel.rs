@@ -72,7 +72,7 @@ pub(super) async fn parallel(
     if needed > total {
         return Err(StepErr::new(path, format!("needs {needed} successes but has only {total} items")));
     }
-    ctx.write_lane()?;
+    ctx.write_lane().await?;
     // On a store shared by hosts, agent items are published for every host to claim.
     let (_spread, mut published) = match Spread::publish(ctx, &items, policy, max, path, scope)? {
         Some((spread, published)) => (Some(spread), published),
@@ -98,7 +98,7 @@ pub(super) async fn parallel(
                 // The item's own lane, written before the item counts as done.
                 let lane = Lane::default();
                 let out = lane.scope(exec(ctx.clone(), id, input, at.clone(), s)).await;
-                (i, at, lane.close(&ctx, out))
+                (i, at, lane.close(&ctx, out).await)
             }
             .in_current_span(),
         );
