@@ -6,9 +6,10 @@
 //! Where SQLite has one writer at a time, here each write locks what it
 //! decides on: the run's row (every write of a run is fenced by its holder),
 //! the counted tenant's bytes, a question being answered. A step's checkpoint
-//! or journal takes those locks last, in one statement that is also its fence
-//! and its count (`write::charge_held`), so one run's steps (a fan-out's
-//! items) queue for a statement and a commit, not a whole transaction. The
+//! or journal is one statement that writes it, takes those locks last and is
+//! also its fence and its count (`write::MOVE`), so one run's steps (a
+//! fan-out's items) queue for a statement and a commit, not a whole
+//! transaction; a write's records are pipelined, one round trip for all. The
 //! sum of every tenant (`*`) is kept only while tenants share one bound (it is
 //! locked then); otherwise nothing reads it, and a host opening the store
 //! recounts it.

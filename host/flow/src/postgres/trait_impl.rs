@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::hub::KEEP_EVENTS;
+use futures_util::future::BoxFuture;
 
 impl FlowStore for PostgresStore {
     fn bounds(&self) -> FlowBounds {
@@ -151,11 +152,8 @@ impl FlowStore for PostgresStore {
     fn finish_step(&self, run: &str, holder: &str, step: &StepRecord, journal: &[Entry]) -> Result<(), String> {
         let (run, holder, step, bounds) = (run.to_string(), holder.to_string(), step.clone(), self.bounds);
         let (data, journal) = (to_json(&step)?, to_json(&journal)?);
-        transact!(self, |tx| {
-            let bound = (&bounds, bounds.shared);
-            write_journal(&tx, bound, (&run, &holder, &step.path, step.attempt), &journal).await?;
-            write_step(&tx, bound, (&run, &holder), &step, &data).await
-        })
+        let done = Done(vec![(step, data, journal)]);
+        transact!(self, |tx| { done.write(&tx, (&bounds, bounds.shared), (&run, &holder), &[]).await })
     }
 
     fn put_steps(&self, run: &str, holder: &str, done: &[Finished], next: &[StepRecord]) -> Result<(), String> {
@@ -163,14 +161,7 @@ impl FlowStore for PostgresStore {
         let next: Vec<(StepRecord, String)> =
             next.iter().map(|s| to_json(s).map(|data| (s.clone(), data))).collect::<Result<_, _>>()?;
         let (run, holder, bounds) = (run.to_string(), holder.to_string(), self.bounds);
-        transact!(self, |tx| {
-            let bound = (&bounds, bounds.shared);
-            done.write(&tx, bound, (&run, &holder)).await?;
-            for (step, data) in &next {
-                write_step(&tx, bound, (&run, &holder), step, data).await?;
-            }
-            Ok(())
-        })
+        transact!(self, |tx| { done.write(&tx, (&bounds, bounds.shared), (&run, &holder), &next).await })
     }
 
     fn end_run(&self, run: &RunRecord, done: &[Finished]) -> Result<(), String> {
@@ -178,7 +169,7 @@ impl FlowStore for PostgresStore {
         let (run, data, bounds) = (run.clone(), to_json(run)?, self.bounds);
         transact!(self, |tx| {
             fence(&tx, &run.id, &run.owner).await?;
-            done.write(&tx, (&bounds, bounds.shared), (&run.id, &run.owner)).await?;
+            done.write(&tx, (&bounds, bounds.shared), (&run.id, &run.owner), &[]).await?;
             let checked = run.output.is_some().then_some(&bounds);
             write_run(&tx, (checked, bounds.shared), &run, &data).await
         })
@@ -395,17 +386,28 @@ impl Done {
             .map(Done)
     }
 
-    /// Writes each one's journal, then its checkpoint.
+    /// Writes each one's journal, then its checkpoint, then the checkpoints
+    /// `next` (with their JSON). Each record is one statement, and all are
+    /// sent at once (pipelined): the server runs them in that order, each
+    /// counted with what those before it added, and the first refusal in
+    /// that order is the answer (the transaction is then rolled back). So a
+    /// step's end with the next one's start, or a fan-out's batch of
+    /// items, waits for one round trip, not one a record.
     async fn write(
         &self,
         tx: &Transaction<'_>,
         bound: (&FlowBounds, bool),
         (run, holder): (&str, &str),
+        next: &[(StepRecord, String)],
     ) -> Result<(), String> {
+        let mut writes: Vec<BoxFuture<'_, Result<(), String>>> = Vec::new();
         for (step, data, journal) in &self.0 {
-            write_journal(tx, bound, (run, holder, &step.path, step.attempt), journal).await?;
-            write_step(tx, bound, (run, holder), step, data).await?;
+            writes.push(Box::pin(write_journal(tx, bound, (run, holder, &step.path, step.attempt), journal)));
+            writes.push(Box::pin(write_step(tx, bound, (run, holder), step, data)));
         }
-        Ok(())
+        for (step, data) in next {
+            writes.push(Box::pin(write_step(tx, bound, (run, holder), step, data)));
+        }
+        futures_util::future::join_all(writes).await.into_iter().collect()
     }
 }

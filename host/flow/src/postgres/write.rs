@@ -4,6 +4,7 @@
 
 use crate::store::{ALL, FlowBounds, RunRecord, StepRecord};
 use paddock_postgres::Transaction;
+use std::sync::LazyLock;
 use tokio_postgres::types::ToSql;
 
 pub(super) fn db(e: tokio_postgres::Error) -> String {
@@ -87,13 +88,27 @@ pub(super) async fn charge(
     Ok(())
 }
 
+/// The tail of a statement that moves the bytes of run `$1`, held by `$2`,
+/// and of its tenant (and of every tenant, `$3`, when `$4`) by `delta` (a
+/// `WITH d AS (SELECT ... AS delta)` before it). It is also the fence: it
+/// moves nothing unless `$2` holds the run, or an item of it it claimed (a
+/// fan-out's item runs on any host). Its row locks are the last a write
+/// takes, so writes of one run's steps (a fan-out's items) queue only for a
+/// statement and a commit, not for a whole transaction.
+const MOVE: &str = "r AS (UPDATE flow_runs SET bytes = greatest(0, bytes + (SELECT delta FROM d))
+            WHERE id = $1 AND (owner = $2 OR EXISTS (SELECT 1 FROM flow_work w
+                WHERE w.run = $1 AND w.holder = $2 AND w.state = 'claimed'))
+            RETURNING bytes, tenant),
+      t AS (INSERT INTO flow_tenant_bytes (tenant, bytes) SELECT r.tenant, greatest(0, d.delta) FROM r, d
+            ON CONFLICT (tenant) DO UPDATE SET bytes = greatest(0, flow_tenant_bytes.bytes + (SELECT delta FROM d))
+            RETURNING bytes),
+      a AS (UPDATE flow_tenant_bytes SET bytes = greatest(0, bytes + (SELECT delta FROM d))
+            WHERE tenant = $3 AND $4 AND EXISTS (SELECT 1 FROM r) RETURNING bytes)
+ SELECT r.bytes, r.tenant, (SELECT bytes FROM t), (SELECT bytes FROM a), (SELECT delta FROM d) FROM r";
+
 /// Moves the bytes of `run`, held by `holder`, and of its tenant from `old`
-/// to `new` in one statement, then checks `bounds` when they grew (a refusal
-/// rolls the transaction back). The statement is also the fence: it moves
-/// nothing unless `holder` holds the run, or an item of it it claimed (a
-/// fan-out's item runs on any host), and its row locks are the last the
-/// transaction takes, so writes of one run's steps (a fan-out's items) queue
-/// only for a statement and a commit, not for a whole transaction.
+/// to `new` in one statement ([`MOVE`]), then checks `bounds` when they grew
+/// (a refusal rolls the transaction back).
 pub(super) async fn charge_held(
     tx: &Transaction<'_>,
     (bounds, shared): (&FlowBounds, bool),
@@ -101,26 +116,27 @@ pub(super) async fn charge_held(
     (run, holder): (&str, &str),
     (old, new): (u64, u64),
 ) -> Result<(), String> {
+    static SQL: LazyLock<String> = LazyLock::new(|| format!("WITH d AS (SELECT $5::bigint AS delta), {MOVE}"));
     let delta = new as i64 - old as i64;
-    let statement = tx
-        .prepare_cached(
-            "WITH r AS (UPDATE flow_runs SET bytes = greatest(0, bytes + $3)
-                        WHERE id = $1 AND (owner = $2 OR EXISTS (SELECT 1 FROM flow_work w
-                            WHERE w.run = $1 AND w.holder = $2 AND w.state = 'claimed'))
-                        RETURNING bytes, tenant),
-                  t AS (INSERT INTO flow_tenant_bytes (tenant, bytes) SELECT tenant, greatest(0, $3) FROM r
-                        ON CONFLICT (tenant) DO UPDATE SET bytes = greatest(0, flow_tenant_bytes.bytes + $3)
-                        RETURNING bytes),
-                  a AS (UPDATE flow_tenant_bytes SET bytes = greatest(0, bytes + $3)
-                        WHERE tenant = $4 AND $5 AND EXISTS (SELECT 1 FROM r) RETURNING bytes)
-             SELECT r.bytes, r.tenant, (SELECT bytes FROM t), (SELECT bytes FROM a) FROM r",
-        )
-        .await
-        .map_err(db)?;
-    let Some(row) = tx.query_opt(&statement, &[&run, &holder, &delta, &ALL, &shared]).await.map_err(db)? else {
+    let statement = tx.prepare_cached(&SQL).await.map_err(db)?;
+    let row = tx.query_opt(&statement, &[&run, &holder, &ALL, &shared, &delta]).await.map_err(db)?;
+    moved(tx, (bounds, shared), what, (run, holder), row).await
+}
+
+/// What a statement ending in [`MOVE`] found: refused when no holder's row
+/// moved (the run is another host's now) or past `bounds` when it grew.
+async fn moved(
+    tx: &Transaction<'_>,
+    (bounds, shared): (&FlowBounds, bool),
+    what: &str,
+    (run, holder): (&str, &str),
+    row: Option<tokio_postgres::Row>,
+) -> Result<(), String> {
+    let Some(row) = row else {
         // Not moved: the run is another host's now, or there is no such run.
         return fence(tx, run, holder).await;
     };
+    let delta: i64 = row.get(4);
     if delta <= 0 {
         return Ok(());
     }
@@ -185,25 +201,46 @@ pub(super) async fn write_run(
     tx.execute(&statement, &values).await.map_err(db).map(drop)
 }
 
+/// A statement writing a record of run `$1` to `table` (keyed by run and
+/// path `$5`; its size `$6`, `col` `$7`, data `$8`) and moving the bytes
+/// ([`MOVE`]) by what its size changed: one round trip a record.
+fn record_sql(table: &str, col: &str) -> String {
+    format!(
+        "WITH old AS (SELECT size FROM {table} WHERE run = $1 AND path = $5),
+              kept AS (INSERT INTO {table} (run, path, {col}, data, size) VALUES ($1, $5, $7, $8, $6)
+                       ON CONFLICT (run, path) DO UPDATE SET {col} = EXCLUDED.{col}, data = EXCLUDED.data,
+                          size = EXCLUDED.size),
+              d AS (SELECT $6::bigint - coalesce((SELECT size FROM old), 0) AS delta),
+              {MOVE}"
+    )
+}
+
+/// Writes a record of `run` (held by `holder`) with [`record_sql`] and
+/// checks what it moved.
+async fn write_record(
+    tx: &Transaction<'_>,
+    (bounds, shared): (&FlowBounds, bool),
+    (run, holder): (&str, &str),
+    (sql, what): (&str, String),
+    (path, n, data): (&str, i64, &str),
+) -> Result<(), String> {
+    let statement = tx.prepare_cached(sql).await.map_err(db)?;
+    let size = int(data.len() as u64);
+    let row = tx.query_opt(&statement, &[&run, &holder, &ALL, &shared, &path, &size, &n, &data]).await.map_err(db)?;
+    moved(tx, (bounds, shared), &what, (run, holder), row).await
+}
+
 /// Writes `step`'s checkpoint of run `run` (held by `holder`), counting its size.
 pub(super) async fn write_step(
     tx: &Transaction<'_>,
     bounds: (&FlowBounds, bool),
-    (run, holder): (&str, &str),
+    held: (&str, &str),
     step: &StepRecord,
     data: &str,
 ) -> Result<(), String> {
-    let old = size_in(tx, "SELECT size FROM flow_steps WHERE run = $1 AND path = $2", &[&run, &step.path]).await?;
-    let statement = tx
-        .prepare_cached(
-            "INSERT INTO flow_steps (run, path, seq, data, size) VALUES ($1, $2, $3, $4, $5)
-             ON CONFLICT (run, path) DO UPDATE SET seq = EXCLUDED.seq, data = EXCLUDED.data, size = EXCLUDED.size",
-        )
-        .await
-        .map_err(db)?;
-    tx.execute(&statement, &[&run, &step.path, &int(step.seq), &data, &int(data.len() as u64)]).await.map_err(db)?;
+    static SQL: LazyLock<String> = LazyLock::new(|| record_sql("flow_steps", "seq"));
     let what = format!("the checkpoint of step {}", step.path);
-    charge_held(tx, bounds, &what, (run, holder), (old, data.len() as u64)).await
+    write_record(tx, bounds, held, (&SQL, what), (&step.path, int(step.seq), data)).await
 }
 
 /// Writes the journal of `step` of run `run` (held by `holder`), counting its size.
@@ -213,16 +250,7 @@ pub(super) async fn write_journal(
     (run, holder, step, attempt): (&str, &str, &str, u32),
     data: &str,
 ) -> Result<(), String> {
-    let old = size_in(tx, "SELECT size FROM flow_journals WHERE run = $1 AND path = $2", &[&run, &step]).await?;
-    let statement = tx
-        .prepare_cached(
-            "INSERT INTO flow_journals (run, path, attempt, data, size) VALUES ($1, $2, $3, $4, $5)
-             ON CONFLICT (run, path) DO UPDATE SET attempt = EXCLUDED.attempt, data = EXCLUDED.data,
-                size = EXCLUDED.size",
-        )
-        .await
-        .map_err(db)?;
-    tx.execute(&statement, &[&run, &step, &i64::from(attempt), &data, &int(data.len() as u64)]).await.map_err(db)?;
+    static SQL: LazyLock<String> = LazyLock::new(|| record_sql("flow_journals", "attempt"));
     let what = format!("the journal of step {step}");
-    charge_held(tx, bounds, &what, (run, holder), (old, data.len() as u64)).await
+    write_record(tx, bounds, (run, holder), (&SQL, what), (step, i64::from(attempt), data)).await
 }
