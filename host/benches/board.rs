@@ -1,5 +1,6 @@
 //! The blackboard's operations on each backend: a put, a get and a
-//! compare-and-swap of a 100-byte value (criterion), and on PostgreSQL the
+//! compare-and-swap of a 100-byte value, and puts from 16 threads at once
+//! (criterion), and on PostgreSQL the
 //! latency of a watch across hosts: a write through one board (one host's
 //! pool) until a watcher on another board (another host's pool, woken by
 //! `NOTIFY`) has it, 300 times, as p50 / p99 / max.
@@ -14,6 +15,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const VALUE: [u8; 100] = [b'x'; 100];
+/// How many threads write at once in `put_N_threads`.
+const WRITERS: usize = 16;
 
 fn boards(dir: &std::path::Path) -> Vec<(&'static str, Blackboard)> {
     let limits = BoardLimits { max_keys: u64::MAX, max_bytes: u64::MAX, ..BoardLimits::default() };
@@ -43,6 +46,25 @@ fn operations(c: &mut Criterion) {
             b.iter(|| {
                 n += 1;
                 ns.put(&format!("k/{}", n % 1000), &VALUE, &writer).unwrap()
+            })
+        });
+        // Writers at once (agents on blocking threads): the time per put of
+        // all of them together. On SQLite they share commits and their fsync.
+        group.bench_function(format!("{label}/put_{WRITERS}_threads"), |b| {
+            b.iter_custom(|iters| {
+                let each = iters.div_ceil(WRITERS as u64);
+                let start = Instant::now();
+                std::thread::scope(|s| {
+                    for t in 0..WRITERS {
+                        let (ns, writer) = (&ns, &writer);
+                        s.spawn(move || {
+                            for i in 0..each {
+                                ns.put(&format!("w{t}/{}", i % 100), &VALUE, writer).unwrap();
+                            }
+                        });
+                    }
+                });
+                start.elapsed().mul_f64(iters as f64 / (each * WRITERS as u64) as f64)
             })
         });
         group.bench_function(format!("{label}/get"), |b| b.iter(|| ns.get("k/1").unwrap().unwrap()));

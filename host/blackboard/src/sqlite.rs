@@ -24,6 +24,7 @@
 //! [`LOOK_EVERY`], when `PRAGMA data_version` says the file changed, by reading
 //! the revisions of the tenants watched here.
 
+mod group;
 mod import;
 mod tx;
 
@@ -90,7 +91,9 @@ pub struct SqliteBackend {
 /// What the backend's tenants share.
 struct Shared {
     path: PathBuf,
-    write: Mutex<Connection>,
+    /// The connection every write of this process goes through, sharing
+    /// commits when writers come at once ([`group`]).
+    write: group::Committer,
     read: Mutex<Connection>,
     /// Each watched tenant's newest revision as this process knows it.
     latest: Latest,
@@ -161,7 +164,7 @@ impl SqliteBackend {
         let read = connect(path).map_err(named)?;
         let shared = Shared {
             path: path.to_path_buf(),
-            write: Mutex::new(write),
+            write: group::Committer::new(write),
             read: Mutex::new(read),
             latest: Latest::default(),
             looking: std::sync::Once::new(),
@@ -241,29 +244,37 @@ impl SqliteTenant {
     /// when its answer is a refusal, so an expired entry removed on the way
     /// stays removed. Returns a revision, a count, or whether it removed.
     fn transact(&self, step: Step<'_>) -> Result<u64, BoardError> {
-        let mut conn = self.shared.write.lock();
-        let txn = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(|e| self.shared.fail(e))?;
-        let mut tx = Tx::open(&txn, &self.tenant, &self.limits).map_err(|e| self.shared.fail(e))?;
-        let before = tx.revision;
-        let answer = match step {
-            Step::Write(write) => write_step(&mut tx, write),
-            Step::Reap { key, revision, now_ms } => tx.remove_if_expired(key, Some(revision), now_ms).map(u64::from),
-            Step::Sweep { now_ms, limit } => tx.sweep(now_ms, limit).map(|n| n as u64),
-        };
-        let answer = match answer {
-            Ok(answer) => Ok(answer),
-            Err(Refused::Rule(e)) => Err(e),
-            Err(Refused::Db(e)) => return Err(self.shared.fail(e)),
-        };
-        let latest = tx.revision;
-        if latest == before {
-            return answer;
+        let written = self.shared.write.write(|conn| {
+            let mut tx = Tx::open(conn, &self.tenant, &self.limits)?;
+            let before = tx.revision;
+            let answer = match step {
+                Step::Write(write) => write_step(&mut tx, write),
+                Step::Reap { key, revision, now_ms } => {
+                    tx.remove_if_expired(key, Some(revision), now_ms).map(u64::from)
+                }
+                Step::Sweep { now_ms, limit } => tx.sweep(now_ms, limit).map(|n| n as u64),
+            };
+            let answer = match answer {
+                Ok(answer) => Ok(answer),
+                Err(Refused::Rule(e)) => Err(e),
+                Err(Refused::Db(e)) => return Err(e),
+            };
+            let latest = tx.revision;
+            if latest != before {
+                tx.finish()?;
+            }
+            Ok((answer, (latest != before).then_some(latest)))
+        });
+        match written {
+            Ok((answer, latest)) => {
+                if let Some(latest) = latest {
+                    self.shared.latest.told(&self.tenant, latest);
+                }
+                answer
+            }
+            Err(group::Failed::Work(e)) => Err(self.shared.fail(e)),
+            Err(group::Failed::Commit(e)) => Err(self.shared.fail(e)),
         }
-        tx.finish().map_err(|e| self.shared.fail(e))?;
-        txn.commit().map_err(|e| self.shared.fail(e))?;
-        drop(conn);
-        self.shared.latest.told(&self.tenant, latest);
-        answer
     }
 }
 

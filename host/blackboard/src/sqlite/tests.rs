@@ -142,3 +142,30 @@ fn an_import_that_fails_is_tried_again_at_the_next_open_and_loses_nothing() {
     assert_eq!(&*board.namespace("acme").get("k").unwrap().unwrap().value, b"v");
     assert!(dir.path().join("blackboard.redb.imported").is_file());
 }
+
+#[test]
+fn writes_from_many_threads_at_once_each_get_a_revision_of_their_own_and_all_are_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("board.sqlite");
+    let board = board_at(&path);
+    let (threads, each) = (16, 20);
+    let writers: Vec<_> = (0..threads)
+        .map(|t| {
+            let ns = board.namespace("t");
+            std::thread::spawn(move || {
+                (0..each)
+                    .map(|i| ns.put(&format!("k{t}/{i}"), format!("{t}.{i}").as_bytes(), &writer()).unwrap())
+                    .collect::<Vec<u64>>()
+            })
+        })
+        .collect();
+    let mut revisions: Vec<u64> = writers.into_iter().flat_map(|w| w.join().unwrap()).collect();
+    revisions.sort();
+    assert_eq!(revisions, (1..=threads * each).collect::<Vec<u64>>(), "each write its own revision, none lost");
+    // Another process's view: every write committed, the counts with them.
+    let other = board_at(&path);
+    let ns = other.namespace("t");
+    assert_eq!(ns.changes_after("", 0).unwrap().len() as u64, threads * each);
+    assert_eq!(&*ns.get("k15/19").unwrap().unwrap().value, b"15.19");
+    assert_eq!(ns.put("after", b"", &writer()), Ok(threads * each + 1));
+}

@@ -6,7 +6,7 @@
 use crate::sql::{int, uint};
 use crate::{BoardError, BoardLimits, Totals, Write, Writer, plan_shared, plan_write};
 use paddock_core::names::UNNAMED;
-use rusqlite::{OptionalExtension, Transaction, params};
+use rusqlite::{Connection, OptionalExtension, params};
 
 /// Why a step stopped: a rule the write broke (kept in the answer), or the database.
 pub(super) enum Refused {
@@ -31,7 +31,7 @@ struct Current {
 /// One tenant inside a write transaction, with its revision and totals as
 /// they stand in it.
 pub(super) struct Tx<'c> {
-    tx: &'c Transaction<'c>,
+    tx: &'c Connection,
     tenant: &'c str,
     limits: &'c BoardLimits,
     pub(super) revision: u64,
@@ -44,7 +44,7 @@ pub(super) struct Tx<'c> {
 
 impl<'c> Tx<'c> {
     /// Reads the tenant's row (made when missing) and the `*` row.
-    pub(super) fn open(tx: &'c Transaction<'c>, tenant: &'c str, limits: &'c BoardLimits) -> rusqlite::Result<Self> {
+    pub(super) fn open(tx: &'c Connection, tenant: &'c str, limits: &'c BoardLimits) -> rusqlite::Result<Self> {
         tx.prepare_cached("INSERT OR IGNORE INTO board_tenants (tenant) VALUES (?1)")?.execute([tenant])?;
         let mut read = tx.prepare_cached(
             "SELECT revision, keys, bytes, history_rows, history_bytes FROM board_tenants WHERE tenant = ?1",
