@@ -89,3 +89,52 @@ async fn a_tenant_over_its_fuel_share_is_held_back_even_with_invocations_shorter
     let other = rt.run(&spin, "{}", &short("b")).await.unwrap();
     assert!(is_limit(&other), "another tenant is not held back: {:?}", other.result);
 }
+
+// A flow's own step waits for a slot under its tenant's `max-concurrent` as
+// long as it takes (`flows::steps_past_the_tenants_max_concurrent_wait...`).
+// An item claimed from the queue every host shares runs on a worker every
+// tenant's items need, so it waits only up to its timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_item_claimed_from_the_shared_queue_waits_for_its_tenants_slot_only_up_to_its_timeout() {
+    use paddock::flow::postgres::PostgresStore;
+    use paddock::flow::{Flow, Flows, RunStatus, Start};
+    let Some(pg) = paddock_postgres::testing::database("fair_claimed") else { return };
+    let dir = tempfile::tempdir().unwrap();
+    plugin(dir.path(), "waiter", guests::FLOW_STEP, "");
+    let rt =
+        runtime_with_plugins(dir.path(), "[tenants.default]\nagents = [\"waiter\"]\nbudget = { max-concurrent = 1 }\n");
+    let store = Arc::new(PostgresStore::open(pg).unwrap());
+    // No worker here: the run's holder claims its own published items, as `paddock flow run` does.
+    let flows = Flows::new(rt.clone(), store.clone()).with_work_queue(store);
+    // The tenant's one slot, held for 3 s by a direct invocation.
+    let agent = rt.load("waiter").unwrap();
+    let holder = {
+        let (rt, agent) = (rt.clone(), agent.clone());
+        tokio::spawn(async move {
+            let input = r#"{"name": "holder", "wait_ms": 3000, "output": "held"}"#;
+            rt.run(&agent, input, &RunOptions { tenant: Some("default".into()), ..RunOptions::default() }).await
+        })
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while rt.metrics().in_flight_total() < 1 {
+        assert!(std::time::Instant::now() < deadline, "the holder never started");
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    let spec = "[flow]\nname = \"fan\"\n[steps.main]\nkind = \"parallel\"\nfor-each = \"input\"\ndo = \"item\"\n\
+                [steps.item]\nagent = \"waiter\"\ntimeout = \"300ms\"\ninput = { name = \"{{item}}\", output = \"done\" }\n";
+    let flow = Flow::parse(spec, "fan.toml").unwrap();
+    let started = std::time::Instant::now();
+    let report = flows.start(flow, "fan.toml", serde_json::json!(["a"]), Start::default()).await.unwrap();
+    let took = started.elapsed();
+    assert_eq!(report.status, RunStatus::Failed);
+    assert_eq!(
+        report.error.as_deref(),
+        Some(
+            "main[0]/item: tenant \"default\" is at its max-concurrent of 1 running invocations \
+             (tenants.default.budget.max-concurrent = 1); none ended within 300ms"
+        )
+    );
+    assert!(took < std::time::Duration::from_millis(2500), "it gave up before the slot came free: {took:?}");
+    assert!(!holder.is_finished(), "the slot was still held");
+    assert!(holder.await.unwrap().unwrap().result.is_ok(), "the holder ran to its end");
+}
