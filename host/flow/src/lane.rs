@@ -8,8 +8,9 @@
 //! (the step's `finished` event may go out first). A crash in between finds the step started and not
 //! finished, and runs it again as its next attempt, as a crash while it ran
 //! would. A fan-out's items run in tasks of their own, each with its own
-//! lane written before the item counts as done, so one item's write never
-//! carries (or fails with) another's.
+//! lane written before the item counts as done. Items writing at once share
+//! a commit ([`gather`](super::gather)), and a refused batch is written again
+//! an item at a time, so one item's write never fails with another's.
 
 use super::gather::Records;
 use super::run::{Ctx, Out, StepErr};
