@@ -90,7 +90,7 @@ impl Gather {
     /// Writes `own` with everything queued, tells each task its outcome,
     /// and hands the queue on (or ends the writing); `own`'s outcome.
     fn lead(&self, put: Put<'_>, own: Records) -> Result<(), String> {
-        let _leading = Leading(self);
+        let _leading = Leading(self, std::thread::panicking());
         let mut own = Some(own);
         let mut result = None;
         loop {
@@ -126,12 +126,13 @@ impl Gather {
 
 /// The writer's hold on the queue. Should the store panic, the queue is
 /// let go and emptied: each task waiting learns its write was dropped,
-/// rather than waiting for ever.
-struct Leading<'a>(&'a Gather);
+/// rather than waiting for ever. (A writer that began during another panic's
+/// unwinding, a waiter's drop, lets go only by handing on as usual.)
+struct Leading<'a>(&'a Gather, bool);
 
 impl Drop for Leading<'_> {
     fn drop(&mut self) {
-        if std::thread::panicking() {
+        if std::thread::panicking() && !self.1 {
             let mut queue = self.0.queue.lock();
             queue.writing = false;
             queue.waiting.clear();

@@ -13,15 +13,18 @@ struct Store {
     commits: Mutex<Vec<Vec<String>>>,
     released: AtomicBool,
     refuse: Option<&'static str>,
+    /// A checkpoint whose commit panics.
+    panic: Option<&'static str>,
 }
 
 impl Store {
-    fn new(refuse: Option<&'static str>) -> Arc<Store> {
+    fn new(refuse: Option<&'static str>, panic: Option<&'static str>) -> Arc<Store> {
         Arc::new(Store {
             gather: Gather::default(),
             commits: Mutex::default(),
             released: AtomicBool::new(false),
             refuse,
+            panic,
         })
     }
 
@@ -34,6 +37,9 @@ impl Store {
         };
         if first {
             until("the test releases the first commit", || self.released.load(Ordering::SeqCst));
+        }
+        if let Some(bad) = self.panic {
+            assert!(!paths.iter().any(|p| p == bad), "the store panics writing {bad}");
         }
         match self.refuse {
             Some(bad) if paths.iter().any(|p| p == bad) => Err(format!("{bad} is refused")),
@@ -86,7 +92,7 @@ fn strings(paths: &[&str]) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn checkpoints_tasks_write_while_a_commit_is_under_way_share_the_next_commit() {
-    let store = Store::new(None);
+    let store = Store::new(None, None);
     let (lead, rest) = queued(&store, "a0", &REST);
     store.released.store(true, Ordering::SeqCst);
     assert_eq!(lead.await.unwrap(), Ok(()));
@@ -101,7 +107,7 @@ async fn checkpoints_tasks_write_while_a_commit_is_under_way_share_the_next_comm
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_commit_is_written_again_a_task_at_a_time_so_only_the_refused_task_fails() {
-    let store = Store::new(Some("b3"));
+    let store = Store::new(Some("b3"), None);
     let (lead, rest) = queued(&store, "a0", &REST);
     store.released.store(true, Ordering::SeqCst);
     assert_eq!(lead.await.unwrap(), Ok(()));
@@ -120,7 +126,7 @@ async fn a_refused_commit_is_written_again_a_task_at_a_time_so_only_the_refused_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_task_cancelled_while_it_waits_leaves_nobody_behind_it_waiting() {
-    let store = Store::new(None);
+    let store = Store::new(None, None);
     let lead = tokio::spawn(store.clone().write("a0"));
     until("the first commit starts", || store.commits.lock().len() == 1);
     // The first in the queue, the one the writer hands the queue to.
@@ -137,4 +143,21 @@ async fn a_task_cancelled_while_it_waits_leaves_nobody_behind_it_waiting() {
     }
     // The writer kept the cancelled task's records for the next commit and wrote it itself.
     assert_eq!(store.commits(), [strings(&["a0"]), strings(&REST)]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_writer_whose_store_panics_lets_the_queue_go_and_the_tasks_waiting_learn_their_write_was_dropped() {
+    let store = Store::new(None, Some("a0"));
+    let (lead, rest) = queued(&store, "a0", &REST);
+    store.released.store(true, Ordering::SeqCst);
+    assert!(lead.await.unwrap_err().is_panic());
+    for task in rest {
+        assert_eq!(
+            task.await.unwrap(),
+            Err("flow store: the batch holding this write was dropped unwritten".to_string())
+        );
+    }
+    // The run's next write goes through, alone.
+    store.clone().write("c").await.unwrap();
+    assert_eq!(store.commits(), [strings(&["a0"]), strings(&["c"])]);
 }
