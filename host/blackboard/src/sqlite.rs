@@ -259,11 +259,11 @@ impl SqliteTenant {
                 Err(Refused::Rule(e)) => Err(e),
                 Err(Refused::Db(e)) => return Err(e),
             };
-            let latest = tx.revision;
-            if latest != before {
+            let changed = (tx.revision != before).then_some(tx.revision);
+            if changed.is_some() {
                 tx.finish()?;
             }
-            Ok((answer, (latest != before).then_some(latest)))
+            Ok((answer, changed))
         });
         match written {
             Ok((answer, latest)) => {
