@@ -6,8 +6,35 @@
 //! `anthropic-ratelimit-{requests,tokens}-{limit,remaining,reset}` (resets as
 //! RFC 3339 times). Gemini and Ollama send none, and are never throttled this way.
 
-use reqwest::header::HeaderMap;
+use reqwest::header::{HeaderMap, HeaderName};
 use std::time::{Duration, Instant, SystemTime};
+
+/// One limit's headers: its size, what is left of it, when it resets.
+type LimitHeaders = [HeaderName; 3];
+
+/// OpenAI's.
+static OPENAI_REQUESTS: LimitHeaders = [
+    HeaderName::from_static("x-ratelimit-limit-requests"),
+    HeaderName::from_static("x-ratelimit-remaining-requests"),
+    HeaderName::from_static("x-ratelimit-reset-requests"),
+];
+static OPENAI_TOKENS: LimitHeaders = [
+    HeaderName::from_static("x-ratelimit-limit-tokens"),
+    HeaderName::from_static("x-ratelimit-remaining-tokens"),
+    HeaderName::from_static("x-ratelimit-reset-tokens"),
+];
+
+/// Anthropic's.
+static ANTHROPIC_REQUESTS: LimitHeaders = [
+    HeaderName::from_static("anthropic-ratelimit-requests-limit"),
+    HeaderName::from_static("anthropic-ratelimit-requests-remaining"),
+    HeaderName::from_static("anthropic-ratelimit-requests-reset"),
+];
+static ANTHROPIC_TOKENS: LimitHeaders = [
+    HeaderName::from_static("anthropic-ratelimit-tokens-limit"),
+    HeaderName::from_static("anthropic-ratelimit-tokens-remaining"),
+    HeaderName::from_static("anthropic-ratelimit-tokens-reset"),
+];
 
 /// How long a low reading holds when the provider gave no reset time.
 const HOLD_WITHOUT_RESET: Duration = Duration::from_secs(1);
@@ -53,34 +80,25 @@ pub struct Headroom {
 impl Headroom {
     /// Reads the headers of a response; `None` when it carries none.
     pub fn from_headers(headers: &HeaderMap, wall: SystemTime) -> Option<Headroom> {
-        let get = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim);
-        let num = |name: &str| get(name).and_then(|v| v.parse::<u64>().ok());
-        let read = |limit: &str, remaining: &str, reset: &str, parse: fn(&str, SystemTime) -> Option<Duration>| {
+        // Every answer is read, so the names are made once, not per call.
+        let get = |name: &HeaderName| headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim);
+        let num = |name: &HeaderName| get(name).and_then(|v| v.parse::<u64>().ok());
+        let read = |[limit, remaining, reset]: &LimitHeaders, parse: fn(&str, SystemTime) -> Option<Duration>| {
             Some(Remaining {
                 limit: num(limit)?,
                 remaining: num(remaining)?,
                 reset_in: get(reset).and_then(|v| parse(v, wall)).map(|d| d.min(MAX_PROVIDER_WAIT)),
             })
         };
-        let openai = |dim: &str| {
-            read(
-                &format!("x-ratelimit-limit-{dim}"),
-                &format!("x-ratelimit-remaining-{dim}"),
-                &format!("x-ratelimit-reset-{dim}"),
-                |v, _| parse_go_duration(v),
-            )
-        };
-        let anthropic = |dim: &str| {
-            read(
-                &format!("anthropic-ratelimit-{dim}-limit"),
-                &format!("anthropic-ratelimit-{dim}-remaining"),
-                &format!("anthropic-ratelimit-{dim}-reset"),
-                |v, wall| humantime::parse_rfc3339_weak(v).ok()?.duration_since(wall).ok().or(Some(Duration::ZERO)),
-            )
+        let openai = |names: &LimitHeaders| read(names, |v, _| parse_go_duration(v));
+        let anthropic = |names: &LimitHeaders| {
+            read(names, |v, wall| {
+                humantime::parse_rfc3339_weak(v).ok()?.duration_since(wall).ok().or(Some(Duration::ZERO))
+            })
         };
         let headroom = Headroom {
-            requests: openai("requests").or_else(|| anthropic("requests")),
-            tokens: openai("tokens").or_else(|| anthropic("tokens")),
+            requests: openai(&OPENAI_REQUESTS).or_else(|| anthropic(&ANTHROPIC_REQUESTS)),
+            tokens: openai(&OPENAI_TOKENS).or_else(|| anthropic(&ANTHROPIC_TOKENS)),
         };
         (headroom.requests.is_some() || headroom.tokens.is_some()).then_some(headroom)
     }

@@ -356,7 +356,13 @@ fn init_tracing(
         (LogFormat::Text, true) => log.with_ansi(ansi).with_filter(filter).boxed(),
         (LogFormat::Text, false) => log.with_target(false).with_ansi(ansi).without_time().with_filter(filter).boxed(),
     };
-    let _ = tracing_subscriber::registry().with(log).with(telemetry.map(telemetry::Telemetry::layer)).try_init();
+    // Without an exporter no second layer is added: an empty one (`None`)
+    // counts as a layer that wants every callsite, so each span made for
+    // traces alone asked the log's filter again every time it was made.
+    let _ = match telemetry {
+        Some(t) => tracing_subscriber::registry().with(log).with(t.layer()).try_init(),
+        None => tracing_subscriber::registry().with(log).try_init(),
+    };
 }
 
 /// The log layer's filter: `filter` without the spans made for traces alone,

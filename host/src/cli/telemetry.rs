@@ -20,6 +20,7 @@ use opentelemetry_otlp::{WithExportConfig, WithHttpConfig};
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::span_processor_with_async_runtime::BatchSpanProcessor;
 use opentelemetry_sdk::trace::{Sampler, SdkTracer, SdkTracerProvider};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tracing::Subscriber;
 use tracing_opentelemetry::{OpenTelemetryLayer, OpenTelemetrySpanExt};
@@ -34,6 +35,11 @@ const EXPORT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How long shutting down may wait for the last batch to be sent.
 const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Whether this process exports traces: until an exporter starts, the HTTP
+/// span has no trace context to take or give, and a request pays nothing
+/// for one.
+static EXPORTING: AtomicBool = AtomicBool::new(false);
 
 /// A process's trace exporter. [`Telemetry::shutdown`] sends what is queued;
 /// a process that ends without it loses the spans of its last seconds.
@@ -78,6 +84,7 @@ impl Telemetry {
             .build();
         opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
         crate::gateway::set_trace_headers(|headers| inject(&tracing::Span::current(), headers));
+        EXPORTING.store(true, Ordering::Release);
         Ok(Some(Telemetry { provider }))
     }
 
@@ -116,6 +123,9 @@ pub fn logged(meta: &tracing::Metadata<'_>) -> bool {
 /// parent of `span`, and tells a trace backend what the request was.
 /// Without an exporter it does nothing.
 pub fn adopt(span: &tracing::Span, headers: &HeaderMap, method: &str, route: &str) {
+    if !EXPORTING.load(Ordering::Acquire) {
+        return;
+    }
     let parent = opentelemetry::global::get_text_map_propagator(|p| p.extract(&Headers(headers)));
     if parent.span().span_context().is_valid() {
         let _ = span.set_parent(parent);
@@ -126,12 +136,18 @@ pub fn adopt(span: &tracing::Span, headers: &HeaderMap, method: &str, route: &st
 
 /// Records the status of the request `span` served.
 pub fn answered(span: &tracing::Span, status: u16) {
+    if !EXPORTING.load(Ordering::Acquire) {
+        return;
+    }
     span.set_attribute("http.response.status_code", i64::from(status));
 }
 
 /// Writes `span`'s context (`traceparent`) into `headers`, when it is part of
 /// an exported trace.
 pub fn inject(span: &tracing::Span, headers: &mut HeaderMap) {
+    if !EXPORTING.load(Ordering::Acquire) {
+        return;
+    }
     let context = span.context();
     if !context.span().span_context().is_valid() {
         return;
