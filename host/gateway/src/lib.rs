@@ -314,7 +314,10 @@ impl Gateway {
                     let attempt = async {
                         match &target.simulated {
                             Some(sim) => sim.complete(&target.model, &req).await,
-                            None => target.provider.complete(&client, &target.model, &req, wall, &mut meta).await,
+                            None => {
+                                let url = target.chat_url(false);
+                                target.provider.complete(&client, url, &target.model, &req, wall, &mut meta).await
+                            }
                         }
                     };
                     let result =
@@ -368,7 +371,10 @@ impl Gateway {
                     let attempt = async {
                         let mut pieces = match &target.simulated {
                             Some(sim) => sim.stream(&target.model, &req).await?,
-                            None => target.provider.stream(&client, &target.model, &req, wall, &mut meta).await?,
+                            None => {
+                                let url = target.chat_url(true);
+                                target.provider.stream(&client, url, &target.model, &req, wall, &mut meta).await?
+                            }
                         };
                         stream::first_piece(&mut pieces).await.map(|first| (first, pieces))
                     };
@@ -467,10 +473,8 @@ impl Gateway {
                 match &target.simulated {
                     Some(sim) => sim.complete(&target.model, &req).await,
                     None => {
-                        target
-                            .provider
-                            .complete(&self.inner.client, &target.model, &req, self.inner.clock.wall(), &mut meta)
-                            .await
+                        let (client, url, wall) = (&self.inner.client, target.chat_url(false), self.inner.clock.wall());
+                        target.provider.complete(client, url, &target.model, &req, wall, &mut meta).await
                     }
                 }
             };

@@ -4,8 +4,8 @@
 use super::breaker::{Breaker, BreakerState, Ticket, Transition};
 use super::headroom::Headroom;
 use super::metrics::{Metrics, TargetLabels};
-use super::providers::Provider;
 use super::providers::simulated::Simulated;
+use super::providers::{Kind, Provider};
 use super::settings::{Price, RouteSettings, Strategy, TargetPolicy};
 use paddock_core::clock::Clock;
 use parking_lot::Mutex;
@@ -99,6 +99,10 @@ pub struct RouteTarget {
     pub account: Arc<Account>,
     breaker: Mutex<Breaker>,
     label: String,
+    /// Where its whole and its streamed chat calls go, parsed once: reqwest
+    /// would parse the text on every attempt. `None` for a simulated
+    /// provider, or a URL that does not parse (each call then reports it).
+    chat_urls: [Option<reqwest::Url>; 2],
     /// Series of successful attempts, looked up once: the hot path then
     /// costs two atomic adds, not a label-set allocation and a map lookup.
     ok_attempts: Counter,
@@ -111,6 +115,11 @@ impl RouteTarget {
     /// `provider/model`, as attempts are listed.
     pub fn label(&self) -> &str {
         &self.label
+    }
+
+    /// Where its chat calls go, whole or streamed, when parsed.
+    pub fn chat_url(&self, stream: bool) -> Option<&reqwest::Url> {
+        self.chat_urls[usize::from(stream)].as_ref()
     }
 
     /// Counts a successful attempt that took `latency`.
@@ -223,8 +232,14 @@ impl Route {
                     model: t.model.clone(),
                     outcome: "ok".into(),
                 };
+                let chat_urls = [false, true].map(|stream| {
+                    (provider.kind != Kind::Simulated)
+                        .then(|| provider.chat_url(&t.model, stream).parse().ok())
+                        .flatten()
+                });
                 Arc::new(RouteTarget {
                     label: format!("{}/{}", provider.name, t.model),
+                    chat_urls,
                     ok_attempts: metrics.attempts.get_or_create(&labels).clone(),
                     ok_seconds: metrics.attempt_seconds.get_or_create(&labels).clone(),
                     hour: crate::hour::Hour::default(),

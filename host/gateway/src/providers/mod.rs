@@ -170,7 +170,7 @@ impl Provider {
         }
     }
 
-    fn post(&self, client: &reqwest::Client, url: String, body: &Value) -> reqwest::RequestBuilder {
+    fn post(&self, client: &reqwest::Client, url: impl reqwest::IntoUrl, body: &Value) -> reqwest::RequestBuilder {
         let mut headers = HeaderMap::new();
         if let Some(key) = &self.key {
             let header = match (self.kind, self.key_header) {
@@ -194,30 +194,53 @@ impl Provider {
         client.post(url).headers(headers).header("content-type", "application/json").body(body)
     }
 
-    /// Sends a chat request; `Ok` is a response whose status was a success.
-    async fn send(
-        &self,
-        client: &reqwest::Client,
-        model: &str,
-        req: &ChatRequest,
-        stream: bool,
-        wall: SystemTime,
-        meta: &mut Meta,
-    ) -> Result<reqwest::Response, ProviderError> {
-        let (path, body) = match self.kind {
-            Kind::OpenAi => {
-                ("/chat/completions".to_string(), openai::body(model, req, stream, self.max_completion_tokens))
-            }
-            Kind::Anthropic => ("/v1/messages".to_string(), anthropic::body(model, req, stream)),
-            Kind::Gemini => (gemini::path(model, stream), gemini::body(req)),
-            Kind::Ollama => ("/api/chat".to_string(), ollama::body(model, req, stream)),
+    /// Where a chat request for `model` goes, whole or streamed.
+    pub fn chat_url(&self, model: &str, stream: bool) -> String {
+        let path = match self.kind {
+            Kind::OpenAi => "/chat/completions".to_string(),
+            Kind::Anthropic => "/v1/messages".to_string(),
+            Kind::Gemini => gemini::path(model, stream),
+            Kind::Ollama => "/api/chat".to_string(),
             Kind::Simulated => unreachable!("simulated providers make no HTTP calls"),
         };
         let mut url = self.url(&path);
         if self.kind == Kind::Gemini && stream {
             url.push_str(if url.contains('?') { "&alt=sse" } else { "?alt=sse" });
         }
-        let response = self.post(client, url, &body).send().await.map_err(transport_error)?;
+        url
+    }
+
+    /// A chat request for `model` to `url`, or to [`Provider::chat_url`]
+    /// when the caller has none parsed.
+    fn chat_request(
+        &self,
+        client: &reqwest::Client,
+        url: Option<&reqwest::Url>,
+        model: &str,
+        req: &ChatRequest,
+        stream: bool,
+    ) -> reqwest::RequestBuilder {
+        let body = match self.kind {
+            Kind::OpenAi => openai::body(model, req, stream, self.max_completion_tokens),
+            Kind::Anthropic => anthropic::body(model, req, stream),
+            Kind::Gemini => gemini::body(req),
+            Kind::Ollama => ollama::body(model, req, stream),
+            Kind::Simulated => unreachable!("simulated providers make no HTTP calls"),
+        };
+        match url {
+            Some(url) => self.post(client, url.clone(), &body),
+            None => self.post(client, self.chat_url(model, stream), &body),
+        }
+    }
+
+    /// Sends a chat request; `Ok` is a response whose status was a success.
+    async fn send(
+        &self,
+        request: reqwest::RequestBuilder,
+        wall: SystemTime,
+        meta: &mut Meta,
+    ) -> Result<reqwest::Response, ProviderError> {
+        let response = request.send().await.map_err(transport_error)?;
         meta.headroom = Headroom::from_headers(response.headers(), wall);
         let status = response.status();
         if status.is_success() {
@@ -247,16 +270,18 @@ impl Provider {
         Err(error)
     }
 
-    /// Asks for a whole answer.
+    /// Asks for a whole answer, at `url` when the caller parsed
+    /// [`Provider::chat_url`] once.
     pub async fn complete(
         &self,
         client: &reqwest::Client,
+        url: Option<&reqwest::Url>,
         model: &str,
         req: &ChatRequest,
         wall: SystemTime,
         meta: &mut Meta,
     ) -> Result<Reply, ProviderError> {
-        let response = self.send(client, model, req, false, wall, meta).await?;
+        let response = self.send(self.chat_request(client, url, model, req, false), wall, meta).await?;
         let body = read_capped(response, MAX_BODY_BYTES).await?;
         let json: Value = serde_json::from_slice(&body).map_err(|e| {
             ProviderError::new(
@@ -272,17 +297,19 @@ impl Provider {
         }
     }
 
-    /// Asks for an answer as a stream of pieces. Errors before the body
+    /// Asks for an answer as a stream of pieces, at `url` as for
+    /// [`Provider::complete`]. Errors before the body
     /// starts are returned here; later ones end the stream.
     pub async fn stream(
         &self,
         client: &reqwest::Client,
+        url: Option<&reqwest::Url>,
         model: &str,
         req: &ChatRequest,
         wall: SystemTime,
         meta: &mut Meta,
     ) -> Result<Pieces, ProviderError> {
-        let response = self.send(client, model, req, true, wall, meta).await?;
+        let response = self.send(self.chat_request(client, url, model, req, true), wall, meta).await?;
         let decoder: Box<dyn Decode> = match self.kind {
             Kind::OpenAi => Box::new(openai::Decoder::default()),
             Kind::Anthropic => Box::new(anthropic::Decoder::default()),
