@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # The instructions `paddock serve` spends on one `POST /v1/agents/client/run`
 # (the `llm-client` guest making one LLM call to the fake provider), counted
-# by valgrind's callgrind: the same count for the same binary and inputs,
-# whatever else the machine is doing, where the seconds of `--bench gateway`
-# move by a tenth from one run to the next on a shared machine. User-space
-# instructions only: the kernel's share (sockets, page faults) is not in it.
+# by valgrind's callgrind. Runs of one binary mostly agree within 0.5%
+# whatever else the machine is doing (idle workers spinning before they park
+# make the odd run 2% higher: compare medians of runs in alternation), where
+# the seconds of `--bench gateway` move by a tenth from one run to the next on
+# a shared machine. User-space instructions only: the kernel's share
+# (sockets, page faults) is not in it.
 #
 #   host/benches/instructions.sh [PADDOCK_BINARY] [REQUESTS]
 #
