@@ -41,6 +41,10 @@ const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
 /// for one.
 static EXPORTING: AtomicBool = AtomicBool::new(false);
 
+fn exporting() -> bool {
+    EXPORTING.load(Ordering::Acquire)
+}
+
 /// A process's trace exporter. [`Telemetry::shutdown`] sends what is queued;
 /// a process that ends without it loses the spans of its last seconds.
 pub struct Telemetry {
@@ -123,7 +127,7 @@ pub fn logged(meta: &tracing::Metadata<'_>) -> bool {
 /// parent of `span`, and tells a trace backend what the request was.
 /// Without an exporter it does nothing.
 pub fn adopt(span: &tracing::Span, headers: &HeaderMap, method: &str, route: &str) {
-    if !EXPORTING.load(Ordering::Acquire) {
+    if !exporting() {
         return;
     }
     let parent = opentelemetry::global::get_text_map_propagator(|p| p.extract(&Headers(headers)));
@@ -136,7 +140,7 @@ pub fn adopt(span: &tracing::Span, headers: &HeaderMap, method: &str, route: &st
 
 /// Records the status of the request `span` served.
 pub fn answered(span: &tracing::Span, status: u16) {
-    if !EXPORTING.load(Ordering::Acquire) {
+    if !exporting() {
         return;
     }
     span.set_attribute("http.response.status_code", i64::from(status));
@@ -145,7 +149,7 @@ pub fn answered(span: &tracing::Span, status: u16) {
 /// Writes `span`'s context (`traceparent`) into `headers`, when it is part of
 /// an exported trace.
 pub fn inject(span: &tracing::Span, headers: &mut HeaderMap) {
-    if !EXPORTING.load(Ordering::Acquire) {
+    if !exporting() {
         return;
     }
     let context = span.context();
