@@ -8,7 +8,12 @@
 //!
 //! `cargo bench -p paddock --bench flows` (figures also in `target/flows-bench.json`);
 //! `PADDOCK_BENCH_STORES=sqlite` measures only the stores it lists (memory,
-//! sqlite, postgres, postgres-queue).
+//! sqlite, postgres, postgres-queue), and `PADDOCK_BENCH_SHAPES=sequence` only
+//! the shapes it lists (sequence, fanout), for a profile of one.
+//! `PADDOCK_BENCH_ENGINE` is the TOML of the `[engine]` table (and tables after
+//! it) in place of `max-instances = 1100`: under valgrind, which cannot reserve
+//! that pool, the sequence alone with `max-instances = 8`, `memory-reservation
+//! = "64MiB"` and `[ceiling]` `memory = "32MiB"`.
 
 #[path = "common/report.rs"]
 mod report;
@@ -39,6 +44,18 @@ fn sequence(n: usize) -> String {
 
 const FANOUT: &str = "[flow]\nname = \"fan\"\n[steps.main]\nkind = \"parallel\"\nfor-each = \"input\"\ndo = \"item\"\nmax-concurrency = 1000\n[steps.item]\nagent = \"noop\"\n";
 
+/// CPU time this process has used, every thread's, user and system.
+fn cpu() -> Duration {
+    // SAFETY: getrusage only writes the struct it is handed.
+    let usage = unsafe {
+        let mut usage = std::mem::zeroed::<libc::rusage>();
+        assert_eq!(libc::getrusage(libc::RUSAGE_SELF, &mut usage), 0);
+        usage
+    };
+    let time = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    time(usage.ru_utime) + time(usage.ru_stime)
+}
+
 fn median(mut xs: Vec<Duration>) -> Duration {
     xs.sort();
     xs[xs.len() / 2]
@@ -56,15 +73,19 @@ fn main() {
     .unwrap();
     let toml = format!(
         "[host]\nplugins = {:?}\ncomponent-dirs = [{:?}]\nledger = \"memory\"\nplugin-state = \"memory\"\ncode-cache = false\n\
-         flows = \"memory\"\n[engine]\nmax-instances = 1100\n",
+         flows = \"memory\"\n[engine]\n{}\n",
         dir.path().join("plugins").display().to_string(),
         // The test guests' build folder holds the component the plugin names.
         std::path::Path::new(guests::ECHO).parent().expect("a component has a folder"),
+        std::env::var("PADDOCK_BENCH_ENGINE").unwrap_or_else(|_| "max-instances = 1100".into()),
     );
     let settings = Settings::parse(&toml, &dir.path().join("paddock.toml")).unwrap();
     let mut report = serde_json::Map::new();
     let only = std::env::var("PADDOCK_BENCH_STORES").ok();
     let wanted = |label: &str| only.as_deref().is_none_or(|o| o.split(',').any(|w| w.trim() == label));
+    let shapes = std::env::var("PADDOCK_BENCH_SHAPES").ok();
+    let shape = |label: &str| shapes.as_deref().is_none_or(|o| o.split(',').any(|w| w.trim() == label));
+    let (run_sequence, run_fanout) = (shape("sequence"), shape("fanout"));
     tokio.block_on(async {
         let rt = Runtime::new(settings).unwrap();
         let agent = rt.load("noop").unwrap();
@@ -81,7 +102,8 @@ fn main() {
         // A throwaway local cluster (fsync off, as the tests make it): the cost of the round trips. The
         // fan-out's items run in the process, or go through the work queue every host claims from (this
         // host alone claiming them, as `paddock flow run` does).
-        let pg = (wanted("postgres") || wanted("postgres-queue")).then(|| paddock_postgres::testing::database("flows_bench"));
+        let pg = (wanted("postgres") || wanted("postgres-queue"))
+            .then(|| paddock_postgres::testing::database("flows_bench"));
         if let Some(pg) = pg.flatten() {
             let store = Arc::new(paddock::flow::postgres::PostgresStore::open(pg).unwrap());
             stores.push(("postgres", store.clone(), None));
@@ -96,6 +118,9 @@ fn main() {
                 rt.run(&agent, "{}", &RunOptions::default()).await.unwrap().result.unwrap();
             }
             direct_seq.push(t.elapsed() / 100);
+            if !run_fanout {
+                continue;
+            }
             let t = Instant::now();
             let mut set = tokio::task::JoinSet::new();
             for _ in 0..1000 {
@@ -105,45 +130,65 @@ fn main() {
             while set.join_next().await.is_some() {}
             direct_fan.push(t.elapsed() / 1000);
         }
-        let (base_seq, base_fan) = (median(direct_seq), median(direct_fan));
-        println!("direct invocation: {base_seq:?} each in a row; {base_fan:?} each, 1000 at once");
-        report.insert("direct_us".into(), json!({"sequence": base_seq.as_secs_f64() * 1e6, "fanout": base_fan.as_secs_f64() * 1e6}));
+        let base_seq = median(direct_seq);
+        let base_fan = if run_fanout { median(direct_fan) } else { Duration::ZERO };
+        if run_fanout {
+            println!("direct invocation: {base_seq:?} each in a row; {base_fan:?} each, 1000 at once");
+        } else {
+            println!("direct invocation: {base_seq:?} each in a row");
+        }
+        report.insert(
+            "direct_us".into(),
+            json!({"sequence": base_seq.as_secs_f64() * 1e6, "fanout": base_fan.as_secs_f64() * 1e6}),
+        );
         for (label, store, queue) in stores.into_iter().filter(|s| wanted(s.0)) {
             let flows = match queue {
                 Some(queue) => Flows::new(rt.clone(), store).with_work_queue(queue),
                 None => Flows::new(rt.clone(), store),
             };
-            let mut seq = Vec::new();
+            let (mut seq, mut seq_cpu) = (Vec::new(), Vec::new());
             let mut fan = Vec::new();
             let items: Vec<u32> = (0..1000).collect();
             for _ in 0..ROUNDS {
-                let flow = Flow::parse(&sequence(100), "seq.toml").unwrap();
-                let t = Instant::now();
-                let r = flows.start(flow, "seq.toml", json!({}), Start::default()).await.unwrap();
-                assert_eq!(r.status, RunStatus::Succeeded, "{:?}", r.error);
-                seq.push(t.elapsed() / 100);
+                if run_sequence {
+                    let flow = Flow::parse(&sequence(100), "seq.toml").unwrap();
+                    let (t, used) = (Instant::now(), cpu());
+                    let r = flows.start(flow, "seq.toml", json!({}), Start::default()).await.unwrap();
+                    assert_eq!(r.status, RunStatus::Succeeded, "{:?}", r.error);
+                    seq.push(t.elapsed() / 100);
+                    seq_cpu.push((cpu() - used) / 100);
+                }
+                if !run_fanout {
+                    continue;
+                }
                 let flow = Flow::parse(FANOUT, "fan.toml").unwrap();
                 let t = Instant::now();
                 let r = flows.start(flow, "fan.toml", json!(items), Start::default()).await.unwrap();
                 assert_eq!(r.status, RunStatus::Succeeded, "{:?}", r.error);
                 fan.push(t.elapsed() / 1000);
             }
-            let (seq, fan) = (median(seq), median(fan));
             let over = |a: Duration, b: Duration| a.saturating_sub(b).as_secs_f64() * 1e6;
-            println!(
-                "{label} store: 100-step sequence {seq:?} a step (engine overhead {:.1} µs); 1,000-way fan-out {fan:?} an item (overhead {:.1} µs)",
-                over(seq, base_seq),
-                over(fan, base_fan)
-            );
-            report.insert(
-                label.into(),
-                json!({
-                    "sequence_step_us": seq.as_secs_f64() * 1e6,
-                    "sequence_overhead_us": over(seq, base_seq),
-                    "fanout_item_us": fan.as_secs_f64() * 1e6,
-                    "fanout_overhead_us": over(fan, base_fan),
-                }),
-            );
+            let mut figures = serde_json::Map::new();
+            let mut line = format!("{label} store:");
+            if !seq.is_empty() {
+                let (seq, seq_cpu) = (median(seq), median(seq_cpu));
+                line.push_str(&format!(
+                    " 100-step sequence {seq:?} a step, {:.1} µs of CPU (engine overhead {:.1} µs);",
+                    seq_cpu.as_secs_f64() * 1e6,
+                    over(seq, base_seq)
+                ));
+                figures.insert("sequence_step_us".into(), json!(seq.as_secs_f64() * 1e6));
+                figures.insert("sequence_step_cpu_us".into(), json!(seq_cpu.as_secs_f64() * 1e6));
+                figures.insert("sequence_overhead_us".into(), json!(over(seq, base_seq)));
+            }
+            if !fan.is_empty() {
+                let fan = median(fan);
+                line.push_str(&format!(" 1,000-way fan-out {fan:?} an item (overhead {:.1} µs)", over(fan, base_fan)));
+                figures.insert("fanout_item_us".into(), json!(fan.as_secs_f64() * 1e6));
+                figures.insert("fanout_overhead_us".into(), json!(over(fan, base_fan)));
+            }
+            println!("{line}");
+            report.insert(label.into(), serde_json::Value::Object(figures));
         }
     });
     report::write("flows", &serde_json::Value::Object(report));

@@ -3,7 +3,10 @@
 //! one guest→host blackboard `get`, `put` and compare-and-swap, and a `get`
 //! recorded and replayed; and the blackboard service on its own.
 //!
-//! `cargo bench -p paddock --bench invoke` (or `-- blackboard/` for the board only)
+//! `cargo bench -p paddock --bench invoke` (or `-- blackboard/` for the board only).
+//! `PADDOCK_BENCH_ENGINE` is TOML added to the runtimes' `[engine]` table (and
+//! tables after it): under valgrind, which cannot reserve the pool's default
+//! address space, `memory-reservation = "64MiB"` with `[ceiling]` `memory = "32MiB"`.
 
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use paddock::blackboard::{Blackboard, BoardLimits, SqliteBackend, Writer};
@@ -22,8 +25,9 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn runtime(pooling: bool) -> Runtime {
     // Usage in memory: the ledger's disk writer is measured by the ledger bench.
+    let extra = std::env::var("PADDOCK_BENCH_ENGINE").unwrap_or_default();
     let toml = format!(
-        "[host]\nledger = \"memory\"\nplugin-state = \"memory\"\ncode-cache = false\n[engine]\npooling = {pooling}\nmax-instances = 64\n"
+        "[host]\nledger = \"memory\"\nplugin-state = \"memory\"\ncode-cache = false\n[engine]\npooling = {pooling}\nmax-instances = 64\n{extra}\n"
     );
     Runtime::new(Settings::parse(&toml, Path::new("bench/paddock.toml")).unwrap()).unwrap()
 }
