@@ -61,6 +61,71 @@ fn median(mut xs: Vec<Duration>) -> Duration {
     xs[xs.len() / 2]
 }
 
+/// Direct invocations, the baseline: 100 one after another; 1,000 at once
+/// (when the fan-out is measured). Each one's median time.
+async fn direct(rt: &Runtime, agent: &Arc<paddock::runtime::Agent>, fanout: bool) -> (Duration, Duration) {
+    let mut direct_seq = Vec::new();
+    let mut direct_fan = Vec::new();
+    for _ in 0..ROUNDS {
+        let t = Instant::now();
+        for _ in 0..100 {
+            rt.run(agent, "{}", &RunOptions::default()).await.unwrap().result.unwrap();
+        }
+        direct_seq.push(t.elapsed() / 100);
+        if !fanout {
+            continue;
+        }
+        let t = Instant::now();
+        let mut set = tokio::task::JoinSet::new();
+        for _ in 0..1000 {
+            let (rt, agent) = (rt.clone(), agent.clone());
+            set.spawn(async move { rt.run(&agent, "{}", &RunOptions::default()).await.unwrap().result.unwrap() });
+        }
+        while set.join_next().await.is_some() {}
+        direct_fan.push(t.elapsed() / 1000);
+    }
+    let base_seq = median(direct_seq);
+    if !fanout {
+        println!("direct invocation: {base_seq:?} each in a row");
+        return (base_seq, Duration::ZERO);
+    }
+    let base_fan = median(direct_fan);
+    println!("direct invocation: {base_seq:?} each in a row; {base_fan:?} each, 1000 at once");
+    (base_seq, base_fan)
+}
+
+type Times = (Vec<Duration>, Vec<Duration>, Vec<Duration>);
+
+/// A store's line and figures from its times (a sequence's step and its
+/// CPU, a fan-out's item) against the direct invocations' `base`.
+fn summary(
+    label: &str,
+    (seq, seq_cpu, fan): Times,
+    (base_seq, base_fan): (Duration, Duration),
+) -> (String, serde_json::Map<String, serde_json::Value>) {
+    let over = |a: Duration, b: Duration| a.saturating_sub(b).as_secs_f64() * 1e6;
+    let mut figures = serde_json::Map::new();
+    let mut line = format!("{label} store:");
+    if !seq.is_empty() {
+        let (seq, seq_cpu) = (median(seq), median(seq_cpu));
+        line.push_str(&format!(
+            " 100-step sequence {seq:?} a step, {:.1} µs of CPU (engine overhead {:.1} µs);",
+            seq_cpu.as_secs_f64() * 1e6,
+            over(seq, base_seq)
+        ));
+        figures.insert("sequence_step_us".into(), json!(seq.as_secs_f64() * 1e6));
+        figures.insert("sequence_step_cpu_us".into(), json!(seq_cpu.as_secs_f64() * 1e6));
+        figures.insert("sequence_overhead_us".into(), json!(over(seq, base_seq)));
+    }
+    if !fan.is_empty() {
+        let fan = median(fan);
+        line.push_str(&format!(" 1,000-way fan-out {fan:?} an item (overhead {:.1} µs)", over(fan, base_fan)));
+        figures.insert("fanout_item_us".into(), json!(fan.as_secs_f64() * 1e6));
+        figures.insert("fanout_overhead_us".into(), json!(over(fan, base_fan)));
+    }
+    (line, figures)
+}
+
 fn main() {
     let tokio = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let dir = tempfile::tempdir().unwrap();
@@ -109,34 +174,7 @@ fn main() {
             stores.push(("postgres", store.clone(), None));
             stores.push(("postgres-queue", store.clone(), Some(store)));
         }
-        // Direct invocations, the baseline: 100 one after another; 1,000 at once.
-        let mut direct_seq = Vec::new();
-        let mut direct_fan = Vec::new();
-        for _ in 0..ROUNDS {
-            let t = Instant::now();
-            for _ in 0..100 {
-                rt.run(&agent, "{}", &RunOptions::default()).await.unwrap().result.unwrap();
-            }
-            direct_seq.push(t.elapsed() / 100);
-            if !run_fanout {
-                continue;
-            }
-            let t = Instant::now();
-            let mut set = tokio::task::JoinSet::new();
-            for _ in 0..1000 {
-                let (rt, agent) = (rt.clone(), agent.clone());
-                set.spawn(async move { rt.run(&agent, "{}", &RunOptions::default()).await.unwrap().result.unwrap() });
-            }
-            while set.join_next().await.is_some() {}
-            direct_fan.push(t.elapsed() / 1000);
-        }
-        let base_seq = median(direct_seq);
-        let base_fan = if run_fanout { median(direct_fan) } else { Duration::ZERO };
-        if run_fanout {
-            println!("direct invocation: {base_seq:?} each in a row; {base_fan:?} each, 1000 at once");
-        } else {
-            println!("direct invocation: {base_seq:?} each in a row");
-        }
+        let (base_seq, base_fan) = direct(&rt, &agent, run_fanout).await;
         report.insert(
             "direct_us".into(),
             json!({"sequence": base_seq.as_secs_f64() * 1e6, "fanout": base_fan.as_secs_f64() * 1e6}),
@@ -167,26 +205,7 @@ fn main() {
                 assert_eq!(r.status, RunStatus::Succeeded, "{:?}", r.error);
                 fan.push(t.elapsed() / 1000);
             }
-            let over = |a: Duration, b: Duration| a.saturating_sub(b).as_secs_f64() * 1e6;
-            let mut figures = serde_json::Map::new();
-            let mut line = format!("{label} store:");
-            if !seq.is_empty() {
-                let (seq, seq_cpu) = (median(seq), median(seq_cpu));
-                line.push_str(&format!(
-                    " 100-step sequence {seq:?} a step, {:.1} µs of CPU (engine overhead {:.1} µs);",
-                    seq_cpu.as_secs_f64() * 1e6,
-                    over(seq, base_seq)
-                ));
-                figures.insert("sequence_step_us".into(), json!(seq.as_secs_f64() * 1e6));
-                figures.insert("sequence_step_cpu_us".into(), json!(seq_cpu.as_secs_f64() * 1e6));
-                figures.insert("sequence_overhead_us".into(), json!(over(seq, base_seq)));
-            }
-            if !fan.is_empty() {
-                let fan = median(fan);
-                line.push_str(&format!(" 1,000-way fan-out {fan:?} an item (overhead {:.1} µs)", over(fan, base_fan)));
-                figures.insert("fanout_item_us".into(), json!(fan.as_secs_f64() * 1e6));
-                figures.insert("fanout_overhead_us".into(), json!(over(fan, base_fan)));
-            }
+            let (line, figures) = summary(label, (seq, seq_cpu, fan), (base_seq, base_fan));
             println!("{line}");
             report.insert(label.into(), serde_json::Value::Object(figures));
         }
