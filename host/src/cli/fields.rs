@@ -6,16 +6,68 @@
 //! of what a served request spent on its three log lines. The message, errors
 //! and raw identifiers (`r#type`) are written by tracing-subscriber's own
 //! visitor, so a message's control characters are escaped as it escapes them.
-//! And its time (`2026-12-06T17:13:19.549647Z`), with the date and time to the
-//! second made once a second on each thread instead of for every line.
+//! Its time (`2026-12-06T17:13:19.549647Z`), with the date and time to the
+//! second made once a second on each thread instead of for every line. And
+//! the line around them (time, level, spans, target), which its formatter
+//! writes through `write!` and more paints.
 
 use std::cell::RefCell;
 use std::fmt;
 use std::time::{SystemTime, UNIX_EPOCH};
 use tracing::field::{Field, Visit};
+use tracing::{Event, Level, Subscriber};
+use tracing_log::NormalizeEvent;
 use tracing_subscriber::field::{MakeVisitor, VisitFmt, VisitOutput};
 use tracing_subscriber::fmt::format::{DefaultVisitor, Writer};
 use tracing_subscriber::fmt::time::FormatTime;
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, FormattedFields};
+use tracing_subscriber::registry::LookupSpan;
+
+/// A whole line as tracing-subscriber's full format writes it with colour
+/// off: `TIME LEVEL span{fields}:span{fields}: target: fields`.
+pub(super) struct PlainLine;
+
+impl<S, N> FormatEvent<S, N> for PlainLine
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+{
+    fn format_event(&self, ctx: &FmtContext<'_, S, N>, mut writer: Writer<'_>, event: &Event<'_>) -> fmt::Result {
+        // A `log` record's own target and level, not the `log` event's.
+        let normalized = event.normalized_metadata();
+        let meta = normalized.as_ref().unwrap_or_else(|| event.metadata());
+        if Clock.format_time(&mut writer).is_err() {
+            writer.write_str("<unknown time>")?;
+        }
+        writer.write_str(match *meta.level() {
+            Level::TRACE => " TRACE ",
+            Level::DEBUG => " DEBUG ",
+            Level::INFO => "  INFO ",
+            Level::WARN => "  WARN ",
+            Level::ERROR => " ERROR ",
+        })?;
+        if let Some(scope) = ctx.event_scope() {
+            let mut seen = false;
+            for span in scope.from_root() {
+                writer.write_str(span.metadata().name())?;
+                seen = true;
+                if let Some(fields) = span.extensions().get::<FormattedFields<N>>().filter(|f| !f.is_empty()) {
+                    writer.write_char('{')?;
+                    writer.write_str(fields)?;
+                    writer.write_char('}')?;
+                }
+                writer.write_char(':')?;
+            }
+            if seen {
+                writer.write_char(' ')?;
+            }
+        }
+        writer.write_str(meta.target())?;
+        writer.write_str(": ")?;
+        ctx.format_fields(writer.by_ref(), event)?;
+        writer.write_char('\n')
+    }
+}
 
 /// Makes a [`Plain`] visitor for each line and span.
 pub(super) struct PlainFields;
@@ -182,7 +234,7 @@ fn civil(days: u64) -> (u64, u64, u64) {
 
 #[cfg(test)]
 mod tests {
-    use super::{Clock, PlainFields, civil, write_second};
+    use super::{Clock, PlainFields, PlainLine, civil, write_second};
     use std::io::Write;
     use std::sync::{Arc, Mutex};
     use tracing_subscriber::fmt::MakeWriter;
@@ -240,27 +292,39 @@ mod tests {
         tracing::error!(error = &failed as &(dyn std::error::Error + 'static), "failed");
         tracing::error!(error = &Failed("alone", None) as &(dyn std::error::Error + 'static));
         tracing::info!("message only");
+        drop(_in);
+        tracing::debug!(target: "elsewhere", outside = 1u64, "no span");
+        tracing::trace!(no_message = true);
+        let bare = tracing::info_span!("bare");
+        bare.in_scope(|| tracing::info!(inner = "x"));
     }
 
+    /// The lines of [`log_everything`], each without its time (up to the first space).
     fn logged(plain: bool) -> String {
         let buffer = Buffer::default();
-        let layer = tracing_subscriber::fmt().with_writer(buffer.clone()).with_ansi(false).without_time();
+        let layer = tracing_subscriber::fmt()
+            .with_writer(buffer.clone())
+            .with_ansi(false)
+            .with_max_level(tracing::Level::TRACE);
         let dispatch = if plain {
-            tracing::Dispatch::new(layer.fmt_fields(PlainFields).finish())
+            tracing::Dispatch::new(layer.fmt_fields(PlainFields).event_format(PlainLine).finish())
         } else {
             tracing::Dispatch::new(layer.finish())
         };
         tracing::dispatcher::with_default(&dispatch, log_everything);
-        String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap()
+        let text = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+        text.lines().map(|l| format!("{}\n", l.split_once(' ').unwrap().1)).collect()
     }
 
     #[test]
-    fn plain_fields_write_every_line_as_tracing_subscribers_default_fields_do() {
+    fn plain_lines_are_the_lines_tracing_subscribers_full_format_writes_without_colour() {
         let (plain, default) = (logged(true), logged(false));
         assert_eq!(plain, default);
-        assert_eq!(plain.lines().count(), 7, "{plain}");
+        assert_eq!(plain.lines().count(), 10, "{plain}");
         assert!(plain.contains(r#"http{request_id="ab12" tenant="acme" key="" n=3}"#), "{plain}");
         assert!(plain.contains(r#"request method="POST" status=200 ms=0.977 ok=true delta=-4"#), "{plain}");
+        assert!(plain.contains("\n INFO bare: paddock::cli::fields::tests: inner=\"x\"\n"), "{plain}");
+        assert!(plain.contains("\nDEBUG elsewhere: no span outside=1\n"), "{plain}");
         // The agent's text, in a field and as the message, holds no escape a terminal would act on.
         assert!(!plain.contains('\u{1b}') && !plain.contains('\u{9b}') && !plain.contains('\u{7}'), "{plain}");
         assert!(plain.contains(r#"agent="evil \u{1b}[31mred\u{7} \u{9b}2J \"quoted\" back\\slash\ttab é""#), "{plain}");

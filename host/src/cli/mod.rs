@@ -354,9 +354,12 @@ fn init_tracing(
         (LogFormat::Json, _) => {
             log.json().flatten_event(true).with_current_span(true).with_span_list(false).with_filter(filter).boxed()
         }
-        (LogFormat::Text, true) if !ansi => {
-            log.with_ansi(false).fmt_fields(fields::PlainFields).with_timer(fields::Clock).with_filter(filter).boxed()
-        }
+        (LogFormat::Text, true) if !ansi => log
+            .with_ansi(false)
+            .fmt_fields(fields::PlainFields)
+            .event_format(fields::PlainLine)
+            .with_filter(filter)
+            .boxed(),
         (LogFormat::Text, true) => log.with_ansi(true).with_filter(filter).boxed(),
         (LogFormat::Text, false) => log.with_target(false).with_ansi(ansi).without_time().with_filter(filter).boxed(),
     };
