@@ -19,13 +19,13 @@ mod bb;
 mod build;
 mod cases;
 mod dev;
-mod fields;
 mod flow;
 mod flow_remote;
 mod gc;
 mod host_api;
 mod inspect;
 mod keys;
+mod logline;
 mod new;
 mod plugins;
 mod progress;
@@ -356,8 +356,8 @@ fn init_tracing(
         }
         (LogFormat::Text, true) if !ansi => log
             .with_ansi(false)
-            .fmt_fields(fields::PlainFields)
-            .event_format(fields::PlainLine)
+            .fmt_fields(logline::PlainFields)
+            .event_format(logline::PlainLine)
             .with_filter(filter)
             .boxed(),
         (LogFormat::Text, true) => log.with_ansi(true).with_filter(filter).boxed(),

@@ -1,15 +1,19 @@
-//! Uncoloured text log lines, written as tracing-subscriber's default
-//! formatter writes them, for less. Its fields (`name=value`, a string quoted
-//! as `{:?}` quotes it, the rest as `{:?}` writes it) without its styling:
-//! with colour off it still paints each field's name and `=` through
-//! `nu_ansi_term`, styles that write nothing, and those paints were a third
-//! of what a served request spent on its three log lines. The message, errors
-//! and raw identifiers (`r#type`) are written by tracing-subscriber's own
-//! visitor, so a message's control characters are escaped as it escapes them.
-//! Its time (`2026-12-06T17:13:19.549647Z`), with the date and time to the
-//! second made once a second on each thread instead of for every line. And
-//! the line around them (time, level, spans, target), which its formatter
-//! writes through `write!` and more paints.
+//! The text log's lines when stderr is not a terminal, written byte for byte
+//! as tracing-subscriber's full format writes them with colour off, for less.
+//! With colour off it still paints each field's name and `=`, each span's name
+//! and braces and the target through `nu_ansi_term` styles that write nothing,
+//! and formats the whole date and time for every line: 47,500 instructions for
+//! a served request's three lines, 19,400 here.
+//!
+//! - [`PlainLine`]: the line (time, level, spans, target, fields).
+//! - [`PlainFields`]: the fields (`name=value`, a string quoted as `{:?}`
+//!   quotes it, the rest as `{:?}` writes it). The message, errors and raw
+//!   identifiers (`r#type`) go through tracing-subscriber's own visitor, so a
+//!   message's control characters are escaped as it escapes them.
+//! - [`Clock`]: the time (`2026-12-06T17:13:19.549647Z`), its date and second
+//!   made once a second on each thread.
+//!
+//! The tests hold the lines and the time to tracing-subscriber's.
 
 use std::cell::RefCell;
 use std::fmt;
@@ -89,14 +93,16 @@ pub(super) struct Plain<'a> {
 }
 
 impl Plain<'_> {
-    /// Starts field `name` (`name=`), or `None` when tracing-subscriber's
-    /// visitor should write it: the message, raw identifiers, and the `log.`
-    /// fields of `log` records, which it skips.
+    /// The name of a field this visitor writes, or `None` when
+    /// tracing-subscriber's visitor should: the message, raw identifiers, and
+    /// the `log.` fields of `log` records, which it skips.
     fn plain(field: &Field) -> Option<&'static str> {
         let name = field.name();
         (name != "message" && !name.starts_with("r#") && !name.starts_with("log.")).then_some(name)
     }
 
+    /// Writes `name=`, after a space when a field came before; false once
+    /// writing failed.
     fn start(&mut self, name: &str) -> bool {
         if self.result.is_err() {
             return false;
@@ -109,7 +115,7 @@ impl Plain<'_> {
         self.result.is_ok()
     }
 
-    /// Hands the field to tracing-subscriber's visitor.
+    /// Hands the field to tracing-subscriber's visitor (which skips `log.` fields).
     fn default(&mut self, field: &Field, record: impl FnOnce(&mut DefaultVisitor<'_>)) {
         if self.result.is_err() || field.name().starts_with("log.") {
             return;
@@ -279,10 +285,11 @@ mod tests {
         }
     }
 
-    /// Every kind of field, in a span and in events, hostile text included.
+    /// Every kind of field, in spans and events, at every level, a hostile
+    /// agent's text included.
     fn log_everything() {
         let span = tracing::info_span!("http", request_id = "ab12", tenant = "acme", key = "", n = 3u64);
-        let _in = span.enter();
+        let entered = span.enter();
         tracing::info!(method = "POST", status = 200u64, ms = 0.977, ok = true, delta = -4i64, "request");
         tracing::info!(tenant = %"bench", outcome = ?"ok", r#type = "x", "llm call");
         let hostile = "evil \u{1b}[31mred\u{7} \u{9b}2J \"quoted\" back\\slash\ttab é";
@@ -292,7 +299,7 @@ mod tests {
         tracing::error!(error = &failed as &(dyn std::error::Error + 'static), "failed");
         tracing::error!(error = &Failed("alone", None) as &(dyn std::error::Error + 'static));
         tracing::info!("message only");
-        drop(_in);
+        drop(entered);
         tracing::debug!(target: "elsewhere", outside = 1u64, "no span");
         tracing::trace!(no_message = true);
         let bare = tracing::info_span!("bare");
@@ -323,7 +330,7 @@ mod tests {
         assert_eq!(plain.lines().count(), 10, "{plain}");
         assert!(plain.contains(r#"http{request_id="ab12" tenant="acme" key="" n=3}"#), "{plain}");
         assert!(plain.contains(r#"request method="POST" status=200 ms=0.977 ok=true delta=-4"#), "{plain}");
-        assert!(plain.contains("\n INFO bare: paddock::cli::fields::tests: inner=\"x\"\n"), "{plain}");
+        assert!(plain.contains("\n INFO bare: paddock::cli::logline::tests: inner=\"x\"\n"), "{plain}");
         assert!(plain.contains("\nDEBUG elsewhere: no span outside=1\n"), "{plain}");
         // The agent's text, in a field and as the message, holds no escape a terminal would act on.
         assert!(!plain.contains('\u{1b}') && !plain.contains('\u{9b}') && !plain.contains('\u{7}'), "{plain}");
