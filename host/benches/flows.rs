@@ -12,8 +12,8 @@
 //! the shapes it lists (sequence, fanout), for a profile of one.
 //! `PADDOCK_BENCH_ENGINE` is the TOML of the `[engine]` table (and tables after
 //! it) in place of `max-instances = 1100`: under valgrind, which cannot reserve
-//! that pool, the sequence alone with `max-instances = 8`, `memory-reservation
-//! = "64MiB"` and `[ceiling]` `memory = "32MiB"`.
+//! that pool, the sequence alone with `compiler = "cranelift"`, `max-instances
+//! = 8`, `memory-reservation = "64MiB"` and `[ceiling]` `memory = "32MiB"`.
 
 #[path = "common/report.rs"]
 mod report;

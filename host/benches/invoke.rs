@@ -6,7 +6,8 @@
 //! `cargo bench -p paddock --bench invoke` (or `-- blackboard/` for the board only).
 //! `PADDOCK_BENCH_ENGINE` is TOML added to the runtimes' `[engine]` table (and
 //! tables after it): under valgrind, which cannot reserve the pool's default
-//! address space, `memory-reservation = "64MiB"` with `[ceiling]` `memory = "32MiB"`.
+//! address space, `memory-reservation = "64MiB"` with `[ceiling]` `memory =
+//! "32MiB"`, and `compiler = "cranelift"` so no background compile is counted.
 
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use paddock::blackboard::{Blackboard, BoardLimits, SqliteBackend, Writer};
