@@ -95,6 +95,50 @@ fn the_records_of_one_write_are_each_checked_with_what_those_before_them_added_a
     });
 }
 
+fn entry(call: &str, reply: &str) -> paddock_journal::Entry {
+    paddock_journal::Entry { call: call.into(), request: serde_json::json!([]), reply: serde_json::json!(reply) }
+}
+
+#[test]
+fn a_steps_journal_and_checkpoint_are_each_kept_and_replaced_on_their_own() {
+    both(FlowBounds::default(), |store| {
+        store.add_run(&run("r1", "acme", 1, RunStatus::Running)).unwrap();
+        let bytes = || store.tenant_bytes("acme").unwrap();
+        let empty = bytes();
+        // A failed attempt's journal, before its step has a checkpoint.
+        store.put_journal("r1", H, "main/a", 1, &[entry("llm.complete", "first")]).unwrap();
+        assert_eq!(store.steps("r1").unwrap(), [], "a journal alone is no checkpoint");
+        assert_eq!(store.journal("r1", "main/a").unwrap(), Some((1, vec![entry("llm.complete", "first")])));
+        let journaled = bytes();
+        assert!(journaled > empty, "{journaled} > {empty}");
+        // Its start: the journal stays.
+        let mut a = step("main/a", "");
+        a.status = StepStatus::Started;
+        store.put_step("r1", H, &a).unwrap();
+        assert_eq!(store.steps("r1").unwrap(), [a.clone()]);
+        assert_eq!(store.journal("r1", "main/a").unwrap().map(|j| j.0), Some(1));
+        // The second attempt ends: both replaced, counted for what they are now.
+        let mut done = step("main/a", "ok");
+        done.attempt = 2;
+        let second = vec![entry("llm.complete", "second"), entry("blackboard.put", "")];
+        store.finish_step("r1", H, &done, &second).unwrap();
+        assert_eq!(store.steps("r1").unwrap(), [done.clone()]);
+        assert_eq!(store.journal("r1", "main/a").unwrap(), Some((2, second.clone())));
+        let finished = bytes();
+        // The checkpoint rewritten alone keeps the journal and the count.
+        store.put_step("r1", H, &done).unwrap();
+        assert_eq!(store.journal("r1", "main/a").unwrap(), Some((2, second)));
+        assert_eq!(bytes(), finished);
+        // A journal rewritten alone keeps the checkpoint, and a smaller one frees bytes.
+        store.put_journal("r1", H, "main/a", 3, &[]).unwrap();
+        assert_eq!(store.steps("r1").unwrap(), [done]);
+        assert_eq!(store.journal("r1", "main/a").unwrap(), Some((3, Vec::new())));
+        assert!(bytes() < finished, "{} < {finished}", bytes());
+        assert_eq!(store.journal("r1", "main/b").unwrap(), None);
+        assert_eq!(store.runs(&RunQuery { limit: 1, ..RunQuery::default() }).unwrap()[0].bytes, bytes());
+    });
+}
+
 #[test]
 fn a_tenant_past_its_bound_is_refused_new_runs_questions_and_dead_letters_and_others_are_not() {
     both(FlowBounds { run_bytes: 6144, tenant_bytes: 8192, shared: false }, |store| {
@@ -321,5 +365,56 @@ fn a_tenants_runs_of_one_status_are_read_from_an_index_in_a_file_made_before_it_
     // No scan of the tenant's runs and no sort: 4.5 ms at 10,000 runs without it.
     assert_eq!(plan, ["SEARCH runs USING INDEX runs_by_tenant_status (tenant=? AND status=?)"]);
     let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
-    assert_eq!(version, 4);
+    assert_eq!(version, 5);
+}
+
+#[test]
+fn a_file_with_journals_in_a_table_of_their_own_is_brought_up_with_each_journal_in_its_steps_row() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("old.sqlite");
+    let record = serde_json::to_string(&run("r0", "acme", 10, RunStatus::Running)).unwrap();
+    let checkpoint = serde_json::to_string(&step("main/a", "1")).unwrap();
+    let (a, b) = (vec![entry("llm.complete", "a")], vec![entry("clock.wall", "b")]);
+    let (journal_a, journal_b) = (serde_json::to_string(&a).unwrap(), serde_json::to_string(&b).unwrap());
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(crate::sqlite::SCHEMA_0_FOR_TESTS).unwrap();
+        conn.execute("INSERT INTO runs (id, created, data) VALUES ('r0', 10, ?1)", [&record]).unwrap();
+        conn.execute("INSERT INTO steps (run, path, seq, data) VALUES ('r0', 'main/a', 0, ?1)", [&checkpoint]).unwrap();
+        // One journal beside its checkpoint, one of a failed attempt alone.
+        let journal = "INSERT INTO journals (run, path, attempt, data) VALUES ('r0', ?1, ?2, ?3)";
+        conn.execute(journal, rusqlite::params!["main/a", 2, journal_a]).unwrap();
+        conn.execute(journal, rusqlite::params!["main/b", 1, journal_b]).unwrap();
+    }
+    let store = SqliteStore::open(&path).unwrap();
+    assert_eq!(store.steps("r0").unwrap(), [step("main/a", "1")]);
+    assert_eq!(store.journal("r0", "main/a").unwrap(), Some((2, a)));
+    assert_eq!(store.journal("r0", "main/b").unwrap(), Some((1, b)));
+    let counted = [&record, &checkpoint, &journal_a, &journal_b].iter().map(|t| t.len() as u64).sum::<u64>();
+    assert_eq!(store.runs(&RunQuery { limit: 1, ..RunQuery::default() }).unwrap()[0].bytes, counted);
+    assert_eq!(store.tenant_bytes("acme").unwrap(), counted);
+    // Forgetting the run forgets every row of it.
+    let mut ended = run("r0", "acme", 10, RunStatus::Succeeded);
+    ended.updated_ms = 11;
+    store.put_run(&ended).unwrap();
+    let cut = Cutoffs { runs_before_ms: 100, runs_per_tenant: 100, approvals_before_ms: 0, dead_before_ms: 0 };
+    let pruned = store.prune(&cut).unwrap();
+    assert_eq!((pruned.runs, store.tenant_bytes("acme").unwrap()), (1, 0));
+    assert_eq!(store.journal("r0", "main/b").unwrap(), None);
+    drop(store);
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let tables: Vec<String> = conn
+        .prepare("SELECT name FROM sqlite_schema WHERE type = 'table' ORDER BY name")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(tables, ["approvals", "cancels", "dead", "runs", "steps", "tenant_bytes"], "no table of journals");
+    drop(conn);
+    drop(SqliteStore::open(&path).expect("a second open finds it done"));
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let journals: i64 =
+        conn.query_row("SELECT COUNT(*) FROM sqlite_schema WHERE name = 'journals'", [], |r| r.get(0)).unwrap();
+    assert_eq!(journals, 0, "nor one made again by the next open");
 }

@@ -2,8 +2,9 @@
 //!
 //! SQLite rather than redb because other processes must read and write it
 //! while a run goes on: `paddock approve`, `paddock dlq`, `paddock flow
-//! status`. Records are kept as JSON in one column per table, keyed by what
-//! they are looked up by. `synchronous = NORMAL`: a commit survives the
+//! status`. Records are kept as JSON, keyed by what they are looked up by; a
+//! step's checkpoint and its journal share the step's row, so a step's end
+//! writes one row. `synchronous = NORMAL`: a commit survives the
 //! process being killed (the WAL is in the OS's cache); a power cut may lose
 //! the last commits, whose steps then run again under the same idempotency key.
 //!
@@ -24,10 +25,13 @@ use paddock_journal::Entry;
 use parking_lot::Mutex;
 use rusqlite::types::Value as Sql;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params, params_from_iter};
-use schema::{MIGRATE_TO_1, MIGRATE_TO_2, MIGRATE_TO_3, MIGRATE_TO_4, SCHEMA_0, SCHEMA_VERSION};
+use schema::{MIGRATE_TO_1, MIGRATE_TO_2, MIGRATE_TO_3, MIGRATE_TO_4, MIGRATE_TO_5, SCHEMA_0, SCHEMA_VERSION};
 use serde::de::DeserializeOwned;
 use std::path::Path;
-use write::{Tally, charge, db, from_json, size, size_in, to_json, write_done, write_journal, write_run, write_step};
+use write::{
+    Tally, charge, db, from_json, size, size_in, to_json, write_done, write_journal, write_run, write_step,
+    write_step_row,
+};
 
 /// A flow store in a SQLite file.
 pub struct SqliteStore {
@@ -119,8 +123,11 @@ impl SqliteStore {
         // One writer brings the layout up; another process opening the file
         // meanwhile waits, then finds it done.
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(schema)?;
-        tx.execute_batch(SCHEMA_0).map_err(schema)?;
         let version: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0)).map_err(schema)?;
+        if version == 0 {
+            // A new file, or one of the first layout (whose tables stay as they are).
+            tx.execute_batch(SCHEMA_0).map_err(schema)?;
+        }
         if version > SCHEMA_VERSION {
             return Err(StoreError::Schema {
                 path: path.to_path_buf(),
@@ -140,6 +147,9 @@ impl SqliteStore {
         }
         if version < 4 {
             tx.execute_batch(MIGRATE_TO_4).map_err(schema)?;
+        }
+        if version < 5 {
+            tx.execute_batch(MIGRATE_TO_5).map_err(schema)?;
             tx.pragma_update(None, "user_version", SCHEMA_VERSION).map_err(schema)?;
         }
         // A file from before the sum of every tenant was kept.
@@ -233,11 +243,7 @@ impl SqliteStore {
 }
 
 fn forget_run(c: &Connection, id: &str) -> rusqlite::Result<usize> {
-    for sql in [
-        "DELETE FROM steps WHERE run = ?1",
-        "DELETE FROM journals WHERE run = ?1",
-        "DELETE FROM cancels WHERE run = ?1",
-    ] {
+    for sql in ["DELETE FROM steps WHERE run = ?1", "DELETE FROM cancels WHERE run = ?1"] {
         c.prepare_cached(sql)?.execute(params![id])?;
     }
     c.prepare_cached("DELETE FROM runs WHERE id = ?1")?.execute(params![id])
@@ -366,7 +372,7 @@ impl FlowStore for SqliteStore {
     }
 
     fn steps(&self, run: &str) -> Result<Vec<StepRecord>, String> {
-        self.all("SELECT data FROM steps WHERE run = ?1 ORDER BY seq", params![run])
+        self.all("SELECT data FROM steps WHERE run = ?1 AND data IS NOT NULL ORDER BY seq", params![run])
     }
 
     fn put_journal(&self, run: &str, holder: &str, step: &str, attempt: u32, entries: &[Entry]) -> Result<(), String> {
@@ -382,8 +388,7 @@ impl FlowStore for SqliteStore {
         self.write(|c| {
             let mut tally = Tally::run(c, run, None)?;
             tally.fence(holder)?;
-            write_journal(c, &mut tally, &self.bounds, (run, &step.path, step.attempt), journal)?;
-            write_step(c, &mut tally, &self.bounds, run, step)?;
+            write_step_row(c, &mut tally, &self.bounds, run, step, Some(journal))?;
             tally.write(c)
         })
     }
@@ -413,9 +418,11 @@ impl FlowStore for SqliteStore {
     fn journal(&self, run: &str, step: &str) -> Result<Option<(u32, Vec<Entry>)>, String> {
         let conn = self.conn.lock();
         let row: Option<(u32, String)> = conn
-            .query_row("SELECT attempt, data FROM journals WHERE run = ?1 AND path = ?2", params![run, step], |r| {
-                Ok((r.get(0)?, r.get(1)?))
-            })
+            .query_row(
+                "SELECT attempt, journal FROM steps WHERE run = ?1 AND path = ?2 AND journal IS NOT NULL",
+                params![run, step],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
             .optional()
             .map_err(db)?;
         row.map(|(a, t)| Ok((a, from_json(&t)?))).transpose()

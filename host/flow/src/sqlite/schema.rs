@@ -2,9 +2,9 @@
 //! to them.
 
 /// The version of the layout below, kept in SQLite's `user_version`: 0 is
-/// the first layout (records only), which [`MIGRATE_TO_1`], [`MIGRATE_TO_2`],
-/// [`MIGRATE_TO_3`] and then [`MIGRATE_TO_4`] bring up.
-pub(super) const SCHEMA_VERSION: i64 = 4;
+/// the first layout (records only), which [`MIGRATE_TO_1`] to [`MIGRATE_TO_5`]
+/// bring up in turn.
+pub(super) const SCHEMA_VERSION: i64 = 5;
 
 /// The first layout: what a file made by an older paddock has.
 pub(super) const SCHEMA_0: &str = "
@@ -91,4 +91,23 @@ ALTER TABLE journals_3 RENAME TO journals;
 /// it a status no run has scanned every run of the tenant, 4.5 ms at 10,000.
 pub(super) const MIGRATE_TO_4: &str = "
 CREATE INDEX runs_by_tenant_status ON runs (tenant, status, created DESC, id DESC);
+";
+
+/// A step's journal kept in its checkpoint's row: a step's end writes one
+/// row of one tree, where it wrote a row in each of two (one statement, one
+/// page of the log fewer). A row may hold a journal alone (a failed
+/// attempt's, before any checkpoint of its step) or a checkpoint alone.
+pub(super) const MIGRATE_TO_5: &str = "
+CREATE TABLE steps_5 (run TEXT NOT NULL, path TEXT NOT NULL, seq INTEGER NOT NULL DEFAULT 0, data TEXT,
+    size INTEGER NOT NULL DEFAULT 0, attempt INTEGER NOT NULL DEFAULT 0, journal TEXT,
+    journal_size INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (run, path)) WITHOUT ROWID;
+INSERT INTO steps_5 (run, path, seq, data, size, attempt, journal, journal_size)
+    SELECT s.run, s.path, s.seq, s.data, s.size, COALESCE(j.attempt, 0), j.data, COALESCE(j.size, 0)
+    FROM steps s LEFT JOIN journals j ON j.run = s.run AND j.path = s.path;
+INSERT INTO steps_5 (run, path, attempt, journal, journal_size)
+    SELECT j.run, j.path, j.attempt, j.data, j.size FROM journals j
+    WHERE NOT EXISTS (SELECT 1 FROM steps s WHERE s.run = j.run AND s.path = j.path);
+DROP TABLE steps;
+DROP TABLE journals;
+ALTER TABLE steps_5 RENAME TO steps;
 ";

@@ -206,14 +206,7 @@ pub(super) fn write_step(
     run: &str,
     step: &StepRecord,
 ) -> Result<(), String> {
-    let data = to_json(step)?;
-    let old = size_in(c, "SELECT size FROM steps WHERE run = ?1 AND path = ?2", params![run, step.path])?;
-    let what = format!("the checkpoint of step {}", step.path);
-    tally.add(c, Some(bounds), &what, (old, size(&data)))?;
-    c.prepare_cached("INSERT OR REPLACE INTO steps (run, path, seq, data, size) VALUES (?1, ?2, ?3, ?4, ?5)")
-        .and_then(|mut s| s.execute(params![run, step.path, step.seq as i64, data, size(&data) as i64]))
-        .map_err(db)
-        .map(drop)
+    write_step_row(c, tally, bounds, run, step, None)
 }
 
 pub(super) fn write_journal(
@@ -224,16 +217,73 @@ pub(super) fn write_journal(
     entries: &[Entry],
 ) -> Result<(), String> {
     let data = to_json(&entries)?;
-    let old = size_in(c, "SELECT size FROM journals WHERE run = ?1 AND path = ?2", params![run, step])?;
+    let old = size_in(c, "SELECT journal_size FROM steps WHERE run = ?1 AND path = ?2", params![run, step])?;
     let what = format!("the journal of step {step}");
     tally.add(c, Some(bounds), &what, (old, size(&data)))?;
-    c.prepare_cached("INSERT OR REPLACE INTO journals (run, path, attempt, data, size) VALUES (?1, ?2, ?3, ?4, ?5)")
-        .and_then(|mut s| s.execute(params![run, step, attempt, data, size(&data) as i64]))
-        .map_err(db)
-        .map(drop)
+    c.prepare_cached(
+        "INSERT INTO steps (run, path, attempt, journal, journal_size) VALUES (?1, ?2, ?3, ?4, ?5)
+         ON CONFLICT (run, path) DO UPDATE SET attempt = excluded.attempt, journal = excluded.journal,
+            journal_size = excluded.journal_size",
+    )
+    .and_then(|mut s| s.execute(params![run, step, attempt, data, size(&data) as i64]))
+    .map_err(db)
+    .map(drop)
 }
 
-/// Writes finished attempts of `run`: each one's journal, then its checkpoint.
+/// Writes a step's row: its checkpoint, and its journal when given (an
+/// attempt that finished), in one statement. The journal is counted first,
+/// as it is made first.
+pub(super) fn write_step_row(
+    c: &Connection,
+    tally: &mut Tally<'_>,
+    bounds: &FlowBounds,
+    run: &str,
+    step: &StepRecord,
+    journal: Option<&[Entry]>,
+) -> Result<(), String> {
+    let data = to_json(step)?;
+    let (old, old_journal) = c
+        .prepare_cached("SELECT size, journal_size FROM steps WHERE run = ?1 AND path = ?2")
+        .and_then(|mut s| {
+            s.query_row(params![run, step.path], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))).optional()
+        })
+        .map_err(db)?
+        .map_or((0, 0), |(a, b)| (a.max(0) as u64, b.max(0) as u64));
+    let Some(journal) = journal else {
+        tally.add(c, Some(bounds), &format!("the checkpoint of step {}", step.path), (old, size(&data)))?;
+        return c
+            .prepare_cached(
+                "INSERT INTO steps (run, path, seq, data, size) VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (run, path) DO UPDATE SET seq = excluded.seq, data = excluded.data, size = excluded.size",
+            )
+            .and_then(|mut s| s.execute(params![run, step.path, step.seq as i64, data, size(&data) as i64]))
+            .map_err(db)
+            .map(drop);
+    };
+    let entries = to_json(&journal)?;
+    tally.add(c, Some(bounds), &format!("the journal of step {}", step.path), (old_journal, size(&entries)))?;
+    tally.add(c, Some(bounds), &format!("the checkpoint of step {}", step.path), (old, size(&data)))?;
+    c.prepare_cached(
+        "INSERT OR REPLACE INTO steps (run, path, seq, data, size, attempt, journal, journal_size)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )
+    .and_then(|mut s| {
+        s.execute(params![
+            run,
+            step.path,
+            step.seq as i64,
+            data,
+            size(&data) as i64,
+            step.attempt,
+            entries,
+            size(&entries) as i64
+        ])
+    })
+    .map_err(db)
+    .map(drop)
+}
+
+/// Writes finished attempts of `run`: each one's journal with its checkpoint.
 pub(super) fn write_done(
     c: &Connection,
     tally: &mut Tally<'_>,
@@ -242,8 +292,7 @@ pub(super) fn write_done(
     done: &[Finished],
 ) -> Result<(), String> {
     for (step, journal) in done {
-        write_journal(c, tally, bounds, (run, &step.path, step.attempt), journal)?;
-        write_step(c, tally, bounds, run, step)?;
+        write_step_row(c, tally, bounds, run, step, Some(journal))?;
     }
     Ok(())
 }
