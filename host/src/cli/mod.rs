@@ -215,12 +215,11 @@ enum Command {
 /// Turns transparent huge pages off for this process (and what it starts),
 /// as the `paddock` binary does before anything else.
 ///
-/// The allocator gives freed memory back 64 KiB at a time, and the pooling
-/// allocator resets a sandbox's memory in parts; inside a huge page, the next
-/// touch of such a part makes the kernel zero a whole 2 MiB page again. A
-/// Python agent's first load spent 1.7-3.6 s so (0.3 s of kernel time without;
-/// with `transparent_hugepage` set to `always` as well as `madvise`). Where the
-/// kernel refuses, nothing changes.
+/// The allocator (mimalloc) gives freed memory back 64 KiB at a time; inside
+/// a huge page, the next touch of such a part makes the kernel zero a whole
+/// 2 MiB page again. A Python agent's first load spent 1.5-3.7 s of kernel
+/// time so, and 0.3 s without, whether the machine's `transparent_hugepage`
+/// setting is `madvise` or `always`. Where the kernel refuses, nothing changes.
 pub fn without_transparent_huge_pages() {
     #[cfg(target_os = "linux")]
     // SAFETY: PR_SET_THP_DISABLE reads only its integer arguments and sets a
