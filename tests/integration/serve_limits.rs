@@ -329,7 +329,7 @@ async fn a_run_left_waiting_past_its_timeout_by_its_tenants_max_concurrent_is_an
 /// `/proc` status), whatever the machine's setting: its allocator gives
 /// memory back 64 KiB at a time, and inside a huge page the next touch of
 /// such a part zeroes a whole 2 MiB again (a Python agent's first run took
-/// 1.8-4.2 s so, 1.1-1.4 s without).
+/// 1.8-4.2 s so, 1.2-1.5 s without).
 #[cfg(target_os = "linux")]
 #[test]
 fn a_serving_host_runs_without_transparent_huge_pages() {

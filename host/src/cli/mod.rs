@@ -217,8 +217,8 @@ enum Command {
 ///
 /// The allocator (mimalloc) gives freed memory back 64 KiB at a time; inside
 /// a huge page, the next touch of such a part makes the kernel zero a whole
-/// 2 MiB page again. A Python agent's first load spent 1.5-3.7 s of kernel
-/// time so, and 0.3 s without, whether the machine's `transparent_hugepage`
+/// 2 MiB page again. A Python agent's first run spent 0.9-4.0 s of kernel
+/// time so, and 0.3-0.7 s without, whether the machine's `transparent_hugepage`
 /// setting is `madvise` or `always`. Where the kernel refuses, nothing changes.
 pub fn without_transparent_huge_pages() {
     #[cfg(target_os = "linux")]
