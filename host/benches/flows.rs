@@ -127,7 +127,7 @@ fn summary(
 }
 
 fn main() {
-    paddock::cli::without_transparent_huge_pages();
+    paddock::cli::on_mimalloc();
     let tokio = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let plugin = dir.path().join("plugins/noop");

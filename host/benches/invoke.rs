@@ -26,7 +26,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn runtime(pooling: bool) -> Runtime {
     // As the binary does, with its allocator.
-    paddock::cli::without_transparent_huge_pages();
+    paddock::cli::on_mimalloc();
     // Usage in memory: the ledger's disk writer is measured by the ledger bench.
     let extra = std::env::var("PADDOCK_BENCH_ENGINE").unwrap_or_default();
     let toml = format!(

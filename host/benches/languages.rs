@@ -166,7 +166,7 @@ fn measure(lang: Lang, tokio: &tokio::runtime::Runtime) -> Result<serde_json::Va
 }
 
 fn main() {
-    paddock::cli::without_transparent_huge_pages();
+    paddock::cli::on_mimalloc();
     // `cargo bench` passes `--bench`; anything else names languages.
     let asked: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
     let tokio = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("a tokio runtime");

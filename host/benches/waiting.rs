@@ -63,7 +63,7 @@ fn host(dir: &Path, agents: u32) -> Runtime {
 }
 
 fn main() {
-    paddock::cli::without_transparent_huge_pages();
+    paddock::cli::on_mimalloc();
     let agents: u32 = std::env::var("PADDOCK_BENCH_AGENTS").ok().and_then(|n| n.parse().ok()).unwrap_or(20_000);
     let tokio = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("a tokio runtime");
     let dir = tempfile::tempdir().expect("a temporary folder");

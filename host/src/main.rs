@@ -4,6 +4,6 @@
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> std::process::ExitCode {
-    paddock::cli::without_transparent_huge_pages();
+    paddock::cli::on_mimalloc();
     paddock::cli::main()
 }

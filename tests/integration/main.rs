@@ -16,6 +16,7 @@ mod fairness;
 mod flows;
 mod flows_sagas;
 mod group_commit;
+mod host_memory;
 mod hostile_board;
 mod hostile_flows;
 mod hostile_plugins;

@@ -57,19 +57,8 @@ const PRISTINE: &str = "c01n";
 
 /// `MARKS` as a component of `agent-world`, written to `dir/marks.wasm`.
 fn marks_component(dir: &Path) -> std::path::PathBuf {
-    let mut core = wat::parse_str(MARKS).expect("the WAT parses");
-    let mut resolve = wit_parser::Resolve::new();
-    let wit = Path::new(paddock_test_guests::guests::ROOT).join("wit");
-    let (package, _) = resolve.push_dir(&wit).expect("wit/ parses");
-    let world = resolve.select_world(&[package], Some("agent-world")).expect("wit/ has agent-world");
-    wit_component::embed_component_metadata(&mut core, &resolve, world, wit_component::StringEncoding::UTF8)
-        .expect("the component type embeds");
-    let component = wit_component::ComponentEncoder::default()
-        .module(&core)
-        .and_then(|e| e.validate(true).encode())
-        .expect("the module is a component of agent-world");
     let path = dir.join("marks.wasm");
-    std::fs::write(&path, component).unwrap();
+    std::fs::write(&path, agent_component(wat::parse_str(MARKS).expect("the WAT parses"))).unwrap();
     path
 }
 

@@ -81,6 +81,21 @@ pub async fn run(rt: &Runtime, spec: &str, input: &str) -> Outcome {
     run_with(rt, spec, input, &RunOptions::default()).await
 }
 
+/// The core module `core` (exporting `cabi_realloc` and the agent's
+/// functions by their canonical names) as a component of `agent-world`.
+pub fn agent_component(mut core: Vec<u8>) -> Vec<u8> {
+    let mut resolve = wit_parser::Resolve::new();
+    let wit = Path::new(paddock_test_guests::guests::ROOT).join("wit");
+    let (package, _) = resolve.push_dir(&wit).expect("wit/ parses");
+    let world = resolve.select_world(&[package], Some("agent-world")).expect("wit/ has agent-world");
+    wit_component::embed_component_metadata(&mut core, &resolve, world, wit_component::StringEncoding::UTF8)
+        .expect("the component type embeds");
+    wit_component::ComponentEncoder::default()
+        .module(&core)
+        .and_then(|e| e.validate(true).encode())
+        .expect("the module is a component of agent-world")
+}
+
 /// The error's display text; panics when the invocation succeeded.
 pub fn error_text(outcome: &Outcome) -> String {
     match &outcome.result {

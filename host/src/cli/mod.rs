@@ -212,15 +212,31 @@ enum Command {
     Gc(gc::GcArgs),
 }
 
-/// Turns transparent huge pages off for this process (and what it starts),
-/// as the `paddock` binary does before anything else.
+/// Readies this process for mimalloc, the `paddock` binary's allocator (and
+/// the benches' that measure it), before anything else runs: transparent
+/// huge pages off, and the memory a compile used handed back once compiling
+/// is done ([`engine::memory`](crate::engine::memory)).
+pub fn on_mimalloc() {
+    without_transparent_huge_pages();
+    crate::engine::memory::set_hand_back(collect_mimalloc);
+}
+
+/// Frees the pages of the calling thread's mimalloc heap that hold nothing
+/// and returns every page the allocator holds free to the system.
+fn collect_mimalloc() {
+    // SAFETY: mi_collect takes no arguments but the flag; it works on the
+    // allocator's own state, the calling thread's heap and the shared arenas.
+    unsafe { libmimalloc_sys::mi_collect(true) }
+}
+
+/// Turns transparent huge pages off for this process (and what it starts).
 ///
 /// The allocator (mimalloc) gives freed memory back 64 KiB at a time; inside
 /// a huge page, the next touch of such a part makes the kernel zero a whole
 /// 2 MiB page again. A Python agent's first run spent 0.9-4.0 s of kernel
 /// time so, and 0.3-0.7 s without, whether the machine's `transparent_hugepage`
 /// setting is `madvise` or `always`. Where the kernel refuses, nothing changes.
-pub fn without_transparent_huge_pages() {
+fn without_transparent_huge_pages() {
     #[cfg(target_os = "linux")]
     // SAFETY: PR_SET_THP_DISABLE reads only its integer arguments and sets a
     // flag of the calling process.

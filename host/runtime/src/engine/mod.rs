@@ -1,6 +1,7 @@
 //! The wasmtime [`Engine`]: fuel metering, epoch interruption, the pooling
 //! allocator, and the thread that ticks epochs.
 
+pub mod memory;
 pub mod os;
 
 use paddock_config::{Compiler, EngineSettings, Limits};

@@ -22,7 +22,7 @@
 
 use super::agent::{Agent, Code};
 use super::metrics::{CacheLabels, count_optimized};
-use crate::engine::{self, EpochTicker};
+use crate::engine::{self, EpochTicker, memory};
 use crate::plugins::cache::{CodeCache, Compiled};
 use crate::plugins::load::{self, ComponentFile, LoadError, Prepared};
 use crate::sandbox::{self, AgentState};
@@ -56,6 +56,11 @@ struct Pending {
 impl Pending {
     fn add(&self) {
         *self.count.lock() += 1;
+    }
+
+    /// Whether the compile running is the only one queued or running.
+    fn is_last(&self) -> bool {
+        *self.count.lock() <= 1
     }
 
     fn finish(&self) {
@@ -188,26 +193,33 @@ fn optimize_each(optimizer: &Optimizer, jobs: &Receiver<Upgrade>, pending: &Pend
         // A compile that panics costs its version the optimized code, not the
         // versions queued behind it (nor `wait`ers their answer).
         let named = job.agent.upgrade().map_or_else(String::new, |a| format!("{} {}", a.name, a.version));
-        if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| optimize(optimizer, job))).is_err() {
+        let compiled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| optimize(optimizer, job)));
+        if compiled.is_err() {
             tracing::error!(agent = named, "the optimizing compile panicked; the baseline code keeps serving");
+        }
+        // Compiles queued back to back reuse one another's memory; the last
+        // hands it back (before `wait`ers hear that none is left).
+        if compiled.unwrap_or(true) && pending.is_last() {
+            memory::after_compiling();
         }
         pending.finish();
     }
 }
 
-/// Compiles `job`'s optimized code and swaps it in, unless its version is gone.
-fn optimize(optimizer: &Optimizer, job: Upgrade) {
+/// Compiles `job`'s optimized code and swaps it in, unless its version is
+/// gone; whether it compiled.
+fn optimize(optimizer: &Optimizer, job: Upgrade) -> bool {
     if let Some((cache, component)) = &job.baseline {
         cache.keep(component, &job.file.hash);
     }
     // A version replaced before its turn needs no optimized code.
     if !job.optimize || job.agent.strong_count() == 0 {
-        return;
+        return false;
     }
     let started = Instant::now();
     let linker = if job.http { &optimizer.http_linker } else { &optimizer.linker };
     let compiled = load::compile(&optimizer.engine, (linker, job.http), &job.file, optimizer.cache.as_deref());
-    let Some(agent) = job.agent.upgrade() else { return };
+    let Some(agent) = job.agent.upgrade() else { return true };
     match compiled {
         Ok(prepared) => {
             count_optimized(&optimizer.loads);
@@ -225,4 +237,5 @@ fn optimize(optimizer: &Optimizer, job: Upgrade) {
             "optimized code not compiled, the baseline code keeps serving: {e}"
         ),
     }
+    true
 }

@@ -18,6 +18,7 @@ pub use status::{ErrorStatus, HeldStatus, PluginStatus, VersionStatus};
 
 use super::Runtime;
 use super::agent::{Agent, AgentParts, Code};
+use crate::engine::memory;
 use crate::plugins::book::Accepted;
 use crate::plugins::cache::Compiled;
 use crate::plugins::load::{self, ComponentFile, LoadError, Prepared};
@@ -321,9 +322,13 @@ impl Runtime {
             notes,
             code: Code { pre: prepared.pre, compiled },
         }));
-        if let (Compiled::Baseline, Some(tiers)) = (compiled, &self.inner.tiers) {
+        match (compiled, &self.inner.tiers) {
             // A one-shot process ends before optimized code could serve it.
-            tiers.optimize_later(&agent, file, http, unstored, !self.one_shot());
+            (Compiled::Baseline, Some(tiers)) => tiers.optimize_later(&agent, file, http, unstored, !self.one_shot()),
+            // (A tiered host's tiering thread hands the memory back after its
+            // compile; a one-shot process, by ending.)
+            (Compiled::Fresh, _) if !self.one_shot() => memory::after_compiling(),
+            _ => {}
         }
         Ok(agent)
     }

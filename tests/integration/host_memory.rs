@@ -1,0 +1,104 @@
+//! The serving host's own memory: what a compile used is handed back to the
+//! system once compiling is done, so an idle host does not keep the peak of
+//! its last compile.
+
+use crate::util::*;
+use std::fmt::Write;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// An agent that answers `{}` and carries `functions` functions it never
+/// calls, each a chain of `steps` multiplications: a component whose compile
+/// takes many times the memory its code keeps.
+fn bulky_agent(functions: u32, steps: u32) -> Vec<u8> {
+    let mut wat = String::from(
+        r#"(module
+  (memory (export "memory") 1)
+  (data (i32.const 1024) "{}")
+  (func (export "cabi_realloc") (param i32 i32 i32 i32) (result i32) (i32.const 4096))
+  (func (export "paddock:agent/agent@0.1.0#run") (param i32 i32) (result i32)
+    (i32.store8 (i32.const 2064) (i32.const 0))
+    (i32.store (i32.const 2068) (i32.const 1024))
+    (i32.store (i32.const 2072) (i32.const 2))
+    (i32.const 2064))
+  (func (export "paddock:agent/agent@0.1.0#compensate") (param i32 i32) (result i32)
+    (i32.store8 (i32.const 2064) (i32.const 0))
+    (i32.const 2064))
+"#,
+    );
+    for f in 0..functions {
+        wat.push_str("  (func (param i64) (result i64) local.get 0");
+        for s in 0..steps {
+            write!(wat, " i64.const {} i64.mul local.get 0 i64.xor", (f * steps + s) | 1).unwrap();
+        }
+        wat.push_str(")\n");
+    }
+    wat.push(')');
+    agent_component(wat::parse_str(&wat).expect("the WAT parses"))
+}
+
+/// A field of `/proc/PID/status` in KiB (`VmHWM`, `VmRSS`, `RssAnon`).
+fn status_kib(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find_map(|l| l.strip_prefix(field)?.strip_prefix(':'));
+    let kib = line.and_then(|l| l.trim().strip_suffix(" kB")?.parse().ok());
+    kib.unwrap_or_else(|| panic!("/proc/{pid}/status has no {field}:\n{status}"))
+}
+
+/// Waits until the host's log in `dir` says `said`, at most `limit`.
+fn until_logged(dir: &Path, said: &str, limit: Duration) {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if std::fs::read_to_string(dir.join(SERVE_LOG)).is_ok_and(|log| log.contains(said)) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let log = std::fs::read_to_string(dir.join(SERVE_LOG)).unwrap_or_default();
+    panic!("the host did not say {said:?} within {limit:?}:\n{log}");
+}
+
+/// A compile's memory is most of its peak: the host holding more than half
+/// of it, idle after the compile, has kept what the compile freed (measured:
+/// a fifth to a quarter held, the code among it; five sixths without the
+/// hand-back).
+#[cfg(target_os = "linux")]
+#[test]
+fn an_idle_host_hands_back_the_memory_its_compiles_used() {
+    let dir = tempfile::tempdir().unwrap();
+    let plugins = dir.path().join("plugins");
+    std::fs::create_dir_all(&plugins).unwrap();
+    std::fs::write(
+        dir.path().join("paddock.toml"),
+        format!(
+            "[host]\nledger = \"memory\"\nplugin-state = \"memory\"\ncode-cache = {:?}\n[serve]\nauth = \"none\"\n",
+            dir.path().join("code").display().to_string()
+        ),
+    )
+    .unwrap();
+    let bulky = bulky_agent(2_000, 100);
+    let served = serve(dir.path(), &[]);
+    let pid = served.child.id();
+    let (rss_before, anon_before) = (status_kib(pid, "VmRSS"), status_kib(pid, "RssAnon"));
+
+    // Hot reload loads it: Winch's code first, then Cranelift's in the background.
+    let folder = plugins.join("bulky");
+    std::fs::create_dir_all(&folder).unwrap();
+    std::fs::write(folder.join("agent.wasm"), &bulky).unwrap();
+    std::fs::write(folder.join("agent.toml"), "name = \"bulky\"\nversion = \"1.0.0\"\ncomponent = \"agent.wasm\"\n")
+        .unwrap();
+    until_logged(dir.path(), "optimized code serving", Duration::from_secs(120));
+    let peak = status_kib(pid, "VmHWM") - rss_before;
+    assert!(peak > 32 * 1024, "compiling took only {peak} KiB: too little to tell what is handed back");
+    // The hand-back follows the line.
+    let waited = Instant::now();
+    let mut held = status_kib(pid, "RssAnon").saturating_sub(anon_before);
+    while held > peak / 2 && waited.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(100));
+        held = status_kib(pid, "RssAnon").saturating_sub(anon_before);
+    }
+    assert!(
+        held <= peak / 2,
+        "idle after compiling, the host holds {held} KiB more than before, of a peak of {peak} KiB more"
+    );
+}
