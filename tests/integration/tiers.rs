@@ -114,6 +114,39 @@ async fn a_host_told_one_compiler_uses_only_that_one() {
     }
 }
 
+/// The files under `dir` this process maps.
+#[cfg(target_os = "linux")]
+fn mapped_under(dir: &Path) -> Vec<std::path::PathBuf> {
+    let dir = dir.canonicalize().unwrap();
+    let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+    let mut files: Vec<_> =
+        maps.lines().filter_map(|l| l.find('/').map(|at| Path::new(&l[at..]).to_path_buf())).collect();
+    files.retain(|f| f.starts_with(&dir));
+    files.dedup();
+    files
+}
+
+/// Code compiled now serves from the file the code cache stores it in, as it
+/// would after a restart (its pages the kernel's page cache, not the
+/// host's memory), whichever compiler made it; Winch's code, which the
+/// optimized code replaces, is not mapped.
+#[cfg(target_os = "linux")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn code_compiled_now_serves_from_the_file_it_is_stored_in() {
+    for compiler in ["tiered", "cranelift"] {
+        let dir = tempfile::tempdir().unwrap();
+        let rt = host(dir.path(), &format!("[engine]\ncompiler = {compiler:?}\nmax-instances = 32\n"));
+        let agent = rt.load("echo").unwrap();
+        assert!(rt.wait_optimized(Duration::from_secs(120)), "{compiler}: optimized within 120 s");
+        assert_eq!(agent.compiled(), Compiled::Fresh, "{compiler}");
+        let stored = rt.code_cache().unwrap().dir().join(format!("{}.cwasm", agent.hash.hex()));
+        assert_eq!(mapped_under(dir.path()), [stored.canonicalize().unwrap()], "{compiler}");
+        let ran = run(&rt, "echo", r#"{"n":1}"#).await;
+        assert_eq!(output_json(&ran)["input"], r#"{"n":1}"#, "{compiler}");
+        assert_eq!(rt.code_cache().unwrap().compiles(), 1, "{compiler}");
+    }
+}
+
 /// Each engine's folder of the code cache in `dir/code`, with the artifacts in it.
 fn cached(dir: &Path) -> Vec<Vec<String>> {
     let Ok(folders) = std::fs::read_dir(dir.join("code")) else { return Vec::new() };

@@ -123,34 +123,38 @@ impl CodeCache {
         bytes: &[u8],
         hash: &ContentHash,
     ) -> wasmtime::Result<(Component, Compiled)> {
-        let path = self.path(hash);
-        if path.is_file() {
-            // SAFETY: the file was written by `store` below from
-            // `Component::serialize` for an engine of the same compatibility
-            // hash (its folder), renamed into place whole and never modified
-            // afterwards; the folder is the operator's (see the module docs).
-            // wasmtime still checks the artifact's header against the engine.
-            match unsafe { Component::deserialize_file(engine, &path) } {
-                Ok(component) => {
-                    self.hits.fetch_add(1, Ordering::Relaxed);
-                    return Ok((component, Compiled::Cached));
-                }
-                Err(e) => {
-                    tracing::warn!(file = %path.display(), "compiled-code cache entry unusable, compiling again: {e:#}");
-                }
-            }
+        if let Some(component) = self.mapped(engine, hash) {
+            self.hits.fetch_add(1, Ordering::Relaxed);
+            return Ok((component, Compiled::Cached));
         }
         let component = Component::new(engine, bytes)?;
         self.compiles.fetch_add(1, Ordering::Relaxed);
         Ok((component, Compiled::Fresh))
     }
 
-    /// Stores `component`, compiled from the bytes whose hash is `hash`; a
-    /// cache that cannot be written costs a warning.
-    pub fn keep(&self, component: &Component, hash: &ContentHash) {
-        if let Err(e) = self.store(component, &self.path(hash)) {
-            tracing::warn!(dir = %self.dir.display(), "cannot store compiled code: {e}");
+    /// The stored compiled form of the component of `hash`, mapped; `None`
+    /// when none is stored, or with a warning when it cannot be used.
+    pub fn mapped(&self, engine: &Engine, hash: &ContentHash) -> Option<Component> {
+        let path = self.path(hash);
+        if !path.is_file() {
+            return None;
         }
+        // SAFETY: the file was written by `store` below from
+        // `Component::serialize` for an engine of the same compatibility
+        // hash (its folder), renamed into place whole and never modified
+        // afterwards; the folder is the operator's (see the module docs).
+        // wasmtime still checks the artifact's header against the engine.
+        unsafe { Component::deserialize_file(engine, &path) }
+            .inspect_err(|e| tracing::warn!(file = %path.display(), "compiled-code cache entry unusable: {e:#}"))
+            .ok()
+    }
+
+    /// Stores `component`, compiled from the bytes whose hash is `hash`;
+    /// whether it is stored (a cache that cannot be written costs a warning).
+    pub fn keep(&self, component: &Component, hash: &ContentHash) -> bool {
+        self.store(component, &self.path(hash))
+            .inspect_err(|e| tracing::warn!(dir = %self.dir.display(), "cannot store compiled code: {e}"))
+            .is_ok()
     }
 
     fn store(&self, component: &Component, path: &Path) -> std::io::Result<()> {

@@ -186,6 +186,12 @@ pub struct Prepared {
 /// Compiles `file` (or maps it from `cache`, storing it there when compiled
 /// now) and checks it against the world. `linker` has `wasi:http` when
 /// `http` says so (the manifest asks for hosts).
+///
+/// Code compiled now and stored serves from the file it was stored in, as
+/// it would after a restart: its pages are then the kernel's page cache
+/// (shared, and dropped under pressure) rather than the process's own, and
+/// what the version keeps is allocated anew, not among the compile's freed
+/// memory, which can then all be handed back (`engine::memory`).
 pub fn compile(
     engine: &Engine,
     linker: (&Linker<AgentState>, bool),
@@ -193,8 +199,11 @@ pub fn compile(
     cache: Option<&CodeCache>,
 ) -> Result<Prepared, LoadError> {
     let (prepared, unstored) = compile_unstored(engine, linker, file, cache)?;
-    if let (Some(cache), Some(component)) = (cache, unstored) {
-        cache.keep(&component, &file.hash);
+    if let (Some(cache), Some(component)) = (cache, unstored)
+        && cache.keep(&component, &file.hash)
+        && let Some(pre) = cache.mapped(engine, &file.hash).and_then(|mapped| prepare(engine, linker, &mapped).ok())
+    {
+        return Ok(Prepared { pre, ..prepared });
     }
     Ok(prepared)
 }
