@@ -332,10 +332,11 @@ input = { name = "item", output = "{{item}}" }
     let (report, _) = go(&flows, spec, json!(items)).await;
     assert_eq!(ok(&report), &json!(items));
     let commits = std::mem::take(&mut *store.items.lock());
-    assert_eq!(commits[0].len(), 1, "{commits:?}");
-    assert!(commits[0][0].ends_with(" started"), "{commits:?}");
+    // The first commit is the first item's start, with any other that queued
+    // before it was taken (a second, once, on a loaded machine).
+    assert!(commits[0].iter().all(|r| r.ends_with(" started")), "{commits:?}");
     let starts = commits[1].iter().filter(|r| r.ends_with(" started")).count();
-    assert_eq!(starts, 39, "the starts that queued behind it went in one commit: {commits:?}");
+    assert_eq!(starts, 40 - commits[0].len(), "the starts that queued behind it went in one commit: {commits:?}");
     let mut records: Vec<String> = commits.iter().flatten().cloned().collect();
     records.sort();
     let mut expected: Vec<String> =
