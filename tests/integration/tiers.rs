@@ -122,6 +122,7 @@ fn mapped_under(dir: &Path) -> Vec<std::path::PathBuf> {
     let mut files: Vec<_> =
         maps.lines().filter_map(|l| l.find('/').map(|at| Path::new(&l[at..]).to_path_buf())).collect();
     files.retain(|f| f.starts_with(&dir));
+    files.sort();
     files.dedup();
     files
 }
