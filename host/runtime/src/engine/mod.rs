@@ -86,6 +86,22 @@ pub fn baseline(settings: &EngineSettings, ceiling: &Limits) -> wasmtime::Result
     build(&EngineSettings { compiler: Compiler::Winch, pooling: false, ..settings.clone() }, ceiling)
 }
 
+/// An engine compiling exactly what `engine` does (its configuration, so the
+/// same code, stored in the same code-cache folder) with no instance pool,
+/// to compile one component on and drop.
+///
+/// wasmtime's compilers keep a context for each thread that compiled at
+/// once, for the engine's life, and a context keeps the buffers the largest
+/// function it compiled needed: after a Python agent's compile, 70–90 MiB
+/// that no later compile of a small agent would use. Compiled on a scratch
+/// engine, the code is serialized, the engine dropped with its contexts, and
+/// the code loaded into `engine` (`plugins::load::compile`).
+pub fn scratch(engine: &Engine) -> wasmtime::Result<Engine> {
+    let mut config = engine.config().clone();
+    config.allocation_strategy(InstanceAllocationStrategy::OnDemand);
+    Engine::new(&config)
+}
+
 /// What every engine of agents has: the compiler, fuel, epochs and stacks.
 fn sandboxed(strategy: Strategy) -> Config {
     let mut config = Config::new();
@@ -179,6 +195,29 @@ impl Drop for EpochTicker {
 mod tests {
     use super::*;
     use paddock_config::Settings;
+
+    #[test]
+    fn a_scratch_engine_compiles_the_code_of_the_engine_it_is_made_from() {
+        let settings = Settings::default();
+        let engine = EngineSettings { max_instances: 4, ..settings.engine.clone() };
+        for compiler in [Compiler::Cranelift, Compiler::Tiered, Compiler::Winch] {
+            let pooled = build(&EngineSettings { compiler, ..engine.clone() }, &settings.ceiling).unwrap();
+            let scratch = scratch(&pooled).unwrap();
+            let hash = |e: &Engine| {
+                use std::hash::{Hash, Hasher};
+                let mut h = std::collections::hash_map::DefaultHasher::new();
+                e.precompile_compatibility_hash().hash(&mut h);
+                h.finish()
+            };
+            assert_eq!(hash(&scratch), hash(&pooled), "{compiler:?}");
+            let code = wasmtime::component::Component::new(&scratch, "(component (core module (func (export \"f\"))))")
+                .unwrap()
+                .serialize()
+                .unwrap();
+            // SAFETY: serialized just now by an engine of `pooled`'s configuration.
+            unsafe { wasmtime::component::Component::deserialize(&pooled, &code) }.unwrap();
+        }
+    }
 
     #[test]
     fn a_pool_too_big_for_the_address_space_names_the_knobs_that_shrink_it() {

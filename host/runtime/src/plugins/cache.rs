@@ -123,13 +123,31 @@ impl CodeCache {
         bytes: &[u8],
         hash: &ContentHash,
     ) -> wasmtime::Result<(Component, Compiled)> {
-        if let Some(component) = self.mapped(engine, hash) {
-            self.hits.fetch_add(1, Ordering::Relaxed);
+        if let Some(component) = self.hit(engine, hash) {
             return Ok((component, Compiled::Cached));
         }
         let component = Component::new(engine, bytes)?;
         self.compiles.fetch_add(1, Ordering::Relaxed);
         Ok((component, Compiled::Fresh))
+    }
+
+    /// The stored compiled form of the component of `hash`, mapped and
+    /// counted as a hit; `None` as [`mapped`](Self::mapped).
+    pub fn hit(&self, engine: &Engine, hash: &ContentHash) -> Option<Component> {
+        let component = self.mapped(engine, hash)?;
+        self.hits.fetch_add(1, Ordering::Relaxed);
+        Some(component)
+    }
+
+    /// Stores `artifact`, code compiled now (counted as a compile) from the
+    /// bytes whose hash is `hash` and serialized, and maps it for `engine`;
+    /// `None`, with a warning, when it cannot be stored or mapped.
+    pub fn store_and_map(&self, engine: &Engine, artifact: &[u8], hash: &ContentHash) -> Option<Component> {
+        self.compiles.fetch_add(1, Ordering::Relaxed);
+        self.write(artifact, &self.path(hash))
+            .inspect_err(|e| tracing::warn!(dir = %self.dir.display(), "cannot store compiled code: {e}"))
+            .ok()?;
+        self.mapped(engine, hash)
     }
 
     /// The stored compiled form of the component of `hash`, mapped; `None`
@@ -139,7 +157,7 @@ impl CodeCache {
         if !path.is_file() {
             return None;
         }
-        // SAFETY: the file was written by `store` below from
+        // SAFETY: the file was written by `write` below from
         // `Component::serialize` for an engine of the same compatibility
         // hash (its folder), renamed into place whole and never modified
         // afterwards; the folder is the operator's (see the module docs).
@@ -152,16 +170,19 @@ impl CodeCache {
     /// Stores `component`, compiled from the bytes whose hash is `hash`;
     /// whether it is stored (a cache that cannot be written costs a warning).
     pub fn keep(&self, component: &Component, hash: &ContentHash) -> bool {
-        self.store(component, &self.path(hash))
+        component
+            .serialize()
+            .map_err(std::io::Error::other)
+            .and_then(|artifact| self.write(&artifact, &self.path(hash)))
             .inspect_err(|e| tracing::warn!(dir = %self.dir.display(), "cannot store compiled code: {e}"))
             .is_ok()
     }
 
-    fn store(&self, component: &Component, path: &Path) -> std::io::Result<()> {
-        let artifact = component.serialize().map_err(std::io::Error::other)?;
+    /// Writes `artifact` to `path`, whole or not at all.
+    fn write(&self, artifact: &[u8], path: &Path) -> std::io::Result<()> {
         std::fs::create_dir_all(&self.dir)?;
         let temp = self.dir.join(format!(".{}.{}.tmp", std::process::id(), fastrand::u64(..)));
-        std::fs::write(&temp, &artifact)?;
+        std::fs::write(&temp, artifact)?;
         std::fs::rename(&temp, path).inspect_err(|_| {
             let _ = std::fs::remove_file(&temp);
         })

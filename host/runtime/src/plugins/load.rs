@@ -5,6 +5,7 @@
 use super::cache::{CodeCache, Compiled, ContentHash};
 use super::manifest::ManifestError;
 use crate::caps::AgentWorldPre;
+use crate::engine;
 use crate::sandbox::AgentState;
 use std::path::{Path, PathBuf};
 use wasmtime::Engine;
@@ -187,25 +188,42 @@ pub struct Prepared {
 /// now) and checks it against the world. `linker` has `wasi:http` when
 /// `http` says so (the manifest asks for hosts).
 ///
-/// Code compiled now and stored serves from the file it was stored in, as
-/// it would after a restart: its pages are then the kernel's page cache
-/// (shared, and dropped under pressure) rather than the process's own, and
-/// what the version keeps is allocated anew, not among the compile's freed
-/// memory, which can then all be handed back (`engine::memory`).
+/// Code compiled now is compiled on a scratch engine of `engine`'s
+/// configuration, dropped with what its compiler keeps before the code
+/// serves (`engine::scratch`). Stored, the code serves from the file it
+/// was stored in, as it would after a restart: its pages are then the
+/// kernel's page cache (shared, and dropped under pressure) rather than the
+/// process's own, and what the version keeps is allocated anew, not among
+/// the compile's freed memory, which can then all be handed back
+/// (`engine::memory`). Without a cache, or when it cannot be stored, the
+/// code is copied into `engine`'s memory.
 pub fn compile(
     engine: &Engine,
-    linker: (&Linker<AgentState>, bool),
+    (linker, http): (&Linker<AgentState>, bool),
     file: &ComponentFile,
     cache: Option<&CodeCache>,
 ) -> Result<Prepared, LoadError> {
-    let (prepared, unstored) = compile_unstored(engine, linker, file, cache)?;
-    if let (Some(cache), Some(component)) = (cache, unstored)
-        && cache.keep(&component, &file.hash)
-        && let Some(pre) = cache.mapped(engine, &file.hash).and_then(|mapped| prepare(engine, linker, &mapped).ok())
-    {
-        return Ok(Prepared { pre, ..prepared });
+    let invalid = |e: wasmtime::Error| LoadError::Invalid { path: file.path.clone(), reason: format!("{e:#}") };
+    let (component, compiled) = match cache.and_then(|c| c.hit(engine, &file.hash)) {
+        Some(component) => (component, Compiled::Cached),
+        None => (compile_apart(engine, file, cache).map_err(invalid)?, Compiled::Fresh),
+    };
+    let pre = prepare(engine, (linker, http), &component)
+        .map_err(|reason| LoadError::WrongWorld { path: file.path.clone(), reason })?;
+    Ok(Prepared { pre, compiled })
+}
+
+/// `file` compiled now for `engine` on a scratch engine, stored in `cache`
+/// and mapped from it, or else copied into `engine`'s memory.
+fn compile_apart(engine: &Engine, file: &ComponentFile, cache: Option<&CodeCache>) -> wasmtime::Result<Component> {
+    let artifact = Component::new(&engine::scratch(engine)?, &file.bytes)?.serialize()?;
+    if let Some(mapped) = cache.and_then(|c| c.store_and_map(engine, &artifact, &file.hash)) {
+        return Ok(mapped);
     }
-    Ok(prepared)
+    // SAFETY: `artifact` is `Component::serialize`'s, made just now by an
+    // engine of `engine`'s configuration; wasmtime checks its header
+    // against `engine` all the same.
+    unsafe { Component::deserialize(engine, &artifact) }
 }
 
 /// [`compile`], leaving a component compiled now for the caller to store
