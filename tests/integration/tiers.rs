@@ -12,9 +12,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// A host on `dir` with `extra` settings, whose plugins folder holds `echo`
-/// and `watcher`, builds of them no other test compiles, and whose code
-/// cache is its own.
+/// and `watcher` ([`plugins_in`]), and whose code cache is its own.
 fn host(dir: &Path, extra: &str) -> Runtime {
+    plugins_in(dir);
+    let toml = format!(
+        "[host]\nplugins = {:?}\ncode-cache = {:?}\n{extra}",
+        dir.join("plugins").display().to_string(),
+        dir.join("code").display().to_string()
+    );
+    Runtime::new(settings_in(dir, &toml)).expect("engine starts")
+}
+
+/// `dir/plugins` holding `echo` and `watcher`, builds of them no other test compiles.
+fn plugins_in(dir: &Path) {
     for (name, guest) in [("echo", guests::ECHO), ("watcher", guests::WATCHER)] {
         let folder = dir.join("plugins").join(name);
         if folder.exists() {
@@ -25,12 +35,6 @@ fn host(dir: &Path, extra: &str) -> Runtime {
         let manifest = format!("name = {name:?}\nversion = \"1.0.0\"\ncomponent = \"agent.wasm\"\n");
         std::fs::write(folder.join("agent.toml"), manifest).unwrap();
     }
-    let toml = format!(
-        "[host]\nplugins = {:?}\ncode-cache = {:?}\n{extra}",
-        dir.join("plugins").display().to_string(),
-        dir.join("code").display().to_string()
-    );
-    Runtime::new(settings_in(dir, &toml)).expect("engine starts")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -145,6 +149,28 @@ async fn code_compiled_now_serves_from_the_file_it_is_stored_in() {
         let ran = run(&rt, "echo", r#"{"n":1}"#).await;
         assert_eq!(output_json(&ran)["input"], r#"{"n":1}"#, "{compiler}");
         assert_eq!(rt.code_cache().unwrap().compiles(), 1, "{compiler}");
+    }
+}
+
+/// Without a code cache, code compiled on a scratch engine is copied into
+/// the serving engine, and serves, whichever compiler made it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_code_cache_code_compiled_apart_is_copied_in_and_serves() {
+    for compiler in ["tiered", "cranelift"] {
+        let dir = tempfile::tempdir().unwrap();
+        plugins_in(dir.path());
+        let toml = format!(
+            "[host]\nplugins = {:?}\ncode-cache = false\n[engine]\ncompiler = {compiler:?}\nmax-instances = 32\n",
+            dir.path().join("plugins").display().to_string()
+        );
+        let rt = Runtime::new(settings_in(dir.path(), &toml)).expect("engine starts");
+        assert!(rt.code_cache().is_none(), "{compiler}");
+        let agent = rt.load("echo").unwrap();
+        assert!(rt.wait_optimized(Duration::from_secs(120)), "{compiler}: optimized within 120 s");
+        assert_eq!(agent.compiled(), Compiled::Fresh, "{compiler}");
+        let ran = run(&rt, "echo", r#"{"n":1}"#).await;
+        assert_eq!(output_json(&ran)["input"], r#"{"n":1}"#, "{compiler}");
+        assert!(!dir.path().join("code").exists(), "{compiler}: nothing stored");
     }
 }
 
