@@ -194,7 +194,9 @@ impl Drop for EpochTicker {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::plugins::cache::CodeCache;
     use paddock_config::Settings;
+    use std::path::Path;
 
     #[test]
     fn a_scratch_engine_compiles_the_code_of_the_engine_it_is_made_from() {
@@ -203,13 +205,9 @@ mod tests {
         for compiler in [Compiler::Cranelift, Compiler::Tiered, Compiler::Winch] {
             let pooled = build(&EngineSettings { compiler, ..engine.clone() }, &settings.ceiling).unwrap();
             let scratch = scratch(&pooled).unwrap();
-            let hash = |e: &Engine| {
-                use std::hash::{Hash, Hasher};
-                let mut h = std::collections::hash_map::DefaultHasher::new();
-                e.precompile_compatibility_hash().hash(&mut h);
-                h.finish()
-            };
-            assert_eq!(hash(&scratch), hash(&pooled), "{compiler:?}");
+            // The code cache's folder is named by the engine's compatibility hash.
+            let folder = |e: &Engine| CodeCache::new(Path::new("code"), e).dir().to_path_buf();
+            assert_eq!(folder(&scratch), folder(&pooled), "{compiler:?}");
             let code = wasmtime::component::Component::new(&scratch, "(component (core module (func (export \"f\"))))")
                 .unwrap()
                 .serialize()

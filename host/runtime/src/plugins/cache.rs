@@ -144,10 +144,7 @@ impl CodeCache {
     /// `None`, with a warning, when it cannot be stored or mapped.
     pub fn store_and_map(&self, engine: &Engine, artifact: &[u8], hash: &ContentHash) -> Option<Component> {
         self.compiles.fetch_add(1, Ordering::Relaxed);
-        self.write(artifact, &self.path(hash))
-            .inspect_err(|e| tracing::warn!(dir = %self.dir.display(), "cannot store compiled code: {e}"))
-            .ok()?;
-        self.mapped(engine, hash)
+        self.store(artifact, hash).then(|| self.mapped(engine, hash)).flatten()
     }
 
     /// The stored compiled form of the component of `hash`, mapped; `None`
@@ -170,10 +167,20 @@ impl CodeCache {
     /// Stores `component`, compiled from the bytes whose hash is `hash`;
     /// whether it is stored (a cache that cannot be written costs a warning).
     pub fn keep(&self, component: &Component, hash: &ContentHash) -> bool {
-        component
-            .serialize()
-            .map_err(std::io::Error::other)
-            .and_then(|artifact| self.write(&artifact, &self.path(hash)))
+        match component.serialize() {
+            Ok(artifact) => self.store(&artifact, hash),
+            Err(e) => {
+                tracing::warn!(dir = %self.dir.display(), "cannot serialize compiled code: {e:#}");
+                false
+            }
+        }
+    }
+
+    /// Stores `artifact`, serialized code from the bytes whose hash is
+    /// `hash`; whether it is stored (a cache that cannot be written costs a
+    /// warning).
+    fn store(&self, artifact: &[u8], hash: &ContentHash) -> bool {
+        self.write(artifact, &self.path(hash))
             .inspect_err(|e| tracing::warn!(dir = %self.dir.display(), "cannot store compiled code: {e}"))
             .is_ok()
     }

@@ -166,6 +166,23 @@ pub struct ComponentFile {
     pub hash: ContentHash,
 }
 
+impl ComponentFile {
+    /// The error of a file wasmtime refuses to compile.
+    fn invalid(&self, e: wasmtime::Error) -> LoadError {
+        LoadError::Invalid { path: self.path.clone(), reason: format!("{e:#}") }
+    }
+
+    /// `component`, compiled from this file, checked against the world ([`prepare`]).
+    fn checked(
+        &self,
+        engine: &Engine,
+        linker: (&Linker<AgentState>, bool),
+        component: &Component,
+    ) -> Result<AgentWorldPre<AgentState>, LoadError> {
+        prepare(engine, linker, component).map_err(|reason| LoadError::WrongWorld { path: self.path.clone(), reason })
+    }
+}
+
 /// Reads the component at `path`, refusing anything that is not one.
 pub fn read_component(path: &Path) -> Result<ComponentFile, LoadError> {
     let (bytes, kind) = read_wasm(path)?;
@@ -203,14 +220,11 @@ pub fn compile(
     file: &ComponentFile,
     cache: Option<&CodeCache>,
 ) -> Result<Prepared, LoadError> {
-    let invalid = |e: wasmtime::Error| LoadError::Invalid { path: file.path.clone(), reason: format!("{e:#}") };
     let (component, compiled) = match cache.and_then(|c| c.hit(engine, &file.hash)) {
         Some(component) => (component, Compiled::Cached),
-        None => (compile_apart(engine, file, cache).map_err(invalid)?, Compiled::Fresh),
+        None => (compile_apart(engine, file, cache).map_err(|e| file.invalid(e))?, Compiled::Fresh),
     };
-    let pre = prepare(engine, (linker, http), &component)
-        .map_err(|reason| LoadError::WrongWorld { path: file.path.clone(), reason })?;
-    Ok(Prepared { pre, compiled })
+    Ok(Prepared { pre: file.checked(engine, (linker, http), &component)?, compiled })
 }
 
 /// `file` compiled now for `engine` on a scratch engine, stored in `cache`
@@ -234,14 +248,12 @@ pub fn compile_unstored(
     file: &ComponentFile,
     cache: Option<&CodeCache>,
 ) -> Result<(Prepared, Option<Component>), LoadError> {
-    let path = &file.path;
-    let invalid = |e: wasmtime::Error| LoadError::Invalid { path: path.clone(), reason: format!("{e:#}") };
+    let invalid = |e| file.invalid(e);
     let (component, compiled) = match cache {
         Some(cache) => cache.component(engine, &file.bytes, &file.hash).map_err(invalid)?,
         None => (Component::new(engine, &file.bytes).map_err(invalid)?, Compiled::Fresh),
     };
-    let pre = prepare(engine, (linker, http), &component)
-        .map_err(|reason| LoadError::WrongWorld { path: path.clone(), reason })?;
+    let pre = file.checked(engine, (linker, http), &component)?;
     let unstored = (compiled == Compiled::Fresh && cache.is_some()).then_some(component);
     Ok((Prepared { pre, compiled }, unstored))
 }
