@@ -63,6 +63,17 @@ function showAt(at, ...nodes) {
   if (location.hash !== at) return;
   show(...nodes);
 }
+/** Makes a change asked for on the page drawn at `at`, then draws that page
+ * again (`redraw`) with the change's error, if any, above it; unless the
+ * reader has gone elsewhere meanwhile: the answer to a click must not cover
+ * the page they went to. */
+async function change(at, make, redraw) {
+  let error = null;
+  try { await make(); } catch (e) { error = e; }
+  if (location.hash !== at) return;
+  try { await redraw(); } catch (e) { error = error || e; }
+  if (error && location.hash === at) main().prepend(failure(error));
+}
 function time(ms) { return ms ? new Date(ms).toISOString().replace("T", " ").slice(0, 19) : ""; }
 function short(value, n = 120) {
   const text = typeof value === "string" ? value : JSON.stringify(value);
@@ -291,9 +302,8 @@ async function run(id) {
     const details = step ? await stepDetails(id, step).catch(failure) : null;
     // A redraw that lands after the reader went to another page draws nothing.
     if (location.hash !== here || mine !== drawing) return r.status;
-    const act = (label, path) => h("button", { type: "button", "data-action": label.toLowerCase(), onclick: async () => {
-      try { await api("POST", path, {}); await draw(); } catch (e) { main().prepend(failure(e)); }
-    } }, label);
+    const act = (label, path) => h("button", { type: "button", "data-action": label.toLowerCase(),
+      onclick: () => change(here, () => api("POST", path, {}), draw) }, label);
     const open = (s) => h("button", { type: "button", "data-journal": s.path, onclick: () => { selected = s.path; draw().catch((e) => main().prepend(failure(e))); } }, "journal");
     const replay = h("button", { type: "button", "data-action": "replay", onclick: async () => {
       try { report = await api("POST", `/v1/runs/${encodeURIComponent(id)}/replay`, {}); } catch (e) { report = { error: e.message }; }
@@ -341,10 +351,8 @@ async function run(id) {
 async function approvals() {
   const at = location.hash;
   const list = await api("GET", "/v1/approvals?limit=200");
-  const answer = (q, option) => h("button", { type: "button", "data-approval": q.id, "data-option": option, onclick: async () => {
-    try { await api("POST", `/v1/approvals/${encodeURIComponent(q.id)}`, { option, by: "console" }); await approvals(); }
-    catch (e) { main().prepend(failure(e)); }
-  } }, option);
+  const answer = (q, option) => h("button", { type: "button", "data-approval": q.id, "data-option": option,
+    onclick: () => change(at, () => api("POST", `/v1/approvals/${encodeURIComponent(q.id)}`, { option, by: "console" }), approvals) }, option);
   showAt(at, h("h1", {}, "Approvals"), list.length ? list.map((q) => h("div", { class: "question", "data-question": q.id },
     h("div", {}, h("strong", {}, q.question)),
     h("div", { class: "note" }, `asked by ${q.asker} in run `, h("a", { href: `#/runs/${encodeURIComponent(q.run)}` }, q.run),
@@ -355,9 +363,9 @@ async function approvals() {
 async function dlq() {
   const at = location.hash;
   const list = await api("GET", "/v1/dlq?limit=200");
-  const act = (label, method, path, id) => h("button", { type: "button", [`data-${label.toLowerCase()}`]: id, onclick: async (event) => {
+  const act = (label, method, path, id) => h("button", { type: "button", [`data-${label.toLowerCase()}`]: id, onclick: (event) => {
     event.target.disabled = true;
-    try { await api(method, path); await dlq(); } catch (e) { await dlq(); main().prepend(failure(e)); }
+    return change(at, () => api(method, path), dlq);
   } }, label);
   showAt(at, h("h1", {}, "Dead letters"), table(["id", "run", "step", "agent", "attempts", "error", ""], list, (d) =>
     h("tr", { "data-dead": d.id }, h("td", { class: "mono" }, d.id), h("td", { class: "mono" }, h("a", { href: `#/runs/${encodeURIComponent(d.run)}` }, d.run)),
@@ -369,10 +377,9 @@ async function dlq() {
 async function plugins() {
   const at = location.hash;
   const list = await api("GET", "/v1/plugins");
-  const approve = (p) => h("button", { type: "button", "data-approve": p.name, onclick: async () => {
-    try { await api("POST", `/v1/plugins/${encodeURIComponent(p.name)}/approve`, { version: p.held.version.version }); await plugins(); }
-    catch (e) { main().prepend(failure(e)); }
-  } }, `Approve ${p.held.version.version}`);
+  const approve = (p) => h("button", { type: "button", "data-approve": p.name,
+    onclick: () => change(at, () => api("POST", `/v1/plugins/${encodeURIComponent(p.name)}/approve`, { version: p.held.version.version }), plugins) },
+    `Approve ${p.held.version.version}`);
   showAt(at, h("h1", {}, "Plugins"), table(["plugin", "serving", "hash", "code", "invocations", "held (asks for)", "last error"], list, (p) =>
     h("tr", { "data-plugin": p.name }, h("td", {}, p.name), h("td", { class: "mono" }, p.serving ? p.serving.version : "none"),
       h("td", { class: "mono" }, p.serving ? p.serving.hash.slice(0, 12) : ""), h("td", {}, p.serving ? p.serving.compiled : ""),
