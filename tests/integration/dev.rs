@@ -95,6 +95,9 @@ fn edit_is_picked_up(lang: Lang, source: &str) {
         dev.next_output(Duration::from_secs(300)).unwrap_or_else(|| panic!("no new output:\n{}", dev.stderr()));
     let second: serde_json::Value = serde_json::from_str(&second).unwrap();
     assert_eq!((&second["greeting"], &second["visits"]), (&"Howdy, ada!".into(), &2.into()));
+    // The swap is printed before the output, but stderr is read on a thread
+    // of its own, so its line may arrive after the output's.
+    dev.wait_for_log(" -> 0.1.0+");
     let log = dev.stderr();
     assert!(log.contains(&format!("[dev] greeter: {source} changed")), "{log}");
     let swapped = log.lines().filter(|l| l.starts_with("[dev] greeter: 0.1.0+") && l.contains(" -> 0.1.0+")).count();
