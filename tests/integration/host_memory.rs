@@ -112,11 +112,16 @@ fn an_idle_host_hands_back_the_memory_its_compiles_used() {
 /// wasmtime's compilers keep, for the next compile, a context for each
 /// thread that compiled, holding the buffers of the largest function it
 /// compiled. Compiled on a scratch engine, dropped with them, the code of
-/// two functions of 20,000 steps each leaves the host holding 1.2 MiB of a
-/// 87 MiB peak (measured; 37 MiB of 95 with the contexts kept).
+/// two functions of 20,000 steps each leaves the host holding 1.0–1.4 MiB
+/// of a peak of 83–96 MiB on an idle machine, and up to 17 MiB (a fifth)
+/// with both cores busy, as beside other tests: what the allocator keeps
+/// then depends on how the compile's work fell across threads. With the
+/// contexts kept it holds 37–43 MiB (44–50% of the peak), idle or busy
+/// (measured with the compile moved back onto the serving engine). A third
+/// lies between the two.
 #[cfg(target_os = "linux")]
 #[test]
 fn a_host_keeps_nothing_of_the_compiler_once_the_code_is_compiled() {
     let cranelift = "compiler = \"cranelift\"";
-    holds_at_most_a_share_of_the_compiles_peak(cranelift, &bulky_agent(2, 20_000), "new version serving", 10);
+    holds_at_most_a_share_of_the_compiles_peak(cranelift, &bulky_agent(2, 20_000), "new version serving", 3);
 }
