@@ -304,7 +304,7 @@ async function run(id) {
     if (location.hash !== here || mine !== drawing) return r.status;
     const act = (label, path) => h("button", { type: "button", "data-action": label.toLowerCase(),
       onclick: () => change(here, () => api("POST", path, {}), draw) }, label);
-    const open = (s) => h("button", { type: "button", "data-journal": s.path, onclick: () => { selected = s.path; draw().catch((e) => main().prepend(failure(e))); } }, "journal");
+    const open = (s) => h("button", { type: "button", "data-journal": s.path, onclick: () => change(here, () => { selected = s.path; }, draw) }, "journal");
     const replay = h("button", { type: "button", "data-action": "replay", onclick: async () => {
       try { report = await api("POST", `/v1/runs/${encodeURIComponent(id)}/replay`, {}); } catch (e) { report = { error: e.message }; }
       await draw();
