@@ -46,6 +46,7 @@
 //! and `PADDOCK_BENCH_CONCURRENCY=<C>` only that concurrency; both take a
 //! comma-separated list (`PADDOCK_BENCH_ONLY=openai-door,litellm
 //! PADDOCK_BENCH_CONCURRENCY=1,64` is the side-by-side of the README).
+//! `PADDOCK_BENCH_SERVE_THREADS=<N>` sets the served hosts' `serve.threads`.
 
 use paddock::config::Settings;
 use paddock::gateway::Caller;

@@ -31,7 +31,8 @@
 //!
 //! `cargo bench -p paddock --bench noisy_http` (`PADDOCK_BENCH_QUICK=1` for
 //! shorter runs, `PADDOCK_BENCH_SCENARIOS=cpu,sleep` for some floods only). It prints a markdown table and writes the figures as JSON
-//! to `target/noisy_http-bench.json`.
+//! to `target/noisy_http-bench.json`. `PADDOCK_BENCH_SERVE_THREADS=<N>` sets
+//! the host's `serve.threads`.
 
 use paddock_test_guests::guests;
 use serde_json::{Value, json};
@@ -69,8 +70,9 @@ fn start_host() -> Host {
         format!(
             "[host]\nledger = \"memory\"\nplugin-state = \"memory\"\nflows = \"memory\"\n{component_dirs}\
              [serve]\nauth = \"none\"\nmax-connections = 4096\nmax-connections-per-source = 4096\n\
-             header-timeout = \"120s\"\nconcurrent-per-tenant = 4096\nconcurrent-per-key = 4096\n\
-             [tenants.a]\nagents = [\"echo\", \"spin\", \"sleeper\"]\n[tenants.b]\nagents = [\"echo\"]\n"
+             header-timeout = \"120s\"\nconcurrent-per-tenant = 4096\nconcurrent-per-key = 4096\n{}\
+             [tenants.a]\nagents = [\"echo\", \"spin\", \"sleeper\"]\n[tenants.b]\nagents = [\"echo\"]\n",
+            served::serve_threads()
         )
     })
 }

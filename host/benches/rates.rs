@@ -11,6 +11,7 @@
 //! load generator, the fake and the host share the machine's two cores, as
 //! the gateway bench's do. `PADDOCK_BENCH_SATURATION=<req/s>` takes the
 //! saturation as given instead, so that two builds are held to the same rates.
+//! `PADDOCK_BENCH_SERVE_THREADS=<N>` sets the host's `serve.threads`.
 //!
 //! `cargo bench -p paddock --bench rates` (figures also in `target/rates-bench.json`).
 

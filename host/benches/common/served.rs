@@ -33,7 +33,8 @@ impl Served {
                  [providers.fake]\nkind = \"openai\"\nbase-url = \"{fake_url}/v1\"\n\
                  [routes.r]\ntargets = [{{ provider = \"fake\", model = \"m\" }}]\n\
                  [serve]\nauth = {auth:?}\nmax-connections = 4096\nmax-connections-per-source = 4096\n\
-                 requests-per-key = 0\nrequests-per-tenant = 0\nconcurrent-per-key = 0\nconcurrent-per-tenant = 0\n"
+                 requests-per-key = 0\nrequests-per-tenant = 0\nconcurrent-per-key = 0\nconcurrent-per-tenant = 0\n{}",
+                serve_threads()
             )
         });
         let token = keys.then(|| {
@@ -47,6 +48,13 @@ impl Served {
         });
         Served { host: Host::spawn(dir), token }
     }
+}
+
+/// `serve.threads = N` when `PADDOCK_BENCH_SERVE_THREADS=N` (to hold two
+/// settings side by side in one build; `0` serves connections on the shared
+/// runtime), else nothing: the default.
+pub fn serve_threads() -> String {
+    std::env::var("PADDOCK_BENCH_SERVE_THREADS").map_or_else(|_| String::new(), |n| format!("threads = {n}\n"))
 }
 
 /// Writes a plugin folder under `<dir>/plugins` for each `(name, component,

@@ -94,6 +94,7 @@ const SECTIONS: &[(&str, &[&str])] = &[
             "debounce",
             "flows",
             "mcp-flows",
+            "threads",
         ],
     ),
     ("telemetry", &["endpoint", "protocol", "service-name", "sample-ratio"]),

@@ -55,7 +55,14 @@ pub struct ServeSettings {
     pub flows: PathBuf,
     /// The flows of that folder MCP clients may call as tools (`serve.mcp-flows`).
     pub mcp_flows: Vec<String>,
+    /// The threads that serve connections, each with a runtime of its own
+    /// (`serve.threads`): `None` for one a core; `Some(0)` serves them on
+    /// the host's shared runtime.
+    pub threads: Option<usize>,
 }
+
+/// The most `serve.threads` may be.
+pub const MAX_SERVE_THREADS: usize = 1024;
 
 /// How `paddock serve` knows who calls (`serve.auth`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -124,6 +131,7 @@ pub(super) struct ServeSection {
     flows: Option<PathBuf>,
     #[serde(default)]
     mcp_flows: Vec<String>,
+    threads: Option<usize>,
 }
 
 /// `serve.tls = { cert = "...", key = "..." }`.
@@ -175,6 +183,13 @@ pub(super) fn serve_settings(serve: ServeSection, base: &Path) -> Result<ServeSe
             ));
         }
     }
+    if let Some(threads) = serve.threads
+        && threads > MAX_SERVE_THREADS
+    {
+        return Err(format!(
+            "serve.threads ({threads}) must be 0 to {MAX_SERVE_THREADS} (unset: one a core; 0: the host's shared threads)"
+        ));
+    }
     Ok(ServeSettings {
         listen,
         auth,
@@ -192,6 +207,7 @@ pub(super) fn serve_settings(serve: ServeSection, base: &Path) -> Result<ServeSe
         debounce,
         flows: base.join(serve.flows.unwrap_or_else(|| PathBuf::from("flows"))),
         mcp_flows: serve.mcp_flows,
+        threads: serve.threads,
     })
 }
 
@@ -302,6 +318,17 @@ mod tests {
         assert_eq!((keyed.serve.listen.to_string(), keyed.serve.auth), ("0.0.0.0:7700".into(), ServeAuth::Keys));
         let err = parse("[serve]\nauth = \"basic\"\n").unwrap_err();
         assert!(err.ends_with("serve.auth: `basic` is not a mode; use \"keys\" or \"none\""), "{err}");
+    }
+
+    #[test]
+    fn serve_threads_default_to_one_a_core_and_more_than_1024_are_refused_naming_the_key() {
+        assert_eq!(parse("").unwrap().serve.threads, None);
+        assert_eq!(parse("[serve]\nthreads = 0\n").unwrap().serve.threads, Some(0));
+        assert_eq!(parse("[serve]\nthreads = 1024\n").unwrap().serve.threads, Some(1024));
+        assert_eq!(
+            parse("[serve]\nthreads = 1025\n").unwrap_err(),
+            "conf/paddock.toml: serve.threads (1025) must be 0 to 1024 (unset: one a core; 0: the host's shared threads)"
+        );
     }
 
     #[test]

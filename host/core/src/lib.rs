@@ -15,6 +15,7 @@
 
 pub mod capabilities;
 pub mod clock;
+pub mod front;
 pub mod hosts;
 pub mod limits;
 pub mod minutes;

@@ -45,6 +45,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use table::Table;
+use thread_local::ThreadLocal;
 use tracing::Instrument;
 use types::{ChatRequest, Reply, Tokens};
 
@@ -200,7 +201,11 @@ pub struct Gateway {
 struct Inner {
     /// The routes, swapped whole by [`Gateway::reload`].
     table: ArcSwap<Table>,
+    /// The client, and its connection pool, of every thread but the front
+    /// threads.
     client: reqwest::Client,
+    /// Each front thread's own client ([`Inner::client`]).
+    fronts: ThreadLocal<reqwest::Client>,
     clock: Arc<dyn Clock>,
     quota: Arc<dyn Quota>,
     metrics: Metrics,
@@ -222,6 +227,37 @@ pub fn install_crypto() {
     });
 }
 
+/// The client every provider call goes through. A provider's redirect is its
+/// answer, never followed: reqwest drops only `authorization` when a redirect
+/// leaves the host, so Anthropic's `x-api-key` and the others would go
+/// wherever a provider pointed.
+fn http_client() -> reqwest::Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .tcp_nodelay(true)
+        .pool_max_idle_per_host(1024)
+        .pool_idle_timeout(Duration::from_secs(90))
+        .connect_timeout(Duration::from_secs(10))
+        .user_agent(concat!("paddock/", env!("CARGO_PKG_VERSION")))
+        .build()
+}
+
+impl Inner {
+    /// The client for a call made on this thread. A pooled connection is
+    /// driven by a task on the runtime that opened it, so on a front thread
+    /// ([`paddock_core::front`]) a shared pool would hand the call's bytes to
+    /// another thread's task, and wait for that thread whenever it is busy:
+    /// each front thread has a client of its own.
+    fn client(&self) -> &reqwest::Client {
+        if paddock_core::front::index().is_none() {
+            return &self.client;
+        }
+        // Built once a thread with the settings the shared one was built
+        // with; should it fail, the shared client serves.
+        self.fronts.get_or_try(http_client).unwrap_or(&self.client)
+    }
+}
+
 impl Gateway {
     /// A gateway for `settings`, on the real clock, without budgets.
     pub fn new(settings: &GatewaySettings) -> Result<Gateway, BuildError> {
@@ -235,21 +271,11 @@ impl Gateway {
         quota: Arc<dyn Quota>,
     ) -> Result<Gateway, BuildError> {
         install_crypto();
-        // A provider's redirect is its answer, never followed: reqwest drops
-        // only `authorization` when a redirect leaves the host, so Anthropic's
-        // `x-api-key` and the others would go wherever a provider pointed.
-        let client = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .tcp_nodelay(true)
-            .pool_max_idle_per_host(1024)
-            .pool_idle_timeout(Duration::from_secs(90))
-            .connect_timeout(Duration::from_secs(10))
-            .user_agent(concat!("paddock/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(BuildError::HttpClient)?;
+        let client = http_client().map_err(BuildError::HttpClient)?;
         let metrics = Metrics::default();
         let (table, _) = Table::build(settings, &metrics, None);
-        let inner = Inner { table: ArcSwap::from_pointee(table), client, clock, quota, metrics };
+        let fronts = ThreadLocal::new();
+        let inner = Inner { table: ArcSwap::from_pointee(table), client, fronts, clock, quota, metrics };
         Ok(Gateway { inner: Arc::new(inner) })
     }
 
@@ -307,7 +333,7 @@ impl Gateway {
         let req = Arc::new(req);
         let result = inner
             .chain(&route, caller, &req, deadline, |target, budget| {
-                let (req, client, wall) = (req.clone(), inner.client.clone(), inner.clock.wall());
+                let (req, client, wall) = (req.clone(), inner.client().clone(), inner.clock.wall());
                 async move {
                     let budget = budget.min(target.policy.attempt_timeout);
                     let mut meta = Meta::default();
@@ -364,7 +390,7 @@ impl Gateway {
         let req = Arc::new(req);
         let result = inner
             .chain(&route, caller, &req, deadline, |target, budget| {
-                let (req, client, wall) = (req.clone(), inner.client.clone(), inner.clock.wall());
+                let (req, client, wall) = (req.clone(), inner.client().clone(), inner.clock.wall());
                 async move {
                     let budget = budget.min(target.policy.first_token_timeout);
                     let mut meta = Meta::default();
@@ -429,7 +455,7 @@ impl Gateway {
         let shared: Arc<[String]> = inputs.into();
         let result = inner
             .chain(&route, caller, &req, deadline, |target, budget| {
-                let (inputs, client, wall) = (shared.clone(), inner.client.clone(), inner.clock.wall());
+                let (inputs, client, wall) = (shared.clone(), inner.client().clone(), inner.clock.wall());
                 async move {
                     let budget = budget.min(target.policy.attempt_timeout);
                     let mut meta = Meta::default();
@@ -473,7 +499,8 @@ impl Gateway {
                 match &target.simulated {
                     Some(sim) => sim.complete(&target.model, &req).await,
                     None => {
-                        let (client, url, wall) = (&self.inner.client, target.chat_url(false), self.inner.clock.wall());
+                        let (client, url, wall) =
+                            (self.inner.client(), target.chat_url(false), self.inner.clock.wall());
                         target.provider.complete(client, url, &target.model, &req, wall, &mut meta).await
                     }
                 }

@@ -315,7 +315,7 @@ async fn begin(
     // The run goes on when the caller hangs up.
     let begun = summary(started.record());
     // Its spans are children of this request's, though it may outlive it.
-    let running = tokio::spawn(started.finish().in_current_span());
+    let running = super::fronts::spawn_shared(started.finish().in_current_span());
     if !wait {
         // As begun, however soon it ends.
         return (StatusCode::ACCEPTED, location, axum::Json(begun)).into_response();
@@ -508,7 +508,7 @@ async fn resume(
         Err(m) => return error(StatusCode::CONFLICT, "conflict", m),
     };
     let begun = summary(started.record());
-    tokio::spawn(started.finish());
+    super::fronts::spawn_shared(started.finish());
     (StatusCode::ACCEPTED, [(header::LOCATION, format!("/v1/runs/{id}"))], axum::Json(begun)).into_response()
 }
 

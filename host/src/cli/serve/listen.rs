@@ -15,6 +15,7 @@
 //! Each connection is its own task, so one stalled connection delays no
 //! other.
 
+use super::fronts::Fronts;
 use crate::config::{ConnectionLimits, TlsFiles};
 use arc_swap::ArcSwap;
 use axum::Router;
@@ -45,6 +46,7 @@ const TLS_POLL: Duration = Duration::from_secs(1);
 /// accepting and lets the requests in flight finish for up to `drain`.
 pub async fn serve(
     listener: TcpListener,
+    fronts: &Fronts,
     app: Router,
     tls: Option<Tls>,
     limits: ConnectionLimits,
@@ -82,7 +84,7 @@ pub async fn serve(
         });
         let service = TowerToHyperService::new(service);
         let (http, watcher, tls) = (http.clone(), graceful.watcher(), tls.as_ref().map(|t| t.acceptor.clone()));
-        tokio::spawn(async move {
+        fronts.spawn(stream, move |stream| async move {
             let _slot = slot;
             let Some(acceptor) = tls else {
                 let _ = watcher.watch(http.serve_connection(TokioIo::new(stream), service)).await;

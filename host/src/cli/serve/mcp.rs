@@ -163,7 +163,7 @@ impl Tools {
             Err(StartError::Full(m) | StartError::Store(m)) => return Ok(failure(m)),
         };
         let run = started.run().to_string();
-        let mut running = tokio::spawn(started.finish());
+        let mut running = super::fronts::spawn_shared(started.finish());
         let mut progress = Progress { token: ctx.meta.get_progress_token(), steps: 0 };
         let report = loop {
             tokio::select! {

@@ -24,6 +24,7 @@ pub mod board;
 mod console;
 mod dead;
 mod flows;
+mod fronts;
 #[cfg(test)]
 mod fuzz;
 mod in_flight;
@@ -123,6 +124,12 @@ pub async fn serve(mut settings: Settings, args: ServeArgs) -> u8 {
         Err(e) => return fail(EXIT_CONFIG, e),
     };
     let _tls_reload = tls.as_ref().map(listen::Tls::spawn_reload);
+    // Connections are served on threads of their own (`fronts`).
+    let threads = fronts::default_count(&runtime.settings());
+    let fronts = match fronts::Fronts::start(threads) {
+        Ok(f) => f,
+        Err(e) => return fail(EXIT_CRASH, format!("serve.threads: cannot start {threads} threads: {e}")),
+    };
     let listener = match tokio::net::TcpListener::bind(listen).await {
         Ok(l) => l,
         Err(e) => return fail(EXIT_USAGE, format!("cannot listen on {listen}: {e}")),
@@ -142,7 +149,7 @@ pub async fn serve(mut settings: Settings, args: ServeArgs) -> u8 {
     let _hangup = admin::spawn_hangup(runtime.clone());
     let drain = runtime.settings().serve.drain;
     let routes = routes(runtime, flows, auth, tls.is_some());
-    listen::serve(listener, routes, tls, limits, shutdown(), drain).await;
+    listen::serve(listener, &fronts, routes, tls, limits, shutdown(), drain).await;
     drop(watch);
     remove_marker(&marker);
     0
