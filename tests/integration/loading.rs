@@ -129,3 +129,34 @@ fn inspect_lists_imports_and_exports_and_judges_the_fit() {
     assert!(!other.imports[0].provided);
     assert!(other.misfit.unwrap().starts_with("missing export"));
 }
+
+/// `load_off_thread`, as `paddock serve` loads an agent a request names:
+/// a load that compiles runs on a blocking thread, so the caller's thread
+/// (a front thread, serving other connections) goes on with its other tasks
+/// meanwhile; once the version serves it is answered at once.
+#[tokio::test(flavor = "current_thread")]
+async fn a_load_that_compiles_leaves_the_callers_thread_to_its_other_tasks() {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let rt = runtime("[host]\ncode-cache = false\n[engine]\ncompiler = \"cranelift\"\nmax-instances = 4\n");
+    let ticks = std::sync::Arc::new(AtomicU64::new(0));
+    let ticker = tokio::spawn({
+        let ticks = ticks.clone();
+        async move {
+            loop {
+                ticks.fetch_add(1, Ordering::Relaxed);
+                tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+            }
+        }
+    });
+    tokio::task::yield_now().await;
+    let before = ticks.load(Ordering::Relaxed);
+    let started = std::time::Instant::now();
+    let agent = rt.load_off_thread(guests::HELLO).await.unwrap();
+    let (compiling, ticked) = (started.elapsed(), ticks.load(Ordering::Relaxed) - before);
+    assert!(ticked >= 5, "the thread ran its other task {ticked} times in the {compiling:?} the load took");
+    let again = rt.load_off_thread(guests::HELLO).await.unwrap();
+    assert!(std::sync::Arc::ptr_eq(&agent, &again), "the loaded version is the one answered next");
+    let missing = rt.load_off_thread("/nowhere/agent.wasm").await.err().map(|e| e.to_string());
+    assert_eq!(missing.as_deref(), Some("/nowhere/agent.wasm: no such file"));
+    ticker.abort();
+}

@@ -18,7 +18,9 @@
 //! whole epoch tick moves to the guest threads, as it moved off the
 //! multi-threaded runtime's workers before, and work that outlives its
 //! request (a flow run) is started on the host's shared runtime
-//! ([`spawn_shared`]), where its steps use every core.
+//! ([`spawn_shared`]), where its steps use every core, and an agent a
+//! request names that is not serving yet is loaded (compiled, or waited
+//! for) on a blocking thread (`Runtime::load_off_thread`).
 //!
 //! A store call blocks the thread that makes it. SQLite's take microseconds;
 //! a PostgreSQL round trip is longer, and on the shared runtime the wait

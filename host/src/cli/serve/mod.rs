@@ -431,7 +431,7 @@ async fn run_for(
     if name.is_empty() || name.contains(['/', '\\', '.']) {
         return Err(missing());
     }
-    let agent = match runtime.load(name) {
+    let agent = match runtime.load_off_thread(name).await {
         Ok(agent) => agent,
         Err(LoadError::NoPlugin { .. }) => return Err(missing()),
         Err(_) if !may_run(runtime, caller, name) => return Err(missing()),

@@ -237,6 +237,24 @@ enum Decision {
 }
 
 impl Runtime {
+    /// [`Runtime::load`] for a caller on an async thread: the version serving
+    /// now, or else the load (which may compile, or wait for a build) on a
+    /// blocking thread, so the caller's thread, and every connection a front
+    /// thread serves, goes on meanwhile.
+    pub async fn load_off_thread(&self, spec: &str) -> Result<Arc<Agent>, LoadError> {
+        if let Some(agent) = self.inner.live.get(spec).and_then(|slot| slot.serving.load_full()) {
+            return Ok(agent);
+        }
+        let (runtime, spec) = (self.clone(), spec.to_string());
+        match tokio::task::spawn_blocking(move || runtime.load(&spec)).await {
+            Ok(loaded) => loaded,
+            // Cancelled only as the runtime shuts down.
+            Err(e) => {
+                std::panic::resume_unwind(e.try_into_panic().unwrap_or_else(|_| Box::new("the host is stopping")))
+            }
+        }
+    }
+
     /// Loads an agent named by `spec`: a path to a `.wasm`/`.wat` file or to
     /// an `agent.toml`, or the name of a plugin. Loaded agents are kept; the
     /// version returned is the one serving now.
