@@ -339,3 +339,47 @@ fn a_serving_host_runs_without_transparent_huge_pages() {
     let thp = status.lines().find_map(|l| l.strip_prefix("THP_enabled:")).map(str::trim);
     assert_eq!(thp, Some("0"), "the host's /proc status");
 }
+
+/// The names of `pid`'s threads that serve connections (`paddock-front-N`), sorted.
+fn front_threads(pid: u32) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .filter_map(|task| std::fs::read_to_string(task.unwrap().path().join("comm")).ok())
+        .map(|comm| comm.trim().to_string())
+        .filter(|comm| comm.starts_with("paddock-front-"))
+        .collect();
+    names.sort();
+    names
+}
+
+/// `serve.threads`: that many threads serve connections, one a core when
+/// unset, none with 0 (the host's shared threads serve them); connections
+/// are answered either way.
+#[test]
+fn serve_threads_starts_that_many_front_threads_and_each_setting_serves() {
+    let cores = std::thread::available_parallelism().unwrap().get();
+    let per_core: Vec<String> = (0..cores).map(|i| format!("paddock-front-{i}")).collect();
+    for (section, want) in
+        [("threads = 3\n", vec!["paddock-front-0", "paddock-front-1", "paddock-front-2"]), ("threads = 0\n", vec![])]
+            .into_iter()
+            .map(|(s, w)| (s, w.into_iter().map(String::from).collect::<Vec<_>>()))
+            .chain([("", per_core)])
+    {
+        let dir = tempfile::tempdir().unwrap();
+        let served = setup(dir.path(), section);
+        assert_eq!(front_threads(served.child.id()), want, "with {section:?}");
+        // More connections than threads, all open at once, each answered.
+        let mut streams: Vec<std::net::TcpStream> =
+            (0..5).map(|_| std::net::TcpStream::connect(&served.address).unwrap()).collect();
+        for stream in &mut streams {
+            use std::io::Write;
+            stream.write_all(b"GET /v1/health HTTP/1.1\r\nhost: paddock\r\nconnection: close\r\n\r\n").unwrap();
+        }
+        for stream in &mut streams {
+            use std::io::Read;
+            let mut answer = String::new();
+            stream.read_to_string(&mut answer).unwrap();
+            assert!(answer.starts_with("HTTP/1.1 200"), "with {section:?}: {answer}");
+        }
+    }
+}

@@ -131,12 +131,16 @@ impl Front {
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
         let handle = runtime.handle().clone();
         let (stop, stopped) = oneshot::channel::<()>();
+        let (started, running) = std::sync::mpsc::sync_channel(0);
         let thread = std::thread::Builder::new().name(format!("paddock-front-{index}")).spawn(move || {
             paddock_core::front::enter(index);
             SHARED.with(|s| *s.borrow_mut() = shared);
+            let _ = started.send(());
             let _ = runtime.block_on(stopped);
             runtime.shutdown_background();
         })?;
+        // Running (and named) before `start` returns.
+        let _ = running.recv();
         Ok(Front { handle, open: Arc::default(), stop: Some(stop), thread: Some(thread) })
     }
 }
@@ -201,6 +205,19 @@ mod tests {
         closed.await.expect("the connection's place is given back when its task ends");
         let (next, _more, _also) = connect(&fronts, &listener, 1).await;
         assert_eq!(next, [Some(0)]);
+    }
+
+    #[test]
+    fn one_front_a_core_by_default_none_with_postgresql_stores_and_serve_threads_over_both() {
+        let count = |toml: &str| {
+            let settings = crate::config::Settings::parse(toml, std::path::Path::new("paddock.toml")).unwrap();
+            default_count(&settings)
+        };
+        let pg = "[store]\nbackend = \"postgres\"\nurl = \"postgres://app@db:5432/paddock\"\n";
+        assert_eq!(count(""), std::thread::available_parallelism().unwrap().get());
+        assert_eq!(count(pg), 0);
+        assert_eq!(count(&format!("{pg}[serve]\nthreads = 4\n")), 4);
+        assert_eq!(count("[serve]\nthreads = 0\n"), 0);
     }
 
     #[tokio::test]
