@@ -11,6 +11,7 @@
 
 pub mod breaker;
 mod chain;
+mod client;
 
 pub mod error;
 pub mod headroom;
@@ -27,6 +28,7 @@ mod table;
 pub mod types;
 
 pub use chain::full_jitter;
+pub use client::install_crypto;
 pub use error::{ErrorClass, ProviderError};
 pub use providers::{TraceHeaders, set_trace_headers};
 pub use quota::{CallRecord, Caller, Estimate, Quota, Reservation, Unmetered};
@@ -36,6 +38,7 @@ pub use stream::ReplyStream;
 pub use table::RoutesChanged;
 
 use arc_swap::ArcSwap;
+use client::http_client;
 use metrics::{Metrics, RouteLabels};
 use paddock_core::clock::{Clock, SystemClock};
 use providers::Meta;
@@ -215,46 +218,6 @@ impl fmt::Debug for Gateway {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let table = self.inner.table.load();
         f.debug_struct("Gateway").field("routes", &table.routes.keys().collect::<Vec<_>>()).finish()
-    }
-}
-
-/// Installs rustls' ring provider once per process (reqwest is built without
-/// a default): call it before building any reqwest client.
-pub fn install_crypto() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-    });
-}
-
-/// The client every provider call goes through. A provider's redirect is its
-/// answer, never followed: reqwest drops only `authorization` when a redirect
-/// leaves the host, so Anthropic's `x-api-key` and the others would go
-/// wherever a provider pointed.
-fn http_client() -> reqwest::Result<reqwest::Client> {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .tcp_nodelay(true)
-        .pool_max_idle_per_host(1024)
-        .pool_idle_timeout(Duration::from_secs(90))
-        .connect_timeout(Duration::from_secs(10))
-        .user_agent(concat!("paddock/", env!("CARGO_PKG_VERSION")))
-        .build()
-}
-
-impl Inner {
-    /// The client for a call made on this thread. A pooled connection is
-    /// driven by a task on the runtime that opened it, so on a front thread
-    /// ([`paddock_core::front`]) a shared pool would hand the call's bytes to
-    /// another thread's task, and wait for that thread whenever it is busy:
-    /// each front thread has a client of its own.
-    fn client(&self) -> &reqwest::Client {
-        if paddock_core::front::index().is_none() {
-            return &self.client;
-        }
-        // Built once a thread with the settings the shared one was built
-        // with; should it fail, the shared client serves.
-        self.fronts.get_or_try(http_client).unwrap_or(&self.client)
     }
 }
 
