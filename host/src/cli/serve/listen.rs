@@ -12,8 +12,8 @@
 //! - **TLS** (`serve.tls`): rustls with the ring provider; the certificate and
 //!   key files are re-read when they change, and a bad pair keeps the old one.
 //!
-//! Each connection is its own task, so one stalled connection delays no
-//! other.
+//! Each connection is its own task, on a front thread ([`super::fronts`]),
+//! so one stalled connection delays no other.
 
 use super::fronts::Fronts;
 use crate::config::{ConnectionLimits, TlsFiles};
