@@ -9,7 +9,11 @@
 //! `cargo bench -p paddock --bench flows` (figures also in `target/flows-bench.json`);
 //! `PADDOCK_BENCH_STORES=sqlite` measures only the stores it lists (memory,
 //! sqlite, postgres, postgres-queue), and `PADDOCK_BENCH_SHAPES=sequence` only
-//! the shapes it lists (sequence, fanout), for a profile of one.
+//! the shapes it lists (sequence, fanout), for a profile of one;
+//! `PADDOCK_BENCH_ROUNDS=20` runs 20 rounds of each (7 unless set). A step's or
+//! an item's figure is the mean over the rounds, so it carries its share of
+//! the SQLite log's copies into the file; the sequence's median round is
+//! printed beside it.
 //! `PADDOCK_BENCH_ENGINE` is the TOML of the `[engine]` table (and tables after
 //! it) in place of `max-instances = 1100`: under valgrind, which cannot reserve
 //! that pool, the sequence alone with `compiler = "cranelift"`, `max-instances
@@ -30,7 +34,12 @@ use std::time::{Duration, Instant};
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-const ROUNDS: usize = 7;
+/// Rounds of each shape: `PADDOCK_BENCH_ROUNDS`, else 7. A round of the
+/// sequence is 100 steps, so a store's log fills and is copied into its file
+/// once every few rounds: the mean counts those copies, the median round may not.
+fn rounds() -> usize {
+    std::env::var("PADDOCK_BENCH_ROUNDS").ok().and_then(|r| r.parse().ok()).filter(|&n| n > 0).unwrap_or(7)
+}
 
 fn sequence(n: usize) -> String {
     let names: Vec<String> = (0..n).map(|i| format!("\"s{i}\"")).collect();
@@ -56,6 +65,10 @@ fn cpu() -> Duration {
     time(usage.ru_utime) + time(usage.ru_stime)
 }
 
+fn mean(xs: &[Duration]) -> Duration {
+    xs.iter().sum::<Duration>() / xs.len().max(1) as u32
+}
+
 fn median(mut xs: Vec<Duration>) -> Duration {
     xs.sort();
     xs[xs.len() / 2]
@@ -66,7 +79,7 @@ fn median(mut xs: Vec<Duration>) -> Duration {
 async fn direct(rt: &Runtime, agent: &Arc<paddock::runtime::Agent>, fanout: bool) -> (Duration, Duration) {
     let mut direct_seq = Vec::new();
     let mut direct_fan = Vec::new();
-    for _ in 0..ROUNDS {
+    for _ in 0..rounds() {
         let t = Instant::now();
         for _ in 0..100 {
             rt.run(agent, "{}", &RunOptions::default()).await.unwrap().result.unwrap();
@@ -107,18 +120,20 @@ fn summary(
     let mut figures = serde_json::Map::new();
     let mut line = format!("{label} store:");
     if !seq.is_empty() {
-        let (seq, seq_cpu) = (median(seq), median(seq_cpu));
+        let (seq_mean, seq_cpu) = (mean(&seq), mean(&seq_cpu));
+        let seq_median = median(seq);
         line.push_str(&format!(
-            " 100-step sequence {seq:?} a step, {:.1} µs of CPU (engine overhead {:.1} µs);",
+            " 100-step sequence {seq_mean:.1?} a step, {:.1} µs of CPU (engine overhead {:.1} µs; median round {seq_median:.1?});",
             seq_cpu.as_secs_f64() * 1e6,
-            over(seq, base_seq)
+            over(seq_mean, base_seq)
         ));
-        figures.insert("sequence_step_us".into(), json!(seq.as_secs_f64() * 1e6));
+        figures.insert("sequence_step_us".into(), json!(seq_mean.as_secs_f64() * 1e6));
+        figures.insert("sequence_step_median_us".into(), json!(seq_median.as_secs_f64() * 1e6));
         figures.insert("sequence_step_cpu_us".into(), json!(seq_cpu.as_secs_f64() * 1e6));
-        figures.insert("sequence_overhead_us".into(), json!(over(seq, base_seq)));
+        figures.insert("sequence_overhead_us".into(), json!(over(seq_mean, base_seq)));
     }
     if !fan.is_empty() {
-        let fan = median(fan);
+        let fan = mean(&fan);
         line.push_str(&format!(" 1,000-way fan-out {fan:?} an item (overhead {:.1} µs)", over(fan, base_fan)));
         figures.insert("fanout_item_us".into(), json!(fan.as_secs_f64() * 1e6));
         figures.insert("fanout_overhead_us".into(), json!(over(fan, base_fan)));
@@ -190,7 +205,7 @@ fn main() {
             let (mut seq, mut seq_cpu) = (Vec::new(), Vec::new());
             let mut fan = Vec::new();
             let items: Vec<u32> = (0..1000).collect();
-            for _ in 0..ROUNDS {
+            for _ in 0..rounds() {
                 if run_sequence {
                     let flow = Flow::parse(&sequence(100), "seq.toml").unwrap();
                     let (t, used) = (Instant::now(), cpu());

@@ -18,6 +18,7 @@ use super::store::{
     ALL, AnswerError, ApprovalRecord, Cutoffs, DeadLetter, Finished, FlowBounds, FlowStore, Page, Pruned, RunQuery,
     RunRecord, RunStatus, RunSummary, StepRecord, StoreError,
 };
+mod log;
 mod schema;
 mod write;
 
@@ -28,6 +29,7 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params, param
 use schema::{MIGRATE_TO_1, MIGRATE_TO_2, MIGRATE_TO_3, MIGRATE_TO_4, MIGRATE_TO_5, SCHEMA_0, SCHEMA_VERSION};
 use serde::de::DeserializeOwned;
 use std::path::Path;
+use std::sync::Arc;
 use write::{
     Tally, charge, db, from_json, size, size_in, to_json, write_done, write_journal, write_run, write_step,
     write_step_row,
@@ -40,16 +42,13 @@ use write::{
 /// pages of 8 KiB).
 const PAGE_SIZE: i64 = 8192;
 
-/// How many pages the log holds before a commit copies them into the file
-/// (16 MiB on pages of 8 KiB; SQLite's default, 1,000, measured slower: each
-/// copy ends with an `fsync` the committing step waits on, and a page
-/// written by many commits is copied once).
-const CHECKPOINT_FRAMES: i64 = 2000;
-
 /// A flow store in a SQLite file.
 pub struct SqliteStore {
-    conn: Mutex<Connection>,
+    /// Shared with the thread that copies its log ([`log`]).
+    conn: Arc<Mutex<Connection>>,
     bounds: FlowBounds,
+    #[cfg_attr(not(test), allow(dead_code))]
+    log: Arc<log::Log>,
 }
 
 /// How many records a pass of `prune` forgets per transaction, so a host
@@ -134,7 +133,6 @@ impl SqliteStore {
         conn.pragma_update(None, "page_size", PAGE_SIZE).map_err(setting)?;
         conn.pragma_update(None, "journal_mode", "WAL").map_err(setting)?;
         conn.pragma_update(None, "synchronous", "NORMAL").map_err(setting)?;
-        conn.pragma_update(None, "wal_autocheckpoint", CHECKPOINT_FRAMES).map_err(setting)?;
         let schema = |e: rusqlite::Error| StoreError::Schema { path: path.to_path_buf(), reason: e.to_string() };
         // One writer brings the layout up; another process opening the file
         // meanwhile waits, then finds it done.
@@ -176,7 +174,9 @@ impl SqliteStore {
         )
         .map_err(schema)?;
         tx.commit().map_err(schema)?;
-        Ok(SqliteStore { conn: Mutex::new(conn), bounds: FlowBounds::default() })
+        let conn = Arc::new(Mutex::new(conn));
+        let log = log::copy_behind_writers(&conn, path.to_path_buf()).map_err(setting)?;
+        Ok(SqliteStore { conn, bounds: FlowBounds::default(), log })
     }
 
     /// The store keeping at most `bounds`.

@@ -88,3 +88,65 @@ fn a_sequence_step_writes_at_most_four_and_a_half_pages_of_the_log() {
     assert!(pages <= 450, "100 steps wrote {pages} pages of the log");
     assert_eq!(store.steps("r1").unwrap().len(), 101);
 }
+
+#[test]
+fn a_full_log_is_copied_into_the_file_by_the_stores_thread_and_the_next_commit_starts_it_over() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("flows.sqlite");
+    let store = SqliteStore::open(&path).unwrap();
+    store.add_run(&run("r1", "acme", 1, RunStatus::Running)).unwrap();
+    let pages = || store.log.pages();
+    // Steps as a sequence writes them, until the log holds more than a copy's worth of pages.
+    let mut i = 0;
+    while pages() < super::log::CHECKPOINT_FRAMES {
+        let done = [(agent_step(i, StepStatus::Done), journal(i))];
+        store.put_steps("r1", H, &done, &[agent_step(i + 1, StepStatus::Started)]).unwrap();
+        i += 1;
+        assert!(i < 5_000, "5,000 commits left the log at {} pages", pages());
+    }
+    let asked = std::time::Instant::now();
+    while store.log.copies() == 0 {
+        assert!(asked.elapsed() < std::time::Duration::from_secs(30), "no copy of the log after 30 s");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    // The copy was the thread's (the commit that filled the log copies nothing
+    // itself), and it left nothing of the log uncopied: the next commit writes
+    // the log from its beginning.
+    let done = [(agent_step(i, StepStatus::Done), journal(i))];
+    store.put_steps("r1", H, &done, &[agent_step(i + 1, StepStatus::Started)]).unwrap();
+    assert!(pages() <= 8, "the commit after the copy left the log at {} pages", pages());
+    assert_eq!(store.steps("r1").unwrap().len(), i + 2);
+    // Every step is in the file itself: a connection reading without the log finds them all.
+    drop(store);
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let steps: i64 = conn.query_row("SELECT COUNT(*) FROM steps WHERE run = 'r1'", [], |r| r.get(0)).unwrap();
+    assert_eq!(steps, i as i64 + 2);
+}
+
+#[test]
+fn while_commits_go_on_the_log_is_copied_and_starts_over_before_a_commit_must_copy_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("flows.sqlite")).unwrap();
+    // Runs of 100 steps, their commits back to back: about four log pages
+    // each, so 2,500 of them write 10,000 pages, more than a log a commit
+    // would copy itself (BEHIND_FRAMES).
+    let (mut most, mut starts) = (0, 0);
+    for i in 0..2_500 {
+        let run_id = format!("r{}", i / 100);
+        if i % 100 == 0 {
+            store.add_run(&run(&run_id, "acme", 1, RunStatus::Running)).unwrap();
+        }
+        let before = store.log.pages();
+        let done = [(agent_step(i % 100, StepStatus::Done), journal(i))];
+        store.put_steps(&run_id, H, &done, &[agent_step(i % 100 + 1, StepStatus::Started)]).unwrap();
+        let after = store.log.pages();
+        most = most.max(after);
+        starts += usize::from(after < before);
+    }
+    assert!(starts >= 1, "the log never started over (at most {most} pages)");
+    assert!(
+        most < super::log::BEHIND_FRAMES,
+        "the log reached {most} pages, where a commit copies it itself; the thread's copies never caught up"
+    );
+    assert!(store.log.copies() >= 1);
+}
