@@ -1,16 +1,22 @@
-//! The store's log (`flows.sqlite-wal`), copied into the file behind the writers.
+//! The store's log (`flows.sqlite-wal`): written out to the disk as it
+//! grows, and copied into the file behind the writers.
 //!
-//! A commit appends its pages to the log. SQLite's own hook has the commit
-//! that fills the log copy it into the file: it `fsync`s the log (every page
-//! written since the last copy goes to the disk), copies the pages, and
-//! `fsync`s the file, while that commit's step waits (13.8 ms for 2,000
-//! pages on this machine, once every ~475 steps of a sequence: about 29 µs a
-//! step). Here a thread of the store's own makes that copy from a connection
-//! of its own while writers go on; then, holding the store's connection so
-//! this process's writers wait, it copies the few pages written meanwhile, so
-//! the log is all in the file and the next commit starts it over from its
-//! beginning (a log never all copied only grows, and writing past its end
-//! costs a commit more than writing over pages it had).
+//! A commit appends its pages to the log (`synchronous = NORMAL`: into the
+//! OS's cache). SQLite's own hook has the commit that fills the log copy it
+//! into the file: it `fsync`s the log (every page written since the last
+//! copy goes to the disk), copies the pages, and `fsync`s the file, while
+//! that commit's step waits (13.8 ms for 2,000 pages on this machine, once
+//! every ~475 steps of a sequence), and the 16 MiB written at once hold up
+//! every other `fsync` on the disk meanwhile (the board's commits: 12–17 ms
+//! at p99 for an end-to-end step). Here a thread of the store's own:
+//! - writes the log out every [`FLUSH_FRAMES`] pages a commit adds
+//!   (`fdatasync`), so the disk takes it a megabyte at a time;
+//! - makes the copy, from a connection of its own while writers go on;
+//!   then, holding the store's connection so this process's writers wait,
+//!   copies the few pages written meanwhile, so the log is all in the file
+//!   and the next commit starts it over from its beginning (a log never all
+//!   copied only grows, and writing past its end costs a commit more than
+//!   writing over pages it had).
 
 use parking_lot::Mutex;
 use rusqlite::Connection;
@@ -27,6 +33,11 @@ use std::time::{Duration, Instant};
 /// on pages of 8 KiB; SQLite's default, 1,000, measured slower: a page
 /// written by many commits is copied once).
 pub(super) const CHECKPOINT_FRAMES: c_int = 2000;
+
+/// How many pages a commit may add to the log before the thread writes
+/// them out to the disk (1 MiB on pages of 8 KiB, about 30 steps of a
+/// sequence).
+pub(super) const FLUSH_FRAMES: c_int = 128;
 
 /// A log this long is copied by the commit that finds it so, as SQLite
 /// would: the thread has fallen behind (a slow disk, another process
@@ -47,6 +58,8 @@ pub(super) struct Log {
     pages: AtomicI32,
     /// Copies the thread has finished with the log all in the file.
     copies: AtomicU64,
+    /// Times the thread has written the log out between copies.
+    flushes: AtomicU64,
 }
 
 #[cfg(test)]
@@ -58,33 +71,47 @@ impl Log {
     pub(super) fn copies(&self) -> u64 {
         self.copies.load(Ordering::Relaxed)
     }
+
+    pub(super) fn flushes(&self) -> u64 {
+        self.flushes.load(Ordering::Relaxed)
+    }
 }
 
-/// Has `conn`'s log copied into the file by a thread of its own once it
-/// holds [`CHECKPOINT_FRAMES`] pages. The thread starts at the first copy
-/// and ends when the connection closes.
+/// Has `conn`'s log written out every [`FLUSH_FRAMES`] pages and copied
+/// into the file once it holds [`CHECKPOINT_FRAMES`] pages, by a thread of
+/// its own that starts when first needed and ends when the connection closes.
 pub(super) fn copy_behind_writers(conn: &Arc<Mutex<Connection>>, path: PathBuf) -> rusqlite::Result<Arc<Log>> {
     let log = Arc::new(Log::default());
     let (store, shared) = (Arc::downgrade(conn), log.clone());
     let mut thread: Option<SyncSender<()>> = None;
     let mut started = false;
+    // The log's pages when the thread was last asked to write them out.
+    let mut asked: c_int = 0;
     conn.lock().wal_hook(Some(move |wal: &mut Wal, pages: c_int| {
         shared.pages.store(pages, Ordering::Relaxed);
-        if pages < CHECKPOINT_FRAMES {
+        if pages < asked {
+            asked = 0; // the log started over
+        }
+        let flush = pages - asked >= FLUSH_FRAMES;
+        if pages < CHECKPOINT_FRAMES && !flush {
             return Ok(());
         }
+        asked = pages;
         if !started {
             started = true;
             thread = spawn(store.clone(), path.clone(), shared.clone());
         }
         match &thread {
-            // A full channel is a copy already asked for, which covers these pages too.
+            // The thread looks at the log's length to know which is asked;
+            // a full channel is a nudge it has yet to act on, which covers these pages too.
             Some(nudge) if pages < BEHIND_FRAMES => drop(nudge.try_send(())),
             // The thread's copy is slow (a busy disk): this commit copies the
             // log, waiting for the thread's pass to end, so the log stays bounded
             // and this process's writers wait meanwhile, as they would on SQLite's
             // own hook.
             Some(_) => copy_waiting(wal),
+            // Without a thread the log is written out when it is copied.
+            None if pages < CHECKPOINT_FRAMES => {}
             // Refused only while another connection copies or holds the log.
             None => drop(wal.checkpoint()),
         }
@@ -124,9 +151,18 @@ fn spawn(store: Weak<Mutex<Connection>>, path: PathBuf, log: Arc<Log>) -> Option
 
 fn copy_when_nudged(store: &Weak<Mutex<Connection>>, path: &Path, log: &Log, nudged: &Receiver<()>) {
     let mut own: Option<Connection> = None;
+    let mut wal = path.as_os_str().to_owned();
+    wal.push("-wal");
+    let wal = PathBuf::from(wal);
     for () in nudged {
         if log.pages.load(Ordering::Relaxed) < CHECKPOINT_FRAMES {
-            continue; // asked before the last copy, which made it
+            // Pages written since the last time, out to the disk now rather
+            // than all at once when the log is copied.
+            match std::fs::File::open(&wal).and_then(|f| f.sync_data()) {
+                Ok(()) => drop(log.flushes.fetch_add(1, Ordering::Relaxed)),
+                Err(e) => tracing::debug!(log = %wal.display(), error = %e, "flow store: the log not written out"),
+            }
+            continue;
         }
         if own.is_none() {
             own = open(path);

@@ -150,3 +150,22 @@ fn while_commits_go_on_the_log_is_copied_and_starts_over_before_a_commit_must_co
     );
     assert!(store.log.copies() >= 1);
 }
+
+#[test]
+fn each_128_pages_a_commit_adds_to_the_log_are_written_out_by_the_stores_thread_before_any_copy() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("flows.sqlite")).unwrap();
+    store.add_run(&run("r1", "acme", 1, RunStatus::Running)).unwrap();
+    let mut i = 0;
+    while store.log.pages() < 3 * super::log::FLUSH_FRAMES {
+        let done = [(agent_step(i, StepStatus::Done), journal(i))];
+        store.put_steps("r1", H, &done, &[agent_step(i + 1, StepStatus::Started)]).unwrap();
+        i += 1;
+    }
+    let asked = std::time::Instant::now();
+    while store.log.flushes() == 0 {
+        assert!(asked.elapsed() < std::time::Duration::from_secs(30), "the log not written out after 30 s");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    assert_eq!(store.log.copies(), 0, "{} pages is no log to copy yet", store.log.pages());
+}
