@@ -134,29 +134,90 @@ fn inspect_lists_imports_and_exports_and_judges_the_fit() {
 /// a load that compiles runs on a blocking thread, so the caller's thread
 /// (a front thread, serving other connections) goes on with its other tasks
 /// meanwhile; once the version serves it is answered at once.
-#[tokio::test(flavor = "current_thread")]
-async fn a_load_that_compiles_leaves_the_callers_thread_to_its_other_tasks() {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    let rt = runtime("[host]\ncode-cache = false\n[engine]\ncompiler = \"cranelift\"\nmax-instances = 4\n");
-    let ticks = std::sync::Arc::new(AtomicU64::new(0));
-    let ticker = tokio::spawn({
-        let ticks = ticks.clone();
-        async move {
-            loop {
-                ticks.fetch_add(1, Ordering::Relaxed);
-                tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+/// A task on the test's thread counting each millisecond it gets: a load
+/// made on this thread would stop the count for as long as it compiles.
+struct Ticker {
+    ticks: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Ticker {
+    async fn start() -> Ticker {
+        let ticks = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let task = tokio::spawn({
+            let ticks = ticks.clone();
+            async move {
+                loop {
+                    ticks.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+                }
             }
-        }
-    });
-    tokio::task::yield_now().await;
-    let before = ticks.load(Ordering::Relaxed);
-    let started = std::time::Instant::now();
-    let agent = rt.load_off_thread(guests::HELLO).await.unwrap();
-    let (compiling, ticked) = (started.elapsed(), ticks.load(Ordering::Relaxed) - before);
-    assert!(ticked >= 5, "the thread ran its other task {ticked} times in the {compiling:?} the load took");
+        });
+        tokio::task::yield_now().await;
+        Ticker { ticks, task }
+    }
+
+    /// Runs `work`, asserting the thread ran its other task at least five
+    /// times meanwhile.
+    async fn goes_on_during<T>(&self, what: &str, work: impl std::future::Future<Output = T>) -> T {
+        let before = self.ticks.load(std::sync::atomic::Ordering::Relaxed);
+        let started = std::time::Instant::now();
+        let done = work.await;
+        let (took, ticked) = (started.elapsed(), self.ticks.load(std::sync::atomic::Ordering::Relaxed) - before);
+        assert!(ticked >= 5, "the thread ran its other task {ticked} times in the {took:?} {what} took");
+        done
+    }
+}
+
+impl Drop for Ticker {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// The rest of a `[host]` table for a load that compiles, and compiles slowly.
+const COMPILING: &str = "code-cache = false\n[engine]\ncompiler = \"cranelift\"\nmax-instances = 4\n";
+
+#[tokio::test]
+async fn a_load_that_compiles_leaves_the_callers_thread_to_its_other_tasks() {
+    let rt = runtime(&format!("[host]\n{COMPILING}"));
+    let ticker = Ticker::start().await;
+    let agent = ticker.goes_on_during("the load", rt.load_off_thread(guests::HELLO)).await.unwrap();
     let again = rt.load_off_thread(guests::HELLO).await.unwrap();
     assert!(std::sync::Arc::ptr_eq(&agent, &again), "the loaded version is the one answered next");
     let missing = rt.load_off_thread("/nowhere/agent.wasm").await.err().map(|e| e.to_string());
     assert_eq!(missing.as_deref(), Some("/nowhere/agent.wasm: no such file"));
-    ticker.abort();
+}
+
+#[tokio::test]
+async fn a_flow_begun_from_an_async_thread_compiles_its_agents_while_the_thread_goes_on() {
+    use paddock::flow::{Flow, Flows, MemoryStore, RunStatus, Start};
+    let dir = tempfile::tempdir().unwrap();
+    plugin(dir.path(), "greeter", guests::HELLO, "");
+    let rt = runtime_with_plugins(dir.path(), COMPILING);
+    let flows = Flows::new(rt.clone(), std::sync::Arc::new(MemoryStore::default()));
+    let spec = "[flow]\nname = \"f\"\n[steps.main]\nkind = \"sequence\"\nsteps = [\"greet\"]\n\
+                [steps.greet]\nagent = \"greeter\"\ninput = { name = \"Ada\" }\n";
+    let flow = Flow::parse(spec, "f.toml").unwrap();
+    let ticker = Ticker::start().await;
+    let begin = flows.begin_off_thread(flow, "f.toml", serde_json::json!({}), Start::default());
+    let started = ticker.goes_on_during("beginning the run", begin).await.unwrap();
+    assert!(rt.serving_now("greeter").is_some(), "the run's agent is loaded once it has begun");
+    let report = started.finish().await.unwrap();
+    assert_eq!(report.status, RunStatus::Succeeded, "{:?}", report.error);
+    assert_eq!(report.output.unwrap()["greeting"], "Hello, Ada!");
+}
+
+#[tokio::test]
+async fn an_agent_calling_one_not_loaded_yet_leaves_its_callers_thread_to_its_other_tasks() {
+    let dir = tempfile::tempdir().unwrap();
+    plugin(dir.path(), "boss", guests::CALLER, "[capabilities]\nagents = [\"greeter\"]\n");
+    plugin(dir.path(), "greeter", guests::HELLO, "");
+    let rt = runtime_with_plugins(dir.path(), COMPILING);
+    rt.load("boss").unwrap();
+    let ticker = Ticker::start().await;
+    let input = serde_json::json!({ "agent": "greeter", "input": { "name": "Ada" } }).to_string();
+    let outcome = ticker.goes_on_during("the call", run(&rt, "boss", &input)).await;
+    assert_eq!(output_json(&outcome)["greeting"], "Hello, Ada!", "the callee's answer, through the caller");
+    assert!(rt.serving_now("greeter").is_some(), "the callee was loaded by the call");
 }

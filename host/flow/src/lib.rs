@@ -17,6 +17,7 @@ mod lane;
 pub mod lease;
 mod memory;
 pub mod metrics;
+mod off_thread;
 pub mod postgres;
 mod replay;
 mod retention;

@@ -497,7 +497,11 @@ impl Dispatch for Runtime {
             let s = runtime.inner.settings.load_full();
             let policy = s.tenants.get(&tenant).map_err(|e| e.to_string())?;
             policy.check_agent(&agent).map_err(|e| e.to_string())?;
-            let callee = runtime.load(&agent).map_err(|e| format!("denied: cannot load agent {agent:?}: {e}"))?;
+            // Off the caller's thread: a first load may compile, and the caller may be on a front thread.
+            let callee = runtime
+                .load_off_thread(&agent)
+                .await
+                .map_err(|e| format!("denied: cannot load agent {agent:?}: {e}"))?;
             let _admitted =
                 runtime.inner.admission.admit_callee(&policy, &agent).map_err(|e| format!("denied: {e}"))?;
             let grants = callee.grants(&policy);

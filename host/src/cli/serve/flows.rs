@@ -298,7 +298,7 @@ async fn begin(
         }
     }
     let options = crate::flow::Start { tenant: Some(tenant.clone()), run: run.clone(), events: None };
-    let started = match flows.begin(flow, &origin, input.clone(), options) {
+    let started = match flows.begin_off_thread(flow, &origin, input.clone(), options).await {
         Ok(s) => s,
         Err(StartError::Load(m)) => return error(StatusCode::SERVICE_UNAVAILABLE, "not-serving", m),
         Err(StartError::Denied(m)) => return error(StatusCode::FORBIDDEN, "denied", m),
@@ -503,7 +503,7 @@ async fn resume(
     if let Err(r) = run_of(&flows, &caller.tenant, &id) {
         return r;
     }
-    let started = match flows.begin_resume(&id, None, query.repin) {
+    let started = match flows.resume_off_thread(&id, None, query.repin).await {
         Ok(s) => s,
         Err(m) => return error(StatusCode::CONFLICT, "conflict", m),
     };

@@ -157,7 +157,7 @@ impl Tools {
             }
         });
         let start = crate::flow::Start { tenant: Some(caller.tenant.to_string()), run: None, events: Some(sink) };
-        let started = match self.flows.begin(flow, &origin, arguments, start) {
+        let started = match self.flows.begin_off_thread(flow, &origin, arguments, start).await {
             Ok(started) => started,
             Err(StartError::Load(m) | StartError::Denied(m) | StartError::Exists(m)) => return Ok(failure(m)),
             Err(StartError::Full(m) | StartError::Store(m)) => return Ok(failure(m)),

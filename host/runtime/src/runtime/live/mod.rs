@@ -237,16 +237,23 @@ enum Decision {
 }
 
 impl Runtime {
+    /// The version of `spec` serving now, if it was loaded; never loads.
+    pub fn serving_now(&self, spec: &str) -> Option<Arc<Agent>> {
+        self.inner.live.get(spec).and_then(|slot| slot.serving.load_full())
+    }
+
     /// [`Runtime::load`] for a caller on an async thread: the version serving
     /// now, or else the load (which may compile, or wait for a build) on a
     /// blocking thread, so the caller's thread, and every connection a front
     /// thread serves, goes on meanwhile.
     pub async fn load_off_thread(&self, spec: &str) -> Result<Arc<Agent>, LoadError> {
-        if let Some(agent) = self.inner.live.get(spec).and_then(|slot| slot.serving.load_full()) {
+        if let Some(agent) = self.serving_now(spec) {
             return Ok(agent);
         }
+        // Outside a tokio runtime there is no blocking pool, and no other task to keep going.
+        let Ok(tokio) = tokio::runtime::Handle::try_current() else { return self.load(spec) };
         let (runtime, spec) = (self.clone(), spec.to_string());
-        match tokio::task::spawn_blocking(move || runtime.load(&spec)).await {
+        match tokio.spawn_blocking(move || runtime.load(&spec)).await {
             Ok(loaded) => loaded,
             // Cancelled only as the runtime shuts down.
             Err(e) => {
