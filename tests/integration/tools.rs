@@ -175,3 +175,34 @@ fn config_naming(name: &str, url: &str) -> String {
         "[host]\nsecrets = \"secrets.toml\"\n[mcp.remote]\nurl = {url:?}\nheader-secrets = {{ Authorization = {name:?} }}\n"
     )
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_made_on_a_front_thread_answers_other_threads_while_that_one_is_held() {
+    if !python_has("mcp") {
+        return;
+    }
+    let section = kit_section();
+    let servers = Servers::new([mcp_server("kit", section.strip_prefix("[mcp.kit]\n").unwrap())]);
+    // A front thread of this runtime, as `paddock serve` makes them: its own
+    // single-threaded runtime, whose tasks run only while it is driven. The
+    // first call, there, makes the session; then the thread is held.
+    let shared = tokio::runtime::Handle::current();
+    let (made, making) = tokio::sync::oneshot::channel();
+    let front = std::thread::spawn({
+        let servers = servers.clone();
+        move || {
+            paddock::core::front::enter(0, Some(shared));
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            let first = runtime.block_on(servers.call("kit", "echo", args(json!({"text": "first"}))));
+            let _ = made.send(first.map(|r| text_of(&r)));
+            std::thread::sleep(std::time::Duration::from_secs(3));
+        }
+    });
+    assert_eq!(making.await.unwrap(), Ok("first".to_string()));
+    let second = servers.call("kit", "echo", args(json!({"text": "second"})));
+    let answered = tokio::time::timeout(std::time::Duration::from_secs(2), second).await;
+    let answered = answered.expect("answered while the thread that made the session is held");
+    assert_eq!(text_of(&answered.unwrap()), "second");
+    assert_eq!(servers.reconnects("kit"), 0, "one session served both");
+    front.join().unwrap();
+}

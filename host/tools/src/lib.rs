@@ -167,10 +167,18 @@ impl Server {
             return Ok(session.clone());
         }
         let name = &self.settings.name;
-        let connected = tokio::time::timeout(self.settings.connect_timeout, self.connect()).await;
+        // Made on the host's shared runtime, where its tasks and its child
+        // process then live: made on a front thread, every call from the
+        // other fronts would wait whenever that one is busy.
+        // Stopped when this call is (its timeout, or its caller gone), as a
+        // handshake made in place would be: its child process goes with it.
+        let settings = self.settings.clone();
+        let mut made = Abort(paddock_core::front::spawn_shared(async move { connect(&settings).await }));
+        let connected = tokio::time::timeout(self.settings.connect_timeout, &mut made.0).await;
         let session = match connected {
-            Ok(Ok(session)) => Arc::new(session),
-            Ok(Err(why)) => return Err(ToolError::Unavailable(format!("MCP server {name}: {why}"))),
+            Ok(Ok(Ok(session))) => Arc::new(session),
+            Ok(Ok(Err(why))) => return Err(ToolError::Unavailable(format!("MCP server {name}: {why}"))),
+            Ok(Err(_)) => return Err(ToolError::Unavailable(format!("MCP server {name}: the host is stopping"))),
             Err(_) => {
                 let within = paddock_core::Span(self.settings.connect_timeout);
                 return Err(ToolError::Unavailable(format!("MCP server {name}: no handshake within {within}")));
@@ -181,48 +189,6 @@ impl Server {
         }
         *slot = Some(session.clone());
         Ok(session)
-    }
-
-    /// Starts or reaches the server and does the handshake.
-    async fn connect(&self) -> Result<Session, String> {
-        match &self.settings.transport {
-            Transport::Stdio { command, dir, env, pass_env } => {
-                let mut cmd = tokio::process::Command::new(&command[0]);
-                cmd.args(&command[1..]).current_dir(dir).env_clear();
-                let kept = ["PATH", "HOME", "LANG", "TMPDIR"].iter().map(|k| k.to_string());
-                for key in kept.chain(pass_env.iter().cloned()) {
-                    if let Some(value) = std::env::var_os(&key) {
-                        cmd.env(key, value);
-                    }
-                }
-                cmd.envs(env);
-                // The child goes when its handle does (a restart, or the host stopping).
-                cmd.kill_on_drop(true);
-                let (transport, _) = TokioChildProcess::builder(cmd)
-                    .stderr(Stdio::null())
-                    .spawn()
-                    .map_err(|e| format!("cannot start {:?}: {e}", command[0]))?;
-                ().serve(transport).await.map_err(|e| e.to_string())
-            }
-            Transport::Http { url, headers, header_env, header_secrets } => {
-                install_crypto();
-                let mut sent = HashMap::new();
-                let from_env = header_env.iter().map(|(header, var)| {
-                    let value = std::env::var(var).map_err(|_| format!("header {header}: {var} is not set"))?;
-                    Ok::<_, String>((header, value))
-                });
-                let from_secrets = header_secrets.iter().map(|(h, v)| Ok((h, v.0.clone())));
-                for pair in headers.iter().map(|(h, v)| Ok((h, v.clone()))).chain(from_env).chain(from_secrets) {
-                    let (header, value) = pair?;
-                    let name = reqwest::header::HeaderName::from_bytes(header.as_bytes()).map_err(|e| e.to_string())?;
-                    let value = reqwest::header::HeaderValue::from_str(&value)
-                        .map_err(|_| format!("header {header}: its value is not a header value"))?;
-                    sent.insert(name, value);
-                }
-                let config = StreamableHttpClientTransportConfig::with_uri(url.as_str()).custom_headers(sent);
-                ().serve(StreamableHttpClientTransport::from_config(config)).await.map_err(|e| e.to_string())
-            }
-        }
     }
 
     /// What a failed request of `session` means for the caller. When the
@@ -267,6 +233,57 @@ fn install_crypto() {
     ONCE.call_once(|| {
         let _ = rustls::crypto::ring::default_provider().install_default();
     });
+}
+
+/// Starts or reaches the server and does the handshake.
+async fn connect(settings: &McpServer) -> Result<Session, String> {
+    match &settings.transport {
+        Transport::Stdio { command, dir, env, pass_env } => {
+            let mut cmd = tokio::process::Command::new(&command[0]);
+            cmd.args(&command[1..]).current_dir(dir).env_clear();
+            let kept = ["PATH", "HOME", "LANG", "TMPDIR"].iter().map(|k| k.to_string());
+            for key in kept.chain(pass_env.iter().cloned()) {
+                if let Some(value) = std::env::var_os(&key) {
+                    cmd.env(key, value);
+                }
+            }
+            cmd.envs(env);
+            // The child goes when its handle does (a restart, or the host stopping).
+            cmd.kill_on_drop(true);
+            let (transport, _) = TokioChildProcess::builder(cmd)
+                .stderr(Stdio::null())
+                .spawn()
+                .map_err(|e| format!("cannot start {:?}: {e}", command[0]))?;
+            ().serve(transport).await.map_err(|e| e.to_string())
+        }
+        Transport::Http { url, headers, header_env, header_secrets } => {
+            install_crypto();
+            let mut sent = HashMap::new();
+            let from_env = header_env.iter().map(|(header, var)| {
+                let value = std::env::var(var).map_err(|_| format!("header {header}: {var} is not set"))?;
+                Ok::<_, String>((header, value))
+            });
+            let from_secrets = header_secrets.iter().map(|(h, v)| Ok((h, v.0.clone())));
+            for pair in headers.iter().map(|(h, v)| Ok((h, v.clone()))).chain(from_env).chain(from_secrets) {
+                let (header, value) = pair?;
+                let name = reqwest::header::HeaderName::from_bytes(header.as_bytes()).map_err(|e| e.to_string())?;
+                let value = reqwest::header::HeaderValue::from_str(&value)
+                    .map_err(|_| format!("header {header}: its value is not a header value"))?;
+                sent.insert(name, value);
+            }
+            let config = StreamableHttpClientTransportConfig::with_uri(url.as_str()).custom_headers(sent);
+            ().serve(StreamableHttpClientTransport::from_config(config)).await.map_err(|e| e.to_string())
+        }
+    }
+}
+
+/// A task stopped when its handle is dropped.
+struct Abort<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for Abort<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 #[cfg(test)]

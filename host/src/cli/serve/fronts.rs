@@ -59,24 +59,7 @@ impl Drop for Open {
     }
 }
 
-thread_local! {
-    /// On a front thread, the runtime that started it: the host's shared one.
-    static SHARED: std::cell::RefCell<Option<Handle>> = const { std::cell::RefCell::new(None) };
-}
-
-/// Starts `future` on the host's shared runtime when called on a front
-/// thread, else on the caller's: for work that outlives the request that
-/// starts it.
-pub fn spawn_shared<F>(future: F) -> tokio::task::JoinHandle<F::Output>
-where
-    F: Future + Send + 'static,
-    F::Output: Send + 'static,
-{
-    match SHARED.with(|s| s.borrow().clone()) {
-        Some(shared) => shared.spawn(future),
-        None => tokio::spawn(future),
-    }
-}
+pub use paddock_core::front::spawn_shared;
 
 /// How many front threads `settings` asks for: `serve.threads`, else one a
 /// core, or none with the stores on PostgreSQL.
@@ -133,8 +116,7 @@ impl Front {
         let (stop, stopped) = oneshot::channel::<()>();
         let (started, running) = std::sync::mpsc::sync_channel(0);
         let thread = std::thread::Builder::new().name(format!("paddock-front-{index}")).spawn(move || {
-            paddock_core::front::enter(index);
-            SHARED.with(|s| *s.borrow_mut() = shared);
+            paddock_core::front::enter(index, shared);
             let _ = started.send(());
             let _ = runtime.block_on(stopped);
             runtime.shutdown_background();
