@@ -168,10 +168,9 @@ impl Server {
         }
         let name = &self.settings.name;
         // Made on the host's shared runtime, where its tasks and its child
-        // process then live: made on a front thread, every call from the
-        // other fronts would wait whenever that one is busy.
-        // Stopped when this call is (its timeout, or its caller gone), as a
-        // handshake made in place would be: its child process goes with it.
+        // process then live (made on a front thread, every call from the
+        // other fronts would wait whenever that one is busy), and stopped
+        // when this call is (its timeout, or its caller gone), child and all.
         let settings = self.settings.clone();
         let mut made = Abort(paddock_core::front::spawn_shared(async move { connect(&settings).await }));
         let connected = tokio::time::timeout(self.settings.connect_timeout, &mut made.0).await;
