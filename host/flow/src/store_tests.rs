@@ -365,7 +365,7 @@ fn a_tenants_runs_of_one_status_are_read_from_an_index_in_a_file_made_before_it_
     // No scan of the tenant's runs and no sort: 4.5 ms at 10,000 runs without it.
     assert_eq!(plan, ["SEARCH runs USING INDEX runs_by_tenant_status (tenant=? AND status=?)"]);
     let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
-    assert_eq!(version, 5);
+    assert_eq!(version, 6);
 }
 
 #[test]

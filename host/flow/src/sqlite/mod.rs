@@ -9,9 +9,11 @@
 //! the last commits, whose steps then run again under the same idempotency key.
 //!
 //! Beside each record, the columns lists and pruning read (tenant, status,
-//! times) and its size; each run's row sums its own bytes with its steps' and
-//! journals', and `tenant_bytes` each tenant's: a write moves both in its
-//! transaction, after checking the bounds.
+//! times) and its size. `tenant_bytes` keeps each tenant's bytes and, beside
+//! them, each of its running runs' (its record with its steps' and
+//! journals'), which the run's row takes back when it ends: a write moves
+//! both in its transaction, after checking the bounds, and a step's commit
+//! writes one page for them, not the run's row with its record.
 
 use super::approvals::{apply_answer, taken};
 use super::store::{
@@ -26,12 +28,14 @@ use paddock_journal::Entry;
 use parking_lot::Mutex;
 use rusqlite::types::Value as Sql;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params, params_from_iter};
-use schema::{MIGRATE_TO_1, MIGRATE_TO_2, MIGRATE_TO_3, MIGRATE_TO_4, MIGRATE_TO_5, SCHEMA_0, SCHEMA_VERSION};
+use schema::{
+    MIGRATE_TO_1, MIGRATE_TO_2, MIGRATE_TO_3, MIGRATE_TO_4, MIGRATE_TO_5, MIGRATE_TO_6, SCHEMA_0, SCHEMA_VERSION,
+};
 use serde::de::DeserializeOwned;
 use std::path::Path;
 use std::sync::Arc;
 use write::{
-    Tally, charge, db, from_json, size, size_in, to_json, write_done, write_journal, write_run, write_step,
+    RUN_BYTES, Tally, charge, db, from_json, size, size_in, to_json, write_done, write_journal, write_run, write_step,
     write_step_row,
 };
 
@@ -164,12 +168,15 @@ impl SqliteStore {
         }
         if version < 5 {
             tx.execute_batch(MIGRATE_TO_5).map_err(schema)?;
+        }
+        if version < 6 {
+            tx.execute_batch(MIGRATE_TO_6).map_err(schema)?;
             tx.pragma_update(None, "user_version", SCHEMA_VERSION).map_err(schema)?;
         }
         // A file from before the sum of every tenant was kept.
         tx.execute(
-            "INSERT OR IGNORE INTO tenant_bytes (tenant, bytes)
-             SELECT ?1, COALESCE(SUM(bytes), 0) FROM tenant_bytes WHERE tenant <> ?1",
+            "INSERT OR IGNORE INTO tenant_bytes (tenant, run, bytes)
+             SELECT ?1, '', COALESCE(SUM(bytes), 0) FROM tenant_bytes WHERE tenant <> ?1 AND run = ''",
             params![ALL],
         )
         .map_err(schema)?;
@@ -364,7 +371,7 @@ impl FlowStore for SqliteStore {
         }
         f.args.push(Sql::Integer(limit(q.limit)));
         let sql = format!(
-            "SELECT id, flow, tenant, status, error, created, updated, bytes, owner, heartbeat FROM runs {} \
+            "SELECT id, flow, tenant, status, error, created, updated, {RUN_BYTES}, owner, heartbeat FROM runs {} \
              ORDER BY created DESC, id DESC LIMIT ?",
             f.sql()
         );
@@ -540,7 +547,7 @@ impl FlowStore for SqliteStore {
     }
 
     fn tenant_bytes(&self, tenant: &str) -> Result<u64, String> {
-        size_in(&self.conn.lock(), "SELECT bytes FROM tenant_bytes WHERE tenant = ?1", params![tenant])
+        size_in(&self.conn.lock(), "SELECT bytes FROM tenant_bytes WHERE tenant = ?1 AND run = ''", params![tenant])
     }
 
     fn prune(&self, cut: &Cutoffs) -> Result<Pruned, String> {

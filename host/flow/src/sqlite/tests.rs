@@ -1,6 +1,7 @@
 //! The SQLite file's own layout: its pages, and how many of them a step's
 //! commit writes to the log.
 
+use super::schema::{MIGRATE_TO_1, MIGRATE_TO_2, MIGRATE_TO_3, MIGRATE_TO_4, MIGRATE_TO_5};
 use super::{PAGE_SIZE, SCHEMA_0_FOR_TESTS, SqliteStore};
 use crate::store::{FlowStore, RunStatus, StepRecord, StepStatus};
 use crate::testing::{H, run, step};
@@ -87,6 +88,122 @@ fn a_sequence_step_writes_at_most_four_and_a_half_pages_of_the_log() {
     let pages = (log - 32) / (PAGE_SIZE as u64 + 24);
     assert!(pages <= 450, "100 steps wrote {pages} pages of the log");
     assert_eq!(store.steps("r1").unwrap().len(), 101);
+}
+
+/// The pages the log holds, by number, from each frame's header (the log's
+/// header is 32 bytes; a frame is a header of 24 bytes, the page number
+/// first, then the page).
+fn logged_pages(wal: &Path) -> std::collections::BTreeSet<u32> {
+    let log = std::fs::read(wal).unwrap();
+    log[32..].chunks(PAGE_SIZE as usize + 24).map(|f| u32::from_be_bytes(f[..4].try_into().unwrap())).collect()
+}
+
+#[test]
+fn a_step_of_a_running_run_logs_no_page_of_the_runs_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("flows.sqlite");
+    let store = SqliteStore::open(&path).unwrap();
+    for id in ["r1", "r2", "r3"] {
+        store.add_run(&run(id, "acme", 1, RunStatus::Running)).unwrap();
+        store.put_step(id, H, &agent_step(0, StepStatus::Started)).unwrap();
+    }
+    {
+        let conn = store.conn.lock();
+        conn.pragma_update(None, "wal_autocheckpoint", 0).unwrap();
+        conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())).unwrap();
+    }
+    for i in 0..20 {
+        let done = [(agent_step(i, StepStatus::Done), journal(i))];
+        store.put_steps("r2", H, &done, &[agent_step(i + 1, StepStatus::Started)]).unwrap();
+    }
+    let logged = logged_pages(&dir.path().join("flows.sqlite-wal"));
+    let conn = store.conn.lock();
+    let pages_of = |table: &str| -> std::collections::BTreeSet<u32> {
+        conn.prepare("SELECT pageno FROM dbstat WHERE name IN (SELECT name FROM sqlite_schema WHERE tbl_name = ?1)")
+            .unwrap()
+            .query_map([table], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    };
+    let (runs, counts) = (pages_of("runs"), pages_of("tenant_bytes"));
+    assert_eq!(counts.len(), 1, "the tenant's bytes and its running runs' share a page");
+    assert!(logged.is_superset(&counts), "the steps moved the counts: {logged:?}");
+    assert_eq!(logged.intersection(&runs).count(), 0, "pages of runs {runs:?} in the log {logged:?}");
+    let bytes: i64 =
+        conn.query_row(&format!("SELECT {} FROM runs WHERE id = 'r2'", super::RUN_BYTES), [], |r| r.get(0)).unwrap();
+    drop(conn);
+    assert_eq!(
+        store
+            .runs(&crate::store::RunQuery { limit: 10, ..Default::default() })
+            .unwrap()
+            .iter()
+            .find(|r| r.id == "r2")
+            .unwrap()
+            .bytes,
+        bytes as u64
+    );
+}
+
+#[test]
+fn a_running_runs_bytes_move_to_its_row_when_it_ends_and_a_file_of_layout_5_keeps_them_beside_its_tenants() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v5.sqlite");
+    {
+        // A file as paddock's layout 5 left it: each run's bytes in its row.
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(SCHEMA_0_FOR_TESTS).unwrap();
+        for step in [MIGRATE_TO_1, MIGRATE_TO_2, MIGRATE_TO_3, MIGRATE_TO_4, MIGRATE_TO_5] {
+            conn.execute_batch(step).unwrap();
+        }
+        conn.pragma_update(None, "user_version", 5).unwrap();
+        let row = "INSERT INTO runs (id, created, data, tenant, flow, status, size, bytes, owner)
+                   VALUES (?1, 1, ?2, 'acme', 'f', ?3, ?4, ?5, ?6)";
+        for (id, status, bytes) in [("r1", RunStatus::Running, 1000), ("r2", RunStatus::Succeeded, 300)] {
+            let data = serde_json::to_string(&run(id, "acme", 1, status)).unwrap();
+            let size = data.len() as i64;
+            conn.execute(row, rusqlite::params![id, data, status.word(), size, bytes, H]).unwrap();
+        }
+        conn.execute_batch("INSERT INTO tenant_bytes (tenant, bytes) VALUES ('acme', 1300), ('*', 1300)").unwrap();
+    }
+    let store = SqliteStore::open(&path).unwrap();
+    let counts = |store: &SqliteStore| -> Vec<(String, String, i64)> {
+        let conn = store.conn.lock();
+        let mut stmt = conn.prepare("SELECT tenant, run, bytes FROM tenant_bytes ORDER BY tenant, run").unwrap();
+        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).unwrap().map(Result::unwrap).collect()
+    };
+    let in_row = |store: &SqliteStore, id: &str| -> i64 {
+        store.conn.lock().query_row("SELECT bytes FROM runs WHERE id = ?1", [id], |r| r.get(0)).unwrap()
+    };
+    let listed = |store: &SqliteStore| -> Vec<(String, u64)> {
+        let runs = store.runs(&crate::store::RunQuery { limit: 10, ..Default::default() }).unwrap();
+        let mut runs: Vec<_> = runs.into_iter().map(|r| (r.id, r.bytes)).collect();
+        runs.sort();
+        runs
+    };
+    let count = |t: &str, r: &str, b: i64| (t.to_string(), r.to_string(), b);
+    assert_eq!(counts(&store), [count("*", "", 1300), count("acme", "", 1300), count("acme", "r1", 1000)]);
+    assert_eq!(listed(&store), [("r1".to_string(), 1000), ("r2".to_string(), 300)]);
+    // A step is counted beside the tenant; the run's row is left as it was.
+    let step = agent_step(0, StepStatus::Started);
+    let size = serde_json::to_string(&step).unwrap().len() as i64;
+    store.put_step("r1", H, &step).unwrap();
+    assert_eq!(counts(&store)[2], count("acme", "r1", 1000 + size));
+    assert_eq!(in_row(&store, "r1"), 1000);
+    assert_eq!(store.tenant_bytes("acme").unwrap(), 1300 + size as u64);
+    assert_eq!(listed(&store)[0], ("r1".to_string(), 1000 + size as u64));
+    // Ended, its bytes are in its row again, and pruning it frees them all.
+    let mut ended = run("r1", "acme", 1, RunStatus::Succeeded);
+    ended.updated_ms = 2;
+    let grew = serde_json::to_string(&ended).unwrap().len() as i64
+        - serde_json::to_string(&run("r1", "acme", 1, RunStatus::Running)).unwrap().len() as i64;
+    store.put_run(&ended).unwrap();
+    assert_eq!(counts(&store), [count("*", "", 1300 + size + grew), count("acme", "", 1300 + size + grew)]);
+    assert_eq!(in_row(&store, "r1"), 1000 + size + grew);
+    let cut =
+        crate::store::Cutoffs { runs_before_ms: 100, runs_per_tenant: 100, approvals_before_ms: 0, dead_before_ms: 0 };
+    assert_eq!(store.prune(&cut).unwrap().runs, 2);
+    assert_eq!(store.tenant_bytes("acme").unwrap(), 0);
 }
 
 #[test]

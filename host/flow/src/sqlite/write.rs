@@ -3,7 +3,7 @@
 //! are tallied ([`Tally`]): each is checked with the counts the records
 //! before it left, and the counts are written once, at the end.
 
-use crate::store::{ALL, Finished, FlowBounds, RunRecord, StepRecord};
+use crate::store::{ALL, Finished, FlowBounds, RunRecord, RunStatus, StepRecord};
 use paddock_journal::Entry;
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
@@ -32,14 +32,22 @@ pub(super) fn size_in(c: &Connection, sql: &str, key: impl rusqlite::Params) -> 
     Ok(n.unwrap_or(0).max(0) as u64)
 }
 
+/// A run's bytes with its steps' and journals', as a column of `runs`: kept
+/// beside its tenant's in `tenant_bytes` while it runs (a step's commit then
+/// writes one page for both), in its own row once it has ended.
+pub(super) const RUN_BYTES: &str = "COALESCE((SELECT t.bytes FROM tenant_bytes t \
+    WHERE t.tenant = runs.tenant AND t.run = runs.id), runs.bytes)";
+
 /// A run's row as a transaction found it.
 struct Stored {
     owner: String,
     tenant: String,
-    /// Its bytes with its steps' and journals'.
+    /// Its bytes with its steps' and journals' ([`RUN_BYTES`]).
     bytes: u64,
     /// Its record's own size.
     size: u64,
+    /// Whether it was running: where its bytes are kept.
+    running: bool,
 }
 
 /// The bytes one transaction's writes move, for one run (when it is stored)
@@ -52,19 +60,23 @@ pub(super) struct Tally<'a> {
     counted: Option<u64>,
     /// The bytes added so far (negative when records shrank).
     delta: i64,
+    /// Whether the run's record this transaction wrote is running.
+    running: Option<bool>,
 }
 
 impl<'a> Tally<'a> {
     /// A tally for `tenant` alone (a dead letter, a question).
     pub(super) fn tenant(tenant: &str) -> Tally<'a> {
-        Tally { run: None, stored: None, tenant: tenant.to_string(), counted: None, delta: 0 }
+        Tally { run: None, stored: None, tenant: tenant.to_string(), counted: None, delta: 0, running: None }
     }
 
     /// A tally for run `run`, reading its row once; its tenant is the row's,
     /// else `tenant` (a run not stored yet).
     pub(super) fn run(c: &Connection, run: &'a str, tenant: Option<&str>) -> Result<Tally<'a>, String> {
         let stored = c
-            .prepare_cached("SELECT owner, tenant, bytes, size FROM runs WHERE id = ?1")
+            .prepare_cached(&format!(
+                "SELECT owner, tenant, {RUN_BYTES}, size, status = 'running' FROM runs WHERE id = ?1"
+            ))
             .and_then(|mut s| {
                 s.query_row(params![run], |r| {
                     Ok(Stored {
@@ -72,13 +84,14 @@ impl<'a> Tally<'a> {
                         tenant: r.get(1)?,
                         bytes: r.get::<_, i64>(2)?.max(0) as u64,
                         size: r.get::<_, i64>(3)?.max(0) as u64,
+                        running: r.get(4)?,
                     })
                 })
                 .optional()
             })
             .map_err(db)?;
         let tenant = stored.as_ref().map(|s| s.tenant.as_str()).or(tenant).unwrap_or_default().to_string();
-        Ok(Tally { run: Some(run), stored, tenant, counted: None, delta: 0 })
+        Ok(Tally { run: Some(run), stored, tenant, counted: None, delta: 0, running: None })
     }
 
     /// Refuses a write by `holder` to the run when another holds it.
@@ -114,7 +127,7 @@ impl<'a> Tally<'a> {
             let counted = match self.counted {
                 Some(n) => n,
                 None => {
-                    let sql = "SELECT bytes FROM tenant_bytes WHERE tenant = ?1";
+                    let sql = "SELECT bytes FROM tenant_bytes WHERE tenant = ?1 AND run = ''";
                     *self.counted.insert(size_in(c, sql, params![bounds.counted(&self.tenant)])?)
                 }
             };
@@ -128,24 +141,51 @@ impl<'a> Tally<'a> {
 
     /// Writes what was counted: the run's bytes, its tenant's and every tenant's.
     pub(super) fn write(self, c: &Connection) -> Result<(), String> {
+        if let Some(run) = self.run {
+            self.write_run_bytes(c, run)?;
+        }
         if self.delta == 0 {
             return Ok(());
         }
-        if let (Some(run), Some(_)) = (self.run, &self.stored) {
-            c.prepare_cached("UPDATE runs SET bytes = MAX(0, bytes + ?2) WHERE id = ?1")
-                .and_then(|mut s| s.execute(params![run, self.delta]))
-                .map_err(db)?;
-        }
         let mut add = c
             .prepare_cached(
-                "INSERT INTO tenant_bytes (tenant, bytes) VALUES (?1, MAX(0, ?2))
-                 ON CONFLICT (tenant) DO UPDATE SET bytes = MAX(0, tenant_bytes.bytes + ?2)",
+                "INSERT INTO tenant_bytes (tenant, run, bytes) VALUES (?1, '', MAX(0, ?2))
+                 ON CONFLICT (tenant, run) DO UPDATE SET bytes = MAX(0, tenant_bytes.bytes + ?2)",
             )
             .map_err(db)?;
         for counted in [self.tenant.as_str(), ALL] {
             add.execute(params![counted, self.delta]).map_err(db)?;
         }
         Ok(())
+    }
+
+    /// Keeps the run's bytes beside its tenant's while it runs, and moves
+    /// them to its row when it ends (or back, when it runs again).
+    fn write_run_bytes(&self, c: &Connection, run: &str) -> Result<(), String> {
+        let was = self.stored.as_ref().map(|s| s.running);
+        let Some(now) = self.running.or(was) else { return Ok(()) };
+        if was == Some(now) && self.delta == 0 {
+            return Ok(());
+        }
+        let bytes = self.stored.as_ref().map_or(0, |s| s.bytes).saturating_add_signed(self.delta) as i64;
+        let exec = |sql: &str, args: &[&dyn rusqlite::ToSql]| {
+            c.prepare_cached(sql).and_then(|mut s| s.execute(args)).map_err(db).map(drop)
+        };
+        let in_row = "UPDATE runs SET bytes = ?2 WHERE id = ?1";
+        match (was, now) {
+            (_, true) => exec(
+                "INSERT INTO tenant_bytes (tenant, run, bytes) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (tenant, run) DO UPDATE SET bytes = excluded.bytes",
+                params![self.tenant, run, bytes],
+            ),
+            // A record just made: its row counts its size.
+            (None, false) => Ok(()),
+            (Some(true), false) => {
+                exec("DELETE FROM tenant_bytes WHERE tenant = ?1 AND run = ?2", params![self.tenant, run])?;
+                exec(in_row, params![run, bytes])
+            }
+            (Some(false), false) => exec(in_row, params![run, bytes]),
+        }
     }
 }
 
@@ -173,6 +213,7 @@ pub(super) fn write_run(
     let data = to_json(run)?;
     let what = if run.output.is_some() { "the run's output".to_string() } else { format!("run {}", run.id) };
     tally.add(c, bounds, &what, (tally.run_size(), size(&data)))?;
+    tally.running = Some(run.status == RunStatus::Running);
     c.prepare_cached(
         "INSERT INTO runs (id, created, data, tenant, flow, status, updated, error, size, bytes, owner, heartbeat)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9, ?10, ?11)
