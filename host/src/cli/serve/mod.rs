@@ -473,7 +473,8 @@ async fn run(
     Extension(caller): Extension<Caller>,
     input: String,
 ) -> Response {
-    if let Err(e) = serde_json::from_str::<serde_json::Value>(&input) {
+    // Checked, not kept: the agent is handed the text.
+    if let Err(e) = serde_json::from_str::<serde::de::IgnoredAny>(&input) {
         return error(StatusCode::BAD_REQUEST, "bad-request", format!("the input is not valid JSON: {e}"));
     }
     let (agent, outcome) = match run_for(&runtime, &caller, &name, &input).await {
@@ -491,20 +492,46 @@ async fn run(
         Err(e @ InvokeError::Crashed { .. }) => (StatusCode::INTERNAL_SERVER_ERROR, None, Some(("crashed", e))),
         Err(e @ InvokeError::Start { .. }) => (StatusCode::SERVICE_UNAVAILABLE, None, Some(("start", e))),
     };
-    // An output that is JSON is given as JSON, not as a string of it: no
-    // client has to parse the answer twice. Text stays a string.
-    let output = output
-        .map(|text| serde_json::from_str::<serde_json::Value>(text).unwrap_or_else(|_| serde_json::Value::from(text)));
-    let body = serde_json::json!({
-        "agent": &*agent.name,
-        "version": &*outcome.version,
-        "run": &*outcome.run,
-        "output": output,
-        "error": err.map(|(kind, e)| serde_json::json!({ "kind": kind, "message": e.to_string() })),
-        "fuel_consumed": outcome.fuel_consumed,
-        "elapsed_us": outcome.elapsed.as_micros() as u64,
-    });
+    // An output that is JSON is given as JSON, as the agent wrote it, not
+    // as a string of it: no client has to parse the answer twice. Text
+    // stays a string.
+    let output = output.map(|text| serde_json::from_str(text).map_or(Output::Text(text), Output::Json));
+    let error = err.map(|(kind, e)| Failure { kind, message: e.to_string() });
+    let body = Ran {
+        agent: &agent.name,
+        elapsed_us: outcome.elapsed.as_micros() as u64,
+        error,
+        fuel_consumed: outcome.fuel_consumed,
+        output,
+        run: &outcome.run,
+        version: &outcome.version,
+    };
     (status, [("x-paddock-version", outcome.version.to_string())], axum::Json(body)).into_response()
+}
+
+/// The answer to `POST /v1/agents/NAME/run`, its keys in order.
+#[derive(serde::Serialize)]
+struct Ran<'a> {
+    agent: &'a str,
+    elapsed_us: u64,
+    error: Option<Failure>,
+    fuel_consumed: u64,
+    output: Option<Output<'a>>,
+    run: &'a str,
+    version: &'a str,
+}
+
+#[derive(serde::Serialize)]
+struct Failure {
+    kind: &'static str,
+    message: String,
+}
+
+#[derive(serde::Serialize)]
+#[serde(untagged)]
+enum Output<'a> {
+    Json(&'a serde_json::value::RawValue),
+    Text(&'a str),
 }
 
 /// The plugins: every one for an admin key, those its tenant may run for the others.
