@@ -35,8 +35,14 @@ pub(super) fn size_in(c: &Connection, sql: &str, key: impl rusqlite::Params) -> 
 /// A run's bytes with its steps' and journals', as a column of `runs`: kept
 /// beside its tenant's in `tenant_bytes` while it runs (a step's commit then
 /// writes one page for both), in its own row once it has ended.
-pub(super) const RUN_BYTES: &str = "COALESCE((SELECT t.bytes FROM tenant_bytes t \
-    WHERE t.tenant = runs.tenant AND t.run = runs.id), runs.bytes)";
+macro_rules! run_bytes {
+    () => {
+        "COALESCE((SELECT t.bytes FROM tenant_bytes t WHERE t.tenant = runs.tenant AND t.run = runs.id), runs.bytes)"
+    };
+}
+
+/// [`run_bytes!`], for statements put together at run time.
+pub(super) const RUN_BYTES: &str = run_bytes!();
 
 /// A run's row as a transaction found it.
 struct Stored {
@@ -74,8 +80,10 @@ impl<'a> Tally<'a> {
     /// else `tenant` (a run not stored yet).
     pub(super) fn run(c: &Connection, run: &'a str, tenant: Option<&str>) -> Result<Tally<'a>, String> {
         let stored = c
-            .prepare_cached(&format!(
-                "SELECT owner, tenant, {RUN_BYTES}, size, status = 'running' FROM runs WHERE id = ?1"
+            .prepare_cached(concat!(
+                "SELECT owner, tenant, ",
+                run_bytes!(),
+                ", size, status = 'running' FROM runs WHERE id = ?1"
             ))
             .and_then(|mut s| {
                 s.query_row(params![run], |r| {
