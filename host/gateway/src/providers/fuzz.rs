@@ -153,6 +153,62 @@ fn wire_json() -> impl Strategy<Value = Value> {
     })
 }
 
+/// A field of an OpenAI answer: absent (`None`) or a value of its usual
+/// type; with `odd`, now and then any [`wire_json`] value in its place.
+fn field(usual: BoxedStrategy<Option<Value>>, odd: bool) -> BoxedStrategy<Option<Value>> {
+    match odd {
+        false => usual,
+        true => prop_oneof![3 => usual, 1 => wire_json().prop_map(Some)].boxed(),
+    }
+}
+
+/// An object of the fields present.
+fn object(fields: Vec<(&'static str, Option<Value>)>) -> Value {
+    Value::Object(fields.into_iter().filter_map(|(k, v)| Some((k.to_string(), v?))).collect())
+}
+
+fn maybe<T: Strategy<Value = Value> + 'static>(value: T) -> BoxedStrategy<Option<Value>> {
+    prop_oneof![1 => Just(None), 1 => Just(Some(Value::Null)), 4 => value.prop_map(Some)].boxed()
+}
+
+/// A whole OpenAI answer, each field of its usual type (or absent, or null),
+/// or with `odd` now and then of any type.
+fn openai_answer(odd: bool) -> impl Strategy<Value = Value> {
+    let text = || words().prop_map(Value::from);
+    let count = || prop_oneof![Just(u64::from(u32::MAX) + 1), 0..100u64, any::<u64>()].prop_map(Value::from);
+    let function = (field(maybe(text()), odd), field(maybe(text()), odd))
+        .prop_map(|(name, arguments)| object(vec![("name", name), ("arguments", arguments)]));
+    let call = (field(maybe(text()), odd), field(maybe(function), odd))
+        .prop_map(|(id, function)| object(vec![("id", id), ("type", Some("function".into())), ("function", function)]));
+    let calls = prop::collection::vec(field(call.prop_map(Some).boxed(), odd), 0..3)
+        .prop_map(|calls| Value::Array(calls.into_iter().map(|c| c.unwrap_or(Value::Null)).collect()));
+    let message = (field(maybe(text()), odd), field(maybe(calls), odd)).prop_map(|(content, tool_calls)| {
+        object(vec![("role", Some("assistant".into())), ("content", content), ("tool_calls", tool_calls)])
+    });
+    let reason = select(&["stop", "length", "tool_calls", "function_call", "content_filter", "other"][..]);
+    let choice = (field(message.prop_map(Some).boxed(), odd), field(maybe(reason.prop_map(Value::from)), odd))
+        .prop_map(|(message, finish)| {
+            object(vec![("index", Some(0.into())), ("message", message), ("finish_reason", finish)])
+        });
+    let choices = prop::collection::vec(field(choice.prop_map(Some).boxed(), odd), 1..3)
+        .prop_map(|c| Value::Array(c.into_iter().map(|c| c.unwrap_or(Value::Null)).collect()));
+    let usage = (field(maybe(count()), odd), field(maybe(count()), odd)).prop_map(|(p, c)| {
+        object(vec![("prompt_tokens", p), ("completion_tokens", c), ("total_tokens", Some(7.into()))])
+    });
+    let error = prop_oneof![3 => Just(None), 1 => Just(Some(Value::Null))].boxed();
+    (field(error, odd), field(choices.prop_map(Some).boxed(), odd), field(maybe(usage), odd)).prop_map(
+        |(error, choices, usage)| {
+            object(vec![
+                ("id", Some("chatcmpl-1".into())),
+                ("object", Some("chat.completion".into())),
+                ("error", error),
+                ("choices", choices),
+                ("usage", usage),
+            ])
+        },
+    )
+}
+
 /// Usage as each wire format reports it, with counts at the edges of their types.
 fn usage_json() -> impl Strategy<Value = Value> {
     let n = || prop_oneof![Just(0u64), Just(1), Just(u64::from(u32::MAX)), Just(u64::MAX), any::<u64>()];
@@ -451,6 +507,22 @@ const MOST: Duration = headroom::MAX_PROVIDER_WAIT;
 
 proptest! {
     #![proptest_config(config(5000))]
+
+    #[test]
+    fn an_openai_answer_read_from_its_bytes_is_the_answer_read_as_a_value(json in prop_oneof![
+        openai_answer(true).boxed(),
+        wire_json().boxed(),
+        usage_json().boxed(),
+    ]) {
+        if let Some(direct) = openai::plain_reply(json.to_string().as_bytes()) {
+            prop_assert_eq!(Some(direct), openai::reply(&json).ok());
+        }
+    }
+
+    #[test]
+    fn an_openai_answer_of_the_usual_types_is_read_from_its_bytes(json in openai_answer(false)) {
+        prop_assert!(openai::plain_reply(json.to_string().as_bytes()).is_some(), "not read: {}", json);
+    }
 
     #[test]
     fn any_whole_answer_is_read_or_refused_with_a_message(json in prop_oneof![wire_json(), usage_json()]) {

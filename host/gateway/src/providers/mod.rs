@@ -283,6 +283,11 @@ impl Provider {
     ) -> Result<Reply, ProviderError> {
         let response = self.send(self.chat_request(client, url, model, req, false), wall, meta).await?;
         let body = read_capped(response, MAX_BODY_BYTES).await?;
+        if self.kind == Kind::OpenAi
+            && let Some(reply) = openai::plain_reply(&body)
+        {
+            return Ok(reply);
+        }
         let json: Value = serde_json::from_slice(&body).map_err(|e| {
             ProviderError::new(
                 ErrorClass::Malformed,
