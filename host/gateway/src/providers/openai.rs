@@ -107,10 +107,9 @@ pub(super) fn reply(json: &Value) -> Result<Reply, ProviderError> {
     })
 }
 
-/// An answer read from its bytes without building a JSON value (a third of
-/// the instructions for the usual answer): the shape OpenAI and the servers
-/// copying it send, each field read of the type [`reply`] reads it as,
-/// other fields skipped. Anything else — an error, no choice, a field of
+/// An answer read from its bytes without building a JSON value: the shape
+/// OpenAI and the servers copying it send, each field read of the type
+/// [`reply`] reads it as, other fields skipped. Anything else — an error, no choice, a field of
 /// another type, a key twice — is `None`, for [`reply`] to read as a value.
 pub(super) fn plain_reply(body: &[u8]) -> Option<Reply> {
     let Obj(answer) = serde_json::from_slice::<Obj<Answer>>(body).ok()?;
@@ -120,11 +119,11 @@ pub(super) fn plain_reply(body: &[u8]) -> Option<Reply> {
     let Obj(choice) = answer.choices.into_iter().next()?;
     let Obj(message) = choice.message;
     let tool_calls = message.tool_calls.unwrap_or_default().into_iter().map(|Obj(call)| {
-        let function = call.function.map(|Obj(f)| f);
+        let (name, arguments) = call.function.map_or((None, None), |Obj(f)| (f.name, f.arguments));
         ToolCall {
             id: call.id.unwrap_or_default(),
-            name: function.as_ref().and_then(|f| f.name.clone()).unwrap_or_default(),
-            arguments: function.and_then(|f| f.arguments).unwrap_or_else(|| "{}".into()),
+            name: name.unwrap_or_default(),
+            arguments: arguments.unwrap_or_else(|| "{}".into()),
         }
     });
     let count = |n: Option<u64>| n.map_or(0, |n| n.min(u64::from(u32::MAX)) as u32);
