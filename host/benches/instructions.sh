@@ -15,7 +15,8 @@
 # folder of its own, with the logs and metrics of `paddock serve`'s
 # defaults and `serve.auth = "none"`; 30 requests warm it up, then the count
 # covers REQUESTS requests sent one at a time with curl. The profile is kept
-# in that folder for `callgrind_annotate`, whose path is printed.
+# in that folder for `callgrind_annotate`, whose path is printed, with the
+# share of the code compiled from the agent.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 binary=$(realpath "${1:-$root/target/release/paddock}")
@@ -98,4 +99,9 @@ kill "$host"
 wait "$host" 2> /dev/null || true
 profile=$(ls "$dir"/callgrind.out.* | head -1)
 total=$(callgrind_annotate "$profile" 2> /dev/null | awk '/PROGRAM TOTALS/ { gsub(",", "", $1); print $1 }')
+# Code compiled at run time (the agent's wasm and wasmtime's trampolines
+# and adapters for it) has no symbols: the unnamed addresses of the listing.
+guest=$(callgrind_annotate --threshold=100 --auto=no "$profile" 2> /dev/null \
+    | awk '/file:function/ { f = 1; next } f && /\?\?\?:0x/ { gsub(",", "", $1); n += $1 } END { printf "%d", n }')
 echo "instructions per request: $((total / requests)) ($requests requests; profile: $profile)"
+echo "of which code compiled from the agent (its wasm, wasmtime's trampolines): $((guest / requests))"
