@@ -509,7 +509,8 @@ async fn run(
     (status, [("x-paddock-version", outcome.version.to_string())], axum::Json(body)).into_response()
 }
 
-/// The answer to `POST /v1/agents/NAME/run`, its keys in order.
+/// The answer to `POST /v1/agents/NAME/run`, its keys in the alphabetical
+/// order they had when it was built as a JSON value.
 #[derive(serde::Serialize)]
 struct Ran<'a> {
     agent: &'a str,
