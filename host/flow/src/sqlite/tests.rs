@@ -31,6 +31,14 @@ fn a_new_file_has_pages_of_8_kib_and_a_file_made_before_keeps_its_own() {
     assert_eq!(page_size(&old), 4096, "its records stay where they are");
 }
 
+/// Empties the store's log and leaves every page written from here on in
+/// it, to be counted: no copy into the file, by the store's thread or SQLite.
+fn keep_every_page_in_the_log(store: &SqliteStore) {
+    let conn = store.conn.lock();
+    conn.pragma_update(None, "wal_autocheckpoint", 0).unwrap();
+    conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())).unwrap();
+}
+
 /// A step of a sequence of the `echo` agent as the engine writes it:
 /// started, then done with its output and a journal of two calls.
 fn agent_step(i: usize, status: StepStatus) -> StepRecord {
@@ -72,12 +80,7 @@ fn a_sequence_step_writes_at_most_four_and_a_half_pages_of_the_log() {
     (0..100).for_each(|i| source.push_str(&format!("[steps.s{i}]\nagent = \"echo\"\ninput = {{}}\n")));
     store.add_run(&crate::store::RunRecord { source, ..run("r1", "acme", 1, RunStatus::Running) }).unwrap();
     store.put_step("r1", H, &agent_step(0, StepStatus::Started)).unwrap();
-    {
-        // Every page written from here on stays in the log, to be counted.
-        let conn = store.conn.lock();
-        conn.pragma_update(None, "wal_autocheckpoint", 0).unwrap();
-        conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())).unwrap();
-    }
+    keep_every_page_in_the_log(&store);
     // Each step's end in one commit with the next step's start, as a sequence writes them.
     for i in 0..100 {
         let done = [(agent_step(i, StepStatus::Done), journal(i))];
@@ -107,11 +110,7 @@ fn a_step_of_a_running_run_logs_no_page_of_the_runs_table() {
         store.add_run(&run(id, "acme", 1, RunStatus::Running)).unwrap();
         store.put_step(id, H, &agent_step(0, StepStatus::Started)).unwrap();
     }
-    {
-        let conn = store.conn.lock();
-        conn.pragma_update(None, "wal_autocheckpoint", 0).unwrap();
-        conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())).unwrap();
-    }
+    keep_every_page_in_the_log(&store);
     for i in 0..20 {
         let done = [(agent_step(i, StepStatus::Done), journal(i))];
         store.put_steps("r2", H, &done, &[agent_step(i + 1, StepStatus::Started)]).unwrap();

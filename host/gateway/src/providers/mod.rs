@@ -515,5 +515,10 @@ fn synthetic_call_id(n: usize) -> String {
 
 /// Number from a JSON field, as u32.
 fn count(value: &Value) -> u32 {
-    value.as_u64().map_or(0, |n| n.min(u32::MAX as u64) as u32)
+    count_of(value.as_u64())
+}
+
+/// A token count as kept: none is 0, more than a `u32` holds is its most.
+fn count_of(n: Option<u64>) -> u32 {
+    n.map_or(0, |n| n.min(u32::MAX as u64) as u32)
 }

@@ -1,6 +1,6 @@
 //! OpenAI chat completions (and every server that copies the format).
 
-use super::{Decode, Frame, Framing, count, frame_json, function_tools, json_text, role_name};
+use super::{Decode, Frame, Framing, count, count_of, frame_json, function_tools, json_text, role_name};
 use crate::error::{ErrorClass, ProviderError, class_of_status, excerpt};
 use crate::types::{ChatRequest, Finish, Piece, Reply, Tokens, ToolCall};
 use serde_json::{Map, Value, json};
@@ -126,12 +126,13 @@ pub(super) fn plain_reply(body: &[u8]) -> Option<Reply> {
             arguments: arguments.unwrap_or_else(|| "{}".into()),
         }
     });
-    let count = |n: Option<u64>| n.map_or(0, |n| n.min(u64::from(u32::MAX)) as u32);
     Some(Reply {
         text: message.content.unwrap_or_default(),
         tool_calls: tool_calls.collect(),
         finish: finish(choice.finish_reason.as_deref().unwrap_or("stop")),
-        tokens: answer.usage.map(|Obj(u)| Tokens { input: count(u.prompt_tokens), output: count(u.completion_tokens) }),
+        tokens: answer
+            .usage
+            .map(|Obj(u)| Tokens { input: count_of(u.prompt_tokens), output: count_of(u.completion_tokens) }),
     })
 }
 
