@@ -14,6 +14,9 @@
 //! journals'), which the run's row takes back when it ends: a write moves
 //! both in its transaction, after checking the bounds, and a step's commit
 //! writes one page for them, not the run's row with its record.
+//!
+//! The store's connections go through a VFS of its own ([`vfs`]), SQLite's
+//! default with a commit's log frames handed to the kernel in one write.
 
 use super::approvals::{apply_answer, taken};
 use super::store::{
@@ -22,12 +25,13 @@ use super::store::{
 };
 mod log;
 mod schema;
+mod vfs;
 mod write;
 
 use paddock_journal::Entry;
 use parking_lot::Mutex;
 use rusqlite::types::Value as Sql;
-use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params, params_from_iter};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params, params_from_iter};
 use schema::{
     MIGRATE_TO_1, MIGRATE_TO_2, MIGRATE_TO_3, MIGRATE_TO_4, MIGRATE_TO_5, MIGRATE_TO_6, SCHEMA_0, SCHEMA_VERSION,
 };
@@ -127,9 +131,11 @@ impl SqliteStore {
             std::fs::create_dir_all(dir)
                 .map_err(|e| StoreError::CreateDir { dir: dir.to_path_buf(), reason: e.to_string() })?;
         }
-        let mut conn =
-            Connection::open(path).map_err(|e| StoreError::Open { path: path.to_path_buf(), reason: e.to_string() })?;
         let setting = |e: rusqlite::Error| StoreError::Sqlite { reason: e.to_string() };
+        vfs::register().map_err(|reason| StoreError::Sqlite { reason })?;
+        // A commit's log frames in one write ([`vfs`]).
+        let mut conn = Connection::open_with_flags_and_vfs(path, OpenFlags::default(), vfs::NAME)
+            .map_err(|e| StoreError::Open { path: path.to_path_buf(), reason: e.to_string() })?;
         conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(setting)?;
         // Every statement a write makes stays prepared (the default keeps 16).
         conn.set_prepared_statement_cache_capacity(64);
