@@ -127,8 +127,9 @@ impl LogFile {
 
     unsafe fn write(&mut self, bytes: &[u8], at: i64) -> c_int {
         let header = bytes.len() == FRAME_HEADER;
-        if header && at == self.last_read {
-            // A checksum rewritten: straight through, after what is held.
+        if (header && at == self.last_read) || bytes.len() > HOLD {
+            // A checksum rewritten (or a write larger than any page):
+            // straight through, after what is held.
             self.ends_commit = false;
             // SAFETY: as in `write_through`.
             return match unsafe { self.flush() } {
