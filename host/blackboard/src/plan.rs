@@ -33,7 +33,7 @@ pub fn plan_write(
     totals: Totals,
     write: &Write<'_>,
 ) -> Result<Totals, BoardError> {
-    plan((&format!("tenant {tenant:?}"), "holds"), tenant, limits, current, totals, write)
+    plan(Holder::Tenant, tenant, limits, current, totals, write)
 }
 
 /// [`plan_write`] against the totals of every tenant together, for a tenant
@@ -46,13 +46,32 @@ pub fn plan_shared(
     all: Totals,
     write: &Write<'_>,
 ) -> Result<Totals, BoardError> {
-    let who = format!("tenant {tenant:?} and every other tenant not named in [tenants] together");
-    plan((&who, "hold"), tenant, limits, current, all, write)
+    plan(Holder::Shared, tenant, limits, current, all, write)
 }
 
-/// `who` (with its verb, "holds" or "hold") names the holder in refusals.
+/// Whose totals a write is decided against: the tenant's, or those of every
+/// tenant sharing its quota. Named only in a refusal, so a write that passes
+/// formats nothing.
+#[derive(Clone, Copy)]
+enum Holder {
+    Tenant,
+    Shared,
+}
+
+impl Holder {
+    /// Who holds, with the verb that agrees with it ("holds" or "hold").
+    fn named(self, tenant: &str) -> (String, &'static str) {
+        match self {
+            Holder::Tenant => (format!("tenant {tenant:?}"), "holds"),
+            Holder::Shared => {
+                (format!("tenant {tenant:?} and every other tenant not named in [tenants] together"), "hold")
+            }
+        }
+    }
+}
+
 fn plan(
-    (who, holds): (&str, &str),
+    holder: Holder,
     tenant: &str,
     limits: &BoardLimits,
     current: Option<(u64, usize)>,
@@ -80,6 +99,7 @@ fn plan(
         if limits.per_tenant { format!("tenants.{tenant}.blackboard.{name}") } else { format!("blackboard.{name}") }
     };
     if keys > limits.max_keys && keys > totals.keys {
+        let (who, holds) = holder.named(tenant);
         return Err(BoardError::QuotaExceeded(format!(
             "{who} {holds} {} keys, the limit ({})",
             limits.max_keys,
@@ -88,6 +108,7 @@ fn plan(
     }
     let bytes = totals.bytes.saturating_sub(old_bytes) + new_bytes;
     if bytes > limits.max_bytes && new_bytes > old_bytes {
+        let (who, _) = holder.named(tenant);
         return Err(BoardError::QuotaExceeded(format!(
             "{who} would hold {bytes} bytes, over the limit of {} ({})",
             limits.max_bytes,

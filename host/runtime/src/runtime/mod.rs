@@ -81,7 +81,18 @@ pub fn open_blackboard(settings: &Settings) -> Result<Blackboard, String> {
 /// ones, so ids sort by start time and do not collide in practice.
 pub fn new_run_id() -> Arc<str> {
     let millis = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis());
-    Arc::from(format!("{:012x}{:08x}", millis & 0xffff_ffff_ffff, fastrand::u32(..)))
+    run_id(millis as u64, fastrand::u32(..))
+}
+
+/// The id of a run started at `millis` with `random`: [`new_run_id`]'s
+/// digits, written without `format!` (every invocation makes one).
+fn run_id(millis: u64, random: u32) -> Arc<str> {
+    let id = (u128::from(millis & 0xffff_ffff_ffff) << 32) | u128::from(random);
+    let mut digits = [0u8; 20];
+    for (i, digit) in digits.iter_mut().rev().enumerate() {
+        *digit = b"0123456789abcdef"[((id >> (4 * i)) & 0xf) as usize];
+    }
+    Arc::from(std::str::from_utf8(&digits).expect("hex digits are ASCII"))
 }
 
 /// Options of one invocation.
@@ -561,4 +572,16 @@ fn budgets(tenants: &Tenants) -> Budgets {
         }
     }
     budgets
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_run_id_is_12_hex_digits_of_its_milliseconds_then_8_of_its_random_number() {
+        for (millis, random) in [(0, 0), (1_765_000_000_123, 0xdead_beef), (u64::MAX, u32::MAX), (0xabc, 7)] {
+            let written = format!("{:012x}{:08x}", millis & 0xffff_ffff_ffff, random);
+            assert_eq!(&*super::run_id(millis, random), written.as_str());
+        }
+        assert_eq!(&*super::run_id(1_765_000_000_123, 0xdead_beef), "019af232b27bdeadbeef");
+    }
 }
