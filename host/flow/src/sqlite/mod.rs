@@ -15,8 +15,10 @@
 //! both in its transaction, after checking the bounds, and a step's commit
 //! writes one page for them, not the run's row with its record.
 //!
-//! The store's connections go through a VFS of its own ([`vfs`]), SQLite's
-//! default with a commit's log frames handed to the kernel in one write.
+//! The connection a store writes through uses a VFS of its own ([`vfs`]),
+//! SQLite's default with a commit's log frames handed to the kernel in one
+//! write; the log thread's own connection, which only copies the log into
+//! the file, uses SQLite's default.
 
 use super::approvals::{apply_answer, taken};
 use super::store::{
