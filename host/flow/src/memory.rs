@@ -40,9 +40,25 @@ impl<T: Serialize> Kept<T> {
     }
 }
 
-/// The bytes of `value` as JSON: what the SQLite store keeps.
+/// The bytes of `value` as JSON: what the SQLite store keeps. Counted as
+/// they are written, not kept.
 fn size_of_json<T: Serialize>(value: &T) -> u64 {
-    serde_json::to_vec(value).map_or(0, |b| b.len() as u64)
+    let mut count = Count(0);
+    serde_json::to_writer(&mut count, value).map_or(0, |()| count.0)
+}
+
+/// A writer that counts the bytes written to it.
+struct Count(u64);
+
+impl std::io::Write for Count {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0 += buf.len() as u64;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// A run, its size, and the bytes of it and its steps and journals.
@@ -80,7 +96,7 @@ impl Memory {
     fn charge(
         &mut self,
         bounds: Option<&FlowBounds>,
-        what: &str,
+        what: &(impl std::fmt::Display + ?Sized),
         run: Option<&str>,
         tenant: &str,
         (old, new): (u64, u64),
@@ -148,7 +164,7 @@ impl Memory {
     ) -> Result<Option<Kept<StepRecord>>, String> {
         let kept = Kept::new(step.clone());
         let old = self.steps.get(run).and_then(|s| s.get(&step.path)).map_or(0, |k| k.size);
-        let what = format!("the checkpoint of step {}", step.path);
+        let what = format_args!("the checkpoint of step {}", step.path);
         self.charge(Some(bounds), &what, Some(run), &self.tenant_of(run), (old, kept.size))?;
         Ok(self.steps.entry(run.to_string()).or_default().insert(step.path.clone(), kept))
     }
@@ -164,7 +180,7 @@ impl Memory {
         let kept = Kept::new((attempt, entries.to_vec()));
         let key = (run.to_string(), step.to_string());
         let old = self.journals.get(&key).map_or(0, |k| k.size);
-        let what = format!("the journal of step {step}");
+        let what = format_args!("the journal of step {step}");
         self.charge(Some(bounds), &what, Some(run), &self.tenant_of(run), (old, kept.size))?;
         Ok(self.journals.insert(key, kept))
     }

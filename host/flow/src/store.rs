@@ -65,7 +65,7 @@ impl FlowBounds {
     /// stays within the bounds.
     pub(crate) fn check(
         &self,
-        what: &str,
+        what: &(impl std::fmt::Display + ?Sized),
         run: Option<(&str, u64)>,
         tenant: (&str, u64),
         delta: u64,

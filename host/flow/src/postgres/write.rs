@@ -33,7 +33,7 @@ pub(super) async fn size_in(tx: &Transaction<'_>, sql: &str, args: &[&(dyn ToSql
 pub(super) async fn charge(
     tx: &Transaction<'_>,
     (bounds, shared): (Option<&FlowBounds>, bool),
-    what: &str,
+    what: &(impl std::fmt::Display + ?Sized),
     run: Option<&str>,
     tenant: Option<&str>,
     (old, new): (u64, u64),
@@ -112,7 +112,7 @@ const MOVE: &str = "r AS (UPDATE flow_runs SET bytes = greatest(0, bytes + (SELE
 pub(super) async fn charge_held(
     tx: &Transaction<'_>,
     (bounds, shared): (&FlowBounds, bool),
-    what: &str,
+    what: &(impl std::fmt::Display + ?Sized),
     (run, holder): (&str, &str),
     (old, new): (u64, u64),
 ) -> Result<(), String> {
@@ -128,7 +128,7 @@ pub(super) async fn charge_held(
 async fn moved(
     tx: &Transaction<'_>,
     (bounds, shared): (&FlowBounds, bool),
-    what: &str,
+    what: &(impl std::fmt::Display + ?Sized),
     (run, holder): (&str, &str),
     row: Option<tokio_postgres::Row>,
 ) -> Result<(), String> {

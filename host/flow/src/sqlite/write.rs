@@ -126,7 +126,7 @@ impl<'a> Tally<'a> {
         &mut self,
         c: &Connection,
         bounds: Option<&FlowBounds>,
-        what: &str,
+        what: &(impl std::fmt::Display + ?Sized),
         (old, new): (u64, u64),
     ) -> Result<(), String> {
         if let Some(bounds) = bounds
@@ -202,7 +202,7 @@ impl<'a> Tally<'a> {
 pub(super) fn charge(
     c: &Connection,
     bounds: Option<&FlowBounds>,
-    what: &str,
+    what: &(impl std::fmt::Display + ?Sized),
     tenant: &str,
     sizes: (u64, u64),
 ) -> Result<(), String> {
@@ -267,7 +267,7 @@ pub(super) fn write_journal(
 ) -> Result<(), String> {
     let data = to_json(&entries)?;
     let old = size_in(c, "SELECT journal_size FROM steps WHERE run = ?1 AND path = ?2", params![run, step])?;
-    let what = format!("the journal of step {step}");
+    let what = format_args!("the journal of step {step}");
     tally.add(c, Some(bounds), &what, (old, size(&data)))?;
     c.prepare_cached(
         "INSERT INTO steps (run, path, attempt, journal, journal_size) VALUES (?1, ?2, ?3, ?4, ?5)
@@ -299,7 +299,7 @@ pub(super) fn write_step_row(
         .map_err(db)?
         .map_or((0, 0), |(a, b)| (a.max(0) as u64, b.max(0) as u64));
     let Some(journal) = journal else {
-        tally.add(c, Some(bounds), &format!("the checkpoint of step {}", step.path), (old, size(&data)))?;
+        tally.add(c, Some(bounds), &format_args!("the checkpoint of step {}", step.path), (old, size(&data)))?;
         return c
             .prepare_cached(
                 "INSERT INTO steps (run, path, seq, data, size) VALUES (?1, ?2, ?3, ?4, ?5)
@@ -310,8 +310,8 @@ pub(super) fn write_step_row(
             .map(drop);
     };
     let entries = to_json(&journal)?;
-    tally.add(c, Some(bounds), &format!("the journal of step {}", step.path), (old_journal, size(&entries)))?;
-    tally.add(c, Some(bounds), &format!("the checkpoint of step {}", step.path), (old, size(&data)))?;
+    tally.add(c, Some(bounds), &format_args!("the journal of step {}", step.path), (old_journal, size(&entries)))?;
+    tally.add(c, Some(bounds), &format_args!("the checkpoint of step {}", step.path), (old, size(&data)))?;
     c.prepare_cached(
         "INSERT OR REPLACE INTO steps (run, path, seq, data, size, attempt, journal, journal_size)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",

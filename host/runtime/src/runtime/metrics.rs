@@ -136,8 +136,8 @@ pub struct RuntimeMetrics {
     pub code_cache: Family<CacheLabels, Counter>,
     /// Agents' outbound HTTP requests by tenant and outcome (a replayed one is not counted).
     pub http_requests: Family<HttpLabels, Counter>,
-    /// Each tenant's last hour of invocations.
-    activity: Mutex<std::collections::HashMap<String, LastHour<Activity>>>,
+    /// Each tenant's last hour of invocations, and its agents' series.
+    activity: Mutex<std::collections::HashMap<String, TenantSeries>>,
     /// Invocations running now, of every tenant. The tenants' gauges
     /// change under this lock too, so a start compares counts of one moment:
     /// apart, a start of one tenant racing another's start or end of the
@@ -152,6 +152,23 @@ pub struct RuntimeMetrics {
 /// How long after two tenants last ran at once the host still counts as
 /// shared ([`RuntimeMetrics::shared`]).
 pub const SHARED_FOR_MS: u64 = 10_000;
+
+/// What [`RuntimeMetrics::record`] counts for one tenant, found by name
+/// without making a label.
+#[derive(Default)]
+struct TenantSeries {
+    hour: LastHour<Activity>,
+    agents: std::collections::HashMap<String, AgentSeries>,
+}
+
+/// One agent's series for one tenant: handles to the families' own, so an
+/// invocation counts without making labels or hashing them again. The count
+/// of successes is made by the first (no series at 0 before it).
+struct AgentSeries {
+    ok: Option<Counter>,
+    seconds: Histogram,
+    fuel: Counter,
+}
 
 impl Default for RuntimeMetrics {
     fn default() -> Self {
@@ -191,21 +208,42 @@ impl Default for RuntimeMetrics {
 impl RuntimeMetrics {
     /// Counts one invocation.
     pub fn record(&self, tenant: &str, agent: &str, outcome: &str, seconds: f64, fuel: u64) {
-        let who = AgentLabels { tenant: tenant.to_string(), agent: agent.to_string() };
-        let labels =
-            OutcomeLabels { tenant: who.tenant.clone(), agent: who.agent.clone(), outcome: outcome.to_string() };
-        self.invocations.get_or_create(&labels).inc();
-        self.invocation_seconds.get_or_create(&who).observe(seconds);
-        self.fuel.get_or_create(&who).inc_by(fuel);
         let count = |m: &mut Activity| {
             m.invocations += 1;
             m.errors += u64::from(outcome != "ok");
             m.limits += u64::from(outcome == "limit");
         };
         let mut activity = self.activity.lock();
-        match activity.get_mut(tenant) {
-            Some(hour) => hour.count(now_ms(), count),
-            None => activity.entry(tenant.to_string()).or_default().count(now_ms(), count),
+        let series = match activity.get_mut(tenant) {
+            Some(series) => series,
+            None => activity.entry(tenant.to_string()).or_default(),
+        };
+        series.hour.count(now_ms(), count);
+        let meters = match series.agents.get_mut(agent) {
+            Some(meters) => meters,
+            None => series.agents.entry(agent.to_string()).or_insert_with(|| self.series(tenant, agent)),
+        };
+        meters.seconds.observe(seconds);
+        meters.fuel.inc_by(fuel);
+        let labels = || OutcomeLabels { tenant: tenant.to_string(), agent: agent.to_string(), outcome: outcome.into() };
+        match &meters.ok {
+            Some(ok) if outcome == "ok" => drop(ok.inc()),
+            None if outcome == "ok" => {
+                let ok = self.invocations.get_or_create(&labels()).clone();
+                ok.inc();
+                meters.ok = Some(ok);
+            }
+            _ => drop(self.invocations.get_or_create(&labels()).inc()),
+        }
+    }
+
+    /// Handles to `agent`'s series of time and fuel for `tenant`, made in the families.
+    fn series(&self, tenant: &str, agent: &str) -> AgentSeries {
+        let who = AgentLabels { tenant: tenant.to_string(), agent: agent.to_string() };
+        AgentSeries {
+            ok: None,
+            seconds: self.invocation_seconds.get_or_create(&who).clone(),
+            fuel: self.fuel.get_or_create(&who).clone(),
         }
     }
 
@@ -217,10 +255,10 @@ impl RuntimeMetrics {
         let mut tenants: Vec<TenantActivity> = activity
             .iter()
             .filter(|(name, _)| tenant.is_none_or(|t| t == name.as_str()))
-            .map(|(name, hour)| TenantActivity {
+            .map(|(name, series)| TenantActivity {
                 tenant: name.clone(),
                 in_flight: self.in_flight.get_or_create(&TenantLabels { tenant: name.clone() }).get(),
-                minutes: hour.view(now),
+                minutes: series.hour.view(now),
             })
             .collect();
         tenants.sort_by(|a, b| a.tenant.cmp(&b.tenant));
@@ -335,6 +373,35 @@ mod tests {
         let mixed = metrics.mixed_at.load(Ordering::Relaxed);
         assert!(metrics.shared_at(mixed + SHARED_FOR_MS - 1), "still shared just inside the window");
         assert!(!metrics.shared_at(mixed + SHARED_FOR_MS), "no longer shared once the window has passed");
+    }
+
+    #[test]
+    fn each_invocation_counts_in_its_tenants_and_agents_series_whichever_came_first() {
+        let metrics = RuntimeMetrics::default();
+        metrics.record("a", "echo", "ok", 0.002, 10);
+        metrics.record("a", "echo", "error", 0.004, 5);
+        metrics.record("b", "echo", "ok", 0.001, 1);
+        metrics.record("a", "echo", "ok", 0.003, 7);
+        metrics.record("a", "hello", "limit", 0.5, 100);
+        let mut text = String::new();
+        metrics.render_into(&mut text);
+        let lines: Vec<&str> = text.lines().filter(|l| !l.starts_with('#') && !l.contains("_bucket")).collect();
+        for expected in [
+            r#"paddock_invocations_total{tenant="a",agent="echo",outcome="ok"} 2"#,
+            r#"paddock_invocations_total{tenant="a",agent="echo",outcome="error"} 1"#,
+            r#"paddock_invocations_total{tenant="b",agent="echo",outcome="ok"} 1"#,
+            r#"paddock_invocations_total{tenant="a",agent="hello",outcome="limit"} 1"#,
+            r#"paddock_fuel_consumed_total{tenant="a",agent="echo"} 22"#,
+            r#"paddock_fuel_consumed_total{tenant="b",agent="echo"} 1"#,
+            r#"paddock_fuel_consumed_total{tenant="a",agent="hello"} 100"#,
+            r#"paddock_invocation_seconds_count{tenant="a",agent="echo"} 3"#,
+            r#"paddock_invocation_seconds_sum{tenant="a",agent="echo"} 0.009000000000000001"#,
+        ] {
+            assert!(lines.contains(&expected), "{expected} in {lines:#?}");
+        }
+        assert_eq!(lines.iter().filter(|l| l.starts_with("paddock_invocations_total")).count(), 4, "{lines:#?}");
+        let minutes = |t: &str| metrics.activity(Some(t))[0].minutes.iter().map(|m| m.invocations).sum::<u64>();
+        assert_eq!((minutes("a"), minutes("b")), (4, 1));
     }
 
     #[test]
