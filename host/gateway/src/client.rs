@@ -43,3 +43,35 @@ impl Inner {
         self.fronts.get_or_try(http_client).unwrap_or(&self.client)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::{Gateway, GatewaySettings};
+    use std::ptr::eq;
+
+    #[test]
+    fn a_front_threads_client_is_built_when_the_thread_is_prepared_and_kept_for_its_calls() {
+        super::install_crypto();
+        let gateway = Gateway::new(&GatewaySettings::default()).unwrap();
+        let (before, used_is_prepared, prepared_is_shared, elsewhere) = std::thread::scope(|s| {
+            s.spawn(|| {
+                paddock_core::front::enter(0, None);
+                let before = gateway.inner.fronts.get().is_some();
+                gateway.prepare_thread();
+                let prepared = gateway.inner.fronts.get().expect("built when prepared");
+                let used = gateway.inner.client();
+                let elsewhere = s.spawn(|| {
+                    gateway.prepare_thread();
+                    gateway.inner.fronts.get().is_some()
+                });
+                (before, eq(used, prepared), eq(prepared, &gateway.inner.client), elsewhere.join().unwrap())
+            })
+            .join()
+            .unwrap()
+        });
+        assert!(!before, "no client before the thread is prepared");
+        assert!(used_is_prepared, "its calls use the client built when it was prepared");
+        assert!(!prepared_is_shared, "a front thread's own, not the shared one");
+        assert!(!elsewhere, "a thread that is not a front builds none: it uses the shared client");
+    }
+}

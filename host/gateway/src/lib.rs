@@ -282,6 +282,13 @@ impl Gateway {
         &self.inner.metrics
     }
 
+    /// Builds the calling thread's provider client now, if it is a front
+    /// thread: as a thread starts, not in its first request (building one
+    /// reads the system's root certificates, about 19 million instructions).
+    pub fn prepare_thread(&self) {
+        self.inner.client();
+    }
+
     /// Asks for a whole answer.
     pub async fn complete(&self, caller: &Caller, req: ChatRequest) -> Result<Completion, Failure> {
         let span = record::call_span("complete", &req.route);

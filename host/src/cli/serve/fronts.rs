@@ -75,9 +75,12 @@ impl Fronts {
     /// Starts `count` front threads; with none, connections are served on
     /// the caller's runtime. Called on the host's shared runtime, which
     /// [`spawn_shared`] then starts work on.
-    pub fn start(count: usize) -> std::io::Result<Fronts> {
+    /// Each runs `prepare` first, as a front, before `start` returns.
+    pub fn start(count: usize, prepare: Arc<dyn Fn() + Send + Sync>) -> std::io::Result<Fronts> {
         let shared = Handle::try_current().ok();
-        let fronts = (0..count).map(|index| Front::start(index, shared.clone())).collect::<std::io::Result<_>>()?;
+        let fronts = (0..count)
+            .map(|index| Front::start(index, shared.clone(), prepare.clone()))
+            .collect::<std::io::Result<_>>()?;
         Ok(Fronts { fronts })
     }
 
@@ -110,13 +113,14 @@ impl Fronts {
 }
 
 impl Front {
-    fn start(index: usize, shared: Option<Handle>) -> std::io::Result<Front> {
+    fn start(index: usize, shared: Option<Handle>, prepare: Arc<dyn Fn() + Send + Sync>) -> std::io::Result<Front> {
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
         let handle = runtime.handle().clone();
         let (stop, stopped) = oneshot::channel::<()>();
         let (started, running) = std::sync::mpsc::sync_channel(0);
         let thread = std::thread::Builder::new().name(format!("paddock-front-{index}")).spawn(move || {
             paddock_core::front::enter(index, shared);
+            prepare();
             let _ = started.send(());
             let _ = runtime.block_on(stopped);
             runtime.shutdown_background();
@@ -173,7 +177,7 @@ mod tests {
 
     #[tokio::test]
     async fn each_connection_goes_to_the_front_with_the_fewest_open_and_is_served_there() {
-        let fronts = Fronts::start(2).unwrap();
+        let fronts = Fronts::start(2, Arc::new(|| {})).unwrap();
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let (served_on, mut holds, _clients) = connect(&fronts, &listener, 4).await;
         assert_eq!(served_on, [Some(0), Some(1), Some(0), Some(1)]);
@@ -187,6 +191,20 @@ mod tests {
         closed.await.expect("the connection's place is given back when its task ends");
         let (next, _more, _also) = connect(&fronts, &listener, 1).await;
         assert_eq!(next, [Some(0)]);
+    }
+
+    #[tokio::test]
+    async fn each_front_is_prepared_on_its_own_thread_as_a_front_before_start_returns() {
+        let seen = Arc::new(parking_lot::Mutex::new(Vec::new()));
+        let record = seen.clone();
+        let prepare = Arc::new(move || {
+            let name = std::thread::current().name().map(str::to_string);
+            record.lock().push((paddock_core::front::index(), name));
+        });
+        let _fronts = Fronts::start(2, prepare).unwrap();
+        let seen = seen.lock().clone();
+        let named = |i: usize| Some(format!("paddock-front-{i}"));
+        assert_eq!(seen, [(Some(0), named(0)), (Some(1), named(1))]);
     }
 
     #[test]
@@ -204,7 +222,7 @@ mod tests {
 
     #[tokio::test]
     async fn without_fronts_connections_are_served_on_the_callers_runtime() {
-        let fronts = Fronts::start(0).unwrap();
+        let fronts = Fronts::start(0, Arc::new(|| {})).unwrap();
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let (served_on, _holds, _clients) = connect(&fronts, &listener, 2).await;
         assert_eq!(served_on, [None, None]);
@@ -212,7 +230,7 @@ mod tests {
 
     #[tokio::test]
     async fn work_a_front_starts_to_outlive_its_request_runs_on_the_shared_runtime() {
-        let fronts = Fronts::start(1).unwrap();
+        let fronts = Fronts::start(1, Arc::new(|| {})).unwrap();
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let (tx, mut rx) = mpsc::unbounded_channel();
         let address = listener.local_addr().unwrap();
@@ -240,7 +258,7 @@ mod tests {
         );
         let settings = crate::config::Settings::parse(&toml, std::path::Path::new("paddock.toml")).unwrap();
         let gateway = crate::gateway::Gateway::new(&settings.gateway).unwrap();
-        let fronts = Fronts::start(2).unwrap();
+        let fronts = Fronts::start(2, Arc::new(|| {})).unwrap();
         let call = |gateway: crate::gateway::Gateway| async move {
             let caller = Caller { tenant: "t".into(), agent: "a".into() };
             let request =

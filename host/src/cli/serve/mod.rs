@@ -126,7 +126,9 @@ pub async fn serve(mut settings: Settings, args: ServeArgs) -> u8 {
     let _tls_reload = tls.as_ref().map(listen::Tls::spawn_reload);
     // Connections are served on threads of their own (`fronts`).
     let threads = fronts::default_count(&runtime.settings());
-    let fronts = match fronts::Fronts::start(threads) {
+    // Each front builds its provider client as it starts, not in its first request.
+    let gateway = runtime.gateway().clone();
+    let fronts = match fronts::Fronts::start(threads, Arc::new(move || gateway.prepare_thread())) {
         Ok(f) => f,
         Err(e) => return fail(EXIT_CRASH, format!("serve.threads: cannot start {threads} threads: {e}")),
     };
