@@ -291,6 +291,20 @@ pub(super) fn write_step_row(
     journal: Option<&[Entry]>,
 ) -> Result<(), String> {
     let data = to_json(step)?;
+    if journal.is_none() {
+        // A step starting has no row yet, mostly: written in one statement,
+        // then counted (a refusal rolls the transaction back, the row with it).
+        let inserted = c
+            .prepare_cached(
+                "INSERT INTO steps (run, path, seq, data, size) VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (run, path) DO NOTHING",
+            )
+            .and_then(|mut s| s.execute(params![run, step.path, step.seq as i64, data, size(&data) as i64]))
+            .map_err(db)?;
+        if inserted == 1 {
+            return tally.add(c, Some(bounds), &format_args!("the checkpoint of step {}", step.path), (0, size(&data)));
+        }
+    }
     let (old, old_journal) = c
         .prepare_cached("SELECT size, journal_size FROM steps WHERE run = ?1 AND path = ?2")
         .and_then(|mut s| {
