@@ -291,6 +291,7 @@ pub(super) fn write_step_row(
     journal: Option<&[Entry]>,
 ) -> Result<(), String> {
     let data = to_json(step)?;
+    let checkpoint = format_args!("the checkpoint of step {}", step.path);
     if journal.is_none() {
         // A step starting has no row yet, mostly: written in one statement,
         // then counted (a refusal rolls the transaction back, the row with it).
@@ -302,7 +303,7 @@ pub(super) fn write_step_row(
             .and_then(|mut s| s.execute(params![run, step.path, step.seq as i64, data, size(&data) as i64]))
             .map_err(db)?;
         if inserted == 1 {
-            return tally.add(c, Some(bounds), &format_args!("the checkpoint of step {}", step.path), (0, size(&data)));
+            return tally.add(c, Some(bounds), &checkpoint, (0, size(&data)));
         }
     }
     let (old, old_journal) = c
@@ -313,7 +314,7 @@ pub(super) fn write_step_row(
         .map_err(db)?
         .map_or((0, 0), |(a, b)| (a.max(0) as u64, b.max(0) as u64));
     let Some(journal) = journal else {
-        tally.add(c, Some(bounds), &format_args!("the checkpoint of step {}", step.path), (old, size(&data)))?;
+        tally.add(c, Some(bounds), &checkpoint, (old, size(&data)))?;
         return c
             .prepare_cached(
                 "INSERT INTO steps (run, path, seq, data, size) VALUES (?1, ?2, ?3, ?4, ?5)
@@ -325,7 +326,7 @@ pub(super) fn write_step_row(
     };
     let entries = to_json(&journal)?;
     tally.add(c, Some(bounds), &format_args!("the journal of step {}", step.path), (old_journal, size(&entries)))?;
-    tally.add(c, Some(bounds), &format_args!("the checkpoint of step {}", step.path), (old, size(&data)))?;
+    tally.add(c, Some(bounds), &checkpoint, (old, size(&data)))?;
     c.prepare_cached(
         "INSERT OR REPLACE INTO steps (run, path, seq, data, size, attempt, journal, journal_size)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",

@@ -226,14 +226,10 @@ impl RuntimeMetrics {
         meters.seconds.observe(seconds);
         meters.fuel.inc_by(fuel);
         let labels = || OutcomeLabels { tenant: tenant.to_string(), agent: agent.to_string(), outcome: outcome.into() };
-        match &meters.ok {
-            Some(ok) if outcome == "ok" => drop(ok.inc()),
-            None if outcome == "ok" => {
-                let ok = self.invocations.get_or_create(&labels()).clone();
-                ok.inc();
-                meters.ok = Some(ok);
-            }
-            _ => drop(self.invocations.get_or_create(&labels()).inc()),
+        if outcome == "ok" {
+            meters.ok.get_or_insert_with(|| self.invocations.get_or_create(&labels()).clone()).inc();
+        } else {
+            self.invocations.get_or_create(&labels()).inc();
         }
     }
 
